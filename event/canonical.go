@@ -1,0 +1,254 @@
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// TimeFormat is the canonical time format: UTC RFC 3339 with exactly nine
+// fractional digits, so that canonical timestamps sort as strings.
+const TimeFormat = "2006-01-02T15:04:05.000000000Z"
+
+// Canonical returns the canonical JSON encoding of e: fields in a fixed
+// order, empty optional fields omitted, time in TimeFormat, the IP in its
+// canonical text form and attributes sorted by key. Two events that mean the
+// same thing encode to the same bytes.
+func (e *Event) Canonical() []byte {
+	b := make([]byte, 0, 512)
+	b = append(b, '{')
+	if e.ID != "" {
+		b = appendKey(b, "id", false)
+		b = appendString(b, e.ID)
+	}
+	b = appendKey(b, "time", e.ID == "")
+	b = appendTime(b, e.Time)
+	b = appendKey(b, "service", false)
+	b = appendString(b, e.Service)
+
+	b = appendKey(b, "actor", false)
+	b = append(b, '{')
+	b = appendKey(b, "id", true)
+	b = appendString(b, e.Actor.ID)
+	b = appendOptString(b, "type", e.Actor.Type)
+	b = appendOptString(b, "session", e.Actor.Session)
+	b = append(b, '}')
+
+	b = appendKey(b, "source", false)
+	b = append(b, '{')
+	b = appendKey(b, "ip", true)
+	b = appendString(b, e.Source.IP.String())
+	if e.Source.Port != 0 {
+		b = appendKey(b, "port", false)
+		b = strconv.AppendUint(b, uint64(e.Source.Port), 10)
+	}
+	b = appendOptString(b, "user_agent", e.Source.UserAgent)
+	if g := e.Source.Geo; g != nil {
+		b = appendKey(b, "geo", false)
+		b = append(b, '{')
+		first := true
+		if g.Country != "" {
+			b = appendKey(b, "country", first)
+			b = appendString(b, g.Country)
+			first = false
+		}
+		if g.Lat != nil {
+			b = appendKey(b, "lat", first)
+			b = strconv.AppendFloat(b, *g.Lat, 'f', -1, 64)
+			first = false
+		}
+		if g.Lon != nil {
+			b = appendKey(b, "lon", first)
+			b = strconv.AppendFloat(b, *g.Lon, 'f', -1, 64)
+		}
+		b = append(b, '}')
+	}
+	if e.Source.ASN != 0 {
+		b = appendKey(b, "asn", false)
+		b = strconv.AppendUint(b, uint64(e.Source.ASN), 10)
+	}
+	b = append(b, '}')
+
+	b = appendKey(b, "action", false)
+	b = appendString(b, e.Action)
+	b = appendKey(b, "category", false)
+	b = appendString(b, e.Category)
+	b = appendKey(b, "outcome", false)
+	b = appendString(b, e.Outcome)
+	b = appendOptString(b, "reason", e.Reason)
+	if r := e.Resource; r != nil {
+		b = appendKey(b, "resource", false)
+		b = append(b, '{')
+		first := true
+		if r.Type != "" {
+			b = appendKey(b, "type", true)
+			b = appendString(b, r.Type)
+			first = false
+		}
+		if r.ID != "" {
+			b = appendKey(b, "id", first)
+			b = appendString(b, r.ID)
+		}
+		b = append(b, '}')
+	}
+	if e.MFA != nil {
+		b = appendKey(b, "mfa", false)
+		b = strconv.AppendBool(b, *e.MFA)
+	}
+	b = appendOptString(b, "request_id", e.RequestID)
+	b = appendOptString(b, "tenant", e.Tenant)
+	if len(e.Attributes) > 0 {
+		keys := make([]string, 0, len(e.Attributes))
+		for k := range e.Attributes {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		b = appendKey(b, "attributes", false)
+		b = append(b, '{')
+		for i, k := range keys {
+			b = appendKey(b, k, i == 0)
+			b = appendString(b, e.Attributes[k])
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}')
+}
+
+// MarshalJSON encodes e canonically.
+func (e *Event) MarshalJSON() ([]byte, error) { return e.Canonical(), nil }
+
+// Kind says what a leaf of the log records.
+type Kind string
+
+// Leaf kinds. Only KindEvent is written today; detectors and responders
+// append alerts and responses.
+const (
+	KindEvent    Kind = "event"
+	KindAlert    Kind = "alert"
+	KindResponse Kind = "response"
+)
+
+// Leaf is the envelope of every entry in the log:
+//
+//	{"kind":"event","received_at":"2026-01-02T15:04:05.000000000Z","body":{...}}
+//
+// Body is the canonical encoding of the recorded object.
+type Leaf struct {
+	Kind       Kind            `json:"kind"`
+	ReceivedAt time.Time       `json:"received_at"`
+	Body       json.RawMessage `json:"body"`
+}
+
+// ErrEntryTooLarge reports a leaf above MaxEntrySize.
+var ErrEntryTooLarge = fmt.Errorf("entry larger than %d bytes", MaxEntrySize)
+
+// EncodeLeaf returns the canonical leaf bytes for body, which must already
+// be canonical JSON (as returned by Event.Canonical).
+func EncodeLeaf(kind Kind, receivedAt time.Time, body []byte) ([]byte, error) {
+	b := make([]byte, 0, len(body)+80)
+	b = append(b, `{"kind":`...)
+	b = appendString(b, string(kind))
+	b = append(b, `,"received_at":`...)
+	b = appendTime(b, receivedAt)
+	b = append(b, `,"body":`...)
+	b = append(b, body...)
+	b = append(b, '}')
+	if len(b) > MaxEntrySize {
+		return nil, ErrEntryTooLarge
+	}
+	return b, nil
+}
+
+// DecodeLeaf parses leaf bytes as written by EncodeLeaf.
+func DecodeLeaf(data []byte) (*Leaf, error) {
+	var l Leaf
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&l); err != nil {
+		return nil, fmt.Errorf("decoding leaf: %w", err)
+	}
+	if l.Kind == "" || len(l.Body) == 0 {
+		return nil, errors.New("decoding leaf: missing kind or body")
+	}
+	return &l, nil
+}
+
+func appendKey(b []byte, k string, first bool) []byte {
+	if !first {
+		b = append(b, ',')
+	}
+	b = appendString(b, k)
+	return append(b, ':')
+}
+
+func appendOptString(b []byte, k, v string) []byte {
+	if v == "" {
+		return b
+	}
+	b = appendKey(b, k, false)
+	return appendString(b, v)
+}
+
+func appendTime(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = t.UTC().AppendFormat(b, TimeFormat)
+	return append(b, '"')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string, escaping exactly what RFC 8259
+// requires (plus U+2028 and U+2029, as encoding/json does) and nothing else,
+// so the output is stable.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

@@ -1,0 +1,165 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/transparency-dev/formats/log"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Checkpoint is a signed tree head: a C2SP tlog-checkpoint in a C2SP
+// signed note.
+type Checkpoint struct {
+	Size uint64
+	Hash []byte
+	// Note is the signed note, byte for byte as served.
+	Note []byte
+	// SignedAt is when this process signed it (zero if unknown).
+	SignedAt time.Time
+}
+
+// Latest returns the latest signed checkpoint.
+func (l *Ledger) Latest() *Checkpoint { return l.latest.Load() }
+
+// CheckpointAt returns the checkpoint signed for the given size, or
+// ErrNotFound if none was.
+func (l *Ledger) CheckpointAt(ctx context.Context, size uint64) (*Checkpoint, error) {
+	var cp *Checkpoint
+	err := l.db.View(func(txn *badger.Txn) error {
+		raw, err := get(txn, checkpointKey(size))
+		if err != nil {
+			return err
+		}
+		cp, err = l.parseCheckpoint(raw)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading checkpoint of size %d: %w", size, err)
+	}
+	return cp, nil
+}
+
+// Checkpoints calls fn for every signed checkpoint in increasing size
+// order, until fn returns false.
+func (l *Ledger) Checkpoints(ctx context.Context, fn func(*Checkpoint) bool) error {
+	return l.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = []byte{prefixCheckpoint}
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			raw, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			cp, err := l.parseCheckpoint(raw)
+			if err != nil {
+				return err
+			}
+			if !fn(cp) {
+				return nil
+			}
+		}
+		return nil
+	})
+}
+
+// parseCheckpoint verifies a stored checkpoint against the log's key.
+func (l *Ledger) parseCheckpoint(raw []byte) (*Checkpoint, error) {
+	c, _, _, err := log.ParseCheckpoint(raw, l.origin, l.verifier)
+	if err != nil {
+		return nil, fmt.Errorf("stored checkpoint does not verify with this log's key: %v: %w", err, ErrCorrupt)
+	}
+	return &Checkpoint{Size: c.Size, Hash: c.Hash, Note: raw}, nil
+}
+
+// SignCheckpoint signs a checkpoint over the durable tree, stores it
+// (synced) and makes it the latest, unless the latest already covers the
+// durable size, in which case it returns that one. It is safe to call
+// concurrently with appends: it only ever signs data already committed.
+func (l *Ledger) SignCheckpoint(ctx context.Context) (*Checkpoint, error) {
+	l.cpMu.Lock()
+	defer l.cpMu.Unlock()
+	size, root := l.Size()
+	if latest := l.latest.Load(); latest != nil && latest.Size >= size {
+		return latest, nil
+	}
+	body := log.Checkpoint{Origin: l.origin, Size: size, Hash: root}.Marshal()
+	signed, err := note.Sign(&note.Note{Text: string(body)}, l.cfg.Signer)
+	if err != nil {
+		return nil, fmt.Errorf("signing checkpoint: %w", err)
+	}
+	now := l.cfg.Clock()
+	latest := make([]byte, 16)
+	binary.BigEndian.PutUint64(latest, size)
+	binary.BigEndian.PutUint64(latest[8:], uint64(now.UnixNano()))
+	err = l.db.Update(func(txn *badger.Txn) error {
+		if err := txn.Set(checkpointKey(size), signed); err != nil {
+			return err
+		}
+		return txn.Set(keyLatestCP, latest)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storing checkpoint: %w", err)
+	}
+	cp := &Checkpoint{Size: size, Hash: bytes.Clone(root), Note: signed, SignedAt: now}
+	l.latest.Store(cp)
+	l.log.DebugContext(ctx, "signed checkpoint", "size", size)
+	return cp, nil
+}
+
+// checkpointLoop is the signer goroutine: it signs every
+// CheckpointInterval while the tree grows, until stop is closed.
+func (l *Ledger) checkpointLoop() {
+	defer close(l.cpDone)
+	t := time.NewTicker(l.cfg.CheckpointInterval)
+	defer t.Stop()
+	ctx := context.Background()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+			if _, err := l.SignCheckpoint(ctx); err != nil {
+				l.log.ErrorContext(ctx, "signing checkpoint failed", "err", err)
+			}
+		}
+	}
+}
+
+// readLatestCheckpoint loads the latest checkpoint recorded in storage.
+func (l *Ledger) readLatestCheckpoint(txn *badger.Txn) (*Checkpoint, error) {
+	v, err := get(txn, keyLatestCP)
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("no checkpoint stored: %w", ErrCorrupt)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(v) != 16 {
+		return nil, fmt.Errorf("malformed latest-checkpoint record: %w", ErrCorrupt)
+	}
+	size := binary.BigEndian.Uint64(v)
+	raw, err := get(txn, checkpointKey(size))
+	if err != nil {
+		return nil, fmt.Errorf("reading checkpoint %d: %w", size, err)
+	}
+	cp, err := l.parseCheckpoint(raw)
+	if err != nil {
+		return nil, err
+	}
+	if cp.Size != size {
+		return nil, fmt.Errorf("checkpoint stored under size %d has size %d: %w", size, cp.Size, ErrCorrupt)
+	}
+	cp.SignedAt = time.Unix(0, int64(binary.BigEndian.Uint64(v[8:])))
+	return cp, nil
+}

@@ -1,0 +1,87 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"iter"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Leaf is a committed entry, as streamed by Follow.
+type Leaf struct {
+	Index    uint64
+	Data     []byte
+	LeafHash []byte
+}
+
+// Follow streams committed entries in index order, starting at from, and
+// then waits for new commits, until ctx ends or the ledger closes. The
+// sequence ends by yielding the error that stopped it (ctx.Err(),
+// ErrClosed or a storage error). Each follower reads storage on its own, so
+// a slow follower never holds up appends.
+func (l *Ledger) Follow(ctx context.Context, from uint64) iter.Seq2[Leaf, error] {
+	return func(yield func(Leaf, error) bool) {
+		next := from
+		for {
+			// Take the commit channel before reading the size, so that a
+			// commit in between is not missed.
+			wake := l.waitCommit()
+			size, _ := l.Size()
+			for next < size {
+				leaves, err := l.readLeaves(next, size)
+				if err != nil {
+					yield(Leaf{}, err)
+					return
+				}
+				for _, lf := range leaves {
+					if !yield(lf, nil) {
+						return
+					}
+				}
+				next += uint64(len(leaves))
+				if err := ctx.Err(); err != nil {
+					yield(Leaf{}, err)
+					return
+				}
+			}
+			select {
+			case <-wake:
+			case <-ctx.Done():
+				yield(Leaf{}, ctx.Err())
+				return
+			case <-l.stop:
+				yield(Leaf{}, ErrClosed)
+				return
+			}
+		}
+	}
+}
+
+// readLeaves reads the entries from index from up to one bundle's end (and
+// below size).
+func (l *Ledger) readLeaves(from, size uint64) ([]Leaf, error) {
+	var out []Leaf
+	err := l.db.View(func(txn *badger.Txn) error {
+		b, err := get(txn, bundleKey(from/TileWidth))
+		if err != nil {
+			return err
+		}
+		entries, err := splitBundle(b)
+		if err != nil {
+			return fmt.Errorf("%v: %w", err, ErrCorrupt)
+		}
+		base := from / TileWidth * TileWidth
+		for i := from - base; i < uint64(len(entries)) && base+i < size; i++ {
+			out = append(out, Leaf{Index: base + i, Data: entries[i], LeafHash: hasher.HashLeaf(entries[i])})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("following entry %d: %w", from, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("following entry %d: %w", from, ErrCorrupt)
+	}
+	return out, nil
+}

@@ -1,0 +1,159 @@
+package ledger
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Badger key layout. Every key starts with a one-byte prefix naming its
+// record type; integers are big-endian so that keys sort by index.
+//
+//	'm' name                    log metadata (keyMeta, keySize, keyLatestCP)
+//	't' level:1 index:8         hash tile, C2SP tlog-tiles layout, full or partial
+//	'b' index:8                 entry bundle, C2SP tlog-tiles layout, full or partial
+//	'd' dedup key               idempotency record: index:8 leafhash:32 fingerprint:32
+//	'h' leafhash:32 index:8     leaf hash → index (empty value); the first index wins
+//	'c' size:8                  signed checkpoint of that size
+const (
+	prefixTile       = 't'
+	prefixBundle     = 'b'
+	prefixDedup      = 'd'
+	prefixLeafHash   = 'h'
+	prefixCheckpoint = 'c'
+)
+
+var (
+	keyMeta     = []byte("mlog")
+	keySize     = []byte("msize")
+	keyLatestCP = []byte("mcheckpoint")
+)
+
+// TileHeight is the C2SP tlog-tiles tile height: a tile holds 2^8 hashes.
+const (
+	TileHeight = 8
+	TileWidth  = 1 << TileHeight
+	hashSize   = 32
+)
+
+func tileKey(level uint8, index uint64) []byte {
+	k := make([]byte, 10)
+	k[0] = prefixTile
+	k[1] = level
+	binary.BigEndian.PutUint64(k[2:], index)
+	return k
+}
+
+func bundleKey(index uint64) []byte {
+	k := make([]byte, 9)
+	k[0] = prefixBundle
+	binary.BigEndian.PutUint64(k[1:], index)
+	return k
+}
+
+func checkpointKey(size uint64) []byte {
+	k := make([]byte, 9)
+	k[0] = prefixCheckpoint
+	binary.BigEndian.PutUint64(k[1:], size)
+	return k
+}
+
+func dedupKey(key []byte) []byte {
+	k := make([]byte, 1+len(key))
+	k[0] = prefixDedup
+	copy(k[1:], key)
+	return k
+}
+
+func leafHashKey(hash []byte, index uint64) []byte {
+	k := make([]byte, 1+hashSize+8)
+	k[0] = prefixLeafHash
+	copy(k[1:], hash)
+	binary.BigEndian.PutUint64(k[1+hashSize:], index)
+	return k
+}
+
+func encodeUint64(v uint64) []byte {
+	return binary.BigEndian.AppendUint64(nil, v)
+}
+
+func decodeUint64(b []byte) (uint64, error) {
+	if len(b) != 8 {
+		return 0, fmt.Errorf("want 8 bytes, got %d", len(b))
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+// dedupRecord is the value stored under a dedup key.
+type dedupRecord struct {
+	index       uint64
+	leafHash    [32]byte
+	fingerprint [32]byte
+}
+
+func (r dedupRecord) marshal() []byte {
+	b := make([]byte, 8+32+32)
+	binary.BigEndian.PutUint64(b, r.index)
+	copy(b[8:], r.leafHash[:])
+	copy(b[40:], r.fingerprint[:])
+	return b
+}
+
+func unmarshalDedup(b []byte) (dedupRecord, error) {
+	var r dedupRecord
+	if len(b) != 72 {
+		return r, errors.New("malformed dedup record")
+	}
+	r.index = binary.BigEndian.Uint64(b)
+	copy(r.leafHash[:], b[8:40])
+	copy(r.fingerprint[:], b[40:72])
+	return r, nil
+}
+
+// appendBundleEntry appends one entry to a C2SP entry bundle: a big-endian
+// uint16 length followed by the entry bytes.
+func appendBundleEntry(bundle, entry []byte) []byte {
+	bundle = binary.BigEndian.AppendUint16(bundle, uint16(len(entry)))
+	return append(bundle, entry...)
+}
+
+// splitBundle parses a C2SP entry bundle into its entries. The returned
+// slices alias bundle.
+func splitBundle(bundle []byte) ([][]byte, error) {
+	entries := make([][]byte, 0, TileWidth)
+	for i := 0; i < len(bundle); {
+		if i+2 > len(bundle) {
+			return nil, fmt.Errorf("dangling byte at offset %d of entry bundle", i)
+		}
+		n := int(binary.BigEndian.Uint16(bundle[i:]))
+		i += 2
+		if i+n > len(bundle) {
+			return nil, fmt.Errorf("entry at offset %d overruns entry bundle", i-2)
+		}
+		entries = append(entries, bundle[i:i+n:i+n])
+		i += n
+	}
+	if len(entries) > TileWidth {
+		return nil, fmt.Errorf("entry bundle holds %d entries, more than %d", len(entries), TileWidth)
+	}
+	return entries, nil
+}
+
+// bundleEntry returns the i-th entry of a bundle without splitting it all.
+func bundleEntry(bundle []byte, i int) ([]byte, error) {
+	off := 0
+	for n := 0; ; n++ {
+		if off+2 > len(bundle) {
+			return nil, fmt.Errorf("entry %d missing from bundle", i)
+		}
+		l := int(binary.BigEndian.Uint16(bundle[off:]))
+		off += 2
+		if off+l > len(bundle) {
+			return nil, fmt.Errorf("entry at offset %d overruns entry bundle", off-2)
+		}
+		if n == i {
+			return bundle[off : off+l : off+l], nil
+		}
+		off += l
+	}
+}

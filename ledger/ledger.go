@@ -1,0 +1,450 @@
+// Package ledger is the append-only Merkle-tree log of accessledger.
+//
+// Entries are opaque byte strings (the API stores canonical event leaves).
+// They are appended through a bounded queue by a single sequencer goroutine
+// that writes each batch in one synced Badger transaction: the entries as
+// C2SP tlog-tiles entry bundles, the hash tiles (height 8) the batch
+// touches, the idempotency records, the leaf-hash index and the new tree
+// size. Callers are answered only after that commit. A second goroutine
+// signs C2SP checkpoints on a steady cadence, only over durable data, and
+// keeps every one. Proofs are built from the stored tiles with
+// github.com/transparency-dev/merkle.
+//
+// Create makes a new log and Open opens an existing one; neither does the
+// other's job. Open rebuilds the tree from storage and refuses to start if
+// it disagrees with the latest signed checkpoint.
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Errors callers branch on.
+var (
+	// ErrPushback means the append queue is full; retry later.
+	ErrPushback = errors.New("ledger: append queue full")
+	// ErrClosed means the ledger is closed or has failed.
+	ErrClosed = errors.New("ledger: closed")
+	// ErrNotFound means the requested entry, tile, hash or checkpoint does
+	// not exist (yet).
+	ErrNotFound = errors.New("ledger: not found")
+	// ErrInvalidArgument means a request is malformed (an index beyond the
+	// tree size, from > to, and so on); the wrapping error says which.
+	ErrInvalidArgument = errors.New("ledger: invalid argument")
+	// ErrIDConflict means an entry reuses a dedup key already bound to
+	// different content.
+	ErrIDConflict = errors.New("ledger: id already used for different content")
+	// ErrExists means Create found a log already in the directory.
+	ErrExists = errors.New("ledger: a log already exists here")
+	// ErrNoLog means Open found no log in the directory.
+	ErrNoLog = errors.New("ledger: no log here")
+	// ErrCorrupt means stored data disagrees with itself or with a signed
+	// checkpoint. The ledger refuses to serve it.
+	ErrCorrupt = errors.New("ledger: storage is inconsistent")
+	// ErrTooLarge means an entry exceeds MaxEntrySize or a call exceeds
+	// the batch limit.
+	ErrTooLarge = errors.New("ledger: too large")
+)
+
+// MaxEntrySize is the largest entry, fixed by the uint16 length prefix of
+// C2SP entry bundles.
+const MaxEntrySize = 65535
+
+// Config holds what a ledger needs. Dir, Origin (for Create) and Signer are
+// required; the rest have defaults.
+type Config struct {
+	// Dir is the Badger directory. It is created by Create.
+	Dir string
+	// Origin is the log's origin line and key name. Create requires it;
+	// Open checks it if set.
+	Origin string
+	// Signer signs checkpoints; its Name must equal Origin.
+	Signer Signer
+	// Logger receives operational logs; nil discards them.
+	Logger *slog.Logger
+	// Clock returns the current time; nil means time.Now.
+	Clock func() time.Time
+	// Registerer receives the ledger's Prometheus metrics; nil skips them.
+	Registerer prometheus.Registerer
+
+	// QueueSize bounds the entries waiting for the sequencer (default
+	// 65536). A full queue answers ErrPushback.
+	QueueSize int
+	// MaxBatchSize caps entries per transaction (default 4096); it is
+	// also the most entries one Append call may carry.
+	MaxBatchSize int
+	// MaxBatchAge is how long the sequencer waits for a batch to fill
+	// before committing what it has (default 0: commit as soon as the
+	// previous commit is done, which batches naturally under load).
+	MaxBatchAge time.Duration
+	// CheckpointInterval is the signing cadence (default 1s).
+	CheckpointInterval time.Duration
+	// QuickOpen skips re-hashing every stored entry at Open; the tree is
+	// still rebuilt from tiles and checked against the latest checkpoint.
+	QuickOpen bool
+	// BadgerOptions, if set, adjusts the Badger options (for tests and
+	// benchmarks). SyncWrites stays on regardless.
+	BadgerOptions func(badger.Options) badger.Options
+}
+
+func (c *Config) setDefaults() error {
+	if c.Dir == "" {
+		return errors.New("ledger: Config.Dir is required")
+	}
+	if c.Signer == nil {
+		return errors.New("ledger: Config.Signer is required")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = 65536
+	}
+	if c.MaxBatchSize <= 0 {
+		c.MaxBatchSize = 4096
+	}
+	if c.CheckpointInterval <= 0 {
+		c.CheckpointInterval = time.Second
+	}
+	return nil
+}
+
+// Entry is one thing to append.
+type Entry struct {
+	// Data is the leaf; at most MaxEntrySize bytes.
+	Data []byte
+	// DedupKey, if set, makes the append idempotent: an entry whose key
+	// is already in the log is not appended again; its original index is
+	// returned instead.
+	DedupKey []byte
+	// Fingerprint identifies the content the DedupKey stands for (for
+	// events, a hash of the canonical event without the receive time).
+	// Reusing a key with another fingerprint fails with ErrIDConflict.
+	Fingerprint [32]byte
+}
+
+// Result is the outcome of appending one Entry.
+type Result struct {
+	Index    uint64
+	LeafHash [32]byte
+	// Duplicate is true if the DedupKey was already in the log and
+	// nothing new was appended.
+	Duplicate bool
+	// Err is ErrIDConflict for a reused key with other content, else nil.
+	Err error
+}
+
+// Ledger is an open log. Its methods are safe for concurrent use.
+type Ledger struct {
+	cfg      Config
+	db       *badger.DB
+	log      *slog.Logger
+	origin   string
+	verifier note.Verifier
+	metrics  *metrics
+
+	// queue feeds the sequencer.
+	qmu      sync.Mutex
+	queue    []*request
+	queued   int           // entries in queue
+	qnotify  chan struct{} // capacity 1; signalled on enqueue
+	closing  bool          // no more appends accepted
+	failed   error         // set once a commit failed; the ledger then refuses appends
+	seqState *sequencer    // owned by the sequencer goroutine
+
+	// durable is the tree state covered by synced commits.
+	mu      sync.Mutex
+	durable treeState
+	commits chan struct{} // closed and replaced on every durable commit
+	latest  atomic.Pointer[Checkpoint]
+
+	cpMu sync.Mutex // serialises checkpoint signing
+
+	stop    chan struct{}
+	seqDone chan struct{}
+	cpDone  chan struct{}
+	closed  atomic.Bool
+}
+
+type treeState struct {
+	size uint64
+	root []byte
+}
+
+// request is one Append call waiting in the queue.
+type request struct {
+	entries  []Entry
+	results  []Result
+	enqueued time.Time
+	err      error
+	done     chan struct{}
+}
+
+var hasher = rfc6962.DefaultHasher
+
+// Create makes a new, empty log in cfg.Dir, signs its size-0 checkpoint and
+// returns it open. It fails with ErrExists if a log is already there.
+func Create(ctx context.Context, cfg Config) (*Ledger, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	if cfg.Origin == "" {
+		return nil, errors.New("ledger: Config.Origin is required to create a log")
+	}
+	if cfg.Signer.Name() != cfg.Origin {
+		return nil, fmt.Errorf("ledger: signer name %q must equal origin %q", cfg.Signer.Name(), cfg.Origin)
+	}
+	db, err := openBadger(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := readMeta(db); err == nil {
+		db.Close()
+		return nil, fmt.Errorf("creating log in %s: %w", cfg.Dir, ErrExists)
+	} else if !errors.Is(err, ErrNoLog) {
+		db.Close()
+		return nil, err
+	}
+	meta := logMeta{Origin: cfg.Origin, Created: cfg.Clock().UTC(), TileHeight: TileHeight}
+	if err := db.Update(func(txn *badger.Txn) error {
+		if err := txn.Set(keyMeta, meta.marshal()); err != nil {
+			return err
+		}
+		return txn.Set(keySize, encodeUint64(0))
+	}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("writing log metadata: %w", err)
+	}
+	l, err := newLedger(cfg, db, meta)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	l.seqState = newSequencer(l)
+	l.durable = treeState{size: 0, root: hasher.EmptyRoot()}
+	if _, err := l.SignCheckpoint(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("signing first checkpoint: %w", err)
+	}
+	l.start()
+	cfg.Logger.InfoContext(ctx, "created log", "origin", cfg.Origin, "dir", cfg.Dir)
+	return l, nil
+}
+
+// Open opens the existing log in cfg.Dir. It rebuilds the tree from the
+// stored tiles and entries and fails with ErrCorrupt if anything disagrees
+// with the latest signed checkpoint, or with ErrNoLog if there is no log.
+func Open(ctx context.Context, cfg Config) (*Ledger, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	db, err := openBadger(cfg)
+	if err != nil {
+		return nil, err
+	}
+	l, err := openLedger(ctx, cfg, db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	l.start()
+	return l, nil
+}
+
+func openLedger(ctx context.Context, cfg Config, db *badger.DB) (*Ledger, error) {
+	meta, err := readMeta(db)
+	if err != nil {
+		return nil, fmt.Errorf("opening log in %s: %w", cfg.Dir, err)
+	}
+	if cfg.Origin != "" && cfg.Origin != meta.Origin {
+		return nil, fmt.Errorf("ledger: configured origin %q but the log in %s has origin %q", cfg.Origin, cfg.Dir, meta.Origin)
+	}
+	if cfg.Signer.Name() != meta.Origin {
+		return nil, fmt.Errorf("ledger: signer name %q must equal the log's origin %q", cfg.Signer.Name(), meta.Origin)
+	}
+	l, err := newLedger(cfg, db, meta)
+	if err != nil {
+		return nil, err
+	}
+	start := cfg.Clock()
+	size, root, err := l.recover(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l.durable = treeState{size: size, root: root}
+	cfg.Logger.InfoContext(ctx, "opened log", "origin", meta.Origin, "size", size,
+		"checkpoint_size", l.latest.Load().Size, "verified_entries", !cfg.QuickOpen,
+		"took", cfg.Clock().Sub(start).Round(time.Millisecond))
+	return l, nil
+}
+
+func newLedger(cfg Config, db *badger.DB, meta logMeta) (*Ledger, error) {
+	v, err := note.NewVerifier(cfg.Signer.VerifierKey())
+	if err != nil {
+		return nil, fmt.Errorf("ledger: bad verifier key: %w", err)
+	}
+	l := &Ledger{
+		cfg:      cfg,
+		db:       db,
+		log:      cfg.Logger,
+		origin:   meta.Origin,
+		verifier: v,
+		qnotify:  make(chan struct{}, 1),
+		commits:  make(chan struct{}),
+		stop:     make(chan struct{}),
+		seqDone:  make(chan struct{}),
+		cpDone:   make(chan struct{}),
+	}
+	l.metrics = newMetrics(l, cfg.Registerer)
+	return l, nil
+}
+
+// start launches the sequencer and the checkpoint signer. Close stops them.
+func (l *Ledger) start() {
+	go l.seqState.run()
+	go l.checkpointLoop()
+}
+
+// Origin returns the log's origin.
+func (l *Ledger) Origin() string { return l.origin }
+
+// VerifierKey returns the note verifier key of the checkpoint signer.
+func (l *Ledger) VerifierKey() string { return l.cfg.Signer.VerifierKey() }
+
+// Size returns the durable tree size and root hash: every entry below size
+// is committed, though perhaps not yet covered by a checkpoint.
+func (l *Ledger) Size() (uint64, []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.durable.size, l.durable.root
+}
+
+// QueueDepth returns the number of entries waiting for the sequencer.
+func (l *Ledger) QueueDepth() int {
+	l.qmu.Lock()
+	defer l.qmu.Unlock()
+	return l.queued
+}
+
+// Healthy returns nil if the ledger accepts appends, else why not.
+func (l *Ledger) Healthy() error {
+	l.qmu.Lock()
+	defer l.qmu.Unlock()
+	if l.failed != nil {
+		return l.failed
+	}
+	if l.closing {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Append appends entries, in order, and returns once they are durable. All
+// entries of one call are committed in the same transaction. It fails with
+// ErrPushback if the queue is full, ErrTooLarge for an oversized entry or
+// call, and ErrClosed after Close. If ctx ends first Append returns its
+// error, but the entries may still be appended: use DedupKey to retry.
+func (l *Ledger) Append(ctx context.Context, entries ...Entry) ([]Result, error) {
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	if len(entries) > l.cfg.MaxBatchSize {
+		return nil, fmt.Errorf("%d entries in one call, limit %d: %w", len(entries), l.cfg.MaxBatchSize, ErrTooLarge)
+	}
+	for i := range entries {
+		if len(entries[i].Data) > MaxEntrySize {
+			return nil, fmt.Errorf("entry %d is %d bytes, limit %d: %w", i, len(entries[i].Data), MaxEntrySize, ErrTooLarge)
+		}
+	}
+	r := &request{entries: entries, done: make(chan struct{}), enqueued: l.cfg.Clock()}
+	l.qmu.Lock()
+	switch {
+	case l.failed != nil:
+		l.qmu.Unlock()
+		return nil, l.failed
+	case l.closing:
+		l.qmu.Unlock()
+		return nil, ErrClosed
+	case l.queued+len(entries) > l.cfg.QueueSize:
+		l.qmu.Unlock()
+		l.metrics.pushbacks.Inc()
+		return nil, ErrPushback
+	}
+	l.queue = append(l.queue, r)
+	l.queued += len(entries)
+	l.qmu.Unlock()
+	select {
+	case l.qnotify <- struct{}{}:
+	default:
+	}
+	select {
+	case <-r.done:
+		return r.results, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Close stops accepting appends, lets the sequencer commit everything
+// already queued, signs a final checkpoint over it, stops the signer and
+// closes storage, in that order. ctx bounds the wait for the queue.
+func (l *Ledger) Close(ctx context.Context) error {
+	if !l.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	l.qmu.Lock()
+	l.closing = true
+	l.qmu.Unlock()
+	select {
+	case l.qnotify <- struct{}{}:
+	default:
+	}
+	var errs []error
+	select {
+	case <-l.seqDone:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("draining append queue: %w", ctx.Err()))
+	}
+	close(l.stop)
+	<-l.cpDone
+	if _, err := l.SignCheckpoint(context.WithoutCancel(ctx)); err != nil && !errors.Is(err, ErrClosed) {
+		errs = append(errs, fmt.Errorf("signing final checkpoint: %w", err))
+	}
+	// After a timeout the sequencer may still be committing; wait for it
+	// before closing Badger under it.
+	<-l.seqDone
+	if err := l.db.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("closing storage: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// setDurable publishes a committed tree state and wakes followers.
+func (l *Ledger) setDurable(s treeState) {
+	l.mu.Lock()
+	l.durable = s
+	close(l.commits)
+	l.commits = make(chan struct{})
+	l.mu.Unlock()
+}
+
+// waitCommit returns a channel closed at the next durable commit.
+func (l *Ledger) waitCommit() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.commits
+}

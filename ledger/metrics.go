@@ -1,0 +1,86 @@
+package ledger
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the ledger's Prometheus instruments. They exist (and are
+// cheap to update) even when no registerer was given.
+type metrics struct {
+	appended      prometheus.Counter
+	commits       prometheus.Counter
+	pushbacks     prometheus.Counter
+	batchSize     prometheus.Histogram
+	commitLatency prometheus.Histogram
+}
+
+func newMetrics(l *Ledger, reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		appended: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "accessledger_appended_entries_total",
+			Help: "Entries appended to the log (duplicates excluded).",
+		}),
+		commits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "accessledger_commits_total",
+			Help: "Synced storage transactions that appended entries.",
+		}),
+		pushbacks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "accessledger_pushback_total",
+			Help: "Append calls refused because the queue was full.",
+		}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "accessledger_batch_size_entries",
+			Help:    "Entries appended per committed batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 8),
+		}),
+		commitLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "accessledger_commit_latency_seconds",
+			Help:    "Time to sequence, write and sync one batch.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+	}
+	if reg == nil {
+		return m
+	}
+	reg.MustRegister(m.appended, m.commits, m.pushbacks, m.batchSize, m.commitLatency,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "accessledger_queue_depth_entries",
+			Help: "Entries waiting for the sequencer.",
+		}, func() float64 { return float64(l.QueueDepth()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "accessledger_tree_size_entries",
+			Help: "Durable tree size.",
+		}, func() float64 { s, _ := l.Size(); return float64(s) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "accessledger_checkpoint_size_entries",
+			Help: "Tree size of the latest signed checkpoint.",
+		}, func() float64 {
+			if cp := l.Latest(); cp != nil {
+				return float64(cp.Size)
+			}
+			return 0
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "accessledger_checkpoint_age_seconds",
+			Help: "Seconds since the latest checkpoint was signed.",
+		}, func() float64 {
+			if cp := l.Latest(); cp != nil && !cp.SignedAt.IsZero() {
+				return l.cfg.Clock().Sub(cp.SignedAt).Seconds()
+			}
+			return 0
+		}),
+	)
+	return m
+}
+
+func (m *metrics) observeCommit(n int, d time.Duration) {
+	if n == 0 {
+		return
+	}
+	m.appended.Add(float64(n))
+	m.commits.Inc()
+	m.batchSize.Observe(float64(n))
+	m.commitLatency.Observe(d.Seconds())
+}

@@ -1,0 +1,291 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/proof"
+)
+
+// ReadTile returns the C2SP hash tile at level and index: the full tile if
+// width is 0, else its first width hashes (1 <= width < 256). Because tiles
+// only ever grow, a prefix of a wider stored tile is the partial tile. It
+// returns ErrNotFound if the tile is not (yet) that wide.
+func (l *Ledger) ReadTile(ctx context.Context, level uint8, index uint64, width int) ([]byte, error) {
+	if err := checkWidth(width); err != nil {
+		return nil, err
+	}
+	var out []byte
+	err := l.db.View(func(txn *badger.Txn) error {
+		t, err := get(txn, tileKey(level, index))
+		if err != nil {
+			return err
+		}
+		want := width
+		if want == 0 {
+			want = TileWidth
+		}
+		if len(t) < want*hashSize {
+			return ErrNotFound
+		}
+		out = t[:want*hashSize]
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading tile %d/%d: %w", level, index, err)
+	}
+	return out, nil
+}
+
+// ReadEntryBundle returns the C2SP entry bundle at index: the full bundle
+// if width is 0, else its first width entries. It returns ErrNotFound if
+// the bundle does not (yet) hold that many entries.
+func (l *Ledger) ReadEntryBundle(ctx context.Context, index uint64, width int) ([]byte, error) {
+	if err := checkWidth(width); err != nil {
+		return nil, err
+	}
+	var out []byte
+	err := l.db.View(func(txn *badger.Txn) error {
+		b, err := get(txn, bundleKey(index))
+		if err != nil {
+			return err
+		}
+		want := width
+		if want == 0 {
+			want = TileWidth
+		}
+		off := 0
+		for n := 0; n < want; n++ {
+			if off+2 > len(b) {
+				return ErrNotFound
+			}
+			off += 2 + int(binary.BigEndian.Uint16(b[off:]))
+		}
+		if off > len(b) {
+			return fmt.Errorf("bundle %d is truncated: %w", index, ErrCorrupt)
+		}
+		out = b[:off]
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading entry bundle %d: %w", index, err)
+	}
+	return out, nil
+}
+
+func checkWidth(width int) error {
+	if width < 0 || width >= TileWidth {
+		return fmt.Errorf("partial width %d outside 1..%d: %w", width, TileWidth-1, ErrInvalidArgument)
+	}
+	return nil
+}
+
+// Entry returns the entry at index and its leaf hash. It returns
+// ErrNotFound if index is not below the durable size.
+func (l *Ledger) Entry(ctx context.Context, index uint64) ([]byte, []byte, error) {
+	if size, _ := l.Size(); index >= size {
+		return nil, nil, fmt.Errorf("entry %d (tree size %d): %w", index, size, ErrNotFound)
+	}
+	var data []byte
+	err := l.db.View(func(txn *badger.Txn) error {
+		b, err := get(txn, bundleKey(index/TileWidth))
+		if err != nil {
+			return err
+		}
+		data, err = bundleEntry(b, int(index%TileWidth))
+		return err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading entry %d: %w", index, err)
+	}
+	return data, hasher.HashLeaf(data), nil
+}
+
+// IndexOf returns the first index whose leaf hash is leafHash, below size.
+func (l *Ledger) IndexOf(ctx context.Context, leafHash []byte, size uint64) (uint64, error) {
+	if len(leafHash) != hashSize {
+		return 0, fmt.Errorf("leaf hash must be %d bytes, got %d: %w", hashSize, len(leafHash), ErrInvalidArgument)
+	}
+	prefix := append([]byte{prefixLeafHash}, leafHash...)
+	var index uint64
+	err := l.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.PrefetchValues = false
+		opts.Prefix = prefix
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		it.Seek(prefix)
+		if !it.ValidForPrefix(prefix) {
+			return ErrNotFound
+		}
+		index = binary.BigEndian.Uint64(it.Item().Key()[len(prefix):])
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("looking up leaf hash: %w", err)
+	}
+	if index >= size {
+		return 0, fmt.Errorf("leaf is at index %d, not in tree of size %d: %w", index, size, ErrNotFound)
+	}
+	return index, nil
+}
+
+// InclusionProof returns the RFC 6962 inclusion proof of the leaf at index
+// in the tree of the given size, built from the stored hash tiles.
+func (l *Ledger) InclusionProof(ctx context.Context, index, size uint64) ([][]byte, error) {
+	if err := l.checkSize(size); err != nil {
+		return nil, err
+	}
+	if index >= size {
+		return nil, fmt.Errorf("index %d is not below tree size %d: %w", index, size, ErrInvalidArgument)
+	}
+	nodes, err := proof.Inclusion(index, size)
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", err, ErrInvalidArgument)
+	}
+	return l.fetchProof(nodes)
+}
+
+// ConsistencyProof returns the RFC 6962 consistency proof between the trees
+// of sizes from and to, built from the stored hash tiles. It requires
+// 1 <= from <= to <= the durable size (a proof from the empty tree is
+// meaningless).
+func (l *Ledger) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, error) {
+	if err := l.checkSize(to); err != nil {
+		return nil, err
+	}
+	if from == 0 || from > to {
+		return nil, fmt.Errorf("consistency needs 1 <= from <= to, got from=%d to=%d: %w", from, to, ErrInvalidArgument)
+	}
+	nodes, err := proof.Consistency(from, to)
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", err, ErrInvalidArgument)
+	}
+	return l.fetchProof(nodes)
+}
+
+// RootAt returns the root hash of the tree of the given size, computed
+// from the stored hash tiles.
+func (l *Ledger) RootAt(ctx context.Context, size uint64) ([]byte, error) {
+	if err := l.checkSize(size); err != nil {
+		return nil, err
+	}
+	var root []byte
+	err := l.db.View(func(txn *badger.Txn) error {
+		rng, err := rangeFromTiles(newTileCache(txn), size)
+		if err != nil {
+			return err
+		}
+		root, err = rng.GetRootHash(nil)
+		return err
+	})
+	return root, err
+}
+
+func (l *Ledger) checkSize(size uint64) error {
+	if cur, _ := l.Size(); size > cur {
+		return fmt.Errorf("tree size %d is beyond the log's size %d: %w", size, cur, ErrInvalidArgument)
+	}
+	return nil
+}
+
+func (l *Ledger) fetchProof(nodes proof.Nodes) ([][]byte, error) {
+	hashes := make([][]byte, len(nodes.IDs))
+	err := l.db.View(func(txn *badger.Txn) error {
+		tc := newTileCache(txn)
+		for i, id := range nodes.IDs {
+			h, err := tc.node(id)
+			if err != nil {
+				return err
+			}
+			hashes[i] = h
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading proof nodes: %w", err)
+	}
+	return nodes.Rehash(hashes, hasher.HashChildren)
+}
+
+// tileSource is what proof building needs from storage: hash tiles by
+// level and index.
+type tileSource interface {
+	tile(level uint8, index uint64) ([]byte, error)
+}
+
+// tileCache reads tiles from one Badger read transaction, caching them
+// for the duration of one operation.
+type tileCache struct {
+	txn   *badger.Txn
+	tiles map[[2]uint64][]byte
+}
+
+func newTileCache(txn *badger.Txn) *tileCache {
+	return &tileCache{txn: txn, tiles: make(map[[2]uint64][]byte)}
+}
+
+func (c *tileCache) tile(level uint8, index uint64) ([]byte, error) {
+	k := [2]uint64{uint64(level), index}
+	if t, ok := c.tiles[k]; ok {
+		return t, nil
+	}
+	t, err := get(c.txn, tileKey(level, index))
+	if err != nil {
+		return nil, fmt.Errorf("reading tile %d/%d: %w", level, index, err)
+	}
+	c.tiles[k] = t
+	return t, nil
+}
+
+func (c *tileCache) node(id compact.NodeID) ([]byte, error) {
+	return nodeHash(c, id)
+}
+
+// nodeHash returns the hash of a complete tree node. Tiles store the nodes
+// of tree levels 0, 8, 16, ...; a node in between is the root of the
+// perfect subtree above its stored descendants.
+func nodeHash(ts tileSource, id compact.NodeID) ([]byte, error) {
+	level := uint8(id.Level / TileHeight)
+	sub := id.Level % TileHeight
+	first := id.Index << sub
+	count := uint64(1) << sub
+	t, err := ts.tile(level, first/TileWidth)
+	if err != nil {
+		return nil, err
+	}
+	off := first % TileWidth
+	if uint64(len(t)) < (off+count)*hashSize {
+		return nil, fmt.Errorf("node %d/%d not in stored tile: %w", id.Level, id.Index, ErrCorrupt)
+	}
+	hashes := make([][]byte, count)
+	for i := range hashes {
+		o := (off + uint64(i)) * hashSize
+		hashes[i] = t[o : o+hashSize]
+	}
+	for len(hashes) > 1 {
+		for i := 0; i < len(hashes)/2; i++ {
+			hashes[i] = hasher.HashChildren(hashes[2*i], hashes[2*i+1])
+		}
+		hashes = hashes[:len(hashes)/2]
+	}
+	return bytes.Clone(hashes[0]), nil
+}
+
+// rangeFromTiles rebuilds the compact range [0, size) from stored tiles.
+func rangeFromTiles(ts tileSource, size uint64) (*compact.Range, error) {
+	ids := compact.RangeNodes(0, size, nil)
+	hashes := make([][]byte, len(ids))
+	for i, id := range ids {
+		h, err := nodeHash(ts, id)
+		if err != nil {
+			return nil, err
+		}
+		hashes[i] = h
+	}
+	return rangeFactory.NewRange(0, size, hashes)
+}

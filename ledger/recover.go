@@ -1,0 +1,218 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/transparency-dev/merkle/compact"
+)
+
+// recover loads the stored tree, checks it against the latest signed
+// checkpoint and prepares the sequencer to continue it. Unless QuickOpen is
+// set it re-hashes every stored entry and checks every stored tile.
+func (l *Ledger) recover(ctx context.Context) (uint64, []byte, error) {
+	var size uint64
+	var root []byte
+	s := newSequencer(l)
+	err := l.db.View(func(txn *badger.Txn) error {
+		v, err := get(txn, keySize)
+		if err != nil {
+			return fmt.Errorf("reading tree size: %w", err)
+		}
+		if size, err = decodeUint64(v); err != nil {
+			return fmt.Errorf("reading tree size: %v: %w", err, ErrCorrupt)
+		}
+		cp, err := l.readLatestCheckpoint(txn)
+		if err != nil {
+			return err
+		}
+		if cp.Size > size {
+			return fmt.Errorf("latest checkpoint covers %d entries but only %d are stored: %w", cp.Size, size, ErrCorrupt)
+		}
+		l.latest.Store(cp)
+		tc := newTileCache(txn)
+		if !l.cfg.QuickOpen {
+			if err := l.verifyEntries(ctx, txn, tc, size, cp); err != nil {
+				return err
+			}
+		}
+		cpRange, err := rangeFromTiles(tc, cp.Size)
+		if err != nil {
+			return fmt.Errorf("rebuilding tree of size %d from tiles: %w", cp.Size, err)
+		}
+		cpRoot, err := cpRange.GetRootHash(nil)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(cpRoot, cp.Hash) {
+			return rootMismatch(cp, cpRoot)
+		}
+		if s.rng, err = rangeFromTiles(tc, size); err != nil {
+			return fmt.Errorf("rebuilding tree of size %d from tiles: %w", size, err)
+		}
+		if root, err = s.rng.GetRootHash(nil); err != nil {
+			return err
+		}
+		return s.loadEdge(txn, tc, size)
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	s.size = size
+	l.seqState = s
+	return size, root, nil
+}
+
+func rootMismatch(cp *Checkpoint, got []byte) error {
+	return fmt.Errorf("stored tree of size %d has root %s but the latest signed checkpoint says %s: %w",
+		cp.Size, base64.StdEncoding.EncodeToString(got), base64.StdEncoding.EncodeToString(cp.Hash), ErrCorrupt)
+}
+
+// loadEdge loads the rightmost incomplete tile of every level and the
+// rightmost incomplete entry bundle, which the next batch extends.
+func (s *sequencer) loadEdge(txn *badger.Txn, tc *tileCache, size uint64) error {
+	for level := 0; ; level++ {
+		nodes := size >> (uint(level) * TileHeight)
+		if nodes == 0 {
+			break
+		}
+		s.tiles = append(s.tiles, nil)
+		s.dirty = append(s.dirty, false)
+		width := nodes % TileWidth
+		if width == 0 {
+			continue
+		}
+		t, err := tc.tile(uint8(level), nodes/TileWidth)
+		if err != nil {
+			return err
+		}
+		if uint64(len(t)) != width*hashSize {
+			return fmt.Errorf("edge tile %d/%d holds %d hashes, want %d: %w", level, nodes/TileWidth, len(t)/hashSize, width, ErrCorrupt)
+		}
+		s.tiles[level] = bytes.Clone(t)
+	}
+	if n := size % TileWidth; n > 0 {
+		b, err := get(txn, bundleKey(size/TileWidth))
+		if err != nil {
+			return fmt.Errorf("reading edge bundle: %w", err)
+		}
+		entries, err := splitBundle(b)
+		if err != nil {
+			return fmt.Errorf("edge bundle: %v: %w", err, ErrCorrupt)
+		}
+		if uint64(len(entries)) != n {
+			return fmt.Errorf("edge bundle holds %d entries, want %d: %w", len(entries), n, ErrCorrupt)
+		}
+		// Even a quick open re-hashes the edge: it is what a crash hits.
+		leaves := s.tiles[0]
+		for i, e := range entries {
+			if !bytes.Equal(hasher.HashLeaf(e), leaves[i*hashSize:(i+1)*hashSize]) {
+				return fmt.Errorf("entry %d does not match its leaf hash: %w", size-n+uint64(i), ErrCorrupt)
+			}
+		}
+		s.bundle, s.bundleN = b, int(n)
+	}
+	return nil
+}
+
+// verifyEntries re-hashes every stored entry, rebuilds the tree from those
+// leaf hashes alone, and checks every stored tile node and the checkpoint
+// root against it. Any edited, missing or extra entry or hash is caught.
+func (l *Ledger) verifyEntries(ctx context.Context, txn *badger.Txn, tc *tileCache, size uint64, cp *Checkpoint) error {
+	rng := rangeFactory.NewEmptyRange(0)
+	var verr error
+	visit := func(id compact.NodeID, h []byte) {
+		if verr != nil || id.Level%TileHeight != 0 {
+			return
+		}
+		level := uint8(id.Level / TileHeight)
+		t, err := tc.tile(level, id.Index/TileWidth)
+		if err != nil {
+			verr = fmt.Errorf("tile for node %d/%d: %v: %w", id.Level, id.Index, err, ErrCorrupt)
+			return
+		}
+		o := (id.Index % TileWidth) * hashSize
+		if uint64(len(t)) < o+hashSize || !bytes.Equal(t[o:o+hashSize], h) {
+			if level == 0 {
+				verr = fmt.Errorf("entry %d does not match its stored leaf hash: %w", id.Index, ErrCorrupt)
+			} else {
+				verr = fmt.Errorf("stored tile node %d/%d does not match the entries: %w", id.Level, id.Index, ErrCorrupt)
+			}
+		}
+		// Forget full tiles once passed, to bound memory.
+		if id.Index%TileWidth == TileWidth-1 {
+			delete(tc.tiles, [2]uint64{uint64(level), id.Index / TileWidth})
+		}
+	}
+	checkRoot := func() error {
+		if rng.End() != cp.Size {
+			return nil
+		}
+		got, err := rng.GetRootHash(nil)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(got, cp.Hash) {
+			return rootMismatch(cp, got)
+		}
+		return nil
+	}
+	if err := checkRoot(); err != nil {
+		return err
+	}
+	bundles := (size + TileWidth - 1) / TileWidth
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = []byte{prefixBundle}
+	opts.PrefetchSize = 16
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	var want uint64
+	for it.Rewind(); it.Valid() && want < bundles; it.Next() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		idx, err := decodeUint64(it.Item().Key()[1:])
+		if err != nil || idx != want {
+			return fmt.Errorf("entry bundle %d missing: %w", want, ErrCorrupt)
+		}
+		err = it.Item().Value(func(b []byte) error {
+			entries, err := splitBundle(b)
+			if err != nil {
+				return fmt.Errorf("entry bundle %d: %v: %w", idx, err, ErrCorrupt)
+			}
+			n := uint64(TileWidth)
+			if idx == bundles-1 && size%TileWidth != 0 {
+				n = size % TileWidth
+			}
+			if uint64(len(entries)) != n {
+				return fmt.Errorf("entry bundle %d holds %d entries, want %d: %w", idx, len(entries), n, ErrCorrupt)
+			}
+			for _, e := range entries {
+				if err := rng.Append(hasher.HashLeaf(e), visit); err != nil {
+					return err
+				}
+				if verr != nil {
+					return verr
+				}
+				if err := checkRoot(); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		want++
+	}
+	if rng.End() != size {
+		return fmt.Errorf("found %d entries, tree size is %d: %w", rng.End(), size, ErrCorrupt)
+	}
+	if it.Valid() {
+		return fmt.Errorf("entry bundle beyond tree size %d: %w", size, ErrCorrupt)
+	}
+	return nil
+}

@@ -1,0 +1,290 @@
+package ledger
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/transparency-dev/merkle/compact"
+)
+
+// maxBatchBytes caps the entry bytes of one transaction (a single Append
+// call may exceed it and is then committed alone).
+const maxBatchBytes = 16 << 20
+
+// sequencer assigns indexes and writes batches. All its fields are owned by
+// the sequencer goroutine (run); nothing else touches them after start.
+type sequencer struct {
+	l    *Ledger
+	size uint64
+	rng  *compact.Range
+	// tiles[L] holds the hashes of the rightmost, incomplete tile at tile
+	// level L. A slice handed to Badger is never written again: a full
+	// tile is replaced by a fresh slice and appends only extend.
+	tiles [][]byte
+	dirty []bool
+	// bundle is the rightmost, incomplete entry bundle, bundleN entries.
+	bundle  []byte
+	bundleN int
+
+	txn *badger.Txn // the transaction of the batch being built
+	err error       // first error of the batch being built
+}
+
+var rangeFactory = &compact.RangeFactory{Hash: hasher.HashChildren}
+
+func newSequencer(l *Ledger) *sequencer {
+	return &sequencer{l: l, rng: rangeFactory.NewEmptyRange(0)}
+}
+
+// run is the sequencer goroutine: it commits batches until the ledger is
+// closing and the queue is empty, or until stop is closed.
+func (s *sequencer) run() {
+	defer close(s.l.seqDone)
+	for {
+		batch, ok := s.collect()
+		if !ok {
+			return
+		}
+		s.commit(batch)
+	}
+}
+
+// collect waits for requests and takes a batch of them: everything queued
+// up to MaxBatchSize entries and maxBatchBytes, once the batch is full, old
+// enough, or the ledger is closing.
+func (s *sequencer) collect() ([]*request, bool) {
+	l := s.l
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		var wait time.Duration
+		l.qmu.Lock()
+		if len(l.queue) > 0 {
+			age := time.Since(l.queue[0].enqueued)
+			if l.closing || l.cfg.MaxBatchAge <= 0 || l.queued >= l.cfg.MaxBatchSize || age >= l.cfg.MaxBatchAge {
+				batch := s.take()
+				l.qmu.Unlock()
+				return batch, true
+			}
+			wait = l.cfg.MaxBatchAge - age
+		} else if l.closing {
+			l.qmu.Unlock()
+			return nil, false
+		}
+		l.qmu.Unlock()
+
+		var timeout <-chan time.Time
+		if wait > 0 {
+			if timer == nil {
+				timer = time.NewTimer(wait)
+			} else {
+				timer.Reset(wait)
+			}
+			timeout = timer.C
+		}
+		select {
+		case <-l.qnotify:
+		case <-timeout:
+		case <-l.stop:
+			l.qmu.Lock()
+			for _, r := range l.queue {
+				r.err = ErrClosed
+				close(r.done)
+			}
+			l.queue, l.queued = nil, 0
+			l.qmu.Unlock()
+			return nil, false
+		}
+	}
+}
+
+// take removes a batch from the queue. l.qmu must be held.
+func (s *sequencer) take() []*request {
+	l := s.l
+	n, entries, bytes := 0, 0, 0
+	for n < len(l.queue) {
+		r := l.queue[n]
+		size := 0
+		for _, e := range r.entries {
+			size += len(e.Data)
+		}
+		if n > 0 && (entries+len(r.entries) > l.cfg.MaxBatchSize || bytes+size > maxBatchBytes) {
+			break
+		}
+		n++
+		entries += len(r.entries)
+		bytes += size
+	}
+	batch := make([]*request, n)
+	copy(batch, l.queue[:n])
+	clear(l.queue[:n])
+	l.queue = l.queue[n:]
+	l.queued -= entries
+	return batch
+}
+
+// commit sequences a batch, writes it in one synced transaction and then
+// answers its callers. A failed commit leaves the in-memory tree ahead of
+// storage, so the ledger fails: it refuses further appends until reopened.
+func (s *sequencer) commit(batch []*request) {
+	l := s.l
+	start := time.Now()
+	s.txn = l.db.NewTransaction(true)
+	s.err = nil
+	defer func() {
+		s.txn.Discard()
+		s.txn = nil
+	}()
+
+	oldSize := s.size
+	seen := make(map[string]dedupRecord)
+	for _, r := range batch {
+		r.results = make([]Result, len(r.entries))
+		for i := range r.entries {
+			r.results[i] = s.appendEntry(&r.entries[i], seen)
+		}
+	}
+	added := s.size - oldSize
+	if added > 0 {
+		// The last entry added sits in the current bundle unless that
+		// bundle just filled up (and was written by appendEntry).
+		if s.bundleN > 0 {
+			s.set(bundleKey(s.size/TileWidth), s.bundle)
+		}
+		for level, t := range s.tiles {
+			if s.dirty[level] && len(t) > 0 {
+				nodes := s.size >> (uint(level) * TileHeight)
+				s.set(tileKey(uint8(level), nodes/TileWidth), t)
+			}
+			s.dirty[level] = false
+		}
+		s.set(keySize, encodeUint64(s.size))
+	}
+	var root []byte
+	if s.err == nil && added > 0 {
+		root, s.err = s.rng.GetRootHash(nil)
+		if s.err == nil {
+			s.err = s.txn.Commit()
+		}
+	}
+	if s.err != nil {
+		err := fmt.Errorf("committing entries %d-%d: %w", oldSize, s.size, s.err)
+		l.log.Error("ledger failed: refusing further appends until restarted", "err", err)
+		l.qmu.Lock()
+		l.failed = errors.Join(ErrClosed, err)
+		l.qmu.Unlock()
+		for _, r := range batch {
+			r.results, r.err = nil, err
+			close(r.done)
+		}
+		return
+	}
+	if added > 0 {
+		l.setDurable(treeState{size: s.size, root: root})
+	}
+	l.metrics.observeCommit(int(added), time.Since(start))
+	for _, r := range batch {
+		close(r.done)
+	}
+}
+
+// appendEntry sequences one entry into the current transaction, or answers
+// it from the dedup records.
+func (s *sequencer) appendEntry(e *Entry, seen map[string]dedupRecord) Result {
+	if len(e.DedupKey) > 0 {
+		rec, ok := seen[string(e.DedupKey)]
+		if !ok {
+			rec, ok = s.lookupDedup(e.DedupKey)
+		}
+		if ok {
+			if rec.fingerprint != e.Fingerprint {
+				return Result{Index: rec.index, LeafHash: rec.leafHash, Duplicate: true, Err: ErrIDConflict}
+			}
+			return Result{Index: rec.index, LeafHash: rec.leafHash, Duplicate: true}
+		}
+	}
+	index := s.size
+	var leaf [32]byte
+	copy(leaf[:], hasher.HashLeaf(e.Data))
+	if err := s.rng.Append(leaf[:], s.visit); err != nil && s.err == nil {
+		s.err = err
+	}
+	s.bundle = appendBundleEntry(s.bundle, e.Data)
+	s.bundleN++
+	if s.bundleN == TileWidth {
+		s.set(bundleKey(index/TileWidth), s.bundle)
+		s.bundle, s.bundleN = nil, 0
+	}
+	s.set(leafHashKey(leaf[:], index), nil)
+	if len(e.DedupKey) > 0 {
+		rec := dedupRecord{index: index, leafHash: leaf, fingerprint: e.Fingerprint}
+		s.set(dedupKey(e.DedupKey), rec.marshal())
+		seen[string(e.DedupKey)] = rec
+	}
+	s.size++
+	return Result{Index: index, LeafHash: leaf}
+}
+
+func (s *sequencer) lookupDedup(key []byte) (dedupRecord, bool) {
+	item, err := s.txn.Get(dedupKey(key))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return dedupRecord{}, false
+	}
+	if err != nil {
+		if s.err == nil {
+			s.err = fmt.Errorf("reading dedup record: %w", err)
+		}
+		return dedupRecord{}, false
+	}
+	var rec dedupRecord
+	err = item.Value(func(v []byte) error {
+		rec, err = unmarshalDedup(v)
+		return err
+	})
+	if err != nil {
+		if s.err == nil {
+			s.err = fmt.Errorf("reading dedup record: %w", err)
+		}
+		return dedupRecord{}, false
+	}
+	return rec, true
+}
+
+// visit receives every node the compact range completes. Nodes on tile
+// boundaries (tree levels 0, 8, 16, ...) are the contents of hash tiles.
+func (s *sequencer) visit(id compact.NodeID, hash []byte) {
+	if id.Level%TileHeight != 0 {
+		return
+	}
+	level := int(id.Level / TileHeight)
+	for len(s.tiles) <= level {
+		s.tiles = append(s.tiles, nil)
+		s.dirty = append(s.dirty, false)
+	}
+	t := s.tiles[level]
+	if uint64(len(t)/hashSize) != id.Index%TileWidth {
+		panic(fmt.Sprintf("ledger: node %d/%d out of order: tile holds %d hashes", id.Level, id.Index, len(t)/hashSize))
+	}
+	t = append(t, hash...)
+	if len(t) == TileWidth*hashSize {
+		s.set(tileKey(uint8(level), id.Index/TileWidth), t)
+		s.tiles[level], s.dirty[level] = nil, false
+		return
+	}
+	s.tiles[level], s.dirty[level] = t, true
+}
+
+func (s *sequencer) set(key, value []byte) {
+	if s.err != nil {
+		return
+	}
+	if err := s.txn.Set(key, value); err != nil {
+		s.err = err
+	}
+}

@@ -1,0 +1,140 @@
+package ledger
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	"github.com/sigstore/sigstore/pkg/signature"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Signer signs checkpoints. It is a C2SP signed-note signer whose verifier
+// key is known, so the ledger can verify its own checkpoints and publish
+// the key.
+type Signer interface {
+	note.Signer
+	// VerifierKey returns the note verifier key, <name>+<hex8>+<base64>.
+	VerifierKey() string
+}
+
+// NoteSigner adapts a sigstore signature.Signer holding an Ed25519 key to a
+// C2SP signed-note signer (signature type 0x01). Whatever backs the sigstore
+// signer (a key file, a KMS) signs the checkpoints. It is safe for
+// concurrent use if the underlying signer is.
+type NoteSigner struct {
+	name string
+	hash uint32
+	vkey string
+	s    signature.Signer
+}
+
+// NewNoteSigner returns a note signer named name (the log's origin) that
+// signs with s, whose public key must be Ed25519.
+func NewNoteSigner(name string, s signature.Signer) (*NoteSigner, error) {
+	pub, err := s.PublicKey()
+	if err != nil {
+		return nil, fmt.Errorf("reading public key: %w", err)
+	}
+	edPub, ok := pub.(ed25519.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("checkpoint signing key must be Ed25519, got %T", pub)
+	}
+	vkey, err := note.NewEd25519VerifierKey(name, edPub)
+	if err != nil {
+		return nil, fmt.Errorf("making verifier key for %q: %w", name, err)
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		return nil, fmt.Errorf("parsing verifier key: %w", err)
+	}
+	return &NoteSigner{name: name, hash: v.KeyHash(), vkey: vkey, s: s}, nil
+}
+
+// Name returns the key name, which is the log's origin.
+func (n *NoteSigner) Name() string { return n.name }
+
+// KeyHash returns the C2SP signed-note key ID.
+func (n *NoteSigner) KeyHash() uint32 { return n.hash }
+
+// VerifierKey returns the note verifier key string.
+func (n *NoteSigner) VerifierKey() string { return n.vkey }
+
+// Sign signs msg with the underlying sigstore signer.
+func (n *NoteSigner) Sign(msg []byte) ([]byte, error) {
+	return n.s.SignMessage(bytes.NewReader(msg))
+}
+
+// GenerateKeyFile writes a new Ed25519 private key to path as PKCS#8 PEM
+// with mode 0600, creating its directory (0700) if needed, and the public
+// key next to it as path+".pub". It refuses to overwrite an existing key.
+func GenerateKeyFile(path string) (signature.SignerVerifier, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("creating key directory: %w", err)
+	}
+	sv, priv, err := signature.NewED25519SignerVerifier(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generating key: %w", err)
+	}
+	privPEM, err := cryptoutils.MarshalPrivateKeyToPEM(priv)
+	if err != nil {
+		return nil, fmt.Errorf("encoding private key: %w", err)
+	}
+	pubPEM, err := cryptoutils.MarshalPublicKeyToPEM(priv.Public())
+	if err != nil {
+		return nil, fmt.Errorf("encoding public key: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("creating key file: %w", err)
+	}
+	if _, err := f.Write(privPEM); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("writing key file: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("syncing key file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("closing key file: %w", err)
+	}
+	if err := os.WriteFile(path+".pub", pubPEM, 0o644); err != nil {
+		return nil, fmt.Errorf("writing public key: %w", err)
+	}
+	return sv, nil
+}
+
+// ErrKeyPermissions reports a private key file readable by others.
+var ErrKeyPermissions = errors.New("private key file must not be accessible by group or others (chmod 600)")
+
+// LoadKeyFile loads an Ed25519 private key written by GenerateKeyFile (any
+// unencrypted PKCS#8 PEM Ed25519 key). It refuses a file that group or
+// others can access.
+func LoadKeyFile(path string) (signature.SignerVerifier, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading key file: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%s has mode %04o: %w", path, fi.Mode().Perm(), ErrKeyPermissions)
+	}
+	pemBytes, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading key file: %w", err)
+	}
+	priv, err := cryptoutils.UnmarshalPEMToPrivateKey(pemBytes, cryptoutils.SkipPassword)
+	if err != nil {
+		return nil, fmt.Errorf("parsing key file %s: %w", path, err)
+	}
+	edPriv, ok := priv.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("key file %s: want an Ed25519 key, got %T", path, priv)
+	}
+	return signature.LoadED25519SignerVerifier(edPriv)
+}

@@ -1,0 +1,129 @@
+package ledger
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// logMeta is stored once, at Create.
+type logMeta struct {
+	Origin     string    `json:"origin"`
+	Created    time.Time `json:"created"`
+	TileHeight int       `json:"tile_height"`
+}
+
+func (m logMeta) marshal() []byte {
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic(err) // plain struct, cannot fail
+	}
+	return b
+}
+
+func readMeta(db *badger.DB) (logMeta, error) {
+	var m logMeta
+	err := db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(keyMeta)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return ErrNoLog
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error { return json.Unmarshal(v, &m) })
+	})
+	if err != nil {
+		return m, err
+	}
+	if m.TileHeight != TileHeight || m.Origin == "" {
+		return m, fmt.Errorf("unsupported log metadata (origin %q, tile height %d): %w", m.Origin, m.TileHeight, ErrCorrupt)
+	}
+	return m, nil
+}
+
+// badgerOptions are tuned for an append-only log on a small machine: every
+// commit is synced, values above 1 KiB (tiles, bundles) live in the value
+// log so the LSM tree holds only the small index records, and caches stay
+// small so that a million-entry log fits well under 512 MiB.
+func badgerOptions(cfg Config) badger.Options {
+	opts := badger.DefaultOptions(cfg.Dir).
+		WithLogger(badgerLogger{cfg.Logger}).
+		WithDetectConflicts(false).
+		WithNumVersionsToKeep(1).
+		WithValueThreshold(1 << 10).
+		WithMemTableSize(32 << 20).
+		WithNumMemtables(3).
+		WithNumLevelZeroTables(3).
+		WithNumLevelZeroTablesStall(8).
+		WithBlockCacheSize(32 << 20).
+		WithIndexCacheSize(16 << 20).
+		WithValueLogFileSize(256 << 20).
+		WithNumCompactors(2).
+		WithMetricsEnabled(false)
+	if cfg.BadgerOptions != nil {
+		opts = cfg.BadgerOptions(opts)
+	}
+	return opts.WithSyncWrites(true)
+}
+
+func openBadger(cfg Config) (*badger.DB, error) {
+	db, err := badger.Open(badgerOptions(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("opening storage in %s: %w", cfg.Dir, err)
+	}
+	return db, nil
+}
+
+// badgerLogger adapts Badger's logger to slog. Badger is chatty at Info,
+// so its Info lines go to Debug.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) { b.log(slog.LevelError, f, a) }
+func (b badgerLogger) Warningf(f string, a ...any) {
+	b.log(slog.LevelWarn, f, a)
+}
+func (b badgerLogger) Infof(f string, a ...any)  { b.log(slog.LevelDebug, f, a) }
+func (b badgerLogger) Debugf(f string, a ...any) { b.log(slog.LevelDebug-4, f, a) }
+
+func (b badgerLogger) log(level slog.Level, f string, a []any) {
+	if !b.l.Enabled(context.Background(), level) {
+		return
+	}
+	b.l.Log(context.Background(), level, strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
+}
+
+// get reads a key's value, copying it. It returns ErrNotFound if absent.
+func get(txn *badger.Txn, key []byte) ([]byte, error) {
+	item, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return item.ValueCopy(nil)
+}
+
+// RunValueLogGC reclaims value-log space left by rewritten partial tiles
+// and bundles. It returns nil when there was nothing to collect. Call it
+// periodically (the serve command schedules it).
+func (l *Ledger) RunValueLogGC(ctx context.Context) error {
+	for i := 0; ctx.Err() == nil; i++ {
+		err := l.db.RunValueLogGC(0.5)
+		if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("value log GC: %w", err)
+		}
+		l.log.DebugContext(ctx, "value log GC rewrote a file", "round", i)
+	}
+	return ctx.Err()
+}
