@@ -23,7 +23,7 @@ func (e *Event) Canonical() []byte {
 	b := make([]byte, 0, 512)
 	b = append(b, '{')
 	if e.ID != "" {
-		b = appendKey(b, "id", false)
+		b = appendKey(b, "id", true)
 		b = appendString(b, e.ID)
 	}
 	b = appendKey(b, "time", e.ID == "")

@@ -144,7 +144,8 @@ type Result struct {
 	// Duplicate is true if the DedupKey was already in the log and
 	// nothing new was appended.
 	Duplicate bool
-	// Err is ErrIDConflict for a reused key with other content, else nil.
+	// Err is ErrIDConflict if this entry reuses a key with other content
+	// (and then Append fails as a whole and nothing is appended).
 	Err error
 }
 
@@ -354,10 +355,12 @@ func (l *Ledger) Healthy() error {
 }
 
 // Append appends entries, in order, and returns once they are durable. All
-// entries of one call are committed in the same transaction. It fails with
-// ErrPushback if the queue is full, ErrTooLarge for an oversized entry or
-// call, and ErrClosed after Close. If ctx ends first Append returns its
-// error, but the entries may still be appended: use DedupKey to retry.
+// entries of one call are committed in the same transaction, or none is.
+// It fails with ErrPushback if the queue is full, ErrTooLarge for an
+// oversized entry or call, ErrClosed after Close, and ErrIDConflict (with
+// the results marking the offending entries) if an entry reuses a
+// DedupKey with a different Fingerprint. If ctx ends first Append returns
+// its error, but the entries may still be appended: use DedupKey to retry.
 func (l *Ledger) Append(ctx context.Context, entries ...Entry) ([]Result, error) {
 	if len(entries) == 0 {
 		return nil, nil

@@ -145,10 +145,7 @@ func (s *sequencer) commit(batch []*request) {
 	oldSize := s.size
 	seen := make(map[string]dedupRecord)
 	for _, r := range batch {
-		r.results = make([]Result, len(r.entries))
-		for i := range r.entries {
-			r.results[i] = s.appendEntry(&r.entries[i], seen)
-		}
+		s.appendRequest(r, seen)
 	}
 	added := s.size - oldSize
 	if added > 0 {
@@ -194,21 +191,67 @@ func (s *sequencer) commit(batch []*request) {
 	}
 }
 
-// appendEntry sequences one entry into the current transaction, or answers
-// it from the dedup records.
-func (s *sequencer) appendEntry(e *Entry, seen map[string]dedupRecord) Result {
-	if len(e.DedupKey) > 0 {
-		rec, ok := seen[string(e.DedupKey)]
+// appendRequest sequences the entries of one Append call into the current
+// transaction, all or nothing: if any entry reuses a dedup key with other
+// content, none is appended and the request fails with ErrIDConflict.
+// Entries whose key is already in the log (or earlier in the batch) are
+// answered from the dedup records instead of being appended again.
+func (s *sequencer) appendRequest(r *request, seen map[string]dedupRecord) {
+	r.results = make([]Result, len(r.entries))
+	var local map[string]int // dedup key → first entry of this request using it
+	var dupOf map[int]int    // entry → earlier entry of this request it repeats
+	conflicts := 0
+	for i := range r.entries {
+		e := &r.entries[i]
+		if len(e.DedupKey) == 0 {
+			continue
+		}
+		k := string(e.DedupKey)
+		if j, ok := local[k]; ok {
+			if r.entries[j].Fingerprint != e.Fingerprint {
+				r.results[i].Err = ErrIDConflict
+				conflicts++
+			}
+			if dupOf == nil {
+				dupOf = make(map[int]int)
+			}
+			dupOf[i] = j
+			continue
+		}
+		rec, ok := seen[k]
 		if !ok {
 			rec, ok = s.lookupDedup(e.DedupKey)
 		}
 		if ok {
+			r.results[i] = Result{Index: rec.index, LeafHash: rec.leafHash, Duplicate: true}
 			if rec.fingerprint != e.Fingerprint {
-				return Result{Index: rec.index, LeafHash: rec.leafHash, Duplicate: true, Err: ErrIDConflict}
+				r.results[i].Err = ErrIDConflict
+				conflicts++
 			}
-			return Result{Index: rec.index, LeafHash: rec.leafHash, Duplicate: true}
+			continue
 		}
+		if local == nil {
+			local = make(map[string]int)
+		}
+		local[k] = i
 	}
+	if conflicts > 0 {
+		r.err = fmt.Errorf("%d of %d entries reuse an id with different content, nothing appended: %w", conflicts, len(r.entries), ErrIDConflict)
+		return
+	}
+	for i := range r.entries {
+		if _, ok := dupOf[i]; ok || r.results[i].Duplicate {
+			continue
+		}
+		r.results[i] = s.appendEntry(&r.entries[i], seen)
+	}
+	for i, j := range dupOf {
+		r.results[i] = Result{Index: r.results[j].Index, LeafHash: r.results[j].LeafHash, Duplicate: true}
+	}
+}
+
+// appendEntry sequences one new entry into the current transaction.
+func (s *sequencer) appendEntry(e *Entry, seen map[string]dedupRecord) Result {
 	index := s.size
 	var leaf [32]byte
 	copy(leaf[:], hasher.HashLeaf(e.Data))

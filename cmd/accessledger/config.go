@@ -1,0 +1,229 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the serve command's configuration. Precedence, lowest first:
+// these defaults, the YAML file (--config), ACCESSLEDGER_* environment
+// variables, command-line flags.
+type Config struct {
+	// Data is the data directory: storage, signing key, verifier key.
+	Data string `yaml:"data"`
+	// Listen is the HTTP listen address.
+	Listen string `yaml:"listen"`
+	// Origin names the log (checkpoint origin and key name). Default: the
+	// origin recorded in the data directory, or a new random one at
+	// creation.
+	Origin string `yaml:"origin"`
+	// Key is the Ed25519 signing key file (PKCS#8 PEM, mode 0600).
+	// Default: <data>/log.key, generated at creation.
+	Key string `yaml:"key"`
+
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+	MaxBatchSize       int           `yaml:"max_batch_size"`
+	MaxBatchAge        time.Duration `yaml:"max_batch_age"`
+	QueueSize          int           `yaml:"queue_size"`
+	MaxBodyBytes       int64         `yaml:"max_body_bytes"`
+	TrustedProxies     []string      `yaml:"trusted_proxies"`
+	// QuickOpen skips re-hashing every entry at start-up.
+	QuickOpen bool `yaml:"quick_open"`
+	// GCSchedule is the cron schedule of value-log garbage collection.
+	GCSchedule string `yaml:"gc_schedule"`
+	// ShutdownTimeout bounds graceful shutdown.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+
+	LogLevel  string `yaml:"log_level"`
+	LogFormat string `yaml:"log_format"`
+}
+
+func defaultConfig() Config {
+	return Config{
+		Data:               "./data",
+		Listen:             "127.0.0.1:8080",
+		CheckpointInterval: time.Second,
+		MaxBatchSize:       4096,
+		QueueSize:          65536,
+		MaxBodyBytes:       8 << 20,
+		GCSchedule:         "@every 10m",
+		ShutdownTimeout:    15 * time.Second,
+		LogLevel:           "info",
+		LogFormat:          "text",
+	}
+}
+
+// configField binds one setting to its flag and environment variable.
+type configField struct {
+	name  string // flag name; env is ACCESSLEDGER_ + upper(name with - → _)
+	usage string
+	ptr   any
+}
+
+func (c *Config) fields() []configField {
+	return []configField{
+		{"data", "data directory", &c.Data},
+		{"listen", "HTTP listen address", &c.Listen},
+		{"origin", "log origin (default: recorded in the data directory, or generated)", &c.Origin},
+		{"key", "signing key file (default <data>/log.key)", &c.Key},
+		{"checkpoint-interval", "checkpoint signing cadence", &c.CheckpointInterval},
+		{"max-batch-size", "entries per storage transaction", &c.MaxBatchSize},
+		{"max-batch-age", "how long a batch may wait to fill", &c.MaxBatchAge},
+		{"queue-size", "append queue bound, in entries", &c.QueueSize},
+		{"max-body-bytes", "request body limit", &c.MaxBodyBytes},
+		{"quick-open", "skip re-hashing every entry at start-up", &c.QuickOpen},
+		{"gc-schedule", "cron schedule of value-log GC", &c.GCSchedule},
+		{"shutdown-timeout", "graceful shutdown bound", &c.ShutdownTimeout},
+		{"log-level", "debug, info, warn or error", &c.LogLevel},
+		{"log-format", "text or json", &c.LogFormat},
+	}
+}
+
+func envName(flagName string) string {
+	return "ACCESSLEDGER_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// loadConfig parses args for the serve command and applies the layers.
+func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	cfg := defaultConfig()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", getenv("ACCESSLEDGER_CONFIG"), "YAML configuration file (env ACCESSLEDGER_CONFIG)")
+	// Flags are registered on a scratch copy so that parsing them does
+	// not overwrite the file and environment layers; only flags the user
+	// set are applied afterwards.
+	var flagged Config
+	for _, f := range flagged.fields() {
+		usage := f.usage + " (env " + envName(f.name) + ")"
+		switch p := f.ptr.(type) {
+		case *string:
+			fs.StringVar(p, f.name, "", usage)
+		case *int:
+			fs.IntVar(p, f.name, 0, usage)
+		case *int64:
+			fs.Int64Var(p, f.name, 0, usage)
+		case *bool:
+			fs.BoolVar(p, f.name, false, usage)
+		case *time.Duration:
+			fs.DurationVar(p, f.name, 0, usage)
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *configPath != "" {
+		raw, err := os.ReadFile(*configPath)
+		if err != nil {
+			return cfg, fmt.Errorf("reading config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return cfg, fmt.Errorf("parsing config %s: %w", *configPath, err)
+		}
+	}
+	fields := cfg.fields()
+	for _, f := range fields {
+		if v := getenv(envName(f.name)); v != "" {
+			if err := setFromString(f.ptr, v); err != nil {
+				return cfg, fmt.Errorf("%s: %w", envName(f.name), err)
+			}
+		}
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for i, f := range flagged.fields() {
+		if set[f.name] {
+			copyValue(fields[i].ptr, f.ptr)
+		}
+	}
+	return cfg, cfg.validate()
+}
+
+func setFromString(ptr any, v string) error {
+	var err error
+	switch p := ptr.(type) {
+	case *string:
+		*p = v
+	case *int:
+		*p, err = strconv.Atoi(v)
+	case *int64:
+		*p, err = strconv.ParseInt(v, 10, 64)
+	case *bool:
+		*p, err = strconv.ParseBool(v)
+	case *time.Duration:
+		*p, err = time.ParseDuration(v)
+	}
+	return err
+}
+
+func copyValue(dst, src any) {
+	switch d := dst.(type) {
+	case *string:
+		*d = *src.(*string)
+	case *int:
+		*d = *src.(*int)
+	case *int64:
+		*d = *src.(*int64)
+	case *bool:
+		*d = *src.(*bool)
+	case *time.Duration:
+		*d = *src.(*time.Duration)
+	}
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Data == "":
+		return errors.New("data directory must not be empty")
+	case c.Listen == "":
+		return errors.New("listen address must not be empty")
+	case c.CheckpointInterval < 10*time.Millisecond:
+		return fmt.Errorf("checkpoint_interval %s is below 10ms", c.CheckpointInterval)
+	case c.MaxBatchSize < 1 || c.MaxBatchSize > 65536:
+		return fmt.Errorf("max_batch_size %d outside 1..65536", c.MaxBatchSize)
+	case c.QueueSize < c.MaxBatchSize:
+		return fmt.Errorf("queue_size %d is below max_batch_size %d", c.QueueSize, c.MaxBatchSize)
+	case c.MaxBatchAge < 0 || c.MaxBatchAge > time.Second:
+		return fmt.Errorf("max_batch_age %s outside 0..1s", c.MaxBatchAge)
+	case c.MaxBodyBytes < 1024:
+		return fmt.Errorf("max_body_bytes %d is below 1024", c.MaxBodyBytes)
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return err
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("log_format %q: want text or json", c.LogFormat)
+	}
+	return nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return l, fmt.Errorf("log_level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+func newLogger(c Config, w io.Writer) *slog.Logger {
+	level, _ := parseLevel(c.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
