@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -43,6 +44,14 @@ type Config struct {
 	// MaxFuture bounds how far in the future an event's time may be
 	// (default event.DefaultMaxFuture).
 	MaxFuture time.Duration
+	// Keys are the API keys. Every endpoint but /healthz and /readyz
+	// needs one, unless made public below.
+	Keys *Keyring
+	// PublicTiles serves /checkpoint, hash tiles and proofs without a key
+	// (entry bundles still need one: they hold personal data).
+	PublicTiles bool
+	// PublicMetrics serves /metrics without a key.
+	PublicMetrics bool
 	// TrustedProxies lists the proxy addresses or CIDRs whose
 	// X-Forwarded-For is believed. Empty: the client IP is the socket's.
 	TrustedProxies []string
@@ -50,6 +59,7 @@ type Config struct {
 
 // Server is the HTTP API. Its Handler is safe for concurrent use.
 type Server struct {
+	auth   auth
 	cfg    Config
 	log    *slog.Logger
 	engine *gin.Engine
@@ -80,6 +90,10 @@ func New(cfg Config) (*Server, error) {
 		cfg.MaxFuture = event.DefaultMaxFuture
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
+	if cfg.Keys == nil {
+		cfg.Keys = &Keyring{}
+	}
+	s.SetKeyring(cfg.Keys)
 	s.events = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "accessledger_http_events_total",
 		Help: "Events received over HTTP, by result (appended, duplicate, rejected).",
@@ -103,19 +117,37 @@ func New(cfg Config) (*Server, error) {
 	e.NoRoute(func(c *gin.Context) { writeError(c, http.StatusNotFound, "no such endpoint") })
 	e.NoMethod(func(c *gin.Context) { writeError(c, http.StatusMethodNotAllowed, "method not allowed") })
 
+	// Who may call what. Hash tiles, checkpoints and proofs carry no event
+	// data, so submitters may verify their own entries; entries and entry
+	// bundles are personal data, for auditors.
+	var (
+		submit   = s.require(false, RoleSubmitter)
+		verify   = s.require(cfg.PublicTiles, RoleSubmitter, RoleAuditor)
+		audit    = s.require(false, RoleAuditor)
+		tiles    = s.require(cfg.PublicTiles, RoleSubmitter, RoleAuditor)
+		metrics  = s.require(cfg.PublicMetrics)
+		bundles  = s.require(false, RoleAuditor)
+		tileRead = func(c *gin.Context) {
+			if strings.HasPrefix(c.Param("path"), "/entries/") {
+				bundles(c)
+			} else {
+				tiles(c)
+			}
+		}
+	)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})))
+	e.GET("/metrics", metrics, gin.WrapH(promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})))
 
-	e.POST("/v1/events", s.postEvents)
-	e.GET("/v1/log", s.getLog)
-	e.GET("/v1/entries/:index", s.getEntry)
-	e.GET("/v1/proofs/inclusion", s.getInclusion)
-	e.GET("/v1/proofs/consistency", s.getConsistency)
-	e.GET("/v1/checkpoints/:size", s.getCheckpointAt)
+	e.POST("/v1/events", submit, s.postEvents)
+	e.GET("/v1/log", verify, s.getLog)
+	e.GET("/v1/entries/:index", audit, s.getEntry)
+	e.GET("/v1/proofs/inclusion", verify, s.getInclusion)
+	e.GET("/v1/proofs/consistency", verify, s.getConsistency)
+	e.GET("/v1/checkpoints/:size", verify, s.getCheckpointAt)
 
-	e.GET("/checkpoint", s.getCheckpoint)
-	e.GET("/tile/*path", s.getTile)
+	e.GET("/checkpoint", verify, s.getCheckpoint)
+	e.GET("/tile/*path", tileRead, s.getTile)
 	s.engine = e
 	return s, nil
 }

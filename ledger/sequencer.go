@@ -63,6 +63,12 @@ func (s *sequencer) collect() ([]*request, bool) {
 		}
 	}()
 	for {
+		select {
+		case <-l.stop:
+			s.failQueued()
+			return nil, false
+		default:
+		}
 		var wait time.Duration
 		l.qmu.Lock()
 		if len(l.queue) > 0 {
@@ -92,16 +98,23 @@ func (s *sequencer) collect() ([]*request, bool) {
 		case <-l.qnotify:
 		case <-timeout:
 		case <-l.stop:
-			l.qmu.Lock()
-			for _, r := range l.queue {
-				r.err = ErrClosed
-				close(r.done)
-			}
-			l.queue, l.queued = nil, 0
-			l.qmu.Unlock()
+			s.failQueued()
 			return nil, false
 		}
 	}
+}
+
+// failQueued answers everything still queued with ErrClosed; Close calls
+// for it (by closing stop) only when its deadline passed before draining.
+func (s *sequencer) failQueued() {
+	l := s.l
+	l.qmu.Lock()
+	defer l.qmu.Unlock()
+	for _, r := range l.queue {
+		r.err = ErrClosed
+		close(r.done)
+	}
+	l.queue, l.queued = nil, 0
 }
 
 // take removes a batch from the queue. l.qmu must be held.

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/accessledger/accessledger/api"
 )
 
 // Config is the serve command's configuration. Precedence, lowest first:
@@ -37,6 +39,15 @@ type Config struct {
 	QueueSize          int           `yaml:"queue_size"`
 	MaxBodyBytes       int64         `yaml:"max_body_bytes"`
 	TrustedProxies     []string      `yaml:"trusted_proxies"`
+	// APIKeys are API keys given in the config file (hashed).
+	APIKeys []api.APIKey `yaml:"api_keys"`
+	// APIKeysFile holds more keys; default <data>/api_keys.yaml. It is
+	// re-read on SIGHUP.
+	APIKeysFile string `yaml:"api_keys_file"`
+	// PublicTiles serves checkpoints, hash tiles and proofs without a key.
+	PublicTiles bool `yaml:"public_tiles"`
+	// PublicMetrics serves /metrics without a key.
+	PublicMetrics bool `yaml:"public_metrics"`
 	// QuickOpen skips re-hashing every entry at start-up.
 	QuickOpen bool `yaml:"quick_open"`
 	// GCSchedule is the cron schedule of value-log garbage collection.
@@ -81,6 +92,9 @@ func (c *Config) fields() []configField {
 		{"max-batch-age", "how long a batch may wait to fill", &c.MaxBatchAge},
 		{"queue-size", "append queue bound, in entries", &c.QueueSize},
 		{"max-body-bytes", "request body limit", &c.MaxBodyBytes},
+		{"api-keys-file", "API keys file (default <data>/api_keys.yaml)", &c.APIKeysFile},
+		{"public-tiles", "serve checkpoints, hash tiles and proofs without an API key", &c.PublicTiles},
+		{"public-metrics", "serve /metrics without an API key", &c.PublicMetrics},
 		{"quick-open", "skip re-hashing every entry at start-up", &c.QuickOpen},
 		{"gc-schedule", "cron schedule of value-log GC", &c.GCSchedule},
 		{"shutdown-timeout", "graceful shutdown bound", &c.ShutdownTimeout},

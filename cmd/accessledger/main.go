@@ -2,6 +2,7 @@
 //
 //	accessledger serve [flags]     run the service (embedded defaults: ./data, 127.0.0.1:8080)
 //	accessledger keygen [flags]    write a checkpoint signing key and print its verifier key
+//	accessledger apikey add|list   manage API keys
 //	accessledger version           print the version
 package main
 
@@ -24,6 +25,7 @@ const usage = `usage: accessledger <command> [flags]
 commands:
   serve     run the log service (defaults: --data ./data --listen 127.0.0.1:8080)
   keygen    write an Ed25519 checkpoint signing key and print its verifier key
+  apikey    add or list API keys: apikey add --name NAME --role submitter[,auditor,...]
   version   print the version
 
 Run "accessledger <command> -h" for a command's flags.
@@ -50,6 +52,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		}
 	case "keygen":
 		err = keygen(args[1:], stdout, stderr)
+	case "apikey":
+		err = apikey(args[1:], getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "accessledger", version)
 	case "-h", "--help", "help":

@@ -12,8 +12,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,7 +51,15 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "accessledger %s: origin %s\nverifier key: %s\n", version, l.Origin(), l.VerifierKey())
 
+	keys, err := loadKeyring(cfg, log)
+	if err != nil {
+		l.Close(ctx)
+		return err
+	}
 	srv, err := api.New(api.Config{
+		Keys:           keys,
+		PublicTiles:    cfg.PublicTiles,
+		PublicMetrics:  cfg.PublicMetrics,
 		Ledger:         l,
 		Logger:         log,
 		Gatherer:       reg,
@@ -62,6 +72,8 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		l.Close(ctx)
 		return err
 	}
+
+	go reloadKeysOnHUP(ctx, cfg, log, srv)
 
 	jobs := cron.New(cron.WithLogger(cronLogger{log}), cron.WithChain(cron.SkipIfStillRunning(cronLogger{log})))
 	if cfg.GCSchedule != "" {
@@ -234,4 +246,26 @@ func (c cronLogger) Info(msg string, kv ...any) {
 
 func (c cronLogger) Error(err error, msg string, kv ...any) {
 	c.l.Error(msg, append([]any{"component", "cron", "err", err}, kv...)...)
+}
+
+// reloadKeysOnHUP re-reads the API keys whenever the process gets SIGHUP.
+// A bad keys file keeps the old keys.
+func reloadKeysOnHUP(ctx context.Context, cfg Config, log *slog.Logger, srv *api.Server) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			keys, err := loadKeyring(cfg, log)
+			if err != nil {
+				log.Error("reloading API keys failed; keeping the old ones", "err", err)
+				continue
+			}
+			srv.SetKeyring(keys)
+			log.Info("reloaded API keys", "count", keys.Len())
+		}
+	}
 }

@@ -1,0 +1,136 @@
+package api
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+
+	"github.com/gin-gonic/gin"
+)
+
+// Role is what an API key may do.
+type Role string
+
+// Roles. Admin may do everything.
+const (
+	RoleSubmitter Role = "submitter" // append events; read checkpoints, hash tiles and proofs
+	RoleAuditor   Role = "auditor"   // read everything in the log
+	RoleResponder Role = "responder" // consume alerts (later)
+	RoleAdmin     Role = "admin"     // everything, including /metrics
+)
+
+// ParseRole parses a role name.
+func ParseRole(s string) (Role, error) {
+	switch r := Role(s); r {
+	case RoleSubmitter, RoleAuditor, RoleResponder, RoleAdmin:
+		return r, nil
+	}
+	return "", fmt.Errorf("unknown role %q (want submitter, auditor, responder or admin)", s)
+}
+
+// APIKey is a key as the server stores it: never the secret itself, only
+// its SHA-256. Keys are 256-bit random tokens, so a plain hash is enough.
+type APIKey struct {
+	Name   string `yaml:"name" json:"name"`
+	SHA256 string `yaml:"sha256" json:"sha256"` // hex
+	Roles  []Role `yaml:"roles" json:"roles"`
+}
+
+// LogValue keeps the key hash out of logs.
+func (k APIKey) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("name", k.Name), slog.Any("roles", k.Roles))
+}
+
+// NewAPIKey returns a fresh secret token and its stored form.
+func NewAPIKey(name string, roles ...Role) (token string, key APIKey, err error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", APIKey{}, err
+	}
+	token = "al_" + base64.RawURLEncoding.EncodeToString(b)
+	return token, APIKey{Name: name, SHA256: HashToken(token), Roles: roles}, nil
+}
+
+// HashToken returns the stored form (hex SHA-256) of a secret token.
+func HashToken(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(h[:])
+}
+
+// Keyring maps token hashes to keys. It is immutable once built; the
+// server swaps whole keyrings to reload.
+type Keyring struct {
+	byHash map[string]APIKey
+}
+
+// NewKeyring validates keys and indexes them.
+func NewKeyring(keys []APIKey) (*Keyring, error) {
+	kr := &Keyring{byHash: make(map[string]APIKey, len(keys))}
+	for i, k := range keys {
+		if k.Name == "" {
+			return nil, fmt.Errorf("api key %d: name is required", i)
+		}
+		if b, err := hex.DecodeString(k.SHA256); err != nil || len(b) != sha256.Size {
+			return nil, fmt.Errorf("api key %q: sha256 must be 64 hex digits", k.Name)
+		}
+		if len(k.Roles) == 0 {
+			return nil, fmt.Errorf("api key %q: at least one role is required", k.Name)
+		}
+		for _, r := range k.Roles {
+			if _, err := ParseRole(string(r)); err != nil {
+				return nil, fmt.Errorf("api key %q: %w", k.Name, err)
+			}
+		}
+		h := strings.ToLower(k.SHA256)
+		if _, dup := kr.byHash[h]; dup {
+			return nil, fmt.Errorf("api key %q: same secret as another key", k.Name)
+		}
+		kr.byHash[h] = k
+	}
+	return kr, nil
+}
+
+// Len returns the number of keys.
+func (kr *Keyring) Len() int { return len(kr.byHash) }
+
+// auth holds the current keyring; SetKeyring swaps it atomically.
+type auth struct {
+	keys atomic.Pointer[Keyring]
+}
+
+// SetKeyring replaces the API keys, for example on SIGHUP.
+func (s *Server) SetKeyring(kr *Keyring) { s.auth.keys.Store(kr) }
+
+// require returns middleware admitting only requests bearing a key with
+// one of roles (admin is always admitted). public skips the check.
+func (s *Server) require(public bool, roles ...Role) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if public {
+			return
+		}
+		token, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+		if !ok || token == "" {
+			c.Header("WWW-Authenticate", `Bearer realm="accessledger"`)
+			writeError(c, http.StatusUnauthorized, `missing API key: send the header "Authorization: Bearer KEY"`)
+			return
+		}
+		key, ok := s.auth.keys.Load().byHash[HashToken(strings.TrimSpace(token))]
+		if !ok {
+			c.Header("WWW-Authenticate", `Bearer realm="accessledger", error="invalid_token"`)
+			writeError(c, http.StatusUnauthorized, "unknown API key")
+			return
+		}
+		if !slices.Contains(key.Roles, RoleAdmin) && !slices.ContainsFunc(key.Roles, func(r Role) bool { return slices.Contains(roles, r) }) {
+			writeError(c, http.StatusForbidden, fmt.Sprintf("API key %q lacks a role for this endpoint (needs one of %v)", key.Name, roles))
+			return
+		}
+		c.Set("api_key", key.Name)
+	}
+}
