@@ -93,6 +93,12 @@ func (l *Ledger) SignCheckpoint(ctx context.Context) (*Checkpoint, error) {
 	if latest := l.latest.Load(); latest != nil && latest.Size >= size {
 		return latest, nil
 	}
+	return l.signLocked(ctx, size, root, nil)
+}
+
+// signLocked signs and stores a checkpoint, in one synced transaction with
+// whatever also writes. l.cpMu must be held.
+func (l *Ledger) signLocked(ctx context.Context, size uint64, root []byte, also func(*badger.Txn) error) (*Checkpoint, error) {
 	body := log.Checkpoint{Origin: l.origin, Size: size, Hash: root}.Marshal()
 	signed, err := note.Sign(&note.Note{Text: string(body)}, l.cfg.Signer)
 	if err != nil {
@@ -103,6 +109,11 @@ func (l *Ledger) SignCheckpoint(ctx context.Context) (*Checkpoint, error) {
 	binary.BigEndian.PutUint64(latest, size)
 	binary.BigEndian.PutUint64(latest[8:], uint64(now.UnixNano()))
 	err = l.db.Update(func(txn *badger.Txn) error {
+		if also != nil {
+			if err := also(txn); err != nil {
+				return err
+			}
+		}
 		if err := txn.Set(checkpointKey(size), signed); err != nil {
 			return err
 		}

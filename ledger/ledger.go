@@ -221,15 +221,6 @@ func Create(ctx context.Context, cfg Config) (*Ledger, error) {
 		return nil, err
 	}
 	meta := logMeta{Origin: cfg.Origin, Created: cfg.Clock().UTC(), TileHeight: TileHeight}
-	if err := db.Update(func(txn *badger.Txn) error {
-		if err := txn.Set(keyMeta, meta.marshal()); err != nil {
-			return err
-		}
-		return txn.Set(keySize, encodeUint64(0))
-	}); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("writing log metadata: %w", err)
-	}
 	l, err := newLedger(cfg, db, meta)
 	if err != nil {
 		db.Close()
@@ -237,9 +228,19 @@ func Create(ctx context.Context, cfg Config) (*Ledger, error) {
 	}
 	l.seqState = newSequencer(l)
 	l.durable = treeState{size: 0, root: hasher.EmptyRoot()}
-	if _, err := l.SignCheckpoint(ctx); err != nil {
+	// The metadata and the size-0 checkpoint are written together: a log
+	// exists only once it has a checkpoint.
+	l.cpMu.Lock()
+	_, err = l.signLocked(ctx, 0, l.durable.root, func(txn *badger.Txn) error {
+		if err := txn.Set(keyMeta, meta.marshal()); err != nil {
+			return err
+		}
+		return txn.Set(keySize, encodeUint64(0))
+	})
+	l.cpMu.Unlock()
+	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("signing first checkpoint: %w", err)
+		return nil, fmt.Errorf("creating log: %w", err)
 	}
 	l.start()
 	cfg.Logger.InfoContext(ctx, "created log", "origin", cfg.Origin, "dir", cfg.Dir)

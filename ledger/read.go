@@ -180,7 +180,7 @@ func (l *Ledger) RootAt(ctx context.Context, size uint64) ([]byte, error) {
 		if err != nil {
 			return err
 		}
-		root, err = rng.GetRootHash(nil)
+		root, err = rootOf(rng)
 		return err
 	})
 	return root, err
@@ -288,4 +288,13 @@ func rangeFromTiles(ts tileSource, size uint64) (*compact.Range, error) {
 		hashes[i] = h
 	}
 	return rangeFactory.NewRange(0, size, hashes)
+}
+
+// rootOf returns the RFC 6962 root of a compact range starting at 0,
+// including the empty tree's.
+func rootOf(rng *compact.Range) ([]byte, error) {
+	if rng.End() == 0 {
+		return hasher.EmptyRoot(), nil
+	}
+	return rng.GetRootHash(nil)
 }

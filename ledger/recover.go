@@ -43,7 +43,7 @@ func (l *Ledger) recover(ctx context.Context) (uint64, []byte, error) {
 		if err != nil {
 			return fmt.Errorf("rebuilding tree of size %d from tiles: %w", cp.Size, err)
 		}
-		cpRoot, err := cpRange.GetRootHash(nil)
+		cpRoot, err := rootOf(cpRange)
 		if err != nil {
 			return err
 		}
@@ -53,7 +53,7 @@ func (l *Ledger) recover(ctx context.Context) (uint64, []byte, error) {
 		if s.rng, err = rangeFromTiles(tc, size); err != nil {
 			return fmt.Errorf("rebuilding tree of size %d from tiles: %w", size, err)
 		}
-		if root, err = s.rng.GetRootHash(nil); err != nil {
+		if root, err = rootOf(s.rng); err != nil {
 			return err
 		}
 		return s.loadEdge(txn, tc, size)
@@ -151,7 +151,7 @@ func (l *Ledger) verifyEntries(ctx context.Context, txn *badger.Txn, tc *tileCac
 		if rng.End() != cp.Size {
 			return nil
 		}
-		got, err := rng.GetRootHash(nil)
+		got, err := rootOf(rng)
 		if err != nil {
 			return err
 		}

@@ -178,7 +178,7 @@ func (s *sequencer) commit(batch []*request) {
 	}
 	var root []byte
 	if s.err == nil && added > 0 {
-		root, s.err = s.rng.GetRootHash(nil)
+		root, s.err = rootOf(s.rng)
 		if s.err == nil {
 			s.err = s.txn.Commit()
 		}
