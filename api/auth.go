@@ -115,13 +115,15 @@ func (s *Server) require(public bool, roles ...Role) gin.HandlerFunc {
 		if public {
 			return
 		}
-		token, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
-		if !ok || token == "" {
+		// The scheme name is case-insensitive (RFC 9110, section 11.1).
+		scheme, token, _ := strings.Cut(c.GetHeader("Authorization"), " ")
+		token = strings.TrimSpace(token)
+		if !strings.EqualFold(scheme, "Bearer") || token == "" {
 			c.Header("WWW-Authenticate", `Bearer realm="accessledger"`)
 			writeError(c, http.StatusUnauthorized, `missing API key: send the header "Authorization: Bearer KEY"`)
 			return
 		}
-		key, ok := s.auth.keys.Load().byHash[HashToken(strings.TrimSpace(token))]
+		key, ok := s.auth.keys.Load().byHash[HashToken(token)]
 		if !ok {
 			c.Header("WWW-Authenticate", `Bearer realm="accessledger", error="invalid_token"`)
 			writeError(c, http.StatusUnauthorized, "unknown API key")

@@ -4,15 +4,17 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/gin-gonic/gin"
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/accessledger/accessledger/event"
 	"github.com/accessledger/accessledger/ledger"
@@ -81,9 +83,14 @@ func (s *Server) postEvents(c *gin.Context) {
 	results, err := s.cfg.Ledger.Append(c, entries...)
 	if errors.Is(err, ledger.ErrIDConflict) {
 		for i, r := range results {
-			if r.Err != nil {
+			switch {
+			case r.Err == nil:
+			case r.Duplicate:
 				bad = append(bad, eventError{Index: i, Field: "id",
 					Reason: fmt.Sprintf("already used by entry %d with different content", r.Index)})
+			default:
+				bad = append(bad, eventError{Index: i, Field: "id",
+					Reason: "repeats the id of an earlier event in this request with different content"})
 			}
 		}
 		s.events.WithLabelValues("rejected").Add(float64(len(raws)))
@@ -158,16 +165,13 @@ func (s *Server) readEvents(c *gin.Context) (raws [][]byte, single bool, status 
 	if !isBatch(trimmed) {
 		return [][]byte{body}, true, 0, ""
 	}
+	// The envelope is decoded as strictly as the events: exact member
+	// names, no duplicates, nothing unknown.
 	var batch struct {
-		Events []json.RawMessage `json:"events"`
+		Events []jsontext.Value `json:"events"`
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&batch); err != nil {
-		return nil, false, http.StatusBadRequest, "malformed batch: " + err.Error()
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, false, http.StatusBadRequest, "malformed batch: unexpected data after the batch object"
+	if err := json.Unmarshal(body, &batch, json.RejectUnknownMembers(true)); err != nil {
+		return nil, false, http.StatusBadRequest, "malformed batch: " + strings.TrimPrefix(err.Error(), "json: ")
 	}
 	if len(batch.Events) == 0 {
 		return nil, false, http.StatusBadRequest, `"events" must be a non-empty array`

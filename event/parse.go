@@ -1,18 +1,19 @@
 package event
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net/netip"
+	"reflect"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Limits on the fields of an event. They keep every entry far below
@@ -101,71 +102,110 @@ type wireActor struct {
 }
 
 type wireSource struct {
-	IP        *string      `json:"ip"`
-	Port      *json.Number `json:"port"`
-	UserAgent *string      `json:"user_agent"`
-	Geo       *wireGeo     `json:"geo"`
-	ASN       *json.Number `json:"asn"`
+	IP        *string  `json:"ip"`
+	Port      *uint16  `json:"port"`
+	UserAgent *string  `json:"user_agent"`
+	Geo       *wireGeo `json:"geo"`
+	ASN       *uint32  `json:"asn"`
 }
 
 type wireGeo struct {
-	Country *string      `json:"country"`
-	Lat     *json.Number `json:"lat"`
-	Lon     *json.Number `json:"lon"`
+	Country *string  `json:"country"`
+	Lat     *float64 `json:"lat"`
+	Lon     *float64 `json:"lon"`
 }
+
+// strict is how events are decoded: JSON per RFC 8259 with the strictness
+// an audit record needs, which encoding/json lacks. Member names match
+// exactly (no case folding), duplicate names and unknown members are
+// rejected, invalid UTF-8 is rejected, and numbers must be JSON numbers of
+// the right range (no quoted numbers, no fractions for integers).
+var strict = json.JoinOptions(json.RejectUnknownMembers(true), json.MatchCaseInsensitiveNames(false))
 
 // Parse decodes one JSON access event, validates it and normalises it. It
 // returns a *ValidationError naming every offending field, or the event.
 // Unknown fields are rejected: extra data belongs in attributes.
 func Parse(data []byte, opts ParseOptions) (*Event, error) {
 	var w wireEvent
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&w); err != nil {
+	if err := json.Unmarshal(data, &w, strict); err != nil {
 		return nil, &ValidationError{Fields: []FieldError{decodeError(err)}}
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, &ValidationError{Fields: []FieldError{{Reason: "unexpected data after the event object"}}}
 	}
 	return w.validate(opts)
 }
 
-// decodeError turns an encoding/json error into a FieldError.
+// fieldReasons gives the reason for a value of the wrong type or range, by
+// field, where the Go type alone would say too little.
+var fieldReasons = map[string]string{
+	"source.port":    "must be an integer from 1 to 65535",
+	"source.asn":     "must be an integer from 1 to 4294967295",
+	"source.geo.lat": "must be a number from -90 to 90",
+	"source.geo.lon": "must be a number from -180 to 180",
+	"mfa":            "must be a boolean",
+	"attributes":     "must be an object of strings",
+}
+
+// decodeError turns a JSON decoding error into a FieldError whose Field is
+// the dotted path of the offending member.
 func decodeError(err error) FieldError {
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
+	var sem *json.SemanticError
+	var syn *jsontext.SyntacticError
 	switch {
 	case errors.As(err, &syn):
-		return FieldError{Reason: fmt.Sprintf("malformed JSON at byte %d: %s", syn.Offset, syn.Error())}
-	case errors.As(err, &typ):
-		field := typ.Field
+		if errors.Is(syn.Err, jsontext.ErrDuplicateName) {
+			return FieldError{Field: pointerPath(syn.JSONPointer), Reason: "duplicate field"}
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(syn.Err, io.ErrUnexpectedEOF) {
+			return FieldError{Reason: "truncated or empty JSON"}
+		}
+		return FieldError{Reason: fmt.Sprintf("malformed JSON at byte %d: %v", syn.ByteOffset, syn.Err)}
+	case errors.As(err, &sem):
+		field := pointerPath(sem.JSONPointer)
+		if errors.Is(sem.Err, json.ErrUnknownName) {
+			return FieldError{Field: field, Reason: "unknown field"}
+		}
 		if field == "" {
 			return FieldError{Reason: "an event must be a JSON object"}
 		}
-		return FieldError{Field: field, Reason: "must be " + jsonTypeName(typ.Type.String()) + ", not " + typ.Value}
+		if strings.HasPrefix(field, "attributes.") {
+			return FieldError{Field: field, Reason: "must be a string"}
+		}
+		if r, ok := fieldReasons[field]; ok {
+			return FieldError{Field: field, Reason: r}
+		}
+		return FieldError{Field: field, Reason: "must be " + kindName(sem.GoType)}
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return FieldError{Reason: "truncated or empty JSON"}
 	}
-	msg := err.Error()
-	if name, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
-		name, _ = strconv.Unquote(name)
-		return FieldError{Field: name, Reason: "unknown field"}
-	}
-	return FieldError{Reason: strings.TrimPrefix(msg, "json: ")}
+	return FieldError{Reason: strings.TrimPrefix(err.Error(), "json: ")}
 }
 
-func jsonTypeName(goType string) string {
-	switch {
-	case strings.Contains(goType, "string") && !strings.Contains(goType, "map"):
-		return "a string"
-	case strings.Contains(goType, "Number"):
-		return "a number"
-	case strings.Contains(goType, "bool"):
-		return "a boolean"
-	case strings.Contains(goType, "map"), strings.Contains(goType, "event."):
-		return "an object"
+// pointerPath turns a JSON pointer (/source/geo/lat) into a dotted path.
+func pointerPath(p jsontext.Pointer) string {
+	var parts []string
+	for tok := range p.Tokens() {
+		parts = append(parts, tok)
 	}
-	return goType
+	return strings.Join(parts, ".")
+}
+
+func kindName(t reflect.Type) string {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil {
+		return "of another type"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Float32, reflect.Float64, reflect.Int, reflect.Int64, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a number"
+	}
+	return "of another type"
 }
 
 func (w *wireEvent) validate(opts ParseOptions) (*Event, error) {
@@ -197,8 +237,8 @@ func (w *wireEvent) validate(opts ParseOptions) (*Event, error) {
 		if !opts.Now.IsZero() && e.Time.After(opts.Now.Add(maxFuture)) {
 			v.add("time", "more than %s in the future", maxFuture)
 		}
-		if e.Time.Year() < 1970 {
-			v.add("time", "before 1970")
+		if y := e.Time.Year(); y < 1970 || y > 9999 {
+			v.add("time", "must be between 1970 and 9999 (in UTC)")
 		}
 	}
 
@@ -280,19 +320,17 @@ func (w *wireSource) validate(v *ValidationError) Source {
 		s.IP = ip.Unmap()
 	}
 	if w.Port != nil {
-		if p, ok := uintInRange(*w.Port, 1, 65535); ok {
-			s.Port = uint16(p)
-		} else {
-			v.add("source.port", "must be an integer from 1 to 65535")
+		if *w.Port == 0 {
+			v.add("source.port", "%s", fieldReasons["source.port"])
 		}
+		s.Port = *w.Port
 	}
 	s.UserAgent = optionalText(v, "source.user_agent", w.UserAgent, MaxUserAgentLen)
 	if w.ASN != nil {
-		if a, ok := uintInRange(*w.ASN, 1, math.MaxUint32); ok {
-			s.ASN = uint32(a)
-		} else {
-			v.add("source.asn", "must be an integer from 1 to 4294967295")
+		if *w.ASN == 0 {
+			v.add("source.asn", "%s", fieldReasons["source.asn"])
 		}
+		s.ASN = *w.ASN
 	}
 	if w.Geo != nil {
 		g := &Geo{}
@@ -302,8 +340,9 @@ func (w *wireSource) validate(v *ValidationError) Source {
 				v.add("source.geo.country", "must be an ISO 3166-1 alpha-2 code in upper case")
 			}
 		}
-		g.Lat = coordinate(v, "source.geo.lat", w.Geo.Lat, 90)
-		g.Lon = coordinate(v, "source.geo.lon", w.Geo.Lon, 180)
+		g.Lat, g.Lon = w.Geo.Lat, w.Geo.Lon
+		coordinate(v, "source.geo.lat", g.Lat, 90)
+		coordinate(v, "source.geo.lon", g.Lon, 180)
 		if (g.Lat == nil) != (g.Lon == nil) {
 			v.add("source.geo", "lat and lon must be given together")
 		}
@@ -315,21 +354,10 @@ func (w *wireSource) validate(v *ValidationError) Source {
 	return s
 }
 
-func uintInRange(n json.Number, lo, hi uint64) (uint64, bool) {
-	u, err := strconv.ParseUint(string(n), 10, 64)
-	return u, err == nil && u >= lo && u <= hi
-}
-
-func coordinate(v *ValidationError, field string, n *json.Number, limit float64) *float64 {
-	if n == nil {
-		return nil
+func coordinate(v *ValidationError, field string, f *float64, limit float64) {
+	if f != nil && (math.IsNaN(*f) || *f < -limit || *f > limit) {
+		v.add(field, "%s", fieldReasons[field])
 	}
-	f, err := strconv.ParseFloat(string(*n), 64)
-	if err != nil || math.IsNaN(f) || f < -limit || f > limit {
-		v.add(field, "must be a number from %g to %g", -limit, limit)
-		return nil
-	}
-	return &f
 }
 
 func requiredText(v *ValidationError, field string, s *string, max int) string {

@@ -120,6 +120,9 @@ func (c *Config) setDefaults() error {
 	if c.CheckpointInterval <= 0 {
 		c.CheckpointInterval = time.Second
 	}
+	if c.QueueSize < c.MaxBatchSize {
+		return fmt.Errorf("ledger: QueueSize %d is below MaxBatchSize %d: a full-size Append could never be queued", c.QueueSize, c.MaxBatchSize)
+	}
 	return nil
 }
 
@@ -239,6 +242,7 @@ func Create(ctx context.Context, cfg Config) (*Ledger, error) {
 	})
 	l.cpMu.Unlock()
 	if err != nil {
+		l.metrics.unregister()
 		db.Close()
 		return nil, fmt.Errorf("creating log: %w", err)
 	}
@@ -285,6 +289,7 @@ func openLedger(ctx context.Context, cfg Config, db *badger.DB) (*Ledger, error)
 	start := cfg.Clock()
 	size, root, err := l.recover(ctx)
 	if err != nil {
+		l.metrics.unregister()
 		return nil, err
 	}
 	l.durable = treeState{size: size, root: root}
@@ -311,7 +316,9 @@ func newLedger(cfg Config, db *badger.DB, meta logMeta) (*Ledger, error) {
 		seqDone:  make(chan struct{}),
 		cpDone:   make(chan struct{}),
 	}
-	l.metrics = newMetrics(l, cfg.Registerer)
+	if l.metrics, err = newMetrics(l, cfg.Registerer); err != nil {
+		return nil, err
+	}
 	return l, nil
 }
 
@@ -423,14 +430,17 @@ func (l *Ledger) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("draining append queue: %w", ctx.Err()))
 	}
+	// Closing stop ends the signer loop and the followers, and makes the
+	// sequencer (if the deadline passed) fail what is still queued after
+	// its current commit. Once both goroutines are gone, sign the final
+	// checkpoint over everything committed.
 	close(l.stop)
+	<-l.seqDone
 	<-l.cpDone
-	if _, err := l.SignCheckpoint(context.WithoutCancel(ctx)); err != nil && !errors.Is(err, ErrClosed) {
+	if _, err := l.SignCheckpoint(context.WithoutCancel(ctx)); err != nil {
 		errs = append(errs, fmt.Errorf("signing final checkpoint: %w", err))
 	}
-	// After a timeout the sequencer may still be committing; wait for it
-	// before closing Badger under it.
-	<-l.seqDone
+	l.metrics.unregister()
 	if err := l.db.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("closing storage: %w", err))
 	}

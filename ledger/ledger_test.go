@@ -10,13 +10,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -58,7 +57,7 @@ func checkCheckpoint(t *testing.T, vkey string, cp *Checkpoint, ref *refTree) {
 }
 
 func TestCheckpointVerifiesWithIndependentLibraries(t *testing.T) {
-	l, cfg := newTestLedger(t)
+	l, _ := newTestLedger(t)
 	ref := &refTree{}
 
 	cp0 := l.Latest()
@@ -113,7 +112,6 @@ func TestCheckpointVerifiesWithIndependentLibraries(t *testing.T) {
 	if _, _, _, err := log.ParseCheckpoint(l.Latest().Note, "other.example/log", mustVerifier(t, l.VerifierKey())); err == nil {
 		t.Errorf("log.ParseCheckpoint(checkpoint, wrong origin) = nil error, want failure")
 	}
-	_ = cfg
 }
 
 func mustVerifier(t *testing.T, vkey string) note.Verifier {
@@ -544,8 +542,9 @@ func TestDedup(t *testing.T) {
 
 func TestPushback(t *testing.T) {
 	l, cfg := newTestLedger(t, func(c *Config) {
-		c.QueueSize = 4
-		c.MaxBatchAge = time.Hour // the sequencer holds the batch
+		c.QueueSize = 5
+		c.MaxBatchSize = 5
+		c.MaxBatchAge = time.Hour // the sequencer holds the batch until it is full
 	})
 	type outcome struct {
 		res []Result
@@ -558,17 +557,17 @@ func TestPushback(t *testing.T) {
 	}()
 	waitFor(t, "QueueDepth() == 3", func() bool { return l.QueueDepth() == 3 })
 
-	// One more fits, two do not.
-	if _, err := l.Append(bg, Entry{Data: []byte("x")}, Entry{Data: []byte("y")}); !errors.Is(err, ErrPushback) {
-		t.Errorf("Append(2 entries) on a queue of 3/4 = %v, want ErrPushback", err)
+	// One more fits, three do not.
+	if _, err := l.Append(bg, Entry{Data: []byte("x")}, Entry{Data: []byte("y")}, Entry{Data: []byte("w")}); !errors.Is(err, ErrPushback) {
+		t.Errorf("Append(3 entries) on a queue of 3/5 = %v, want ErrPushback", err)
 	}
 	ctx, cancel := context.WithTimeout(bg, 20*time.Millisecond)
 	defer cancel()
 	if _, err := l.Append(ctx, Entry{Data: []byte("3")}); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Append(1 entry) on a queue of 3/4 = %v, want to wait until the deadline", err)
+		t.Errorf("Append(1 entry) on a queue of 3/5 = %v, want to wait until the deadline", err)
 	}
-	if _, err := l.Append(bg, Entry{Data: []byte("z")}); !errors.Is(err, ErrPushback) {
-		t.Errorf("Append(1 entry) on a full queue = %v, want ErrPushback", err)
+	if _, err := l.Append(bg, Entry{Data: []byte("z")}, Entry{Data: []byte("q")}); !errors.Is(err, ErrPushback) {
+		t.Errorf("Append(2 entries) on a queue of 4/5 = %v, want ErrPushback", err)
 	}
 	if size, _ := l.Size(); size != 0 {
 		t.Errorf("Size() while the batch is held = %d, want 0", size)
@@ -701,36 +700,62 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func TestGenerateKeyFileIsUsableAsLedgerSigner(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "keys", "log.key")
-	sv, err := GenerateKeyFile(path)
-	if err != nil {
-		t.Fatalf("GenerateKeyFile(%s) = %v", path, err)
-	}
-	s, err := NewNoteSigner(testOrigin, sv)
-	if err != nil {
-		t.Fatalf("NewNoteSigner() = %v", err)
-	}
-	cfg := testConfig(t)
-	cfg.Signer = s
-	l, err := Create(bg, cfg)
-	if err != nil {
-		t.Fatalf("Create() = %v", err)
-	}
-	appendN(t, l, 0, 2, 2)
-	closeLedger(t, l)
-	loaded, err := LoadKeyFile(path)
-	if err != nil {
-		t.Fatalf("LoadKeyFile(%s) = %v", path, err)
-	}
-	if cfg.Signer, err = NewNoteSigner(testOrigin, loaded); err != nil {
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	l, cfg := newTestLedger(t, func(c *Config) { c.Registerer = reg })
+	appendN(t, l, 0, 10, 4)
+	if _, err := l.SignCheckpoint(bg); err != nil {
 		t.Fatal(err)
 	}
-	l = openTestLedger(t, cfg)
-	if l.Latest().Size != 2 {
-		t.Errorf("Latest().Size = %d, want 2", l.Latest().Size)
+	appendN(t, l, 10, 5, 5)
+	want := map[string]float64{
+		"accessledger_appended_entries_total":  15,
+		"accessledger_commits_total":           4,
+		"accessledger_pushback_total":          0,
+		"accessledger_queue_depth_entries":     0,
+		"accessledger_tree_size_entries":       15,
+		"accessledger_checkpoint_size_entries": 10,
 	}
-	if _, err := os.Stat(path + ".pub"); err != nil {
-		t.Errorf("public key file: %v", err)
+	checkMetrics(t, reg, want)
+	closeLedger(t, l)
+
+	// Opening the log again in the same process, with the same registry,
+	// must not panic on the metrics registered by the closed ledger.
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				t.Errorf("Open() with the registerer of a closed ledger panicked: %v", r)
+			}
+		}()
+		l, err := Open(bg, cfg)
+		if err != nil {
+			t.Errorf("Open() = %v", err)
+			return
+		}
+		defer l.Close(bg)
+		checkMetrics(t, reg, map[string]float64{"accessledger_tree_size_entries": 15})
+	}()
+}
+
+func checkMetrics(t *testing.T, reg *prometheus.Registry, want map[string]float64) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("Gather() = %v", err)
+	}
+	got := make(map[string]float64)
+	for _, mf := range mfs {
+		m := mf.GetMetric()[0]
+		switch {
+		case m.GetCounter() != nil:
+			got[mf.GetName()] = m.GetCounter().GetValue()
+		case m.GetGauge() != nil:
+			got[mf.GetName()] = m.GetGauge().GetValue()
+		}
+	}
+	for name, w := range want {
+		if v, ok := got[name]; !ok || v != w {
+			t.Errorf("metric %s = %v (present %v), want %v", name, v, ok, w)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,9 +15,12 @@ type metrics struct {
 	pushbacks     prometheus.Counter
 	batchSize     prometheus.Histogram
 	commitLatency prometheus.Histogram
+
+	reg        prometheus.Registerer
+	collectors []prometheus.Collector // registered with reg
 }
 
-func newMetrics(l *Ledger, reg prometheus.Registerer) *metrics {
+func newMetrics(l *Ledger, reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		appended: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "accessledger_appended_entries_total",
@@ -42,9 +46,10 @@ func newMetrics(l *Ledger, reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg == nil {
-		return m
+		return m, nil
 	}
-	reg.MustRegister(m.appended, m.commits, m.pushbacks, m.batchSize, m.commitLatency,
+	m.reg = reg
+	m.collectors = []prometheus.Collector{m.appended, m.commits, m.pushbacks, m.batchSize, m.commitLatency,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "accessledger_queue_depth_entries",
 			Help: "Entries waiting for the sequencer.",
@@ -71,8 +76,24 @@ func newMetrics(l *Ledger, reg prometheus.Registerer) *metrics {
 			}
 			return 0
 		}),
-	)
-	return m
+	}
+	for i, c := range m.collectors {
+		if err := reg.Register(c); err != nil {
+			m.collectors = m.collectors[:i]
+			m.unregister()
+			return nil, fmt.Errorf("ledger: registering metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// unregister removes the metrics from the registerer, so that the same
+// registerer can serve a ledger opened again in this process.
+func (m *metrics) unregister() {
+	for _, c := range m.collectors {
+		m.reg.Unregister(c)
+	}
+	m.collectors = nil
 }
 
 func (m *metrics) observeCommit(n int, d time.Duration) {

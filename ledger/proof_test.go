@@ -67,7 +67,7 @@ func verifyConsistency(t *testing.T, p [][]byte, a, b uint64, rootA, rootB tlog.
 	return errors.Join(errProof, errTlog)
 }
 
-// checkRoots asserts that the ledger's root for size n, from RootAt and,
+// checkRoot asserts that the ledger's root for size n, from RootAt and,
 // if n is the current size, from Size, equals the reference root.
 func checkRoot(t *testing.T, l *Ledger, n uint64, want tlog.Hash) {
 	t.Helper()

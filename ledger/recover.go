@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
@@ -58,6 +59,10 @@ func (l *Ledger) recover(ctx context.Context) (uint64, []byte, error) {
 		}
 		return s.loadEdge(txn, tc, size)
 	})
+	if errors.Is(err, ErrNotFound) {
+		// Anything missing from a log that says it has it is corruption.
+		err = fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
 	if err != nil {
 		return 0, nil, err
 	}

@@ -70,12 +70,29 @@ func (n *NoteSigner) Sign(msg []byte) ([]byte, error) {
 	return n.s.SignMessage(bytes.NewReader(msg))
 }
 
+// CheckOrigin reports whether name can be a log origin and key name: a
+// C2SP signed-note key name (non-empty, no spaces or '+').
+func CheckOrigin(name string) error {
+	vkey, err := note.NewEd25519VerifierKey(name, make(ed25519.PublicKey, ed25519.PublicKeySize))
+	if err == nil {
+		_, err = note.NewVerifier(vkey)
+	}
+	if err != nil {
+		return fmt.Errorf("origin %q is not a valid key name (non-empty, no spaces, no '+'): %w", name, err)
+	}
+	return nil
+}
+
 // GenerateKeyFile writes a new Ed25519 private key to path as PKCS#8 PEM
 // with mode 0600, creating its directory (0700) if needed, and the public
 // key next to it as path+".pub". It refuses to overwrite an existing key.
+// The key appears at path complete or not at all, even across a crash.
 func GenerateKeyFile(path string) (signature.SignerVerifier, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("creating key directory: %w", err)
+	}
+	if _, err := os.Lstat(path); err == nil {
+		return nil, fmt.Errorf("creating key file: %s: %w", path, os.ErrExist)
 	}
 	sv, priv, err := signature.NewED25519SignerVerifier(rand.Reader)
 	if err != nil {
@@ -89,25 +106,60 @@ func GenerateKeyFile(path string) (signature.SignerVerifier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encoding public key: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("creating key file: %w", err)
-	}
-	if _, err := f.Write(privPEM); err != nil {
-		f.Close()
+	if err := writeFileAtomic(path, privPEM, 0o600, false); err != nil {
 		return nil, fmt.Errorf("writing key file: %w", err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("syncing key file: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("closing key file: %w", err)
-	}
-	if err := os.WriteFile(path+".pub", pubPEM, 0o644); err != nil {
+	if err := writeFileAtomic(path+".pub", pubPEM, 0o644, true); err != nil {
 		return nil, fmt.Errorf("writing public key: %w", err)
 	}
 	return sv, nil
+}
+
+// writeFileAtomic writes data to a temporary file, syncs it, and links it
+// into place (renames, if replace is set), then syncs the directory.
+func writeFileAtomic(path string, data []byte, mode os.FileMode, replace bool) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if replace {
+		err = os.Rename(tmp, path)
+	} else {
+		err = os.Link(tmp, path)
+	}
+	if err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// WriteFileAtomic writes data to path (replacing it) so that a crash
+// leaves either the old or the new content, never a torn file.
+func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
+	return writeFileAtomic(path, data, mode, true)
 }
 
 // ErrKeyPermissions reports a private key file readable by others.

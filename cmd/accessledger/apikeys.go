@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/accessledger/accessledger/api"
+	"github.com/accessledger/accessledger/ledger"
 )
 
 // Files in the data directory holding API keys.
@@ -52,11 +53,10 @@ func writeKeysFile(path string, keys []api.APIKey) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, raw, 0o600); err != nil {
-		return fmt.Errorf("writing %s: %w", tmp, err)
+	if err := ledger.WriteFileAtomic(path, raw, 0o600); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	return os.Rename(tmp, path)
+	return nil
 }
 
 // loadKeyring gathers the configured keys and those in the keys file. If
@@ -80,7 +80,7 @@ func loadKeyring(cfg Config, log *slog.Logger) (*api.Keyring, error) {
 			return nil, err
 		}
 		adminPath := filepath.Join(cfg.Data, adminKeyFile)
-		if err := os.WriteFile(adminPath, []byte(token+"\n"), 0o600); err != nil {
+		if err := ledger.WriteFileAtomic(adminPath, []byte(token+"\n"), 0o600); err != nil {
 			return nil, fmt.Errorf("writing admin key: %w", err)
 		}
 		if err := writeKeysFile(path, []api.APIKey{key}); err != nil {

@@ -29,16 +29,20 @@ import (
 
 // Files in the data directory.
 const (
-	storageDir  = "badger"
-	keyFile     = "log.key"
-	vkeyFile    = "log.vkey"
-	storageMark = "MANIFEST" // present once Badger has been opened
+	storageDir = "badger"
+	keyFile    = "log.key"
+	vkeyFile   = "log.vkey"
 )
 
 // serve runs the service until ctx ends, then shuts down gracefully: stop
 // accepting connections and finish in-flight requests, then drain the
 // append queue and sign a final checkpoint, then close storage.
 func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
+	// Take SIGHUP before anything else: its default action would kill a
+	// server that is still starting.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	log := newLogger(cfg, stderr)
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)
@@ -73,7 +77,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	go reloadKeysOnHUP(ctx, cfg, log, srv)
+	go reloadKeysOnHUP(ctx, hup, cfg, log, srv)
 
 	jobs := cron.New(cron.WithLogger(cronLogger{log}), cron.WithChain(cron.SkipIfStillRunning(cronLogger{log})))
 	if cfg.GCSchedule != "" {
@@ -127,7 +131,11 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 }
 
 // openOrCreate opens the log in the data directory, or creates it (with a
-// new signing key and origin, unless configured) if there is none.
+// new signing key and origin, unless configured) if there is none. Every
+// step is crash-safe: the key and the verifier key (which records the
+// origin) are written atomically before the log is created, and whether a
+// log exists is decided by the ledger itself (ErrNoLog), so a start killed
+// at any point can simply be run again.
 func openOrCreate(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) (*ledger.Ledger, error) {
 	dir := filepath.Join(cfg.Data, storageDir)
 	keyPath := cfg.Key
@@ -135,33 +143,44 @@ func openOrCreate(ctx context.Context, cfg Config, log *slog.Logger, reg prometh
 		keyPath = filepath.Join(cfg.Data, keyFile)
 	}
 	vkeyPath := filepath.Join(cfg.Data, vkeyFile)
-	_, statErr := os.Stat(filepath.Join(dir, storageMark))
-	exists := statErr == nil
 
 	origin := cfg.Origin
+	recorded := ""
+	if raw, err := os.ReadFile(vkeyPath); err == nil {
+		recorded, _, _ = strings.Cut(strings.TrimSpace(string(raw)), "+")
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("reading verifier key: %w", err)
+	}
 	if origin == "" {
-		if raw, err := os.ReadFile(vkeyPath); err == nil {
-			origin, _, _ = strings.Cut(strings.TrimSpace(string(raw)), "+")
-		} else if exists {
-			return nil, fmt.Errorf("%s is missing and no origin is configured: cannot tell which log this is", vkeyPath)
-		}
+		origin = recorded
 	}
 	if origin == "" {
 		origin = "accessledger.local/" + randomHex(4)
 	}
+	if err := ledger.CheckOrigin(origin); err != nil {
+		return nil, err
+	}
 
 	var sv signature.SignerVerifier
-	var err error
-	if _, statErr := os.Stat(keyPath); errors.Is(statErr, os.ErrNotExist) && !exists {
-		sv, err = ledger.GenerateKeyFile(keyPath)
-		if err == nil {
-			log.Info("generated signing key", "path", keyPath)
+	_, statErr := os.Stat(keyPath)
+	switch {
+	case statErr == nil:
+		s, err := ledger.LoadKeyFile(keyPath)
+		if err != nil {
+			return nil, err
 		}
-	} else {
-		sv, err = ledger.LoadKeyFile(keyPath)
-	}
-	if err != nil {
-		return nil, err
+		sv = s
+	case errors.Is(statErr, os.ErrNotExist) && recorded != "":
+		return nil, fmt.Errorf("signing key %s is missing but %s says this log exists; restore the key", keyPath, vkeyPath)
+	case errors.Is(statErr, os.ErrNotExist):
+		s, err := ledger.GenerateKeyFile(keyPath)
+		if err != nil {
+			return nil, err
+		}
+		log.Info("generated signing key", "path", keyPath)
+		sv = s
+	default:
+		return nil, fmt.Errorf("reading signing key: %w", statErr)
 	}
 	signer, err := ledger.NewNoteSigner(origin, sv)
 	if err != nil {
@@ -179,10 +198,13 @@ func openOrCreate(ctx context.Context, cfg Config, log *slog.Logger, reg prometh
 		CheckpointInterval: cfg.CheckpointInterval,
 		QuickOpen:          cfg.QuickOpen,
 	}
-	var l *ledger.Ledger
-	if exists {
-		l, err = ledger.Open(ctx, lc)
-	} else {
+	l, err := ledger.Open(ctx, lc)
+	if errors.Is(err, ledger.ErrNoLog) {
+		// Record the origin before the log exists, so that a crash right
+		// after creating it cannot leave a log whose origin is unknown.
+		if err := writeVerifierKey(vkeyPath, signer.VerifierKey()); err != nil {
+			return nil, err
+		}
 		l, err = ledger.Create(ctx, lc)
 	}
 	if err != nil {
@@ -199,7 +221,7 @@ func writeVerifierKey(path, vkey string) error {
 	if raw, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(raw)) == vkey {
 		return nil
 	}
-	if err := os.WriteFile(path, []byte(vkey+"\n"), 0o644); err != nil {
+	if err := ledger.WriteFileAtomic(path, []byte(vkey+"\n"), 0o644); err != nil {
 		return fmt.Errorf("writing verifier key: %w", err)
 	}
 	return nil
@@ -224,6 +246,9 @@ func keygen(args []string, stdout, stderr io.Writer) error {
 	}
 	if *origin == "" {
 		return errors.New("--origin is required: the key name is the log's origin")
+	}
+	if err := ledger.CheckOrigin(*origin); err != nil {
+		return err
 	}
 	sv, err := ledger.GenerateKeyFile(*out)
 	if err != nil {
@@ -250,10 +275,7 @@ func (c cronLogger) Error(err error, msg string, kv ...any) {
 
 // reloadKeysOnHUP re-reads the API keys whenever the process gets SIGHUP.
 // A bad keys file keeps the old keys.
-func reloadKeysOnHUP(ctx context.Context, cfg Config, log *slog.Logger, srv *api.Server) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+func reloadKeysOnHUP(ctx context.Context, hup <-chan os.Signal, cfg Config, log *slog.Logger, srv *api.Server) {
 	for {
 		select {
 		case <-ctx.Done():

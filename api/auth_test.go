@@ -1,0 +1,340 @@
+package api_test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/accessledger/accessledger/api"
+)
+
+// guarded is an endpoint and who may call it.
+type guarded struct {
+	method, path string
+	ok           int        // status when allowed
+	roles        []api.Role // besides admin
+	public       bool       // served without a key when PublicTiles is set
+}
+
+// guardedEndpoints are all endpoints but health, on a log of at least one
+// entry with a checkpoint of size 1.
+var guardedEndpoints = []guarded{
+	{"POST", "/v1/events", 201, []api.Role{api.RoleSubmitter}, false},
+	{"GET", "/v1/log", 200, []api.Role{api.RoleSubmitter, api.RoleAuditor}, true},
+	{"GET", "/v1/entries/0", 200, []api.Role{api.RoleAuditor}, false},
+	{"GET", "/v1/proofs/inclusion?index=0&size=1", 200, []api.Role{api.RoleSubmitter, api.RoleAuditor}, true},
+	{"GET", "/v1/proofs/consistency?from=1&to=1", 200, []api.Role{api.RoleSubmitter, api.RoleAuditor}, true},
+	{"GET", "/v1/checkpoints/1", 200, []api.Role{api.RoleSubmitter, api.RoleAuditor}, true},
+	{"GET", "/checkpoint", 200, []api.Role{api.RoleSubmitter, api.RoleAuditor}, true},
+	{"GET", "/tile/0/000.p/1", 200, []api.Role{api.RoleSubmitter, api.RoleAuditor}, true},
+	{"GET", "/tile/entries/000.p/1", 200, []api.Role{api.RoleAuditor}, false},
+	{"GET", "/metrics", 200, nil, false},
+}
+
+// callAs calls an endpoint with a raw Authorization header (none if
+// empty); POSTs carry a fresh valid event.
+func callAs(t *testing.T, base string, e guarded, authorization string, n int) response {
+	t.Helper()
+	var body []byte
+	if e.method == "POST" {
+		body = eventJSON(t, 10_000+n)
+	}
+	req, err := http.NewRequestWithContext(bg, e.method, base+e.path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("http.NewRequest(%s %s) = %v", e.method, e.path, err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	resp, err := noRedirects.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", e.method, e.path, err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	b.ReadFrom(resp.Body)
+	return response{status: resp.StatusCode, header: resp.Header, body: b.Bytes()}
+}
+
+func TestAuthRoles(t *testing.T) {
+	ts := newTestServer(t)
+	ts.appendHTTP(t, 0, 1)
+	ts.sign(t, 1)
+	unknown, _, err := api.NewAPIKey("not-in-keyring", api.RoleAdmin)
+	if err != nil {
+		t.Fatalf("api.NewAPIKey() = %v", err)
+	}
+
+	for _, c := range []struct {
+		name          string
+		authorization string
+		role          api.Role // "" for no valid key
+	}{
+		{"no key", "", ""},
+		{"unknown key", "Bearer " + unknown, ""},
+		{"empty bearer", "Bearer ", ""},
+		{"basic auth", "Basic " + ts.admin(), ""},
+		{"key without scheme", ts.admin(), ""},
+		{"key hash instead of key", "Bearer " + api.HashToken(ts.admin()), ""},
+		{"submitter", "Bearer " + ts.submitter(), api.RoleSubmitter},
+		{"auditor", "Bearer " + ts.auditor(), api.RoleAuditor},
+		{"responder", "Bearer " + ts.responder(), api.RoleResponder},
+		{"admin", "Bearer " + ts.admin(), api.RoleAdmin},
+	} {
+		for n, e := range guardedEndpoints {
+			t.Run(c.name+" "+e.method+" "+e.path, func(t *testing.T) {
+				before := size(ts.l)
+				r := callAs(t, ts.srv.URL, e, c.authorization, n)
+				what := fmt.Sprintf("%s %s as %s", e.method, e.path, c.name)
+				switch {
+				case c.role == "":
+					wantError(t, what, r, http.StatusUnauthorized)
+					if !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer") {
+						t.Errorf("%s: WWW-Authenticate = %q, want a Bearer challenge", what, r.header.Get("WWW-Authenticate"))
+					}
+				case c.role == api.RoleAdmin || slices.Contains(e.roles, c.role):
+					if r.status != e.ok {
+						t.Errorf("%s = %v, want %d", what, r, e.ok)
+					}
+				default:
+					wantError(t, what, r, http.StatusForbidden)
+				}
+				if r.status != http.StatusCreated {
+					if got := size(ts.l); got != before {
+						t.Errorf("%s: Size() = %d, want %d (unchanged)", what, got, before)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestHealthNeedsNoKey(t *testing.T) {
+	ts := newTestServer(t)
+	for _, path := range []string{"/healthz", "/readyz"} {
+		r := ts.get(t, path, "")
+		if r.status != http.StatusOK {
+			t.Errorf("GET %s without a key = %v, want 200", path, r)
+		}
+		wantJSON(t, "GET "+path, r)
+	}
+	// A closed ledger is not ready, but the process is healthy.
+	if err := ts.l.Close(bg); err != nil {
+		t.Fatalf("Close() = %v", err)
+	}
+	if r := ts.get(t, "/readyz", ""); r.status != http.StatusServiceUnavailable {
+		t.Errorf("GET /readyz after Close = %v, want 503", r)
+	}
+	if r := ts.get(t, "/healthz", ""); r.status != http.StatusOK {
+		t.Errorf("GET /healthz after Close = %v, want 200", r)
+	}
+	r := ts.post(t, "application/json", eventJSON(t, 1))
+	wantError(t, "POST /v1/events after Close", r, http.StatusServiceUnavailable)
+}
+
+func TestPublicTiles(t *testing.T) {
+	ts := newTestServer(t)
+	ts.appendHTTP(t, 0, 1)
+	ts.sign(t, 1)
+	kr, tokens := newKeys(t)
+	public := newAPIServer(t, ts.l, api.Config{Keys: kr, PublicTiles: true})
+	for n, e := range guardedEndpoints {
+		t.Run(e.method+" "+e.path, func(t *testing.T) {
+			r := callAs(t, public.URL, e, "", n)
+			if e.public {
+				if r.status != e.ok {
+					t.Errorf("%s %s without a key, public tiles = %v, want %d", e.method, e.path, r, e.ok)
+				}
+			} else {
+				wantError(t, e.method+" "+e.path+" without a key, public tiles", r, http.StatusUnauthorized)
+			}
+			// Roles still count where the endpoint is not public.
+			r = callAs(t, public.URL, e, "Bearer "+tokens[api.RoleSubmitter], n)
+			want := http.StatusForbidden
+			if e.public || slices.Contains(e.roles, api.RoleSubmitter) {
+				want = e.ok
+			}
+			if r.status != want {
+				t.Errorf("%s %s as submitter, public tiles = %v, want %d", e.method, e.path, r, want)
+			}
+		})
+	}
+}
+
+func TestPublicMetrics(t *testing.T) {
+	ts := newTestServer(t, withAPI(func(c *api.Config) { c.PublicMetrics = true }))
+	if r := ts.get(t, "/metrics", ""); r.status != http.StatusOK {
+		t.Errorf("GET /metrics without a key, public metrics = %v, want 200", r)
+	}
+	if r := ts.get(t, "/checkpoint", ""); r.status != http.StatusUnauthorized {
+		t.Errorf("GET /checkpoint without a key, public metrics = %v, want 401", r)
+	}
+}
+
+func TestSetKeyringSwapsKeysLive(t *testing.T) {
+	ts := newTestServer(t)
+	tok, key, err := api.NewAPIKey("rotated", api.RoleSubmitter, api.RoleAuditor)
+	if err != nil {
+		t.Fatalf("api.NewAPIKey() = %v", err)
+	}
+	kr, err := api.NewKeyring([]api.APIKey{key})
+	if err != nil {
+		t.Fatalf("api.NewKeyring() = %v", err)
+	}
+	if r := ts.post(t, "application/json", eventJSON(t, 1)); r.status != http.StatusCreated {
+		t.Fatalf("POST with the old key before the swap = %v, want 201", r)
+	}
+	if r := call(t, ts.srv.URL, "POST", "/v1/events", tok, "application/json", eventJSON(t, 2)); r.status != http.StatusUnauthorized {
+		t.Errorf("POST with the new key before the swap = %v, want 401", r)
+	}
+
+	ts.api.SetKeyring(kr)
+	if r := ts.post(t, "application/json", eventJSON(t, 3)); r.status != http.StatusUnauthorized {
+		t.Errorf("POST with the old key after the swap = %v, want 401", r)
+	}
+	if r := ts.get(t, "/metrics", ts.admin()); r.status != http.StatusUnauthorized {
+		t.Errorf("GET /metrics with the old admin key after the swap = %v, want 401", r)
+	}
+	r := call(t, ts.srv.URL, "POST", "/v1/events", tok, "application/json", eventJSON(t, 4))
+	if r.status != http.StatusCreated {
+		t.Fatalf("POST with the new key after the swap = %v, want 201", r)
+	}
+	// Both roles of a two-role key apply.
+	if r := ts.get(t, "/v1/entries/"+strconv.FormatUint(*singleResult(t, r).Index, 10), tok); r.status != http.StatusOK {
+		t.Errorf("GET /v1/entries as submitter+auditor = %v, want 200", r)
+	}
+	if r := ts.get(t, "/metrics", tok); r.status != http.StatusForbidden {
+		t.Errorf("GET /metrics as submitter+auditor = %v, want 403", r)
+	}
+
+	// An empty keyring locks everyone out of everything but health.
+	empty, err := api.NewKeyring(nil)
+	if err != nil {
+		t.Fatalf("api.NewKeyring(nil) = %v", err)
+	}
+	ts.api.SetKeyring(empty)
+	if r := call(t, ts.srv.URL, "POST", "/v1/events", tok, "application/json", eventJSON(t, 5)); r.status != http.StatusUnauthorized {
+		t.Errorf("POST after swapping in an empty keyring = %v, want 401", r)
+	}
+	if r := ts.get(t, "/healthz", ""); r.status != http.StatusOK {
+		t.Errorf("GET /healthz with an empty keyring = %v, want 200", r)
+	}
+	if got := size(ts.l); got != 2 {
+		t.Errorf("Size() = %d, want 2", got)
+	}
+}
+
+func TestNewKeyringRejectsBadKeys(t *testing.T) {
+	_, good, err := api.NewAPIKey("good", api.RoleAuditor)
+	if err != nil {
+		t.Fatalf("api.NewAPIKey() = %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		keys []api.APIKey
+	}{
+		{"no name", []api.APIKey{{SHA256: good.SHA256, Roles: good.Roles}}},
+		{"short hash", []api.APIKey{{Name: "k", SHA256: "abcd", Roles: good.Roles}}},
+		{"non-hex hash", []api.APIKey{{Name: "k", SHA256: strings.Repeat("z", 64), Roles: good.Roles}}},
+		{"no roles", []api.APIKey{{Name: "k", SHA256: good.SHA256}}},
+		{"unknown role", []api.APIKey{{Name: "k", SHA256: good.SHA256, Roles: []api.Role{"root"}}}},
+		{"same secret twice", []api.APIKey{good, {Name: "other", SHA256: good.SHA256, Roles: good.Roles}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := api.NewKeyring(tc.keys); err == nil {
+				t.Errorf("api.NewKeyring(%+v) = nil error, want an error", tc.keys)
+			}
+		})
+	}
+}
+
+// metricValue returns the value of the sample whose name and labels are
+// exactly series in Prometheus text output.
+func metricValue(t *testing.T, body []byte, series string) (float64, bool) {
+	t.Helper()
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		if !ok || name != series {
+			continue
+		}
+		f, err := strconv.ParseFloat(strings.Fields(value)[0], 64)
+		if err != nil {
+			t.Fatalf("metric %s has value %q: %v", series, value, err)
+		}
+		return f, true
+	}
+	return 0, false
+}
+
+func TestMetrics(t *testing.T) {
+	ts := newTestServer(t)
+	ts.appendHTTP(t, 0, 3)
+	ts.sign(t, 3)
+	if r := ts.post(t, "application/json", eventJSON(t, 0)); r.status != http.StatusCreated {
+		t.Fatalf("POST = %v, want 201", r)
+	}
+	withID := withID(t, 9, "evt-m")
+	for range 2 {
+		if r := ts.post(t, "application/json", withID); r.status >= 300 {
+			t.Fatalf("POST evt-m = %v, want 201 then 200", r)
+		}
+	}
+	if r := ts.post(t, "application/json", []byte("{}")); r.status != http.StatusBadRequest {
+		t.Fatalf("POST {} = %v, want 400", r)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		token  string
+		status int
+	}{
+		{"no key", "", 401},
+		{"submitter", ts.submitter(), 403},
+		{"auditor", ts.auditor(), 403},
+		{"admin", ts.admin(), 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := ts.get(t, "/metrics", tc.token)
+			if r.status != tc.status {
+				t.Fatalf("GET /metrics as %s = %v, want %d", tc.name, r, tc.status)
+			}
+		})
+	}
+
+	r := ts.get(t, "/metrics", ts.admin())
+	for _, tc := range []struct {
+		series string
+		min    float64
+		max    float64
+	}{
+		{"accessledger_appended_entries_total", 5, 5},
+		{"accessledger_batch_size_entries_count", 1, 5},
+		{"accessledger_batch_size_entries_sum", 5, 5},
+		{"accessledger_queue_depth_entries", 0, 0},
+		{"accessledger_commit_latency_seconds_count", 1, 5},
+		{"accessledger_checkpoint_age_seconds", 0, 60},
+		{"accessledger_tree_size_entries", 5, 5},
+		{"accessledger_checkpoint_size_entries", 3, 3},
+		{`accessledger_http_events_total{result="appended"}`, 5, 5},
+		{`accessledger_http_events_total{result="duplicate"}`, 1, 1},
+		{`accessledger_http_events_total{result="rejected"}`, 1, 1},
+	} {
+		v, ok := metricValue(t, r.body, tc.series)
+		if !ok {
+			t.Errorf("GET /metrics lacks %s", tc.series)
+			continue
+		}
+		if v < tc.min || v > tc.max {
+			t.Errorf("GET /metrics %s = %g, want %g to %g", tc.series, v, tc.min, tc.max)
+		}
+	}
+}

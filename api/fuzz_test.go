@@ -1,0 +1,122 @@
+package api_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/accessledger/accessledger/api"
+)
+
+// fuzzContentTypes are the Content-Type headers a fuzz input picks from.
+var fuzzContentTypes = []string{"application/json", ndjson, "", "text/plain", "application/json; charset=utf-8", "application/json; ="}
+
+// FuzzPostEvents drives POST /v1/events with arbitrary bodies: the handler
+// never answers 5xx (a panic would be recovered as a 500), rejections are
+// JSON errors, and every index it acknowledges holds an entry whose leaf
+// hash is the one answered.
+func FuzzPostEvents(f *testing.F) {
+	ts := newTestServer(f, withAPI(func(c *api.Config) { c.MaxBodyBytes = 256 << 10 }))
+	h := ts.api.Handler()
+
+	good := string(eventJSON(f, 1))
+	for _, seed := range []struct {
+		body string
+		ct   uint8
+	}{
+		{good, 0},
+		{good, 2},
+		{good, 4},
+		{`{"id":"evt-f","time":"2026-01-02T15:04:05Z","service":"s","actor":{"id":"a"},"source":{"ip":"::1"},"action":"read","category":"data_access","outcome":"failure"}`, 0},
+		{`{"id":"evt-f","time":"2026-01-02T15:04:05Z","service":"s","actor":{"id":"b"},"source":{"ip":"::1"},"action":"read","category":"data_access","outcome":"failure"}`, 0},
+		{string(batchJSON(eventJSON(f, 2), eventJSON(f, 3))), 0},
+		{string(eventJSON(f, 4)) + "\r\n\n" + string(eventJSON(f, 5)), 1},
+		{string(mustJSON(f, edit(event(6), "source.geo", map[string]any{"country": "DE", "lat": 52.5, "lon": 13.4}))), 0},
+		{string(mustJSON(f, edit(event(7), "attributes", map[string]any{"k": "v", "é": "x"}))), 0},
+		{`{"time":`, 0},
+		{`[]`, 0},
+		{`null`, 0},
+		{`{"events":[]}`, 0},
+		{`{"events":[{}, 1, null]}`, 0},
+		{`{"events":null}`, 1},
+		{"", 0},
+		{"\n\n", 1},
+		{good, 3},
+		{good, 5},
+		{strings.Replace(good, "billing", "bill\xffing", 1), 0},
+		{strings.Replace(good, `"billing"`, `"\ud800"`, 1), 0},
+		{strings.Replace(good, `443`, `"443"`, 1), 0},
+		{strings.Replace(good, `443`, `1e400`, 1), 0},
+		{strings.Replace(good, `"192.0.2.10"`, `"fe80::1%eth0"`, 1), 0},
+		{strings.Replace(good, `2026`, `9999`, 1), 0},
+		{strings.Replace(good, `{`, `{"events":1,`, 1), 0},
+	} {
+		f.Add([]byte(seed.body), seed.ct)
+	}
+
+	f.Fuzz(func(t *testing.T, body []byte, ct uint8) {
+		req := httptest.NewRequest(http.MethodPost, "/v1/events", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+ts.submitter())
+		if c := fuzzContentTypes[int(ct)%len(fuzzContentTypes)]; c != "" {
+			req.Header.Set("Content-Type", c)
+		}
+		before := size(ts.l)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+
+		switch rec.Code {
+		case http.StatusOK, http.StatusCreated:
+		default:
+			if rec.Code < 400 || rec.Code >= 500 {
+				t.Fatalf("POST /v1/events %q = %d %s, want 200, 201 or 4xx", body, rec.Code, rec.Body)
+			}
+			var eb errorBody
+			if err := json.Unmarshal(rec.Body.Bytes(), &eb); err != nil || eb.Error == "" {
+				t.Fatalf("POST /v1/events %q = %d %s, want a JSON error", body, rec.Code, rec.Body)
+			}
+			if got := size(ts.l); got != before {
+				t.Fatalf("POST /v1/events %q = %d, but Size() went from %d to %d", body, rec.Code, before, got)
+			}
+			return
+		}
+
+		var answer struct {
+			appendResult
+			Results []appendResult `json:"results"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil {
+			t.Fatalf("POST /v1/events %q = %d %s, not JSON: %v", body, rec.Code, rec.Body, err)
+		}
+		results := answer.Results
+		if results == nil {
+			results = []appendResult{answer.appendResult}
+		}
+		added := 0
+		for i, res := range results {
+			if res.Index == nil {
+				t.Fatalf("POST /v1/events %q = %s: result %d has no index", body, rec.Body, i)
+			}
+			data, lh, err := ts.l.Entry(bg, *res.Index)
+			if err != nil {
+				t.Fatalf("POST /v1/events %q = %d index %d, but Entry(%d) = %v", body, rec.Code, *res.Index, *res.Index, err)
+			}
+			want := leafHash(data)
+			if !bytes.Equal(lh, want[:]) || res.LeafHash != base64.StdEncoding.EncodeToString(want[:]) {
+				t.Fatalf("POST /v1/events %q: result %d leaf_hash %s, want %s (SHA-256 of 0x00||entry %d)", body, i, res.LeafHash, b64(want[:]), *res.Index)
+			}
+			if !res.Duplicate {
+				added++
+			}
+		}
+		if (rec.Code == http.StatusCreated) != (added > 0) {
+			t.Errorf("POST /v1/events %q = %d with %d new entries, want 201 exactly when some entry is new", body, rec.Code, added)
+		}
+		if got := size(ts.l); got != before+uint64(added) {
+			t.Errorf("POST /v1/events %q: Size() went from %d to %d, want +%d", body, before, got, added)
+		}
+	})
+}

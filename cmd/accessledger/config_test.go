@@ -1,0 +1,149 @@
+package main
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// writeConfig writes a YAML config file and returns its path.
+func writeConfig(t *testing.T, yaml string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "accessledger.yaml")
+	if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func envMap(kv ...string) func(string) string {
+	m := map[string]string{}
+	for _, s := range kv {
+		k, v, _ := strings.Cut(s, "=")
+		m[k] = v
+	}
+	return func(k string) string { return m[k] }
+}
+
+// TestLoadConfigPrecedence checks defaults < file < environment < flags,
+// setting by setting.
+func TestLoadConfigPrecedence(t *testing.T) {
+	file := writeConfig(t, `
+listen: 127.0.0.1:1001
+data: /from/file
+checkpoint_interval: 2s
+public_tiles: true
+max_batch_size: 100
+queue_size: 1000
+`)
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  []string
+		// want
+		listen   string
+		data     string
+		interval time.Duration
+		public   bool
+		batch    int
+	}{
+		{
+			name:   "defaults",
+			listen: "127.0.0.1:8080", data: "./data", interval: time.Second, batch: 4096,
+		},
+		{
+			name:   "file",
+			args:   []string{"--config", file},
+			listen: "127.0.0.1:1001", data: "/from/file", interval: 2 * time.Second, public: true, batch: 100,
+		},
+		{
+			name:   "file from ACCESSLEDGER_CONFIG",
+			env:    []string{"ACCESSLEDGER_CONFIG=" + file},
+			listen: "127.0.0.1:1001", data: "/from/file", interval: 2 * time.Second, public: true, batch: 100,
+		},
+		{
+			name: "env over file",
+			args: []string{"--config", file},
+			env: []string{"ACCESSLEDGER_LISTEN=127.0.0.1:1002", "ACCESSLEDGER_CHECKPOINT_INTERVAL=3s",
+				"ACCESSLEDGER_PUBLIC_TILES=false"},
+			listen: "127.0.0.1:1002", data: "/from/file", interval: 3 * time.Second, public: false, batch: 100,
+		},
+		{
+			name: "flags over env over file",
+			args: []string{"--config", file, "--listen", "127.0.0.1:1003", "--data", "/from/flag",
+				"--max-batch-size", "200"},
+			env: []string{"ACCESSLEDGER_LISTEN=127.0.0.1:1002", "ACCESSLEDGER_DATA=/from/env",
+				"ACCESSLEDGER_CHECKPOINT_INTERVAL=3s"},
+			listen: "127.0.0.1:1003", data: "/from/flag", interval: 3 * time.Second, public: true, batch: 200,
+		},
+		{
+			// A flag given its default value still overrides.
+			name:   "flag equal to the default",
+			args:   []string{"--config", file, "--checkpoint-interval", "1s", "--public-tiles=false"},
+			env:    []string{"ACCESSLEDGER_CHECKPOINT_INTERVAL=3s"},
+			listen: "127.0.0.1:1001", data: "/from/file", interval: time.Second, public: false, batch: 100,
+		},
+		{
+			name:   "env without file",
+			env:    []string{"ACCESSLEDGER_DATA=/from/env", "ACCESSLEDGER_LISTEN=127.0.0.1:1004"},
+			listen: "127.0.0.1:1004", data: "/from/env", interval: time.Second, batch: 4096,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := loadConfig(tc.args, envMap(tc.env...), io.Discard)
+			if err != nil {
+				t.Fatalf("loadConfig(%q, env %q) = %v", tc.args, tc.env, err)
+			}
+			if cfg.Listen != tc.listen || cfg.Data != tc.data || cfg.CheckpointInterval != tc.interval ||
+				cfg.PublicTiles != tc.public || cfg.MaxBatchSize != tc.batch {
+				t.Errorf("loadConfig(%q, env %q) = listen %q data %q checkpoint_interval %s public_tiles %v max_batch_size %d, want %q %q %s %v %d",
+					tc.args, tc.env, cfg.Listen, cfg.Data, cfg.CheckpointInterval, cfg.PublicTiles, cfg.MaxBatchSize,
+					tc.listen, tc.data, tc.interval, tc.public, tc.batch)
+			}
+		})
+	}
+}
+
+// TestLoadConfigErrors checks that bad settings, wherever they come from,
+// are refused with an error naming the setting.
+func TestLoadConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		yaml string // written to a file passed with --config if set
+		args []string
+		env  []string
+		want string
+	}{
+		{name: "unknown key", yaml: "listen: 127.0.0.1:1\nbogus_setting: 1\n", want: "bogus_setting"},
+		{name: "dashed key", yaml: "checkpoint-interval: 1s\n", want: "checkpoint-interval"},
+		{name: "file interval 1ms", yaml: "checkpoint_interval: 1ms\n", want: "checkpoint_interval"},
+		{name: "file log_format xml", yaml: "log_format: xml\n", want: "log_format"},
+		{name: "file max_batch_size 0", yaml: "max_batch_size: 0\n", want: "max_batch_size"},
+		{name: "file max_batch_size too big", yaml: "max_batch_size: 70000\nqueue_size: 100000\n", want: "max_batch_size"},
+		{name: "file log_level", yaml: "log_level: loud\n", want: "log_level"},
+		{name: "file not YAML", yaml: "listen: [\n", want: "parsing config"},
+		{name: "flag interval 1ms", args: []string{"--checkpoint-interval", "1ms"}, want: "checkpoint_interval"},
+		{name: "flag max_batch_size 0", args: []string{"--max-batch-size", "0"}, want: "max_batch_size"},
+		{name: "flag log_format xml", args: []string{"--log-format", "xml"}, want: "log_format"},
+		{name: "flag unknown", args: []string{"--no-such-flag"}, want: "no-such-flag"},
+		{name: "env interval 1ms", env: []string{"ACCESSLEDGER_CHECKPOINT_INTERVAL=1ms"}, want: "checkpoint_interval"},
+		{name: "env log_format xml", env: []string{"ACCESSLEDGER_LOG_FORMAT=xml"}, want: "log_format"},
+		{name: "env max_batch_size 0", env: []string{"ACCESSLEDGER_MAX_BATCH_SIZE=0"}, want: "max_batch_size"},
+		{name: "env unparsable", env: []string{"ACCESSLEDGER_CHECKPOINT_INTERVAL=soon"}, want: "ACCESSLEDGER_CHECKPOINT_INTERVAL"},
+		{name: "missing file", args: []string{"--config", "/nonexistent/accessledger.yaml"}, want: "reading config"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := tc.args
+			if tc.yaml != "" {
+				args = append([]string{"--config", writeConfig(t, tc.yaml)}, args...)
+			}
+			_, err := loadConfig(args, envMap(tc.env...), io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("loadConfig(%q, env %q, yaml %q) = %v, want an error naming %q", args, tc.env, tc.yaml, err, tc.want)
+			}
+		})
+	}
+}

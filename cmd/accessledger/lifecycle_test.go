@@ -1,0 +1,412 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"maps"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// TestGracefulShutdown sends SIGTERM under load: the process must exit 0
+// within a few seconds, and the checkpoint it signed on the way out must
+// cover every acknowledged event. The checkpoint cadence is an hour, so
+// that only the shutdown can have signed it.
+func TestGracefulShutdown(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, dir, "--checkpoint-interval", "1h")
+	rec := &crashRecord{t: t, acks: map[uint64]ack{}, checkpoints: map[uint64]checkpoint{}}
+	var counter atomic.Int64
+	ctx, stop := context.WithCancel(t.Context())
+	defer stop()
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wr := rand.New(rand.NewPCG(1, uint64(w)))
+		wg.Go(func() { loadWorker(ctx, t, s, rec, wr, 0, w, &counter) })
+	}
+	time.Sleep(500 * time.Millisecond)
+	start := time.Now()
+	code := s.terminate(10 * time.Second)
+	took := time.Since(start)
+	stop()
+	wg.Wait()
+	if code != 0 {
+		t.Fatalf("SIGTERM under load: exit code %d, want 0\nstderr:\n%s", code, s.stderr)
+	}
+	t.Logf("exited 0 %s after SIGTERM; %d events acknowledged", took.Round(time.Millisecond), len(rec.acks))
+	if len(rec.acks) == 0 {
+		t.Fatal("no event was acknowledged before SIGTERM")
+	}
+
+	acks := slices.SortedFunc(maps.Values(rec.acks), func(a, b ack) int { return cmp.Compare(a.index, b.index) })
+	maxIndex := acks[len(acks)-1].index
+
+	s = startServer(t, dir, "--checkpoint-interval", "1h")
+	cp := s.latestCheckpoint()
+	if cp.size < maxIndex+1 {
+		t.Fatalf("after SIGTERM and restart GET /checkpoint has size %d, want >= %d (every acknowledged event)", cp.size, maxIndex+1)
+	}
+	var info struct {
+		Size     uint64 `json:"size"`
+		RootHash string `json:"root_hash"`
+	}
+	s.get("/v1/log", &info)
+	if info.Size != cp.size || decodeHash(t, "root_hash", info.RootHash) != cp.hash {
+		t.Errorf("GET /v1/log = size %d root %s, want the checkpoint's %d %x", info.Size, info.RootHash, cp.size, cp.hash)
+	}
+	checkBundles(t, s, cp, acks)
+	for _, k := range []int{0, len(acks) / 3, len(acks) / 2, len(acks) - 1} {
+		s.checkInclusion(cp, acks[k].index, acks[k].leaf)
+	}
+	// Nothing was appended after the restart, so nothing needed signing:
+	// the checkpoint is still the one signed at shutdown.
+	if again := s.latestCheckpoint(); string(again.raw) != string(cp.raw) {
+		t.Errorf("GET /checkpoint changed without appends:\n%s\nthen\n%s", cp.raw, again.raw)
+	}
+}
+
+// TestTamperedEntryRefusesToStart edits a stored entry directly in Badger
+// while the server is stopped; the server must refuse to start, saying
+// that storage is inconsistent and which entry is wrong.
+func TestTamperedEntryRefusesToStart(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		bundle uint64 // entry bundle to edit; its first entry is edited
+		flags  []string
+		want   string
+	}{
+		// A full bundle: only the full re-hash at start-up sees it.
+		{"full bundle", 0, nil, "entry 0 "},
+		// The partial edge bundle is re-hashed even by a quick open.
+		{"edge bundle quick open", 1, []string{"--quick-open"}, "entry 256 "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := startServer(t, dir)
+			for b := range 3 {
+				events := make([]json.RawMessage, 100)
+				for i := range events {
+					events[i] = testEvent("", b*100+i)
+				}
+				s.mustPost(events...)
+			}
+			if code := s.terminate(10 * time.Second); code != 0 {
+				t.Fatalf("SIGTERM: exit code %d, want 0", code)
+			}
+
+			flipEntryByte(t, filepath.Join(dir, "badger"), tc.bundle)
+
+			args := append([]string{"serve", "--data", dir, "--listen", freeAddr(t)}, tc.flags...)
+			s = spawn(t, dir, "", nil, args)
+			select {
+			case <-s.done:
+			case <-time.After(20 * time.Second):
+				t.Fatalf("server with a tampered entry still running after 20s\nstderr:\n%s", s.stderr)
+			}
+			stderr := s.stderr.String()
+			if code := s.state.ExitCode(); code == 0 {
+				t.Errorf("server with a tampered entry: exit code 0, want non-zero")
+			}
+			if !strings.Contains(stderr, "storage is inconsistent") || !strings.Contains(stderr, tc.want) {
+				t.Errorf("server with a tampered entry: stderr does not say %q and %q:\n%s", "storage is inconsistent", tc.want, stderr)
+			}
+			if strings.Contains(stderr, "listening") {
+				t.Errorf("server with a tampered entry started listening:\n%s", stderr)
+			}
+		})
+	}
+}
+
+// flipEntryByte opens the stopped server's Badger directory and flips one
+// byte inside the first entry of an entry bundle (key 'b' + 8-byte
+// big-endian index; value: uint16 big-endian length-prefixed entries).
+func flipEntryByte(t *testing.T, dir string, bundle uint64) {
+	t.Helper()
+	db, err := badger.Open(badger.DefaultOptions(dir).
+		WithLogger(nil).
+		WithNumVersionsToKeep(1).
+		WithValueThreshold(1 << 10).
+		WithMemTableSize(32 << 20).
+		WithValueLogFileSize(256 << 20))
+	if err != nil {
+		t.Fatalf("badger.Open(%s) = %v", dir, err)
+	}
+	key := binary.BigEndian.AppendUint64([]byte{'b'}, bundle)
+	err = db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(key)
+		if err != nil {
+			return err
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		n := int(binary.BigEndian.Uint16(v))
+		if n < 10 || 2+n > len(v) {
+			t.Fatalf("bundle %d starts with an entry of %d bytes in %d", bundle, n, len(v))
+		}
+		v[2+n/2] ^= 0x01
+		return txn.Set(key, v)
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatalf("editing entry bundle %d: %v", bundle, err)
+	}
+}
+
+// TestServeEmbeddedDefaults starts serve with nothing but a data directory
+// and a listen address, first as flags and then as environment variables.
+func TestServeEmbeddedDefaults(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data") // serve creates it
+	s := startServerOpts(t, serverOpts{args: []string{"--data", dir}, dir: dir})
+
+	for _, f := range []string{"log.key", "admin.key", "api_keys.yaml"} {
+		fi, err := os.Stat(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatalf("after first start: %v", err)
+		}
+		if perm := fi.Mode().Perm(); perm != 0o600 {
+			t.Errorf("%s has mode %04o, want 0600", f, perm)
+		}
+	}
+	if !strings.Contains(s.stdout.String(), "origin "+s.origin+"\n") {
+		t.Errorf("stdout does not name origin %q (the verifier key's name):\n%s", s.origin, s.stdout)
+	}
+	checkVerifierKeyFormat(t, s.vkey, s.origin)
+	var info struct {
+		Origin      string `json:"origin"`
+		VerifierKey string `json:"verifier_key"`
+	}
+	s.get("/v1/log", &info)
+	if info.Origin != s.origin || info.VerifierKey != s.vkey {
+		t.Errorf("GET /v1/log = origin %q verifier_key %q, want %q and the printed %q", info.Origin, info.VerifierKey, s.origin, s.vkey)
+	}
+	s.mustPost(testEvent("", 1))
+	cp := s.waitCheckpoint(1, 10*time.Second) // default cadence: 1s
+	origin, vkey, token := s.origin, s.vkey, s.token
+	key, err := os.ReadFile(filepath.Join(dir, "log.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := s.terminate(10 * time.Second); code != 0 {
+		t.Fatalf("SIGTERM: exit code %d, want 0", code)
+	}
+
+	// The same, configured through the environment only.
+	addr := freeAddr(t)
+	s = startServerOpts(t, serverOpts{
+		env:          []string{"ACCESSLEDGER_DATA=" + dir, "ACCESSLEDGER_LISTEN=" + addr},
+		noListenFlag: true,
+		addr:         addr,
+		dir:          dir,
+	})
+	if s.origin != origin || s.vkey != vkey {
+		t.Errorf("after restart: origin %q key %q, want the same %q and %q", s.origin, s.vkey, origin, vkey)
+	}
+	if s.token != token {
+		t.Errorf("after restart admin.key changed")
+	}
+	if key2, _ := os.ReadFile(filepath.Join(dir, "log.key")); string(key2) != string(key) {
+		t.Errorf("after restart log.key changed")
+	}
+	if got := s.latestCheckpoint(); got.size < cp.size { // verified with the first run's key
+		t.Errorf("after restart checkpoint size %d, want >= %d", got.size, cp.size)
+	}
+}
+
+// checkVerifierKeyFormat checks <name>+<hex8>+<base64(0x01||32-byte key)>.
+func checkVerifierKeyFormat(t *testing.T, vkey, name string) {
+	t.Helper()
+	parts := strings.SplitN(vkey, "+", 3)
+	if len(parts) != 3 || parts[0] != name || len(parts[1]) != 8 || strings.ToLower(parts[1]) != parts[1] {
+		t.Errorf("verifier key %q is not %s+<hex8>+<base64>", vkey, name)
+		return
+	}
+	var k []byte
+	if err := json.Unmarshal([]byte(`"`+parts[2]+`"`), &k); err != nil || len(k) != 33 || k[0] != 0x01 {
+		t.Errorf("verifier key %q: want base64 of 0x01 and a 32-byte Ed25519 key", vkey)
+	}
+}
+
+// TestServeConfigFile configures listen, data and checkpoint_interval in a
+// YAML file only.
+func TestServeConfigFile(t *testing.T) {
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "from-config")
+	addr := freeAddr(t)
+	cfgPath := filepath.Join(tmp, "accessledger.yaml")
+	yaml := "listen: " + addr + "\ndata: " + dir + "\ncheckpoint_interval: 1h\n"
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServerOpts(t, serverOpts{args: []string{"--config", cfgPath}, noListenFlag: true, addr: addr, dir: dir})
+	if _, err := os.Stat(filepath.Join(dir, "log.key")); err != nil {
+		t.Errorf("data directory from the config file not used: %v", err)
+	}
+	s.mustPost(testEvent("", 1))
+	// The default cadence (1s) would have signed by now; the file's 1h
+	// must not.
+	time.Sleep(1500 * time.Millisecond)
+	if cp := s.latestCheckpoint(); cp.size != 0 {
+		t.Errorf("checkpoint size %d 1.5s after an append with checkpoint_interval 1h, want 0", cp.size)
+	}
+}
+
+// TestServeRejectsInvalidSetting checks the binary fails fast, naming the
+// setting.
+func TestServeRejectsInvalidSetting(t *testing.T) {
+	dir := t.TempDir()
+	code, _, stderr := runCLI(t, nil, "serve", "--data", dir, "--listen", freeAddr(t), "--checkpoint-interval", "1ms")
+	if code != 1 || !strings.Contains(stderr, "checkpoint_interval") {
+		t.Errorf("serve --checkpoint-interval 1ms = exit %d, stderr %q; want 1 and a message naming checkpoint_interval", code, stderr)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("serve with an invalid setting wrote to the data directory: %v", entries)
+	}
+}
+
+// TestAPIKeyAddAndReload adds a submitter key to a running server's data
+// directory and loads it with SIGHUP.
+func TestAPIKeyAddAndReload(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, dir)
+
+	code, stdout, stderr := runCLI(t, nil, "apikey", "add", "--data", dir, "--name", "svc", "--role", "submitter")
+	token := strings.TrimSpace(stdout)
+	if code != 0 || !strings.HasPrefix(token, "al_") || strings.Contains(token, "\n") {
+		t.Fatalf("apikey add = exit %d, stdout %q, stderr %q; want 0 and one token", code, stdout, stderr)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "api_keys.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), token) {
+		t.Errorf("api_keys.yaml holds the secret token, want only its hash")
+	}
+
+	post := func() int {
+		status, _, _, err := s.postEvents(t.Context(), token, []json.RawMessage{testEvent("", 1)})
+		if err != nil {
+			t.Fatalf("POST /v1/events: %v", err)
+		}
+		return status
+	}
+	if status := post(); status != http.StatusUnauthorized {
+		t.Errorf("POST with the new key before SIGHUP = %d, want 401", status)
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for post() != http.StatusCreated {
+		if time.Now().After(deadline) || s.exited() {
+			t.Fatalf("POST with the new key after SIGHUP never answered 201 (exited: %v)\nstderr:\n%s", s.exited(), s.stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if status, body, _ := s.do(t.Context(), http.MethodGet, "/v1/entries/0", token, nil); status != http.StatusForbidden {
+		t.Errorf("GET /v1/entries/0 with a submitter key = %d %s, want 403", status, body)
+	}
+	if status, body, _ := s.do(t.Context(), http.MethodGet, "/checkpoint", token, nil); status != http.StatusOK {
+		t.Errorf("GET /checkpoint with a submitter key = %d %s, want 200", status, body)
+	}
+	// The admin key still works after the reload.
+	s.get("/v1/entries/0", nil)
+
+	for _, tc := range []struct {
+		args []string
+		env  []string
+		want string
+	}{
+		{[]string{"apikey", "add", "--data", dir, "--name", "x", "--role", "superuser"}, nil, "unknown role"},
+		{[]string{"apikey", "add", "--data", dir, "--name", "svc", "--role", "auditor"}, nil, "already exists"},
+		{[]string{"apikey", "add", "--data", dir, "--role", "auditor"}, nil, "--name and --role are required"},
+		{[]string{"apikey", "remove"}, nil, "apikey add"},
+	} {
+		code, stdout, stderr := runCLI(t, tc.env, tc.args...)
+		if code != 1 || stdout != "" || !strings.Contains(stderr, tc.want) {
+			t.Errorf("accessledger %v = exit %d, stdout %q, stderr %q; want 1, no output and %q", tc.args, code, stdout, stderr, tc.want)
+		}
+	}
+	code, stdout, _ = runCLI(t, []string{"ACCESSLEDGER_DATA=" + dir}, "apikey", "list")
+	if code != 0 || !strings.Contains(stdout, "svc\t[submitter]") || !strings.Contains(stdout, "admin\t[admin]") {
+		t.Errorf("apikey list (data from env) = exit %d, %q; want 0, svc and admin", code, stdout)
+	}
+}
+
+// TestServeSurvivesEarlySIGHUP sends SIGHUP (reload API keys) while the
+// server is still starting up. It must not kill the server.
+func TestServeSurvivesEarlySIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	s := spawn(t, dir, addr, nil, []string{"serve", "--data", dir, "--listen", addr})
+	// "generated signing key" is logged before the log is created, well
+	// into main but before the HUP handler is installed.
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(s.stderr.String(), "generated signing key") {
+		if time.Now().After(deadline) || s.exited() {
+			t.Fatalf("server never logged key generation\nstderr:\n%s", s.stderr)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.waitReady(20 * time.Second); err != nil {
+		t.Fatalf("SIGHUP during start-up: %v (want the server to keep starting)\nstderr:\n%s", err, s.stderr)
+	}
+}
+
+// TestCrashDuringFirstStart SIGKILLs the server at random moments while it
+// creates a new log (key generation, storage creation, first checkpoint,
+// verifier key file), then starts it again with the same plain command
+// line. Whatever the moment, the restarted server must come up and serve
+// the log: a crash must not leave a data directory it refuses to open.
+func TestCrashDuringFirstStart(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 0))
+	for i := range 8 {
+		dir := t.TempDir()
+		addr := freeAddr(t)
+		args := []string{"serve", "--data", dir, "--listen", addr, "--checkpoint-interval", "100ms"}
+		s := spawn(t, dir, addr, nil, args)
+		delay := time.Duration(rng.Int64N(int64(60 * time.Millisecond)))
+		time.Sleep(delay)
+		s.kill()
+		var left []string
+		if entries, err := os.ReadDir(dir); err == nil {
+			for _, e := range entries {
+				left = append(left, e.Name())
+			}
+		}
+
+		addr = freeAddr(t)
+		args = []string{"serve", "--data", dir, "--listen", addr, "--checkpoint-interval", "100ms"}
+		s = spawn(t, dir, addr, nil, args)
+		if err := s.waitReady(20 * time.Second); err != nil {
+			t.Errorf("killed %s into the first start (data directory then held %q); restart: %v\nstderr:\n%s",
+				delay.Round(time.Millisecond), left, err, s.stderr)
+			continue
+		}
+		s.loadIdentity()
+		s.mustPost(testEvent("", i))
+		s.waitCheckpoint(1, 10*time.Second)
+		s.kill()
+	}
+}

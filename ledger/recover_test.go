@@ -1,0 +1,340 @@
+package ledger
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/transparency-dev/formats/log"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// The storage keys, spelled out as documented in keys.go rather than
+// taken from the code under test.
+func rawBundleKey(n uint64) []byte { return binary.BigEndian.AppendUint64([]byte{'b'}, n) }
+func rawTileKey(level uint8, n uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{'t', level}, n)
+}
+func rawCheckpointKey(size uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{'c'}, size)
+}
+
+var (
+	rawSizeKey     = []byte("msize")
+	rawLatestCPKey = []byte("mcheckpoint")
+)
+
+// editStore opens the closed ledger's Badger directory directly and runs
+// edit in one read-write transaction.
+func editStore(t *testing.T, dir string, edit func(txn *badger.Txn) error) {
+	t.Helper()
+	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	if err != nil {
+		t.Fatalf("badger.Open(%s) = %v", dir, err)
+	}
+	if err := db.Update(edit); err != nil {
+		db.Close()
+		t.Fatalf("editing storage: %v", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("closing storage: %v", err)
+	}
+}
+
+// rewrite replaces the value of key with f(value).
+func rewrite(key []byte, f func([]byte) []byte) func(*badger.Txn) error {
+	return func(txn *badger.Txn) error {
+		item, err := txn.Get(key)
+		if err != nil {
+			return fmt.Errorf("reading %q: %w", key, err)
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		return txn.Set(key, f(v))
+	}
+}
+
+func deleteKey(key []byte) func(*badger.Txn) error {
+	return func(txn *badger.Txn) error {
+		if _, err := txn.Get(key); err != nil {
+			return fmt.Errorf("reading %q: %w", key, err)
+		}
+		return txn.Delete(key)
+	}
+}
+
+// flipEntryByte changes one byte of entry i inside its entry bundle,
+// leaving the bundle's framing intact.
+func flipEntryByte(i uint64) func(*badger.Txn) error {
+	return rewrite(rawBundleKey(i/TileWidth), func(b []byte) []byte {
+		off := 0
+		for range i % TileWidth {
+			off += 2 + int(binary.BigEndian.Uint16(b[off:]))
+		}
+		n := int(binary.BigEndian.Uint16(b[off:]))
+		b[off+2+n/2] ^= 0x20
+		return b
+	})
+}
+
+// flipTileByte changes one byte of hash k of a tile.
+func flipTileByte(level uint8, n uint64, k int) func(*badger.Txn) error {
+	return rewrite(rawTileKey(level, n), func(t []byte) []byte {
+		t[k*hashSize+5] ^= 0x01
+		return t
+	})
+}
+
+// tamperLogSize is the size of the closed log the tamper tests edit: two
+// full bundles and a partial one of 88 entries.
+const tamperLogSize = 600
+
+// newClosedLog creates a log of tamperLogSize entries and closes it.
+func newClosedLog(t *testing.T) Config {
+	t.Helper()
+	l, cfg := newTestLedger(t)
+	appendN(t, l, 0, tamperLogSize, 250)
+	closeLedger(t, l)
+	return cfg
+}
+
+func TestOpenDetectsTampering(t *testing.T) {
+	tests := []struct {
+		name  string
+		edit  func(*badger.Txn) error
+		quick bool   // open with QuickOpen
+		msg   string // the error must mention this
+	}{
+		{"EntryInFirstBundle", flipEntryByte(5), false, "entry 5 "},
+		{"EntryInFullBundle", flipEntryByte(300), false, "entry 300 "},
+		{"LastEntryOfFullBundle", flipEntryByte(511), false, "entry 511 "},
+		{"EntryInEdgeBundle", flipEntryByte(550), false, "entry 550 "},
+		{"EntryInEdgeBundleQuickOpen", flipEntryByte(550), true, "entry 550 "},
+		{"LeafHashInFullTile", flipTileByte(0, 0, 7), false, "entry 7 "},
+		{"LeafHashInEdgeTile", flipTileByte(0, 2, 10), false, "entry 522 "},
+		{"LeafHashInEdgeTileQuickOpen", flipTileByte(0, 2, 10), true, ""},
+		{"Level1TileHash", flipTileByte(1, 0, 1), false, "8/1"},
+		{"Level1TileHashQuickOpen", flipTileByte(1, 0, 0), true, ""},
+		{"BundleDeleted", deleteKey(rawBundleKey(1)), false, "bundle 1"},
+		{"EdgeBundleDeleted", deleteKey(rawBundleKey(2)), false, ""},
+		{"EdgeBundleDeletedQuickOpen", deleteKey(rawBundleKey(2)), true, ""},
+		{"TileDeleted", deleteKey(rawTileKey(0, 1)), false, ""},
+		{"TileDeletedQuickOpen", deleteKey(rawTileKey(1, 0)), true, ""},
+		{"BundleBeyondSize", func(txn *badger.Txn) error {
+			return txn.Set(rawBundleKey(3), appendBundleEntry(nil, []byte("extra")))
+		}, false, ""},
+		{"EntryAddedToEdgeBundle", rewrite(rawBundleKey(2), func(b []byte) []byte {
+			return appendBundleEntry(b, []byte("extra"))
+		}), false, ""},
+		{"EdgeBundleTruncated", rewrite(rawBundleKey(2), func(b []byte) []byte { return b[:len(b)-3] }), true, ""},
+		{"SizePlusOne", func(txn *badger.Txn) error { return txn.Set(rawSizeKey, encodeUint64(tamperLogSize+1)) }, false, ""},
+		{"SizePlusOneQuickOpen", func(txn *badger.Txn) error { return txn.Set(rawSizeKey, encodeUint64(tamperLogSize+1)) }, true, ""},
+		{"SizeMinusOne", func(txn *badger.Txn) error { return txn.Set(rawSizeKey, encodeUint64(tamperLogSize-1)) }, false, ""},
+		{"SizeMinusOneQuickOpen", func(txn *badger.Txn) error { return txn.Set(rawSizeKey, encodeUint64(tamperLogSize-1)) }, true, ""},
+		{"SizeNextBundle", func(txn *badger.Txn) error { return txn.Set(rawSizeKey, encodeUint64(tamperLogSize+TileWidth)) }, false, ""},
+		{"SizeNextBundleQuickOpen", func(txn *badger.Txn) error { return txn.Set(rawSizeKey, encodeUint64(tamperLogSize+TileWidth)) }, true, ""},
+		{"SizeMalformed", func(txn *badger.Txn) error { return txn.Set(rawSizeKey, []byte{1, 2, 3}) }, false, ""},
+		{"SizeDeleted", deleteKey(rawSizeKey), false, ""},
+		{"CheckpointSignatureFlipped", rewrite(rawCheckpointKey(tamperLogSize), func(b []byte) []byte {
+			b[len(b)-5] ^= 0x01
+			return b
+		}), true, ""},
+		{"LatestCheckpointRecordDeleted", deleteKey(rawLatestCPKey), true, ""},
+	}
+	template := newClosedLog(t)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := template
+			cfg.Dir = filepath.Join(t.TempDir(), "log")
+			copyDir(t, template.Dir, cfg.Dir)
+			editStore(t, cfg.Dir, tc.edit)
+			cfg.QuickOpen = tc.quick
+			l, err := Open(bg, cfg)
+			if err == nil {
+				l.Close(bg)
+			}
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("Open(QuickOpen=%v) after %s = %v, want ErrCorrupt", tc.quick, tc.name, err)
+			}
+			if !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("Open() = %q, want it to mention %q", err, tc.msg)
+			}
+		})
+	}
+}
+
+// TestTamperedFullBundleEntryMissedByQuickOpenCaughtByFullOpen documents
+// the limit of QuickOpen: it re-hashes only the edge bundle, so an edited
+// entry in a full bundle goes unnoticed (and is served) until a full Open.
+func TestTamperedFullBundleEntryMissedByQuickOpenCaughtByFullOpen(t *testing.T) {
+	cfg := newClosedLog(t)
+	editStore(t, cfg.Dir, flipEntryByte(300))
+
+	cfg.QuickOpen = true
+	l, err := Open(bg, cfg)
+	if err != nil {
+		t.Fatalf("Open(QuickOpen) after editing entry 300 = %v, want nil (quick open does not re-hash full bundles)", err)
+	}
+	data, leaf, err := l.Entry(bg, 300)
+	if err != nil {
+		t.Fatalf("Entry(300) = %v", err)
+	}
+	if bytes.Equal(data, entryData(300)) {
+		t.Errorf("Entry(300) = %q, want the edited entry", data)
+	}
+	stored, err := l.ReadTile(bg, 0, 1, 0)
+	if err != nil {
+		t.Fatalf("ReadTile(0, 1, 0) = %v", err)
+	}
+	if bytes.Equal(leaf, stored[44*hashSize:45*hashSize]) {
+		t.Errorf("edited entry 300 hashes to its stored leaf hash")
+	}
+	closeLedger(t, l)
+
+	cfg.QuickOpen = false
+	l, err = Open(bg, cfg)
+	if err == nil {
+		l.Close(bg)
+	}
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "entry 300 ") {
+		t.Errorf("Open() after editing entry 300 = %v, want ErrCorrupt naming entry 300", err)
+	}
+}
+
+// TestOpenDetectsForgedCheckpoint stores a checkpoint that is properly
+// signed with the log's key but commits to another tree: Open must notice
+// that the stored tree does not match it.
+func TestOpenDetectsForgedCheckpoint(t *testing.T) {
+	for _, quick := range []bool{false, true} {
+		t.Run(fmt.Sprintf("QuickOpen=%v", quick), func(t *testing.T) {
+			cfg := newClosedLog(t)
+			const size = 400
+			body := log.Checkpoint{Origin: testOrigin, Size: size, Hash: bytes.Repeat([]byte{7}, 32)}.Marshal()
+			signed, err := note.Sign(&note.Note{Text: string(body)}, cfg.Signer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			editStore(t, cfg.Dir, func(txn *badger.Txn) error {
+				latest := binary.BigEndian.AppendUint64(nil, size)
+				latest = binary.BigEndian.AppendUint64(latest, 0)
+				if err := txn.Set(rawCheckpointKey(size), signed); err != nil {
+					return err
+				}
+				return txn.Set(rawLatestCPKey, latest)
+			})
+			cfg.QuickOpen = quick
+			l, err := Open(bg, cfg)
+			if err == nil {
+				l.Close(bg)
+			}
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "size 400") {
+				t.Errorf("Open() with a forged checkpoint = %v, want ErrCorrupt about the tree of size 400", err)
+			}
+		})
+	}
+}
+
+// TestCrashCopies copies the directory of a running ledger, as a crash
+// would leave it, at several points, and checks that each copy opens with
+// everything acknowledged before the copy and verifies in full.
+func TestCrashCopies(t *testing.T) {
+	l, cfg := newTestLedger(t, func(c *Config) {
+		prev := c.BadgerOptions
+		c.BadgerOptions = func(o badger.Options) badger.Options {
+			return prev(o).WithValueLogFileSize(1 << 20)
+		}
+	})
+	ref := &refTree{}
+	type snapshot struct {
+		dir        string
+		size, cpAt uint64
+	}
+	var snaps []snapshot
+	take := func(signed uint64) {
+		dir := filepath.Join(t.TempDir(), "copy")
+		copyDir(t, cfg.Dir, dir)
+		snaps = append(snaps, snapshot{dir, ref.size(), signed})
+	}
+	for _, n := range []int{1, 255, 300, 1000} {
+		appendN(t, l, int(ref.size()), n, 128)
+		ref.addN(t, int(ref.size()), n)
+		take(l.Latest().Size)
+		cp, err := l.SignCheckpoint(bg)
+		if err != nil {
+			t.Fatalf("SignCheckpoint() = %v", err)
+		}
+		take(cp.Size)
+	}
+	closeLedger(t, l)
+
+	for _, s := range snaps {
+		t.Run(fmt.Sprintf("size%d-checkpoint%d", s.size, s.cpAt), func(t *testing.T) {
+			c := cfg
+			c.Dir = s.dir
+			l, err := Open(bg, c)
+			if err != nil {
+				t.Fatalf("Open(copy at size %d) = %v", s.size, err)
+			}
+			defer l.Close(bg)
+			size, root := l.Size()
+			want := ref.root(t, s.size)
+			if size != s.size || !bytes.Equal(root, want[:]) {
+				t.Errorf("Size() = %d, %x; want %d, %x", size, root, s.size, want)
+			}
+			if got := l.Latest().Size; got != s.cpAt {
+				t.Errorf("Latest().Size = %d, want %d", got, s.cpAt)
+			}
+			// The copy goes on from where it was.
+			more := &refTree{}
+			more.add(t, ref.data[:s.size]...)
+			more.add(t, []byte("after the crash"))
+			appendData(t, l, []byte("after the crash"))
+			size, root = l.Size()
+			want = more.root(t, s.size+1)
+			if size != s.size+1 || !bytes.Equal(root, want[:]) {
+				t.Errorf("Size() after one more append = %d, %x; want %d, %x", size, root, s.size+1, want)
+			}
+		})
+	}
+}
+
+// copyDir copies the files of a Badger directory, except its lock file.
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.MkdirAll(to, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.IsDir() || e.Name() == "LOCK" {
+			continue
+		}
+		src, err := os.Open(filepath.Join(from, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst, err := os.Create(filepath.Join(to, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(dst, src); err != nil {
+			t.Fatal(err)
+		}
+		src.Close()
+		if err := dst.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
