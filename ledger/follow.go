@@ -63,7 +63,7 @@ func (l *Ledger) Follow(ctx context.Context, from uint64) iter.Seq2[Leaf, error]
 func (l *Ledger) readLeaves(from, size uint64) ([]Leaf, error) {
 	var out []Leaf
 	err := l.db.View(func(txn *badger.Txn) error {
-		b, err := get(txn, bundleKey(from/TileWidth))
+		b, _, err := readBundle(txn, from/TileWidth)
 		if err != nil {
 			return err
 		}

@@ -11,13 +11,16 @@ import (
 //
 //	'm' name                    log metadata (keyMeta, keySize, keyLatestCP)
 //	't' level:1 index:8         hash tile, C2SP tlog-tiles layout, full or partial
-//	'b' index:8                 entry bundle, C2SP tlog-tiles layout, full or partial
+//	'b' index:8                 full entry bundle: codec:1, then C2SP bytes (zstd or raw)
+//	'p' index:8 first:1         chunk of the edge bundle: entries first.. (C2SP framing)
 //	'd' dedup key               idempotency record: index:8 leafhash:32 fingerprint:32
-//	'h' leafhash:32 index:8     leaf hash → index (empty value); the first index wins
+//	'h' leafhash[:8] index:8    leaf-hash index (empty value); candidates are checked
+//	                            against the level-0 tile, and the first index wins
 //	'c' size:8                  signed checkpoint of that size
 const (
 	prefixTile       = 't'
 	prefixBundle     = 'b'
+	prefixChunk      = 'p'
 	prefixDedup      = 'd'
 	prefixLeafHash   = 'h'
 	prefixCheckpoint = 'c'
@@ -65,11 +68,16 @@ func dedupKey(key []byte) []byte {
 	return k
 }
 
+// leafHashPrefixLen is how much of a leaf hash the index key keeps: enough
+// that candidates are almost always unique, small enough to keep the
+// per-entry index cheap.
+const leafHashPrefixLen = 8
+
 func leafHashKey(hash []byte, index uint64) []byte {
-	k := make([]byte, 1+hashSize+8)
+	k := make([]byte, 1+leafHashPrefixLen+8)
 	k[0] = prefixLeafHash
-	copy(k[1:], hash)
-	binary.BigEndian.PutUint64(k[1+hashSize:], index)
+	copy(k[1:], hash[:leafHashPrefixLen])
+	binary.BigEndian.PutUint64(k[1+leafHashPrefixLen:], index)
 	return k
 }
 

@@ -362,6 +362,10 @@ func (l *Ledger) Healthy() error {
 	return nil
 }
 
+// MaxCallBytes bounds the total size of the entries (and dedup keys) of
+// one Append call.
+const MaxCallBytes = maxBatchBytes
+
 // Append appends entries, in order, and returns once they are durable. All
 // entries of one call are committed in the same transaction, or none is.
 // It fails with ErrPushback if the queue is full, ErrTooLarge for an
@@ -376,10 +380,15 @@ func (l *Ledger) Append(ctx context.Context, entries ...Entry) ([]Result, error)
 	if len(entries) > l.cfg.MaxBatchSize {
 		return nil, fmt.Errorf("%d entries in one call, limit %d: %w", len(entries), l.cfg.MaxBatchSize, ErrTooLarge)
 	}
+	total := 0
 	for i := range entries {
 		if len(entries[i].Data) > MaxEntrySize {
 			return nil, fmt.Errorf("entry %d is %d bytes, limit %d: %w", i, len(entries[i].Data), MaxEntrySize, ErrTooLarge)
 		}
+		total += len(entries[i].Data) + len(entries[i].DedupKey)
+	}
+	if total > maxBatchBytes {
+		return nil, fmt.Errorf("%d bytes of entries in one call, limit %d: %w", total, maxBatchBytes, ErrTooLarge)
 	}
 	r := &request{entries: entries, done: make(chan struct{}), enqueued: l.cfg.Clock()}
 	l.qmu.Lock()

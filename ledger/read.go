@@ -50,23 +50,23 @@ func (l *Ledger) ReadEntryBundle(ctx context.Context, index uint64, width int) (
 	}
 	var out []byte
 	err := l.db.View(func(txn *badger.Txn) error {
-		b, err := get(txn, bundleKey(index))
+		b, n, err := readBundle(txn, index)
 		if err != nil {
 			return err
 		}
-		want := width
-		if want == 0 {
-			want = TileWidth
-		}
-		off := 0
-		for n := 0; n < want; n++ {
-			if off+2 > len(b) {
+		if width == 0 {
+			if n < TileWidth {
 				return ErrNotFound
 			}
-			off += 2 + int(binary.BigEndian.Uint16(b[off:]))
+			out = b
+			return nil
 		}
-		if off > len(b) {
-			return fmt.Errorf("bundle %d is truncated: %w", index, ErrCorrupt)
+		if n < width {
+			return ErrNotFound
+		}
+		off := 0
+		for range width {
+			off += 2 + int(binary.BigEndian.Uint16(b[off:]))
 		}
 		out = b[:off]
 		return nil
@@ -92,7 +92,7 @@ func (l *Ledger) Entry(ctx context.Context, index uint64) ([]byte, []byte, error
 	}
 	var data []byte
 	err := l.db.View(func(txn *badger.Txn) error {
-		b, err := get(txn, bundleKey(index/TileWidth))
+		b, _, err := readBundle(txn, index/TileWidth)
 		if err != nil {
 			return err
 		}
@@ -110,7 +110,8 @@ func (l *Ledger) IndexOf(ctx context.Context, leafHash []byte, size uint64) (uin
 	if len(leafHash) != hashSize {
 		return 0, fmt.Errorf("leaf hash must be %d bytes, got %d: %w", hashSize, len(leafHash), ErrInvalidArgument)
 	}
-	prefix := append([]byte{prefixLeafHash}, leafHash...)
+	prefix := append([]byte{prefixLeafHash}, leafHash[:leafHashPrefixLen]...)
+	found := false
 	var index uint64
 	err := l.db.View(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
@@ -118,18 +119,31 @@ func (l *Ledger) IndexOf(ctx context.Context, leafHash []byte, size uint64) (uin
 		opts.Prefix = prefix
 		it := txn.NewIterator(opts)
 		defer it.Close()
-		it.Seek(prefix)
-		if !it.ValidForPrefix(prefix) {
-			return ErrNotFound
+		tc := newTileCache(txn)
+		// Keys sort by index, so the first candidate whose full hash
+		// matches is the first occurrence.
+		for it.Rewind(); it.Valid(); it.Next() {
+			i := binary.BigEndian.Uint64(it.Item().Key()[len(prefix):])
+			if i >= size {
+				return nil
+			}
+			t, err := tc.tile(0, i/TileWidth)
+			if err != nil {
+				return err
+			}
+			o := (i % TileWidth) * hashSize
+			if uint64(len(t)) >= o+hashSize && bytes.Equal(t[o:o+hashSize], leafHash) {
+				index, found = i, true
+				return nil
+			}
 		}
-		index = binary.BigEndian.Uint64(it.Item().Key()[len(prefix):])
 		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("looking up leaf hash: %w", err)
 	}
-	if index >= size {
-		return 0, fmt.Errorf("leaf is at index %d, not in tree of size %d: %w", index, size, ErrNotFound)
+	if !found {
+		return 0, fmt.Errorf("no leaf with that hash in the tree of size %d: %w", size, ErrNotFound)
 	}
 	return index, nil
 }

@@ -99,27 +99,22 @@ func (s *sequencer) loadEdge(txn *badger.Txn, tc *tileCache, size uint64) error 
 		}
 		s.tiles[level] = bytes.Clone(t)
 	}
-	if n := size % TileWidth; n > 0 {
-		b, err := get(txn, bundleKey(size/TileWidth))
-		if err != nil {
-			return fmt.Errorf("reading edge bundle: %w", err)
-		}
-		entries, err := splitBundle(b)
-		if err != nil {
-			return fmt.Errorf("edge bundle: %v: %w", err, ErrCorrupt)
-		}
-		if uint64(len(entries)) != n {
-			return fmt.Errorf("edge bundle holds %d entries, want %d: %w", len(entries), n, ErrCorrupt)
-		}
-		// Even a quick open re-hashes the edge: it is what a crash hits.
-		leaves := s.tiles[0]
-		for i, e := range entries {
-			if !bytes.Equal(hasher.HashLeaf(e), leaves[i*hashSize:(i+1)*hashSize]) {
-				return fmt.Errorf("entry %d does not match its leaf hash: %w", size-n+uint64(i), ErrCorrupt)
-			}
-		}
-		s.bundle, s.bundleN = b, int(n)
+	bw, err := loadBundleWriter(txn, size)
+	if err != nil {
+		return err
 	}
+	entries, err := splitBundle(bw.raw)
+	if err != nil {
+		return fmt.Errorf("edge bundle: %v: %w", err, ErrCorrupt)
+	}
+	// Even a quick open re-hashes the edge: it is what a crash hits.
+	leaves := s.tiles
+	for i, e := range entries {
+		if len(leaves) == 0 || !bytes.Equal(hasher.HashLeaf(e), leaves[0][i*hashSize:(i+1)*hashSize]) {
+			return fmt.Errorf("entry %d does not match its stored leaf hash: %w", size-uint64(len(entries))+uint64(i), ErrCorrupt)
+		}
+	}
+	s.bundle = bw
 	return nil
 }
 
@@ -168,56 +163,81 @@ func (l *Ledger) verifyEntries(ctx context.Context, txn *badger.Txn, tc *tileCac
 	if err := checkRoot(); err != nil {
 		return err
 	}
-	bundles := (size + TileWidth - 1) / TileWidth
+	appendAll := func(entries [][]byte) error {
+		for _, e := range entries {
+			if err := rng.Append(hasher.HashLeaf(e), visit); err != nil {
+				return err
+			}
+			if verr != nil {
+				return verr
+			}
+			if err := checkRoot(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	full := size / TileWidth
 	opts := badger.DefaultIteratorOptions
 	opts.Prefix = []byte{prefixBundle}
 	opts.PrefetchSize = 16
 	it := txn.NewIterator(opts)
 	defer it.Close()
 	var want uint64
-	for it.Rewind(); it.Valid() && want < bundles; it.Next() {
+	for it.Rewind(); it.Valid(); it.Next() {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		idx, err := decodeUint64(it.Item().Key()[1:])
-		if err != nil || idx != want {
-			return fmt.Errorf("entry bundle %d missing: %w", want, ErrCorrupt)
+		if err != nil || idx != want || idx >= full {
+			return fmt.Errorf("entry bundle %d missing or bundle beyond tree size %d: %w", want, size, ErrCorrupt)
 		}
-		err = it.Item().Value(func(b []byte) error {
-			entries, err := splitBundle(b)
+		err = it.Item().Value(func(stored []byte) error {
+			raw, err := decodeBundle(stored)
+			if err != nil {
+				return fmt.Errorf("entry bundle %d: %w", idx, err)
+			}
+			entries, err := splitBundle(raw)
 			if err != nil {
 				return fmt.Errorf("entry bundle %d: %v: %w", idx, err, ErrCorrupt)
 			}
-			n := uint64(TileWidth)
-			if idx == bundles-1 && size%TileWidth != 0 {
-				n = size % TileWidth
+			if len(entries) != TileWidth {
+				return fmt.Errorf("entry bundle %d holds %d entries, want %d: %w", idx, len(entries), TileWidth, ErrCorrupt)
 			}
-			if uint64(len(entries)) != n {
-				return fmt.Errorf("entry bundle %d holds %d entries, want %d: %w", idx, len(entries), n, ErrCorrupt)
-			}
-			for _, e := range entries {
-				if err := rng.Append(hasher.HashLeaf(e), visit); err != nil {
-					return err
-				}
-				if verr != nil {
-					return verr
-				}
-				if err := checkRoot(); err != nil {
-					return err
-				}
-			}
-			return nil
+			return appendAll(entries)
 		})
 		if err != nil {
 			return err
 		}
 		want++
 	}
+	if want != full {
+		return fmt.Errorf("entry bundle %d missing: %w", want, ErrCorrupt)
+	}
+	// The edge bundle's chunks, and no chunk of any other bundle.
+	bw, err := loadBundleWriter(txn, size)
+	if err != nil {
+		return err
+	}
+	entries, err := splitBundle(bw.raw)
+	if err != nil {
+		return fmt.Errorf("edge bundle: %v: %w", err, ErrCorrupt)
+	}
+	if err := appendAll(entries); err != nil {
+		return err
+	}
+	copts := badger.DefaultIteratorOptions
+	copts.Prefix = []byte{prefixChunk}
+	copts.PrefetchValues = false
+	cit := txn.NewIterator(copts)
+	defer cit.Close()
+	for cit.Rewind(); cit.Valid(); cit.Next() {
+		if idx, _ := decodeUint64(cit.Item().Key()[1:9]); idx != bw.index {
+			return fmt.Errorf("stray chunk of entry bundle %d (edge bundle is %d): %w", idx, bw.index, ErrCorrupt)
+		}
+	}
 	if rng.End() != size {
 		return fmt.Errorf("found %d entries, tree size is %d: %w", rng.End(), size, ErrCorrupt)
-	}
-	if it.Valid() {
-		return fmt.Errorf("entry bundle beyond tree size %d: %w", size, ErrCorrupt)
 	}
 	return nil
 }

@@ -19,6 +19,9 @@ import (
 // The storage keys, spelled out as documented in keys.go rather than
 // taken from the code under test.
 func rawBundleKey(n uint64) []byte { return binary.BigEndian.AppendUint64([]byte{'b'}, n) }
+func rawChunkKey(n uint64, first int) []byte {
+	return append(binary.BigEndian.AppendUint64([]byte{'p'}, n), byte(first))
+}
 func rawTileKey(level uint8, n uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{'t', level}, n)
 }
@@ -72,18 +75,42 @@ func deleteKey(key []byte) func(*badger.Txn) error {
 	}
 }
 
-// flipEntryByte changes one byte of entry i inside its entry bundle,
-// leaving the bundle's framing intact.
+// flipEntryByte changes one byte of entry i where it is stored, leaving
+// the framing intact: inside its full bundle (decompressed, edited and
+// stored again) or inside the chunk of the edge bundle that holds it.
 func flipEntryByte(i uint64) func(*badger.Txn) error {
-	return rewrite(rawBundleKey(i/TileWidth), func(b []byte) []byte {
+	flip := func(b []byte, k int) []byte {
 		off := 0
-		for range i % TileWidth {
+		for range k {
 			off += 2 + int(binary.BigEndian.Uint16(b[off:]))
 		}
 		n := int(binary.BigEndian.Uint16(b[off:]))
 		b[off+2+n/2] ^= 0x20
 		return b
-	})
+	}
+	return func(txn *badger.Txn) error {
+		bundle, k := i/TileWidth, int(i%TileWidth)
+		if _, err := txn.Get(rawBundleKey(bundle)); err == nil {
+			return rewrite(rawBundleKey(bundle), func(stored []byte) []byte {
+				raw, err := decodeBundle(stored)
+				if err != nil {
+					panic(err)
+				}
+				return encodeBundle(flip(raw, k))
+			})(txn)
+		}
+		// The chunk holding entry k is the last one starting at or before it.
+		first := -1
+		for f := 0; f <= k; f++ {
+			if _, err := txn.Get(rawChunkKey(bundle, f)); err == nil {
+				first = f
+			}
+		}
+		if first < 0 {
+			return fmt.Errorf("no chunk holds entry %d", i)
+		}
+		return rewrite(rawChunkKey(bundle, first), func(b []byte) []byte { return flip(b, k-first) })(txn)
+	}
 }
 
 // flipTileByte changes one byte of hash k of a tile.
@@ -125,17 +152,33 @@ func TestOpenDetectsTampering(t *testing.T) {
 		{"Level1TileHash", flipTileByte(1, 0, 1), false, "8/1"},
 		{"Level1TileHashQuickOpen", flipTileByte(1, 0, 0), true, ""},
 		{"BundleDeleted", deleteKey(rawBundleKey(1)), false, "bundle 1"},
-		{"EdgeBundleDeleted", deleteKey(rawBundleKey(2)), false, ""},
-		{"EdgeBundleDeletedQuickOpen", deleteKey(rawBundleKey(2)), true, ""},
+		{"EdgeBundleDeleted", deleteKey(rawChunkKey(2, 0)), false, ""},
+		{"EdgeBundleDeletedQuickOpen", deleteKey(rawChunkKey(2, 0)), true, ""},
 		{"TileDeleted", deleteKey(rawTileKey(0, 1)), false, ""},
 		{"TileDeletedQuickOpen", deleteKey(rawTileKey(1, 0)), true, ""},
 		{"BundleBeyondSize", func(txn *badger.Txn) error {
-			return txn.Set(rawBundleKey(3), appendBundleEntry(nil, []byte("extra")))
+			return txn.Set(rawBundleKey(3), encodeBundle(appendBundleEntry(nil, []byte("extra"))))
 		}, false, ""},
-		{"EntryAddedToEdgeBundle", rewrite(rawBundleKey(2), func(b []byte) []byte {
+		{"EdgeBundleSealedEarly", func(txn *badger.Txn) error {
+			return txn.Set(rawBundleKey(2), encodeBundle(appendBundleEntry(nil, []byte("extra"))))
+		}, false, ""},
+		{"ChunkBeyondSize", func(txn *badger.Txn) error {
+			return txn.Set(rawChunkKey(3, 0), appendBundleEntry(nil, []byte("extra")))
+		}, false, "stray chunk"},
+		{"ChunkOfFullBundleLeftOver", func(txn *badger.Txn) error {
+			return txn.Set(rawChunkKey(1, 0), appendBundleEntry(nil, []byte("extra")))
+		}, false, "stray chunk"},
+		{"ChunkAfterGap", func(txn *badger.Txn) error {
+			return txn.Set(rawChunkKey(2, 100), appendBundleEntry(nil, []byte("extra")))
+		}, true, "does not follow"},
+		{"EntryAddedToEdgeBundle", rewrite(rawChunkKey(2, 0), func(b []byte) []byte {
 			return appendBundleEntry(b, []byte("extra"))
 		}), false, ""},
-		{"EdgeBundleTruncated", rewrite(rawBundleKey(2), func(b []byte) []byte { return b[:len(b)-3] }), true, ""},
+		{"EdgeBundleTruncated", rewrite(rawChunkKey(2, 0), func(b []byte) []byte { return b[:len(b)-3] }), true, ""},
+		{"FullBundleCompressedByteFlipped", rewrite(rawBundleKey(1), func(b []byte) []byte {
+			b[len(b)/2] ^= 0x01
+			return b
+		}), false, "bundle 1"},
 		{"SizePlusOne", func(txn *badger.Txn) error { return txn.Set(rawSizeKey, encodeUint64(tamperLogSize+1)) }, false, ""},
 		{"SizePlusOneQuickOpen", func(txn *badger.Txn) error { return txn.Set(rawSizeKey, encodeUint64(tamperLogSize+1)) }, true, ""},
 		{"SizeMinusOne", func(txn *badger.Txn) error { return txn.Set(rawSizeKey, encodeUint64(tamperLogSize-1)) }, false, ""},

@@ -9,9 +9,10 @@ import (
 	"github.com/transparency-dev/merkle/compact"
 )
 
-// maxBatchBytes caps the entry bytes of one transaction (a single Append
-// call may exceed it and is then committed alone).
-const maxBatchBytes = 16 << 20
+// maxBatchBytes caps the entry bytes of one transaction, and of one Append
+// call. It keeps a transaction well inside Badger's limit (15% of the
+// memtable size), since chunks and compressed bundles live in the LSM tree.
+const maxBatchBytes = 3 << 20
 
 // sequencer assigns indexes and writes batches. All its fields are owned by
 // the sequencer goroutine (run); nothing else touches them after start.
@@ -24,9 +25,8 @@ type sequencer struct {
 	// tile is replaced by a fresh slice and appends only extend.
 	tiles [][]byte
 	dirty []bool
-	// bundle is the rightmost, incomplete entry bundle, bundleN entries.
-	bundle  []byte
-	bundleN int
+	// bundle is the rightmost, incomplete entry bundle.
+	bundle *bundleWriter
 
 	txn *badger.Txn // the transaction of the batch being built
 	err error       // first error of the batch being built
@@ -35,7 +35,7 @@ type sequencer struct {
 var rangeFactory = &compact.RangeFactory{Hash: hasher.HashChildren}
 
 func newSequencer(l *Ledger) *sequencer {
-	return &sequencer{l: l, rng: rangeFactory.NewEmptyRange(0)}
+	return &sequencer{l: l, rng: rangeFactory.NewEmptyRange(0), bundle: &bundleWriter{}}
 }
 
 // run is the sequencer goroutine: it commits batches until the ledger is
@@ -162,11 +162,7 @@ func (s *sequencer) commit(batch []*request) {
 	}
 	added := s.size - oldSize
 	if added > 0 {
-		// The last entry added sits in the current bundle unless that
-		// bundle just filled up (and was written by appendEntry).
-		if s.bundleN > 0 {
-			s.set(bundleKey(s.size/TileWidth), s.bundle)
-		}
+		s.bundle.flushChunk(s.set)
 		for level, t := range s.tiles {
 			if s.dirty[level] && len(t) > 0 {
 				nodes := s.size >> (uint(level) * TileHeight)
@@ -271,11 +267,10 @@ func (s *sequencer) appendEntry(e *Entry, seen map[string]dedupRecord) Result {
 	if err := s.rng.Append(leaf[:], s.visit); err != nil && s.err == nil {
 		s.err = err
 	}
-	s.bundle = appendBundleEntry(s.bundle, e.Data)
-	s.bundleN++
-	if s.bundleN == TileWidth {
-		s.set(bundleKey(index/TileWidth), s.bundle)
-		s.bundle, s.bundleN = nil, 0
+	if s.bundle.add(e.Data) {
+		s.bundle.seal(s.set, s.del)
+	} else if s.bundle.pending() >= maxChunkBytes {
+		s.bundle.flushChunk(s.set)
 	}
 	s.set(leafHashKey(leaf[:], index), nil)
 	if len(e.DedupKey) > 0 {
@@ -334,6 +329,15 @@ func (s *sequencer) visit(id compact.NodeID, hash []byte) {
 		return
 	}
 	s.tiles[level], s.dirty[level] = t, true
+}
+
+func (s *sequencer) del(key []byte) {
+	if s.err != nil {
+		return
+	}
+	if err := s.txn.Delete(key); err != nil {
+		s.err = err
+	}
 }
 
 func (s *sequencer) set(key, value []byte) {

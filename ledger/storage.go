@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 )
 
 // logMeta is stored once, at Create.
@@ -49,22 +52,25 @@ func readMeta(db *badger.DB) (logMeta, error) {
 }
 
 // badgerOptions are tuned for an append-only log on a small machine: every
-// commit is synced, values above 1 KiB (tiles, bundles) live in the value
-// log so the LSM tree holds only the small index records, and caches stay
-// small so that a million-entry log fits well under 512 MiB.
+// commit is synced; tiles, chunks and (compressed) full bundles are below
+// the value threshold and live in the LSM tree, so nothing is rewritten in
+// the value log and superseded partial tiles and chunks vanish in
+// compaction; Badger does not compress (full bundles already are), and
+// caches stay small so that a million-entry log fits under 512 MiB.
 func badgerOptions(cfg Config) badger.Options {
 	opts := badger.DefaultOptions(cfg.Dir).
 		WithLogger(badgerLogger{cfg.Logger}).
 		WithDetectConflicts(false).
 		WithNumVersionsToKeep(1).
-		WithValueThreshold(1 << 10).
+		WithValueThreshold(64 << 10).
+		WithCompression(options.None).
 		WithMemTableSize(32 << 20).
 		WithNumMemtables(3).
 		WithNumLevelZeroTables(3).
 		WithNumLevelZeroTablesStall(8).
 		WithBlockCacheSize(32 << 20).
 		WithIndexCacheSize(16 << 20).
-		WithValueLogFileSize(256 << 20).
+		WithValueLogFileSize(64 << 20).
 		WithNumCompactors(2).
 		WithMetricsEnabled(false)
 	if cfg.BadgerOptions != nil {
@@ -74,11 +80,43 @@ func badgerOptions(cfg Config) badger.Options {
 }
 
 func openBadger(cfg Config) (*badger.DB, error) {
+	if err := removeTornFiles(cfg); err != nil {
+		return nil, err
+	}
 	db, err := badger.Open(badgerOptions(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("opening storage in %s: %w", cfg.Dir, err)
 	}
 	return db, nil
+}
+
+// removeTornFiles deletes empty memtable and value-log files. Badger
+// creates such a file and then sizes it; a crash in between leaves an empty
+// file that holds no data but that Badger then refuses to open ("Create a
+// new file"). Removing it is safe: nothing was ever written to it.
+func removeTornFiles(cfg Config) error {
+	entries, err := os.ReadDir(cfg.Dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading storage directory: %w", err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasSuffix(name, ".mem") && !strings.HasSuffix(name, ".vlog") {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || info.Size() != 0 {
+			continue
+		}
+		if err := os.Remove(filepath.Join(cfg.Dir, name)); err != nil {
+			return fmt.Errorf("removing empty %s left by a crash: %w", name, err)
+		}
+		cfg.Logger.Warn("removed an empty storage file left by a crash", "file", name)
+	}
+	return nil
 }
 
 // badgerLogger adapts Badger's logger to slog. Badger is chatty at Info,

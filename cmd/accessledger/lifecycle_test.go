@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"maps"
 	"math/rand/v2"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/klauspost/compress/zstd"
 )
 
 // TestGracefulShutdown sends SIGTERM under load: the process must exit 0
@@ -131,22 +133,44 @@ func TestTamperedEntryRefusesToStart(t *testing.T) {
 }
 
 // flipEntryByte opens the stopped server's Badger directory and flips one
-// byte inside the first entry of an entry bundle (key 'b' + 8-byte
-// big-endian index; value: uint16 big-endian length-prefixed entries).
+// byte inside the first entry of an entry bundle, as ledger/keys.go
+// documents the layout: a full bundle is 'b' + 8-byte big-endian index,
+// value a codec byte (1: zstd) and the C2SP bundle (uint16 big-endian
+// length-prefixed entries); the edge bundle is stored as chunks 'p' +
+// index + first entry, the first of which starts at entry 0.
 func flipEntryByte(t *testing.T, dir string, bundle uint64) {
 	t.Helper()
 	db, err := badger.Open(badger.DefaultOptions(dir).
 		WithLogger(nil).
 		WithNumVersionsToKeep(1).
-		WithValueThreshold(1 << 10).
+		WithValueThreshold(64 << 10).
 		WithMemTableSize(32 << 20).
-		WithValueLogFileSize(256 << 20))
+		WithValueLogFileSize(64 << 20))
 	if err != nil {
 		t.Fatalf("badger.Open(%s) = %v", dir, err)
 	}
-	key := binary.BigEndian.AppendUint64([]byte{'b'}, bundle)
+	flip := func(v []byte) []byte {
+		n := int(binary.BigEndian.Uint16(v))
+		if n < 10 || 2+n > len(v) {
+			t.Fatalf("bundle %d starts with an entry of %d bytes in %d", bundle, n, len(v))
+		}
+		v[2+n/2] ^= 0x01
+		return v
+	}
 	err = db.Update(func(txn *badger.Txn) error {
+		key := binary.BigEndian.AppendUint64([]byte{'b'}, bundle)
 		item, err := txn.Get(key)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			key = append(binary.BigEndian.AppendUint64([]byte{'p'}, bundle), 0)
+			if item, err = txn.Get(key); err != nil {
+				return err
+			}
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			return txn.Set(key, flip(v))
+		}
 		if err != nil {
 			return err
 		}
@@ -154,12 +178,23 @@ func flipEntryByte(t *testing.T, dir string, bundle uint64) {
 		if err != nil {
 			return err
 		}
-		n := int(binary.BigEndian.Uint16(v))
-		if n < 10 || 2+n > len(v) {
-			t.Fatalf("bundle %d starts with an entry of %d bytes in %d", bundle, n, len(v))
+		if v[0] != 1 {
+			t.Fatalf("bundle %d has codec %d, want 1 (zstd)", bundle, v[0])
 		}
-		v[2+n/2] ^= 0x01
-		return txn.Set(key, v)
+		raw, err := zstd.NewReader(nil)
+		if err != nil {
+			return err
+		}
+		defer raw.Close()
+		plain, err := raw.DecodeAll(v[1:], nil)
+		if err != nil {
+			return err
+		}
+		enc, err := zstd.NewWriter(nil)
+		if err != nil {
+			return err
+		}
+		return txn.Set(key, enc.EncodeAll(flip(plain), []byte{1}))
 	})
 	if cerr := db.Close(); err == nil {
 		err = cerr

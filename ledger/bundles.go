@@ -1,0 +1,209 @@
+package ledger
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/klauspost/compress/zstd"
+)
+
+// How entry bundles are stored.
+//
+// A full bundle (256 entries) is immutable: it is written once, under
+// 'b'+index, zstd-compressed. The rightmost, incomplete bundle is stored as
+// chunks, 'p'+index+first, each holding the entries one commit added
+// (C2SP framing, uncompressed), so a commit writes only its own entries and
+// never rewrites earlier ones. When the bundle fills, the commit that fills
+// it writes the full bundle and deletes its chunks, in one transaction.
+
+// maxChunkBytes splits a commit's chunk so that chunks stay below Badger's
+// value threshold and live in the LSM tree, where deleting them is free.
+const maxChunkBytes = 48 << 10
+
+// Codecs of a stored full bundle (its first byte).
+const (
+	codecRaw  = 0
+	codecZstd = 1
+)
+
+var (
+	zstdEncoder, _ = zstd.NewWriter(nil,
+		zstd.WithEncoderLevel(zstd.SpeedFastest),
+		zstd.WithEncoderConcurrency(1),
+		zstd.WithEncoderCRC(true))
+	// A bundle holds at most 256 entries of 65535 bytes plus framing.
+	zstdDecoder, _ = zstd.NewReader(nil,
+		zstd.WithDecoderConcurrency(0),
+		zstd.WithDecoderMaxMemory(TileWidth*(MaxEntrySize+2)))
+)
+
+func chunkKey(bundle uint64, first int) []byte {
+	k := make([]byte, 10)
+	k[0] = prefixChunk
+	binary.BigEndian.PutUint64(k[1:], bundle)
+	k[9] = byte(first)
+	return k
+}
+
+func chunkPrefix(bundle uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixChunk}, bundle)
+}
+
+// encodeBundle returns the stored form of a full bundle.
+func encodeBundle(raw []byte) []byte {
+	out := zstdEncoder.EncodeAll(raw, make([]byte, 1, len(raw)/3+16))
+	if len(out) >= len(raw)+1 {
+		return append([]byte{codecRaw}, raw...)
+	}
+	out[0] = codecZstd
+	return out
+}
+
+// decodeBundle returns the C2SP bytes of a stored full bundle.
+func decodeBundle(stored []byte) ([]byte, error) {
+	if len(stored) == 0 {
+		return nil, fmt.Errorf("empty stored bundle: %w", ErrCorrupt)
+	}
+	switch stored[0] {
+	case codecRaw:
+		return stored[1:], nil
+	case codecZstd:
+		raw, err := zstdDecoder.DecodeAll(stored[1:], nil)
+		if err != nil {
+			return nil, fmt.Errorf("decompressing bundle: %v: %w", err, ErrCorrupt)
+		}
+		return raw, nil
+	}
+	return nil, fmt.Errorf("unknown bundle codec %d: %w", stored[0], ErrCorrupt)
+}
+
+// readBundle returns the C2SP bytes of bundle index and its number of
+// entries: the full bundle if stored, else the concatenated chunks of the
+// edge bundle. It returns ErrNotFound if there is neither.
+func readBundle(txn *badger.Txn, index uint64) ([]byte, int, error) {
+	stored, err := get(txn, bundleKey(index))
+	if err == nil {
+		raw, err := decodeBundle(stored)
+		if err != nil {
+			return nil, 0, fmt.Errorf("bundle %d: %w", index, err)
+		}
+		return raw, TileWidth, nil
+	}
+	if err != ErrNotFound {
+		return nil, 0, err
+	}
+	raw, n, _, err := readChunks(txn, index)
+	if err != nil {
+		return nil, 0, err
+	}
+	if n == 0 {
+		return nil, 0, ErrNotFound
+	}
+	return raw, n, nil
+}
+
+// readChunks reads the chunks of an edge bundle, checking that they are
+// contiguous: their entries, how many, and the first entry of each chunk.
+func readChunks(txn *badger.Txn, index uint64) (raw []byte, n int, firsts []int, err error) {
+	prefix := chunkPrefix(index)
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = prefix
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		key := it.Item().Key()
+		if len(key) != len(prefix)+1 || int(key[len(prefix)]) != n {
+			return nil, 0, nil, fmt.Errorf("bundle %d: chunk at %d does not follow %d entries: %w", index, key[len(key)-1], n, ErrCorrupt)
+		}
+		firsts = append(firsts, n)
+		err := it.Item().Value(func(v []byte) error {
+			m, err := countEntries(v)
+			if err != nil {
+				return fmt.Errorf("bundle %d chunk at %d: %v: %w", index, n, err, ErrCorrupt)
+			}
+			n += m
+			raw = append(raw, v...)
+			return nil
+		})
+		if err != nil {
+			return nil, 0, nil, err
+		}
+	}
+	if n >= TileWidth {
+		return nil, 0, nil, fmt.Errorf("bundle %d: chunks hold %d entries: %w", index, n, ErrCorrupt)
+	}
+	return raw, n, firsts, nil
+}
+
+// countEntries counts the entries of C2SP-framed bytes.
+func countEntries(b []byte) (int, error) {
+	n := 0
+	for off := 0; off < len(b); n++ {
+		if off+2 > len(b) {
+			return 0, fmt.Errorf("dangling byte at offset %d", off)
+		}
+		off += 2 + int(binary.BigEndian.Uint16(b[off:]))
+		if off > len(b) {
+			return 0, fmt.Errorf("entry %d overruns its bundle", n)
+		}
+	}
+	return n, nil
+}
+
+// bundleWriter is the sequencer's view of the edge bundle: every entry it
+// holds, and which of them are already stored as chunks. Owned by the
+// sequencer goroutine.
+type bundleWriter struct {
+	index   uint64 // bundle index
+	raw     []byte // C2SP bytes of all entries so far; never rewritten in place
+	n       int    // entries in raw
+	chunks  []int  // first entry of each stored chunk
+	flushed int    // bytes of raw already stored as chunks
+	fn      int    // entries of raw already stored as chunks
+}
+
+// add appends an entry. It returns true if the bundle is now full.
+func (b *bundleWriter) add(entry []byte) bool {
+	b.raw = appendBundleEntry(b.raw, entry)
+	b.n++
+	return b.n == TileWidth
+}
+
+// pending reports whether entries await a chunk, and how many bytes.
+func (b *bundleWriter) pending() int { return len(b.raw) - b.flushed }
+
+// flushChunk stores the entries not yet stored, as one chunk.
+func (b *bundleWriter) flushChunk(set func(k, v []byte)) {
+	if b.pending() == 0 {
+		return
+	}
+	set(chunkKey(b.index, b.fn), b.raw[b.flushed:len(b.raw):len(b.raw)])
+	b.chunks = append(b.chunks, b.fn)
+	b.flushed, b.fn = len(b.raw), b.n
+}
+
+// seal stores the full bundle, deletes its chunks and starts the next
+// bundle.
+func (b *bundleWriter) seal(set func(k, v []byte), del func(k []byte)) {
+	set(bundleKey(b.index), encodeBundle(b.raw))
+	for _, first := range b.chunks {
+		del(chunkKey(b.index, first))
+	}
+	*b = bundleWriter{index: b.index + 1}
+}
+
+// loadBundleWriter restores the edge bundle of a tree of the given size.
+func loadBundleWriter(txn *badger.Txn, size uint64) (*bundleWriter, error) {
+	b := &bundleWriter{index: size / TileWidth}
+	raw, n, firsts, err := readChunks(txn, b.index)
+	if err != nil {
+		return nil, err
+	}
+	if want := int(size % TileWidth); n != want {
+		return nil, fmt.Errorf("edge bundle %d holds %d entries, want %d: %w", b.index, n, want, ErrCorrupt)
+	}
+	b.raw, b.n, b.chunks = raw, n, firsts
+	b.flushed, b.fn = len(raw), n
+	return b, nil
+}
