@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# scripts/bench.sh — what `make bench` runs; see BENCHMARKS.md.
+#
+#  1. Go benchmarks of the ledger (and event) packages -> bench-out/go-bench.txt
+#  2. Builds bin/accessledger and bin/loadgen, then against a real server on
+#     127.0.0.1 (a fresh data directory per phase, removed afterwards):
+#       batch   POST batches of 100 events, 16 clients   -> bench-out/http-batch.{txt,json}
+#       single  POST one event per request, 64 clients   -> bench-out/http-single.{txt,json}
+#       fill    append 1,000,000 events in batches of 1000, then the server's
+#               peak RSS while holding them               -> bench-out/http-fill.{txt,json}, fill-mem.txt
+#       reopen  restart on the filled log (full verification) -> bench-out/reopen.txt
+#
+# Everything runs on loopback only. Takes about 80 s on 2 cores.
+# Data lives under $TMPDIR (default /tmp): it must be a real disk, not
+# tmpfs, or the synced-commit figures mean nothing.
+# Tunables (environment): BENCHTIME (default 2s), BENCH_COUNT (1),
+# HTTP_DURATION (15s), HTTP_WARMUP (2s), FILL_ENTRIES (1000000),
+# BENCH_OUT (bench-out).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v go >/dev/null 2>&1; then
+  export PATH="/usr/local/go/bin:$PATH"
+fi
+
+OUT=${BENCH_OUT:-bench-out}
+BENCHTIME=${BENCHTIME:-2s}
+BENCH_COUNT=${BENCH_COUNT:-1}
+HTTP_DURATION=${HTTP_DURATION:-15s}
+HTTP_WARMUP=${HTTP_WARMUP:-2s}
+FILL_ENTRIES=${FILL_ENTRIES:-1000000}
+
+mkdir -p "$OUT" bin
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/accessledger-bench.XXXXXX")
+SERVER_PID=""
+URL=""
+
+log() { printf '\n== %s\n' "$*"; }
+
+stop_server() {
+  [ -n "$SERVER_PID" ] || return 0
+  if kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 1 300); do
+      kill -0 "$SERVER_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$SERVER_PID" 2>/dev/null; then
+      echo "server $SERVER_PID did not stop within 30s of SIGTERM; killing it" >&2
+      kill -KILL "$SERVER_PID" 2>/dev/null || true
+    fi
+  fi
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+}
+
+cleanup() {
+  stop_server
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# free_port prints a TCP port on 127.0.0.1 that nothing listens on.
+free_port() {
+  if command -v python3 >/dev/null 2>&1; then
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+    return
+  fi
+  local port
+  for _ in $(seq 1 100); do
+    port=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return
+    fi
+  done
+  echo "no free port found" >&2
+  return 1
+}
+
+# healthy succeeds if GET $URL/healthz answers 200.
+healthy() {
+  if command -v curl >/dev/null 2>&1; then
+    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$URL/healthz" || true)" = 200 ]
+    return
+  fi
+  local hostport=${URL#http://}
+  (
+    exec 3<>"/dev/tcp/${hostport%:*}/${hostport##*:}" || exit 1
+    printf 'GET /healthz HTTP/1.0\r\nHost: %s\r\n\r\n' "$hostport" >&3
+    head -n1 <&3 | grep -q ' 200 '
+  ) 2>/dev/null
+}
+
+# start_server DATA NAME starts the server on a fresh port, waits until it
+# is healthy and exports the admin key if the server generated one. It
+# sets SERVER_PID, URL and START_MS (milliseconds to healthy).
+start_server() {
+  local data=$1 name=$2 port t0
+  port=$(free_port)
+  URL="http://127.0.0.1:$port"
+  t0=$(date +%s%N)
+  # ACCESSLEDGER_* settings of the caller's shell must not leak in.
+  env $(env | sed -n 's/^\(ACCESSLEDGER_[A-Z0-9_]*\)=.*/-u \1/p') \
+    bin/accessledger serve --data "$data" --listen "127.0.0.1:$port" --log-level warn \
+    >"$OUT/server-$name.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 1200); do
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      echo "server exited during start-up; see $OUT/server-$name.log:" >&2
+      tail -n 20 "$OUT/server-$name.log" >&2
+      exit 1
+    fi
+    healthy && break
+    sleep 0.05
+  done
+  healthy || { echo "server not healthy after 60s" >&2; exit 1; }
+  START_MS=$((($(date +%s%N) - t0) / 1000000))
+  unset ACCESSLEDGER_API_KEY
+  if [ -f "$data/admin.key" ]; then
+    ACCESSLEDGER_API_KEY=$(tr -d ' \r\n' <"$data/admin.key")
+    export ACCESSLEDGER_API_KEY
+  fi
+}
+
+# storage DATA prints the size of a data directory and of its value log.
+storage() {
+  local total vlog
+  total=$(du -sk "$1" | cut -f1)
+  vlog=$(find "$1" -name '*.vlog' -printf '%s\n' | awk '{s += $1} END {printf "%d", s / 1024}')
+  echo "data directory ${total} KiB on disk, value log ${vlog} KiB"
+}
+
+# mem PID prints the memory lines of /proc/PID/status.
+mem() {
+  grep -E '^(VmHWM|VmRSS|RssAnon|RssFile):' "/proc/$1/status" | tr -s ' \t' ' ' | tr '\n' ' '
+  echo
+}
+
+{
+  echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "commit:  $(git describe --always --dirty 2>/dev/null || echo unknown)"
+  echo "go:      $(go version)"
+  echo "cpus:    $(nproc)"
+  echo "memory:  $(free -m 2>/dev/null | awk '/^Mem:/{print $2 " MiB"}')"
+  echo "load:    $(uptime)"
+  echo "tmpdir:  $TMP ($(stat -f -c %T "$TMP" 2>/dev/null || echo '?') filesystem)"
+  # Other processes on the machine skew every figure: record how busy it is.
+  if [ -r /proc/pressure/cpu ]; then
+    echo "cpu pressure: $(head -n1 /proc/pressure/cpu)"
+    echo "io pressure:  $(head -n1 /proc/pressure/io)"
+  fi
+} | tee "$OUT/machine.txt"
+if [ "$(stat -f -c %T "$TMP" 2>/dev/null)" = tmpfs ]; then
+  echo "WARNING: $TMP is on tmpfs: fsync is free there, so durable-append figures are meaningless; set TMPDIR to a directory on disk" >&2
+fi
+
+log "Go benchmarks (benchtime $BENCHTIME, count $BENCH_COUNT)"
+go test -run '^$' -bench . -benchtime="$BENCHTIME" -count="$BENCH_COUNT" -timeout 30m ./ledger ./event |
+  tee "$OUT/go-bench.txt"
+
+log "building bin/accessledger and bin/loadgen"
+go build -o bin/accessledger ./cmd/accessledger
+go build -o bin/loadgen ./cmd/loadgen
+
+# phase NAME LOADGEN-ARGS... runs loadgen against a fresh server.
+phase() {
+  local name=$1
+  shift
+  local data="$TMP/$name"
+  log "HTTP $name: loadgen $*"
+  start_server "$data" "$name"
+  bin/loadgen -url "$URL" -pid "$SERVER_PID" -json-out "$OUT/http-$name.json" "$@" | tee "$OUT/http-$name.txt"
+  stop_server
+  storage "$data" | tee -a "$OUT/http-$name.txt"
+  rm -rf "$data"
+}
+
+phase batch -mode batch -batch 100 -c 16 -duration "$HTTP_DURATION" -warmup "$HTTP_WARMUP"
+phase single -mode single -c 64 -duration "$HTTP_DURATION" -warmup "$HTTP_WARMUP"
+
+log "HTTP fill: $FILL_ENTRIES events in batches of 1000, 4 clients"
+FILL_DATA="$TMP/fill"
+start_server "$FILL_DATA" fill
+bin/loadgen -url "$URL" -pid "$SERVER_PID" -json-out "$OUT/http-fill.json" \
+  -mode batch -batch 1000 -c 4 -n "$FILL_ENTRIES" | tee "$OUT/http-fill.txt"
+sleep 2 # let the next checkpoint cover everything
+{
+  echo "server memory holding $FILL_ENTRIES entries (KiB): $(mem "$SERVER_PID")"
+} | tee "$OUT/fill-mem.txt"
+stop_server
+storage "$FILL_DATA" | tee -a "$OUT/fill-mem.txt"
+
+log "reopen: start on the filled log (full verification of every entry)"
+start_server "$FILL_DATA" reopen
+{
+  echo "start-up to healthy: ${START_MS} ms"
+  echo "server memory after open (KiB): $(mem "$SERVER_PID")"
+} | tee "$OUT/reopen.txt"
+stop_server
+rm -rf "$FILL_DATA"
+
+{
+  echo "load at end:  $(uptime)"
+  if [ -r /proc/pressure/cpu ]; then
+    echo "cpu pressure at end: $(head -n1 /proc/pressure/cpu)"
+    echo "io pressure at end:  $(head -n1 /proc/pressure/io)"
+  fi
+} | tee -a "$OUT/machine.txt"
+
+log "summary (details in $OUT/)"
+grep -E '^Benchmark' "$OUT/go-bench.txt" | awk '{
+  line = $1
+  for (i = 3; i <= NF; i++)
+    if ($(i) == "events/s" || $(i) == "µs/proof" || $(i) == "cpu-µs/event" || $(i) == "ms/open") line = line "  " $(i-1) " " $(i)
+  print line }'
+for name in batch single fill; do
+  echo "http $name: $(grep -E '^throughput:' "$OUT/http-$name.txt" | sed 's/^throughput: *//')"
+  echo "           $(grep -E '^latency:' "$OUT/http-$name.txt" | sed 's/^latency: *//')"
+done
+echo "fill: $(tr '\n' ' ' <"$OUT/fill-mem.txt")"
+echo "reopen: $(tr '\n' ' ' <"$OUT/reopen.txt")"
