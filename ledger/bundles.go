@@ -18,8 +18,10 @@ import (
 // it writes the full bundle and deletes its chunks, in one transaction.
 
 // maxChunkBytes splits a commit's chunk so that chunks stay below Badger's
-// value threshold and live in the LSM tree, where deleting them is free.
-const maxChunkBytes = 48 << 10
+// value threshold (valueThreshold) and live in the LSM tree, where
+// deleting them is free, while full bundles and full tiles, written once
+// and never deleted, go to the value log.
+const maxChunkBytes = 6 << 10
 
 // Codecs of a stored full bundle (its first byte).
 const (

@@ -51,18 +51,23 @@ func readMeta(db *badger.DB) (logMeta, error) {
 	return m, nil
 }
 
+// valueThreshold splits what Badger stores in its LSM tree from what goes
+// to its value log: partial tiles and edge-bundle chunks (rewritten or
+// deleted soon) stay in the LSM tree, where superseded versions vanish in
+// compaction; full tiles and compressed full bundles (immutable, written
+// once) go to the value log, so compactions never copy them.
+const valueThreshold = 8 << 10
+
 // badgerOptions are tuned for an append-only log on a small machine: every
-// commit is synced; tiles, chunks and (compressed) full bundles are below
-// the value threshold and live in the LSM tree, so nothing is rewritten in
-// the value log and superseded partial tiles and chunks vanish in
-// compaction; Badger does not compress (full bundles already are), and
-// caches stay small so that a million-entry log fits under 512 MiB.
+// commit is synced; Badger does not compress (full bundles already are);
+// memtables and caches stay small so that a million-entry log fits well
+// under 512 MiB of RSS.
 func badgerOptions(cfg Config) badger.Options {
 	opts := badger.DefaultOptions(cfg.Dir).
 		WithLogger(badgerLogger{cfg.Logger}).
 		WithDetectConflicts(false).
 		WithNumVersionsToKeep(1).
-		WithValueThreshold(64 << 10).
+		WithValueThreshold(valueThreshold).
 		WithCompression(options.None).
 		WithMemTableSize(32 << 20).
 		WithNumMemtables(3).

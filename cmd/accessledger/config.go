@@ -52,6 +52,9 @@ type Config struct {
 	QuickOpen bool `yaml:"quick_open"`
 	// GCSchedule is the cron schedule of value-log garbage collection.
 	GCSchedule string `yaml:"gc_schedule"`
+	// MemoryLimit is the Go runtime's soft memory limit in MiB (0: none).
+	// The GOMEMLIMIT environment variable, if set, wins.
+	MemoryLimit int64 `yaml:"memory_limit_mib"`
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 
@@ -68,6 +71,7 @@ func defaultConfig() Config {
 		QueueSize:          65536,
 		MaxBodyBytes:       8 << 20,
 		GCSchedule:         "@every 10m",
+		MemoryLimit:        256,
 		ShutdownTimeout:    15 * time.Second,
 		LogLevel:           "info",
 		LogFormat:          "text",
@@ -97,6 +101,7 @@ func (c *Config) fields() []configField {
 		{"public-metrics", "serve /metrics without an API key", &c.PublicMetrics},
 		{"quick-open", "skip re-hashing every entry at start-up", &c.QuickOpen},
 		{"gc-schedule", "cron schedule of value-log GC", &c.GCSchedule},
+		{"memory-limit-mib", "Go soft memory limit in MiB, 0 for none (GOMEMLIMIT wins)", &c.MemoryLimit},
 		{"shutdown-timeout", "graceful shutdown bound", &c.ShutdownTimeout},
 		{"log-level", "debug, info, warn or error", &c.LogLevel},
 		{"log-format", "text or json", &c.LogFormat},
@@ -215,6 +220,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("max_batch_age %s outside 0..1s", c.MaxBatchAge)
 	case c.MaxBodyBytes < 1024:
 		return fmt.Errorf("max_body_bytes %d is below 1024", c.MaxBodyBytes)
+	case c.MemoryLimit < 0:
+		return fmt.Errorf("memory_limit_mib %d is negative", c.MemoryLimit)
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err
