@@ -172,6 +172,15 @@ func (b *bundleWriter) add(entry []byte) bool {
 	return b.n == TileWidth
 }
 
+// entries splits the bundle into its entries (aliasing raw).
+func (b *bundleWriter) entries() ([][]byte, error) {
+	e, err := splitBundle(b.raw)
+	if err != nil {
+		return nil, fmt.Errorf("edge bundle %d: %v: %w", b.index, err, ErrCorrupt)
+	}
+	return e, nil
+}
+
 // pending reports whether entries await a chunk, and how many bytes.
 func (b *bundleWriter) pending() int { return len(b.raw) - b.flushed }
 

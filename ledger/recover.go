@@ -103,9 +103,9 @@ func (s *sequencer) loadEdge(txn *badger.Txn, tc *tileCache, size uint64) error 
 	if err != nil {
 		return err
 	}
-	entries, err := splitBundle(bw.raw)
+	entries, err := bw.entries()
 	if err != nil {
-		return fmt.Errorf("edge bundle: %v: %w", err, ErrCorrupt)
+		return err
 	}
 	// Even a quick open re-hashes the edge: it is what a crash hits.
 	leaves := s.tiles
@@ -219,9 +219,9 @@ func (l *Ledger) verifyEntries(ctx context.Context, txn *badger.Txn, tc *tileCac
 	if err != nil {
 		return err
 	}
-	entries, err := splitBundle(bw.raw)
+	entries, err := bw.entries()
 	if err != nil {
-		return fmt.Errorf("edge bundle: %v: %w", err, ErrCorrupt)
+		return err
 	}
 	if err := appendAll(entries); err != nil {
 		return err
