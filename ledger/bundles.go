@@ -80,16 +80,26 @@ func decodeBundle(stored []byte) ([]byte, error) {
 	return nil, fmt.Errorf("unknown bundle codec %d: %w", stored[0], ErrCorrupt)
 }
 
+// bundleCacheSize is how many decompressed full bundles the ledger keeps
+// (about 115 KB each for typical events). Full bundles never change, so
+// the cache needs no invalidation.
+const bundleCacheSize = 64
+
 // readBundle returns the C2SP bytes of bundle index and its number of
 // entries: the full bundle if stored, else the concatenated chunks of the
-// edge bundle. It returns ErrNotFound if there is neither.
-func readBundle(txn *badger.Txn, index uint64) ([]byte, int, error) {
+// edge bundle. It returns ErrNotFound if there is neither. The bytes may
+// be shared with other readers and must not be modified.
+func (l *Ledger) readBundle(txn *badger.Txn, index uint64) ([]byte, int, error) {
+	if raw, ok := l.bundles.Get(index); ok {
+		return raw, TileWidth, nil
+	}
 	stored, err := get(txn, bundleKey(index))
 	if err == nil {
 		raw, err := decodeBundle(stored)
 		if err != nil {
 			return nil, 0, fmt.Errorf("bundle %d: %w", index, err)
 		}
+		l.bundles.Add(index, raw)
 		return raw, TileWidth, nil
 	}
 	if err != ErrNotFound {

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"iter"
@@ -63,7 +64,7 @@ func (l *Ledger) Follow(ctx context.Context, from uint64) iter.Seq2[Leaf, error]
 func (l *Ledger) readLeaves(from, size uint64) ([]Leaf, error) {
 	var out []Leaf
 	err := l.db.View(func(txn *badger.Txn) error {
-		b, _, err := readBundle(txn, from/TileWidth)
+		b, _, err := l.readBundle(txn, from/TileWidth)
 		if err != nil {
 			return err
 		}
@@ -73,7 +74,7 @@ func (l *Ledger) readLeaves(from, size uint64) ([]Leaf, error) {
 		}
 		base := from / TileWidth * TileWidth
 		for i := from - base; i < uint64(len(entries)) && base+i < size; i++ {
-			out = append(out, Leaf{Index: base + i, Data: entries[i], LeafHash: hasher.HashLeaf(entries[i])})
+			out = append(out, Leaf{Index: base + i, Data: bytes.Clone(entries[i]), LeafHash: hasher.HashLeaf(entries[i])})
 		}
 		return nil
 	})

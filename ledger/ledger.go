@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
@@ -160,6 +161,7 @@ type Ledger struct {
 	origin   string
 	verifier note.Verifier
 	metrics  *metrics
+	bundles  *lru.Cache[uint64, []byte] // decompressed full bundles
 
 	// queue feeds the sequencer.
 	qmu      sync.Mutex
@@ -304,7 +306,12 @@ func newLedger(cfg Config, db *badger.DB, meta logMeta) (*Ledger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger: bad verifier key: %w", err)
 	}
+	bundles, err := lru.New[uint64, []byte](bundleCacheSize)
+	if err != nil {
+		return nil, err
+	}
 	l := &Ledger{
+		bundles:  bundles,
 		cfg:      cfg,
 		db:       db,
 		log:      cfg.Logger,

@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 
@@ -42,7 +43,8 @@ func (l *Ledger) ReadTile(ctx context.Context, level uint8, index uint64, width 
 }
 
 // ReadEntryBundle returns the C2SP entry bundle at index: the full bundle
-// if width is 0, else its first width entries. It returns ErrNotFound if
+// if width is 0, else its first width entries. The returned bytes may be
+// shared and must not be modified. It returns ErrNotFound if
 // the bundle does not (yet) hold that many entries.
 func (l *Ledger) ReadEntryBundle(ctx context.Context, index uint64, width int) ([]byte, error) {
 	if err := checkWidth(width); err != nil {
@@ -50,7 +52,7 @@ func (l *Ledger) ReadEntryBundle(ctx context.Context, index uint64, width int) (
 	}
 	var out []byte
 	err := l.db.View(func(txn *badger.Txn) error {
-		b, n, err := readBundle(txn, index)
+		b, n, err := l.readBundle(txn, index)
 		if err != nil {
 			return err
 		}
@@ -92,11 +94,12 @@ func (l *Ledger) Entry(ctx context.Context, index uint64) ([]byte, []byte, error
 	}
 	var data []byte
 	err := l.db.View(func(txn *badger.Txn) error {
-		b, _, err := readBundle(txn, index/TileWidth)
+		b, _, err := l.readBundle(txn, index/TileWidth)
 		if err != nil {
 			return err
 		}
-		data, err = bundleEntry(b, int(index%TileWidth))
+		e, err := bundleEntry(b, int(index%TileWidth))
+		data = bytes.Clone(e)
 		return err
 	})
 	if err != nil {
@@ -276,18 +279,23 @@ func nodeHash(ts tileSource, id compact.NodeID) ([]byte, error) {
 	if uint64(len(t)) < (off+count)*hashSize {
 		return nil, fmt.Errorf("node %d/%d not in stored tile: %w", id.Level, id.Index, ErrCorrupt)
 	}
-	hashes := make([][]byte, count)
+	// RFC 6962 interior node: SHA-256(0x01 || left || right), computed in
+	// place on fixed-size arrays so a proof allocates almost nothing.
+	hashes := make([][hashSize]byte, count)
 	for i := range hashes {
 		o := (off + uint64(i)) * hashSize
-		hashes[i] = t[o : o+hashSize]
+		copy(hashes[i][:], t[o:o+hashSize])
 	}
-	for len(hashes) > 1 {
-		for i := 0; i < len(hashes)/2; i++ {
-			hashes[i] = hasher.HashChildren(hashes[2*i], hashes[2*i+1])
+	var buf [1 + 2*hashSize]byte
+	buf[0] = 1
+	for n := len(hashes); n > 1; n /= 2 {
+		for i := 0; i < n/2; i++ {
+			copy(buf[1:], hashes[2*i][:])
+			copy(buf[1+hashSize:], hashes[2*i+1][:])
+			hashes[i] = sha256.Sum256(buf[:])
 		}
-		hashes = hashes[:len(hashes)/2]
 	}
-	return bytes.Clone(hashes[0]), nil
+	return hashes[0][:], nil
 }
 
 // rangeFromTiles rebuilds the compact range [0, size) from stored tiles.
