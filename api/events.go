@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -31,80 +32,99 @@ type appendResult struct {
 // room for other kinds of leaves to carry their own keys.
 const dedupNamespace = "event\x00"
 
+// eventResult is the answer for one event of a partially accepted batch:
+// where it was appended, or why it was not.
+type eventResult struct {
+	*appendResult
+	Errors []eventError `json:"errors,omitempty"`
+}
+
 // postEvents accepts one event object, {"events":[...]}, or NDJSON. Every
 // event is validated before anything is appended; one bad event rejects the
-// request and nothing is written. It answers 201 once the events are
-// durable, or 200 if every event was already in the log (same id).
+// request and nothing is written, unless the caller asks for partial
+// acceptance (?partial=true), in which case the valid events are appended
+// (all or none of them) and the invalid ones reported. It answers 201 once
+// the events are durable, or 200 if every event was already in the log
+// (same id).
 func (s *Server) postEvents(c *gin.Context) {
+	partial := false
+	if v, ok := c.GetQuery("partial"); ok {
+		p, err := strconv.ParseBool(v)
+		if err != nil {
+			writeError(c, http.StatusBadRequest, "partial must be true or false")
+			return
+		}
+		partial = p
+	}
 	raws, single, status, msg := s.readEvents(c)
 	if status != 0 {
 		s.events.WithLabelValues("rejected").Inc()
 		writeError(c, status, msg)
 		return
 	}
-	now := s.cfg.Clock().UTC()
-	entries := make([]ledger.Entry, len(raws))
-	var bad []eventError
-	for i, raw := range raws {
-		ev, err := event.Parse(raw, event.ParseOptions{Now: now, MaxFuture: s.cfg.MaxFuture})
-		if err != nil {
-			var verr *event.ValidationError
-			if !errors.As(err, &verr) {
-				bad = append(bad, eventError{Index: i, Reason: err.Error()})
-				continue
-			}
-			for _, f := range verr.Fields {
-				bad = append(bad, eventError{Index: i, Field: f.Field, Reason: f.Reason})
-			}
-			continue
-		}
-		body := ev.Canonical()
-		leaf, err := event.EncodeLeaf(event.KindEvent, now, body)
-		if err != nil {
-			bad = append(bad, eventError{Index: i, Reason: err.Error()})
-			continue
-		}
-		entries[i].Data = leaf
-		if ev.ID != "" {
-			entries[i].DedupKey = []byte(dedupNamespace + ev.ID)
-			entries[i].Fingerprint = sha256.Sum256(body)
-		}
-	}
-	if len(bad) > 0 {
+	entries, bad := s.prepare(raws)
+	if len(bad) > 0 && (!partial || single || len(bad) == len(raws)) {
 		s.events.WithLabelValues("rejected").Add(float64(len(raws)))
 		msg := "invalid event; nothing was appended"
 		if !single {
-			msg = fmt.Sprintf("%d of %d events are invalid; nothing was appended", countEvents(bad), len(raws))
+			msg = fmt.Sprintf("%d of %d events are invalid; nothing was appended", len(bad), len(raws))
 		}
-		c.AbortWithStatusJSON(http.StatusBadRequest, errorBody{Error: msg, Events: bad})
+		c.AbortWithStatusJSON(http.StatusBadRequest, errorBody{Error: msg, Events: flatten(bad)})
 		return
 	}
 
-	results, err := s.cfg.Ledger.Append(c, entries...)
-	if errors.Is(err, ledger.ErrIDConflict) {
-		for i, r := range results {
-			switch {
-			case r.Err == nil:
-			case r.Duplicate:
-				bad = append(bad, eventError{Index: i, Field: "id",
-					Reason: fmt.Sprintf("already used by entry %d with different content", r.Index)})
-			default:
-				bad = append(bad, eventError{Index: i, Field: "id",
-					Reason: "repeats the id of an earlier event in this request with different content"})
+	// With partial acceptance, append the valid events; an id conflict
+	// (which appends nothing) moves the conflicting events to the rejected
+	// ones and the rest is tried once more.
+	for attempt := 0; ; attempt++ {
+		var pos []int // positions in raws of the entries appended
+		var valid []ledger.Entry
+		for i := range entries {
+			if bad[i] == nil {
+				pos = append(pos, i)
+				valid = append(valid, entries[i])
 			}
 		}
-		s.events.WithLabelValues("rejected").Add(float64(len(raws)))
-		c.AbortWithStatusJSON(http.StatusConflict, errorBody{Error: "an event id was reused with different content; nothing was appended", Events: bad})
+		if len(valid) == 0 {
+			s.events.WithLabelValues("rejected").Add(float64(len(raws)))
+			c.AbortWithStatusJSON(http.StatusConflict, errorBody{Error: "no event could be appended", Events: flatten(bad)})
+			return
+		}
+		results, err := s.cfg.Ledger.Append(c, valid...)
+		if errors.Is(err, ledger.ErrIDConflict) {
+			for k, r := range results {
+				switch {
+				case r.Err == nil:
+				case r.Duplicate:
+					bad[pos[k]] = []eventError{{Index: pos[k], Field: "id",
+						Reason: fmt.Sprintf("already used by entry %d with different content", r.Index)}}
+				default:
+					bad[pos[k]] = []eventError{{Index: pos[k], Field: "id",
+						Reason: "repeats the id of an earlier event in this request with different content"}}
+				}
+			}
+			if partial && !single && attempt == 0 {
+				continue
+			}
+			s.events.WithLabelValues("rejected").Add(float64(len(raws)))
+			c.AbortWithStatusJSON(http.StatusConflict, errorBody{Error: "an event id was reused with different content; nothing was appended", Events: flatten(bad)})
+			return
+		}
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		s.answer(c, raws, single, pos, results, bad)
 		return
 	}
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	out := make([]appendResult, len(results))
-	status = http.StatusOK
-	for i, r := range results {
-		out[i] = appendResult{Index: r.Index, LeafHash: base64.StdEncoding.EncodeToString(r.LeafHash[:]), Duplicate: r.Duplicate}
+}
+
+// answer writes the results of a successful append.
+func (s *Server) answer(c *gin.Context, raws [][]byte, single bool, pos []int, results []ledger.Result, bad map[int][]eventError) {
+	out := make([]eventResult, len(raws))
+	status := http.StatusOK
+	for k, r := range results {
+		out[pos[k]].appendResult = &appendResult{Index: r.Index, LeafHash: base64.StdEncoding.EncodeToString(r.LeafHash[:]), Duplicate: r.Duplicate}
 		if !r.Duplicate {
 			status = http.StatusCreated
 			s.events.WithLabelValues("appended").Inc()
@@ -113,21 +133,70 @@ func (s *Server) postEvents(c *gin.Context) {
 		}
 	}
 	if single {
-		c.JSON(status, out[0])
+		c.JSON(status, out[0].appendResult)
 		return
 	}
-	c.JSON(status, gin.H{"results": out})
-}
-
-func countEvents(errs []eventError) int {
-	n, last := 0, -1
-	for _, e := range errs {
-		if e.Index != last {
-			n++
-			last = e.Index
+	for i, errs := range bad {
+		if errs != nil {
+			out[i].Errors = errs
+			s.events.WithLabelValues("rejected").Inc()
 		}
 	}
-	return n
+	if len(results) == len(raws) {
+		c.JSON(status, gin.H{"results": out})
+		return
+	}
+	c.JSON(status, gin.H{"results": out, "rejected": len(raws) - len(results)})
+}
+
+// prepare validates and encodes each raw event. bad maps the position of
+// every invalid event to its errors.
+func (s *Server) prepare(raws [][]byte) ([]ledger.Entry, map[int][]eventError) {
+	now := s.cfg.Clock().UTC()
+	entries := make([]ledger.Entry, len(raws))
+	bad := make(map[int][]eventError)
+	for i, raw := range raws {
+		ev, err := event.Parse(raw, event.ParseOptions{Now: now, MaxFuture: s.cfg.MaxFuture})
+		if err != nil {
+			var verr *event.ValidationError
+			if !errors.As(err, &verr) {
+				bad[i] = []eventError{{Index: i, Reason: err.Error()}}
+				continue
+			}
+			for _, f := range verr.Fields {
+				bad[i] = append(bad[i], eventError{Index: i, Field: f.Field, Reason: f.Reason})
+			}
+			continue
+		}
+		body := ev.Canonical()
+		leaf, err := event.EncodeLeaf(event.KindEvent, now, body)
+		if err != nil {
+			bad[i] = []eventError{{Index: i, Reason: err.Error()}}
+			continue
+		}
+		entries[i].Data = leaf
+		if ev.ID != "" {
+			entries[i].DedupKey = []byte(dedupNamespace + ev.ID)
+			entries[i].Fingerprint = sha256.Sum256(body)
+		}
+	}
+	return entries, bad
+}
+
+// flatten lists per-event errors in event order.
+func flatten(bad map[int][]eventError) []eventError {
+	idx := make([]int, 0, len(bad))
+	for i, errs := range bad {
+		if errs != nil {
+			idx = append(idx, i)
+		}
+	}
+	slices.Sort(idx)
+	var out []eventError
+	for _, i := range idx {
+		out = append(out, bad[i]...)
+	}
+	return out
 }
 
 // readEvents reads the request body and splits it into raw events. It
