@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -63,7 +64,9 @@ type Server struct {
 	cfg    Config
 	log    *slog.Logger
 	engine *gin.Engine
-	events *prometheus.CounterVec
+
+	events   *prometheus.CounterVec
+	requests *prometheus.HistogramVec
 }
 
 // New returns the API server for cfg.
@@ -98,9 +101,16 @@ func New(cfg Config) (*Server, error) {
 		Name: "accessledger_http_events_total",
 		Help: "Events received over HTTP, by result (appended, duplicate, rejected).",
 	}, []string{"result"})
+	s.requests = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "accessledger_http_request_duration_seconds",
+		Help:    "HTTP request latency, by route and status code.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+	}, []string{"route", "code"})
 	if cfg.Registerer != nil {
-		if err := cfg.Registerer.Register(s.events); err != nil {
-			return nil, err
+		for _, c := range []prometheus.Collector{s.events, s.requests} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("api: registering metrics: %w", err)
+			}
 		}
 	}
 
@@ -212,13 +222,18 @@ func (s *Server) recoverPanics(c *gin.Context) {
 	c.Next()
 }
 
-// logRequests logs every request at debug level and server errors at
-// error level. It logs neither bodies nor query strings: they carry
-// personal data.
+// logRequests measures every request, logs it at debug level and server
+// errors at warn level. It logs neither bodies nor query strings: they
+// carry personal data.
 func (s *Server) logRequests(c *gin.Context) {
 	start := time.Now()
 	c.Next()
 	status := c.Writer.Status()
+	route := c.FullPath() // the route pattern, so label values stay few
+	if route == "" {
+		route = "unmatched"
+	}
+	s.requests.WithLabelValues(route, strconv.Itoa(status)).Observe(time.Since(start).Seconds())
 	level := slog.LevelDebug
 	if status >= 500 {
 		level = slog.LevelWarn

@@ -327,6 +327,10 @@ func TestMetrics(t *testing.T) {
 		{`accessledger_http_events_total{result="appended"}`, 5, 5},
 		{`accessledger_http_events_total{result="duplicate"}`, 1, 1},
 		{`accessledger_http_events_total{result="rejected"}`, 1, 1},
+		// The four GET /metrics above: one without a key, two refused.
+		{`accessledger_http_request_duration_seconds_count{code="401",route="/metrics"}`, 1, 1},
+		{`accessledger_http_request_duration_seconds_count{code="403",route="/metrics"}`, 2, 2},
+		{`accessledger_http_request_duration_seconds_count{code="201",route="/v1/events"}`, 1, 10},
 	} {
 		v, ok := metricValue(t, r.body, tc.series)
 		if !ok {
