@@ -162,6 +162,7 @@ type Ledger struct {
 	verifier note.Verifier
 	metrics  *metrics
 	bundles  *lru.Cache[uint64, []byte] // decompressed full bundles
+	fault    *storageFault              // errors Badger only logs
 
 	// queue feeds the sequencer.
 	qmu      sync.Mutex
@@ -214,7 +215,8 @@ func Create(ctx context.Context, cfg Config) (*Ledger, error) {
 	if cfg.Signer.Name() != cfg.Origin {
 		return nil, fmt.Errorf("ledger: signer name %q must equal origin %q", cfg.Signer.Name(), cfg.Origin)
 	}
-	db, err := openBadger(cfg)
+	fault := &storageFault{}
+	db, err := openBadger(cfg, fault)
 	if err != nil {
 		return nil, err
 	}
@@ -226,7 +228,7 @@ func Create(ctx context.Context, cfg Config) (*Ledger, error) {
 		return nil, err
 	}
 	meta := logMeta{Origin: cfg.Origin, Created: cfg.Clock().UTC(), TileHeight: TileHeight}
-	l, err := newLedger(cfg, db, meta)
+	l, err := newLedger(cfg, db, fault, meta)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -260,11 +262,12 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	db, err := openBadger(cfg)
+	fault := &storageFault{}
+	db, err := openBadger(cfg, fault)
 	if err != nil {
 		return nil, err
 	}
-	l, err := openLedger(ctx, cfg, db)
+	l, err := openLedger(ctx, cfg, db, fault)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -273,7 +276,7 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	return l, nil
 }
 
-func openLedger(ctx context.Context, cfg Config, db *badger.DB) (*Ledger, error) {
+func openLedger(ctx context.Context, cfg Config, db *badger.DB, fault *storageFault) (*Ledger, error) {
 	meta, err := readMeta(db)
 	if err != nil {
 		return nil, fmt.Errorf("opening log in %s: %w", cfg.Dir, err)
@@ -284,7 +287,7 @@ func openLedger(ctx context.Context, cfg Config, db *badger.DB) (*Ledger, error)
 	if cfg.Signer.Name() != meta.Origin {
 		return nil, fmt.Errorf("ledger: signer name %q must equal the log's origin %q", cfg.Signer.Name(), meta.Origin)
 	}
-	l, err := newLedger(cfg, db, meta)
+	l, err := newLedger(cfg, db, fault, meta)
 	if err != nil {
 		return nil, err
 	}
@@ -301,7 +304,7 @@ func openLedger(ctx context.Context, cfg Config, db *badger.DB) (*Ledger, error)
 	return l, nil
 }
 
-func newLedger(cfg Config, db *badger.DB, meta logMeta) (*Ledger, error) {
+func newLedger(cfg Config, db *badger.DB, fault *storageFault, meta logMeta) (*Ledger, error) {
 	v, err := note.NewVerifier(cfg.Signer.VerifierKey())
 	if err != nil {
 		return nil, fmt.Errorf("ledger: bad verifier key: %w", err)
@@ -311,6 +314,7 @@ func newLedger(cfg Config, db *badger.DB, meta logMeta) (*Ledger, error) {
 		return nil, err
 	}
 	l := &Ledger{
+		fault:    fault,
 		bundles:  bundles,
 		cfg:      cfg,
 		db:       db,

@@ -759,3 +759,25 @@ func checkMetrics(t *testing.T, reg *prometheus.Registry, want map[string]float6
 		}
 	}
 }
+
+// TestValueLogSyncFailureFailsTheLedger checks the wiring of the one
+// storage error Badger logs instead of returning: once it is reported, the
+// commit is not acknowledged and the ledger refuses appends.
+func TestValueLogSyncFailureFailsTheLedger(t *testing.T) {
+	l, _ := newTestLedger(t)
+	appendN(t, l, 0, 3, 3)
+	before, _ := l.Size()
+	badgerLogger{l: l.log, fault: l.fault}.Errorf("Error while curlf sync: %v\n", errors.New("input/output error"))
+	if _, err := l.Append(bg, Entry{Data: []byte("after the fault")}); !errors.Is(err, ErrClosed) || !strings.Contains(err.Error(), "curlf sync") {
+		t.Fatalf("Append() after a value-log sync failure = %v, want ErrClosed naming the sync failure", err)
+	}
+	if err := l.Healthy(); err == nil {
+		t.Errorf("Healthy() after a value-log sync failure = nil, want an error")
+	}
+	if size, _ := l.Size(); size != before {
+		t.Errorf("Size() = %d, want %d: the failed commit must not become durable state", size, before)
+	}
+	if _, err := l.Append(bg, Entry{Data: []byte("again")}); !errors.Is(err, ErrClosed) {
+		t.Errorf("second Append() = %v, want ErrClosed", err)
+	}
+}

@@ -178,12 +178,18 @@ func (s *sequencer) commit(batch []*request) {
 		if s.err == nil {
 			s.err = s.txn.Commit()
 		}
+		if s.err == nil {
+			// Badger logs, and does not return, a failed value-log
+			// sync: such a commit is not durable.
+			s.err = l.fault.get()
+		}
 	}
 	if s.err != nil {
 		err := fmt.Errorf("committing entries %d-%d: %w", oldSize, s.size, s.err)
 		l.log.Error("ledger failed: refusing further appends until restarted", "err", err)
+		err = errors.Join(ErrClosed, err)
 		l.qmu.Lock()
-		l.failed = errors.Join(ErrClosed, err)
+		l.failed = err
 		l.qmu.Unlock()
 		for _, r := range batch {
 			r.results, r.err = nil, err

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -62,9 +63,9 @@ const valueThreshold = 8 << 10
 // commit is synced; Badger does not compress (full bundles already are);
 // memtables and caches stay small so that a million-entry log fits well
 // under 512 MiB of RSS.
-func badgerOptions(cfg Config) badger.Options {
+func badgerOptions(cfg Config, fault *storageFault) badger.Options {
 	opts := badger.DefaultOptions(cfg.Dir).
-		WithLogger(badgerLogger{cfg.Logger}).
+		WithLogger(badgerLogger{l: cfg.Logger, fault: fault}).
 		WithDetectConflicts(false).
 		WithNumVersionsToKeep(1).
 		WithValueThreshold(valueThreshold).
@@ -84,11 +85,11 @@ func badgerOptions(cfg Config) badger.Options {
 	return opts.WithSyncWrites(true)
 }
 
-func openBadger(cfg Config) (*badger.DB, error) {
+func openBadger(cfg Config, fault *storageFault) (*badger.DB, error) {
 	if err := removeTornFiles(cfg); err != nil {
 		return nil, err
 	}
-	db, err := badger.Open(badgerOptions(cfg))
+	db, err := badger.Open(badgerOptions(cfg, fault))
 	if err != nil {
 		return nil, fmt.Errorf("opening storage in %s: %w", cfg.Dir, err)
 	}
@@ -124,11 +125,39 @@ func removeTornFiles(cfg Config) error {
 	return nil
 }
 
-// badgerLogger adapts Badger's logger to slog. Badger is chatty at Info,
-// so its Info lines go to Debug.
-type badgerLogger struct{ l *slog.Logger }
+// storageFault records an I/O error that Badger only logs instead of
+// returning: a failed sync of the value log. The commit it hit must not be
+// acknowledged, and the ledger must stop, so the sequencer checks it after
+// every commit.
+type storageFault struct {
+	err atomic.Pointer[error]
+}
 
-func (b badgerLogger) Errorf(f string, a ...any) { b.log(slog.LevelError, f, a) }
+func (f *storageFault) set(err error) { f.err.CompareAndSwap(nil, &err) }
+
+func (f *storageFault) get() error {
+	if p := f.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// badgerLogger adapts Badger's logger to slog. Badger is chatty at Info,
+// so its Info lines go to Debug. A failed value-log sync, which Badger
+// (v4.9) reports only as "Error while curlf sync: ..." through this
+// logger, is recorded as a storage fault.
+type badgerLogger struct {
+	l     *slog.Logger
+	fault *storageFault
+}
+
+func (b badgerLogger) Errorf(f string, a ...any) {
+	msg := strings.TrimSpace(fmt.Sprintf(f, a...))
+	if b.fault != nil && strings.Contains(msg, "curlf sync") {
+		b.fault.set(fmt.Errorf("storage: %s", msg))
+	}
+	b.log(slog.LevelError, "%s", []any{msg})
+}
 func (b badgerLogger) Warningf(f string, a ...any) {
 	b.log(slog.LevelWarn, f, a)
 }
