@@ -99,14 +99,25 @@ func apikey(args []string, getenv func(string) string, stdout, stderr io.Writer)
 	}
 	fs := flag.NewFlagSet("apikey "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	data := fs.String("data", envOr(getenv, "ACCESSLEDGER_DATA", "./data"), "data directory (env ACCESSLEDGER_DATA)")
-	file := fs.String("file", getenv("ACCESSLEDGER_API_KEYS_FILE"), "keys file (default <data>/api_keys.yaml)")
+	configPath := fs.String("config", getenv("ACCESSLEDGER_CONFIG"), "the server's YAML config, for its data directory and keys file (env ACCESSLEDGER_CONFIG)")
+	data := fs.String("data", "", "data directory (env ACCESSLEDGER_DATA; default ./data)")
+	file := fs.String("file", "", "keys file (env ACCESSLEDGER_API_KEYS_FILE; default <data>/api_keys.yaml)")
 	name := fs.String("name", "", "key name (add)")
 	roles := fs.String("role", "", "comma-separated roles: submitter, auditor, responder, admin (add)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	path := Config{Data: *data, APIKeysFile: *file}.keysPath()
+	// The same precedence as serve: defaults, config file, environment,
+	// flags, so the command finds the keys file the server reads.
+	cfg := defaultConfig()
+	if *configPath != "" {
+		if err := readConfigFile(*configPath, &cfg); err != nil {
+			return err
+		}
+	}
+	cfg.Data = firstNonEmpty(*data, getenv("ACCESSLEDGER_DATA"), cfg.Data)
+	cfg.APIKeysFile = firstNonEmpty(*file, getenv("ACCESSLEDGER_API_KEYS_FILE"), cfg.APIKeysFile)
+	path := cfg.keysPath()
 	keys, err := readKeysFile(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
@@ -148,9 +159,11 @@ func apikey(args []string, getenv func(string) string, stdout, stderr io.Writer)
 	return nil
 }
 
-func envOr(getenv func(string) string, name, def string) string {
-	if v := getenv(name); v != "" {
-		return v
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
 	}
-	return def
+	return ""
 }

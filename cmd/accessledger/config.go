@@ -144,14 +144,8 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if *configPath != "" {
-		raw, err := os.ReadFile(*configPath)
-		if err != nil {
-			return cfg, fmt.Errorf("reading config: %w", err)
-		}
-		dec := yaml.NewDecoder(bytes.NewReader(raw))
-		dec.KnownFields(true)
-		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-			return cfg, fmt.Errorf("parsing config %s: %w", *configPath, err)
+		if err := readConfigFile(*configPath, &cfg); err != nil {
+			return cfg, err
 		}
 	}
 	fields := cfg.fields()
@@ -170,6 +164,20 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		}
 	}
 	return cfg, cfg.validate()
+}
+
+// readConfigFile applies a YAML config file to cfg, rejecting unknown keys.
+func readConfigFile(path string, cfg *Config) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("reading config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("parsing config %s: %w", path, err)
+	}
+	return nil
 }
 
 func setFromString(ptr any, v string) error {

@@ -382,6 +382,21 @@ func TestAPIKeyAddAndReload(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "svc\t[submitter]") || !strings.Contains(stdout, "admin\t[admin]") {
 		t.Errorf("apikey list (data from env) = exit %d, %q; want 0, svc and admin", code, stdout)
 	}
+
+	// With the server's config file, apikey finds the keys file the
+	// server reads (api_keys_file there wins over <data>/api_keys.yaml).
+	other := filepath.Join(t.TempDir(), "keys.yaml")
+	conf := filepath.Join(t.TempDir(), "accessledger.yaml")
+	if err := os.WriteFile(conf, []byte("data: "+dir+"\napi_keys_file: "+other+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runCLI(t, nil, "apikey", "add", "--config", conf, "--name", "via-config", "--role", "auditor"); code != 0 {
+		t.Fatalf("apikey add --config = exit %d: %s", code, stderr)
+	}
+	code, stdout, _ = runCLI(t, []string{"ACCESSLEDGER_CONFIG=" + conf}, "apikey", "list")
+	if code != 0 || !strings.Contains(stdout, "via-config\t[auditor]") || strings.Contains(stdout, "svc") {
+		t.Errorf("apikey list (config from env) = exit %d, %q; want only via-config, from %s", code, stdout, other)
+	}
 }
 
 // TestServeSurvivesEarlySIGHUP sends SIGHUP (reload API keys) while the
