@@ -31,7 +31,7 @@ func (l *Ledger) Latest() *Checkpoint { return l.latest.Load() }
 // ErrNotFound if none was.
 func (l *Ledger) CheckpointAt(ctx context.Context, size uint64) (*Checkpoint, error) {
 	var cp *Checkpoint
-	err := l.db.View(func(txn *badger.Txn) error {
+	err := l.view(func(txn *badger.Txn) error {
 		raw, err := get(txn, checkpointKey(size))
 		if err != nil {
 			return err
@@ -48,7 +48,7 @@ func (l *Ledger) CheckpointAt(ctx context.Context, size uint64) (*Checkpoint, er
 // Checkpoints calls fn for every signed checkpoint in increasing size
 // order, until fn returns false.
 func (l *Ledger) Checkpoints(ctx context.Context, fn func(*Checkpoint) bool) error {
-	return l.db.View(func(txn *badger.Txn) error {
+	return l.view(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = []byte{prefixCheckpoint}
 		it := txn.NewIterator(opts)
@@ -108,6 +108,11 @@ func (l *Ledger) signLocked(ctx context.Context, size uint64, root []byte, also 
 	latest := make([]byte, 16)
 	binary.BigEndian.PutUint64(latest, size)
 	binary.BigEndian.PutUint64(latest[8:], uint64(now.UnixNano()))
+	l.dbMu.RLock()
+	defer l.dbMu.RUnlock()
+	if l.dbClosed {
+		return nil, ErrClosed
+	}
 	err = l.db.Update(func(txn *badger.Txn) error {
 		if also != nil {
 			if err := also(txn); err != nil {

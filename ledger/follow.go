@@ -63,7 +63,7 @@ func (l *Ledger) Follow(ctx context.Context, from uint64) iter.Seq2[Leaf, error]
 // below size).
 func (l *Ledger) readLeaves(from, size uint64) ([]Leaf, error) {
 	var out []Leaf
-	err := l.db.View(func(txn *badger.Txn) error {
+	err := l.view(func(txn *badger.Txn) error {
 		b, _, err := l.readBundle(txn, from/TileWidth)
 		if err != nil {
 			return err

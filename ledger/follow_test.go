@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -182,5 +183,48 @@ func TestFollowStopsWhenConsumerBreaks(t *testing.T) {
 	}
 	if count != 4 {
 		t.Errorf("consumed %d entries, want 4", count)
+	}
+}
+
+// TestReadsAfterCloseFail checks that reads racing with or following Close
+// get ErrClosed instead of touching closed storage.
+func TestReadsAfterCloseFail(t *testing.T) {
+	l, _ := newTestLedger(t)
+	appendN(t, l, 0, 300, 100)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := uint64(0); ; i = (i + 37) % 300 {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, _, err := l.Entry(bg, i); err != nil && !errors.Is(err, ErrClosed) {
+					t.Errorf("Entry(%d) during Close = %v, want nil or ErrClosed", i, err)
+					return
+				}
+				if _, err := l.InclusionProof(bg, i, 300); err != nil && !errors.Is(err, ErrClosed) {
+					t.Errorf("InclusionProof(%d) during Close = %v, want nil or ErrClosed", i, err)
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(20 * time.Millisecond)
+	if err := l.Close(bg); err != nil {
+		t.Fatalf("Close() = %v", err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if _, _, err := l.Entry(bg, 0); !errors.Is(err, ErrClosed) {
+		t.Errorf("Entry(0) after Close = %v, want ErrClosed", err)
+	}
+	if _, err := l.SignCheckpoint(bg); !errors.Is(err, ErrClosed) && err != nil {
+		t.Errorf("SignCheckpoint() after Close = %v, want ErrClosed or the latest", err)
 	}
 }

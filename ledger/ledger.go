@@ -181,6 +181,10 @@ type Ledger struct {
 
 	cpMu sync.Mutex // serialises checkpoint signing
 
+	// dbMu guards dbClosed: readers hold it shared, Close exclusively.
+	dbMu     sync.RWMutex
+	dbClosed bool
+
 	stop    chan struct{}
 	seqDone chan struct{}
 	cpDone  chan struct{}
@@ -461,7 +465,11 @@ func (l *Ledger) Close(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("signing final checkpoint: %w", err))
 	}
 	l.metrics.unregister()
-	if err := l.db.Close(); err != nil {
+	l.dbMu.Lock() // waits for reads in progress
+	l.dbClosed = true
+	err := l.db.Close()
+	l.dbMu.Unlock()
+	if err != nil {
 		errs = append(errs, fmt.Errorf("closing storage: %w", err))
 	}
 	return errors.Join(errs...)

@@ -21,7 +21,7 @@ func (l *Ledger) ReadTile(ctx context.Context, level uint8, index uint64, width 
 		return nil, err
 	}
 	var out []byte
-	err := l.db.View(func(txn *badger.Txn) error {
+	err := l.view(func(txn *badger.Txn) error {
 		t, err := get(txn, tileKey(level, index))
 		if err != nil {
 			return err
@@ -51,7 +51,7 @@ func (l *Ledger) ReadEntryBundle(ctx context.Context, index uint64, width int) (
 		return nil, err
 	}
 	var out []byte
-	err := l.db.View(func(txn *badger.Txn) error {
+	err := l.view(func(txn *badger.Txn) error {
 		b, n, err := l.readBundle(txn, index)
 		if err != nil {
 			return err
@@ -93,7 +93,7 @@ func (l *Ledger) Entry(ctx context.Context, index uint64) ([]byte, []byte, error
 		return nil, nil, fmt.Errorf("entry %d (tree size %d): %w", index, size, ErrNotFound)
 	}
 	var data []byte
-	err := l.db.View(func(txn *badger.Txn) error {
+	err := l.view(func(txn *badger.Txn) error {
 		b, _, err := l.readBundle(txn, index/TileWidth)
 		if err != nil {
 			return err
@@ -116,7 +116,7 @@ func (l *Ledger) IndexOf(ctx context.Context, leafHash []byte, size uint64) (uin
 	prefix := append([]byte{prefixLeafHash}, leafHash[:leafHashPrefixLen]...)
 	found := false
 	var index uint64
-	err := l.db.View(func(txn *badger.Txn) error {
+	err := l.view(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
 		opts.PrefetchValues = false
 		opts.Prefix = prefix
@@ -192,7 +192,7 @@ func (l *Ledger) RootAt(ctx context.Context, size uint64) ([]byte, error) {
 		return nil, err
 	}
 	var root []byte
-	err := l.db.View(func(txn *badger.Txn) error {
+	err := l.view(func(txn *badger.Txn) error {
 		rng, err := rangeFromTiles(newTileCache(txn), size)
 		if err != nil {
 			return err
@@ -212,7 +212,7 @@ func (l *Ledger) checkSize(size uint64) error {
 
 func (l *Ledger) fetchProof(nodes proof.Nodes) ([][]byte, error) {
 	hashes := make([][]byte, len(nodes.IDs))
-	err := l.db.View(func(txn *badger.Txn) error {
+	err := l.view(func(txn *badger.Txn) error {
 		tc := newTileCache(txn)
 		for i, id := range nodes.IDs {
 			h, err := tc.node(id)

@@ -188,7 +188,13 @@ func get(txn *badger.Txn, key []byte) ([]byte, error) {
 // periodically (the serve command schedules it).
 func (l *Ledger) RunValueLogGC(ctx context.Context) error {
 	for i := 0; ctx.Err() == nil; i++ {
+		l.dbMu.RLock()
+		if l.dbClosed {
+			l.dbMu.RUnlock()
+			return ErrClosed
+		}
 		err := l.db.RunValueLogGC(0.5)
+		l.dbMu.RUnlock()
 		if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
 			return nil
 		}
@@ -198,4 +204,16 @@ func (l *Ledger) RunValueLogGC(ctx context.Context) error {
 		l.log.DebugContext(ctx, "value log GC rewrote a file", "round", i)
 	}
 	return ctx.Err()
+}
+
+// view runs fn in a Badger read transaction, unless storage is closed: a
+// read racing with Close gets ErrClosed rather than touching a closed
+// database.
+func (l *Ledger) view(fn func(txn *badger.Txn) error) error {
+	l.dbMu.RLock()
+	defer l.dbMu.RUnlock()
+	if l.dbClosed {
+		return ErrClosed
+	}
+	return l.db.View(fn)
 }
