@@ -35,8 +35,18 @@ func (l *Ledger) recover(ctx context.Context) (uint64, []byte, error) {
 		}
 		l.latest.Store(cp)
 		tc := newTileCache(txn)
+		// The edge bundle is what the next batch extends; both the full
+		// verification and the sequencer need it.
+		edge, err := loadBundleWriter(txn, size)
+		if err != nil {
+			return err
+		}
+		edgeEntries, err := edge.entries()
+		if err != nil {
+			return err
+		}
 		if !l.cfg.QuickOpen {
-			if err := l.verifyEntries(ctx, txn, tc, size, cp); err != nil {
+			if err := l.verifyEntries(ctx, txn, tc, size, cp, edge.index, edgeEntries); err != nil {
 				return err
 			}
 		}
@@ -57,7 +67,7 @@ func (l *Ledger) recover(ctx context.Context) (uint64, []byte, error) {
 		if root, err = rootOf(s.rng); err != nil {
 			return err
 		}
-		return s.loadEdge(txn, tc, size)
+		return s.loadEdge(tc, size, edge, edgeEntries)
 	})
 	if errors.Is(err, ErrNotFound) {
 		// Anything missing from a log that says it has it is corruption.
@@ -78,7 +88,7 @@ func rootMismatch(cp *Checkpoint, got []byte) error {
 
 // loadEdge loads the rightmost incomplete tile of every level and the
 // rightmost incomplete entry bundle, which the next batch extends.
-func (s *sequencer) loadEdge(txn *badger.Txn, tc *tileCache, size uint64) error {
+func (s *sequencer) loadEdge(tc *tileCache, size uint64, bw *bundleWriter, entries [][]byte) error {
 	for level := 0; ; level++ {
 		nodes := size >> (uint(level) * TileHeight)
 		if nodes == 0 {
@@ -99,14 +109,6 @@ func (s *sequencer) loadEdge(txn *badger.Txn, tc *tileCache, size uint64) error 
 		}
 		s.tiles[level] = bytes.Clone(t)
 	}
-	bw, err := loadBundleWriter(txn, size)
-	if err != nil {
-		return err
-	}
-	entries, err := bw.entries()
-	if err != nil {
-		return err
-	}
 	// Even a quick open re-hashes the edge: it is what a crash hits.
 	leaves := s.tiles
 	for i, e := range entries {
@@ -121,7 +123,7 @@ func (s *sequencer) loadEdge(txn *badger.Txn, tc *tileCache, size uint64) error 
 // verifyEntries re-hashes every stored entry, rebuilds the tree from those
 // leaf hashes alone, and checks every stored tile node and the checkpoint
 // root against it. Any edited, missing or extra entry or hash is caught.
-func (l *Ledger) verifyEntries(ctx context.Context, txn *badger.Txn, tc *tileCache, size uint64, cp *Checkpoint) error {
+func (l *Ledger) verifyEntries(ctx context.Context, txn *badger.Txn, tc *tileCache, size uint64, cp *Checkpoint, edgeIndex uint64, edge [][]byte) error {
 	rng := rangeFactory.NewEmptyRange(0)
 	var verr error
 	visit := func(id compact.NodeID, h []byte) {
@@ -215,15 +217,7 @@ func (l *Ledger) verifyEntries(ctx context.Context, txn *badger.Txn, tc *tileCac
 		return fmt.Errorf("entry bundle %d missing: %w", want, ErrCorrupt)
 	}
 	// The edge bundle's chunks, and no chunk of any other bundle.
-	bw, err := loadBundleWriter(txn, size)
-	if err != nil {
-		return err
-	}
-	entries, err := bw.entries()
-	if err != nil {
-		return err
-	}
-	if err := appendAll(entries); err != nil {
+	if err := appendAll(edge); err != nil {
 		return err
 	}
 	copts := badger.DefaultIteratorOptions
@@ -232,8 +226,8 @@ func (l *Ledger) verifyEntries(ctx context.Context, txn *badger.Txn, tc *tileCac
 	cit := txn.NewIterator(copts)
 	defer cit.Close()
 	for cit.Rewind(); cit.Valid(); cit.Next() {
-		if idx, _ := decodeUint64(cit.Item().Key()[1:9]); idx != bw.index {
-			return fmt.Errorf("stray chunk of entry bundle %d (edge bundle is %d): %w", idx, bw.index, ErrCorrupt)
+		if idx, _ := decodeUint64(cit.Item().Key()[1:9]); idx != edgeIndex {
+			return fmt.Errorf("stray chunk of entry bundle %d (edge bundle is %d): %w", idx, edgeIndex, ErrCorrupt)
 		}
 	}
 	if rng.End() != size {
