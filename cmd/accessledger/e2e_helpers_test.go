@@ -20,7 +20,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,13 +48,11 @@ func buildAndRun(m *testing.M) int {
 	defer os.RemoveAll(tmp)
 	binPath = filepath.Join(tmp, "accessledger")
 	// go test runs a package's tests in the package directory, so "."
-	// is this command; the go binary is the one that built the test.
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(gobin); err != nil {
-		if gobin, err = exec.LookPath("go"); err != nil {
-			fmt.Fprintln(os.Stderr, "no go binary to build accessledger with:", err)
-			return 1
-		}
+	// is this command. go test puts its own toolchain first in PATH.
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "no go binary to build accessledger with:", err)
+		return 1
 	}
 	build := exec.Command(gobin, "build", "-o", binPath, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
