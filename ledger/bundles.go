@@ -130,7 +130,8 @@ func readChunks(txn *badger.Txn, index uint64) (raw []byte, n int, firsts []int,
 		}
 		firsts = append(firsts, n)
 		err := it.Item().Value(func(v []byte) error {
-			m, err := countEntries(v)
+			ends, err := entryEnds(v)
+			m := len(ends)
 			if err != nil {
 				return fmt.Errorf("bundle %d chunk at %d: %v: %w", index, n, err, ErrCorrupt)
 			}
@@ -146,21 +147,6 @@ func readChunks(txn *badger.Txn, index uint64) (raw []byte, n int, firsts []int,
 		return nil, 0, nil, fmt.Errorf("bundle %d: chunks hold %d entries: %w", index, n, ErrCorrupt)
 	}
 	return raw, n, firsts, nil
-}
-
-// countEntries counts the entries of C2SP-framed bytes.
-func countEntries(b []byte) (int, error) {
-	n := 0
-	for off := 0; off < len(b); n++ {
-		if off+2 > len(b) {
-			return 0, fmt.Errorf("dangling byte at offset %d", off)
-		}
-		off += 2 + int(binary.BigEndian.Uint16(b[off:]))
-		if off > len(b) {
-			return 0, fmt.Errorf("entry %d overruns its bundle", n)
-		}
-	}
-	return n, nil
 }
 
 // bundleWriter is the sequencer's view of the edge bundle: every entry it

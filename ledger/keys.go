@@ -125,43 +125,60 @@ func appendBundleEntry(bundle, entry []byte) []byte {
 	return append(bundle, entry...)
 }
 
+// entryEnds parses C2SP entry-bundle framing (a big-endian uint16 length
+// before each entry) and returns the offset just past each entry. Entry i
+// spans [ends[i-1]+2, ends[i]) (with ends[-1] taken as 0). It is the one
+// parser of stored framing; the helpers below derive from it.
+func entryEnds(bundle []byte) ([]int, error) {
+	ends := make([]int, 0, TileWidth)
+	for off := 0; off < len(bundle); {
+		if off+2 > len(bundle) {
+			return nil, fmt.Errorf("dangling byte at offset %d of entry bundle", off)
+		}
+		end := off + 2 + int(binary.BigEndian.Uint16(bundle[off:]))
+		if end > len(bundle) {
+			return nil, fmt.Errorf("entry at offset %d overruns entry bundle", off)
+		}
+		ends = append(ends, end)
+		off = end
+	}
+	if len(ends) > TileWidth {
+		return nil, fmt.Errorf("entry bundle holds %d entries, more than %d", len(ends), TileWidth)
+	}
+	return ends, nil
+}
+
+// entryAt returns entry i of a bundle whose entry ends are known.
+func entryAt(bundle []byte, ends []int, i int) []byte {
+	start := 2
+	if i > 0 {
+		start = ends[i-1] + 2
+	}
+	return bundle[start:ends[i]:ends[i]]
+}
+
 // splitBundle parses a C2SP entry bundle into its entries. The returned
 // slices alias bundle.
 func splitBundle(bundle []byte) ([][]byte, error) {
-	entries := make([][]byte, 0, TileWidth)
-	for i := 0; i < len(bundle); {
-		if i+2 > len(bundle) {
-			return nil, fmt.Errorf("dangling byte at offset %d of entry bundle", i)
-		}
-		n := int(binary.BigEndian.Uint16(bundle[i:]))
-		i += 2
-		if i+n > len(bundle) {
-			return nil, fmt.Errorf("entry at offset %d overruns entry bundle", i-2)
-		}
-		entries = append(entries, bundle[i:i+n:i+n])
-		i += n
+	ends, err := entryEnds(bundle)
+	if err != nil {
+		return nil, err
 	}
-	if len(entries) > TileWidth {
-		return nil, fmt.Errorf("entry bundle holds %d entries, more than %d", len(entries), TileWidth)
+	entries := make([][]byte, len(ends))
+	for i := range ends {
+		entries[i] = entryAt(bundle, ends, i)
 	}
 	return entries, nil
 }
 
-// bundleEntry returns the i-th entry of a bundle without splitting it all.
+// bundleEntry returns the i-th entry of a bundle.
 func bundleEntry(bundle []byte, i int) ([]byte, error) {
-	off := 0
-	for n := 0; ; n++ {
-		if off+2 > len(bundle) {
-			return nil, fmt.Errorf("entry %d missing from bundle", i)
-		}
-		l := int(binary.BigEndian.Uint16(bundle[off:]))
-		off += 2
-		if off+l > len(bundle) {
-			return nil, fmt.Errorf("entry at offset %d overruns entry bundle", off-2)
-		}
-		if n == i {
-			return bundle[off : off+l : off+l], nil
-		}
-		off += l
+	ends, err := entryEnds(bundle)
+	if err != nil {
+		return nil, err
 	}
+	if i >= len(ends) {
+		return nil, fmt.Errorf("entry %d missing from bundle of %d", i, len(ends))
+	}
+	return entryAt(bundle, ends, i), nil
 }

@@ -66,11 +66,11 @@ func (l *Ledger) ReadEntryBundle(ctx context.Context, index uint64, width int) (
 		if n < width {
 			return ErrNotFound
 		}
-		off := 0
-		for range width {
-			off += 2 + int(binary.BigEndian.Uint16(b[off:]))
+		ends, err := entryEnds(b)
+		if err != nil {
+			return fmt.Errorf("bundle %d: %v: %w", index, err, ErrCorrupt)
 		}
-		out = b[:off]
+		out = b[:ends[width-1]]
 		return nil
 	})
 	if err != nil {
