@@ -97,6 +97,11 @@ type Config struct {
 	// BadgerOptions, if set, adjusts the Badger options (for tests and
 	// benchmarks). SyncWrites stays on regardless.
 	BadgerOptions func(badger.Options) badger.Options
+	// UnsafeNoSyncForTesting turns syncing off: acknowledged entries can
+	// then be lost on power failure. It exists only so that the
+	// power-loss test can show that it detects exactly that; never set
+	// it in production.
+	UnsafeNoSyncForTesting bool
 }
 
 func (c *Config) setDefaults() error {

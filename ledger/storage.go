@@ -82,6 +82,10 @@ func badgerOptions(cfg Config, fault *storageFault) badger.Options {
 	if cfg.BadgerOptions != nil {
 		opts = cfg.BadgerOptions(opts)
 	}
+	if cfg.UnsafeNoSyncForTesting {
+		cfg.Logger.Warn("UNSAFE: storage syncing is off; acknowledged entries can be lost on power failure")
+		return opts.WithSyncWrites(false)
+	}
 	return opts.WithSyncWrites(true)
 }
 

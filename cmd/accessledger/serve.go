@@ -203,6 +203,9 @@ func openOrCreate(ctx context.Context, cfg Config, log *slog.Logger, reg prometh
 		MaxBatchAge:        cfg.MaxBatchAge,
 		CheckpointInterval: cfg.CheckpointInterval,
 		QuickOpen:          cfg.QuickOpen,
+		// Test-only: the power-loss test shows that it catches lost
+		// writes by running the server with syncing off.
+		UnsafeNoSyncForTesting: os.Getenv("ACCESSLEDGER_UNSAFE_NO_SYNC_FOR_TESTING") == "1",
 	}
 	l, err := ledger.Open(ctx, lc)
 	if errors.Is(err, ledger.ErrNoLog) {
