@@ -35,8 +35,13 @@ import (
 var (
 	// ErrPushback means the append queue is full; retry later.
 	ErrPushback = errors.New("ledger: append queue full")
-	// ErrClosed means the ledger is closed or has failed.
+	// ErrClosed means the ledger is closed.
 	ErrClosed = errors.New("ledger: closed")
+	// ErrFailed means a storage commit failed and the ledger has stopped
+	// accepting appends (fail-stop). Nothing unstored was acknowledged or
+	// signed; the process must be restarted, and Open then recovers the
+	// log from storage. Reads go on.
+	ErrFailed = errors.New("ledger: stopped after a storage failure")
 	// ErrNotFound means the requested entry, tile, hash or checkpoint does
 	// not exist (yet).
 	ErrNotFound = errors.New("ledger: not found")
