@@ -12,15 +12,19 @@ import (
 //
 // A full bundle (256 entries) is immutable: it is written once, under
 // 'b'+index, zstd-compressed. The rightmost, incomplete bundle is stored as
-// chunks, 'p'+index+first, each holding the entries one commit added
-// (C2SP framing, uncompressed), so a commit writes only its own entries and
-// never rewrites earlier ones. When the bundle fills, the commit that fills
-// it writes the full bundle and deletes its chunks, in one transaction.
+// chunks, 'p'+index+first, each holding consecutive entries from entry
+// first on (C2SP framing, uncompressed), so a commit writes only the
+// entries it adds and never rewrites earlier ones. Entries of a bundle
+// that fills within a commit never become chunks: the commit writes the
+// full bundle and deletes the chunks earlier commits stored for it, in one
+// transaction.
 
-// maxChunkBytes splits a commit's chunk so that chunks stay below Badger's
-// value threshold (valueThreshold) and live in the LSM tree, where
-// deleting them is free, while full bundles and full tiles, written once
-// and never deleted, go to the value log.
+// maxChunkBytes splits what a commit adds to the edge bundle into chunks
+// of about this size, at entry boundaries. Chunks below Badger's value
+// threshold (valueThreshold) live in the LSM tree, where deleting them is
+// free; a chunk holding a larger entry goes to the value log like full
+// bundles and full tiles, and the space its deletion frees is reclaimed
+// by value-log GC.
 const maxChunkBytes = 6 << 10
 
 // Codecs of a stored full bundle (its first byte).
@@ -79,11 +83,6 @@ func decodeBundle(stored []byte) ([]byte, error) {
 	}
 	return nil, fmt.Errorf("unknown bundle codec %d: %w", stored[0], ErrCorrupt)
 }
-
-// bundleCacheSize is how many decompressed full bundles the ledger keeps
-// (about 115 KB each for typical events). Full bundles never change, so
-// the cache needs no invalidation.
-const bundleCacheSize = 64
 
 // readBundle returns the C2SP bytes of bundle index and its number of
 // entries: the full bundle if stored, else the concatenated chunks of the
@@ -180,14 +179,23 @@ func (b *bundleWriter) entries() ([][]byte, error) {
 // pending reports whether entries await a chunk, and how many bytes.
 func (b *bundleWriter) pending() int { return len(b.raw) - b.flushed }
 
-// flushChunk stores the entries not yet stored, as one chunk.
-func (b *bundleWriter) flushChunk(set func(k, v []byte)) {
-	if b.pending() == 0 {
-		return
+// flushChunks stores the entries not yet stored, as chunks of about
+// maxChunkBytes, split at entry boundaries.
+func (b *bundleWriter) flushChunks(set func(k, v []byte)) {
+	for b.pending() > 0 {
+		end, n := len(b.raw), b.n-b.fn
+		if b.pending() > maxChunkBytes {
+			// Cut after the entry that reaches maxChunkBytes.
+			end, n = b.flushed, 0
+			for end-b.flushed < maxChunkBytes {
+				end += 2 + int(binary.BigEndian.Uint16(b.raw[end:]))
+				n++
+			}
+		}
+		set(chunkKey(b.index, b.fn), b.raw[b.flushed:end:end])
+		b.chunks = append(b.chunks, b.fn)
+		b.flushed, b.fn = end, b.fn+n
 	}
-	set(chunkKey(b.index, b.fn), b.raw[b.flushed:len(b.raw):len(b.raw)])
-	b.chunks = append(b.chunks, b.fn)
-	b.flushed, b.fn = len(b.raw), b.n
 }
 
 // seal stores the full bundle, deletes its chunks and starts the next

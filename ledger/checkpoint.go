@@ -45,15 +45,16 @@ func (l *Ledger) CheckpointAt(ctx context.Context, size uint64) (*Checkpoint, er
 	return cp, nil
 }
 
-// Checkpoints calls fn for every signed checkpoint in increasing size
-// order, until fn returns false.
-func (l *Ledger) Checkpoints(ctx context.Context, fn func(*Checkpoint) bool) error {
+// Checkpoints calls fn for every signed checkpoint of size from or more,
+// in increasing size order, until fn returns false. It seeks straight to
+// from, so paging through the history costs only the page read.
+func (l *Ledger) Checkpoints(ctx context.Context, from uint64, fn func(*Checkpoint) bool) error {
 	return l.view(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = []byte{prefixCheckpoint}
 		it := txn.NewIterator(opts)
 		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
+		for it.Seek(checkpointKey(from)); it.Valid(); it.Next() {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -86,9 +87,14 @@ func (l *Ledger) parseCheckpoint(raw []byte) (*Checkpoint, error) {
 // (synced) and makes it the latest, unless the latest already covers the
 // durable size, in which case it returns that one. It is safe to call
 // concurrently with appends: it only ever signs data already committed.
+// After a failed commit it signs nothing and returns ErrFailed. One
+// signature is bounded by Config.SignTimeout.
 func (l *Ledger) SignCheckpoint(ctx context.Context) (*Checkpoint, error) {
 	l.cpMu.Lock()
 	defer l.cpMu.Unlock()
+	if err := l.failure(); err != nil {
+		return nil, err
+	}
 	size, root := l.Size()
 	if latest := l.latest.Load(); latest != nil && latest.Size >= size {
 		return latest, nil
@@ -100,10 +106,13 @@ func (l *Ledger) SignCheckpoint(ctx context.Context) (*Checkpoint, error) {
 // whatever also writes. l.cpMu must be held.
 func (l *Ledger) signLocked(ctx context.Context, size uint64, root []byte, also func(*badger.Txn) error) (*Checkpoint, error) {
 	body := log.Checkpoint{Origin: l.origin, Size: size, Hash: root}.Marshal()
-	signed, err := note.Sign(&note.Note{Text: string(body)}, l.cfg.Signer)
+	signed, err := l.sign(ctx, body)
 	if err != nil {
+		l.metrics.signFailures.Inc()
+		l.signErr.Store(&signFailure{err: err, inRow: l.signFailuresInRow() + 1})
 		return nil, fmt.Errorf("signing checkpoint: %w", err)
 	}
+	l.signErr.Store(nil)
 	now := l.cfg.Clock()
 	latest := make([]byte, 16)
 	binary.BigEndian.PutUint64(latest, size)
@@ -125,7 +134,13 @@ func (l *Ledger) signLocked(ctx context.Context, size uint64, root []byte, also 
 		return txn.Set(keyLatestCP, latest)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("storing checkpoint: %w", err)
+		err = fmt.Errorf("storing checkpoint of size %d: %w", size, err)
+		if also == nil {
+			// A failed write leaves storage in doubt: fail stop, as
+			// for a failed commit of entries.
+			l.failStorage(err)
+		}
+		return nil, err
 	}
 	cp := &Checkpoint{Size: size, Hash: bytes.Clone(root), Note: signed, SignedAt: now}
 	l.latest.Store(cp)
@@ -134,22 +149,98 @@ func (l *Ledger) signLocked(ctx context.Context, size uint64, root []byte, also 
 }
 
 // checkpointLoop is the signer goroutine: it signs every
-// CheckpointInterval while the tree grows, until stop is closed.
+// CheckpointInterval while the tree grows, until stop is closed. Closing
+// stop also abandons a signature in progress.
 func (l *Ledger) checkpointLoop() {
 	defer close(l.cpDone)
 	t := time.NewTicker(l.cfg.CheckpointInterval)
 	defer t.Stop()
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-l.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	for {
 		select {
 		case <-l.stop:
 			return
 		case <-t.C:
-			if _, err := l.SignCheckpoint(ctx); err != nil {
-				l.log.ErrorContext(ctx, "signing checkpoint failed", "err", err)
+			if l.failure() != nil {
+				continue // a failed ledger signs nothing; it said why once
+			}
+			if _, err := l.SignCheckpoint(ctx); err != nil && ctx.Err() == nil {
+				l.log.ErrorContext(ctx, "signing checkpoint failed", "err", err, "failures_in_a_row", l.signFailuresInRow())
 			}
 		}
 	}
+}
+
+// signFailure records consecutive signing failures.
+type signFailure struct {
+	err   error
+	inRow int
+}
+
+// signFailuresUnhealthy is how many signing failures in a row make the
+// ledger unhealthy: checkpoints have stopped, and witnesses and auditors
+// see a log that does not grow.
+const signFailuresUnhealthy = 3
+
+func (l *Ledger) signFailuresInRow() int {
+	if f := l.signErr.Load(); f != nil {
+		return f.inRow
+	}
+	return 0
+}
+
+// sign signs a checkpoint body, giving up after Config.SignTimeout or when
+// ctx ends. A signer that hangs is abandoned, never waited for; until it
+// returns, further signatures fail at once rather than pile up.
+func (l *Ledger) sign(ctx context.Context, body []byte) ([]byte, error) {
+	if !l.signing.CompareAndSwap(false, true) {
+		return nil, errors.New("the previous signature has not returned yet")
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.SignTimeout)
+	type result struct {
+		signed []byte
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer l.signing.Store(false)
+		defer cancel()
+		signed, err := note.Sign(&note.Note{Text: string(body)}, contextSigner{l.cfg.Signer, ctx})
+		done <- result{signed, err}
+	}()
+	select {
+	case r := <-done:
+		return r.signed, r.err
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, fmt.Errorf("the signer did not answer within %s", l.cfg.SignTimeout)
+		}
+		return nil, ctx.Err()
+	}
+}
+
+// contextSigner passes a context to signers that take one (NoteSigner
+// hands it to sigstore, whose KMS signers honour it).
+type contextSigner struct {
+	Signer
+	ctx context.Context
+}
+
+func (c contextSigner) Sign(msg []byte) ([]byte, error) {
+	if s, ok := c.Signer.(interface {
+		SignContext(context.Context, []byte) ([]byte, error)
+	}); ok {
+		return s.SignContext(c.ctx, msg)
+	}
+	return c.Signer.Sign(msg)
 }
 
 // readLatestCheckpoint loads the latest checkpoint recorded in storage.

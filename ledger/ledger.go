@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
-	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
@@ -87,6 +86,17 @@ type Config struct {
 	// QueueSize bounds the entries waiting for the sequencer (default
 	// 65536). A full queue answers ErrPushback.
 	QueueSize int
+	// QueueBytes bounds the memory held by entries waiting for the
+	// sequencer: their bytes, dedup keys and bookkeeping (default 64 MiB,
+	// at least 2*MaxCallBytes). A full queue answers ErrPushback.
+	QueueBytes int64
+	// BundleCacheBytes bounds the decompressed full entry bundles kept
+	// in memory for reads (default 32 MiB).
+	BundleCacheBytes int64
+	// SignTimeout bounds one checkpoint signature (default 10s): a hung
+	// signer (a KMS that does not answer) fails the signing instead of
+	// blocking the signer loop or Close.
+	SignTimeout time.Duration
 	// MaxBatchSize caps entries per transaction (default 4096); it is
 	// also the most entries one Append call may carry.
 	MaxBatchSize int
@@ -107,6 +117,17 @@ type Config struct {
 	// power-loss test can show that it detects exactly that; never set
 	// it in production.
 	UnsafeNoSyncForTesting bool
+
+	// faultHook, if set, is called at each step of every commit; an
+	// error it returns fails the commit there (fault-injection tests).
+	faultHook func(commitStep) error
+}
+
+func (c *Config) fault(step commitStep) error {
+	if c.faultHook == nil {
+		return nil
+	}
+	return c.faultHook(step)
 }
 
 func (c *Config) setDefaults() error {
@@ -130,6 +151,18 @@ func (c *Config) setDefaults() error {
 	}
 	if c.CheckpointInterval <= 0 {
 		c.CheckpointInterval = time.Second
+	}
+	if c.QueueBytes <= 0 {
+		c.QueueBytes = 64 << 20
+	}
+	if c.BundleCacheBytes <= 0 {
+		c.BundleCacheBytes = 32 << 20
+	}
+	if c.SignTimeout <= 0 {
+		c.SignTimeout = 10 * time.Second
+	}
+	if c.QueueBytes < 2*MaxCallBytes {
+		return fmt.Errorf("ledger: QueueBytes %d is below %d: a full-size Append could never be queued", c.QueueBytes, 2*MaxCallBytes)
 	}
 	if c.QueueSize < c.MaxBatchSize {
 		return fmt.Errorf("ledger: QueueSize %d is below MaxBatchSize %d: a full-size Append could never be queued", c.QueueSize, c.MaxBatchSize)
@@ -171,17 +204,19 @@ type Ledger struct {
 	origin   string
 	verifier note.Verifier
 	metrics  *metrics
-	bundles  *lru.Cache[uint64, []byte] // decompressed full bundles
-	fault    *storageFault              // errors Badger only logs
+	bundles  *bundleCache  // decompressed full bundles
+	txnLimit txnCost       // what one storage transaction accepts
+	fault    *storageFault // errors Badger only logs
 
 	// queue feeds the sequencer.
-	qmu      sync.Mutex
-	queue    []*request
-	queued   int           // entries in queue
-	qnotify  chan struct{} // capacity 1; signalled on enqueue
-	closing  bool          // no more appends accepted
-	failed   error         // set once a commit failed; the ledger then refuses appends
-	seqState *sequencer    // owned by the sequencer goroutine
+	qmu         sync.Mutex
+	queue       []*request
+	queued      int           // entries in queue
+	queuedBytes int64         // memBytes of the requests in queue
+	qnotify     chan struct{} // capacity 1; signalled on enqueue
+	closing     bool          // no more appends accepted
+	failed      error         // set once a commit failed; the ledger then refuses appends
+	seqState    *sequencer    // owned by the sequencer goroutine
 
 	// durable is the tree state covered by synced commits.
 	mu      sync.Mutex
@@ -189,7 +224,9 @@ type Ledger struct {
 	commits chan struct{} // closed and replaced on every durable commit
 	latest  atomic.Pointer[Checkpoint]
 
-	cpMu sync.Mutex // serialises checkpoint signing
+	cpMu    sync.Mutex                  // serialises checkpoint signing
+	signing atomic.Bool                 // a signature is in progress
+	signErr atomic.Pointer[signFailure] // nil after a successful signature
 
 	// dbMu guards dbClosed: readers hold it shared, Close exclusively.
 	dbMu     sync.RWMutex
@@ -208,11 +245,14 @@ type treeState struct {
 
 // request is one Append call waiting in the queue.
 type request struct {
-	entries  []Entry
-	results  []Result
-	enqueued time.Time
-	err      error
-	done     chan struct{}
+	entries   []Entry
+	cost      txnCost // bound of what the entries add to a transaction
+	dataBytes int64   // bytes of the entries' data
+	memBytes  int64   // memory the request holds while queued
+	results   []Result
+	enqueued  time.Time
+	err       error
+	done      chan struct{}
 }
 
 var hasher = rfc6962.DefaultHasher
@@ -323,13 +363,10 @@ func newLedger(cfg Config, db *badger.DB, fault *storageFault, meta logMeta) (*L
 	if err != nil {
 		return nil, fmt.Errorf("ledger: bad verifier key: %w", err)
 	}
-	bundles, err := lru.New[uint64, []byte](bundleCacheSize)
-	if err != nil {
-		return nil, err
-	}
 	l := &Ledger{
 		fault:    fault,
-		bundles:  bundles,
+		bundles:  newBundleCache(cfg.BundleCacheBytes),
+		txnLimit: txnLimit(db),
 		cfg:      cfg,
 		db:       db,
 		log:      cfg.Logger,
@@ -369,35 +406,100 @@ func (l *Ledger) Size() (uint64, []byte) {
 
 // QueueDepth returns the number of entries waiting for the sequencer.
 func (l *Ledger) QueueDepth() int {
-	l.qmu.Lock()
-	defer l.qmu.Unlock()
-	return l.queued
+	n, _ := l.queueDepth()
+	return n
 }
 
-// Healthy returns nil if the ledger accepts appends, else why not.
-func (l *Ledger) Healthy() error {
+func (l *Ledger) queueDepth() (entries int, bytes int64) {
 	l.qmu.Lock()
 	defer l.qmu.Unlock()
-	if l.failed != nil {
-		return l.failed
+	return l.queued, l.queuedBytes
+}
+
+// storageSize returns the bytes of Badger's LSM tree and value log, as
+// Badger last measured them (it does so every minute).
+func (l *Ledger) storageSize() (lsm, vlog int64) {
+	l.dbMu.RLock()
+	defer l.dbMu.RUnlock()
+	if l.dbClosed {
+		return 0, 0
 	}
-	if l.closing {
+	return l.db.Size()
+}
+
+// Healthy returns nil if the ledger accepts appends and signs
+// checkpoints, else why not: a failed commit (ErrFailed), Close, or
+// checkpoint signing that failed several times in a row.
+func (l *Ledger) Healthy() error {
+	failed := l.failure()
+	l.qmu.Lock()
+	closing := l.closing
+	l.qmu.Unlock()
+	switch {
+	case failed != nil:
+		return failed
+	case closing:
 		return ErrClosed
+	}
+	if f := l.signErr.Load(); f != nil && f.inRow >= signFailuresUnhealthy {
+		return fmt.Errorf("checkpoint signing failed %d times in a row: %w", f.inRow, f.err)
 	}
 	return nil
 }
 
+// failure returns the error that stopped the ledger, or nil. An error
+// Badger only logged stops it here too.
+func (l *Ledger) failure() error {
+	if err := l.fault.get(); err != nil {
+		l.failStorage(err)
+	}
+	l.qmu.Lock()
+	defer l.qmu.Unlock()
+	return l.failed
+}
+
+// failStorage stops the ledger after a storage write outside the
+// sequencer failed; the sequencer commits nothing more.
+func (l *Ledger) failStorage(err error) {
+	l.qmu.Lock()
+	if l.failed == nil {
+		l.failed = fmt.Errorf("%w: %w", ErrFailed, err)
+		l.log.Error("storage write failed: the ledger accepts no more appends and signs no more checkpoints until restarted", "err", err)
+	}
+	l.qmu.Unlock()
+	select {
+	case l.qnotify <- struct{}{}:
+	default:
+	}
+}
+
 // MaxCallBytes bounds the total size of the entries (and dedup keys) of
 // one Append call.
-const MaxCallBytes = maxBatchBytes
+const MaxCallBytes = 3 << 20
 
-// Append appends entries, in order, and returns once they are durable. All
-// entries of one call are committed in the same transaction, or none is.
-// It fails with ErrPushback if the queue is full, ErrTooLarge for an
-// oversized entry or call, ErrClosed after Close, and ErrIDConflict (with
-// the results marking the offending entries) if an entry reuses a
-// DedupKey with a different Fingerprint. If ctx ends first Append returns
-// its error, but the entries may still be appended: use DedupKey to retry.
+// Append appends entries, in order, and returns once they are durable: the
+// Badger transaction holding them is committed and synced. All entries of
+// one call are committed in the same transaction, or none is.
+//
+// It fails with ErrPushback if the queue is full (entries or bytes),
+// ErrTooLarge for an oversized entry or call, ErrClosed after Close, and
+// ErrIDConflict (with the results marking the offending entries) if an
+// entry reuses a DedupKey with a different Fingerprint.
+//
+// The ledger fails stop: if any commit fails (an I/O error, a failed sync,
+// an error Badger only logs), the sequencer stops. That call, every call
+// queued behind it and every later call get ErrFailed; no checkpoint is
+// signed again; Healthy reports the failure; reads go on up to the last
+// acknowledged entry. Nothing that was not acknowledged is ever covered by
+// a checkpoint. The process must then be restarted: Open recovers the log
+// from storage, which holds every acknowledged entry and possibly the
+// whole failed batch (a commit can fail after its data reached the disk),
+// never part of one. Re-deriving the state in place instead is not safe
+// with Badger: after a failed sync its memtable already holds the batch,
+// and the kernel may have dropped the dirty pages it failed to write.
+//
+// If ctx ends first Append returns its error, but the entries may still be
+// appended: use DedupKey to retry.
 func (l *Ledger) Append(ctx context.Context, entries ...Entry) ([]Result, error) {
 	if len(entries) == 0 {
 		return nil, nil
@@ -412,10 +514,27 @@ func (l *Ledger) Append(ctx context.Context, entries ...Entry) ([]Result, error)
 		}
 		total += len(entries[i].Data) + len(entries[i].DedupKey)
 	}
-	if total > maxBatchBytes {
-		return nil, fmt.Errorf("%d bytes of entries in one call, limit %d: %w", total, maxBatchBytes, ErrTooLarge)
+	if total > MaxCallBytes {
+		return nil, fmt.Errorf("%d bytes of entries in one call, limit %d: %w", total, MaxCallBytes, ErrTooLarge)
 	}
-	r := &request{entries: entries, done: make(chan struct{}), enqueued: l.cfg.Clock()}
+	cost, dataBytes := requestCost(entries)
+	alone := cost
+	alone.add(batchOverhead(int64(len(entries)), dataBytes))
+	if !alone.fits(l.txnLimit) {
+		return nil, fmt.Errorf("%d entries of %d bytes need more than one storage transaction holds (%d bytes, %d writes): %w",
+			len(entries), total, l.txnLimit.bytes, l.txnLimit.count, ErrTooLarge)
+	}
+	if err := l.fault.get(); err != nil {
+		l.failStorage(err)
+	}
+	r := &request{
+		entries:   entries,
+		cost:      cost,
+		dataBytes: dataBytes,
+		memBytes:  int64(total) + int64(len(entries))*entryMemoryCost,
+		done:      make(chan struct{}),
+		enqueued:  l.cfg.Clock(),
+	}
 	l.qmu.Lock()
 	switch {
 	case l.failed != nil:
@@ -424,13 +543,14 @@ func (l *Ledger) Append(ctx context.Context, entries ...Entry) ([]Result, error)
 	case l.closing:
 		l.qmu.Unlock()
 		return nil, ErrClosed
-	case l.queued+len(entries) > l.cfg.QueueSize:
+	case l.queued+len(entries) > l.cfg.QueueSize, l.queuedBytes+r.memBytes > l.cfg.QueueBytes:
 		l.qmu.Unlock()
 		l.metrics.pushbacks.Inc()
 		return nil, ErrPushback
 	}
 	l.queue = append(l.queue, r)
 	l.queued += len(entries)
+	l.queuedBytes += r.memBytes
 	l.qmu.Unlock()
 	select {
 	case l.qnotify <- struct{}{}:
@@ -471,7 +591,11 @@ func (l *Ledger) Close(ctx context.Context) error {
 	close(l.stop)
 	<-l.seqDone
 	<-l.cpDone
-	if _, err := l.SignCheckpoint(context.WithoutCancel(ctx)); err != nil {
+	if err := l.failure(); err != nil {
+		// Nothing more is signed after a failure; the next Open
+		// recovers from storage.
+		errs = append(errs, err)
+	} else if _, err := l.SignCheckpoint(context.WithoutCancel(ctx)); err != nil {
 		errs = append(errs, fmt.Errorf("signing final checkpoint: %w", err))
 	}
 	l.metrics.unregister()

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -177,7 +178,7 @@ func TestCheckpointsAllRetrievableAndConsistent(t *testing.T) {
 	l = openTestLedger(t, cfg)
 
 	var cps []*Checkpoint
-	if err := l.Checkpoints(bg, func(cp *Checkpoint) bool { cps = append(cps, cp); return true }); err != nil {
+	if err := l.Checkpoints(bg, 0, func(cp *Checkpoint) bool { cps = append(cps, cp); return true }); err != nil {
 		t.Fatalf("Checkpoints() = %v", err)
 	}
 	if len(cps) < 5 {
@@ -221,8 +222,22 @@ func TestCheckpointsAllRetrievableAndConsistent(t *testing.T) {
 	}
 	// Early stop.
 	count := 0
-	if err := l.Checkpoints(bg, func(*Checkpoint) bool { count++; return false }); err != nil || count != 1 {
+	if err := l.Checkpoints(bg, 0, func(*Checkpoint) bool { count++; return false }); err != nil || count != 1 {
 		t.Errorf("Checkpoints(stop at once) = %v after %d calls, want nil after 1", err, count)
+	}
+	// Starting at a signed size, and between two signed sizes.
+	for _, from := range []uint64{cps[2].Size, cps[1].Size + 1} {
+		var sizes []uint64
+		if err := l.Checkpoints(bg, from, func(cp *Checkpoint) bool { sizes = append(sizes, cp.Size); return true }); err != nil {
+			t.Fatalf("Checkpoints(from %d) = %v", from, err)
+		}
+		var want []uint64
+		for _, cp := range cps[2:] {
+			want = append(want, cp.Size)
+		}
+		if !slices.Equal(sizes, want) {
+			t.Errorf("Checkpoints(from %d) = sizes %v, want %v", from, sizes, want)
+		}
 	}
 	if _, err := l.CheckpointAt(bg, ref.size()+1); !errors.Is(err, ErrNotFound) {
 		t.Errorf("CheckpointAt(%d) = %v, want ErrNotFound", ref.size()+1, err)
@@ -757,27 +772,5 @@ func checkMetrics(t *testing.T, reg *prometheus.Registry, want map[string]float6
 		if v, ok := got[name]; !ok || v != w {
 			t.Errorf("metric %s = %v (present %v), want %v", name, v, ok, w)
 		}
-	}
-}
-
-// TestValueLogSyncFailureFailsTheLedger checks the wiring of the one
-// storage error Badger logs instead of returning: once it is reported, the
-// commit is not acknowledged and the ledger refuses appends.
-func TestValueLogSyncFailureFailsTheLedger(t *testing.T) {
-	l, _ := newTestLedger(t)
-	appendN(t, l, 0, 3, 3)
-	before, _ := l.Size()
-	badgerLogger{l: l.log, fault: l.fault}.Errorf("Error while curlf sync: %v\n", errors.New("input/output error"))
-	if _, err := l.Append(bg, Entry{Data: []byte("after the fault")}); !errors.Is(err, ErrClosed) || !strings.Contains(err.Error(), "curlf sync") {
-		t.Fatalf("Append() after a value-log sync failure = %v, want ErrClosed naming the sync failure", err)
-	}
-	if err := l.Healthy(); err == nil {
-		t.Errorf("Healthy() after a value-log sync failure = nil, want an error")
-	}
-	if size, _ := l.Size(); size != before {
-		t.Errorf("Size() = %d, want %d: the failed commit must not become durable state", size, before)
-	}
-	if _, err := l.Append(bg, Entry{Data: []byte("again")}); !errors.Is(err, ErrClosed) {
-		t.Errorf("second Append() = %v, want ErrClosed", err)
 	}
 }

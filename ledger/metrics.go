@@ -10,11 +10,13 @@ import (
 // metrics are the ledger's Prometheus instruments. They exist (and are
 // cheap to update) even when no registerer was given.
 type metrics struct {
-	appended      prometheus.Counter
-	commits       prometheus.Counter
-	pushbacks     prometheus.Counter
-	batchSize     prometheus.Histogram
-	commitLatency prometheus.Histogram
+	appended       prometheus.Counter
+	commits        prometheus.Counter
+	pushbacks      prometheus.Counter
+	commitFailures prometheus.Counter
+	signFailures   prometheus.Counter
+	batchSize      prometheus.Histogram
+	commitLatency  prometheus.Histogram
 
 	reg        prometheus.Registerer
 	collectors []prometheus.Collector // registered with reg
@@ -34,6 +36,14 @@ func newMetrics(l *Ledger, reg prometheus.Registerer) (*metrics, error) {
 			Name: "accessledger_pushback_total",
 			Help: "Append calls refused because the queue was full.",
 		}),
+		commitFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "accessledger_commit_failures_total",
+			Help: "Storage commits that failed; after one the ledger stops accepting appends until restarted.",
+		}),
+		signFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "accessledger_checkpoint_sign_failures_total",
+			Help: "Checkpoint signatures that failed or timed out.",
+		}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "accessledger_batch_size_entries",
 			Help:    "Entries appended per committed batch.",
@@ -49,7 +59,34 @@ func newMetrics(l *Ledger, reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	m.reg = reg
-	m.collectors = []prometheus.Collector{m.appended, m.commits, m.pushbacks, m.batchSize, m.commitLatency,
+	m.collectors = []prometheus.Collector{m.appended, m.commits, m.pushbacks, m.commitFailures, m.signFailures, m.batchSize, m.commitLatency,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "accessledger_queue_depth_bytes",
+			Help: "Memory held by entries waiting for the sequencer.",
+		}, func() float64 { _, b := l.queueDepth(); return float64(b) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "accessledger_bundle_cache_bytes",
+			Help: "Decompressed entry bundles cached for reads.",
+		}, func() float64 { return float64(l.bundles.Bytes()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "accessledger_storage_bytes",
+			Help:        "Size of the storage files on disk (as Badger last measured them).",
+			ConstLabels: prometheus.Labels{"part": "lsm"},
+		}, func() float64 { lsm, _ := l.storageSize(); return float64(lsm) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "accessledger_storage_bytes",
+			Help:        "Size of the storage files on disk (as Badger last measured them).",
+			ConstLabels: prometheus.Labels{"part": "value_log"},
+		}, func() float64 { _, vlog := l.storageSize(); return float64(vlog) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "accessledger_healthy",
+			Help: "1 if the ledger accepts appends, 0 if it stopped (storage failure, repeated signing failures) or is closing.",
+		}, func() float64 {
+			if l.Healthy() != nil {
+				return 0
+			}
+			return 1
+		}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "accessledger_queue_depth_entries",
 			Help: "Entries waiting for the sequencer.",

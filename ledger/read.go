@@ -15,10 +15,15 @@ import (
 // ReadTile returns the C2SP hash tile at level and index: the full tile if
 // width is 0, else its first width hashes (1 <= width < 256). Because tiles
 // only ever grow, a prefix of a wider stored tile is the partial tile. It
-// returns ErrNotFound if the tile is not (yet) that wide.
+// returns ErrNotFound if the tile is not (yet) that wide in the durable
+// tree: storage may hold more (a commit in progress, or one that failed
+// after writing), which is never served.
 func (l *Ledger) ReadTile(ctx context.Context, level uint8, index uint64, width int) ([]byte, error) {
 	if err := checkWidth(width); err != nil {
 		return nil, err
+	}
+	if size, _ := l.Size(); !durableWidth(size, uint(level)*TileHeight, index, width) {
+		return nil, fmt.Errorf("reading tile %d/%d: beyond the tree of size %d: %w", level, index, size, ErrNotFound)
 	}
 	var out []byte
 	err := l.view(func(txn *badger.Txn) error {
@@ -50,6 +55,9 @@ func (l *Ledger) ReadEntryBundle(ctx context.Context, index uint64, width int) (
 	if err := checkWidth(width); err != nil {
 		return nil, err
 	}
+	if size, _ := l.Size(); !durableWidth(size, 0, index, width) {
+		return nil, fmt.Errorf("reading entry bundle %d: beyond the tree of size %d: %w", index, size, ErrNotFound)
+	}
 	var out []byte
 	err := l.view(func(txn *badger.Txn) error {
 		b, n, err := l.readBundle(txn, index)
@@ -77,6 +85,22 @@ func (l *Ledger) ReadEntryBundle(ctx context.Context, index uint64, width int) (
 		return nil, fmt.Errorf("reading entry bundle %d: %w", index, err)
 	}
 	return out, nil
+}
+
+// durableWidth reports whether the tree of the given size has width nodes
+// (a full tile's worth if width is 0) in tile index at tree level
+// treeLevel.
+func durableWidth(size uint64, treeLevel uint, index uint64, width int) bool {
+	if treeLevel >= 64 {
+		return false
+	}
+	nodes := size >> treeLevel
+	want := uint64(width)
+	if width == 0 {
+		want = TileWidth
+	}
+	// nodes >= index*TileWidth + want, without overflow.
+	return nodes >= want && index <= (nodes-want)/TileWidth
 }
 
 func checkWidth(width int) error {

@@ -9,11 +9,6 @@ import (
 	"github.com/transparency-dev/merkle/compact"
 )
 
-// maxBatchBytes caps the entry bytes of one transaction, and of one Append
-// call. It keeps a transaction well inside Badger's limit (15% of the
-// memtable size), since chunks and compressed bundles live in the LSM tree.
-const maxBatchBytes = 3 << 20
-
 // sequencer assigns indexes and writes batches. All its fields are owned by
 // the sequencer goroutine (run); nothing else touches them after start.
 type sequencer struct {
@@ -38,8 +33,15 @@ func newSequencer(l *Ledger) *sequencer {
 	return &sequencer{l: l, rng: rangeFactory.NewEmptyRange(0), bundle: &bundleWriter{}}
 }
 
+// txnLimit is what one Badger transaction of db accepts, less a margin of
+// 1/16 for what our bound does not foresee.
+func txnLimit(db *badger.DB) txnCost {
+	return txnCost{bytes: db.MaxBatchSize() - db.MaxBatchSize()/16, count: db.MaxBatchCount() - db.MaxBatchCount()/16}
+}
+
 // run is the sequencer goroutine: it commits batches until the ledger is
-// closing and the queue is empty, or until stop is closed.
+// closing and the queue is empty, until stop is closed, or until a commit
+// fails (fail-stop: see Append).
 func (s *sequencer) run() {
 	defer close(s.l.seqDone)
 	for {
@@ -47,7 +49,9 @@ func (s *sequencer) run() {
 		if !ok {
 			return
 		}
-		s.commit(batch)
+		if !s.commit(batch) {
+			return
+		}
 	}
 }
 
@@ -70,7 +74,17 @@ func (s *sequencer) collect() ([]*request, bool) {
 		default:
 		}
 		var wait time.Duration
+		if err := l.fault.get(); err != nil {
+			l.failStorage(err)
+		}
 		l.qmu.Lock()
+		if l.failed != nil {
+			// Storage failed outside the sequencer (a checkpoint write,
+			// an error Badger only logs): commit nothing more.
+			l.failQueuedLocked(l.failed)
+			l.qmu.Unlock()
+			return nil, false
+		}
 		if len(l.queue) > 0 {
 			age := time.Since(l.queue[0].enqueued)
 			if l.closing || l.cfg.MaxBatchAge <= 0 || l.queued >= l.cfg.MaxBatchSize || age >= l.cfg.MaxBatchAge {
@@ -110,46 +124,73 @@ func (s *sequencer) failQueued() {
 	l := s.l
 	l.qmu.Lock()
 	defer l.qmu.Unlock()
-	for _, r := range l.queue {
-		r.err = ErrClosed
-		close(r.done)
-	}
-	l.queue, l.queued = nil, 0
+	l.failQueuedLocked(ErrClosed)
 }
 
-// take removes a batch from the queue. l.qmu must be held.
+// failQueuedLocked answers everything queued with err. l.qmu must be held.
+func (l *Ledger) failQueuedLocked(err error) {
+	for _, r := range l.queue {
+		r.results, r.err = nil, err
+		close(r.done)
+	}
+	l.queue, l.queued, l.queuedBytes = nil, 0, 0
+}
+
+// take removes a batch from the queue: requests in order, as long as the
+// batch holds at most MaxBatchSize entries and its transaction stays
+// within what Badger accepts. The first request always fits (Append checks
+// it). l.qmu must be held.
 func (s *sequencer) take() []*request {
 	l := s.l
-	n, entries, bytes := 0, 0, 0
+	n, entries, mem := 0, 0, int64(0)
+	var cost txnCost
+	var dataBytes int64
 	for n < len(l.queue) {
 		r := l.queue[n]
-		size := 0
-		for _, e := range r.entries {
-			size += len(e.Data)
-		}
-		if n > 0 && (entries+len(r.entries) > l.cfg.MaxBatchSize || bytes+size > maxBatchBytes) {
-			break
+		c := cost
+		c.add(r.cost)
+		d := dataBytes + r.dataBytes
+		if n > 0 {
+			with := c
+			with.add(batchOverhead(int64(entries+len(r.entries)), d))
+			if entries+len(r.entries) > l.cfg.MaxBatchSize || !with.fits(l.txnLimit) {
+				break
+			}
 		}
 		n++
 		entries += len(r.entries)
-		bytes += size
+		cost, dataBytes = c, d
+		mem += r.memBytes
 	}
 	batch := make([]*request, n)
 	copy(batch, l.queue[:n])
 	clear(l.queue[:n])
 	l.queue = l.queue[n:]
 	l.queued -= entries
+	l.queuedBytes -= mem
 	return batch
 }
 
+// commitStep names a point in a commit, for fault-injection tests.
+type commitStep int
+
+const (
+	stepBeforeWrite commitStep = iota // nothing written to the transaction yet
+	stepDuringWrite                   // entries written, tiles and size not yet
+	stepAtSync                        // Badger committed and synced; report it failed
+	stepAfterSync                     // durable, not yet published or acknowledged
+)
+
 // commit sequences a batch, writes it in one synced transaction and then
-// answers its callers. A failed commit leaves the in-memory tree ahead of
-// storage, so the ledger fails: it refuses further appends until reopened.
-func (s *sequencer) commit(batch []*request) {
+// answers its callers. It reports false if the commit failed: then the
+// in-memory tree is ahead of storage, and the ledger fails stop (see
+// Append): every caller of this batch, everything queued and every later
+// Append get ErrFailed, and no checkpoint is signed again.
+func (s *sequencer) commit(batch []*request) bool {
 	l := s.l
 	start := time.Now()
 	s.txn = l.db.NewTransaction(true)
-	s.err = nil
+	s.err = l.cfg.fault(stepBeforeWrite)
 	defer func() {
 		s.txn.Discard()
 		s.txn = nil
@@ -161,8 +202,11 @@ func (s *sequencer) commit(batch []*request) {
 		s.appendRequest(r, seen)
 	}
 	added := s.size - oldSize
+	if s.err == nil {
+		s.err = l.cfg.fault(stepDuringWrite)
+	}
 	if added > 0 {
-		s.bundle.flushChunk(s.set)
+		s.bundle.flushChunks(s.set)
 		for level, t := range s.tiles {
 			if s.dirty[level] && len(t) > 0 {
 				nodes := s.size >> (uint(level) * TileHeight)
@@ -179,23 +223,33 @@ func (s *sequencer) commit(batch []*request) {
 			s.err = s.txn.Commit()
 		}
 		if s.err == nil {
-			// Badger logs, and does not return, a failed value-log
-			// sync: such a commit is not durable.
+			// Badger logs, and does not return, some storage errors
+			// (a failed value-log sync among them): after one, no
+			// commit counts as durable.
 			s.err = l.fault.get()
+		}
+		if s.err == nil {
+			s.err = l.cfg.fault(stepAtSync)
+		}
+		if s.err == nil {
+			s.err = l.cfg.fault(stepAfterSync)
 		}
 	}
 	if s.err != nil {
-		err := fmt.Errorf("committing entries %d-%d: %w", oldSize, s.size, s.err)
-		l.log.Error("ledger failed: refusing further appends until restarted", "err", err)
-		err = errors.Join(ErrClosed, err)
+		err := fmt.Errorf("%w: committing entries %d-%d: %w", ErrFailed, oldSize, s.size, s.err)
+		l.log.Error("storage commit failed: the ledger accepts no more appends and signs no more checkpoints until restarted", "err", s.err, "first", oldSize, "end", s.size)
 		l.qmu.Lock()
-		l.failed = err
+		if l.failed == nil {
+			l.failed = err
+		}
+		l.failQueuedLocked(err)
 		l.qmu.Unlock()
 		for _, r := range batch {
 			r.results, r.err = nil, err
 			close(r.done)
 		}
-		return
+		l.metrics.commitFailures.Inc()
+		return false
 	}
 	if added > 0 {
 		l.setDurable(treeState{size: s.size, root: root})
@@ -204,6 +258,7 @@ func (s *sequencer) commit(batch []*request) {
 	for _, r := range batch {
 		close(r.done)
 	}
+	return true
 }
 
 // appendRequest sequences the entries of one Append call into the current
@@ -275,8 +330,6 @@ func (s *sequencer) appendEntry(e *Entry, seen map[string]dedupRecord) Result {
 	}
 	if s.bundle.add(e.Data) {
 		s.bundle.seal(s.set, s.del)
-	} else if s.bundle.pending() >= maxChunkBytes {
-		s.bundle.flushChunk(s.set)
 	}
 	s.set(leafHashKey(leaf[:], index), nil)
 	if len(e.DedupKey) > 0 {

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/sigstore/sigstore/pkg/signature/options"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -68,6 +70,12 @@ func (n *NoteSigner) VerifierKey() string { return n.vkey }
 // Sign signs msg with the underlying sigstore signer.
 func (n *NoteSigner) Sign(msg []byte) ([]byte, error) {
 	return n.s.SignMessage(bytes.NewReader(msg))
+}
+
+// SignContext signs msg with the underlying sigstore signer, which gets
+// ctx (KMS signers stop waiting when it ends).
+func (n *NoteSigner) SignContext(ctx context.Context, msg []byte) ([]byte, error) {
+	return n.s.SignMessage(bytes.NewReader(msg), options.WithContext(ctx))
 }
 
 // CheckOrigin reports whether name can be a log origin and key name: a

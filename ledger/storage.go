@@ -129,10 +129,16 @@ func removeTornFiles(cfg Config) error {
 	return nil
 }
 
-// storageFault records an I/O error that Badger only logs instead of
-// returning: a failed sync of the value log. The commit it hit must not be
-// acknowledged, and the ledger must stop, so the sequencer checks it after
-// every commit.
+// storageFault records the first error Badger reported only through its
+// logger. Badger logs some storage errors instead of returning them: a
+// failed sync of the value log after a write (the commit then returns
+// nil), a value it could not read (the read then returns nothing), a table
+// it ignores at open because its checksum fails. The ledger cannot tell
+// which of its data such an error touched, so any of them stops appends
+// (fail-stop, see Append). Every error-level line counts, whatever its
+// text: matching Badger's wording would break silently on an upgrade.
+// TestBadgerLoggedSyncFailureStopsLedger pins this against a real failed
+// sync.
 type storageFault struct {
 	err atomic.Pointer[error]
 }
@@ -147,9 +153,8 @@ func (f *storageFault) get() error {
 }
 
 // badgerLogger adapts Badger's logger to slog. Badger is chatty at Info,
-// so its Info lines go to Debug. A failed value-log sync, which Badger
-// (v4.9) reports only as "Error while curlf sync: ..." through this
-// logger, is recorded as a storage fault.
+// so its Info lines go to Debug. Every Error line is also recorded as a
+// storage fault.
 type badgerLogger struct {
 	l     *slog.Logger
 	fault *storageFault
@@ -157,8 +162,8 @@ type badgerLogger struct {
 
 func (b badgerLogger) Errorf(f string, a ...any) {
 	msg := strings.TrimSpace(fmt.Sprintf(f, a...))
-	if b.fault != nil && strings.Contains(msg, "curlf sync") {
-		b.fault.set(fmt.Errorf("storage: %s", msg))
+	if b.fault != nil {
+		b.fault.set(fmt.Errorf("storage reported an error: %s", msg))
 	}
 	b.log(slog.LevelError, "%s", []any{msg})
 }
