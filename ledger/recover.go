@@ -122,8 +122,14 @@ func (s *sequencer) loadEdge(tc *tileCache, size uint64, bw *bundleWriter, entri
 
 // verifyEntries re-hashes every stored entry, rebuilds the tree from those
 // leaf hashes alone, and checks every stored tile node and the checkpoint
-// root against it. Any edited, missing or extra entry or hash is caught.
+// root against it, and the leaf-hash index and dedup records against the
+// entries (recordCheck). Any edited, missing or extra entry, hash or
+// record is caught.
 func (l *Ledger) verifyEntries(ctx context.Context, txn *badger.Txn, tc *tileCache, size uint64, cp *Checkpoint, edgeIndex uint64, edge [][]byte) error {
+	rc, err := loadRecordCheck(txn, size)
+	if err != nil {
+		return err
+	}
 	rng := rangeFactory.NewEmptyRange(0)
 	var verr error
 	visit := func(id compact.NodeID, h []byte) {
@@ -167,7 +173,11 @@ func (l *Ledger) verifyEntries(ctx context.Context, txn *badger.Txn, tc *tileCac
 	}
 	appendAll := func(entries [][]byte) error {
 		for _, e := range entries {
-			if err := rng.Append(hasher.HashLeaf(e), visit); err != nil {
+			leaf := hasher.HashLeaf(e)
+			if err := rc.entry(rng.End(), leaf); err != nil {
+				return err
+			}
+			if err := rng.Append(leaf, visit); err != nil {
 				return err
 			}
 			if verr != nil {
@@ -233,5 +243,5 @@ func (l *Ledger) verifyEntries(ctx context.Context, txn *badger.Txn, tc *tileCac
 	if rng.End() != size {
 		return fmt.Errorf("found %d entries, tree size is %d: %w", rng.End(), size, ErrCorrupt)
 	}
-	return nil
+	return rc.finish(txn)
 }

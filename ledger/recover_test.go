@@ -13,6 +13,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -379,5 +380,79 @@ func copyDir(t *testing.T, from, to string) {
 		if err := dst.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestOpenDetectsTamperedRecords checks that a full Open verifies the
+// records derived from the entries, the leaf-hash index and the dedup
+// records, and that QuickOpen, as documented, does not.
+func TestOpenDetectsTamperedRecords(t *testing.T) {
+	rawLeafKey := func(i int) []byte {
+		h := rfc6962.DefaultHasher.HashLeaf(entryData(i))
+		return binary.BigEndian.AppendUint64(append([]byte{'h'}, h[:8]...), uint64(i))
+	}
+	rawDedupKey := func(i int) []byte { return fmt.Appendf(nil, "did-%d", i) }
+	tests := []struct {
+		name string
+		edit func(*badger.Txn) error
+		msg  string
+	}{
+		{"LeafHashRecordDeleted", deleteKey(rawLeafKey(10)), "leaf-hash index"},
+		{"LeafHashRecordExtra", func(txn *badger.Txn) error {
+			return txn.Set(binary.BigEndian.AppendUint64([]byte("h\x01\x02\x03\x04\x05\x06\x07\x08"), 5), nil)
+		}, "leaf-hash index"},
+		{"LeafHashRecordMoved", func(txn *badger.Txn) error {
+			if err := txn.Delete(rawLeafKey(10)); err != nil {
+				return err
+			}
+			k := rawLeafKey(10) // Badger keeps the deleted key's slice
+			binary.BigEndian.PutUint64(k[9:], 11)
+			return txn.Set(k, nil)
+		}, "leaf-hash index"},
+		{"DedupRecordOtherLeafHash", rewrite(rawDedupKey(7), func(v []byte) []byte {
+			v[20] ^= 0x01
+			return v
+		}), "entry 7 "},
+		{"DedupRecordOtherIndex", rewrite(rawDedupKey(7), func(v []byte) []byte {
+			binary.BigEndian.PutUint64(v, 8)
+			return v
+		}), "entry 8 "},
+		{"DedupRecordBeyondSize", rewrite(rawDedupKey(7), func(v []byte) []byte {
+			binary.BigEndian.PutUint64(v, tamperLogSize)
+			return v
+		}), "beyond the tree size"},
+		{"DedupRecordTruncated", rewrite(rawDedupKey(7), func(v []byte) []byte { return v[:40] }), "malformed"},
+	}
+	l, template := newTestLedger(t)
+	for i := 0; i < tamperLogSize; i += 100 {
+		entries := make([]Entry, 100)
+		for j := range entries {
+			entries[j] = Entry{Data: entryData(i + j), DedupKey: fmt.Appendf(nil, "id-%d", i+j)}
+		}
+		if _, err := l.Append(bg, entries...); err != nil {
+			t.Fatalf("Append() = %v", err)
+		}
+	}
+	closeLedger(t, l)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := template
+			cfg.Dir = filepath.Join(t.TempDir(), "log")
+			copyDir(t, template.Dir, cfg.Dir)
+			editStore(t, cfg.Dir, tc.edit)
+			l, err := Open(bg, cfg)
+			if err == nil {
+				l.Close(bg)
+			}
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("Open() after %s = %v, want ErrCorrupt mentioning %q", tc.name, err, tc.msg)
+			}
+			cfg.QuickOpen = true
+			l, err = Open(bg, cfg)
+			if err != nil {
+				t.Fatalf("Open(QuickOpen) after %s = %v, want nil: quick open does not check derived records", tc.name, err)
+			}
+			l.Close(bg)
+		})
 	}
 }
