@@ -585,4 +585,3 @@ func TestDurableWidth(t *testing.T) {
 		}
 	}
 }
-

@@ -232,10 +232,11 @@ type Ledger struct {
 	dbMu     sync.RWMutex
 	dbClosed bool
 
-	stop    chan struct{}
-	seqDone chan struct{}
-	cpDone  chan struct{}
-	closed  atomic.Bool
+	stop     chan struct{}
+	seqDone  chan struct{}
+	cpDone   chan struct{}
+	trimDone chan struct{}
+	closed   atomic.Bool
 }
 
 type treeState struct {
@@ -377,6 +378,7 @@ func newLedger(cfg Config, db *badger.DB, fault *storageFault, meta logMeta) (*L
 		stop:     make(chan struct{}),
 		seqDone:  make(chan struct{}),
 		cpDone:   make(chan struct{}),
+		trimDone: make(chan struct{}),
 	}
 	if l.metrics, err = newMetrics(l, cfg.Registerer); err != nil {
 		return nil, err
@@ -388,6 +390,30 @@ func newLedger(cfg Config, db *badger.DB, fault *storageFault, meta logMeta) (*L
 func (l *Ledger) start() {
 	go l.seqState.run()
 	go l.checkpointLoop()
+	go l.trimLoop()
+}
+
+// trimInterval is how often the ledger trims its storage mappings from
+// RSS (see trimMappings).
+const trimInterval = time.Second
+
+// trimLoop trims the pages of Badger's mapped files from the process's
+// RSS every trimInterval, until stop is closed.
+func (l *Ledger) trimLoop() {
+	defer close(l.trimDone)
+	t := time.NewTicker(trimInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+			if _, err := trimMappings(l.cfg.Dir); err != nil {
+				l.log.Warn("trimming storage mappings from memory failed; RSS will include cached storage pages", "err", err)
+				return
+			}
+		}
+	}
 }
 
 // Origin returns the log's origin.
@@ -591,6 +617,7 @@ func (l *Ledger) Close(ctx context.Context) error {
 	close(l.stop)
 	<-l.seqDone
 	<-l.cpDone
+	<-l.trimDone
 	if err := l.failure(); err != nil {
 		// Nothing more is signed after a failure; the next Open
 		// recovers from storage.

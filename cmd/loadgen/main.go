@@ -54,6 +54,7 @@ type config struct {
 	jsonFile    string
 	allowRemote bool
 	idFrac      float64
+	pad         int
 	timeout     time.Duration
 	wait        time.Duration
 	retry503    bool
@@ -135,6 +136,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.jsonFile, "json-out", "", "also write the JSON summary to this file")
 	fs.BoolVar(&cfg.allowRemote, "allow-remote", false, "allow a non-loopback target")
 	fs.Float64Var(&cfg.idFrac, "id-fraction", 0.1, "fraction of events carrying an idempotency \"id\"")
+	fs.IntVar(&cfg.pad, "pad", 0, "add about this many bytes of random attributes to each event (at most 60000: a stored event is at most 64 KiB)")
 	fs.DurationVar(&cfg.timeout, "timeout", 30*time.Second, "per-request timeout")
 	fs.DurationVar(&cfg.wait, "wait", 0, "first wait up to this long for GET /healthz to answer 200")
 	fs.BoolVar(&cfg.retry503, "retry-503", true, "retry a request answered 503 after a short pause")
@@ -164,6 +166,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, errors.New("give a positive -duration or -n")
 	case cfg.idFrac < 0 || cfg.idFrac > 1:
 		return cfg, errors.New("-id-fraction must be between 0 and 1")
+	case cfg.pad < 0 || cfg.pad > 60000:
+		return cfg, errors.New("-pad must be between 0 and 60000")
 	}
 	u, err := url.Parse(cfg.url)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -269,7 +273,7 @@ func runPhase(ctx context.Context, cfg config, client *http.Client, base, runID 
 	for w := range cfg.conc {
 		st := &workerStats{status: map[int]int64{}}
 		stats[w] = st
-		g := newGenerator(runID, w, cfg.idFrac)
+		g := newGenerator(runID, w, cfg.idFrac, cfg.pad)
 		wg.Go(func() {
 			var body []byte
 			for !done() {
@@ -355,15 +359,51 @@ type generator struct {
 	prefix string // id prefix: run and worker
 	seq    uint64
 	idFrac float64
+	pad    int // attribute bytes added to each event
 }
 
-func newGenerator(runID string, worker int, idFrac float64) *generator {
+func newGenerator(runID string, worker int, idFrac float64, pad int) *generator {
 	seed := uint64(time.Now().UnixNano()) ^ uint64(worker)*0x9e3779b97f4a7c15
 	return &generator{
 		rng:    mrand.New(mrand.NewPCG(seed, uint64(worker))),
 		prefix: "lg-" + runID + "-" + strconv.Itoa(worker) + "-",
 		idFrac: idFrac,
+		pad:    pad,
 	}
+}
+
+// padding is random text that -event-bytes attributes are cut from, so
+// that large events do not compress to nothing.
+var padding = func() []byte {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+	b := make([]byte, 128<<10)
+	r := mrand.New(mrand.NewPCG(1, 2))
+	for i := range b {
+		b[i] = alphabet[r.IntN(len(alphabet))]
+	}
+	return b
+}()
+
+// maxAttrValue is the event schema's limit on one attribute value.
+const maxAttrValue = 1024
+
+// appendPadding appends about n bytes of attributes.
+func (g *generator) appendPadding(b []byte, n int) []byte {
+	b = append(b, `,"attributes":{`...)
+	for i := 0; n > 0; i++ {
+		v := min(n, maxAttrValue)
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `"pad`...)
+		b = strconv.AppendInt(b, int64(i), 10)
+		b = append(b, `":"`...)
+		off := g.rng.IntN(len(padding) - v)
+		b = append(b, padding[off:off+v]...)
+		b = append(b, '"')
+		n -= v + 12
+	}
+	return append(b, '}')
 }
 
 var (
@@ -507,7 +547,11 @@ func (g *generator) event(b []byte, now time.Time) []byte {
 	b = strconv.AppendUint(b, r.Uint64(), 16)
 	b = append(b, `","tenant":"`...)
 	b = append(b, tenants[actor%len(tenants)]...)
-	b = append(b, `"}`...)
+	b = append(b, '"')
+	if g.pad > 0 {
+		b = g.appendPadding(b, g.pad)
+	}
+	b = append(b, '}')
 	return b
 }
 
