@@ -11,11 +11,13 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/accessledger/accessledger/event"
 	"github.com/accessledger/accessledger/ledger"
@@ -23,9 +25,15 @@ import (
 
 // Defaults for Config's optional fields.
 const (
-	DefaultMaxBodyBytes   = 8 << 20
-	DefaultMaxBatchEvents = 1000
+	DefaultMaxBodyBytes         = 8 << 20
+	DefaultMaxBatchEvents       = 1000
+	DefaultMaxInflightBodyBytes = 64 << 20
+	DefaultMaxServiceLabels     = 100
 )
+
+// bodyWait is how long a request waits for its share of
+// MaxInflightBodyBytes before it is answered 503.
+const bodyWait = time.Second
 
 // Config holds what the HTTP API needs. Ledger is required.
 type Config struct {
@@ -40,6 +48,16 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// MaxBodyBytes bounds request bodies (default 8 MiB).
 	MaxBodyBytes int64
+	// MaxInflightBodyBytes bounds the bytes of all request bodies being
+	// read or held at once (default 64 MiB, at least MaxBodyBytes). A
+	// request reserves its Content-Length (MaxBodyBytes if unknown)
+	// before reading its body; one that cannot within a second is
+	// answered 503 with Retry-After.
+	MaxInflightBodyBytes int64
+	// MaxServiceLabels bounds the service label values of the
+	// per-service append counter (default 100): the first services seen
+	// get their own, the rest share "other".
+	MaxServiceLabels int
 	// MaxBatchEvents bounds events per request (default 1000).
 	MaxBatchEvents int
 	// MaxFuture bounds how far in the future an event's time may be
@@ -64,8 +82,11 @@ type Server struct {
 	cfg    Config
 	log    *slog.Logger
 	engine *gin.Engine
+	bodies *semaphore.Weighted // bytes of request bodies in flight
 
 	events   *prometheus.CounterVec
+	appended *prometheus.CounterVec
+	services serviceLabels
 	requests *prometheus.HistogramVec
 }
 
@@ -92,7 +113,17 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxFuture <= 0 {
 		cfg.MaxFuture = event.DefaultMaxFuture
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger}
+	if cfg.MaxInflightBodyBytes <= 0 {
+		cfg.MaxInflightBodyBytes = max(DefaultMaxInflightBodyBytes, cfg.MaxBodyBytes)
+	}
+	if cfg.MaxInflightBodyBytes < cfg.MaxBodyBytes {
+		return nil, fmt.Errorf("api: MaxInflightBodyBytes %d is below MaxBodyBytes %d: a request of the largest size could never be read", cfg.MaxInflightBodyBytes, cfg.MaxBodyBytes)
+	}
+	if cfg.MaxServiceLabels <= 0 {
+		cfg.MaxServiceLabels = DefaultMaxServiceLabels
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, bodies: semaphore.NewWeighted(cfg.MaxInflightBodyBytes)}
+	s.services = serviceLabels{max: cfg.MaxServiceLabels, seen: make(map[string]bool)}
 	if cfg.Keys == nil {
 		cfg.Keys = &Keyring{}
 	}
@@ -101,13 +132,17 @@ func New(cfg Config) (*Server, error) {
 		Name: "accessledger_http_events_total",
 		Help: "Events received over HTTP, by result (appended, duplicate, rejected).",
 	}, []string{"result"})
+	s.appended = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "accessledger_events_appended_total",
+		Help: "Events appended over HTTP, by service (the first services seen get their own label, the rest \"other\").",
+	}, []string{"service"})
 	s.requests = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "accessledger_http_request_duration_seconds",
 		Help:    "HTTP request latency, by route and status code.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 	}, []string{"route", "code"})
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{s.events, s.requests} {
+		for _, c := range []prometheus.Collector{s.events, s.appended, s.requests} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("api: registering metrics: %w", err)
 			}
@@ -124,8 +159,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("api: trusted proxies: %w", err)
 	}
 	e.Use(s.recoverPanics, s.logRequests)
-	e.NoRoute(func(c *gin.Context) { writeError(c, http.StatusNotFound, "no such endpoint") })
-	e.NoMethod(func(c *gin.Context) { writeError(c, http.StatusMethodNotAllowed, "method not allowed") })
+	e.NoRoute(func(c *gin.Context) {
+		writeError(c, http.StatusNotFound, "no such endpoint; see the HTTP API in the README")
+	})
+	e.NoMethod(func(c *gin.Context) {
+		writeError(c, http.StatusMethodNotAllowed, "this endpoint does not accept the method "+c.Request.Method)
+	})
 
 	// Who may call what. Hash tiles, checkpoints and proofs carry no event
 	// data, so submitters may verify their own entries; entries and entry
@@ -147,13 +186,20 @@ func New(cfg Config) (*Server, error) {
 	)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", metrics, gin.WrapH(promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})))
+	promHandler := promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})
+	e.GET("/metrics", metrics, func(c *gin.Context) {
+		// Metrics are never cached, and never by a shared cache, even
+		// with public_metrics.
+		c.Header("Cache-Control", "private, no-store")
+		promHandler.ServeHTTP(c.Writer, c.Request)
+	})
 
 	e.POST("/v1/events", submit, s.postEvents)
 	e.GET("/v1/log", verify, s.getLog)
 	e.GET("/v1/entries/:index", audit, s.getEntry)
 	e.GET("/v1/proofs/inclusion", verify, s.getInclusion)
 	e.GET("/v1/proofs/consistency", verify, s.getConsistency)
+	e.GET("/v1/checkpoints", verify, s.getCheckpoints)
 	e.GET("/v1/checkpoints/:size", verify, s.getCheckpointAt)
 
 	e.GET("/checkpoint", verify, s.getCheckpoint)
@@ -178,35 +224,81 @@ type eventError struct {
 	Reason string `json:"reason"`
 }
 
+// writeError answers an error. Errors are never cached.
 func writeError(c *gin.Context, status int, msg string) {
-	c.AbortWithStatusJSON(status, errorBody{Error: msg})
+	abortJSON(c, status, errorBody{Error: msg})
 }
 
-// fail maps an error from the ledger to its HTTP status. It is the only
-// place that does so.
-func (s *Server) fail(c *gin.Context, err error) {
-	status := http.StatusInternalServerError
+// abortJSON answers an error body and stops the handler chain.
+func abortJSON(c *gin.Context, status int, body errorBody) {
+	c.Header("Cache-Control", "no-store")
+	c.AbortWithStatusJSON(status, body)
+}
+
+// Client-facing messages for ledger errors. They say what happened and
+// what to do, never how the ledger or its storage put it.
+const (
+	msgFailed   = "the log stopped accepting events after a storage failure; the operator must restart it"
+	msgClosed   = "the server is shutting down; retry in a moment, against the restarted server"
+	msgPushback = "the log is busy: its append queue is full; retry after the number of seconds in Retry-After"
+	msgInternal = "internal error; the operator can find the details in the server log"
+)
+
+// fail answers an error from the ledger (or the request's context) with
+// its HTTP status and a sentence the caller can act on. It is the only
+// place that maps ledger errors to statuses. notFound is the message for
+// ErrNotFound, which only the handler can phrase. The error itself is
+// logged, never sent: its text is the ledger's and its storage's.
+func (s *Server) fail(c *gin.Context, err error, notFound string) {
+	var status int
+	var msg string
 	switch {
-	case errors.Is(err, ledger.ErrInvalidArgument):
-		status = http.StatusBadRequest
-	case errors.Is(err, ledger.ErrNotFound):
-		status = http.StatusNotFound
-	case errors.Is(err, ledger.ErrIDConflict):
-		status = http.StatusConflict
-	case errors.Is(err, ledger.ErrTooLarge):
-		status = http.StatusRequestEntityTooLarge
+	case errors.Is(err, ledger.ErrFailed):
+		status, msg = http.StatusServiceUnavailable, msgFailed
 	case errors.Is(err, ledger.ErrPushback):
 		c.Header("Retry-After", "1")
-		status = http.StatusServiceUnavailable
-	case errors.Is(err, ledger.ErrClosed), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		status = http.StatusServiceUnavailable
+		status, msg = http.StatusServiceUnavailable, msgPushback
+	case errors.Is(err, ledger.ErrClosed):
+		c.Header("Retry-After", "5")
+		status, msg = http.StatusServiceUnavailable, msgClosed
+	case errors.Is(err, ledger.ErrTooLarge):
+		status = http.StatusRequestEntityTooLarge
+		msg = fmt.Sprintf("the events of this request are too many or too large to append together (the stored events of one request may total at most %d bytes); split the batch into smaller requests",
+			ledger.MaxCallBytes)
+	case errors.Is(err, ledger.ErrInvalidArgument):
+		status, msg = http.StatusBadRequest, "a parameter is out of range for this log; GET /v1/log gives its current size"
+	case errors.Is(err, ledger.ErrNotFound):
+		status, msg = http.StatusNotFound, notFound
+		if msg == "" {
+			msg = "not found"
+		}
+	case errors.Is(err, ledger.ErrIDConflict):
+		status, msg = http.StatusConflict, "an event id was reused with different content; nothing was appended"
+	case errors.Is(err, context.DeadlineExceeded):
+		status, msg = http.StatusServiceUnavailable, "the request took too long and was abandoned; retry it"
+	case errors.Is(err, context.Canceled):
+		status, msg = http.StatusServiceUnavailable, "the request was cancelled before it completed"
+	default:
+		status, msg = http.StatusInternalServerError, msgInternal
 	}
-	msg := err.Error()
-	if status == http.StatusInternalServerError {
-		s.log.ErrorContext(c, "request failed", "method", c.Request.Method, "path", c.Request.URL.Path, "err", err)
-		msg = "internal error"
+	level := slog.LevelDebug
+	if status >= 500 {
+		level = slog.LevelError
 	}
+	s.log.Log(c, level, "request failed", "method", c.Request.Method, "route", route(c), "status", status, "err", err)
 	writeError(c, status, msg)
+}
+
+// unavailable phrases why the ledger does not accept appends, for
+// /readyz.
+func unavailable(err error) string {
+	switch {
+	case errors.Is(err, ledger.ErrFailed):
+		return msgFailed
+	case errors.Is(err, ledger.ErrClosed):
+		return "the server is shutting down"
+	}
+	return "the log is not healthy (checkpoint signing keeps failing, or storage reported an error); the operator can find the details in the server log"
 }
 
 func (s *Server) recoverPanics(c *gin.Context) {
@@ -215,48 +307,91 @@ func (s *Server) recoverPanics(c *gin.Context) {
 			if r == http.ErrAbortHandler {
 				panic(r)
 			}
-			s.log.ErrorContext(c, "handler panicked", "method", c.Request.Method, "path", c.Request.URL.Path, "panic", r)
-			writeError(c, http.StatusInternalServerError, "internal error")
+			s.log.ErrorContext(c, "handler panicked", "method", c.Request.Method, "route", route(c), "panic", r)
+			writeError(c, http.StatusInternalServerError, msgInternal)
 		}
 	}()
 	c.Next()
 }
 
-// logRequests measures every request, logs it at debug level and server
-// errors at warn level. It logs neither bodies nor query strings: they
-// carry personal data.
+// route returns the route pattern of a request (/v1/entries/:index), never
+// its path: label values stay few, and logs carry no values from paths.
+func route(c *gin.Context) string {
+	if r := c.FullPath(); r != "" {
+		return r
+	}
+	return "unmatched"
+}
+
+// logRequests measures every request and logs one line for it at info
+// level (health probes at debug, server errors at warn): method, route
+// pattern, status, API key name, duration and client IP. It logs neither
+// bodies, nor query strings, nor paths, nor secrets: they carry personal
+// data or credentials.
 func (s *Server) logRequests(c *gin.Context) {
 	start := time.Now()
 	c.Next()
+	took := time.Since(start)
 	status := c.Writer.Status()
-	route := c.FullPath() // the route pattern, so label values stay few
-	if route == "" {
-		route = "unmatched"
-	}
-	s.requests.WithLabelValues(route, strconv.Itoa(status)).Observe(time.Since(start).Seconds())
-	level := slog.LevelDebug
-	if status >= 500 {
+	r := route(c)
+	s.requests.WithLabelValues(r, strconv.Itoa(status)).Observe(took.Seconds())
+	level := slog.LevelInfo
+	switch {
+	case status >= 500:
 		level = slog.LevelWarn
+	case r == "/healthz" || r == "/readyz":
+		level = slog.LevelDebug
 	}
 	if !s.log.Enabled(c, level) {
 		return
 	}
-	s.log.LogAttrs(c, level, "http request",
+	attrs := []slog.Attr{
 		slog.String("method", c.Request.Method),
-		slog.String("path", c.Request.URL.Path),
+		slog.String("route", r),
 		slog.Int("status", status),
-		slog.Duration("took", time.Since(start)),
-		slog.String("remote", c.ClientIP()))
+	}
+	if name := c.GetString(ctxKeyName); name != "" {
+		attrs = append(attrs, slog.String("api_key", name))
+	}
+	attrs = append(attrs,
+		slog.Float64("duration_ms", float64(took.Microseconds())/1000),
+		slog.String("client_ip", c.ClientIP()))
+	s.log.LogAttrs(c, level, "http request", attrs...)
 }
 
 func (s *Server) healthz(c *gin.Context) {
+	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
 }
 
 func (s *Server) readyz(c *gin.Context) {
+	c.Header("Cache-Control", "no-store")
 	if err := s.cfg.Ledger.Healthy(); err != nil {
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "error": err.Error()})
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "error": unavailable(err)})
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}
+
+// serviceLabels bounds the label values of the per-service append
+// counter: the first max distinct services get their own, every later
+// one "other". It is safe for concurrent use.
+type serviceLabels struct {
+	mu   sync.Mutex
+	max  int
+	seen map[string]bool
+}
+
+// label returns the label value for service.
+func (l *serviceLabels) label(service string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.seen[service] {
+		return service
+	}
+	if len(l.seen) < l.max {
+		l.seen[service] = true
+		return service
+	}
+	return "other"
 }

@@ -108,11 +108,20 @@ type auth struct {
 // SetKeyring replaces the API keys, for example on SIGHUP.
 func (s *Server) SetKeyring(kr *Keyring) { s.auth.keys.Store(kr) }
 
+// Keys of the values require leaves in the gin context.
+const (
+	ctxKeyName = "api_key" // the name (never the secret) of the caller's key
+	ctxPublic  = "public"  // true if the endpoint was served without a key
+)
+
 // require returns middleware admitting only requests bearing a key with
-// one of roles (admin is always admitted). public skips the check.
+// one of roles (admin is always admitted). public skips the check, and
+// marks the answer as publicly cacheable.
 func (s *Server) require(public bool, roles ...Role) gin.HandlerFunc {
+	need := rolesSentence(roles)
 	return func(c *gin.Context) {
 		if public {
+			c.Set(ctxPublic, true)
 			return
 		}
 		// The scheme name is case-insensitive (RFC 9110, section 11.1).
@@ -126,13 +135,29 @@ func (s *Server) require(public bool, roles ...Role) gin.HandlerFunc {
 		key, ok := s.auth.keys.Load().byHash[HashToken(token)]
 		if !ok {
 			c.Header("WWW-Authenticate", `Bearer realm="accessledger", error="invalid_token"`)
-			writeError(c, http.StatusUnauthorized, "unknown API key")
+			writeError(c, http.StatusUnauthorized, "unknown API key: check the key, or ask an admin for one (accessledger apikey add)")
 			return
 		}
+		c.Set(ctxKeyName, key.Name)
 		if !slices.Contains(key.Roles, RoleAdmin) && !slices.ContainsFunc(key.Roles, func(r Role) bool { return slices.Contains(roles, r) }) {
-			writeError(c, http.StatusForbidden, fmt.Sprintf("API key %q lacks a role for this endpoint (needs one of %v)", key.Name, roles))
+			writeError(c, http.StatusForbidden, fmt.Sprintf("API key %q may not use this endpoint: it needs %s", key.Name, need))
 			return
 		}
-		c.Set("api_key", key.Name)
 	}
+}
+
+// rolesSentence names the roles an endpoint accepts, admin included:
+// "the admin role", "the role auditor or admin", "the role submitter,
+// auditor or admin".
+func rolesSentence(roles []Role) string {
+	names := make([]string, 0, len(roles)+1)
+	for _, r := range roles {
+		if r != RoleAdmin {
+			names = append(names, string(r))
+		}
+	}
+	if len(names) == 0 {
+		return "the admin role"
+	}
+	return "the role " + strings.Join(names, ", ") + " or admin"
 }

@@ -30,6 +30,7 @@ var guardedEndpoints = []guarded{
 	{"GET", "/v1/proofs/inclusion?index=0&size=1", 200, []api.Role{api.RoleSubmitter, api.RoleAuditor}, true},
 	{"GET", "/v1/proofs/consistency?from=1&to=1", 200, []api.Role{api.RoleSubmitter, api.RoleAuditor}, true},
 	{"GET", "/v1/checkpoints/1", 200, []api.Role{api.RoleSubmitter, api.RoleAuditor}, true},
+	{"GET", "/v1/checkpoints?from=1&limit=5", 200, []api.Role{api.RoleSubmitter, api.RoleAuditor}, true},
 	{"GET", "/checkpoint", 200, []api.Role{api.RoleSubmitter, api.RoleAuditor}, true},
 	{"GET", "/tile/0/000.p/1", 200, []api.Role{api.RoleSubmitter, api.RoleAuditor}, true},
 	{"GET", "/tile/entries/000.p/1", 200, []api.Role{api.RoleAuditor}, false},
@@ -339,6 +340,50 @@ func TestMetrics(t *testing.T) {
 		}
 		if v < tc.min || v > tc.max {
 			t.Errorf("GET /metrics %s = %g, want %g to %g", tc.series, v, tc.min, tc.max)
+		}
+	}
+}
+
+// TestMetricsPerService checks the per-service append counter and its
+// bound: the first services get their own label, the rest "other";
+// duplicates and rejected events are not counted.
+func TestMetricsPerService(t *testing.T) {
+	ts := newTestServer(t, withAPI(func(c *api.Config) { c.MaxServiceLabels = 2 }))
+	svc := func(n int, service string) []byte { return mustJSON(t, edit(event(n), "service", service)) }
+	for _, body := range [][]byte{
+		svc(1, "sso"),
+		batchJSON(svc(2, "billing"), svc(3, "sso")),
+		svc(4, "hr"), // the third service: "other"
+		batchJSON(svc(5, "payroll"), svc(6, "billing")),
+		withID(t, 7, "evt-7", func(ev map[string]any) { ev["service"] = "sso" }),
+	} {
+		if r := ts.post(t, "application/json", body); r.status != http.StatusCreated {
+			t.Fatalf("POST = %v, want 201", r)
+		}
+	}
+	// A duplicate and a rejected event count nothing.
+	if r := ts.post(t, "application/json", withID(t, 7, "evt-7", func(ev map[string]any) { ev["service"] = "sso" })); r.status != http.StatusOK {
+		t.Fatalf("POST duplicate = %v, want 200", r)
+	}
+	if r := ts.post(t, "application/json", mustJSON(t, edit(event(8), "outcome", "x"))); r.status != http.StatusBadRequest {
+		t.Fatalf("POST invalid = %v, want 400", r)
+	}
+	r := ts.get(t, "/metrics", ts.admin())
+	for _, tc := range []struct {
+		series string
+		want   float64
+	}{
+		{`accessledger_events_appended_total{service="sso"}`, 3},
+		{`accessledger_events_appended_total{service="billing"}`, 2},
+		{`accessledger_events_appended_total{service="other"}`, 2},
+	} {
+		if v, ok := metricValue(t, r.body, tc.series); !ok || v != tc.want {
+			t.Errorf("GET /metrics %s = %g (present %v), want %g", tc.series, v, ok, tc.want)
+		}
+	}
+	for _, absent := range []string{`service="hr"`, `service="payroll"`} {
+		if bytes.Contains(r.body, []byte(absent)) {
+			t.Errorf("GET /metrics has a series with %s, want it counted as other", absent)
 		}
 	}
 }

@@ -2,8 +2,10 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -11,10 +13,8 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/gin-gonic/gin"
-	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/accessledger/accessledger/event"
@@ -31,6 +31,21 @@ type appendResult struct {
 // dedupNamespace prefixes event ids in the ledger's dedup records, leaving
 // room for other kinds of leaves to carry their own keys.
 const dedupNamespace = "event\x00"
+
+// dedupKey is the ledger's idempotency key of an event: ids are unique per
+// service, so the key is the namespace, the service's length (two bytes,
+// big-endian), the service and the id. The length makes the encoding
+// unambiguous (service "a" with id "bc" differs from "ab" with "c"), and
+// its first byte, zero for any service of up to 255 bytes, tells these
+// keys apart from those written before ids were scoped by service
+// (namespace and id, ids being printable ASCII).
+func dedupKey(service, id string) []byte {
+	k := make([]byte, 0, len(dedupNamespace)+2+len(service)+len(id))
+	k = append(k, dedupNamespace...)
+	k = binary.BigEndian.AppendUint16(k, uint16(len(service)))
+	k = append(k, service...)
+	return append(k, id...)
+}
 
 // eventResult is the answer for one event of a partially accepted batch:
 // where it was appended, or why it was not.
@@ -56,20 +71,30 @@ func (s *Server) postEvents(c *gin.Context) {
 		}
 		partial = p
 	}
-	raws, single, status, msg := s.readEvents(c)
+	body, status, msg := s.readBody(c)
+	if status != 0 {
+		s.events.WithLabelValues("rejected").Inc()
+		if status == http.StatusServiceUnavailable {
+			c.Header("Retry-After", "1")
+		}
+		writeError(c, status, msg)
+		return
+	}
+	defer s.bodies.Release(body.reserved)
+	raws, single, status, msg := s.splitEvents(body.data, body.ndjson)
 	if status != 0 {
 		s.events.WithLabelValues("rejected").Inc()
 		writeError(c, status, msg)
 		return
 	}
-	entries, bad := s.prepare(raws)
+	entries, services, bad := s.prepare(raws)
 	if len(bad) > 0 && (!partial || single || len(bad) == len(raws)) {
 		s.events.WithLabelValues("rejected").Add(float64(len(raws)))
 		msg := "invalid event; nothing was appended"
 		if !single {
 			msg = fmt.Sprintf("%d of %d events are invalid; nothing was appended", len(bad), len(raws))
 		}
-		c.AbortWithStatusJSON(http.StatusBadRequest, errorBody{Error: msg, Events: flatten(bad)})
+		abortJSON(c, http.StatusBadRequest, errorBody{Error: msg, Events: flatten(bad)})
 		return
 	}
 
@@ -87,7 +112,7 @@ func (s *Server) postEvents(c *gin.Context) {
 		}
 		if len(valid) == 0 {
 			s.events.WithLabelValues("rejected").Add(float64(len(raws)))
-			c.AbortWithStatusJSON(http.StatusConflict, errorBody{Error: "no event could be appended", Events: flatten(bad)})
+			abortJSON(c, http.StatusConflict, errorBody{Error: "no event could be appended", Events: flatten(bad)})
 			return
 		}
 		results, err := s.cfg.Ledger.Append(c, valid...)
@@ -97,30 +122,31 @@ func (s *Server) postEvents(c *gin.Context) {
 				case r.Err == nil:
 				case r.Duplicate:
 					bad[pos[k]] = []eventError{{Index: pos[k], Field: "id",
-						Reason: fmt.Sprintf("already used by entry %d with different content", r.Index)}}
+						Reason: fmt.Sprintf("already used by entry %d of the same service with different content", r.Index)}}
 				default:
 					bad[pos[k]] = []eventError{{Index: pos[k], Field: "id",
-						Reason: "repeats the id of an earlier event in this request with different content"}}
+						Reason: "repeats the id of an earlier event of the same service in this request with different content"}}
 				}
 			}
 			if partial && !single && attempt == 0 {
 				continue
 			}
 			s.events.WithLabelValues("rejected").Add(float64(len(raws)))
-			c.AbortWithStatusJSON(http.StatusConflict, errorBody{Error: "an event id was reused with different content; nothing was appended", Events: flatten(bad)})
+			abortJSON(c, http.StatusConflict, errorBody{Error: "an event id was reused with different content; nothing was appended", Events: flatten(bad)})
 			return
 		}
 		if err != nil {
-			s.fail(c, err)
+			s.fail(c, err, "")
 			return
 		}
-		s.answer(c, raws, single, pos, results, bad)
+		s.answer(c, raws, single, pos, results, services, bad)
 		return
 	}
 }
 
 // answer writes the results of a successful append.
-func (s *Server) answer(c *gin.Context, raws [][]byte, single bool, pos []int, results []ledger.Result, bad map[int][]eventError) {
+func (s *Server) answer(c *gin.Context, raws [][]byte, single bool, pos []int, results []ledger.Result, services []string, bad map[int][]eventError) {
+	c.Header("Cache-Control", "private, no-store")
 	out := make([]eventResult, len(raws))
 	status := http.StatusOK
 	for k, r := range results {
@@ -128,6 +154,7 @@ func (s *Server) answer(c *gin.Context, raws [][]byte, single bool, pos []int, r
 		if !r.Duplicate {
 			status = http.StatusCreated
 			s.events.WithLabelValues("appended").Inc()
+			s.appended.WithLabelValues(s.services.label(services[pos[k]])).Inc()
 		} else {
 			s.events.WithLabelValues("duplicate").Inc()
 		}
@@ -149,18 +176,20 @@ func (s *Server) answer(c *gin.Context, raws [][]byte, single bool, pos []int, r
 	c.JSON(status, gin.H{"results": out, "rejected": len(raws) - len(results)})
 }
 
-// prepare validates and encodes each raw event. bad maps the position of
-// every invalid event to its errors.
-func (s *Server) prepare(raws [][]byte) ([]ledger.Entry, map[int][]eventError) {
+// prepare validates and encodes each raw event. It returns the entries,
+// the service of each, and bad, which maps the position of every invalid
+// event to its errors.
+func (s *Server) prepare(raws [][]byte) ([]ledger.Entry, []string, map[int][]eventError) {
 	now := s.cfg.Clock().UTC()
 	entries := make([]ledger.Entry, len(raws))
+	services := make([]string, len(raws))
 	bad := make(map[int][]eventError)
 	for i, raw := range raws {
 		ev, err := event.Parse(raw, event.ParseOptions{Now: now, MaxFuture: s.cfg.MaxFuture})
 		if err != nil {
 			var verr *event.ValidationError
 			if !errors.As(err, &verr) {
-				bad[i] = []eventError{{Index: i, Reason: err.Error()}}
+				bad[i] = []eventError{{Index: i, Reason: "invalid event"}}
 				continue
 			}
 			for _, f := range verr.Fields {
@@ -171,16 +200,21 @@ func (s *Server) prepare(raws [][]byte) ([]ledger.Entry, map[int][]eventError) {
 		body := ev.Canonical()
 		leaf, err := event.EncodeLeaf(event.KindEvent, now, body)
 		if err != nil {
-			bad[i] = []eventError{{Index: i, Reason: err.Error()}}
+			reason := "the event cannot be stored"
+			if errors.Is(err, event.ErrEntryTooLarge) {
+				reason = fmt.Sprintf("the stored event would exceed %d bytes; move data out of attributes or shorten the longest fields", event.MaxEntrySize)
+			}
+			bad[i] = []eventError{{Index: i, Reason: reason}}
 			continue
 		}
 		entries[i].Data = leaf
+		services[i] = ev.Service
 		if ev.ID != "" {
-			entries[i].DedupKey = []byte(dedupNamespace + ev.ID)
+			entries[i].DedupKey = dedupKey(ev.Service, ev.ID)
 			entries[i].Fingerprint = sha256.Sum256(body)
 		}
 	}
-	return entries, bad
+	return entries, services, bad
 }
 
 // flatten lists per-event errors in event order.
@@ -199,60 +233,153 @@ func flatten(bad map[int][]eventError) []eventError {
 	return out
 }
 
-// readEvents reads the request body and splits it into raw events. It
-// returns a non-zero status and a message if the body as a whole is
-// unacceptable.
-func (s *Server) readEvents(c *gin.Context) (raws [][]byte, single bool, status int, msg string) {
+// requestBody is a request body read within the server's bound on bodies
+// in flight; reserved bytes must be released once the body is no longer
+// held.
+type requestBody struct {
+	data     []byte
+	ndjson   bool
+	reserved int64
+}
+
+// readBody checks the Content-Type, reserves the body's share of
+// MaxInflightBodyBytes (its Content-Length, or MaxBodyBytes if unknown)
+// and reads it. It returns a non-zero status and a message if the body
+// cannot be read; nothing is then left reserved.
+func (s *Server) readBody(c *gin.Context) (requestBody, int, string) {
+	var b requestBody
 	ct := c.GetHeader("Content-Type")
 	mediaType := "application/json"
 	if ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil {
-			return nil, false, http.StatusUnsupportedMediaType, "malformed Content-Type"
+			return b, http.StatusUnsupportedMediaType, "malformed Content-Type; send application/json or application/x-ndjson"
 		}
 		mediaType = mt
 	}
 	if mediaType != "application/json" && mediaType != "application/x-ndjson" {
-		return nil, false, http.StatusUnsupportedMediaType, "Content-Type must be application/json or application/x-ndjson"
+		return b, http.StatusUnsupportedMediaType, "Content-Type must be application/json or application/x-ndjson"
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes))
+	b.ndjson = mediaType == "application/x-ndjson"
+	tooLarge := fmt.Sprintf("request body larger than %d bytes; split the batch into smaller requests", s.cfg.MaxBodyBytes)
+	n := c.Request.ContentLength
+	switch {
+	case n > s.cfg.MaxBodyBytes:
+		return b, http.StatusRequestEntityTooLarge, tooLarge
+	case n < 0:
+		n = s.cfg.MaxBodyBytes
+	}
+	ctx, cancel := context.WithTimeout(c, bodyWait)
+	err := s.bodies.Acquire(ctx, n)
+	cancel()
 	if err != nil {
+		return b, http.StatusServiceUnavailable, "the server is busy reading other requests; retry after the number of seconds in Retry-After"
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		s.bodies.Release(n)
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return nil, false, http.StatusRequestEntityTooLarge, "request body larger than " + strconv.FormatInt(s.cfg.MaxBodyBytes, 10) + " bytes"
+			return b, http.StatusRequestEntityTooLarge, tooLarge
 		}
-		return nil, false, http.StatusBadRequest, "reading request body failed"
+		return b, http.StatusBadRequest, "reading the request body failed; send the request again"
 	}
-	if mediaType == "application/x-ndjson" {
+	b.data, b.reserved = data, n
+	return b, 0, ""
+}
+
+// splitEvents splits a request body into raw events: one event, a batch
+// {"events":[...]}, or NDJSON. It returns a non-zero status and a message
+// if the body as a whole is unacceptable.
+func (s *Server) splitEvents(body []byte, ndjson bool) (raws [][]byte, single bool, status int, msg string) {
+	if ndjson {
 		raws, status, msg = s.splitNDJSON(body)
 		return raws, false, status, msg
 	}
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 {
-		return nil, false, http.StatusBadRequest, "empty request body"
+		return nil, false, http.StatusBadRequest, "empty request body; send one event, {\"events\":[...]} or NDJSON"
 	}
 	if !isBatch(trimmed) {
 		return [][]byte{body}, true, 0, ""
 	}
-	// The envelope is decoded as strictly as the events: exact member
-	// names, no duplicates, nothing unknown.
-	var batch struct {
-		Events []jsontext.Value `json:"events"`
+	raws, status, msg = s.splitBatch(body)
+	return raws, false, status, msg
+}
+
+// batchUsage ends the messages about a malformed batch.
+const batchUsage = `a batch is {"events":[event, ...]} with 1 to %d events and nothing else`
+
+// splitBatch splits {"events":[...]} into its events. The envelope is read
+// as strictly as the events: exact member names, no duplicates, nothing
+// unknown, nothing after it. It stops reading at the first event beyond
+// the limit.
+func (s *Server) splitBatch(body []byte) ([][]byte, int, string) {
+	usage := fmt.Sprintf(batchUsage, s.cfg.MaxBatchEvents)
+	malformed := func(err error) ([][]byte, int, string) {
+		var syn *jsontext.SyntacticError
+		switch {
+		case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+			return nil, http.StatusBadRequest, "malformed batch: the JSON ends early; " + usage
+		case errors.As(err, &syn) && errors.Is(syn.Err, jsontext.ErrDuplicateName):
+			return nil, http.StatusBadRequest, `malformed batch: "events" appears twice; ` + usage
+		case errors.As(err, &syn):
+			return nil, http.StatusBadRequest, fmt.Sprintf("malformed batch: invalid JSON at byte %d; %s", syn.ByteOffset, usage)
+		}
+		return nil, http.StatusBadRequest, "malformed batch; " + usage
 	}
-	if err := json.Unmarshal(body, &batch, json.RejectUnknownMembers(true)); err != nil {
-		return nil, false, http.StatusBadRequest, "malformed batch: " + strings.TrimPrefix(err.Error(), "json: ")
+	dec := jsontext.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.ReadToken(); err != nil { // '{', as isBatch saw
+		return malformed(err)
 	}
-	if len(batch.Events) == 0 {
-		return nil, false, http.StatusBadRequest, `"events" must be a non-empty array`
+	var raws [][]byte
+	for dec.PeekKind() == '"' {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return malformed(err)
+		}
+		if name := tok.String(); name != "events" {
+			return nil, http.StatusBadRequest, fmt.Sprintf("malformed batch: unknown member %q; %s", truncate(name, 32), usage)
+		}
+		if dec.PeekKind() != '[' {
+			if _, err := dec.ReadValue(); err != nil {
+				return malformed(err)
+			}
+			return nil, http.StatusBadRequest, `malformed batch: "events" must be an array; ` + usage
+		}
+		if _, err := dec.ReadToken(); err != nil {
+			return malformed(err)
+		}
+		for dec.PeekKind() != ']' {
+			if len(raws) == s.cfg.MaxBatchEvents {
+				return nil, http.StatusRequestEntityTooLarge, fmt.Sprintf("more than %d events in one request; split the batch into smaller requests", s.cfg.MaxBatchEvents)
+			}
+			v, err := dec.ReadValue()
+			if err != nil {
+				return malformed(err)
+			}
+			// v is only valid until the next read: keep the same bytes
+			// of the body instead.
+			end := dec.InputOffset()
+			raws = append(raws, body[end-int64(len(v)):end])
+		}
+		if _, err := dec.ReadToken(); err != nil {
+			return malformed(err)
+		}
 	}
-	if len(batch.Events) > s.cfg.MaxBatchEvents {
-		return nil, false, http.StatusRequestEntityTooLarge, fmt.Sprintf("%d events in one request, limit %d", len(batch.Events), s.cfg.MaxBatchEvents)
+	if _, err := dec.ReadToken(); err != nil { // '}'
+		return malformed(err)
 	}
-	raws = make([][]byte, len(batch.Events))
-	for i, r := range batch.Events {
-		raws[i] = r
+	if _, err := dec.ReadToken(); err != io.EOF {
+		if err == nil {
+			return nil, http.StatusBadRequest, "malformed batch: data after the batch; " + usage
+		}
+		return malformed(err)
 	}
-	return raws, false, 0, ""
+	if len(raws) == 0 {
+		return nil, http.StatusBadRequest, `"events" must be a non-empty array; ` + usage
+	}
+	return raws, 0, ""
 }
 
 // isBatch reports whether a JSON body is a batch: an object whose first key
@@ -279,12 +406,12 @@ func (s *Server) splitNDJSON(body []byte) ([][]byte, int, string) {
 			continue
 		}
 		if len(raws) == s.cfg.MaxBatchEvents {
-			return nil, http.StatusRequestEntityTooLarge, fmt.Sprintf("more than %d events in one request", s.cfg.MaxBatchEvents)
+			return nil, http.StatusRequestEntityTooLarge, fmt.Sprintf("more than %d events in one request; split the batch into smaller requests", s.cfg.MaxBatchEvents)
 		}
 		raws = append(raws, line)
 	}
 	if len(raws) == 0 {
-		return nil, http.StatusBadRequest, "no events in NDJSON body"
+		return nil, http.StatusBadRequest, "no events in the NDJSON body; send one event per line"
 	}
 	return raws, 0, ""
 }

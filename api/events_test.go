@@ -562,3 +562,65 @@ func TestPostEventAtEntrySizeLimit(t *testing.T) {
 		t.Errorf("Size() = %d, want %d (unchanged)", got, before)
 	}
 }
+
+// TestIDsAreScopedPerService checks that an id is unique per service: two
+// services may use the same id, each replay answers its own service's
+// entry, and a conflict names only the entry of the same service.
+func TestIDsAreScopedPerService(t *testing.T) {
+	ts := newTestServer(t)
+	svc := func(service string) func(map[string]any) {
+		return func(ev map[string]any) { ev["service"] = service }
+	}
+	failure := func(ev map[string]any) { ev["outcome"] = "failure" }
+	type want struct {
+		status    int
+		index     uint64
+		duplicate bool
+		reason    string // for a 409: what the reason must say
+	}
+	for _, tc := range []struct {
+		name string
+		body []byte
+		want want
+	}{
+		{"sso evt-0001", withID(t, 1, "evt-0001", svc("sso")), want{201, 0, false, ""}},
+		{"billing evt-0001", withID(t, 1, "evt-0001", svc("billing")), want{201, 1, false, ""}},
+		{"sso replay", withID(t, 1, "evt-0001", svc("sso")), want{200, 0, true, ""}},
+		{"billing replay", withID(t, 1, "evt-0001", svc("billing")), want{200, 1, true, ""}},
+		{"billing conflict", withID(t, 1, "evt-0001", svc("billing"), failure), want{409, 0, false, "entry 1 "}},
+		{"sso conflict", withID(t, 1, "evt-0001", svc("sso"), failure), want{409, 0, false, "entry 0 "}},
+		// Service and id are encoded unambiguously: "ab" + "c" is not
+		// "a" + "bc".
+		{"ab c", withID(t, 2, "c", svc("ab")), want{201, 2, false, ""}},
+		{"a bc", withID(t, 2, "bc", svc("a")), want{201, 3, false, ""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := ts.post(t, "application/json", tc.body)
+			if r.status != tc.want.status {
+				t.Fatalf("POST %s = %v, want %d", tc.name, r, tc.want.status)
+			}
+			if r.status == http.StatusConflict {
+				eb := wantError(t, "POST "+tc.name, r, http.StatusConflict)
+				if len(eb.Events) != 1 || !strings.Contains(eb.Events[0].Reason, tc.want.reason) {
+					t.Errorf("POST %s errors = %+v, want one naming %q, the entry of the same service", tc.name, eb.Events, tc.want.reason)
+				}
+				return
+			}
+			res := singleResult(t, r)
+			if *res.Index != tc.want.index || res.Duplicate != tc.want.duplicate {
+				t.Errorf("POST %s = index %d duplicate %v, want index %d duplicate %v", tc.name, *res.Index, res.Duplicate, tc.want.index, tc.want.duplicate)
+			}
+		})
+	}
+	// One batch with the same id in two services appends both.
+	r := ts.post(t, "application/json", batchJSON(withID(t, 3, "evt-b", svc("sso")), withID(t, 3, "evt-b", svc("hr"))))
+	if r.status != http.StatusCreated {
+		t.Fatalf("POST batch with evt-b for sso and hr = %v, want 201", r)
+	}
+	if res := batchResults(t, r); len(res) != 2 || *res[0].Index != 4 || *res[1].Index != 5 || res[0].Duplicate || res[1].Duplicate {
+		t.Errorf("POST batch with evt-b for sso and hr = %s, want indexes 4 and 5, neither a duplicate", r.body)
+	}
+	if got := size(ts.l); got != 6 {
+		t.Errorf("Size() = %d, want 6", got)
+	}
+}

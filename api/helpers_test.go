@@ -312,7 +312,23 @@ func wantError(t testing.TB, what string, r response, status int) errorBody {
 	if eb.Error == "" {
 		t.Errorf("%s: body %q has an empty \"error\", want a message", what, r.body)
 	}
+	wantNoInternals(t, what, r)
 	return eb
+}
+
+// internalTexts are fragments of error texts of our libraries, the ledger
+// and its storage, which must never reach a client.
+var internalTexts = []string{"ledger:", "badger", "jsontext", "go struct", "json:", "txn", "<nil>"}
+
+// wantNoInternals fails if the body of r contains an internal error text.
+func wantNoInternals(t testing.TB, what string, r response) {
+	t.Helper()
+	lower := strings.ToLower(string(r.body))
+	for _, s := range internalTexts {
+		if strings.Contains(lower, s) {
+			t.Errorf("%s: body %s contains %q, an internal error text", what, r.body, s)
+		}
+	}
 }
 
 // singleResult decodes the answer to a single-event POST.

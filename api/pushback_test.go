@@ -1,11 +1,18 @@
 package api_test
 
 import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/accessledger/accessledger/api"
 	"github.com/accessledger/accessledger/ledger"
 )
 
@@ -83,5 +90,110 @@ func TestPostBatchLargerThanQueue(t *testing.T) {
 	// A batch that fits is accepted.
 	if r := ts.post(t, "application/json", batchJSON(events(t, 0, 4)...)); r.status != http.StatusCreated {
 		t.Errorf("POST 4 events to a ledger with a queue of 4 = %v, want 201", r)
+	}
+}
+
+// padded returns a valid event body of exactly n bytes: an event followed
+// by spaces.
+func padded(t *testing.T, n int, ev []byte) []byte {
+	t.Helper()
+	if len(ev) > n {
+		t.Fatalf("event of %d bytes is longer than %d", len(ev), n)
+	}
+	return append(ev, bytes.Repeat([]byte(" "), n-len(ev))...)
+}
+
+// TestInflightBodyBytes checks that the bytes of request bodies being read
+// at once are bounded: while one slow client holds most of the budget, a
+// request whose body does not fit in the rest (by Content-Length, or the
+// body limit when the length is unknown) is answered 503 with Retry-After
+// within about a second, a small one still goes through, and once the slow
+// request is done the large one fits again.
+func TestInflightBodyBytes(t *testing.T) {
+	const limit, budget = 32 << 10, 48 << 10
+	ts := newTestServer(t, withAPI(func(c *api.Config) {
+		c.MaxBodyBytes = limit
+		c.MaxInflightBodyBytes = budget
+	}))
+
+	// A slow client: it declares 30,000 bytes and sends 100.
+	slow := padded(t, 30_000, eventJSON(t, 1))
+	conn, err := net.Dial("tcp", ts.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatalf("net.Dial(%s) = %v", ts.srv.Listener.Addr(), err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/events HTTP/1.1\r\nHost: accessledger\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", ts.submitter(), len(slow))
+	if _, err := conn.Write(slow[:100]); err != nil {
+		t.Fatalf("writing the start of the slow body: %v", err)
+	}
+
+	large := padded(t, 20_000, eventJSON(t, 2))
+	var busy response
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		start := time.Now()
+		r := ts.post(t, "application/json", large)
+		if r.status == http.StatusServiceUnavailable {
+			busy = r
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("POST of 20,000 bytes while 30,000 of %d are held = 503 after %s, want it within about a second", budget, took)
+			}
+			break
+		}
+		if r.status != http.StatusCreated {
+			t.Fatalf("POST of 20,000 bytes = %v, want 201 (before the slow request holds its share) or 503", r)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("POST of 20,000 bytes while 30,000 of %d are held = %v, want 503 within 10s", budget, r)
+		}
+	}
+	eb := wantError(t, "POST of 20,000 bytes while 30,000 are held", busy, http.StatusServiceUnavailable)
+	if s, err := strconv.Atoi(busy.header.Get("Retry-After")); err != nil || s < 1 {
+		t.Errorf("POST of 20,000 bytes while 30,000 are held: Retry-After = %q, want a positive number of seconds", busy.header.Get("Retry-After"))
+	}
+	if !strings.Contains(eb.Error, "busy") {
+		t.Errorf("POST of 20,000 bytes while 30,000 are held: error = %q, want it to say the server is busy", eb.Error)
+	}
+
+	// A body of unknown length reserves the whole body limit.
+	req, err := http.NewRequestWithContext(bg, http.MethodPost, ts.srv.URL+"/v1/events", io.MultiReader(bytes.NewReader(eventJSON(t, 3))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+ts.submitter())
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := noRedirects.Do(req)
+	if err != nil {
+		t.Fatalf("POST chunked: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("POST of unknown length while 30,000 of %d are held = %d, want 503 (it reserves the %d-byte body limit)", budget, resp.StatusCode, limit)
+	}
+	// A small request fits beside the slow one.
+	if r := ts.post(t, "application/json", eventJSON(t, 4)); r.status != http.StatusCreated {
+		t.Errorf("POST of %d bytes while 30,000 of %d are held = %v, want 201", len(eventJSON(t, 4)), budget, r)
+	}
+	// A declared length above the body limit is refused at once.
+	if r := ts.post(t, "application/json", padded(t, limit+1, eventJSON(t, 5))); r.status != http.StatusRequestEntityTooLarge {
+		t.Errorf("POST of %d bytes = %v, want 413", limit+1, r)
+	}
+
+	// The slow client finishes: its event is appended, and the budget is
+	// free again.
+	if _, err := conn.Write(slow[100:]); err != nil {
+		t.Fatalf("writing the rest of the slow body: %v", err)
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	sr, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("reading the slow request's answer: %v", err)
+	}
+	sr.Body.Close()
+	if sr.StatusCode != http.StatusCreated {
+		t.Errorf("slow POST of 30,000 bytes = %d, want 201", sr.StatusCode)
+	}
+	if r := ts.post(t, "application/json", large); r.status != http.StatusCreated && r.status != http.StatusOK {
+		t.Errorf("POST of 20,000 bytes after the slow request = %v, want 201", r)
 	}
 }

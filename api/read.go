@@ -10,14 +10,41 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/transparency-dev/tessera/api/layout"
+
+	"github.com/accessledger/accessledger/ledger"
 )
 
 const (
 	contentTypeCheckpoint = "text/plain; charset=utf-8"
 	contentTypeTile       = "application/octet-stream"
-	cacheImmutable        = "public, max-age=31536000, immutable"
-	cacheShort            = "no-cache"
 )
+
+// Cache-Control directives of successful reads; setCache adds who may
+// cache them.
+const (
+	// cacheImmutable is for what never changes once served: full tiles
+	// and entry bundles, entries, checkpoints by size, proofs for an
+	// explicit tree size.
+	cacheImmutable = "max-age=31536000, immutable"
+	// cachePartial is for partial tiles and entry bundles, which a wider
+	// one soon supersedes.
+	cachePartial = "max-age=10"
+	// cacheLatest is for what changes as the log grows: the latest
+	// checkpoint, the log's identity and size, the checkpoint list,
+	// proofs against the latest size.
+	cacheLatest = "no-cache"
+)
+
+// setCache sets Cache-Control for a successful read. Only what is served
+// without a key (public_tiles) may be cached by shared caches ("public");
+// anything that needed a key is "private", for the caller's cache alone.
+func setCache(c *gin.Context, directive string) {
+	scope := "private, "
+	if c.GetBool(ctxPublic) {
+		scope = "public, "
+	}
+	c.Header("Cache-Control", scope+directive)
+}
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
@@ -33,6 +60,7 @@ func b64s(hs [][]byte) []string {
 func (s *Server) getLog(c *gin.Context) {
 	l := s.cfg.Ledger
 	cp := l.Latest()
+	setCache(c, cacheLatest)
 	c.JSON(http.StatusOK, gin.H{
 		"origin":       l.Origin(),
 		"verifier_key": l.VerifierKey(),
@@ -43,7 +71,7 @@ func (s *Server) getLog(c *gin.Context) {
 
 // getCheckpoint serves the latest checkpoint (C2SP tlog-tiles).
 func (s *Server) getCheckpoint(c *gin.Context) {
-	c.Header("Cache-Control", cacheShort)
+	setCache(c, cacheLatest)
 	c.Data(http.StatusOK, contentTypeCheckpoint, s.cfg.Ledger.Latest().Note)
 }
 
@@ -55,11 +83,65 @@ func (s *Server) getCheckpointAt(c *gin.Context) {
 	}
 	cp, err := s.cfg.Ledger.CheckpointAt(c, size)
 	if err != nil {
-		s.fail(c, err)
+		s.fail(c, err, fmt.Sprintf("no checkpoint was signed at size %d; GET /v1/checkpoints lists the signed sizes", size))
 		return
 	}
-	c.Header("Cache-Control", cacheImmutable)
+	setCache(c, cacheImmutable)
 	c.Data(http.StatusOK, contentTypeCheckpoint, cp.Note)
+}
+
+// Paging of GET /v1/checkpoints.
+const (
+	defaultCheckpointsLimit = 100
+	maxCheckpointsLimit     = 1000
+)
+
+// checkpointInfo is one element of GET /v1/checkpoints.
+type checkpointInfo struct {
+	Size     uint64 `json:"size"`
+	RootHash string `json:"root_hash"`
+}
+
+// getCheckpoints lists the signed checkpoints, oldest first: those of size
+// ?from= (default 0) or more, at most ?limit= (default 100, at most 1000)
+// of them. next, absent on the last page, is the from of the next page.
+// Each checkpoint itself is at /v1/checkpoints/<size>.
+func (s *Server) getCheckpoints(c *gin.Context) {
+	var from uint64
+	if v, ok := c.GetQuery("from"); ok {
+		if from, ok = parseUint(c, "from", v); !ok {
+			return
+		}
+	}
+	limit := uint64(defaultCheckpointsLimit)
+	if v, ok := c.GetQuery("limit"); ok {
+		if limit, ok = parseUint(c, "limit", v); !ok {
+			return
+		}
+		if limit < 1 || limit > maxCheckpointsLimit {
+			writeError(c, http.StatusBadRequest, fmt.Sprintf("limit must be from 1 to %d, got %d", maxCheckpointsLimit, limit))
+			return
+		}
+	}
+	page := struct {
+		Checkpoints []checkpointInfo `json:"checkpoints"`
+		Next        *uint64          `json:"next,omitempty"`
+	}{Checkpoints: []checkpointInfo{}}
+	err := s.cfg.Ledger.Checkpoints(c, from, func(cp *ledger.Checkpoint) bool {
+		if uint64(len(page.Checkpoints)) == limit {
+			next := cp.Size
+			page.Next = &next
+			return false
+		}
+		page.Checkpoints = append(page.Checkpoints, checkpointInfo{Size: cp.Size, RootHash: b64(cp.Hash)})
+		return true
+	})
+	if err != nil {
+		s.fail(c, err, "")
+		return
+	}
+	setCache(c, cacheLatest)
+	c.JSON(http.StatusOK, page)
 }
 
 // getEntry answers an entry's stored bytes (embedded verbatim as JSON) and
@@ -71,7 +153,7 @@ func (s *Server) getEntry(c *gin.Context) {
 	}
 	data, leafHash, err := s.cfg.Ledger.Entry(c, index)
 	if err != nil {
-		s.fail(c, err)
+		s.fail(c, err, fmt.Sprintf("entry %d does not exist (yet); GET /v1/log gives the log's size", index))
 		return
 	}
 	// Write the body by hand: encoding/json would re-escape the entry, and
@@ -85,14 +167,14 @@ func (s *Server) getEntry(c *gin.Context) {
 		fmt.Fprintf(&b, `"entry_base64":%q`, b64(data))
 	}
 	b.WriteString("}")
-	c.Header("Cache-Control", cacheImmutable)
+	setCache(c, cacheImmutable)
 	c.Data(http.StatusOK, "application/json; charset=utf-8", []byte(b.String()))
 }
 
 // getInclusion answers an inclusion proof by index or by leaf hash. size
 // defaults to the latest checkpoint's.
 func (s *Server) getInclusion(c *gin.Context) {
-	size, ok := s.sizeParam(c, "size")
+	size, explicit, ok := s.sizeParam(c, "size")
 	if !ok {
 		return
 	}
@@ -107,14 +189,18 @@ func (s *Server) getInclusion(c *gin.Context) {
 		if index, ok = parseUint(c, "index", idxStr); !ok {
 			return
 		}
+		if index >= size {
+			writeError(c, http.StatusBadRequest, fmt.Sprintf("index %d must be below the tree size %d", index, size))
+			return
+		}
 	case hasHash:
 		leafHash, err := decodeHash(hashStr)
 		if err != nil {
-			writeError(c, http.StatusBadRequest, "leaf_hash: "+err.Error())
+			writeError(c, http.StatusBadRequest, "leaf_hash must be a 32-byte hash in base64, standard or URL-safe, padded or not; "+err.Error())
 			return
 		}
 		if index, err = s.cfg.Ledger.IndexOf(c, leafHash, size); err != nil {
-			s.fail(c, err)
+			s.fail(c, err, fmt.Sprintf("no entry with that leaf hash among the first %d entries", size))
 			return
 		}
 	default:
@@ -123,9 +209,10 @@ func (s *Server) getInclusion(c *gin.Context) {
 	}
 	hashes, err := s.cfg.Ledger.InclusionProof(c, index, size)
 	if err != nil {
-		s.fail(c, err)
+		s.fail(c, err, "")
 		return
 	}
+	setCache(c, proofCache(explicit))
 	c.JSON(http.StatusOK, gin.H{"index": index, "size": size, "hashes": b64s(hashes)})
 }
 
@@ -141,26 +228,52 @@ func (s *Server) getConsistency(c *gin.Context) {
 	if !ok {
 		return
 	}
-	to, ok := s.sizeParam(c, "to")
+	to, explicit, ok := s.sizeParam(c, "to")
 	if !ok {
+		return
+	}
+	switch {
+	case from == 0:
+		writeError(c, http.StatusBadRequest, "from must be at least 1: every tree is consistent with the empty one")
+		return
+	case from > to:
+		writeError(c, http.StatusBadRequest, fmt.Sprintf("from %d must not be greater than to %d", from, to))
 		return
 	}
 	hashes, err := s.cfg.Ledger.ConsistencyProof(c, from, to)
 	if err != nil {
-		s.fail(c, err)
+		s.fail(c, err, "")
 		return
 	}
+	setCache(c, proofCache(explicit))
 	c.JSON(http.StatusOK, gin.H{"from": from, "to": to, "hashes": b64s(hashes)})
 }
 
-// sizeParam reads a tree-size query parameter, defaulting to the size of
-// the latest checkpoint.
-func (s *Server) sizeParam(c *gin.Context, name string) (uint64, bool) {
-	v, ok := c.GetQuery(name)
-	if !ok {
-		return s.cfg.Ledger.Latest().Size, true
+// proofCache is the caching of a proof: one for an explicit tree size
+// never changes; one against the latest size does as the log grows.
+func proofCache(explicitSize bool) string {
+	if explicitSize {
+		return cacheImmutable
 	}
-	return parseUint(c, name, v)
+	return cacheLatest
+}
+
+// sizeParam reads a tree-size query parameter, defaulting to the size of
+// the latest checkpoint, and answers 400 if it is beyond the log's durable
+// size. explicit reports whether the caller gave it.
+func (s *Server) sizeParam(c *gin.Context, name string) (size uint64, explicit, ok bool) {
+	v, explicit := c.GetQuery(name)
+	if !explicit {
+		return s.cfg.Ledger.Latest().Size, false, true
+	}
+	if size, ok = parseUint(c, name, v); !ok {
+		return 0, true, false
+	}
+	if cur, _ := s.cfg.Ledger.Size(); size > cur {
+		writeError(c, http.StatusBadRequest, fmt.Sprintf("%s %d is beyond the log's size %d", name, size, cur))
+		return 0, true, false
+	}
+	return size, true, true
 }
 
 // parseUint parses a decimal integer parameter, answering 400 if it is not.
@@ -180,20 +293,25 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// decodeHash decodes a 32-byte hash in base64url or standard base64, padded
-// or not.
+// decodeHash decodes a 32-byte hash in standard or URL-safe base64,
+// padded or not. In a query string an unescaped "+" of standard base64
+// arrives as a space, which no base64 alphabet has: it is read as "+".
 func decodeHash(s string) ([]byte, error) {
-	s = strings.TrimRight(s, "=")
-	for _, enc := range []*base64.Encoding{base64.RawURLEncoding, base64.RawStdEncoding} {
+	s = strings.TrimRight(strings.ReplaceAll(s, " ", "+"), "=")
+	for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
 		if b, err := enc.DecodeString(s); err == nil {
 			if len(b) != 32 {
-				return nil, fmt.Errorf("must be 32 bytes, got %d", len(b))
+				return nil, fmt.Errorf("got %d bytes", len(b))
 			}
 			return b, nil
 		}
 	}
-	return nil, fmt.Errorf("not base64")
+	return nil, fmt.Errorf("got %q, which is not base64", truncate(s, 48))
 }
+
+// tilePathUsage answers a tile path that is not the canonical encoding of
+// a tile.
+const tilePathUsage = "malformed tile path; C2SP tlog-tiles paths are /tile/<L>/<N>[.p/<W>] and /tile/entries/<N>[.p/<W>]"
 
 // getTile serves C2SP tlog-tiles hash tiles and entry bundles:
 // /tile/<L>/<N>[.p/<W>] and /tile/entries/<N>[.p/<W>]. Only the canonical
@@ -202,33 +320,39 @@ func (s *Server) getTile(c *gin.Context) {
 	p := strings.TrimPrefix(c.Param("path"), "/")
 	level, rest, ok := strings.Cut(p, "/")
 	if !ok {
-		writeError(c, http.StatusNotFound, "malformed tile path")
+		writeError(c, http.StatusNotFound, tilePathUsage)
 		return
 	}
 	index, width, err := layout.ParseTileIndexPartial(rest)
 	if err != nil {
-		writeError(c, http.StatusNotFound, "malformed tile path")
+		writeError(c, http.StatusNotFound, tilePathUsage)
 		return
 	}
 	var data []byte
+	what := "tile"
 	if level == "entries" {
+		what = "entry bundle"
 		if layout.EntriesPath(index, width) != "tile/"+p {
-			writeError(c, http.StatusNotFound, "malformed tile path")
+			writeError(c, http.StatusNotFound, tilePathUsage)
 			return
 		}
 		data, err = s.cfg.Ledger.ReadEntryBundle(c, index, int(width))
 	} else {
 		l, perr := layout.ParseTileLevel(level)
 		if perr != nil || layout.TilePath(l, index, width) != "tile/"+p {
-			writeError(c, http.StatusNotFound, "malformed tile path")
+			writeError(c, http.StatusNotFound, tilePathUsage)
 			return
 		}
 		data, err = s.cfg.Ledger.ReadTile(c, uint8(l), index, int(width))
 	}
 	if err != nil {
-		s.fail(c, err)
+		s.fail(c, err, fmt.Sprintf("no such %s: the log is not that large (yet)", what))
 		return
 	}
-	c.Header("Cache-Control", cacheImmutable)
+	if width == 0 {
+		setCache(c, cacheImmutable)
+	} else {
+		setCache(c, cachePartial)
+	}
 	c.Data(http.StatusOK, contentTypeTile, data)
 }

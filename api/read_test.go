@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/transparency-dev/formats/log"
@@ -17,6 +18,8 @@ import (
 	tesseraapi "github.com/transparency-dev/tessera/api"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/accessledger/accessledger/api"
 )
 
 // appendHTTP posts n valid events (numbered from first) in batches and
@@ -420,16 +423,16 @@ func TestReadAnswers(t *testing.T) {
 	for _, tc := range []struct {
 		path        string
 		contentType string
-		cache       string
 	}{
-		{"/v1/log", "application/json", ""},
-		{"/v1/entries/2", "application/json", "immutable"},
-		{"/v1/proofs/inclusion?index=1", "application/json", ""},
-		{"/v1/proofs/consistency?from=1", "application/json", ""},
-		{"/v1/checkpoints/3", "text/plain", "immutable"},
-		{"/checkpoint", "text/plain", "no-cache"},
-		{"/tile/0/000.p/3", "application/octet-stream", "immutable"},
-		{"/tile/entries/000.p/3", "application/octet-stream", "immutable"},
+		{"/v1/log", "application/json"},
+		{"/v1/entries/2", "application/json"},
+		{"/v1/proofs/inclusion?index=1", "application/json"},
+		{"/v1/proofs/consistency?from=1", "application/json"},
+		{"/v1/checkpoints", "application/json"},
+		{"/v1/checkpoints/3", "text/plain"},
+		{"/checkpoint", "text/plain"},
+		{"/tile/0/000.p/3", "application/octet-stream"},
+		{"/tile/entries/000.p/3", "application/octet-stream"},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
 			r := ts.get(t, tc.path, ts.auditor())
@@ -439,12 +442,222 @@ func TestReadAnswers(t *testing.T) {
 			if mt, _, _ := mime.ParseMediaType(r.header.Get("Content-Type")); mt != tc.contentType {
 				t.Errorf("GET %s Content-Type = %q, want %s", tc.path, r.header.Get("Content-Type"), tc.contentType)
 			}
-			if cc := r.header.Get("Cache-Control"); !bytes.Contains([]byte(cc), []byte(tc.cache)) {
-				t.Errorf("GET %s Cache-Control = %q, want it to contain %q", tc.path, cc, tc.cache)
-			}
 			if tc.contentType == "application/json" && !json.Valid(r.body) {
 				t.Errorf("GET %s body %q is not JSON", tc.path, r.body)
 			}
 		})
 	}
+}
+
+// TestCacheControl checks who may cache each kind of answer, and for how
+// long: what needs a key is private, only what public_tiles serves without
+// one is public; full tiles and bundles, entries, checkpoints by size and
+// proofs for an explicit size are immutable; partial tiles are fresh for
+// seconds; what follows the latest checkpoint must be revalidated; errors
+// and writes are never stored.
+func TestCacheControl(t *testing.T) {
+	ts := newTestServer(t)
+	ts.appendHTTP(t, 0, 300)
+	ts.sign(t, 300)
+	kr, tokens := newKeys(t)
+	public := newAPIServer(t, ts.l, api.Config{Keys: kr, PublicTiles: true})
+
+	const (
+		immutable = "max-age=31536000, immutable"
+		partial   = "max-age=10"
+		latest    = "no-cache"
+	)
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		cache        string // without the scope; the full value if noScope
+		publicRead   bool   // served without a key with public_tiles
+		noScope      bool
+	}{
+		{"GET", "/checkpoint", 200, latest, true, false},
+		{"GET", "/v1/log", 200, latest, true, false},
+		{"GET", "/v1/checkpoints", 200, latest, true, false},
+		{"GET", "/v1/checkpoints/300", 200, immutable, true, false},
+		{"GET", "/tile/0/000", 200, immutable, true, false},
+		{"GET", "/tile/0/001.p/44", 200, partial, true, false},
+		{"GET", "/tile/1/000.p/1", 200, partial, true, false},
+		{"GET", "/tile/entries/000", 200, immutable, false, false},
+		{"GET", "/tile/entries/001.p/44", 200, partial, false, false},
+		{"GET", "/v1/entries/7", 200, immutable, false, false},
+		{"GET", "/v1/proofs/inclusion?index=7&size=300", 200, immutable, true, false},
+		{"GET", "/v1/proofs/inclusion?index=7", 200, latest, true, false},
+		{"GET", "/v1/proofs/consistency?from=3&to=300", 200, immutable, true, false},
+		{"GET", "/v1/proofs/consistency?from=3", 200, latest, true, false},
+		{"POST", "/v1/events", 201, "private, no-store", false, true},
+		{"GET", "/metrics", 200, "private, no-store", false, true},
+		{"GET", "/healthz", 200, "no-store", false, true},
+		{"GET", "/readyz", 200, "no-store", false, true},
+		// Errors, including a tile that may exist later.
+		{"GET", "/tile/0/002", 404, "no-store", false, true},
+		{"GET", "/v1/entries/400", 404, "no-store", false, true},
+		{"GET", "/v1/checkpoints/299", 404, "no-store", false, true},
+		{"GET", "/v1/proofs/inclusion?index=x", 400, "no-store", false, true},
+		{"GET", "/nope", 404, "no-store", false, true},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			var body []byte
+			if tc.method == "POST" {
+				body = eventJSON(t, 1000)
+			}
+			r := call(t, ts.srv.URL, tc.method, tc.path, ts.admin(), "application/json", body)
+			want := tc.cache
+			if !tc.noScope {
+				want = "private, " + tc.cache
+			}
+			if r.status != tc.status || r.header.Get("Cache-Control") != want {
+				t.Errorf("%s %s with a key = %d, Cache-Control %q; want %d, %q", tc.method, tc.path, r.status, r.header.Get("Cache-Control"), tc.status, want)
+			}
+			if strings.Contains(r.header.Get("Cache-Control"), "public") {
+				t.Errorf("%s %s with a key: Cache-Control %q is public", tc.method, tc.path, r.header.Get("Cache-Control"))
+			}
+			if !tc.publicRead {
+				return
+			}
+			// public_tiles: without a key the answer is public; with one
+			// it is the same answer, so public too.
+			for _, token := range []string{"", tokens[api.RoleAuditor]} {
+				r := call(t, public.URL, tc.method, tc.path, token, "", nil)
+				if want := "public, " + tc.cache; r.status != tc.status || r.header.Get("Cache-Control") != want {
+					t.Errorf("%s %s, public tiles, key %v = %d, Cache-Control %q; want %d, %q", tc.method, tc.path, token != "", r.status, r.header.Get("Cache-Control"), tc.status, want)
+				}
+			}
+		})
+	}
+	// Entry bundles are never public, even with public_tiles.
+	r := call(t, public.URL, "GET", "/tile/entries/000", tokens[api.RoleAuditor], "", nil)
+	if cc := r.header.Get("Cache-Control"); r.status != 200 || cc != "private, "+immutable {
+		t.Errorf("GET /tile/entries/000, public tiles, as auditor = %d, Cache-Control %q; want 200, %q", r.status, cc, "private, "+immutable)
+	}
+}
+
+// TestInclusionByLeafHashEncodings checks that leaf_hash takes the
+// standard base64 that every answer uses, as well as URL-safe base64,
+// padded or not, and escaped or not in the query string (an unescaped "+"
+// arrives as a space).
+func TestInclusionByLeafHashEncodings(t *testing.T) {
+	ts := newTestServer(t)
+	ts.appendHTTP(t, 0, 40)
+	ts.sign(t, 40)
+	// An entry whose standard base64 leaf hash has a "+", which a query
+	// string turns into a space unless escaped.
+	var index uint64
+	var std string
+	for i := range uint64(40) {
+		if h := ts.getEntry(t, i).LeafHash; strings.Contains(h, "+") {
+			index, std = i, h
+			break
+		}
+	}
+	if std == "" {
+		t.Fatal("no leaf hash of 40 has a \"+\" in base64")
+	}
+	raw, err := base64.StdEncoding.DecodeString(std)
+	if err != nil {
+		t.Fatalf("base64.StdEncoding.DecodeString(%q) = %v", std, err)
+	}
+	for _, tc := range []struct{ name, query string }{
+		{"standard, unescaped", std},
+		{"standard, escaped", url.QueryEscape(std)},
+		{"standard unpadded, unescaped", strings.TrimRight(std, "=")},
+		{"url-safe unpadded", base64.RawURLEncoding.EncodeToString(raw)},
+		{"url-safe padded", url.QueryEscape(base64.URLEncoding.EncodeToString(raw))},
+		{"url-safe padded, unescaped", base64.URLEncoding.EncodeToString(raw)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := "/v1/proofs/inclusion?size=40&leaf_hash=" + tc.query
+			r := ts.get(t, path, ts.submitter())
+			if r.status != http.StatusOK {
+				t.Fatalf("GET %s = %v, want 200", path, r)
+			}
+			var a inclusionAnswer
+			decodeStrict(t, "inclusion proof", r.body, &a)
+			if a.Index != index || a.Size != 40 {
+				t.Errorf("GET %s = index %d size %d, want index %d size 40", path, a.Index, a.Size, index)
+			}
+		})
+	}
+}
+
+// checkpointPage is the answer of GET /v1/checkpoints.
+type checkpointPage struct {
+	Checkpoints []struct {
+		Size     uint64 `json:"size"`
+		RootHash string `json:"root_hash"`
+	} `json:"checkpoints"`
+	Next *uint64 `json:"next"`
+}
+
+// TestCheckpointList pages through the signed checkpoints and checks each
+// listed root against the signed checkpoint of its size.
+func TestCheckpointList(t *testing.T) {
+	ts := newTestServer(t)
+	signed := []uint64{0}
+	for _, n := range []uint64{1, 2, 5, 10} {
+		ts.appendHTTP(t, int(size(ts.l)), int(n-size(ts.l)))
+		ts.sign(t, n)
+		signed = append(signed, n)
+	}
+	var info logInfo
+	decodeStrict(t, "log", ts.get(t, "/v1/log", ts.submitter()).body, &info)
+	v, err := note.NewVerifier(info.VerifierKey)
+	if err != nil {
+		t.Fatalf("note.NewVerifier(%q) = %v", info.VerifierKey, err)
+	}
+
+	next := func(n uint64) *uint64 { return &n }
+	for _, tc := range []struct {
+		query string
+		sizes []uint64
+		next  *uint64
+	}{
+		{"", signed, nil},
+		{"?limit=2", []uint64{0, 1}, next(2)},
+		{"?from=2&limit=2", []uint64{2, 5}, next(10)},
+		{"?from=10&limit=2", []uint64{10}, nil},
+		{"?from=3", []uint64{5, 10}, nil},
+		{"?from=5&limit=1", []uint64{5}, next(10)},
+		{"?from=11", nil, nil},
+		{"?limit=1000", signed, nil},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			path := "/v1/checkpoints" + tc.query
+			r := ts.get(t, path, ts.auditor())
+			if r.status != http.StatusOK {
+				t.Fatalf("GET %s = %v, want 200", path, r)
+			}
+			var page checkpointPage
+			decodeStrict(t, "checkpoint page", r.body, &page)
+			if page.Checkpoints == nil {
+				t.Errorf("GET %s = %s, want \"checkpoints\" to be an array, even if empty", path, r.body)
+			}
+			var sizes []uint64
+			for _, cp := range page.Checkpoints {
+				sizes = append(sizes, cp.Size)
+				raw := ts.get(t, fmt.Sprintf("/v1/checkpoints/%d", cp.Size), ts.auditor())
+				n, root := openCheckpoint(t, fmt.Sprintf("checkpoint %d", cp.Size), raw.body, info.Origin, v)
+				if n != cp.Size || b64(root[:]) != cp.RootHash {
+					t.Errorf("GET %s lists size %d root %s, but its signed checkpoint has size %d root %s", path, cp.Size, cp.RootHash, n, b64(root[:]))
+				}
+			}
+			if !slices.Equal(sizes, tc.sizes) || fmt.Sprint(deref(page.Next)) != fmt.Sprint(deref(tc.next)) {
+				t.Errorf("GET %s = sizes %v next %v, want %v next %v", path, sizes, deref(page.Next), tc.sizes, deref(tc.next))
+			}
+		})
+	}
+	for _, q := range []string{"?limit=0", "?limit=1001", "?limit=x", "?from=-1", "?from=1.5"} {
+		wantError(t, "GET /v1/checkpoints"+q, ts.get(t, "/v1/checkpoints"+q, ts.auditor()), http.StatusBadRequest)
+	}
+}
+
+// deref shows an optional number: its value, or "none".
+func deref(p *uint64) any {
+	if p == nil {
+		return "none"
+	}
+	return *p
 }

@@ -247,6 +247,63 @@ func TestParseRejects(t *testing.T) {
 	}
 }
 
+// edits returns minimal() with each path set (or deleted) in turn.
+func edits(kv ...any) []byte {
+	m := minimal()
+	for i := 0; i < len(kv); i += 2 {
+		set(m, kv[i].(string), kv[i+1])
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// TestParseReportsEveryField checks that values of the wrong type do not
+// stop validation: every offending field is reported, type errors and
+// semantic errors together, in the order of the schema.
+func TestParseReportsEveryField(t *testing.T) {
+	tests := []struct {
+		name    string
+		input   []byte
+		fields  []string
+		reasons map[string]string // field: a substring its reason must have
+	}{
+		{"EmptyServiceAndMFAString", edits("service", "", "mfa", "yes"), []string{"service", "mfa"},
+			map[string]string{"service": "empty", "mfa": "boolean"}},
+		{"SeveralTypeErrors", edits("service", 5, "source.port", "443", "mfa", "yes", "attributes", map[string]any{"a": 1, "b": true, "c": "ok"}),
+			[]string{"service", "source.port", "mfa", "attributes.a", "attributes.b"},
+			map[string]string{"service": "string", "source.port": "integer", "attributes.a": "string"}},
+		{"TypeUnknownAndMissing", edits("actor", "alice", "user", "bob", "outcome", del), []string{"actor", "outcome", "user"},
+			map[string]string{"actor": "object", "outcome": "required", "user": "unknown"}},
+		{"TypeAndBadValue", edits("time", 5, "source.ip", "nope", "category", "login"), []string{"time", "source.ip", "category"}, nil},
+		{"NestedTypeAndValue", edits("source.geo", map[string]any{"country": "de", "lat": "1", "lon": 2}, "resource.type", 5, "resource.id", "r1"),
+			[]string{"source.geo.country", "source.geo.lat", "resource.type"}, nil},
+		{"SchemaOrderNotDocumentOrder", []byte(`{"tenant":7,"outcome":"ok","time":"2026-01-02T15:04:05Z","service":"s","actor":{"id":1},"source":{"ip":"192.0.2.1","port":"x"},"action":"login","category":"authentication"}`),
+			[]string{"actor.id", "source.port", "outcome", "tenant"}, nil},
+		{"WrongCaseName", edits("service", del, "Service", "billing"), []string{"Service"},
+			map[string]string{"Service": `did you mean "service"`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse(tc.input, ParseOptions{})
+			var v *ValidationError
+			if !errors.As(err, &v) {
+				t.Fatalf("Parse(%s) = %v, want a *ValidationError", tc.input, err)
+			}
+			if got := fieldsOf(err); !slices.Equal(got, tc.fields) {
+				t.Errorf("Parse(%s) fields = %q, want %q (%v)", tc.input, got, tc.fields, err)
+			}
+			for _, f := range v.Fields {
+				if want, ok := tc.reasons[f.Field]; ok && !strings.Contains(f.Reason, want) {
+					t.Errorf("Parse(%s) reason for %s = %q, want it to say %q", tc.input, f.Field, f.Reason, want)
+				}
+			}
+		})
+	}
+}
+
 // TestParseAccepts checks the boundaries just inside every limit.
 func TestParseAccepts(t *testing.T) {
 	long := func(n int) string { return strings.Repeat("x", n) }

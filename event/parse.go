@@ -1,12 +1,14 @@
 package event
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net/netip"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -50,9 +52,15 @@ func (e FieldError) Error() string {
 	return e.Field + ": " + e.Reason
 }
 
-// ValidationError lists every reason an event was rejected.
+// ValidationError lists every reason an event was rejected: values of the
+// wrong type, unknown fields and semantic problems together, in the order
+// of the schema.
 type ValidationError struct {
 	Fields []FieldError
+
+	// failed holds the paths whose value could not be decoded; no further
+	// error is reported at or below them.
+	failed map[string]bool
 }
 
 func (e *ValidationError) Error() string {
@@ -63,8 +71,64 @@ func (e *ValidationError) Error() string {
 	return "invalid event: " + strings.Join(parts, "; ")
 }
 
+// add records a problem with field, unless field (or a field that holds
+// it) already failed to decode: a value of the wrong type is reported once,
+// not also as missing.
 func (e *ValidationError) add(field, format string, args ...any) {
+	for p := field; ; {
+		if e.failed[p] {
+			return
+		}
+		i := strings.LastIndexByte(p, '.')
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
 	e.Fields = append(e.Fields, FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
+}
+
+// fail records a value that could not be decoded.
+func (e *ValidationError) fail(field, reason string) {
+	e.Fields = append(e.Fields, FieldError{Field: field, Reason: reason})
+	if e.failed == nil {
+		e.failed = make(map[string]bool)
+	}
+	e.failed[field] = true
+}
+
+// failedUnder reports whether a field at or below path failed to decode.
+func (e *ValidationError) failedUnder(path string) bool {
+	for f := range e.failed {
+		if f == path || strings.HasPrefix(f, path+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// fieldOrder is the order of the schema, in which errors are listed.
+var fieldOrder = []string{"", "id", "time", "service",
+	"actor", "actor.id", "actor.type", "actor.session",
+	"source", "source.ip", "source.port", "source.user_agent",
+	"source.geo", "source.geo.country", "source.geo.lat", "source.geo.lon", "source.asn",
+	"action", "category", "outcome", "reason", "resource", "resource.type", "resource.id",
+	"mfa", "request_id", "tenant", "attributes"}
+
+// fieldRank orders a field: known fields by the schema, a field below a
+// known one (an attribute, an unknown member) right after it, unknown
+// top-level fields last.
+func fieldRank(field string) int {
+	best := 2 * len(fieldOrder)
+	for i, f := range fieldOrder {
+		if field == f {
+			return 2 * i
+		}
+		if f != "" && strings.HasPrefix(field, f+".") {
+			best = 2*i + 1
+		}
+	}
+	return best
 }
 
 // ParseOptions tunes validation. The zero value validates with the defaults.
@@ -125,12 +189,29 @@ var strict = json.JoinOptions(json.RejectUnknownMembers(true), json.MatchCaseIns
 // Parse decodes one JSON access event, validates it and normalises it. It
 // returns a *ValidationError naming every offending field, or the event.
 // Unknown fields are rejected: extra data belongs in attributes.
+//
+// The document is first checked as a whole (one JSON object, valid UTF-8,
+// no duplicate names, nothing after it); a problem there is reported alone.
+// Then every member is decoded on its own, so that a value of the wrong
+// type does not hide the problems of the others.
 func Parse(data []byte, opts ParseOptions) (*Event, error) {
-	var w wireEvent
-	if err := json.Unmarshal(data, &w, strict); err != nil {
+	var doc jsontext.Value
+	if err := json.Unmarshal(data, &doc, strict); err != nil {
 		return nil, &ValidationError{Fields: []FieldError{decodeError(err)}}
 	}
-	return w.validate(opts)
+	if doc.Kind() != '{' {
+		return nil, &ValidationError{Fields: []FieldError{{Reason: "an event must be a JSON object"}}}
+	}
+	v := &ValidationError{}
+	w := decodeEvent(v, doc)
+	e := w.validate(v, opts)
+	if len(v.Fields) > 0 {
+		sort.SliceStable(v.Fields, func(i, j int) bool {
+			return fieldRank(v.Fields[i].Field) < fieldRank(v.Fields[j].Field)
+		})
+		return nil, v
+	}
+	return e, nil
 }
 
 // fieldReasons gives the reason for a value of the wrong type or range, by
@@ -144,10 +225,8 @@ var fieldReasons = map[string]string{
 	"attributes":     "must be an object of strings",
 }
 
-// decodeError turns a JSON decoding error into a FieldError whose Field is
-// the dotted path of the offending member.
+// decodeError turns an error of the whole document into a FieldError.
 func decodeError(err error) FieldError {
-	var sem *json.SemanticError
 	var syn *jsontext.SyntacticError
 	switch {
 	case errors.As(err, &syn):
@@ -158,25 +237,23 @@ func decodeError(err error) FieldError {
 			return FieldError{Reason: "truncated or empty JSON"}
 		}
 		return FieldError{Reason: fmt.Sprintf("malformed JSON at byte %d: %v", syn.ByteOffset, syn.Err)}
-	case errors.As(err, &sem):
-		field := pointerPath(sem.JSONPointer)
-		if errors.Is(sem.Err, json.ErrUnknownName) {
-			return FieldError{Field: field, Reason: "unknown field"}
-		}
-		if field == "" {
-			return FieldError{Reason: "an event must be a JSON object"}
-		}
-		if strings.HasPrefix(field, "attributes.") {
-			return FieldError{Field: field, Reason: "must be a string"}
-		}
-		if r, ok := fieldReasons[field]; ok {
-			return FieldError{Field: field, Reason: r}
-		}
-		return FieldError{Field: field, Reason: "must be " + kindName(sem.GoType)}
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return FieldError{Reason: "truncated or empty JSON"}
 	}
-	return FieldError{Reason: strings.TrimPrefix(err.Error(), "json: ")}
+	return FieldError{Reason: "malformed JSON"}
+}
+
+// valueError gives the reason a value at path could not be decoded.
+func valueError(path string, err error) FieldError {
+	var sem *json.SemanticError
+	if !errors.As(err, &sem) {
+		return FieldError{Field: path, Reason: "malformed value"}
+	}
+	field := joinPath(path, pointerPath(sem.JSONPointer))
+	if r, ok := fieldReasons[field]; ok {
+		return FieldError{Field: field, Reason: r}
+	}
+	return FieldError{Field: field, Reason: "must be " + kindName(sem.GoType)}
 }
 
 // pointerPath turns a JSON pointer (/source/geo/lat) into a dotted path.
@@ -186,6 +263,16 @@ func pointerPath(p jsontext.Pointer) string {
 		parts = append(parts, tok)
 	}
 	return strings.Join(parts, ".")
+}
+
+func joinPath(path, name string) string {
+	if path == "" {
+		return name
+	}
+	if name == "" {
+		return path
+	}
+	return path + "." + name
 }
 
 func kindName(t reflect.Type) string {
@@ -208,8 +295,184 @@ func kindName(t reflect.Type) string {
 	return "of another type"
 }
 
-func (w *wireEvent) validate(opts ParseOptions) (*Event, error) {
-	v := &ValidationError{}
+// members calls fn with each member of the JSON object raw (at path), in
+// document order, and reports the members fn does not know. A null is an
+// absent object (false); any other non-object is reported (false).
+func members(v *ValidationError, path string, raw jsontext.Value, known []string, fn func(name string, value jsontext.Value)) bool {
+	switch raw.Kind() {
+	case 'n':
+		return false
+	case '{':
+	default:
+		reason, ok := fieldReasons[path]
+		if !ok {
+			reason = "must be an object"
+		}
+		v.fail(path, reason)
+		return false
+	}
+	dec := jsontext.NewDecoder(bytes.NewReader(raw))
+	if _, err := dec.ReadToken(); err != nil {
+		v.fail(path, "malformed object")
+		return false
+	}
+	for dec.PeekKind() == '"' {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			v.fail(path, "malformed object")
+			return false
+		}
+		name := tok.String() // before ReadValue, which voids tok
+		value, err := dec.ReadValue()
+		if err != nil {
+			v.fail(path, "malformed object")
+			return false
+		}
+		if known != nil && !slices.Contains(known, name) {
+			unknownField(v, path, name, known)
+			continue
+		}
+		fn(name, value)
+	}
+	return true
+}
+
+// unknownField reports an unknown member; if it differs from a known name
+// only in case, it says so, and the known field is not also reported as
+// missing.
+func unknownField(v *ValidationError, path, name string, known []string) {
+	for _, k := range known {
+		if strings.EqualFold(k, name) {
+			v.fail(joinPath(path, name), fmt.Sprintf("unknown field (names are case-sensitive: did you mean %q?)", k))
+			if v.failed == nil {
+				v.failed = make(map[string]bool)
+			}
+			v.failed[joinPath(path, k)] = true
+			return
+		}
+	}
+	v.fail(joinPath(path, name), "unknown field")
+}
+
+// decodeValue decodes one member's value into dst, reporting a value of
+// the wrong type or range. A null leaves dst at its zero value.
+func decodeValue(v *ValidationError, path string, raw jsontext.Value, dst any) {
+	if err := json.Unmarshal(raw, dst, strict); err != nil {
+		f := valueError(path, err)
+		v.fail(f.Field, f.Reason)
+	}
+}
+
+var (
+	eventFields    = []string{"id", "time", "service", "actor", "source", "action", "category", "outcome", "reason", "resource", "mfa", "request_id", "tenant", "attributes"}
+	actorFields    = []string{"id", "type", "session"}
+	sourceFields   = []string{"ip", "port", "user_agent", "geo", "asn"}
+	geoFields      = []string{"country", "lat", "lon"}
+	resourceFields = []string{"type", "id"}
+)
+
+// decodeEvent decodes the members of an event object one by one into the
+// wire form, recording in v every member that cannot be decoded.
+func decodeEvent(v *ValidationError, doc jsontext.Value) *wireEvent {
+	w := &wireEvent{}
+	members(v, "", doc, eventFields, func(name string, raw jsontext.Value) {
+		switch name {
+		case "id":
+			decodeValue(v, name, raw, &w.ID)
+		case "time":
+			decodeValue(v, name, raw, &w.Time)
+		case "service":
+			decodeValue(v, name, raw, &w.Service)
+		case "action":
+			decodeValue(v, name, raw, &w.Action)
+		case "category":
+			decodeValue(v, name, raw, &w.Category)
+		case "outcome":
+			decodeValue(v, name, raw, &w.Outcome)
+		case "reason":
+			decodeValue(v, name, raw, &w.Reason)
+		case "mfa":
+			decodeValue(v, name, raw, &w.MFA)
+		case "request_id":
+			decodeValue(v, name, raw, &w.RequestID)
+		case "tenant":
+			decodeValue(v, name, raw, &w.Tenant)
+		case "actor":
+			a := &wireActor{}
+			if members(v, name, raw, actorFields, func(n string, raw jsontext.Value) {
+				switch n {
+				case "id":
+					decodeValue(v, "actor.id", raw, &a.ID)
+				case "type":
+					decodeValue(v, "actor.type", raw, &a.Type)
+				case "session":
+					decodeValue(v, "actor.session", raw, &a.Session)
+				}
+			}) {
+				w.Actor = a
+			}
+		case "source":
+			s := &wireSource{}
+			if members(v, name, raw, sourceFields, func(n string, raw jsontext.Value) {
+				switch n {
+				case "ip":
+					decodeValue(v, "source.ip", raw, &s.IP)
+				case "port":
+					decodeValue(v, "source.port", raw, &s.Port)
+				case "user_agent":
+					decodeValue(v, "source.user_agent", raw, &s.UserAgent)
+				case "asn":
+					decodeValue(v, "source.asn", raw, &s.ASN)
+				case "geo":
+					g := &wireGeo{}
+					if members(v, "source.geo", raw, geoFields, func(n string, raw jsontext.Value) {
+						switch n {
+						case "country":
+							decodeValue(v, "source.geo.country", raw, &g.Country)
+						case "lat":
+							decodeValue(v, "source.geo.lat", raw, &g.Lat)
+						case "lon":
+							decodeValue(v, "source.geo.lon", raw, &g.Lon)
+						}
+					}) {
+						s.Geo = g
+					}
+				}
+			}) {
+				w.Source = s
+			}
+		case "resource":
+			r := &Resource{}
+			if members(v, name, raw, resourceFields, func(n string, raw jsontext.Value) {
+				switch n {
+				case "type":
+					decodeValue(v, "resource.type", raw, &r.Type)
+				case "id":
+					decodeValue(v, "resource.id", raw, &r.ID)
+				}
+			}) {
+				w.Resource = r
+			}
+		case "attributes":
+			attrs := map[string]string{}
+			if members(v, name, raw, nil, func(k string, raw jsontext.Value) {
+				var s string
+				if err := json.Unmarshal(raw, &s, strict); err != nil {
+					v.fail(joinPath(name, k), "must be a string")
+					return
+				}
+				attrs[k] = s
+			}) {
+				w.Attributes = attrs
+			}
+		}
+	})
+	return w
+}
+
+// validate checks the decoded event and adds every problem to v. It
+// returns the normalised event, which is valid only if v has no fields.
+func (w *wireEvent) validate(v *ValidationError, opts ParseOptions) *Event {
 	e := &Event{}
 
 	if w.ID != nil {
@@ -272,7 +535,7 @@ func (w *wireEvent) validate(opts ParseOptions) (*Event, error) {
 		r := *w.Resource
 		checkText(v, "resource.type", r.Type, MaxResourceLen)
 		checkText(v, "resource.id", r.ID, MaxResourceLen)
-		if r.Type == "" && r.ID == "" {
+		if r.Type == "" && r.ID == "" && !v.failedUnder("resource") {
 			v.add("resource", "must have a type or an id")
 		}
 		e.Resource = &r
@@ -302,10 +565,7 @@ func (w *wireEvent) validate(opts ParseOptions) (*Event, error) {
 		}
 	}
 
-	if len(v.Fields) > 0 {
-		return nil, v
-	}
-	return e, nil
+	return e
 }
 
 func (w *wireSource) validate(v *ValidationError) Source {
@@ -343,11 +603,15 @@ func (w *wireSource) validate(v *ValidationError) Source {
 		g.Lat, g.Lon = w.Geo.Lat, w.Geo.Lon
 		coordinate(v, "source.geo.lat", g.Lat, 90)
 		coordinate(v, "source.geo.lon", g.Lon, 180)
-		if (g.Lat == nil) != (g.Lon == nil) {
-			v.add("source.geo", "lat and lon must be given together")
-		}
-		if g.Country == "" && g.Lat == nil && g.Lon == nil {
-			v.add("source.geo", "must have a country or coordinates")
+		// A coordinate of the wrong type was reported already; it is
+		// not also missing.
+		if !v.failedUnder("source.geo") {
+			if (g.Lat == nil) != (g.Lon == nil) {
+				v.add("source.geo", "lat and lon must be given together")
+			}
+			if g.Country == "" && g.Lat == nil && g.Lon == nil {
+				v.add("source.geo", "must have a country or coordinates")
+			}
 		}
 		s.Geo = g
 	}

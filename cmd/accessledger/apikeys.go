@@ -59,14 +59,11 @@ func writeKeysFile(path string, keys []api.APIKey) error {
 	return nil
 }
 
-// loadKeyring gathers the configured keys and those in the keys file. If
-// there are none at all, it generates an admin key, writes its secret to
-// <data>/admin.key (0600) and records its hash, so that a fresh start is
-// usable and still secure.
-func loadKeyring(cfg Config, log *slog.Logger) (*api.Keyring, error) {
+// readKeys gathers the configured keys and those in the keys file. It
+// writes nothing.
+func readKeys(cfg Config) ([]api.APIKey, error) {
 	keys := append([]api.APIKey(nil), cfg.APIKeys...)
-	path := cfg.keysPath()
-	fileKeys, err := readKeysFile(path)
+	fileKeys, err := readKeysFile(cfg.keysPath())
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
@@ -74,6 +71,14 @@ func loadKeyring(cfg Config, log *slog.Logger) (*api.Keyring, error) {
 	default:
 		keys = append(keys, fileKeys...)
 	}
+	return keys, nil
+}
+
+// loadKeyring builds the keyring of keys (from readKeys). If there are
+// none at all, it generates an admin key, writes its secret to
+// <data>/admin.key (0600) and records its hash, so that a fresh start is
+// usable and still secure.
+func loadKeyring(cfg Config, keys []api.APIKey, log *slog.Logger) (*api.Keyring, error) {
 	if len(keys) == 0 {
 		token, key, err := api.NewAPIKey("admin", api.RoleAdmin)
 		if err != nil {
@@ -83,7 +88,7 @@ func loadKeyring(cfg Config, log *slog.Logger) (*api.Keyring, error) {
 		if err := ledger.WriteFileAtomic(adminPath, []byte(token+"\n"), 0o600); err != nil {
 			return nil, fmt.Errorf("writing admin key: %w", err)
 		}
-		if err := writeKeysFile(path, []api.APIKey{key}); err != nil {
+		if err := writeKeysFile(cfg.keysPath(), []api.APIKey{key}); err != nil {
 			return nil, err
 		}
 		log.Info("no API keys configured: generated an admin key", "secret_in", adminPath)
@@ -92,10 +97,25 @@ func loadKeyring(cfg Config, log *slog.Logger) (*api.Keyring, error) {
 	return api.NewKeyring(keys)
 }
 
+const apikeyUsage = `usage: accessledger apikey add --name NAME --role ROLE[,ROLE] [--config FILE | --data DIR | --file FILE]
+       accessledger apikey list [--config FILE | --data DIR | --file FILE]
+
+add creates a key with the given roles (submitter, auditor, responder, admin),
+prints its secret once and stores only its SHA-256 in the keys file
+(<data>/api_keys.yaml unless --file or api_keys_file says otherwise). Send
+SIGHUP to a running server to load it. list shows the keys' names and roles.
+
+Run "accessledger apikey add -h" for the flags.
+`
+
 // apikey manages the keys file: "apikey add" and "apikey list".
 func apikey(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help") {
+		fmt.Fprint(stdout, apikeyUsage)
+		return nil
+	}
 	if len(args) == 0 || (args[0] != "add" && args[0] != "list") {
-		return errors.New(`want "apikey add --name NAME --role ROLE[,ROLE]" or "apikey list"`)
+		return errors.New(`want "apikey add --name NAME --role ROLE[,ROLE]" or "apikey list"; "accessledger apikey -h" explains`)
 	}
 	fs := flag.NewFlagSet("apikey "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)

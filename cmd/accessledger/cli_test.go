@@ -1,10 +1,13 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -55,6 +58,14 @@ func TestKeygen(t *testing.T) {
 		t.Errorf("note.Open(note signed with %s) with the printed verifier key = %v", out, err)
 	}
 	key, _ := os.ReadFile(out)
+	// The key's name is recorded next to it, as its verifier key.
+	raw, err := os.ReadFile(out + ".vkey")
+	if err != nil || strings.TrimSpace(string(raw)) != vkey {
+		t.Errorf("%s.vkey = %q, %v; want the printed verifier key %q", out, raw, err, vkey)
+	}
+	if fi, err := os.Stat(out + ".vkey"); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("%s.vkey: %v, want mode 0644", out, err)
+	}
 
 	// Refuses to overwrite.
 	code, stdout, stderr = runCLI(t, nil, "keygen", "--origin", origin, "--out", out)
@@ -75,13 +86,123 @@ func TestKeygen(t *testing.T) {
 		t.Errorf("keygen without --origin wrote %s", other)
 	}
 
-	// serve signs with the generated key.
-	dir := t.TempDir()
-	s := startServer(t, dir, "--key", out, "--origin", origin)
-	if s.vkey != vkey {
-		t.Errorf("serve --key %s printed verifier key %q, want keygen's %q", out, s.vkey, vkey)
+	// serve signs with the generated key, under the key's name, with or
+	// without --origin.
+	for _, extra := range [][]string{{"--origin", origin}, nil} {
+		dir := t.TempDir()
+		s := startServer(t, dir, append([]string{"--key", out}, extra...)...)
+		if s.vkey != vkey || s.origin != origin {
+			t.Errorf("serve --key %s %q printed verifier key %q, want keygen's %q (origin %q)", out, extra, s.vkey, vkey, origin)
+		}
+		s.latestCheckpoint() // verified with keygen's key
+		if code := s.terminate(10 * time.Second); code != 0 {
+			t.Fatalf("SIGTERM: exit code %d, want 0", code)
+		}
 	}
-	s.latestCheckpoint() // verified with keygen's key
+}
+
+// TestServeOriginAgreement checks that serve refuses an origin setting, a
+// data directory and a key that name different origins, saying how to fix
+// it, and writes nothing when it does.
+func TestServeOriginAgreement(t *testing.T) {
+	tmp := t.TempDir()
+	keygen := func(origin, out string) string {
+		t.Helper()
+		code, stdout, stderr := runCLI(t, nil, "keygen", "--origin", origin, "--out", out)
+		if code != 0 {
+			t.Fatalf("keygen --origin %s = exit %d, stderr %q", origin, code, stderr)
+		}
+		return strings.TrimSpace(stdout)
+	}
+	keyA, keyB := filepath.Join(tmp, "a.key"), filepath.Join(tmp, "b.key")
+	keygen("logs.example.com/a", keyA)
+	keygen("logs.example.com/b", keyB)
+	// A key whose .vkey is another key's: not the pair keygen wrote.
+	keyX := filepath.Join(tmp, "x.key")
+	keygen("logs.example.com/a", keyX)
+	if err := os.WriteFile(keyX+".vkey", mustRead(t, keyA+".vkey"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Another key for the same origin as a.
+	keyA2 := filepath.Join(tmp, "a2.key")
+	keygen("logs.example.com/a", keyA2)
+	// A log created with key a, and one with a generated key and origin c.
+	logA := filepath.Join(tmp, "log-a")
+	s := startServer(t, logA, "--key", keyA)
+	if s.origin != "logs.example.com/a" {
+		t.Fatalf("serve --key %s: origin %q, want logs.example.com/a", keyA, s.origin)
+	}
+	s.terminate(10 * time.Second)
+	logC := filepath.Join(tmp, "log-c")
+	s = startServer(t, logC, "--origin", "logs.example.com/c")
+	s.terminate(10 * time.Second)
+
+	for _, tc := range []struct {
+		name string
+		data string // a new directory if empty
+		args []string
+		env  []string
+		want []string
+	}{
+		{"origin setting and key", "", []string{"--key", keyA, "--origin", "logs.example.com/other"}, nil,
+			[]string{`"logs.example.com/other"`, `"logs.example.com/a"`, "keygen --origin logs.example.com/other"}},
+		{"origin from env and key", "", []string{"--key", keyA}, []string{"ACCESSLEDGER_ORIGIN=logs.example.com/env"},
+			[]string{`"logs.example.com/env"`, "ACCESSLEDGER_ORIGIN"}},
+		{"log and key", logA, []string{"--key", keyB}, nil,
+			[]string{"created with \"logs.example.com/a\"", `"logs.example.com/b"`, "use the signing key this log was created with"}},
+		{"log and origin setting", logC, []string{"--origin", "logs.example.com/other"}, nil,
+			[]string{"created with \"logs.example.com/c\"", "fixed when it is created", `set it to "logs.example.com/c"`}},
+		{"key and its verifier key", "", []string{"--key", keyX}, nil, []string{"does not match its verifier key"}},
+		{"log and another key of the same name", logA, []string{"--key", keyA2}, nil,
+			[]string{"is not the key of the log", "use the key this log was created with"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := tc.data
+			if data == "" {
+				data = filepath.Join(t.TempDir(), "data")
+			}
+			before := listFiles(t, data)
+			args := append([]string{"serve", "--data", data, "--listen", freeAddr(t)}, tc.args...)
+			code, stdout, stderr := runCLI(t, tc.env, args...)
+			if code != 1 || stdout != "" {
+				t.Errorf("accessledger %q = exit %d, stdout %q; want 1 and nothing on stdout", args, code, stdout)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("accessledger %q stderr = %q, want it to say %q", args, stderr, w)
+				}
+			}
+			if after := listFiles(t, data); !slices.Equal(before, after) {
+				t.Errorf("accessledger %q changed the data directory: %q, then %q", args, before, after)
+			}
+		})
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// listFiles lists the files under dir (nil if it does not exist).
+func listFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		out = append(out, path)
+		return nil
+	})
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("listing %s: %v", dir, err)
+	}
+	return out
 }
 
 // TestKeygenInvalidOriginLeavesNoKey: an origin that cannot be a key name
@@ -110,7 +231,18 @@ func TestUsage(t *testing.T) {
 		{[]string{"frobnicate"}, 2, "", []string{`unknown command "frobnicate"`, "usage: accessledger"}},
 		{[]string{"help"}, 0, "usage: accessledger", nil},
 		{[]string{"version"}, 0, "accessledger ", nil},
+		{[]string{"--version"}, 0, "accessledger ", nil},
+		{[]string{"-version"}, 0, "accessledger ", nil},
 		{[]string{"serve", "extra"}, 1, "", []string{`unexpected argument "extra"`}},
+		// serve -h shows every setting with its default and variable.
+		{[]string{"serve", "-h"}, 0, "", []string{"usage: accessledger serve", `(default "127.0.0.1:8080")`, `(default "./data")`,
+			"(default 1s)", "(default 4096)", "(default 67108864)", "ACCESSLEDGER_MAX_INFLIGHT_BODY_BYTES", `(default "@every 10m")`}},
+		{[]string{"keygen", "-h"}, 0, "", []string{"-origin", "<out>.vkey"}},
+		{[]string{"apikey", "-h"}, 0, "usage: accessledger apikey add", nil},
+		{[]string{"apikey", "--help"}, 0, "usage: accessledger apikey add", nil},
+		{[]string{"apikey", "add", "-h"}, 0, "", []string{"-name", "-role"}},
+		{[]string{"apikey"}, 1, "", []string{`want "apikey add`, "apikey -h"}},
+		{[]string{"apikey", "remove"}, 1, "", []string{`want "apikey add`}},
 	} {
 		code, stdout, stderr := runCLI(t, nil, tc.args...)
 		bad := code != tc.code || !strings.Contains(stdout, tc.wantStdout) || (tc.wantStdout == "" && stdout != "")

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/robfig/cron/v3"
 	"gopkg.in/yaml.v3"
 
 	"github.com/accessledger/accessledger/api"
@@ -38,7 +40,11 @@ type Config struct {
 	MaxBatchAge        time.Duration `yaml:"max_batch_age"`
 	QueueSize          int           `yaml:"queue_size"`
 	MaxBodyBytes       int64         `yaml:"max_body_bytes"`
-	TrustedProxies     []string      `yaml:"trusted_proxies"`
+	// MaxInflightBodyBytes bounds the bytes of all request bodies being
+	// read or held at once; a request that cannot get its share within a
+	// second is answered 503 with Retry-After.
+	MaxInflightBodyBytes int64    `yaml:"max_inflight_body_bytes"`
+	TrustedProxies       []string `yaml:"trusted_proxies"`
 	// APIKeys are API keys given in the config file (hashed).
 	APIKeys []api.APIKey `yaml:"api_keys"`
 	// APIKeysFile holds more keys; default <data>/api_keys.yaml. It is
@@ -64,17 +70,18 @@ type Config struct {
 
 func defaultConfig() Config {
 	return Config{
-		Data:               "./data",
-		Listen:             "127.0.0.1:8080",
-		CheckpointInterval: time.Second,
-		MaxBatchSize:       4096,
-		QueueSize:          65536,
-		MaxBodyBytes:       8 << 20,
-		GCSchedule:         "@every 10m",
-		MemoryLimit:        256,
-		ShutdownTimeout:    15 * time.Second,
-		LogLevel:           "info",
-		LogFormat:          "text",
+		Data:                 "./data",
+		Listen:               "127.0.0.1:8080",
+		CheckpointInterval:   time.Second,
+		MaxBatchSize:         4096,
+		QueueSize:            65536,
+		MaxBodyBytes:         8 << 20,
+		MaxInflightBodyBytes: api.DefaultMaxInflightBodyBytes,
+		GCSchedule:           "@every 10m",
+		MemoryLimit:          256,
+		ShutdownTimeout:      15 * time.Second,
+		LogLevel:             "info",
+		LogFormat:            "text",
 	}
 }
 
@@ -95,7 +102,8 @@ func (c *Config) fields() []configField {
 		{"max-batch-size", "entries per storage transaction", &c.MaxBatchSize},
 		{"max-batch-age", "how long a batch may wait to fill", &c.MaxBatchAge},
 		{"queue-size", "append queue bound, in entries", &c.QueueSize},
-		{"max-body-bytes", "request body limit", &c.MaxBodyBytes},
+		{"max-body-bytes", "request body limit, in bytes", &c.MaxBodyBytes},
+		{"max-inflight-body-bytes", "bound on the bytes of all request bodies read at once", &c.MaxInflightBodyBytes},
 		{"api-keys-file", "API keys file (default <data>/api_keys.yaml)", &c.APIKeysFile},
 		{"public-tiles", "serve checkpoints, hash tiles and proofs without an API key", &c.PublicTiles},
 		{"public-metrics", "serve /metrics without an API key", &c.PublicMetrics},
@@ -120,22 +128,29 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	configPath := fs.String("config", getenv("ACCESSLEDGER_CONFIG"), "YAML configuration file (env ACCESSLEDGER_CONFIG)")
 	// Flags are registered on a scratch copy so that parsing them does
 	// not overwrite the file and environment layers; only flags the user
-	// set are applied afterwards.
-	var flagged Config
+	// set are applied afterwards. The copy holds the defaults, so that
+	// -h shows them.
+	flagged := defaultConfig()
 	for _, f := range flagged.fields() {
 		usage := f.usage + " (env " + envName(f.name) + ")"
 		switch p := f.ptr.(type) {
 		case *string:
-			fs.StringVar(p, f.name, "", usage)
+			fs.StringVar(p, f.name, *p, usage)
 		case *int:
-			fs.IntVar(p, f.name, 0, usage)
+			fs.IntVar(p, f.name, *p, usage)
 		case *int64:
-			fs.Int64Var(p, f.name, 0, usage)
+			fs.Int64Var(p, f.name, *p, usage)
 		case *bool:
-			fs.BoolVar(p, f.name, false, usage)
+			fs.BoolVar(p, f.name, *p, usage)
 		case *time.Duration:
-			fs.DurationVar(p, f.name, 0, usage)
+			fs.DurationVar(p, f.name, *p, usage)
 		}
+	}
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "usage: accessledger serve [flags]\n\n"+
+			"Settings come from these defaults, then the YAML file (--config), then the\n"+
+			"ACCESSLEDGER_* environment variables, then the flags.\n\nflags:\n")
+		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -228,6 +243,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("max_batch_age %s outside 0..1s", c.MaxBatchAge)
 	case c.MaxBodyBytes < 1024:
 		return fmt.Errorf("max_body_bytes %d is below 1024", c.MaxBodyBytes)
+	case c.MaxInflightBodyBytes < c.MaxBodyBytes:
+		return fmt.Errorf("max_inflight_body_bytes %d is below max_body_bytes %d: a request of the largest size could never be read", c.MaxInflightBodyBytes, c.MaxBodyBytes)
 	case c.MemoryLimit < 0:
 		return fmt.Errorf("memory_limit_mib %d is negative", c.MemoryLimit)
 	}
@@ -236,6 +253,19 @@ func (c *Config) validate() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("log_format %q: want text or json", c.LogFormat)
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen %q: want host:port, such as 127.0.0.1:8080", c.Listen)
+	}
+	if c.GCSchedule != "" {
+		if _, err := cron.ParseStandard(c.GCSchedule); err != nil {
+			return fmt.Errorf("gc_schedule %q: %w", c.GCSchedule, err)
+		}
+	}
+	for _, p := range c.TrustedProxies {
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			return fmt.Errorf("trusted_proxies: %q is neither an IP address nor a CIDR range", p)
+		}
 	}
 	return nil
 }

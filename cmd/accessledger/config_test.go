@@ -134,6 +134,11 @@ func TestLoadConfigErrors(t *testing.T) {
 		{name: "env max_batch_size 0", env: []string{"ACCESSLEDGER_MAX_BATCH_SIZE=0"}, want: "max_batch_size"},
 		{name: "env unparsable", env: []string{"ACCESSLEDGER_CHECKPOINT_INTERVAL=soon"}, want: "ACCESSLEDGER_CHECKPOINT_INTERVAL"},
 		{name: "missing file", args: []string{"--config", "/nonexistent/accessledger.yaml"}, want: "reading config"},
+		{name: "file max_inflight_body_bytes below max_body_bytes", yaml: "max_inflight_body_bytes: 4096\n", want: "max_inflight_body_bytes"},
+		{name: "env max_inflight_body_bytes below max_body_bytes", env: []string{"ACCESSLEDGER_MAX_INFLIGHT_BODY_BYTES=4096"}, want: "max_inflight_body_bytes"},
+		{name: "file gc_schedule", yaml: "gc_schedule: sometimes\n", want: "gc_schedule"},
+		{name: "file trusted proxy", yaml: "trusted_proxies: [proxy.example.com]\n", want: "trusted_proxies"},
+		{name: "flag listen without port", args: []string{"--listen", "localhost"}, want: "listen"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := tc.args

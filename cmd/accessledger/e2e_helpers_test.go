@@ -274,7 +274,13 @@ var verifierKeyLine = regexp.MustCompile(`(?m)^verifier key: (\S+)$`)
 func (s *server) loadIdentity() {
 	t := s.t
 	t.Helper()
+	// The process wrote the line before it served /healthz, but copying
+	// it from the pipe into s.stdout may lag behind.
 	m := verifierKeyLine.FindStringSubmatch(s.stdout.String())
+	for deadline := time.Now().Add(5 * time.Second); m == nil && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		m = verifierKeyLine.FindStringSubmatch(s.stdout.String())
+	}
 	if m == nil {
 		t.Fatalf("server stdout has no verifier key line:\n%s", s.stdout)
 	}

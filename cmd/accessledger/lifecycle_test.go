@@ -8,6 +8,7 @@ import (
 	"errors"
 	"maps"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -312,6 +313,93 @@ func TestServeRejectsInvalidSetting(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Errorf("serve with an invalid setting wrote to the data directory: %v", entries)
+	}
+}
+
+// TestServeWritesNothingBeforeItCanStart checks that serve validates its
+// whole configuration and binds its port before it creates the data
+// directory, the signing key or the admin key: a start that fails leaves
+// nothing behind, and the corrected command starts afresh.
+func TestServeWritesNothingBeforeItCanStart(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("net.Listen: %v", err)
+	}
+	defer taken.Close()
+	for _, tc := range []struct {
+		name string
+		yaml string // a config file, if set
+		args []string
+		want string
+	}{
+		{name: "port taken", args: []string{"--listen", taken.Addr().String()}, want: "listening on " + taken.Addr().String()},
+		{name: "listen not host:port", args: []string{"--listen", "8080"}, want: "listen"},
+		{name: "bad gc_schedule", args: []string{"--gc-schedule", "every tuesday"}, want: "gc_schedule"},
+		{name: "bad trusted proxy", yaml: "trusted_proxies: [\"10.0.0.0/33\"]\n", want: "trusted_proxies"},
+		{name: "bad api key in config", yaml: "api_keys:\n  - name: k\n    sha256: abcd\n    roles: [submitter]\n", want: "sha256"},
+		{name: "inflight below body limit", args: []string{"--max-inflight-body-bytes", "2048", "--max-body-bytes", "4096"}, want: "max_inflight_body_bytes"},
+		{name: "bad origin", args: []string{"--origin", "my log"}, want: "origin"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := filepath.Join(t.TempDir(), "data")
+			args := []string{"serve", "--data", data}
+			if !slices.Contains(tc.args, "--listen") {
+				args = append(args, "--listen", freeAddr(t))
+			}
+			args = append(args, tc.args...)
+			if tc.yaml != "" {
+				args = append(args, "--config", writeConfig(t, tc.yaml))
+			}
+			code, _, stderr := runCLI(t, nil, args...)
+			if code != 1 || !strings.Contains(stderr, tc.want) {
+				t.Errorf("accessledger %q = exit %d, stderr %q; want 1 and a message naming %q", args, code, stderr, tc.want)
+			}
+			if _, err := os.Stat(data); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("accessledger %q failed but created %s (%v): %q", args, data, err, listFiles(t, data))
+			}
+		})
+	}
+}
+
+// TestServeJSONLogs checks that with --log-format json everything the
+// server writes is JSON log records on stderr, the start banner included,
+// and nothing goes to stdout.
+func TestServeJSONLogs(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	s := spawn(t, dir, addr, nil, []string{"serve", "--data", dir, "--listen", addr, "--log-format", "json"})
+	if err := s.waitReady(30 * time.Second); err != nil {
+		t.Fatalf("serve --log-format json: %v\nstderr:\n%s", err, s.stderr)
+	}
+	s.token = strings.TrimSpace(string(mustRead(t, filepath.Join(dir, "admin.key"))))
+	if status, body, err := s.do(t.Context(), http.MethodGet, "/v1/log", "", nil); err != nil || status != http.StatusOK {
+		t.Fatalf("GET /v1/log = %d %s, %v; want 200", status, body, err)
+	}
+	if code := s.terminate(10 * time.Second); code != 0 {
+		t.Fatalf("SIGTERM: exit code %d, want 0", code)
+	}
+	if out := s.stdout.String(); out != "" {
+		t.Errorf("serve --log-format json wrote to stdout:\n%s", out)
+	}
+	var banner map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(s.stderr.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("serve --log-format json wrote a line that is not JSON: %q", line)
+			continue
+		}
+		if rec["msg"] == "accessledger started" {
+			banner = rec
+		}
+	}
+	if banner == nil {
+		t.Fatalf("serve --log-format json logged no start record:\n%s", s.stderr)
+	}
+	vkey, _ := banner["verifier_key"].(string)
+	origin, _ := banner["origin"].(string)
+	checkVerifierKeyFormat(t, vkey, origin)
+	if _, ok := banner["version"].(string); !ok {
+		t.Errorf("start record %v has no version", banner)
 	}
 }
 

@@ -24,9 +24,9 @@ const usage = `usage: accessledger <command> [flags]
 
 commands:
   serve     run the log service (defaults: --data ./data --listen 127.0.0.1:8080)
-  keygen    write an Ed25519 checkpoint signing key and print its verifier key
+  keygen    write an Ed25519 checkpoint signing key (and <out>.vkey, its name) and print its verifier key
   apikey    add or list API keys: apikey add --name NAME --role submitter[,auditor,...]
-  version   print the version
+  version   print the version (also --version)
 
 Run "accessledger <command> -h" for a command's flags.
 `
@@ -54,7 +54,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		err = keygen(args[1:], stdout, stderr)
 	case "apikey":
 		err = apikey(args[1:], getenv, stdout, stderr)
-	case "version":
+	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "accessledger", version)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)

@@ -38,6 +38,10 @@ const (
 // serve runs the service until ctx ends, then shuts down gracefully: stop
 // accepting connections and finish in-flight requests, then drain the
 // append queue and sign a final checkpoint, then close storage.
+//
+// It writes nothing before everything that can be checked is checked and
+// the port is bound: a bad configuration, a key for another origin or a
+// taken port leaves no data directory, key or admin key behind.
 func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	// Take SIGHUP before anything else: its default action would kill a
 	// server that is still starting.
@@ -50,32 +54,59 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		// the runtime returns memory sooner. It never fails allocations.
 		debug.SetMemoryLimit(cfg.MemoryLimit << 20)
 	}
+
+	// Check, without writing.
+	id, err := resolveIdentity(cfg)
+	if err != nil {
+		return err
+	}
+	configured, err := readKeys(cfg)
+	if err != nil {
+		return err
+	}
+	if _, err := api.NewKeyring(configured); err != nil {
+		return err
+	}
+	lis, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	defer lis.Close() // after a failed start; Serve closes it otherwise
+
+	// Create.
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	l, err := openOrCreate(ctx, cfg, log, reg)
+	l, err := openOrCreate(ctx, cfg, id, log, reg)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "accessledger %s: origin %s\nverifier key: %s\n", version, l.Origin(), l.VerifierKey())
+	if cfg.LogFormat == "json" {
+		// Everything on stderr is then one JSON record per line.
+		log.Info("accessledger started", "version", version, "origin", l.Origin(), "verifier_key", l.VerifierKey())
+	} else {
+		fmt.Fprintf(stdout, "accessledger %s: origin %s\nverifier key: %s\n", version, l.Origin(), l.VerifierKey())
+	}
 
-	keys, err := loadKeyring(cfg, log)
+	keys, err := loadKeyring(cfg, configured, log)
 	if err != nil {
 		l.Close(ctx)
 		return err
 	}
 	srv, err := api.New(api.Config{
-		Keys:           keys,
-		PublicTiles:    cfg.PublicTiles,
-		PublicMetrics:  cfg.PublicMetrics,
-		Ledger:         l,
-		Logger:         log,
-		Gatherer:       reg,
-		Registerer:     reg,
-		MaxBodyBytes:   cfg.MaxBodyBytes,
-		MaxBatchEvents: api.DefaultMaxBatchEvents,
+		Keys:                 keys,
+		PublicTiles:          cfg.PublicTiles,
+		PublicMetrics:        cfg.PublicMetrics,
+		Ledger:               l,
+		Logger:               log,
+		Gatherer:             reg,
+		Registerer:           reg,
+		MaxBodyBytes:         cfg.MaxBodyBytes,
+		MaxInflightBodyBytes: cfg.MaxInflightBodyBytes,
+		// A request never carries more events than one append takes.
+		MaxBatchEvents: min(api.DefaultMaxBatchEvents, cfg.MaxBatchSize),
 		TrustedProxies: cfg.TrustedProxies,
 	})
 	if err != nil {
@@ -98,12 +129,6 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 	jobs.Start()
 
-	lis, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		<-jobs.Stop().Done()
-		l.Close(ctx)
-		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
-	}
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -136,65 +161,161 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	return err
 }
 
-// openOrCreate opens the log in the data directory, or creates it (with a
-// new signing key and origin, unless configured) if there is none. Every
-// step is crash-safe: the key and the verifier key (which records the
-// origin) are written atomically before the log is created, and whether a
-// log exists is decided by the ledger itself (ErrNoLog), so a start killed
-// at any point can simply be run again.
-func openOrCreate(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) (*ledger.Ledger, error) {
-	dir := filepath.Join(cfg.Data, storageDir)
-	keyPath := cfg.Key
-	if keyPath == "" {
-		keyPath = filepath.Join(cfg.Data, keyFile)
-	}
-	vkeyPath := filepath.Join(cfg.Data, vkeyFile)
+// identity is the log's origin and signing key, resolved before anything
+// is written.
+type identity struct {
+	origin   string
+	keyPath  string
+	vkeyPath string                   // <data>/log.vkey, which records the origin
+	key      signature.SignerVerifier // nil: to be generated at keyPath
+	recorded string                   // the origin recorded in the data directory
+}
 
-	origin := cfg.Origin
-	recorded := ""
-	if raw, err := os.ReadFile(vkeyPath); err == nil {
-		recorded, _, _ = strings.Cut(strings.TrimSpace(string(raw)), "+")
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("reading verifier key: %w", err)
+// resolveIdentity decides the log's origin and loads its signing key,
+// writing nothing. The origin comes from the origin setting, else the data
+// directory (log.vkey, written when the log was created), else the key's
+// name (<key>.vkey, written by keygen), else a new random one. Where two of
+// these disagree it refuses, saying how to fix it: a checkpoint signed
+// under another name would verify with no published key.
+func resolveIdentity(cfg Config) (identity, error) {
+	id := identity{keyPath: cfg.Key, vkeyPath: filepath.Join(cfg.Data, vkeyFile)}
+	if id.keyPath == "" {
+		id.keyPath = filepath.Join(cfg.Data, keyFile)
 	}
-	if origin == "" {
-		origin = recorded
+	recordedKey, err := readVerifierKey(id.vkeyPath)
+	if err != nil {
+		return id, err
 	}
-	if origin == "" {
-		origin = "accessledger.local/" + randomHex(4)
+	keyVKeyPath := id.keyPath + ".vkey"
+	keyVKey, err := readVerifierKey(keyVKeyPath)
+	if err != nil {
+		return id, err
 	}
-	if err := ledger.CheckOrigin(origin); err != nil {
-		return nil, err
+	id.recorded = keyName(recordedKey)
+	keyOrigin := keyName(keyVKey)
+	if err := checkOrigins(cfg, id.recorded, keyOrigin, keyVKeyPath); err != nil {
+		return id, err
+	}
+	id.origin = firstNonEmpty(cfg.Origin, id.recorded, keyOrigin)
+	if id.origin == "" {
+		id.origin = "accessledger.local/" + randomHex(4)
+	}
+	if err := ledger.CheckOrigin(id.origin); err != nil {
+		return id, err
 	}
 
-	var sv signature.SignerVerifier
-	_, statErr := os.Stat(keyPath)
+	_, statErr := os.Stat(id.keyPath)
 	switch {
 	case statErr == nil:
-		s, err := ledger.LoadKeyFile(keyPath)
+		sv, err := ledger.LoadKeyFile(id.keyPath)
 		if err != nil {
-			return nil, err
+			return id, err
 		}
-		sv = s
-	case errors.Is(statErr, os.ErrNotExist) && recorded != "":
-		return nil, fmt.Errorf("signing key %s is missing but %s says this log exists; restore the key", keyPath, vkeyPath)
+		signer, err := ledger.NewNoteSigner(id.origin, sv)
+		if err != nil {
+			return id, err
+		}
+		if keyVKey != "" && signer.VerifierKey() != keyVKey {
+			return id, fmt.Errorf("signing key %s does not match its verifier key %s: restore the pair keygen wrote, or make a new one", id.keyPath, keyVKeyPath)
+		}
+		if recordedKey != "" && signer.VerifierKey() != recordedKey {
+			return id, fmt.Errorf("signing key %s is not the key of the log in %s (its verifier key, in %s, is %s): use the key this log was created with", id.keyPath, cfg.Data, id.vkeyPath, recordedKey)
+		}
+		id.key = sv
+	case errors.Is(statErr, os.ErrNotExist) && recordedKey != "":
+		return id, fmt.Errorf("signing key %s is missing but %s says this log exists; restore the key", id.keyPath, id.vkeyPath)
+	case errors.Is(statErr, os.ErrNotExist) && keyVKey != "":
+		return id, fmt.Errorf("signing key %s is missing but its verifier key %s is there; restore the key, or point --key at another one", id.keyPath, keyVKeyPath)
 	case errors.Is(statErr, os.ErrNotExist):
-		s, err := ledger.GenerateKeyFile(keyPath)
+	default:
+		return id, fmt.Errorf("reading signing key: %w", statErr)
+	}
+	return id, nil
+}
+
+// checkOrigins refuses an origin setting, a recorded origin and a key name
+// that disagree, and says how to fix it.
+func checkOrigins(cfg Config, recorded, keyOrigin, keyVKeyPath string) error {
+	type source struct{ what, name string }
+	var srcs []source
+	if cfg.Origin != "" {
+		srcs = append(srcs, source{"the origin setting (--origin, ACCESSLEDGER_ORIGIN or origin: in the config file) is", cfg.Origin})
+	}
+	if recorded != "" {
+		srcs = append(srcs, source{fmt.Sprintf("the log in %s was created with", cfg.Data), recorded})
+	}
+	if keyOrigin != "" {
+		srcs = append(srcs, source{fmt.Sprintf("the signing key %s was made for (%s)", firstNonEmpty(cfg.Key, filepath.Join(cfg.Data, keyFile)), keyVKeyPath), keyOrigin})
+	}
+	agree := true
+	for _, s := range srcs {
+		agree = agree && s.name == srcs[0].name
+	}
+	if agree {
+		return nil
+	}
+	var says []string
+	for _, s := range srcs {
+		says = append(says, fmt.Sprintf("%s %q", s.what, s.name))
+	}
+	fix := ""
+	switch {
+	case recorded != "" && keyOrigin != "" && keyOrigin != recorded:
+		fix = fmt.Sprintf("a log's origin is fixed when it is created: use the signing key this log was created with (for %q)", recorded)
+		if cfg.Origin != "" && cfg.Origin != recorded {
+			fix += ", and remove the origin setting"
+		}
+	case recorded != "":
+		fix = fmt.Sprintf("a log's origin is fixed when it is created: remove the origin setting, or set it to %q", recorded)
+	default:
+		fix = fmt.Sprintf("the origin is the signing key's name: remove the origin setting to use %q, or make a key for %q with \"accessledger keygen --origin %s --out FILE\" and pass --key FILE",
+			keyOrigin, cfg.Origin, cfg.Origin)
+	}
+	return fmt.Errorf("the log's origin is ambiguous: %s; %s", strings.Join(says, ", but "), fix)
+}
+
+// readVerifierKey reads a verifier key file; it returns "" if there is
+// none.
+func readVerifierKey(path string) (string, error) {
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading verifier key: %w", err)
+	}
+	return strings.TrimSpace(string(raw)), nil
+}
+
+// keyName returns the name (the origin) of a verifier key, "" for none.
+func keyName(vkey string) string {
+	name, _, _ := strings.Cut(vkey, "+")
+	return name
+}
+
+// openOrCreate opens the log in the data directory, or creates it (with a
+// new signing key, unless there is one) if there is none. Every step is
+// crash-safe: the key and the verifier key (which records the origin) are
+// written atomically before the log is created, and whether a log exists
+// is decided by the ledger itself (ErrNoLog), so a start killed at any
+// point can simply be run again.
+func openOrCreate(ctx context.Context, cfg Config, id identity, log *slog.Logger, reg prometheus.Registerer) (*ledger.Ledger, error) {
+	sv := id.key
+	if sv == nil {
+		s, err := ledger.GenerateKeyFile(id.keyPath)
 		if err != nil {
 			return nil, err
 		}
-		log.Info("generated signing key", "path", keyPath)
+		log.Info("generated signing key", "path", id.keyPath)
 		sv = s
-	default:
-		return nil, fmt.Errorf("reading signing key: %w", statErr)
 	}
-	signer, err := ledger.NewNoteSigner(origin, sv)
+	signer, err := ledger.NewNoteSigner(id.origin, sv)
 	if err != nil {
 		return nil, err
 	}
 	lc := ledger.Config{
-		Dir:                dir,
-		Origin:             origin,
+		Dir:                filepath.Join(cfg.Data, storageDir),
+		Origin:             id.origin,
 		Signer:             signer,
 		Logger:             log,
 		Registerer:         reg,
@@ -211,7 +332,7 @@ func openOrCreate(ctx context.Context, cfg Config, log *slog.Logger, reg prometh
 	if errors.Is(err, ledger.ErrNoLog) {
 		// Record the origin before the log exists, so that a crash right
 		// after creating it cannot leave a log whose origin is unknown.
-		if err := writeVerifierKey(vkeyPath, signer.VerifierKey()); err != nil {
+		if err := writeVerifierKey(id.vkeyPath, signer.VerifierKey()); err != nil {
 			return nil, err
 		}
 		l, err = ledger.Create(ctx, lc)
@@ -219,7 +340,7 @@ func openOrCreate(ctx context.Context, cfg Config, log *slog.Logger, reg prometh
 	if err != nil {
 		return nil, err
 	}
-	if err := writeVerifierKey(vkeyPath, signer.VerifierKey()); err != nil {
+	if err := writeVerifierKey(id.vkeyPath, signer.VerifierKey()); err != nil {
 		l.Close(ctx)
 		return nil, err
 	}
@@ -244,14 +365,19 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// keygen writes a new signing key and prints its verifier key.
+// keygen writes a new signing key and prints its verifier key. It records
+// the key's name next to it, as the verifier key in <out>.vkey, so that
+// serve --key <out> takes its origin from there.
 func keygen(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	origin := fs.String("origin", "", "log origin, which is the key name (required)")
-	out := fs.String("out", "log.key", "private key file to write (mode 0600); the public key goes to <out>.pub")
+	out := fs.String("out", "log.key", "private key file to write (mode 0600); the public key goes to <out>.pub, the verifier key (which records the origin) to <out>.vkey")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if *origin == "" {
 		return errors.New("--origin is required: the key name is the log's origin")
@@ -266,6 +392,9 @@ func keygen(args []string, stdout, stderr io.Writer) error {
 	signer, err := ledger.NewNoteSigner(*origin, sv)
 	if err != nil {
 		return err
+	}
+	if err := ledger.WriteFileAtomic(*out+".vkey", []byte(signer.VerifierKey()+"\n"), 0o644); err != nil {
+		return fmt.Errorf("writing verifier key: %w", err)
 	}
 	fmt.Fprintln(stdout, signer.VerifierKey())
 	return nil
@@ -290,13 +419,17 @@ func reloadKeysOnHUP(ctx context.Context, hup <-chan os.Signal, cfg Config, log 
 		case <-ctx.Done():
 			return
 		case <-hup:
-			keys, err := loadKeyring(cfg, log)
+			var kr *api.Keyring
+			keys, err := readKeys(cfg)
+			if err == nil {
+				kr, err = loadKeyring(cfg, keys, log)
+			}
 			if err != nil {
 				log.Error("reloading API keys failed; keeping the old ones", "err", err)
 				continue
 			}
-			srv.SetKeyring(keys)
-			log.Info("reloaded API keys", "count", keys.Len())
+			srv.SetKeyring(kr)
+			log.Info("reloaded API keys", "count", kr.Len())
 		}
 	}
 }
