@@ -6,6 +6,9 @@
 #     127.0.0.1 (a fresh data directory per phase, removed afterwards):
 #       batch   POST batches of 100 events, 16 clients   -> bench-out/http-batch.{txt,json}
 #       single  POST one event per request, 64 clients   -> bench-out/http-single.{txt,json}
+#       large   POST one ~64 KiB event per request, 64 clients, as fast as
+#               they can; the server's peak RSS must stay under 512 MiB
+#                                                         -> bench-out/http-large.{txt,json}
 #       fill    append 1,000,000 events in batches of 1000, then the server's
 #               peak RSS while holding them               -> bench-out/http-fill.{txt,json}, fill-mem.txt
 #       reopen  restart on the filled log (full verification) -> bench-out/reopen.txt
@@ -179,6 +182,7 @@ phase() {
 
 phase batch -mode batch -batch 100 -c 16 -duration "$HTTP_DURATION" -warmup "$HTTP_WARMUP"
 phase single -mode single -c 64 -duration "$HTTP_DURATION" -warmup "$HTTP_WARMUP"
+phase large -mode single -c 64 -pad 60000 -duration "$HTTP_DURATION"
 
 log "HTTP fill: $FILL_ENTRIES events in batches of 1000, 4 clients"
 FILL_DATA="$TMP/fill"
@@ -215,9 +219,10 @@ grep -E '^Benchmark' "$OUT/go-bench.txt" | awk '{
   for (i = 3; i <= NF; i++)
     if ($(i) == "events/s" || $(i) == "µs/proof" || $(i) == "cpu-µs/event" || $(i) == "ms/open") line = line "  " $(i-1) " " $(i)
   print line }'
-for name in batch single fill; do
+for name in batch single large fill; do
   echo "http $name: $(grep -E '^throughput:' "$OUT/http-$name.txt" | sed 's/^throughput: *//')"
   echo "           $(grep -E '^latency:' "$OUT/http-$name.txt" | sed 's/^latency: *//')"
+  echo "           $(grep -E '^server:' "$OUT/http-$name.txt" | sed 's/^server: *//')"
 done
 echo "fill: $(tr '\n' ' ' <"$OUT/fill-mem.txt")"
 echo "reopen: $(tr '\n' ' ' <"$OUT/reopen.txt")"
