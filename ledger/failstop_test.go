@@ -80,7 +80,9 @@ func TestFailStopAtEveryCommitStep(t *testing.T) {
 
 			fault = newArmedFault(tc.step)
 			failing := make(chan appendOutcome, 1)
-			failingEntries := testEntries("failing", 40)
+			// 250 incompressible entries of 400 bytes seal bundle 1 into
+			// a value of 100 KB: the commit has a value-log phase.
+			failingEntries := randomEntries(250, 400)
 			go func() {
 				res, err := l.Append(bg, failingEntries...)
 				failing <- appendOutcome{failingEntries, res, err}
@@ -133,6 +135,17 @@ func TestFailStopAtEveryCommitStep(t *testing.T) {
 				t.Errorf("Close() of a failed ledger = %v, want ErrFailed", err)
 			}
 
+			if tc.step == stepDuringWrite {
+				// The value-log phase left bundle 1 behind, beyond the
+				// size: Open must remove it.
+				editStore(t, cfg.Dir, func(txn *badger.Txn) error {
+					if _, err := txn.Get(rawBundleKey(1)); err != nil {
+						t.Errorf("bundle 1 after a failure between the phases: %v, want it stored", err)
+					}
+					return nil
+				})
+			}
+
 			// Restart: it opens cleanly (full verification), holds the
 			// acknowledged entries and at most the whole failed batch.
 			cfg.faultHook = nil
@@ -169,6 +182,19 @@ func TestFailStopAtEveryCommitStep(t *testing.T) {
 			}
 		})
 	}
+}
+
+// randomEntries returns n entries of size random (incompressible) bytes.
+func randomEntries(n, size int) []Entry {
+	r := rand.New(rand.NewPCG(uint64(n), uint64(size)))
+	e := make([]Entry, n)
+	for i := range e {
+		e[i].Data = make([]byte, size)
+		for j := range e[i].Data {
+			e[i].Data[j] = byte(r.Uint32())
+		}
+	}
+	return e
 }
 
 func testEntries(prefix string, n int) []Entry {

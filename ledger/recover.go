@@ -15,6 +15,9 @@ import (
 // checkpoint and prepares the sequencer to continue it. Unless QuickOpen is
 // set it re-hashes every stored entry and checks every stored tile.
 func (l *Ledger) recover(ctx context.Context) (uint64, []byte, error) {
+	if err := l.removeIncomplete(ctx); err != nil {
+		return 0, nil, err
+	}
 	var size uint64
 	var root []byte
 	s := newSequencer(l)
@@ -79,6 +82,55 @@ func (l *Ledger) recover(ctx context.Context) (uint64, []byte, error) {
 	s.size = size
 	l.seqState = s
 	return size, root, nil
+}
+
+// removeIncomplete deletes what the first (value-log) phase of a commit
+// that never completed left beyond the stored size (see sequencer.commit):
+// full bundles that are not full at that size, and chunks of entries at or
+// beyond it. Such records were never acknowledged or signed; nothing at or
+// below the size is touched. A missing or malformed size is left for
+// recover to report.
+func (l *Ledger) removeIncomplete(ctx context.Context) error {
+	var keys [][]byte
+	err := l.db.View(func(txn *badger.Txn) error {
+		v, err := get(txn, keySize)
+		if err != nil {
+			return nil
+		}
+		size, err := decodeUint64(v)
+		if err != nil {
+			return nil
+		}
+		beyond := func(prefix byte, from []byte) {
+			opts := badger.DefaultIteratorOptions
+			opts.PrefetchValues = false
+			opts.Prefix = []byte{prefix}
+			it := txn.NewIterator(opts)
+			defer it.Close()
+			for it.Seek(from); it.Valid(); it.Next() {
+				keys = append(keys, it.Item().KeyCopy(nil))
+			}
+		}
+		beyond(prefixBundle, bundleKey(size/TileWidth))
+		beyond(prefixChunk, chunkKey(size/TileWidth, int(size%TileWidth)))
+		return nil
+	})
+	if err != nil || len(keys) == 0 {
+		return err
+	}
+	err = l.db.Update(func(txn *badger.Txn) error {
+		for _, k := range keys {
+			if err := txn.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("removing records left beyond the tree size by an incomplete commit: %w", err)
+	}
+	l.log.WarnContext(ctx, "removed records left beyond the tree size by a commit that did not complete (never acknowledged)", "records", len(keys))
+	return nil
 }
 
 func rootMismatch(cp *Checkpoint, got []byte) error {

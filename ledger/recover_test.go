@@ -157,21 +157,12 @@ func TestOpenDetectsTampering(t *testing.T) {
 		{"EdgeBundleDeletedQuickOpen", deleteKey(rawChunkKey(2, 0)), true, ""},
 		{"TileDeleted", deleteKey(rawTileKey(0, 1)), false, ""},
 		{"TileDeletedQuickOpen", deleteKey(rawTileKey(1, 0)), true, ""},
-		{"BundleBeyondSize", func(txn *badger.Txn) error {
-			return txn.Set(rawBundleKey(3), encodeBundle(appendBundleEntry(nil, []byte("extra"))))
-		}, false, ""},
-		{"EdgeBundleSealedEarly", func(txn *badger.Txn) error {
-			return txn.Set(rawBundleKey(2), encodeBundle(appendBundleEntry(nil, []byte("extra"))))
-		}, false, ""},
-		{"ChunkBeyondSize", func(txn *badger.Txn) error {
-			return txn.Set(rawChunkKey(3, 0), appendBundleEntry(nil, []byte("extra")))
-		}, false, "stray chunk"},
+		{"ChunkWithinSizeAfterGap", func(txn *badger.Txn) error {
+			return txn.Set(rawChunkKey(2, 50), appendBundleEntry(nil, []byte("extra")))
+		}, true, "does not follow"},
 		{"ChunkOfFullBundleLeftOver", func(txn *badger.Txn) error {
 			return txn.Set(rawChunkKey(1, 0), appendBundleEntry(nil, []byte("extra")))
 		}, false, "stray chunk"},
-		{"ChunkAfterGap", func(txn *badger.Txn) error {
-			return txn.Set(rawChunkKey(2, 100), appendBundleEntry(nil, []byte("extra")))
-		}, true, "does not follow"},
 		{"EntryAddedToEdgeBundle", rewrite(rawChunkKey(2, 0), func(b []byte) []byte {
 			return appendBundleEntry(b, []byte("extra"))
 		}), false, ""},
@@ -454,5 +445,50 @@ func TestOpenDetectsTamperedRecords(t *testing.T) {
 			}
 			l.Close(bg)
 		})
+	}
+}
+
+// TestOpenRemovesLeftoversBeyondSize checks that Open removes what the
+// value-log phase of a commit that never completed may leave beyond the
+// stored size (full bundles not full at that size, chunks at or beyond
+// it), and that the log is then intact: such records were never
+// acknowledged or signed.
+func TestOpenRemovesLeftoversBeyondSize(t *testing.T) {
+	leftovers := map[string][]byte{
+		"BundleBeyondSize":      rawBundleKey(3),
+		"EdgeBundleSealedEarly": rawBundleKey(2),
+		"ChunkOfNextBundle":     rawChunkKey(3, 0),
+		"ChunkAtSize":           rawChunkKey(2, tamperLogSize%TileWidth),
+		"ChunkAfterGap":         rawChunkKey(2, 100),
+	}
+	template := newClosedLog(t)
+	for name, key := range leftovers {
+		for _, quick := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/QuickOpen=%v", name, quick), func(t *testing.T) {
+				cfg := template
+				cfg.Dir = filepath.Join(t.TempDir(), "log")
+				copyDir(t, template.Dir, cfg.Dir)
+				editStore(t, cfg.Dir, func(txn *badger.Txn) error {
+					return txn.Set(key, encodeBundle(appendBundleEntry(nil, bytes.Repeat([]byte("x"), 9000))))
+				})
+				cfg.QuickOpen = quick
+				l := openTestLedger(t, cfg)
+				if size, _ := l.Size(); size != tamperLogSize {
+					t.Errorf("Size() = %d, want %d", size, tamperLogSize)
+				}
+				res := appendData(t, l, []byte("next"))
+				if res[0].Index != tamperLogSize {
+					t.Errorf("Append() after the clean-up got index %d, want %d", res[0].Index, tamperLogSize)
+				}
+				closeLedger(t, l)
+				cfg.QuickOpen = false
+				l = openTestLedger(t, cfg)
+				for i := range uint64(tamperLogSize) {
+					if data, _, err := l.Entry(bg, i); err != nil || !bytes.Equal(data, entryData(int(i))) {
+						t.Fatalf("Entry(%d) = %q, %v; want %q", i, data, err, entryData(int(i)))
+					}
+				}
+			})
+		}
 	}
 }

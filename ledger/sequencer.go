@@ -23,9 +23,20 @@ type sequencer struct {
 	// bundle is the rightmost, incomplete entry bundle.
 	bundle *bundleWriter
 
-	txn *badger.Txn // the transaction of the batch being built
-	err error       // first error of the batch being built
+	rtxn   *badger.Txn // read transaction of the batch being built (dedup lookups)
+	writes []write     // writes of the batch being built, in order
+	err    error       // first error of the batch being built
 }
+
+// write is one Set (or Delete) of a batch.
+type write struct {
+	key, value []byte
+	del        bool
+}
+
+// toValueLog reports whether Badger stores the value of w in its value
+// log rather than in its LSM tree (and write-ahead log).
+func (w write) toValueLog() bool { return !w.del && len(w.value) >= valueThreshold }
 
 var rangeFactory = &compact.RangeFactory{Hash: hasher.HashChildren}
 
@@ -175,25 +186,39 @@ func (s *sequencer) take() []*request {
 type commitStep int
 
 const (
-	stepBeforeWrite commitStep = iota // nothing written to the transaction yet
-	stepDuringWrite                   // entries written, tiles and size not yet
-	stepAtSync                        // Badger committed and synced; report it failed
+	stepBeforeWrite commitStep = iota // nothing written yet
+	stepDuringWrite                   // the value-log phase committed, the rest not
+	stepAtSync                        // both phases committed and synced; report it failed
 	stepAfterSync                     // durable, not yet published or acknowledged
 )
 
-// commit sequences a batch, writes it in one synced transaction and then
-// answers its callers. It reports false if the commit failed: then the
-// in-memory tree is ahead of storage, and the ledger fails stop (see
-// Append): every caller of this batch, everything queued and every later
-// Append get ErrFailed, and no checkpoint is signed again.
+// commit sequences a batch, writes it and then answers its callers. It
+// reports false if the commit failed: then the in-memory tree is ahead of
+// storage, and the ledger fails stop (see Append): every caller of this
+// batch, everything queued and every later Append get ErrFailed, and no
+// checkpoint is signed again.
+//
+// A batch is written in two synced Badger transactions. The first holds
+// only the values Badger puts in its value log (full entry bundles, chunks
+// of large entries), all under new keys beyond the durable size; the
+// second holds everything else, the new size included. Badger writes a
+// transaction's value-log part before its write-ahead log and only logs a
+// failed value-log sync, so a single transaction could end up durable in
+// its write-ahead log but pointing at value-log data a power cut lost: a
+// log that no longer opens. Split this way, the size never covers a value
+// whose sync failed (the ledger stops first), and what the first phase
+// leaves behind a crash is beyond the size, where Open removes it
+// (removeIncomplete).
 func (s *sequencer) commit(batch []*request) bool {
 	l := s.l
 	start := time.Now()
-	s.txn = l.db.NewTransaction(true)
+	s.rtxn = l.db.NewTransaction(false)
+	s.writes = s.writes[:0]
 	s.err = l.cfg.fault(stepBeforeWrite)
 	defer func() {
-		s.txn.Discard()
-		s.txn = nil
+		s.rtxn.Discard()
+		s.rtxn = nil
+		clear(s.writes)
 	}()
 
 	oldSize := s.size
@@ -202,9 +227,6 @@ func (s *sequencer) commit(batch []*request) bool {
 		s.appendRequest(r, seen)
 	}
 	added := s.size - oldSize
-	if s.err == nil {
-		s.err = l.cfg.fault(stepDuringWrite)
-	}
 	if added > 0 {
 		s.bundle.flushChunks(s.set)
 		for level, t := range s.tiles {
@@ -220,13 +242,13 @@ func (s *sequencer) commit(batch []*request) bool {
 	if s.err == nil && added > 0 {
 		root, s.err = rootOf(s.rng)
 		if s.err == nil {
-			s.err = s.txn.Commit()
+			s.err = l.writeBatch(s.writes, true)
 		}
 		if s.err == nil {
-			// Badger logs, and does not return, some storage errors
-			// (a failed value-log sync among them): after one, no
-			// commit counts as durable.
-			s.err = l.fault.get()
+			s.err = l.cfg.fault(stepDuringWrite)
+		}
+		if s.err == nil {
+			s.err = l.writeBatch(s.writes, false)
 		}
 		if s.err == nil {
 			s.err = l.cfg.fault(stepAtSync)
@@ -259,6 +281,39 @@ func (s *sequencer) commit(batch []*request) bool {
 		close(r.done)
 	}
 	return true
+}
+
+// writeBatch commits, in one synced transaction, the writes of a batch
+// that go to Badger's value log (valueLog true) or the others, if there
+// are any. An error Badger only logged fails it too.
+func (l *Ledger) writeBatch(writes []write, valueLog bool) error {
+	txn := l.db.NewTransaction(true)
+	defer txn.Discard()
+	n := 0
+	for _, w := range writes {
+		if w.toValueLog() != valueLog {
+			continue
+		}
+		var err error
+		if w.del {
+			err = txn.Delete(w.key)
+		} else {
+			err = txn.Set(w.key, w.value)
+		}
+		if err != nil {
+			return err
+		}
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	if err := txn.Commit(); err != nil {
+		return err
+	}
+	// Badger logs, and does not return, some storage errors (a failed
+	// value-log sync among them): after one, no commit counts as durable.
+	return l.fault.get()
 }
 
 // appendRequest sequences the entries of one Append call into the current
@@ -342,7 +397,7 @@ func (s *sequencer) appendEntry(e *Entry, seen map[string]dedupRecord) Result {
 }
 
 func (s *sequencer) lookupDedup(key []byte) (dedupRecord, bool) {
-	item, err := s.txn.Get(dedupKey(key))
+	item, err := s.rtxn.Get(dedupKey(key))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return dedupRecord{}, false
 	}
@@ -391,19 +446,9 @@ func (s *sequencer) visit(id compact.NodeID, hash []byte) {
 }
 
 func (s *sequencer) del(key []byte) {
-	if s.err != nil {
-		return
-	}
-	if err := s.txn.Delete(key); err != nil {
-		s.err = err
-	}
+	s.writes = append(s.writes, write{key: key, del: true})
 }
 
 func (s *sequencer) set(key, value []byte) {
-	if s.err != nil {
-		return
-	}
-	if err := s.txn.Set(key, value); err != nil {
-		s.err = err
-	}
+	s.writes = append(s.writes, write{key: key, value: value})
 }

@@ -53,11 +53,14 @@ func readMeta(db *badger.DB) (logMeta, error) {
 }
 
 // valueThreshold splits what Badger stores in its LSM tree from what goes
-// to its value log: partial tiles and edge-bundle chunks (rewritten or
-// deleted soon) stay in the LSM tree, where superseded versions vanish in
-// compaction; full tiles and compressed full bundles (immutable, written
-// once) go to the value log, so compactions never copy them.
-const valueThreshold = 8 << 10
+// to its value log: tiles (full ones are exactly 8 KiB, partial ones
+// smaller) and chunks of small entries (deleted soon) stay in the LSM
+// tree, where superseded versions vanish in compaction; compressed full
+// bundles and chunks of large entries (written once, never rewritten) go
+// to the value log, so compactions never copy them. Full tiles stay in the
+// LSM tree because a full tile replaces the partial tile under the same
+// key: only new keys may go to the value log (see sequencer.commit).
+const valueThreshold = 8<<10 + 1
 
 // badgerOptions are tuned for an append-only log on a small machine: every
 // commit is synced; Badger does not compress (full bundles already are);
