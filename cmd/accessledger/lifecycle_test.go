@@ -548,3 +548,26 @@ func TestCrashDuringFirstStart(t *testing.T) {
 		s.kill()
 	}
 }
+
+// TestLostStorageRefusesToStart checks that serve never replaces a log
+// whose storage vanished with a new, empty one under the same key and
+// origin (which would rewrite history unseen): with the storage directory
+// emptied, it refuses to start and says how to recover.
+func TestLostStorageRefusesToStart(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, dir)
+	s.mustPost(testEvent("", 1), testEvent("", 2))
+	if code := s.terminate(10 * time.Second); code != 0 {
+		t.Fatalf("SIGTERM: exit code %d, want 0", code)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "badger")); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCLI(t, nil, "serve", "--data", dir, "--listen", freeAddr(t))
+	if code != 1 || !strings.Contains(stderr, "holds no log") || !strings.Contains(stderr, "log.created") {
+		t.Errorf("serve on a data directory whose storage was removed = exit %d, stderr %q; want 1 and a message naming log.created", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "badger", "MANIFEST")); err == nil {
+		t.Errorf("serve created a new log over the lost one")
+	}
+}

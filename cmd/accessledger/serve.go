@@ -33,6 +33,9 @@ const (
 	storageDir = "badger"
 	keyFile    = "log.key"
 	vkeyFile   = "log.vkey"
+	// createdFile records that a log was created in the data directory,
+	// so that storage that later holds no log is refused, not replaced.
+	createdFile = "log.created"
 )
 
 // serve runs the service until ctx ends, then shuts down gracefully: stop
@@ -328,8 +331,17 @@ func openOrCreate(ctx context.Context, cfg Config, id identity, log *slog.Logger
 		// writes by running the server with syncing off.
 		UnsafeNoSyncForTesting: os.Getenv("ACCESSLEDGER_UNSAFE_NO_SYNC_FOR_TESTING") == "1",
 	}
+	createdPath := filepath.Join(cfg.Data, createdFile)
 	l, err := ledger.Open(ctx, lc)
 	if errors.Is(err, ledger.ErrNoLog) {
+		if created, rerr := os.ReadFile(createdPath); rerr == nil {
+			// A new, empty log under the same key and origin would
+			// rewrite history unseen: refuse.
+			return nil, fmt.Errorf("%s records that a log was created here (%s), but %s holds no log: its storage was lost or replaced. "+
+				"Refusing to start a new, empty log under the same key and origin, which would hide the loss from everyone who saw its checkpoints. "+
+				"Restore %s from a backup; to start a new log on purpose, remove %s and use a new origin",
+				createdPath, strings.TrimSpace(string(created)), lc.Dir, lc.Dir, createdPath)
+		}
 		// Record the origin before the log exists, so that a crash right
 		// after creating it cannot leave a log whose origin is unknown.
 		if err := writeVerifierKey(id.vkeyPath, signer.VerifierKey()); err != nil {
@@ -343,6 +355,14 @@ func openOrCreate(ctx context.Context, cfg Config, id identity, log *slog.Logger
 	if err := writeVerifierKey(id.vkeyPath, signer.VerifierKey()); err != nil {
 		l.Close(ctx)
 		return nil, err
+	}
+	if _, err := os.Stat(createdPath); errors.Is(err, os.ErrNotExist) {
+		// From now on a missing log is an error, not a first start.
+		record := fmt.Sprintf("origin %s, recorded %s\n", l.Origin(), time.Now().UTC().Format(time.RFC3339))
+		if err := ledger.WriteFileAtomic(createdPath, []byte(record), 0o644); err != nil {
+			l.Close(ctx)
+			return nil, fmt.Errorf("recording that the log exists: %w", err)
+		}
 	}
 	return l, nil
 }
