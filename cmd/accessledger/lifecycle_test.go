@@ -567,7 +567,8 @@ func TestLostStorageRefusesToStart(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "holds no log") || !strings.Contains(stderr, "log.created") {
 		t.Errorf("serve on a data directory whose storage was removed = exit %d, stderr %q; want 1 and a message naming log.created", code, stderr)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "badger", "MANIFEST")); err == nil {
-		t.Errorf("serve created a new log over the lost one")
+	// And it did not create a new log on the way: it refuses again.
+	if code, _, stderr := runCLI(t, nil, "serve", "--data", dir, "--listen", freeAddr(t)); code != 1 || !strings.Contains(stderr, "holds no log") {
+		t.Errorf("second serve on the lost storage = exit %d, stderr %q; want it refused again", code, stderr)
 	}
 }
