@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/accessledger/accessledger/api"
+	"github.com/accessledger/accessledger/ledger"
 )
 
 // Config is the serve command's configuration. Precedence, lowest first:
@@ -39,7 +40,12 @@ type Config struct {
 	MaxBatchSize       int           `yaml:"max_batch_size"`
 	MaxBatchAge        time.Duration `yaml:"max_batch_age"`
 	QueueSize          int           `yaml:"queue_size"`
-	MaxBodyBytes       int64         `yaml:"max_body_bytes"`
+	// QueueBytes bounds the memory held by events waiting to be
+	// committed; beyond it appends get 503 with Retry-After.
+	QueueBytes int64 `yaml:"queue_bytes"`
+	// SignTimeout bounds one checkpoint signature.
+	SignTimeout  time.Duration `yaml:"sign_timeout"`
+	MaxBodyBytes int64         `yaml:"max_body_bytes"`
 	// MaxInflightBodyBytes bounds the bytes of all request bodies being
 	// read or held at once; a request that cannot get its share within a
 	// second is answered 503 with Retry-After.
@@ -75,6 +81,8 @@ func defaultConfig() Config {
 		CheckpointInterval:   time.Second,
 		MaxBatchSize:         4096,
 		QueueSize:            65536,
+		QueueBytes:           64 << 20,
+		SignTimeout:          10 * time.Second,
 		MaxBodyBytes:         8 << 20,
 		MaxInflightBodyBytes: api.DefaultMaxInflightBodyBytes,
 		GCSchedule:           "@every 10m",
@@ -102,6 +110,8 @@ func (c *Config) fields() []configField {
 		{"max-batch-size", "entries per storage transaction", &c.MaxBatchSize},
 		{"max-batch-age", "how long a batch may wait to fill", &c.MaxBatchAge},
 		{"queue-size", "append queue bound, in entries", &c.QueueSize},
+		{"queue-bytes", "append queue bound, in bytes of events held", &c.QueueBytes},
+		{"sign-timeout", "longest wait for one checkpoint signature", &c.SignTimeout},
 		{"max-body-bytes", "request body limit, in bytes", &c.MaxBodyBytes},
 		{"max-inflight-body-bytes", "bound on the bytes of all request bodies read at once", &c.MaxInflightBodyBytes},
 		{"api-keys-file", "API keys file (default <data>/api_keys.yaml)", &c.APIKeysFile},
@@ -239,6 +249,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("max_batch_size %d outside 1..65536", c.MaxBatchSize)
 	case c.QueueSize < c.MaxBatchSize:
 		return fmt.Errorf("queue_size %d is below max_batch_size %d", c.QueueSize, c.MaxBatchSize)
+	case c.QueueBytes < 2*ledger.MaxCallBytes:
+		return fmt.Errorf("queue_bytes %d is below %d: twice the largest request's events must fit", c.QueueBytes, 2*ledger.MaxCallBytes)
+	case c.SignTimeout < 100*time.Millisecond || c.SignTimeout > 5*time.Minute:
+		return fmt.Errorf("sign_timeout %s outside 100ms..5m", c.SignTimeout)
 	case c.MaxBatchAge < 0 || c.MaxBatchAge > time.Second:
 		return fmt.Errorf("max_batch_age %s outside 0..1s", c.MaxBatchAge)
 	case c.MaxBodyBytes < 1024:

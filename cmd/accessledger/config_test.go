@@ -139,6 +139,9 @@ func TestLoadConfigErrors(t *testing.T) {
 		{name: "file gc_schedule", yaml: "gc_schedule: sometimes\n", want: "gc_schedule"},
 		{name: "file trusted proxy", yaml: "trusted_proxies: [proxy.example.com]\n", want: "trusted_proxies"},
 		{name: "flag listen without port", args: []string{"--listen", "localhost"}, want: "listen"},
+		{name: "file queue_bytes too small", yaml: "queue_bytes: 1048576\n", want: "queue_bytes"},
+		{name: "flag sign_timeout too short", args: []string{"--sign-timeout", "1ms"}, want: "sign_timeout"},
+		{name: "env queue_bytes unparsable", env: []string{"ACCESSLEDGER_QUEUE_BYTES=lots"}, want: "ACCESSLEDGER_QUEUE_BYTES"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := tc.args

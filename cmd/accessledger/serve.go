@@ -323,6 +323,8 @@ func openOrCreate(ctx context.Context, cfg Config, id identity, log *slog.Logger
 		Logger:             log,
 		Registerer:         reg,
 		QueueSize:          cfg.QueueSize,
+		QueueBytes:         cfg.QueueBytes,
+		SignTimeout:        cfg.SignTimeout,
 		MaxBatchSize:       cfg.MaxBatchSize,
 		MaxBatchAge:        cfg.MaxBatchAge,
 		CheckpointInterval: cfg.CheckpointInterval,
