@@ -544,8 +544,11 @@ func (l *Ledger) Append(ctx context.Context, entries ...Entry) ([]Result, error)
 		return nil, fmt.Errorf("%d bytes of entries in one call, limit %d: %w", total, MaxCallBytes, ErrTooLarge)
 	}
 	cost, dataBytes := requestCost(entries)
+	// The request lands at most after everything now durable or queued
+	// (bounded by QueueSize): a bound on the tree size its batch extends.
+	size, _ := l.Size()
 	alone := cost
-	alone.add(batchOverhead(int64(len(entries)), dataBytes))
+	alone.add(batchOverhead(int64(len(entries)), dataBytes, size+uint64(l.cfg.QueueSize)))
 	if !alone.fits(l.txnLimit) {
 		return nil, fmt.Errorf("%d entries of %d bytes need more than one storage transaction holds (%d bytes, %d writes): %w",
 			len(entries), total, l.txnLimit.bytes, l.txnLimit.count, ErrTooLarge)

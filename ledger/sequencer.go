@@ -163,7 +163,7 @@ func (s *sequencer) take() []*request {
 		d := dataBytes + r.dataBytes
 		if n > 0 {
 			with := c
-			with.add(batchOverhead(int64(entries+len(r.entries)), d))
+			with.add(batchOverhead(int64(entries+len(r.entries)), d, s.size))
 			if entries+len(r.entries) > l.cfg.MaxBatchSize || !with.fits(l.txnLimit) {
 				break
 			}

@@ -67,24 +67,29 @@ func entryCost(e *Entry) txnCost {
 	return c
 }
 
-// batchOverhead bounds what a batch of n entries holding dataBytes bytes
-// writes besides the entries' own records: the chunks of the edge bundle
-// (at most one per maxChunkBytes, plus the last), every bundle it seals
-// (a stored bundle is charged as if just below the value threshold, its
-// worst case) and the deletion of the chunks of the first one (at most
-// 255, the only bundle that can have chunks from earlier commits), the full
-// and partial tiles of every level, the size record and the transaction's
-// commit marker.
-func batchOverhead(n, dataBytes int64) txnCost {
+// batchOverhead bounds what a batch of n entries holding dataBytes bytes,
+// appended to a tree of at most size entries, writes besides the entries'
+// own records: the chunks of the edge bundle (at most one per
+// maxChunkBytes, plus the last), every bundle it seals (a stored bundle is
+// charged as if just below the value threshold, its worst case) and the
+// deletion of the chunks of the first one (at most 255, the only bundle
+// that can have chunks from earlier commits), the full and partial tiles
+// of every level the tree reaches, the size record and the transaction's
+// commit marker. It grows with size, so a bound on the size gives a bound
+// on the overhead.
+func batchOverhead(n, dataBytes int64, size uint64) txnCost {
 	var c txnCost
 	chunks := dataBytes/maxChunkBytes + 2
 	c.add(txnCost{bytes: chunks * writeCost(chunkKeyLen, 0).bytes, count: chunks})
-	bundles := n/TileWidth + 2
+	bundles := n/TileWidth + 1
 	c.add(txnCost{bytes: bundles * writeCost(bundleKeyLen, valueThreshold-1).bytes, count: bundles})
 	c.add(txnCost{bytes: (TileWidth - 1) * writeCost(chunkKeyLen, 0).bytes, count: TileWidth - 1})
-	fullTiles := n/TileWidth + maxTileLevels + 1
-	c.add(txnCost{bytes: fullTiles * writeCost(tileKeyLen, TileWidth*hashSize).bytes, count: fullTiles})
-	c.add(txnCost{bytes: maxTileLevels * writeCost(tileKeyLen, valueThreshold-1).bytes, count: maxTileLevels})
+	end := size + uint64(n)
+	for level := 0; level < maxTileLevels && end>>(uint(level)*TileHeight) > 0; level++ {
+		full := (n>>(uint(level)*TileHeight))/TileWidth + 1
+		c.add(txnCost{bytes: full * writeCost(tileKeyLen, TileWidth*hashSize).bytes, count: full})
+		c.add(writeCost(tileKeyLen, TileWidth*hashSize-1)) // the partial tile
+	}
 	c.add(writeCost(len(keySize), 8))
 	c.add(txnCost{bytes: 64, count: 1}) // commit marker
 	return c
