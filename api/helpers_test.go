@@ -20,7 +20,6 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sigstore/sigstore/pkg/signature"
-	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/accessledger/accessledger/api"
 	"github.com/accessledger/accessledger/ledger"
@@ -479,60 +478,6 @@ func events(t testing.TB, first, n int) [][]byte {
 	out := make([][]byte, n)
 	for i := range out {
 		out[i] = eventJSON(t, first+i)
-	}
-	return out
-}
-
-// refTree is an independent model of the log built with
-// golang.org/x/mod/sumdb/tlog: roots, tiles and leaf hashes expected from
-// the server are computed here, never by the ledger.
-type refTree struct {
-	data   [][]byte
-	stored []tlog.Hash
-}
-
-func (r *refTree) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(indexes))
-	for i, x := range indexes {
-		if x < 0 || x >= int64(len(r.stored)) {
-			return nil, fmt.Errorf("refTree: no stored hash %d", x)
-		}
-		out[i] = r.stored[x]
-	}
-	return out, nil
-}
-
-func (r *refTree) add(t testing.TB, data ...[]byte) {
-	t.Helper()
-	for _, d := range data {
-		hashes, err := tlog.StoredHashes(int64(len(r.data)), d, r)
-		if err != nil {
-			t.Fatalf("tlog.StoredHashes(%d) = %v", len(r.data), err)
-		}
-		r.stored = append(r.stored, hashes...)
-		r.data = append(r.data, d)
-	}
-}
-
-// root returns the root of the first n entries per tlog.
-func (r *refTree) root(t testing.TB, n uint64) tlog.Hash {
-	t.Helper()
-	h, err := tlog.TreeHash(int64(n), r)
-	if err != nil {
-		t.Fatalf("tlog.TreeHash(%d) = %v", n, err)
-	}
-	return h
-}
-
-// toTlog converts proof hashes, failing on a hash of the wrong size.
-func toTlog(t testing.TB, p [][]byte) []tlog.Hash {
-	t.Helper()
-	out := make([]tlog.Hash, len(p))
-	for i, h := range p {
-		if len(h) != tlog.HashSize {
-			t.Fatalf("proof hash %d has %d bytes, want %d", i, len(h), tlog.HashSize)
-		}
-		copy(out[i][:], h)
 	}
 	return out
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/accessledger/accessledger/internal/reftree"
+
 	"github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -267,7 +269,7 @@ func TestProofsVerifyIndependently(t *testing.T) {
 	}
 
 	// Rebuild the tree here from the entry bundles.
-	ref := &refTree{}
+	ref := &reftree.Tree{}
 	for n := uint64(0); n*256 < latest; n++ {
 		path := fmt.Sprintf("/tile/entries/%03d", n)
 		if w := latest - n*256; w < 256 {
@@ -281,12 +283,12 @@ func TestProofsVerifyIndependently(t *testing.T) {
 		if err := eb.UnmarshalText(r.body); err != nil {
 			t.Fatalf("EntryBundle.UnmarshalText(%s) = %v", path, err)
 		}
-		ref.add(t, eb.Entries...)
+		ref.Add(t, eb.Entries...)
 	}
-	if uint64(len(ref.data)) != latest {
-		t.Fatalf("entry bundles hold %d entries, want %d", len(ref.data), latest)
+	if uint64(len(ref.Data)) != latest {
+		t.Fatalf("entry bundles hold %d entries, want %d", len(ref.Data), latest)
 	}
-	if want := ref.root(t, latest); cpRoot != want {
+	if want := ref.Root(t, latest); cpRoot != want {
 		t.Fatalf("/checkpoint root = %x, want %x (tlog root of the served entries)", cpRoot, want)
 	}
 
@@ -299,7 +301,7 @@ func TestProofsVerifyIndependently(t *testing.T) {
 			t.Fatalf("GET %s = %v, want 200", path, r)
 		}
 		gotSize, root := openCheckpoint(t, path, r.body, info.Origin, v)
-		if want := ref.root(t, s); gotSize != s || root != want {
+		if want := ref.Root(t, s); gotSize != s || root != want {
 			t.Errorf("GET %s = size %d root %x, want size %d root %x", path, gotSize, root, s, want)
 		}
 		roots[s] = root
@@ -312,7 +314,7 @@ func TestProofsVerifyIndependently(t *testing.T) {
 			if i >= s {
 				continue
 			}
-			leaf := tlog.RecordHash(ref.data[i])
+			leaf := tlog.RecordHash(ref.Data[i])
 			byIndex := fmt.Sprintf("/v1/proofs/inclusion?index=%d&size=%d", i, s)
 			byHash := fmt.Sprintf("/v1/proofs/inclusion?leaf_hash=%s&size=%d", base64.RawURLEncoding.EncodeToString(leaf[:]), s)
 			byStdHash := fmt.Sprintf("/v1/proofs/inclusion?leaf_hash=%s&size=%d", url.QueryEscape(b64(leaf[:])), s)
@@ -332,7 +334,7 @@ func TestProofsVerifyIndependently(t *testing.T) {
 					t.Errorf("GET %s = index %d size %d, want %d %d", path, a.Index, a.Size, i, s)
 				}
 				p := decodeHashes(t, a.Hashes)
-				if err := tlog.CheckRecord(toTlog(t, p), int64(s), root, int64(i), leaf); err != nil {
+				if err := tlog.CheckRecord(reftree.ToTlog(t, p), int64(s), root, int64(i), leaf); err != nil {
 					t.Errorf("tlog.CheckRecord(GET %s) = %v", path, err)
 				}
 				if err := proof.VerifyInclusion(hasher, i, s, leaf[:], p, root[:]); err != nil {
@@ -365,7 +367,7 @@ func TestProofsVerifyIndependently(t *testing.T) {
 					t.Errorf("GET %s = from %d to %d, want %d %d", path, c.From, c.To, a, b)
 				}
 				p := decodeHashes(t, c.Hashes)
-				if err := tlog.CheckTree(toTlog(t, p), int64(b), roots[b], int64(a), roots[a]); err != nil {
+				if err := tlog.CheckTree(reftree.ToTlog(t, p), int64(b), roots[b], int64(a), roots[a]); err != nil {
 					t.Errorf("tlog.CheckTree(GET %s) = %v", path, err)
 				}
 				ra, rb := roots[a], roots[b]
@@ -378,7 +380,7 @@ func TestProofsVerifyIndependently(t *testing.T) {
 
 	// The verifiers above can fail: a proof with any one hash corrupted,
 	// or checked for another index, is rejected.
-	leaf := tlog.RecordHash(ref.data[299])
+	leaf := tlog.RecordHash(ref.Data[299])
 	var inc inclusionAnswer
 	decodeStrict(t, "inclusion", ts.get(t, "/v1/proofs/inclusion?index=299", key).body, &inc)
 	incProof := decodeHashes(t, inc.Hashes)
@@ -394,11 +396,11 @@ func TestProofsVerifyIndependently(t *testing.T) {
 		check func([][]byte) (error, error)
 	}{
 		{"inclusion", incProof, func(p [][]byte) (error, error) {
-			return tlog.CheckRecord(toTlog(t, p), latest, cpRoot, 299, leaf), proof.VerifyInclusion(hasher, 299, latest, leaf[:], p, cpRoot[:])
+			return tlog.CheckRecord(reftree.ToTlog(t, p), latest, cpRoot, 299, leaf), proof.VerifyInclusion(hasher, 299, latest, leaf[:], p, cpRoot[:])
 		}},
 		{"consistency", conProof, func(p [][]byte) (error, error) {
 			r257 := roots[257]
-			return tlog.CheckTree(toTlog(t, p), latest, cpRoot, 257, r257), proof.VerifyConsistency(hasher, 257, latest, p, r257[:], cpRoot[:])
+			return tlog.CheckTree(reftree.ToTlog(t, p), latest, cpRoot, 257, r257), proof.VerifyConsistency(hasher, 257, latest, p, r257[:], cpRoot[:])
 		}},
 	} {
 		for i := range tc.p {

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/accessledger/accessledger/internal/reftree"
+
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/client"
@@ -36,9 +38,9 @@ func tilesEntry(i int) []byte {
 // newTilesLog appends tilesLogSize entries directly to the ledger (the
 // HTTP write path is tested elsewhere), signing checkpoints at a few
 // sizes, and returns the reference tree of the same entries.
-func newTilesLog(t *testing.T, ts *testServer) *refTree {
+func newTilesLog(t *testing.T, ts *testServer) *reftree.Tree {
 	t.Helper()
-	ref := &refTree{}
+	ref := &reftree.Tree{}
 	signAt := []int{773, 65_536, tilesLogSize}
 	for n := 0; n < tilesLogSize; {
 		k := min(1000, tilesLogSize-n)
@@ -48,7 +50,7 @@ func newTilesLog(t *testing.T, ts *testServer) *refTree {
 		entries := make([]ledger.Entry, k)
 		for i := range entries {
 			entries[i].Data = tilesEntry(n + i)
-			ref.add(t, entries[i].Data)
+			ref.Add(t, entries[i].Data)
 		}
 		if _, err := ts.l.Append(bg, entries...); err != nil {
 			t.Fatalf("Append(%d entries) = %v", k, err)
@@ -111,7 +113,7 @@ func TestTilesClient(t *testing.T) {
 			if err != nil {
 				t.Fatalf("client.FetchCheckpoint() = %v", err)
 			}
-			want := ref.root(t, tilesLogSize)
+			want := ref.Root(t, tilesLogSize)
 			if cp.Size != tilesLogSize || !bytes.Equal(cp.Hash, want[:]) {
 				t.Fatalf("client.FetchCheckpoint() = size %d root %x, want %d %x", cp.Size, cp.Hash, tilesLogSize, want)
 			}
@@ -132,7 +134,7 @@ func TestTilesClient(t *testing.T) {
 				if !slices.EqualFunc(got, want, bytes.Equal) {
 					t.Errorf("ProofBuilder.InclusionProof(%d) = %x, want %x (the JSON API's)", i, got, want)
 				}
-				leaf := tlog.RecordHash(ref.data[i])
+				leaf := tlog.RecordHash(ref.Data[i])
 				if err := proof.VerifyInclusion(rfc6962.DefaultHasher, i, cp.Size, leaf[:], got, cp.Hash); err != nil {
 					t.Errorf("proof.VerifyInclusion(%d, %d) = %v", i, cp.Size, err)
 				}
@@ -150,7 +152,7 @@ func TestTilesClient(t *testing.T) {
 					if !slices.EqualFunc(got, want, bytes.Equal) {
 						t.Errorf("ProofBuilder.ConsistencyProof(%d, %d) = %x, want %x (the JSON API's)", m, n, got, want)
 					}
-					rm, rn := ref.root(t, m), ref.root(t, n)
+					rm, rn := ref.Root(t, m), ref.Root(t, n)
 					if err := proof.VerifyConsistency(rfc6962.DefaultHasher, m, n, got, rm[:], rn[:]); err != nil {
 						t.Errorf("proof.VerifyConsistency(%d, %d) = %v", m, n, err)
 					}
@@ -177,7 +179,7 @@ func TestTilesClient(t *testing.T) {
 				}
 				for j, e := range eb.Entries {
 					i := int(n)*256 + j
-					if got, want := leafHash(e), ref.leafHash(i); got != want {
+					if got, want := leafHash(e), ref.LeafHash(uint64(i)); got != want {
 						t.Fatalf("bundle %d entry %d leaf hash = %x, want %x", n, j, got, want)
 					}
 				}
@@ -186,8 +188,6 @@ func TestTilesClient(t *testing.T) {
 	}
 	t.Run("paths", func(t *testing.T) { checkTilePaths(t, ts, ref) })
 }
-
-func (r *refTree) leafHash(i int) [32]byte { return tlog.RecordHash(r.data[i]) }
 
 func jsonInclusion(t *testing.T, ts *testServer, index, size uint64) [][]byte {
 	t.Helper()
@@ -218,7 +218,7 @@ func jsonConsistency(t *testing.T, ts *testServer, from, to uint64) [][]byte {
 // golang.org/x/mod/sumdb/tlog, and checks that non-canonical and
 // out-of-range paths are 404. It runs on the log of TestTilesClient, which
 // is costly to build.
-func checkTilePaths(t *testing.T, ts *testServer, ref *refTree) {
+func checkTilePaths(t *testing.T, ts *testServer, ref *reftree.Tree) {
 	ctx := context.Background()
 
 	for _, tc := range []struct {
@@ -270,7 +270,7 @@ func checkTilePaths(t *testing.T, ts *testServer, ref *refTree) {
 			if tc.level < 0 {
 				var want []byte
 				for j := range tc.entries {
-					e := ref.data[int(tc.index)*256+j]
+					e := ref.Data[int(tc.index)*256+j]
 					want = append(append(want, byte(len(e)>>8), byte(len(e))), e...)
 				}
 				if !bytes.Equal(r.body, want) {

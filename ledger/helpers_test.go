@@ -8,9 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/accessledger/accessledger/internal/reftree"
+
 	"github.com/dgraph-io/badger/v4"
 	"github.com/sigstore/sigstore/pkg/signature"
-	"golang.org/x/mod/sumdb/tlog"
 )
 
 const testOrigin = "example.com/accessledger/test"
@@ -124,83 +125,11 @@ func appendN(t testing.TB, l *Ledger, first, n, batch int) {
 	}
 }
 
-// refTree is an independent model of the log: the go.sum transparency log
-// code of golang.org/x/mod/sumdb/tlog, fed with the same entries. Roots and
-// tiles expected from the ledger are computed here, never by the ledger.
-type refTree struct {
-	data   [][]byte
-	stored []tlog.Hash // tlog stored hashes, indexed by tlog.StoredHashIndex
-}
-
-func (r *refTree) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(indexes))
-	for i, x := range indexes {
-		if x < 0 || x >= int64(len(r.stored)) {
-			return nil, fmt.Errorf("refTree: no stored hash %d", x)
-		}
-		out[i] = r.stored[x]
-	}
-	return out, nil
-}
-
-func (r *refTree) add(t testing.TB, data ...[]byte) {
-	t.Helper()
-	for _, d := range data {
-		hashes, err := tlog.StoredHashes(int64(len(r.data)), d, r)
-		if err != nil {
-			t.Fatalf("tlog.StoredHashes(%d) = %v", len(r.data), err)
-		}
-		r.stored = append(r.stored, hashes...)
-		r.data = append(r.data, d)
-	}
-}
-
-func (r *refTree) addN(t testing.TB, first, n int) {
+func addN(t testing.TB, r *reftree.Tree, first, n int) {
 	t.Helper()
 	for i := first; i < first+n; i++ {
-		r.add(t, entryData(i))
+		r.Add(t, entryData(i))
 	}
-}
-
-func (r *refTree) size() uint64 { return uint64(len(r.data)) }
-
-// root returns the RFC 6962 root of the first n entries, per tlog.
-func (r *refTree) root(t testing.TB, n uint64) tlog.Hash {
-	t.Helper()
-	if n == 0 {
-		return tlog.Hash(emptyRoot())
-	}
-	h, err := tlog.TreeHash(int64(n), r)
-	if err != nil {
-		t.Fatalf("tlog.TreeHash(%d) = %v", n, err)
-	}
-	return h
-}
-
-// leafHash returns the leaf hash of entry i, per tlog.
-func (r *refTree) leafHash(i uint64) tlog.Hash { return tlog.RecordHash(r.data[i]) }
-
-// emptyRoot is SHA-256 of the empty string, the RFC 6962 root of an empty
-// tree.
-func emptyRoot() [32]byte {
-	return [32]byte{
-		0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9, 0x24,
-		0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55,
-	}
-}
-
-// toTlog converts a proof to tlog hashes, failing on a hash of the wrong
-// size.
-func toTlog(t testing.TB, p [][]byte) []tlog.Hash {
-	t.Helper()
-	out := make([]tlog.Hash, len(p))
-	for i, h := range p {
-		if len(h) != tlog.HashSize {
-			t.Fatalf("proof hash %d has %d bytes, want %d", i, len(h), tlog.HashSize)
-		}
-		copy(out[i][:], h)
-	}
-	return out
 }
 
 // mustErrIs fails unless errors.Is(err, target).

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/accessledger/accessledger/internal/reftree"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/proof"
@@ -27,7 +29,7 @@ import (
 // checkCheckpoint verifies a signed checkpoint with the independent
 // note and log-format libraries only, and checks that it commits to the
 // reference tree of its size.
-func checkCheckpoint(t *testing.T, vkey string, cp *Checkpoint, ref *refTree) {
+func checkCheckpoint(t *testing.T, vkey string, cp *Checkpoint, ref *reftree.Tree) {
 	t.Helper()
 	v, err := note.NewVerifier(vkey)
 	if err != nil {
@@ -37,7 +39,7 @@ func checkCheckpoint(t *testing.T, vkey string, cp *Checkpoint, ref *refTree) {
 	if err != nil {
 		t.Fatalf("note.Open(checkpoint of size %d) = %v\n%s", cp.Size, err, cp.Note)
 	}
-	want := ref.root(t, cp.Size)
+	want := ref.Root(t, cp.Size)
 	wantText := fmt.Sprintf("%s\n%d\n%s\n", testOrigin, cp.Size, base64.StdEncoding.EncodeToString(want[:]))
 	if n.Text != wantText {
 		t.Errorf("checkpoint text = %q, want %q", n.Text, wantText)
@@ -59,7 +61,7 @@ func checkCheckpoint(t *testing.T, vkey string, cp *Checkpoint, ref *refTree) {
 
 func TestCheckpointVerifiesWithIndependentLibraries(t *testing.T) {
 	l, _ := newTestLedger(t)
-	ref := &refTree{}
+	ref := &reftree.Tree{}
 
 	cp0 := l.Latest()
 	if cp0 == nil || cp0.Size != 0 {
@@ -72,8 +74,8 @@ func TestCheckpointVerifiesWithIndependentLibraries(t *testing.T) {
 	}
 
 	for _, n := range []int{1, 2, 255, 256, 257, 1000} {
-		appendN(t, l, int(ref.size()), n-int(ref.size()), 500)
-		ref.addN(t, int(ref.size()), n-int(ref.size()))
+		appendN(t, l, int(ref.Size()), n-int(ref.Size()), 500)
+		addN(t, ref, int(ref.Size()), n-int(ref.Size()))
 		cp, err := l.SignCheckpoint(bg)
 		if err != nil {
 			t.Fatalf("SignCheckpoint() = %v", err)
@@ -96,8 +98,8 @@ func TestCheckpointVerifiesWithIndependentLibraries(t *testing.T) {
 
 	// Signing again without growth returns the same checkpoint.
 	again, err := l.SignCheckpoint(bg)
-	if err != nil || again.Size != ref.size() {
-		t.Errorf("SignCheckpoint() without growth = %v, %v; want the size %d checkpoint", again, err, ref.size())
+	if err != nil || again.Size != ref.Size() {
+		t.Errorf("SignCheckpoint() without growth = %v, %v; want the size %d checkpoint", again, err, ref.Size())
 	}
 
 	// A verifier of another key must reject the checkpoint: the check
@@ -161,11 +163,11 @@ func TestVerifierKeyFormat(t *testing.T) {
 
 func TestCheckpointsAllRetrievableAndConsistent(t *testing.T) {
 	l, cfg := newTestLedger(t, func(c *Config) { c.CheckpointInterval = 2 * time.Millisecond })
-	ref := &refTree{}
+	ref := &reftree.Tree{}
 	for i := range 12 {
 		n := 1 + i*37
-		appendN(t, l, int(ref.size()), n, n)
-		ref.addN(t, int(ref.size()), n)
+		appendN(t, l, int(ref.Size()), n, n)
+		addN(t, ref, int(ref.Size()), n)
 		if i%3 == 0 {
 			if _, err := l.SignCheckpoint(bg); err != nil {
 				t.Fatalf("SignCheckpoint() = %v", err)
@@ -187,11 +189,11 @@ func TestCheckpointsAllRetrievableAndConsistent(t *testing.T) {
 	if cps[0].Size != 0 {
 		t.Errorf("first checkpoint size = %d, want 0", cps[0].Size)
 	}
-	if last := cps[len(cps)-1]; last.Size != ref.size() {
-		t.Errorf("last checkpoint size = %d, want %d (Close signs over everything)", last.Size, ref.size())
+	if last := cps[len(cps)-1]; last.Size != ref.Size() {
+		t.Errorf("last checkpoint size = %d, want %d (Close signs over everything)", last.Size, ref.Size())
 	}
-	if got := l.Latest(); got.Size != ref.size() {
-		t.Errorf("Latest().Size after reopen = %d, want %d", got.Size, ref.size())
+	if got := l.Latest(); got.Size != ref.Size() {
+		t.Errorf("Latest().Size after reopen = %d, want %d", got.Size, ref.Size())
 	}
 	for i, cp := range cps {
 		if i > 0 && cp.Size <= cps[i-1].Size {
@@ -216,7 +218,7 @@ func TestCheckpointsAllRetrievableAndConsistent(t *testing.T) {
 		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, prev.Size, cp.Size, p, prev.Hash, cp.Hash); err != nil {
 			t.Errorf("VerifyConsistency(%d, %d) between checkpoints = %v", prev.Size, cp.Size, err)
 		}
-		if err := tlog.CheckTree(toTlog(t, p), int64(cp.Size), tlog.Hash(cp.Hash), int64(prev.Size), tlog.Hash(prev.Hash)); err != nil {
+		if err := tlog.CheckTree(reftree.ToTlog(t, p), int64(cp.Size), tlog.Hash(cp.Hash), int64(prev.Size), tlog.Hash(prev.Hash)); err != nil {
 			t.Errorf("tlog.CheckTree(%d, %d) between checkpoints = %v", prev.Size, cp.Size, err)
 		}
 	}
@@ -239,8 +241,8 @@ func TestCheckpointsAllRetrievableAndConsistent(t *testing.T) {
 			t.Errorf("Checkpoints(from %d) = sizes %v, want %v", from, sizes, want)
 		}
 	}
-	if _, err := l.CheckpointAt(bg, ref.size()+1); !errors.Is(err, ErrNotFound) {
-		t.Errorf("CheckpointAt(%d) = %v, want ErrNotFound", ref.size()+1, err)
+	if _, err := l.CheckpointAt(bg, ref.Size()+1); !errors.Is(err, ErrNotFound) {
+		t.Errorf("CheckpointAt(%d) = %v, want ErrNotFound", ref.Size()+1, err)
 	}
 }
 
@@ -268,8 +270,8 @@ func TestCloseSignsFinalCheckpoint(t *testing.T) {
 		t.Errorf("second Close() = %v, want nil", err)
 	}
 	l = openTestLedger(t, cfg)
-	ref := &refTree{}
-	ref.addN(t, 0, 300)
+	ref := &reftree.Tree{}
+	addN(t, ref, 0, 300)
 	cp := l.Latest()
 	if cp.Size != 300 {
 		t.Fatalf("Latest().Size after reopen = %d, want 300", cp.Size)
@@ -360,13 +362,13 @@ func TestReopenEmptyLog(t *testing.T) {
 			}
 			defer l.Close(bg)
 			size, root := l.Size()
-			want := emptyRoot()
+			want := reftree.EmptyRoot()
 			if size != 0 || !bytes.Equal(root, want[:]) {
 				t.Errorf("Size() = %d, %x; want 0, %x", size, root, want)
 			}
 			appendN(t, l, 0, 1, 1)
-			ref := &refTree{}
-			ref.addN(t, 0, 1)
+			ref := &reftree.Tree{}
+			addN(t, ref, 0, 1)
 			cp, err := l.SignCheckpoint(bg)
 			if err != nil {
 				t.Fatalf("SignCheckpoint() = %v", err)
@@ -380,34 +382,34 @@ func TestReopenAndContinue(t *testing.T) {
 	for _, quick := range []bool{false, true} {
 		t.Run(fmt.Sprintf("QuickOpen=%v", quick), func(t *testing.T) {
 			l, cfg := newTestLedger(t)
-			ref := &refTree{}
+			ref := &reftree.Tree{}
 			// Stop at sizes inside bundles, on bundle boundaries and
 			// on a level-1 boundary, reopening in between.
 			for _, n := range []int{3, 256, 300, 511, 512, 700} {
-				add := n - int(ref.size())
-				appendN(t, l, int(ref.size()), add, 100)
-				ref.addN(t, int(ref.size()), add)
+				add := n - int(ref.Size())
+				appendN(t, l, int(ref.Size()), add, 100)
+				addN(t, ref, int(ref.Size()), add)
 				closeLedger(t, l)
 				cfg.QuickOpen = quick
 				l = openTestLedger(t, cfg)
 				size, root := l.Size()
-				want := ref.root(t, ref.size())
-				if size != ref.size() || !bytes.Equal(root, want[:]) {
-					t.Fatalf("after reopen at %d: Size() = %d, %x; want %d, %x", n, size, root, ref.size(), want)
+				want := ref.Root(t, ref.Size())
+				if size != ref.Size() || !bytes.Equal(root, want[:]) {
+					t.Fatalf("after reopen at %d: Size() = %d, %x; want %d, %x", n, size, root, ref.Size(), want)
 				}
 				checkCheckpoint(t, l.VerifierKey(), l.Latest(), ref)
 			}
-			for i := range ref.size() {
+			for i := range ref.Size() {
 				data, leaf, err := l.Entry(bg, i)
 				if err != nil {
 					t.Fatalf("Entry(%d) = %v", i, err)
 				}
-				if !bytes.Equal(data, ref.data[i]) || tlog.Hash(leaf) != ref.leafHash(i) {
-					t.Fatalf("Entry(%d) = %q, %x; want %q, %x", i, data, leaf, ref.data[i], ref.leafHash(i))
+				if !bytes.Equal(data, ref.Data[i]) || tlog.Hash(leaf) != ref.LeafHash(i) {
+					t.Fatalf("Entry(%d) = %q, %x; want %q, %x", i, data, leaf, ref.Data[i], ref.LeafHash(i))
 				}
 			}
-			if _, _, err := l.Entry(bg, ref.size()); !errors.Is(err, ErrNotFound) {
-				t.Errorf("Entry(%d) = %v, want ErrNotFound", ref.size(), err)
+			if _, _, err := l.Entry(bg, ref.Size()); !errors.Is(err, ErrNotFound) {
+				t.Errorf("Entry(%d) = %v, want ErrNotFound", ref.Size(), err)
 			}
 		})
 	}
@@ -419,29 +421,29 @@ func TestAppendResults(t *testing.T) {
 	if err != nil || len(res) != 0 {
 		t.Errorf("Append() with no entries = %v, %v; want nil, nil", res, err)
 	}
-	ref := &refTree{}
+	ref := &reftree.Tree{}
 	for _, batch := range []int{1, 5, 250, 1} {
-		first := int(ref.size())
+		first := int(ref.Size())
 		data := make([][]byte, batch)
 		for i := range data {
 			data[i] = entryData(first + i)
 		}
 		res := appendData(t, l, data...)
-		ref.add(t, data...)
+		ref.Add(t, data...)
 		for i, r := range res {
-			if r.Index != uint64(first+i) || r.Duplicate || tlog.Hash(r.LeafHash) != ref.leafHash(uint64(first+i)) {
-				t.Errorf("Append(...)[%d] = %+v, want index %d, leaf hash %x", i, r, first+i, ref.leafHash(uint64(first+i)))
+			if r.Index != uint64(first+i) || r.Duplicate || tlog.Hash(r.LeafHash) != ref.LeafHash(uint64(first+i)) {
+				t.Errorf("Append(...)[%d] = %+v, want index %d, leaf hash %x", i, r, first+i, ref.LeafHash(uint64(first+i)))
 			}
 		}
 		size, root := l.Size()
-		want := ref.root(t, ref.size())
-		if size != ref.size() || !bytes.Equal(root, want[:]) {
-			t.Errorf("Size() = %d, %x; want %d, %x", size, root, ref.size(), want)
+		want := ref.Root(t, ref.Size())
+		if size != ref.Size() || !bytes.Equal(root, want[:]) {
+			t.Errorf("Size() = %d, %x; want %d, %x", size, root, ref.Size(), want)
 		}
 	}
 	// An empty entry is a valid leaf.
 	res = appendData(t, l, []byte{})
-	ref.add(t, []byte{})
+	ref.Add(t, []byte{})
 	if data, _, err := l.Entry(bg, res[0].Index); err != nil || len(data) != 0 {
 		t.Errorf("Entry(%d) = %q, %v; want empty, nil", res[0].Index, data, err)
 	}
@@ -688,16 +690,16 @@ func TestConcurrentAppend(t *testing.T) {
 			}
 		}
 	}
-	ref := &refTree{}
+	ref := &reftree.Tree{}
 	for i := range uint64(total) {
 		data, _, err := l.Entry(bg, i)
 		if err != nil {
 			t.Fatalf("Entry(%d) = %v", i, err)
 		}
-		ref.add(t, data)
+		ref.Add(t, data)
 	}
 	size, root := l.Size()
-	want := ref.root(t, total)
+	want := ref.Root(t, total)
 	if size != total || !bytes.Equal(root, want[:]) {
 		t.Errorf("Size() = %d, %x; want %d, %x", size, root, total, want)
 	}

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/accessledger/accessledger/internal/reftree"
+
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/api"
@@ -18,13 +20,13 @@ import (
 // checkInclusion fetches the inclusion proof of index in the tree of the
 // given size and verifies it with both tlog and merkle/proof against the
 // reference root. It returns the proof.
-func checkInclusion(t *testing.T, l *Ledger, ref *refTree, index, size uint64, root tlog.Hash) [][]byte {
+func checkInclusion(t *testing.T, l *Ledger, ref *reftree.Tree, index, size uint64, root tlog.Hash) [][]byte {
 	t.Helper()
 	p, err := l.InclusionProof(bg, index, size)
 	if err != nil {
 		t.Fatalf("InclusionProof(%d, %d) = %v", index, size, err)
 	}
-	leaf := ref.leafHash(index)
+	leaf := ref.LeafHash(index)
 	if err := verifyInclusion(t, p, index, size, leaf, root); err != nil {
 		t.Fatalf("InclusionProof(%d, %d) does not verify: %v", index, size, err)
 	}
@@ -36,7 +38,7 @@ func checkInclusion(t *testing.T, l *Ledger, ref *refTree, index, size uint64, r
 func verifyInclusion(t *testing.T, p [][]byte, index, size uint64, leaf, root tlog.Hash) error {
 	t.Helper()
 	errProof := proof.VerifyInclusion(rfc6962.DefaultHasher, index, size, leaf[:], p, root[:])
-	errTlog := tlog.CheckRecord(toTlog(t, p), int64(size), root, int64(index), leaf)
+	errTlog := tlog.CheckRecord(reftree.ToTlog(t, p), int64(size), root, int64(index), leaf)
 	if (errProof == nil) != (errTlog == nil) {
 		t.Fatalf("inclusion %d in %d: proof.VerifyInclusion = %v but tlog.CheckRecord = %v", index, size, errProof, errTlog)
 	}
@@ -60,7 +62,7 @@ func checkConsistency(t *testing.T, l *Ledger, a, b uint64, rootA, rootB tlog.Ha
 func verifyConsistency(t *testing.T, p [][]byte, a, b uint64, rootA, rootB tlog.Hash) error {
 	t.Helper()
 	errProof := proof.VerifyConsistency(rfc6962.DefaultHasher, a, b, p, rootA[:], rootB[:])
-	errTlog := tlog.CheckTree(toTlog(t, p), int64(b), rootB, int64(a), rootA)
+	errTlog := tlog.CheckTree(reftree.ToTlog(t, p), int64(b), rootB, int64(a), rootA)
 	if (errProof == nil) != (errTlog == nil) {
 		t.Fatalf("consistency %d→%d: proof.VerifyConsistency = %v but tlog.CheckTree = %v", a, b, errProof, errTlog)
 	}
@@ -91,13 +93,13 @@ func checkRoot(t *testing.T, l *Ledger, n uint64, want tlog.Hash) {
 func TestProofsEverySize(t *testing.T) {
 	const maxSize = 300
 	l, _ := newTestLedger(t)
-	ref := &refTree{}
-	roots := []tlog.Hash{tlog.Hash(emptyRoot())}
+	ref := &reftree.Tree{}
+	roots := []tlog.Hash{reftree.EmptyRoot()}
 	for b := uint64(1); b <= maxSize; b++ {
 		d := entryData(int(b - 1))
 		appendData(t, l, d)
-		ref.add(t, d)
-		roots = append(roots, ref.root(t, b))
+		ref.Add(t, d)
+		roots = append(roots, ref.Root(t, b))
 		checkRoot(t, l, b, roots[b])
 		for i := range b {
 			p := checkInclusion(t, l, ref, i, b, roots[b])
@@ -105,7 +107,7 @@ func TestProofsEverySize(t *testing.T) {
 			if err != nil {
 				t.Fatalf("tlog.ProveRecord(%d, %d) = %v", b, i, err)
 			}
-			if !slices.Equal(toTlog(t, p), want) {
+			if !slices.Equal(reftree.ToTlog(t, p), want) {
 				t.Fatalf("InclusionProof(%d, %d) = %x, want %x", i, b, p, want)
 			}
 		}
@@ -115,7 +117,7 @@ func TestProofsEverySize(t *testing.T) {
 			if err != nil {
 				t.Fatalf("tlog.ProveTree(%d, %d) = %v", b, a, err)
 			}
-			if !slices.Equal(toTlog(t, p), want) {
+			if !slices.Equal(reftree.ToTlog(t, p), want) {
 				t.Fatalf("ConsistencyProof(%d, %d) = %x, want %x", a, b, p, want)
 			}
 		}
@@ -132,8 +134,8 @@ func TestProofsLargeLog(t *testing.T) {
 	const total = 70000
 	l, _ := newTestLedger(t)
 	appendN(t, l, 0, total, 4096)
-	ref := &refTree{}
-	ref.addN(t, 0, total)
+	ref := &reftree.Tree{}
+	addN(t, ref, 0, total)
 
 	rng := rand.New(rand.NewPCG(1, 2))
 	sizes := []uint64{1, 2, 3, 255, 256, 257, 511, 512, 513, 4096, 65535, 65536, 65537, 69999, total}
@@ -144,7 +146,7 @@ func TestProofsLargeLog(t *testing.T) {
 	sizes = slices.Compact(sizes)
 	roots := make(map[uint64]tlog.Hash)
 	for _, n := range sizes {
-		roots[n] = ref.root(t, n)
+		roots[n] = ref.Root(t, n)
 		checkRoot(t, l, n, roots[n])
 	}
 
@@ -188,14 +190,14 @@ func TestProofsLargeLog(t *testing.T) {
 // checkInclusionNegatives verifies that a correct inclusion proof stops
 // verifying when any hash is corrupted, the index is wrong, it is
 // truncated or extended, or it is presented for another leaf.
-func checkInclusionNegatives(t *testing.T, l *Ledger, ref *refTree, index, size uint64, roots map[uint64]tlog.Hash) {
+func checkInclusionNegatives(t *testing.T, l *Ledger, ref *reftree.Tree, index, size uint64, roots map[uint64]tlog.Hash) {
 	t.Helper()
 	root, ok := roots[size]
 	if !ok {
-		root = ref.root(t, size)
+		root = ref.Root(t, size)
 	}
 	p := checkInclusion(t, l, ref, index, size, root)
-	leaf := ref.leafHash(index)
+	leaf := ref.LeafHash(index)
 	for i := range p {
 		for _, bit := range []int{0, 7*8 + 3, 31*8 + 7} {
 			bad := flipBit(p, i, bit)
@@ -218,21 +220,21 @@ func checkInclusionNegatives(t *testing.T, l *Ledger, ref *refTree, index, size 
 		if verifyInclusion(t, p, wrong, size, leaf, root) == nil {
 			t.Errorf("inclusion proof of %d in %d verifies for index %d", index, size, wrong)
 		}
-		if verifyInclusion(t, p, index, size, ref.leafHash(wrong), root) == nil {
+		if verifyInclusion(t, p, index, size, ref.LeafHash(wrong), root) == nil {
 			t.Errorf("inclusion proof of %d in %d verifies for the leaf at %d", index, size, wrong)
 		}
 	}
 	if size > 1 {
-		if verifyInclusion(t, p, index, size, leaf, ref.root(t, size-1)) == nil {
+		if verifyInclusion(t, p, index, size, leaf, ref.Root(t, size-1)) == nil {
 			t.Errorf("inclusion proof of %d in %d verifies against the root of size %d", index, size, size-1)
 		}
 	}
 }
 
 // checkConsistencyNegatives does the same for a consistency proof.
-func checkConsistencyNegatives(t *testing.T, l *Ledger, ref *refTree, a, b uint64) {
+func checkConsistencyNegatives(t *testing.T, l *Ledger, ref *reftree.Tree, a, b uint64) {
 	t.Helper()
-	rootA, rootB := ref.root(t, a), ref.root(t, b)
+	rootA, rootB := ref.Root(t, a), ref.Root(t, b)
 	p := checkConsistency(t, l, a, b, rootA, rootB)
 	for i := range p {
 		for _, bit := range []int{0, 13*8 + 5, 31*8 + 7} {
@@ -249,14 +251,14 @@ func checkConsistencyNegatives(t *testing.T, l *Ledger, ref *refTree, a, b uint6
 	}
 	for _, wrong := range [][2]uint64{{a + 1, b}, {a - 1, b}, {a, b + 1}, {a, b - 1}} {
 		wa, wb := wrong[0], wrong[1]
-		if wa == 0 || wa > wb || wb > ref.size() {
+		if wa == 0 || wa > wb || wb > ref.Size() {
 			continue
 		}
-		if verifyConsistency(t, p, wa, wb, ref.root(t, wa), ref.root(t, wb)) == nil {
+		if verifyConsistency(t, p, wa, wb, ref.Root(t, wa), ref.Root(t, wb)) == nil {
 			t.Errorf("consistency proof %d→%d verifies as %d→%d", a, b, wa, wb)
 		}
 	}
-	if verifyConsistency(t, p, a, b, rootA, ref.root(t, b-1)) == nil {
+	if verifyConsistency(t, p, a, b, rootA, ref.Root(t, b-1)) == nil {
 		t.Errorf("consistency proof %d→%d verifies against the root of size %d", a, b, b-1)
 	}
 }
@@ -274,9 +276,9 @@ func flipBit(p [][]byte, i, bit int) [][]byte {
 // checkAllTiles compares every hash tile and entry bundle of the log with
 // tlog's tiles over the reference tree, and parses them with tessera's
 // C2SP types.
-func checkAllTiles(t *testing.T, l *Ledger, ref *refTree) {
+func checkAllTiles(t *testing.T, l *Ledger, ref *reftree.Tree) {
 	t.Helper()
-	size := int64(ref.size())
+	size := int64(ref.Size())
 	for level := 0; size>>(8*level) > 0; level++ {
 		nodes := size >> (8 * level)
 		for n := int64(0); n*TileWidth < nodes; n++ {
@@ -301,8 +303,9 @@ func checkAllTiles(t *testing.T, l *Ledger, ref *refTree) {
 			for _, k := range []int64{0, w - 1} {
 				idx := tlog.StoredHashIndex(8*level, n*TileWidth+k)
 				h, err := tlog.HashFromTile(tile, got, idx)
-				if err != nil || h != ref.stored[idx] {
-					t.Fatalf("tlog.HashFromTile(%s, %d) = %v, %v; want %v", tile.Path(), idx, h, err, ref.stored[idx])
+				want, rerr := ref.ReadHashes([]int64{idx})
+				if err != nil || rerr != nil || h != want[0] {
+					t.Fatalf("tlog.HashFromTile(%s, %d) = %v, %v; want %v (%v)", tile.Path(), idx, h, err, want, rerr)
 				}
 			}
 			var ht api.HashTile
@@ -327,10 +330,10 @@ func checkAllTiles(t *testing.T, l *Ledger, ref *refTree) {
 }
 
 // perfectRoot hashes the leaves [first, first+n) pairwise, n a power of 2.
-func perfectRoot(ref *refTree, first, n int64) tlog.Hash {
+func perfectRoot(ref *reftree.Tree, first, n int64) tlog.Hash {
 	hs := make([]tlog.Hash, n)
 	for i := range hs {
-		hs[i] = ref.leafHash(uint64(first) + uint64(i))
+		hs[i] = ref.LeafHash(uint64(first) + uint64(i))
 	}
 	for len(hs) > 1 {
 		for i := 0; i < len(hs)/2; i++ {
@@ -343,7 +346,7 @@ func perfectRoot(ref *refTree, first, n int64) tlog.Hash {
 
 // checkBundle reads entry bundle n (width entries) and checks it holds
 // the reference entries, parsed both by hand and by tessera.
-func checkBundle(t *testing.T, l *Ledger, ref *refTree, n uint64, width int) {
+func checkBundle(t *testing.T, l *Ledger, ref *reftree.Tree, n uint64, width int) {
 	t.Helper()
 	w := width
 	if w == TileWidth {
@@ -355,7 +358,7 @@ func checkBundle(t *testing.T, l *Ledger, ref *refTree, n uint64, width int) {
 	}
 	var want []byte
 	for i := range uint64(width) {
-		d := ref.data[n*TileWidth+i]
+		d := ref.Data[n*TileWidth+i]
 		want = binary.BigEndian.AppendUint16(want, uint16(len(d)))
 		want = append(want, d...)
 	}
@@ -367,15 +370,15 @@ func checkBundle(t *testing.T, l *Ledger, ref *refTree, n uint64, width int) {
 		t.Fatalf("api.EntryBundle.UnmarshalText(bundle %d) = %v with %d entries, want %d", n, err, len(eb.Entries), width)
 	}
 	for i, e := range eb.Entries {
-		if !bytes.Equal(e, ref.data[n*TileWidth+uint64(i)]) {
-			t.Fatalf("bundle %d entry %d = %q, want %q", n, i, e, ref.data[n*TileWidth+uint64(i)])
+		if !bytes.Equal(e, ref.Data[n*TileWidth+uint64(i)]) {
+			t.Fatalf("bundle %d entry %d = %q, want %q", n, i, e, ref.Data[n*TileWidth+uint64(i)])
 		}
 	}
 }
 
 func TestTilesAndBundles(t *testing.T) {
 	l, _ := newTestLedger(t)
-	ref := &refTree{}
+	ref := &reftree.Tree{}
 	// Entries of varied length, including empty ones.
 	var data [][]byte
 	for i := range 300 {
@@ -383,7 +386,7 @@ func TestTilesAndBundles(t *testing.T) {
 	}
 	appendData(t, l, data[:100]...)
 	appendData(t, l, data[100:]...)
-	ref.add(t, data...)
+	ref.Add(t, data...)
 	checkAllTiles(t, l, ref)
 
 	full, err := l.ReadTile(bg, 0, 0, 0)
@@ -391,7 +394,7 @@ func TestTilesAndBundles(t *testing.T) {
 		t.Fatalf("ReadTile(0, 0, 0) = %v", err)
 	}
 	for i := range TileWidth {
-		want := ref.leafHash(uint64(i))
+		want := ref.LeafHash(uint64(i))
 		if !bytes.Equal(full[i*32:(i+1)*32], want[:]) {
 			t.Fatalf("ReadTile(0, 0, 0) hash %d = %x, want leaf hash %x", i, full[i*32:(i+1)*32], want)
 		}
@@ -443,7 +446,7 @@ func TestTilesAndBundles(t *testing.T) {
 	}
 }
 
-func perfectRootBytes(ref *refTree, first, n int64) []byte {
+func perfectRootBytes(ref *reftree.Tree, first, n int64) []byte {
 	h := perfectRoot(ref, first, n)
 	return h[:]
 }
@@ -459,13 +462,13 @@ func bundlePrefix(b []byte, n int) []byte {
 
 func TestInclusionProofByLeafHash(t *testing.T) {
 	l, _ := newTestLedger(t)
-	ref := &refTree{}
+	ref := &reftree.Tree{}
 	data := [][]byte{[]byte("a"), []byte("b"), []byte("dup"), []byte("c"), []byte("dup"), []byte("d")}
 	appendData(t, l, data[:3]...)
 	appendData(t, l, data[3:]...)
-	ref.add(t, data...)
-	size := ref.size()
-	root := ref.root(t, size)
+	ref.Add(t, data...)
+	size := ref.Size()
+	root := ref.Root(t, size)
 
 	tests := []struct {
 		data  string
@@ -494,7 +497,7 @@ func TestInclusionProofByLeafHash(t *testing.T) {
 			if err != nil || got != tc.want {
 				t.Fatalf("IndexOf(%q, %d) = %d, %v; want %d", tc.data, tc.size, got, err, tc.want)
 			}
-			r := ref.root(t, tc.size)
+			r := ref.Root(t, tc.size)
 			if tc.size == size {
 				r = root
 			}
@@ -532,7 +535,7 @@ func TestProofArgumentErrors(t *testing.T) {
 
 func TestRootAtZeroIsEmptyRoot(t *testing.T) {
 	l, _ := newTestLedger(t)
-	want := emptyRoot()
+	want := reftree.EmptyRoot()
 	if _, root := l.Size(); !bytes.Equal(root, want[:]) {
 		t.Errorf("Size() root of a new log = %x, want %x", root, want)
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/accessledger/accessledger/internal/reftree"
+
 	"github.com/dgraph-io/badger/v4"
 	"github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -288,7 +290,7 @@ func TestCrashCopies(t *testing.T) {
 			return prev(o).WithValueLogFileSize(1 << 20)
 		}
 	})
-	ref := &refTree{}
+	ref := &reftree.Tree{}
 	type snapshot struct {
 		dir        string
 		size, cpAt uint64
@@ -297,11 +299,11 @@ func TestCrashCopies(t *testing.T) {
 	take := func(signed uint64) {
 		dir := filepath.Join(t.TempDir(), "copy")
 		copyDir(t, cfg.Dir, dir)
-		snaps = append(snaps, snapshot{dir, ref.size(), signed})
+		snaps = append(snaps, snapshot{dir, ref.Size(), signed})
 	}
 	for _, n := range []int{1, 255, 300, 1000} {
-		appendN(t, l, int(ref.size()), n, 128)
-		ref.addN(t, int(ref.size()), n)
+		appendN(t, l, int(ref.Size()), n, 128)
+		addN(t, ref, int(ref.Size()), n)
 		take(l.Latest().Size)
 		cp, err := l.SignCheckpoint(bg)
 		if err != nil {
@@ -321,7 +323,7 @@ func TestCrashCopies(t *testing.T) {
 			}
 			defer l.Close(bg)
 			size, root := l.Size()
-			want := ref.root(t, s.size)
+			want := ref.Root(t, s.size)
 			if size != s.size || !bytes.Equal(root, want[:]) {
 				t.Errorf("Size() = %d, %x; want %d, %x", size, root, s.size, want)
 			}
@@ -329,12 +331,12 @@ func TestCrashCopies(t *testing.T) {
 				t.Errorf("Latest().Size = %d, want %d", got, s.cpAt)
 			}
 			// The copy goes on from where it was.
-			more := &refTree{}
-			more.add(t, ref.data[:s.size]...)
-			more.add(t, []byte("after the crash"))
+			more := &reftree.Tree{}
+			more.Add(t, ref.Data[:s.size]...)
+			more.Add(t, []byte("after the crash"))
 			appendData(t, l, []byte("after the crash"))
 			size, root = l.Size()
-			want = more.root(t, s.size+1)
+			want = more.Root(t, s.size+1)
 			if size != s.size+1 || !bytes.Equal(root, want[:]) {
 				t.Errorf("Size() after one more append = %d, %x; want %d, %x", size, root, s.size+1, want)
 			}
