@@ -205,6 +205,7 @@ func (l *Ledger) sign(ctx context.Context, body []byte) ([]byte, error) {
 		return nil, errors.New("the previous signature has not returned yet")
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.SignTimeout)
+	defer cancel() // also tells an abandoned signer to give up
 	type result struct {
 		signed []byte
 		err    error
@@ -212,7 +213,6 @@ func (l *Ledger) sign(ctx context.Context, body []byte) ([]byte, error) {
 	done := make(chan result, 1)
 	go func() {
 		defer l.signing.Store(false)
-		defer cancel()
 		signed, err := note.Sign(&note.Note{Text: string(body)}, contextSigner{l.cfg.Signer, ctx})
 		done <- result{signed, err}
 	}()
@@ -220,6 +220,11 @@ func (l *Ledger) sign(ctx context.Context, body []byte) ([]byte, error) {
 	case r := <-done:
 		return r.signed, r.err
 	case <-ctx.Done():
+		select {
+		case r := <-done: // it answered just in time
+			return r.signed, r.err
+		default:
+		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return nil, fmt.Errorf("the signer did not answer within %s", l.cfg.SignTimeout)
 		}
