@@ -12,6 +12,10 @@
 #       fill    append 1,000,000 events in batches of 1000, then the server's
 #               peak RSS while holding them               -> bench-out/http-fill.{txt,json}, fill-mem.txt
 #       reopen  restart on the filled log (full verification) -> bench-out/reopen.txt
+#  3. scripts/bench-vs-tessera.sh: accessledger and Tessera's POSIX
+#     conformance server side by side, single events at 64 and 256
+#     clients, interleaved, with the ratio  -> bench-out/vs-tessera.txt
+#     (VS_SKIP=1 skips it)
 #
 # Everything runs on loopback only. Takes about 80 s on 2 cores.
 # Data lives under $TMPDIR (default /tmp): it must be a real disk, not
@@ -205,6 +209,11 @@ start_server "$FILL_DATA" reopen
 stop_server
 rm -rf "$FILL_DATA"
 
+if [ "${VS_SKIP:-}" != 1 ]; then
+  log "side by side with Tessera (scripts/bench-vs-tessera.sh)"
+  BENCH_OUT="$OUT" scripts/bench-vs-tessera.sh | grep -E '^(load|clients| +[0-9])|throughput|latency'
+fi
+
 {
   echo "load at end:  $(uptime)"
   if [ -r /proc/pressure/cpu ]; then
@@ -226,3 +235,4 @@ for name in batch single large fill; do
 done
 echo "fill: $(tr '\n' ' ' <"$OUT/fill-mem.txt")"
 echo "reopen: $(tr '\n' ' ' <"$OUT/reopen.txt")"
+[ -f "$OUT/vs-tessera.txt" ] && sed -n '/^clients/,$p' "$OUT/vs-tessera.txt"

@@ -6,6 +6,16 @@
 //	loadgen -mode single -c 64 -duration 15s
 //	loadgen -mode batch -batch 1000 -c 4 -n 1000000 -pid 1234
 //
+//	loadgen -target tessera -url http://127.0.0.1:2025 -mode single -c 256 -prepare 400000
+//	loadgen -mode single -c 64 -rate 8000 -duration 10m -window 10s -json-out run.json
+//
+// With -target tessera it drives Tessera's POSIX conformance server
+// (POST /add, the event as the entry) with the same events, for
+// side-by-side comparisons. -prepare generates the request bodies before
+// the clock starts. -rate paces the requests (open loop: a request is due
+// at its time whether or not the previous one has returned); -window adds
+// throughput and latency per time window to the summary.
+//
 // It talks to loopback addresses only, unless -allow-remote is given: it is
 // a benchmark tool and must never load someone else's server by accident.
 // Only 2xx answers count as successes, and the latency percentiles are
@@ -55,6 +65,10 @@ type config struct {
 	allowRemote bool
 	idFrac      float64
 	pad         int
+	target      string
+	prepare     int
+	rate        float64
+	window      time.Duration
 	timeout     time.Duration
 	wait        time.Duration
 	retry503    bool
@@ -140,6 +154,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&cfg.timeout, "timeout", 30*time.Second, "per-request timeout")
 	fs.DurationVar(&cfg.wait, "wait", 0, "first wait up to this long for GET /healthz to answer 200")
 	fs.BoolVar(&cfg.retry503, "retry-503", true, "retry a request answered 503 after a short pause")
+	fs.StringVar(&cfg.target, "target", "accessledger", "accessledger (POST /v1/events) or tessera (POST /add, Tessera's conformance server; single mode only)")
+	fs.IntVar(&cfg.prepare, "prepare", 0, "generate this many request bodies before the clock starts (then generate more only if they run out)")
+	fs.Float64Var(&cfg.rate, "rate", 0, "requests per second in all, paced (0: as fast as the clients go)")
+	fs.DurationVar(&cfg.window, "window", 0, "also report throughput and latency per window of this length")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -168,6 +186,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, errors.New("-id-fraction must be between 0 and 1")
 	case cfg.pad < 0 || cfg.pad > 60000:
 		return cfg, errors.New("-pad must be between 0 and 60000")
+	case cfg.target != "accessledger" && cfg.target != "tessera":
+		return cfg, fmt.Errorf("-target %q: want accessledger or tessera", cfg.target)
+	case cfg.target == "tessera" && cfg.mode != "single":
+		return cfg, errors.New("-target tessera takes one entry per request: use -mode single")
+	case cfg.prepare < 0 || cfg.rate < 0 || cfg.window < 0:
+		return cfg, errors.New("-prepare, -rate and -window must not be negative")
 	}
 	u, err := url.Parse(cfg.url)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -242,6 +266,7 @@ func waitHealthy(ctx context.Context, c *http.Client, base string, max time.Dura
 // workerStats is what one worker measured. Only that worker writes it.
 type workerStats struct {
 	latencies  []time.Duration // of 2xx requests
+	ends       []time.Duration // when each of them was answered, since the start
 	status     map[int]int64
 	transport  int64
 	okEvents   int64
@@ -268,15 +293,46 @@ func runPhase(ctx context.Context, cfg config, client *http.Client, base, runID 
 	if cfg.mode == "ndjson" {
 		contentType = "application/x-ndjson"
 	}
+	path := "/v1/events"
+	if cfg.target == "tessera" {
+		path = "/add"
+	}
 	stats := make([]*workerStats, cfg.conc)
+	gens := make([]*generator, cfg.conc)
+	prepared := make([][][]byte, cfg.conc)
+	for w := range cfg.conc {
+		gens[w] = newGenerator(runID, w, cfg.idFrac, cfg.pad)
+		for range (cfg.prepare + cfg.conc - 1) / cfg.conc {
+			prepared[w] = append(prepared[w], gens[w].body(nil, cfg.mode, cfg.batch))
+		}
+	}
+	// With -rate, request i of worker w is due at start + (i*conc + w)/rate.
+	var interval time.Duration
+	if cfg.rate > 0 {
+		interval = time.Duration(float64(time.Second) * float64(cfg.conc) / cfg.rate)
+	}
+	start = time.Now()
+	if cfg.n == 0 {
+		deadline = start.Add(cfg.duration)
+	}
 	var wg sync.WaitGroup
 	for w := range cfg.conc {
 		st := &workerStats{status: map[int]int64{}}
 		stats[w] = st
-		g := newGenerator(runID, w, cfg.idFrac, cfg.pad)
+		g := gens[w]
+		pool := prepared[w]
 		wg.Go(func() {
 			var body []byte
-			for !done() {
+			for i := 0; !done(); i++ {
+				if interval > 0 {
+					due := start.Add(time.Duration(i)*interval + time.Duration(w)*interval/time.Duration(cfg.conc))
+					if d := time.Until(due); d > 0 {
+						pause(ctx, d)
+						if done() {
+							return
+						}
+					}
+				}
 				k := int64(cfg.batch)
 				if cfg.n > 0 {
 					c := claimed.Add(k)
@@ -285,10 +341,14 @@ func runPhase(ctx context.Context, cfg config, client *http.Client, base, runID 
 					}
 					k = min(k, cfg.n-(c-k))
 				}
-				body = g.body(body[:0], cfg.mode, int(k))
+				if i < len(pool) && int(k) == cfg.batch {
+					body = pool[i]
+				} else {
+					body = g.body(body[:0], cfg.mode, int(k))
+				}
 				for attempt := 0; ; attempt++ {
 					t0 := time.Now()
-					status, err := post(ctx, client, base, cfg.key, contentType, body)
+					status, err := post(ctx, client, base+path, cfg.key, contentType, body)
 					if ctx.Err() != nil {
 						return // interrupted: the request was cancelled, not answered
 					}
@@ -299,6 +359,7 @@ func runPhase(ctx context.Context, cfg config, client *http.Client, base, runID 
 						st.lastErr = err.Error()
 					case status >= 200 && status < 300:
 						st.latencies = append(st.latencies, lat)
+						st.ends = append(st.ends, time.Since(start))
 						st.okRequests++
 						st.okEvents += k
 					case status == http.StatusServiceUnavailable:
@@ -330,10 +391,10 @@ func pause(ctx context.Context, d time.Duration) {
 	}
 }
 
-// post sends one request and drains the answer, so that the connection is
-// reused. It returns the status code.
-func post(ctx context.Context, c *http.Client, base, key, contentType string, body []byte) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/events", bytes.NewReader(body))
+// post sends one request to url and drains the answer, so that the
+// connection is reused. It returns the status code.
+func post(ctx context.Context, c *http.Client, url, key, contentType string, body []byte) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
@@ -710,6 +771,17 @@ type summary struct {
 	LatencyMs      latencies        `json:"latency_ms"` // of 2xx requests
 	Server         *serverMem       `json:"server,omitempty"`
 	CheckpointSize int64            `json:"server_checkpoint_size"`
+	Target         string           `json:"target"`
+	Rate           float64          `json:"rate,omitempty"`
+	Windows        []window         `json:"windows,omitempty"`
+}
+
+// window is what was answered (2xx) within one -window of the run.
+type window struct {
+	StartSeconds float64 `json:"start_s"`
+	OKPerSec     float64 `json:"ok_requests_per_s"`
+	P50Ms        float64 `json:"p50_ms"`
+	P99Ms        float64 `json:"p99_ms"`
 }
 
 type latencies struct {
@@ -723,6 +795,10 @@ func summarize(cfg config, stats []*workerStats, elapsed time.Duration) *summary
 	s := &summary{
 		Mode: cfg.mode, URL: cfg.url, Concurrency: cfg.conc, BatchSize: cfg.batch,
 		ElapsedSeconds: elapsed.Seconds(), Status: map[string]int64{},
+		Target: cfg.target, Rate: cfg.rate,
+	}
+	if cfg.window > 0 {
+		s.Windows = windows(stats, cfg.window, elapsed)
 	}
 	var all []time.Duration
 	for _, st := range stats {
@@ -758,8 +834,31 @@ func summarize(cfg config, stats []*workerStats, elapsed time.Duration) *summary
 	return s
 }
 
+// windows splits the answered requests by the window they ended in.
+func windows(stats []*workerStats, size, elapsed time.Duration) []window {
+	n := int(elapsed / size)
+	lat := make([][]time.Duration, n)
+	for _, st := range stats {
+		for i, end := range st.ends {
+			if k := int(end / size); k < n {
+				lat[k] = append(lat[k], st.latencies[i])
+			}
+		}
+	}
+	out := make([]window, n)
+	for k, l := range lat {
+		slices.Sort(l)
+		out[k] = window{StartSeconds: (time.Duration(k) * size).Seconds(), OKPerSec: float64(len(l)) / size.Seconds()}
+		if len(l) > 0 {
+			out[k].P50Ms = float64(l[len(l)/2]) / 1e6
+			out[k].P99Ms = float64(l[min(len(l)-1, len(l)*99/100)]) / 1e6
+		}
+	}
+	return out
+}
+
 func (s *summary) print(w io.Writer) {
-	fmt.Fprintf(w, "loadgen: mode=%s batch=%d c=%d url=%s elapsed=%.2fs\n", s.Mode, s.BatchSize, s.Concurrency, s.URL, s.ElapsedSeconds)
+	fmt.Fprintf(w, "loadgen: target=%s mode=%s batch=%d c=%d url=%s elapsed=%.2fs\n", s.Target, s.Mode, s.BatchSize, s.Concurrency, s.URL, s.ElapsedSeconds)
 	fmt.Fprintf(w, "requests:   %d total, %d ok (2xx), %d pushback (503), %d other HTTP errors, %d transport errors\n",
 		s.Requests, s.OK, s.Pushbacks, s.OtherErrors, s.TransportErrs)
 	if s.LastTransport != "" {
@@ -787,6 +886,9 @@ func (s *summary) print(w io.Writer) {
 	}
 	if s.CheckpointSize >= 0 {
 		fmt.Fprintf(w, "log:        latest checkpoint size %d\n", s.CheckpointSize)
+	}
+	for _, win := range s.Windows {
+		fmt.Fprintf(w, "window:     %6.0fs %8.0f ok/s  p50 %.2fms  p99 %.2fms\n", win.StartSeconds, win.OKPerSec, win.P50Ms, win.P99Ms)
 	}
 }
 
