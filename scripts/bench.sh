@@ -235,4 +235,4 @@ for name in batch single large fill; do
 done
 echo "fill: $(tr '\n' ' ' <"$OUT/fill-mem.txt")"
 echo "reopen: $(tr '\n' ' ' <"$OUT/reopen.txt")"
-[ -f "$OUT/vs-tessera.txt" ] && sed -n '/^clients/,$p' "$OUT/vs-tessera.txt"
+if [ -f "$OUT/vs-tessera.txt" ]; then sed -n '/^clients/,$p' "$OUT/vs-tessera.txt"; fi
