@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -69,6 +70,9 @@ type Config struct {
 	MemoryLimit int64 `yaml:"memory_limit_mib"`
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// PprofListen, if set, serves Go's net/http/pprof profiles on this
+	// loopback address (off by default: profiles reveal internals).
+	PprofListen string `yaml:"pprof_listen"`
 
 	LogLevel  string `yaml:"log_level"`
 	LogFormat string `yaml:"log_format"`
@@ -121,6 +125,7 @@ func (c *Config) fields() []configField {
 		{"gc-schedule", "cron schedule of value-log GC", &c.GCSchedule},
 		{"memory-limit-mib", "Go soft memory limit in MiB, 0 for none (GOMEMLIMIT wins)", &c.MemoryLimit},
 		{"shutdown-timeout", "graceful shutdown bound", &c.ShutdownTimeout},
+		{"pprof-listen", "serve Go profiles (net/http/pprof) on this loopback address; off when empty", &c.PprofListen},
 		{"log-level", "debug, info, warn or error", &c.LogLevel},
 		{"log-format", "text or json", &c.LogFormat},
 	}
@@ -270,6 +275,13 @@ func (c *Config) validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("listen %q: want host:port, such as 127.0.0.1:8080", c.Listen)
+	}
+	if c.PprofListen != "" {
+		host, _, err := net.SplitHostPort(c.PprofListen)
+		ip, perr := netip.ParseAddr(host)
+		if err != nil || (host != "localhost" && (perr != nil || !ip.IsLoopback())) {
+			return fmt.Errorf("pprof_listen %q: want a loopback host:port, such as 127.0.0.1:6060 (profiles must not be reachable from the network)", c.PprofListen)
+		}
 	}
 	if c.GCSchedule != "" {
 		if _, err := cron.ParseStandard(c.GCSchedule); err != nil {

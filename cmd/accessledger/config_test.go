@@ -142,6 +142,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		{name: "file queue_bytes too small", yaml: "queue_bytes: 1048576\n", want: "queue_bytes"},
 		{name: "flag sign_timeout too short", args: []string{"--sign-timeout", "1ms"}, want: "sign_timeout"},
 		{name: "env queue_bytes unparsable", env: []string{"ACCESSLEDGER_QUEUE_BYTES=lots"}, want: "ACCESSLEDGER_QUEUE_BYTES"},
+		{name: "pprof on all interfaces", args: []string{"--pprof-listen", ":6060"}, want: "pprof_listen"},
+		{name: "pprof on a public address", yaml: "pprof_listen: 192.0.2.1:6060\n", want: "pprof_listen"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := tc.args

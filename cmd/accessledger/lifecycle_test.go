@@ -572,3 +572,22 @@ func TestLostStorageRefusesToStart(t *testing.T) {
 		t.Errorf("second serve on the lost storage = exit %d, stderr %q; want it refused again", code, stderr)
 	}
 }
+
+// TestPprofOptIn checks that Go's profiles are served only when asked
+// for, and then only on the separate loopback address given.
+func TestPprofOptIn(t *testing.T) {
+	dir := t.TempDir()
+	pprofAddr := freeAddr(t)
+	s := startServer(t, dir, "--pprof-listen", pprofAddr)
+	resp, err := http.Get("http://" + pprofAddr + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatalf("GET /debug/pprof/cmdline on %s: %v", pprofAddr, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /debug/pprof/cmdline on the pprof address = %d, want 200", resp.StatusCode)
+	}
+	if status, _, _ := s.do(t.Context(), http.MethodGet, "/debug/pprof/cmdline", "", nil); status != http.StatusNotFound {
+		t.Errorf("GET /debug/pprof/cmdline on the API address = %d, want 404", status)
+	}
+}

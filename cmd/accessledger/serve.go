@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -75,6 +76,14 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
 	defer lis.Close() // after a failed start; Serve closes it otherwise
+	if cfg.PprofListen != "" {
+		plis, err := net.Listen("tcp", cfg.PprofListen)
+		if err != nil {
+			return fmt.Errorf("listening on %s for pprof: %w", cfg.PprofListen, err)
+		}
+		ps := servePprof(plis, log)
+		defer ps.Close()
+	}
 
 	// Create.
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
@@ -367,6 +376,21 @@ func openOrCreate(ctx context.Context, cfg Config, id identity, log *slog.Logger
 		}
 	}
 	return l, nil
+}
+
+// servePprof serves Go's profiles on lis (an opt-in loopback address) until
+// the returned server is closed.
+func servePprof(lis net.Listener, log *slog.Logger) *http.Server {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	ps := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	log.Info("serving Go profiles", "addr", lis.Addr().String(), "path", "/debug/pprof/")
+	go ps.Serve(lis)
+	return ps
 }
 
 func writeVerifierKey(path, vkey string) error {
