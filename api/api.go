@@ -84,10 +84,13 @@ type Server struct {
 	engine *gin.Engine
 	bodies *semaphore.Weighted // bytes of request bodies in flight
 
-	events   *prometheus.CounterVec
-	appended *prometheus.CounterVec
-	services serviceLabels
-	requests *prometheus.HistogramVec
+	events          *prometheus.CounterVec
+	appendedEvents  prometheus.Counter // children of events, resolved once
+	duplicateEvents prometheus.Counter
+	rejectedEvents  prometheus.Counter
+	appended        *prometheus.CounterVec
+	services        serviceLabels
+	requests        *prometheus.HistogramVec
 }
 
 // New returns the API server for cfg.
@@ -123,7 +126,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.MaxServiceLabels = DefaultMaxServiceLabels
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, bodies: semaphore.NewWeighted(cfg.MaxInflightBodyBytes)}
-	s.services = serviceLabels{max: cfg.MaxServiceLabels, seen: make(map[string]bool)}
+	s.services = serviceLabels{max: cfg.MaxServiceLabels, seen: make(map[string]prometheus.Counter)}
 	if cfg.Keys == nil {
 		cfg.Keys = &Keyring{}
 	}
@@ -136,6 +139,10 @@ func New(cfg Config) (*Server, error) {
 		Name: "accessledger_events_appended_total",
 		Help: "Events appended over HTTP, by service (the first services seen get their own label, the rest \"other\").",
 	}, []string{"service"})
+	s.services.vec = s.appended
+	s.appendedEvents = s.events.WithLabelValues("appended")
+	s.duplicateEvents = s.events.WithLabelValues("duplicate")
+	s.rejectedEvents = s.events.WithLabelValues("rejected")
 	s.requests = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "accessledger_http_request_duration_seconds",
 		Help:    "HTTP request latency, by route and status code.",
@@ -377,21 +384,28 @@ func (s *Server) readyz(c *gin.Context) {
 // counter: the first max distinct services get their own, every later
 // one "other". It is safe for concurrent use.
 type serviceLabels struct {
-	mu   sync.Mutex
-	max  int
-	seen map[string]bool
+	vec   *prometheus.CounterVec
+	mu    sync.Mutex
+	max   int
+	seen  map[string]prometheus.Counter
+	other prometheus.Counter
 }
 
-// label returns the label value for service.
-func (l *serviceLabels) label(service string) string {
+// counter returns the append counter of service: its own for the first
+// max services seen, the shared "other" one after that.
+func (l *serviceLabels) counter(service string) prometheus.Counter {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.seen[service] {
-		return service
+	if c, ok := l.seen[service]; ok {
+		return c
 	}
-	if len(l.seen) < l.max {
-		l.seen[service] = true
-		return service
+	if len(l.seen) >= l.max {
+		if l.other == nil {
+			l.other = l.vec.WithLabelValues("other")
+		}
+		return l.other
 	}
-	return "other"
+	c := l.vec.WithLabelValues(service)
+	l.seen[service] = c
+	return c
 }

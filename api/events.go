@@ -73,7 +73,7 @@ func (s *Server) postEvents(c *gin.Context) {
 	}
 	body, status, msg := s.readBody(c)
 	if status != 0 {
-		s.events.WithLabelValues("rejected").Inc()
+		s.rejectedEvents.Inc()
 		if status == http.StatusServiceUnavailable {
 			c.Header("Retry-After", "1")
 		}
@@ -83,13 +83,13 @@ func (s *Server) postEvents(c *gin.Context) {
 	defer s.bodies.Release(body.reserved)
 	raws, single, status, msg := s.splitEvents(body.data, body.ndjson)
 	if status != 0 {
-		s.events.WithLabelValues("rejected").Inc()
+		s.rejectedEvents.Inc()
 		writeError(c, status, msg)
 		return
 	}
 	entries, services, bad := s.prepare(raws)
 	if len(bad) > 0 && (!partial || single || len(bad) == len(raws)) {
-		s.events.WithLabelValues("rejected").Add(float64(len(raws)))
+		s.rejectedEvents.Add(float64(len(raws)))
 		msg := "invalid event; nothing was appended"
 		if !single {
 			msg = fmt.Sprintf("%d of %d events are invalid; nothing was appended", len(bad), len(raws))
@@ -111,7 +111,7 @@ func (s *Server) postEvents(c *gin.Context) {
 			}
 		}
 		if len(valid) == 0 {
-			s.events.WithLabelValues("rejected").Add(float64(len(raws)))
+			s.rejectedEvents.Add(float64(len(raws)))
 			abortJSON(c, http.StatusConflict, errorBody{Error: "no event could be appended", Events: flatten(bad)})
 			return
 		}
@@ -131,7 +131,7 @@ func (s *Server) postEvents(c *gin.Context) {
 			if partial && !single && attempt == 0 {
 				continue
 			}
-			s.events.WithLabelValues("rejected").Add(float64(len(raws)))
+			s.rejectedEvents.Add(float64(len(raws)))
 			abortJSON(c, http.StatusConflict, errorBody{Error: "an event id was reused with different content; nothing was appended", Events: flatten(bad)})
 			return
 		}
@@ -153,27 +153,52 @@ func (s *Server) answer(c *gin.Context, raws [][]byte, single bool, pos []int, r
 		out[pos[k]].appendResult = &appendResult{Index: r.Index, LeafHash: base64.StdEncoding.EncodeToString(r.LeafHash[:]), Duplicate: r.Duplicate}
 		if !r.Duplicate {
 			status = http.StatusCreated
-			s.events.WithLabelValues("appended").Inc()
-			s.appended.WithLabelValues(s.services.label(services[pos[k]])).Inc()
+			s.appendedEvents.Inc()
+			s.services.counter(services[pos[k]]).Inc()
 		} else {
-			s.events.WithLabelValues("duplicate").Inc()
+			s.duplicateEvents.Inc()
 		}
 	}
-	if single {
-		c.JSON(status, out[0].appendResult)
+	if len(results) == len(raws) {
+		// Every event appended (the common case): write the answer
+		// directly, without reflection.
+		b := make([]byte, 0, 16+len(results)*80)
+		if !single {
+			b = append(b, `{"results":[`...)
+		}
+		for k, r := range results {
+			if k > 0 {
+				b = append(b, ',')
+			}
+			b = appendResultJSON(b, r)
+		}
+		if !single {
+			b = append(b, "]}"...)
+		}
+		c.Data(status, "application/json; charset=utf-8", b)
 		return
 	}
 	for i, errs := range bad {
 		if errs != nil {
 			out[i].Errors = errs
-			s.events.WithLabelValues("rejected").Inc()
+			s.rejectedEvents.Inc()
 		}
 	}
-	if len(results) == len(raws) {
-		c.JSON(status, gin.H{"results": out})
-		return
-	}
 	c.JSON(status, gin.H{"results": out, "rejected": len(raws) - len(results)})
+}
+
+// appendResultJSON appends the JSON of one appended event's answer,
+// exactly as encoding appendResult would.
+func appendResultJSON(b []byte, r ledger.Result) []byte {
+	b = append(b, `{"index":`...)
+	b = strconv.AppendUint(b, r.Index, 10)
+	b = append(b, `,"leaf_hash":"`...)
+	b = base64.StdEncoding.AppendEncode(b, r.LeafHash[:])
+	b = append(b, '"')
+	if r.Duplicate {
+		b = append(b, `,"duplicate":true`...)
+	}
+	return append(b, '}')
 }
 
 // prepare validates and encodes each raw event. It returns the entries,
@@ -261,26 +286,39 @@ func (s *Server) readBody(c *gin.Context) (requestBody, int, string) {
 		return b, http.StatusUnsupportedMediaType, "Content-Type must be application/json or application/x-ndjson"
 	}
 	b.ndjson = mediaType == "application/x-ndjson"
-	tooLarge := fmt.Sprintf("request body larger than %d bytes; split the batch into smaller requests", s.cfg.MaxBodyBytes)
+	tooLarge := func() string {
+		return fmt.Sprintf("request body larger than %d bytes; split the batch into smaller requests", s.cfg.MaxBodyBytes)
+	}
 	n := c.Request.ContentLength
 	switch {
 	case n > s.cfg.MaxBodyBytes:
-		return b, http.StatusRequestEntityTooLarge, tooLarge
+		return b, http.StatusRequestEntityTooLarge, tooLarge()
 	case n < 0:
 		n = s.cfg.MaxBodyBytes
 	}
-	ctx, cancel := context.WithTimeout(c, bodyWait)
-	err := s.bodies.Acquire(ctx, n)
-	cancel()
-	if err != nil {
-		return b, http.StatusServiceUnavailable, "the server is busy reading other requests; retry after the number of seconds in Retry-After"
+	if !s.bodies.TryAcquire(n) {
+		ctx, cancel := context.WithTimeout(c, bodyWait)
+		err := s.bodies.Acquire(ctx, n)
+		cancel()
+		if err != nil {
+			return b, http.StatusServiceUnavailable, "the server is busy reading other requests; retry after the number of seconds in Retry-After"
+		}
 	}
-	data, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes))
+	body := http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes)
+	var data []byte
+	var err error
+	if c.Request.ContentLength >= 0 {
+		// The length is known (and within the limit): one allocation.
+		data = make([]byte, c.Request.ContentLength)
+		_, err = io.ReadFull(body, data)
+	} else {
+		data, err = io.ReadAll(body)
+	}
 	if err != nil {
 		s.bodies.Release(n)
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return b, http.StatusRequestEntityTooLarge, tooLarge
+			return b, http.StatusRequestEntityTooLarge, tooLarge()
 		}
 		return b, http.StatusBadRequest, "reading the request body failed; send the request again"
 	}
