@@ -5,7 +5,7 @@ PKGS    := ./...
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build run test test-race bench lint fmt clean
+.PHONY: all build run test test-race bench bench-sustained lint fmt clean
 
 all: build
 
@@ -24,9 +24,14 @@ test:
 test-race:
 	$(GO) test -count=1 -race -timeout 30m $(PKGS)
 
-## bench: Go benchmarks of the ledger plus a load generator against a real server.
+## bench: Go benchmarks of the ledger plus a load generator against a real server,
+## and the side-by-side run with Tessera.
 bench:
 	./scripts/bench.sh
+
+## bench-sustained: 10 minutes at 80 % of the maximum, plotted (BENCHMARKS-sustained.png).
+bench-sustained:
+	./scripts/bench-sustained.sh
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# scripts/bench-sustained.sh — steady under sustained load: measure the
+# server's maximum single-event rate (64 clients, unpaced), then run at
+# SUSTAINED_FRACTION (80 %) of it for SUSTAINED_DURATION (10m), paced, with
+# throughput and p99 per 10 s window and the server's RSS, and plot them
+# (BENCHMARKS-sustained.png, via scripts/benchplot). Prints the lowest
+# window against the run's median. `make bench-sustained` runs it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v go >/dev/null 2>&1; then export PATH="/usr/local/go/bin:$PATH"; fi
+
+OUT=${BENCH_OUT:-bench-out}
+DURATION=${SUSTAINED_DURATION:-10m}
+FRACTION=${SUSTAINED_FRACTION:-0.8}
+PNG=${SUSTAINED_PNG:-BENCHMARKS-sustained.png}
+mkdir -p "$OUT" bin
+go build -o bin/accessledger ./cmd/accessledger
+go build -o bin/loadgen ./cmd/loadgen
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/accessledger-sustained.XXXXXX")
+PID=""
+cleanup() {
+  if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+url="http://127.0.0.1:$port"
+bin/accessledger serve --data "$TMP/data" --listen "127.0.0.1:$port" --log-level warn >"$OUT/server-sustained.log" 2>&1 &
+PID=$!
+for _ in $(seq 1 200); do curl -s -o /dev/null --max-time 1 "$url/healthz" && break; sleep 0.05; done
+key=$(tr -d ' \n' <"$TMP/data/admin.key")
+
+echo "load before: $(uptime)" | tee "$OUT/sustained.txt"
+bin/loadgen -url "$url" -key "$key" -mode single -c 64 -warmup 3s -duration 15s -json-out "$OUT/sustained-max.json" |
+  grep -E 'throughput|latency' | sed 's/^/max: /' | tee -a "$OUT/sustained.txt"
+max=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ok_requests_per_s"])' "$OUT/sustained-max.json")
+rate=$(python3 -c "print(round($max * $FRACTION))")
+echo "running at $rate requests/s ($FRACTION of $max) for $DURATION" | tee -a "$OUT/sustained.txt"
+bin/loadgen -url "$url" -key "$key" -mode single -c 64 -rate "$rate" -duration "$DURATION" -window 10s \
+  -pid "$PID" -json-out "$OUT/sustained.json" >"$OUT/sustained-run.txt"
+grep -E 'throughput|latency|server' "$OUT/sustained-run.txt" | tee -a "$OUT/sustained.txt"
+python3 - "$OUT/sustained.json" <<'PY' | tee -a "$OUT/sustained.txt"
+import json, statistics, sys
+w = json.load(open(sys.argv[1]))["windows"]
+ok = [x["ok_requests_per_s"] for x in w]
+p99 = [x["p99_ms"] for x in w]
+med, medp = statistics.median(ok), statistics.median(p99)
+print("windows: %d of 10 s; throughput median %.0f/s, lowest %.0f/s (%.0f %% of the median), highest %.0f/s" % (len(ok), med, min(ok), 100 * min(ok) / med, max(ok)))
+print("p99 per window: median %.1f ms, highest %.1f ms" % (medp, max(p99)))
+print("windows below 80 %% of the median: %d" % sum(1 for x in ok if x < 0.8 * med))
+PY
+echo "load after: $(uptime)" | tee -a "$OUT/sustained.txt"
+json_abs=$(realpath -m "$OUT/sustained.json"); png_abs=$(realpath -m "$PNG")
+(cd scripts/benchplot && go run . -in "$json_abs" -out "$png_abs")
+echo "plot: $PNG"
