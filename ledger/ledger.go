@@ -403,14 +403,16 @@ func (l *Ledger) trimLoop() {
 	defer close(l.trimDone)
 	t := time.NewTicker(trimInterval)
 	defer t.Stop()
+	warned := false
 	for {
 		select {
 		case <-l.stop:
 			return
 		case <-t.C:
-			if _, err := trimMappings(l.cfg.Dir); err != nil {
-				l.log.Warn("trimming storage mappings from memory failed; RSS will include cached storage pages", "err", err)
-				return
+			if _, err := trimMappings(l.cfg.Dir); err != nil && !warned {
+				// Try again next time; say so once.
+				l.log.Warn("trimming storage mappings from memory failed; RSS may include cached storage pages", "err", err)
+				warned = true
 			}
 		}
 	}

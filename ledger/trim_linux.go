@@ -54,10 +54,16 @@ func trimMappings(dir string) (int64, error) {
 		if err1 != nil || err2 != nil || end <= start {
 			continue
 		}
-		if _, _, errno := unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_DONTNEED); errno != 0 {
+		_, _, errno := unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_DONTNEED)
+		switch errno {
+		case 0:
+			trimmed += int64(end - start)
+		case unix.ENOMEM, unix.EINVAL:
+			// Badger unmapped the file (a table compacted away, a
+			// memtable flushed) since /proc/self/maps was read.
+		default:
 			return trimmed, fmt.Errorf("madvise %s: %w", fields[5], errno)
 		}
-		trimmed += int64(end - start)
 	}
 	return trimmed, sc.Err()
 }

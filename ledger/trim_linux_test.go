@@ -11,6 +11,24 @@ import (
 func TestTrimMappingsKeepsData(t *testing.T) {
 	l, cfg := newTestLedger(t)
 	big := func(i int) []byte { return bytes.Repeat([]byte{byte('a' + i%26)}, 40000) }
+	// Trim continuously too, while Badger flushes memtables and compacts
+	// tables (unmapping files under the trimmer's feet).
+	stop := make(chan struct{})
+	errs := make(chan error, 1)
+	go func() {
+		defer close(errs)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := trimMappings(cfg.Dir); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
 	var trimmed int64
 	for i := 0; i < 600; i += 20 {
 		entries := make([]Entry, 20)
@@ -25,6 +43,10 @@ func TestTrimMappingsKeepsData(t *testing.T) {
 			t.Fatalf("trimMappings(%s) = %v", cfg.Dir, err)
 		}
 		trimmed += n
+	}
+	close(stop)
+	if err := <-errs; err != nil {
+		t.Errorf("trimMappings(%s) while Badger works = %v", cfg.Dir, err)
 	}
 	if trimmed == 0 {
 		t.Errorf("trimMappings() trimmed nothing, want Badger's mapped files trimmed")
