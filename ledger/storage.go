@@ -6,14 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
+
+	"github.com/accessledger/accessledger/internal/badgerutil"
 )
 
 // logMeta is stored once, at Create.
@@ -93,7 +93,7 @@ func badgerOptions(cfg Config, fault *storageFault) badger.Options {
 }
 
 func openBadger(cfg Config, fault *storageFault) (*badger.DB, error) {
-	if err := removeTornFiles(cfg); err != nil {
+	if err := badgerutil.RemoveTornFiles(cfg.Dir, cfg.Logger); err != nil {
 		return nil, err
 	}
 	db, err := badger.Open(badgerOptions(cfg, fault))
@@ -101,35 +101,6 @@ func openBadger(cfg Config, fault *storageFault) (*badger.DB, error) {
 		return nil, fmt.Errorf("opening storage in %s: %w", cfg.Dir, err)
 	}
 	return db, nil
-}
-
-// removeTornFiles deletes empty memtable and value-log files. Badger
-// creates such a file and then sizes it; a crash in between leaves an empty
-// file that holds no data but that Badger then refuses to open ("Create a
-// new file"). Removing it is safe: nothing was ever written to it.
-func removeTornFiles(cfg Config) error {
-	entries, err := os.ReadDir(cfg.Dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("reading storage directory: %w", err)
-	}
-	for _, e := range entries {
-		name := e.Name()
-		if !strings.HasSuffix(name, ".mem") && !strings.HasSuffix(name, ".vlog") {
-			continue
-		}
-		info, err := e.Info()
-		if err != nil || info.Size() != 0 {
-			continue
-		}
-		if err := os.Remove(filepath.Join(cfg.Dir, name)); err != nil {
-			return fmt.Errorf("removing empty %s left by a crash: %w", name, err)
-		}
-		cfg.Logger.Warn("removed an empty storage file left by a crash", "file", name)
-	}
-	return nil
 }
 
 // storageFault records the first error Badger reported only through its

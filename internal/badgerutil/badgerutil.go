@@ -1,0 +1,45 @@
+// Package badgerutil holds what every Badger directory of accessledger
+// needs before it is opened (the ledger's, the detector's, the index's, the
+// witness's).
+package badgerutil
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// RemoveTornFiles deletes the empty memtable (.mem) and value-log (.vlog)
+// files of a Badger directory. Badger creates such a file and then sizes
+// it; a crash or power cut in between leaves an empty file that holds no
+// data but that Badger then refuses to open ("Create a new file").
+// Removing it is safe: nothing was ever written to it. A directory that
+// does not exist yet is fine.
+func RemoveTornFiles(dir string, log *slog.Logger) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading storage directory %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasSuffix(name, ".mem") && !strings.HasSuffix(name, ".vlog") {
+			continue
+		}
+		if info, err := e.Info(); err != nil || info.Size() != 0 {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, name)); err != nil {
+			return fmt.Errorf("removing empty %s left by a crash: %w", filepath.Join(dir, name), err)
+		}
+		if log != nil {
+			log.Warn("removed an empty storage file left by a crash", "file", filepath.Join(dir, name))
+		}
+	}
+	return nil
+}
