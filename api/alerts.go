@@ -1,0 +1,95 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/accessledger/accessledger/detect"
+)
+
+// Detections is what the alert and rule endpoints read: the server's
+// detector (a *detect.Detector).
+type Detections interface {
+	Alerts(ctx context.Context, q detect.AlertQuery) (detect.AlertPage, error)
+	Status() detect.Status
+}
+
+// msgNoDetection answers the detection endpoints of a server without a
+// detector.
+const msgNoDetection = "detection is off on this server (detect: {enabled: false} in its configuration)"
+
+// alertJSON is one alert of GET /v1/alerts: where it is in the log and
+// the alert, as recorded (canonical).
+type alertJSON struct {
+	Index      uint64          `json:"index"`
+	LeafHash   string          `json:"leaf_hash"`
+	ReceivedAt time.Time       `json:"received_at"`
+	Alert      json.RawMessage `json:"alert"`
+}
+
+type alertsPage struct {
+	Alerts []alertJSON `json:"alerts"`
+	Next   *uint64     `json:"next,omitempty"`
+}
+
+// getAlerts answers the alerts the detector recorded, oldest first:
+// ?since=RFC3339 (alert time), level= (that level or above), rule= (rule
+// id), limit= (default 100, at most 1000), cursor= (the next of the
+// previous page).
+func (s *Server) getAlerts(c *gin.Context) {
+	if s.cfg.Detections == nil {
+		writeError(c, http.StatusNotFound, msgNoDetection)
+		return
+	}
+	var q detect.AlertQuery
+	if v := c.Query("since"); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			writeError(c, http.StatusBadRequest, fmt.Sprintf("since must be an RFC 3339 time such as 2026-01-02T15:04:05Z, got %q", truncate(v, 40)))
+			return
+		}
+		q.Since = t
+	}
+	q.Level = c.Query("level")
+	q.Rule = c.Query("rule")
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			writeError(c, http.StatusBadRequest, fmt.Sprintf("limit must be an integer from 1 to 1000, got %q", truncate(v, 32)))
+			return
+		}
+		q.Limit = n
+	}
+	if v := c.Query("cursor"); v != "" {
+		n, ok := parseUint(c, "cursor", v)
+		if !ok {
+			return
+		}
+		q.Cursor = n
+	}
+	page, err := s.cfg.Detections.Alerts(c, q)
+	if errors.Is(err, detect.ErrBadQuery) {
+		writeError(c, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err != nil {
+		s.fail(c, err, "")
+		return
+	}
+	out := alertsPage{Alerts: make([]alertJSON, 0, len(page.Alerts))}
+	for _, a := range page.Alerts {
+		out.Alerts = append(out.Alerts, alertJSON{Index: a.Index, LeafHash: b64(a.LeafHash), ReceivedAt: a.ReceivedAt.UTC(), Alert: a.Alert.Canonical()})
+	}
+	if page.Next != 0 {
+		out.Next = &page.Next
+	}
+	setCache(c, cacheLatest)
+	c.JSON(http.StatusOK, out)
+}

@@ -1,0 +1,1053 @@
+package detect
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/accessledger/accessledger/event"
+)
+
+// hit is one input of a correlation: an event matched by a detection rule,
+// or the firing of an inner correlation.
+type hit struct {
+	rec  *Record // the triggering event; nil for a window closed by time
+	t    int64   // event time, unix ns
+	idx  uint64  // the triggering event's index
+	slot int     // which of the correlation's rules
+	// For an inner correlation's firing: its evidence and its group's
+	// values by field name.
+	evidence []uint64
+	inner    map[string]string
+}
+
+// correlator evaluates one correlation rule.
+type correlator struct {
+	rule     *Rule
+	spec     *Correlation
+	stats    *ruleStats
+	cfg      *Config
+	span     int64
+	lateness int64
+	keep     int64 // how long an idle group is kept, past its last event
+	monotone bool  // the condition only has lower bounds: fire early
+	nslots   int
+	// groupBy[slot] are the fields (after aliases) whose values form the
+	// group key, for events of that slot; groupNames are the names in
+	// alerts.
+	groupBy    [][]fieldRef
+	groupNames []string
+	valueBy    [][]fieldRef // value_count's fields, new_term's fields
+	derived    []bool       // slot fed by an inner correlation
+	consumers  []consumer
+	suppress   *suppressor
+	respond    []responseRef
+	exceptions []matcher
+	fp         string
+
+	groups  map[string]*group
+	lru     groupList
+	evicted uint64
+	deleted []string // keys of groups removed since the last save
+	dirty   []*group // groups changed since the last save
+}
+
+// markDirty records that g must be saved.
+func (c *correlator) markDirty(g *group) {
+	if !g.dirty {
+		g.dirty = true
+		c.dirty = append(c.dirty, g)
+	}
+}
+
+// group is one group's state in a correlation. Its fields are owned by the
+// engine's goroutine.
+type group struct {
+	key        string
+	vals       []string // group-by values, in groupNames order
+	prev, next *group
+	dirty      bool
+
+	first      int64 // first event time seen
+	last       int64 // latest event time seen
+	firedUntil int64 // events up to this time belong to an alert already raised
+	items      []item
+
+	// new_term
+	terms []term
+	// geo_velocity
+	points []geoPoint
+	// baseline
+	bucket     int64
+	count      int64
+	mean       float64
+	fired      bool
+	bucketEvid []uint64
+}
+
+type item struct {
+	t    int64
+	idx  uint64
+	slot int32
+	val  uint64   // value hash (value_count)
+	ev   []uint64 // evidence of an inner correlation's firing
+}
+
+func itemLess(a, b item) bool { return a.t < b.t || a.t == b.t && a.idx < b.idx }
+
+type term struct {
+	hash uint64
+	last int64
+}
+
+type geoPoint struct {
+	t        int64
+	idx      uint64
+	lat, lon float64
+}
+
+// groupList is an intrusive LRU list: front is least recently active.
+type groupList struct{ head, tail *group }
+
+func (l *groupList) remove(g *group) {
+	if g.prev != nil {
+		g.prev.next = g.next
+	} else if l.head == g {
+		l.head = g.next
+	}
+	if g.next != nil {
+		g.next.prev = g.prev
+	} else if l.tail == g {
+		l.tail = g.prev
+	}
+	g.prev, g.next = nil, nil
+}
+
+func (l *groupList) pushBack(g *group) {
+	g.prev, g.next = l.tail, nil
+	if l.tail != nil {
+		l.tail.next = g
+	} else {
+		l.head = g
+	}
+	l.tail = g
+}
+
+func compileCorrelation(cc *compileCtx, cfg *Config, r *Rule, rs *RuleSet) (*correlator, error) {
+	spec := r.Correlation
+	c := &correlator{
+		rule: r, spec: spec, cfg: cfg,
+		span: int64(spec.Timespan), lateness: int64(cfg.Lateness),
+		nslots: len(spec.Rules), groups: map[string]*group{},
+	}
+	errorf := func(format string, args ...any) error {
+		return r.docPos.errorf("correlation %q: %s", r.ID, fmt.Sprintf(format, args...))
+	}
+	c.monotone = true
+	for _, cond := range spec.Condition {
+		if cond.Op != "gt" && cond.Op != "gte" {
+			c.monotone = false
+		}
+	}
+	if !c.monotone && spec.Type != EventCount && spec.Type != ValueCount {
+		return nil, &Error{File: r.File, Line: r.Line, Feature: spec.Type + " condition " + spec.Condition[0].Op,
+			Msg: "temporal correlations take gt or gte conditions only (they fire as soon as the rules have matched)", kind: ErrUnsupported}
+	}
+	c.keep = c.span + c.lateness
+	switch spec.Type {
+	case Baseline:
+		c.keep = int64(spec.Baseline.History) + c.span
+	case NewTerm:
+		c.keep = c.span + c.lateness
+	}
+	c.groupNames = spec.GroupBy
+	c.groupBy = make([][]fieldRef, c.nslots)
+	c.valueBy = make([][]fieldRef, c.nslots)
+	c.derived = make([]bool, c.nslots)
+	for slot, ref := range spec.Rules {
+		d := rs.lookup(ref)
+		if d == nil {
+			return nil, errorf("rule %q is not loaded", ref)
+		}
+		if d.Correlation != nil {
+			c.derived[slot] = true
+			switch spec.Type {
+			case NewTerm, GeoVelocity, Baseline:
+				return nil, errorf("a %s correlation must refer to Sigma rules, not to correlation %q", spec.Type, ref)
+			}
+		}
+		resolveField := func(name string) (string, bool) {
+			if a, ok := spec.Aliases[name]; ok {
+				f, ok := a[d.Name]
+				if !ok && d.ID != "" {
+					f, ok = a[d.ID]
+				}
+				return f, ok
+			}
+			return name, true
+		}
+		for _, gname := range spec.GroupBy {
+			fname, ok := resolveField(gname)
+			if !ok {
+				return nil, errorf("alias %q gives no field for rule %q (aliases are keyed by rule name)", gname, ref)
+			}
+			f, ok := lookupField(fname)
+			if !ok {
+				return nil, errorf("group-by: unknown field %q; the fields are %s", fname, fieldNames())
+			}
+			if c.derived[slot] && !slices.Contains(d.Correlation.GroupBy, fname) {
+				return nil, errorf("group-by %q: the chained correlation %q does not group by it, so its alerts have no single value of it", fname, ref)
+			}
+			c.groupBy[slot] = append(c.groupBy[slot], f)
+		}
+		var vfields []string
+		switch spec.Type {
+		case ValueCount:
+			vfields = spec.Field
+		case NewTerm:
+			vfields = spec.NewTerm.Fields
+		}
+		for _, fname := range vfields {
+			f, ok := lookupField(fname)
+			if !ok {
+				return nil, errorf("unknown field %q; the fields are %s", fname, fieldNames())
+			}
+			if c.derived[slot] && !slices.Contains(d.Correlation.GroupBy, fname) {
+				return nil, errorf("field %q: the chained correlation %q does not group by it", fname, ref)
+			}
+			c.valueBy[slot] = append(c.valueBy[slot], f)
+		}
+	}
+	for name := range spec.Aliases {
+		if !slices.Contains(spec.GroupBy, name) {
+			return nil, errorf("alias %q is not used in group-by", name)
+		}
+	}
+	var err error
+	if c.suppress, err = newSuppressor(r, spec.GroupBy); err != nil {
+		return nil, err
+	}
+	if c.respond, err = responseRefs(r); err != nil {
+		return nil, err
+	}
+	for _, ex := range r.exceptions {
+		// Exceptions of a correlation apply to the events it counts;
+		// they are compiled into the referenced rules' matchers by the
+		// slot filter below.
+		m, err := compileSelection(cc, ex)
+		if err != nil {
+			return nil, err
+		}
+		c.exceptions = append(c.exceptions, m)
+	}
+	return c, nil
+}
+
+// groupKeyOf computes the group key of a hit, or false if it lacks a
+// group-by field. With one group-by field the key is its value, without
+// allocating.
+func (c *correlator) groupKeyOf(h *hit) (string, bool) {
+	fields := c.groupBy[h.slot]
+	switch len(fields) {
+	case 0:
+		return "", true
+	case 1:
+		v, ok := c.fieldOf(h, fields[0])
+		return v, ok && v != ""
+	}
+	var b strings.Builder
+	for i, f := range fields {
+		v, ok := c.fieldOf(h, f)
+		if !ok || v == "" {
+			return "", false
+		}
+		if i > 0 {
+			b.WriteByte(0x1f)
+		}
+		b.WriteString(v)
+	}
+	return b.String(), true
+}
+
+// groupVals returns the group-by values of a hit (for a new group).
+func (c *correlator) groupVals(h *hit) []string {
+	fields := c.groupBy[h.slot]
+	vals := make([]string, len(fields))
+	for i, f := range fields {
+		vals[i], _ = c.fieldOf(h, f)
+	}
+	return vals
+}
+
+func (c *correlator) fieldOf(h *hit, f fieldRef) (string, bool) {
+	if h.inner != nil {
+		v, ok := h.inner[f.name]
+		return v, ok
+	}
+	return h.rec.str(f)
+}
+
+// valueOf hashes the hit's value_count or new_term fields.
+func (c *correlator) valueOf(h *hit) (uint64, bool) {
+	fields := c.valueBy[h.slot]
+	hash := uint64(14695981039346656037)
+	for i, f := range fields {
+		var v string
+		var ok bool
+		if h.inner != nil {
+			v, ok = h.inner[f.name]
+		} else {
+			v, ok = h.rec.str(f)
+		}
+		if !ok || v == "" {
+			return 0, false
+		}
+		if i > 0 {
+			hash = fnvByte(hash, 0x1f)
+		}
+		for j := 0; j < len(v); j++ {
+			hash = fnvByte(hash, v[j])
+		}
+	}
+	return hash, true
+}
+
+func fnvByte(h uint64, b byte) uint64 {
+	h ^= uint64(b)
+	return h * 1099511628211
+}
+
+// feed gives a hit to a correlation, and passes what fires on.
+func (e *Engine) feed(c *correlator, h hit) {
+	if h.rec != nil {
+		for _, ex := range c.exceptions {
+			if ex.match(h.rec) {
+				return
+			}
+		}
+	}
+	key, ok := c.groupKeyOf(&h)
+	if !ok {
+		return
+	}
+	c.stats.matches++
+	g := c.groups[key]
+	if g == nil {
+		if c.spec.Type == TemporalOrdered && h.slot > 0 {
+			// Nothing can follow a first rule that has not matched:
+			// a group starts with the first rule's event (in log
+			// order), which keeps state for busy later rules small.
+			return
+		}
+		g = &group{key: strings.Clone(key), vals: c.groupVals(&h), first: h.t, last: h.t}
+		c.groups[key] = g
+		c.lru.pushBack(g)
+		if len(c.groups) > e.cfg.MaxGroups {
+			old := c.lru.head
+			c.removeGroup(old)
+			c.evicted++
+		}
+	} else if c.lru.tail != g {
+		c.lru.remove(g)
+		c.lru.pushBack(g)
+	}
+	c.markDirty(g)
+	if h.t < g.first {
+		g.first = h.t
+	}
+	if h.t > g.last {
+		g.last = h.t
+	}
+	var f *firing
+	switch c.spec.Type {
+	case EventCount, ValueCount:
+		f = e.windowCount(c, g, &h)
+	case Temporal:
+		f = e.temporal(c, g, &h)
+	case TemporalOrdered:
+		f = e.temporalOrdered(c, g, &h)
+	case NewTerm:
+		f = e.newTerm(c, g, &h)
+	case GeoVelocity:
+		f = e.geoVelocity(c, g, &h)
+	case Baseline:
+		f = e.baseline(c, g, &h)
+	}
+	if f != nil {
+		e.fire(c, g, f)
+	}
+}
+
+// firing is a correlation's detection, before suppression.
+type firing struct {
+	rec        *Record
+	t          int64 // event time of the firing
+	idx        uint64
+	start, end int64
+	evidence   []uint64
+	count      int // evidence count, when evidence is capped
+	summary    string
+}
+
+func (c *correlator) removeGroup(g *group) {
+	c.lru.remove(g)
+	delete(c.groups, g.key)
+	c.deleted = append(c.deleted, g.key)
+	g.dirty = false
+}
+
+// fire raises a correlation's alert (if it alerts and is not suppressed)
+// and feeds the correlations chained to it.
+func (e *Engine) fire(c *correlator, g *group, f *firing) {
+	ev := normalizeEvidence(f.evidence)
+	count := max(f.count, len(ev))
+	var groupVals []event.GroupValue
+	for i, name := range c.groupNames {
+		groupVals = append(groupVals, event.GroupValue{Field: name, Value: g.vals[i]})
+	}
+	st := c.stats
+	if st.alerting {
+		if c.suppress != nil && c.suppress.suppressed(f.rec, groupVals, f.t) {
+			st.suppressed++
+		} else {
+			r := c.rule
+			evList := ev
+			if len(evList) > event.MaxEvidence {
+				evList = evList[:event.MaxEvidence]
+			}
+			a := &event.Alert{
+				DedupKey:      dedupKey(r.ID, g.key, f.start),
+				Time:          time.Unix(0, f.t).UTC(),
+				Rule:          alertRule(r),
+				Group:         groupVals,
+				Window:        event.Window{Start: time.Unix(0, f.start).UTC(), End: time.Unix(0, f.end).UTC()},
+				Evidence:      evList,
+				EvidenceCount: count,
+				Summary:       clip(r.Title + ": " + f.summary),
+				Response:      responses(c.respond, f.rec, groupVals),
+			}
+			st.alerts++
+			e.alerts = append(e.alerts, a)
+		}
+	}
+	if len(c.consumers) == 0 {
+		return
+	}
+	inner := make(map[string]string, len(c.groupNames))
+	for i, name := range c.groupNames {
+		inner[name] = g.vals[i]
+	}
+	for _, cons := range c.consumers {
+		e.feed(cons.c, hit{rec: f.rec, t: f.t, idx: f.idx, slot: cons.slot, evidence: ev, inner: inner})
+	}
+}
+
+// normalizeEvidence sorts and de-duplicates indexes.
+func normalizeEvidence(ev []uint64) []uint64 {
+	out := slices.Clone(ev)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// insertItem adds it to the group's window in (time, index) order and
+// bounds the window.
+func (e *Engine) insertItem(c *correlator, g *group, it item) {
+	i := sort.Search(len(g.items), func(i int) bool { return itemLess(it, g.items[i]) })
+	g.items = slices.Insert(g.items, i, it)
+	// Drop what no window that can still fire may hold.
+	horizon := e.watermark - c.lateness - c.span
+	drop := 0
+	for drop < len(g.items) && g.items[drop].t < horizon {
+		drop++
+	}
+	if n := len(g.items) - drop; n > e.cfg.MaxEventsPerGroup {
+		c.evicted += uint64(n - e.cfg.MaxEventsPerGroup)
+		drop = len(g.items) - e.cfg.MaxEventsPerGroup
+	}
+	if drop > 0 {
+		g.items = slices.Delete(g.items, 0, drop)
+	}
+}
+
+func itemEvidence(items []item) ([]uint64, int) {
+	var ev []uint64
+	n := 0
+	for _, it := range items {
+		if it.ev != nil {
+			ev = append(ev, it.ev...)
+			n += len(it.ev)
+		} else {
+			ev = append(ev, it.idx)
+			n++
+		}
+	}
+	return ev, n
+}
+
+// condMet evaluates the correlation condition on n.
+func (c *correlator) condMet(n int) bool {
+	for _, cond := range c.spec.Condition {
+		v := float64(n)
+		ok := true
+		switch cond.Op {
+		case "gt":
+			ok = v > cond.Value
+		case "gte":
+			ok = v >= cond.Value
+		case "lt":
+			ok = v < cond.Value
+		case "lte":
+			ok = v <= cond.Value
+		case "eq":
+			ok = v == cond.Value
+		case "neq":
+			ok = v != cond.Value
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *correlator) condString() string {
+	var parts []string
+	for _, cond := range c.spec.Condition {
+		parts = append(parts, cond.Op+" "+strconv.FormatFloat(cond.Value, 'f', -1, 64))
+	}
+	return strings.Join(parts, " and ")
+}
+
+func (c *correlator) groupString(g *group) string {
+	if len(c.groupNames) == 0 {
+		return "all events"
+	}
+	parts := make([]string, len(c.groupNames))
+	for i, n := range c.groupNames {
+		parts[i] = n + "=" + g.vals[i]
+	}
+	return strings.Join(parts, ", ")
+}
+
+func spanString(d time.Duration) string {
+	switch {
+	case d%(24*time.Hour) == 0:
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	case d%time.Hour == 0:
+		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"
+	case d%time.Minute == 0:
+		return strconv.FormatInt(int64(d/time.Minute), 10) + "m"
+	}
+	return d.String()
+}
+
+// windowCount evaluates event_count and value_count. With lower bounds
+// only (gt, gte) it fires as soon as any window of timespan holds enough;
+// otherwise windows start at a group's first event and are evaluated when
+// the watermark passes their end (see closeWindows).
+func (e *Engine) windowCount(c *correlator, g *group, h *hit) *firing {
+	if h.t <= g.firedUntil {
+		return nil // part of an alert raised already
+	}
+	it := item{t: h.t, idx: h.idx, slot: int32(h.slot), ev: h.evidence}
+	if c.spec.Type == ValueCount {
+		v, ok := c.valueOf(h)
+		if !ok {
+			return nil
+		}
+		it.val = v
+	}
+	e.insertItem(c, g, it)
+	if !c.monotone {
+		return nil
+	}
+	// Every window of timespan that holds the new item starts at an item
+	// within timespan before it; take the first that meets the
+	// condition, in time order.
+	items := g.items
+	lo := sort.Search(len(items), func(i int) bool { return items[i].t >= h.t-c.span })
+	end := lo
+	var distinct map[uint64]int
+	if c.spec.Type == ValueCount {
+		distinct = map[uint64]int{}
+	}
+	for s := lo; s < len(items) && items[s].t <= h.t; s++ {
+		// Extend the window to [items[s].t, items[s].t+span].
+		for end < len(items) && items[end].t <= items[s].t+c.span {
+			if distinct != nil {
+				distinct[items[end].val]++
+			}
+			end++
+		}
+		n := end - s
+		if distinct != nil {
+			n = len(distinct)
+		}
+		if c.condMet(n) {
+			win := items[s:end]
+			ev, cnt := itemEvidence(win)
+			last := win[len(win)-1]
+			what := "events"
+			if distinct != nil {
+				what = "distinct " + strings.Join(c.spec.Field, "+") + " values"
+			}
+			f := &firing{rec: h.rec, t: h.t, idx: h.idx, start: win[0].t, end: last.t, evidence: ev, count: cnt,
+				summary: fmt.Sprintf("%d %s for %s within %s (condition %s)", n, what, c.groupString(g), spanString(c.spec.Timespan), c.condString())}
+			g.firedUntil = win[0].t + c.span
+			g.items = slices.DeleteFunc(g.items, func(x item) bool { return x.t <= g.firedUntil })
+			return f
+		}
+		if distinct != nil {
+			if distinct[items[s].val]--; distinct[items[s].val] == 0 {
+				delete(distinct, items[s].val)
+			}
+		}
+	}
+	return nil
+}
+
+// closeWindows evaluates the windows of non-monotone event_count and
+// value_count correlations (conditions with an upper bound, such as lt)
+// that the watermark has passed: a window starts at the group's first
+// event not yet evaluated and spans timespan.
+func (e *Engine) closeWindows(c *correlator) {
+	closed := e.watermark - c.lateness
+	for _, g := range c.groups {
+		for len(g.items) > 0 && g.items[0].t+c.span < closed {
+			start := g.items[0].t
+			end := sort.Search(len(g.items), func(i int) bool { return g.items[i].t > start+c.span })
+			win := g.items[:end]
+			n := len(win)
+			if c.spec.Type == ValueCount {
+				d := map[uint64]bool{}
+				for _, it := range win {
+					d[it.val] = true
+				}
+				n = len(d)
+			}
+			if c.condMet(n) {
+				ev, cnt := itemEvidence(win)
+				last := win[len(win)-1]
+				e.fire(c, g, &firing{t: start + c.span, idx: last.idx, start: start, end: start + c.span, evidence: ev, count: cnt,
+					summary: fmt.Sprintf("%d events for %s in the %s from %s (condition %s)", n, c.groupString(g), spanString(c.spec.Timespan),
+						time.Unix(0, start).UTC().Format(time.RFC3339), c.condString())})
+			}
+			g.items = slices.Delete(g.items, 0, end)
+			g.firedUntil = start + c.span
+			c.markDirty(g)
+		}
+	}
+}
+
+// temporal fires when the group's events of at least the required number
+// of the correlated rules (all of them, by default) fall within one
+// timespan.
+func (e *Engine) temporal(c *correlator, g *group, h *hit) *firing {
+	if h.t <= g.firedUntil {
+		return nil
+	}
+	e.insertItem(c, g, item{t: h.t, idx: h.idx, slot: int32(h.slot), ev: h.evidence})
+	need := c.nslots
+	if len(c.spec.Condition) > 0 {
+		need = 1
+		for need <= c.nslots && !c.condMet(need) {
+			need++
+		}
+	}
+	items := g.items
+	counts := make([]int, c.nslots)
+	distinct := 0
+	end := 0
+	for s := range items {
+		for end < len(items) && items[end].t <= items[s].t+c.span {
+			if counts[items[end].slot] == 0 {
+				distinct++
+			}
+			counts[items[end].slot]++
+			end++
+		}
+		if distinct >= need && c.condMet(distinct) {
+			win := items[s:end]
+			ev, cnt := itemEvidence(win)
+			f := &firing{rec: h.rec, t: h.t, idx: h.idx, start: win[0].t, end: win[len(win)-1].t, evidence: ev, count: cnt,
+				summary: fmt.Sprintf("%d of %d correlated rules (%s) matched for %s within %s", distinct, c.nslots,
+					strings.Join(c.spec.Rules, ", "), c.groupString(g), spanString(c.spec.Timespan))}
+			g.firedUntil = win[len(win)-1].t
+			g.items = slices.DeleteFunc(g.items, func(x item) bool { return x.t <= g.firedUntil })
+			return f
+		}
+		if counts[items[s].slot]--; counts[items[s].slot] == 0 {
+			distinct--
+		}
+	}
+	return nil
+}
+
+// temporalOrdered fires when the group's events of the correlated rules
+// occur in the rules' order (by event time, then log index) within one
+// timespan.
+func (e *Engine) temporalOrdered(c *correlator, g *group, h *hit) *firing {
+	if h.t <= g.firedUntil {
+		return nil
+	}
+	e.insertItem(c, g, item{t: h.t, idx: h.idx, slot: int32(h.slot), ev: h.evidence})
+	items := g.items
+	chain := make([]int, 0, c.nslots)
+	for s := range items {
+		if items[s].slot != 0 {
+			continue
+		}
+		chain = append(chain[:0], s)
+		for next, j := int32(1), s+1; j < len(items) && int(next) < c.nslots; j++ {
+			if items[j].t > items[s].t+c.span {
+				break
+			}
+			if items[j].slot == next {
+				chain = append(chain, j)
+				next++
+			}
+		}
+		if len(chain) == c.nslots {
+			var win []item
+			for _, j := range chain {
+				win = append(win, items[j])
+			}
+			ev, cnt := itemEvidence(win)
+			f := &firing{rec: h.rec, t: h.t, idx: h.idx, start: win[0].t, end: win[len(win)-1].t, evidence: ev, count: cnt,
+				summary: fmt.Sprintf("%s in this order for %s within %s", strings.Join(c.spec.Rules, " then "), c.groupString(g), spanString(c.spec.Timespan))}
+			g.firedUntil = win[len(win)-1].t
+			g.items = slices.DeleteFunc(g.items, func(x item) bool { return x.t <= g.firedUntil })
+			return f
+		}
+	}
+	return nil
+}
+
+// newTerm fires when a group shows a value of the new_term fields that it
+// has not shown within the history window (timespan), once the group has
+// been observed for the learning period.
+func (e *Engine) newTerm(c *correlator, g *group, h *hit) *firing {
+	spec := c.spec.NewTerm
+	if spec.Tolerance > 0 {
+		return e.newTermNear(c, g, h, spec)
+	}
+	v, ok := c.valueOf(h)
+	if !ok {
+		return nil
+	}
+	for i := range g.terms {
+		if g.terms[i].hash == v {
+			fresh := h.t-g.terms[i].last <= c.span
+			if h.t > g.terms[i].last {
+				g.terms[i].last = h.t
+			}
+			if fresh {
+				return nil
+			}
+			return e.newTermFiring(c, g, h, spec)
+		}
+	}
+	if len(g.terms) >= spec.MaxTerms {
+		oldest := 0
+		for i := range g.terms {
+			if g.terms[i].last < g.terms[oldest].last {
+				oldest = i
+			}
+		}
+		g.terms = slices.Delete(g.terms, oldest, oldest+1)
+		c.evicted++
+	}
+	g.terms = append(g.terms, term{hash: v, last: h.t})
+	return e.newTermFiring(c, g, h, spec)
+}
+
+// newTermNear is newTerm for one numeric field with a tolerance: the
+// terms are the values themselves, and a value within the tolerance of a
+// fresh term is known (and remembered).
+func (e *Engine) newTermNear(c *correlator, g *group, h *hit, spec *NewTermSpec) *firing {
+	f := c.valueBy[h.slot][0]
+	var n float64
+	var ok bool
+	if h.inner != nil {
+		var s string
+		if s, ok = h.inner[f.name]; ok {
+			n, _ = strconv.ParseFloat(s, 64)
+		}
+	} else {
+		n, ok = h.rec.num(f)
+	}
+	if !ok {
+		return nil
+	}
+	v := int64(n)
+	period := int64(0)
+	switch f.id {
+	case fTimeHour:
+		period = 24
+	case fTimeWeekday:
+		period = 7
+	}
+	known, exact := false, -1
+	for i := range g.terms {
+		t := &g.terms[i]
+		if h.t-t.last > c.span {
+			continue // forgotten
+		}
+		d := v - int64(t.hash)
+		if d < 0 {
+			d = -d
+		}
+		if period > 0 {
+			d = min(d, period-d)
+		}
+		if d <= int64(spec.Tolerance) {
+			known = true
+		}
+		if d == 0 {
+			exact = i
+		}
+	}
+	if exact >= 0 {
+		g.terms[exact].last = max(g.terms[exact].last, h.t)
+	} else {
+		for i := range g.terms {
+			if int64(g.terms[i].hash) == v { // forgotten, seen again
+				g.terms = slices.Delete(g.terms, i, i+1)
+				break
+			}
+		}
+		if len(g.terms) >= spec.MaxTerms {
+			oldest := 0
+			for i := range g.terms {
+				if g.terms[i].last < g.terms[oldest].last {
+					oldest = i
+				}
+			}
+			g.terms = slices.Delete(g.terms, oldest, oldest+1)
+			c.evicted++
+		}
+		g.terms = append(g.terms, term{hash: uint64(v), last: h.t})
+	}
+	if known {
+		return nil
+	}
+	return e.newTermFiring(c, g, h, spec)
+}
+
+func (e *Engine) newTermFiring(c *correlator, g *group, h *hit, spec *NewTermSpec) *firing {
+	if h.t-g.first < int64(spec.Learning) || h.rec == nil {
+		return nil
+	}
+	var vals []string
+	for _, f := range c.valueBy[h.slot] {
+		v, _ := h.rec.str(f)
+		vals = append(vals, f.name+"="+v)
+	}
+	return &firing{rec: h.rec, t: h.t, idx: h.idx, start: h.t, end: h.t, evidence: []uint64{h.idx},
+		summary: fmt.Sprintf("first %s for %s in %s (observed since %s)", strings.Join(vals, ", "), c.groupString(g),
+			spanString(c.spec.Timespan), time.Unix(0, g.first).UTC().Format(time.RFC3339))}
+}
+
+// geoVelocity fires when an event and the group's previous (or next, for
+// one that arrived late) event within timespan are at least the minimum
+// distance apart and imply at least the minimum speed. Times closer than
+// a minute count as a minute.
+func (e *Engine) geoVelocity(c *correlator, g *group, h *hit) *firing {
+	geo := h.rec.Event.Source.Geo
+	if geo == nil || geo.Lat == nil || geo.Lon == nil {
+		return nil
+	}
+	p := geoPoint{t: h.t, idx: h.idx, lat: *geo.Lat, lon: *geo.Lon}
+	i := sort.Search(len(g.points), func(i int) bool {
+		q := g.points[i]
+		return q.t > p.t || q.t == p.t && q.idx > p.idx
+	})
+	var f *firing
+	check := func(a, b geoPoint) {
+		if f != nil || b.t-a.t > c.span {
+			return
+		}
+		km := haversineKm(a.lat, a.lon, b.lat, b.lon)
+		hours := math.Max(float64(b.t-a.t), float64(time.Minute)) / float64(time.Hour)
+		speed := km / hours
+		spec := c.spec.GeoVelocity
+		if km >= spec.MinDistanceKm && speed >= spec.MinSpeedKmh {
+			f = &firing{rec: h.rec, t: h.t, idx: h.idx, start: a.t, end: b.t, evidence: []uint64{a.idx, b.idx},
+				summary: fmt.Sprintf("%s moved %.0f km in %s (%.0f km/h)", c.groupString(g), km,
+					time.Duration(b.t-a.t).Round(time.Second), speed)}
+		}
+	}
+	if i > 0 {
+		check(g.points[i-1], p)
+	}
+	if i < len(g.points) {
+		check(p, g.points[i])
+	}
+	g.points = slices.Insert(g.points, i, p)
+	if len(g.points) > 4 {
+		g.points = g.points[len(g.points)-4:]
+	}
+	return f
+}
+
+// haversineKm is the great-circle distance in kilometres.
+func haversineKm(lat1, lon1, lat2, lon2 float64) float64 {
+	const r = 6371.0
+	rad := math.Pi / 180
+	dlat := (lat2 - lat1) * rad
+	dlon := (lon2 - lon1) * rad
+	a := math.Sin(dlat/2)*math.Sin(dlat/2) + math.Cos(lat1*rad)*math.Cos(lat2*rad)*math.Sin(dlon/2)*math.Sin(dlon/2)
+	return 2 * r * math.Asin(math.Min(1, math.Sqrt(a)))
+}
+
+// baseline counts a group's events per bucket of timespan (aligned to the
+// Unix epoch) and fires when the current bucket reaches min_count and
+// factor times the group's exponentially weighted moving average of past
+// buckets (empty buckets count as zero; the average's horizon is the
+// history). Events of an older bucket than the current one are not
+// counted.
+func (e *Engine) baseline(c *correlator, g *group, h *hit) *firing {
+	spec := c.spec.Baseline
+	b := h.t - mod(h.t, c.span)
+	alpha := float64(c.span) / float64(spec.History)
+	switch {
+	case g.count == 0 && g.bucket == 0:
+		g.bucket = b
+	case b > g.bucket:
+		// Close the current bucket, then decay over the empty ones.
+		g.mean = g.mean*(1-alpha) + alpha*float64(g.count)
+		if gap := (b-g.bucket)/c.span - 1; gap > 0 {
+			g.mean *= math.Pow(1-alpha, float64(gap))
+		}
+		g.bucket, g.count, g.fired, g.bucketEvid = b, 0, false, g.bucketEvid[:0]
+	case b < g.bucket:
+		e.late++
+		return nil
+	}
+	g.count++
+	// Evidence: the bucket's latest 64 events, which made the count.
+	if len(g.bucketEvid) == 64 {
+		g.bucketEvid = append(g.bucketEvid[:0], g.bucketEvid[1:]...)
+	}
+	g.bucketEvid = append(g.bucketEvid, h.idx)
+	if g.fired || h.t-g.first < int64(spec.Learning) {
+		return nil
+	}
+	threshold := math.Max(float64(spec.MinCount), spec.Factor*g.mean)
+	if float64(g.count) < threshold {
+		return nil
+	}
+	g.fired = true
+	return &firing{rec: h.rec, t: h.t, idx: h.idx, start: g.bucket, end: g.bucket + c.span - 1,
+		evidence: slices.Clone(g.bucketEvid), count: int(g.count),
+		summary: fmt.Sprintf("%d events for %s in %s, %.1f times the moving average of %.1f per %s", g.count, c.groupString(g),
+			spanString(c.spec.Timespan), float64(g.count)/math.Max(g.mean, 0.1), g.mean, spanString(c.spec.Timespan))}
+}
+
+func mod(a, b int64) int64 {
+	m := a % b
+	if m < 0 {
+		m += b
+	}
+	return m
+}
+
+// sweep drops expired groups and suppressions and closes the windows of
+// correlations evaluated at their end.
+func (e *Engine) sweep() {
+	for _, c := range e.corrs {
+		if !c.monotone {
+			e.closeWindows(c)
+		}
+		horizon := e.watermark - c.keep
+		for g := c.lru.head; g != nil; {
+			next := g.next
+			if g.last >= horizon {
+				break
+			}
+			if c.monotone || len(g.items) == 0 {
+				c.removeGroup(g)
+			}
+			g = next
+		}
+		if c.suppress != nil {
+			c.suppress.expire(e.watermark)
+		}
+	}
+	for _, cr := range e.rules {
+		if cr.suppress != nil {
+			cr.suppress.expire(e.watermark)
+		}
+	}
+}
+
+// suppressor silences a rule's alerts with the same suppress field values
+// for the suppress duration of event time.
+type suppressor struct {
+	fields   []fieldRef
+	names    []string
+	duration int64
+	until    map[string]int64
+	dirty    map[string]bool
+}
+
+func newSuppressor(r *Rule, groupBy []string) (*suppressor, error) {
+	if r.Suppress == nil {
+		return nil, nil
+	}
+	s := &suppressor{duration: int64(r.Suppress.Duration), until: map[string]int64{}, dirty: map[string]bool{}}
+	names := r.Suppress.Fields
+	if len(names) == 0 {
+		names = groupBy
+	}
+	for _, n := range names {
+		f, ok := lookupField(n)
+		if !ok {
+			return nil, r.docPos.errorf("suppress: unknown field %q", n)
+		}
+		s.fields = append(s.fields, f)
+		s.names = append(s.names, n)
+	}
+	return s, nil
+}
+
+// suppressed reports whether an alert at t with these values is
+// silenced, and otherwise starts silencing the next ones.
+func (s *suppressor) suppressed(rec *Record, group []event.GroupValue, t int64) bool {
+	var b strings.Builder
+	for i, f := range s.fields {
+		if i > 0 {
+			b.WriteByte(0x1f)
+		}
+		v, ok := "", false
+		for _, g := range group {
+			if g.Field == s.names[i] {
+				v, ok = g.Value, true
+			}
+		}
+		if !ok && rec != nil {
+			v, _ = rec.str(f)
+		}
+		b.WriteString(v)
+	}
+	key := b.String()
+	if until, ok := s.until[key]; ok && t <= until && t >= until-s.duration {
+		return true
+	}
+	s.until[key] = t + s.duration
+	s.dirty[key] = true
+	return false
+}
+
+func (s *suppressor) expire(watermark int64) {
+	for k, until := range s.until {
+		if until < watermark {
+			delete(s.until, k)
+			s.dirty[k] = true
+		}
+	}
+}

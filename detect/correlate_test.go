@@ -1,0 +1,567 @@
+package detect
+
+import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/accessledger/accessledger/event"
+)
+
+const failedLogin = `title: failed login
+id: failed
+name: failed_login
+logsource: {product: accessledger, category: authentication}
+detection:
+  sel: {action: login, outcome: failure}
+  condition: sel
+---
+title: successful login
+id: success
+name: successful_login
+logsource: {product: accessledger, category: authentication}
+detection:
+  sel: {action: login, outcome: success}
+  condition: sel
+---
+`
+
+// fail returns a failed login at base+d from ip by user.
+func fail(t testing.TB, d time.Duration, ip, user string) *event.Event {
+	return mkEvent(t, map[string]any{"time": at(d), "source": map[string]any{"ip": ip}, "actor": map[string]any{"id": user}})
+}
+
+func success(t testing.TB, d time.Duration, ip, user string) *event.Event {
+	return mkEvent(t, map[string]any{"time": at(d), "outcome": "success", "reason": nil, "source": map[string]any{"ip": ip}, "actor": map[string]any{"id": user}})
+}
+
+func TestEventCount(t *testing.T) {
+	rules := failedLogin + `title: brute force
+id: bf
+correlation:
+  type: event_count
+  rules: [failed_login]
+  group-by: [source.ip]
+  timespan: 1m
+  condition: {gte: 5}
+`
+	burst := func(start time.Duration, n int, step time.Duration, ip string) []*event.Event {
+		var evs []*event.Event
+		for i := 0; i < n; i++ {
+			evs = append(evs, fail(t, start+time.Duration(i)*step, ip, fmt.Sprintf("u%d", i)))
+		}
+		return evs
+	}
+	tests := []struct {
+		name string
+		evs  []*event.Event
+		want int
+	}{
+		{"five within a minute", burst(0, 5, 10*time.Second, "192.0.2.1"), 1},
+		{"four", burst(0, 4, 10*time.Second, "192.0.2.1"), 0},
+		{"five over more than a minute", burst(0, 5, 16*time.Second, "192.0.2.1"), 0},
+		{"five from different addresses", append(burst(0, 3, time.Second, "192.0.2.1"), burst(3*time.Second, 2, time.Second, "192.0.2.2")...), 0},
+		{"fifty within a minute raise one alert", burst(0, 50, time.Second, "192.0.2.1"), 1},
+		{"two bursts two windows apart", append(burst(0, 5, time.Second, "192.0.2.1"), burst(3*time.Minute, 5, time.Second, "192.0.2.1")...), 2},
+		{"sliding: not aligned to minutes", burst(50*time.Second, 5, 5*time.Second, "192.0.2.1"), 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := compileYAML(t, rules, Config{})
+			as := stream(e, tt.evs)
+			if len(as) != tt.want {
+				t.Fatalf("alerts = %d (%s), want %d", len(as), alertIDs(as), tt.want)
+			}
+			for _, a := range as {
+				if a.Rule.ID != "bf" || len(a.Group) != 1 || a.Group[0] != (event.GroupValue{Field: "source.ip", Value: "192.0.2.1"}) {
+					t.Errorf("alert %+v, want rule bf grouped by source.ip=192.0.2.1", a)
+				}
+				if a.EvidenceCount < 5 || a.Window.End.Sub(a.Window.Start) > time.Minute {
+					t.Errorf("alert evidence %d window %v, want at least 5 events within a minute", a.EvidenceCount, a.Window)
+				}
+				if err := a.Validate(); err != nil {
+					t.Errorf("alert.Validate() = %v", err)
+				}
+			}
+		})
+	}
+}
+
+// TestOutOfOrder shuffles a stream within the lateness: the alerts are
+// the same; an event later than the lateness is left out.
+func TestOutOfOrder(t *testing.T) {
+	rules := failedLogin + `title: brute force
+id: bf
+correlation:
+  type: event_count
+  rules: [failed_login]
+  group-by: [source.ip]
+  timespan: 1m
+  condition: {gte: 5}
+`
+	var evs []*event.Event
+	for i := 0; i < 5; i++ {
+		evs = append(evs, fail(t, time.Duration(i)*10*time.Second, "192.0.2.1", "alice"))
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for trial := 0; trial < 20; trial++ {
+		shuffled := slices.Clone(evs)
+		rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+		e := compileYAML(t, rules, Config{Lateness: time.Minute})
+		if as := stream(e, shuffled); len(as) != 1 || as[0].EvidenceCount != 5 {
+			t.Fatalf("shuffled stream: alerts %s, want one on 5 events", alertIDs(as))
+		}
+	}
+	// The first event arrives after events 3 minutes later: beyond a 1m
+	// lateness it no longer counts.
+	e := compileYAML(t, rules, Config{Lateness: time.Minute})
+	late := append([]*event.Event{fail(t, 4*time.Minute, "192.0.2.9", "x")}, evs...)
+	if as := stream(e, late); len(as) != 0 {
+		t.Errorf("late events: alerts %s, want none", alertIDs(as))
+	}
+	if got := e.Stats().Late; got != 5 {
+		t.Errorf("Stats().Late = %d, want 5", got)
+	}
+}
+
+func TestValueCount(t *testing.T) {
+	rules := failedLogin + `title: spraying
+id: spray
+correlation:
+  type: value_count
+  rules: [failed_login]
+  group-by: [source.ip]
+  timespan: 10m
+  condition: {field: actor.id, gte: 4}
+`
+	e := compileYAML(t, rules, Config{})
+	var evs []*event.Event
+	for i := 0; i < 10; i++ { // one user, many attempts: no spraying
+		evs = append(evs, fail(t, time.Duration(i)*time.Second, "192.0.2.1", "alice"))
+	}
+	if as := stream(e, evs); len(as) != 0 {
+		t.Errorf("one user ten times: alerts %s, want none", alertIDs(as))
+	}
+	evs = nil
+	for i := 0; i < 4; i++ {
+		evs = append(evs, fail(t, time.Minute+time.Duration(i)*time.Minute, "192.0.2.1", fmt.Sprintf("user%d", i)))
+	}
+	as := stream(e, evs)
+	if len(as) != 1 || !strings.Contains(as[0].Summary, "4 distinct actor.id values") {
+		t.Errorf("four users: alerts %v, want one saying 4 distinct actor.id values", as)
+	}
+}
+
+func TestTemporal(t *testing.T) {
+	rules := failedLogin + `title: fail and success
+id: both
+correlation:
+  type: temporal
+  rules: [failed_login, successful_login]
+  group-by: [actor.id]
+  timespan: 5m
+`
+	tests := []struct {
+		name string
+		evs  []*event.Event
+		want int
+	}{
+		{"fail then success", []*event.Event{fail(t, 0, "192.0.2.1", "a"), success(t, time.Minute, "192.0.2.1", "a")}, 1},
+		{"success then fail", []*event.Event{success(t, 0, "192.0.2.1", "a"), fail(t, time.Minute, "192.0.2.1", "a")}, 1},
+		{"too far apart", []*event.Event{fail(t, 0, "192.0.2.1", "a"), success(t, 6*time.Minute, "192.0.2.1", "a")}, 0},
+		{"other user", []*event.Event{fail(t, 0, "192.0.2.1", "a"), success(t, time.Minute, "192.0.2.1", "b")}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := compileYAML(t, rules, Config{})
+			if as := stream(e, tt.evs); len(as) != tt.want {
+				t.Errorf("alerts %s, want %d", alertIDs(as), tt.want)
+			}
+		})
+	}
+}
+
+// TestSpecChain runs the correlation specification's example: ten failed
+// logins of a user followed by a success within ten minutes.
+func TestSpecChain(t *testing.T) {
+	many := func(n int, start time.Duration) []*event.Event {
+		var evs []*event.Event
+		for i := 0; i < n; i++ {
+			evs = append(evs, fail(t, start+time.Duration(i)*5*time.Second, "192.0.2.1", "alice"))
+		}
+		return evs
+	}
+	tests := []struct {
+		name string
+		evs  []*event.Event
+		want int
+	}{
+		{"ten failures then success", append(many(10, 0), success(t, 2*time.Minute, "192.0.2.1", "alice")), 1},
+		{"nine failures then success", append(many(9, 0), success(t, 2*time.Minute, "192.0.2.1", "alice")), 0},
+		{"success then ten failures", append([]*event.Event{success(t, 0, "192.0.2.1", "alice")}, many(10, time.Second)...), 0},
+		{"success too late", append(many(10, 0), success(t, 12*time.Minute, "192.0.2.1", "alice")), 0},
+		{"success of another user", append(many(10, 0), success(t, 2*time.Minute, "192.0.2.1", "bob")), 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := compileYAML(t, specCorrelation, Config{})
+			as := stream(e, tt.evs)
+			if len(as) != tt.want {
+				t.Fatalf("alerts %s, want %d", alertIDs(as), tt.want)
+			}
+			if tt.want == 1 {
+				a := as[0]
+				// Evidence: the ten failures and the success.
+				if a.EvidenceCount != 11 || a.Evidence[10] != 10 {
+					t.Errorf("evidence %v (%d), want the 10 failures and the success", a.Evidence, a.EvidenceCount)
+				}
+				if a.Rule.Level != "high" {
+					t.Errorf("level %q, want high", a.Rule.Level)
+				}
+			}
+		})
+	}
+}
+
+func TestUpperBoundCondition(t *testing.T) {
+	rules := failedLogin + `title: few
+id: few
+correlation:
+  type: event_count
+  rules: [failed_login]
+  group-by: [actor.id]
+  timespan: 1h
+  condition: {gt: 1, lt: 4}
+`
+	e := compileYAML(t, rules, Config{Lateness: time.Minute})
+	evs := []*event.Event{
+		fail(t, 0, "192.0.2.1", "two"), fail(t, time.Minute, "192.0.2.1", "two"),
+		fail(t, 0, "192.0.2.1", "five"), fail(t, time.Minute, "192.0.2.1", "five"), fail(t, 2*time.Minute, "192.0.2.1", "five"),
+		fail(t, 3*time.Minute, "192.0.2.1", "five"), fail(t, 4*time.Minute, "192.0.2.1", "five"),
+	}
+	if as := stream(e, evs); len(as) != 0 {
+		t.Fatalf("before the window ends: alerts %s, want none", alertIDs(as))
+	}
+	// Time moves on: the windows close.
+	var as []*event.Alert
+	for i := 0; i < 1024; i++ {
+		as = append(as, cloneAlerts(e.Process(rec(mkEvent(t, map[string]any{"time": at(2 * time.Hour), "action": "read"}), uint64(100+i))))...)
+	}
+	if len(as) != 1 || as[0].Group[0].Value != "two" {
+		t.Errorf("after the window: alerts %v, want one for actor two", as)
+	}
+}
+
+func TestNewTerm(t *testing.T) {
+	rules := failedLogin + `title: new country
+id: nc
+correlation:
+  type: new_term
+  rules: [successful_login]
+  group-by: [actor.id]
+  timespan: 10d
+  new_term:
+    fields: [source.geo.country]
+    learning: 2d
+`
+	login := func(day int, country string) *event.Event {
+		return mkEvent(t, map[string]any{"time": at(time.Duration(day) * 24 * time.Hour), "outcome": "success", "reason": nil,
+			"source": map[string]any{"geo": map[string]any{"country": country}}})
+	}
+	tests := []struct {
+		name string
+		evs  []*event.Event
+		want int
+	}{
+		{"same country", []*event.Event{login(0, "FR"), login(3, "FR"), login(5, "FR")}, 0},
+		{"new country after learning", []*event.Event{login(0, "FR"), login(3, "FR"), login(4, "BR")}, 1},
+		{"new country while learning", []*event.Event{login(0, "FR"), login(1, "BR")}, 0},
+		{"seen again within history", []*event.Event{login(0, "FR"), login(1, "BR"), login(5, "BR")}, 0},
+		{"forgotten after history", []*event.Event{login(0, "FR"), login(1, "BR"), login(9, "FR"), login(12, "BR")}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := compileYAML(t, rules, Config{})
+			if as := stream(e, tt.evs); len(as) != tt.want {
+				t.Errorf("alerts %s, want %d", alertIDs(as), tt.want)
+			}
+		})
+	}
+}
+
+func TestGeoVelocity(t *testing.T) {
+	rules := failedLogin + `title: impossible travel
+id: travel
+correlation:
+  type: geo_velocity
+  rules: [successful_login]
+  group-by: [actor.id]
+  timespan: 24h
+  geo_velocity: {min_distance_km: 500, min_speed_kmh: 800}
+`
+	loc := func(d time.Duration, lat, lon float64) *event.Event {
+		return mkEvent(t, map[string]any{"time": at(d), "outcome": "success", "reason": nil,
+			"source": map[string]any{"geo": map[string]any{"lat": lat, "lon": lon}}})
+	}
+	paris, ny, lyon := [2]float64{48.86, 2.35}, [2]float64{40.71, -74.0}, [2]float64{45.76, 4.84}
+	tests := []struct {
+		name string
+		evs  []*event.Event
+		want int
+	}{
+		{"Paris to New York in an hour", []*event.Event{loc(0, paris[0], paris[1]), loc(time.Hour, ny[0], ny[1])}, 1},
+		{"Paris to New York in ten hours", []*event.Event{loc(0, paris[0], paris[1]), loc(10*time.Hour, ny[0], ny[1])}, 0},
+		{"Paris to Lyon in ten minutes (too short)", []*event.Event{loc(0, paris[0], paris[1]), loc(10*time.Minute, lyon[0], lyon[1])}, 0},
+		{"arrived out of order", []*event.Event{loc(time.Hour, ny[0], ny[1]), loc(0, paris[0], paris[1])}, 1},
+		{"more than a day apart", []*event.Event{loc(0, paris[0], paris[1]), loc(25*time.Hour, ny[0], ny[1])}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := compileYAML(t, rules, Config{Lateness: 2 * time.Hour})
+			if as := stream(e, tt.evs); len(as) != tt.want {
+				t.Errorf("alerts %s, want %d", alertIDs(as), tt.want)
+			}
+		})
+	}
+}
+
+func TestBaseline(t *testing.T) {
+	rules := `title: read
+id: read
+name: read
+logsource: {product: accessledger, category: data_access}
+detection:
+  sel: {action: read}
+  condition: sel
+---
+title: mass read
+id: mass
+correlation:
+  type: baseline
+  rules: [read]
+  group-by: [actor.id]
+  timespan: 1h
+  baseline: {factor: 10, min_count: 50, history: 7d, learning: 2d}
+`
+	read := func(d time.Duration) *event.Event {
+		return mkEvent(t, map[string]any{"time": at(d), "action": "read", "category": "data_access", "outcome": "success", "reason": nil})
+	}
+	e := compileYAML(t, rules, Config{})
+	var evs []*event.Event
+	// Three days of 20 reads an hour, eight hours a day.
+	for day := 0; day < 3; day++ {
+		for h := 0; h < 8; h++ {
+			for i := 0; i < 20; i++ {
+				evs = append(evs, read(time.Duration(day)*24*time.Hour+time.Duration(h)*time.Hour+time.Duration(i)*time.Minute))
+			}
+		}
+	}
+	if as := stream(e, evs); len(as) != 0 {
+		t.Fatalf("normal reads: alerts %s, want none", alertIDs(as))
+	}
+	// Then 500 in an hour.
+	evs = nil
+	for i := 0; i < 500; i++ {
+		evs = append(evs, read(3*24*time.Hour+time.Duration(i)*5*time.Second))
+	}
+	as := stream(e, evs)
+	if len(as) != 1 {
+		t.Fatalf("mass read: alerts %s, want one", alertIDs(as))
+	}
+	if a := as[0]; a.Window.End.Sub(a.Window.Start) >= time.Hour || len(a.Evidence) == 0 {
+		t.Errorf("alert window %v evidence %d, want one hour bucket with evidence", a.Window, len(a.Evidence))
+	}
+}
+
+func TestSuppress(t *testing.T) {
+	rules := `title: denied
+id: denied
+logsource: {product: accessledger}
+detection:
+  sel: {source.ip|cidr: 192.0.2.0/24}
+  condition: sel
+suppress: {fields: [source.ip], duration: 1h}
+`
+	e := compileYAML(t, rules, Config{})
+	evs := []*event.Event{
+		fail(t, 0, "192.0.2.1", "a"), fail(t, time.Minute, "192.0.2.1", "b"), fail(t, time.Minute, "192.0.2.2", "c"),
+		fail(t, 61*time.Minute, "192.0.2.1", "d"),
+	}
+	as := stream(e, evs)
+	if got := alertIDs(as); got != "denied[0] denied[2] denied[3]" {
+		t.Errorf("alerts %s, want denied[0] denied[2] denied[3]", got)
+	}
+	if s := e.Stats().Rules[0]; s.Suppressed != 1 || s.Alerts != 3 {
+		t.Errorf("stats %+v, want 3 alerts and 1 suppressed", s)
+	}
+}
+
+func TestMaxGroups(t *testing.T) {
+	rules := failedLogin + `title: brute force
+id: bf
+correlation:
+  type: event_count
+  rules: [failed_login]
+  group-by: [source.ip]
+  timespan: 1h
+  condition: {gte: 2}
+`
+	e := compileYAML(t, rules, Config{MaxGroups: 10})
+	var evs []*event.Event
+	for i := 0; i < 100; i++ {
+		evs = append(evs, fail(t, time.Duration(i)*time.Second, fmt.Sprintf("10.0.0.%d", i), "a"))
+	}
+	stream(e, evs)
+	st := e.Stats()
+	if st.Groups != 10 || st.Evicted != 90 {
+		t.Errorf("groups %d evicted %d, want 10 and 90", st.Groups, st.Evicted)
+	}
+}
+
+// memState is an in-memory StateWriter.
+type memState map[string][]byte
+
+func (m memState) Set(k, v []byte) error { m[string(k)] = append([]byte(nil), v...); return nil }
+func (m memState) Delete(k []byte) error { delete(m, string(k)); return nil }
+func (m memState) all() func(func([]byte, []byte) bool) {
+	return func(yield func([]byte, []byte) bool) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			if !yield([]byte(k), m[k]) {
+				return
+			}
+		}
+	}
+}
+
+// TestStateRoundTrip stops an engine at every point of a stream, saves
+// and restores its state, and checks that the alerts (by dedup key) are
+// those of an uninterrupted run.
+func TestStateRoundTrip(t *testing.T) {
+	rules := specCorrelation + `---
+title: spraying
+id: spray
+correlation:
+  type: value_count
+  rules: [failed_login]
+  group-by: [source.ip]
+  timespan: 10m
+  condition: {field: actor.id, gte: 3}
+---
+title: new ip
+id: newip
+correlation:
+  type: new_term
+  rules: [successful_login]
+  group-by: [actor.id]
+  timespan: 10d
+  new_term: {fields: [source.ip], learning: 1m}
+---
+title: travel
+id: travel
+correlation:
+  type: geo_velocity
+  rules: [successful_login]
+  group-by: [actor.id]
+  timespan: 1d
+---
+title: rate
+id: rate
+correlation:
+  type: baseline
+  rules: [failed_login]
+  group-by: [source.ip]
+  timespan: 1m
+  baseline: {factor: 3, min_count: 5, history: 10m, learning: 2m}
+`
+	rng := rand.New(rand.NewPCG(7, 8))
+	var evs []*event.Event
+	for i := 0; i < 400; i++ {
+		d := time.Duration(i)*3*time.Second + time.Duration(rng.IntN(30))*time.Second
+		ip := fmt.Sprintf("192.0.2.%d", rng.IntN(4))
+		user := fmt.Sprintf("u%d", rng.IntN(5))
+		if rng.IntN(4) == 0 {
+			ev := success(t, d, ip, user)
+			ev.Source.Geo = &event.Geo{Lat: ptr(float64(rng.IntN(60))), Lon: ptr(float64(rng.IntN(100)))}
+			evs = append(evs, ev)
+		} else {
+			evs = append(evs, fail(t, d, ip, user))
+		}
+	}
+	cfg := Config{Lateness: time.Minute}
+	keys := func(as []*event.Alert) []string {
+		var out []string
+		for _, a := range as {
+			out = append(out, a.DedupKey)
+		}
+		slices.Sort(out)
+		return out
+	}
+	want := keys(stream(compileYAML(t, rules, cfg), evs))
+	rulesHit := map[string]bool{}
+	for _, k := range want {
+		rulesHit[k[:strings.IndexByte(k, ':')]] = true
+	}
+	if len(rulesHit) < 4 {
+		t.Fatalf("uninterrupted run raised alerts of rules %v; the stream should exercise more", rulesHit)
+	}
+	for _, cut := range []int{1, 50, 137, 200, 333, 399} {
+		store := memState{}
+		e1 := compileYAML(t, rules, cfg)
+		var got []*event.Alert
+		for i, ev := range evs[:cut] {
+			got = append(got, cloneAlerts(e1.Process(rec(ev, uint64(i))))...)
+			if i%17 == 0 {
+				if err := e1.SaveState(store); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := e1.SaveState(store); err != nil {
+			t.Fatal(err)
+		}
+		e2 := compileYAML(t, rules, cfg)
+		if err := e2.LoadState(store.all()); err != nil {
+			t.Fatalf("LoadState: %v", err)
+		}
+		for i, ev := range evs[cut:] {
+			got = append(got, cloneAlerts(e2.Process(rec(ev, uint64(cut+i))))...)
+		}
+		if g := keys(got); !slices.Equal(g, want) {
+			t.Errorf("cut at %d: dedup keys %v, want %v", cut, g, want)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestStateRuleChanged discards the state of a rule whose definition
+// changed.
+func TestStateRuleChanged(t *testing.T) {
+	rules := failedLogin + "title: bf\nid: bf\ncorrelation: {type: event_count, rules: [failed_login], group-by: [source.ip], timespan: 1h, condition: {gte: 3}}\n"
+	store := memState{}
+	e1 := compileYAML(t, rules, Config{})
+	stream(e1, []*event.Event{fail(t, 0, "192.0.2.1", "a"), fail(t, time.Second, "192.0.2.1", "a")})
+	if err := e1.SaveState(store); err != nil {
+		t.Fatal(err)
+	}
+	changed := strings.Replace(rules, "gte: 3", "gte: 4", 1)
+	e2 := compileYAML(t, changed, Config{})
+	if err := e2.LoadState(store.all()); err != nil {
+		t.Fatal(err)
+	}
+	if g := e2.Stats().Groups; g != 0 {
+		t.Errorf("groups after a rule changed = %d, want 0", g)
+	}
+	if err := e2.SaveState(store); err != nil {
+		t.Fatal(err)
+	}
+	for k := range store {
+		if strings.HasPrefix(k, keyGroup) {
+			t.Errorf("stale state %q not deleted", k)
+		}
+	}
+}

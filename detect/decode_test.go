@@ -1,0 +1,80 @@
+package detect
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/accessledger/accessledger/event"
+)
+
+func TestDecodeLeaf(t *testing.T) {
+	tests := []struct {
+		name string
+		over map[string]any
+	}{
+		{"minimal", map[string]any{"reason": nil, "source": map[string]any{"user_agent": nil}}},
+		{"full", map[string]any{"id": "evt-1", "actor": map[string]any{"session": "s1"},
+			"source":   map[string]any{"port": 443, "asn": 64500, "geo": map[string]any{"country": "FR", "lat": 48.85, "lon": -2.5}},
+			"resource": map[string]any{"type": "audit_log", "id": "x/1"}, "mfa": true, "request_id": "r", "tenant": "acme",
+			"attributes": map[string]any{"a": "1", "z.b-c": "two"}}},
+		{"escapes and unicode", map[string]any{"actor": map[string]any{"id": "é\"\\\u2028𝄞<>&"}, "reason": "a/b"}},
+		{"ipv6", map[string]any{"source": map[string]any{"ip": "2001:db8::1"}}},
+		{"geo country only", map[string]any{"source": map[string]any{"geo": map[string]any{"country": "BR"}}}},
+		{"nanoseconds", map[string]any{"time": "2026-01-05T10:00:00.123456789Z"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := mkEvent(t, tt.over)
+			recv := time.Date(2026, 1, 5, 10, 0, 1, 5, time.UTC)
+			leaf, err := event.EncodeLeaf(event.KindEvent, recv, ev.Canonical())
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := DecodeLeaf(7, leaf)
+			if err != nil {
+				t.Fatalf("DecodeLeaf(%s) = %v", leaf, err)
+			}
+			if _, err := decodeCanonicalEvent(ev.Canonical()); err != nil {
+				t.Errorf("the fast path rejected a canonical event %s", ev.Canonical())
+			}
+			if r.Index != 7 || !r.ReceivedAt.Equal(recv) || !reflect.DeepEqual(r.Event, ev) {
+				t.Errorf("DecodeLeaf(%s) = %+v, want %+v", leaf, r.Event, ev)
+			}
+		})
+	}
+}
+
+func TestDecodeLeafOther(t *testing.T) {
+	a := &event.Alert{DedupKey: "k", Time: time.Unix(1, 0), Rule: event.AlertRule{ID: "r", Title: "t", Level: "low"},
+		Window: event.Window{Start: time.Unix(1, 0), End: time.Unix(1, 0)}, Evidence: []uint64{1}, EvidenceCount: 1, Summary: "s"}
+	leaf, err := event.EncodeAlertLeaf(a, time.Unix(2, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DecodeLeaf(0, leaf); !errors.Is(err, ErrNotEvent) {
+		t.Errorf("DecodeLeaf(alert) = %v, want ErrNotEvent", err)
+	}
+	// A leaf that is not canonical (spaces) still decodes, validated.
+	ev := mkEvent(t, nil)
+	spaced := []byte(`{ "kind": "event", "received_at": "2026-01-05T10:00:00Z", "body": ` + string(ev.Canonical()) + ` }`)
+	r, err := DecodeLeaf(1, spaced)
+	if err != nil || !reflect.DeepEqual(r.Event, ev) {
+		t.Errorf("DecodeLeaf(non-canonical) = %v, %v; want the event", r, err)
+	}
+	if _, err := DecodeLeaf(2, []byte(`{"kind":"event","received_at":"2026-01-05T10:00:00Z","body":{"time":"x"}}`)); err == nil {
+		t.Error("DecodeLeaf(invalid event) = nil error")
+	}
+}
+
+func BenchmarkDecodeLeaf(b *testing.B) {
+	ev := mkEvent(b, map[string]any{"source": map[string]any{"geo": map[string]any{"country": "FR", "lat": 48.85, "lon": 2.35}, "asn": 3215}})
+	leaf, _ := event.EncodeLeaf(event.KindEvent, ev.Time, ev.Canonical())
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeLeaf(1, leaf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

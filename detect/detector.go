@@ -1,0 +1,653 @@
+package detect
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/accessledger/accessledger/event"
+	"github.com/accessledger/accessledger/internal/badgerutil"
+	"github.com/accessledger/accessledger/ledger"
+)
+
+// Log is what a Detector needs of the log: follow its committed leaves,
+// append alerts, read entries back. *ledger.Ledger implements it.
+type Log interface {
+	Follow(ctx context.Context, from uint64) iter.Seq2[ledger.Leaf, error]
+	Append(ctx context.Context, entries ...ledger.Entry) ([]ledger.Result, error)
+	Entry(ctx context.Context, index uint64) ([]byte, []byte, error)
+	Size() (uint64, []byte)
+}
+
+// Defaults of DetectorConfig.
+const (
+	DefaultSaveInterval = time.Second
+	DefaultSaveEvery    = 20_000
+)
+
+// DetectorConfig holds what a Detector needs. Log, Engine and Dir are
+// required.
+type DetectorConfig struct {
+	Log    Log
+	Engine *Engine
+	// Dir is the detector's own Badger directory (cursor, engine state,
+	// alert index), created if missing. It never holds the log's keys.
+	Dir string
+	// Enricher fills in source.geo and source.asn before detection; nil
+	// for none.
+	Enricher *Enricher
+	Logger   *slog.Logger
+	// Clock stamps alert leaves' received_at; nil means time.Now.
+	Clock func() time.Time
+	// Registerer receives the detector's metrics; nil skips them.
+	Registerer prometheus.Registerer
+	// SaveInterval is how often state is saved while events flow
+	// (default 1s); SaveEvery saves after that many leaves (default
+	// 20,000) whichever comes first. Alerts are appended, and state
+	// saved, as soon as no leaf is waiting.
+	SaveInterval time.Duration
+	SaveEvery    int
+	// BadgerOptions, if set, adjusts the Badger options of the
+	// detector's database (tests use smaller memtables). SyncWrites
+	// stays on.
+	BadgerOptions func(badger.Options) badger.Options
+}
+
+// Detector follows the log from a durable cursor, runs the engine on each
+// event, appends the alerts to the log as leaves of kind alert, and saves
+// the cursor and the engine's state in one transaction after the alerts
+// are durable. A restart replays from the saved cursor; alerts raised
+// again carry the same dedup keys, which the log deduplicates, so no
+// alert is recorded twice and none is lost.
+//
+// Run owns the engine; the other methods are safe for concurrent use.
+type Detector struct {
+	cfg     DetectorConfig
+	db      *badger.DB
+	log     *slog.Logger
+	engine  *Engine
+	metrics *detectorMetrics
+
+	cursor   atomic.Uint64 // next leaf to process (saved)
+	stats    atomic.Pointer[Stats]
+	lastSeen atomic.Int64 // received_at (unix ns) of the last event processed
+	running  sync.Mutex
+}
+
+// Keys of the detector's database.
+var (
+	keyCursor      = []byte("c")
+	keyEnginePfx   = []byte("e/")
+	keyAlertPfx    = []byte("a/")
+	alertNamespace = []byte("alert\x00") // the alerts' dedup keys in the log
+)
+
+// ErrDetectorStopped means Run returned because the log stopped.
+var ErrDetectorStopped = errors.New("detect: the log stopped")
+
+// OpenDetector opens (or creates) the detector's database in cfg.Dir and
+// restores the cursor and the engine's state saved there.
+func OpenDetector(ctx context.Context, cfg DetectorConfig) (*Detector, error) {
+	if cfg.Log == nil || cfg.Engine == nil || cfg.Dir == "" {
+		return nil, errors.New("detect: DetectorConfig.Log, Engine and Dir are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.SaveInterval <= 0 {
+		cfg.SaveInterval = DefaultSaveInterval
+	}
+	if cfg.SaveEvery <= 0 {
+		cfg.SaveEvery = DefaultSaveEvery
+	}
+	opts := badger.DefaultOptions(cfg.Dir).
+		WithLogger(nil).
+		WithSyncWrites(true).
+		WithNumVersionsToKeep(1).
+		WithMemTableSize(64 << 20).
+		WithValueThreshold(1 << 10)
+	if cfg.BadgerOptions != nil {
+		opts = cfg.BadgerOptions(opts).WithSyncWrites(true)
+	}
+	if err := badgerutil.RemoveTornFiles(cfg.Dir, cfg.Logger); err != nil {
+		return nil, err
+	}
+	db, err := badger.Open(opts)
+	if err != nil {
+		// The detector's state is derived from the log: rather than not
+		// start, set it aside and replay the log from its first leaf.
+		// Alerts raised again are deduplicated by the log.
+		aside := fmt.Sprintf("%s.broken-%d", cfg.Dir, time.Now().Unix())
+		cfg.Logger.Error("detector state does not open; setting it aside and replaying the log from the start", "dir", cfg.Dir, "moved_to", aside, "err", err)
+		if rerr := os.Rename(cfg.Dir, aside); rerr != nil {
+			return nil, fmt.Errorf("opening detector state %s: %w (and moving it aside: %v)", cfg.Dir, err, rerr)
+		}
+		if db, err = badger.Open(opts); err != nil {
+			return nil, fmt.Errorf("opening detector state %s: %w", cfg.Dir, err)
+		}
+	}
+	d := &Detector{cfg: cfg, db: db, log: cfg.Logger, engine: cfg.Engine}
+	err = db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(keyCursor)
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+		case err != nil:
+			return err
+		default:
+			v, err := item.ValueCopy(nil)
+			if err != nil || len(v) != 8 {
+				return fmt.Errorf("corrupt cursor: %v", err)
+			}
+			d.cursor.Store(binary.BigEndian.Uint64(v))
+		}
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: keyEnginePfx, PrefetchValues: true})
+		defer it.Close()
+		var iterErr error
+		err = cfg.Engine.LoadState(func(yield func([]byte, []byte) bool) {
+			for it.Rewind(); it.Valid(); it.Next() {
+				v, err := it.Item().ValueCopy(nil)
+				if err != nil {
+					iterErr = err
+					return
+				}
+				if !yield(it.Item().KeyCopy(nil)[len(keyEnginePfx):], v) {
+					return
+				}
+			}
+		})
+		if iterErr != nil {
+			return iterErr
+		}
+		return err
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("loading detector state: %w", err)
+	}
+	d.metrics, err = newDetectorMetrics(cfg.Registerer, d)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	st := cfg.Engine.Stats()
+	d.stats.Store(&st)
+	d.log.Info("detector opened", "cursor", d.cursor.Load(), "rules", len(st.Rules), "state_groups", st.Groups)
+	return d, nil
+}
+
+// Cursor returns the index of the next leaf the detector will process;
+// every leaf before it has been processed and its alerts are in the log.
+func (d *Detector) Cursor() uint64 { return d.cursor.Load() }
+
+// Close closes the detector's database. Call it after Run has returned.
+func (d *Detector) Close() error {
+	d.running.Lock()
+	defer d.running.Unlock()
+	return d.db.Close()
+}
+
+// pendingAlert is an alert raised but not yet in the log.
+type pendingAlert struct {
+	alert    *event.Alert
+	received time.Time // the triggering event's received_at
+}
+
+// Run follows the log and detects until ctx ends, then appends what is
+// pending and saves its state, and returns nil. It returns an error if
+// the log fails or closes, or if the state cannot be saved; the state up
+// to the last save is then kept, and a restart resumes from there.
+func (d *Detector) Run(ctx context.Context) error {
+	if !d.running.TryLock() {
+		return errors.New("detect: Run is already running")
+	}
+	defer d.running.Unlock()
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	leaves := make(chan ledger.Leaf, 1024)
+	followErr := make(chan error, 1)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var ferr error
+		defer func() {
+			// The error first: the loop reads it once leaves is closed.
+			followErr <- ferr
+			close(leaves)
+		}()
+		for lf, err := range d.cfg.Log.Follow(fctx, d.cursor.Load()) {
+			if err != nil {
+				ferr = err
+				return
+			}
+			select {
+			case leaves <- lf:
+			case <-fctx.Done():
+				ferr = fctx.Err()
+				return
+			}
+		}
+	}()
+	defer wg.Wait()
+
+	var pending []pendingAlert
+	next := d.cursor.Load()
+	sinceSave := 0
+	lastSave := time.Now()
+	ticker := time.NewTicker(d.cfg.SaveInterval)
+	defer ticker.Stop()
+	flush := func(ctx context.Context) error {
+		if err := d.flush(ctx, pending, next); err != nil {
+			return err
+		}
+		pending = pending[:0]
+		sinceSave = 0
+		lastSave = time.Now()
+		return nil
+	}
+	for {
+		select {
+		case lf, ok := <-leaves:
+			if !ok {
+				err := <-followErr
+				if ctx.Err() != nil {
+					return d.finish(flush)
+				}
+				if ferr := flush(context.Background()); ferr != nil {
+					err = errors.Join(err, ferr)
+				}
+				return fmt.Errorf("detect: following the log: %w", err)
+			}
+			if lf.Index != next {
+				return fmt.Errorf("detect: the log skipped from leaf %d to %d", next, lf.Index)
+			}
+			pending = d.process(lf, pending)
+			next++
+			sinceSave++
+			if len(leaves) == 0 && len(pending) > 0 || sinceSave >= d.cfg.SaveEvery {
+				if err := flush(ctx); err != nil {
+					if ctx.Err() != nil {
+						return d.finish(flush)
+					}
+					return err
+				}
+			}
+		case <-ticker.C:
+			d.updateLag()
+			if sinceSave > 0 && time.Since(lastSave) >= d.cfg.SaveInterval {
+				if err := flush(ctx); err != nil {
+					if ctx.Err() != nil {
+						return d.finish(flush)
+					}
+					return err
+				}
+			}
+		case <-ctx.Done():
+			return d.finish(flush)
+		}
+	}
+}
+
+// finish appends what is pending and saves, with a bounded context of its
+// own (ctx has ended).
+func (d *Detector) finish(flush func(context.Context) error) error {
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := flush(sctx); err != nil && !errors.Is(err, ledger.ErrClosed) {
+		return err
+	}
+	return nil
+}
+
+// process runs the engine on one leaf.
+func (d *Detector) process(lf ledger.Leaf, pending []pendingAlert) []pendingAlert {
+	rec, err := DecodeLeaf(lf.Index, lf.Data)
+	switch {
+	case errors.Is(err, ErrNotEvent):
+		d.metrics.otherLeaves.Inc()
+		return pending
+	case err != nil:
+		d.metrics.decodeErrors.Inc()
+		d.log.Warn("detector skipped a leaf it cannot decode", "index", lf.Index, "err", err)
+		return pending
+	}
+	if d.cfg.Enricher != nil && d.cfg.Enricher.Enrich(rec.Event) {
+		d.metrics.enriched.Inc()
+	}
+	d.lastSeen.Store(rec.ReceivedAt.UnixNano())
+	for _, a := range d.engine.Process(rec) {
+		pending = append(pending, pendingAlert{alert: a, received: rec.ReceivedAt})
+	}
+	d.metrics.events.Inc()
+	return pending
+}
+
+// flush appends the pending alerts, waits until they are durable, then
+// saves the cursor, the engine's changed state and the alerts' index in
+// one transaction.
+func (d *Detector) flush(ctx context.Context, pending []pendingAlert, next uint64) error {
+	indexes, err := d.appendAlerts(ctx, pending)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	for _, p := range pending {
+		d.metrics.alerts.WithLabelValues(p.alert.Rule.ID).Inc()
+		if !p.received.IsZero() {
+			d.metrics.latency.Observe(now.Sub(p.received).Seconds())
+		}
+	}
+	err = d.db.Update(func(txn *badger.Txn) error {
+		w := &txnState{txn: txn}
+		if err := d.engine.SaveState(w); err != nil {
+			return err
+		}
+		for i, p := range pending {
+			if err := txn.Set(alertKey(indexes[i]), encodeAlertRef(p.alert)); err != nil {
+				return err
+			}
+		}
+		return txn.Set(keyCursor, binary.BigEndian.AppendUint64(nil, next))
+	})
+	if err != nil {
+		return fmt.Errorf("detect: saving state at leaf %d: %w", next, err)
+	}
+	d.cursor.Store(next)
+	st := d.engine.Stats()
+	d.stats.Store(&st)
+	d.metrics.groups.Set(float64(st.Groups))
+	d.updateLag()
+	return nil
+}
+
+// appendAlerts appends alert leaves, retrying while the log pushes back,
+// and returns their indexes (the original ones for alerts already there).
+func (d *Detector) appendAlerts(ctx context.Context, pending []pendingAlert) ([]uint64, error) {
+	if len(pending) == 0 {
+		return nil, nil
+	}
+	indexes := make([]uint64, 0, len(pending))
+	for start := 0; start < len(pending); start += 500 {
+		chunk := pending[start:min(start+500, len(pending))]
+		entries := make([]ledger.Entry, len(chunk))
+		now := d.cfg.Clock()
+		for i, p := range chunk {
+			leaf, err := event.EncodeAlertLeaf(p.alert, now)
+			if err != nil {
+				return nil, fmt.Errorf("detect: encoding alert of rule %s: %w", p.alert.Rule.ID, err)
+			}
+			key := append(slices.Clone(alertNamespace), p.alert.DedupKey...)
+			// The key stands for the alert itself: an alert raised again
+			// after a restart (even by an edited rule) is a duplicate.
+			entries[i] = ledger.Entry{Data: leaf, DedupKey: key, Fingerprint: sha256.Sum256(key)}
+		}
+		backoff := 10 * time.Millisecond
+		for {
+			res, err := d.cfg.Log.Append(ctx, entries...)
+			if errors.Is(err, ledger.ErrPushback) {
+				select {
+				case <-time.After(backoff):
+					backoff = min(2*backoff, time.Second)
+					continue
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			}
+			if err != nil {
+				return nil, fmt.Errorf("detect: appending alerts: %w", err)
+			}
+			for _, r := range res {
+				indexes = append(indexes, r.Index)
+				if r.Duplicate {
+					d.metrics.duplicates.Inc()
+				}
+			}
+			break
+		}
+	}
+	return indexes, nil
+}
+
+// txnState writes engine state under the detector's prefix.
+type txnState struct{ txn *badger.Txn }
+
+func (w *txnState) Set(k, v []byte) error {
+	return w.txn.Set(append(slices.Clone(keyEnginePfx), k...), v)
+}
+
+func (w *txnState) Delete(k []byte) error {
+	return w.txn.Delete(append(slices.Clone(keyEnginePfx), k...))
+}
+
+func alertKey(index uint64) []byte {
+	return binary.BigEndian.AppendUint64(slices.Clone(keyAlertPfx), index)
+}
+
+// encodeAlertRef is what the alert index keeps of an alert, to filter
+// without reading the log: its time, level and rule id.
+func encodeAlertRef(a *event.Alert) []byte {
+	b := binary.AppendVarint(nil, a.Time.UnixNano())
+	b = append(b, byte(levelRank(a.Rule.Level)))
+	return append(b, a.Rule.ID...)
+}
+
+func decodeAlertRef(b []byte) (t int64, level int, rule string, ok bool) {
+	t, n := binary.Varint(b)
+	if n <= 0 || len(b) < n+1 {
+		return 0, 0, "", false
+	}
+	return t, int(b[n]), string(b[n+1:]), true
+}
+
+func levelRank(l string) int {
+	switch l {
+	case event.LevelInformational:
+		return 0
+	case event.LevelLow:
+		return 1
+	case event.LevelMedium:
+		return 2
+	case event.LevelHigh:
+		return 3
+	case event.LevelCritical:
+		return 4
+	}
+	return -1
+}
+
+// ErrBadQuery means an alert query is malformed; the wrapping error says
+// which parameter.
+var ErrBadQuery = errors.New("detect: bad query")
+
+// AlertQuery selects alerts. Zero fields select everything.
+type AlertQuery struct {
+	// Since keeps alerts whose time (the event time they fired at) is
+	// at or after it.
+	Since time.Time
+	// Level keeps alerts of this level or above.
+	Level string
+	// Rule keeps the alerts of the rule with this id.
+	Rule string
+	// Cursor starts after the alerts already seen: the log index to
+	// start from (a page's Next).
+	Cursor uint64
+	// Limit bounds the alerts returned (default 100, at most 1000).
+	Limit int
+}
+
+// StoredAlert is an alert as recorded in the log.
+type StoredAlert struct {
+	Index      uint64
+	LeafHash   []byte
+	ReceivedAt time.Time
+	Alert      *event.Alert
+}
+
+// AlertPage is one page of alerts, oldest first. Next, if not zero, is the
+// Cursor of the next page.
+type AlertPage struct {
+	Alerts []StoredAlert
+	Next   uint64
+}
+
+// Alerts returns the alerts recorded by the detector that match q, in log
+// order. Each is read back from the log, with its index and leaf hash, so
+// that it can be proven like any entry.
+func (d *Detector) Alerts(ctx context.Context, q AlertQuery) (AlertPage, error) {
+	if q.Limit <= 0 {
+		q.Limit = 100
+	}
+	if q.Limit > 1000 {
+		return AlertPage{}, fmt.Errorf("limit %d is above 1000: %w", q.Limit, ErrBadQuery)
+	}
+	minLevel := -1
+	if q.Level != "" {
+		if minLevel = levelRank(q.Level); minLevel < 0 {
+			return AlertPage{}, fmt.Errorf("level %q is not one of informational, low, medium, high, critical: %w", q.Level, ErrBadQuery)
+		}
+	}
+	var since int64 = -1 << 63
+	if !q.Since.IsZero() {
+		since = q.Since.UnixNano()
+	}
+	var found []uint64
+	var next uint64
+	err := d.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: keyAlertPfx, PrefetchValues: true, PrefetchSize: 256})
+		defer it.Close()
+		for it.Seek(alertKey(q.Cursor)); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			k := it.Item().Key()
+			index := binary.BigEndian.Uint64(k[len(keyAlertPfx):])
+			if len(found) == q.Limit {
+				next = index
+				return nil
+			}
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			t, level, rule, ok := decodeAlertRef(v)
+			if !ok || t < since || level < minLevel || q.Rule != "" && rule != q.Rule {
+				continue
+			}
+			found = append(found, index)
+		}
+		return nil
+	})
+	if err != nil {
+		return AlertPage{}, fmt.Errorf("detect: reading the alert index: %w", err)
+	}
+	page := AlertPage{Next: next}
+	for _, index := range found {
+		data, leafHash, err := d.cfg.Log.Entry(ctx, index)
+		if err != nil {
+			return AlertPage{}, fmt.Errorf("detect: reading alert %d: %w", index, err)
+		}
+		l, a, err := event.DecodeAlertLeaf(data)
+		if err != nil {
+			return AlertPage{}, fmt.Errorf("detect: alert %d: %w", index, err)
+		}
+		page.Alerts = append(page.Alerts, StoredAlert{Index: index, LeafHash: leafHash, ReceivedAt: l.ReceivedAt, Alert: a})
+	}
+	return page, nil
+}
+
+// Status is the detector's progress.
+type Status struct {
+	// Cursor is the next leaf to process; LogSize the log's size.
+	Cursor  uint64
+	LogSize uint64
+	// LagSeconds is how long ago the last processed event was received,
+	// while leaves are waiting; 0 when caught up.
+	LagSeconds float64
+	Engine     Stats
+}
+
+// Status returns the detector's progress and the engine's counters as of
+// the last save.
+func (d *Detector) Status() Status {
+	size, _ := d.cfg.Log.Size()
+	s := Status{Cursor: d.cursor.Load(), LogSize: size, Engine: *d.stats.Load()}
+	if s.Cursor < size {
+		if seen := d.lastSeen.Load(); seen != 0 {
+			s.LagSeconds = max(0, time.Since(time.Unix(0, seen)).Seconds())
+		}
+	}
+	return s
+}
+
+// RuleStatuses returns the loaded rules with their counters (as of the
+// last save).
+func (d *Detector) RuleStatuses() []RuleStatus { return d.stats.Load().Rules }
+
+func (d *Detector) updateLag() {
+	st := d.Status()
+	d.metrics.lagLeaves.Set(float64(st.LogSize - min(st.Cursor, st.LogSize)))
+	d.metrics.lagSeconds.Set(st.LagSeconds)
+}
+
+type detectorMetrics struct {
+	events, otherLeaves, decodeErrors, enriched, duplicates prometheus.Counter
+	alerts                                                  *prometheus.CounterVec
+	latency                                                 prometheus.Histogram
+	lagLeaves, lagSeconds, groups                           prometheus.Gauge
+}
+
+func newDetectorMetrics(reg prometheus.Registerer, d *Detector) (*detectorMetrics, error) {
+	m := &detectorMetrics{
+		events:       prometheus.NewCounter(prometheus.CounterOpts{Name: "accessledger_detect_events_total", Help: "Events processed by the detector."}),
+		otherLeaves:  prometheus.NewCounter(prometheus.CounterOpts{Name: "accessledger_detect_other_leaves_total", Help: "Leaves skipped by the detector because they are not events (alerts, responses)."}),
+		decodeErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "accessledger_detect_decode_errors_total", Help: "Leaves the detector could not decode and skipped."}),
+		enriched:     prometheus.NewCounter(prometheus.CounterOpts{Name: "accessledger_detect_enriched_total", Help: "Events given a source.geo or source.asn by enrichment."}),
+		duplicates:   prometheus.NewCounter(prometheus.CounterOpts{Name: "accessledger_detect_alert_duplicates_total", Help: "Alerts raised again after a restart and found already in the log."}),
+		alerts:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "accessledger_detect_alerts_total", Help: "Alerts appended to the log, by rule id."}, []string{"rule"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "accessledger_detect_alert_latency_seconds",
+			Help:    "Time from the log receiving the event that completed a detection to its alert being durable in the log.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
+		lagLeaves:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "accessledger_detect_lag_leaves", Help: "Leaves of the log not yet processed by the detector."}),
+		lagSeconds: prometheus.NewGauge(prometheus.GaugeOpts{Name: "accessledger_detect_lag_seconds", Help: "Age of the last processed event while leaves are waiting; 0 when caught up."}),
+		groups:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "accessledger_detect_state_groups", Help: "Groups held in correlation state, over all rules."}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	late := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "accessledger_detect_late_events_total", Help: "Events that arrived later than the allowed lateness and were left out of correlation windows (since start)."},
+		func() float64 { return float64(d.stats.Load().Late) })
+	evicted := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "accessledger_detect_evictions_total", Help: "Groups and window events dropped to keep state within its bounds (since start)."},
+		func() float64 { return float64(d.stats.Load().Evicted) })
+	for _, c := range []prometheus.Collector{m.events, m.otherLeaves, m.decodeErrors, m.enriched, m.duplicates, m.alerts, m.latency, m.lagLeaves, m.lagSeconds, m.groups, late, evicted} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("detect: registering metrics: %w", err)
+		}
+	}
+	for _, r := range d.engine.Stats().Rules {
+		if r.Alerting {
+			m.alerts.WithLabelValues(r.ID) // every alerting rule shows, at 0
+		}
+	}
+	return m, nil
+}
+
+// String describes the status for logs.
+func (s Status) String() string {
+	return "cursor " + strconv.FormatUint(s.Cursor, 10) + " of " + strconv.FormatUint(s.LogSize, 10)
+}

@@ -1,0 +1,271 @@
+package detect
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/sigstore/sigstore/pkg/signature"
+
+	"github.com/accessledger/accessledger/event"
+	"github.com/accessledger/accessledger/ledger"
+)
+
+var bg = context.Background()
+
+func smallBadger(o badger.Options) badger.Options {
+	return o.WithMemTableSize(8 << 20).WithBlockCacheSize(4 << 20).WithIndexCacheSize(2 << 20)
+}
+
+func newTestLedger(t testing.TB) *ledger.Ledger {
+	t.Helper()
+	sv, _, err := signature.NewED25519SignerVerifier(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ledger.NewNoteSigner("detect.test/log", sv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ledger.Create(bg, ledger.Config{Dir: t.TempDir(), Origin: "detect.test/log", Signer: signer,
+		CheckpointInterval: time.Hour, BadgerOptions: smallBadger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close(bg) })
+	return l
+}
+
+// appendEvents appends events as the API does.
+func appendEvents(t testing.TB, l *ledger.Ledger, evs []*event.Event) {
+	t.Helper()
+	entries := make([]ledger.Entry, len(evs))
+	for i, ev := range evs {
+		leaf, err := event.EncodeLeaf(event.KindEvent, ev.Time, ev.Canonical())
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries[i] = ledger.Entry{Data: leaf}
+	}
+	for len(entries) > 0 {
+		n := min(len(entries), 1000)
+		if _, err := l.Append(bg, entries[:n]...); err != nil {
+			t.Fatal(err)
+		}
+		entries = entries[n:]
+	}
+}
+
+// runDetector opens a detector over l with the rules and runs it until
+// the returned stop is called; stop waits for Run and closes it.
+func runDetector(t testing.TB, l *ledger.Ledger, dir, rules string) (*Detector, func()) {
+	t.Helper()
+	e := compileYAML(t, rules, Config{})
+	d, err := OpenDetector(bg, DetectorConfig{Log: l, Engine: e, Dir: dir, BadgerOptions: smallBadger, SaveInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("OpenDetector = %v", err)
+	}
+	ctx, cancel := context.WithCancel(bg)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	return d, func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+		if err := d.Close(); err != nil {
+			t.Errorf("Close = %v", err)
+		}
+	}
+}
+
+// waitCursor waits until the detector has processed the whole log.
+func waitCursor(t testing.TB, d *Detector, l *ledger.Ledger) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		size, _ := l.Size()
+		if d.Cursor() == size {
+			// The alerts just appended are leaves too: wait for them.
+			time.Sleep(50 * time.Millisecond)
+			if s2, _ := l.Size(); d.Cursor() == s2 {
+				return
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	size, _ := l.Size()
+	t.Fatalf("detector cursor %d, log size %d after 10s", d.Cursor(), size)
+}
+
+// alertLeaves returns the dedup keys of the alert leaves of the log.
+func alertLeaves(t testing.TB, l *ledger.Ledger) []string {
+	t.Helper()
+	size, _ := l.Size()
+	var keys []string
+	for i := uint64(0); i < size; i++ {
+		data, _, err := l.Entry(bg, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, a, err := event.DecodeAlertLeaf(data); err == nil {
+			keys = append(keys, a.DedupKey)
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+const detectorRules = `title: failed login
+id: failed
+name: failed_login
+logsource: {product: accessledger, category: authentication}
+detection:
+  sel: {action: login, outcome: failure}
+  condition: sel
+---
+title: brute force
+id: bf
+correlation:
+  type: event_count
+  rules: [failed_login]
+  group-by: [source.ip]
+  timespan: 1m
+  condition: {gte: 5}
+level: high
+`
+
+func bursts(t testing.TB, n int) []*event.Event {
+	var evs []*event.Event
+	for b := 0; b < n; b++ {
+		for i := 0; i < 6; i++ {
+			evs = append(evs, fail(t, time.Duration(b)*2*time.Minute+time.Duration(i)*time.Second, fmt.Sprintf("192.0.2.%d", b%3), "u"))
+		}
+		evs = append(evs, success(t, time.Duration(b)*2*time.Minute+time.Minute, "192.0.2.200", "v"))
+	}
+	return evs
+}
+
+func TestDetector(t *testing.T) {
+	l := newTestLedger(t)
+	d, stop := runDetector(t, l, t.TempDir(), detectorRules)
+	defer stop()
+	appendEvents(t, l, bursts(t, 3))
+	waitCursor(t, d, l)
+	page, err := d.Alerts(bg, AlertQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Alerts) != 3 || page.Next != 0 {
+		t.Fatalf("Alerts() = %d alerts (next %d), want 3", len(page.Alerts), page.Next)
+	}
+	first := page.Alerts[0]
+	data, leafHash, err := l.Entry(bg, first.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(leafHash, first.LeafHash) {
+		t.Errorf("alert leaf hash %x, want the log's %x", first.LeafHash, leafHash)
+	}
+	leaf, a, err := event.DecodeAlertLeaf(data)
+	if err != nil || leaf.Kind != event.KindAlert {
+		t.Fatalf("alert leaf %s: %v", data, err)
+	}
+	if a.Rule.ID != "bf" || a.Rule.Level != "high" || !slices.Equal(a.Evidence, []uint64{0, 1, 2, 3, 4}) || a.Group[0].Value != "192.0.2.0" {
+		t.Errorf("alert = %+v, want bf on events 0-4 of 192.0.2.0", a)
+	}
+	// The evidence are events of the log.
+	for _, idx := range a.Evidence {
+		data, _, err := l.Entry(bg, idx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, err := DecodeLeaf(idx, data); err != nil || r.Event.Outcome != "failure" {
+			t.Errorf("evidence %d = %v, %v; want a failed login", idx, r, err)
+		}
+	}
+	// Queries.
+	for _, tt := range []struct {
+		q    AlertQuery
+		want int
+	}{
+		{AlertQuery{Level: "critical"}, 0},
+		{AlertQuery{Level: "medium"}, 3},
+		{AlertQuery{Rule: "bf"}, 3},
+		{AlertQuery{Rule: "other"}, 0},
+		{AlertQuery{Since: a.Time.Add(time.Minute)}, 2},
+		{AlertQuery{Cursor: first.Index + 1}, 2},
+	} {
+		p, err := d.Alerts(bg, tt.q)
+		if err != nil || len(p.Alerts) != tt.want {
+			t.Errorf("Alerts(%+v) = %d alerts, %v; want %d", tt.q, len(p.Alerts), err, tt.want)
+		}
+	}
+	p, err := d.Alerts(bg, AlertQuery{Limit: 2})
+	if err != nil || len(p.Alerts) != 2 || p.Next != page.Alerts[2].Index {
+		t.Errorf("Alerts(limit 2) = %d alerts, next %d, %v; want 2 and next %d", len(p.Alerts), p.Next, err, page.Alerts[2].Index)
+	}
+	st := d.Status()
+	if st.Engine.Rules == nil || st.Cursor == 0 {
+		t.Errorf("Status() = %+v", st)
+	}
+}
+
+// TestDetectorRestart stops the detector at several points of a stream
+// and checks that the log holds each alert exactly once, the same set as
+// an uninterrupted run.
+func TestDetectorRestart(t *testing.T) {
+	evs := bursts(t, 12)
+	l0 := newTestLedger(t)
+	d0, stop0 := runDetector(t, l0, t.TempDir(), detectorRules)
+	appendEvents(t, l0, evs)
+	waitCursor(t, d0, l0)
+	stop0()
+	want := alertLeaves(t, l0)
+	if len(want) != 12 {
+		t.Fatalf("uninterrupted run: %d alerts, want 12", len(want))
+	}
+
+	l := newTestLedger(t)
+	dir := t.TempDir()
+	for i, cut := range []int{5, 20, 21, 50, len(evs)} {
+		prev := 0
+		if i > 0 {
+			prev = []int{5, 20, 21, 50, len(evs)}[i-1]
+		}
+		d, stop := runDetector(t, l, dir, detectorRules)
+		appendEvents(t, l, evs[prev:cut])
+		waitCursor(t, d, l)
+		stop()
+	}
+	if got := alertLeaves(t, l); !slices.Equal(got, want) {
+		t.Errorf("with restarts: alert keys %v, want %v", got, want)
+	}
+}
+
+// TestDetectorReplay loses the detector's state after alerts were
+// appended (as a crash between appending and saving would): the replay
+// raises them again, and the log deduplicates them.
+func TestDetectorReplay(t *testing.T) {
+	l := newTestLedger(t)
+	appendEvents(t, l, bursts(t, 4))
+	d, stop := runDetector(t, l, t.TempDir(), detectorRules)
+	waitCursor(t, d, l)
+	stop()
+	want := alertLeaves(t, l)
+	// A fresh state directory: everything is replayed from leaf 0.
+	d2, stop2 := runDetector(t, l, t.TempDir(), detectorRules)
+	waitCursor(t, d2, l)
+	stop2()
+	if got := alertLeaves(t, l); !slices.Equal(got, want) || len(got) != 4 {
+		t.Errorf("after a replay: alert keys %v, want %v", got, want)
+	}
+	page, err := d2.Alerts(bg, AlertQuery{})
+	if err == nil {
+		t.Errorf("Alerts on a closed detector = %d alerts, want an error", len(page.Alerts))
+	}
+}

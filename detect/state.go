@@ -1,0 +1,402 @@
+package detect
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"iter"
+	"math"
+	"slices"
+	"strings"
+)
+
+// stateVersion is the encoding of saved state; state of another version
+// is discarded at load.
+const stateVersion = 1
+
+// StateWriter receives the engine's changed state entries.
+type StateWriter interface {
+	Set(key, value []byte) error
+	Delete(key []byte) error
+}
+
+// State keys. Everything the engine saves is under these prefixes of the
+// store it is given (a Detector gives it a prefix of its own database).
+const (
+	keyMeta     = "m"
+	keyFP       = "f\x00" // + rule id: the rule's fingerprint
+	keyGroup    = "g\x00" // + rule id + \x00 + group key
+	keySuppress = "s\x00" // + rule id + \x00 + suppress key
+)
+
+// SaveState writes through w every state entry that changed since the
+// previous SaveState (or LoadState): window and baseline groups,
+// suppressions, the watermark and the rules' fingerprints. Written in one
+// transaction with the detector's cursor, it makes the state durable up to
+// that cursor.
+func (e *Engine) SaveState(w StateWriter) error {
+	for _, k := range e.stale {
+		if err := w.Delete([]byte(k)); err != nil {
+			return err
+		}
+	}
+	e.stale = e.stale[:0]
+	if e.dirtyMeta || !e.savedOnce {
+		var b []byte
+		b = binary.AppendUvarint(b, stateVersion)
+		b = binary.AppendVarint(b, e.watermark)
+		if err := w.Set([]byte(keyMeta), b); err != nil {
+			return err
+		}
+		e.dirtyMeta = false
+	}
+	if !e.savedOnce {
+		for _, c := range e.corrs {
+			if err := w.Set([]byte(keyFP+c.rule.ID), []byte(c.fp)); err != nil {
+				return err
+			}
+		}
+		for _, cr := range e.rules {
+			if cr.suppress != nil {
+				if err := w.Set([]byte(keyFP+cr.rule.ID), []byte(cr.fp)); err != nil {
+					return err
+				}
+			}
+		}
+		e.savedOnce = true
+	}
+	for _, c := range e.corrs {
+		prefix := keyGroup + c.rule.ID + "\x00"
+		for _, k := range c.deleted {
+			if _, back := c.groups[k]; back {
+				continue
+			}
+			if err := w.Delete([]byte(prefix + k)); err != nil {
+				return err
+			}
+		}
+		c.deleted = c.deleted[:0]
+		for _, g := range c.dirty {
+			if !g.dirty || c.groups[g.key] != g {
+				continue // removed since
+			}
+			if err := w.Set([]byte(prefix+g.key), encodeGroup(g)); err != nil {
+				return err
+			}
+			g.dirty = false
+		}
+		clear(c.dirty)
+		c.dirty = c.dirty[:0]
+		if err := saveSuppress(w, c.rule.ID, c.suppress); err != nil {
+			return err
+		}
+	}
+	for _, cr := range e.rules {
+		if err := saveSuppress(w, cr.rule.ID, cr.suppress); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func saveSuppress(w StateWriter, ruleID string, s *suppressor) error {
+	if s == nil {
+		return nil
+	}
+	prefix := keySuppress + ruleID + "\x00"
+	for k := range s.dirty {
+		if until, ok := s.until[k]; ok {
+			if err := w.Set([]byte(prefix+k), binary.AppendVarint(nil, until)); err != nil {
+				return err
+			}
+		} else if err := w.Delete([]byte(prefix + k)); err != nil {
+			return err
+		}
+		delete(s.dirty, k)
+	}
+	return nil
+}
+
+// LoadState restores the state saved by SaveState from every entry of the
+// store. State of a rule whose definition changed (its fingerprint
+// differs), of a rule no longer loaded, or of another encoding version is
+// discarded, and deleted by the next SaveState. It must be called before
+// the first Process.
+func (e *Engine) LoadState(entries iter.Seq2[[]byte, []byte]) error {
+	fps := map[string]string{}
+	type pending struct{ key, val []byte }
+	var groups, sups []pending
+	version := uint64(stateVersion)
+	for k, v := range entries {
+		key := string(k)
+		switch {
+		case key == keyMeta:
+			ver, n := binary.Uvarint(v)
+			if n <= 0 {
+				return errors.New("detect: corrupt state meta")
+			}
+			version = ver
+			if ver == stateVersion {
+				wm, m := binary.Varint(v[n:])
+				if m <= 0 {
+					return errors.New("detect: corrupt state meta")
+				}
+				e.watermark = wm
+			}
+		case strings.HasPrefix(key, keyFP):
+			fps[key[len(keyFP):]] = string(v)
+		case strings.HasPrefix(key, keyGroup):
+			groups = append(groups, pending{k, v})
+		case strings.HasPrefix(key, keySuppress):
+			sups = append(sups, pending{k, v})
+		default:
+			e.stale = append(e.stale, key)
+		}
+	}
+	if version != stateVersion {
+		// Another encoding: start over.
+		e.watermark = 0
+		for _, p := range groups {
+			e.stale = append(e.stale, string(p.key))
+		}
+		for _, p := range sups {
+			e.stale = append(e.stale, string(p.key))
+		}
+		for id := range fps {
+			e.stale = append(e.stale, keyFP+id)
+		}
+		return nil
+	}
+	corrs := map[string]*correlator{}
+	for _, c := range e.corrs {
+		if fps[c.rule.ID] == c.fp {
+			corrs[c.rule.ID] = c
+		}
+	}
+	sup := map[string]*suppressor{}
+	for _, c := range e.corrs {
+		if c.suppress != nil && fps[c.rule.ID] == c.fp {
+			sup[c.rule.ID] = c.suppress
+		}
+	}
+	for _, cr := range e.rules {
+		if cr.suppress != nil && fps[cr.rule.ID] == cr.fp {
+			sup[cr.rule.ID] = cr.suppress
+		}
+	}
+	for id := range fps {
+		if corrs[id] == nil && sup[id] == nil {
+			e.stale = append(e.stale, keyFP+id)
+		}
+	}
+	for _, p := range groups {
+		rest := string(p.key[len(keyGroup):])
+		id, gkey, ok := strings.Cut(rest, "\x00")
+		c := corrs[id]
+		if !ok || c == nil {
+			e.stale = append(e.stale, string(p.key))
+			continue
+		}
+		g, err := decodeGroup(gkey, p.val)
+		if err != nil {
+			return fmt.Errorf("detect: state of rule %s: %w", id, err)
+		}
+		c.groups[gkey] = g
+	}
+	// Rebuild each correlation's LRU in order of last activity.
+	for _, c := range e.corrs {
+		gs := make([]*group, 0, len(c.groups))
+		for _, g := range c.groups {
+			gs = append(gs, g)
+		}
+		sortGroups(gs)
+		for _, g := range gs {
+			c.lru.pushBack(g)
+		}
+	}
+	for _, p := range sups {
+		rest := string(p.key[len(keySuppress):])
+		id, skey, ok := strings.Cut(rest, "\x00")
+		s := sup[id]
+		if !ok || s == nil {
+			e.stale = append(e.stale, string(p.key))
+			continue
+		}
+		until, n := binary.Varint(p.val)
+		if n <= 0 {
+			return fmt.Errorf("detect: corrupt suppression of rule %s", id)
+		}
+		s.until[skey] = until
+	}
+	e.savedOnce = false // rewrite the fingerprints
+	return nil
+}
+
+func sortGroups(gs []*group) {
+	// Insertion order by last activity, then key, for determinism.
+	slices.SortFunc(gs, func(a, b *group) int {
+		switch {
+		case a.last < b.last:
+			return -1
+		case a.last > b.last:
+			return 1
+		}
+		return strings.Compare(a.key, b.key)
+	})
+}
+
+func encodeGroup(g *group) []byte {
+	b := make([]byte, 0, 64+len(g.items)*24)
+	b = binary.AppendUvarint(b, uint64(len(g.vals)))
+	for _, v := range g.vals {
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		b = append(b, v...)
+	}
+	b = binary.AppendVarint(b, g.first)
+	b = binary.AppendVarint(b, g.last)
+	b = binary.AppendVarint(b, g.firedUntil)
+	b = binary.AppendUvarint(b, uint64(len(g.items)))
+	for _, it := range g.items {
+		b = binary.AppendVarint(b, it.t)
+		b = binary.AppendUvarint(b, it.idx)
+		b = binary.AppendUvarint(b, uint64(it.slot))
+		b = binary.AppendUvarint(b, it.val)
+		b = binary.AppendUvarint(b, uint64(len(it.ev)))
+		for _, x := range it.ev {
+			b = binary.AppendUvarint(b, x)
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(len(g.terms)))
+	for _, t := range g.terms {
+		b = binary.AppendUvarint(b, t.hash)
+		b = binary.AppendVarint(b, t.last)
+	}
+	b = binary.AppendUvarint(b, uint64(len(g.points)))
+	for _, p := range g.points {
+		b = binary.AppendVarint(b, p.t)
+		b = binary.AppendUvarint(b, p.idx)
+		b = binary.BigEndian.AppendUint64(b, math.Float64bits(p.lat))
+		b = binary.BigEndian.AppendUint64(b, math.Float64bits(p.lon))
+	}
+	b = binary.AppendVarint(b, g.bucket)
+	b = binary.AppendVarint(b, g.count)
+	b = binary.BigEndian.AppendUint64(b, math.Float64bits(g.mean))
+	if g.fired {
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
+	}
+	b = binary.AppendUvarint(b, uint64(len(g.bucketEvid)))
+	for _, x := range g.bucketEvid {
+		b = binary.AppendUvarint(b, x)
+	}
+	return b
+}
+
+// decoder reads what encodeGroup wrote; the first error sticks.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errors.New("corrupt group state")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.err = errors.New("corrupt group state")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) count(max int) int {
+	n := d.uvarint()
+	if n > uint64(max) {
+		d.err = errors.New("corrupt group state")
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) bytes(n int) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if n > len(d.b) {
+		d.err = errors.New("corrupt group state")
+		return nil
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) float() float64 {
+	b := d.bytes(8)
+	if b == nil {
+		return 0
+	}
+	return math.Float64frombits(binary.BigEndian.Uint64(b))
+}
+
+func decodeGroup(key string, data []byte) (*group, error) {
+	d := &decoder{b: data}
+	g := &group{key: key}
+	nv := d.count(64)
+	for i := 0; i < nv; i++ {
+		g.vals = append(g.vals, string(d.bytes(d.count(1<<20))))
+	}
+	g.first, g.last, g.firedUntil = d.varint(), d.varint(), d.varint()
+	ni := d.count(1 << 24)
+	for i := 0; i < ni && d.err == nil; i++ {
+		it := item{t: d.varint(), idx: d.uvarint(), slot: int32(d.uvarint()), val: d.uvarint()}
+		ne := d.count(1 << 24)
+		if ne > 0 {
+			it.ev = make([]uint64, ne)
+			for j := range it.ev {
+				it.ev[j] = d.uvarint()
+			}
+		}
+		g.items = append(g.items, it)
+	}
+	nt := d.count(1 << 16)
+	for i := 0; i < nt && d.err == nil; i++ {
+		g.terms = append(g.terms, term{hash: d.uvarint(), last: d.varint()})
+	}
+	np := d.count(1 << 16)
+	for i := 0; i < np && d.err == nil; i++ {
+		g.points = append(g.points, geoPoint{t: d.varint(), idx: d.uvarint(), lat: d.float(), lon: d.float()})
+	}
+	g.bucket, g.count = d.varint(), d.varint()
+	g.mean = d.float()
+	if f := d.bytes(1); f != nil {
+		g.fired = f[0] == 1
+	}
+	nb := d.count(1 << 16)
+	for i := 0; i < nb && d.err == nil; i++ {
+		g.bucketEvid = append(g.bucketEvid, d.uvarint())
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.err = errors.New("corrupt group state: trailing bytes")
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	return g, nil
+}
