@@ -1,0 +1,923 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
+	"github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/tessera/api/layout"
+	"github.com/transparency-dev/tessera/client"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/term"
+
+	"github.com/accessledger/accessledger/ledger"
+	"github.com/accessledger/accessledger/witness"
+)
+
+const auditUsage = `usage: accessledger audit --url URL --vkey VKEY --state DIR [flags]
+
+audit checks a log without trusting its server, using only what any C2SP
+tlog-tiles client sees: it fetches the checkpoint, verifies the log's
+signature (and with --policy the witness quorum), and proves that it is
+consistent with the last checkpoint it verified (kept in --state), from the
+hash tiles. --full also downloads every entry bundle and hash tile,
+recomputes every tile and the root, and checks that every entry is a valid
+leaf (resumable: an interrupted run continues where it stopped). On a split
+view or an inconsistency it prints both signed checkpoints and the proof
+and exits 1; so does every other failure, with a precise report.
+
+The API key (an auditor key; entry bundles need it) comes from
+ACCESSLEDGER_AUDIT_API_KEY or --api-key-file.
+
+flags:
+`
+
+// auditConfig is the audit command's configuration.
+type auditConfig struct {
+	URL, VKey, State, Policy, APIKey, Webhook, Compare string
+	Full, Follow, JSON, Progress                       bool
+	Interval                                           time.Duration
+	Workers                                            int
+}
+
+func auditFlags(args []string, getenv func(string) string, stderr io.Writer) (auditConfig, error) {
+	var c auditConfig
+	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), auditUsage); fs.PrintDefaults() }
+	fs.StringVar(&c.URL, "url", "", "the log's base URL (where /checkpoint and /tile/ are served)")
+	fs.StringVar(&c.VKey, "vkey", "", "the log's verifier key (<origin>+<hex key ID>+<base64 key>)")
+	fs.StringVar(&c.State, "state", "", "directory keeping the last verified checkpoint and --full progress")
+	fs.StringVar(&c.Policy, "policy", "", "C2SP tlog-policy file: the checkpoint must meet its witness quorum")
+	keyFile := fs.String("api-key-file", "", "file holding the API key (default: env ACCESSLEDGER_AUDIT_API_KEY)")
+	fs.BoolVar(&c.Full, "full", false, "download every tile and entry bundle and recompute the whole tree")
+	fs.BoolVar(&c.Follow, "follow", false, "keep auditing every --interval until interrupted")
+	fs.DurationVar(&c.Interval, "interval", time.Minute, "time between audits with --follow")
+	fs.StringVar(&c.Webhook, "webhook", "", "with --follow, POST each finding as JSON to this URL")
+	fs.StringVar(&c.Compare, "compare", "", "another view to compare with: an auditor's --state directory, or a witness's monitoring URL (its prefix, or the full .../<hex sha256(origin)>/checkpoint)")
+	fs.BoolVar(&c.JSON, "json", false, "print the report as JSON")
+	fs.IntVar(&c.Workers, "workers", runtime.GOMAXPROCS(0), "entry bundles verified in parallel with --full")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	switch {
+	case c.URL == "":
+		return c, errors.New("--url is required: the log's base URL")
+	case c.VKey == "":
+		return c, errors.New("--vkey is required: the log's verifier key, as GET /v1/log or the operator publishes it")
+	case c.State == "":
+		return c, errors.New("--state is required: a directory where the auditor keeps what it verified")
+	case c.Interval < time.Second:
+		return c, fmt.Errorf("--interval %s is below 1s", c.Interval)
+	case c.Workers < 1:
+		return c, fmt.Errorf("--workers %d is below 1", c.Workers)
+	}
+	c.APIKey = getenv("ACCESSLEDGER_AUDIT_API_KEY")
+	if *keyFile != "" {
+		raw, err := os.ReadFile(*keyFile)
+		if err != nil {
+			return c, fmt.Errorf("reading the API key: %w", err)
+		}
+		c.APIKey = strings.TrimSpace(string(raw))
+	}
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		c.Progress = true
+	}
+	return c, nil
+}
+
+// Finding kinds: what an audit can find wrong.
+const (
+	findingSplitView      = "split_view"      // two signed checkpoints that cannot both be true
+	findingInconsistent   = "inconsistent"    // a consistency proof that does not verify
+	findingRollback       = "rollback"        // the log serves a smaller checkpoint than one it served before
+	findingSignature      = "bad_signature"   // the checkpoint does not verify with the log's key
+	findingQuorum         = "witness_quorum"  // the witness policy's quorum is not met
+	findingTile           = "tile_mismatch"   // a served hash tile differs from the one recomputed
+	findingEntry          = "invalid_entry"   // an entry is not a valid leaf
+	findingRoot           = "root_mismatch"   // the recomputed root differs from the checkpoint's
+	findingUnavailable    = "unavailable"     // the server did not serve what the audit needs
+	findingCompareMissing = "compare_failure" // the other view could not be read
+)
+
+// finding is one thing an audit found wrong. Evidence, when present, is
+// what a third party needs to check it: signed checkpoints and proofs.
+type finding struct {
+	Kind     string    `json:"kind"`
+	Message  string    `json:"message"`
+	Evidence *evidence `json:"evidence,omitempty"`
+}
+
+type evidence struct {
+	Old   string   `json:"old_checkpoint,omitempty"`
+	New   string   `json:"new_checkpoint,omitempty"`
+	Proof []string `json:"proof,omitempty"`
+}
+
+// auditReport is what one audit prints.
+type auditReport struct {
+	Time       time.Time     `json:"time"`
+	URL        string        `json:"url"`
+	Origin     string        `json:"origin"`
+	Size       uint64        `json:"size"`
+	RootHash   string        `json:"root_hash"`
+	Previous   *uint64       `json:"previous_size,omitempty"`
+	Cosigners  []string      `json:"cosigners,omitempty"`
+	QuorumMet  *bool         `json:"quorum_met,omitempty"`
+	Full       *fullReport   `json:"full,omitempty"`
+	Compared   string        `json:"compared_with,omitempty"`
+	Findings   []finding     `json:"findings"`
+	OK         bool          `json:"ok"`
+	Took       time.Duration `json:"-"`
+	TookMillis int64         `json:"took_ms"`
+}
+
+type fullReport struct {
+	Leaves         uint64  `json:"leaves"`
+	Resumed        uint64  `json:"resumed_from"`
+	Tiles          uint64  `json:"tiles"`
+	Seconds        float64 `json:"seconds"`
+	LeavesPerSecon float64 `json:"leaves_per_second"`
+}
+
+// auditState is what the auditor keeps in --state/state.json.
+type auditState struct {
+	Origin     string     `json:"origin"`
+	Checkpoint string     `json:"checkpoint"` // the last verified checkpoint, as served
+	Full       *fullState `json:"full,omitempty"`
+}
+
+// fullState resumes --full: the tree of the first Size leaves (a multiple
+// of 256, all verified) as its compact range, and for each tile level the
+// hashes of its incomplete tile.
+type fullState struct {
+	Size    uint64     `json:"size"`
+	Range   [][]byte   `json:"range"`
+	Pending [][][]byte `json:"pending"`
+}
+
+const stateFile = "state.json"
+
+func loadAuditState(dir string) (*auditState, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return &auditState{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading audit state: %w", err)
+	}
+	var st auditState
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return nil, fmt.Errorf("audit state %s: %w", filepath.Join(dir, stateFile), err)
+	}
+	return &st, nil
+}
+
+func saveAuditState(dir string, st *auditState) error {
+	raw, err := json.MarshalIndent(st, "", " ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return ledger.WriteFileAtomic(filepath.Join(dir, stateFile), raw, 0o600)
+}
+
+// auditor holds what every audit of one log needs.
+type auditor struct {
+	cfg      auditConfig
+	origin   string
+	verifier note.Verifier
+	policy   *witness.Policy
+	fetcher  *client.HTTPFetcher
+	http     *http.Client
+	stderr   io.Writer
+}
+
+// auditCmd is "accessledger audit".
+func auditCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	c, err := auditFlags(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	a, err := newAuditor(c, stderr)
+	if err != nil {
+		return err
+	}
+	if !c.Follow {
+		rep := a.audit(ctx)
+		a.print(stdout, rep)
+		return rep.err()
+	}
+	var failed error
+	for {
+		rep := a.audit(ctx)
+		a.print(stdout, rep)
+		if err := rep.err(); err != nil {
+			failed = err
+			a.notify(ctx, rep)
+			if rep.fatal() {
+				return err // a proven split view or inconsistency: stop
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return failed
+		case <-time.After(c.Interval):
+		}
+	}
+}
+
+func newAuditor(c auditConfig, stderr io.Writer) (*auditor, error) {
+	v, err := note.NewVerifier(c.VKey)
+	if err != nil {
+		return nil, fmt.Errorf("--vkey %q: %w", c.VKey, err)
+	}
+	u, err := url.Parse(c.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("--url %q: want an http or https URL", c.URL)
+	}
+	if !strings.HasSuffix(u.Path, "/") {
+		u.Path += "/"
+	}
+	hc := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		MaxIdleConnsPerHost: 4 * c.Workers,
+		IdleConnTimeout:     30 * time.Second,
+	}}
+	f, err := client.NewHTTPFetcher(u, hc)
+	if err != nil {
+		return nil, err
+	}
+	if c.APIKey != "" {
+		f.SetAuthorizationHeader("Bearer " + c.APIKey)
+	}
+	a := &auditor{cfg: c, origin: v.Name(), verifier: v, fetcher: f, http: hc, stderr: stderr}
+	if c.Policy != "" {
+		if a.policy, err = loadPolicy(c.Policy); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+func (r *auditReport) add(kind, format string, args ...any) *finding {
+	r.Findings = append(r.Findings, finding{Kind: kind, Message: fmt.Sprintf(format, args...)})
+	return &r.Findings[len(r.Findings)-1]
+}
+
+func (r *auditReport) err() error {
+	if len(r.Findings) == 0 {
+		return nil
+	}
+	kinds := make([]string, 0, len(r.Findings))
+	for _, f := range r.Findings {
+		kinds = append(kinds, f.Kind)
+	}
+	return fmt.Errorf("the audit found %d problem(s): %s", len(r.Findings), strings.Join(kinds, ", "))
+}
+
+// fatal reports a proven misbehaviour: following further is pointless.
+func (r *auditReport) fatal() bool {
+	for _, f := range r.Findings {
+		if f.Evidence != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// audit runs one audit. Its findings are in the report; nothing is saved
+// unless everything verified.
+func (a *auditor) audit(ctx context.Context) *auditReport {
+	start := time.Now()
+	rep := &auditReport{Time: start.UTC(), URL: a.cfg.URL, Origin: a.origin, Findings: []finding{}}
+	defer func() {
+		rep.OK = len(rep.Findings) == 0
+		rep.Took = time.Since(start)
+		rep.TookMillis = rep.Took.Milliseconds()
+	}()
+	st, err := loadAuditState(a.cfg.State)
+	if err != nil {
+		rep.add(findingUnavailable, "%v", err)
+		return rep
+	}
+	if st.Origin != "" && st.Origin != a.origin {
+		rep.add(findingUnavailable, "the state in %s is of the log %q, not %q: use another --state directory", a.cfg.State, st.Origin, a.origin)
+		return rep
+	}
+	raw, err := a.fetcher.ReadCheckpoint(ctx)
+	if err != nil {
+		rep.add(findingUnavailable, "fetching the checkpoint: %v", err)
+		return rep
+	}
+	cp, _, _, err := log.ParseCheckpoint(raw, a.origin, a.verifier)
+	if err != nil {
+		rep.add(findingSignature, "the served checkpoint does not verify with the log's key %s: %v\n%s", a.cfg.VKey, err, raw)
+		return rep
+	}
+	rep.Size, rep.RootHash = cp.Size, base64.StdEncoding.EncodeToString(cp.Hash)
+	if a.policy != nil {
+		cosigners, err := a.policy.Cosigners(raw)
+		met := err == nil && a.policy.Satisfied(func(i int) bool { return contains(cosigners, i) })
+		for _, i := range cosigners {
+			rep.Cosigners = append(rep.Cosigners, a.policy.Witnesses[i].Name)
+		}
+		rep.QuorumMet = &met
+		switch {
+		case err != nil:
+			rep.add(findingQuorum, "a witness cosignature on the checkpoint does not verify: %v", err)
+		case !met:
+			rep.add(findingQuorum, "the checkpoint of size %d is cosigned by %d witness(es) (%s), which does not meet the policy's quorum", cp.Size, len(cosigners), strings.Join(rep.Cosigners, ", "))
+		}
+	}
+
+	// Consistency with what this auditor verified before.
+	if st.Checkpoint != "" {
+		old, _, _, err := log.ParseCheckpoint([]byte(st.Checkpoint), a.origin, a.verifier)
+		if err != nil {
+			rep.add(findingUnavailable, "the stored checkpoint no longer verifies (%v): the state in %s is damaged", err, a.cfg.State)
+			return rep
+		}
+		prev := old.Size
+		rep.Previous = &prev
+		a.checkConsistent(ctx, rep, []byte(st.Checkpoint), old, raw, cp, "the checkpoint this auditor verified before")
+	}
+	if a.cfg.Compare != "" {
+		a.compare(ctx, rep, raw, cp)
+	}
+	if a.cfg.Full && len(rep.Findings) == 0 {
+		a.full(ctx, rep, st, cp)
+	}
+	if len(rep.Findings) == 0 {
+		if st.Checkpoint != "" {
+			if old, _, _, _ := log.ParseCheckpoint([]byte(st.Checkpoint), a.origin, a.verifier); old != nil && old.Size > cp.Size {
+				return rep // keep the larger one
+			}
+		}
+		st.Origin, st.Checkpoint = a.origin, string(raw)
+		if err := saveAuditState(a.cfg.State, st); err != nil {
+			rep.add(findingUnavailable, "saving the audit state: %v", err)
+		}
+	}
+	return rep
+}
+
+func contains(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// checkConsistent checks that two signed checkpoints of the log can both
+// be true: the same root at the same size, or a consistency proof (built
+// from the served tiles) from the smaller to the larger. A failure is a
+// finding with both checkpoints (and the proof) as evidence.
+func (a *auditor) checkConsistent(ctx context.Context, rep *auditReport, oldRaw []byte, old *log.Checkpoint, newRaw []byte, cp *log.Checkpoint, what string) {
+	ev := &evidence{Old: string(oldRaw), New: string(newRaw)}
+	switch {
+	case old.Size == cp.Size:
+		if !bytes.Equal(old.Hash, cp.Hash) {
+			f := rep.add(findingSplitView, "SPLIT VIEW: %s and the served checkpoint both have size %d but different root hashes; both are signed by the log", what, cp.Size)
+			f.Evidence = ev
+		}
+		return
+	case old.Size > cp.Size:
+		f := rep.add(findingRollback, "the log serves a checkpoint of size %d, smaller than %s (size %d)", cp.Size, what, old.Size)
+		// Prove the smaller is a prefix of the larger, from tiles of the
+		// larger tree, if the server still serves them.
+		p, err := a.proveConsistency(ctx, cp.Size, old.Size)
+		if err == nil {
+			err = proof.VerifyConsistency(rfc6962.DefaultHasher, cp.Size, old.Size, p, cp.Hash, old.Hash)
+		}
+		if err != nil {
+			f.Kind = findingInconsistent
+			f.Message += fmt.Sprintf("; and they are not proven consistent: %v", err)
+			f.Evidence = ev
+			ev.Proof = b64List(p)
+		}
+		return
+	}
+	p, err := a.proveConsistency(ctx, old.Size, cp.Size)
+	if err != nil {
+		rep.add(findingUnavailable, "building the consistency proof from size %d to %d from the served tiles: %v", old.Size, cp.Size, err)
+		return
+	}
+	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, old.Size, cp.Size, p, old.Hash, cp.Hash); err != nil {
+		f := rep.add(findingInconsistent, "INCONSISTENT: the served checkpoint (size %d) is not an extension of %s (size %d): %v", cp.Size, what, old.Size, err)
+		ev.Proof = b64List(p)
+		f.Evidence = ev
+	}
+}
+
+func (a *auditor) proveConsistency(ctx context.Context, from, to uint64) ([][]byte, error) {
+	pb, err := client.NewProofBuilder(ctx, to, a.fetcher.ReadTile)
+	if err != nil {
+		return nil, err
+	}
+	return pb.ConsistencyProof(ctx, from, to)
+}
+
+func b64List(hs [][]byte) []string {
+	out := make([]string, len(hs))
+	for i, h := range hs {
+		out[i] = base64.StdEncoding.EncodeToString(h)
+	}
+	return out
+}
+
+// compare checks the served checkpoint against another view of the log:
+// another auditor's state directory or a witness's monitoring read.
+func (a *auditor) compare(ctx context.Context, rep *auditReport, raw []byte, cp *log.Checkpoint) {
+	var other []byte
+	var err error
+	if fi, serr := os.Stat(a.cfg.Compare); serr == nil && fi.IsDir() {
+		var st *auditState
+		if st, err = loadAuditState(a.cfg.Compare); err == nil {
+			if st.Checkpoint == "" {
+				err = errors.New("it holds no checkpoint yet")
+			}
+			other = []byte(st.Checkpoint)
+		}
+	} else {
+		other, err = a.fetchMonitoring(ctx, a.cfg.Compare)
+	}
+	rep.Compared = a.cfg.Compare
+	if err != nil {
+		rep.add(findingCompareMissing, "reading the other view %s: %v", a.cfg.Compare, err)
+		return
+	}
+	oc, _, _, err := log.ParseCheckpoint(other, a.origin, a.verifier)
+	if err != nil {
+		rep.add(findingCompareMissing, "the other view's checkpoint does not verify with the log's key: %v", err)
+		return
+	}
+	what := "the checkpoint of " + a.cfg.Compare
+	if oc.Size > cp.Size {
+		// The other view is ahead: the served tree must extend to it.
+		a.checkAhead(ctx, rep, raw, cp, other, oc, what)
+		return
+	}
+	a.checkConsistent(ctx, rep, other, oc, raw, cp, what)
+}
+
+// checkAhead checks a checkpoint larger than the served one: the served
+// tiles must prove it consistent; a log that cannot show it is showing
+// this auditor a different tree than the other view saw.
+func (a *auditor) checkAhead(ctx context.Context, rep *auditReport, raw []byte, cp *log.Checkpoint, other []byte, oc *log.Checkpoint, what string) {
+	p, err := a.proveConsistency(ctx, cp.Size, oc.Size)
+	if err == nil {
+		err = proof.VerifyConsistency(rfc6962.DefaultHasher, cp.Size, oc.Size, p, cp.Hash, oc.Hash)
+	}
+	if err != nil {
+		f := rep.add(findingSplitView, "SPLIT VIEW: %s (size %d) is not proven to extend the served checkpoint (size %d): %v", what, oc.Size, cp.Size, err)
+		f.Evidence = &evidence{Old: string(raw), New: string(other), Proof: b64List(p)}
+	}
+}
+
+// fetchMonitoring reads a witness's latest cosigned checkpoint of the log:
+// the URL as given if it ends in /checkpoint, else its monitoring prefix.
+func (a *auditor) fetchMonitoring(ctx context.Context, u string) ([]byte, error) {
+	if !strings.HasSuffix(u, "/checkpoint") {
+		sum := sha256.Sum256([]byte(a.origin))
+		u = strings.TrimSuffix(u, "/") + "/" + hex.EncodeToString(sum[:]) + "/checkpoint"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := a.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	return b, nil
+}
+
+// print writes the report: JSON, or text with evidence blocks in the
+// style of the Go checksum database client's security errors.
+func (a *auditor) print(w io.Writer, r *auditReport) {
+	if a.cfg.JSON {
+		b, _ := json.Marshal(r)
+		fmt.Fprintf(w, "%s\n", b)
+		return
+	}
+	fmt.Fprintf(w, "audit of %s (%s) at %s\n", r.Origin, r.URL, r.Time.Format(time.RFC3339))
+	if r.RootHash != "" {
+		fmt.Fprintf(w, "checkpoint: size %d, root %s", r.Size, r.RootHash)
+		if r.Previous != nil {
+			fmt.Fprintf(w, " (previously verified: size %d)", *r.Previous)
+		}
+		fmt.Fprintln(w)
+	}
+	if r.QuorumMet != nil {
+		fmt.Fprintf(w, "witnesses: %d cosigned (%s), quorum met: %v\n", len(r.Cosigners), strings.Join(r.Cosigners, ", "), *r.QuorumMet)
+	}
+	if r.Full != nil {
+		fmt.Fprintf(w, "full: %d leaves and %d tiles recomputed in %.2fs (%.0f leaves/s), resumed at %d\n",
+			r.Full.Leaves, r.Full.Tiles, r.Full.Seconds, r.Full.LeavesPerSecon, r.Full.Resumed)
+	}
+	for _, f := range r.Findings {
+		fmt.Fprintf(w, "\n%s: %s\n", strings.ToUpper(f.Kind), f.Message)
+		if e := f.Evidence; e != nil {
+			fmt.Fprintf(w, "\nSECURITY ERROR\nlog misbehavior detected!\n\n")
+			if e.Old != "" {
+				fmt.Fprintf(w, "old checkpoint:\n\t%s\n", strings.ReplaceAll(strings.TrimSuffix(e.Old, "\n"), "\n", "\n\t"))
+			}
+			if e.New != "" {
+				fmt.Fprintf(w, "new checkpoint:\n\t%s\n", strings.ReplaceAll(strings.TrimSuffix(e.New, "\n"), "\n", "\n\t"))
+			}
+			if len(e.Proof) > 0 {
+				fmt.Fprintf(w, "proof of misbehavior (consistency proof served by the log):\n\t%s\n", strings.Join(e.Proof, "\n\t"))
+			}
+		}
+	}
+	if r.OK {
+		fmt.Fprintf(w, "OK (%s)\n", r.Took.Round(time.Millisecond))
+	}
+}
+
+// notify posts a report with findings to the webhook, if any.
+func (a *auditor) notify(ctx context.Context, r *auditReport) {
+	if a.cfg.Webhook == "" {
+		return
+	}
+	b, _ := json.Marshal(r)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.cfg.Webhook, bytes.NewReader(b))
+	if err != nil {
+		fmt.Fprintf(a.stderr, "audit: webhook: %v\n", err)
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := a.http.Do(req)
+	if err != nil {
+		fmt.Fprintf(a.stderr, "audit: webhook: %v\n", err)
+		return
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		fmt.Fprintf(a.stderr, "audit: webhook answered %s\n", resp.Status)
+	}
+}
+
+// full recomputes the whole tree from the entry bundles: every entry must
+// be a valid leaf, every served hash tile must equal the recomputed one,
+// and the root must equal the checkpoint's. It resumes from the state's
+// verified prefix, saving progress as it goes.
+func (a *auditor) full(ctx context.Context, rep *auditReport, st *auditState, cp *log.Checkpoint) {
+	start := time.Now()
+	rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+	var rng *compact.Range
+	var pending [][][]byte
+	var from uint64
+	if fs := st.Full; fs != nil && fs.Size <= cp.Size && fs.Size%layout.EntryBundleWidth == 0 {
+		r, err := rf.NewRange(0, fs.Size, fs.Range)
+		if err == nil {
+			rng, pending, from = r, fs.Pending, fs.Size
+		}
+	}
+	if rng == nil {
+		rng = rf.NewEmptyRange(0)
+	}
+	fr := &fullReport{Resumed: from}
+	rep.Full = fr
+	v := &treeVerifier{ctx: ctx, a: a, rep: rep, pending: pending, size: cp.Size}
+	// whole is where a later run resumes: the last full bundle.
+	whole := cp.Size / layout.EntryBundleWidth * layout.EntryBundleWidth
+	var snap *fullState
+	if from == whole {
+		snap = &fullState{Size: from, Range: slices.Clone(rng.Hashes()), Pending: v.snapshot()}
+	}
+	lastSave := time.Now()
+	bundles := (cp.Size + layout.EntryBundleWidth - 1) / layout.EntryBundleWidth
+	for res := range a.verifyBundles(ctx, from/layout.EntryBundleWidth, bundles, cp.Size) {
+		if res.err != nil {
+			rep.add(res.kind, "%v", res.err)
+			return
+		}
+		for _, h := range res.hashes {
+			if err := rng.Append(h, v.visit); err != nil {
+				rep.add(findingUnavailable, "recomputing the tree: %v", err)
+				return
+			}
+		}
+		fr.Tiles++ // the level-0 tile, compared by the worker
+		if len(rep.Findings) > 0 {
+			return
+		}
+		if a.cfg.Progress {
+			fmt.Fprintf(a.stderr, "\raudit --full: %d/%d leaves (%.0f%%)", rng.End(), cp.Size, 100*float64(rng.End())/float64(max(cp.Size, 1)))
+		}
+		if end := rng.End(); end%layout.EntryBundleWidth == 0 && (end == whole || time.Since(lastSave) > 2*time.Second) {
+			snap = &fullState{Size: end, Range: slices.Clone(rng.Hashes()), Pending: v.snapshot()}
+			if end != whole {
+				// Progress of an unfinished run: its prefix is checked
+				// against the served tiles, and against the signed root
+				// when a run completes.
+				st.Full = snap
+				if err := saveAuditState(a.cfg.State, st); err != nil {
+					rep.add(findingUnavailable, "saving --full progress: %v", err)
+					return
+				}
+				lastSave = time.Now()
+			}
+		}
+	}
+	if a.cfg.Progress {
+		fmt.Fprintln(a.stderr)
+	}
+	if err := ctx.Err(); err != nil {
+		rep.add(findingUnavailable, "interrupted at %d leaves: %v (run again to resume)", rng.End(), err)
+		return
+	}
+	if rng.End() != cp.Size {
+		rep.add(findingUnavailable, "recomputed %d leaves, want %d", rng.End(), cp.Size)
+		return
+	}
+	// Every incomplete tile above level 0 is served as a partial tile.
+	fr.Tiles += v.checkPartials(ctx)
+	if len(rep.Findings) > 0 {
+		return
+	}
+	root, err := rng.GetRootHash(nil)
+	if err != nil {
+		rep.add(findingUnavailable, "computing the root: %v", err)
+		return
+	}
+	if !bytes.Equal(root, cp.Hash) {
+		rep.add(findingRoot, "the root recomputed from the %d entries is %x, but the checkpoint says %x", cp.Size, root, cp.Hash)
+		return
+	}
+	fr.Tiles += v.fullTiles
+	fr.Leaves = cp.Size - from
+	fr.Seconds = time.Since(start).Seconds()
+	fr.LeavesPerSecon = float64(fr.Leaves) / max(fr.Seconds, 1e-9)
+	st.Full = snap // saved with the checkpoint by audit
+}
+
+// treeVerifier checks the hash tiles above level 0 as the compact range
+// creates their nodes: tile level L holds the nodes of tree level 8L.
+type treeVerifier struct {
+	ctx       context.Context
+	a         *auditor
+	rep       *auditReport
+	pending   [][][]byte // [tile level] hashes of its incomplete tile
+	size      uint64
+	fullTiles uint64
+}
+
+func (v *treeVerifier) snapshot() [][][]byte {
+	out := make([][][]byte, len(v.pending))
+	for i, p := range v.pending {
+		out[i] = append([][]byte(nil), p...)
+	}
+	return out
+}
+
+// visit is the compact range's visitor: it gathers the nodes of tile
+// levels 1 and up and checks each tile once it is full. (Level 0 is
+// checked per bundle by the workers.)
+func (v *treeVerifier) visit(id compact.NodeID, hash []byte) {
+	if id.Level == 0 || id.Level%layout.TileHeight != 0 || len(v.rep.Findings) > 0 {
+		return
+	}
+	level := int(id.Level / layout.TileHeight)
+	for len(v.pending) <= level {
+		v.pending = append(v.pending, nil)
+	}
+	v.pending[level] = append(v.pending[level], bytes.Clone(hash))
+	if len(v.pending[level]) == layout.TileWidth {
+		index := id.Index / layout.TileWidth
+		v.compareTile(v.ctx, uint64(level), index, 0, v.pending[level])
+		v.pending[level] = nil // snapshots share the old backing array
+		v.fullTiles++
+	}
+}
+
+// checkPartials compares the incomplete tiles of every level with the
+// served partial tiles.
+func (v *treeVerifier) checkPartials(ctx context.Context) uint64 {
+	var n uint64
+	// Level 0's partial tile is checked by the workers; the others here.
+	for level := 1; level < len(v.pending); level++ {
+		p := v.pending[level]
+		if len(p) == 0 {
+			continue
+		}
+		index := (v.size >> (layout.TileHeight * level)) / layout.TileWidth
+		v.compareTile(ctx, uint64(level), index, uint8(len(p)), p)
+		n++
+	}
+	return n
+}
+
+func (v *treeVerifier) compareTile(ctx context.Context, level, index uint64, width uint8, want [][]byte) {
+	served, err := v.a.fetcher.ReadTile(ctx, level, index, width)
+	if err != nil {
+		v.rep.add(findingUnavailable, "fetching tile %s: %v", layout.TilePath(level, index, width), err)
+		return
+	}
+	if err := compareHashes(served, want); err != nil {
+		v.rep.add(findingTile, "hash tile %s differs from the tile recomputed from the entry bundles: %v", layout.TilePath(level, index, width), err)
+	}
+}
+
+// compareHashes compares a served tile with the recomputed hashes.
+func compareHashes(served []byte, want [][]byte) error {
+	if len(served) != 32*len(want) {
+		return fmt.Errorf("it has %d bytes, want %d hashes", len(served), len(want))
+	}
+	for i, h := range want {
+		if !bytes.Equal(served[32*i:32*i+32], h) {
+			return fmt.Errorf("hash %d is %x, recomputed %x", i, served[32*i:32*i+32], h)
+		}
+	}
+	return nil
+}
+
+// bundleResult is one verified entry bundle: its leaf hashes in order, or
+// what is wrong with it.
+type bundleResult struct {
+	index  uint64
+	hashes [][]byte
+	kind   string
+	err    error
+}
+
+// verifyBundles fetches and checks bundles [first, end) in parallel
+// (cfg.Workers at once) and delivers them in order. Each worker parses
+// its bundle, checks every entry is a valid leaf, hashes the leaves and
+// compares them with the served level-0 tile.
+func (a *auditor) verifyBundles(ctx context.Context, first, end, size uint64) <-chan bundleResult {
+	out := make(chan bundleResult, a.cfg.Workers)
+	window := uint64(2 * a.cfg.Workers)
+	go func() {
+		defer close(out)
+		slots := make([]chan bundleResult, window)
+		for i := range slots {
+			slots[i] = make(chan bundleResult, 1)
+		}
+		sem := make(chan struct{}, a.cfg.Workers)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		launch := func(i uint64) {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				slots[i%window] <- a.verifyBundle(ctx, i, size)
+			}()
+		}
+		next := first
+		for ; next < end && next < first+window; next++ {
+			launch(next)
+		}
+		for i := first; i < end; i++ {
+			var r bundleResult
+			select {
+			case r = <-slots[i%window]:
+			case <-ctx.Done():
+				return
+			}
+			out <- r
+			if r.err != nil {
+				return
+			}
+			if next < end {
+				launch(next)
+				next++
+			}
+		}
+	}()
+	return out
+}
+
+func (a *auditor) verifyBundle(ctx context.Context, index, size uint64) bundleResult {
+	r := bundleResult{index: index}
+	width := uint8(0)
+	n := uint64(layout.EntryBundleWidth)
+	if rest := size - index*layout.EntryBundleWidth; rest < layout.EntryBundleWidth {
+		width, n = uint8(rest), rest
+	}
+	raw, err := a.fetcher.ReadEntryBundle(ctx, index, width)
+	if err != nil {
+		r.kind, r.err = findingUnavailable, fmt.Errorf("fetching entry bundle %s: %w", layout.EntriesPath(index, width), err)
+		return r
+	}
+	hashes := make([][]byte, 0, n)
+	buf := make([]byte, 32*n)
+	for off, i := 0, uint64(0); off < len(raw); i++ {
+		if off+2 > len(raw) {
+			r.kind, r.err = findingEntry, fmt.Errorf("entry bundle %s: truncated after %d entries", layout.EntriesPath(index, width), i)
+			return r
+		}
+		l := int(binary.BigEndian.Uint16(raw[off:]))
+		if off+2+l > len(raw) || i >= n {
+			r.kind, r.err = findingEntry, fmt.Errorf("entry bundle %s: malformed framing at entry %d", layout.EntriesPath(index, width), index*layout.EntryBundleWidth+i)
+			return r
+		}
+		e := raw[off+2 : off+2+l]
+		off += 2 + l
+		if err := validLeaf(e); err != nil {
+			r.kind, r.err = findingEntry, fmt.Errorf("entry %d (bundle %s): not a valid leaf: %v", index*layout.EntryBundleWidth+i, layout.EntriesPath(index, width), err)
+			return r
+		}
+		h := buf[32*i : 32*i+32 : 32*i+32]
+		hashLeaf(h, e)
+		hashes = append(hashes, h)
+	}
+	if uint64(len(hashes)) != n {
+		r.kind, r.err = findingEntry, fmt.Errorf("entry bundle %s has %d entries, want %d", layout.EntriesPath(index, width), len(hashes), n)
+		return r
+	}
+	tile, err := a.fetcher.ReadTile(ctx, 0, index, width)
+	if err != nil {
+		r.kind, r.err = findingUnavailable, fmt.Errorf("fetching tile %s: %w", layout.TilePath(0, index, width), err)
+		return r
+	}
+	if err := compareHashes(tile, hashes); err != nil {
+		r.kind, r.err = findingTile, fmt.Errorf("hash tile %s differs from the leaf hashes of entry bundle %s: %v", layout.TilePath(0, index, width), layout.EntriesPath(index, width), err)
+		return r
+	}
+	r.hashes = hashes
+	return r
+}
+
+// hashLeaf writes the RFC 6962 leaf hash SHA-256(0x00 || e) into h.
+func hashLeaf(h, e []byte) {
+	d := sha256.New()
+	d.Write([]byte{0})
+	d.Write(e)
+	d.Sum(h[:0])
+}
+
+// validLeaf checks the leaf envelope, as the log writes it:
+// {"kind":"<kind>","received_at":"<RFC 3339 UTC, nanoseconds>","body":<JSON object>}.
+func validLeaf(e []byte) error {
+	rest, ok := bytes.CutPrefix(e, []byte(`{"kind":"`))
+	if !ok {
+		return errors.New(`it does not start with {"kind":"`)
+	}
+	i := 0
+	for i < len(rest) && (rest[i] >= 'a' && rest[i] <= 'z' || rest[i] == '_') {
+		i++
+	}
+	if i == 0 {
+		return errors.New("empty or invalid kind")
+	}
+	rest, ok = bytes.CutPrefix(rest[i:], []byte(`","received_at":"`))
+	if !ok || len(rest) < 30 {
+		return errors.New("no received_at after kind")
+	}
+	if _, err := time.Parse("2006-01-02T15:04:05.000000000Z", string(rest[:30])); err != nil {
+		return fmt.Errorf("received_at: %v", err)
+	}
+	body, ok := bytes.CutPrefix(rest[30:], []byte(`","body":`))
+	if !ok || len(body) < 3 || body[0] != '{' || body[len(body)-1] != '}' {
+		return errors.New("no body object after received_at")
+	}
+	body = body[:len(body)-1]
+	if !jsontext.Value(body).IsValid() {
+		return errors.New("the body is not valid JSON")
+	}
+	return nil
+}

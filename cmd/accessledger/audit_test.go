@@ -1,0 +1,305 @@
+package main
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// auditReportOf decodes "audit --json" output (one report per line) and
+// returns the last report.
+func auditReportOf(t *testing.T, stdout string) auditReport {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	var r auditReport
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &r); err != nil {
+		t.Fatalf("audit output %q: %v", stdout, err)
+	}
+	return r
+}
+
+// runAudit runs "accessledger audit" against s with an admin key.
+func runAudit(t *testing.T, s *server, state string, extra ...string) (int, auditReport, string) {
+	t.Helper()
+	args := append([]string{"audit", "--url", s.base, "--vkey", s.vkey, "--state", state, "--json"}, extra...)
+	code, stdout, stderr := runCLI(t, []string{"ACCESSLEDGER_AUDIT_API_KEY=" + s.token}, args...)
+	return code, auditReportOf(t, stdout), stderr
+}
+
+func findingKinds(r auditReport) string {
+	var k []string
+	for _, f := range r.Findings {
+		k = append(k, f.Kind)
+	}
+	return strings.Join(k, ",")
+}
+
+// TestAuditFull audits a real server: the whole tree recomputed, then a
+// resumed run after growth, then a plain consistency check.
+func TestAuditFull(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	postN(s, 0, 600)
+	s.waitCheckpoint(600, 10*time.Second)
+	state := t.TempDir()
+	code, r, stderr := runAudit(t, s, state, "--full")
+	if code != 0 || !r.OK || r.Full == nil || r.Full.Leaves != 600 || r.Size != 600 {
+		t.Fatalf("audit --full = %d, %+v (%s), want OK over 600 leaves", code, r, stderr)
+	}
+	// 3 level-0 tiles (the last one partial) and the partial level-1
+	// tile 1/000.p/2.
+	if r.Full.Tiles != 4 {
+		t.Errorf("audit --full checked %d tiles, want 4", r.Full.Tiles)
+	}
+
+	postN(s, 600, 100)
+	s.waitCheckpoint(700, 10*time.Second)
+	code, r, stderr = runAudit(t, s, state, "--full")
+	if code != 0 || !r.OK || r.Full.Resumed != 512 || r.Full.Leaves != 700-512 || r.Previous == nil || *r.Previous != 600 {
+		t.Fatalf("second audit --full = %d, %+v (%s), want OK, resumed at 512 and consistent with 600", code, r, stderr)
+	}
+	code, r, _ = runAudit(t, s, state)
+	if code != 0 || !r.OK || r.Full != nil {
+		t.Fatalf("audit = %d, %+v, want OK", code, r)
+	}
+	// The text report.
+	code, stdout, _ := runCLI(t, []string{"ACCESSLEDGER_AUDIT_API_KEY=" + s.token}, "audit", "--url", s.base, "--vkey", s.vkey, "--state", state)
+	if code != 0 || !strings.Contains(stdout, "checkpoint: size 700") || !strings.Contains(stdout, "\nOK (") {
+		t.Errorf("audit (text) = %d:\n%s", code, stdout)
+	}
+	// Without a key, entry bundles are refused: a precise failure.
+	code, stdout, _ = runCLI(t, nil, "audit", "--url", s.base, "--vkey", s.vkey, "--state", t.TempDir(), "--json")
+	if r := auditReportOf(t, stdout); code != 1 || r.OK || !strings.Contains(r.Findings[0].Message, "401") && !strings.Contains(r.Findings[0].Message, "Unauthorized") {
+		t.Errorf("audit without a key = %d, %+v; want a failure naming the refusal", code, r)
+	}
+}
+
+// flipTileByte flips one byte of a stored hash tile of a stopped server
+// ('t' level:1 index:8, see ledger/keys.go).
+func flipTileByte(t *testing.T, dir string, level uint8, index uint64, hash int) {
+	t.Helper()
+	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil).WithNumVersionsToKeep(1).
+		WithValueThreshold(8<<10 + 1).WithMemTableSize(32 << 20).WithValueLogFileSize(64 << 20))
+	if err != nil {
+		t.Fatalf("badger.Open(%s) = %v", dir, err)
+	}
+	defer db.Close()
+	key := binary.BigEndian.AppendUint64([]byte{'t', level}, index)
+	err = db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(key)
+		if err != nil {
+			return err
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		v[32*hash+7] ^= 0x01
+		return txn.Set(key, v)
+	})
+	if err != nil {
+		t.Fatalf("editing tile %d/%d: %v", level, index, err)
+	}
+}
+
+// TestAuditTamper: one changed byte of a stored entry or tile of a stopped
+// server (restarted with --quick-open, which does not re-hash old
+// entries) makes audit --full fail and say what is wrong.
+func TestAuditTamper(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		tamper func(t *testing.T, dir string)
+		want   []string
+	}{
+		{"entry", func(t *testing.T, dir string) { flipEntryByte(t, dir, 0) },
+			[]string{"tile_mismatch", "tile/0/000 differs from the leaf hashes of entry bundle tile/entries/000", "hash 0 is"}},
+		{"tile", func(t *testing.T, dir string) { flipTileByte(t, dir, 0, 0, 5) },
+			[]string{"tile_mismatch", "tile/0/000", "hash 5 is"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := startServer(t, dir)
+			postN(s, 0, 600)
+			s.waitCheckpoint(600, 10*time.Second)
+			if code := s.terminate(20 * time.Second); code != 0 {
+				t.Fatalf("serve exit %d", code)
+			}
+			tc.tamper(t, filepath.Join(dir, "badger"))
+			s = startServer(t, dir, "--quick-open")
+			code, r, stderr := runAudit(t, s, t.TempDir(), "--full")
+			if code != 1 || r.OK || len(r.Findings) != 1 {
+				t.Fatalf("audit --full of a tampered log = %d, %+v (%s), want one finding", code, r, stderr)
+			}
+			got := r.Findings[0].Kind + ": " + r.Findings[0].Message
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("finding %q does not say %q", got, w)
+				}
+			}
+		})
+	}
+}
+
+// TestForkDetected: a second log with the same key and origin but other
+// entries is refused (422) by our witness after it cosigned the first, the
+// witness keeps the evidence, and the auditor reports the split view from
+// the two checkpoints, both from its own state and against the witness's
+// monitoring read.
+func TestForkDetected(t *testing.T) {
+	const origin = "fork.example/log"
+	keyPath, vkey := logKey(t, origin)
+	wpolicy := writeFile(t, filepath.Join(t.TempDir(), "policy"), "log "+vkey+"\nquorum none\n")
+	w := startWitness(t, filepath.Join(t.TempDir(), "w"), wpolicy, "--name", "w.example")
+	lpolicy := writeFile(t, filepath.Join(t.TempDir(), "log-policy"), fmt.Sprintf("witness w %s %s\nquorum w\n", w.vkey, w.base))
+	args := []string{"--key", keyPath, "--witness-policy", lpolicy}
+
+	a := startServer(t, t.TempDir(), args...)
+	postN(a, 0, 300)
+	waitCosigned(t, a, 300, 20*time.Second, w.vkey)
+	stateA := t.TempDir()
+	if code, r, stderr := runAudit(t, a, stateA, "--policy", lpolicy); code != 0 || !r.OK || r.QuorumMet == nil || !*r.QuorumMet {
+		t.Fatalf("audit of the log = %d, %+v (%s), want OK with the quorum met", code, r, stderr)
+	}
+	a.terminate(20 * time.Second)
+
+	// The fork, at the same size: fail-open so that it serves its
+	// checkpoint although the witness refuses it.
+	b := startServer(t, t.TempDir(), append(args, "--witness-fail-open")...)
+	postN(b, 5000, 300)
+	b.waitCheckpoint(300, 10*time.Second)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st := witnessStates(t, b)
+		if e, _ := st[0]["last_error"].(string); strings.Contains(e, "status 422") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("our witness did not refuse the fork with 422: %v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	status, body, err := w.do(t.Context(), http.MethodGet, "/v1/witness/evidence", adminToken(t, w.dir), nil)
+	if err != nil || status != 200 || !strings.Contains(string(body), `"reason":"fork"`) {
+		t.Errorf("GET /v1/witness/evidence = %d %s %v, want the fork kept", status, body, err)
+	}
+
+	code, r, _ := runAudit(t, b, stateA)
+	if code != 1 || findingKinds(r) != findingSplitView || r.Findings[0].Evidence == nil ||
+		!strings.HasPrefix(r.Findings[0].Evidence.Old, origin+"\n300\n") || !strings.HasPrefix(r.Findings[0].Evidence.New, origin+"\n300\n") {
+		t.Errorf("audit of the fork = %d, %+v; want a split view with both checkpoints", code, r)
+	}
+	// The text report prints the evidence.
+	_, stdout, _ := runCLI(t, []string{"ACCESSLEDGER_AUDIT_API_KEY=" + b.token}, "audit", "--url", b.base, "--vkey", b.vkey, "--state", stateA)
+	if !strings.Contains(stdout, "SECURITY ERROR") || strings.Count(stdout, origin+"\n\t300\n") != 2 {
+		t.Errorf("audit (text) of the fork:\n%s\nwant SECURITY ERROR and both checkpoints", stdout)
+	}
+	// A fresh auditor sees the split view against the witness's view.
+	code, r, _ = runAudit(t, b, t.TempDir(), "--compare", w.base)
+	if code != 1 || findingKinds(r) != findingSplitView {
+		t.Errorf("audit --compare <witness> of the fork = %d, %+v; want a split view", code, r)
+	}
+	// And the fork grown: an inconsistency, with the proof.
+	postN(b, 6000, 50)
+	b.waitCheckpoint(350, 10*time.Second)
+	code, r, _ = runAudit(t, b, stateA)
+	if code != 1 || findingKinds(r) != findingInconsistent || len(r.Findings[0].Evidence.Proof) == 0 {
+		t.Errorf("audit of the grown fork = %d, %+v; want an inconsistency with the proof", code, r)
+	}
+	// The witness policy's quorum is not met by the fork.
+	code, r, _ = runAudit(t, b, t.TempDir(), "--policy", lpolicy)
+	if code != 1 || findingKinds(r) != findingQuorum {
+		t.Errorf("audit --policy of the fork = %d, %+v; want the quorum not met", code, r)
+	}
+}
+
+// TestAuditFollowWebhook: --follow keeps auditing and posts findings.
+func TestAuditFollowWebhook(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	postN(s, 0, 10)
+	s.waitCheckpoint(10, 10*time.Second)
+	var mu sync.Mutex
+	var posted []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b strings.Builder
+		fmt.Fprint(&b, r.Header.Get("Content-Type"), " ")
+		buf := make([]byte, 1<<16)
+		n, _ := r.Body.Read(buf)
+		b.Write(buf[:n])
+		mu.Lock()
+		posted = append(posted, b.String())
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	// A wrong key: every audit fails and is posted.
+	_, otherKey := logKey(t, "other.example/log")
+	p := spawn(t, "", "", []string{"ACCESSLEDGER_AUDIT_API_KEY=" + s.token},
+		[]string{"audit", "--url", s.base, "--vkey", otherKey, "--state", t.TempDir(), "--follow", "--interval", "1s", "--webhook", hook.URL, "--json"})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(posted)
+		mu.Unlock()
+		if n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) || p.exited() {
+			t.Fatalf("webhook got %d posts; audit output:\n%s\n%s", n, p.stdout, p.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code := p.terminate(10 * time.Second); code != 1 {
+		t.Errorf("audit --follow exit code after SIGTERM = %d, want 1 (it found problems)", code)
+	}
+	if !strings.HasPrefix(posted[0], "application/json ") || !strings.Contains(posted[0], `"kind":"bad_signature"`) {
+		t.Errorf("webhook post = %q, want the JSON report with the finding", posted[0])
+	}
+}
+
+const fsckPkg = "github.com/transparency-dev/tessera/cmd/fsck@v1.0.4"
+
+// TestTesseraFsckChecksOurLog runs Tessera's fsck (v1.0.4) against our
+// server: it succeeds on our log, and reports the corruption when a
+// stored tile is changed. (v1.0.4 exits 0 even on failure with
+// --ui=false: its output says which.)
+func TestTesseraFsckChecksOurLog(t *testing.T) {
+	fsck := findTool(t, "fsck", fsckPkg)
+	dir := t.TempDir()
+	s := startServer(t, dir)
+	postN(s, 0, 700)
+	s.waitCheckpoint(700, 10*time.Second)
+	pub := writeFile(t, filepath.Join(t.TempDir(), "log.pub"), s.vkey)
+	run := func() string {
+		t.Helper()
+		out, err := runTool(t, 50*time.Second, t.TempDir(), fsck, "--storage_url", s.base+"/", "--bearer_token", s.token,
+			"--public_key", pub, "--ui=false", "--N", "4")
+		if err != nil {
+			t.Fatalf("fsck: %v\n%s", err, out)
+		}
+		return out
+	}
+	if out := run(); !strings.Contains(out, "Successfully fsck'd log with size 700") {
+		t.Fatalf("fsck of our log did not succeed:\n%s", out)
+	}
+	if code := s.terminate(20 * time.Second); code != 0 {
+		t.Fatalf("serve exit %d", code)
+	}
+	flipTileByte(t, filepath.Join(dir, "badger"), 0, 1, 9)
+	s = startServer(t, dir, "--quick-open")
+	out := run()
+	if strings.Contains(out, "Successfully fsck'd") || !strings.Contains(out, "fsck failed") {
+		t.Errorf("fsck of our log with a changed tile did not report it:\n%s", out)
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "fsck failed") {
+			t.Logf("fsck on the changed tile: %s", l)
+		}
+	}
+}

@@ -1,0 +1,496 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/accessledger/accessledger/api"
+	"github.com/accessledger/accessledger/ledger"
+	"github.com/accessledger/accessledger/witness"
+)
+
+// Files in the witness's data directory.
+const (
+	witnessStorageDir  = "badger"
+	witnessKeyFile     = "witness.key"
+	witnessVKeyFile    = "witness.vkey"    // the cosignature verifier key, which records the name
+	witnessCreatedFile = "witness.created" // state was created here: its loss is an error
+)
+
+const witnessUsage = `usage: accessledger witness [flags]                      run a C2SP tlog-witness
+       accessledger witness keygen --name NAME --out FILE  write a witness key
+
+The witness cosigns (cosignature/v1, Ed25519) checkpoints of the logs listed
+in a C2SP tlog-policy file ("log <vkey>" lines; the file also needs a quorum
+line, such as "quorum none"). It serves POST /add-checkpoint and the
+monitoring read GET /<hex sha256 of origin>/checkpoint without a key, and
+GET /v1/witness/evidence (refused, validly signed checkpoints) to admin keys.
+On first start it generates its key (<data>/witness.key, mode 0600) unless
+--key names one, and an admin API key (<data>/admin.key) if there is none.
+SIGHUP reloads the policy file and the API keys.
+
+Every flag can also be set as ACCESSLEDGER_WITNESS_<FLAG> (upper case, - as _).
+
+flags:
+`
+
+// witnessConfig is the witness command's configuration.
+type witnessConfig struct {
+	Data            string
+	Listen          string
+	Policy          string
+	Name            string
+	Key             string
+	APIKeysFile     string
+	MaxBodyBytes    int64
+	PublicMetrics   bool
+	ShutdownTimeout time.Duration
+	LogLevel        string
+	LogFormat       string
+}
+
+// witnessEnv is the environment variable of a witness flag.
+func witnessEnv(flagName string) string {
+	return "ACCESSLEDGER_WITNESS_" + envName(flagName)[len("ACCESSLEDGER_"):]
+}
+
+// witnessFlags parses the witness command's flags over defaults and
+// ACCESSLEDGER_WITNESS_* variables.
+func witnessFlags(args []string, getenv func(string) string, stderr io.Writer) (witnessConfig, error) {
+	c := witnessConfig{
+		Data:            "./witness-data",
+		Listen:          "127.0.0.1:7380",
+		MaxBodyBytes:    api.DefaultWitnessMaxBodyBytes,
+		ShutdownTimeout: 15 * time.Second,
+		LogLevel:        "info",
+		LogFormat:       "text",
+	}
+	fs := flag.NewFlagSet("witness", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), witnessUsage)
+		fs.PrintDefaults()
+	}
+	var envErr error
+	str := func(p *string, name, usage string) {
+		if v := getenv(witnessEnv(name)); v != "" {
+			*p = v
+		}
+		fs.StringVar(p, name, *p, usage)
+	}
+	str(&c.Data, "data", "data directory: state, key, API keys")
+	str(&c.Listen, "listen", "HTTP listen address")
+	str(&c.Policy, "policy", "C2SP tlog-policy file whose log lines are the logs to witness (required)")
+	str(&c.Name, "name", "the witness's key name, a schema-less URL such as witness.example.com/w1 (required at first start, then recorded)")
+	str(&c.Key, "key", "witness key file, PKCS#8 PEM Ed25519, mode 0600 (default <data>/witness.key, generated)")
+	str(&c.APIKeysFile, "api-keys-file", "API keys file (default <data>/api_keys.yaml)")
+	str(&c.LogLevel, "log-level", "debug, info, warn or error")
+	str(&c.LogFormat, "log-format", "text or json")
+	if v := getenv(witnessEnv("max-body-bytes")); v != "" {
+		c.MaxBodyBytes, envErr = strconv.ParseInt(v, 10, 64)
+	}
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "add-checkpoint body limit, in bytes")
+	if v := getenv(witnessEnv("public-metrics")); v != "" && envErr == nil {
+		c.PublicMetrics, envErr = strconv.ParseBool(v)
+	}
+	fs.BoolVar(&c.PublicMetrics, "public-metrics", c.PublicMetrics, "serve /metrics without an API key")
+	if v := getenv(witnessEnv("shutdown-timeout")); v != "" && envErr == nil {
+		c.ShutdownTimeout, envErr = time.ParseDuration(v)
+	}
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "graceful shutdown bound")
+	if envErr != nil {
+		return c, fmt.Errorf("environment: %w", envErr)
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	switch {
+	case c.Policy == "":
+		return c, errors.New("--policy is required: a C2SP tlog-policy file listing the logs to witness (\"log <vkey>\" lines and a quorum line)")
+	case c.Data == "":
+		return c, errors.New("--data must not be empty")
+	case c.MaxBodyBytes < 1024:
+		return c, fmt.Errorf("--max-body-bytes %d is below 1024", c.MaxBodyBytes)
+	case c.LogFormat != "text" && c.LogFormat != "json":
+		return c, fmt.Errorf("--log-format %q: want text or json", c.LogFormat)
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return c, err
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return c, fmt.Errorf("--listen %q: want host:port, such as 127.0.0.1:7380", c.Listen)
+	}
+	return c, nil
+}
+
+// witnessCmd is "accessledger witness": keygen, or run the witness.
+func witnessCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "keygen" {
+		return witnessKeygen(args[1:], stdout, stderr)
+	}
+	c, err := witnessFlags(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	return runWitness(ctx, c, stdout, stderr)
+}
+
+// loadPolicy reads the trusted logs from a tlog-policy file.
+func loadPolicy(path string) (*witness.Policy, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading policy: %w", err)
+	}
+	p, err := witness.ParsePolicy(raw)
+	if err != nil {
+		return nil, fmt.Errorf("policy %s: %w", path, err)
+	}
+	return p, nil
+}
+
+// witnessIdentity resolves the witness's name and key, writing nothing: the
+// name comes from --name, else the data directory's record, else the
+// key's own <key>.vkey; disagreements are refused.
+func witnessIdentity(c witnessConfig) (name, keyPath string, key *witness.Cosigner, err error) {
+	keyPath = c.Key
+	if keyPath == "" {
+		keyPath = filepath.Join(c.Data, witnessKeyFile)
+	}
+	recorded, err := readVerifierKey(filepath.Join(c.Data, witnessVKeyFile))
+	if err != nil {
+		return "", "", nil, err
+	}
+	keyVKey, err := readVerifierKey(keyPath + ".vkey")
+	if err != nil {
+		return "", "", nil, err
+	}
+	name = firstNonEmpty(c.Name, keyName(recorded), keyName(keyVKey))
+	for _, other := range []string{keyName(recorded), keyName(keyVKey)} {
+		if other != "" && other != name {
+			return "", "", nil, fmt.Errorf("the witness name is ambiguous: %q (--name or recorded) but %q elsewhere (%s, %s); a witness's name is fixed with its key: drop --name or use the recorded one",
+				name, other, filepath.Join(c.Data, witnessVKeyFile), keyPath+".vkey")
+		}
+	}
+	if name == "" {
+		return "", "", nil, errors.New("--name is required the first time: the witness's key name, such as witness.example.com/w1")
+	}
+	if err := witness.CheckName(name); err != nil {
+		return "", "", nil, err
+	}
+	switch _, statErr := os.Stat(keyPath); {
+	case statErr == nil:
+		sv, err := ledger.LoadKeyFile(keyPath)
+		if err != nil {
+			return "", "", nil, err
+		}
+		if key, err = witness.NewCosigner(name, sv, nil); err != nil {
+			return "", "", nil, err
+		}
+		for _, vk := range []string{recorded, keyVKey} {
+			if vk != "" && vk != key.VerifierKey() {
+				return "", "", nil, fmt.Errorf("witness key %s does not match the recorded verifier key %s: use the witness's own key", keyPath, vk)
+			}
+		}
+	case errors.Is(statErr, os.ErrNotExist) && recorded != "":
+		return "", "", nil, fmt.Errorf("witness key %s is missing but %s records one: restore the key", keyPath, filepath.Join(c.Data, witnessVKeyFile))
+	case errors.Is(statErr, os.ErrNotExist) && c.Key != "":
+		return "", "", nil, fmt.Errorf("witness key %s does not exist; make one with \"accessledger witness keygen\"", keyPath)
+	case errors.Is(statErr, os.ErrNotExist):
+	default:
+		return "", "", nil, fmt.Errorf("reading witness key: %w", statErr)
+	}
+	return name, keyPath, key, nil
+}
+
+// runWitness runs the witness until ctx ends, then shuts down: stop
+// accepting connections and finish requests in flight, then close storage.
+// Like serve, it checks everything and binds its port before it writes
+// anything.
+func runWitness(ctx context.Context, c witnessConfig, stdout, stderr io.Writer) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	log := newLogger(Config{LogLevel: c.LogLevel, LogFormat: c.LogFormat}, stderr)
+	policy, err := loadPolicy(c.Policy)
+	if err != nil {
+		return err
+	}
+	if len(policy.Logs) == 0 {
+		log.Warn("the policy lists no log: every submission will be answered 404", "policy", c.Policy)
+	}
+	name, keyPath, key, err := witnessIdentity(c)
+	if err != nil {
+		return err
+	}
+	keysCfg := Config{Data: c.Data, APIKeysFile: c.APIKeysFile}
+	configured, err := readKeys(keysCfg)
+	if err != nil {
+		return err
+	}
+	if _, err := api.NewKeyring(configured); err != nil {
+		return err
+	}
+	lis, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", c.Listen, err)
+	}
+	defer lis.Close()
+
+	if err := os.MkdirAll(c.Data, 0o700); err != nil {
+		return fmt.Errorf("creating data directory: %w", err)
+	}
+	if key == nil {
+		sv, err := ledger.GenerateKeyFile(keyPath)
+		if err != nil {
+			return err
+		}
+		if key, err = witness.NewCosigner(name, sv, nil); err != nil {
+			return err
+		}
+		log.Info("generated witness key", "path", keyPath)
+	}
+	if err := writeVerifierKey(filepath.Join(c.Data, witnessVKeyFile), key.VerifierKey()); err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	w, err := openOrCreateWitness(ctx, c, witness.Config{
+		Dir:        filepath.Join(c.Data, witnessStorageDir),
+		Signer:     key,
+		Logs:       policy.Logs,
+		Logger:     log,
+		Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	keys, err := loadKeyring(keysCfg, configured, log)
+	if err != nil {
+		return err
+	}
+	ws, err := api.NewWitness(api.WitnessConfig{
+		Witness:       w,
+		Logger:        log,
+		Gatherer:      reg,
+		Registerer:    reg,
+		Keys:          keys,
+		PublicMetrics: c.PublicMetrics,
+		MaxBodyBytes:  c.MaxBodyBytes,
+	})
+	if err != nil {
+		return err
+	}
+	if c.LogFormat == "json" {
+		log.Info("accessledger witness started", "version", version, "name", name, "verifier_key", key.VerifierKey())
+	} else {
+		fmt.Fprintf(stdout, "accessledger %s witness: name %s\nwitness verifier key: %s\n", version, name, key.VerifierKey())
+	}
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				reloadWitness(c, keysCfg, log, w, ws)
+			}
+		}
+	}()
+	hs := &http.Server{
+		Handler:           ws.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("witness listening", "addr", lis.Addr().String(), "data", c.Data, "name", name, "logs", len(policy.Logs))
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(lis) }()
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err = <-serveErr:
+		log.Error("HTTP server failed", "err", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
+	defer cancel()
+	if serr := hs.Shutdown(sctx); serr != nil {
+		log.Warn("HTTP shutdown incomplete", "err", serr)
+	}
+	if cerr := w.Close(); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	log.Info("stopped")
+	return err
+}
+
+// openOrCreateWitness opens the witness state, or creates it on first
+// start. State that vanished after it was created is refused: a witness
+// that started over would cosign a log that rolled back.
+func openOrCreateWitness(ctx context.Context, c witnessConfig, wc witness.Config) (*witness.Witness, error) {
+	createdPath := filepath.Join(c.Data, witnessCreatedFile)
+	w, err := witness.Open(ctx, wc)
+	if errors.Is(err, witness.ErrNoState) {
+		if created, rerr := os.ReadFile(createdPath); rerr == nil {
+			return nil, fmt.Errorf("%s records that witness state was created here (%s), but %s holds none: it was lost or replaced. "+
+				"Refusing to start over, which would let logs that rolled back be cosigned. Restore %s from a backup; to start a new witness on purpose, use a new key and name and remove %s",
+				createdPath, strings.TrimSpace(string(created)), wc.Dir, wc.Dir, createdPath)
+		}
+		w, err = witness.Create(ctx, wc)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(createdPath); errors.Is(err, os.ErrNotExist) {
+		record := fmt.Sprintf("witness %s, recorded %s\n", wc.Signer.Name(), time.Now().UTC().Format(time.RFC3339))
+		if err := ledger.WriteFileAtomic(createdPath, []byte(record), 0o644); err != nil {
+			w.Close()
+			return nil, fmt.Errorf("recording that the witness state exists: %w", err)
+		}
+	}
+	return w, nil
+}
+
+// reloadWitness re-reads the policy file and the API keys; a bad file
+// keeps the old settings.
+func reloadWitness(c witnessConfig, keysCfg Config, log *slog.Logger, w *witness.Witness, ws *api.WitnessServer) {
+	if p, err := loadPolicy(c.Policy); err != nil {
+		log.Error("reloading the policy failed; keeping the old one", "err", err)
+	} else {
+		w.SetLogs(p.Logs)
+		log.Info("reloaded the policy", "logs", len(p.Logs))
+	}
+	keys, err := readKeys(keysCfg)
+	var kr *api.Keyring
+	if err == nil {
+		kr, err = loadKeyring(keysCfg, keys, log)
+	}
+	if err != nil {
+		log.Error("reloading API keys failed; keeping the old ones", "err", err)
+		return
+	}
+	ws.SetKeyring(kr)
+	log.Info("reloaded API keys", "count", kr.Len())
+}
+
+// witnessKeygen writes a witness key (0600), its public key and its
+// cosignature verifier key (<out>.vkey), and prints the verifier key: the
+// key of the witness line in log operators' policy files.
+func witnessKeygen(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("witness keygen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	name := fs.String("name", "", "the witness's key name, such as witness.example.com/w1 (required)")
+	out := fs.String("out", "witness.key", "private key file to write (mode 0600); the public key goes to <out>.pub, the verifier key to <out>.vkey")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *name == "" {
+		return errors.New("--name is required: the witness's key name")
+	}
+	if err := witness.CheckName(*name); err != nil {
+		return err
+	}
+	sv, err := ledger.GenerateKeyFile(*out)
+	if err != nil {
+		return err
+	}
+	cs, err := witness.NewCosigner(*name, sv, nil)
+	if err != nil {
+		return err
+	}
+	if err := ledger.WriteFileAtomic(*out+".vkey", []byte(cs.VerifierKey()+"\n"), 0o644); err != nil {
+		return fmt.Errorf("writing verifier key: %w", err)
+	}
+	fmt.Fprintln(stdout, cs.VerifierKey())
+	return nil
+}
+
+// witnessedFile keeps the newest witnessed checkpoint across restarts.
+const witnessedFile = "witnessed.checkpoint"
+
+// loadWitnessPolicy reads serve's witness_policy, writing nothing; nil if
+// none is set. Every witness needs a URL: the log pushes to it.
+func loadWitnessPolicy(path string) (*witness.Policy, error) {
+	if path == "" {
+		return nil, nil
+	}
+	p, err := loadPolicy(path)
+	if err != nil {
+		return nil, fmt.Errorf("witness_policy: %w", err)
+	}
+	for _, w := range p.Witnesses {
+		if w.URL == "" {
+			return nil, fmt.Errorf("witness_policy %s: witness %s has no URL; the log pushes its checkpoints to each witness's submission URL (\"witness <name> <vkey> <url>\")", path, w.Name)
+		}
+	}
+	return p, nil
+}
+
+// ledgerLog adapts the ledger to witness.Log.
+type ledgerLog struct{ *ledger.Ledger }
+
+func (l ledgerLog) LatestCheckpoint() (uint64, []byte, time.Time) {
+	cp := l.Latest()
+	return cp.Size, cp.Note, cp.SignedAt
+}
+
+// startWitnessing starts pushing the log's checkpoints to the policy's
+// witnesses. It returns what the API serves (nil without a policy) and a
+// stop function that waits for the pushers to end; serve calls it after
+// the HTTP server stopped and before the ledger closes.
+func startWitnessing(cfg Config, p *witness.Policy, l *ledger.Ledger, log *slog.Logger, reg prometheus.Registerer) (api.Witnessing, func(), error) {
+	if p == nil {
+		return nil, func() {}, nil
+	}
+	v, err := note.NewVerifier(l.VerifierKey())
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := witness.NewDistributor(witness.DistributorConfig{
+		Policy:      p,
+		Log:         ledgerLog{l},
+		LogVerifier: v,
+		FailOpen:    cfg.WitnessFailOpen,
+		StateFile:   filepath.Join(cfg.Data, witnessedFile),
+		WriteFile:   func(path string, data []byte) error { return ledger.WriteFileAtomic(path, data, 0o644) },
+		Timeout:     cfg.WitnessTimeout,
+		Logger:      log.With("component", "witnessing"),
+		Registerer:  reg,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.Run(ctx)
+	}()
+	log.Info("witnessing", "witnesses", len(p.Witnesses), "quorum_none", p.QuorumNone(), "fail_open", cfg.WitnessFailOpen)
+	return d, func() { cancel(); <-done }, nil
+}

@@ -1,0 +1,352 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	fnote "github.com/transparency-dev/formats/note"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+var witnessKeyLine = regexp.MustCompile(`(?m)^witness verifier key: (\S+)$`)
+
+// witnessProc is one "accessledger witness" subprocess.
+type witnessProc struct {
+	*server
+	vkey string
+}
+
+// startWitness runs "accessledger witness" on a free loopback port with
+// the data directory dir, the policy file and extra flags, and waits until
+// it answers /healthz.
+func startWitness(t *testing.T, dir, policy string, extra ...string) *witnessProc {
+	t.Helper()
+	for attempt := 0; ; attempt++ {
+		addr := freeAddr(t)
+		args := append([]string{"witness", "--data", dir, "--listen", addr, "--policy", policy}, extra...)
+		s := spawn(t, dir, addr, nil, args)
+		err := s.waitReady(30 * time.Second)
+		if err == nil {
+			var m []string
+			for deadline := time.Now().Add(5 * time.Second); m == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+				m = witnessKeyLine.FindStringSubmatch(s.stdout.String())
+			}
+			if m == nil {
+				t.Fatalf("witness stdout has no verifier key line:\n%s", s.stdout)
+			}
+			return &witnessProc{server: s, vkey: m[1]}
+		}
+		if attempt < 4 && strings.Contains(s.stderr.String(), "address already in use") {
+			continue
+		}
+		t.Fatalf("accessledger %v did not become ready: %v\nstderr:\n%s", args, err, s.stderr)
+	}
+}
+
+// post sends an add-checkpoint body and returns the status, content type
+// and body.
+func (w *witnessProc) post(t *testing.T, body []byte) (int, string, []byte) {
+	t.Helper()
+	resp, err := w.client.Post(w.base+"/add-checkpoint", "", bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("POST /add-checkpoint: %v", err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	b.ReadFrom(resp.Body)
+	return resp.StatusCode, resp.Header.Get("Content-Type"), b.Bytes()
+}
+
+// noteLog is a minimal log for the CLI tests: a key and checkpoints over
+// leaf hashes, built with golang.org/x/mod/sumdb/tlog.
+type noteLog struct {
+	origin, skey, vkey string
+	signer             note.Signer
+}
+
+func newNoteLog(t *testing.T, origin string) *noteLog {
+	t.Helper()
+	skey, vkey, err := note.GenerateKey(rand.Reader, origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &noteLog{origin: origin, skey: skey, vkey: vkey, signer: s}
+}
+
+// checkpoint signs a checkpoint of the tree whose leaves are the first
+// size of the records "r0", "r1", ….
+func (l *noteLog) checkpoint(t *testing.T, size int64) []byte {
+	t.Helper()
+	root := treeRoot(t, size)
+	text := fmt.Sprintf("%s\n%d\n%s\n", l.origin, size, root)
+	signed, err := note.Sign(&note.Note{Text: text}, l.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signed
+}
+
+// treeRoot is the base64 RFC 6962 root of the leaves "r0", "r1", … up to
+// size, computed with golang.org/x/mod/sumdb/tlog.
+func treeRoot(t *testing.T, size int64) string {
+	t.Helper()
+	var hashes hashList
+	for i := int64(0); i < size; i++ {
+		hs, err := tlog.StoredHashes(i, fmt.Appendf(nil, "r%d", i), hashes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hashes = append(hashes, hs...)
+	}
+	h, err := tlog.TreeHash(size, hashes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.String()
+}
+
+// hashList is an in-memory tlog.HashReader.
+type hashList []tlog.Hash
+
+func (l hashList) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	for i, x := range indexes {
+		out[i] = l[x]
+	}
+	return out, nil
+}
+
+func writeFile(t *testing.T, path, content string) string {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestWitnessKeygen(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "w.key")
+	code, stdout, stderr := runCLI(t, nil, "witness", "keygen", "--name", "witness.example/w1", "--out", out)
+	if code != 0 {
+		t.Fatalf("witness keygen = %d, stderr %s", code, stderr)
+	}
+	fi, err := os.Stat(out)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode = %v (%v), want 0600", fi.Mode().Perm(), err)
+	}
+	vkey := strings.TrimSpace(stdout)
+	if got := strings.TrimSpace(string(mustRead(t, out+".vkey"))); got != vkey {
+		t.Errorf("%s.vkey = %q, want the printed %q", out, got, vkey)
+	}
+	v, err := fnote.NewVerifierForCosignatureV1(vkey)
+	if err != nil || v.Name() != "witness.example/w1" {
+		t.Errorf("NewVerifierForCosignatureV1(%q) = %v", vkey, err)
+	}
+	if code, _, stderr := runCLI(t, nil, "witness", "keygen", "--name", "witness.example/w1", "--out", out); code == 0 || !strings.Contains(stderr, "exists") {
+		t.Errorf("witness keygen over an existing key = %d, %s; want a refusal", code, stderr)
+	}
+	if code, _, stderr := runCLI(t, nil, "witness", "keygen", "--name", "bad name", "--out", out+"2"); code == 0 || !strings.Contains(stderr, "not a valid key name") {
+		t.Errorf("witness keygen --name 'bad name' = %d, %s; want a refusal", code, stderr)
+	}
+	if code, _, stderr := runCLI(t, nil, "witness", "--data", dir); code != 1 || !strings.Contains(stderr, "--policy is required") {
+		t.Errorf("witness without --policy = %d, %s; want a refusal naming --policy", code, stderr)
+	}
+}
+
+// TestWitnessCommand runs the witness binary: it cosigns, keeps its state
+// across a restart, and refuses to start over when its state vanished.
+func TestWitnessCommand(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "w")
+	lg := newNoteLog(t, "log.example/cli")
+	policy := writeFile(t, filepath.Join(t.TempDir(), "policy"), "# trusted logs\nlog "+lg.vkey+"\nquorum none\n")
+	w := startWitness(t, dir, policy, "--name", "witness.example/cli")
+	if fi, err := os.Stat(filepath.Join(dir, "witness.key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("generated witness key: %v, %v; want mode 0600", fi, err)
+	}
+	status, ctype, body := w.post(t, []byte("old 0\n\n"+string(lg.checkpoint(t, 3))))
+	if status != 200 || ctype != "text/plain; charset=utf-8" {
+		t.Fatalf("POST /add-checkpoint = %d %q %q, want 200", status, ctype, body)
+	}
+	v, err := fnote.NewVerifierForCosignatureV1(w.vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := note.Open(append(lg.checkpoint(t, 3), body...), note.VerifierList(v)); err != nil {
+		t.Fatalf("the cosignature %q does not verify with the printed key: %v", body, err)
+	}
+	if code := w.terminate(15 * time.Second); code != 0 {
+		t.Fatalf("witness exit code after SIGTERM = %d, want 0\n%s", code, w.stderr)
+	}
+
+	// Restarted without --name: the name is recorded; the state is kept.
+	w = startWitness(t, dir, policy)
+	status, ctype, body = w.post(t, []byte("old 0\n\n"+string(lg.checkpoint(t, 3))))
+	if status != 409 || ctype != "text/x.tlog.size" || string(body) != "3\n" {
+		t.Errorf("POST /add-checkpoint after restart = %d %q %q, want 409 text/x.tlog.size \"3\\n\"", status, ctype, body)
+	}
+	sum := sha256.Sum256([]byte(lg.origin))
+	resp, err := w.client.Get(w.base + "/" + hex.EncodeToString(sum[:]) + "/checkpoint")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET monitoring checkpoint = %v, %v", resp, err)
+	}
+	resp.Body.Close()
+	w.terminate(15 * time.Second)
+
+	// State lost: refuse to start over.
+	if err := os.RemoveAll(filepath.Join(dir, "badger")); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCLI(t, nil, "witness", "--data", dir, "--listen", freeAddr(t), "--policy", policy)
+	if code != 1 || !strings.Contains(stderr, "Refusing to start over") {
+		t.Errorf("witness with lost state = %d, %s; want a refusal", code, stderr)
+	}
+	// Another name for the same key: refused.
+	code, _, stderr = runCLI(t, nil, "witness", "--data", dir, "--listen", freeAddr(t), "--policy", policy, "--name", "witness.example/other")
+	if code != 1 || !strings.Contains(stderr, "ambiguous") {
+		t.Errorf("witness --name other = %d, %s; want a refusal", code, stderr)
+	}
+}
+
+// toolsDirs are where interop tests look for third-party programs, before
+// PATH: $ACCESSLEDGER_TOOLS and ~/.cache/accessledger-tools/bin (where
+// .ci/run installs them).
+func toolsDirs() []string {
+	var dirs []string
+	if d := os.Getenv("ACCESSLEDGER_TOOLS"); d != "" {
+		dirs = append(dirs, d)
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		dirs = append(dirs, filepath.Join(home, ".cache", "accessledger-tools", "bin"))
+	}
+	return dirs
+}
+
+// findTool returns the path of a third-party program, or skips the test
+// with the command that installs it.
+func findTool(t *testing.T, name, pkg string) string {
+	t.Helper()
+	for _, d := range toolsDirs() {
+		p := filepath.Join(d, name)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+			return p
+		}
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	t.Skipf("%s is not installed: GOBIN=$HOME/.cache/accessledger-tools/bin go install %s (or run .ci/run, or set ACCESSLEDGER_TOOLS to its folder)", name, pkg)
+	return ""
+}
+
+// runTool runs a program to completion within timeout and returns its
+// combined output.
+func runTool(t *testing.T, timeout time.Duration, dir string, name string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	cmd.Env = cleanEnv()
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+const posixOneshotPkg = "github.com/transparency-dev/tessera/cmd/examples/posix-oneshot@v1.0.4"
+
+// TestTesseraPushesToOurWitness has Tessera's posix-oneshot (v1.0.4) push
+// its checkpoints to our witness binary: our witness cosigns, Tessera
+// accepts the cosignatures (it verifies them with transparency-dev/formats
+// NewVerifierForCosignatureV1), and when the log grew without the witness
+// Tessera learns the witness's size from our 409 and catches it up with a
+// consistency proof.
+func TestTesseraPushesToOurWitness(t *testing.T) {
+	oneshot := findTool(t, "posix-oneshot", posixOneshotPkg)
+	work := t.TempDir()
+	lg := newNoteLog(t, "tessera.example/log")
+	keyFile := writeFile(t, filepath.Join(work, "log.key"), lg.skey)
+	wpolicy := writeFile(t, filepath.Join(work, "witness-policy"), "log "+lg.vkey+"\nquorum none\n")
+	w := startWitness(t, filepath.Join(work, "witness"), wpolicy, "--name", "witness.example/ours")
+	lpolicy := writeFile(t, filepath.Join(work, "log-policy"), fmt.Sprintf("witness ours %s %s\nquorum ours\n", w.vkey, w.base))
+	wv, err := fnote.NewVerifierForCosignatureV1(w.vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lv, err := note.NewVerifier(lg.vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storage := filepath.Join(work, "log")
+	add := func(withWitness bool, names ...string) {
+		t.Helper()
+		dir := filepath.Join(work, "entries-"+names[0])
+		os.MkdirAll(dir, 0o755)
+		for _, n := range names {
+			writeFile(t, filepath.Join(dir, n), "entry "+n+"\n")
+		}
+		args := []string{"--storage_dir", storage, "--entries", filepath.Join(dir, "*"), "--private_key", keyFile}
+		if withWitness {
+			args = append(args, "--witness_policy_file", lpolicy, "--witness_timeout", "10s")
+		}
+		if out, err := runTool(t, 45*time.Second, work, oneshot, args...); err != nil {
+			t.Fatalf("posix-oneshot %v: %v\n%s", args, err, out)
+		}
+	}
+	checkpoint := func(wantSize string, cosigned bool) {
+		t.Helper()
+		raw := mustRead(t, filepath.Join(storage, "checkpoint"))
+		vs := []note.Verifier{lv}
+		if cosigned {
+			vs = append(vs, wv)
+		}
+		n, err := note.Open(raw, note.VerifierList(vs...))
+		if err != nil {
+			t.Fatalf("Tessera's checkpoint %q: %v", raw, err)
+		}
+		if lines := strings.Split(n.Text, "\n"); lines[1] != wantSize {
+			t.Fatalf("Tessera's checkpoint has size %s, want %s", lines[1], wantSize)
+		}
+		if cosigned && len(n.Sigs) != 2 {
+			t.Fatalf("Tessera's checkpoint %q: %d verified signatures, want the log's and our witness's", raw, len(n.Sigs))
+		}
+	}
+
+	add(true, "a", "b", "c")
+	checkpoint("3", true)
+	add(false, "d", "e") // the witness does not see size 5
+	checkpoint("5", false)
+	add(true, "f", "g") // Tessera starts at 5, we answer 409 "3", it proves 3 → 7
+	checkpoint("7", true)
+
+	logs := w.stderr.String()
+	if !strings.Contains(logs, "status=409") {
+		t.Errorf("our witness never answered 409; its log:\n%s", logs)
+	}
+	sum := sha256.Sum256([]byte(lg.origin))
+	resp, err := w.client.Get(w.base + "/" + hex.EncodeToString(sum[:]) + "/checkpoint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	b.ReadFrom(resp.Body)
+	if n, err := note.Open(b.Bytes(), note.VerifierList(lv, wv)); err != nil || !strings.HasPrefix(n.Text, lg.origin+"\n7\n") {
+		t.Errorf("our witness's monitoring checkpoint = %q (%v), want size 7 signed by both", b.Bytes(), err)
+	}
+}

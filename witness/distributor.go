@@ -1,0 +1,635 @@
+package witness
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"math/rand/v2"
+	"mime"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/transparency-dev/formats/log"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// ErrNoQuorum means no checkpoint of the log has met the policy's witness
+// quorum yet (and fail-open is off).
+var ErrNoQuorum = errors.New("witness: no checkpoint has met the witness quorum yet")
+
+// Log is what a Distributor needs of the log it distributes: its latest
+// signed checkpoint and consistency proofs between signed sizes.
+type Log interface {
+	// LatestCheckpoint returns the latest signed checkpoint: its size,
+	// the signed note and when it was signed (zero if unknown).
+	LatestCheckpoint() (size uint64, signed []byte, signedAt time.Time)
+	// ConsistencyProof returns the RFC 6962 consistency proof between
+	// two tree sizes the log has signed.
+	ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, error)
+}
+
+// DistributorConfig holds what a Distributor needs. Policy, Log and
+// LogVerifier are required.
+type DistributorConfig struct {
+	// Policy lists the witnesses (each with the URL of its submission
+	// prefix) and the quorum.
+	Policy *Policy
+	// Log is the log whose checkpoints are distributed.
+	Log Log
+	// LogVerifier verifies the log's own checkpoint signature (checkpoints
+	// loaded from StateFile are checked with it).
+	LogVerifier note.Verifier
+	// FailOpen makes Checkpoint serve the latest signed checkpoint, with
+	// the cosignatures it has so far, when the quorum is not met for it.
+	FailOpen bool
+	// StateFile, if set, keeps the newest quorum-met checkpoint across
+	// restarts (written atomically on every improvement).
+	StateFile string
+	// Client sends the requests; nil means a client with keep-alives.
+	Client *http.Client
+	// Timeout bounds one add-checkpoint request (default 5s).
+	Timeout time.Duration
+	// Poll is how often the log's latest checkpoint is looked at
+	// (default 25ms; reading it is an atomic load).
+	Poll time.Duration
+	// MaxBackoff caps the wait between attempts at a failing witness
+	// (default 30s; the first wait is 250ms).
+	MaxBackoff time.Duration
+	// Logger receives operational logs; nil discards them.
+	Logger *slog.Logger
+	// Registerer receives the distributor's metrics; nil skips them.
+	Registerer prometheus.Registerer
+	// WriteFile writes StateFile atomically; nil uses a temporary file
+	// and a rename.
+	WriteFile func(path string, data []byte) error
+}
+
+// Distributor is the log's side of witnessing: one goroutine per witness
+// pushes each new checkpoint to it (C2SP tlog-witness add-checkpoint),
+// starting from the size 0 and correcting it from the witness's 409,
+// with a consistency proof from the size the witness has. Each returned
+// cosignature is verified with the witness's key before it is kept; a
+// checkpoint whose cosignatures meet the policy's quorum becomes the
+// witnessed checkpoint. A slow or failing witness holds up no other and
+// never the log: it is retried with backoff, always with the newest
+// checkpoint. Its methods are safe for concurrent use.
+type Distributor struct {
+	cfg       DistributorConfig
+	log       *slog.Logger
+	witnesses []*witnessClient
+	metrics   *distributorMetrics
+
+	mu        sync.Mutex
+	cosigs    map[uint64]*cosigned // recent checkpoints by size
+	witnessed *cosigned            // newest quorum-met checkpoint, nil if none
+	latest    *cosigned            // newest checkpoint seen
+}
+
+// cosigned is a checkpoint and the verified cosignature lines gathered
+// for it, by witness index. Guarded by Distributor.mu.
+type cosigned struct {
+	size     uint64
+	note     []byte
+	signedAt time.Time
+	lines    map[int][]byte
+}
+
+// recentCheckpoints is how many checkpoints keep their cosignatures while
+// witnesses catch up.
+const recentCheckpoints = 64
+
+// witnessClient is the log's model of one witness. Its fields below mu are
+// owned by the witness's goroutine and read by Status under mu.
+type witnessClient struct {
+	idx      int
+	pw       PolicyWitness
+	endpoint string
+
+	mu           sync.Mutex
+	size         uint64 // the size the witness is believed to have cosigned
+	cosignedSize uint64 // newest size it cosigned for us since start
+	cosignedAt   time.Time
+	lastErr      string
+	lastErrAt    time.Time
+	failures     int
+}
+
+// WitnessStatus is the log's view of one witness, for /v1/log.
+type WitnessStatus struct {
+	Name string `json:"name"`
+	URL  string `json:"url"`
+	// Size is the size the log believes the witness has cosigned.
+	Size uint64 `json:"size"`
+	// CosignedSize is the newest checkpoint it cosigned since the log
+	// started (0 if none), at CosignedAt.
+	CosignedSize uint64    `json:"cosigned_size"`
+	CosignedAt   time.Time `json:"cosigned_at,omitzero"`
+	// LastError is the last failure, if the latest attempt failed.
+	LastError           string    `json:"last_error,omitempty"`
+	LastErrorAt         time.Time `json:"last_error_at,omitzero"`
+	ConsecutiveFailures int       `json:"consecutive_failures"`
+}
+
+// NewDistributor checks cfg and returns a distributor; Run starts it.
+func NewDistributor(cfg DistributorConfig) (*Distributor, error) {
+	switch {
+	case cfg.Policy == nil:
+		return nil, errors.New("witness: DistributorConfig.Policy is required")
+	case cfg.Log == nil:
+		return nil, errors.New("witness: DistributorConfig.Log is required")
+	case cfg.LogVerifier == nil:
+		return nil, errors.New("witness: DistributorConfig.LogVerifier is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = 25 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 30 * time.Second
+	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{Transport: &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			MaxIdleConnsPerHost: 4,
+			IdleConnTimeout:     90 * time.Second,
+		}}
+	}
+	if cfg.WriteFile == nil {
+		cfg.WriteFile = writeFileRename
+	}
+	d := &Distributor{cfg: cfg, log: cfg.Logger, cosigs: map[uint64]*cosigned{}}
+	for i, pw := range cfg.Policy.Witnesses {
+		if pw.URL == "" {
+			return nil, fmt.Errorf("witness: policy witness %s has no URL: a log needs each witness's submission prefix", pw.Name)
+		}
+		u, err := url.Parse(pw.URL)
+		if err != nil {
+			return nil, fmt.Errorf("witness: witness %s URL: %w", pw.Name, err)
+		}
+		d.witnesses = append(d.witnesses, &witnessClient{idx: i, pw: pw, endpoint: u.JoinPath("add-checkpoint").String()})
+	}
+	var err error
+	if d.metrics, err = newDistributorMetrics(cfg.Registerer, d); err != nil {
+		return nil, err
+	}
+	if cfg.StateFile != "" {
+		d.loadState()
+	}
+	return d, nil
+}
+
+// Run pushes checkpoints to every witness until ctx ends. It returns once
+// every witness goroutine has stopped.
+func (d *Distributor) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, w := range d.witnesses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.runWitness(ctx, w)
+		}()
+	}
+	// Without witnesses, still track the latest checkpoint for quorum
+	// none.
+	t := time.NewTicker(d.cfg.Poll)
+	defer t.Stop()
+	for {
+		d.observe()
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			d.metrics.unregister()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// observe records the log's latest checkpoint; with quorum none it is
+// witnessed at once.
+func (d *Distributor) observe() *cosigned {
+	size, signed, at := d.cfg.Log.LatestCheckpoint()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c := d.cosigs[size]
+	if c == nil || !bytes.Equal(c.note, signed) {
+		c = &cosigned{size: size, note: signed, signedAt: at, lines: map[int][]byte{}}
+		d.cosigs[size] = c
+		for len(d.cosigs) > recentCheckpoints {
+			oldest := size
+			for s := range d.cosigs {
+				oldest = min(oldest, s)
+			}
+			delete(d.cosigs, oldest)
+		}
+	}
+	if d.latest == nil || size > d.latest.size {
+		d.latest = c
+		if d.cfg.Policy.QuorumNone() {
+			d.setWitnessed(c)
+		}
+	}
+	return c
+}
+
+// runWitness is one witness's goroutine.
+func (d *Distributor) runWitness(ctx context.Context, w *witnessClient) {
+	backoff := time.Duration(0)
+	t := time.NewTicker(d.cfg.Poll)
+	defer t.Stop()
+	for {
+		if backoff > 0 {
+			timer := time.NewTimer(backoff)
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				return
+			case <-timer.C:
+			}
+		}
+		c := d.observe()
+		w.mu.Lock()
+		done := w.cosignedSize >= c.size && w.failures == 0 && !w.cosignedAt.IsZero()
+		w.mu.Unlock()
+		if done {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			continue
+		}
+		err := d.push(ctx, w, c)
+		if ctx.Err() != nil {
+			return
+		}
+		w.mu.Lock()
+		if err != nil {
+			w.failures++
+			w.lastErr, w.lastErrAt = err.Error(), time.Now()
+			n := w.failures
+			w.mu.Unlock()
+			backoff = backoffFor(n, d.cfg.MaxBackoff)
+			level := slog.LevelWarn
+			if n > 1 {
+				level = slog.LevelDebug // said once; metrics and /v1/log keep count
+			}
+			d.log.Log(ctx, level, "witness did not cosign", "witness", w.pw.Name, "size", c.size, "err", err, "retry_in", backoff.Round(time.Millisecond))
+			continue
+		}
+		if w.failures > 0 {
+			d.log.InfoContext(ctx, "witness cosigns again", "witness", w.pw.Name, "size", c.size, "after_failures", w.failures)
+		}
+		w.failures, w.lastErr, w.lastErrAt = 0, "", time.Time{}
+		w.mu.Unlock()
+		backoff = 0
+	}
+}
+
+// backoffFor is the wait after n consecutive failures: 250ms doubling up
+// to max, with ±25% jitter.
+func backoffFor(n int, max time.Duration) time.Duration {
+	b := 250 * time.Millisecond
+	for i := 1; i < n && b < max; i++ {
+		b *= 2
+	}
+	b = min(b, max)
+	return b - b/4 + time.Duration(rand.Int64N(int64(b/2)+1))
+}
+
+// maxConflicts bounds consecutive 409s for one checkpoint: a witness
+// whose size keeps moving under us (another client of the same log) is
+// retried later.
+const maxConflicts = 3
+
+// push sends checkpoint c to witness w until it cosigns, or fails.
+func (d *Distributor) push(ctx context.Context, w *witnessClient, c *cosigned) error {
+	for attempt := 0; ; attempt++ {
+		w.mu.Lock()
+		old := w.size
+		w.mu.Unlock()
+		if old > c.size {
+			// The witness cosigned a larger checkpoint than the log's
+			// latest: the log lost data, or another log uses its key.
+			return fmt.Errorf("the witness has cosigned size %d, larger than the log's latest checkpoint %d", old, c.size)
+		}
+		var proof [][]byte
+		if old > 0 && old < c.size {
+			var err error
+			if proof, err = d.cfg.Log.ConsistencyProof(ctx, old, c.size); err != nil {
+				return fmt.Errorf("building the consistency proof %d → %d: %w", old, c.size, err)
+			}
+		}
+		body := AddRequest{OldSize: old, Proof: proof, Checkpoint: c.note}.Marshal()
+		status, ctype, resp, err := d.post(ctx, w.endpoint, body)
+		if err != nil {
+			d.metrics.requests.WithLabelValues(w.pw.Name, "unreachable").Inc()
+			return err
+		}
+		switch status {
+		case http.StatusOK:
+			line, err := d.verifyCosignature(w, c, resp)
+			if err != nil {
+				d.metrics.requests.WithLabelValues(w.pw.Name, "bad_cosignature").Inc()
+				return err
+			}
+			d.metrics.requests.WithLabelValues(w.pw.Name, "cosigned").Inc()
+			w.mu.Lock()
+			w.size, w.cosignedSize, w.cosignedAt = c.size, c.size, time.Now()
+			w.mu.Unlock()
+			d.metrics.sizes.WithLabelValues(w.pw.Name).Set(float64(c.size))
+			d.addCosignature(c, w.idx, line)
+			return nil
+		case http.StatusConflict:
+			d.metrics.requests.WithLabelValues(w.pw.Name, "conflict").Inc()
+			mt, _, _ := mime.ParseMediaType(ctype)
+			n, perr := strconv.ParseUint(strings.TrimSuffix(string(resp), "\n"), 10, 64)
+			if mt != "text/x.tlog.size" || perr != nil {
+				return fmt.Errorf("409 without a tree size (Content-Type %q, body %q)", ctype, truncate(resp))
+			}
+			w.mu.Lock()
+			w.size = n
+			w.mu.Unlock()
+			d.metrics.sizes.WithLabelValues(w.pw.Name).Set(float64(n))
+			if n == old || attempt+1 >= maxConflicts {
+				return fmt.Errorf("409: the witness keeps answering a size (%d) other than the old size sent", n)
+			}
+			d.log.DebugContext(ctx, "witness is at another size", "witness", w.pw.Name, "sent_old", old, "witness_size", n)
+		default:
+			d.metrics.requests.WithLabelValues(w.pw.Name, strconv.Itoa(status)).Inc()
+			return fmt.Errorf("status %d: %s", status, truncate(resp))
+		}
+	}
+}
+
+func truncate(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+// maxResponseBytes bounds a witness's answer.
+const maxResponseBytes = 64 << 10
+
+func (d *Distributor) post(ctx context.Context, endpoint string, body []byte) (int, string, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
+	if err != nil {
+		return 0, "", nil, err
+	}
+	resp, err := d.cfg.Client.Do(req)
+	if err != nil {
+		return 0, "", nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if err != nil {
+		return 0, "", nil, fmt.Errorf("reading the answer: %w", err)
+	}
+	return resp.StatusCode, resp.Header.Get("Content-Type"), b, nil
+}
+
+// verifyCosignature checks a 200 answer: signature lines of which one is
+// by the witness's key and verifies over the checkpoint. It returns that
+// line.
+func (d *Distributor) verifyCosignature(w *witnessClient, c *cosigned, resp []byte) ([]byte, error) {
+	if len(resp) == 0 || resp[len(resp)-1] != '\n' || !bytes.HasPrefix(resp, []byte("— ")) {
+		return nil, fmt.Errorf("200 without signature lines: %q", truncate(resp))
+	}
+	signed := append(bytes.Clone(c.note), resp...)
+	n, err := note.Open(signed, note.VerifierList(w.pw.Verifier))
+	if err != nil {
+		return nil, fmt.Errorf("the cosignature does not verify with the witness's key %s: %w", w.pw.VKey, err)
+	}
+	s := n.Sigs[0]
+	if t, err := CosignatureTime(s.Base64); err == nil && t.Unix() == 0 {
+		return nil, errors.New("the cosignature has a zero timestamp")
+	}
+	return fmt.Appendf(nil, "— %s %s\n", s.Name, s.Base64), nil
+}
+
+// addCosignature keeps a verified cosignature and re-evaluates the quorum.
+func (d *Distributor) addCosignature(c *cosigned, idx int, line []byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c.lines[idx] = line
+	if d.cfg.Policy.Satisfied(func(i int) bool { return c.lines[i] != nil }) &&
+		(d.witnessed == nil || c.size >= d.witnessed.size) {
+		d.setWitnessed(c)
+	}
+}
+
+// setWitnessed makes c the witnessed checkpoint. d.mu is held.
+func (d *Distributor) setWitnessed(c *cosigned) {
+	first := d.witnessed == nil || d.witnessed.size < c.size
+	d.witnessed = c
+	d.metrics.quorumSize.Set(float64(c.size))
+	if first && !c.signedAt.IsZero() {
+		d.metrics.quorumDelay.Observe(time.Since(c.signedAt).Seconds())
+	}
+	if d.cfg.StateFile != "" {
+		if err := d.cfg.WriteFile(d.cfg.StateFile, assemble(c)); err != nil {
+			d.log.Error("saving the witnessed checkpoint failed", "path", d.cfg.StateFile, "err", err)
+		}
+	}
+}
+
+// assemble returns c's checkpoint with its cosignature lines, in policy
+// order.
+func assemble(c *cosigned) []byte {
+	out := bytes.Clone(c.note)
+	for _, i := range slices.Sorted(maps.Keys(c.lines)) {
+		out = append(out, c.lines[i]...)
+	}
+	return out
+}
+
+// Checkpoint returns the checkpoint to serve: the newest one whose
+// cosignatures meet the quorum, with them appended (no extension lines are
+// added). With FailOpen, the latest signed checkpoint with the
+// cosignatures it has so far, if it is newer. Without either it returns
+// ErrNoQuorum.
+func (d *Distributor) Checkpoint() ([]byte, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cfg.FailOpen && d.latest != nil && (d.witnessed == nil || d.latest.size > d.witnessed.size) {
+		return assemble(d.latest), nil
+	}
+	if d.witnessed == nil {
+		return nil, ErrNoQuorum
+	}
+	return assemble(d.witnessed), nil
+}
+
+// WitnessedSize returns the size of the newest quorum-met checkpoint and
+// whether there is one.
+func (d *Distributor) WitnessedSize() (uint64, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.witnessed == nil {
+		return 0, false
+	}
+	return d.witnessed.size, true
+}
+
+// Status returns the log's view of each witness, in policy order.
+func (d *Distributor) Status() []WitnessStatus {
+	out := make([]WitnessStatus, len(d.witnesses))
+	for i, w := range d.witnesses {
+		w.mu.Lock()
+		out[i] = WitnessStatus{
+			Name: w.pw.Name, URL: w.pw.URL, Size: w.size, CosignedSize: w.cosignedSize, CosignedAt: w.cosignedAt,
+			LastError: w.lastErr, LastErrorAt: w.lastErrAt, ConsecutiveFailures: w.failures,
+		}
+		w.mu.Unlock()
+	}
+	return out
+}
+
+// FailOpen reports whether the distributor serves unwitnessed checkpoints.
+func (d *Distributor) FailOpen() bool { return d.cfg.FailOpen }
+
+// loadState restores the witnessed checkpoint saved in StateFile, if it
+// still verifies with the log's key and meets the policy's quorum.
+func (d *Distributor) loadState() {
+	raw, err := os.ReadFile(d.cfg.StateFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	if err != nil {
+		d.log.Warn("reading the saved witnessed checkpoint failed; starting without one", "err", err)
+		return
+	}
+	n, err := note.Open(raw, note.VerifierList(d.cfg.LogVerifier))
+	var cp log.Checkpoint
+	if err == nil {
+		_, err = cp.Unmarshal([]byte(n.Text))
+	}
+	if err != nil {
+		d.log.Warn("the saved witnessed checkpoint does not verify with the log's key; ignoring it", "path", d.cfg.StateFile, "err", err)
+		return
+	}
+	c := &cosigned{size: cp.Size, lines: map[int][]byte{}}
+	// The log's own signature lines, then each witness's verified line.
+	var logSigs bytes.Buffer
+	logSigs.WriteString(n.Text + "\n")
+	for _, s := range n.Sigs {
+		fmt.Fprintf(&logSigs, "— %s %s\n", s.Name, s.Base64)
+	}
+	c.note = logSigs.Bytes()
+	for i, pw := range d.cfg.Policy.Witnesses {
+		if wn, err := note.Open(raw, note.VerifierList(pw.Verifier)); err == nil {
+			c.lines[i] = fmt.Appendf(nil, "— %s %s\n", wn.Sigs[0].Name, wn.Sigs[0].Base64)
+		}
+	}
+	if !d.cfg.Policy.Satisfied(func(i int) bool { return c.lines[i] != nil }) {
+		d.log.Info("the saved witnessed checkpoint does not meet the current policy's quorum; ignoring it", "path", d.cfg.StateFile)
+		return
+	}
+	d.witnessed = c
+	d.metrics.quorumSize.Set(float64(c.size))
+}
+
+// writeFileRename writes data to path via a synced temporary file and a
+// rename.
+func writeFileRename(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// distributorMetrics are the log side's Prometheus metrics.
+type distributorMetrics struct {
+	reg         prometheus.Registerer
+	requests    *prometheus.CounterVec
+	sizes       *prometheus.GaugeVec
+	quorumSize  prometheus.Gauge
+	quorumDelay prometheus.Histogram
+	failing     prometheus.Collector
+}
+
+func newDistributorMetrics(reg prometheus.Registerer, d *Distributor) (*distributorMetrics, error) {
+	m := &distributorMetrics{
+		reg: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "accessledger_witness_requests_total",
+			Help: "add-checkpoint requests to each witness, by result (cosigned, conflict, unreachable, bad_cosignature, or the HTTP status).",
+		}, []string{"witness", "result"}),
+		sizes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "accessledger_witness_size",
+			Help: "The size each witness is believed to have cosigned (from its answers).",
+		}, []string{"witness"}),
+		quorumSize: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "accessledger_witness_quorum_size",
+			Help: "Size of the newest checkpoint whose cosignatures meet the witness policy's quorum.",
+		}),
+		quorumDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "accessledger_witness_quorum_seconds",
+			Help:    "Time from signing a checkpoint to meeting the quorum for it.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}),
+	}
+	f := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "accessledger_witness_failing",
+		Help: "Witnesses whose latest attempt failed.",
+	}, func() float64 {
+		n := 0
+		for _, s := range d.Status() {
+			if s.ConsecutiveFailures > 0 {
+				n++
+			}
+		}
+		return float64(n)
+	})
+	m.failing = f
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.requests, m.sizes, m.quorumSize, m.quorumDelay, f} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("witness: registering metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}
+
+func (m *distributorMetrics) unregister() {
+	if m.reg == nil {
+		return
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.sizes, m.quorumSize, m.quorumDelay, m.failing} {
+		m.reg.Unregister(c)
+	}
+}
