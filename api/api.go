@@ -21,6 +21,7 @@ import (
 
 	"github.com/accessledger/accessledger/event"
 	"github.com/accessledger/accessledger/ledger"
+	"github.com/accessledger/accessledger/ledger/index"
 )
 
 // Defaults for Config's optional fields.
@@ -74,6 +75,21 @@ type Config struct {
 	// TrustedProxies lists the proxy addresses or CIDRs whose
 	// X-Forwarded-For is believed. Empty: the client IP is the socket's.
 	TrustedProxies []string
+	// Detections serves GET /v1/alerts and GET /v1/rules; nil when
+	// detection is off (they answer 404).
+	Detections Detections
+	// Witnessing, if set, makes GET /checkpoint serve the checkpoint
+	// whose witness quorum is met, with its cosignatures, and GET /v1/log
+	// show each witness (api/witness.go).
+	Witnessing Witnessing
+	// Index serves the queries (GET /v1/events, /v1/events/count,
+	// /v1/events/top) and evidence (GET /v1/evidence); nil when indexing
+	// is off (they answer 503). See api/query.go.
+	Index Searcher
+	// CosignedCheckpoint, if set, gives the checkpoint evidence bundles
+	// are proved against, with its cosignatures (api/evidence.go); nil
+	// uses the latest checkpoint.
+	CosignedCheckpoint CosignedCheckpoint
 }
 
 // Server is the HTTP API. Its Handler is safe for concurrent use.
@@ -201,13 +217,20 @@ func New(cfg Config) (*Server, error) {
 		promHandler.ServeHTTP(c.Writer, c.Request)
 	})
 
-	e.POST("/v1/events", submit, s.postEvents)
+	e.POST("/v1/events", submit, s.indexPushback, s.postEvents)
 	e.GET("/v1/log", verify, s.getLog)
 	e.GET("/v1/entries/:index", audit, s.getEntry)
 	e.GET("/v1/proofs/inclusion", verify, s.getInclusion)
 	e.GET("/v1/proofs/consistency", verify, s.getConsistency)
 	e.GET("/v1/checkpoints", verify, s.getCheckpoints)
 	e.GET("/v1/checkpoints/:size", verify, s.getCheckpointAt)
+	s.queryRoutes(e, audit) // queries and evidence (api/query.go, api/evidence.go)
+
+	// Alerts and rules: for responders and auditors (api/alerts.go,
+	// api/rules.go).
+	detections := s.require(false, RoleResponder, RoleAuditor)
+	e.GET("/v1/alerts", detections, s.getAlerts)
+	e.GET("/v1/rules", detections, s.getRules)
 
 	e.GET("/checkpoint", verify, s.getCheckpoint)
 	e.GET("/tile/*path", tileRead, s.getTile)
@@ -274,6 +297,9 @@ func (s *Server) fail(c *gin.Context, err error, notFound string) {
 			ledger.MaxCallBytes)
 	case errors.Is(err, ledger.ErrInvalidArgument):
 		status, msg = http.StatusBadRequest, "a parameter is out of range for this log; GET /v1/log gives its current size"
+	case errors.Is(err, index.ErrClosed):
+		c.Header("Retry-After", "5")
+		status, msg = http.StatusServiceUnavailable, msgClosed
 	case errors.Is(err, ledger.ErrNotFound):
 		status, msg = http.StatusNotFound, notFound
 		if msg == "" {

@@ -61,16 +61,23 @@ func (s *Server) getLog(c *gin.Context) {
 	l := s.cfg.Ledger
 	cp := l.Latest()
 	setCache(c, cacheLatest)
-	c.JSON(http.StatusOK, gin.H{
+	body := gin.H{
 		"origin":       l.Origin(),
 		"verifier_key": l.VerifierKey(),
 		"size":         cp.Size,
 		"root_hash":    b64(cp.Hash),
-	})
+	}
+	s.addWitnessing(body)
+	c.JSON(http.StatusOK, body)
 }
 
-// getCheckpoint serves the latest checkpoint (C2SP tlog-tiles).
+// getCheckpoint serves the latest checkpoint (C2SP tlog-tiles), or with
+// witnessing the newest witnessed one (api/witness.go).
 func (s *Server) getCheckpoint(c *gin.Context) {
+	if s.cfg.Witnessing != nil {
+		s.getWitnessedCheckpoint(c)
+		return
+	}
 	setCache(c, cacheLatest)
 	c.Data(http.StatusOK, contentTypeCheckpoint, s.cfg.Ledger.Latest().Note)
 }

@@ -68,6 +68,13 @@ type Config struct {
 	// MemoryLimit is the Go runtime's soft memory limit in MiB (0: none).
 	// The GOMEMLIMIT environment variable, if set, wins.
 	MemoryLimit int64 `yaml:"memory_limit_mib"`
+	// Index keeps the query indexes (<data>/index) and serves the query
+	// and evidence endpoints.
+	Index bool `yaml:"index"`
+	// IndexMaxLag bounds how many committed entries the index may lag
+	// behind the log once it has caught up: beyond it, appends get 503
+	// with Retry-After until it catches up. 0: no bound.
+	IndexMaxLag int64 `yaml:"index_max_lag"`
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// PprofListen, if set, serves Go's net/http/pprof profiles on this
@@ -76,6 +83,20 @@ type Config struct {
 
 	LogLevel  string `yaml:"log_level"`
 	LogFormat string `yaml:"log_format"`
+
+	// WitnessPolicy is a C2SP tlog-policy file naming the witnesses
+	// (with their URLs) to push checkpoints to and the quorum GET
+	// /checkpoint waits for; empty: no witnessing.
+	WitnessPolicy string `yaml:"witness_policy"`
+	// WitnessFailOpen serves the latest checkpoint, with the
+	// cosignatures it has, when the quorum is not met for it.
+	WitnessFailOpen bool `yaml:"witness_fail_open"`
+	// WitnessTimeout bounds one request to a witness.
+	WitnessTimeout time.Duration `yaml:"witness_timeout"`
+
+	// Detect configures detection: rules, named lists, enrichment (see
+	// DetectConfig in rules.go).
+	Detect DetectConfig `yaml:"detect"`
 }
 
 func defaultConfig() Config {
@@ -92,8 +113,12 @@ func defaultConfig() Config {
 		GCSchedule:           "@every 10m",
 		MemoryLimit:          256,
 		ShutdownTimeout:      15 * time.Second,
+		Index:                true,
+		IndexMaxLag:          131072,
 		LogLevel:             "info",
 		LogFormat:            "text",
+		WitnessTimeout:       5 * time.Second,
+		Detect:               defaultDetectConfig(),
 	}
 }
 
@@ -125,9 +150,19 @@ func (c *Config) fields() []configField {
 		{"gc-schedule", "cron schedule of value-log GC", &c.GCSchedule},
 		{"memory-limit-mib", "Go soft memory limit in MiB, 0 for none (GOMEMLIMIT wins)", &c.MemoryLimit},
 		{"shutdown-timeout", "graceful shutdown bound", &c.ShutdownTimeout},
+		{"index", "keep the query indexes and serve queries and evidence", &c.Index},
+		{"index-max-lag", "entries the index may lag the log before appends get 503 (0: no bound)", &c.IndexMaxLag},
 		{"pprof-listen", "serve Go profiles (net/http/pprof) on this loopback address; off when empty", &c.PprofListen},
 		{"log-level", "debug, info, warn or error", &c.LogLevel},
 		{"log-format", "text or json", &c.LogFormat},
+		{"witness-policy", "C2SP tlog-policy file: witnesses to push checkpoints to, and the quorum /checkpoint waits for", &c.WitnessPolicy},
+		{"witness-fail-open", "serve the latest checkpoint even when its witness quorum is not met", &c.WitnessFailOpen},
+		{"witness-timeout", "longest wait for one witness answer", &c.WitnessTimeout},
+		{"detect", "run the detection rules and append their alerts to the log", &c.Detect.Enabled},
+		{"rules-dir", "directory of your own Sigma rules, loaded with the default pack", &c.Detect.RulesDir},
+		{"lists-dir", "directory of named lists (<name>.txt) replacing the starter lists", &c.Detect.ListsDir},
+		{"geoip-city", "MaxMind City or Country database for enrichment (off when empty)", &c.Detect.GeoIPCity},
+		{"geoip-asn", "MaxMind ASN database for enrichment (off when empty)", &c.Detect.GeoIPASN},
 	}
 }
 
@@ -264,6 +299,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("max_body_bytes %d is below 1024", c.MaxBodyBytes)
 	case c.MaxInflightBodyBytes < c.MaxBodyBytes:
 		return fmt.Errorf("max_inflight_body_bytes %d is below max_body_bytes %d: a request of the largest size could never be read", c.MaxInflightBodyBytes, c.MaxBodyBytes)
+	case c.WitnessTimeout < 100*time.Millisecond || c.WitnessTimeout > time.Minute:
+		return fmt.Errorf("witness_timeout %s outside 100ms..1m", c.WitnessTimeout)
+	case c.IndexMaxLag < 0:
+		return fmt.Errorf("index_max_lag %d is negative", c.IndexMaxLag)
 	case c.MemoryLimit < 0:
 		return fmt.Errorf("memory_limit_mib %d is negative", c.MemoryLimit)
 	}

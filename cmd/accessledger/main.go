@@ -3,6 +3,14 @@
 //	accessledger serve [flags]     run the service (embedded defaults: ./data, 127.0.0.1:8080)
 //	accessledger keygen [flags]    write a checkpoint signing key and print its verifier key
 //	accessledger apikey add|list   manage API keys
+//	accessledger rules lint|test|run   check, test and replay Sigma detection rules
+//	accessledger simulate [flags]  generate realistic traffic with labelled attacks
+//	accessledger witness [flags]   run a C2SP tlog-witness (witness keygen: write its key)
+//	accessledger audit [flags]     verify a log without trusting its server
+//	accessledger query [flags]     search the log (table, json, ndjson, csv, ocsf)
+//	accessledger export [flags]    write an evidence bundle of the events a query matches
+//	accessledger verify FILE       check an evidence bundle offline
+//	accessledger submit FILE...    append existing logs (JSONL, nginx/Apache, sshd), optionally following them
 //	accessledger version           print the version
 package main
 
@@ -26,6 +34,14 @@ commands:
   serve     run the log service (defaults: --data ./data --listen 127.0.0.1:8080)
   keygen    write an Ed25519 checkpoint signing key (and <out>.vkey, its name) and print its verifier key
   apikey    add or list API keys: apikey add --name NAME --role submitter[,auditor,...]
+  rules     lint, test or replay Sigma detection rules: rules lint|test DIR, rules run DIR --events FILE
+  simulate  generate realistic synthetic traffic with labelled attacks (NDJSON, or to a server)
+  witness   run a C2SP tlog-witness for the logs of a tlog-policy file; witness keygen writes its key
+  audit     verify a log from its checkpoint, tiles and entry bundles, without trusting its server
+  query     search the log's events: query --actor alice --since 24h [--format table|json|ndjson|csv|ocsf]
+  export    write an evidence bundle (entries with C2SP tlog-proofs) of a query's events: export [filters] -o FILE
+  verify    check an evidence bundle offline: verify FILE --vkey KEY
+  submit    append existing logs as events (JSONL, nginx/Apache combined, sshd): submit [--follow --state FILE] FILE...
   version   print the version (also --version)
 
 Run "accessledger <command> -h" for a command's flags.
@@ -54,6 +70,22 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		err = keygen(args[1:], stdout, stderr)
 	case "apikey":
 		err = apikey(args[1:], getenv, stdout, stderr)
+	case "rules":
+		err = rulesCmd(args[1:], stdout, stderr)
+	case "simulate":
+		err = simulate(ctx, args[1:], stdout, stderr)
+	case "witness":
+		err = witnessCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "audit":
+		err = auditCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "query":
+		err = queryCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "export":
+		err = exportCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "verify":
+		err = verifyCmd(args[1:], stdout, stderr)
+	case "submit":
+		err = submitCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "accessledger", version)
 	case "-h", "--help", "help":

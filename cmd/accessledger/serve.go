@@ -71,6 +71,14 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if _, err := api.NewKeyring(configured); err != nil {
 		return err
 	}
+	engine, enricher, err := buildEngine(cfg.Detect)
+	if err != nil {
+		return err
+	}
+	witnessPolicy, err := loadWitnessPolicy(cfg.WitnessPolicy)
+	if err != nil {
+		return err
+	}
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
@@ -107,7 +115,30 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		l.Close(ctx)
 		return err
 	}
+	det, err := startDetector(ctx, cfg.Data, engine, enricher, l, log, reg)
+	if err != nil {
+		l.Close(ctx)
+		return err
+	}
+	// Witnessing pushes checkpoints to the policy's witnesses (witness.go).
+	witnessing, stopWitnessing, err := startWitnessing(cfg, witnessPolicy, l, log, reg)
+	if err != nil {
+		det.stop()
+		l.Close(ctx)
+		return err
+	}
+	idx, err := startIndex(cfg, l, log, reg)
+	if err != nil {
+		stopWitnessing()
+		det.stop()
+		l.Close(ctx)
+		return err
+	}
 	srv, err := api.New(api.Config{
+		Index:                idx.searcher(),
+		CosignedCheckpoint:   cosignedCheckpoint(witnessing, witnessPolicy, l),
+		Witnessing:           witnessing,
+		Detections:           det.detections(),
 		Keys:                 keys,
 		PublicTiles:          cfg.PublicTiles,
 		PublicMetrics:        cfg.PublicMetrics,
@@ -122,6 +153,9 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		TrustedProxies: cfg.TrustedProxies,
 	})
 	if err != nil {
+		idx.stop()
+		stopWitnessing()
+		det.stop()
 		l.Close(ctx)
 		return err
 	}
@@ -163,6 +197,15 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	defer cancel()
 	if serr := hs.Shutdown(sctx); serr != nil {
 		log.Warn("HTTP shutdown incomplete", "err", serr)
+	}
+	// The index writes what it indexed while the log is open.
+	if ierr := idx.stop(); ierr != nil {
+		log.Error("index stop", "err", ierr)
+	}
+	stopWitnessing()
+	// The detector appends its pending alerts while the log is open.
+	if derr := det.stop(); derr != nil {
+		log.Error("detector stop", "err", derr)
 	}
 	<-jobs.Stop().Done()
 	if cerr := l.Close(sctx); cerr != nil {

@@ -1,0 +1,538 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/accessledger/accessledger/event"
+	"github.com/accessledger/accessledger/ledger"
+	"github.com/accessledger/accessledger/ledger/index"
+)
+
+// Searcher is what the query endpoints need from the index
+// (*index.Index implements it).
+type Searcher interface {
+	Size() uint64
+	Search(ctx context.Context, q index.Query, from, to uint64, desc bool, fn func(index uint64) bool) (uint64, error)
+	Count(ctx context.Context, q index.Query) (uint64, uint64, error)
+	Top(ctx context.Context, q index.Query, field string, n int) ([]index.ValueCount, uint64, error)
+	// Behind reports whether appends should wait for the index to catch
+	// up (it lags more than it may, though it is keeping up).
+	Behind() bool
+}
+
+// headerIndexedSize carries the indexed size on every query answer, also
+// on streams, whose bodies have no room for it.
+const headerIndexedSize = "Accessledger-Indexed-Size"
+
+// Paging and limits of the query endpoints.
+const (
+	defaultPageLimit = 100
+	maxPageLimit     = 1000
+	defaultTopN      = 10
+	maxTopN          = 1000
+	maxFilterValue   = 1024
+	maxFilterValues  = 100
+)
+
+// queryRoutes registers the query and evidence endpoints, for the
+// auditor role (and admin).
+func (s *Server) queryRoutes(e *gin.Engine, audit gin.HandlerFunc) {
+	e.GET("/v1/events", audit, s.getEvents)
+	e.GET("/v1/events/count", audit, s.countEvents)
+	e.GET("/v1/events/top", audit, s.topEvents)
+	e.GET("/v1/evidence", audit, s.getEvidence)
+}
+
+// indexPushback answers an append 503 with Retry-After while the index
+// is further behind the log than it may be (index.Config.MaxLag), so
+// that under sustained load the index keeps up and an acknowledged event
+// becomes queryable within a bounded delay.
+func (s *Server) indexPushback(c *gin.Context) {
+	if s.cfg.Index != nil && s.cfg.Index.Behind() {
+		c.Header("Retry-After", "1")
+		writeError(c, http.StatusServiceUnavailable, "the log is busy: its query index is behind; retry after the number of seconds in Retry-After")
+	}
+}
+
+// filterParams are the query parameters that filter events, by field.
+var filterParams = []string{"kind", "service", "actor", "source_ip", "cidr", "action", "category", "outcome",
+	"resource_type", "resource_id", "tenant", "since", "until"}
+
+// filters are a request's parsed filters and their canonical form (which
+// binds a cursor to its query).
+type filters struct {
+	q         index.Query
+	canonical string
+}
+
+// parseFilters reads the filter parameters, refusing parameters the
+// endpoint does not take (a misspelt filter would otherwise widen the
+// query silently). It answers 400 and returns false on a bad request.
+func (s *Server) parseFilters(c *gin.Context, extra ...string) (filters, bool) {
+	var f filters
+	if s.cfg.Index == nil {
+		writeError(c, http.StatusServiceUnavailable, "queries are not available: this server keeps no index")
+		return f, false
+	}
+	params := c.Request.URL.Query()
+	canon := url.Values{}
+	for name, values := range params {
+		if !slices.Contains(filterParams, name) && !slices.Contains(extra, name) {
+			writeError(c, http.StatusBadRequest, fmt.Sprintf("unknown parameter %q; this endpoint takes %s", truncate(name, 32),
+				strings.Join(append(slices.Clone(filterParams), extra...), ", ")))
+			return f, false
+		}
+		if !slices.Contains(filterParams, name) {
+			continue
+		}
+		if len(values) > maxFilterValues {
+			writeError(c, http.StatusBadRequest, fmt.Sprintf("%s is given %d times; at most %d values of one filter", name, len(values), maxFilterValues))
+			return f, false
+		}
+		for _, v := range values {
+			if v == "" || len(v) > maxFilterValue {
+				writeError(c, http.StatusBadRequest, fmt.Sprintf("%s must be a value of 1 to %d bytes", name, maxFilterValue))
+				return f, false
+			}
+		}
+		sorted := slices.Clone(values)
+		slices.Sort(sorted)
+		canon[name] = slices.Compact(sorted)
+	}
+	q := &f.q
+	q.Kind, q.Service, q.Actor, q.Action = params["kind"], params["service"], params["actor"], params["action"]
+	q.ResourceType, q.ResourceID, q.Tenant = params["resource_type"], params["resource_id"], params["tenant"]
+	for name, dst := range map[string]*[]string{"category": &q.Category, "outcome": &q.Outcome} {
+		allowed := map[string][]string{
+			"category": {event.CategoryAuthentication, event.CategoryAuthorization, event.CategoryDataAccess, event.CategoryAdmin, event.CategorySystem},
+			"outcome":  {event.OutcomeSuccess, event.OutcomeFailure, event.OutcomeUnknown},
+		}[name]
+		for _, v := range params[name] {
+			if !slices.Contains(allowed, v) {
+				writeError(c, http.StatusBadRequest, fmt.Sprintf("%s must be one of %s, got %q", name, strings.Join(allowed, ", "), truncate(v, 32)))
+				return f, false
+			}
+		}
+		*dst = params[name]
+	}
+	for _, v := range params["source_ip"] {
+		a, err := netip.ParseAddr(v)
+		if err != nil || a.Zone() != "" {
+			writeError(c, http.StatusBadRequest, fmt.Sprintf("source_ip must be an IPv4 or IPv6 address, got %q; use cidr= for a prefix", truncate(v, 64)))
+			return f, false
+		}
+		a = a.Unmap()
+		q.SourceIP = append(q.SourceIP, netip.PrefixFrom(a, a.BitLen()))
+	}
+	for _, v := range params["cidr"] {
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			writeError(c, http.StatusBadRequest, fmt.Sprintf("cidr must be an IPv4 or IPv6 prefix such as 203.0.113.0/24 or 2001:db8::/32, got %q", truncate(v, 64)))
+			return f, false
+		}
+		q.SourceIP = append(q.SourceIP, p)
+	}
+	for name, dst := range map[string]*time.Time{"since": &q.Since, "until": &q.Until} {
+		if v := params.Get(name); v != "" {
+			if len(params[name]) > 1 {
+				writeError(c, http.StatusBadRequest, name+" may be given once")
+				return f, false
+			}
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				writeError(c, http.StatusBadRequest, fmt.Sprintf("%s must be an RFC 3339 time such as 2026-11-24T10:00:00Z, got %q", name, truncate(v, 64)))
+				return f, false
+			}
+			*dst = t
+		}
+	}
+	f.canonical = canon.Encode()
+	return f, true
+}
+
+// cursor is where a page ends: the next page starts at next (ascending)
+// or ends before it (descending). It is bound to the filters it was made
+// for. Encoded: version, order, next, hash of the filters; base64url.
+type cursor struct {
+	desc   bool
+	next   uint64
+	filter [8]byte
+}
+
+const cursorVersion = 1
+
+func filterHash(canonical string) [8]byte {
+	h := sha256.Sum256([]byte(canonical))
+	return [8]byte(h[:8])
+}
+
+func (cur cursor) String() string {
+	b := make([]byte, 2, 18)
+	b[0] = cursorVersion
+	if cur.desc {
+		b[1] = 1
+	}
+	b = binary.BigEndian.AppendUint64(b, cur.next)
+	b = append(b, cur.filter[:]...)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func parseCursor(s string) (cursor, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) != 18 || b[0] != cursorVersion || b[1] > 1 {
+		return cursor{}, errors.New("malformed cursor")
+	}
+	return cursor{desc: b[1] == 1, next: binary.BigEndian.Uint64(b[2:]), filter: [8]byte(b[10:])}, nil
+}
+
+// pageParams are the paging parameters of GET /v1/events.
+type pageParams struct {
+	desc     bool
+	from, to uint64 // the range to search
+	limit    int    // 0: no limit (streams)
+}
+
+// parsePage reads order, cursor and limit. A stream has no default
+// limit.
+func parsePage(c *gin.Context, f filters, stream bool) (pageParams, bool) {
+	p := pageParams{to: ^uint64(0)}
+	switch o := c.Query("order"); o {
+	case "", "asc":
+	case "desc":
+		p.desc = true
+	default:
+		writeError(c, http.StatusBadRequest, fmt.Sprintf("order must be asc or desc, got %q", truncate(o, 16)))
+		return p, false
+	}
+	if v := c.Query("cursor"); v != "" {
+		cur, err := parseCursor(v)
+		if err != nil {
+			writeError(c, http.StatusBadRequest, "cursor is not one this server gave; pass the next value of the previous page unchanged")
+			return p, false
+		}
+		if cur.filter != filterHash(f.canonical) || cur.desc != p.desc {
+			writeError(c, http.StatusBadRequest, "this cursor belongs to another query: a cursor must be used with the filters and order of the page that gave it")
+			return p, false
+		}
+		if p.desc {
+			p.to = cur.next
+		} else {
+			p.from = cur.next
+		}
+	}
+	if !stream {
+		p.limit = defaultPageLimit
+	}
+	if v, ok := c.GetQuery("limit"); ok {
+		n, ok := parseUint(c, "limit", v)
+		if !ok {
+			return p, false
+		}
+		if n < 1 || (!stream && n > maxPageLimit) {
+			writeError(c, http.StatusBadRequest, fmt.Sprintf("limit must be from 1 to %d (or stream with Accept: application/x-ndjson, without a page limit)", maxPageLimit))
+			return p, false
+		}
+		p.limit = int(min(n, 1<<40))
+	}
+	return p, true
+}
+
+// Formats of GET /v1/events.
+const (
+	formatJSON   = "json"
+	formatNDJSON = "ndjson"
+	formatCSV    = "csv"
+	formatOCSF   = "ocsf"
+)
+
+// getEvents answers GET /v1/events: the matching entries, in log order
+// (or reverse), each with its index, leaf hash and entry; a page of JSON,
+// or a stream of NDJSON, CSV or OCSF.
+func (s *Server) getEvents(c *gin.Context) {
+	f, ok := s.parseFilters(c, "limit", "cursor", "order", "format")
+	if !ok {
+		return
+	}
+	format := c.Query("format")
+	if format == "" {
+		format = formatJSON
+		if accepts(c, "application/x-ndjson") {
+			format = formatNDJSON
+		}
+	}
+	if !slices.Contains([]string{formatJSON, formatNDJSON, formatCSV, formatOCSF}, format) {
+		writeError(c, http.StatusBadRequest, fmt.Sprintf("format must be json, ndjson, csv or ocsf, got %q", truncate(format, 16)))
+		return
+	}
+	p, ok := parsePage(c, f, format != formatJSON)
+	if !ok {
+		return
+	}
+	size := s.cfg.Index.Size()
+	c.Header(headerIndexedSize, strconv.FormatUint(size, 10))
+	c.Header("Cache-Control", "private, no-cache")
+	if format == formatJSON {
+		s.eventsPage(c, f, p, size)
+		return
+	}
+	s.eventsStream(c, f, p, size, format)
+}
+
+// accepts reports whether the request's Accept header names mediaType.
+func accepts(c *gin.Context, mediaType string) bool {
+	for _, part := range strings.Split(c.GetHeader("Accept"), ",") {
+		mt, _, _ := strings.Cut(part, ";")
+		if strings.EqualFold(strings.TrimSpace(mt), mediaType) {
+			return true
+		}
+	}
+	return false
+}
+
+// eventsPage answers one page of JSON:
+// {"indexed_size","events":[{"index","leaf_hash","entry"}...],"next"}.
+// next is given in ascending order always (a page short of the limit
+// means no more matches yet: the log grows) and in descending order when
+// the page is full.
+func (s *Server) eventsPage(c *gin.Context, f filters, p pageParams, size uint64) {
+	var matches []uint64
+	_, err := s.cfg.Index.Search(c, f.q, p.from, min(p.to, size), p.desc, func(i uint64) bool {
+		matches = append(matches, i)
+		return len(matches) < p.limit
+	})
+	if err != nil {
+		s.fail(c, err, "")
+		return
+	}
+	r := newEntryReader(s.cfg.Ledger, size)
+	b := make([]byte, 0, 512*len(matches)+128)
+	b = append(b, `{"indexed_size":`...)
+	b = strconv.AppendUint(b, size, 10)
+	b = append(b, `,"events":[`...)
+	for k, i := range matches {
+		entry, err := r.read(c, i)
+		if err != nil {
+			s.fail(c, err, "")
+			return
+		}
+		if k > 0 {
+			b = append(b, ',')
+		}
+		b = appendEventJSON(b, i, entry)
+	}
+	b = append(b, ']')
+	next := cursor{desc: p.desc, filter: filterHash(f.canonical)}
+	switch {
+	case !p.desc && len(matches) > 0:
+		next.next = matches[len(matches)-1] + 1
+	case !p.desc:
+		next.next = max(p.from, min(size, p.to))
+	case len(matches) == p.limit:
+		next.next = matches[len(matches)-1]
+	default:
+		next.next = ^uint64(0) // no next page
+	}
+	if next.next != ^uint64(0) {
+		b = append(b, `,"next":"`...)
+		b = append(b, next.String()...)
+		b = append(b, '"')
+	}
+	b = append(b, '}')
+	c.Data(http.StatusOK, "application/json; charset=utf-8", b)
+}
+
+// appendEventJSON appends {"index","leaf_hash","entry"}: the entry
+// embedded verbatim (as entry_base64 if it is not JSON).
+func appendEventJSON(b []byte, index uint64, entry []byte) []byte {
+	h := leafHash(entry)
+	b = append(b, `{"index":`...)
+	b = strconv.AppendUint(b, index, 10)
+	b = append(b, `,"leaf_hash":"`...)
+	b = base64.StdEncoding.AppendEncode(b, h[:])
+	if jsontext.Value(entry).IsValid() { // faster than encoding/json's Valid
+		b = append(b, `","entry":`...)
+		b = append(b, entry...)
+	} else {
+		b = append(b, `","entry_base64":"`...)
+		b = base64.StdEncoding.AppendEncode(b, entry)
+		b = append(b, '"')
+	}
+	return append(b, '}')
+}
+
+func leafHash(entry []byte) [32]byte {
+	h := sha256.New()
+	h.Write([]byte{0})
+	h.Write(entry)
+	return [32]byte(h.Sum(nil))
+}
+
+// eventsStream streams every match (up to limit, if given) as NDJSON,
+// CSV or OCSF NDJSON. A failure once the answer has begun aborts the
+// connection, so that a client never takes a cut stream for a whole one.
+func (s *Server) eventsStream(c *gin.Context, f filters, p pageParams, size uint64, format string) {
+	switch format {
+	case formatNDJSON, formatOCSF:
+		c.Header("Content-Type", "application/x-ndjson")
+	case formatCSV:
+		c.Header("Content-Type", "text/csv; charset=utf-8")
+		c.Header("Content-Disposition", `attachment; filename="events.csv"`)
+	}
+	c.Status(http.StatusOK)
+	w := bufio.NewWriterSize(c.Writer, 64<<10)
+	r := newEntryReader(s.cfg.Ledger, size)
+	var enc rowEncoder
+	if format == formatCSV {
+		enc = newCSVEncoder(w)
+	} else if format == formatOCSF {
+		enc = newOCSFEncoder(w, s.cfg.Ledger.Origin())
+	}
+	var failure error
+	n := 0
+	var buf []byte
+	_, err := s.cfg.Index.Search(c, f.q, p.from, min(p.to, size), p.desc, func(i uint64) bool {
+		entry, err := r.read(c, i)
+		if err != nil {
+			failure = err
+			return false
+		}
+		if enc != nil {
+			failure = enc.encode(i, entry)
+		} else {
+			buf = append(appendEventJSON(buf[:0], i, entry), '\n')
+			_, failure = w.Write(buf)
+		}
+		n++
+		return failure == nil && (p.limit == 0 || n < p.limit)
+	})
+	if err == nil {
+		err = failure
+	}
+	if err == nil && enc != nil {
+		err = enc.flush()
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	if err != nil {
+		if c.Request.Context().Err() == nil {
+			s.log.ErrorContext(c, "streaming query results failed; aborting the answer", "route", route(c), "err", err)
+		}
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// countEvents answers GET /v1/events/count: {"count","indexed_size"}.
+func (s *Server) countEvents(c *gin.Context) {
+	f, ok := s.parseFilters(c)
+	if !ok {
+		return
+	}
+	n, size, err := s.cfg.Index.Count(c, f.q)
+	if err != nil {
+		s.fail(c, err, "")
+		return
+	}
+	c.Header(headerIndexedSize, strconv.FormatUint(size, 10))
+	c.Header("Cache-Control", "private, no-cache")
+	c.JSON(http.StatusOK, gin.H{"count": n, "indexed_size": size})
+}
+
+// topEvents answers GET /v1/events/top?field=F&n=N:
+// {"field","top":[{"value","count"}...],"indexed_size"}, the N values of F
+// most frequent among the matches.
+func (s *Server) topEvents(c *gin.Context) {
+	f, ok := s.parseFilters(c, "field", "n")
+	if !ok {
+		return
+	}
+	field := c.Query("field")
+	if !slices.Contains(index.TopFields, field) {
+		writeError(c, http.StatusBadRequest, fmt.Sprintf("field must be one of %s, got %q", strings.Join(index.TopFields, ", "), truncate(field, 32)))
+		return
+	}
+	n := uint64(defaultTopN)
+	if v, ok := c.GetQuery("n"); ok {
+		if n, ok = parseUint(c, "n", v); !ok {
+			return
+		}
+		if n < 1 || n > maxTopN {
+			writeError(c, http.StatusBadRequest, fmt.Sprintf("n must be from 1 to %d", maxTopN))
+			return
+		}
+	}
+	top, size, err := s.cfg.Index.Top(c, f.q, field, int(n))
+	if err != nil {
+		s.fail(c, err, "")
+		return
+	}
+	c.Header(headerIndexedSize, strconv.FormatUint(size, 10))
+	c.Header("Cache-Control", "private, no-cache")
+	c.JSON(http.StatusOK, gin.H{"field": field, "top": top, "indexed_size": size})
+}
+
+// entryReader reads entries by index through their entry bundles,
+// keeping the last bundle it read: results in log order mostly share
+// bundles. It reads nothing at or beyond size.
+type entryReader struct {
+	l       *ledger.Ledger
+	size    uint64
+	bundle  uint64
+	entries [][]byte
+	have    bool
+}
+
+func newEntryReader(l *ledger.Ledger, size uint64) *entryReader {
+	return &entryReader{l: l, size: size}
+}
+
+func (r *entryReader) read(ctx context.Context, i uint64) ([]byte, error) {
+	if i >= r.size {
+		return nil, fmt.Errorf("entry %d is beyond the indexed size %d: %w", i, r.size, ledger.ErrNotFound)
+	}
+	b := i / ledger.TileWidth
+	if !r.have || r.bundle != b {
+		width := 0
+		if first := b * ledger.TileWidth; r.size-first < ledger.TileWidth {
+			width = int(r.size - first)
+		}
+		raw, err := r.l.ReadEntryBundle(ctx, b, width)
+		if err != nil {
+			return nil, err
+		}
+		r.entries = r.entries[:0]
+		for len(raw) >= 2 {
+			n := int(binary.BigEndian.Uint16(raw))
+			if len(raw) < 2+n {
+				break
+			}
+			r.entries = append(r.entries, raw[2:2+n])
+			raw = raw[2+n:]
+		}
+		if len(raw) != 0 {
+			return nil, fmt.Errorf("entry bundle %d is malformed: %w", b, ledger.ErrCorrupt)
+		}
+		r.bundle, r.have = b, true
+	}
+	k := i % ledger.TileWidth
+	if k >= uint64(len(r.entries)) {
+		return nil, fmt.Errorf("entry bundle %d holds %d entries, want entry %d: %w", b, len(r.entries), i, ledger.ErrCorrupt)
+	}
+	return r.entries[k], nil
+}

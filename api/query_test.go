@@ -1,0 +1,557 @@
+package api_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/accessledger/accessledger/api"
+	"github.com/accessledger/accessledger/client/evidence"
+	"github.com/accessledger/accessledger/ledger"
+	"github.com/accessledger/accessledger/ledger/index"
+)
+
+// queryServer is a ledger, its index (following it) and the API over
+// both, on loopback.
+type queryServer struct {
+	*testServer
+	x   *index.Index
+	reg *prometheus.Registry
+}
+
+func newQueryServer(t testing.TB) *queryServer {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	kr, tokens := newKeys(t)
+	l, _ := newTestLedger(t, func(c *ledger.Config) { c.Registerer = reg })
+	x, err := index.Open(bg, index.Config{Dir: t.TempDir(), Log: l, Registerer: reg})
+	if err != nil {
+		t.Fatalf("index.Open() = %v", err)
+	}
+	ctx, cancel := context.WithCancel(bg)
+	done := make(chan error, 1)
+	go func() { done <- x.Run(ctx) }()
+	s, err := api.New(api.Config{Ledger: l, Keys: kr, Gatherer: reg, Registerer: reg, Index: x})
+	if err != nil {
+		t.Fatalf("api.New() = %v", err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		cancel()
+		<-done
+		x.Close()
+	})
+	return &queryServer{testServer: &testServer{l: l, api: s, srv: srv, tokens: tokens}, x: x, reg: reg}
+}
+
+// qevent is a generated event as the test knows it.
+type qevent struct {
+	actor, ip, action, outcome, service string
+	time                                time.Time
+	index                               uint64
+}
+
+var qt0 = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+
+// qevents generates events first..first+n-1.
+func qevents(first, n int) []qevent {
+	var out []qevent
+	actions := []string{"login", "logout", "read", "update", "grant"}
+	for i := first; i < first+n; i++ {
+		ip := fmt.Sprintf("203.0.113.%d", i%200)
+		if i%3 == 0 {
+			ip = netip.MustParseAddr(fmt.Sprintf("2001:db8:%x::%x", i%4, i%50+1)).String()
+		}
+		out = append(out, qevent{
+			actor:   fmt.Sprintf("user-%d", i%17),
+			ip:      ip,
+			action:  actions[i%len(actions)],
+			outcome: []string{"success", "failure"}[i%7/5],
+			service: []string{"sso", "crm", "vpn"}[i%3],
+			time:    qt0.Add(time.Duration(i) * 37 * time.Second),
+		})
+	}
+	return out
+}
+
+func (e qevent) json(i int) []byte {
+	m := map[string]any{
+		"id": fmt.Sprintf("q-%d", i), "time": e.time.Format(time.RFC3339Nano), "service": e.service,
+		"actor": map[string]any{"id": e.actor, "type": "user"}, "source": map[string]any{"ip": e.ip, "user_agent": "ua/1"},
+		"action": e.action, "category": "authentication", "outcome": e.outcome,
+		"resource": map[string]any{"type": "doc", "id": fmt.Sprintf("d%d", i%5)},
+	}
+	b, _ := json.Marshal(m)
+	return b
+}
+
+// post appends events over HTTP and records their indexes.
+func (qs *queryServer) post(t testing.TB, first int, evs []qevent) {
+	t.Helper()
+	for done := 0; done < len(evs); {
+		k := min(500, len(evs)-done)
+		var bodies [][]byte
+		for j := done; j < done+k; j++ {
+			bodies = append(bodies, evs[j].json(first+j))
+		}
+		r := qs.testServer.post(t, "application/json", batchJSON(bodies...))
+		if r.status != http.StatusCreated {
+			t.Fatalf("POST = %v", r)
+		}
+		var res struct{ Results []appendResult }
+		if err := json.Unmarshal(r.body, &res); err != nil {
+			t.Fatal(err)
+		}
+		for j, a := range res.Results {
+			evs[done+j].index = *a.Index
+		}
+		done += k
+	}
+	size, _ := qs.l.Size()
+	ctx, cancel := context.WithTimeout(bg, 30*time.Second)
+	defer cancel()
+	if err := qs.x.Wait(ctx, size); err != nil {
+		t.Fatalf("Index.Wait(%d) = %v", size, err)
+	}
+}
+
+// eventsPage mirrors a page of GET /v1/events.
+type eventsPage struct {
+	IndexedSize uint64 `json:"indexed_size"`
+	Events      []struct {
+		Index    uint64          `json:"index"`
+		LeafHash string          `json:"leaf_hash"`
+		Entry    json.RawMessage `json:"entry"`
+	} `json:"events"`
+	Next string `json:"next"`
+}
+
+func (qs *queryServer) page(t testing.TB, query string) eventsPage {
+	t.Helper()
+	r := qs.get(t, "/v1/events?"+query, qs.auditor())
+	if r.status != http.StatusOK {
+		t.Fatalf("GET /v1/events?%s = %v", query, r)
+	}
+	var p eventsPage
+	decodeStrict(t, "events page", r.body, &p)
+	if got := r.header.Get("Accessledger-Indexed-Size"); got != strconv.FormatUint(p.IndexedSize, 10) {
+		t.Errorf("Accessledger-Indexed-Size = %q, want %d", got, p.IndexedSize)
+	}
+	for _, e := range p.Events {
+		h := leafHashB64(e.Entry)
+		if e.LeafHash != h {
+			t.Errorf("event %d: leaf_hash %s, want %s", e.Index, e.LeafHash, h)
+		}
+	}
+	return p
+}
+
+func leafHashB64(entry []byte) string {
+	h := leafHash(entry)
+	return base64.StdEncoding.EncodeToString(h[:])
+}
+
+// pageAll follows next cursors until a short page.
+func (qs *queryServer) pageAll(t testing.TB, query string, limit int) []uint64 {
+	t.Helper()
+	var got []uint64
+	q := query + "&limit=" + strconv.Itoa(limit)
+	for range 10_000 {
+		p := qs.page(t, q)
+		for _, e := range p.Events {
+			got = append(got, e.Index)
+		}
+		if len(p.Events) < limit || p.Next == "" {
+			return got
+		}
+		q = query + "&limit=" + strconv.Itoa(limit) + "&cursor=" + p.Next
+	}
+	t.Fatal("too many pages")
+	return nil
+}
+
+func want(evs []qevent, keep func(qevent) bool) []uint64 {
+	var out []uint64
+	for _, e := range evs {
+		if keep(e) {
+			out = append(out, e.index)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestQueryEvents(t *testing.T) {
+	qs := newQueryServer(t)
+	evs := qevents(0, 1500)
+	qs.post(t, 0, evs)
+
+	for _, tc := range []struct {
+		name  string
+		query string
+		keep  func(qevent) bool
+	}{
+		{"All", "", func(qevent) bool { return true }},
+		{"Actor", "actor=user-3", func(e qevent) bool { return e.actor == "user-3" }},
+		{"ActorOr", "actor=user-3&actor=user-4", func(e qevent) bool { return e.actor == "user-3" || e.actor == "user-4" }},
+		{"SourceIP", "source_ip=203.0.113.7", func(e qevent) bool { return e.ip == "203.0.113.7" }},
+		{"CIDR", "cidr=203.0.113.0/28", func(e qevent) bool {
+			return strings.HasPrefix(e.ip, "203.0.113.") && func() bool { n, _ := strconv.Atoi(e.ip[len("203.0.113."):]); return n < 16 }()
+		}},
+		{"CIDR6", "cidr=2001:db8:2::/48", func(e qevent) bool { return strings.HasPrefix(e.ip, "2001:db8:2::") }},
+		{"SourceIPOrCIDR", "source_ip=203.0.113.7&cidr=2001:db8:1::/48", func(e qevent) bool {
+			return e.ip == "203.0.113.7" || strings.HasPrefix(e.ip, "2001:db8:1::")
+		}},
+		{"FailedLogins", "action=login&outcome=failure", func(e qevent) bool { return e.action == "login" && e.outcome == "failure" }},
+		{"ServiceAndTime", "service=vpn&since=" + url.QueryEscape(qt0.Add(3*time.Hour).Format(time.RFC3339)) + "&until=" + url.QueryEscape(qt0.Add(9*time.Hour+30*time.Second).Format(time.RFC3339)),
+			func(e qevent) bool {
+				return e.service == "vpn" && !e.time.Before(qt0.Add(3*time.Hour)) && e.time.Before(qt0.Add(9*time.Hour+30*time.Second))
+			}},
+		{"Kind", "kind=event&resource_type=doc&resource_id=d2&tenant=none", func(qevent) bool { return false }},
+		{"ResourceID", "kind=event&resource_type=doc&resource_id=d2", func(e qevent) bool { return int(e.index)%5 == 2 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := want(evs, tc.keep)
+			for _, limit := range []int{1, 7, 100, 1000} {
+				if limit == 1 && len(w) > 200 {
+					continue
+				}
+				got := qs.pageAll(t, tc.query, limit)
+				if !slices.Equal(got, w) {
+					t.Errorf("pages of %d: %d events, want %d (first %v, want %v)", limit, len(got), len(w), got[:min(5, len(got))], w[:min(5, len(w))])
+				}
+				rev := slices.Clone(w)
+				slices.Reverse(rev)
+				if got := qs.pageAll(t, tc.query+"&order=desc", limit); !slices.Equal(got, rev) {
+					t.Errorf("pages of %d in reverse: %d events, want %d", limit, len(got), len(rev))
+				}
+			}
+			// count
+			r := qs.get(t, "/v1/events/count?"+tc.query, qs.auditor())
+			var cnt struct {
+				Count       uint64 `json:"count"`
+				IndexedSize uint64 `json:"indexed_size"`
+			}
+			decodeStrict(t, "count", r.body, &cnt)
+			if cnt.Count != uint64(len(w)) || cnt.IndexedSize != 1500 {
+				t.Errorf("count = %+v, want %d of 1500", cnt, len(w))
+			}
+			// NDJSON stream, asked for by Accept.
+			got := qs.ndjson(t, "/v1/events?"+tc.query)
+			if !slices.Equal(got, w) {
+				t.Errorf("NDJSON: %d events, want %d", len(got), len(w))
+			}
+		})
+	}
+}
+
+// ndjson streams GET path with Accept: application/x-ndjson and returns
+// the indexes, checking each line.
+func (qs *queryServer) ndjson(t testing.TB, path string) []uint64 {
+	t.Helper()
+	req, _ := http.NewRequest("GET", qs.srv.URL+path, nil)
+	req.Header.Set("Authorization", "Bearer "+qs.auditor())
+	req.Header.Set("Accept", "application/x-ndjson")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-ndjson" || resp.Header.Get("Accessledger-Indexed-Size") == "" {
+		t.Fatalf("GET %s (NDJSON) = %d %v", path, resp.StatusCode, resp.Header)
+	}
+	var got []uint64
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var e struct {
+			Index    uint64          `json:"index"`
+			LeafHash string          `json:"leaf_hash"`
+			Entry    json.RawMessage `json:"entry"`
+		}
+		decodeStrict(t, "NDJSON line", sc.Bytes(), &e)
+		if e.LeafHash != leafHashB64(e.Entry) {
+			t.Errorf("line for %d: wrong leaf hash", e.Index)
+		}
+		got = append(got, e.Index)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("reading NDJSON: %v", err)
+	}
+	return got
+}
+
+// TestQueryCursorWhileGrowing pages in log order while events are
+// appended between pages: the pages together are every match, new ones
+// included, none twice.
+func TestQueryCursorWhileGrowing(t *testing.T) {
+	qs := newQueryServer(t)
+	evs := qevents(0, 400)
+	qs.post(t, 0, evs[:200])
+	p := qs.page(t, "actor=user-5&limit=5")
+	seen := []uint64{}
+	for _, e := range p.Events {
+		seen = append(seen, e.Index)
+	}
+	qs.post(t, 200, evs[200:])
+	for next := p.Next; next != ""; {
+		p = qs.page(t, "actor=user-5&limit=5&cursor="+next)
+		for _, e := range p.Events {
+			seen = append(seen, e.Index)
+		}
+		if len(p.Events) < 5 {
+			// Ascending pages always give a cursor to resume from.
+			if p.Next == "" {
+				t.Errorf("a short ascending page has no next cursor")
+			}
+			break
+		}
+		next = p.Next
+	}
+	if w := want(evs, func(e qevent) bool { return e.actor == "user-5" }); !slices.Equal(seen, w) {
+		t.Errorf("pages = %v, want %v", seen, w)
+	}
+	// A cursor is bound to its query and order.
+	for _, q := range []string{"actor=user-6&cursor=" + p.Next, "actor=user-5&order=desc&cursor=" + p.Next, "actor=user-5&cursor=bm90LWEtY3Vyc29y"} {
+		wantError(t, "GET /v1/events?"+q, qs.get(t, "/v1/events?"+q, qs.auditor()), http.StatusBadRequest)
+	}
+}
+
+func TestQueryBadRequests(t *testing.T) {
+	qs := newQueryServer(t)
+	qs.post(t, 0, qevents(0, 10))
+	for _, q := range []string{
+		"/v1/events?actr=alice", "/v1/events?cidr=10.0.0.0/33", "/v1/events?cidr=nope", "/v1/events?source_ip=10.0.0.0/8",
+		"/v1/events?since=yesterday", "/v1/events?category=authn", "/v1/events?outcome=ok", "/v1/events?limit=0",
+		"/v1/events?limit=1001", "/v1/events?order=sideways", "/v1/events?format=xml", "/v1/events?actor=",
+		"/v1/events?since=2026-01-01T00:00:00Z&since=2026-01-02T00:00:00Z", "/v1/events/count?limit=3",
+		"/v1/events/top?field=reason", "/v1/events/top?field=actor.id&n=0", "/v1/evidence?limit=100001",
+	} {
+		wantError(t, "GET "+q, qs.get(t, q, qs.auditor()), http.StatusBadRequest)
+	}
+}
+
+func TestQueryFormats(t *testing.T) {
+	qs := newQueryServer(t)
+	evs := qevents(0, 300)
+	qs.post(t, 0, evs)
+	w := want(evs, func(e qevent) bool { return e.service == "sso" })
+
+	r := qs.get(t, "/v1/events?service=sso&format=csv", qs.auditor())
+	if r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), "text/csv") {
+		t.Fatalf("CSV = %v", r)
+	}
+	rows, err := csv.NewReader(bytes.NewReader(r.body)).ReadAll()
+	if err != nil {
+		t.Fatalf("reading CSV: %v", err)
+	}
+	if len(rows) != len(w)+1 || rows[0][0] != "index" {
+		t.Fatalf("CSV has %d rows, want a header and %d", len(rows), len(w))
+	}
+	for i, row := range rows[1:] {
+		e := evs[w[i]]
+		if row[0] != strconv.FormatUint(w[i], 10) || row[2] != "event" || row[6] != "sso" || row[7] != e.actor || row[10] != e.ip || row[15] != e.action {
+			t.Errorf("CSV row %d = %v, want index %d of %+v", i, row, w[i], e)
+		}
+	}
+
+	r = qs.get(t, "/v1/events?service=sso&format=ocsf", qs.auditor())
+	if r.status != 200 {
+		t.Fatalf("OCSF = %v", r)
+	}
+	lines := bytes.Split(bytes.TrimSpace(r.body), []byte("\n"))
+	if len(lines) != len(w) {
+		t.Fatalf("OCSF has %d lines, want %d", len(lines), len(w))
+	}
+	for i, l := range lines {
+		var o struct {
+			ClassUID   int                                  `json:"class_uid"`
+			TypeUID    int                                  `json:"type_uid"`
+			ActivityID int                                  `json:"activity_id"`
+			Time       int64                                `json:"time"`
+			StatusID   int                                  `json:"status_id"`
+			User       *struct{ UID string }                `json:"user"`
+			Actor      *struct{ User struct{ UID string } } `json:"actor"`
+			API        *struct{ Operation string }          `json:"api"`
+			Src        struct{ IP string }                  `json:"src_endpoint"`
+			Metadata   struct {
+				Version  string `json:"version"`
+				UID      string `json:"uid"`
+				Sequence uint64 `json:"sequence"`
+			} `json:"metadata"`
+		}
+		if err := json.Unmarshal(l, &o); err != nil {
+			t.Fatalf("OCSF line %d: %v", i, err)
+		}
+		e := evs[w[i]]
+		wantClass, wantActivity, uid := 6003, 99, ""
+		switch e.action {
+		case "login":
+			wantClass, wantActivity = 3002, 1
+		case "logout":
+			wantClass, wantActivity = 3002, 2
+		case "read":
+			wantActivity = 2
+		case "update":
+			wantActivity = 3
+		}
+		if wantClass == 3002 && o.User != nil {
+			uid = o.User.UID
+		} else if o.Actor != nil {
+			uid = o.Actor.User.UID
+		}
+		wantStatus := 1
+		if e.outcome == "failure" {
+			wantStatus = 2
+		}
+		if o.ClassUID != wantClass || o.ActivityID != wantActivity || o.TypeUID != wantClass*100+wantActivity || uid != e.actor ||
+			o.Src.IP != e.ip || o.Time != e.time.UnixMilli() || o.StatusID != wantStatus || o.Metadata.Sequence != w[i] || o.Metadata.Version == "" {
+			t.Errorf("OCSF line %d = %s, want class %d activity %d for %+v", i, l, wantClass, wantActivity, e)
+		}
+	}
+
+	r = qs.get(t, "/v1/events/top?field=source.ip&n=3&service=sso", qs.auditor())
+	var top struct {
+		Field       string             `json:"field"`
+		Top         []index.ValueCount `json:"top"`
+		IndexedSize uint64             `json:"indexed_size"`
+	}
+	decodeStrict(t, "top", r.body, &top)
+	if top.Field != "source.ip" || len(top.Top) != 3 || top.IndexedSize != 300 {
+		t.Errorf("top = %+v", top)
+	}
+	counts := map[string]uint64{}
+	for _, i := range w {
+		counts[evs[i].ip]++
+	}
+	for _, vc := range top.Top {
+		if counts[vc.Value] != vc.Count {
+			t.Errorf("top: %s counted %d, want %d", vc.Value, vc.Count, counts[vc.Value])
+		}
+	}
+}
+
+func TestEvidenceEndpoint(t *testing.T) {
+	qs := newQueryServer(t)
+	evs := qevents(0, 700)
+	qs.post(t, 0, evs)
+	if _, err := qs.l.SignCheckpoint(bg); err != nil {
+		t.Fatal(err)
+	}
+	r := qs.get(t, "/v1/evidence?actor=user-2&action=login", qs.auditor())
+	if r.status != 200 {
+		t.Fatalf("GET /v1/evidence = %v", r)
+	}
+	sum, err := evidence.Verify(bytes.NewReader(r.body), qs.l.VerifierKey())
+	if err != nil {
+		t.Fatalf("evidence.Verify() = %v", err)
+	}
+	w := want(evs, func(e qevent) bool { return e.actor == "user-2" && e.action == "login" })
+	if sum.Entries != uint64(len(w)) || sum.Size != 700 || sum.Query != "action=login&actor=user-2" {
+		t.Errorf("evidence = %+v, want %d entries against size 700", sum, len(w))
+	}
+	// More matches than the limit: refused, not cut.
+	wantError(t, "evidence over its limit", qs.get(t, "/v1/evidence?action=login&limit=10", qs.auditor()), http.StatusBadRequest)
+}
+
+// TestQueryRoles: the query and evidence endpoints are for auditors (and
+// admins) only.
+func TestQueryRoles(t *testing.T) {
+	qs := newQueryServer(t)
+	qs.post(t, 0, qevents(0, 5))
+	if _, err := qs.l.SignCheckpoint(bg); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/v1/events", "/v1/events?format=csv", "/v1/events/count", "/v1/events/top?field=actor.id", "/v1/evidence"} {
+		for _, tc := range []struct {
+			token string
+			want  int
+		}{
+			{"", http.StatusUnauthorized},
+			{qs.submitter(), http.StatusForbidden},
+			{qs.responder(), http.StatusForbidden},
+			{qs.auditor(), http.StatusOK},
+			{qs.admin(), http.StatusOK},
+		} {
+			if r := qs.get(t, path, tc.token); r.status != tc.want {
+				t.Errorf("GET %s = %v, want %d", path, r, tc.want)
+			}
+		}
+	}
+}
+
+func TestQueryWithoutIndex(t *testing.T) {
+	ts := newTestServer(t)
+	for _, path := range []string{"/v1/events", "/v1/events/count", "/v1/events/top?field=actor.id", "/v1/evidence"} {
+		wantError(t, "GET "+path, ts.get(t, path, ts.auditor()), http.StatusServiceUnavailable)
+	}
+	// POST /v1/events is unaffected.
+	if r := ts.post(t, "application/json", eventJSON(t, 1)); r.status != http.StatusCreated {
+		t.Errorf("POST /v1/events = %v", r)
+	}
+}
+
+func TestQueryMetrics(t *testing.T) {
+	qs := newQueryServer(t)
+	qs.post(t, 0, qevents(0, 20))
+	r := qs.get(t, "/metrics", qs.admin())
+	for series, want := range map[string]float64{"accessledger_index_size": 20, "accessledger_index_lag_entries": 0} {
+		if v, ok := metricValue(t, r.body, series); !ok || v != want {
+			t.Errorf("metric %s = %v (found %v), want %v", series, v, ok, want)
+		}
+	}
+}
+
+// behindIndex is an index that says it is behind.
+type behindIndex struct{ api.Searcher }
+
+func (behindIndex) Behind() bool { return true }
+
+// TestAppendsWaitForABehindIndex: while the index lags more than it may,
+// appends get 503 with Retry-After, and nothing is appended.
+func TestAppendsWaitForABehindIndex(t *testing.T) {
+	qs := newQueryServer(t)
+	srv := newAPIServer(t, qs.l, api.Config{Keys: mustKeyring(t, qs), Index: behindIndex{qs.x}})
+	before, _ := qs.l.Size()
+	r := call(t, srv.URL, http.MethodPost, "/v1/events", qs.submitter(), "application/json", qevents(0, 1)[0].json(0))
+	wantError(t, "POST while the index is behind", r, http.StatusServiceUnavailable)
+	if r.header.Get("Retry-After") == "" {
+		t.Errorf("POST while the index is behind: no Retry-After")
+	}
+	if after, _ := qs.l.Size(); after != before {
+		t.Errorf("log size %d, want %d: nothing appended", after, before)
+	}
+	// The real index, caught up, does not hold appends back.
+	if r := qs.testServer.post(t, "application/json", qevents(0, 1)[0].json(0)); r.status != http.StatusCreated {
+		t.Errorf("POST = %v, want 201", r)
+	}
+}
+
+func mustKeyring(t *testing.T, qs *queryServer) *api.Keyring {
+	t.Helper()
+	var keys []api.APIKey
+	for r, tok := range qs.tokens {
+		keys = append(keys, api.APIKey{Name: "k-" + string(r), SHA256: api.HashToken(tok), Roles: []api.Role{r}})
+	}
+	kr, err := api.NewKeyring(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kr
+}

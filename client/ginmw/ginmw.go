@@ -1,0 +1,28 @@
+// Package ginmw is the gin middleware of the accessledger client: it
+// records each request a gin engine answers as an access event, through a
+// client.Recorder, without ever making the request wait. It is a package
+// of its own so that the client does not depend on gin.
+package ginmw
+
+import (
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/accessledger/accessledger/client"
+)
+
+// Middleware returns gin middleware recording each request once the
+// handlers have answered; the route is the matched pattern
+// (Context.FullPath, such as /users/:id), else the path.
+func Middleware(cfg client.RecorderConfig) (gin.HandlerFunc, error) {
+	rc, err := client.NewRecorder(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return func(c *gin.Context) {
+		start := time.Now()
+		c.Next()
+		rc.Record(c.Request, c.Writer.Status(), c.FullPath(), start)
+	}, nil
+}

@@ -1,0 +1,189 @@
+package client
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/accessledger/accessledger/event"
+)
+
+// RecorderConfig says how HTTP requests become access events. Submitter
+// and Service are required.
+type RecorderConfig struct {
+	// Submitter sends the events. The application closes it at shutdown
+	// (Submitter.Close flushes what is buffered).
+	Submitter *Submitter
+	// Service is the event's service: the application's name.
+	Service string
+	// Actor returns who made the request (from the session, a token, ...);
+	// nil, or an empty id, records "anonymous".
+	Actor func(*http.Request) event.Actor
+	// Action returns the event's action; nil maps the method: GET and
+	// HEAD read, POST create, PUT and PATCH update, DELETE delete, others
+	// the method in lower case.
+	Action func(*http.Request) string
+	// Category is the event's category (default data_access).
+	Category string
+	// ClientIP returns the source address; nil takes the connection's
+	// (set it when the application is behind a proxy it trusts).
+	ClientIP func(*http.Request) netip.Addr
+	// Tenant, if set, returns the event's tenant.
+	Tenant func(*http.Request) string
+}
+
+// Recorder turns finished HTTP requests into access events and submits
+// them without ever waiting: with the Submitter's buffer full, the event
+// is dropped and counted (Stats.Dropped). It is safe for concurrent use.
+type Recorder struct {
+	cfg RecorderConfig
+}
+
+// NewRecorder checks cfg and returns a Recorder.
+func NewRecorder(cfg RecorderConfig) (*Recorder, error) {
+	if cfg.Submitter == nil || cfg.Service == "" {
+		return nil, errors.New("client: RecorderConfig.Submitter and Service are required")
+	}
+	if cfg.Category == "" {
+		cfg.Category = event.CategoryDataAccess
+	}
+	return &Recorder{cfg: cfg}, nil
+}
+
+// Record submits the access event of a request answered with status, on
+// route (the route pattern, such as /users/{id}; the path if empty). The
+// outcome is success below 400, failure from 400 on (reason http_<status>).
+func (rc *Recorder) Record(r *http.Request, status int, route string, start time.Time) {
+	ev := event.Event{
+		Time:     start,
+		Service:  rc.cfg.Service,
+		Action:   methodAction(r.Method),
+		Category: rc.cfg.Category,
+		Outcome:  event.OutcomeSuccess,
+		Resource: &event.Resource{Type: "http_route", ID: route},
+	}
+	if rc.cfg.Action != nil {
+		ev.Action = rc.cfg.Action(r)
+	}
+	if rc.cfg.Actor != nil {
+		ev.Actor = rc.cfg.Actor(r)
+	}
+	if ev.Actor.ID == "" {
+		ev.Actor.ID = "anonymous"
+	}
+	if route == "" {
+		ev.Resource.ID = r.URL.Path
+	}
+	if status >= 400 {
+		ev.Outcome, ev.Reason = event.OutcomeFailure, "http_"+strconv.Itoa(status)
+	}
+	if rc.cfg.ClientIP != nil {
+		ev.Source.IP = rc.cfg.ClientIP(r)
+	} else if host, port, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		ev.Source.IP, _ = netip.ParseAddr(host)
+		if p, err := strconv.ParseUint(port, 10, 16); err == nil {
+			ev.Source.Port = uint16(p)
+		}
+	}
+	ev.Source.IP = ev.Source.IP.Unmap().WithZone("")
+	if ua := r.UserAgent(); ua != "" {
+		ev.Source.UserAgent = truncateText(ua, 1024)
+	}
+	if id := r.Header.Get("X-Request-Id"); id != "" {
+		ev.RequestID = truncateText(id, 256)
+	}
+	if rc.cfg.Tenant != nil {
+		ev.Tenant = rc.cfg.Tenant(r)
+	}
+	rc.cfg.Submitter.TrySubmit(ev)
+}
+
+func truncateText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && s[n]&0xc0 == 0x80 { // do not cut a UTF-8 sequence
+		n--
+	}
+	return s[:n]
+}
+
+func methodAction(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead:
+		return "read"
+	case http.MethodPost:
+		return "create"
+	case http.MethodPut, http.MethodPatch:
+		return "update"
+	case http.MethodDelete:
+		return "delete"
+	}
+	b := []byte(m)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		} else if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			b[i] = '_'
+		}
+	}
+	if len(b) == 0 || b[0] < 'a' || b[0] > 'z' {
+		return "other"
+	}
+	return string(b)
+}
+
+// Middleware returns net/http middleware recording each request as an
+// access event once the wrapped handler has answered. The route is the
+// ServeMux pattern that matched (Request.Pattern), else the path.
+func Middleware(cfg RecorderConfig) (func(http.Handler) http.Handler, error) {
+	rc, err := NewRecorder(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			sw := &statusWriter{ResponseWriter: w}
+			defer func() {
+				status := sw.status
+				if status == 0 {
+					status = http.StatusOK
+				}
+				if p := recover(); p != nil {
+					rc.Record(r, http.StatusInternalServerError, r.Pattern, start)
+					panic(p)
+				}
+				rc.Record(r, status, r.Pattern, start)
+			}()
+			next.ServeHTTP(sw, r)
+		})
+	}, nil
+}
+
+// statusWriter records the status a handler answered.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer
+// (Flush, Hijack, deadlines).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,166 @@
+package client_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/accessledger/accessledger/client"
+	"github.com/accessledger/accessledger/client/ginmw"
+	"github.com/accessledger/accessledger/event"
+)
+
+// actorFromHeader is the application's idea of who is calling.
+func actorFromHeader(r *http.Request) event.Actor {
+	return event.Actor{ID: r.Header.Get("X-User"), Type: event.ActorUser}
+}
+
+// app is a small application: its routes and what they answer.
+func appMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /users/{id}", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "user") })
+	mux.HandleFunc("POST /users", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusCreated) })
+	mux.HandleFunc("DELETE /admin/{what}", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", http.StatusForbidden) })
+	return mux
+}
+
+// appGin is the same application on gin, with middleware mw (gin applies
+// middleware to the routes added after it).
+func appGin(mw gin.HandlerFunc) *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.Use(mw)
+	e.GET("/users/:id", func(c *gin.Context) { c.String(200, "user") })
+	e.POST("/users", func(c *gin.Context) { c.Status(http.StatusCreated) })
+	e.DELETE("/admin/:what", func(c *gin.Context) { c.String(http.StatusForbidden, "no") })
+	return e
+}
+
+// callApp makes the three requests of the test.
+func callApp(t *testing.T, base string) {
+	t.Helper()
+	for _, r := range []struct{ method, path, user string }{
+		{"GET", "/users/42", "alice"},
+		{"POST", "/users", "bob"},
+		{"DELETE", "/admin/everything", ""},
+	} {
+		req, _ := http.NewRequest(r.method, base+r.path, nil)
+		if r.user != "" {
+			req.Header.Set("X-User", r.user)
+		}
+		req.Header.Set("User-Agent", "test-agent/1")
+		req.Header.Set("X-Request-Id", "req-"+r.path)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+}
+
+func TestMiddlewareRecordsRequests(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		routes []string
+		serve  func(rc client.RecorderConfig) http.Handler
+	}{
+		{"net/http", []string{"GET /users/{id}", "POST /users", "DELETE /admin/{what}"}, func(rc client.RecorderConfig) http.Handler {
+			mw, err := client.Middleware(rc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return mw(appMux())
+		}},
+		{"gin", []string{"/users/:id", "/users", "/admin/:what"}, func(rc client.RecorderConfig) http.Handler {
+			mw, err := ginmw.Middleware(rc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return appGin(mw)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tl := newTestLog(t, nil, nil)
+			s := newSubmitter(t, tl.srv.URL, tl.token, nil)
+			app := httptest.NewServer(tc.serve(client.RecorderConfig{Submitter: s, Service: "shop", Actor: actorFromHeader}))
+			defer app.Close()
+			callApp(t, app.URL)
+			if err := s.Flush(bg); err != nil {
+				t.Fatal(err)
+			}
+			got := tl.entries(t)
+			if len(got) != 3 {
+				t.Fatalf("%d events in the log, want 3", len(got))
+			}
+			want := []struct{ actor, action, outcome, reason string }{
+				{"alice", "read", "success", ""},
+				{"bob", "create", "success", ""},
+				{"anonymous", "delete", "failure", "http_403"},
+			}
+			for i, lf := range got {
+				ev := lf.Body
+				w := want[i]
+				if ev.Service != "shop" || ev.Actor.ID != w.actor || ev.Action != w.action || ev.Outcome != w.outcome || ev.Reason != w.reason ||
+					ev.Resource == nil || ev.Resource.Type != "http_route" || ev.Resource.ID != tc.routes[i] ||
+					ev.Source.IP.String() != "127.0.0.1" || ev.Source.UserAgent != "test-agent/1" || ev.RequestID == "" || ev.ID == "" {
+					t.Errorf("event %d = %+v, want %+v on route %s", i, ev, w, tc.routes[i])
+				}
+			}
+		})
+	}
+}
+
+// TestMiddlewareWhenLogUnreachable: with a log that never answers, the
+// application answers at its normal latency; events are dropped once the
+// buffer is full, and counted.
+func TestMiddlewareWhenLogUnreachable(t *testing.T) {
+	hang := make(chan struct{})
+	var once sync.Once
+	stuck := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-hang }))
+	defer stuck.Close()
+	defer once.Do(func() { close(hang) })
+	s := newSubmitter(t, stuck.URL, "key", func(c *client.SubmitterConfig) { c.BufferSize = 50; c.BatchSize = 10 })
+	mw, err := client.Middleware(client.RecorderConfig{Submitter: s, Service: "shop", Actor: actorFromHeader})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := httptest.NewServer(mw(appMux()))
+	defer app.Close()
+	bare := httptest.NewServer(appMux())
+	defer bare.Close()
+	measure := func(base string) []time.Duration {
+		var ds []time.Duration
+		for range 300 {
+			start := time.Now()
+			resp, err := http.Get(base + "/users/1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			ds = append(ds, time.Since(start))
+		}
+		slices.Sort(ds)
+		return ds
+	}
+	measure(bare.URL) // warm up
+	base, with := measure(bare.URL), measure(app.URL)
+	p99 := func(ds []time.Duration) time.Duration { return ds[len(ds)*99/100] }
+	if p99(with) > p99(base)+5*time.Millisecond {
+		t.Errorf("p99 latency with the log unreachable = %s, without the middleware %s", p99(with), p99(base))
+	}
+	if st := s.Stats(); st.Dropped == 0 || st.Submitted > 60+10 {
+		t.Errorf("Stats() = %+v, want drops once the buffer of 50 is full", st)
+	}
+	once.Do(func() { close(hang) })
+	ctx, cancel := context.WithTimeout(bg, 100*time.Millisecond)
+	defer cancel()
+	s.Close(ctx)
+}

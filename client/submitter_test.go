@@ -1,0 +1,237 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/accessledger/accessledger/client"
+	"github.com/accessledger/accessledger/event"
+)
+
+// testEvent is event n, marked with attribute n so that the test can
+// count it in the log. It has no id: the Submitter gives it one.
+func testEvent(n int) event.Event {
+	return event.Event{
+		Time:       time.Date(2026, 11, 24, 10, 0, 0, n, time.UTC),
+		Service:    "client-test",
+		Actor:      event.Actor{ID: fmt.Sprintf("user-%d", n%10)},
+		Source:     event.Source{IP: netip.MustParseAddr("203.0.113.7")},
+		Action:     "read",
+		Category:   event.CategoryDataAccess,
+		Outcome:    event.OutcomeSuccess,
+		Attributes: map[string]string{"n": strconv.Itoa(n)},
+	}
+}
+
+// faults answers the first POSTs of a log badly, in turn: 503 with
+// Retry-After, a connection dropped before the request reaches the log, a
+// connection dropped after the log appended the events (the answer is
+// lost), 429, and a normal answer.
+type faults struct {
+	n, until atomic.Int64
+	kinds    [5]atomic.Int64
+}
+
+func (f *faults) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			h.ServeHTTP(w, r)
+			return
+		}
+		i := f.n.Add(1) - 1
+		if i >= f.until.Load() {
+			h.ServeHTTP(w, r)
+			return
+		}
+		k := i % 5
+		f.kinds[k].Add(1)
+		switch k {
+		case 0:
+			if i < 10 {
+				w.Header().Set("Retry-After", "1")
+			}
+			http.Error(w, `{"error":"busy"}`, http.StatusServiceUnavailable)
+		case 1:
+			drop(w)
+		case 2:
+			h.ServeHTTP(httptest.NewRecorder(), r) // appended, answer lost
+			drop(w)
+		case 3:
+			w.Header().Set("Retry-After", "0")
+			http.Error(w, `{"error":"slow down"}`, http.StatusTooManyRequests)
+		default:
+			h.ServeHTTP(w, r)
+		}
+	})
+}
+
+// drop closes the connection without an answer.
+func drop(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		panic(err)
+	}
+	conn.(*net.TCPConn).SetLinger(0)
+	conn.Close()
+}
+
+func newSubmitter(t testing.TB, url, token string, adjust func(*client.SubmitterConfig)) *client.Submitter {
+	t.Helper()
+	cfg := client.SubmitterConfig{URL: url, APIKey: token, BatchSize: 50, FlushInterval: 5 * time.Millisecond,
+		MinBackoff: 2 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	s, err := client.NewSubmitter(cfg)
+	if err != nil {
+		t.Fatalf("client.NewSubmitter() = %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(bg, 5*time.Second)
+		defer cancel()
+		s.Close(ctx)
+	})
+	return s
+}
+
+// countMarks counts each attribute n in the log.
+func countMarks(t *testing.T, tl *testLog) map[string]int {
+	counts := map[string]int{}
+	for _, lf := range tl.entries(t) {
+		counts[lf.Body.Attributes["n"]]++
+	}
+	return counts
+}
+
+// TestSubmitterExactlyOnce: against a log that answers 503 (with
+// Retry-After) and 429, and drops connections before and after appending,
+// every event submitted lands in the log exactly once.
+func TestSubmitterExactlyOnce(t *testing.T) {
+	var f faults
+	f.until.Store(60)
+	tl := newTestLog(t, nil, f.wrap)
+	s := newSubmitter(t, tl.srv.URL, tl.token, nil)
+	const n = 3000
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; i < n; i += 4 {
+				if err := s.Submit(bg, testEvent(i)); err != nil {
+					t.Errorf("Submit(%d) = %v", i, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	ctx, cancel := context.WithTimeout(bg, 60*time.Second)
+	defer cancel()
+	if err := s.Flush(ctx); err != nil {
+		t.Fatalf("Flush() = %v", err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatalf("Close() = %v", err)
+	}
+	counts := countMarks(t, tl)
+	for i := range n {
+		if c := counts[strconv.Itoa(i)]; c != 1 {
+			t.Errorf("event %d is in the log %d times, want once", i, c)
+		}
+	}
+	st := s.Stats()
+	if st.Submitted != n || st.Acknowledged != n || st.Rejected != 0 || st.Dropped != 0 || st.Retries == 0 || st.Duplicates == 0 {
+		t.Errorf("Stats() = %+v, want %d submitted and acknowledged, retries and duplicates (answers lost after appending)", st, n)
+	}
+	for k := range f.kinds {
+		if f.kinds[k].Load() == 0 {
+			t.Errorf("fault %d never happened", k)
+		}
+	}
+}
+
+// TestSubmitterRejects: an invalid event is reported, the valid events of
+// its batch land.
+func TestSubmitterRejects(t *testing.T) {
+	tl := newTestLog(t, nil, nil)
+	var mu sync.Mutex
+	var rejected []event.Event
+	s := newSubmitter(t, tl.srv.URL, tl.token, func(c *client.SubmitterConfig) {
+		c.OnRejected = func(ev event.Event, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if !errors.Is(err, client.ErrRejected) {
+				t.Errorf("OnRejected(%v), want ErrRejected", err)
+			}
+			rejected = append(rejected, ev)
+		}
+	})
+	for i := range 10 {
+		ev := testEvent(i)
+		if i == 4 {
+			ev.Category = "nonsense"
+		}
+		s.Submit(bg, ev)
+	}
+	if err := s.Flush(bg); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(rejected) != 1 || rejected[0].Attributes["n"] != "4" {
+		t.Errorf("rejected = %v, want event 4", rejected)
+	}
+	if counts := countMarks(t, tl); len(counts) != 9 || counts["4"] != 0 {
+		t.Errorf("log holds %v, want the 9 valid events", counts)
+	}
+	// Send returns the indexes, and a rejection per event.
+	rs, err := s.Send(bg, testEvent(100), event.Event{Service: "x"})
+	if err != nil || len(rs) != 2 || rs[0].Err != nil || rs[0].Index != 9 || !errors.Is(rs[1].Err, client.ErrRejected) {
+		t.Errorf("Send() = %+v, %v; want index 9 and a rejection", rs, err)
+	}
+	// The same event (same id) sent again is a duplicate.
+	ev := testEvent(200)
+	ev.ID = "fixed-id"
+	if rs, err := s.Send(bg, ev, ev); err != nil || rs[0].Err != nil || rs[0].Index != rs[1].Index {
+		t.Errorf("Send(same event twice) = %+v, %v", rs, err)
+	}
+}
+
+// TestSubmitterCloseGivesUp: with the log unreachable, Close returns when
+// its context ends, counting the events it could not send.
+func TestSubmitterCloseGivesUp(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	s := newSubmitter(t, "http://"+addr, "key", func(c *client.SubmitterConfig) { c.BufferSize = 100 })
+	for i := range 150 {
+		s.TrySubmit(testEvent(i))
+	}
+	ctx, cancel := context.WithTimeout(bg, 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := s.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Close() = %v, want DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Close() took %s", d)
+	}
+	st := s.Stats()
+	if st.Dropped < 50 || st.Acknowledged != 0 || st.Dropped+st.Submitted < 150 {
+		t.Errorf("Stats() = %+v, want every event dropped", st)
+	}
+	if err := s.Submit(bg, testEvent(1)); !errors.Is(err, client.ErrClosed) {
+		t.Errorf("Submit after Close = %v, want ErrClosed", err)
+	}
+}

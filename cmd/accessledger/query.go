@@ -1,0 +1,489 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/term"
+)
+
+const queryUsage = `usage: accessledger query [flags] [filters]
+
+Searches the log through the server's query API (GET /v1/events) with an
+auditor (or admin) key. Filters combine with AND; a filter given several
+times matches any of its values. Output: a table (default), json, or a
+stream of ndjson, csv or ocsf (OCSF 1.3 events). --count prints how many
+events match; --top FIELD the most frequent values of a field.
+
+examples:
+  accessledger query --url http://127.0.0.1:8080 --api-key-file data/admin.key --actor alice --since 24h
+  accessledger query --action login --outcome failure --cidr 203.0.113.0/24 --count
+  accessledger query --top source.ip --action login --outcome failure --n 5
+  accessledger query --service billing --format csv -o billing.csv
+
+flags:
+`
+
+// serverFlags are the flags of the commands that talk to a server.
+type serverFlags struct {
+	url, key, keyFile string
+}
+
+func (f *serverFlags) register(fs *flag.FlagSet, getenv func(string) string) {
+	def := getenv("ACCESSLEDGER_URL")
+	if def == "" {
+		def = "http://127.0.0.1:8080"
+	}
+	fs.StringVar(&f.url, "url", def, "the server's base URL (env ACCESSLEDGER_URL)")
+	fs.StringVar(&f.key, "key", getenv("ACCESSLEDGER_API_KEY"), "API key with the auditor or admin role (env ACCESSLEDGER_API_KEY; prefer --api-key-file)")
+	fs.StringVar(&f.keyFile, "api-key-file", "", "file holding the API key")
+}
+
+// client returns an HTTP client of the server.
+func (f *serverFlags) client() (*apiClient, error) {
+	u, err := url.Parse(f.url)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("--url %q: want an http or https URL", f.url)
+	}
+	key := f.key
+	if f.keyFile != "" {
+		raw, err := os.ReadFile(f.keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading the API key: %w", err)
+		}
+		key = strings.TrimSpace(string(raw))
+	}
+	if key == "" {
+		return nil, errors.New("an API key is required: --api-key-file FILE, --key KEY or ACCESSLEDGER_API_KEY")
+	}
+	return &apiClient{base: strings.TrimSuffix(f.url, "/"), key: key, hc: &http.Client{}}, nil
+}
+
+// apiClient calls the server's API with a key.
+type apiClient struct {
+	base, key string
+	hc        *http.Client
+}
+
+// get sends GET path?query and returns the response if its status is
+// 200; any other status becomes an error carrying the server's message.
+func (c *apiClient) get(ctx context.Context, path string, query url.Values, accept string) (*http.Response, error) {
+	u := c.base + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusOK {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var e struct{ Error string }
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		return nil, fmt.Errorf("%s: %s", resp.Status, e.Error)
+	}
+	return nil, fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(body))
+}
+
+// getJSON decodes a 200 answer into v.
+func (c *apiClient) getJSON(ctx context.Context, path string, query url.Values, v any) error {
+	resp, err := c.get(ctx, path, query, "")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// filterFlags are the event filters, each repeatable.
+type filterFlags struct {
+	values       map[string]*multiFlag
+	since, until string
+}
+
+// multiFlag is a flag that may be given several times.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// filterFlagNames maps flag names to query parameters.
+var filterFlagNames = []struct{ flag, param, usage string }{
+	{"actor", "actor", "actor.id"},
+	{"source-ip", "source_ip", "source.ip, an address"},
+	{"cidr", "cidr", "source.ip within a prefix (203.0.113.0/24, 2001:db8::/32)"},
+	{"action", "action", "action (login, read, ...)"},
+	{"category", "category", "category"},
+	{"outcome", "outcome", "outcome (success, failure, unknown)"},
+	{"service", "service", "service"},
+	{"resource-type", "resource_type", "resource.type"},
+	{"resource-id", "resource_id", "resource.id"},
+	{"tenant", "tenant", "tenant"},
+	{"kind", "kind", "leaf kind (event, alert, response)"},
+}
+
+func (f *filterFlags) register(fs *flag.FlagSet) {
+	f.values = map[string]*multiFlag{}
+	for _, ff := range filterFlagNames {
+		m := &multiFlag{}
+		f.values[ff.param] = m
+		fs.Var(m, ff.flag, "match "+ff.usage+" (repeatable)")
+	}
+	fs.StringVar(&f.since, "since", "", "events at or after this time: RFC 3339, or a duration before now (24h)")
+	fs.StringVar(&f.until, "until", "", "events before this time: RFC 3339, or a duration before now")
+}
+
+// query returns the filters as query parameters.
+func (f *filterFlags) query(now time.Time) (url.Values, error) {
+	q := url.Values{}
+	for param, m := range f.values {
+		for _, v := range *m {
+			q.Add(param, v)
+		}
+	}
+	for name, v := range map[string]string{"since": f.since, "until": f.until} {
+		if v == "" {
+			continue
+		}
+		t, err := parseWhen(v, now)
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %w", name, err)
+		}
+		q.Set(name, t.UTC().Format(time.RFC3339Nano))
+	}
+	return q, nil
+}
+
+// parseWhen reads an RFC 3339 time, or a duration before now.
+func parseWhen(v string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time (2026-11-24T10:00:00Z) nor a duration (24h)", v)
+}
+
+// parseArgs parses flags that may come after positional arguments, and
+// returns the positional ones.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// isTerminal reports whether w is a terminal (for progress output).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// progress draws a progress line on a terminal.
+type progress struct {
+	w     io.Writer
+	what  string
+	total int64 // -1 if unknown
+	n     int64
+	start time.Time
+	last  time.Time
+}
+
+func newProgress(w io.Writer, what string, total int64) *progress {
+	if !isTerminal(w) {
+		return nil
+	}
+	return &progress{w: w, what: what, total: total, start: time.Now()}
+}
+
+func (p *progress) add(n int64) {
+	if p == nil {
+		return
+	}
+	p.n += n
+	if now := time.Now(); now.Sub(p.last) >= 100*time.Millisecond {
+		p.last = now
+		p.draw()
+	}
+}
+
+func (p *progress) draw() {
+	rate := float64(p.n) / max(time.Since(p.start).Seconds(), 1e-3)
+	if p.total > 0 {
+		const width = 30
+		done := min(width, int(p.n*width/p.total))
+		fmt.Fprintf(p.w, "\r[%s%s] %d/%d %s %.0f/s ", strings.Repeat("=", done), strings.Repeat(" ", width-done), p.n, p.total, p.what, rate)
+		return
+	}
+	fmt.Fprintf(p.w, "\r%d %s %.0f/s ", p.n, p.what, rate)
+}
+
+func (p *progress) done() {
+	if p == nil {
+		return
+	}
+	p.draw()
+	fmt.Fprintln(p.w)
+}
+
+// queryCmd runs "accessledger query".
+func queryCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("query", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), queryUsage); fs.PrintDefaults() }
+	var sf serverFlags
+	sf.register(fs, getenv)
+	var ff filterFlags
+	ff.register(fs)
+	format := fs.String("format", "table", "table, json, ndjson, csv or ocsf")
+	limit := fs.Int("limit", 0, "at most this many events (default: 100 for table and json, all for ndjson, csv and ocsf)")
+	order := fs.String("order", "asc", "asc (oldest first) or desc (newest first)")
+	out := fs.String("o", "", "write to this file instead of standard output")
+	count := fs.Bool("count", false, "print only how many events match")
+	top := fs.String("top", "", "print the most frequent values of this field (source.ip, actor.id, service, action, ...)")
+	topN := fs.Int("n", 10, "with --top, how many values")
+	if pos, err := parseArgs(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return fmt.Errorf("unexpected argument %q", pos[0])
+	}
+	c, err := sf.client()
+	if err != nil {
+		return err
+	}
+	q, err := ff.query(time.Now())
+	if err != nil {
+		return err
+	}
+	w := stdout
+	if *out != "" {
+		f, err := os.Create(*out)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		w = f
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	defer bw.Flush()
+	switch {
+	case *count:
+		var r struct {
+			Count       uint64 `json:"count"`
+			IndexedSize uint64 `json:"indexed_size"`
+		}
+		if err := c.getJSON(ctx, "/v1/events/count", q, &r); err != nil {
+			return err
+		}
+		fmt.Fprintln(bw, r.Count)
+		return nil
+	case *top != "":
+		q.Set("field", *top)
+		q.Set("n", strconv.Itoa(*topN))
+		var r struct {
+			Top []struct {
+				Value string `json:"value"`
+				Count uint64 `json:"count"`
+			} `json:"top"`
+		}
+		if err := c.getJSON(ctx, "/v1/events/top", q, &r); err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(bw, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "%s\tCOUNT\n", strings.ToUpper(*top))
+		for _, vc := range r.Top {
+			fmt.Fprintf(tw, "%s\t%d\n", vc.Value, vc.Count)
+		}
+		return tw.Flush()
+	}
+	if *order != "asc" && *order != "desc" {
+		return fmt.Errorf("--order %q: want asc or desc", *order)
+	}
+	q.Set("order", *order)
+	switch *format {
+	case "table", "json":
+		if *limit <= 0 {
+			*limit = 100
+		}
+		return queryPages(ctx, c, q, *limit, *format, bw)
+	case "ndjson", "csv", "ocsf":
+		return queryStream(ctx, c, q, *limit, *format, bw, stderr)
+	}
+	return fmt.Errorf("--format %q: want table, json, ndjson, csv or ocsf", *format)
+}
+
+// queryEvent is one event of a page.
+type queryEvent struct {
+	Index    uint64          `json:"index"`
+	LeafHash string          `json:"leaf_hash"`
+	Entry    json.RawMessage `json:"entry,omitempty"`
+	Base64   string          `json:"entry_base64,omitempty"`
+}
+
+// queryPages follows the JSON pages up to limit events and prints them as
+// a table or as one JSON array.
+func queryPages(ctx context.Context, c *apiClient, q url.Values, limit int, format string, w io.Writer) error {
+	var events []queryEvent
+	for len(events) < limit {
+		want := min(1000, limit-len(events))
+		q.Set("limit", strconv.Itoa(want))
+		var page struct {
+			Events []queryEvent `json:"events"`
+			Next   string       `json:"next"`
+		}
+		if err := c.getJSON(ctx, "/v1/events", q, &page); err != nil {
+			return err
+		}
+		events = append(events, page.Events...)
+		if page.Next == "" || len(page.Events) < want {
+			break
+		}
+		q.Set("cursor", page.Next)
+	}
+	if format == "json" {
+		if events == nil {
+			events = []queryEvent{}
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(events)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "INDEX\tTIME\tSERVICE\tACTOR\tSOURCE\tACTION\tOUTCOME\tRESOURCE")
+	for _, e := range events {
+		var leaf struct {
+			Kind string `json:"kind"`
+			Body struct {
+				Time    string `json:"time"`
+				Service string `json:"service"`
+				Actor   struct {
+					ID string `json:"id"`
+				} `json:"actor"`
+				Source struct {
+					IP string `json:"ip"`
+				} `json:"source"`
+				Action   string `json:"action"`
+				Outcome  string `json:"outcome"`
+				Resource *struct {
+					Type string `json:"type"`
+					ID   string `json:"id"`
+				} `json:"resource"`
+			} `json:"body"`
+		}
+		json.Unmarshal(e.Entry, &leaf)
+		b := leaf.Body
+		res := ""
+		if b.Resource != nil {
+			res = strings.Trim(b.Resource.Type+"/"+b.Resource.ID, "/")
+		}
+		if leaf.Kind != "" && leaf.Kind != "event" {
+			b.Action = "(" + leaf.Kind + ")"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Index, b.Time, b.Service, b.Actor.ID, b.Source.IP, b.Action, b.Outcome, res)
+	}
+	return tw.Flush()
+}
+
+// queryStream copies a stream (ndjson, csv, ocsf) to w, with a progress
+// bar on a terminal.
+func queryStream(ctx context.Context, c *apiClient, q url.Values, limit int, format string, w io.Writer, stderr io.Writer) error {
+	total := int64(-1)
+	if isTerminal(stderr) {
+		var r struct {
+			Count uint64 `json:"count"`
+		}
+		if err := c.getJSON(ctx, "/v1/events/count", q2filters(q), &r); err == nil {
+			total = int64(r.Count)
+			if limit > 0 {
+				total = min(total, int64(limit))
+			}
+		}
+	}
+	q.Set("format", format)
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	resp, err := c.get(ctx, "/v1/events", q, "")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	p := newProgress(stderr, "events", total)
+	br := bufio.NewReaderSize(resp.Body, 64<<10)
+	first := format == "csv" // the CSV header is not an event
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 {
+			if _, werr := w.Write(line); werr != nil {
+				return werr
+			}
+			if line[len(line)-1] == '\n' {
+				if first {
+					first = false
+				} else {
+					p.add(1)
+				}
+			}
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("the stream was cut: %w", err)
+		}
+	}
+	p.done()
+	return nil
+}
+
+// q2filters keeps only the filter parameters of q.
+func q2filters(q url.Values) url.Values {
+	f := url.Values{}
+	for _, ff := range filterFlagNames {
+		if v, ok := q[ff.param]; ok {
+			f[ff.param] = v
+		}
+	}
+	for _, k := range []string{"since", "until"} {
+		if v, ok := q[k]; ok {
+			f[k] = v
+		}
+	}
+	return f
+}

@@ -1,0 +1,505 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/accessledger/accessledger/client"
+	"github.com/accessledger/accessledger/client/ingest"
+	"github.com/accessledger/accessledger/event"
+	"github.com/accessledger/accessledger/ledger"
+)
+
+const submitUsage = `usage: accessledger submit [flags] FILE... | -
+
+Reads logs that already exist and appends their lines to the log as access
+events: JSON Lines of events, nginx/Apache combined (or common) access logs,
+and OpenSSH sshd authentication messages (Failed password, Invalid user,
+Accepted password|publickey, Disconnected) in syslog or journald short and
+short-iso formats. The format of each file is detected from its first line
+unless --format says it. A line that cannot be read is reported with its
+file and line number and skipped; the run goes on, and ends with a summary.
+
+Each event without an id gets one derived from its file (the hash of the
+file's first line) and the line's byte offset, so a line submitted twice
+lands once. --follow tails the files as tail -F does (a file renamed away
+and replaced, or truncated, is followed), and --state keeps the offsets
+acknowledged by the server, so that a restart neither loses nor duplicates
+a line.
+
+examples:
+  accessledger submit --api-key-file submitter.key /var/log/nginx/access.log
+  accessledger submit --api-key-file submitter.key --follow --state /var/lib/al-submit.state /var/log/auth.log
+  journalctl -u ssh -o short-iso | accessledger submit --api-key-file submitter.key --format sshd -
+
+flags:
+`
+
+// submitState is the --state file: for each followed file, its
+// fingerprint and the offset below which every line is answered.
+type submitState struct {
+	Files map[string]fileState `json:"files"`
+}
+
+type fileState struct {
+	Fingerprint string `json:"fingerprint"`
+	Offset      int64  `json:"offset"`
+}
+
+// submitStats counts lines, for the summary.
+type submitStats struct {
+	lines, events, skipped, errors atomic.Int64
+}
+
+// submitCmd runs "accessledger submit".
+func submitCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("submit", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), submitUsage); fs.PrintDefaults() }
+	var sf serverFlags
+	sf.register(fs, getenv)
+	format := fs.String("format", "auto", "auto, jsonl, combined or sshd")
+	service := fs.String("service", "", `service of the events (default "http" for access logs, "sshd" for sshd)`)
+	follow := fs.Bool("follow", false, "keep reading the files as they grow, across rotation and truncation, until interrupted")
+	statePath := fs.String("state", "", "file keeping the acknowledged offsets (required with --follow)")
+	poll := fs.Duration("poll", 250*time.Millisecond, "with --follow, how often to look for new lines")
+	batch := fs.Int("batch", 500, "events per request")
+	files, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(files) == 0:
+		return errors.New("give the files to read (or - for standard input)")
+	case *follow && *statePath == "":
+		return errors.New("--follow needs --state FILE, where the acknowledged offsets are kept across restarts")
+	case *format != "auto" && *format != ingest.FormatJSONL && *format != ingest.FormatCombined && *format != ingest.FormatSSHD:
+		return fmt.Errorf("--format %q: want auto, jsonl, combined or sshd", *format)
+	}
+	for _, f := range files {
+		if f == "-" && (*follow || len(files) > 1) {
+			return errors.New("standard input (-) is read alone and without --follow")
+		}
+	}
+	c, err := sf.client()
+	if err != nil {
+		return err
+	}
+	st := submitState{Files: map[string]fileState{}}
+	if *statePath != "" {
+		if raw, err := os.ReadFile(*statePath); err == nil {
+			if err := json.Unmarshal(raw, &st); err != nil {
+				return fmt.Errorf("reading --state %s: %w", *statePath, err)
+			}
+			if st.Files == nil {
+				st.Files = map[string]fileState{}
+			}
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	var stats submitStats
+	sub, err := client.NewSubmitter(client.SubmitterConfig{
+		URL: c.base, APIKey: c.key, BatchSize: *batch, BufferSize: 4 * *batch,
+		OnRejected: func(ev event.Event, err error) {
+			stats.errors.Add(1)
+			fmt.Fprintf(stderr, "%s: rejected by the log: %v\n", ev.ID, err)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	cfg := ingest.Config{Service: *service}
+	var wg sync.WaitGroup
+	var srcs []*source
+	for _, path := range files {
+		s := &source{path: path, format: *format, cfg: cfg, sub: sub, stats: &stats, stderr: stderr, follow: *follow, poll: *poll}
+		if prev, ok := st.Files[path]; ok && path != "-" {
+			s.resume = &prev
+		}
+		srcs = append(srcs, s)
+	}
+	p := newProgress(stderr, "lines", -1)
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	for _, s := range srcs {
+		wg.Go(func() {
+			if err := s.run(readCtx); err != nil && readCtx.Err() == nil {
+				stats.errors.Add(1)
+				fmt.Fprintf(stderr, "%s: %v\n", s.path, err)
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	save := func(ctx context.Context) error {
+		snap := map[string]fileState{}
+		for _, s := range srcs {
+			if fp, off, ok := s.acked(); ok {
+				snap[s.path] = fileState{Fingerprint: fp, Offset: off}
+			}
+		}
+		if err := sub.Flush(ctx); err != nil {
+			return err
+		}
+		if *statePath == "" {
+			return nil
+		}
+		for k, v := range snap {
+			st.Files[k] = v
+		}
+		raw, _ := json.MarshalIndent(st, "", "  ")
+		return ledger.WriteFileAtomic(*statePath, raw, 0o600)
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var last int64
+loop:
+	for {
+		select {
+		case <-done:
+			break loop
+		case <-ctx.Done():
+			break loop
+		case <-tick.C:
+			if err := save(ctx); err != nil && ctx.Err() == nil {
+				fmt.Fprintf(stderr, "saving offsets: %v\n", err)
+			}
+		}
+		n := stats.lines.Load()
+		p.add(n - last)
+		last = n
+	}
+	stopReading()
+	<-done
+	// Send what was read and save its offsets, even when interrupted.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	err = save(fctx)
+	if cerr := sub.Close(fctx); err == nil {
+		err = cerr
+	}
+	p.add(stats.lines.Load() - last)
+	p.done()
+	ss := sub.Stats()
+	fmt.Fprintf(stdout, "%d lines: %d events, %d skipped (no access in them), %d errors; the log acknowledged %d (%d already there), rejected %d\n",
+		stats.lines.Load(), stats.events.Load(), stats.skipped.Load(), stats.errors.Load(), ss.Acknowledged, ss.Duplicates, ss.Rejected)
+	if err != nil {
+		return fmt.Errorf("not every event was sent: %w", err)
+	}
+	if stats.errors.Load() > 0 {
+		return fmt.Errorf("%d lines could not be read or were rejected (see above)", stats.errors.Load())
+	}
+	return nil
+}
+
+// source is one file (or standard input) being read. Its goroutine owns
+// every field but the acknowledged position (ackMu).
+type source struct {
+	path, format string
+	cfg          ingest.Config
+	sub          *client.Submitter
+	stats        *submitStats
+	stderr       io.Writer
+	follow       bool
+	poll         time.Duration
+	resume       *fileState
+
+	ackMu      sync.Mutex
+	ackFP      string // fingerprint and offset of what is submitted
+	ackOffset  int64
+	ackDefined bool
+}
+
+// acked returns the fingerprint and the offset below which every line is
+// submitted (answered once the Submitter is flushed).
+func (s *source) acked() (string, int64, bool) {
+	s.ackMu.Lock()
+	defer s.ackMu.Unlock()
+	return s.ackFP, s.ackOffset, s.ackDefined
+}
+
+func (s *source) setAcked(fp string, off int64) {
+	s.ackMu.Lock()
+	s.ackFP, s.ackOffset, s.ackDefined = fp, off, true
+	s.ackMu.Unlock()
+}
+
+// fingerprint identifies a file by its first line: a file renamed by
+// rotation keeps it, a new file at the same path has another.
+func fingerprint(firstLine []byte) string {
+	h := sha256.Sum256(firstLine)
+	return hex.EncodeToString(h[:8])
+}
+
+// firstLine reads a file's first complete line, nil if it has none yet.
+func firstLine(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	l, err := bufio.NewReaderSize(f, 64<<10).ReadBytes('\n')
+	if err != nil {
+		return nil, nil
+	}
+	return l, nil
+}
+
+func (s *source) run(ctx context.Context) error {
+	if s.path == "-" {
+		return s.read(ctx, os.Stdin, "stdin-"+client.NewEventID()[2:18], 0, false)
+	}
+	if r := s.resume; r != nil {
+		// A file rotated away since the last run: finish it first.
+		if l, _ := firstLine(s.path); l == nil || fingerprint(l) != r.Fingerprint {
+			if l1, _ := firstLine(s.path + ".1"); l1 != nil && fingerprint(l1) == r.Fingerprint {
+				if err := s.readPath(ctx, s.path+".1", r.Offset, false); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(s.stderr, "%s: not the file of the saved offset (rotated, and %s.1 is not it either): reading it from the start\n", s.path, s.path)
+			}
+			s.resume = nil
+		}
+	}
+	var off int64
+	if s.resume != nil {
+		off = s.resume.Offset
+	}
+	return s.readPath(ctx, s.path, off, s.follow)
+}
+
+// readPath reads a file from offset; following, it goes on to the file
+// that replaces it at the same path.
+func (s *source) readPath(ctx context.Context, path string, offset int64, follow bool) error {
+	for {
+		f, err := os.Open(path)
+		if err != nil {
+			if follow && errors.Is(err, os.ErrNotExist) {
+				// Between a rotation's rename and the new file.
+				if err := pause(ctx, s.poll); err != nil {
+					return err
+				}
+				continue
+			}
+			return err
+		}
+		fp := ""
+		if l, _ := firstLine(path); l != nil {
+			fp = fingerprint(l)
+		}
+		if info, err := f.Stat(); err == nil && offset > info.Size() {
+			offset = 0 // truncated since the offset was saved
+		}
+		if _, err := f.Seek(offset, io.SeekStart); err != nil {
+			f.Close()
+			return err
+		}
+		err = s.read(ctx, f, fp, offset, follow)
+		f.Close()
+		if !errors.Is(err, errReplaced) {
+			return err
+		}
+		offset = 0
+	}
+}
+
+// errReplaced means the followed file was rotated away or truncated: the
+// path is to be opened again.
+var errReplaced = errors.New("file replaced")
+
+// read reads lines from r, which is at offset, submitting their events;
+// following, it waits for more at the end and returns errReplaced when
+// the path names another file (rotation) or the file shrank
+// (truncation).
+func (s *source) read(ctx context.Context, r io.Reader, fp string, offset int64, follow bool) error {
+	f, _ := r.(*os.File)
+	br := bufio.NewReaderSize(r, 256<<10)
+	lineNo := 1
+	if offset > 0 && f != nil {
+		lineNo = countLines(f.Name(), offset) + 1
+	}
+	var pending []byte // a line read without its newline yet
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			pending = append(pending, chunk...)
+			continue
+		}
+		if len(chunk) > 0 {
+			pending = append(pending, chunk...)
+		}
+		if err == nil {
+			if fp == "" && offset == 0 {
+				fp = fingerprint(pending)
+			}
+			if !s.line(ctx, fp, offset, lineNo, bytes.TrimSuffix(pending, []byte("\n"))) {
+				return ctx.Err() // interrupted: this line is read again next time
+			}
+			offset += int64(len(pending))
+			lineNo++
+			pending = pending[:0]
+			s.setAcked(fp, offset)
+			continue
+		}
+		if err != io.EOF {
+			return err
+		}
+		if !follow {
+			if len(pending) > 0 {
+				if fp == "" && offset == 0 {
+					fp = fingerprint(pending)
+				}
+				if !s.line(ctx, fp, offset, lineNo, pending) {
+					return ctx.Err()
+				}
+				offset += int64(len(pending))
+				s.setAcked(fp, offset)
+			}
+			return nil
+		}
+		if err := pause(ctx, s.poll); err != nil {
+			return err
+		}
+		if f != nil && replaced(f, s.path, offset+int64(len(pending))) {
+			// Rotated away or truncated. A writer may still append to
+			// the old file until it reopens the path: read it until it
+			// has stopped growing for a few polls, then move on.
+			for idle := 0; idle < 3; {
+				rest, _ := io.ReadAll(br)
+				if len(rest) == 0 {
+					idle++
+				} else {
+					idle = 0
+					pending = append(pending, rest...)
+				}
+				for {
+					i := bytes.IndexByte(pending, '\n')
+					last := i < 0 && idle == 3 && len(pending) > 0 // a last line without its newline
+					if i < 0 && !last {
+						break
+					}
+					l, n := pending, len(pending)
+					if !last {
+						l, n = pending[:i], i+1
+					}
+					if !s.line(ctx, fp, offset, lineNo, l) {
+						return ctx.Err()
+					}
+					offset += int64(n)
+					lineNo++
+					pending = pending[n:]
+					s.setAcked(fp, offset)
+				}
+				if idle < 3 {
+					if err := pause(ctx, s.poll); err != nil {
+						return err
+					}
+				}
+			}
+			return errReplaced
+		}
+	}
+}
+
+// replaced reports whether path now names another file than f, or f
+// shrank below the offset read.
+func replaced(f *os.File, path string, read int64) bool {
+	cur, err := os.Stat(path)
+	if err != nil {
+		return false // mid-rotation: keep reading the old one
+	}
+	mine, err := f.Stat()
+	if err != nil {
+		return true
+	}
+	return !os.SameFile(cur, mine) || mine.Size() < read
+}
+
+func countLines(path string, upTo int64) int {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	n := 0
+	buf := make([]byte, 64<<10)
+	for upTo > 0 {
+		k, err := f.Read(buf[:min(int64(len(buf)), upTo)])
+		n += bytes.Count(buf[:k], []byte("\n"))
+		upTo -= int64(k)
+		if err != nil {
+			break
+		}
+	}
+	return n
+}
+
+// line turns one line into an event and submits it. It returns false if
+// ctx ended before the event could be submitted.
+func (s *source) line(ctx context.Context, fp string, offset int64, lineNo int, line []byte) bool {
+	s.stats.lines.Add(1)
+	format := s.format
+	if format == "auto" {
+		f, ok := ingest.Detect(line)
+		if !ok {
+			if len(bytes.TrimSpace(line)) == 0 {
+				s.stats.skipped.Add(1)
+				return true
+			}
+			s.stats.errors.Add(1)
+			fmt.Fprintf(s.stderr, "%s:%d: not JSON, a combined access log line or an sshd syslog line (give --format)\n", s.path, lineNo)
+			return true
+		}
+		s.format, format = f, f // a file is of one format
+	}
+	ev, err := ingest.Parse(format, line, s.cfg)
+	if errors.Is(err, ingest.ErrSkip) {
+		s.stats.skipped.Add(1)
+		return true
+	}
+	if err == nil {
+		if ev.ID == "" {
+			ev.ID = "ln-" + fp + "-" + strconv.FormatInt(offset, 10)
+		}
+		// Check it as the log will, to report the line here.
+		_, err = event.Parse(ev.Canonical(), event.ParseOptions{Now: time.Now()})
+	}
+	if err != nil {
+		s.stats.errors.Add(1)
+		fmt.Fprintf(s.stderr, "%s:%d: %s\n", s.path, lineNo, strings.ReplaceAll(err.Error(), "\n", "; "))
+		return true
+	}
+	if err := s.sub.Submit(ctx, *ev); err != nil {
+		return false
+	}
+	s.stats.events.Add(1)
+	return true
+}
+
+// pause waits d, or until ctx ends.
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

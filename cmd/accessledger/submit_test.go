@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// actorCounts returns how many events of service each actor has in the
+// log, once the index has reached the log's size.
+func (s *server) actorCounts(t *testing.T, service string) map[string]int {
+	t.Helper()
+	time.Sleep(200 * time.Millisecond)
+	s.waitIndexed(s.latestCheckpoint().size, 30*time.Second)
+	body := s.get("/v1/events?format=ndjson&service="+service, nil)
+	counts := map[string]int{}
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var e struct {
+			Entry struct {
+				Body struct {
+					Actor struct{ ID string }
+				}
+			}
+		}
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("NDJSON line %q: %v", sc.Bytes(), err)
+		}
+		counts[e.Entry.Body.Actor.ID]++
+	}
+	return counts
+}
+
+func writeLog(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSubmitFiles reads real-looking sshd, nginx and JSONL files with
+// malformed lines: the good lines land, the bad ones are reported with
+// file:line, and a second run appends nothing twice.
+func TestSubmitFiles(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, dir, "--detect=false")
+	logs := t.TempDir()
+	auth := filepath.Join(logs, "auth.log")
+	writeLog(t, auth, `Nov 27 03:01:02 bastion sshd[811]: Connection from 203.0.113.7 port 51234 on 10.0.0.5 port 22
+Nov 27 03:01:03 bastion sshd[811]: Invalid user oracle from 203.0.113.7 port 51234
+Nov 27 03:01:03 bastion sshd[811]: Failed password for invalid user oracle from 203.0.113.7 port 51234 ssh2
+Nov 27 03:01:09 bastion sshd[812]: Failed password for root from 203.0.113.8 port 51300 ssh2
+this line is not syslog
+Nov 27 03:02:00 bastion sshd[900]: Accepted publickey for alice from 192.0.2.10 port 50000 ssh2: ED25519 SHA256:xyz
+Nov 27 03:02:00 bastion sshd[900]: pam_unix(sshd:session): session opened for user alice(uid=1000) by (uid=0)
+Nov 27 04:00:00 bastion sshd[900]: Disconnected from user alice 192.0.2.10 port 50000
+`)
+	access := filepath.Join(logs, "access.log")
+	writeLog(t, access, `192.0.2.20 - bob [27/Nov/2026:03:00:00 +0000] "GET /invoices/1 HTTP/1.1" 200 512 "-" "Mozilla/5.0"
+192.0.2.21 - - [27/Nov/2026:03:00:01 +0000] "POST /login HTTP/1.1" 401 12 "-" "curl/8.0"
+www.example.com - - [27/Nov/2026:03:00:02 +0000] "GET / HTTP/1.1" 200 1 "-" "-"
+192.0.2.20 - bob [27/Nov/2026:03:00:03 +0000] "DELETE /invoices/1 HTTP/1.1" 204 0 "-" "Mozilla/5.0"`) // no final newline
+	jsonl := filepath.Join(logs, "events.jsonl")
+	writeLog(t, jsonl, `{"time":"2026-11-27T03:00:00Z","service":"vpn","actor":{"id":"carol"},"source":{"ip":"198.51.100.1"},"action":"login","category":"authentication","outcome":"success"}
+{"time":"2026-11-27T03:00:00Z","service":"vpn","actor":{"id":"carol"}}
+
+{"id":"vpn-7","time":"2026-11-27T03:05:00Z","service":"vpn","actor":{"id":"dave"},"source":{"ip":"198.51.100.2"},"action":"logout","category":"authentication","outcome":"success"}
+`)
+	key := filepath.Join(dir, "admin.key")
+	code, out, errOut := runCLI(t, nil, "submit", "--url", s.base, "--api-key-file", key, auth, access, jsonl)
+	if code != 1 {
+		t.Errorf("submit exited %d, want 1 (some lines are bad)\nstdout %s\nstderr %s", code, out, errOut)
+	}
+	for _, want := range []string{auth + ":5: not an sshd syslog line", access + ":3: client address", jsonl + ":2: "} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr does not report %q:\n%s", want, errOut)
+		}
+	}
+	if !strings.Contains(out, "16 lines: 10 events, 3 skipped (no access in them), 3 errors; the log acknowledged 10 (0 already there), rejected 0") {
+		t.Errorf("summary = %q", out)
+	}
+	want := map[string]map[string]int{
+		"sshd": {"oracle": 2, "root": 1, "alice": 2},
+		"http": {"bob": 2, "anonymous": 1},
+		"vpn":  {"carol": 1, "dave": 1},
+	}
+	for service, w := range want {
+		if got := s.actorCounts(t, service); fmt.Sprint(got) != fmt.Sprint(w) {
+			t.Errorf("%s events by actor = %v, want %v", service, got, w)
+		}
+	}
+	// Again: every event is already there.
+	code, out, _ = runCLI(t, nil, "submit", "--url", s.base, "--api-key-file", key, auth, access, jsonl)
+	if code != 1 || !strings.Contains(out, "the log acknowledged 10 (10 already there)") {
+		t.Errorf("second submit = %d %q, want every event acknowledged as already there", code, out)
+	}
+}
+
+// sshdLine is line n of the followed log: a failed login of user u<n>.
+func sshdLine(n int) string {
+	return fmt.Sprintf("%s bastion sshd[%d]: Failed password for u%d from 203.0.113.%d port %d ssh2\n",
+		time.Now().UTC().Format("2006-01-02T15:04:05.000000+00:00"), 1000+n, n, n%250+1, 1024+n)
+}
+
+func appendLines(t *testing.T, path string, from, to int) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for n := from; n < to; n++ {
+		if _, err := f.WriteString(sshdLine(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// startSubmitter runs "submit --follow" as its own process.
+func startSubmitter(t *testing.T, s *server, key, state, path string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(binPath, "submit", "--url", s.base, "--api-key-file", key, "--follow", "--state", state, "--poll", "20ms", "--format", "sshd", path)
+	cmd.Env = cleanEnv()
+	var errb syncBuffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("submitter stderr:\n%s", errb.String())
+		}
+	})
+	return cmd
+}
+
+// TestSubmitFollowRotationAndKill follows an sshd log through a
+// rotation while running, a SIGKILL, a rotation while stopped and a
+// restart: every line lands exactly once.
+func TestSubmitFollowRotationAndKill(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, dir, "--detect=false")
+	key := filepath.Join(dir, "admin.key")
+	logs := t.TempDir()
+	path := filepath.Join(logs, "auth.log")
+	state := filepath.Join(logs, "submit.state")
+	appendLines(t, path, 0, 300)
+	sub := startSubmitter(t, s, key, state, path)
+	waitFor := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var c struct{ Count int }
+			s.get("/v1/events/count?service=sshd", &c)
+			if c.Count >= n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d sshd events in the log, want %d", c.Count, n)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitFor(300)
+	// Rotation while following: the old file gets a few more lines
+	// (written before the rotation took effect), then a new file.
+	appendLines(t, path, 300, 350)
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	appendLines(t, path+".1", 350, 360)
+	appendLines(t, path, 360, 500)
+	waitFor(500)
+	time.Sleep(1500 * time.Millisecond) // the offsets are saved every second
+	// SIGKILL while lines keep coming.
+	appendLines(t, path, 500, 520)
+	sub.Process.Signal(syscall.SIGKILL)
+	sub.Wait()
+	appendLines(t, path, 520, 600)
+	// Rotated again while the submitter is down.
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	appendLines(t, path, 600, 700)
+	sub = startSubmitter(t, s, key, state, path)
+	appendLines(t, path, 700, 800)
+	waitFor(800)
+	sub.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- sub.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("submitter after SIGTERM: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the submitter did not stop after SIGTERM")
+	}
+	counts := s.actorCounts(t, "sshd")
+	for n := range 800 {
+		if c := counts[fmt.Sprintf("u%d", n)]; c != 1 {
+			t.Errorf("line %d is in the log %d times, want once", n, c)
+		}
+	}
+	if len(counts) != 800 {
+		t.Errorf("%d distinct users in the log, want 800", len(counts))
+	}
+}

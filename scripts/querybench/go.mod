@@ -1,0 +1,3 @@
+module github.com/accessledger/accessledger/scripts/querybench
+
+go 1.26
