@@ -39,9 +39,12 @@ const (
 	createdFile = "log.created"
 )
 
-// serve runs the service until ctx ends, then shuts down gracefully: stop
-// accepting connections and finish in-flight requests, then drain the
-// append queue and sign a final checkpoint, then close storage.
+// serve runs the service until ctx ends, then shuts down gracefully, in
+// this order (the one place it is written down): stop accepting
+// connections and finish in-flight requests; stop the followers of the log
+// (the query index, the witness distributor, the detector, each saving its
+// cursor); stop the scheduled jobs; drain the append queue, sign a final
+// checkpoint and close storage.
 //
 // It writes nothing before everything that can be checked is checked and
 // the port is bound: a bad configuration, a key for another origin or a
