@@ -22,17 +22,18 @@ type Role string
 const (
 	RoleSubmitter Role = "submitter" // append events; read checkpoints, hash tiles and proofs
 	RoleAuditor   Role = "auditor"   // read everything in the log
-	RoleResponder Role = "responder" // consume alerts (later)
+	RoleResponder Role = "responder" // consume alerts, acknowledge and resolve them
+	RoleBouncer   Role = "bouncer"   // pull IP decisions (CrowdSec bouncers, with X-Api-Key)
 	RoleAdmin     Role = "admin"     // everything, including /metrics
 )
 
 // ParseRole parses a role name.
 func ParseRole(s string) (Role, error) {
 	switch r := Role(s); r {
-	case RoleSubmitter, RoleAuditor, RoleResponder, RoleAdmin:
+	case RoleSubmitter, RoleAuditor, RoleResponder, RoleBouncer, RoleAdmin:
 		return r, nil
 	}
-	return "", fmt.Errorf("unknown role %q (want submitter, auditor, responder or admin)", s)
+	return "", fmt.Errorf("unknown role %q (want submitter, auditor, responder, bouncer or admin)", s)
 }
 
 // APIKey is a key as the server stores it: never the secret itself, only
@@ -127,6 +128,10 @@ func (s *Server) require(public bool, roles ...Role) gin.HandlerFunc {
 		// The scheme name is case-insensitive (RFC 9110, section 11.1).
 		scheme, token, _ := strings.Cut(c.GetHeader("Authorization"), " ")
 		token = strings.TrimSpace(token)
+		if xkey := c.GetHeader("X-Api-Key"); xkey != "" && c.GetHeader("Authorization") == "" {
+			// CrowdSec bouncers authenticate to the Local API this way.
+			scheme, token = "Bearer", strings.TrimSpace(xkey)
+		}
 		if !strings.EqualFold(scheme, "Bearer") || token == "" {
 			c.Header("WWW-Authenticate", `Bearer realm="accessledger"`)
 			writeError(c, http.StatusUnauthorized, `missing API key: send the header "Authorization: Bearer KEY"`)
