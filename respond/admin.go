@@ -1,0 +1,164 @@
+package respond
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/go-json-experiment/json"
+)
+
+// ResponderStatus is a responder's delivery state, for the admin API and
+// GET /v1/responders.
+type ResponderStatus struct {
+	Name     string `json:"name"`
+	Type     string `json:"type"`
+	Filter   Filter `json:"filter"`
+	Queued   int    `json:"queued"`
+	Dead     int    `json:"dead_letters"`
+	Disabled bool   `json:"disabled"`
+	// DisabledReason says why (the endpoint answered 410 Gone).
+	DisabledReason string `json:"disabled_reason,omitempty"`
+}
+
+// Responders returns every responder's state.
+func (s *Service) Responders(ctx context.Context) ([]ResponderStatus, error) {
+	out := make([]ResponderStatus, 0, len(s.responders))
+	err := s.db.View(func(txn *badger.Txn) error {
+		for _, r := range s.responders {
+			st := ResponderStatus{Name: r.cfg.Name, Type: r.cfg.Type, Filter: r.cfg.Filter, Queued: r.due.len(), Disabled: r.disabled.Load()}
+			if item, err := txn.Get(append(slices.Clone(keyDisabled), r.cfg.Name...)); err == nil {
+				v, _ := item.ValueCopy(nil)
+				st.DisabledReason = string(v)
+			}
+			prefix := responderPrefix(keyDeadPfx, r.cfg.Name)
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+			for it.Rewind(); it.Valid(); it.Next() {
+				st.Dead++
+			}
+			it.Close()
+			out = append(out, st)
+		}
+		return ctx.Err()
+	})
+	return out, err
+}
+
+// DeadLetter is a message given up on.
+type DeadLetter struct {
+	ID          uint64    `json:"id"` // its number in the dead-letter list
+	Message     Message   `json:"message"`
+	Attempts    int       `json:"attempts"`
+	EnqueuedAt  time.Time `json:"enqueued_at"`
+	LastAttempt time.Time `json:"last_attempt"`
+	LastStatus  int       `json:"last_status,omitempty"`
+	LastError   string    `json:"last_error,omitempty"`
+}
+
+// DeadLetters lists a responder's dead letters, oldest first (at most
+// limit).
+func (s *Service) DeadLetters(ctx context.Context, responder string, limit int) ([]DeadLetter, error) {
+	if s.byName[responder] == nil {
+		return nil, fmt.Errorf("%w: no responder named %q", ErrNotFound, responder)
+	}
+	prefix := responderPrefix(keyDeadPfx, responder)
+	out := []DeadLetter{}
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid() && len(out) < limit; it.Next() {
+			var rec outboxRecord
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
+				return err
+			}
+			out = append(out, DeadLetter{ID: binary.BigEndian.Uint64(it.Item().Key()[len(prefix):]), Message: rec.Message,
+				Attempts: rec.Attempts, EnqueuedAt: rec.EnqueuedAt, LastAttempt: rec.NextAt, LastStatus: rec.LastStatus, LastError: rec.LastError})
+		}
+		return ctx.Err()
+	})
+	return out, err
+}
+
+// Redeliver moves dead letters of a responder back into its outbox for
+// delivery now, with fresh attempts: the one numbered id, or all of them
+// when id is 0. It returns how many it moved.
+func (s *Service) Redeliver(ctx context.Context, responder string, id uint64) (int, error) {
+	r := s.byName[responder]
+	if r == nil {
+		return 0, fmt.Errorf("%w: no responder named %q", ErrNotFound, responder)
+	}
+	prefix := responderPrefix(keyDeadPfx, responder)
+	now := s.now()
+	var moved []uint64
+	err := s.db.Update(func(txn *badger.Txn) error {
+		moved = moved[:0]
+		var keys [][]byte
+		if id != 0 {
+			keys = [][]byte{responderKey(keyDeadPfx, responder, id)}
+		} else {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+			for it.Rewind(); it.Valid() && len(keys) < 10000; it.Next() {
+				keys = append(keys, it.Item().KeyCopy(nil))
+			}
+			it.Close()
+		}
+		for _, k := range keys {
+			item, err := txn.Get(k)
+			if errors.Is(err, badger.ErrKeyNotFound) && id != 0 {
+				return fmt.Errorf("%w: responder %q has no dead letter %d", ErrNotFound, responder, id)
+			}
+			if err != nil {
+				return err
+			}
+			var rec outboxRecord
+			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
+				return err
+			}
+			rec.Attempts, rec.NextAt, rec.LastError, rec.LastStatus = 0, now, "", 0
+			v, err := json.Marshal(&rec)
+			if err != nil {
+				return err
+			}
+			seq := s.nextSeq()
+			if err := txn.Set(responderKey(keyOutboxPfx, responder, seq), v); err != nil {
+				return err
+			}
+			if err := txn.Delete(k); err != nil {
+				return err
+			}
+			moved = append(moved, seq)
+		}
+		return s.saveSeq(txn)
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, seq := range moved {
+		r.due.pushLater(seq, now)
+	}
+	r.due.wake()
+	return len(moved), ctx.Err()
+}
+
+// Enable resumes deliveries to a responder disabled after its endpoint
+// answered 410 Gone.
+func (s *Service) Enable(ctx context.Context, responder string) error {
+	r := s.byName[responder]
+	if r == nil {
+		return fmt.Errorf("%w: no responder named %q", ErrNotFound, responder)
+	}
+	err := s.db.Update(func(txn *badger.Txn) error {
+		return txn.Delete(append(slices.Clone(keyDisabled), responder...))
+	})
+	if err != nil {
+		return err
+	}
+	r.disabled.Store(false)
+	r.due.wake()
+	s.log.Info("responder enabled again", "responder", responder)
+	return ctx.Err()
+}

@@ -1,0 +1,352 @@
+package respond
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/accessledger/accessledger/event"
+	"github.com/accessledger/accessledger/ledger"
+)
+
+// maxBatchLeaves bounds the leaves processed in one transaction.
+const maxBatchLeaves = 2000
+
+// follow processes the log's leaves from the cursor: it keeps the alerts
+// and their statuses, queues notifications, makes decisions and counts
+// the day's events. Each batch of leaves is saved, with the cursor, in
+// one transaction, so that after a crash the same leaves are processed
+// again (deliveries are at least once; the store's writes are
+// idempotent).
+func (s *Service) follow(ctx context.Context) error {
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	leaves := make(chan ledger.Leaf, 1024)
+	followErr := make(chan error, 1)
+	go func() {
+		var ferr error
+		defer func() {
+			followErr <- ferr
+			close(leaves)
+		}()
+		for lf, err := range s.cfg.Log.Follow(fctx, s.cursor.Load()) {
+			if err != nil {
+				ferr = err
+				return
+			}
+			select {
+			case leaves <- lf:
+			case <-fctx.Done():
+				ferr = fctx.Err()
+				return
+			}
+		}
+	}()
+	next := s.cursor.Load()
+	var batch []ledger.Leaf
+	for {
+		select {
+		case lf, ok := <-leaves:
+			if !ok {
+				err := <-followErr
+				if ctx.Err() != nil || errors.Is(err, ledger.ErrClosed) {
+					return nil
+				}
+				return fmt.Errorf("respond: following the log: %w", err)
+			}
+			if lf.Index != next {
+				return fmt.Errorf("respond: the log skipped from leaf %d to %d", next, lf.Index)
+			}
+			batch = append(batch, lf)
+			next++
+			if len(leaves) == 0 || len(batch) >= maxBatchLeaves {
+				if err := s.processBatch(ctx, batch); err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					return err
+				}
+				batch = batch[:0]
+			}
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// batchState collects what a batch of leaves changes.
+type batchState struct {
+	txn       *badger.Txn
+	alerts    int
+	queued    map[*responder]int
+	decisions []DecisionInput
+	days      map[string]*dayStats
+	statuses  map[uint64]byte // alert statuses changed in this batch
+}
+
+// processBatch processes leaves and saves the outcome and the cursor in
+// one transaction; a batch too big for one transaction is split.
+func (s *Service) processBatch(ctx context.Context, leaves []ledger.Leaf) error {
+	err := s.processTxn(ctx, leaves)
+	if errors.Is(err, badger.ErrTxnTooBig) && len(leaves) > 1 {
+		half := len(leaves) / 2
+		if err := s.processBatch(ctx, leaves[:half]); err != nil {
+			return err
+		}
+		return s.processBatch(ctx, leaves[half:])
+	}
+	return err
+}
+
+func (s *Service) processTxn(ctx context.Context, leaves []ledger.Leaf) error {
+	b := &batchState{queued: make(map[*responder]int), days: make(map[string]*dayStats), statuses: make(map[uint64]byte)}
+	s.throttleMu.Lock()
+	defer s.throttleMu.Unlock()
+	err := s.db.Update(func(txn *badger.Txn) error {
+		b.txn = txn
+		b.alerts, b.decisions = 0, b.decisions[:0]
+		clear(b.queued)
+		clear(b.days)
+		clear(b.statuses)
+		for _, lf := range leaves {
+			if err := s.processLeaf(ctx, b, lf); err != nil {
+				return err
+			}
+		}
+		if s.throttleErr != nil {
+			return s.throttleErr
+		}
+		for day, st := range b.days {
+			if err := addDayStats(txn, day, st); err != nil {
+				return err
+			}
+		}
+		if err := s.saveSeq(txn); err != nil {
+			return err
+		}
+		return txn.Set(keyCursor, u64(nil, leaves[len(leaves)-1].Index+1))
+	})
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		s.rollbackThrottle()
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("respond: saving leaves %d to %d: %w", leaves[0].Index, leaves[len(leaves)-1].Index, err)
+	}
+	s.commitThrottle()
+	// Decisions are made after the batch is saved; Add is idempotent by
+	// key, so a crash in between makes them on replay.
+	for _, in := range b.decisions {
+		if _, _, err := s.decisions.Add(ctx, in); err != nil {
+			if errors.Is(err, ErrAllowListed) {
+				s.log.Info("no decision for an allow-listed address", "alert", in.AlertIndex, "scenario", in.Scenario)
+				continue
+			}
+			return fmt.Errorf("respond: decision for alert %d: %w", in.AlertIndex, err)
+		}
+	}
+	s.cursor.Store(leaves[len(leaves)-1].Index + 1)
+	for r, n := range b.queued {
+		if n > 0 {
+			r.due.wake()
+		}
+	}
+	if b.alerts > 0 {
+		s.feed.notify()
+	}
+	s.metrics.updateLag(s)
+	return nil
+}
+
+// processLeaf handles one leaf within the batch's transaction.
+func (s *Service) processLeaf(ctx context.Context, b *batchState, lf ledger.Leaf) error {
+	switch event.LeafKind(lf.Data) {
+	case event.KindEvent:
+		b.day(lf.Data).Events++
+		return nil
+	case event.KindAlert:
+		return s.processAlert(b, lf)
+	case event.KindResponse:
+		return s.processResponse(ctx, b, lf)
+	}
+	return nil
+}
+
+// day returns the day's counters for a leaf, by its receive time (the
+// canonical leaf has it at a fixed place).
+func (b *batchState) day(leaf []byte) *dayStats {
+	d := leafDay(leaf)
+	st := b.days[d]
+	if st == nil {
+		st = &dayStats{}
+		b.days[d] = st
+	}
+	return st
+}
+
+// leafDay returns the UTC day (2006-01-02) a canonical leaf was received.
+func leafDay(leaf []byte) string {
+	_, rest, ok := bytes.Cut(leaf, []byte(`"received_at":"`))
+	if ok && len(rest) >= 10 {
+		return string(rest[:10])
+	}
+	return "unknown"
+}
+
+func (s *Service) processAlert(b *batchState, lf ledger.Leaf) error {
+	l, a, err := event.DecodeAlertLeaf(lf.Data)
+	if err != nil {
+		s.metrics.badLeaves.Inc()
+		s.log.Warn("responders skipped an alert leaf they cannot decode", "index", lf.Index, "err", err)
+		return nil
+	}
+	st := b.day(lf.Data)
+	st.Alerts++
+	st.byRule(a.Rule.ID)
+	st.byLevel(a.Rule.Level)
+	b.alerts++
+	s.metrics.alerts.Inc()
+	v := make([]byte, 0, len(lf.LeafHash)+len(lf.Data))
+	v = append(append(v, lf.LeafHash...), lf.Data...)
+	if err := b.txn.Set(indexKey(keyAlertPfx, lf.Index), v); err != nil {
+		return err
+	}
+	msg := &Message{ID: AlertID(lf.Index), Type: TypeAlertRaised, Time: l.ReceivedAt, AlertIndex: lf.Index, Alert: a, Count: 1}
+	for _, r := range s.responders {
+		if !r.cfg.Filter.Match(a) {
+			continue
+		}
+		if r.cfg.Throttle > 0 && !s.admit(b.txn, r, msg) {
+			continue
+		}
+		if err := s.enqueue(b.txn, r, msg); err != nil {
+			return err
+		}
+		b.queued[r]++
+	}
+	if s.decisions != nil {
+		b.decisions = append(b.decisions, DecisionsForAlert(a, lf.Index, s.decisions.DefaultDuration())...)
+	}
+	return nil
+}
+
+func (s *Service) processResponse(ctx context.Context, b *batchState, lf ledger.Leaf) error {
+	l, r, err := event.DecodeResponseLeaf(lf.Data)
+	if err != nil {
+		s.metrics.badLeaves.Inc()
+		s.log.Warn("responders skipped a response leaf they cannot decode", "index", lf.Index, "err", err)
+		return nil
+	}
+	if r.Action == event.ActionDeadLettered {
+		b.day(lf.Data).DeadLettered++
+	}
+	if r.Action == event.ActionDigest {
+		msg := &Message{ID: fmt.Sprintf("digest.%d", lf.Index), Type: TypeDigest, Time: l.ReceivedAt, Count: 1, Digest: r.Digest}
+		for _, rs := range s.responders {
+			if rs.cfg.Digest && rs.cfg.Type != TypePagerDuty {
+				if err := s.enqueue(b.txn, rs, msg); err != nil {
+					return err
+				}
+				b.queued[rs]++
+			}
+		}
+		return nil
+	}
+	if r.Alert == nil {
+		return nil
+	}
+	alert := *r.Alert
+	if err := b.txn.Set(linkKey(alert, lf.Index), []byte(r.Action)); err != nil {
+		return err
+	}
+	if r.Action != event.ActionAcknowledged && r.Action != event.ActionResolved {
+		return nil
+	}
+	cur, ok := b.statuses[alert]
+	if !ok {
+		if cur, err = getStatus(b.txn, alert); err != nil {
+			return err
+		}
+	}
+	nb := statusByte(r.Action)
+	if nb <= cur {
+		return nil // resolved stays resolved; a second acknowledgement changes nothing
+	}
+	b.statuses[alert] = nb
+	if err := b.txn.Set(indexKey(keyStatusPfx, alert), []byte{nb}); err != nil {
+		return err
+	}
+	stored, err := s.storedAlert(ctx, b.txn, alert)
+	if err != nil || stored == nil {
+		return err
+	}
+	typ := TypeAlertAcknowledged
+	if r.Action == event.ActionResolved {
+		typ = TypeAlertResolved
+	}
+	msg := &Message{ID: fmt.Sprintf("%s.%d", AlertID(alert), lf.Index), Type: typ, Time: l.ReceivedAt,
+		AlertIndex: alert, Alert: stored.Alert, Count: 1, By: r.By, Note: r.Note}
+	for _, rs := range s.responders {
+		if rs.lifecycle && rs.cfg.Filter.Match(stored.Alert) {
+			if err := s.enqueue(b.txn, rs, msg); err != nil {
+				return err
+			}
+			b.queued[rs]++
+		}
+	}
+	return nil
+}
+
+// getStatus reads an alert's status byte (0, open, if none).
+func getStatus(txn *badger.Txn, alert uint64) (byte, error) {
+	item, err := txn.Get(indexKey(keyStatusPfx, alert))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	var st byte
+	err = item.Value(func(v []byte) error {
+		if len(v) == 1 {
+			st = v[0]
+		}
+		return nil
+	})
+	return st, err
+}
+
+// Match reports whether the filter selects alert a.
+func (f Filter) Match(a *event.Alert) bool {
+	if len(f.Levels) > 0 && !containsFold(f.Levels, a.Rule.Level) {
+		return false
+	}
+	if len(f.Rules) > 0 && !containsFold(f.Rules, a.Rule.ID) {
+		return false
+	}
+	if len(f.Tags) > 0 {
+		for _, t := range a.Rule.Tags {
+			if containsFold(f.Tags, t) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+func containsFold(list []string, s string) bool {
+	for _, v := range list {
+		if bytes.EqualFold([]byte(v), []byte(s)) {
+			return true
+		}
+	}
+	return false
+}
+
+// now is the service's clock.
+func (s *Service) now() time.Time { return s.cfg.Clock() }

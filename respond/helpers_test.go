@@ -1,0 +1,198 @@
+package respond
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/sigstore/sigstore/pkg/signature"
+
+	"github.com/accessledger/accessledger/event"
+	"github.com/accessledger/accessledger/ledger"
+)
+
+var bg = context.Background()
+
+func smallBadger(o badger.Options) badger.Options {
+	return o.WithMemTableSize(8 << 20).WithBlockCacheSize(4 << 20).WithIndexCacheSize(2 << 20)
+}
+
+// newTestLedger creates a ledger in a temporary directory.
+func newTestLedger(t testing.TB) *ledger.Ledger {
+	t.Helper()
+	sv, _, err := signature.NewED25519SignerVerifier(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ledger.NewNoteSigner("respond.test/log", sv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ledger.Create(bg, ledger.Config{Dir: t.TempDir(), Origin: "respond.test/log", Signer: signer,
+		CheckpointInterval: 50 * time.Millisecond, BadgerOptions: smallBadger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close(bg) })
+	return l
+}
+
+// testAlert returns a valid alert of rule with the given group value.
+func testAlert(rule, level, group string, n int) *event.Alert {
+	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC).Add(time.Duration(n) * time.Minute)
+	return &event.Alert{
+		DedupKey: fmt.Sprintf("%s|%s|%d", rule, group, n),
+		Time:     t0,
+		Rule:     event.AlertRule{ID: rule, Title: "Test rule " + rule, Level: level, Tags: []string{"attack.t1110"}},
+		Group:    []event.GroupValue{{Field: "source.ip", Value: group}},
+		Window:   event.Window{Start: t0.Add(-time.Minute), End: t0},
+		Evidence: []uint64{0}, EvidenceCount: 1,
+		Summary:  "six failed logins from " + group,
+		Response: []event.ResponseAction{{Action: "ban", Target: "source.ip", Value: group, DurationSeconds: 3600}},
+	}
+}
+
+// appendAlerts appends alerts as the detector does and returns their
+// indexes.
+func appendAlerts(t testing.TB, l *ledger.Ledger, alerts ...*event.Alert) []uint64 {
+	t.Helper()
+	var out []uint64
+	for _, a := range alerts {
+		leaf, err := event.EncodeAlertLeaf(a, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := l.Append(bg, ledger.Entry{Data: leaf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, res[0].Index)
+	}
+	return out
+}
+
+// appendEvent appends one plain event leaf.
+func appendEvent(t testing.TB, l *ledger.Ledger) {
+	t.Helper()
+	leaf, err := event.EncodeLeaf(event.KindEvent, time.Now(), []byte(`{"time":"2026-11-27T10:00:00.000000000Z","service":"sso"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(bg, ledger.Entry{Data: leaf}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fakeSender answers each attempt with the next scripted outcome (the
+// last one repeats) and records what it was sent.
+type fakeSender struct {
+	mu       sync.Mutex
+	script   []Outcome
+	attempts int
+	got      []Message
+	times    []time.Time
+	notify   chan struct{}
+}
+
+func newFakeSender(script ...Outcome) *fakeSender {
+	return &fakeSender{script: script, notify: make(chan struct{}, 1000)}
+}
+
+func (f *fakeSender) Send(_ context.Context, m *Message) Outcome {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := Outcome{}
+	if len(f.script) > 0 {
+		out = f.script[min(f.attempts, len(f.script)-1)]
+	}
+	f.attempts++
+	f.times = append(f.times, time.Now())
+	if out.Err == nil {
+		f.got = append(f.got, *m)
+	}
+	select {
+	case f.notify <- struct{}{}:
+	default:
+	}
+	return out
+}
+
+func (f *fakeSender) delivered() []Message {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Message(nil), f.got...)
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// runService opens a service over l and runs it until stop is called.
+func runService(t testing.TB, cfg Config) (*Service, func()) {
+	t.Helper()
+	if cfg.BadgerOptions == nil {
+		cfg.BadgerOptions = smallBadger
+	}
+	s, err := Open(bg, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(bg)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}
+	t.Cleanup(stop)
+	return s, stop
+}
+
+// responseLeaves reads every response leaf in the log.
+func responseLeaves(t testing.TB, l *ledger.Ledger) []*event.Response {
+	t.Helper()
+	size, _ := l.Size()
+	var out []*event.Response
+	for i := range size {
+		data, _, err := l.Entry(bg, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if event.LeafKind(data) != event.KindResponse {
+			continue
+		}
+		_, r, err := event.DecodeResponseLeaf(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// fastDelivery is a retry schedule for tests.
+func fastDelivery() DeliveryConfig {
+	return DeliveryConfig{Schedule: []time.Duration{0, 20 * time.Millisecond, 40 * time.Millisecond, 60 * time.Millisecond}, MaxAttempts: 5, Timeout: time.Second}
+}

@@ -1,0 +1,128 @@
+package respond
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the service's Prometheus metrics.
+type metrics struct {
+	alerts       prometheus.Counter
+	badLeaves    prometheus.Counter
+	recorded     prometheus.Counter
+	attempts     *prometheus.CounterVec // responder, result
+	failures     *prometheus.CounterVec // responder
+	deadLettered *prometheus.CounterVec // responder
+	throttled    *prometheus.CounterVec // responder
+	latency      *prometheus.HistogramVec
+	attemptTime  *prometheus.HistogramVec
+	lag          prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer, s *Service) (*metrics, error) {
+	m := &metrics{
+		alerts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "accessledger_respond_alerts_total", Help: "Alert leaves processed by the responders."}),
+		badLeaves: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "accessledger_respond_undecodable_leaves_total", Help: "Alert or response leaves the responders could not decode (skipped)."}),
+		recorded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "accessledger_respond_recorded_total", Help: "Response leaves appended to the log by the responders."}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "accessledger_delivery_attempts_total", Help: "Delivery attempts, by responder and result (delivered, failed)."}, []string{"responder", "result"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "accessledger_delivery_failures_total", Help: "Failed delivery attempts, by responder and status (0: no answer)."}, []string{"responder", "status"}),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "accessledger_delivery_dead_lettered_total", Help: "Messages given up on and put in the dead-letter list, by responder."}, []string{"responder"}),
+		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "accessledger_delivery_throttled_total", Help: "Alerts held back by throttling (sent later as one counted notification), by responder."}, []string{"responder"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "accessledger_delivery_latency_seconds",
+			Help:    "Time from an alert's leaf (or the thing notified) to its delivery, by responder.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 18)}, []string{"responder"}),
+		attemptTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "accessledger_delivery_attempt_duration_seconds",
+			Help:    "Duration of one delivery attempt, by responder.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}, []string{"responder"}),
+		lag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "accessledger_respond_lag_entries", Help: "Committed leaves the responders have not processed yet."}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	depth := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "accessledger_delivery_queue_depth", Help: "Messages waiting in all responders' outboxes."},
+		func() float64 {
+			n := 0
+			for _, r := range s.responders {
+				n += r.due.len()
+			}
+			return float64(n)
+		})
+	perResponder := newQueueCollector(s)
+	for _, c := range []prometheus.Collector{m.alerts, m.badLeaves, m.recorded, m.attempts, m.failures,
+		m.deadLettered, m.throttled, m.latency, m.attemptTime, m.lag, depth, perResponder} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				continue
+			}
+			return nil, fmt.Errorf("respond: registering metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) attempt(responder string, out Outcome, took time.Duration) {
+	m.attemptTime.WithLabelValues(responder).Observe(took.Seconds())
+	if out.Err == nil {
+		m.attempts.WithLabelValues(responder, "delivered").Inc()
+		return
+	}
+	m.attempts.WithLabelValues(responder, "failed").Inc()
+	m.failures.WithLabelValues(responder, strconv.Itoa(out.Status)).Inc()
+}
+
+func (m *metrics) delivered(responder string, latency time.Duration) {
+	m.latency.WithLabelValues(responder).Observe(max(0, latency.Seconds()))
+}
+
+func (m *metrics) updateLag(s *Service) {
+	size, _ := s.cfg.Log.Size()
+	if c := s.cursor.Load(); size > c {
+		m.lag.Set(float64(size - c))
+	} else {
+		m.lag.Set(0)
+	}
+}
+
+// queueCollector reports each responder's queue depth and whether it is
+// disabled.
+type queueCollector struct {
+	s        *Service
+	depth    *prometheus.Desc
+	disabled *prometheus.Desc
+}
+
+func newQueueCollector(s *Service) *queueCollector {
+	return &queueCollector{s: s,
+		depth:    prometheus.NewDesc("accessledger_delivery_responder_queue_depth", "Messages waiting in a responder's outbox.", []string{"responder"}, nil),
+		disabled: prometheus.NewDesc("accessledger_delivery_responder_disabled", "1 if the responder is disabled (its endpoint answered 410 Gone).", []string{"responder"}, nil),
+	}
+}
+
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.depth; ch <- c.disabled }
+
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, r := range c.s.responders {
+		ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(r.due.len()), r.cfg.Name)
+		d := 0.0
+		if r.disabled.Load() {
+			d = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.disabled, prometheus.GaugeValue, d, r.cfg.Name)
+	}
+}

@@ -1,0 +1,333 @@
+package respond
+
+import (
+	"container/heap"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/go-json-experiment/json"
+
+	"github.com/accessledger/accessledger/event"
+)
+
+// outboxRecord is one message owed to one responder, as the outbox (and
+// the dead-letter list) stores it.
+type outboxRecord struct {
+	Message    Message   `json:"message"`
+	Attempts   int       `json:"attempts"`
+	NextAt     time.Time `json:"next_at"`
+	EnqueuedAt time.Time `json:"enqueued_at"`
+	LastStatus int       `json:"last_status,omitempty"`
+	LastError  string    `json:"last_error,omitempty"`
+}
+
+// enqueue adds a message to a responder's outbox within txn; the
+// responder's workers are woken after the commit.
+func (s *Service) enqueue(txn *badger.Txn, r *responder, m *Message) error {
+	now := s.now()
+	rec := outboxRecord{Message: *m, NextAt: now, EnqueuedAt: now}
+	v, err := json.Marshal(&rec)
+	if err != nil {
+		return fmt.Errorf("respond: encoding message %s: %w", m.ID, err)
+	}
+	seq := s.nextSeq()
+	if err := txn.Set(responderKey(keyOutboxPfx, r.cfg.Name, seq), v); err != nil {
+		return err
+	}
+	r.due.pushLater(seq, now)
+	return nil
+}
+
+// loadOutbox schedules the messages stored in a responder's outbox.
+func (s *Service) loadOutbox(txn *badger.Txn, r *responder) error {
+	prefix := responderPrefix(keyOutboxPfx, r.cfg.Name)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		k := it.Item().Key()
+		seq := binary.BigEndian.Uint64(k[len(prefix):])
+		var rec outboxRecord
+		if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
+			return fmt.Errorf("respond: outbox of %s, message %d: %w", r.cfg.Name, seq, err)
+		}
+		r.due.pushLater(seq, rec.NextAt)
+	}
+	r.due.publish()
+	return nil
+}
+
+// deliver is one of a responder's workers: it takes the next message due,
+// makes one attempt and records the outcome, until ctx ends.
+func (s *Service) deliver(ctx context.Context, r *responder) error {
+	for {
+		seq, ok := r.due.next(ctx, s.now, &r.disabled)
+		if !ok {
+			return nil
+		}
+		if err := s.attempt(ctx, r, seq); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			s.log.Error("delivery bookkeeping failed; retrying in a second", "responder", r.cfg.Name, "err", err)
+			r.due.push(seq, s.now().Add(time.Second))
+		}
+	}
+}
+
+// attempt delivers one message once and saves the outcome.
+func (s *Service) attempt(ctx context.Context, r *responder, seq uint64) error {
+	key := responderKey(keyOutboxPfx, r.cfg.Name, seq)
+	var rec outboxRecord
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(key)
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error { return json.Unmarshal(v, &rec) })
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil // delivered or dead-lettered by another path
+	}
+	if err != nil {
+		return err
+	}
+	timeout := r.cfg.Timeout
+	if timeout <= 0 {
+		timeout = s.cfg.Delivery.Timeout
+	}
+	actx, cancel := context.WithTimeout(ctx, timeout+time.Second)
+	start := time.Now()
+	out := r.sender.Send(actx, &rec.Message)
+	cancel()
+	if ctx.Err() != nil && out.Err != nil {
+		// Shutting down: the attempt does not count.
+		r.due.push(seq, rec.NextAt)
+		return nil
+	}
+	rec.Attempts++
+	rec.LastStatus = out.Status
+	s.metrics.attempt(r.cfg.Name, out, time.Since(start))
+	if out.Err == nil {
+		s.metrics.delivered(r.cfg.Name, s.now().Sub(rec.Message.Time))
+		return s.finish(ctx, r, key, &rec, event.ActionDelivered, "")
+	}
+	rec.LastError = truncateUTF8(out.Err.Error(), event.MaxResponseOutput)
+	s.log.Warn("delivery failed", "responder", r.cfg.Name, "message", rec.Message.ID, "attempt", rec.Attempts, "status", out.Status, "err", rec.LastError)
+	if err := s.countFailure(rec.Message.Time); err != nil {
+		return err
+	}
+	if out.Gone {
+		if err := s.disable(r, fmt.Sprintf("the endpoint answered %d Gone", out.Status)); err != nil {
+			return err
+		}
+	}
+	if out.Permanent || rec.Attempts >= s.cfg.Delivery.MaxAttempts {
+		return s.finish(ctx, r, key, &rec, event.ActionDeadLettered, out.Output)
+	}
+	delay := s.backoff(rec.Attempts)
+	if out.RetryAfter > delay {
+		delay = out.RetryAfter
+	}
+	rec.NextAt = s.now().Add(delay)
+	v, err := json.Marshal(&rec)
+	if err != nil {
+		return err
+	}
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(key, v) }); err != nil {
+		return err
+	}
+	r.due.push(seq, rec.NextAt)
+	return nil
+}
+
+// backoff is the delay before the attempt after the given number of
+// attempts: the schedule's entry (its last beyond it), with up to ±10 %
+// jitter so that retries of many messages spread out.
+func (s *Service) backoff(attempts int) time.Duration {
+	sched := s.cfg.Delivery.Schedule
+	d := sched[min(attempts, len(sched)-1)]
+	if d <= 0 {
+		return 0
+	}
+	return time.Duration(float64(d) * (0.9 + 0.2*rand.Float64()))
+}
+
+// finish removes a message from the outbox (into the dead-letter list if
+// it was given up) and records the outcome in the log.
+func (s *Service) finish(ctx context.Context, r *responder, key []byte, rec *outboxRecord, action, output string) error {
+	resp := &event.Response{Action: action, Time: s.now(), By: r.cfg.Name, Responder: r.cfg.Name,
+		Message: rec.Message.ID, Attempts: rec.Attempts, Status: rec.LastStatus, Error: rec.LastError,
+		Output: truncateUTF8(output, event.MaxResponseOutput)}
+	if rec.Message.Type != TypeDigest {
+		idx := rec.Message.AlertIndex
+		resp.Alert = &idx
+		if rec.Message.Alert != nil {
+			resp.DedupKey = rec.Message.Alert.DedupKey
+		}
+	}
+	if action == event.ActionDelivered {
+		resp.Error = ""
+	}
+	// The record's dedup key makes the outcome appear once in the log,
+	// even when it is recorded again after a crash.
+	dedup := fmt.Sprintf("%s\x00%s\x00%s", action, r.cfg.Name, rec.Message.ID)
+	err := s.db.Update(func(txn *badger.Txn) error {
+		if err := txn.Delete(key); err != nil {
+			return err
+		}
+		if action == event.ActionDeadLettered {
+			v, err := json.Marshal(rec)
+			if err != nil {
+				return err
+			}
+			if err := txn.Set(append(slices.Clone(keyDeadPfx), key[len(keyOutboxPfx):]...), v); err != nil {
+				return err
+			}
+		}
+		return s.queueRecord(txn, resp, dedup)
+	})
+	if err != nil {
+		return err
+	}
+	if action == event.ActionDeadLettered {
+		s.metrics.deadLettered.WithLabelValues(r.cfg.Name).Inc()
+		s.log.Error("delivery given up; the message is in the dead-letter list", "responder", r.cfg.Name, "message", rec.Message.ID, "attempts", rec.Attempts)
+	}
+	s.wakeRecorder()
+	return nil
+}
+
+// disable stops deliveries to a responder until an admin enables it.
+func (s *Service) disable(r *responder, reason string) error {
+	if r.disabled.Swap(true) {
+		return nil
+	}
+	s.log.Error("responder disabled: its endpoint is gone; enable it again through the admin API once fixed", "responder", r.cfg.Name, "reason", reason)
+	return s.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(append(slices.Clone(keyDisabled), r.cfg.Name...), []byte(reason))
+	})
+}
+
+// truncateUTF8 cuts s to at most n bytes at a rune boundary.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n]
+}
+
+// dueQueue orders a responder's outbox by the time each message is due.
+// It holds only sequence numbers and times; the messages stay in Badger.
+type dueQueue struct {
+	mu     sync.Mutex
+	h      dueHeap
+	queued map[uint64]bool
+	wakeCh chan struct{}
+}
+
+type dueItem struct {
+	seq uint64
+	at  time.Time
+}
+
+type dueHeap []dueItem
+
+func (h dueHeap) Len() int { return len(h) }
+func (h dueHeap) Less(i, j int) bool {
+	if !h[i].at.Equal(h[j].at) {
+		return h[i].at.Before(h[j].at)
+	}
+	return h[i].seq < h[j].seq
+}
+func (h dueHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *dueHeap) Push(x any)   { *h = append(*h, x.(dueItem)) }
+func (h *dueHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return it
+}
+
+func newDueQueue() *dueQueue {
+	return &dueQueue{queued: make(map[uint64]bool), wakeCh: make(chan struct{}, 1)}
+}
+
+// push schedules seq at, and wakes a worker.
+func (q *dueQueue) push(seq uint64, at time.Time) {
+	q.pushLater(seq, at)
+	q.wake()
+}
+
+// pushLater schedules seq without waking a worker: the message is not
+// committed yet (wake after the commit).
+func (q *dueQueue) pushLater(seq uint64, at time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.queued[seq] {
+		return
+	}
+	q.queued[seq] = true
+	heap.Push(&q.h, dueItem{seq, at})
+}
+
+func (q *dueQueue) publish() { q.wake() }
+
+func (q *dueQueue) wake() {
+	select {
+	case q.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+// len returns the number of messages waiting.
+func (q *dueQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.h)
+}
+
+// next waits for the next message due and takes it; false when ctx
+// ended. While disabled it hands out nothing.
+func (q *dueQueue) next(ctx context.Context, now func() time.Time, disabled interface{ Load() bool }) (uint64, bool) {
+	for {
+		wait := time.Hour
+		if !disabled.Load() {
+			q.mu.Lock()
+			if len(q.h) > 0 {
+				it := q.h[0]
+				if d := it.at.Sub(now()); d <= 0 {
+					heap.Pop(&q.h)
+					delete(q.queued, it.seq)
+					more := len(q.h) > 0
+					q.mu.Unlock()
+					if more {
+						q.wake() // let another worker look
+					}
+					return it.seq, true
+				} else {
+					wait = d
+				}
+			}
+			q.mu.Unlock()
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-q.wakeCh:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return 0, false
+		}
+		t.Stop()
+	}
+}

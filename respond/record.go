@@ -1,0 +1,139 @@
+package respond
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/go-json-experiment/json"
+
+	"github.com/accessledger/accessledger/event"
+	"github.com/accessledger/accessledger/ledger"
+)
+
+// pendingRecord is a response leaf waiting to be appended to the log.
+type pendingRecord struct {
+	Response event.Response `json:"response"`
+	DedupKey string         `json:"dedup_key"`
+}
+
+// queueRecord stores a response to be appended to the log, in txn. The
+// recorder appends it after the commit; its dedup key makes an append
+// repeated after a crash a no-op. An empty dedup key gets a random one.
+func (s *Service) queueRecord(txn *badger.Txn, r *event.Response, dedup string) error {
+	if err := r.Validate(); err != nil {
+		return fmt.Errorf("respond: recording %s: %w", r.Action, err)
+	}
+	if dedup == "" {
+		var b [16]byte
+		rand.Read(b[:])
+		dedup = "rec\x00" + hex.EncodeToString(b[:])
+	}
+	v, err := json.Marshal(&pendingRecord{Response: *r, DedupKey: dedup})
+	if err != nil {
+		return err
+	}
+	return txn.Set(indexKey(keyRecordPfx, s.nextSeq()), v)
+}
+
+// Record durably queues a response leaf for the log (the decision store
+// records its decisions through it). It returns once the record is
+// stored; the recorder appends it to the log shortly after.
+func (s *Service) Record(ctx context.Context, r *event.Response) error {
+	dedup := ""
+	if r.Decision != nil {
+		dedup = fmt.Sprintf("%s\x00%d", r.Action, r.Decision.ID)
+	}
+	err := s.db.Update(func(txn *badger.Txn) error {
+		if err := s.queueRecord(txn, r, dedup); err != nil {
+			return err
+		}
+		return s.saveSeq(txn)
+	})
+	if err != nil {
+		return err
+	}
+	s.wakeRecorder()
+	return nil
+}
+
+func (s *Service) wakeRecorder() {
+	select {
+	case s.records <- struct{}{}:
+	default:
+	}
+}
+
+// recorder appends the queued response leaves to the log, oldest first,
+// and removes each once it is durable in the log.
+func (s *Service) recorder(ctx context.Context) error {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		n, err := s.appendRecords(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, ledger.ErrFailed), errors.Is(err, ledger.ErrClosed):
+			return nil // the log stopped; the records wait for a restart
+		case err != nil:
+			s.log.Warn("recording responses in the log failed; retrying", "err", err)
+		}
+		if n > 0 && err == nil {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.records:
+		case <-t.C:
+		}
+	}
+}
+
+// appendRecords appends up to 500 queued records; it returns how many.
+func (s *Service) appendRecords(ctx context.Context) (int, error) {
+	var keys [][]byte
+	var entries []ledger.Entry
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: keyRecordPfx, PrefetchValues: true, PrefetchSize: 100})
+		defer it.Close()
+		now := s.now()
+		for it.Rewind(); it.Valid() && len(entries) < 500; it.Next() {
+			var pr pendingRecord
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &pr) }); err != nil {
+				return fmt.Errorf("respond: queued record %x: %w", it.Item().Key(), err)
+			}
+			leaf, err := event.EncodeResponseLeaf(&pr.Response, now)
+			if err != nil {
+				return err
+			}
+			key := append(slices.Clone(respNamespace), pr.DedupKey...)
+			entries = append(entries, ledger.Entry{Data: leaf, DedupKey: key, Fingerprint: sha256.Sum256(key)})
+			keys = append(keys, it.Item().KeyCopy(nil))
+		}
+		return nil
+	})
+	if err != nil || len(entries) == 0 {
+		return 0, err
+	}
+	if _, err := s.cfg.Log.Append(ctx, entries...); err != nil {
+		return 0, err
+	}
+	err = s.db.Update(func(txn *badger.Txn) error {
+		for _, k := range keys {
+			if err := txn.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	s.metrics.recorded.Add(float64(len(entries)))
+	return len(entries), err
+}

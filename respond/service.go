@@ -1,0 +1,282 @@
+package respond
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/accessledger/accessledger/ledger"
+)
+
+// Log is what the service needs of the log: follow its committed leaves,
+// append response leaves, read entries back. *ledger.Ledger implements it.
+type Log interface {
+	Follow(ctx context.Context, from uint64) iter.Seq2[ledger.Leaf, error]
+	Append(ctx context.Context, entries ...ledger.Entry) ([]ledger.Result, error)
+	Entry(ctx context.Context, index uint64) ([]byte, []byte, error)
+	Size() (uint64, []byte)
+}
+
+// Config holds what a Service needs. Log and Dir are required.
+type Config struct {
+	Log Log
+	// Dir is the service's own Badger directory, created if missing.
+	Dir        string
+	Responders []ResponderConfig
+	Delivery   DeliveryConfig
+	// Decisions, if set, turns on IP decisions for bouncers.
+	Decisions *DecisionsConfig
+	// Senders, if set, replaces the sender built for a responder of that
+	// name (tests).
+	Senders map[string]Sender
+	// HTTPClient sends webhooks; nil builds one that follows no
+	// redirects.
+	HTTPClient *http.Client
+	// Workers is how many deliveries run at once per responder (default
+	// 4).
+	Workers    int
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// Clock stamps response leaves and schedules retries; nil means
+	// time.Now.
+	Clock func() time.Time
+	// BadgerOptions, if set, adjusts the Badger options (tests use
+	// smaller memtables). SyncWrites stays on.
+	BadgerOptions func(badger.Options) badger.Options
+}
+
+// responder is one configured responder and its delivery state.
+type responder struct {
+	cfg    ResponderConfig
+	sender Sender
+	// lifecycle: also acknowledgements and resolutions.
+	lifecycle bool
+	due       *dueQueue
+	disabled  atomic.Bool
+}
+
+// Service follows the log and responds to its alerts. Open it, call Run
+// in a goroutine, and Close after Run returned. Its other methods are
+// safe for concurrent use.
+type Service struct {
+	cfg        Config
+	db         *badger.DB
+	log        *slog.Logger
+	responders []*responder
+	byName     map[string]*responder
+	decisions  *Decisions
+	metrics    *metrics
+
+	cursor  atomic.Uint64
+	seqMu   sync.Mutex
+	seq     uint64 // last sequence number handed out
+	feed    broadcast
+	records chan struct{} // wakes the recorder
+
+	// throttle holds the throttling state of each responder and group,
+	// owned by the follower (guarded by throttleMu for the flusher).
+	throttleMu      sync.Mutex
+	throttle        map[string]*throttleState
+	throttlePending map[string]*throttleState // staged by the batch being saved
+	throttleErr     error                     // the first staging error of the batch
+
+	running sync.Mutex
+}
+
+// Open opens (or creates) the service's database in cfg.Dir, checks the
+// responders' configuration and loads the outbox.
+func Open(ctx context.Context, cfg Config) (*Service, error) {
+	if cfg.Log == nil || cfg.Dir == "" {
+		return nil, errors.New("respond: Config.Log and Dir are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4
+	}
+	def := DefaultDelivery()
+	if len(cfg.Delivery.Schedule) == 0 {
+		cfg.Delivery.Schedule = def.Schedule
+	}
+	if cfg.Delivery.MaxAttempts <= 0 {
+		cfg.Delivery.MaxAttempts = def.MaxAttempts
+	}
+	if cfg.Delivery.Timeout <= 0 {
+		cfg.Delivery.Timeout = def.Timeout
+	}
+	s := &Service{cfg: cfg, log: cfg.Logger, byName: make(map[string]*responder),
+		records: make(chan struct{}, 1), throttle: make(map[string]*throttleState)}
+	for _, rc := range cfg.Responders {
+		if _, dup := s.byName[rc.Name]; dup {
+			return nil, fmt.Errorf("respond: two responders are named %q", rc.Name)
+		}
+		sender := cfg.Senders[rc.Name]
+		if sender == nil {
+			var err error
+			if sender, err = NewSender(rc, cfg.Delivery, cfg.HTTPClient); err != nil {
+				return nil, err
+			}
+		}
+		r := &responder{cfg: rc, sender: sender, lifecycle: rc.Lifecycle || rc.Type == TypePagerDuty, due: newDueQueue()}
+		s.responders = append(s.responders, r)
+		s.byName[rc.Name] = r
+	}
+	m, err := newMetrics(cfg.Registerer, s)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	db, err := openDB(cfg.Dir, cfg.Logger, cfg.BadgerOptions)
+	if err != nil {
+		return nil, err
+	}
+	s.db = db
+	if err := s.load(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if cfg.Decisions != nil {
+		d, err := OpenDecisions(ctx, db, keyDecisions, *cfg.Decisions, s, cfg.Clock)
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		s.decisions = d
+	}
+	return s, nil
+}
+
+// load restores the cursor, the sequence, the outbox's schedule, the
+// disabled responders and the throttling state.
+func (s *Service) load() error {
+	return s.db.View(func(txn *badger.Txn) error {
+		c, err := getUint64(txn, keyCursor)
+		if err != nil {
+			return err
+		}
+		s.cursor.Store(c)
+		if s.seq, err = getUint64(txn, keySeq); err != nil {
+			return err
+		}
+		for _, r := range s.responders {
+			if _, err := txn.Get(append(slices.Clone(keyDisabled), r.cfg.Name...)); err == nil {
+				r.disabled.Store(true)
+			} else if !errors.Is(err, badger.ErrKeyNotFound) {
+				return err
+			}
+			if err := s.loadOutbox(txn, r); err != nil {
+				return err
+			}
+		}
+		return s.loadThrottle(txn)
+	})
+}
+
+// nextSeq hands out sequence numbers for outbox entries and records; the
+// caller saves the last one in the same transaction (saveSeq).
+func (s *Service) nextSeq() uint64 {
+	s.seqMu.Lock()
+	defer s.seqMu.Unlock()
+	s.seq++
+	return s.seq
+}
+
+func (s *Service) saveSeq(txn *badger.Txn) error {
+	s.seqMu.Lock()
+	seq := s.seq
+	s.seqMu.Unlock()
+	return txn.Set(keySeq, u64(nil, seq))
+}
+
+// Decisions returns the decision store, nil when decisions are off.
+func (s *Service) Decisions() *Decisions { return s.decisions }
+
+// Cursor returns the next leaf the service will process.
+func (s *Service) Cursor() uint64 { return s.cursor.Load() }
+
+// Run follows the log, delivers, records and expires until ctx ends. It
+// returns nil then, or the error that stopped it.
+func (s *Service) Run(ctx context.Context) error {
+	if !s.running.TryLock() {
+		return errors.New("respond: Run is already running")
+	}
+	defer s.running.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 3+len(s.responders))
+	start := func(f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && ctx.Err() == nil {
+				errs <- err
+				cancel()
+			}
+		}()
+	}
+	start(s.follow)
+	start(s.recorder)
+	start(s.flushThrottled)
+	for _, r := range s.responders {
+		for range s.cfg.Workers {
+			start(func(ctx context.Context) error { return s.deliver(ctx, r) })
+		}
+	}
+	if s.decisions != nil {
+		start(s.decisions.Run)
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+// Close closes the database. Call it after Run has returned.
+func (s *Service) Close() error {
+	s.running.Lock()
+	defer s.running.Unlock()
+	return s.db.Close()
+}
+
+// broadcast wakes every waiter when something new happened.
+type broadcast struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// wait returns a channel closed at the next notify.
+func (b *broadcast) wait() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ch == nil {
+		b.ch = make(chan struct{})
+	}
+	return b.ch
+}
+
+func (b *broadcast) notify() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ch != nil {
+		close(b.ch)
+		b.ch = nil
+	}
+}

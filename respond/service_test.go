@@ -1,0 +1,295 @@
+package respond
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/accessledger/accessledger/event"
+)
+
+func TestDeliveryRetriesUntilDelivered(t *testing.T) {
+	l := newTestLedger(t)
+	f := newFakeSender(
+		Outcome{Err: errors.New("connection refused")},
+		Outcome{Err: errors.New("500"), Status: 500},
+		Outcome{Err: errors.New("429"), Status: 429, RetryAfter: 300 * time.Millisecond},
+		Outcome{Status: 200},
+	)
+	_, _ = runService(t, Config{Log: l, Dir: t.TempDir(), Delivery: fastDelivery(),
+		Responders: []ResponderConfig{{Name: "hook", Type: TypeWebhook}}, Senders: map[string]Sender{"hook": f}})
+	idx := appendAlerts(t, l, testAlert("r1", "high", "203.0.113.7", 1))
+	waitFor(t, "delivery", func() bool { return len(f.delivered()) == 1 })
+	f.mu.Lock()
+	attempts, times := f.attempts, slices.Clone(f.times)
+	f.mu.Unlock()
+	if attempts != 4 {
+		t.Errorf("attempts = %d, want 4 (refused, 500, 429, 200)", attempts)
+	}
+	if gap := times[3].Sub(times[2]); gap < 300*time.Millisecond {
+		t.Errorf("the attempt after 429 Retry-After 300ms came %v later", gap)
+	}
+	m := f.delivered()[0]
+	if m.ID != AlertID(idx[0]) || m.Type != TypeAlertRaised || m.Alert == nil || m.Alert.Rule.ID != "r1" || m.Count != 1 {
+		t.Errorf("delivered %+v", m)
+	}
+	waitFor(t, "the delivered leaf", func() bool {
+		for _, r := range responseLeaves(t, l) {
+			if r.Action == event.ActionDelivered && r.Responder == "hook" && r.Attempts == 4 && r.Message == m.ID && *r.Alert == idx[0] {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func TestDeadLetterAndRedeliver(t *testing.T) {
+	l := newTestLedger(t)
+	f := newFakeSender(Outcome{Err: errors.New("500"), Status: 500})
+	d := fastDelivery()
+	d.MaxAttempts = 3
+	s, _ := runService(t, Config{Log: l, Dir: t.TempDir(), Delivery: d,
+		Responders: []ResponderConfig{{Name: "hook", Type: TypeWebhook}}, Senders: map[string]Sender{"hook": f}})
+	appendAlerts(t, l, testAlert("r1", "high", "203.0.113.7", 1))
+	var dead []DeadLetter
+	waitFor(t, "a dead letter", func() bool {
+		var err error
+		dead, err = s.DeadLetters(bg, "hook", 10)
+		return err == nil && len(dead) == 1
+	})
+	if dead[0].Attempts != 3 || dead[0].LastStatus != 500 {
+		t.Errorf("dead letter %+v, want 3 attempts, last status 500", dead[0])
+	}
+	waitFor(t, "the dead_lettered leaf", func() bool {
+		for _, r := range responseLeaves(t, l) {
+			if r.Action == event.ActionDeadLettered && r.Attempts == 3 && r.Status == 500 {
+				return true
+			}
+		}
+		return false
+	})
+	f.mu.Lock()
+	f.script = []Outcome{{Status: 200}}
+	f.attempts = 0
+	f.mu.Unlock()
+	if n, err := s.Redeliver(bg, "hook", dead[0].ID); err != nil || n != 1 {
+		t.Fatalf("Redeliver = %d, %v", n, err)
+	}
+	waitFor(t, "redelivery", func() bool { return len(f.delivered()) == 1 })
+	if dead, _ := s.DeadLetters(bg, "hook", 10); len(dead) != 0 {
+		t.Errorf("dead letters after redelivery: %d", len(dead))
+	}
+	if _, err := s.Redeliver(bg, "nobody", 0); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Redeliver(unknown responder) = %v, want ErrNotFound", err)
+	}
+}
+
+func TestGoneDisablesResponder(t *testing.T) {
+	l := newTestLedger(t)
+	f := newFakeSender(Outcome{Err: errors.New("410"), Status: 410, Gone: true})
+	s, _ := runService(t, Config{Log: l, Dir: t.TempDir(), Delivery: fastDelivery(),
+		Responders: []ResponderConfig{{Name: "hook", Type: TypeWebhook}}, Senders: map[string]Sender{"hook": f}})
+	appendAlerts(t, l, testAlert("r1", "high", "203.0.113.7", 1))
+	waitFor(t, "disabling", func() bool {
+		st, _ := s.Responders(bg)
+		return len(st) == 1 && st[0].Disabled
+	})
+	appendAlerts(t, l, testAlert("r1", "high", "203.0.113.8", 2))
+	waitFor(t, "the second alert queued", func() bool {
+		st, _ := s.Responders(bg)
+		return st[0].Queued == 2
+	})
+	time.Sleep(100 * time.Millisecond)
+	f.mu.Lock()
+	attempts := f.attempts
+	f.script = []Outcome{{Status: 200}}
+	f.mu.Unlock()
+	if attempts != 1 {
+		t.Errorf("%d attempts to a disabled responder, want 1", attempts)
+	}
+	if err := s.Enable(bg, "hook"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "both delivered after enabling", func() bool { return len(f.delivered()) == 2 })
+}
+
+func TestFilterSelectsAlerts(t *testing.T) {
+	l := newTestLedger(t)
+	high, all := newFakeSender(), newFakeSender()
+	_, _ = runService(t, Config{Log: l, Dir: t.TempDir(), Delivery: fastDelivery(),
+		Responders: []ResponderConfig{
+			{Name: "high", Type: TypeWebhook, Filter: Filter{Levels: []string{"high", "critical"}, Tags: []string{"attack.t1110"}}},
+			{Name: "all", Type: TypeWebhook},
+		},
+		Senders: map[string]Sender{"high": high, "all": all}})
+	appendAlerts(t, l, testAlert("r1", "medium", "a", 1), testAlert("r2", "high", "b", 2), testAlert("r3", "critical", "c", 3))
+	waitFor(t, "deliveries", func() bool { return len(all.delivered()) == 3 && len(high.delivered()) == 2 })
+	for _, m := range high.delivered() {
+		if m.Alert.Rule.Level == "medium" {
+			t.Errorf("the high-only responder got a medium alert")
+		}
+	}
+	f := Filter{Rules: []string{"r9"}}
+	if f.Match(testAlert("r1", "high", "a", 1)) {
+		t.Errorf("a rules filter matched another rule")
+	}
+}
+
+func TestThrottleGroupsAlerts(t *testing.T) {
+	l := newTestLedger(t)
+	f := newFakeSender()
+	_, _ = runService(t, Config{Log: l, Dir: t.TempDir(), Delivery: fastDelivery(),
+		Responders: []ResponderConfig{{Name: "slack", Type: TypeSlack, Throttle: 1500 * time.Millisecond}},
+		Senders:    map[string]Sender{"slack": f}})
+	var alerts []*event.Alert
+	for i := range 5 {
+		alerts = append(alerts, testAlert("r1", "high", "203.0.113.7", i))
+	}
+	alerts = append(alerts, testAlert("r1", "high", "198.51.100.1", 9)) // another group
+	appendAlerts(t, l, alerts...)
+	waitFor(t, "the first notifications", func() bool { return len(f.delivered()) == 2 })
+	time.Sleep(200 * time.Millisecond)
+	if n := len(f.delivered()); n != 2 {
+		t.Fatalf("%d notifications within the period, want 2 (one per group)", n)
+	}
+	waitFor(t, "the counted notification at the end of the period", func() bool { return len(f.delivered()) == 3 })
+	got := f.delivered()
+	if got[2].Count != 4 || got[2].Alert.DedupKey != alerts[4].DedupKey {
+		t.Errorf("end-of-period notification: count %d for %s, want 4 for the latest alert %s", got[2].Count, got[2].Alert.DedupKey, alerts[4].DedupKey)
+	}
+}
+
+func TestRestartDeliversWhatWasOwed(t *testing.T) {
+	l := newTestLedger(t)
+	dir := t.TempDir()
+	down := newFakeSender(Outcome{Err: errors.New("connection refused")})
+	d := fastDelivery()
+	d.Schedule = []time.Duration{0, time.Hour} // the retry would be far away
+	_, stop := runService(t, Config{Log: l, Dir: dir, Delivery: d,
+		Responders: []ResponderConfig{{Name: "hook", Type: TypeWebhook}}, Senders: map[string]Sender{"hook": down}})
+	idx := appendAlerts(t, l, testAlert("r1", "high", "a", 1), testAlert("r1", "high", "b", 2))
+	waitFor(t, "two failed attempts", func() bool {
+		down.mu.Lock()
+		defer down.mu.Unlock()
+		return down.attempts == 2
+	})
+	stop()
+	up := newFakeSender()
+	d.Schedule = []time.Duration{0}
+	s, _ := runService(t, Config{Log: l, Dir: dir, Delivery: fastDelivery(),
+		Responders: []ResponderConfig{{Name: "hook", Type: TypeWebhook}}, Senders: map[string]Sender{"hook": up}})
+	// The retry is an hour away: it comes as scheduled, not at once.
+	time.Sleep(150 * time.Millisecond)
+	if n := len(up.delivered()); n != 0 {
+		t.Fatalf("%d delivered before the scheduled retry", n)
+	}
+	appendAlerts(t, l, testAlert("r1", "high", "c", 3))
+	waitFor(t, "the new alert", func() bool { return len(up.delivered()) == 1 })
+	if got := up.delivered()[0].AlertIndex; got <= idx[1] {
+		t.Errorf("after a restart, alert %d was processed again", got)
+	}
+	if st, _ := s.Responders(bg); st[0].Queued != 2 {
+		t.Errorf("outbox after restart holds %d, want the 2 owed", st[0].Queued)
+	}
+}
+
+func TestLifecycle(t *testing.T) {
+	l := newTestLedger(t)
+	pd := newFakeSender()
+	s, _ := runService(t, Config{Log: l, Dir: t.TempDir(), Delivery: fastDelivery(),
+		Responders: []ResponderConfig{{Name: "pd", Type: TypePagerDuty}}, Senders: map[string]Sender{"pd": pd}})
+	idx := appendAlerts(t, l, testAlert("r1", "high", "a", 1))[0]
+	appendEvent(t, l)
+	if _, err := s.Respond(bg, idx+1, event.ActionAcknowledged, "alice", ""); !errors.Is(err, ErrNoAlert) {
+		t.Errorf("acknowledging an event leaf = %v, want ErrNoAlert", err)
+	}
+	rec, err := s.Respond(bg, idx, event.ActionAcknowledged, "alice", "looking")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "status acknowledged", func() bool {
+		fa, err := s.Alert(bg, idx)
+		return err == nil && fa.Status == StatusAcknowledged
+	})
+	if _, err := s.Respond(bg, idx, event.ActionAcknowledged, "bob", ""); !errors.Is(err, ErrConflict) {
+		t.Errorf("second acknowledgement = %v, want ErrConflict", err)
+	}
+	if _, err := s.Respond(bg, idx, event.ActionResolved, "alice", "blocked at the edge"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "status resolved", func() bool {
+		fa, _ := s.Alert(bg, idx)
+		return fa.Status == StatusResolved
+	})
+	if _, err := s.Respond(bg, idx, event.ActionResolved, "alice", ""); !errors.Is(err, ErrConflict) {
+		t.Errorf("resolving twice = %v, want ErrConflict", err)
+	}
+	waitFor(t, "trigger, acknowledge, resolve", func() bool { return len(pd.delivered()) == 3 })
+	var types []string
+	for _, m := range pd.delivered() {
+		types = append(types, m.Type)
+		if m.Alert == nil || m.Alert.DedupKey != "r1|a|1" {
+			t.Errorf("message %s carries alert %+v", m.Type, m.Alert)
+		}
+	}
+	slices.Sort(types)
+	if want := []string{TypeAlertAcknowledged, TypeAlertRaised, TypeAlertResolved}; !slices.Equal(types, want) {
+		t.Errorf("pagerduty got %v, want %v", types, want)
+	}
+	inc, err := s.Incident(bg, idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inc.Responses) < 2 || inc.Responses[0] != rec.Index {
+		t.Errorf("incident responses %v, want the acknowledgement %d first", inc.Responses, rec.Index)
+	}
+	if inc.Alert.Status != StatusResolved {
+		t.Errorf("incident status %s", inc.Alert.Status)
+	}
+}
+
+func TestFeedAndDigest(t *testing.T) {
+	l := newTestLedger(t)
+	dg := newFakeSender()
+	s, _ := runService(t, Config{Log: l, Dir: t.TempDir(), Delivery: fastDelivery(),
+		Responders: []ResponderConfig{{Name: "mail", Type: TypeWebhook, Digest: true, Filter: Filter{Levels: []string{"critical"}}}},
+		Senders:    map[string]Sender{"mail": dg}})
+	changed := s.AlertsChanged()
+	appendEvent(t, l)
+	appendEvent(t, l)
+	idx := appendAlerts(t, l, testAlert("r1", "high", "a", 1), testAlert("r2", "low", "b", 2))
+	select {
+	case <-changed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("AlertsChanged not closed after alerts were appended")
+	}
+	waitFor(t, "the feed", func() bool {
+		fa, err := s.AlertsAfter(bg, -1, 10)
+		return err == nil && len(fa) == 2
+	})
+	fa, _ := s.AlertsAfter(bg, int64(idx[0]), 10)
+	if len(fa) != 1 || fa[0].Index != idx[1] || fa[0].Status != StatusOpen {
+		t.Errorf("AlertsAfter(%d) = %+v", idx[0], fa)
+	}
+	if _, err := s.Respond(bg, idx[0], event.ActionAcknowledged, "alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "acknowledged", func() bool { a, _ := s.Alert(bg, idx[0]); return a.Status == StatusAcknowledged })
+	rec, err := s.Digest(bg, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := rec.Response.Digest
+	if d.Events != 2 || d.Alerts != 2 || d.AlertsByRule["r1"] != 1 || d.AlertsByLevel["low"] != 1 || d.OpenAlerts != 1 || d.Acknowledged != 1 {
+		t.Errorf("digest %+v", d)
+	}
+	again, err := s.Digest(bg, time.Now())
+	if err != nil || again.Index != rec.Index {
+		t.Errorf("a second digest of the same day = %v, %v; want the first one, %d", again, err, rec.Index)
+	}
+	waitFor(t, "the digest delivered", func() bool { return len(dg.delivered()) == 1 })
+	if m := dg.delivered()[0]; m.Type != TypeDigest || m.Digest == nil || m.Digest.Alerts != 2 {
+		t.Errorf("digest message %+v", m)
+	}
+}

@@ -1,0 +1,175 @@
+package respond
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/go-json-experiment/json"
+)
+
+// throttleState is one responder's throttling of one rule and group: the
+// end of the current period, and the alerts held back in it (counted;
+// the latest is sent at the end of the period, carrying the count).
+type throttleState struct {
+	Responder string    `json:"responder"`
+	Until     time.Time `json:"until"`
+	Held      int       `json:"held"`
+	Latest    *Message  `json:"latest,omitempty"`
+}
+
+// throttleKey groups alerts by rule and group-by values: the alert's dedup
+// key without its window.
+func throttleKey(r *responder, m *Message) string {
+	var b strings.Builder
+	b.WriteString(r.cfg.Name)
+	b.WriteByte(0)
+	b.WriteString(m.Alert.Rule.ID)
+	for _, g := range m.Alert.Group {
+		b.WriteByte(0)
+		b.WriteString(g.Field)
+		b.WriteByte('=')
+		b.WriteString(g.Value)
+	}
+	return b.String()
+}
+
+// admit decides whether an alert is sent now (the first of its rule and
+// group in the period) or held back and counted. Called by the follower
+// with throttleMu held; changes are staged until the batch commits.
+func (s *Service) admit(txn *badger.Txn, r *responder, m *Message) bool {
+	k := throttleKey(r, m)
+	st := s.throttleStaged(k)
+	now := s.now()
+	if st == nil || !now.Before(st.Until) {
+		if st != nil && st.Held > 0 {
+			// The period ended with alerts held back: the flusher has not
+			// sent them yet; this alert's notification counts them.
+			m.Count += st.Held
+		}
+		s.stageThrottle(txn, k, &throttleState{Responder: r.cfg.Name, Until: now.Add(r.cfg.Throttle)})
+		return true
+	}
+	n := *st
+	n.Held++
+	latest := *m
+	n.Latest = &latest
+	s.stageThrottle(txn, k, &n)
+	s.metrics.throttled.WithLabelValues(r.cfg.Name).Inc()
+	return false
+}
+
+// throttleStaged returns the staged state of k, or the committed one.
+func (s *Service) throttleStaged(k string) *throttleState {
+	if st, ok := s.throttlePending[k]; ok {
+		return st
+	}
+	return s.throttle[k]
+}
+
+func (s *Service) stageThrottle(txn *badger.Txn, k string, st *throttleState) {
+	if s.throttlePending == nil {
+		s.throttlePending = make(map[string]*throttleState)
+	}
+	s.throttlePending[k] = st
+	v, err := json.Marshal(st)
+	if err == nil {
+		err = txn.Set(append([]byte(string(keyThrottlePf)), k...), v)
+	}
+	if err != nil {
+		s.throttleErr = err
+	}
+}
+
+func (s *Service) commitThrottle() {
+	for k, st := range s.throttlePending {
+		s.throttle[k] = st
+	}
+	clear(s.throttlePending)
+	s.throttleErr = nil
+}
+
+func (s *Service) rollbackThrottle() {
+	clear(s.throttlePending)
+	s.throttleErr = nil
+}
+
+// loadThrottle restores the throttling state.
+func (s *Service) loadThrottle(txn *badger.Txn) error {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: keyThrottlePf, PrefetchValues: true})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		k := string(it.Item().Key()[len(keyThrottlePf):])
+		var st throttleState
+		if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &st) }); err != nil {
+			return fmt.Errorf("respond: throttling state %q: %w", k, err)
+		}
+		s.throttle[k] = &st
+	}
+	return nil
+}
+
+// flushThrottled sends, at the end of each period, one notification for
+// the alerts held back in it, carrying their count.
+func (s *Service) flushThrottled(ctx context.Context) error {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if err := s.flushThrottledOnce(); err != nil {
+			s.log.Error("sending throttled notifications failed; retrying", "err", err)
+		}
+	}
+}
+
+func (s *Service) flushThrottledOnce() error {
+	s.throttleMu.Lock()
+	defer s.throttleMu.Unlock()
+	now := s.now()
+	var woke []*responder
+	err := s.db.Update(func(txn *badger.Txn) error {
+		for k, st := range s.throttle {
+			if now.Before(st.Until) {
+				continue
+			}
+			if st.Held == 0 || st.Latest == nil {
+				delete(s.throttle, k) // the period is over; forget it
+				if err := txn.Delete(append([]byte(string(keyThrottlePf)), k...)); err != nil {
+					return err
+				}
+				continue
+			}
+			r := s.byName[st.Responder]
+			if r == nil {
+				continue
+			}
+			m := *st.Latest
+			m.Count = st.Held
+			if err := s.enqueue(txn, r, &m); err != nil {
+				return err
+			}
+			woke = append(woke, r)
+			// A new period starts: alerts in it are held back again.
+			s.stageThrottle(txn, k, &throttleState{Responder: st.Responder, Until: now.Add(r.cfg.Throttle)})
+		}
+		if s.throttleErr != nil {
+			return s.throttleErr
+		}
+		return s.saveSeq(txn)
+	})
+	if err != nil {
+		s.rollbackThrottle()
+		return err
+	}
+	s.commitThrottle()
+	for _, r := range woke {
+		r.due.wake()
+	}
+	return nil
+}
