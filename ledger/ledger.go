@@ -60,6 +60,12 @@ var (
 	// ErrTooLarge means an entry exceeds MaxEntrySize or a call exceeds
 	// the batch limit.
 	ErrTooLarge = errors.New("ledger: too large")
+	// ErrIntegrity means SelfAudit found stored entries, hash tiles or
+	// the latest signed checkpoint disagreeing with each other in a
+	// running ledger (Open reports the same at startup as ErrCorrupt and
+	// refuses to start). The wrapping *IntegrityError says where. From
+	// then on Healthy reports it, until restart; appends go on.
+	ErrIntegrity = errors.New("ledger: integrity self-audit failed")
 )
 
 // MaxEntrySize is the largest entry, fixed by the uint16 length prefix of
@@ -227,6 +233,10 @@ type Ledger struct {
 	cpMu    sync.Mutex                  // serialises checkpoint signing
 	signing atomic.Bool                 // a signature is in progress
 	signErr atomic.Pointer[signFailure] // nil after a successful signature
+
+	// integrity is the first mismatch a SelfAudit found; set once, by
+	// whichever audit finds it, and never cleared.
+	integrity atomic.Pointer[IntegrityError]
 
 	// dbMu guards dbClosed: readers hold it shared, Close exclusively.
 	dbMu     sync.RWMutex
@@ -456,8 +466,10 @@ func (l *Ledger) storageSize() (lsm, vlog int64) {
 }
 
 // Healthy returns nil if the ledger accepts appends and signs
-// checkpoints, else why not: a failed commit (ErrFailed), Close, or
-// checkpoint signing that failed several times in a row.
+// checkpoints, and no self-audit found its storage inconsistent, else
+// why not: a failed commit (ErrFailed), Close, checkpoint signing that
+// failed several times in a row, or a failed SelfAudit (ErrIntegrity,
+// reported until restart even though appends go on).
 func (l *Ledger) Healthy() error {
 	failed := l.failure()
 	l.qmu.Lock()
@@ -468,6 +480,9 @@ func (l *Ledger) Healthy() error {
 		return failed
 	case closing:
 		return ErrClosed
+	}
+	if ie := l.integrity.Load(); ie != nil {
+		return fmt.Errorf("self-audit: %w", ie)
 	}
 	if f := l.signErr.Load(); f != nil && f.inRow >= signFailuresUnhealthy {
 		return fmt.Errorf("checkpoint signing failed %d times in a row: %w", f.inRow, f.err)
