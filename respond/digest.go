@@ -28,7 +28,10 @@ func (s *Service) Digest(ctx context.Context, day time.Time) (*Recorded, error) 
 		}
 		d.Events, d.Alerts = st.Events, st.Alerts
 		d.AlertsByRule, d.AlertsByLevel = st.AlertsByRule, st.AlertsByLevel
-		d.DeliveryFailures, d.DeadLettered = st.DeliveryFailures, st.DeadLettered
+		d.DeadLettered = st.DeadLettered
+		if d.DeliveryFailures, err = dayFailures(txn, start.Format(time.DateOnly)); err != nil {
+			return err
+		}
 		open, acked, err := countOpen(ctx, txn)
 		d.OpenAlerts, d.Acknowledged = open, acked
 		return err

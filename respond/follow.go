@@ -92,6 +92,10 @@ type batchState struct {
 // one transaction; a batch too big for one transaction is split.
 func (s *Service) processBatch(ctx context.Context, leaves []ledger.Leaf) error {
 	err := s.processTxn(ctx, leaves)
+	for try := 0; errors.Is(err, badger.ErrConflict) && try < 10; try++ {
+		// Another writer touched a key the batch read; do it again.
+		err = s.processTxn(ctx, leaves)
+	}
 	if errors.Is(err, badger.ErrTxnTooBig) && len(leaves) > 1 {
 		half := len(leaves) / 2
 		if err := s.processBatch(ctx, leaves[:half]); err != nil {
@@ -130,8 +134,10 @@ func (s *Service) processTxn(ctx context.Context, leaves []ledger.Leaf) error {
 		}
 		return txn.Set(keyCursor, u64(nil, leaves[len(leaves)-1].Index+1))
 	})
-	if errors.Is(err, badger.ErrTxnTooBig) {
+	if err != nil {
 		s.rollbackThrottle()
+	}
+	if errors.Is(err, badger.ErrTxnTooBig) || errors.Is(err, badger.ErrConflict) {
 		return err
 	}
 	if err != nil {
@@ -229,7 +235,7 @@ func (s *Service) processAlert(b *batchState, lf ledger.Leaf) error {
 		b.queued[r]++
 	}
 	if s.decisions != nil {
-		b.decisions = append(b.decisions, DecisionsForAlert(a, lf.Index, s.decisions.DefaultDuration())...)
+		b.decisions = append(b.decisions, DecisionsForAlert(a, lf.Index, s.decisionDuration)...)
 	}
 	return nil
 }

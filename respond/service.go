@@ -75,7 +75,10 @@ type Service struct {
 	responders []*responder
 	byName     map[string]*responder
 	decisions  *Decisions
-	metrics    *metrics
+	// decisionDuration is how long a ban lasts when the rule gives no
+	// duration.
+	decisionDuration time.Duration
+	metrics          *metrics
 
 	cursor  atomic.Uint64
 	seqMu   sync.Mutex
@@ -156,6 +159,10 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 			return nil, err
 		}
 		s.decisions = d
+		s.decisionDuration = cfg.Decisions.DefaultDuration
+		if s.decisionDuration <= 0 {
+			s.decisionDuration = DefaultDecisionsConfig().DefaultDuration
+		}
 	}
 	return s, nil
 }
@@ -236,9 +243,6 @@ func (s *Service) Run(ctx context.Context) error {
 		for range s.cfg.Workers {
 			start(func(ctx context.Context) error { return s.deliver(ctx, r) })
 		}
-	}
-	if s.decisions != nil {
-		start(s.decisions.Run)
 	}
 	wg.Wait()
 	select {

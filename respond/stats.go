@@ -80,15 +80,27 @@ func addDayStats(txn *badger.Txn, day string, delta *dayStats) error {
 	return txn.Set(dayKey(day), v)
 }
 
-// countFailure counts a failed delivery attempt on today's counters.
+// countFailure counts a failed delivery attempt on today's counters. They
+// are kept under their own key (dayf/), written only by the delivery
+// workers, so that they never conflict with the follower's transaction.
 func (s *Service) countFailure(time.Time) error {
 	day := s.now().UTC().Format(time.DateOnly)
+	key := append(append([]byte(nil), keyDayFailPfx...), day...)
 	for {
 		err := s.db.Update(func(txn *badger.Txn) error {
-			return addDayStats(txn, day, &dayStats{DeliveryFailures: 1})
+			n, err := getUint64(txn, key)
+			if err != nil {
+				return err
+			}
+			return txn.Set(key, u64(nil, n+1))
 		})
 		if !errors.Is(err, badger.ErrConflict) {
 			return err
 		}
 	}
+}
+
+// dayFailures reads a day's failed delivery attempts.
+func dayFailures(txn *badger.Txn, day string) (uint64, error) {
+	return getUint64(txn, append(append([]byte(nil), keyDayFailPfx...), day...))
 }

@@ -14,18 +14,19 @@ import (
 // Keys of the respond database. Every key starts with one letter and a
 // slash; values are small.
 var (
-	keyCursor     = []byte("c")       // next leaf to process
-	keyAlertPfx   = []byte("a/")      // a/<index> → leaf hash ‖ alert leaf
-	keyStatusPfx  = []byte("s/")      // s/<index> → status byte
-	keyLinkPfx    = []byte("r/")      // r/<alert>/<response index> → action
-	keyOutboxPfx  = []byte("o/")      // o/<responder>\x00<seq> → outboxRecord
-	keyDeadPfx    = []byte("x/")      // x/<responder>\x00<seq> → outboxRecord
-	keyThrottlePf = []byte("t/")      // t/<responder>\x00<group> → throttleState
-	keyDisabled   = []byte("g/")      // g/<responder> → reason
-	keyRecordPfx  = []byte("L/")      // L/<seq> → pendingRecord (response leaves to append)
-	keyDayPfx     = []byte("day/")    // day/<yyyy-mm-dd> → dayStats
-	keySeq        = []byte("seq")     // last sequence number handed out
-	keyDecisions  = []byte("d/")      // the decision store's prefix
+	keyCursor     = []byte("c")        // next leaf to process
+	keyAlertPfx   = []byte("a/")       // a/<index> → leaf hash ‖ alert leaf
+	keyStatusPfx  = []byte("s/")       // s/<index> → status byte
+	keyLinkPfx    = []byte("r/")       // r/<alert>/<response index> → action
+	keyOutboxPfx  = []byte("o/")       // o/<responder>\x00<seq> → outboxRecord
+	keyDeadPfx    = []byte("x/")       // x/<responder>\x00<seq> → outboxRecord
+	keyThrottlePf = []byte("t/")       // t/<responder>\x00<group> → throttleState
+	keyDisabled   = []byte("g/")       // g/<responder> → reason
+	keyRecordPfx  = []byte("L/")       // L/<seq> → pendingRecord (response leaves to append)
+	keyDayPfx     = []byte("day/")     // day/<yyyy-mm-dd> → dayStats
+	keyDayFailPfx = []byte("dayf/")    // dayf/<yyyy-mm-dd> → failed delivery attempts
+	keySeq        = []byte("seq")      // last sequence number handed out
+	keyDecisions  = []byte("d/")       // the decision store's prefix
 	respNamespace = []byte("resp\x00") // the dedup keys of response leaves in the log
 )
 
