@@ -300,6 +300,9 @@ func (q *dueQueue) len() int {
 // ended. While disabled it hands out nothing.
 func (q *dueQueue) next(ctx context.Context, now func() time.Time, disabled interface{ Load() bool }) (uint64, bool) {
 	for {
+		if ctx.Err() != nil {
+			return 0, false
+		}
 		wait := time.Hour
 		if !disabled.Load() {
 			q.mu.Lock()
