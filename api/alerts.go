@@ -42,8 +42,17 @@ type alertsPage struct {
 // getAlerts answers the alerts the detector recorded, oldest first:
 // ?since=RFC3339 (alert time), level= (that level or above), rule= (rule
 // id), limit= (default 100, at most 1000), cursor= (the next of the
-// previous page).
+// previous page). With after= it answers from the respond feed instead,
+// and may long-poll with wait= (getAlertFeed, api/respond.go).
 func (s *Server) getAlerts(c *gin.Context) {
+	if _, ok := c.GetQuery("after"); ok {
+		s.getAlertFeed(c)
+		return
+	}
+	if _, ok := c.GetQuery("wait"); ok {
+		writeError(c, http.StatusBadRequest, "wait needs after=N: only the respond feed (GET /v1/alerts?after=N&wait=30s) can be long-polled")
+		return
+	}
 	if s.cfg.Detections == nil {
 		writeError(c, http.StatusNotFound, msgNoDetection)
 		return

@@ -65,8 +65,25 @@ type Config struct {
 	// (default event.DefaultMaxFuture).
 	MaxFuture time.Duration
 	// Keys are the API keys. Every endpoint but /healthz and /readyz
-	// needs one, unless made public below.
+	// needs one, unless made public below. Ignored with KeyFile.
 	Keys *Keyring
+	// KeyFile, if set, holds the API keys besides ConfigKeys: New reads
+	// it, Run re-reads it when it changes, the admin endpoints change it,
+	// and every key created, rotated or revoked is recorded in the log
+	// (api/admin.go). Nil: no key administration (404).
+	KeyFile *KeyFile
+	// ConfigKeys are the keys of the server's configuration, used with
+	// KeyFile's; the admin endpoints list them but cannot change them.
+	ConfigKeys []APIKey
+	// KeyPollInterval is how often Run checks KeyFile for changes
+	// (default 1s).
+	KeyPollInterval time.Duration
+	// RateLimit is the per-key rate limit of keys without their own;
+	// zero: none. Over it, requests get 429 with Retry-After.
+	RateLimit RateLimit
+	// ReadAudit records reads of personal data in the log as access
+	// events (api/readaudit.go).
+	ReadAudit ReadAudit
 	// PublicTiles serves /checkpoint, hash tiles and proofs without a key
 	// (entry bundles still need one: they hold personal data).
 	PublicTiles bool
@@ -90,6 +107,17 @@ type Config struct {
 	// are proved against, with its cosignatures (api/evidence.go); nil
 	// uses the latest checkpoint.
 	CosignedCheckpoint CosignedCheckpoint
+	// Responses serves the alert feed (GET /v1/alerts?after=, GET
+	// /v1/alerts/stream), the alert lifecycle, incidents and the
+	// responders' state (api/respond.go); nil when responders are off
+	// (they answer 404). SSEHeartbeat is how often an idle alert stream
+	// gets a heartbeat (default DefaultSSEHeartbeat).
+	Responses    Responses
+	SSEHeartbeat time.Duration
+	// Decisions serves IP decisions to bouncers in the CrowdSec Local
+	// API's shape, and their administration (api/decisions.go); nil when
+	// decisions are off (they answer 404).
+	Decisions DecisionService
 }
 
 // Server is the HTTP API. Its Handler is safe for concurrent use.
@@ -107,6 +135,9 @@ type Server struct {
 	appended        *prometheus.CounterVec
 	services        serviceLabels
 	requests        *prometheus.HistogramVec
+
+	admin adminState   // key administration (api/admin.go)
+	reads *readAuditor // read auditing, nil when off (api/readaudit.go)
 }
 
 // New returns the API server for cfg.
@@ -147,6 +178,9 @@ func New(cfg Config) (*Server, error) {
 		cfg.Keys = &Keyring{}
 	}
 	s.SetKeyring(cfg.Keys)
+	if err := s.initAdmin(); err != nil {
+		return nil, err
+	}
 	s.events = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "accessledger_http_events_total",
 		Help: "Events received over HTTP, by result (appended, duplicate, rejected).",
@@ -195,10 +229,10 @@ func New(cfg Config) (*Server, error) {
 	var (
 		submit   = s.require(false, RoleSubmitter)
 		verify   = s.require(cfg.PublicTiles, RoleSubmitter, RoleAuditor)
-		audit    = s.require(false, RoleAuditor)
+		audit    = s.auditReads(s.require(false, RoleAuditor)) // personal data: reads are recorded
 		tiles    = s.require(cfg.PublicTiles, RoleSubmitter, RoleAuditor)
 		metrics  = s.require(cfg.PublicMetrics)
-		bundles  = s.require(false, RoleAuditor)
+		bundles  = s.auditReads(s.require(false, RoleAuditor))
 		tileRead = func(c *gin.Context) {
 			if strings.HasPrefix(c.Param("path"), "/entries/") {
 				bundles(c)
@@ -232,8 +266,15 @@ func New(cfg Config) (*Server, error) {
 	e.GET("/v1/alerts", detections, s.getAlerts)
 	e.GET("/v1/rules", detections, s.getRules)
 
+	// IP decisions: pulled by bouncers (CrowdSec Local API), administered
+	// by admins (api/decisions.go).
+	s.decisionRoutes(e)
+	// Alert feed and lifecycle, incidents, responders (api/respond.go).
+	s.respondRoutes(e)
+
 	e.GET("/checkpoint", verify, s.getCheckpoint)
 	e.GET("/tile/*path", tileRead, s.getTile)
+	s.adminRoutes(e) // key administration, admins only (api/admin.go)
 	s.engine = e
 	return s, nil
 }

@@ -7,12 +7,18 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gin-gonic/gin"
+	"golang.org/x/time/rate"
 )
 
 // Role is what an API key may do.
@@ -38,10 +44,88 @@ func ParseRole(s string) (Role, error) {
 
 // APIKey is a key as the server stores it: never the secret itself, only
 // its SHA-256. Keys are 256-bit random tokens, so a plain hash is enough.
+//
+// Only Name, SHA256 and Roles are required. The rest records the key's
+// life: who created, rotated or revoked it and when (the server records
+// each of these in the log as a leaf of kind admin), when it expires, and
+// its own rate limit.
 type APIKey struct {
 	Name   string `yaml:"name" json:"name"`
 	SHA256 string `yaml:"sha256" json:"sha256"` // hex
 	Roles  []Role `yaml:"roles" json:"roles"`
+
+	// CreatedAt and CreatedBy say when and by whom the key was made: the
+	// acting admin key's name, "cli" or "accessledger" (generated at
+	// the first start).
+	CreatedAt time.Time `yaml:"created_at,omitempty" json:"created_at,omitzero"`
+	CreatedBy string    `yaml:"created_by,omitempty" json:"created_by,omitempty"`
+	// ExpiresAt is when the key stops being valid; zero for never.
+	ExpiresAt time.Time `yaml:"expires_at,omitempty" json:"expires_at,omitzero"`
+	// RotatedAt and RotatedBy record the last rotation (a new secret,
+	// the same name and roles). PreviousSHA256 is the hash of the secret
+	// it replaced, still valid until PreviousValidUntil (a grace period).
+	RotatedAt          time.Time `yaml:"rotated_at,omitempty" json:"rotated_at,omitzero"`
+	RotatedBy          string    `yaml:"rotated_by,omitempty" json:"rotated_by,omitempty"`
+	PreviousSHA256     string    `yaml:"previous_sha256,omitempty" json:"previous_sha256,omitempty"`
+	PreviousValidUntil time.Time `yaml:"previous_valid_until,omitempty" json:"previous_valid_until,omitzero"`
+	// RevokedAt and RevokedBy record the revocation. A revoked key stays
+	// in the file, so that its name is never reused and the log's
+	// records of it stay unambiguous; it is refused (401).
+	RevokedAt time.Time `yaml:"revoked_at,omitempty" json:"revoked_at,omitzero"`
+	RevokedBy string    `yaml:"revoked_by,omitempty" json:"revoked_by,omitempty"`
+	// RateLimit, if set, replaces the server's default rate limit for
+	// this key (per_second 0: no limit).
+	RateLimit *RateLimit `yaml:"rate_limit,omitempty" json:"rate_limit,omitempty"`
+}
+
+// RateLimit is a token bucket: PerSecond requests per second on average,
+// up to Burst at once. PerSecond 0 means no limit.
+type RateLimit struct {
+	PerSecond float64 `yaml:"per_second" json:"per_second"`
+	Burst     int     `yaml:"burst" json:"burst"`
+}
+
+// Check reports a rate limit that makes no sense.
+func (r RateLimit) Check() error {
+	switch {
+	case math.IsNaN(r.PerSecond) || math.IsInf(r.PerSecond, 0) || r.PerSecond < 0:
+		return fmt.Errorf("rate_limit.per_second %v must be 0 (no limit) or more", r.PerSecond)
+	case r.Burst < 0:
+		return fmt.Errorf("rate_limit.burst %d must not be negative", r.Burst)
+	}
+	return nil
+}
+
+// effective returns the bucket's size: Burst, or if that is 0 the rate
+// per second rounded up (at least 1).
+func (r RateLimit) effective() RateLimit {
+	if r.PerSecond > 0 && r.Burst <= 0 {
+		r.Burst = max(1, int(math.Ceil(r.PerSecond)))
+	}
+	return r
+}
+
+// Revoked reports whether the key was revoked.
+func (k *APIKey) Revoked() bool { return !k.RevokedAt.IsZero() }
+
+// Expired reports whether the key has expired at now.
+func (k *APIKey) Expired(now time.Time) bool {
+	return !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt)
+}
+
+// Active reports whether the key is neither revoked nor expired at now.
+func (k *APIKey) Active(now time.Time) bool { return !k.Revoked() && !k.Expired(now) }
+
+// keyNameRE is the form of the names of new keys: they name the actor of
+// the reads the log records, so they are short and plain.
+var keyNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
+
+// CheckKeyName reports a name that a new key may not have.
+func CheckKeyName(name string) error {
+	if !keyNameRE.MatchString(name) {
+		return fmt.Errorf("key name %q: want 1 to 64 characters [A-Za-z0-9._@-], starting with a letter or digit", name)
+	}
+	return nil
 }
 
 // LogValue keeps the key hash out of logs.
@@ -68,17 +152,32 @@ func HashToken(token string) string {
 // Keyring maps token hashes to keys. It is immutable once built; the
 // server swaps whole keyrings to reload.
 type Keyring struct {
-	byHash map[string]APIKey
+	keys   []APIKey
+	byHash map[string]keyEntry
 }
 
-// NewKeyring validates keys and indexes them.
+// keyEntry is what a token hash stands for: a key, by its current secret
+// or by the secret a rotation replaced.
+type keyEntry struct {
+	key      *APIKey
+	previous bool
+}
+
+// NewKeyring validates keys and indexes them. Revoked and expired keys
+// are kept, so that their holders are told why they are refused.
 func NewKeyring(keys []APIKey) (*Keyring, error) {
-	kr := &Keyring{byHash: make(map[string]APIKey, len(keys))}
-	for i, k := range keys {
+	kr := &Keyring{keys: slices.Clone(keys), byHash: make(map[string]keyEntry, len(keys))}
+	names := make(map[string]bool, len(keys))
+	for i := range kr.keys {
+		k := &kr.keys[i]
 		if k.Name == "" {
 			return nil, fmt.Errorf("api key %d: name is required", i)
 		}
-		if b, err := hex.DecodeString(k.SHA256); err != nil || len(b) != sha256.Size {
+		if names[k.Name] {
+			return nil, fmt.Errorf("api key %q: two keys have this name", k.Name)
+		}
+		names[k.Name] = true
+		if !isSHA256Hex(k.SHA256) {
 			return nil, fmt.Errorf("api key %q: sha256 must be 64 hex digits", k.Name)
 		}
 		if len(k.Roles) == 0 {
@@ -89,21 +188,112 @@ func NewKeyring(keys []APIKey) (*Keyring, error) {
 				return nil, fmt.Errorf("api key %q: %w", k.Name, err)
 			}
 		}
-		h := strings.ToLower(k.SHA256)
-		if _, dup := kr.byHash[h]; dup {
-			return nil, fmt.Errorf("api key %q: same secret as another key", k.Name)
+		if k.RateLimit != nil {
+			if err := k.RateLimit.Check(); err != nil {
+				return nil, fmt.Errorf("api key %q: %w", k.Name, err)
+			}
 		}
-		kr.byHash[h] = k
+		if err := kr.index(k.SHA256, keyEntry{key: k}); err != nil {
+			return nil, err
+		}
+		if k.PreviousSHA256 != "" {
+			if !isSHA256Hex(k.PreviousSHA256) {
+				return nil, fmt.Errorf("api key %q: previous_sha256 must be 64 hex digits", k.Name)
+			}
+			if err := kr.index(k.PreviousSHA256, keyEntry{key: k, previous: true}); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return kr, nil
 }
 
-// Len returns the number of keys.
-func (kr *Keyring) Len() int { return len(kr.byHash) }
+func (kr *Keyring) index(hash string, e keyEntry) error {
+	h := strings.ToLower(hash)
+	if _, dup := kr.byHash[h]; dup {
+		return fmt.Errorf("api key %q: same secret as another key", e.key.Name)
+	}
+	kr.byHash[h] = e
+	return nil
+}
 
-// auth holds the current keyring; SetKeyring swaps it atomically.
+func isSHA256Hex(s string) bool {
+	b, err := hex.DecodeString(s)
+	return err == nil && len(b) == sha256.Size
+}
+
+// Len returns the number of keys, revoked and expired ones included.
+func (kr *Keyring) Len() int { return len(kr.keys) }
+
+// Keys returns a copy of the keys, in the order given to NewKeyring.
+func (kr *Keyring) Keys() []APIKey { return slices.Clone(kr.keys) }
+
+// auth holds the current keyring, which SetKeyring swaps atomically, and
+// the per-key rate limiters.
 type auth struct {
 	keys atomic.Pointer[Keyring]
+	// defaultLimit is the rate limit of keys without their own.
+	defaultLimit RateLimit
+	// limiters maps a key name to its *keyLimiter; entries are replaced
+	// when the key's limit changes.
+	limiters sync.Map
+	// clock tells the time for expiry and rate limits; nil: time.Now.
+	clock func() time.Time
+}
+
+func (a *auth) now() time.Time {
+	if a.clock != nil {
+		return a.clock()
+	}
+	return time.Now()
+}
+
+// keyLimiter is the token bucket of one key, for the limit it was made
+// for.
+type keyLimiter struct {
+	limit RateLimit
+	lim   *rate.Limiter
+}
+
+// limit returns the rate limit of k: its own, else the default.
+func (a *auth) limit(k *APIKey) RateLimit {
+	if k.RateLimit != nil {
+		return k.RateLimit.effective()
+	}
+	return a.defaultLimit.effective()
+}
+
+// throttle takes a token from k's bucket. If there is none it returns how
+// long until there is one, and k's limit.
+func (a *auth) throttle(k *APIKey, now time.Time) (time.Duration, RateLimit) {
+	limit := a.limit(k)
+	if limit.PerSecond <= 0 {
+		return 0, limit
+	}
+	v, ok := a.limiters.Load(k.Name)
+	kl, _ := v.(*keyLimiter)
+	if !ok || kl.limit != limit {
+		fresh := &keyLimiter{limit: limit, lim: rate.NewLimiter(rate.Limit(limit.PerSecond), limit.Burst)}
+		if ok {
+			if a.limiters.CompareAndSwap(k.Name, kl, fresh) {
+				kl = fresh
+			} else if v, ok := a.limiters.Load(k.Name); ok {
+				kl = v.(*keyLimiter)
+			}
+		} else {
+			v, _ := a.limiters.LoadOrStore(k.Name, fresh)
+			kl = v.(*keyLimiter)
+		}
+	}
+	r := kl.lim.ReserveN(now, 1)
+	if !r.OK() {
+		return time.Second, limit
+	}
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return d, limit
+	}
+	return 0, limit
 }
 
 // SetKeyring replaces the API keys, for example on SIGHUP.
@@ -137,18 +327,48 @@ func (s *Server) require(public bool, roles ...Role) gin.HandlerFunc {
 			writeError(c, http.StatusUnauthorized, `missing API key: send the header "Authorization: Bearer KEY"`)
 			return
 		}
-		key, ok := s.auth.keys.Load().byHash[HashToken(token)]
+		entry, ok := s.auth.keys.Load().byHash[HashToken(token)]
 		if !ok {
 			c.Header("WWW-Authenticate", `Bearer realm="accessledger", error="invalid_token"`)
 			writeError(c, http.StatusUnauthorized, "unknown API key: check the key, or ask an admin for one (accessledger apikey add)")
 			return
 		}
+		key, now := entry.key, s.auth.now()
+		if msg := refusal(entry, now); msg != "" {
+			c.Header("WWW-Authenticate", `Bearer realm="accessledger", error="invalid_token"`)
+			writeError(c, http.StatusUnauthorized, msg)
+			return
+		}
 		c.Set(ctxKeyName, key.Name)
+		if wait, limit := s.auth.throttle(key, now); wait > 0 {
+			c.Header("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			writeError(c, http.StatusTooManyRequests, fmt.Sprintf(
+				"API key %q is over its rate limit of %g requests per second (bursts of %d); retry after the number of seconds in Retry-After",
+				key.Name, limit.PerSecond, limit.Burst))
+			return
+		}
 		if !slices.Contains(key.Roles, RoleAdmin) && !slices.ContainsFunc(key.Roles, func(r Role) bool { return slices.Contains(roles, r) }) {
 			writeError(c, http.StatusForbidden, fmt.Sprintf("API key %q may not use this endpoint: it needs %s", key.Name, need))
 			return
 		}
 	}
+}
+
+// refusal says why a known key is refused at now: revoked, expired, or a
+// secret replaced by a rotation whose grace period is over. It returns ""
+// for a key that may be used. The messages name the key (its holder knows
+// it) and never its secret.
+func refusal(e keyEntry, now time.Time) string {
+	k := e.key
+	switch {
+	case k.Revoked():
+		return fmt.Sprintf("API key %q was revoked (%s); ask an admin for a new key", k.Name, k.RevokedAt.UTC().Format(time.RFC3339))
+	case e.previous && !now.Before(k.PreviousValidUntil):
+		return fmt.Sprintf("this secret of API key %q was replaced when the key was rotated, and stopped being valid at %s; use the new secret", k.Name, k.PreviousValidUntil.UTC().Format(time.RFC3339))
+	case k.Expired(now):
+		return fmt.Sprintf("API key %q expired at %s; ask an admin to rotate it (accessledger apikey rotate) or for a new key", k.Name, k.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	return ""
 }
 
 // rolesSentence names the roles an endpoint accepts, admin included:

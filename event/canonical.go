@@ -131,6 +131,7 @@ const (
 	KindEvent    Kind = "event"
 	KindAlert    Kind = "alert"
 	KindResponse Kind = "response"
+	KindAdmin    Kind = "admin" // an API key created, revoked or rotated (admin.go)
 )
 
 // Leaf is the envelope of every entry in the log:

@@ -49,6 +49,16 @@ func (s *Service) Digest(ctx context.Context, day time.Time) (*Recorded, error) 
 	if err != nil {
 		return nil, err
 	}
+	if res[0].Duplicate {
+		// Recorded before: answer the digest in the log.
+		data, _, err := s.cfg.Log.Entry(ctx, res[0].Index)
+		if err != nil {
+			return nil, err
+		}
+		if _, r, err = event.DecodeResponseLeaf(data); err != nil {
+			return nil, fmt.Errorf("respond: the digest at %d: %w", res[0].Index, err)
+		}
+	}
 	return &Recorded{Index: res[0].Index, LeafHash: res[0].LeafHash[:], Response: r}, nil
 }
 

@@ -47,13 +47,32 @@ func (s *Service) follow(ctx context.Context) error {
 		}
 	}()
 	next := s.cursor.Load()
-	var batch []ledger.Leaf
+	// Only alert and response leaves need a transaction of their own;
+	// events are counted in memory and saved, with the cursor, at most
+	// every second (or every saveEvery leaves), so that following a busy
+	// log costs one synced write a second, not one per commit.
+	var pending []ledger.Leaf
+	days := make(map[string]*dayStats)
+	flush := func(ctx context.Context) error {
+		if next == s.cursor.Load() {
+			return nil
+		}
+		if err := s.processBatch(ctx, pending, days, next); err != nil {
+			return err
+		}
+		pending = pending[:0]
+		clear(days)
+		return nil
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	for {
 		select {
 		case lf, ok := <-leaves:
 			if !ok {
 				err := <-followErr
 				if ctx.Err() != nil || errors.Is(err, ledger.ErrClosed) {
+					s.flushAtExit(flush)
 					return nil
 				}
 				return fmt.Errorf("respond: following the log: %w", err)
@@ -61,20 +80,53 @@ func (s *Service) follow(ctx context.Context) error {
 			if lf.Index != next {
 				return fmt.Errorf("respond: the log skipped from leaf %d to %d", next, lf.Index)
 			}
-			batch = append(batch, lf)
 			next++
-			if len(leaves) == 0 || len(batch) >= maxBatchLeaves {
-				if err := s.processBatch(ctx, batch); err != nil {
+			switch event.LeafKind(lf.Data) {
+			case event.KindAlert, event.KindResponse:
+				pending = append(pending, lf)
+			case event.KindEvent:
+				d := leafDay(lf.Data)
+				st := days[d]
+				if st == nil {
+					st = &dayStats{}
+					days[d] = st
+				}
+				st.Events++
+			}
+			if len(leaves) == 0 && len(pending) > 0 || len(pending) >= maxBatchLeaves || next-s.cursor.Load() >= saveEvery {
+				if err := flush(ctx); err != nil {
 					if ctx.Err() != nil {
 						return nil
 					}
 					return err
 				}
-				batch = batch[:0]
 			}
+		case <-tick.C:
+			if err := flush(ctx); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			s.metrics.updateLag(s)
 		case <-ctx.Done():
+			s.flushAtExit(flush)
 			return nil
 		}
+	}
+}
+
+// saveEvery bounds the leaves processed between two saves of the cursor.
+const saveEvery = 100_000
+
+// flushAtExit saves what was processed, with a bounded context of its own
+// (the service's has ended). A failure only means those leaves are
+// processed again after the restart.
+func (s *Service) flushAtExit(flush func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := flush(ctx); err != nil {
+		s.log.Warn("saving the responders' cursor at shutdown failed; the last leaves are processed again after the restart", "err", err)
 	}
 }
 
@@ -88,25 +140,27 @@ type batchState struct {
 	statuses  map[uint64]byte // alert statuses changed in this batch
 }
 
-// processBatch processes leaves and saves the outcome and the cursor in
-// one transaction; a batch too big for one transaction is split.
-func (s *Service) processBatch(ctx context.Context, leaves []ledger.Leaf) error {
-	err := s.processTxn(ctx, leaves)
+// processBatch processes the alert and response leaves of a batch and
+// saves the outcome, the events counted (days) and the cursor (next) in
+// one transaction; a batch too big for one transaction is split (the
+// first part saving the cursor at the second's first leaf).
+func (s *Service) processBatch(ctx context.Context, leaves []ledger.Leaf, days map[string]*dayStats, next uint64) error {
+	err := s.processTxn(ctx, leaves, days, next)
 	for try := 0; errors.Is(err, badger.ErrConflict) && try < 10; try++ {
 		// Another writer touched a key the batch read; do it again.
-		err = s.processTxn(ctx, leaves)
+		err = s.processTxn(ctx, leaves, days, next)
 	}
 	if errors.Is(err, badger.ErrTxnTooBig) && len(leaves) > 1 {
 		half := len(leaves) / 2
-		if err := s.processBatch(ctx, leaves[:half]); err != nil {
+		if err := s.processBatch(ctx, leaves[:half], nil, leaves[half].Index); err != nil {
 			return err
 		}
-		return s.processBatch(ctx, leaves[half:])
+		return s.processBatch(ctx, leaves[half:], days, next)
 	}
 	return err
 }
 
-func (s *Service) processTxn(ctx context.Context, leaves []ledger.Leaf) error {
+func (s *Service) processTxn(ctx context.Context, leaves []ledger.Leaf, days map[string]*dayStats, next uint64) error {
 	b := &batchState{queued: make(map[*responder]int), days: make(map[string]*dayStats), statuses: make(map[uint64]byte)}
 	s.throttleMu.Lock()
 	defer s.throttleMu.Unlock()
@@ -124,6 +178,15 @@ func (s *Service) processTxn(ctx context.Context, leaves []ledger.Leaf) error {
 		if s.throttleErr != nil {
 			return s.throttleErr
 		}
+		// Decisions are made before the cursor moves past their alerts;
+		// Add is idempotent by key, so a crash (or a retried batch) makes
+		// each one once.
+		if err := s.makeDecisions(ctx, b.decisions); err != nil {
+			return err
+		}
+		for day, st := range days {
+			b.day(day).add(st)
+		}
 		for day, st := range b.days {
 			if err := addDayStats(txn, day, st); err != nil {
 				return err
@@ -132,7 +195,7 @@ func (s *Service) processTxn(ctx context.Context, leaves []ledger.Leaf) error {
 		if err := s.saveSeq(txn); err != nil {
 			return err
 		}
-		return txn.Set(keyCursor, u64(nil, leaves[len(leaves)-1].Index+1))
+		return txn.Set(keyCursor, u64(nil, next))
 	})
 	if err != nil {
 		s.rollbackThrottle()
@@ -141,39 +204,45 @@ func (s *Service) processTxn(ctx context.Context, leaves []ledger.Leaf) error {
 		return err
 	}
 	if err != nil {
-		return fmt.Errorf("respond: saving leaves %d to %d: %w", leaves[0].Index, leaves[len(leaves)-1].Index, err)
+		return fmt.Errorf("respond: saving leaves up to %d: %w", next, err)
 	}
 	s.commitThrottle()
-	// Decisions are made after the batch is saved; Add is idempotent by
-	// key, so a crash in between makes them on replay.
-	for _, in := range b.decisions {
-		if _, _, err := s.decisions.Add(ctx, in); err != nil {
-			if errors.Is(err, ErrAllowListed) {
-				s.log.Info("no decision for an allow-listed address", "alert", in.AlertIndex, "scenario", in.Scenario)
-				continue
-			}
-			return fmt.Errorf("respond: decision for alert %d: %w", in.AlertIndex, err)
-		}
-	}
-	s.cursor.Store(leaves[len(leaves)-1].Index + 1)
+	s.cursor.Store(next)
 	for r, n := range b.queued {
 		if n > 0 {
 			r.due.wake()
 		}
 	}
-	if b.alerts > 0 {
+	if b.alerts > 0 || len(b.statuses) > 0 {
 		s.feed.notify()
 	}
 	s.metrics.updateLag(s)
 	return nil
 }
 
+// makeDecisions makes the decisions of a batch's alerts. A decision that
+// cannot be made (an allow-listed address, a full store, a value that is
+// not an address) is logged and skipped; a storage error stops the batch.
+func (s *Service) makeDecisions(ctx context.Context, ins []DecisionInput) error {
+	for _, in := range ins {
+		_, _, err := s.decisions.Add(ctx, in)
+		var inputErr *DecisionInputError
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrAllowListed):
+			s.log.Info("no decision for an allow-listed address", "alert", in.AlertIndex, "scenario", in.Scenario)
+		case errors.Is(err, ErrDecisionsFull), errors.As(err, &inputErr):
+			s.log.Error("decision not made", "alert", in.AlertIndex, "scenario", in.Scenario, "err", err)
+		default:
+			return fmt.Errorf("respond: decision for alert %d: %w", in.AlertIndex, err)
+		}
+	}
+	return nil
+}
+
 // processLeaf handles one leaf within the batch's transaction.
 func (s *Service) processLeaf(ctx context.Context, b *batchState, lf ledger.Leaf) error {
 	switch event.LeafKind(lf.Data) {
-	case event.KindEvent:
-		b.day(lf.Data).Events++
-		return nil
 	case event.KindAlert:
 		return s.processAlert(b, lf)
 	case event.KindResponse:
@@ -182,10 +251,8 @@ func (s *Service) processLeaf(ctx context.Context, b *batchState, lf ledger.Leaf
 	return nil
 }
 
-// day returns the day's counters for a leaf, by its receive time (the
-// canonical leaf has it at a fixed place).
-func (b *batchState) day(leaf []byte) *dayStats {
-	d := leafDay(leaf)
+// day returns the counters of a day.
+func (b *batchState) day(d string) *dayStats {
 	st := b.days[d]
 	if st == nil {
 		st = &dayStats{}
@@ -210,7 +277,7 @@ func (s *Service) processAlert(b *batchState, lf ledger.Leaf) error {
 		s.log.Warn("responders skipped an alert leaf they cannot decode", "index", lf.Index, "err", err)
 		return nil
 	}
-	st := b.day(lf.Data)
+	st := b.day(leafDay(lf.Data))
 	st.Alerts++
 	st.byRule(a.Rule.ID)
 	st.byLevel(a.Rule.Level)
@@ -248,7 +315,7 @@ func (s *Service) processResponse(ctx context.Context, b *batchState, lf ledger.
 		return nil
 	}
 	if r.Action == event.ActionDeadLettered {
-		b.day(lf.Data).DeadLettered++
+		b.day(leafDay(lf.Data)).DeadLettered++
 	}
 	if r.Action == event.ActionDigest {
 		msg := &Message{ID: fmt.Sprintf("digest.%d", lf.Index), Type: TypeDigest, Time: l.ReceivedAt, Count: 1, Digest: r.Digest}

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"github.com/accessledger/accessledger/event"
 )
 
@@ -291,5 +293,57 @@ func TestFeedAndDigest(t *testing.T) {
 	waitFor(t, "the digest delivered", func() bool { return len(dg.delivered()) == 1 })
 	if m := dg.delivered()[0]; m.Type != TypeDigest || m.Digest == nil || m.Digest.Alerts != 2 {
 		t.Errorf("digest message %+v", m)
+	}
+}
+
+// TestBanMakesOneDecision: an alert whose response bans its source makes
+// one decision, recorded once in the log, even when the service processes
+// the alert again (as after a crash before its cursor was saved).
+func TestBanMakesOneDecision(t *testing.T) {
+	l := newTestLedger(t)
+	dir := t.TempDir()
+	dc := DefaultDecisionsConfig()
+	s, stop := runService(t, Config{Log: l, Dir: dir, Decisions: &dc})
+	appendAlerts(t, l, testAlert("r1", "high", "203.0.113.7", 1), testAlert("r1", "high", "127.0.0.1", 2))
+	list := func(s *Service) []DecisionInfo {
+		dl, err := s.Decisions().List(bg, DecisionQuery{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dl.Decisions
+	}
+	waitFor(t, "the decision", func() bool { return len(list(s)) == 1 })
+	if d := list(s)[0]; d.Value != "203.0.113.7" || d.Scenario != "r1" {
+		t.Errorf("decision %+v", d)
+	}
+	countAdded := func() int {
+		n := 0
+		for _, r := range responseLeaves(t, l) {
+			if r.Action == event.ActionDecisionAdded {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, "the decision_added leaf", func() bool { return countAdded() == 1 })
+	stop()
+	// Forget the cursor: the alerts are processed again.
+	db, err := openDB(dir, nil, smallBadger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(txn *badger.Txn) error { return txn.Delete(keyCursor) }); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, _ = runService(t, Config{Log: l, Dir: dir, Decisions: &dc})
+	size, _ := l.Size()
+	waitFor(t, "the replay", func() bool { return s.Cursor() >= size })
+	time.Sleep(100 * time.Millisecond)
+	if n := len(list(s)); n != 1 {
+		t.Errorf("%d decisions after a replay, want 1", n)
+	}
+	if n := countAdded(); n != 1 {
+		t.Errorf("%d decision_added leaves after a replay, want 1", n)
 	}
 }

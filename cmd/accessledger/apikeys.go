@@ -1,19 +1,18 @@
 package main
 
 import (
-	"bytes"
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
-
-	"gopkg.in/yaml.v3"
+	"time"
 
 	"github.com/accessledger/accessledger/api"
+	"github.com/accessledger/accessledger/event"
 	"github.com/accessledger/accessledger/ledger"
 )
 
@@ -23,10 +22,6 @@ const (
 	adminKeyFile = "admin.key"     // the generated admin secret, mode 0600
 )
 
-type keysFile struct {
-	Keys []api.APIKey `yaml:"keys"`
-}
-
 func (c Config) keysPath() string {
 	if c.APIKeysFile != "" {
 		return c.APIKeysFile
@@ -34,44 +29,14 @@ func (c Config) keysPath() string {
 	return filepath.Join(c.Data, apiKeysFile)
 }
 
-func readKeysFile(path string) ([]api.APIKey, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var f keysFile
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("parsing %s: %w", path, err)
-	}
-	return f.Keys, nil
-}
-
-func writeKeysFile(path string, keys []api.APIKey) error {
-	raw, err := yaml.Marshal(keysFile{Keys: keys})
-	if err != nil {
-		return err
-	}
-	if err := ledger.WriteFileAtomic(path, raw, 0o600); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
-}
-
 // readKeys gathers the configured keys and those in the keys file. It
 // writes nothing.
 func readKeys(cfg Config) ([]api.APIKey, error) {
-	keys := append([]api.APIKey(nil), cfg.APIKeys...)
-	fileKeys, err := readKeysFile(cfg.keysPath())
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-	case err != nil:
+	fileKeys, err := api.NewKeyFile(cfg.keysPath()).Read()
+	if err != nil {
 		return nil, err
-	default:
-		keys = append(keys, fileKeys...)
 	}
-	return keys, nil
+	return append(append([]api.APIKey(nil), cfg.APIKeys...), fileKeys...), nil
 }
 
 // loadKeyring builds the keyring of keys (from readKeys). If there are
@@ -84,11 +49,12 @@ func loadKeyring(cfg Config, keys []api.APIKey, log *slog.Logger) (*api.Keyring,
 		if err != nil {
 			return nil, err
 		}
+		key.CreatedAt, key.CreatedBy = time.Now().UTC(), event.AdminByServer
 		adminPath := filepath.Join(cfg.Data, adminKeyFile)
 		if err := ledger.WriteFileAtomic(adminPath, []byte(token+"\n"), 0o600); err != nil {
 			return nil, fmt.Errorf("writing admin key: %w", err)
 		}
-		if err := writeKeysFile(cfg.keysPath(), []api.APIKey{key}); err != nil {
+		if err := api.NewKeyFile(cfg.keysPath()).Write([]api.APIKey{key}); err != nil {
 			return nil, err
 		}
 		log.Info("no API keys configured: generated an admin key", "secret_in", adminPath)
@@ -97,35 +63,72 @@ func loadKeyring(cfg Config, keys []api.APIKey, log *slog.Logger) (*api.Keyring,
 	return api.NewKeyring(keys)
 }
 
-const apikeyUsage = `usage: accessledger apikey add --name NAME --role ROLE[,ROLE] [--config FILE | --data DIR | --file FILE]
-       accessledger apikey list [--config FILE | --data DIR | --file FILE]
+const apikeyUsage = `usage: accessledger apikey add --name NAME --role ROLE[,ROLE] [--expires WHEN] [--rate-per-second N [--rate-burst N]]
+       accessledger apikey list
+       accessledger apikey revoke --name NAME
+       accessledger apikey rotate --name NAME [--grace DURATION] [--expires WHEN]
+each with [--config FILE | --data DIR | --file FILE]
 
-add creates a key with the given roles (submitter, auditor, responder, admin),
-prints its secret once and stores only its SHA-256 in the keys file
-(<data>/api_keys.yaml unless --file or api_keys_file says otherwise). Send
-SIGHUP to a running server to load it. list shows the keys' names and roles.
+add creates a key with the given roles (submitter, auditor, responder,
+bouncer, admin), prints its secret once and stores only its SHA-256 in the
+keys file (<data>/api_keys.yaml unless --file or api_keys_file says
+otherwise). WHEN is an RFC 3339 time or a duration such as 720h or 90d.
+list shows each key's name, roles, status (active, expired, revoked),
+creation and expiry; never a secret.
+revoke makes a key unusable; it stays listed, and its name is not reused.
+rotate gives a key a new secret (printed once), keeping its name and roles;
+with --grace the old secret stays valid that long.
+
+A running server sees every change within two seconds (it watches the keys
+file; SIGHUP reloads at once) and records it in the log as a leaf of kind
+admin, by "cli". Through the server's admin API (POST /v1/admin/keys...)
+a change takes effect at once and is recorded by the acting admin key.
 
 Run "accessledger apikey add -h" for the flags.
 `
 
-// apikey manages the keys file: "apikey add" and "apikey list".
+// apikey manages the keys file: "apikey add", "list", "revoke" and
+// "rotate". It shares every check with the admin API (api.KeyFile).
 func apikey(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help") {
 		fmt.Fprint(stdout, apikeyUsage)
 		return nil
 	}
-	if len(args) == 0 || (args[0] != "add" && args[0] != "list") {
-		return errors.New(`want "apikey add --name NAME --role ROLE[,ROLE]" or "apikey list"; "accessledger apikey -h" explains`)
+	sub := ""
+	if len(args) > 0 {
+		sub = args[0]
 	}
-	fs := flag.NewFlagSet("apikey "+args[0], flag.ContinueOnError)
+	switch sub {
+	case "add", "list", "revoke", "rotate":
+	default:
+		return errors.New(`want "apikey add --name NAME --role ROLE[,ROLE]", "apikey list", "apikey revoke --name NAME" or "apikey rotate --name NAME"; "accessledger apikey -h" explains`)
+	}
+	fs := flag.NewFlagSet("apikey "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", getenv("ACCESSLEDGER_CONFIG"), "the server's YAML config, for its data directory and keys file (env ACCESSLEDGER_CONFIG)")
 	data := fs.String("data", "", "data directory (env ACCESSLEDGER_DATA; default ./data)")
 	file := fs.String("file", "", "keys file (env ACCESSLEDGER_API_KEYS_FILE; default <data>/api_keys.yaml)")
-	name := fs.String("name", "", "key name (add)")
-	roles := fs.String("role", "", "comma-separated roles: submitter, auditor, responder, admin (add)")
+	var name, roles, expires, grace *string
+	var perSecond *float64
+	var burst *int
+	if sub != "list" {
+		name = fs.String("name", "", "key name: 1 to 64 characters [A-Za-z0-9._@-]")
+	}
+	switch sub {
+	case "add":
+		roles = fs.String("role", "", "comma-separated roles: submitter, auditor, responder, bouncer, admin")
+		expires = fs.String("expires", "", "when the key expires: an RFC 3339 time, or a duration such as 720h or 90d (default never)")
+		perSecond = fs.Float64("rate-per-second", -1, "this key's rate limit, in requests per second; 0 for none (default: the server's rate_limit)")
+		burst = fs.Int("rate-burst", 0, "this key's burst: requests it may make at once (default: the rate, rounded up)")
+	case "rotate":
+		grace = fs.String("grace", "0s", "how long the old secret stays valid, such as 1h or 7d (at most 30d)")
+		expires = fs.String("expires", "", "a new expiry: an RFC 3339 time, or a duration such as 720h or 90d (default: keep the key's)")
+	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	// The same precedence as serve: defaults, config file, environment,
 	// flags, so the command finds the keys file the server reads.
@@ -137,46 +140,100 @@ func apikey(args []string, getenv func(string) string, stdout, stderr io.Writer)
 	}
 	cfg.Data = firstNonEmpty(*data, getenv("ACCESSLEDGER_DATA"), cfg.Data)
 	cfg.APIKeysFile = firstNonEmpty(*file, getenv("ACCESSLEDGER_API_KEYS_FILE"), cfg.APIKeysFile)
-	path := cfg.keysPath()
-	keys, err := readKeysFile(path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	if args[0] == "list" {
-		for _, k := range keys {
-			fmt.Fprintf(stdout, "%s\t%v\n", k.Name, k.Roles)
-		}
-		return nil
-	}
-	if *name == "" || *roles == "" {
-		return errors.New("--name and --role are required")
-	}
-	var rs []api.Role
-	for _, r := range strings.Split(*roles, ",") {
-		role, err := api.ParseRole(strings.TrimSpace(r))
+	kf := api.NewKeyFile(cfg.keysPath())
+	now := time.Now()
+
+	switch sub {
+	case "list":
+		keys, err := kf.Read()
 		if err != nil {
 			return err
 		}
-		rs = append(rs, role)
-	}
-	for _, k := range keys {
-		if k.Name == *name {
-			return fmt.Errorf("a key named %q already exists", *name)
+		for i := range keys {
+			printKey(stdout, &keys[i], now)
 		}
+		return nil
+
+	case "add":
+		if *name == "" || *roles == "" {
+			return errors.New("--name and --role are required")
+		}
+		spec := api.KeySpec{Name: *name}
+		for _, r := range strings.Split(*roles, ",") {
+			role, err := api.ParseRole(strings.TrimSpace(r))
+			if err != nil {
+				return err
+			}
+			spec.Roles = append(spec.Roles, role)
+		}
+		var err error
+		if spec.ExpiresAt, err = api.ParseExpiry(*expires, now); err != nil {
+			return err
+		}
+		if *perSecond >= 0 {
+			spec.RateLimit = &api.RateLimit{PerSecond: *perSecond, Burst: *burst}
+		} else if *burst != 0 {
+			return errors.New("--rate-burst needs --rate-per-second")
+		}
+		token, _, err := kf.Create(spec, event.AdminByCLI, now, cfg.APIKeys)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, token)
+		fmt.Fprintf(stderr, "key %q added to %s; this secret is shown only once. A running server loads it within two seconds (SIGHUP: at once).\n", *name, kf.Path())
+		return nil
+
+	case "revoke":
+		if *name == "" {
+			return errors.New("--name is required")
+		}
+		if _, err := kf.Revoke(*name, event.AdminByCLI, now, cfg.APIKeys); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "key %q revoked in %s. A running server refuses it within two seconds (SIGHUP: at once).\n", *name, kf.Path())
+		return nil
+
+	default: // rotate
+		if *name == "" {
+			return errors.New("--name is required")
+		}
+		var spec api.RotateSpec
+		var err error
+		if spec.Grace, err = api.ParseDuration(*grace); err != nil {
+			return fmt.Errorf("--grace %q: want a duration such as 1h or 7d", *grace)
+		}
+		if spec.ExpiresAt, err = api.ParseExpiry(*expires, now); err != nil {
+			return err
+		}
+		token, key, err := kf.Rotate(*name, spec, event.AdminByCLI, now, cfg.APIKeys)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, token)
+		old := "the old secret stopped being valid"
+		if key.PreviousSHA256 != "" {
+			old = "the old secret stays valid until " + key.PreviousValidUntil.Format(time.RFC3339)
+		}
+		fmt.Fprintf(stderr, "key %q rotated in %s; this secret is shown only once, and %s. A running server loads it within two seconds (SIGHUP: at once).\n", *name, kf.Path(), old)
+		return nil
 	}
-	token, key, err := api.NewAPIKey(*name, rs...)
-	if err != nil {
-		return err
+}
+
+// printKey prints one line of "apikey list": name, roles, status,
+// creation and expiry, tab-separated.
+func printKey(w io.Writer, k *api.APIKey, now time.Time) {
+	created, expires := "-", "never"
+	if !k.CreatedAt.IsZero() {
+		created = k.CreatedAt.UTC().Format(time.RFC3339) + " by " + cmp.Or(k.CreatedBy, "-")
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
+	if !k.ExpiresAt.IsZero() {
+		expires = k.ExpiresAt.UTC().Format(time.RFC3339)
 	}
-	if err := writeKeysFile(path, append(keys, key)); err != nil {
-		return err
+	status := api.KeyStatus(k, now)
+	if k.Revoked() {
+		status += " " + k.RevokedAt.UTC().Format(time.RFC3339) + " by " + cmp.Or(k.RevokedBy, "-")
 	}
-	fmt.Fprintln(stdout, token)
-	fmt.Fprintf(stderr, "key %q added to %s; this secret is shown only once. Send SIGHUP to a running server to load it.\n", *name, path)
-	return nil
+	fmt.Fprintf(w, "%s\t%v\t%s\tcreated %s\texpires %s\n", k.Name, k.Roles, status, created, expires)
 }
 
 func firstNonEmpty(vs ...string) string {

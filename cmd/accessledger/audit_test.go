@@ -46,13 +46,15 @@ func findingKinds(r auditReport) string {
 // TestAuditFull audits a real server: the whole tree recomputed, then a
 // resumed run after growth, then a plain consistency check.
 func TestAuditFull(t *testing.T) {
-	s := startServer(t, t.TempDir())
+	// Reads are not recorded, so that the log grows only as posted: the
+	// admin leaf of the generated key, then the events.
+	s := startServer(t, t.TempDir(), "--audit-reads=false")
 	postN(s, 0, 600)
-	s.waitCheckpoint(600, 10*time.Second)
+	s.waitCheckpoint(601, 10*time.Second)
 	state := t.TempDir()
 	code, r, stderr := runAudit(t, s, state, "--full")
-	if code != 0 || !r.OK || r.Full == nil || r.Full.Leaves != 600 || r.Size != 600 {
-		t.Fatalf("audit --full = %d, %+v (%s), want OK over 600 leaves", code, r, stderr)
+	if code != 0 || !r.OK || r.Full == nil || r.Full.Leaves != 601 || r.Size != 601 {
+		t.Fatalf("audit --full = %d, %+v (%s), want OK over 601 leaves", code, r, stderr)
 	}
 	// 3 level-0 tiles (the last one partial) and the partial level-1
 	// tile 1/000.p/2.
@@ -61,10 +63,10 @@ func TestAuditFull(t *testing.T) {
 	}
 
 	postN(s, 600, 100)
-	s.waitCheckpoint(700, 10*time.Second)
+	s.waitCheckpoint(701, 10*time.Second)
 	code, r, stderr = runAudit(t, s, state, "--full")
-	if code != 0 || !r.OK || r.Full.Resumed != 512 || r.Full.Leaves != 700-512 || r.Previous == nil || *r.Previous != 600 {
-		t.Fatalf("second audit --full = %d, %+v (%s), want OK, resumed at 512 and consistent with 600", code, r, stderr)
+	if code != 0 || !r.OK || r.Full.Resumed != 512 || r.Full.Leaves != 701-512 || r.Previous == nil || *r.Previous != 601 {
+		t.Fatalf("second audit --full = %d, %+v (%s), want OK, resumed at 512 and consistent with 601", code, r, stderr)
 	}
 	code, r, _ = runAudit(t, s, state)
 	if code != 0 || !r.OK || r.Full != nil {
@@ -72,7 +74,7 @@ func TestAuditFull(t *testing.T) {
 	}
 	// The text report.
 	code, stdout, _ := runCLI(t, []string{"ACCESSLEDGER_AUDIT_API_KEY=" + s.token}, "audit", "--url", s.base, "--vkey", s.vkey, "--state", state)
-	if code != 0 || !strings.Contains(stdout, "checkpoint: size 700") || !strings.Contains(stdout, "\nOK (") {
+	if code != 0 || !strings.Contains(stdout, "checkpoint: size 701") || !strings.Contains(stdout, "\nOK (") {
 		t.Errorf("audit (text) = %d:\n%s", code, stdout)
 	}
 	// Without a key, entry bundles are refused: a precise failure.
@@ -119,8 +121,10 @@ func TestAuditTamper(t *testing.T) {
 		tamper func(t *testing.T, dir string)
 		want   []string
 	}{
-		{"entry", func(t *testing.T, dir string) { flipEntryByte(t, dir, 0) },
-			[]string{"tile_mismatch", "tile/0/000 differs from the leaf hashes of entry bundle tile/entries/000", "hash 0 is"}},
+		// Bundle 1: entry 0 of bundle 0 is the admin leaf of the
+		// generated key, which a flipped byte makes invalid JSON.
+		{"entry", func(t *testing.T, dir string) { flipEntryByte(t, dir, 1) },
+			[]string{"tile_mismatch", "tile/0/001 differs from the leaf hashes of entry bundle tile/entries/001", "hash 0 is"}},
 		{"tile", func(t *testing.T, dir string) { flipTileByte(t, dir, 0, 0, 5) },
 			[]string{"tile_mismatch", "tile/0/000", "hash 5 is"}},
 	} {
@@ -161,9 +165,10 @@ func TestForkDetected(t *testing.T) {
 	lpolicy := writeFile(t, filepath.Join(t.TempDir(), "log-policy"), fmt.Sprintf("witness w %s %s\nquorum w\n", w.vkey, w.base))
 	args := []string{"--key", keyPath, "--witness-policy", lpolicy}
 
+	// Each log holds the admin leaf of its generated key and 300 events.
 	a := startServer(t, t.TempDir(), args...)
 	postN(a, 0, 300)
-	waitCosigned(t, a, 300, 20*time.Second, w.vkey)
+	waitCosigned(t, a, 301, 20*time.Second, w.vkey)
 	stateA := t.TempDir()
 	if code, r, stderr := runAudit(t, a, stateA, "--policy", lpolicy); code != 0 || !r.OK || r.QuorumMet == nil || !*r.QuorumMet {
 		t.Fatalf("audit of the log = %d, %+v (%s), want OK with the quorum met", code, r, stderr)
@@ -174,7 +179,7 @@ func TestForkDetected(t *testing.T) {
 	// checkpoint although the witness refuses it.
 	b := startServer(t, t.TempDir(), append(args, "--witness-fail-open")...)
 	postN(b, 5000, 300)
-	b.waitCheckpoint(300, 10*time.Second)
+	b.waitCheckpoint(301, 10*time.Second)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		st := witnessStates(t, b)
@@ -193,12 +198,12 @@ func TestForkDetected(t *testing.T) {
 
 	code, r, _ := runAudit(t, b, stateA)
 	if code != 1 || findingKinds(r) != findingSplitView || r.Findings[0].Evidence == nil ||
-		!strings.HasPrefix(r.Findings[0].Evidence.Old, origin+"\n300\n") || !strings.HasPrefix(r.Findings[0].Evidence.New, origin+"\n300\n") {
+		!strings.HasPrefix(r.Findings[0].Evidence.Old, origin+"\n301\n") || !strings.HasPrefix(r.Findings[0].Evidence.New, origin+"\n301\n") {
 		t.Errorf("audit of the fork = %d, %+v; want a split view with both checkpoints", code, r)
 	}
 	// The text report prints the evidence.
 	_, stdout, _ := runCLI(t, []string{"ACCESSLEDGER_AUDIT_API_KEY=" + b.token}, "audit", "--url", b.base, "--vkey", b.vkey, "--state", stateA)
-	if !strings.Contains(stdout, "SECURITY ERROR") || strings.Count(stdout, origin+"\n\t300\n") != 2 {
+	if !strings.Contains(stdout, "SECURITY ERROR") || strings.Count(stdout, origin+"\n\t301\n") != 2 {
 		t.Errorf("audit (text) of the fork:\n%s\nwant SECURITY ERROR and both checkpoints", stdout)
 	}
 	// A fresh auditor sees the split view against the witness's view.
@@ -208,7 +213,7 @@ func TestForkDetected(t *testing.T) {
 	}
 	// And the fork grown: an inconsistency, with the proof.
 	postN(b, 6000, 50)
-	b.waitCheckpoint(350, 10*time.Second)
+	b.waitCheckpoint(351, 10*time.Second)
 	code, r, _ = runAudit(t, b, stateA)
 	if code != 1 || findingKinds(r) != findingInconsistent || len(r.Findings[0].Evidence.Proof) == 0 {
 		t.Errorf("audit of the grown fork = %d, %+v; want an inconsistency with the proof", code, r)
@@ -274,7 +279,7 @@ func TestTesseraFsckChecksOurLog(t *testing.T) {
 	dir := t.TempDir()
 	s := startServer(t, dir)
 	postN(s, 0, 700)
-	s.waitCheckpoint(700, 10*time.Second)
+	s.waitCheckpoint(701, 10*time.Second) // and the admin leaf of the generated key
 	pub := writeFile(t, filepath.Join(t.TempDir(), "log.pub"), s.vkey)
 	run := func() string {
 		t.Helper()
@@ -285,7 +290,7 @@ func TestTesseraFsckChecksOurLog(t *testing.T) {
 		}
 		return out
 	}
-	if out := run(); !strings.Contains(out, "Successfully fsck'd log with size 700") {
+	if out := run(); !strings.Contains(out, "Successfully fsck'd log with size 701") {
 		t.Fatalf("fsck of our log did not succeed:\n%s", out)
 	}
 	if code := s.terminate(20 * time.Second); code != 0 {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/accessledger/accessledger/api"
 	"github.com/accessledger/accessledger/ledger"
+	"github.com/accessledger/accessledger/respond"
 )
 
 // Config is the serve command's configuration. Precedence, lowest first:
@@ -54,9 +55,22 @@ type Config struct {
 	TrustedProxies       []string `yaml:"trusted_proxies"`
 	// APIKeys are API keys given in the config file (hashed).
 	APIKeys []api.APIKey `yaml:"api_keys"`
-	// APIKeysFile holds more keys; default <data>/api_keys.yaml. It is
-	// re-read on SIGHUP.
+	// APIKeysFile holds more keys; default <data>/api_keys.yaml. The
+	// server re-reads it when it changes (and on SIGHUP), and changes it
+	// through its admin API (apikeys.go).
 	APIKeysFile string `yaml:"api_keys_file"`
+	// RateLimit is the rate limit of each API key that has none of its
+	// own; per_second 0 (the default): none.
+	RateLimit api.RateLimit `yaml:"rate_limit"`
+	// AuditReads records every read of personal data (entries, entry
+	// bundles, queries, evidence) in the log, as an access event of
+	// service accessledger naming the API key.
+	AuditReads bool `yaml:"audit_reads"`
+	// TLSCert and TLSKey, set together, make serve speak HTTPS with this
+	// certificate (PEM, chain after it) and key; both are re-read on
+	// SIGHUP (tls.go).
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
 	// PublicTiles serves checkpoints, hash tiles and proofs without a key.
 	PublicTiles bool `yaml:"public_tiles"`
 	// PublicMetrics serves /metrics without a key.
@@ -97,6 +111,21 @@ type Config struct {
 	// Detect configures detection: rules, named lists, enrichment (see
 	// DetectConfig in rules.go).
 	Detect DetectConfig `yaml:"detect"`
+
+	// Respond runs the responders' service (<data>/respond): the alert
+	// feed, acknowledgements, deliveries and decisions.
+	Respond bool `yaml:"respond"`
+	// Responders are where alerts are delivered; Delivery is their retry
+	// policy (see respond.ResponderConfig and examples/serve.yaml).
+	Responders []respond.ResponderConfig `yaml:"responders"`
+	Delivery   respond.DeliveryConfig    `yaml:"delivery"`
+	// Decisions serves IP decisions to bouncers (CrowdSec Local API).
+	Decisions DecisionSettings `yaml:"decisions"`
+	// SelfAuditSchedule is the cron schedule of the integrity self-audit;
+	// DigestSchedule that of the daily digest (of the UTC day just
+	// ended). Empty: never.
+	SelfAuditSchedule string `yaml:"self_audit_schedule"`
+	DigestSchedule    string `yaml:"digest_schedule"`
 }
 
 func defaultConfig() Config {
@@ -115,10 +144,16 @@ func defaultConfig() Config {
 		ShutdownTimeout:      15 * time.Second,
 		Index:                true,
 		IndexMaxLag:          131072,
+		AuditReads:           true,
 		LogLevel:             "info",
 		LogFormat:            "text",
 		WitnessTimeout:       5 * time.Second,
 		Detect:               defaultDetectConfig(),
+		Respond:              true,
+		Delivery:             respond.DefaultDelivery(),
+		Decisions:            DecisionSettings{Enabled: true},
+		SelfAuditSchedule:    "CRON_TZ=UTC 30 3 * * *",
+		DigestSchedule:       "CRON_TZ=UTC 5 0 * * *",
 	}
 }
 
@@ -144,10 +179,16 @@ func (c *Config) fields() []configField {
 		{"max-body-bytes", "request body limit, in bytes", &c.MaxBodyBytes},
 		{"max-inflight-body-bytes", "bound on the bytes of all request bodies read at once", &c.MaxInflightBodyBytes},
 		{"api-keys-file", "API keys file (default <data>/api_keys.yaml)", &c.APIKeysFile},
+		{"audit-reads", "record who read personal data (entries, bundles, queries, evidence) in the log", &c.AuditReads},
+		{"tls-cert", "TLS certificate file (PEM, chain after it): serve HTTPS; re-read on SIGHUP", &c.TLSCert},
+		{"tls-key", "TLS private key file (PEM) of --tls-cert; re-read on SIGHUP", &c.TLSKey},
 		{"public-tiles", "serve checkpoints, hash tiles and proofs without an API key", &c.PublicTiles},
 		{"public-metrics", "serve /metrics without an API key", &c.PublicMetrics},
 		{"quick-open", "skip re-hashing every entry at start-up", &c.QuickOpen},
 		{"gc-schedule", "cron schedule of value-log GC", &c.GCSchedule},
+		{"respond", "run the responders: alert feed, acknowledgements, deliveries, decisions", &c.Respond},
+		{"self-audit-schedule", "cron schedule of the integrity self-audit (empty: never)", &c.SelfAuditSchedule},
+		{"digest-schedule", "cron schedule of the daily digest (empty: never)", &c.DigestSchedule},
 		{"memory-limit-mib", "Go soft memory limit in MiB, 0 for none (GOMEMLIMIT wins)", &c.MemoryLimit},
 		{"shutdown-timeout", "graceful shutdown bound", &c.ShutdownTimeout},
 		{"index", "keep the query indexes and serve queries and evidence", &c.Index},
@@ -309,6 +350,12 @@ func (c *Config) validate() error {
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err
 	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("tls_cert and tls_key go together: set both to serve HTTPS, or neither")
+	}
+	if err := c.RateLimit.Check(); err != nil {
+		return err
+	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("log_format %q: want text or json", c.LogFormat)
 	}
@@ -332,7 +379,7 @@ func (c *Config) validate() error {
 			return fmt.Errorf("trusted_proxies: %q is neither an IP address nor a CIDR range", p)
 		}
 	}
-	return nil
+	return checkRespondConfig(*c)
 }
 
 func parseLevel(s string) (slog.Level, error) {

@@ -2,7 +2,7 @@
 //
 //	accessledger serve [flags]     run the service (embedded defaults: ./data, 127.0.0.1:8080)
 //	accessledger keygen [flags]    write a checkpoint signing key and print its verifier key
-//	accessledger apikey add|list   manage API keys
+//	accessledger apikey add|list|revoke|rotate   manage API keys
 //	accessledger rules lint|test|run   check, test and replay Sigma detection rules
 //	accessledger simulate [flags]  generate realistic traffic with labelled attacks
 //	accessledger witness [flags]   run a C2SP tlog-witness (witness keygen: write its key)
@@ -11,6 +11,7 @@
 //	accessledger export [flags]    write an evidence bundle of the events a query matches
 //	accessledger verify FILE       check an evidence bundle offline
 //	accessledger submit FILE...    append existing logs (JSONL, nginx/Apache, sshd), optionally following them
+//	accessledger alerts list|watch|ack|resolve|incident   work the alert feed
 //	accessledger version           print the version
 package main
 
@@ -33,7 +34,7 @@ const usage = `usage: accessledger <command> [flags]
 commands:
   serve     run the log service (defaults: --data ./data --listen 127.0.0.1:8080)
   keygen    write an Ed25519 checkpoint signing key (and <out>.vkey, its name) and print its verifier key
-  apikey    add or list API keys: apikey add --name NAME --role submitter[,auditor,...]
+  apikey    add, list, revoke or rotate API keys: apikey add --name NAME --role submitter[,auditor,...] [--expires 90d]
   rules     lint, test or replay Sigma detection rules: rules lint|test DIR, rules run DIR --events FILE
   simulate  generate realistic synthetic traffic with labelled attacks (NDJSON, or to a server)
   witness   run a C2SP tlog-witness for the logs of a tlog-policy file; witness keygen writes its key
@@ -42,6 +43,7 @@ commands:
   export    write an evidence bundle (entries with C2SP tlog-proofs) of a query's events: export [filters] -o FILE
   verify    check an evidence bundle offline: verify FILE --vkey KEY
   submit    append existing logs as events (JSONL, nginx/Apache combined, sshd): submit [--follow --state FILE] FILE...
+  alerts    work the alert feed: alerts list|watch|ack ID|resolve ID|incident ID [--verify --vkey KEY]
   version   print the version (also --version)
 
 Run "accessledger <command> -h" for a command's flags.
@@ -86,6 +88,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		err = verifyCmd(args[1:], stdout, stderr)
 	case "submit":
 		err = submitCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "alerts":
+		err = alertsCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "accessledger", version)
 	case "-h", "--help", "help":

@@ -41,10 +41,12 @@ const (
 
 // serve runs the service until ctx ends, then shuts down gracefully, in
 // this order (the one place it is written down): stop accepting
-// connections and finish in-flight requests; stop the followers of the log
+// connections and finish in-flight requests; append the reads recorded
+// (read auditing) and stop watching the keys file; stop the followers of the log
 // (the query index, the witness distributor, the detector, each saving its
-// cursor); stop the scheduled jobs; drain the append queue, sign a final
-// checkpoint and close storage.
+// cursor); stop the scheduled jobs; stop the responders (they record what
+// they delivered); drain the append queue, sign a final checkpoint and
+// close storage.
 //
 // It writes nothing before everything that can be checked is checked and
 // the port is bound: a bad configuration, a key for another origin or a
@@ -79,6 +81,10 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return err
 	}
 	witnessPolicy, err := loadWitnessPolicy(cfg.WitnessPolicy)
+	if err != nil {
+		return err
+	}
+	certs, err := loadCerts(cfg) // HTTPS, nil if off (tls.go)
 	if err != nil {
 		return err
 	}
@@ -137,12 +143,28 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		l.Close(ctx)
 		return err
 	}
+	// The responders follow the log too: the alert feed, deliveries and
+	// decisions (respond.go).
+	rsp, err := startRespond(cfg, l, log, reg)
+	if err != nil {
+		idx.stop()
+		stopWitnessing()
+		det.stop()
+		l.Close(ctx)
+		return err
+	}
 	srv, err := api.New(api.Config{
 		Index:                idx.searcher(),
 		CosignedCheckpoint:   cosignedCheckpoint(witnessing, witnessPolicy, l),
 		Witnessing:           witnessing,
 		Detections:           det.detections(),
+		Responses:            rsp.responses(),
+		Decisions:            rsp.decisions(),
 		Keys:                 keys,
+		KeyFile:              api.NewKeyFile(cfg.keysPath()), // watched and administered (apikeys.go)
+		ConfigKeys:           cfg.APIKeys,
+		RateLimit:            cfg.RateLimit,
+		ReadAudit:            api.ReadAudit{Enabled: cfg.AuditReads},
 		PublicTiles:          cfg.PublicTiles,
 		PublicMetrics:        cfg.PublicMetrics,
 		Ledger:               l,
@@ -156,6 +178,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		TrustedProxies: cfg.TrustedProxies,
 	})
 	if err != nil {
+		rsp.stop()
 		idx.stop()
 		stopWitnessing()
 		det.stop()
@@ -163,9 +186,16 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	go reloadKeysOnHUP(ctx, hup, cfg, log, srv)
+	// The log records who may write it before the first request; a
+	// failure is retried every second (api/admin.go).
+	if err := srv.ReloadKeys(ctx); err != nil {
+		log.Error("recording the API keys in the log failed", "err", err)
+	}
+	go reloadOnHUP(ctx, hup, log, srv, certs) // API keys and TLS certificate (tls.go)
 
-	jobs := cron.New(cron.WithLogger(cronLogger{log}), cron.WithChain(cron.SkipIfStillRunning(cronLogger{log})))
+	// Scheduled duties: a panic is recovered and logged, and a run still
+	// going when the next is due is skipped.
+	jobs := cron.New(cron.WithLogger(cronLogger{log}), cron.WithChain(cron.Recover(cronLogger{log}), cron.SkipIfStillRunning(cronLogger{log})))
 	if cfg.GCSchedule != "" {
 		if _, err := jobs.AddFunc(cfg.GCSchedule, func() {
 			if err := l.RunValueLogGC(ctx); err != nil && ctx.Err() == nil {
@@ -176,7 +206,17 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 			return fmt.Errorf("gc_schedule %q: %w", cfg.GCSchedule, err)
 		}
 	}
+	if err := addDuties(jobs, cfg, l, rsp.service(), log, ctx); err != nil {
+		l.Close(ctx)
+		return err
+	}
 	jobs.Start()
+	// Watching the keys file and read auditing stop after the HTTP
+	// server, so that every read is recorded, and before the log closes.
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRun()
+	runDone := make(chan error, 1)
+	go func() { runDone <- srv.Run(runCtx) }()
 
 	hs := &http.Server{
 		Handler:           srv.Handler(),
@@ -188,7 +228,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 	log.Info("listening", "addr", lis.Addr().String(), "data", cfg.Data, "origin", l.Origin())
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- hs.Serve(lis) }()
+	go func() { serveErr <- serveHTTP(hs, lis, certs, log) }()
 
 	select {
 	case <-ctx.Done():
@@ -201,6 +241,10 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if serr := hs.Shutdown(sctx); serr != nil {
 		log.Warn("HTTP shutdown incomplete", "err", serr)
 	}
+	stopRun()
+	if rerr := <-runDone; rerr != nil {
+		log.Error("read auditing stop", "err", rerr)
+	}
 	// The index writes what it indexed while the log is open.
 	if ierr := idx.stop(); ierr != nil {
 		log.Error("index stop", "err", ierr)
@@ -211,6 +255,10 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		log.Error("detector stop", "err", derr)
 	}
 	<-jobs.Stop().Done()
+	// The responders record what they delivered while the log is open.
+	if rerr := rsp.stop(); rerr != nil {
+		log.Error("responders stop", "err", rerr)
+	}
 	if cerr := l.Close(sctx); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
@@ -501,27 +549,4 @@ func (c cronLogger) Info(msg string, kv ...any) {
 
 func (c cronLogger) Error(err error, msg string, kv ...any) {
 	c.l.Error(msg, append([]any{"component", "cron", "err", err}, kv...)...)
-}
-
-// reloadKeysOnHUP re-reads the API keys whenever the process gets SIGHUP.
-// A bad keys file keeps the old keys.
-func reloadKeysOnHUP(ctx context.Context, hup <-chan os.Signal, cfg Config, log *slog.Logger, srv *api.Server) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-			var kr *api.Keyring
-			keys, err := readKeys(cfg)
-			if err == nil {
-				kr, err = loadKeyring(cfg, keys, log)
-			}
-			if err != nil {
-				log.Error("reloading API keys failed; keeping the old ones", "err", err)
-				continue
-			}
-			srv.SetKeyring(kr)
-			log.Info("reloaded API keys", "count", kr.Len())
-		}
-	}
 }

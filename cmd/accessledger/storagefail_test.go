@@ -23,7 +23,8 @@ func TestStorageFailureStopsServer(t *testing.T) {
 	for i := range 5 {
 		acked = append(acked, h.s.mustPost(testEvent("", 100+i))...)
 	}
-	h.fs.FailNext(powerfs.Fsync, func(p string) bool { return strings.HasSuffix(p, ".mem") }, syscall.EIO)
+	// The log's own storage, not the followers' (detect/, index/, respond/).
+	h.fs.FailNext(powerfs.Fsync, func(p string) bool { return strings.Contains("/"+p, "/badger/") && strings.HasSuffix(p, ".mem") }, syscall.EIO)
 
 	status, _, body, err := h.s.postEvents(t.Context(), "", []json.RawMessage{testEvent("", 200)})
 	if err != nil || status != http.StatusServiceUnavailable || !strings.Contains(string(body), "storage failure") ||

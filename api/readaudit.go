@@ -1,0 +1,344 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/accessledger/accessledger/event"
+	"github.com/accessledger/accessledger/ledger"
+)
+
+// Defaults of ReadAudit's optional fields.
+const (
+	DefaultReadAuditQueue    = 10000
+	DefaultReadAuditBatch    = 500
+	DefaultReadAuditInterval = time.Second
+)
+
+// ReadAuditService is the service of the access events that record reads
+// of the log's personal data.
+const ReadAuditService = "accessledger"
+
+// ReadAudit configures the auditing of reads of personal data (PCI DSS
+// 10.2.1.3: access to the audit logs is itself logged). With it on, every
+// authenticated request for entries, entry bundles, queries and evidence
+// is recorded in the log as an access event: service "accessledger", the
+// API key's name as the actor, action "read", category data_access, the
+// route's kind as the resource type, success or failure.
+//
+// Reads never wait for their record: the request queues it and a single
+// goroutine (Server.Run) appends the queue in batches, every Interval or
+// MaxBatch events. When the queue is full, a read is served unrecorded;
+// accessledger_read_audit_events_total{result="dropped"} counts those and
+// the server logs a warning.
+type ReadAudit struct {
+	// Enabled turns read auditing on.
+	Enabled bool
+	// QueueSize bounds the records waiting to be appended (default
+	// 10000).
+	QueueSize int
+	// MaxBatch bounds the records of one append (default 500, at most
+	// Config.MaxBatchEvents).
+	MaxBatch int
+	// Interval is the longest a record waits before its batch is
+	// appended (default 1s).
+	Interval time.Duration
+}
+
+// readRecord is one read, as the request queues it. The batcher turns it
+// into an event.
+type readRecord struct {
+	time      time.Time
+	key       string // the API key's name
+	kind      string // resource type: entry, entry_bundle, events_query, ...
+	id        string // resource id: the entry index, the bundle's path
+	query     string // the raw query string of queries and evidence
+	status    int
+	ip        string
+	userAgent string
+}
+
+// readAuditor queues reads and appends them. The queue is its only shared
+// state; everything else belongs to the goroutine of run.
+type readAuditor struct {
+	cfg      ReadAudit
+	ledger   *ledger.Ledger
+	q        chan readRecord
+	appended prometheus.Counter
+	dropped  prometheus.Counter
+	// unwarned counts the drops not yet reported in the log; lastWarn is
+	// when the last report was made (Unix nanoseconds).
+	unwarned atomic.Int64
+	lastWarn atomic.Int64
+}
+
+// readKinds maps the routes holding personal data to the resource type
+// their reads are recorded under.
+var readKinds = map[string]string{
+	"/v1/entries/:index": "entry",
+	"/tile/*path":        "entry_bundle",
+	"/v1/events":         "events_query",
+	"/v1/events/count":   "events_count",
+	"/v1/events/top":     "events_top",
+	"/v1/evidence":       "evidence",
+	"/v1/incidents/:id":  "incident",
+}
+
+// newReadAuditor returns the auditor of cfg, or nil if it is off.
+func newReadAuditor(cfg ReadAudit, maxBatch int, l *ledger.Ledger) *readAuditor {
+	if !cfg.Enabled {
+		return nil
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = DefaultReadAuditQueue
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = DefaultReadAuditBatch
+	}
+	cfg.MaxBatch = min(cfg.MaxBatch, maxBatch)
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultReadAuditInterval
+	}
+	return &readAuditor{cfg: cfg, ledger: l, q: make(chan readRecord, cfg.QueueSize)}
+}
+
+// metrics returns the auditor's counters, to register.
+func (a *readAuditor) metrics() prometheus.Collector {
+	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "accessledger_read_audit_events_total",
+		Help: "Reads of personal data recorded in the log (appended), or served unrecorded because the queue was full or the append failed (dropped).",
+	}, []string{"result"})
+	a.appended = vec.WithLabelValues("appended")
+	a.dropped = vec.WithLabelValues("dropped")
+	return vec
+}
+
+// auditReads wraps require, the access check of a route holding personal
+// data, so that each read it lets through or refuses for want of a role
+// is recorded once answered. Requests without a valid key name nobody and
+// are not recorded (unknown keys must not be able to fill the log), nor
+// are those refused by the rate limit.
+func (s *Server) auditReads(require gin.HandlerFunc) gin.HandlerFunc {
+	if s.reads == nil {
+		return require
+	}
+	return func(c *gin.Context) {
+		start := s.cfg.Clock()
+		require(c)
+		if !c.IsAborted() {
+			c.Next()
+		}
+		name := c.GetString(ctxKeyName)
+		status := c.Writer.Status()
+		if name == "" || status == 429 {
+			return
+		}
+		r := readRecord{
+			time:      start,
+			key:       name,
+			kind:      readKinds[c.FullPath()],
+			status:    status,
+			ip:        c.ClientIP(),
+			userAgent: c.Request.UserAgent(),
+		}
+		switch r.kind {
+		case "entry":
+			r.id = c.Param("index")
+		case "entry_bundle":
+			r.id = strings.TrimPrefix(c.Param("path"), "/")
+		case "incident":
+			r.id = c.Param("id")
+		default:
+			r.query = c.Request.URL.RawQuery
+		}
+		s.reads.enqueue(r, s)
+	}
+}
+
+// enqueue queues r without ever blocking; when the queue is full, r is
+// dropped, counted, and reported in the log at most once a second.
+func (a *readAuditor) enqueue(r readRecord, s *Server) {
+	select {
+	case a.q <- r:
+		return
+	default:
+	}
+	a.dropped.Inc()
+	n := a.unwarned.Add(1)
+	now := time.Now().UnixNano()
+	last := a.lastWarn.Load()
+	if now-last >= int64(time.Second) && a.lastWarn.CompareAndSwap(last, now) {
+		a.unwarned.Add(-n)
+		s.log.Warn("read auditing is behind: reads served without being recorded in the log", "dropped", n, "queue_size", a.cfg.QueueSize)
+	}
+}
+
+// run appends the queued reads in batches until ctx ends, then appends
+// what is still queued (bounded by a few seconds) and returns an error if
+// some could not be.
+func (a *readAuditor) run(ctx context.Context, s *Server) error {
+	// An append under way completes even if ctx ends meanwhile: the
+	// ledger is still open (see Run).
+	actx := context.WithoutCancel(ctx)
+	batch := make([]readRecord, 0, a.cfg.MaxBatch)
+	tick := time.NewTicker(a.cfg.Interval)
+	defer tick.Stop()
+	for {
+		select {
+		case r := <-a.q:
+			batch = append(batch, r)
+			if len(batch) >= a.cfg.MaxBatch {
+				a.flush(actx, s, batch)
+				batch = batch[:0]
+			}
+		case <-tick.C:
+			if len(batch) > 0 {
+				a.flush(actx, s, batch)
+				batch = batch[:0]
+			}
+		case <-ctx.Done():
+			// The HTTP server has stopped (see Run): drain what is left.
+			fctx, cancel := context.WithTimeout(actx, 10*time.Second)
+			defer cancel()
+			lost := 0
+			for {
+				select {
+				case r := <-a.q:
+					batch = append(batch, r)
+					if len(batch) < a.cfg.MaxBatch {
+						continue
+					}
+				default:
+				}
+				if len(batch) == 0 {
+					break
+				}
+				lost += a.flush(fctx, s, batch)
+				batch = batch[:0]
+			}
+			if lost > 0 {
+				return fmt.Errorf("read auditing: %d reads could not be recorded at shutdown", lost)
+			}
+			return nil
+		}
+	}
+}
+
+// flush appends the events of batch and returns how many were dropped.
+// It retries while the log pushes back, for up to a few seconds; reads
+// keep queueing meanwhile, and are dropped if the queue fills.
+func (a *readAuditor) flush(ctx context.Context, s *Server, batch []readRecord) int {
+	now := s.cfg.Clock().UTC()
+	entries := make([]ledger.Entry, 0, len(batch))
+	for _, r := range batch {
+		leaf, err := r.leaf(now)
+		if err != nil {
+			// A bug: readEvent builds only valid events.
+			s.log.Error("read auditing built an invalid event; it is not recorded", "kind", r.kind, "err", err)
+			a.dropped.Inc()
+			continue
+		}
+		entries = append(entries, ledger.Entry{Data: leaf})
+	}
+	backoff := 50 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		_, err := a.ledger.Append(ctx, entries...)
+		if err == nil {
+			a.appended.Add(float64(len(entries)))
+			return len(batch) - len(entries)
+		}
+		if errors.Is(err, ledger.ErrPushback) && attempt < 6 && ctx.Err() == nil {
+			select {
+			case <-time.After(backoff):
+				backoff *= 2
+				continue
+			case <-ctx.Done():
+			}
+		}
+		a.dropped.Add(float64(len(entries)))
+		s.log.Warn("read auditing: appending recorded reads failed; they are dropped", "reads", len(entries), "err", err)
+		return len(batch)
+	}
+}
+
+// leaf returns the leaf of the access event recording r.
+func (r readRecord) leaf(receivedAt time.Time) ([]byte, error) {
+	body := r.event().Canonical()
+	// Check the event as any submitted one is checked: a leaf of kind
+	// event must parse.
+	if _, err := event.Parse(body, event.ParseOptions{}); err != nil {
+		return nil, err
+	}
+	return event.EncodeLeaf(event.KindEvent, receivedAt, body)
+}
+
+// event returns the access event recording r.
+func (r readRecord) event() *event.Event {
+	ip, err := netip.ParseAddr(r.ip)
+	if err != nil {
+		ip = netip.IPv6Unspecified()
+	}
+	ev := &event.Event{
+		Time:     r.time.UTC(),
+		Service:  ReadAuditService,
+		Actor:    event.Actor{ID: cleanText(r.key, event.MaxActorIDLen), Type: event.ActorService},
+		Source:   event.Source{IP: ip.Unmap().WithZone(""), UserAgent: cleanText(r.userAgent, event.MaxUserAgentLen)},
+		Action:   "read",
+		Category: event.CategoryDataAccess,
+		Outcome:  event.OutcomeSuccess,
+		Resource: &event.Resource{Type: r.kind, ID: cleanText(r.id, event.MaxResourceLen)},
+		Attributes: map[string]string{
+			"status": strconv.Itoa(r.status),
+		},
+	}
+	if r.status >= 400 {
+		ev.Outcome = event.OutcomeFailure
+		ev.Reason = fmt.Sprintf("answered %d", r.status)
+	}
+	if ev.Actor.ID == "" {
+		ev.Actor.ID = "unnamed"
+	}
+	if r.query != "" {
+		ev.Attributes["query"] = cleanText(r.query, event.MaxAttrValueLen)
+	}
+	return ev
+}
+
+// cleanText makes s a valid free-text value of at most max bytes: invalid
+// UTF-8 and control characters are replaced, and it is cut at a character
+// boundary.
+func cleanText(s string, max int) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || r < 0x20 || r == 0x7f {
+			clean = false
+			break
+		}
+	}
+	if !clean {
+		s = strings.Map(func(r rune) rune {
+			if r == utf8.RuneError || r < 0x20 || r == 0x7f {
+				return '?'
+			}
+			return r
+		}, strings.ToValidUTF8(s, "?"))
+	}
+	if len(s) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
+	}
+	return s
+}

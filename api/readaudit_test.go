@@ -1,0 +1,219 @@
+package api_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/accessledger/accessledger/api"
+	evt "github.com/accessledger/accessledger/event"
+	"github.com/accessledger/accessledger/ledger"
+)
+
+// readEvents returns the access events recording reads in the entries
+// from index from on, read from the ledger (not over HTTP, which would be
+// audited). Each must be a valid event.
+func readEvents(t testing.TB, l *ledger.Ledger, from uint64) []*evt.Event {
+	t.Helper()
+	var out []*evt.Event
+	for i := from; i < size(l); i++ {
+		data, _, err := l.Entry(bg, i)
+		if err != nil {
+			t.Fatalf("Entry(%d) = %v", i, err)
+		}
+		leaf, err := evt.DecodeLeaf(data)
+		if err != nil || leaf.Kind != evt.KindEvent {
+			continue
+		}
+		ev, err := evt.Parse(leaf.Body, evt.ParseOptions{})
+		if err != nil {
+			t.Fatalf("entry %d = %s: Parse() = %v", i, data, err)
+		}
+		if ev.Service == api.ReadAuditService {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// waitSize waits until the log holds at least n entries.
+func waitSize(t testing.TB, l *ledger.Ledger, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for size(l) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("Size() = %d after 10s, want %d", size(l), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestReadAuditRecordsReads reads personal data every way there is, and
+// checks that each read (and each refused for want of a role) is in the
+// log as an access event naming the key, and nothing else is.
+func TestReadAuditRecordsReads(t *testing.T) {
+	qs := newQueryServer(t)
+	qs.post(t, 0, qevents(0, 5))
+	if _, err := qs.l.SignCheckpoint(bg); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	s, err := api.New(api.Config{Ledger: qs.l, Keys: mustKeyring(t, qs), Index: qs.x, Gatherer: reg, Registerer: reg,
+		ReadAudit: api.ReadAudit{Enabled: true, Interval: 10 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(bg)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run() = %v", err)
+		}
+	})
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+
+	before := size(qs.l)
+	type read struct {
+		path, token    string
+		status         int
+		kind, id, qry  string
+		actor, outcome string
+	}
+	reads := []read{
+		{"/v1/entries/1", qs.auditor(), 200, "entry", "1", "", "k-auditor", "success"},
+		{"/tile/entries/000.p/5", qs.auditor(), 200, "entry_bundle", "entries/000.p/5", "", "k-auditor", "success"},
+		{"/v1/events?actor=user-1", qs.auditor(), 200, "events_query", "", "actor=user-1", "k-auditor", "success"},
+		{"/v1/events/count?action=login", qs.admin(), 200, "events_count", "", "action=login", "k-admin", "success"},
+		{"/v1/events/top?field=actor.id", qs.auditor(), 200, "events_top", "", "field=actor.id", "k-auditor", "success"},
+		{"/v1/evidence?actor=user-2", qs.auditor(), 200, "evidence", "", "actor=user-2", "k-auditor", "success"},
+		{"/v1/events?format=csv", qs.auditor(), 200, "events_query", "", "format=csv", "k-auditor", "success"},
+		{"/v1/entries/1", qs.submitter(), 403, "entry", "1", "", "k-submitter", "failure"},
+		{"/v1/entries/999", qs.auditor(), 404, "entry", "999", "", "k-auditor", "failure"},
+	}
+	for _, r := range reads {
+		if got := call(t, srv.URL, "GET", r.path, r.token, "", nil); got.status != r.status {
+			t.Fatalf("GET %s = %v, want %d", r.path, got, r.status)
+		}
+	}
+	// Not recorded: no valid key, or no personal data.
+	for _, path := range []string{"/v1/entries/1", "/tile/entries/000.p/5"} {
+		call(t, srv.URL, "GET", path, "", "", nil)
+		call(t, srv.URL, "GET", path, "al_unknown", "", nil)
+	}
+	for _, path := range []string{"/checkpoint", "/tile/0/000.p/5", "/v1/log", "/v1/proofs/inclusion?index=0&size=5", "/metrics"} {
+		call(t, srv.URL, "GET", path, qs.admin(), "", nil)
+	}
+
+	waitSize(t, qs.l, before+uint64(len(reads)))
+	time.Sleep(50 * time.Millisecond) // anything recorded too much would land by now
+	got := readEvents(t, qs.l, before)
+	if len(got) != len(reads) {
+		t.Fatalf("%d read events in the log, want %d: %+v", len(got), len(reads), got)
+	}
+	// Batches keep the order of the reads.
+	for i, r := range reads {
+		ev := got[i]
+		what := "read event of GET " + r.path
+		if ev.Actor.ID != r.actor || ev.Actor.Type != evt.ActorService || ev.Action != "read" ||
+			ev.Category != evt.CategoryDataAccess || ev.Outcome != r.outcome {
+			t.Errorf("%s = actor %+v action %q category %q outcome %q, want %s, read, data_access, %s",
+				what, ev.Actor, ev.Action, ev.Category, ev.Outcome, r.actor, r.outcome)
+		}
+		if ev.Resource == nil || ev.Resource.Type != r.kind || ev.Resource.ID != r.id {
+			t.Errorf("%s: resource = %+v, want type %q id %q", what, ev.Resource, r.kind, r.id)
+		}
+		if ev.Attributes["query"] != r.qry || ev.Attributes["status"] != strconv.Itoa(r.status) {
+			t.Errorf("%s: attributes = %v, want query %q and status %d", what, ev.Attributes, r.qry, r.status)
+		}
+		if ev.Source.IP.String() != "127.0.0.1" || !strings.HasPrefix(ev.Source.UserAgent, "Go-http-client") {
+			t.Errorf("%s: source = %+v, want 127.0.0.1 and the Go client", what, ev.Source)
+		}
+		if time.Since(ev.Time) > time.Minute || ev.Time.After(time.Now()) {
+			t.Errorf("%s: time %s, want the time of the read", what, ev.Time)
+		}
+	}
+	r := call(t, srv.URL, "GET", "/metrics", qs.admin(), "", nil)
+	if v, ok := metricValue(t, r.body, `accessledger_read_audit_events_total{result="appended"}`); !ok || v != float64(len(reads)) {
+		t.Errorf("read audit appended = %v (found %v), want %d", v, ok, len(reads))
+	}
+}
+
+// TestReadAuditOff: with the setting off, reads append nothing.
+func TestReadAuditOff(t *testing.T) {
+	ts := newTestServer(t, withAPI(func(c *api.Config) { c.ReadAudit = api.ReadAudit{Enabled: false, Interval: time.Millisecond} }))
+	ts.run(t)
+	ts.appendHTTP(t, 0, 3)
+	before := size(ts.l)
+	for range 5 {
+		ts.getEntry(t, 1)
+		if r := ts.get(t, "/tile/entries/000.p/3", ts.auditor()); r.status != http.StatusOK {
+			t.Fatalf("GET bundle = %v", r)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if got := size(ts.l); got != before {
+		t.Errorf("Size() after reads with read auditing off = %d, want %d", got, before)
+	}
+}
+
+// TestReadAuditNeverBlocks: a full queue drops records (counted), never
+// reads; what is queued is appended once Run runs, and at its end.
+func TestReadAuditNeverBlocks(t *testing.T) {
+	ts := newTestServer(t, withAPI(func(c *api.Config) {
+		c.ReadAudit = api.ReadAudit{Enabled: true, QueueSize: 2, Interval: time.Hour}
+	}))
+	ts.appendHTTP(t, 0, 1)
+	before := size(ts.l)
+	for range 5 {
+		ts.getEntry(t, 0) // served although nobody appends the records
+	}
+	r := ts.get(t, "/metrics", ts.admin())
+	if v, ok := metricValue(t, r.body, `accessledger_read_audit_events_total{result="dropped"}`); !ok || v != 3 {
+		t.Errorf("read audit dropped = %v (found %v), want 3", v, ok)
+	}
+	// Run appends the two queued records when it stops, although its
+	// interval is an hour.
+	ctx, cancel := context.WithCancel(bg)
+	done := make(chan error, 1)
+	go func() { done <- ts.api.Run(ctx) }()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run() = %v", err)
+	}
+	if got := size(ts.l); got != before+2 {
+		t.Errorf("Size() after Run stopped = %d, want %d", got, before+2)
+	}
+	evs := readEvents(t, ts.l, before)
+	if len(evs) != 2 || !slices.ContainsFunc(evs, func(e *evt.Event) bool { return e.Actor.ID == "test-auditor" }) {
+		t.Errorf("read events = %+v, want two by test-auditor", evs)
+	}
+}
+
+// BenchmarkReadEntry measures GET /v1/entries/<i> over loopback with
+// read auditing off and on (the read queues its record; Run appends).
+func BenchmarkReadEntry(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		b.Run("audit_reads="+strconv.FormatBool(on), func(b *testing.B) {
+			ts := newTestServer(b, withAPI(func(c *api.Config) { c.ReadAudit = api.ReadAudit{Enabled: on} }))
+			ts.run(b)
+			ts.appendHTTP(b, 0, 100)
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				r, err := tryCall(ts.srv.URL, "GET", "/v1/entries/"+strconv.Itoa(i%100), ts.auditor(), "", nil)
+				if err != nil || r.status != http.StatusOK {
+					b.Fatalf("GET = %v, %v", r, err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,86 @@
+package respond_test
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/accessledger/accessledger/respond"
+)
+
+// benchActive is the number of active decisions the benchmarks hold.
+const benchActive = 100_000
+
+// benchStore returns a store holding benchActive decisions (one address
+// each), with bouncer "fw" up to date.
+func benchStore(b *testing.B) *decFixture {
+	b.Helper()
+	f := newDecFixture(b, respond.DecisionsConfig{})
+	for i := range benchActive {
+		addDecision(b, f, i)
+	}
+	f.pull("fw", true)
+	return f
+}
+
+func addDecision(b *testing.B, f *decFixture, i int) {
+	addr := netip.AddrFrom4([4]byte{10 + byte(i>>24), byte(i >> 16), byte(i >> 8), byte(i)})
+	_, _, err := f.store.Add(decCtx, respond.DecisionInput{Key: fmt.Sprint(i), AlertIndex: uint64(i), Scenario: "bench",
+		Value: addr.String(), Duration: time.Hour + time.Duration(i)*time.Millisecond})
+	if err != nil {
+		b.Fatalf("Add(%d) = %v", i, err)
+	}
+}
+
+// BenchmarkDecisionsDeltaPull measures a bouncer's pull (Stream and Ack)
+// with 100,000 active decisions and 10 new ones since its last pull.
+func BenchmarkDecisionsDeltaPull(b *testing.B) {
+	f := benchStore(b)
+	next := benchActive
+	for b.Loop() {
+		b.StopTimer()
+		for range 10 {
+			addDecision(b, f, next)
+			next++
+		}
+		b.StartTimer()
+		ans := f.pull("fw", false)
+		if len(ans.New) != 10 || ans.Full {
+			b.Fatalf("pull: %d new (full %v), want 10", len(ans.New), ans.Full)
+		}
+	}
+}
+
+// BenchmarkDecisionsEmptyPull measures the pull of an up-to-date bouncer
+// with 100,000 active decisions: what most pulls are.
+func BenchmarkDecisionsEmptyPull(b *testing.B) {
+	f := benchStore(b)
+	for b.Loop() {
+		if ans := f.pull("fw", false); len(ans.New)+len(ans.Deleted) != 0 {
+			b.Fatalf("pull: %d new, %d deleted; want none", len(ans.New), len(ans.Deleted))
+		}
+	}
+}
+
+// BenchmarkDecisionsStartupPull measures a bouncer's startup pull of
+// 100,000 active decisions.
+func BenchmarkDecisionsStartupPull(b *testing.B) {
+	f := benchStore(b)
+	for b.Loop() {
+		if ans := f.pull("fw", true); len(ans.New) != benchActive {
+			b.Fatalf("startup pull: %d new, want %d", len(ans.New), benchActive)
+		}
+	}
+}
+
+// BenchmarkDecisionsAdd measures adding a decision (one Badger
+// transaction each).
+func BenchmarkDecisionsAdd(b *testing.B) {
+	f := newDecFixture(b, respond.DecisionsConfig{})
+	i := 0
+	for b.Loop() {
+		addDecision(b, f, i)
+		i++
+	}
+}
