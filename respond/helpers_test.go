@@ -96,6 +96,7 @@ type fakeSender struct {
 	got      []Message
 	times    []time.Time
 	notify   chan struct{}
+	delay    time.Duration // each attempt takes this long
 }
 
 func newFakeSender(script ...Outcome) *fakeSender {
@@ -103,6 +104,7 @@ func newFakeSender(script ...Outcome) *fakeSender {
 }
 
 func (f *fakeSender) Send(_ context.Context, m *Message) Outcome {
+	time.Sleep(f.delay)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := Outcome{}

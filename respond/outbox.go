@@ -28,8 +28,9 @@ type outboxRecord struct {
 	LastError  string    `json:"last_error,omitempty"`
 }
 
-// enqueue adds a message to a responder's outbox within txn; the
-// responder's workers are woken after the commit.
+// enqueue adds a message to a responder's outbox within txn; it is
+// scheduled after the commit, and the responder's workers woken. The
+// caller holds throttleMu.
 func (s *Service) enqueue(txn *badger.Txn, r *responder, m *Message) error {
 	now := s.now()
 	rec := outboxRecord{Message: *m, NextAt: now, EnqueuedAt: now}
@@ -41,8 +42,17 @@ func (s *Service) enqueue(txn *badger.Txn, r *responder, m *Message) error {
 	if err := txn.Set(responderKey(keyOutboxPfx, r.cfg.Name, seq), v); err != nil {
 		return err
 	}
-	r.due.pushLater(seq, now)
+	// Scheduled once the transaction commits (commitThrottle), never
+	// before: a worker must not look for a message not yet stored.
+	s.stagedDue = append(s.stagedDue, stagedDue{r, seq, now})
 	return nil
+}
+
+// stagedDue is a message enqueued by a transaction not yet committed.
+type stagedDue struct {
+	r   *responder
+	seq uint64
+	at  time.Time
 }
 
 // loadOutbox schedules the messages stored in a responder's outbox.

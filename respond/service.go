@@ -92,6 +92,7 @@ type Service struct {
 	throttle        map[string]*throttleState
 	throttlePending map[string]*throttleState // staged by the batch being saved
 	throttleErr     error                     // the first staging error of the batch
+	stagedDue       []stagedDue               // messages enqueued by the batch being saved
 
 	running sync.Mutex
 }

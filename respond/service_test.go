@@ -9,6 +9,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/accessledger/accessledger/event"
+	"github.com/accessledger/accessledger/ledger"
 )
 
 func TestDeliveryRetriesUntilDelivered(t *testing.T) {
@@ -345,5 +346,45 @@ func TestBanMakesOneDecision(t *testing.T) {
 	}
 	if n := countAdded(); n != 1 {
 		t.Errorf("%d decision_added leaves after a replay, want 1", n)
+	}
+}
+
+// TestEveryAlertDelivered: many alerts arriving in many small batches,
+// delivered by several workers at once, each arrive (the benchmark once
+// lost one when a worker looked for a message before its transaction
+// committed).
+func TestEveryAlertDelivered(t *testing.T) {
+	l := newTestLedger(t)
+	f := newFakeSender()
+	f.delay = 5 * time.Millisecond // workers busy while the follower saves
+	_, _ = runService(t, Config{Log: l, Dir: t.TempDir(), Delivery: fastDelivery(), Workers: 8,
+		Responders: []ResponderConfig{{Name: "hook", Type: TypeWebhook}}, Senders: map[string]Sender{"hook": f}})
+	const n = 1500
+	var entries []ledger.Entry
+	for i := range n {
+		leaf, err := event.EncodeAlertLeaf(testAlert("r1", "high", "203.0.113.9", i), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, ledger.Entry{Data: leaf})
+		if len(entries) == 1+i%7 {
+			if _, err := l.Append(bg, entries...); err != nil {
+				t.Fatal(err)
+			}
+			entries = entries[:0]
+		}
+	}
+	if len(entries) > 0 {
+		if _, err := l.Append(bg, entries...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "every alert delivered", func() bool { return len(f.delivered()) >= n })
+	seen := map[string]bool{}
+	for _, m := range f.delivered() {
+		seen[m.ID] = true
+	}
+	if len(seen) != n {
+		t.Errorf("%d distinct alerts delivered, want %d", len(seen), n)
 	}
 }

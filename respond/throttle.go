@@ -83,17 +83,25 @@ func (s *Service) stageThrottle(txn *badger.Txn, k string, st *throttleState) {
 	}
 }
 
+// commitThrottle applies what a committed transaction staged: the
+// throttling state and the messages it enqueued.
 func (s *Service) commitThrottle() {
 	for k, st := range s.throttlePending {
 		s.throttle[k] = st
 	}
 	clear(s.throttlePending)
 	s.throttleErr = nil
+	for _, d := range s.stagedDue {
+		d.r.due.pushLater(d.seq, d.at)
+	}
+	s.stagedDue = s.stagedDue[:0]
 }
 
+// rollbackThrottle forgets what a failed transaction staged.
 func (s *Service) rollbackThrottle() {
 	clear(s.throttlePending)
 	s.throttleErr = nil
+	s.stagedDue = s.stagedDue[:0]
 }
 
 // loadThrottle restores the throttling state.
