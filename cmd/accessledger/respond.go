@@ -81,8 +81,9 @@ func parsePrefix(s string) (netip.Prefix, error) {
 // writing anything.
 func checkRespondConfig(cfg Config) error {
 	if !cfg.Respond {
-		if len(cfg.Responders) > 0 || cfg.Decisions.Enabled {
-			return errors.New("respond is false, but responders or decisions are configured: remove them, or set respond: true")
+		// Decisions are on by default; they go with the responders.
+		if len(cfg.Responders) > 0 {
+			return errors.New("respond is false, but responders are configured: remove them, or set respond: true")
 		}
 		return nil
 	}

@@ -292,6 +292,12 @@ func TestExampleConfig(t *testing.T) {
 	if len(types) != 4 {
 		t.Errorf("the example shows responder types %v, want all four", types)
 	}
+	if _, err := loadConfig([]string{"--respond=false"}, envMap(), io.Discard); err != nil {
+		t.Errorf("--respond=false with the defaults: %v", err)
+	}
+	if _, err := loadConfig([]string{"--config", p, "--respond=false"}, envMap(), io.Discard); err == nil {
+		t.Error("--respond=false with responders configured: no error")
+	}
 	bad := writeConfig(t, "responders:\n  - name: x\n    type: carrier-pigeon\n")
 	if _, err := loadConfig([]string{"--config", bad}, envMap(), io.Discard); err == nil || !strings.Contains(err.Error(), "carrier-pigeon") {
 		t.Errorf("an unknown responder type: %v, want an error naming it", err)
