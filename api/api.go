@@ -371,6 +371,8 @@ func unavailable(err error) string {
 		return msgFailed
 	case errors.Is(err, ledger.ErrClosed):
 		return "the server is shutting down"
+	case errors.Is(err, ledger.ErrIntegrity):
+		return "the integrity self-audit found the stored log does not match its signed checkpoint; the operator can find the bad tile or bundle in the server log"
 	}
 	return "the log is not healthy (checkpoint signing keeps failing, or storage reported an error); the operator can find the details in the server log"
 }

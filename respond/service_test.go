@@ -2,6 +2,9 @@ package respond
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"slices"
 	"testing"
 	"time"
@@ -386,5 +389,33 @@ func TestEveryAlertDelivered(t *testing.T) {
 	}
 	if len(seen) != n {
 		t.Errorf("%d distinct alerts delivered, want %d", len(seen), n)
+	}
+}
+
+// TestExecFailureRecorded: a real command that fails is retried, then
+// dead-lettered, and the log records its exit status and output.
+func TestExecFailureRecorded(t *testing.T) {
+	l := newTestLedger(t)
+	script := filepath.Join(t.TempDir(), "fail.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\ncat >/dev/null\necho cannot reach the firewall >&2\nexit 3\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	d := fastDelivery()
+	d.MaxAttempts = 2
+	_, _ = runService(t, Config{Log: l, Dir: t.TempDir(), Delivery: d,
+		Responders: []ResponderConfig{{Name: "fw", Type: TypeExec, Command: []string{script}, Timeout: 5 * time.Second}}})
+	idx := appendAlerts(t, l, testAlert("r1", "high", "203.0.113.7", 1))[0]
+	var got *event.Response
+	waitFor(t, "the dead_lettered leaf", func() bool {
+		for _, r := range responseLeaves(t, l) {
+			if r.Action == event.ActionDeadLettered && r.Responder == "fw" {
+				got = r
+				return true
+			}
+		}
+		return false
+	})
+	if got.Attempts != 2 || got.Status != 3 || !strings.Contains(got.Output, "cannot reach the firewall") || *got.Alert != idx {
+		t.Errorf("recorded %+v, want 2 attempts, exit status 3, the command's output, alert %d", got, idx)
 	}
 }
