@@ -48,19 +48,9 @@ func (s *Server) getEvidence(c *gin.Context) {
 			return
 		}
 	}
-	cpNote, witnesses, err := s.evidenceCheckpoint(c)
+	cpNote, witnesses, cp, err := s.parsedEvidenceCheckpoint(c)
 	if err != nil {
 		s.fail(c, err, "")
-		return
-	}
-	v, err := note.NewVerifier(s.cfg.Ledger.VerifierKey())
-	if err != nil {
-		s.fail(c, err, "")
-		return
-	}
-	cp, _, _, err := log.ParseCheckpoint(cpNote, s.cfg.Ledger.Origin(), v)
-	if err != nil {
-		s.fail(c, fmt.Errorf("parsing the evidence checkpoint: %w", err), "")
 		return
 	}
 	indexed := s.cfg.Index.Size()
@@ -124,4 +114,23 @@ func (s *Server) evidenceCheckpoint(ctx context.Context) ([]byte, []string, erro
 		return s.cfg.CosignedCheckpoint(ctx)
 	}
 	return s.cfg.Ledger.Latest().Note, nil, nil
+}
+
+// parsedEvidenceCheckpoint returns the evidence checkpoint (as
+// evidenceCheckpoint), its witnesses' keys, and the checkpoint parsed and
+// its signature checked with the log's key.
+func (s *Server) parsedEvidenceCheckpoint(ctx context.Context) ([]byte, []string, *log.Checkpoint, error) {
+	cpNote, witnesses, err := s.evidenceCheckpoint(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	v, err := note.NewVerifier(s.cfg.Ledger.VerifierKey())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cp, _, _, err := log.ParseCheckpoint(cpNote, s.cfg.Ledger.Origin(), v)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("parsing the evidence checkpoint: %w", err)
+	}
+	return cpNote, witnesses, cp, nil
 }

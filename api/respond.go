@@ -18,8 +18,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/go-json-experiment/json"
-	"github.com/transparency-dev/formats/log"
-	"golang.org/x/mod/sumdb/note"
 
 	"github.com/accessledger/accessledger/client/evidence"
 	"github.com/accessledger/accessledger/event"
@@ -420,19 +418,9 @@ func (s *Server) getIncident(c *gin.Context) {
 		s.failRespond(c, err, noAlert(id))
 		return
 	}
-	cpNote, witnesses, err := s.evidenceCheckpoint(c)
+	cpNote, witnesses, cp, err := s.parsedEvidenceCheckpoint(c)
 	if err != nil {
 		s.fail(c, err, "")
-		return
-	}
-	v, err := note.NewVerifier(s.cfg.Ledger.VerifierKey())
-	if err != nil {
-		s.fail(c, err, "")
-		return
-	}
-	cp, _, _, err := log.ParseCheckpoint(cpNote, s.cfg.Ledger.Origin(), v)
-	if err != nil {
-		s.fail(c, fmt.Errorf("parsing the evidence checkpoint: %w", err), "")
 		return
 	}
 	a := inc.Alert.Alert

@@ -22,6 +22,7 @@ import (
 	"github.com/accessledger/accessledger/api"
 	"github.com/accessledger/accessledger/client/evidence"
 	alertevent "github.com/accessledger/accessledger/event"
+	"github.com/accessledger/accessledger/internal/prooftest"
 	"github.com/accessledger/accessledger/ledger"
 	"github.com/accessledger/accessledger/respond"
 )
@@ -794,48 +795,6 @@ func bundleEntries(t testing.TB, bundle string) []bundleEntry {
 	return out
 }
 
-// verifyTLogProof checks a C2SP tlog-proof of entry with the third-party
-// golang.org/x/mod/sumdb code alone: note.Open for the checkpoint's
-// signature, tlog.CheckRecord for the inclusion proof.
-func verifyTLogProof(entry []byte, proof string, v note.Verifier) error {
-	header, rest, _ := strings.Cut(proof, "\n")
-	if header != "c2sp.org/tlog-proof@v1" {
-		return fmt.Errorf("header %q", header)
-	}
-	idxLine, rest, _ := strings.Cut(rest, "\n")
-	n, err := strconv.ParseInt(strings.TrimPrefix(idxLine, "index "), 10, 64)
-	if err != nil {
-		return fmt.Errorf("index line %q", idxLine)
-	}
-	var p tlog.RecordProof
-	for {
-		var line string
-		line, rest, _ = strings.Cut(rest, "\n")
-		if line == "" {
-			break
-		}
-		b, err := base64.StdEncoding.DecodeString(line)
-		if err != nil || len(b) != tlog.HashSize {
-			return fmt.Errorf("proof line %q", line)
-		}
-		p = append(p, tlog.Hash(b))
-	}
-	signed, err := note.Open([]byte(rest), note.VerifierList(v))
-	if err != nil {
-		return fmt.Errorf("note.Open: %w", err)
-	}
-	lines := strings.Split(signed.Text, "\n")
-	if len(lines) < 4 || lines[0] != v.Name() {
-		return fmt.Errorf("checkpoint %q", signed.Text)
-	}
-	size, err := strconv.ParseInt(lines[1], 10, 64)
-	root, err2 := base64.StdEncoding.DecodeString(lines[2])
-	if err != nil || err2 != nil || len(root) != tlog.HashSize {
-		return fmt.Errorf("checkpoint %q", signed.Text)
-	}
-	return tlog.CheckRecord(p, size, tlog.Hash(root), n, tlog.RecordHash(entry))
-}
-
 func TestIncident(t *testing.T) {
 	ts, _ := respondServer(t, nil)
 	var evidenceIdx []uint64
@@ -902,7 +861,7 @@ func TestIncident(t *testing.T) {
 	var got []uint64
 	for _, e := range entries {
 		got = append(got, e.Index)
-		if err := verifyTLogProof(e.Entry, e.TLogProof, v); err != nil {
+		if err := prooftest.CheckTLogProof(e.Entry, e.TLogProof, v); err != nil {
 			t.Errorf("entry %d: the proof does not verify with x/mod/sumdb: %v", e.Index, err)
 		}
 		h := tlog.RecordHash(e.Entry)
@@ -924,7 +883,7 @@ func TestIncident(t *testing.T) {
 	// checkpoint's signature.
 	e := entries[3]
 	bad := bytes.Replace(e.Entry, []byte("brute force"), []byte("brute-force"), 1)
-	if err := verifyTLogProof(bad, e.TLogProof, v); err == nil {
+	if err := prooftest.CheckTLogProof(bad, e.TLogProof, v); err == nil {
 		t.Errorf("a changed entry verifies")
 	}
 	lines := strings.Split(e.TLogProof, "\n")
@@ -933,7 +892,7 @@ func TestIncident(t *testing.T) {
 		b[i%len(b)] ^= 1
 		changed := slices.Clone(lines)
 		changed[i] = base64.StdEncoding.EncodeToString(b)
-		if err := verifyTLogProof(e.Entry, strings.Join(changed, "\n"), v); err == nil {
+		if err := prooftest.CheckTLogProof(e.Entry, strings.Join(changed, "\n"), v); err == nil {
 			t.Errorf("a changed proof hash %d verifies", i-2)
 		}
 	}
@@ -944,7 +903,7 @@ func TestIncident(t *testing.T) {
 	} else {
 		changed[sig] = 'A'
 	}
-	if err := verifyTLogProof(e.Entry, string(changed), v); err == nil {
+	if err := prooftest.CheckTLogProof(e.Entry, string(changed), v); err == nil {
 		t.Errorf("a changed checkpoint signature verifies")
 	}
 	if _, err := evidence.Verify(strings.NewReader(strings.Replace(inc.Bundle, "brute force", "brute-force", 1)), ts.l.VerifierKey()); err == nil {

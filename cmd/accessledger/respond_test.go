@@ -18,10 +18,9 @@ import (
 	"time"
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
-	"golang.org/x/mod/sumdb/note"
-	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/accessledger/accessledger/api"
+	"github.com/accessledger/accessledger/internal/prooftest"
 )
 
 // bruteForce returns n brute forces, each six failed logins one second
@@ -328,45 +327,6 @@ func bundleEntries(t *testing.T, bundle string) []incidentEntry {
 	return out
 }
 
-// checkTLogProof checks a C2SP tlog-proof of entry with
-// golang.org/x/mod/sumdb alone: note.Open for the checkpoint's signature,
-// tlog.CheckRecord for the inclusion.
-func checkTLogProof(entry []byte, proof string, v note.Verifier) error {
-	header, rest, _ := strings.Cut(proof, "\n")
-	if header != "c2sp.org/tlog-proof@v1" {
-		return fmt.Errorf("header %q", header)
-	}
-	idxLine, rest, _ := strings.Cut(rest, "\n")
-	n, err := strconv.ParseInt(strings.TrimPrefix(idxLine, "index "), 10, 64)
-	if err != nil {
-		return fmt.Errorf("index line %q", idxLine)
-	}
-	var p tlog.RecordProof
-	for {
-		var line string
-		line, rest, _ = strings.Cut(rest, "\n")
-		if line == "" {
-			break
-		}
-		b, err := base64.StdEncoding.DecodeString(line)
-		if err != nil || len(b) != tlog.HashSize {
-			return fmt.Errorf("proof line %q", line)
-		}
-		p = append(p, tlog.Hash(b))
-	}
-	signed, err := note.Open([]byte(rest), note.VerifierList(v))
-	if err != nil {
-		return fmt.Errorf("note.Open: %w", err)
-	}
-	lines := strings.Split(signed.Text, "\n")
-	size, err := strconv.ParseInt(lines[1], 10, 64)
-	root, err2 := base64.StdEncoding.DecodeString(lines[2])
-	if err != nil || err2 != nil || len(root) != tlog.HashSize {
-		return fmt.Errorf("checkpoint %q", signed.Text)
-	}
-	return tlog.CheckRecord(p, size, tlog.Hash(root), n, tlog.RecordHash(entry))
-}
-
 // TestIncidentEndToEnd follows one incident through the real binary: a
 // simulated brute force raises an alert, the alert is delivered to a
 // webhook (signature checked with the reference library), a bouncer pulls
@@ -492,7 +452,7 @@ api_keys:
 		s.get("/v1/incidents/"+id, &inc)
 		kinds, actions = map[string]int{}, map[string]int{}
 		for _, e := range bundleEntries(t, inc.Bundle) {
-			if err := checkTLogProof(e.Entry, e.TLogProof, s.verifier); err != nil {
+			if err := prooftest.CheckTLogProof(e.Entry, e.TLogProof, s.verifier); err != nil {
 				t.Fatalf("entry %d of the incident: %v", e.Index, err)
 			}
 			var leaf struct {
@@ -521,7 +481,7 @@ api_keys:
 	e := bundleEntries(t, inc.Bundle)[0]
 	bad := slices.Clone([]byte(e.Entry))
 	bad[len(bad)/2] ^= 1
-	if checkTLogProof(bad, e.TLogProof, s.verifier) == nil {
+	if prooftest.CheckTLogProof(bad, e.TLogProof, s.verifier) == nil {
 		t.Error("a changed entry still verifies")
 	}
 	if code := s.terminate(30 * time.Second); code != 0 {
