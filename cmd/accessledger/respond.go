@@ -224,10 +224,16 @@ func addDuties(jobs *cron.Cron, cfg Config, l *ledger.Ledger, rs *respond.Servic
 	return nil
 }
 
+// auditedLog is what the self-audit needs of the log (*ledger.Ledger).
+type auditedLog interface {
+	SelfAudit(ctx context.Context) (ledger.SelfAuditReport, error)
+	Append(ctx context.Context, entries ...ledger.Entry) ([]ledger.Result, error)
+}
+
 // selfAudit recomputes the root of the latest checkpoint from every tile
 // and entry bundle. A mismatch marks the server unhealthy (the ledger does)
 // and is recorded in the log as a critical alert.
-func selfAudit(ctx context.Context, l *ledger.Ledger, log *slog.Logger) {
+func selfAudit(ctx context.Context, l auditedLog, log *slog.Logger) {
 	rep, err := l.SelfAudit(ctx)
 	switch {
 	case err == nil:
