@@ -49,8 +49,10 @@ type correlator struct {
 	exceptions []matcher
 	fp         string
 
-	groups  map[string]*group
-	lru     groupList
+	table   *entityTable // holds the groups, in column column
+	column  int
+	ngroups int
+	lru     lruQueue
 	evicted uint64
 	deleted []string // keys of groups removed since the last save
 	dirty   []*group // groups changed since the last save
@@ -66,28 +68,32 @@ func (c *correlator) markDirty(g *group) {
 
 // group is one group's state in a correlation. Its fields are owned by the
 // engine's goroutine.
+//
+// A group is 192 bytes, a size class of its own and a multiple of the
+// cache line, so groups start on one (the next class is 224 bytes). What
+// every event reads, and a baseline's counters, are in its first 64
+// bytes.
 type group struct {
-	key        string
-	vals       []string // group-by values, in groupNames order
-	prev, next *group
+	stamp      uint64 // of its latest entry in the LRU queue; 0 once removed
+	first      int64  // first event time seen
+	last       int64  // latest event time seen
 	dirty      bool
+	fired      bool    // baseline: the current bucket has fired
+	bucket     int64   // baseline
+	count      int64   // baseline
+	mean       float64 // baseline
+	firedUntil int64   // events up to this time belong to an alert already raised
 
-	first      int64 // first event time seen
-	last       int64 // latest event time seen
-	firedUntil int64 // events up to this time belong to an alert already raised
+	bucketEvid []uint64   // baseline
+	terms      []term     // new_term
+	ent        *entity    // in the correlation's table; its key is the group's
+	vals       []string   // group-by values, in groupNames order
+	points     []geoPoint // geo_velocity
 	items      []item
-
-	// new_term
-	terms []term
-	// geo_velocity
-	points []geoPoint
-	// baseline
-	bucket     int64
-	count      int64
-	mean       float64
-	fired      bool
-	bucketEvid []uint64
 }
+
+// key returns the group's key.
+func (g *group) key() string { return g.ent.key }
 
 type item struct {
 	t    int64
@@ -110,39 +116,91 @@ type geoPoint struct {
 	lat, lon float64
 }
 
-// groupList is an intrusive LRU list: front is least recently active.
-type groupList struct{ head, tail *group }
-
-func (l *groupList) remove(g *group) {
-	if g.prev != nil {
-		g.prev.next = g.next
-	} else if l.head == g {
-		l.head = g.next
-	}
-	if g.next != nil {
-		g.next.prev = g.prev
-	} else if l.tail == g {
-		l.tail = g.prev
-	}
-	g.prev, g.next = nil, nil
+// lruQueue orders a correlation's groups by last activity, least recent
+// first. Touching a group appends it with a new stamp; its older entries
+// go stale, are skipped, and are dropped when the queue is compacted.
+// Unlike a linked list, a touch writes only the group and the queue's
+// end, not the group's neighbours, which are seldom in cache.
+type lruQueue struct {
+	q     []lruEntry
+	head  int // q[:head] are popped
+	clock uint64
 }
 
-func (l *groupList) pushBack(g *group) {
-	g.prev, g.next = l.tail, nil
-	if l.tail != nil {
-		l.tail.next = g
+type lruEntry struct {
+	g     *group
+	stamp uint64
+}
+
+func (en lruEntry) live() bool { return en.g.stamp == en.stamp }
+
+// touch makes g the most recently active of the groups; n is how many
+// groups the correlation holds.
+func (l *lruQueue) touch(g *group, n int) {
+	if k := len(l.q); k > l.head && l.q[k-1].g == g && g.stamp == l.q[k-1].stamp {
+		return // already the most recent
+	}
+	l.clock++
+	g.stamp = l.clock
+	l.q = append(l.q, lruEntry{g, l.clock})
+	if len(l.q) > 2*n+64 {
+		l.compact()
+	}
+}
+
+// compact drops the stale entries, keeping the order.
+func (l *lruQueue) compact() {
+	n := 0
+	for _, en := range l.q[l.head:] {
+		if en.live() {
+			l.q[n] = en
+			n++
+		}
+	}
+	clear(l.q[n:])
+	l.q, l.head = l.q[:n], 0
+}
+
+// front returns the least recently active group, or nil.
+func (l *lruQueue) front() *group {
+	for l.head < len(l.q) {
+		if en := l.q[l.head]; en.live() {
+			return en.g
+		}
+		l.q[l.head] = lruEntry{}
+		l.head++
+	}
+	return nil
+}
+
+// all yields the groups from the least to the most recently active.
+func (l *lruQueue) all(yield func(*group) bool) {
+	for i := l.head; i < len(l.q); i++ {
+		if en := l.q[i]; en.live() && !yield(en.g) {
+			return
+		}
+	}
+}
+
+// trim drops the stale entries once they outnumber the live ones (n),
+// and otherwise those at the front.
+func (l *lruQueue) trim(n int) {
+	if len(l.q) > 2*n+64 {
+		l.compact()
 	} else {
-		l.head = g
+		l.front()
 	}
-	l.tail = g
 }
+
+// remove takes g out of the queue (its entries go stale).
+func (l *lruQueue) remove(g *group) { g.stamp = 0 }
 
 func compileCorrelation(cc *compileCtx, cfg *Config, r *Rule, rs *RuleSet) (*correlator, error) {
 	spec := r.Correlation
 	c := &correlator{
 		rule: r, spec: spec, cfg: cfg,
 		span: int64(spec.Timespan), lateness: int64(cfg.Lateness),
-		nslots: len(spec.Rules), groups: map[string]*group{},
+		nslots: len(spec.Rules),
 	}
 	errorf := func(format string, args ...any) error {
 		return r.docPos.errorf("correlation %q: %s", r.ID, fmt.Sprintf(format, args...))
@@ -330,12 +388,15 @@ func (e *Engine) feed(c *correlator, h hit) {
 			}
 		}
 	}
-	key, ok := c.groupKeyOf(&h)
+	ent, key, ok := e.entityOf(c, &h)
 	if !ok {
 		return
 	}
 	c.stats.matches++
-	g := c.groups[key]
+	var g *group
+	if ent != nil {
+		g = ent.groups[c.column]
+	}
 	if g == nil {
 		if c.spec.Type == TemporalOrdered && h.slot > 0 {
 			// Nothing can follow a first rule that has not matched:
@@ -343,17 +404,20 @@ func (e *Engine) feed(c *correlator, h hit) {
 			// order), which keeps state for busy later rules small.
 			return
 		}
-		g = &group{key: strings.Clone(key), vals: c.groupVals(&h), first: h.t, last: h.t}
-		c.groups[key] = g
-		c.lru.pushBack(g)
-		if len(c.groups) > e.cfg.MaxGroups {
-			old := c.lru.head
-			c.removeGroup(old)
+		if ent == nil {
+			ent = c.table.add(key)
+		}
+		g = &group{ent: ent, vals: c.groupVals(&h), first: h.t, last: h.t}
+		ent.groups[c.column] = g
+		ent.live++
+		c.ngroups++
+		c.lru.touch(g, c.ngroups)
+		if c.ngroups > e.cfg.MaxGroups {
+			c.removeGroup(c.lru.front())
 			c.evicted++
 		}
-	} else if c.lru.tail != g {
-		c.lru.remove(g)
-		c.lru.pushBack(g)
+	} else {
+		c.lru.touch(g, c.ngroups)
 	}
 	c.markDirty(g)
 	if h.t < g.first {
@@ -393,10 +457,22 @@ type firing struct {
 	summary    string
 }
 
+// addGroup adds a group of key restored from saved state.
+func (c *correlator) addGroup(key string, g *group) {
+	if c.table.lookup(c.column, key) == nil {
+		c.ngroups++
+	}
+	c.table.set(c.column, key, g)
+}
+
+// lookup returns the group of key, or nil.
+func (c *correlator) lookup(key string) *group { return c.table.lookup(c.column, key) }
+
 func (c *correlator) removeGroup(g *group) {
 	c.lru.remove(g)
-	delete(c.groups, g.key)
-	c.deleted = append(c.deleted, g.key)
+	c.table.remove(c.column, g)
+	c.ngroups--
+	c.deleted = append(c.deleted, g.key())
 	g.dirty = false
 }
 
@@ -420,7 +496,7 @@ func (e *Engine) fire(c *correlator, g *group, f *firing) {
 				evList = evList[:event.MaxEvidence]
 			}
 			a := &event.Alert{
-				DedupKey:      dedupKey(r.ID, g.key, f.start),
+				DedupKey:      dedupKey(r.ID, g.key(), f.start),
 				Time:          time.Unix(0, f.t).UTC(),
 				Rule:          alertRule(r),
 				Group:         groupVals,
@@ -616,7 +692,9 @@ func (e *Engine) windowCount(c *correlator, g *group, h *hit) *firing {
 // event not yet evaluated and spans timespan.
 func (e *Engine) closeWindows(c *correlator) {
 	closed := e.watermark - c.lateness
-	for _, g := range c.groups {
+	// In order of last activity, which makes the order of the alerts
+	// deterministic.
+	for g := range c.lru.all {
 		for len(g.items) > 0 && g.items[0].t+c.span < closed {
 			start := g.items[0].t
 			end := sort.Search(len(g.items), func(i int) bool { return g.items[i].t > start+c.span })
@@ -964,16 +1042,15 @@ func (e *Engine) sweep() {
 			e.closeWindows(c)
 		}
 		horizon := e.watermark - c.keep
-		for g := c.lru.head; g != nil; {
-			next := g.next
+		for g := range c.lru.all {
 			if g.last >= horizon {
 				break
 			}
 			if c.monotone || len(g.items) == 0 {
 				c.removeGroup(g)
 			}
-			g = next
 		}
+		c.lru.trim(c.ngroups)
 		if c.suppress != nil {
 			c.suppress.expire(e.watermark)
 		}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/accessledger/accessledger/event"
 )
@@ -563,5 +564,60 @@ func TestStateRuleChanged(t *testing.T) {
 		if strings.HasPrefix(k, keyGroup) {
 			t.Errorf("stale state %q not deleted", k)
 		}
+	}
+}
+
+// TestLRUQueue checks the LRU queue against a plain list under random
+// touches and removals, through compactions.
+func TestLRUQueue(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var l lruQueue
+	var ref []*group // least recently active first
+	live := map[*group]bool{}
+	peak := 0
+	pool := make([]*group, 50)
+	for i := range pool {
+		pool[i] = &group{}
+	}
+	for step := 0; step < 20000; step++ {
+		g := pool[rng.IntN(len(pool))]
+		switch {
+		case rng.IntN(4) == 0 && live[g]:
+			l.remove(g)
+			ref = slices.DeleteFunc(ref, func(x *group) bool { return x == g })
+			delete(live, g)
+			pool[slices.Index(pool, g)] = &group{} // a removed group is never reused
+		case rng.IntN(50) == 0:
+			l.trim(len(live))
+		default:
+			live[g] = true
+			ref = append(slices.DeleteFunc(ref, func(x *group) bool { return x == g }), g)
+			l.touch(g, len(live))
+			peak = max(peak, len(live))
+			if len(l.q) > 2*peak+64 {
+				t.Fatalf("step %d: %d entries for at most %d groups", step, len(l.q), peak)
+			}
+		}
+		var got []*group
+		for g := range l.all {
+			got = append(got, g)
+		}
+		if !slices.Equal(got, ref) {
+			t.Fatalf("step %d: queue order differs from the list's", step)
+		}
+		if f := l.front(); len(ref) > 0 && f != ref[0] || len(ref) == 0 && f != nil {
+			t.Fatalf("step %d: front = %v, want %v", step, f, ref)
+		}
+	}
+}
+
+// TestGroupSize guards the group's size class (see group): one more field
+// costs 32 bytes per group, 5.7 groups per active account.
+func TestGroupSize(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("64-bit layout")
+	}
+	if s := unsafe.Sizeof(group{}); s > 192 {
+		t.Errorf("unsafe.Sizeof(group{}) = %d, want at most 192", s)
 	}
 }

@@ -31,18 +31,32 @@ func DecodeLeaf(index uint64, data []byte) (*Record, error) {
 		if l.Kind != event.KindEvent {
 			return nil, ErrNotEvent
 		}
-		kind, receivedAt, body = string(l.Kind), l.ReceivedAt, l.Body
+		kind, receivedAt, body = []byte(l.Kind), l.ReceivedAt, l.Body
 	}
-	if kind != string(event.KindEvent) {
+	if string(kind) != string(event.KindEvent) {
 		return nil, ErrNotEvent
 	}
-	ev, err := decodeCanonicalEvent(body)
-	if err != nil {
-		if ev, err = event.Parse(body, event.ParseOptions{}); err != nil {
+	blk := new(leafBlock)
+	blk.rec = Record{Index: index, ReceivedAt: receivedAt, Event: &blk.ev}
+	if err := blk.decode(body); err != nil {
+		ev, err := event.Parse(body, event.ParseOptions{})
+		if err != nil {
 			return nil, fmt.Errorf("decoding event %d: %w", index, err)
 		}
+		blk.rec.Event = ev
 	}
-	return &Record{Index: index, ReceivedAt: receivedAt, Event: ev}, nil
+	return &blk.rec, nil
+}
+
+// leafBlock is what DecodeLeaf allocates for a canonical leaf, in one
+// allocation: the record, its event and the event's optional parts
+// (besides, only the event's text is allocated).
+type leafBlock struct {
+	rec      Record
+	ev       event.Event
+	res      event.Resource
+	geo      event.Geo
+	lat, lon float64
 }
 
 var errScan = errors.New("not canonical")
@@ -76,16 +90,18 @@ func (s *scanner) key() ([]byte, error) {
 	if err := s.expect('"'); err != nil {
 		return nil, err
 	}
-	j := bytes.IndexByte(s.b[s.i:], '"')
-	if j < 0 {
-		return nil, errScan
+	// Keys are short: a loop beats bytes.IndexByte.
+	for start := s.i; s.i < len(s.b); s.i++ {
+		switch s.b[s.i] {
+		case '"':
+			k := s.b[start:s.i]
+			s.i++
+			return k, s.expect(':')
+		case '\\':
+			return nil, errScan
+		}
 	}
-	k := s.b[s.i : s.i+j]
-	if bytes.IndexByte(k, '\\') >= 0 {
-		return nil, errScan
-	}
-	s.i += j + 1
-	return k, s.expect(':')
+	return nil, errScan
 }
 
 // str reads a JSON string.
@@ -116,6 +132,28 @@ func (s *scanner) str() (string, error) {
 		s.i++
 	}
 	return "", errScan
+}
+
+// rawStr reads a JSON string as bytes, without allocating unless it has
+// escapes.
+func (s *scanner) rawStr() ([]byte, error) {
+	if err := s.expect('"'); err != nil {
+		return nil, err
+	}
+	for start := s.i; s.i < len(s.b); s.i++ {
+		switch c := s.b[s.i]; {
+		case c == '"':
+			s.i++
+			return s.b[start : s.i-1], nil
+		case c == '\\':
+			s.i = start - 1
+			v, err := s.str()
+			return []byte(v), err
+		case c < 0x20:
+			return nil, errScan
+		}
+	}
+	return nil, errScan
 }
 
 func (s *scanner) strEscaped() (string, error) {
@@ -305,19 +343,37 @@ func (s *scanner) skipValue() ([]byte, error) {
 	return nil, errScan
 }
 
+// Canonical envelopes of events, as event.EncodeLeaf writes them.
+const (
+	envelopeHead = `{"kind":"event","received_at":`
+	envelopeBody = `,"body":{`
+)
+
 // envelope reads {"kind":...,"received_at":...,"body":...}.
-func (s *scanner) envelope() (kind string, receivedAt time.Time, body []byte, err error) {
+func (s *scanner) envelope() (kind []byte, receivedAt time.Time, body []byte, err error) {
+	// The envelope of an event as event.EncodeLeaf writes it, without
+	// going member by member: what the general case below returns.
+	if n := len(s.b); bytes.HasPrefix(s.b, []byte(envelopeHead)) && s.b[n-1] == '}' {
+		s.i = len(envelopeHead)
+		t, err := s.time()
+		if err == nil && bytes.HasPrefix(s.b[s.i:], []byte(envelopeBody)) {
+			body := s.b[s.i+len(envelopeBody)-1 : n-1]
+			s.i = n
+			return s.b[len(`{"kind":"`):len(`{"kind":"event`)], t, body, nil
+		}
+		s.i = 0
+	}
 	err = s.object(func(k []byte) error {
 		var err error
 		switch string(k) {
 		case "kind":
-			kind, err = s.str()
+			kind, err = s.rawStr()
 		case "received_at":
 			receivedAt, err = s.time()
 		case "body":
 			// Canonical leaves end with the body: take the rest, which
 			// the event decoder then checks.
-			if n := len(s.b); kind != "" && n > s.i && s.b[n-1] == '}' && s.b[s.i] == '{' {
+			if n := len(s.b); len(kind) > 0 && n > s.i && s.b[n-1] == '}' && s.b[s.i] == '{' {
 				body, s.i = s.b[s.i:n-1], n-1
 				return nil
 			}
@@ -327,7 +383,7 @@ func (s *scanner) envelope() (kind string, receivedAt time.Time, body []byte, er
 		}
 		return err
 	})
-	if err == nil && (kind == "" || body == nil || s.i != len(s.b)) {
+	if err == nil && (len(kind) == 0 || body == nil || s.i != len(s.b)) {
 		err = errScan
 	}
 	return
@@ -404,16 +460,25 @@ func (s *scanner) member(first bool) ([]byte, bool, error) {
 // walks the document with explicit loops (no closures), which keeps it
 // to a few allocations.
 func decodeCanonicalEvent(b []byte) (*event.Event, error) {
-	s := &scanner{b: b, text: string(b)}
-	e := &event.Event{}
-	if err := s.expect('{'); err != nil {
+	blk := new(leafBlock)
+	if err := blk.decode(b); err != nil {
 		return nil, err
+	}
+	return &blk.ev, nil
+}
+
+// decode decodes the canonical event b into blk.ev.
+func (blk *leafBlock) decode(b []byte) error {
+	s := &scanner{b: b, text: string(b)}
+	e := &blk.ev
+	if err := s.expect('{'); err != nil {
+		return err
 	}
 	timeSet := false
 	for first := true; ; first = false {
 		k, more, err := s.member(first)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if !more {
 			break
@@ -429,7 +494,7 @@ func decodeCanonicalEvent(b []byte) (*event.Event, error) {
 		case "actor":
 			err = s.actor(&e.Actor)
 		case "source":
-			err = s.source(&e.Source)
+			err = s.source(&e.Source, blk)
 		case "action":
 			e.Action, err = s.str()
 		case "category":
@@ -439,7 +504,8 @@ func decodeCanonicalEvent(b []byte) (*event.Event, error) {
 		case "reason":
 			e.Reason, err = s.str()
 		case "resource":
-			e.Resource = &event.Resource{}
+			blk.res = event.Resource{}
+			e.Resource = &blk.res
 			err = s.resource(e.Resource)
 		case "mfa":
 			var v bool
@@ -452,16 +518,16 @@ func decodeCanonicalEvent(b []byte) (*event.Event, error) {
 		case "attributes":
 			e.Attributes, err = s.attributes()
 		default:
-			return nil, errScan
+			return errScan
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if s.i != len(b) || !timeSet || e.Actor.ID == "" || !e.Source.IP.IsValid() {
-		return nil, errScan
+		return errScan
 	}
-	return e, nil
+	return nil
 }
 
 func (s *scanner) actor(a *event.Actor) error {
@@ -489,7 +555,7 @@ func (s *scanner) actor(a *event.Actor) error {
 	}
 }
 
-func (s *scanner) source(src *event.Source) error {
+func (s *scanner) source(src *event.Source, blk *leafBlock) error {
 	if err := s.expect('{'); err != nil {
 		return err
 	}
@@ -515,13 +581,10 @@ func (s *scanner) source(src *event.Source) error {
 			a, err = s.uint(32)
 			src.ASN = uint32(a)
 		case "geo":
-			// The geo and its coordinates in one allocation.
-			blk := &struct {
-				g        event.Geo
-				lat, lon float64
-			}{}
-			src.Geo = &blk.g
-			err = s.geo(&blk.g, &blk.lat, &blk.lon)
+			// The geo and its coordinates are in the leaf's block.
+			blk.geo, blk.lat, blk.lon = event.Geo{}, 0, 0
+			src.Geo = &blk.geo
+			err = s.geo(&blk.geo, &blk.lat, &blk.lon)
 		default:
 			return errScan
 		}

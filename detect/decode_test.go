@@ -78,3 +78,33 @@ func BenchmarkDecodeLeaf(b *testing.B) {
 		}
 	}
 }
+
+// TestDecodeLeafEnvelope checks that envelopes the fast path does not
+// take (escapes, another time format, members in another order) decode
+// the same.
+func TestDecodeLeafEnvelope(t *testing.T) {
+	ev := mkEvent(t, nil)
+	body := string(ev.Canonical())
+	recv := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
+	for _, leaf := range []string{
+		`{"kind":"event","received_at":"2026-01-05T10:00:00.000000000Z","body":` + body + `}`,
+		`{"kind":"\u0065vent","received_at":"2026-01-05T10:00:00.000000000Z","body":` + body + `}`,
+		`{"kind":"event","received_at":"2026-01-05T10:00:00Z","body":` + body + `}`,
+		`{"kind":"event","received_at":"2026-01-05T11:00:00+01:00","body":` + body + `}`,
+		`{"received_at":"2026-01-05T10:00:00.000000000Z","kind":"event","body":` + body + `}`,
+	} {
+		r, err := DecodeLeaf(3, []byte(leaf))
+		if err != nil || !r.ReceivedAt.Equal(recv) || !reflect.DeepEqual(r.Event, ev) {
+			t.Errorf("DecodeLeaf(%s) = %+v, %v; want the event received at %v", leaf, r, err, recv)
+		}
+	}
+	for _, leaf := range []string{
+		`{"kind":"event","received_at":"2026-01-05T10:00:00.000000000Z","body":` + body,
+		`{"kind":"event","received_at":"2026-01-05T10:00:00.000000000Z","body":` + body + `,"x":1}`,
+		`{"kind":"event","received_at":"yesterday","body":` + body + `}`,
+	} {
+		if r, err := DecodeLeaf(3, []byte(leaf)); err == nil {
+			t.Errorf("DecodeLeaf(%s) = %+v, want an error", leaf, r)
+		}
+	}
+}

@@ -74,6 +74,7 @@ type Engine struct {
 
 	watermark int64 // highest (capped) event time seen, unix ns
 	processed uint64
+	seq       uint64 // numbers the Process calls, for the entity tables' caches
 	late      uint64
 	alerts    []*event.Alert // reused by Process
 	dirtyMeta bool
@@ -116,6 +117,24 @@ type responseRef struct {
 var categoryIndex = map[string]int{
 	event.CategoryAuthentication: 0, event.CategoryAuthorization: 1, event.CategoryDataAccess: 2,
 	event.CategoryAdmin: 3, event.CategorySystem: 4,
+}
+
+// categoryOf is categoryIndex[category], or 5 for any other category,
+// without a map lookup.
+func categoryOf(category string) int {
+	switch category {
+	case event.CategoryAuthentication:
+		return 0
+	case event.CategoryAuthorization:
+		return 1
+	case event.CategoryDataAccess:
+		return 2
+	case event.CategoryAdmin:
+		return 3
+	case event.CategorySystem:
+		return 4
+	}
+	return 5
 }
 
 // Compile checks and compiles the enabled rules of rs. Errors are
@@ -269,6 +288,7 @@ func Compile(rs *RuleSet, cfg Config) (*Engine, error) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
+	e.buildTables()
 	return e, nil
 }
 
@@ -297,9 +317,11 @@ func compileRule(cc *compileCtx, r *Rule) (*compiledRule, error) {
 		conds = append(conds, compileCond(c, sels))
 	}
 	var all andMatcher
-	if ls := r.Logsource; ls.Category != "" {
+	// Process gives a rule of a known category only the events of that
+	// category (Engine.byCategory): only an unknown one needs checking.
+	if _, known := categoryIndex[r.Logsource.Category]; !known && r.Logsource.Category != "" {
 		all = append(all, strAnyMatcher{f: fieldRef{id: fCategory, kind: kindString, name: "category"}, cased: true,
-			pats: []pattern{{op: opEq, lit: ls.Category}}})
+			pats: []pattern{{op: opEq, lit: r.Logsource.Category}}})
 	}
 	if ls := r.Logsource; ls.Service != "" {
 		all = append(all, strAnyMatcher{f: fieldRef{id: fService, kind: kindString, name: "service"},
@@ -375,6 +397,7 @@ func compileCond(c condAST, sels map[string]matcher) matcher {
 func (e *Engine) Process(rec *Record) []*event.Alert {
 	e.alerts = e.alerts[:0]
 	e.processed++
+	e.seq++
 	rec.loc = e.cfg.Location
 	t := rec.Event.Time.UnixNano()
 	wm := t
@@ -391,11 +414,7 @@ func (e *Engine) Process(rec *Record) []*event.Alert {
 	if late {
 		e.late++
 	}
-	idx, ok := categoryIndex[rec.Event.Category]
-	if !ok {
-		idx = 5
-	}
-	for _, cr := range e.byCategory[idx] {
+	for _, cr := range e.byCategory[categoryOf(rec.Event.Category)] {
 		if !cr.match.match(rec) {
 			continue
 		}
@@ -571,9 +590,9 @@ func (e *Engine) Stats() Stats {
 			rs.Type = r.Correlation.Type
 		}
 		if c := st.corr; c != nil {
-			rs.Groups = len(c.groups)
+			rs.Groups = c.ngroups
 			rs.Evicted = c.evicted
-			s.Groups += len(c.groups)
+			s.Groups += c.ngroups
 			s.Evicted += c.evicted
 		}
 		rs.NeedsEnrich = needsEnrichment(e.set, r)

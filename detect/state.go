@@ -68,7 +68,7 @@ func (e *Engine) SaveState(w StateWriter) error {
 	for _, c := range e.corrs {
 		prefix := keyGroup + c.rule.ID + "\x00"
 		for _, k := range c.deleted {
-			if _, back := c.groups[k]; back {
+			if c.lookup(k) != nil {
 				continue
 			}
 			if err := w.Delete([]byte(prefix + k)); err != nil {
@@ -77,10 +77,10 @@ func (e *Engine) SaveState(w StateWriter) error {
 		}
 		c.deleted = c.deleted[:0]
 		for _, g := range c.dirty {
-			if !g.dirty || c.groups[g.key] != g {
+			if !g.dirty || c.lookup(g.key()) != g {
 				continue // removed since
 			}
-			if err := w.Set([]byte(prefix+g.key), encodeGroup(g)); err != nil {
+			if err := w.Set([]byte(prefix+g.key()), encodeGroup(g)); err != nil {
 				return err
 			}
 			g.dirty = false
@@ -189,6 +189,7 @@ func (e *Engine) LoadState(entries iter.Seq2[[]byte, []byte]) error {
 			e.stale = append(e.stale, keyFP+id)
 		}
 	}
+	loaded := map[*correlator][]*group{}
 	for _, p := range groups {
 		rest := string(p.key[len(keyGroup):])
 		id, gkey, ok := strings.Cut(rest, "\x00")
@@ -197,21 +198,19 @@ func (e *Engine) LoadState(entries iter.Seq2[[]byte, []byte]) error {
 			e.stale = append(e.stale, string(p.key))
 			continue
 		}
-		g, err := decodeGroup(gkey, p.val)
+		g, err := decodeGroup(p.val)
 		if err != nil {
 			return fmt.Errorf("detect: state of rule %s: %w", id, err)
 		}
-		c.groups[gkey] = g
+		c.addGroup(gkey, g)
+		loaded[c] = append(loaded[c], g)
 	}
 	// Rebuild each correlation's LRU in order of last activity.
 	for _, c := range e.corrs {
-		gs := make([]*group, 0, len(c.groups))
-		for _, g := range c.groups {
-			gs = append(gs, g)
-		}
+		gs := loaded[c]
 		sortGroups(gs)
 		for _, g := range gs {
-			c.lru.pushBack(g)
+			c.lru.touch(g, c.ngroups)
 		}
 	}
 	for _, p := range sups {
@@ -241,7 +240,7 @@ func sortGroups(gs []*group) {
 		case a.last > b.last:
 			return 1
 		}
-		return strings.Compare(a.key, b.key)
+		return strings.Compare(a.key(), b.key())
 	})
 }
 
@@ -355,9 +354,9 @@ func (d *decoder) float() float64 {
 	return math.Float64frombits(binary.BigEndian.Uint64(b))
 }
 
-func decodeGroup(key string, data []byte) (*group, error) {
+func decodeGroup(data []byte) (*group, error) {
 	d := &decoder{b: data}
-	g := &group{key: key}
+	g := &group{}
 	nv := d.count(64)
 	for i := 0; i < nv; i++ {
 		g.vals = append(g.vals, string(d.bytes(d.count(1<<20))))
