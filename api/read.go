@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/gin-gonic/gin"
 	"github.com/transparency-dev/tessera/api/layout"
@@ -343,6 +344,14 @@ func (s *Server) getTile(c *gin.Context) {
 			writeError(c, http.StatusNotFound, tilePathUsage)
 			return
 		}
+		if width == 0 {
+			// A full bundle has two representations: say so to caches.
+			c.Header("Vary", "Accept-Encoding")
+			if acceptsZstd(c.Request.Header.Values("Accept-Encoding")) {
+				s.getStoredBundle(c, index)
+				return
+			}
+		}
 		data, err = s.cfg.Ledger.ReadEntryBundle(c, index, int(width))
 	} else {
 		l, perr := layout.ParseTileLevel(level)
@@ -361,5 +370,57 @@ func (s *Server) getTile(c *gin.Context) {
 	} else {
 		setCache(c, cachePartial)
 	}
+	// A known length spares the chunked encoding of bodies over 4 KiB.
+	c.Header("Content-Length", strconv.Itoa(len(data)))
 	c.Data(http.StatusOK, contentTypeTile, data)
+}
+
+// getStoredBundle answers full entry bundle index to a client that
+// accepts zstd: as stored, a zstd frame with Content-Encoding: zstd
+// (RFC 8878), which the server never decompresses; or, for a bundle
+// stored uncompressed, the same bytes as without Accept-Encoding. The
+// bytes pass through a pooled buffer: a full read allocates nothing.
+func (s *Server) getStoredBundle(c *gin.Context, index uint64) {
+	buf := bundleBufs.Get().(*[]byte)
+	defer bundleBufs.Put(buf)
+	data, compressed, err := s.cfg.Ledger.ReadEntryBundleStored(c, index, (*buf)[:0])
+	*buf = data[:0]
+	if err != nil {
+		s.fail(c, err, "no such entry bundle: the log is not that large (yet)")
+		return
+	}
+	if compressed {
+		c.Header("Content-Encoding", "zstd")
+	}
+	setCache(c, cacheImmutable)
+	c.Header("Content-Length", strconv.Itoa(len(data)))
+	c.Data(http.StatusOK, contentTypeTile, data)
+}
+
+// bundleBufs holds buffers for getStoredBundle; c.Data has written the
+// bytes out (to the connection or its buffer) when it returns.
+var bundleBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// acceptsZstd reports whether Accept-Encoding header values list zstd
+// with a non-zero quality (RFC 9110, section 12.5.3). A wildcard is not
+// taken as zstd: only clients that name it get it.
+func acceptsZstd(values []string) bool {
+	for _, v := range values {
+		for _, item := range strings.Split(v, ",") {
+			coding, params, _ := strings.Cut(item, ";")
+			if !strings.EqualFold(strings.TrimSpace(coding), "zstd") {
+				continue
+			}
+			q := "1"
+			for _, p := range strings.Split(params, ";") {
+				if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && strings.EqualFold(strings.TrimSpace(k), "q") {
+					q = strings.TrimSpace(v)
+				}
+			}
+			if f, err := strconv.ParseFloat(q, 64); err == nil && f > 0 {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -84,6 +84,21 @@ func decodeBundle(stored []byte) ([]byte, error) {
 	return nil, fmt.Errorf("unknown bundle codec %d: %w", stored[0], ErrCorrupt)
 }
 
+// storedBundle splits a stored full bundle into its codec and payload:
+// a zstd frame (compressed) or the C2SP bytes. It does not decompress.
+func storedBundle(stored []byte) (payload []byte, compressed bool, err error) {
+	if len(stored) == 0 {
+		return nil, false, fmt.Errorf("empty stored bundle: %w", ErrCorrupt)
+	}
+	switch stored[0] {
+	case codecRaw:
+		return stored[1:], false, nil
+	case codecZstd:
+		return stored[1:], true, nil
+	}
+	return nil, false, fmt.Errorf("unknown bundle codec %d: %w", stored[0], ErrCorrupt)
+}
+
 // readBundle returns the C2SP bytes of bundle index and its number of
 // entries: the full bundle if stored, else the concatenated chunks of the
 // edge bundle. It returns ErrNotFound if there is neither. The bytes may

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
@@ -343,4 +344,39 @@ func rootOf(rng *compact.Range) ([]byte, error) {
 		return hasher.EmptyRoot(), nil
 	}
 	return rng.GetRootHash(nil)
+}
+
+// ReadEntryBundleStored appends full entry bundle index, as it is
+// stored, to dst and returns the extended slice, for serving it without
+// decompressing it: a zstd frame (compressed true) that decompresses to
+// exactly what ReadEntryBundle(ctx, index, 0) returns, or, for a bundle
+// stored uncompressed, those C2SP bytes themselves (compressed false).
+// The frame carries zstd's content checksum, so a reader detects a
+// damaged one (ReadEntryBundle reports it as ErrCorrupt instead). Reusing
+// dst lets a server read bundles without allocating. It returns
+// ErrNotFound if the bundle is not (yet) full in the durable tree. Safe
+// for concurrent use.
+func (l *Ledger) ReadEntryBundleStored(ctx context.Context, index uint64, dst []byte) (data []byte, compressed bool, err error) {
+	if size, _ := l.Size(); !durableWidth(size, 0, index, 0) {
+		return dst, false, fmt.Errorf("reading entry bundle %d: beyond the tree of size %d: %w", index, size, ErrNotFound)
+	}
+	data = dst
+	err = l.view(func(txn *badger.Txn) error {
+		item, err := txn.Get(bundleKey(index))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(stored []byte) error {
+			payload, z, err := storedBundle(stored)
+			data, compressed = append(dst, payload...), z
+			return err
+		})
+	})
+	if err != nil {
+		return dst, false, fmt.Errorf("reading entry bundle %d: %w", index, err)
+	}
+	return data, compressed, nil
 }

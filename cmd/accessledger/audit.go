@@ -11,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
 	"net/url"
@@ -21,8 +22,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
+	"github.com/klauspost/compress/zstd"
 	"github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
@@ -78,7 +81,7 @@ func auditFlags(args []string, getenv func(string) string, stderr io.Writer) (au
 	fs.StringVar(&c.Webhook, "webhook", "", "with --follow, POST each finding as JSON to this URL")
 	fs.StringVar(&c.Compare, "compare", "", "another view to compare with: an auditor's --state directory, or a witness's monitoring URL (its prefix, or the full .../<hex sha256(origin)>/checkpoint)")
 	fs.BoolVar(&c.JSON, "json", false, "print the report as JSON")
-	fs.IntVar(&c.Workers, "workers", runtime.GOMAXPROCS(0), "entry bundles verified in parallel with --full")
+	fs.IntVar(&c.Workers, "workers", 4*runtime.GOMAXPROCS(0), "entry bundles fetched (one connection each) and verified in parallel with --full")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -216,6 +219,7 @@ type auditor struct {
 	verifier note.Verifier
 	policy   *witness.Policy
 	fetcher  *client.HTTPFetcher
+	base     string // the log's URL, ending in "/"
 	http     *http.Client
 	stderr   io.Writer
 }
@@ -278,7 +282,7 @@ func newAuditor(c auditConfig, stderr io.Writer) (*auditor, error) {
 	if c.APIKey != "" {
 		f.SetAuthorizationHeader("Bearer " + c.APIKey)
 	}
-	a := &auditor{cfg: c, origin: v.Name(), verifier: v, fetcher: f, http: hc, stderr: stderr}
+	a := &auditor{cfg: c, origin: v.Name(), verifier: v, fetcher: f, base: u.String(), http: hc, stderr: stderr}
 	if c.Policy != "" {
 		if a.policy, err = loadPolicy(c.Policy); err != nil {
 			return nil, err
@@ -604,6 +608,9 @@ func (a *auditor) notify(ctx context.Context, r *auditReport) {
 // verified prefix, saving progress as it goes.
 func (a *auditor) full(ctx context.Context, rep *auditReport, st *auditState, cp *log.Checkpoint) {
 	start := time.Now()
+	parent := ctx
+	ctx, stop := context.WithCancel(ctx) // stops the bundle workers on an early return
+	defer stop()
 	rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
 	var rng *compact.Range
 	var pending [][][]byte
@@ -632,6 +639,19 @@ func (a *auditor) full(ctx context.Context, rep *auditReport, st *auditState, cp
 		if res.err != nil {
 			rep.add(res.kind, "%v", res.err)
 			return
+		}
+		if res.root != nil {
+			// A full bundle: the worker computed its subtree root, the
+			// node at tree level 8 that tile level 1 holds.
+			v.visit(compact.NewNodeID(layout.TileHeight, res.index), res.root)
+			sub, err := rf.NewRange(res.index*layout.EntryBundleWidth, (res.index+1)*layout.EntryBundleWidth, [][]byte{res.root})
+			if err == nil {
+				err = rng.AppendRange(sub, v.visit)
+			}
+			if err != nil {
+				rep.add(findingUnavailable, "recomputing the tree: %v", err)
+				return
+			}
 		}
 		for _, h := range res.hashes {
 			if err := rng.Append(h, v.visit); err != nil {
@@ -664,7 +684,7 @@ func (a *auditor) full(ctx context.Context, rep *auditReport, st *auditState, cp
 	if a.cfg.Progress {
 		fmt.Fprintln(a.stderr)
 	}
-	if err := ctx.Err(); err != nil {
+	if err := parent.Err(); err != nil {
 		rep.add(findingUnavailable, "interrupted at %d leaves: %v (run again to resume)", rng.End(), err)
 		return
 	}
@@ -773,43 +793,88 @@ func compareHashes(served []byte, want [][]byte) error {
 	return nil
 }
 
-// bundleResult is one verified entry bundle: its leaf hashes in order, or
-// what is wrong with it.
+// bundleResult is one verified entry bundle, or what is wrong with it:
+// for a full bundle the root of its subtree (tree level 8; the worker
+// compared its leaf hashes with the served level-0 tile), for the partial
+// last one its leaf hashes in order.
 type bundleResult struct {
 	index  uint64
+	root   []byte
 	hashes [][]byte
 	kind   string
 	err    error
 }
 
-// verifyBundles fetches and checks bundles [first, end) in parallel
-// (cfg.Workers at once) and delivers them in order. Each worker parses
-// its bundle, checks every entry is a valid leaf, hashes the leaves and
-// compares them with the served level-0 tile.
+// maxBundleBytes bounds an entry bundle, compressed or not: 256 entries
+// of at most 65,535 bytes, each after its 2-byte length.
+const maxBundleBytes = layout.EntryBundleWidth * (1<<16 + 1)
+
+// verifyBundles fetches and checks bundles [first, end) with cfg.Workers
+// workers, each with its own connection, and delivers them in order, at
+// most 2×cfg.Workers ahead of the reader. Each worker fetches its bundle
+// (zstd-compressed if the server offers it), checks every entry is a
+// valid leaf, hashes the leaves, compares them with the served level-0
+// tile and computes the bundle's subtree root. The channel closes after
+// the last bundle, the first failure, or when ctx is done; the caller
+// cancels ctx if it stops reading early.
 func (a *auditor) verifyBundles(ctx context.Context, first, end, size uint64) <-chan bundleResult {
-	out := make(chan bundleResult, a.cfg.Workers)
-	window := uint64(2 * a.cfg.Workers)
+	workers := a.cfg.Workers
+	window := uint64(2 * workers)
+	out := make(chan bundleResult, workers)
 	go func() {
 		defer close(out)
+		ctx, cancel := context.WithCancel(ctx)
+		dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(workers), zstd.WithDecoderMaxMemory(maxBundleBytes))
+		if err != nil {
+			cancel()
+			out <- bundleResult{index: first, kind: findingUnavailable, err: fmt.Errorf("zstd decoder: %w", err)}
+			return
+		}
 		slots := make([]chan bundleResult, window)
 		for i := range slots {
 			slots[i] = make(chan bundleResult, 1)
 		}
-		sem := make(chan struct{}, a.cfg.Workers)
+		// A token is a free slot: at most window bundles are between
+		// dispatch and delivery, so a worker never waits on its slot.
+		tokens := make(chan struct{}, window)
+		for range window {
+			tokens <- struct{}{}
+		}
+		jobs := make(chan uint64)
 		var wg sync.WaitGroup
-		defer wg.Wait()
-		launch := func(i uint64) {
-			sem <- struct{}{}
+		// Shutdown order: stop dispatching and fetching, wait for the
+		// workers, then release the decoder.
+		defer func() {
+			cancel()
+			wg.Wait()
+			dec.Close()
+		}()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(jobs)
+			for i := first; i < end; i++ {
+				select {
+				case <-tokens:
+				case <-ctx.Done():
+					return
+				}
+				select {
+				case jobs <- i:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+		for range workers {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer func() { <-sem }()
-				slots[i%window] <- a.verifyBundle(ctx, i, size)
+				w := &bundleWorker{a: a, dec: dec, digest: sha256.New()}
+				for i := range jobs {
+					slots[i%window] <- w.verify(ctx, i, size)
+				}
 			}()
-		}
-		next := first
-		for ; next < end && next < first+window; next++ {
-			launch(next)
 		}
 		for i := first; i < end; i++ {
 			var r bundleResult
@@ -818,76 +883,203 @@ func (a *auditor) verifyBundles(ctx context.Context, first, end, size uint64) <-
 			case <-ctx.Done():
 				return
 			}
-			out <- r
+			select {
+			case out <- r:
+			case <-ctx.Done():
+				return
+			}
 			if r.err != nil {
 				return
 			}
-			if next < end {
-				launch(next)
-				next++
-			}
+			tokens <- struct{}{}
 		}
 	}()
 	return out
 }
 
-func (a *auditor) verifyBundle(ctx context.Context, index, size uint64) bundleResult {
+// bundleWorker is one worker's scratch space, reused from bundle to
+// bundle so that checking and hashing a leaf allocates nothing. Owned by
+// its worker goroutine.
+type bundleWorker struct {
+	a      *auditor
+	dec    *zstd.Decoder
+	body   bytes.Buffer // the bundle or tile as served
+	raw    []byte       // the bundle, decompressed
+	hashes [layout.EntryBundleWidth][32]byte
+	digest hash.Hash
+}
+
+// leafPrefix is RFC 6962's domain separation of leaf hashes.
+var leafPrefix = []byte{0}
+
+func (w *bundleWorker) verify(ctx context.Context, index, size uint64) bundleResult {
+	a := w.a
 	r := bundleResult{index: index}
 	width := uint8(0)
 	n := uint64(layout.EntryBundleWidth)
 	if rest := size - index*layout.EntryBundleWidth; rest < layout.EntryBundleWidth {
 		width, n = uint8(rest), rest
 	}
-	raw, err := a.fetcher.ReadEntryBundle(ctx, index, width)
-	if err != nil {
-		r.kind, r.err = findingUnavailable, fmt.Errorf("fetching entry bundle %s: %w", layout.EntriesPath(index, width), err)
+	path := layout.EntriesPath(index, width)
+	var raw []byte
+	if width == 0 {
+		compressed, err := a.get(ctx, path, &w.body, true)
+		if err != nil {
+			r.kind, r.err = findingUnavailable, fmt.Errorf("fetching entry bundle %s: %w", path, err)
+			return r
+		}
+		raw = w.body.Bytes()
+		if compressed {
+			if w.raw, err = w.dec.DecodeAll(raw, w.raw[:0]); err != nil {
+				r.kind, r.err = findingUnavailable, fmt.Errorf("entry bundle %s, served zstd-compressed, does not decompress: %v", path, err)
+				return r
+			}
+			raw = w.raw
+		}
+	} else {
+		// The last, partial bundle; it may have filled since the
+		// checkpoint (then the full one is read).
+		var err error
+		if raw, err = a.fetcher.ReadEntryBundle(ctx, index, width); err != nil {
+			r.kind, r.err = findingUnavailable, fmt.Errorf("fetching entry bundle %s: %w", path, err)
+			return r
+		}
+	}
+	if r.kind, r.err = w.hashBundle(raw, index, n, path); r.err != nil {
 		return r
 	}
-	hashes := make([][]byte, 0, n)
-	buf := make([]byte, 32*n)
-	for off, i := 0, uint64(0); off < len(raw); i++ {
+	hashes := w.hashes[:n]
+	tilePath := layout.TilePath(0, index, width)
+	var tile []byte
+	var err error
+	if width == 0 {
+		if _, err = a.get(ctx, tilePath, &w.body, false); err == nil {
+			tile = w.body.Bytes()
+		}
+	} else {
+		tile, err = a.fetcher.ReadTile(ctx, 0, index, width)
+	}
+	if err != nil {
+		r.kind, r.err = findingUnavailable, fmt.Errorf("fetching tile %s: %w", tilePath, err)
+		return r
+	}
+	if err := compareLeafHashes(tile, hashes); err != nil {
+		r.kind, r.err = findingTile, fmt.Errorf("hash tile %s differs from the leaf hashes of entry bundle %s: %v", tilePath, path, err)
+		return r
+	}
+	if width != 0 {
+		r.hashes = make([][]byte, n)
+		for i := range r.hashes {
+			r.hashes[i] = bytes.Clone(hashes[i][:])
+		}
+		return r
+	}
+	r.root = subtreeRoot(hashes)
+	return r
+}
+
+// hashBundle splits the C2SP bytes of entry bundle index, which must hold
+// n entries, checks that every entry is a valid leaf and writes the leaf
+// hashes to w.hashes[:n]. It allocates nothing unless it fails.
+func (w *bundleWorker) hashBundle(raw []byte, index, n uint64, path string) (kind string, err error) {
+	var i uint64
+	for off := 0; off < len(raw); i++ {
 		if off+2 > len(raw) {
-			r.kind, r.err = findingEntry, fmt.Errorf("entry bundle %s: truncated after %d entries", layout.EntriesPath(index, width), i)
-			return r
+			return findingEntry, fmt.Errorf("entry bundle %s: truncated after %d entries", path, i)
 		}
 		l := int(binary.BigEndian.Uint16(raw[off:]))
 		if off+2+l > len(raw) || i >= n {
-			r.kind, r.err = findingEntry, fmt.Errorf("entry bundle %s: malformed framing at entry %d", layout.EntriesPath(index, width), index*layout.EntryBundleWidth+i)
-			return r
+			return findingEntry, fmt.Errorf("entry bundle %s: malformed framing at entry %d", path, index*layout.EntryBundleWidth+i)
 		}
 		e := raw[off+2 : off+2+l]
 		off += 2 + l
 		if err := validLeaf(e); err != nil {
-			r.kind, r.err = findingEntry, fmt.Errorf("entry %d (bundle %s): not a valid leaf: %v", index*layout.EntryBundleWidth+i, layout.EntriesPath(index, width), err)
-			return r
+			return findingEntry, fmt.Errorf("entry %d (bundle %s): not a valid leaf: %v", index*layout.EntryBundleWidth+i, path, err)
 		}
-		h := buf[32*i : 32*i+32 : 32*i+32]
-		hashLeaf(h, e)
-		hashes = append(hashes, h)
+		w.digest.Reset()
+		w.digest.Write(leafPrefix)
+		w.digest.Write(e)
+		w.digest.Sum(w.hashes[i][:0])
 	}
-	if uint64(len(hashes)) != n {
-		r.kind, r.err = findingEntry, fmt.Errorf("entry bundle %s has %d entries, want %d", layout.EntriesPath(index, width), len(hashes), n)
-		return r
+	if i != n {
+		return findingEntry, fmt.Errorf("entry bundle %s has %d entries, want %d", path, i, n)
 	}
-	tile, err := a.fetcher.ReadTile(ctx, 0, index, width)
-	if err != nil {
-		r.kind, r.err = findingUnavailable, fmt.Errorf("fetching tile %s: %w", layout.TilePath(0, index, width), err)
-		return r
-	}
-	if err := compareHashes(tile, hashes); err != nil {
-		r.kind, r.err = findingTile, fmt.Errorf("hash tile %s differs from the leaf hashes of entry bundle %s: %v", layout.TilePath(0, index, width), layout.EntriesPath(index, width), err)
-		return r
-	}
-	r.hashes = hashes
-	return r
+	return "", nil
 }
 
-// hashLeaf writes the RFC 6962 leaf hash SHA-256(0x00 || e) into h.
-func hashLeaf(h, e []byte) {
-	d := sha256.New()
-	d.Write([]byte{0})
-	d.Write(e)
-	d.Sum(h[:0])
+// subtreeRoot returns the root of the perfect subtree over hashes (a
+// power of two of them), computing RFC 6962 interior nodes
+// SHA-256(0x01 || left || right) in place: hashes is overwritten.
+func subtreeRoot(hashes [][32]byte) []byte {
+	var buf [1 + 2*32]byte
+	buf[0] = 1
+	for m := len(hashes); m > 1; m /= 2 {
+		for j := 0; j < m/2; j++ {
+			copy(buf[1:], hashes[2*j][:])
+			copy(buf[1+32:], hashes[2*j+1][:])
+			hashes[j] = sha256.Sum256(buf[:])
+		}
+	}
+	return bytes.Clone(hashes[0][:])
+}
+
+// get reads path below the log's URL into buf. With acceptZstd it asks
+// for Content-Encoding: zstd and reports whether the server used it;
+// otherwise, or if the server does not, buf holds the bytes as the
+// resource is defined.
+func (a *auditor) get(ctx context.Context, path string, buf *bytes.Buffer, acceptZstd bool) (compressed bool, err error) {
+	u := a.base + path
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return false, err
+	}
+	if a.cfg.APIKey != "" {
+		req.Header.Set("Authorization", "Bearer "+a.cfg.APIKey)
+	}
+	if acceptZstd {
+		req.Header.Set("Accept-Encoding", "zstd")
+	}
+	resp, err := a.http.Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		return false, fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	switch ce := resp.Header.Get("Content-Encoding"); {
+	case ce == "" || strings.EqualFold(ce, "identity"):
+	case acceptZstd && strings.EqualFold(ce, "zstd"):
+		compressed = true
+	default:
+		return false, fmt.Errorf("GET %s: Content-Encoding %q, which was not asked for", u, ce)
+	}
+	buf.Reset()
+	if cl := resp.ContentLength; cl > 0 && cl <= maxBundleBytes {
+		buf.Grow(int(cl) + bytes.MinRead)
+	}
+	m, err := buf.ReadFrom(io.LimitReader(resp.Body, maxBundleBytes+1))
+	if err != nil {
+		return false, fmt.Errorf("GET %s: %w", u, err)
+	}
+	if m > maxBundleBytes {
+		return false, fmt.Errorf("GET %s: larger than %d bytes", u, maxBundleBytes)
+	}
+	return compressed, nil
+}
+
+// compareLeafHashes compares a served level-0 tile with the leaf hashes.
+func compareLeafHashes(served []byte, want [][32]byte) error {
+	if len(served) != 32*len(want) {
+		return fmt.Errorf("it has %d bytes, want %d hashes", len(served), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(served[32*i:32*i+32], want[i][:]) {
+			return fmt.Errorf("hash %d is %x, recomputed %x", i, served[32*i:32*i+32], want[i])
+		}
+	}
+	return nil
 }
 
 // validLeaf checks the leaf envelope, as the log writes it:
@@ -908,16 +1100,303 @@ func validLeaf(e []byte) error {
 	if !ok || len(rest) < 30 {
 		return errors.New("no received_at after kind")
 	}
-	if _, err := time.Parse("2006-01-02T15:04:05.000000000Z", string(rest[:30])); err != nil {
-		return fmt.Errorf("received_at: %v", err)
+	if !validTimestamp(rest[:30]) {
+		// The fast check certifies only valid timestamps; time.Parse
+		// decides (and explains) the rest.
+		if _, err := time.Parse("2006-01-02T15:04:05.000000000Z", string(rest[:30])); err != nil {
+			return fmt.Errorf("received_at: %v", err)
+		}
 	}
 	body, ok := bytes.CutPrefix(rest[30:], []byte(`","body":`))
 	if !ok || len(body) < 3 || body[0] != '{' || body[len(body)-1] != '}' {
 		return errors.New("no body object after received_at")
 	}
 	body = body[:len(body)-1]
-	if !jsontext.Value(body).IsValid() {
+	// The fast check certifies only valid JSON; jsontext decides the rest.
+	if !validJSONObject(body) && !jsontext.Value(body).IsValid() {
 		return errors.New("the body is not valid JSON")
 	}
 	return nil
+}
+
+// validTimestamp reports whether t is a valid time in the layout
+// 2006-01-02T15:04:05.000000000Z, as time.Parse checks it: two-digit
+// fields in range, the day within its month (and leap years), nine
+// fractional digits. A false answer is not a verdict: call time.Parse.
+func validTimestamp(t []byte) bool {
+	if len(t) != 30 || t[4] != '-' || t[7] != '-' || t[10] != 'T' || t[13] != ':' || t[16] != ':' || t[19] != '.' || t[29] != 'Z' {
+		return false
+	}
+	for _, i := range [...]int{0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22, 23, 24, 25, 26, 27, 28} {
+		if t[i] < '0' || t[i] > '9' {
+			return false
+		}
+	}
+	num := func(i int) int { return int(t[i]-'0')*10 + int(t[i+1]-'0') }
+	year := num(0)*100 + num(2)
+	month, day, hour, minute, sec := num(5), num(8), num(11), num(14), num(17)
+	if month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || sec > 59 {
+		return false
+	}
+	days := [...]int{31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}[month-1]
+	if month == 2 && year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+		days = 29
+	}
+	return day <= days
+}
+
+// validJSONObject reports whether b is a JSON object (optionally followed
+// by whitespace) that jsontext.Value.IsValid accepts with its defaults:
+// RFC 8259 syntax, valid UTF-8, no duplicate member names. It handles
+// the common case fast and allocation-free: a false answer is not a
+// verdict (deep nesting, large objects, escaped names and \u escapes are
+// left to jsontext), only a true one is.
+func validJSONObject(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	var v jsonValidator
+	v.b = b
+	if !v.object() {
+		return false
+	}
+	v.space()
+	return v.i == len(b)
+}
+
+// jsonValidator is validJSONObject's state: the input, the position, and
+// the member names of the objects being read (offsets of the names' bytes
+// without quotes), to find duplicates.
+type jsonValidator struct {
+	b     []byte
+	i     int
+	depth int
+	names [128][2]int32
+	n     int // names in use
+}
+
+func (v *jsonValidator) space() {
+	for v.i < len(v.b) {
+		switch v.b[v.i] {
+		case ' ', '\t', '\n', '\r':
+			v.i++
+		default:
+			return
+		}
+	}
+}
+
+func (v *jsonValidator) value() bool {
+	v.space()
+	if v.i >= len(v.b) {
+		return false
+	}
+	switch c := v.b[v.i]; {
+	case c == '{':
+		return v.object()
+	case c == '[':
+		return v.array()
+	case c == '"':
+		_, ok := v.string()
+		return ok
+	case c == '-' || c >= '0' && c <= '9':
+		return v.number()
+	case c == 't':
+		return v.literal("true")
+	case c == 'f':
+		return v.literal("false")
+	case c == 'n':
+		return v.literal("null")
+	}
+	return false
+}
+
+func (v *jsonValidator) literal(lit string) bool {
+	if len(v.b)-v.i < len(lit) || string(v.b[v.i:v.i+len(lit)]) != lit {
+		return false
+	}
+	v.i += len(lit)
+	return true
+}
+
+// object reads an object at v.i ('{').
+func (v *jsonValidator) object() bool {
+	if v.depth++; v.depth > 32 {
+		return false
+	}
+	v.i++ // '{'
+	first := v.n
+	var seen uint64
+	defer func() { v.n = first; v.depth-- }()
+	v.space()
+	if v.i < len(v.b) && v.b[v.i] == '}' {
+		v.i++
+		return true
+	}
+	for {
+		v.space()
+		if v.i >= len(v.b) || v.b[v.i] != '"' {
+			return false
+		}
+		start := v.i + 1
+		escaped, ok := v.string()
+		if !ok || escaped || v.n == len(v.names) {
+			return false
+		}
+		name := v.b[start : v.i-1]
+		// A 64-bit filter of the names seen: only a name whose bit is
+		// already set is compared with the others.
+		bit := uint64(1) << (uint(len(name)) & 63)
+		if len(name) > 0 {
+			bit = uint64(1) << ((uint(len(name)) + uint(name[0]) + 3*uint(name[len(name)-1])) & 63)
+		}
+		if seen&bit != 0 {
+			for _, o := range v.names[first:v.n] {
+				if int(o[1]-o[0]) == len(name) && string(v.b[o[0]:o[1]]) == string(name) {
+					return false // a duplicate name
+				}
+			}
+		}
+		seen |= bit
+		v.names[v.n] = [2]int32{int32(start), int32(v.i - 1)}
+		v.n++
+		v.space()
+		if v.i >= len(v.b) || v.b[v.i] != ':' {
+			return false
+		}
+		v.i++
+		if !v.value() {
+			return false
+		}
+		v.space()
+		if v.i >= len(v.b) {
+			return false
+		}
+		switch v.b[v.i] {
+		case ',':
+			v.i++
+		case '}':
+			v.i++
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// array reads an array at v.i ('[').
+func (v *jsonValidator) array() bool {
+	if v.depth++; v.depth > 32 {
+		return false
+	}
+	defer func() { v.depth-- }()
+	v.i++ // '['
+	v.space()
+	if v.i < len(v.b) && v.b[v.i] == ']' {
+		v.i++
+		return true
+	}
+	for {
+		if !v.value() {
+			return false
+		}
+		v.space()
+		if v.i >= len(v.b) {
+			return false
+		}
+		switch v.b[v.i] {
+		case ',':
+			v.i++
+		case ']':
+			v.i++
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// string reads a string at v.i ('"'); escaped reports a backslash in it.
+// Its bytes are valid UTF-8 (validJSONObject checked all of b).
+func (v *jsonValidator) string() (escaped, ok bool) {
+	v.i++ // '"'
+	for v.i < len(v.b) {
+		b, i := v.b, v.i
+		for i < len(b) && plainStringByte[b[i]] {
+			i++
+		}
+		if v.i = i; i >= len(b) {
+			break
+		}
+		c := b[i]
+		switch {
+		case c == '"':
+			v.i++
+			return escaped, true
+		case c < 0x20:
+			return false, false
+		case c == '\\':
+			escaped = true
+			if v.i+1 >= len(v.b) {
+				return false, false
+			}
+			switch v.b[v.i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				v.i += 2
+			default:
+				// \u escapes (and surrogates) are left to jsontext.
+				return false, false
+			}
+		default:
+			v.i++
+		}
+	}
+	return false, false
+}
+
+// plainStringByte tells the bytes of a JSON string that need no
+// attention: not '"', '\\' or a control character.
+var plainStringByte = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c >= 0x20 && c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// number reads an RFC 8259 number at v.i.
+func (v *jsonValidator) number() bool {
+	b, i := v.b, v.i
+	digits := func() int {
+		j := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		return i - j
+	}
+	if b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case digits() == 0:
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	v.i = i
+	return true
 }

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/tessera/api/layout"
 
 	"github.com/accessledger/accessledger/event"
 )
@@ -29,6 +33,14 @@ func benchLeaves(b *testing.B, n int) [][]byte {
 	return out
 }
 
+// hashLeaf writes the RFC 6962 leaf hash SHA-256(0x00 || e) into h.
+func hashLeaf(h, e []byte) {
+	d := sha256.New()
+	d.Write(leafPrefix)
+	d.Write(e)
+	d.Sum(h[:0])
+}
+
 // BenchmarkAuditLeaves measures the auditor's own work per leaf in
 // --full, without the network: checking the leaf envelope, hashing it and
 // adding it to the recomputed tree.
@@ -40,6 +52,25 @@ func BenchmarkAuditLeaves(b *testing.B) {
 	for _, l := range leaves {
 		size += len(l)
 	}
+	b.Run("validate", func(b *testing.B) {
+		b.SetBytes(int64(size / len(leaves)))
+		for i := range b.N {
+			if err := validLeaf(leaves[i%len(leaves)]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "leaves/s")
+	})
+	b.Run("validate-reference", func(b *testing.B) {
+		// The check before its fast paths (time.Parse and jsontext).
+		b.SetBytes(int64(size / len(leaves)))
+		for i := range b.N {
+			if !oldValidLeaf(leaves[i%len(leaves)]) {
+				b.Fatal("invalid")
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "leaves/s")
+	})
 	for _, bc := range []struct {
 		name     string
 		validate bool
@@ -65,4 +96,35 @@ func BenchmarkAuditLeaves(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "leaves/s")
 		})
 	}
+}
+
+// BenchmarkAuditBundle measures a --full worker's own work per full entry
+// bundle, without the network: decompressing the zstd-served bundle,
+// checking and hashing its 256 leaves and computing its subtree root.
+//
+//	go test -run XXX -bench AuditBundle -cpu 1 -benchmem ./cmd/accessledger
+func BenchmarkAuditBundle(b *testing.B) {
+	var raw []byte
+	for _, l := range benchLeaves(b, layout.EntryBundleWidth) {
+		raw = binary.BigEndian.AppendUint16(raw, uint16(len(l)))
+		raw = append(raw, l...)
+	}
+	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderCRC(true))
+	frame := enc.EncodeAll(raw, nil)
+	dec, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
+	defer dec.Close()
+	w := &bundleWorker{dec: dec, digest: sha256.New()}
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if w.raw, err = w.dec.DecodeAll(frame, w.raw[:0]); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := w.hashBundle(w.raw, 7, layout.EntryBundleWidth, "tile/entries/007"); err != nil {
+			b.Fatal(err)
+		}
+		subtreeRoot(w.hashes[:])
+	}
+	b.ReportMetric(float64(b.N*layout.EntryBundleWidth)/b.Elapsed().Seconds(), "leaves/s")
 }

@@ -1,18 +1,26 @@
 package main
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/klauspost/compress/zstd"
 )
 
 // auditReportOf decodes "audit --json" output (one report per line) and
@@ -307,4 +315,116 @@ func TestTesseraFsckChecksOurLog(t *testing.T) {
 			t.Logf("fsck on the changed tile: %s", l)
 		}
 	}
+}
+
+// TestAuditFullEncodings audits through a proxy that changes how entry
+// bundles are served: a server without zstd (the auditor reads plain
+// bundles), one whose compressed bundles are damaged, one answering an
+// encoding that was not asked for, and one that recompresses a changed
+// entry. Only the first may pass, and the bundles must have been asked
+// for with Accept-Encoding: zstd and served compressed by our server.
+func TestAuditFullEncodings(t *testing.T) {
+	s := startServer(t, t.TempDir(), "--audit-reads=false")
+	postN(s, 0, 600)
+	s.waitCheckpoint(601, 10*time.Second)
+	target, err := url.Parse(s.base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle1 := regexp.MustCompile(`^/tile/entries/001$`)
+	for _, tc := range []struct {
+		name   string
+		modify func(r *http.Response) error // on full bundles
+		strip  bool                         // drop Accept-Encoding
+		want   []string                     // kind and message parts; nil: OK
+	}{
+		{"plain server", nil, true, nil},
+		{"zstd", func(r *http.Response) error {
+			if r.Header.Get("Content-Encoding") != "zstd" {
+				return fmt.Errorf("bundle %s served with Content-Encoding %q, want zstd", r.Request.URL.Path, r.Header.Get("Content-Encoding"))
+			}
+			return nil
+		}, false, nil},
+		{"damaged frame", func(r *http.Response) error {
+			return rewriteBody(r, func(b []byte) []byte { b[len(b)/2] ^= 0x10; return b })
+		}, false, []string{"unavailable", "tile/entries/001", "does not decompress"}},
+		{"unasked encoding", func(r *http.Response) error {
+			r.Header.Set("Content-Encoding", "gzip")
+			return nil
+		}, false, []string{"unavailable", "tile/entries/001", `Content-Encoding "gzip"`}},
+		{"recompressed change", func(r *http.Response) error {
+			return rewriteBody(r, func(b []byte) []byte {
+				dec, _ := zstd.NewReader(nil)
+				defer dec.Close()
+				plain, err := dec.DecodeAll(b, nil)
+				if err != nil {
+					t.Errorf("decompressing the served bundle: %v", err)
+					return b
+				}
+				i := bytes.Index(plain, []byte(`"received_at":"`)) + len(`"received_at":"`) + 3
+				plain[i] ^= 0x01 // another digit of the year: still a valid leaf
+				enc, _ := zstd.NewWriter(nil)
+				return enc.EncodeAll(plain, nil)
+			})
+		}, false, []string{"tile_mismatch", "tile/0/001 differs from the leaf hashes of entry bundle tile/entries/001", "hash 0 is"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var compressed atomic.Int64
+			p := &httputil.ReverseProxy{
+				Rewrite: func(r *httputil.ProxyRequest) {
+					r.SetURL(target)
+					if tc.strip {
+						r.Out.Header.Del("Accept-Encoding")
+					}
+				},
+				Transport: &http.Transport{DisableCompression: true},
+			}
+			p.ModifyResponse = func(r *http.Response) error {
+				if r.Header.Get("Content-Encoding") == "zstd" {
+					compressed.Add(1)
+				}
+				if tc.modify != nil && bundle1.MatchString(r.Request.URL.Path) {
+					return tc.modify(r)
+				}
+				return nil
+			}
+			proxy := httptest.NewServer(p)
+			defer proxy.Close()
+			via := *s
+			via.base = proxy.URL
+			code, r, stderr := runAudit(t, &via, t.TempDir(), "--full")
+			if tc.want == nil {
+				if code != 0 || !r.OK || r.Full == nil || r.Full.Leaves != 601 {
+					t.Fatalf("audit --full = %d, %+v (%s), want OK over 601 leaves", code, r, stderr)
+				}
+				if got := compressed.Load(); tc.strip && got != 0 || !tc.strip && got != 2 {
+					t.Errorf("%d bundles served compressed, want %d", got, map[bool]int{true: 0, false: 2}[tc.strip])
+				}
+				return
+			}
+			if code != 1 || r.OK || len(r.Findings) != 1 {
+				t.Fatalf("audit --full = %d, %+v (%s), want one finding", code, r, stderr)
+			}
+			got := r.Findings[0].Kind + ": " + r.Findings[0].Message
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("finding %q does not say %q", got, w)
+				}
+			}
+		})
+	}
+}
+
+// rewriteBody replaces a response's body with edit's result.
+func rewriteBody(r *http.Response, edit func([]byte) []byte) error {
+	b, err := io.ReadAll(r.Body)
+	r.Body.Close()
+	if err != nil {
+		return err
+	}
+	b = edit(b)
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	r.ContentLength = int64(len(b))
+	r.Header.Set("Content-Length", strconv.Itoa(len(b)))
+	return nil
 }
