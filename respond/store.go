@@ -86,7 +86,13 @@ func openDB(dir string, log *slog.Logger, adjust func(badger.Options) badger.Opt
 		WithLogger(nil).
 		WithSyncWrites(true).
 		WithNumVersionsToKeep(1).
-		WithMemTableSize(16 << 20).
+		// Small: the responders write little (a cursor a second, alerts
+		// and their messages), and Badger's memtables and caches live on
+		// the Go heap, which the server's soft memory limit bounds.
+		WithMemTableSize(8 << 20).
+		WithNumMemtables(2).
+		WithBlockCacheSize(8 << 20).
+		WithIndexCacheSize(4 << 20).
 		WithValueThreshold(1 << 10)
 	if adjust != nil {
 		opts = adjust(opts).WithSyncWrites(true)
