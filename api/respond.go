@@ -38,6 +38,7 @@ type Responses interface {
 	Redeliver(ctx context.Context, responder string, id uint64) (int, error)
 	Enable(ctx context.Context, responder string) error
 	Digest(ctx context.Context, day time.Time) (*respond.Recorded, error)
+	Status() respond.ServiceStatus
 }
 
 // DefaultSSEHeartbeat is how often an idle alert stream gets a comment
@@ -474,7 +475,7 @@ func (s *Server) getIncident(c *gin.Context) {
 }
 
 // getResponders answers GET /v1/responders: every responder's delivery
-// state.
+// state, and the service's (running, how far it followed the log).
 func (s *Server) getResponders(c *gin.Context) {
 	rs, err := s.cfg.Responses.Responders(c)
 	if err != nil {
@@ -482,7 +483,12 @@ func (s *Server) getResponders(c *gin.Context) {
 		return
 	}
 	c.Header("Cache-Control", "private, no-store")
-	c.JSON(http.StatusOK, gin.H{"responders": rs})
+	st := s.cfg.Responses.Status()
+	service := gin.H{"running": st.Running, "cursor": st.Cursor, "log_size": st.LogSize}
+	if !st.Running && st.Error != "" {
+		service["error"] = "the responders stopped after an error: nothing is delivered or decided until the server restarts; the operator can find the error in the server log"
+	}
+	c.JSON(http.StatusOK, gin.H{"service": service, "responders": rs})
 }
 
 func noResponder(name string) string {

@@ -930,6 +930,12 @@ func TestResponderAdmin(t *testing.T) {
 	ts.waitFeed(t, 2)
 
 	var rs struct {
+		Service struct {
+			Running bool   `json:"running"`
+			Cursor  uint64 `json:"cursor"`
+			LogSize uint64 `json:"log_size"`
+			Error   string `json:"error"`
+		} `json:"service"`
 		Responders []respond.ResponderStatus `json:"responders"`
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -946,6 +952,9 @@ func TestResponderAdmin(t *testing.T) {
 			t.Fatalf("GET /v1/responders = %s, want hook with 2 dead letters", r.body)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	if !rs.Service.Running || rs.Service.Error != "" || rs.Service.LogSize == 0 {
+		t.Errorf("GET /v1/responders service = %+v, want running, following a log", rs.Service)
 	}
 	if h := rs.Responders[0]; h.Name != "hook" || h.Type != respond.TypeWebhook || h.Disabled {
 		t.Errorf("responder = %+v, want hook, a webhook, enabled", h)

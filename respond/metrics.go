@@ -62,9 +62,17 @@ func newMetrics(reg prometheus.Registerer, s *Service) (*metrics, error) {
 			}
 			return float64(n)
 		})
+	running := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "accessledger_respond_running", Help: "1 while the responders' service runs; 0 once it stopped on an error (see the server log and GET /v1/responders)."},
+		func() float64 {
+			if s.Status().Running {
+				return 1
+			}
+			return 0
+		})
 	perResponder := newQueueCollector(s)
 	for _, c := range []prometheus.Collector{m.alerts, m.badLeaves, m.recorded, m.attempts, m.failures,
-		m.deadLettered, m.throttled, m.latency, m.attemptTime, m.lag, depth, perResponder} {
+		m.deadLettered, m.throttled, m.latency, m.attemptTime, m.lag, depth, running, perResponder} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

@@ -95,6 +95,10 @@ type Service struct {
 	stagedDue       []stagedDue               // messages enqueued by the batch being saved
 
 	running sync.Mutex
+	// stopped holds why Run stopped on an error, nil while it runs (or
+	// after a clean stop).
+	stopped atomic.Pointer[string]
+	started atomic.Bool
 }
 
 // Open opens (or creates) the service's database in cfg.Dir, checks the
@@ -245,13 +249,39 @@ func (s *Service) Run(ctx context.Context) error {
 			start(func(ctx context.Context) error { return s.deliver(ctx, r) })
 		}
 	}
+	s.started.Store(true)
 	wg.Wait()
 	select {
 	case err := <-errs:
+		msg := err.Error()
+		s.stopped.Store(&msg)
 		return err
 	default:
 		return nil
 	}
+}
+
+// ServiceStatus is the service's progress, for GET /v1/responders.
+type ServiceStatus struct {
+	// Running is false once Run stopped on an error (Error says which,
+	// for the server log: it may carry storage details); the log's alerts
+	// then wait for a restart.
+	Running bool   `json:"running"`
+	Error   string `json:"-"`
+	// Cursor is the next leaf to process; LogSize the log's size.
+	Cursor  uint64 `json:"cursor"`
+	LogSize uint64 `json:"log_size"`
+}
+
+// Status reports whether the service runs and how far it has followed
+// the log.
+func (s *Service) Status() ServiceStatus {
+	size, _ := s.cfg.Log.Size()
+	st := ServiceStatus{Running: s.started.Load(), Cursor: s.cursor.Load(), LogSize: size}
+	if msg := s.stopped.Load(); msg != nil {
+		st.Running, st.Error = false, *msg
+	}
+	return st
 }
 
 // Close closes the database. Call it after Run has returned.

@@ -1,6 +1,7 @@
 package respond
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -417,5 +418,32 @@ func TestExecFailureRecorded(t *testing.T) {
 	})
 	if got.Attempts != 2 || got.Status != 3 || !strings.Contains(got.Output, "cannot reach the firewall") || *got.Alert != idx {
 		t.Errorf("recorded %+v, want 2 attempts, exit status 3, the command's output, alert %d", got, idx)
+	}
+}
+
+// TestStatusReportsAStop: a service whose storage fails stops, and says so.
+func TestStatusReportsAStop(t *testing.T) {
+	l := newTestLedger(t)
+	s, err := Open(bg, Config{Log: l, Dir: t.TempDir(), BadgerOptions: smallBadger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(bg)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	waitFor(t, "running", func() bool { return s.Status().Running })
+	s.db.Close() // the storage goes away under the running service
+	appendAlerts(t, l, testAlert("r1", "high", "203.0.113.7", 1))
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Run returned nil after its storage failed")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not stop after its storage failed")
+	}
+	if st := s.Status(); st.Running || st.Error == "" {
+		t.Errorf("Status() = %+v, want not running, with the error", st)
 	}
 }
