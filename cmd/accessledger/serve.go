@@ -62,6 +62,10 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		// A soft limit: the garbage collector works harder near it, and
 		// the runtime returns memory sooner. It never fails allocations.
 		debug.SetMemoryLimit(cfg.MemoryLimit << 20)
+		// Keep the limit above the live heap (memlimit.go).
+		gctx, stopGuard := context.WithCancel(ctx)
+		defer stopGuard()
+		go guardMemoryLimit(gctx, cfg.MemoryLimit, log)
 	}
 
 	// Check, without writing.

@@ -1,0 +1,24 @@
+package main
+
+import "testing"
+
+func TestMemoryLimitFor(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		name                            string
+		configured, current, live, want int64
+	}{
+		{"small live heap keeps the configured limit", 256 * mib, 256 * mib, 100 * mib, 256 * mib},
+		{"live heap near the limit raises it", 256 * mib, 256 * mib, 200 * mib, 300 * mib},
+		{"live heap above the limit raises it, at most to 3/2 of it", 256 * mib, 256 * mib, 400 * mib, 384 * mib},
+		{"a raised limit follows the live heap up", 1024 * mib, 1200 * mib, 900 * mib, 1350 * mib},
+		{"a small drop does not lower it", 1024 * mib, 1500 * mib, 900 * mib, 1500 * mib},
+		{"a large drop lowers it", 256 * mib, 384 * mib, 180 * mib, 270 * mib},
+		{"never below the configured limit", 256 * mib, 384 * mib, 10 * mib, 256 * mib},
+	} {
+		if got := memoryLimitFor(tc.configured, tc.current, tc.live); got != tc.want {
+			t.Errorf("%s: memoryLimitFor(%d, %d, %d MiB live) = %d MiB, want %d MiB", tc.name,
+				tc.configured/mib, tc.current/mib, tc.live/mib, got/mib, tc.want/mib)
+		}
+	}
+}
