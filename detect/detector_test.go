@@ -2,42 +2,23 @@ package detect
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-	"github.com/sigstore/sigstore/pkg/signature"
-
 	"github.com/accessledger/accessledger/event"
+	"github.com/accessledger/accessledger/internal/ledgertest"
 	"github.com/accessledger/accessledger/ledger"
 )
 
 var bg = context.Background()
 
-func smallBadger(o badger.Options) badger.Options {
-	return o.WithMemTableSize(8 << 20).WithBlockCacheSize(4 << 20).WithIndexCacheSize(2 << 20)
-}
+var smallBadger = ledgertest.SmallBadger
 
 func newTestLedger(t testing.TB) *ledger.Ledger {
 	t.Helper()
-	sv, _, err := signature.NewED25519SignerVerifier(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := ledger.NewNoteSigner("detect.test/log", sv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := ledger.Create(bg, ledger.Config{Dir: t.TempDir(), Origin: "detect.test/log", Signer: signer,
-		CheckpointInterval: time.Hour, BadgerOptions: smallBadger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close(bg) })
-	return l
+	return ledgertest.New(t, ledger.Config{Origin: "detect.test/log", CheckpointInterval: time.Hour})
 }
 
 // appendEvents appends events as the API does.

@@ -2,43 +2,25 @@ package respond
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-	"github.com/sigstore/sigstore/pkg/signature"
-
 	"github.com/accessledger/accessledger/event"
+	"github.com/accessledger/accessledger/internal/ledgertest"
 	"github.com/accessledger/accessledger/ledger"
 )
 
 var bg = context.Background()
 
-func smallBadger(o badger.Options) badger.Options {
-	return o.WithMemTableSize(8 << 20).WithBlockCacheSize(4 << 20).WithIndexCacheSize(2 << 20)
-}
+// smallBadger keeps the service's database small in tests.
+var smallBadger = ledgertest.SmallBadger
 
 // newTestLedger creates a ledger in a temporary directory.
 func newTestLedger(t testing.TB) *ledger.Ledger {
 	t.Helper()
-	sv, _, err := signature.NewED25519SignerVerifier(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := ledger.NewNoteSigner("respond.test/log", sv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := ledger.Create(bg, ledger.Config{Dir: t.TempDir(), Origin: "respond.test/log", Signer: signer,
-		CheckpointInterval: 50 * time.Millisecond, BadgerOptions: smallBadger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close(bg) })
-	return l
+	return ledgertest.New(t, ledger.Config{Origin: "respond.test/log", CheckpointInterval: 50 * time.Millisecond})
 }
 
 // testAlert returns a valid alert of rule with the given group value.

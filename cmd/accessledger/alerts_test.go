@@ -17,12 +17,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/accessledger/accessledger/api"
 	"github.com/accessledger/accessledger/event"
+	"github.com/accessledger/accessledger/internal/ledgertest"
 	"github.com/accessledger/accessledger/ledger"
 	"github.com/accessledger/accessledger/respond"
 )
@@ -40,25 +40,9 @@ type alertsServer struct {
 func newAlertsServer(t *testing.T) *alertsServer {
 	t.Helper()
 	ctx := context.Background()
-	small := func(o badger.Options) badger.Options {
-		return o.WithMemTableSize(8 << 20).WithBlockCacheSize(4 << 20).WithIndexCacheSize(2 << 20)
-	}
-	sv, _, err := signature.NewED25519SignerVerifier(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const origin = "example.com/accessledger/alerts-cli-test"
-	signer, err := ledger.NewNoteSigner(origin, sv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := ledger.Create(ctx, ledger.Config{Dir: t.TempDir(), Origin: origin, Signer: signer,
-		CheckpointInterval: time.Hour, BadgerOptions: small, Registerer: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatalf("ledger.Create() = %v", err)
-	}
-	t.Cleanup(func() { l.Close(ctx) })
-	svc, err := respond.Open(ctx, respond.Config{Log: l, Dir: t.TempDir(), BadgerOptions: small})
+	l := ledgertest.New(t, ledger.Config{Origin: "example.com/accessledger/alerts-cli-test",
+		CheckpointInterval: time.Hour, Registerer: prometheus.NewRegistry()})
+	svc, err := respond.Open(ctx, respond.Config{Log: l, Dir: t.TempDir(), BadgerOptions: ledgertest.SmallBadger})
 	if err != nil {
 		t.Fatalf("respond.Open() = %v", err)
 	}

@@ -3,16 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/sigstore/sigstore/pkg/signature"
-
 	"github.com/accessledger/accessledger/event"
+	"github.com/accessledger/accessledger/internal/ledgertest"
 	"github.com/accessledger/accessledger/ledger"
 )
 
@@ -26,19 +24,7 @@ func (corruptLog) SelfAudit(context.Context) (ledger.SelfAuditReport, error) {
 
 func TestSelfAuditDuty(t *testing.T) {
 	ctx := t.Context()
-	sv, _, err := signature.NewED25519SignerVerifier(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := ledger.NewNoteSigner("duty.test/log", sv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := ledger.Create(ctx, ledger.Config{Dir: t.TempDir(), Origin: "duty.test/log", Signer: signer, CheckpointInterval: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close(context.Background())
+	l := ledgertest.New(t, ledger.Config{Origin: "duty.test/log", CheckpointInterval: 20 * time.Millisecond})
 	leaf, _ := event.EncodeLeaf(event.KindEvent, time.Now(), []byte(`{"service":"x"}`))
 	if _, err := l.Append(ctx, ledger.Entry{Data: leaf}); err != nil {
 		t.Fatal(err)
