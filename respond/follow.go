@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -413,12 +415,7 @@ func (f Filter) Match(a *event.Alert) bool {
 }
 
 func containsFold(list []string, s string) bool {
-	for _, v := range list {
-		if bytes.EqualFold([]byte(v), []byte(s)) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(list, func(v string) bool { return strings.EqualFold(v, s) })
 }
 
 // now is the service's clock.

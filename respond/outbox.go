@@ -69,7 +69,7 @@ func (s *Service) loadOutbox(txn *badger.Txn, r *responder) error {
 		}
 		r.due.pushLater(seq, rec.NextAt)
 	}
-	r.due.publish()
+	r.due.wake()
 	return nil
 }
 
@@ -289,8 +289,6 @@ func (q *dueQueue) pushLater(seq uint64, at time.Time) {
 	q.queued[seq] = true
 	heap.Push(&q.h, dueItem{seq, at})
 }
-
-func (q *dueQueue) publish() { q.wake() }
 
 func (q *dueQueue) wake() {
 	select {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -266,9 +267,10 @@ func selfAudit(ctx context.Context, l auditedLog, log *slog.Logger) {
 	}
 }
 
+// truncate cuts s to at most n bytes, dropping a rune cut in half.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n]
+	return strings.ToValidUTF8(s[:n], "")
 }
