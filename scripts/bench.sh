@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/bench.sh — what `make bench` runs; see BENCHMARKS.md.
 #
-#  1. Go benchmarks of the ledger (and event) packages -> bench-out/go-bench.txt
+#  1. Go benchmarks of the ledger (and event) packages -> bench-out/go-bench.txt,
+#     and of the responders                            -> bench-out/respond-bench.txt
 #  2. Builds bin/accessledger and bin/loadgen, then against a real server on
 #     127.0.0.1 (a fresh data directory per phase, removed afterwards):
 #       batch   POST batches of 100 events, 16 clients   -> bench-out/http-batch.{txt,json}
@@ -166,6 +167,10 @@ fi
 log "Go benchmarks (benchtime $BENCHTIME, count $BENCH_COUNT)"
 go test -run '^$' -bench . -benchtime="$BENCHTIME" -count="$BENCH_COUNT" -timeout 30m ./ledger ./event |
   tee "$OUT/go-bench.txt"
+
+log "Go benchmarks of the responders (webhooks, alert to delivery, decision pulls)"
+go test -run '^$' -bench 'WebhookSend|AlertToWebhook|DecisionsDeltaPull|DecisionsEmptyPull' -benchtime="$BENCHTIME" \
+  -count="$BENCH_COUNT" -timeout 30m ./respond | tee "$OUT/respond-bench.txt"
 
 log "building bin/accessledger and bin/loadgen"
 go build -o bin/accessledger ./cmd/accessledger
