@@ -12,6 +12,7 @@ import (
 // detectorJSON is the detector's progress in GET /v1/rules.
 type detectorJSON struct {
 	Cursor     uint64     `json:"cursor"`
+	Saved      uint64     `json:"saved_cursor"`
 	LogSize    uint64     `json:"log_size"`
 	LagLeaves  uint64     `json:"lag_leaves"`
 	LagSeconds float64    `json:"lag_seconds"`
@@ -29,8 +30,9 @@ type rulesJSON struct {
 
 // getRules answers the loaded rules (id, title, type, status, level,
 // tags, whether they raise alerts) with their counters since the server
-// started, and the detector's progress. Counters are as of the detector's
-// last save (at most about a second old).
+// started, and the detector's progress: cursor is the next leaf to
+// process, saved_cursor where a restart resumes. Counters are at most
+// about a second old.
 func (s *Server) getRules(c *gin.Context) {
 	if s.cfg.Detections == nil {
 		writeError(c, http.StatusNotFound, msgNoDetection)
@@ -38,7 +40,7 @@ func (s *Server) getRules(c *gin.Context) {
 	}
 	st := s.cfg.Detections.Status()
 	out := rulesJSON{Rules: st.Engine.Rules, Detector: detectorJSON{
-		Cursor: st.Cursor, LogSize: st.LogSize, LagLeaves: st.LogSize - min(st.Cursor, st.LogSize), LagSeconds: st.LagSeconds,
+		Cursor: st.Cursor, Saved: st.Saved, LogSize: st.LogSize, LagLeaves: st.LogSize - min(st.Cursor, st.LogSize), LagSeconds: st.LagSeconds,
 		Processed: st.Engine.Processed, Late: st.Engine.Late, Groups: st.Engine.Groups, Evicted: st.Engine.Evicted,
 	}}
 	if out.Rules == nil {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/accessledger/accessledger/event"
@@ -34,8 +35,8 @@ type Log interface {
 
 // Defaults of DetectorConfig.
 const (
-	DefaultSaveInterval = time.Second
-	DefaultSaveEvery    = 20_000
+	DefaultSaveInterval = 5 * time.Second
+	DefaultSaveEvery    = 100_000
 )
 
 // DetectorConfig holds what a Detector needs. Log, Engine and Dir are
@@ -55,9 +56,10 @@ type DetectorConfig struct {
 	// Registerer receives the detector's metrics; nil skips them.
 	Registerer prometheus.Registerer
 	// SaveInterval is how often state is saved while events flow
-	// (default 1s); SaveEvery saves after that many leaves (default
-	// 20,000) whichever comes first. Alerts are appended, and state
-	// saved, as soon as no leaf is waiting.
+	// (default 5s); SaveEvery saves after that many leaves (default
+	// 100,000) whichever comes first. A restart replays the leaves
+	// since the last save. Alerts are appended as soon as no
+	// leaf is waiting.
 	SaveInterval time.Duration
 	SaveEvery    int
 	// BadgerOptions, if set, adjusts the Badger options of the
@@ -79,12 +81,14 @@ type Detector struct {
 	db      *badger.DB
 	log     *slog.Logger
 	engine  *Engine
+	state   *stateStore
 	metrics *detectorMetrics
 
-	cursor   atomic.Uint64 // next leaf to process (saved)
-	stats    atomic.Pointer[Stats]
-	lastSeen atomic.Int64 // received_at (unix ns) of the last event processed
-	running  sync.Mutex
+	cursor    atomic.Uint64 // next leaf to process (saved)
+	processed atomic.Uint64 // next leaf to process (in memory)
+	stats     atomic.Pointer[Stats]
+	lastSeen  atomic.Int64 // received_at (unix ns) of the last event processed
+	running   sync.Mutex
 }
 
 // Keys of the detector's database.
@@ -120,8 +124,13 @@ func OpenDetector(ctx context.Context, cfg DetectorConfig) (*Detector, error) {
 		WithLogger(nil).
 		WithSyncWrites(true).
 		WithNumVersionsToKeep(1).
-		WithMemTableSize(64 << 20).
-		WithValueThreshold(1 << 10)
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(2).
+		WithBlockCacheSize(8 << 20).
+		WithIndexCacheSize(4 << 20).
+		WithCompression(options.None).
+		// State chunks stay in the LSM tree (see stateStore).
+		WithValueThreshold(1 << 20)
 	if cfg.BadgerOptions != nil {
 		opts = cfg.BadgerOptions(opts).WithSyncWrites(true)
 	}
@@ -142,40 +151,16 @@ func OpenDetector(ctx context.Context, cfg DetectorConfig) (*Detector, error) {
 			return nil, fmt.Errorf("opening detector state %s: %w", cfg.Dir, err)
 		}
 	}
-	d := &Detector{cfg: cfg, db: db, log: cfg.Logger, engine: cfg.Engine}
-	err = db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(keyCursor)
-		switch {
-		case errors.Is(err, badger.ErrKeyNotFound):
-		case err != nil:
-			return err
-		default:
-			v, err := item.ValueCopy(nil)
-			if err != nil || len(v) != 8 {
-				return fmt.Errorf("corrupt cursor: %v", err)
-			}
-			d.cursor.Store(binary.BigEndian.Uint64(v))
-		}
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: keyEnginePfx, PrefetchValues: true})
-		defer it.Close()
-		var iterErr error
-		err = cfg.Engine.LoadState(func(yield func([]byte, []byte) bool) {
-			for it.Rewind(); it.Valid(); it.Next() {
-				v, err := it.Item().ValueCopy(nil)
-				if err != nil {
-					iterErr = err
-					return
-				}
-				if !yield(it.Item().KeyCopy(nil)[len(keyEnginePfx):], v) {
-					return
-				}
-			}
-		})
-		if iterErr != nil {
-			return iterErr
-		}
-		return err
-	})
+	d := &Detector{cfg: cfg, db: db, log: cfg.Logger, engine: cfg.Engine, state: &stateStore{db: db}}
+	cursor, state, err := d.state.load()
+	if err == nil {
+		d.cursor.Store(cursor)
+		d.processed.Store(cursor)
+		err = cfg.Engine.LoadState(entries(state))
+	}
+	if err == nil {
+		err = d.state.removeGarbage()
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("loading detector state: %w", err)
@@ -250,13 +235,16 @@ func (d *Detector) Run(ctx context.Context) error {
 	next := d.cursor.Load()
 	sinceSave := 0
 	lastSave := time.Now()
-	ticker := time.NewTicker(d.cfg.SaveInterval)
+	ticker := time.NewTicker(min(d.cfg.SaveInterval, time.Second))
 	defer ticker.Stop()
 	flush := func(ctx context.Context) error {
-		if err := d.flush(ctx, pending, next); err != nil {
+		if err := d.publish(ctx, pending); err != nil {
 			return err
 		}
 		pending = pending[:0]
+		if err := d.save(next); err != nil {
+			return err
+		}
 		sinceSave = 0
 		lastSave = time.Now()
 		return nil
@@ -279,8 +267,21 @@ func (d *Detector) Run(ctx context.Context) error {
 			}
 			pending = d.process(lf, pending)
 			next++
+			d.processed.Store(next)
 			sinceSave++
-			if len(leaves) == 0 && len(pending) > 0 || sinceSave >= d.cfg.SaveEvery {
+			if sinceSave < d.cfg.SaveEvery && len(leaves) == 0 && len(pending) > 0 {
+				// Alerts go out as soon as no leaf is waiting; the state
+				// follows on the save cadence (a restart before then
+				// raises them again, and the log deduplicates them).
+				if err := d.publish(ctx, pending); err != nil {
+					if ctx.Err() != nil {
+						return d.finish(flush)
+					}
+					return err
+				}
+				pending = pending[:0]
+			}
+			if sinceSave >= d.cfg.SaveEvery {
 				if err := flush(ctx); err != nil {
 					if ctx.Err() != nil {
 						return d.finish(flush)
@@ -289,6 +290,8 @@ func (d *Detector) Run(ctx context.Context) error {
 				}
 			}
 		case <-ticker.C:
+			st := d.engine.Stats()
+			d.stats.Store(&st)
 			d.updateLag()
 			if sinceSave > 0 && time.Since(lastSave) >= d.cfg.SaveInterval {
 				if err := flush(ctx); err != nil {
@@ -338,10 +341,14 @@ func (d *Detector) process(lf ledger.Leaf, pending []pendingAlert) []pendingAler
 	return pending
 }
 
-// flush appends the pending alerts, waits until they are durable, then
-// saves the cursor, the engine's changed state and the alerts' index in
-// one transaction.
-func (d *Detector) flush(ctx context.Context, pending []pendingAlert, next uint64) error {
+// publish appends the pending alerts, waits until they are durable, and
+// records them in the alert index. The cursor does not move: a restart
+// before the next save replays their leaves and raises them again, and
+// the log answers those as duplicates of the same leaves.
+func (d *Detector) publish(ctx context.Context, pending []pendingAlert) error {
+	if len(pending) == 0 {
+		return nil
+	}
 	indexes, err := d.appendAlerts(ctx, pending)
 	if err != nil {
 		return err
@@ -354,18 +361,24 @@ func (d *Detector) flush(ctx context.Context, pending []pendingAlert, next uint6
 		}
 	}
 	err = d.db.Update(func(txn *badger.Txn) error {
-		w := &txnState{txn: txn}
-		if err := d.engine.SaveState(w); err != nil {
-			return err
-		}
 		for i, p := range pending {
 			if err := txn.Set(alertKey(indexes[i]), encodeAlertRef(p.alert)); err != nil {
 				return err
 			}
 		}
-		return txn.Set(keyCursor, binary.BigEndian.AppendUint64(nil, next))
+		return nil
 	})
 	if err != nil {
+		return fmt.Errorf("detect: indexing alerts: %w", err)
+	}
+	return nil
+}
+
+// save stores the engine's changed state and the cursor, next, in one
+// transaction. Every alert raised by the leaves before next must already
+// be published.
+func (d *Detector) save(next uint64) error {
+	if err := d.state.save(next, d.engine); err != nil {
 		return fmt.Errorf("detect: saving state at leaf %d: %w", next, err)
 	}
 	d.cursor.Store(next)
@@ -422,17 +435,6 @@ func (d *Detector) appendAlerts(ctx context.Context, pending []pendingAlert) ([]
 		}
 	}
 	return indexes, nil
-}
-
-// txnState writes engine state under the detector's prefix.
-type txnState struct{ txn *badger.Txn }
-
-func (w *txnState) Set(k, v []byte) error {
-	return w.txn.Set(append(slices.Clone(keyEnginePfx), k...), v)
-}
-
-func (w *txnState) Delete(k []byte) error {
-	return w.txn.Delete(append(slices.Clone(keyEnginePfx), k...))
 }
 
 func alertKey(index uint64) []byte {
@@ -574,7 +576,10 @@ func (d *Detector) Alerts(ctx context.Context, q AlertQuery) (AlertPage, error) 
 // Status is the detector's progress.
 type Status struct {
 	// Cursor is the next leaf to process; LogSize the log's size.
+	// Saved is the cursor of the saved state, where a restart resumes
+	// (at most SaveInterval or SaveEvery leaves behind Cursor).
 	Cursor  uint64
+	Saved   uint64
 	LogSize uint64
 	// LagSeconds is how long ago the last processed event was received,
 	// while leaves are waiting; 0 when caught up.
@@ -582,11 +587,11 @@ type Status struct {
 	Engine     Stats
 }
 
-// Status returns the detector's progress and the engine's counters as of
-// the last save.
+// Status returns the detector's progress and the engine's counters (at
+// most about a second old).
 func (d *Detector) Status() Status {
 	size, _ := d.cfg.Log.Size()
-	s := Status{Cursor: d.cursor.Load(), LogSize: size, Engine: *d.stats.Load()}
+	s := Status{Cursor: d.processed.Load(), Saved: d.cursor.Load(), LogSize: size, Engine: *d.stats.Load()}
 	if s.Cursor < size {
 		if seen := d.lastSeen.Load(); seen != 0 {
 			s.LagSeconds = max(0, time.Since(time.Unix(0, seen)).Seconds())
@@ -595,8 +600,8 @@ func (d *Detector) Status() Status {
 	return s
 }
 
-// RuleStatuses returns the loaded rules with their counters (as of the
-// last save).
+// RuleStatuses returns the loaded rules with their counters (at most
+// about a second old).
 func (d *Detector) RuleStatuses() []RuleStatus { return d.stats.Load().Rules }
 
 func (d *Detector) updateLag() {

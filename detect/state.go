@@ -99,6 +99,73 @@ func (e *Engine) SaveState(w StateWriter) error {
 	return nil
 }
 
+// SaveAll writes through w the engine's whole state, as a snapshot that
+// stands on its own: the watermark, every rule's fingerprint, every group
+// and every suppression, and no deletions. What SaveState would have
+// written next is in it, so SaveState starts afresh after it.
+func (e *Engine) SaveAll(w StateWriter) error {
+	e.stale = e.stale[:0]
+	var b []byte
+	b = binary.AppendUvarint(b, stateVersion)
+	b = binary.AppendVarint(b, e.watermark)
+	if err := w.Set([]byte(keyMeta), b); err != nil {
+		return err
+	}
+	e.dirtyMeta = false
+	for _, c := range e.corrs {
+		if err := w.Set([]byte(keyFP+c.rule.ID), []byte(c.fp)); err != nil {
+			return err
+		}
+	}
+	for _, cr := range e.rules {
+		if cr.suppress != nil {
+			if err := w.Set([]byte(keyFP+cr.rule.ID), []byte(cr.fp)); err != nil {
+				return err
+			}
+		}
+	}
+	e.savedOnce = true
+	for _, c := range e.corrs {
+		prefix := keyGroup + c.rule.ID + "\x00"
+		for k, ent := range c.table.ents {
+			g := ent.groups[c.column]
+			if g == nil {
+				continue
+			}
+			if err := w.Set([]byte(prefix+k), encodeGroup(g)); err != nil {
+				return err
+			}
+			g.dirty = false
+		}
+		clear(c.dirty)
+		c.dirty = c.dirty[:0]
+		c.deleted = c.deleted[:0]
+		if err := saveAllSuppress(w, c.rule.ID, c.suppress); err != nil {
+			return err
+		}
+	}
+	for _, cr := range e.rules {
+		if err := saveAllSuppress(w, cr.rule.ID, cr.suppress); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func saveAllSuppress(w StateWriter, ruleID string, s *suppressor) error {
+	if s == nil {
+		return nil
+	}
+	prefix := keySuppress + ruleID + "\x00"
+	for k, until := range s.until {
+		if err := w.Set([]byte(prefix+k), binary.AppendVarint(nil, until)); err != nil {
+			return err
+		}
+	}
+	clear(s.dirty)
+	return nil
+}
+
 func saveSuppress(w StateWriter, ruleID string, s *suppressor) error {
 	if s == nil {
 		return nil
