@@ -175,8 +175,19 @@ type bundleWriter struct {
 	fn      int    // entries of raw already stored as chunks
 }
 
+// bundleCap is the capacity a bundle's bytes start with: a full bundle of
+// typical events fits, and a larger one doubles, instead of growing by
+// append's quarter steps (which allocated about five times the bundle).
+const bundleCap = 128 << 10
+
 // add appends an entry. It returns true if the bundle is now full.
 func (b *bundleWriter) add(entry []byte) bool {
+	if need := len(b.raw) + 2 + len(entry); need > cap(b.raw) {
+		// Grow into a new array: the old one stays as chunks may hold it.
+		raw := make([]byte, len(b.raw), max(bundleCap, 2*cap(b.raw), need))
+		copy(raw, b.raw)
+		b.raw = raw
+	}
 	b.raw = appendBundleEntry(b.raw, entry)
 	b.n++
 	return b.n == TileWidth

@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"iter"
@@ -9,12 +8,16 @@ import (
 	"github.com/dgraph-io/badger/v4"
 )
 
-// Leaf is a committed entry, as streamed by Follow.
+// Leaf is a committed entry, as streamed by Follow. Data is shared with
+// the ledger's cache: read it, never modify it.
 type Leaf struct {
-	Index    uint64
-	Data     []byte
-	LeafHash []byte
+	Index uint64
+	Data  []byte
 }
+
+// Hash returns the leaf's RFC 6962 leaf hash. Followers that need it
+// compute it; most never do.
+func (lf Leaf) Hash() []byte { return hasher.HashLeaf(lf.Data) }
 
 // Follow streams committed entries in index order, starting at from, and
 // then waits for new commits, until ctx ends or the ledger closes. The
@@ -74,7 +77,7 @@ func (l *Ledger) readLeaves(from, size uint64) ([]Leaf, error) {
 		}
 		base := from / TileWidth * TileWidth
 		for i := from - base; i < uint64(len(entries)) && base+i < size; i++ {
-			out = append(out, Leaf{Index: base + i, Data: bytes.Clone(entries[i]), LeafHash: hasher.HashLeaf(entries[i])})
+			out = append(out, Leaf{Index: base + i, Data: entries[i][:len(entries[i]):len(entries[i])]})
 		}
 		return nil
 	})

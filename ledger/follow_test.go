@@ -40,8 +40,8 @@ func (f *follower) expect(t *testing.T, from, to uint64) {
 		select {
 		case lf := <-f.leaves:
 			want := entryData(int(i))
-			if lf.Index != i || !bytes.Equal(lf.Data, want) || !bytes.Equal(lf.LeafHash, rfc6962.DefaultHasher.HashLeaf(want)) {
-				t.Fatalf("Follow yielded {%d %q %x}, want {%d %q %x}", lf.Index, lf.Data, lf.LeafHash, i, want, rfc6962.DefaultHasher.HashLeaf(want))
+			if lf.Index != i || !bytes.Equal(lf.Data, want) || !bytes.Equal(lf.Hash(), rfc6962.DefaultHasher.HashLeaf(want)) {
+				t.Fatalf("Follow yielded {%d %q %x}, want {%d %q %x}", lf.Index, lf.Data, lf.Hash(), i, want, rfc6962.DefaultHasher.HashLeaf(want))
 			}
 		case err := <-f.err:
 			t.Fatalf("Follow ended with %v before entry %d", err, i)

@@ -285,8 +285,9 @@ func (s *Service) processAlert(b *batchState, lf ledger.Leaf) error {
 	st.byLevel(a.Rule.Level)
 	b.alerts++
 	s.metrics.alerts.Inc()
-	v := make([]byte, 0, len(lf.LeafHash)+len(lf.Data))
-	v = append(append(v, lf.LeafHash...), lf.Data...)
+	h := lf.Hash()
+	v := make([]byte, 0, len(h)+len(lf.Data))
+	v = append(append(v, h...), lf.Data...)
 	if err := b.txn.Set(indexKey(keyAlertPfx, lf.Index), v); err != nil {
 		return err
 	}
