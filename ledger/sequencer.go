@@ -1,8 +1,10 @@
 package ledger
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -26,6 +28,11 @@ type sequencer struct {
 	rtxn   *badger.Txn // read transaction of the batch being built (dedup lookups)
 	writes []write     // writes of the batch being built, in order
 	err    error       // first error of the batch being built
+	// sealed are the bundles the batch being built fills: once it is
+	// committed they go to the read cache, so that followers and readers
+	// do not decompress what the sequencer just had in memory.
+	sealed []cachedBundle
+	lh     hash.Hash // SHA-256, for leaf hashes
 }
 
 // write is one Set (or Delete) of a batch.
@@ -219,6 +226,8 @@ func (s *sequencer) commit(batch []*request) bool {
 		s.rtxn.Discard()
 		s.rtxn = nil
 		clear(s.writes)
+		clear(s.sealed)
+		s.sealed = s.sealed[:0]
 	}()
 
 	oldSize := s.size
@@ -275,6 +284,9 @@ func (s *sequencer) commit(batch []*request) bool {
 	}
 	if added > 0 {
 		l.setDurable(treeState{size: s.size, root: root})
+	}
+	for _, b := range s.sealed {
+		l.bundles.Add(b.index, b.raw)
 	}
 	l.metrics.observeCommit(int(added), time.Since(start))
 	for _, r := range batch {
@@ -378,12 +390,12 @@ func (s *sequencer) appendRequest(r *request, seen map[string]dedupRecord) {
 // appendEntry sequences one new entry into the current transaction.
 func (s *sequencer) appendEntry(e *Entry, seen map[string]dedupRecord) Result {
 	index := s.size
-	var leaf [32]byte
-	copy(leaf[:], hasher.HashLeaf(e.Data))
+	leaf := s.leafHash(e.Data)
 	if err := s.rng.Append(leaf[:], s.visit); err != nil && s.err == nil {
 		s.err = err
 	}
 	if s.bundle.add(e.Data) {
+		s.sealed = append(s.sealed, cachedBundle{index: s.bundle.index, raw: s.bundle.raw})
 		s.bundle.seal(s.set, s.del)
 	}
 	s.set(leafHashKey(leaf[:], index), nil)
@@ -394,6 +406,19 @@ func (s *sequencer) appendEntry(e *Entry, seen map[string]dedupRecord) Result {
 	}
 	s.size++
 	return Result{Index: index, LeafHash: leaf}
+}
+
+// leafHash returns the RFC 6962 leaf hash of data, SHA-256(0x00 || data),
+// without allocating.
+func (s *sequencer) leafHash(data []byte) (h [32]byte) {
+	if s.lh == nil {
+		s.lh = sha256.New()
+	}
+	s.lh.Reset()
+	s.lh.Write(leafPrefix)
+	s.lh.Write(data)
+	s.lh.Sum(h[:0])
+	return h
 }
 
 func (s *sequencer) lookupDedup(key []byte) (dedupRecord, bool) {
