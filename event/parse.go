@@ -190,25 +190,29 @@ var strict = json.JoinOptions(json.RejectUnknownMembers(true), json.MatchCaseIns
 // returns a *ValidationError naming every offending field, or the event.
 // Unknown fields are rejected: extra data belongs in attributes.
 //
-// A document that decodes as a whole (the common case) is decoded once.
+// A document that decodes as a whole (the common case) is decoded once,
+// by a fast decoder when it has the usual shape (decodeFast).
 // Otherwise it is checked as a whole (one JSON object, valid UTF-8, no
 // duplicate names, nothing after it), a problem there being reported
 // alone, and then every member is decoded on its own, so that a value of
 // the wrong type does not hide the problems of the others.
 func Parse(data []byte, opts ParseOptions) (*Event, error) {
 	v := &ValidationError{}
-	w := &wireEvent{}
-	if err := json.Unmarshal(data, w, strict); err != nil {
-		// Something does not decode: take the document apart member by
-		// member to report every problem, not only the first.
-		var doc jsontext.Value
-		if err := json.Unmarshal(data, &doc, strict); err != nil {
-			return nil, &ValidationError{Fields: []FieldError{decodeError(err)}}
+	w, ok := decodeFast(data)
+	if !ok {
+		w = &wireEvent{}
+		if err := json.Unmarshal(data, w, strict); err != nil {
+			// Something does not decode: take the document apart member
+			// by member to report every problem, not only the first.
+			var doc jsontext.Value
+			if err := json.Unmarshal(data, &doc, strict); err != nil {
+				return nil, &ValidationError{Fields: []FieldError{decodeError(err)}}
+			}
+			if doc.Kind() != '{' {
+				return nil, &ValidationError{Fields: []FieldError{{Reason: "an event must be a JSON object"}}}
+			}
+			w = decodeEvent(v, doc)
 		}
-		if doc.Kind() != '{' {
-			return nil, &ValidationError{Fields: []FieldError{{Reason: "an event must be a JSON object"}}}
-		}
-		w = decodeEvent(v, doc)
 	}
 	e := w.validate(v, opts)
 	if len(v.Fields) > 0 {

@@ -1,0 +1,118 @@
+package event
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/go-json-experiment/json"
+)
+
+// checkFastAgrees fails t if decodeFast accepts data and the strict
+// decoder does not decode it to the same wireEvent.
+func checkFastAgrees(t *testing.T, data []byte) (accepted bool) {
+	t.Helper()
+	fast, ok := decodeFast(data)
+	if !ok {
+		return false
+	}
+	var strictW wireEvent
+	if err := json.Unmarshal(data, &strictW, strict); err != nil {
+		t.Fatalf("decodeFast accepted %q, the strict decoder says: %v", data, err)
+	}
+	if !reflect.DeepEqual(*fast, strictW) {
+		t.Fatalf("decodeFast(%q) =\n%+v\nthe strict decoder:\n%+v", data, *fast, strictW)
+	}
+	return true
+}
+
+// TestDecodeFastAgrees: on the shapes events come in, and on near misses
+// the fast decoder must leave to the strict one, the fast decoder either
+// declines or decodes exactly what the strict decoder does.
+func TestDecodeFastAgrees(t *testing.T) {
+	accepted := []string{
+		fullInput,
+		fullCanonical,
+		`{"time":"2026-01-02T15:04:05Z","service":"sso","actor":{"id":"alice"},"source":{"ip":"192.0.2.1"},"action":"login","category":"authentication","outcome":"success"}`,
+		" \t\r\n{ \"service\" : \"a\" , \"attributes\" : { } , \"resource\" : { } } \n",
+		`{"source":{"port":65535,"asn":4294967295,"geo":{"lat":-0.5e-3,"lon":180,"country":"FR"}},"mfa":false}`,
+		`{"source":{"geo":{"lat":-0,"lon":1E+2}},"mfa":true}`,
+		"{\"actor\":{\"id\":\"é\",\"type\":\"user\",\"session\":\"s\"},\"reason\":\"\x7f\",\"attributes\":{\"k\":\"✓\"}}",
+		`{}`,
+	}
+	for _, s := range accepted {
+		if !checkFastAgrees(t, []byte(s)) {
+			t.Errorf("decodeFast declined %q, which it should decode", s)
+		}
+	}
+	declined := []string{
+		`{"service":"a\"b"}`,            // escape
+		`{"service":"a\u0041"}`,         // escape
+		`{"service":null}`,              // null
+		`{"service":"a","service":"a"}`, // repeated member
+		`{"Service":"a"}`,               // unknown (case)
+		`{"extra":1}`,                   // unknown
+		`{"source":{"port":80.0}}`,      // integer with a fraction
+		`{"source":{"port":1e2}}`,       // integer with an exponent
+		`{"source":{"port":-1}}`,        // sign
+		`{"source":{"port":080}}`,       // leading zero
+		`{"source":{"port":65536}}`,     // out of range
+		`{"source":{"asn":4294967296}}`,
+		`{"source":{"geo":{"lat":1e400}}}`, // overflows
+		`{"source":{"geo":{"lat":.5}}}`,
+		`{"source":{"geo":{"lat":01}}}`,
+		`{"source":{"geo":{"lat":1.}}}`,
+		`{"source":{"geo":{"lat":"1"}}}`,
+		`{"mfa":"true"}`,
+		`{"mfa":truex}`,
+		"{\"service\":\"a\xff\"}", // bad UTF-8
+		"{\"service\":\"a\tb\"}",  // control character
+		`{"attributes":{"k":"v","k":"w"}}`,
+		`{"attributes":{"k":1}}`,
+		`{"service":"a"} x`,
+		`{"service":"a",}`,
+		`{"service":"a"`,
+		`[]`,
+		`null`,
+		``,
+	}
+	for _, s := range declined {
+		if checkFastAgrees(t, []byte(s)) {
+			t.Errorf("decodeFast accepted %q, which it should leave to the strict decoder", s)
+		}
+	}
+}
+
+// FuzzDecodeFast: whatever the fast decoder accepts, the strict decoder
+// decodes to the same wireEvent, so Parse's answer never depends on which
+// one decoded.
+func FuzzDecodeFast(f *testing.F) {
+	f.Add([]byte(fullInput))
+	f.Add([]byte(fullCanonical))
+	f.Add([]byte(`{"source":{"port":65535,"asn":4294967295,"geo":{"lat":-0.5e-3,"lon":180}},"mfa":false,"attributes":{"a":"b"}}`))
+	f.Add([]byte(`{"source":{"geo":{"lat":1e-400}}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		checkFastAgrees(t, data)
+	})
+}
+
+// BenchmarkParse measures Parse on a typical event (fast decoder) and on
+// the same event with one escape in it (strict decoder).
+//
+//	go test ./event -run '^$' -bench Parse -benchmem
+func BenchmarkParse(b *testing.B) {
+	typical := []byte(`{"id":"evt-000123","time":"2026-11-27T08:00:00.123Z","service":"sso","actor":{"id":"user-01234","type":"user","session":"s-9f8e7d"},"source":{"ip":"198.51.100.23","port":51234,"user_agent":"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36","geo":{"country":"FR","lat":48.85,"lon":2.35},"asn":3215},"action":"login","category":"authentication","outcome":"failure","reason":"invalid_credentials","resource":{"type":"application","id":"crm"},"mfa":false,"request_id":"req-77","attributes":{"tenant_region":"eu-west"}}`)
+	escaped := []byte(string(typical[:len(typical)-3]) + `\u0041"}}`)
+	for _, tc := range []struct {
+		name string
+		data []byte
+	}{{"fast", typical}, {"strict", escaped}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Parse(tc.data, ParseOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
