@@ -119,6 +119,9 @@ func (l *Ledger) readBundle(txn *badger.Txn, index uint64) ([]byte, int, error) 
 	if err != ErrNotFound {
 		return nil, 0, err
 	}
+	if e := l.edge.Load(); e != nil && e.index == index && e.n > 0 {
+		return e.raw, e.n, nil
+	}
 	raw, n, _, err := readChunks(txn, index)
 	if err != nil {
 		return nil, 0, err
@@ -161,6 +164,20 @@ func readChunks(txn *badger.Txn, index uint64) (raw []byte, n int, firsts []int,
 		return nil, 0, nil, fmt.Errorf("bundle %d: chunks hold %d entries: %w", index, n, ErrCorrupt)
 	}
 	return raw, n, firsts, nil
+}
+
+// edgeBundle is a durable prefix of the edge bundle: n entries in raw,
+// which nothing writes again (the sequencer only appends past it).
+type edgeBundle struct {
+	index uint64
+	raw   []byte
+	n     int
+}
+
+// published returns the bundle's entries so far, to publish once they
+// are durable.
+func (b *bundleWriter) published() *edgeBundle {
+	return &edgeBundle{index: b.index, raw: b.raw[:len(b.raw):len(b.raw)], n: b.n}
 }
 
 // bundleWriter is the sequencer's view of the edge bundle: every entry it

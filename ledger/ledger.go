@@ -211,6 +211,9 @@ type Ledger struct {
 	verifier note.Verifier
 	metrics  *metrics
 	bundles  *bundleCache  // decompressed full bundles
+	// edge is the durable part of the edge bundle, as the sequencer
+	// published it after its last commit.
+	edge atomic.Pointer[edgeBundle]
 	txnLimit txnCost       // what one storage transaction accepts
 	fault    *storageFault // errors Badger only logs
 

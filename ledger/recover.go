@@ -169,6 +169,7 @@ func (s *sequencer) loadEdge(tc *tileCache, size uint64, bw *bundleWriter, entri
 		}
 	}
 	s.bundle = bw
+	s.l.edge.Store(bw.published())
 	return nil
 }
 

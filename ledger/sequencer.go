@@ -288,6 +288,9 @@ func (s *sequencer) commit(batch []*request) bool {
 	for _, b := range s.sealed {
 		l.bundles.Add(b.index, b.raw)
 	}
+	if added > 0 {
+		l.edge.Store(s.bundle.published())
+	}
 	l.metrics.observeCommit(int(added), time.Since(start))
 	for _, r := range batch {
 		close(r.done)
