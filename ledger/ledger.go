@@ -210,10 +210,10 @@ type Ledger struct {
 	origin   string
 	verifier note.Verifier
 	metrics  *metrics
-	bundles  *bundleCache  // decompressed full bundles
+	bundles  *bundleCache // decompressed full bundles
 	// edge is the durable part of the edge bundle, as the sequencer
 	// published it after its last commit.
-	edge atomic.Pointer[edgeBundle]
+	edge     atomic.Pointer[edgeBundle]
 	txnLimit txnCost       // what one storage transaction accepts
 	fault    *storageFault // errors Badger only logs
 
