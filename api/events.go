@@ -222,8 +222,7 @@ func (s *Server) prepare(raws [][]byte) ([]ledger.Entry, []string, map[int][]eve
 			}
 			continue
 		}
-		body := ev.Canonical()
-		leaf, err := event.EncodeLeaf(event.KindEvent, now, body)
+		leaf, body, err := event.EncodeEventLeaf(now, ev)
 		if err != nil {
 			reason := "the event cannot be stored"
 			if errors.Is(err, event.ErrEntryTooLarge) {

@@ -20,7 +20,11 @@ const TimeFormat = "2006-01-02T15:04:05.000000000Z"
 // canonical text form and attributes sorted by key. Two events that mean the
 // same thing encode to the same bytes.
 func (e *Event) Canonical() []byte {
-	b := make([]byte, 0, 512)
+	return e.AppendCanonical(make([]byte, 0, 512))
+}
+
+// AppendCanonical appends the canonical JSON encoding of e to b.
+func (e *Event) AppendCanonical(b []byte) []byte {
 	b = append(b, '{')
 	if e.ID != "" {
 		b = appendKey(b, "id", true)
@@ -163,6 +167,24 @@ func EncodeLeaf(kind Kind, receivedAt time.Time, body []byte) ([]byte, error) {
 		return nil, ErrEntryTooLarge
 	}
 	return b, nil
+}
+
+// EncodeEventLeaf returns the leaf of kind event for e, received at
+// receivedAt, as EncodeLeaf(KindEvent, receivedAt, e.Canonical()) would,
+// in one allocation, and the canonical body within it.
+func EncodeEventLeaf(receivedAt time.Time, e *Event) (leaf, body []byte, err error) {
+	b := make([]byte, 0, 640)
+	b = append(b, `{"kind":"event","received_at":`...)
+	b = appendTime(b, receivedAt)
+	b = append(b, `,"body":`...)
+	start := len(b)
+	b = e.AppendCanonical(b)
+	end := len(b)
+	b = append(b, '}')
+	if len(b) > MaxEntrySize {
+		return nil, nil, ErrEntryTooLarge
+	}
+	return b, b[start:end:end], nil
 }
 
 // DecodeLeaf parses leaf bytes as written by EncodeLeaf.

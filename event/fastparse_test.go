@@ -1,8 +1,12 @@
 package event
 
 import (
+	"bytes"
+	"errors"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-json-experiment/json"
 )
@@ -114,5 +118,27 @@ func BenchmarkParse(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestEncodeEventLeaf: the one-allocation leaf is byte for byte the leaf
+// of the canonical body, and body is that body.
+func TestEncodeEventLeaf(t *testing.T) {
+	e, err := Parse([]byte(fullInput), ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 27, 8, 0, 0, 123, time.UTC)
+	want, err := EncodeLeaf(KindEvent, at, e.Canonical())
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, body, err := EncodeEventLeaf(at, e)
+	if err != nil || !bytes.Equal(leaf, want) || !bytes.Equal(body, e.Canonical()) {
+		t.Fatalf("EncodeEventLeaf = %s, %s, %v\nwant %s", leaf, body, err, want)
+	}
+	e.Attributes = map[string]string{"big": strings.Repeat("x", MaxEntrySize)}
+	if _, _, err := EncodeEventLeaf(at, e); !errors.Is(err, ErrEntryTooLarge) {
+		t.Fatalf("EncodeEventLeaf(too large) = %v, want ErrEntryTooLarge", err)
 	}
 }
