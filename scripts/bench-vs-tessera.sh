@@ -65,7 +65,7 @@ run() {
     -prepare 400000 -warmup "$WARMUP" -duration "$DURATION" -pid "$PID" -json-out "$dir.json" |
     sed "s/^/[$target c=$c round $round] /"
   kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
-  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["ok_requests_per_s"], d["latency_ms"]["p99"])' "$dir.json" >"$dir.result"
+  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["ok_requests_per_s"], d["latency_ms"]["p99"], d["server"]["cpu_s"]*1e6/max(1, d["ok_requests"]))' "$dir.json" >"$dir.result"
   rm -rf "$dir"
 }
 
@@ -79,12 +79,14 @@ run() {
   done
   echo "load after: $(uptime)"
   echo
-  echo "clients  round  tessera req/s (p99 ms)   accessledger req/s (p99 ms)   ratio"
+  # Server CPU per request (from /proc/<pid>/stat over the measured run)
+  # moves less than throughput on a shared machine.
+  echo "clients  round  tessera req/s (p99 ms) cpu-µs/req   accessledger req/s (p99 ms) cpu-µs/req   ratio"
   for c in $CLIENTS; do
     for round in $(seq 1 "$ROUNDS"); do
-      read -r t tp <"$TMP/tessera-$c-$round.result"
-      read -r a ap <"$TMP/accessledger-$c-$round.result"
-      python3 -c 'import sys; c,r,t,tp,a,ap=sys.argv[1:]; print("%7s  %5s  %10.0f (%6.1f)         %10.0f (%6.1f)            %.2fx" % (c,r,float(t),float(tp),float(a),float(ap),float(a)/max(float(t),1e-9)))' "$c" "$round" "$t" "$tp" "$a" "$ap"
+      read -r t tp tc <"$TMP/tessera-$c-$round.result"
+      read -r a ap ac <"$TMP/accessledger-$c-$round.result"
+      python3 -c 'import sys; c,r,t,tp,tc,a,ap,ac=sys.argv[1:]; print("%7s  %5s  %10.0f (%6.1f) %10.0f   %10.0f (%6.1f) %10.0f   %.2fx" % (c,r,float(t),float(tp),float(tc),float(a),float(ap),float(ac),float(a)/max(float(t),1e-9)))' "$c" "$round" "$t" "$tp" "$tc" "$a" "$ap" "$ac"
     done
   done
 } | tee "$OUT/vs-tessera.txt"

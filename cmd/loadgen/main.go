@@ -635,6 +635,7 @@ func (g *generator) appendIP(b []byte, actor int) []byte {
 // rssSampler samples a process's RSS while the load runs.
 type rssSampler struct {
 	pid  int
+	cpu0 time.Duration // the server's CPU time when sampling started
 	quit chan struct{}
 	done chan struct{}
 	// maxRSS and maxAnon (KiB) are owned by the sampling goroutine until
@@ -644,6 +645,7 @@ type rssSampler struct {
 
 func startRSSSampler(pid int) *rssSampler {
 	s := &rssSampler{pid: pid, quit: make(chan struct{}), done: make(chan struct{})}
+	s.cpu0, _ = procCPUTime(pid)
 	go func() {
 		defer close(s.done)
 		t := time.NewTicker(200 * time.Millisecond)
@@ -679,7 +681,11 @@ type serverMem struct {
 	// RssAnon sampled (every 200ms) during the measured run.
 	MaxSampledRSSMiB  float64 `json:"max_sampled_rss_mib"`
 	MaxSampledAnonMiB float64 `json:"max_sampled_rss_anon_mib"`
-	Error             string  `json:"error,omitempty"`
+	// CPUSeconds is the CPU time (user and system) the server used during
+	// the measured run; the summary divides it by the events and requests
+	// answered. On a shared machine it moves less than the throughput.
+	CPUSeconds float64 `json:"cpu_s"`
+	Error      string  `json:"error,omitempty"`
 }
 
 func (s *rssSampler) stop() *serverMem {
@@ -688,6 +694,9 @@ func (s *rssSampler) stop() *serverMem {
 	const mib = 1024
 	m, err := readProcStatus(s.pid)
 	out := &serverMem{PID: s.pid, MaxSampledRSSMiB: float64(s.maxRSS) / mib, MaxSampledAnonMiB: float64(s.maxAnon) / mib}
+	if cpu, cerr := procCPUTime(s.pid); cerr == nil {
+		out.CPUSeconds = (cpu - s.cpu0).Seconds()
+	}
 	if err != nil {
 		out.Error = err.Error()
 		return out
@@ -702,6 +711,31 @@ func (s *rssSampler) stop() *serverMem {
 }
 
 // readProcStatus returns the kB fields of /proc/<pid>/status, in KiB.
+// procCPUTime returns the CPU time (user and system) of process pid, from
+// /proc/<pid>/stat, in clock ticks of 10 ms.
+func procCPUTime(pid int) (time.Duration, error) {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The command name, in parentheses, may hold spaces: fields are
+	// counted after its closing parenthesis (state is field 3).
+	i := bytes.LastIndexByte(raw, ')')
+	if i < 0 {
+		return 0, errors.New("malformed /proc/<pid>/stat")
+	}
+	f := strings.Fields(string(raw[i+1:]))
+	if len(f) < 13 {
+		return 0, errors.New("malformed /proc/<pid>/stat")
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, errors.New("malformed /proc/<pid>/stat")
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
+}
+
 func readProcStatus(pid int) (map[string]int64, error) {
 	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
@@ -882,6 +916,10 @@ func (s *summary) print(w io.Writer) {
 		} else {
 			fmt.Fprintf(w, "server:     pid %d peak RSS (VmHWM) %.1f MiB; now RSS %.1f MiB = anon %.1f + file-backed %.1f; max sampled during run: RSS %.1f, anon %.1f MiB\n",
 				m.PID, m.PeakRSSMiB, m.RSSMiB, m.RSSAnonMiB, m.RSSFileMiB, m.MaxSampledRSSMiB, m.MaxSampledAnonMiB)
+			if s.OK > 0 {
+				fmt.Fprintf(w, "server cpu: %.1f s in the run: %.1f cpu-µs per request, %.1f per event\n",
+					m.CPUSeconds, m.CPUSeconds*1e6/float64(s.OK), m.CPUSeconds*1e6/float64(max(1, s.OKEvents)))
+			}
 		}
 	}
 	if s.CheckpointSize >= 0 {
