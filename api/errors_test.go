@@ -54,6 +54,7 @@ func TestErrorsSpeakToClients(t *testing.T) {
 		{name: "batch trailing data", method: "POST", path: "/v1/events", body: append(batchJSON(good), " {}"...), status: 400, want: []string{"data after the batch"}},
 		{name: "batch truncated", method: "POST", path: "/v1/events", body: batchJSON(good)[:30], status: 400, want: []string{"ends early"}},
 		{name: "batch invalid JSON", method: "POST", path: "/v1/events", body: []byte(`{"events":[{"a":]}`), status: 400, want: []string{"invalid JSON at byte"}},
+		{name: "batch invalid JSON in an event", method: "POST", path: "/v1/events", body: []byte(`{"events":[` + string(good) + `,{"a" 1}]}`), status: 400, want: []string{"malformed batch: invalid JSON at byte"}},
 		{name: "batch empty", method: "POST", path: "/v1/events", body: []byte(`{"events":[]}`), status: 400, want: []string{"non-empty array"}},
 		{name: "too many events", method: "POST", path: "/v1/events", body: batchJSON(events(t, 300, 1001)...), status: 413,
 			want: []string{"more than 1000 events", "split the batch"}},
