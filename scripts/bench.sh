@@ -168,6 +168,12 @@ log "Go benchmarks (benchtime $BENCHTIME, count $BENCH_COUNT)"
 go test -run '^$' -bench . -benchtime="$BENCHTIME" -count="$BENCH_COUNT" -timeout 30m ./ledger ./event |
   tee "$OUT/go-bench.txt"
 
+log "Go benchmarks of the write path's followers and handler (detector from a written log, POST /v1/events in process)"
+go test -run '^$' -bench 'DetectorFollow' -benchtime 200000x -count="$BENCH_COUNT" -timeout 30m ./detect |
+  tee "$OUT/detect-bench.txt"
+go test -run '^$' -bench 'PostEvents/handler' -benchtime="$BENCHTIME" -count="$BENCH_COUNT" -timeout 30m ./api |
+  tee "$OUT/api-bench.txt"
+
 log "Go benchmarks of the responders (webhooks, alert to delivery, decision pulls)"
 go test -run '^$' -bench 'WebhookSend|AlertToWebhook|DecisionsDeltaPull|DecisionsEmptyPull' -benchtime="$BENCHTIME" \
   -count="$BENCH_COUNT" -timeout 30m ./respond | tee "$OUT/respond-bench.txt"
