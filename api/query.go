@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/accessledger/accessledger/event"
 	"github.com/accessledger/accessledger/ledger"
@@ -361,31 +360,23 @@ func (s *Server) eventsPage(c *gin.Context, f filters, p pageParams, size uint64
 // embedded verbatim (as entry_base64 if it is not JSON).
 func appendEventJSON(b []byte, index uint64, entry []byte) []byte {
 	h := leafHash(entry)
-	b = append(b, `{"index":`...)
-	b = strconv.AppendUint(b, index, 10)
-	b = append(b, `,"leaf_hash":"`...)
-	b = base64.StdEncoding.AppendEncode(b, h[:])
-	if jsontext.Value(entry).IsValid() { // faster than encoding/json's Valid
-		b = append(b, `","entry":`...)
-		b = append(b, entry...)
-	} else {
-		b = append(b, `","entry_base64":"`...)
-		b = base64.StdEncoding.AppendEncode(b, entry)
-		b = append(b, '"')
-	}
-	return append(b, '}')
+	return appendEventJSONHash(b, index, entry, h[:], validJSON(entry))
 }
 
+// leafHash is the RFC 6962 leaf hash of entry: SHA-256(0x00 || entry).
 func leafHash(entry []byte) [32]byte {
+	var out [32]byte
 	h := sha256.New()
-	h.Write([]byte{0})
+	h.Write(leafPrefix[:])
 	h.Write(entry)
-	return [32]byte(h.Sum(nil))
+	h.Sum(out[:0])
+	return out
 }
 
 // eventsStream streams every match (up to limit, if given) as NDJSON,
-// CSV or OCSF NDJSON. A failure once the answer has begun aborts the
-// connection, so that a client never takes a cut stream for a whole one.
+// CSV or OCSF NDJSON, reading ahead bundle by bundle (see exporter). A
+// failure once the answer has begun aborts the connection, so that a
+// client never takes a cut stream for a whole one.
 func (s *Server) eventsStream(c *gin.Context, f filters, p pageParams, size uint64, format string) {
 	switch format {
 	case formatNDJSON, formatOCSF:
@@ -395,37 +386,21 @@ func (s *Server) eventsStream(c *gin.Context, f filters, p pageParams, size uint
 		c.Header("Content-Disposition", `attachment; filename="events.csv"`)
 	}
 	c.Status(http.StatusOK)
-	w := bufio.NewWriterSize(c.Writer, 64<<10)
-	r := newEntryReader(s.cfg.Ledger, size)
-	var enc rowEncoder
+	w := bufio.NewWriterSize(c.Writer, exportFlushBytes)
+	var err error
 	if format == formatCSV {
-		enc = newCSVEncoder(w)
-	} else if format == formatOCSF {
-		enc = newOCSFEncoder(w, s.cfg.Ledger.Origin())
+		err = newCSVEncoder(w).flush() // the header: the workers write rows only
 	}
-	var failure error
-	n := 0
-	var buf []byte
-	_, err := s.cfg.Index.Search(c, f.q, p.from, min(p.to, size), p.desc, func(i uint64) bool {
-		entry, err := r.read(c, i)
-		if err != nil {
-			failure = err
-			return false
-		}
-		if enc != nil {
-			failure = enc.encode(i, entry)
-		} else {
-			buf = append(appendEventJSON(buf[:0], i, entry), '\n')
-			_, failure = w.Write(buf)
-		}
-		n++
-		return failure == nil && (p.limit == 0 || n < p.limit)
-	})
+	x := exporter{l: s.cfg.Ledger, size: size, limit: p.limit, format: format, origin: s.cfg.Ledger.Origin()}
+	search := func(ctx context.Context, fn func(uint64) bool) error {
+		_, err := s.cfg.Index.Search(ctx, f.q, p.from, min(p.to, size), p.desc, fn)
+		return err
+	}
 	if err == nil {
-		err = failure
-	}
-	if err == nil && enc != nil {
-		err = enc.flush()
+		err = x.run(c.Request.Context(), search, func(b []byte) error {
+			_, err := w.Write(b)
+			return err
+		})
 	}
 	if err == nil {
 		err = w.Flush()

@@ -25,6 +25,8 @@ var (
 	key    = flag.String("key", "", "admin or auditor API key")
 	runs   = flag.Int("n", 50, "runs per query")
 	probe  = flag.Duration("probe", 0, "instead: for this long, post one probe event every 50ms and measure ack-to-queryable")
+	only   = flag.String("only", "", `"export": run only the NDJSON exports (-export-runs of each kind)`)
+	xruns  = flag.Int("export-runs", 2, "runs of each NDJSON export")
 	client = &http.Client{Timeout: 5 * time.Minute}
 )
 
@@ -35,7 +37,14 @@ func main() {
 		return
 	}
 	waitIndexed()
-	queries()
+	switch *only {
+	case "":
+		queries()
+	case "export":
+		exportNDJSON()
+	default:
+		fail(fmt.Errorf("-only %q: want export", *only))
+	}
 }
 
 func get(path string) ([]byte, time.Duration) {
@@ -157,6 +166,31 @@ func queries() {
 	latency("top 10 source IPs of failed logins", "/v1/events/top?field=source.ip&action=login&outcome=failure")
 
 	// An export of 100,000 matches.
+	best := exportNDJSON()
+	path := "/v1/events?format=csv&limit=100000&action=" + url.QueryEscape(best)
+	b, d := get(path)
+	n := bytes.Count(b, []byte("\n")) - 1
+	fmt.Printf("CSV export: %d events in %s: %.0f events/s\n", n, d.Round(time.Millisecond), float64(n)/d.Seconds())
+	path = "/v1/events?format=ocsf&limit=100000&action=" + url.QueryEscape(best)
+	b, d = get(path)
+	n = bytes.Count(b, []byte("\n"))
+	fmt.Printf("OCSF export: %d events in %s: %.0f events/s\n", n, d.Round(time.Millisecond), float64(n)/d.Seconds())
+
+	// Evidence bundles.
+	for _, q := range []string{"actor=" + url.QueryEscape(busy.Value), "action=login&outcome=failure"} {
+		b, d := get("/v1/evidence?limit=100000&" + q)
+		n := bytes.Count(b, []byte(`{"index":`))
+		fmt.Printf("evidence bundle: %d entries (%s) in %s: %.0f entries/s, %.1f MB\n", n, q, d.Round(time.Millisecond), float64(n)/d.Seconds(), float64(len(b))/1e6)
+	}
+}
+
+// exportNDJSON exports 100,000 matches (the action with the fewest
+// matches above that) as NDJSON, -export-runs times each way: read whole
+// (format=ndjson, the body read into memory, as a script would) and
+// streamed (Accept: application/x-ndjson, the lines counted as they
+// arrive and dropped, as a consumer that processes them would). It
+// returns the action.
+func exportNDJSON() string {
 	var acts struct {
 		Top []struct {
 			Value string
@@ -171,26 +205,49 @@ func queries() {
 		}
 	}
 	path := "/v1/events?format=ndjson&limit=100000&action=" + url.QueryEscape(best.Value)
-	for range 2 {
+	for range *xruns {
 		b, d := get(path)
 		n := bytes.Count(b, []byte("\n"))
 		fmt.Printf("NDJSON export: %d events (action=%s) in %s: %.0f events/s, %.1f MB/s\n", n, best.Value, d.Round(time.Millisecond), float64(n)/d.Seconds(), float64(len(b))/d.Seconds()/1e6)
 	}
-	path = "/v1/events?format=csv&limit=100000&action=" + url.QueryEscape(best.Value)
-	b, d := get(path)
-	n := bytes.Count(b, []byte("\n")) - 1
-	fmt.Printf("CSV export: %d events in %s: %.0f events/s\n", n, d.Round(time.Millisecond), float64(n)/d.Seconds())
-	path = "/v1/events?format=ocsf&limit=100000&action=" + url.QueryEscape(best.Value)
-	b, d = get(path)
-	n = bytes.Count(b, []byte("\n"))
-	fmt.Printf("OCSF export: %d events in %s: %.0f events/s\n", n, d.Round(time.Millisecond), float64(n)/d.Seconds())
-
-	// Evidence bundles.
-	for _, q := range []string{"actor=" + url.QueryEscape(busy.Value), "action=login&outcome=failure"} {
-		b, d := get("/v1/evidence?limit=100000&" + q)
-		n := bytes.Count(b, []byte(`{"index":`))
-		fmt.Printf("evidence bundle: %d entries (%s) in %s: %.0f entries/s, %.1f MB\n", n, q, d.Round(time.Millisecond), float64(n)/d.Seconds(), float64(len(b))/1e6)
+	path = "/v1/events?limit=100000&action=" + url.QueryEscape(best.Value)
+	for range *xruns {
+		n, size, d := stream(path)
+		fmt.Printf("NDJSON export, streamed: %d events (action=%s) in %s: %.0f events/s, %.1f MB/s\n", n, best.Value, d.Round(time.Millisecond), float64(n)/d.Seconds(), float64(size)/d.Seconds()/1e6)
 	}
+	return best.Value
+}
+
+// stream GETs path with Accept: application/x-ndjson and counts the lines
+// as they arrive, keeping none; it returns the lines, the bytes and the
+// time from the request to the end of the body.
+func stream(path string) (lines, size int, d time.Duration) {
+	start := time.Now()
+	req, _ := http.NewRequest("GET", *base+path, nil)
+	req.Header.Set("Authorization", "Bearer "+*key)
+	req.Header.Set("Accept", "application/x-ndjson")
+	resp, err := client.Do(req)
+	if err != nil {
+		fail(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		fail(fmt.Errorf("GET %s = %d %s", path, resp.StatusCode, b))
+	}
+	buf := make([]byte, 256<<10)
+	for {
+		k, err := resp.Body.Read(buf)
+		lines += bytes.Count(buf[:k], []byte("\n"))
+		size += k
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			fail(err)
+		}
+	}
+	return lines, size, time.Since(start)
 }
 
 // probeLatency posts a probe event every 50ms and polls until a query
