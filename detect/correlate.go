@@ -331,12 +331,15 @@ func (c *correlator) groupKeyOf(h *hit) (string, bool) {
 	return b.String(), true
 }
 
-// groupVals returns the group-by values of a hit (for a new group).
+// groupVals returns the group-by values of a hit (for a new group),
+// copied: an event's strings share the memory of its whole leaf, which a
+// group that outlives the event must not keep.
 func (c *correlator) groupVals(h *hit) []string {
 	fields := c.groupBy[h.slot]
 	vals := make([]string, len(fields))
 	for i, f := range fields {
-		vals[i], _ = c.fieldOf(h, f)
+		v, _ := c.fieldOf(h, f)
+		vals[i] = strings.Clone(v)
 	}
 	return vals
 }
