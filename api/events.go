@@ -157,18 +157,29 @@ func (s *Server) postEvents(c *gin.Context) {
 // answer writes the results of a successful append.
 func (s *Server) answer(c *gin.Context, raws [][]byte, single bool, pos []int, results []ledger.Result, services []string, bad map[int][]eventError) {
 	c.Header("Cache-Control", "private, no-store")
-	out := make([]eventResult, len(raws))
 	status := http.StatusOK
+	appended, duplicates := 0, 0
+	svc, svcN := "", 0 // a run of events of one service, counted at once
 	for k, r := range results {
-		out[pos[k]].appendResult = &appendResult{Index: r.Index, LeafHash: base64.StdEncoding.EncodeToString(r.LeafHash[:]), Duplicate: r.Duplicate}
-		if !r.Duplicate {
-			status = http.StatusCreated
-			s.appendedEvents.Inc()
-			s.services.counter(services[pos[k]]).Inc()
-		} else {
-			s.duplicateEvents.Inc()
+		if r.Duplicate {
+			duplicates++
+			continue
 		}
+		status = http.StatusCreated
+		appended++
+		if name := services[pos[k]]; name != svc || svcN == 0 {
+			if svcN > 0 {
+				s.services.counter(svc).Add(float64(svcN))
+			}
+			svc, svcN = name, 0
+		}
+		svcN++
 	}
+	if svcN > 0 {
+		s.services.counter(svc).Add(float64(svcN))
+	}
+	s.appendedEvents.Add(float64(appended))
+	s.duplicateEvents.Add(float64(duplicates))
 	if len(results) == len(raws) {
 		// Every event appended (the common case): write the answer
 		// directly, without reflection.
@@ -187,6 +198,10 @@ func (s *Server) answer(c *gin.Context, raws [][]byte, single bool, pos []int, r
 		}
 		c.Data(status, "application/json; charset=utf-8", b)
 		return
+	}
+	out := make([]eventResult, len(raws))
+	for k, r := range results {
+		out[pos[k]].appendResult = &appendResult{Index: r.Index, LeafHash: base64.StdEncoding.EncodeToString(r.LeafHash[:]), Duplicate: r.Duplicate}
 	}
 	for i, errs := range bad {
 		if errs != nil {
