@@ -42,28 +42,14 @@ func (e *Engine) SaveState(w StateWriter) error {
 	}
 	e.stale = e.stale[:0]
 	if e.dirtyMeta || !e.savedOnce {
-		var b []byte
-		b = binary.AppendUvarint(b, stateVersion)
-		b = binary.AppendVarint(b, e.watermark)
-		if err := w.Set([]byte(keyMeta), b); err != nil {
+		if err := e.saveMeta(w); err != nil {
 			return err
 		}
-		e.dirtyMeta = false
 	}
 	if !e.savedOnce {
-		for _, c := range e.corrs {
-			if err := w.Set([]byte(keyFP+c.rule.ID), []byte(c.fp)); err != nil {
-				return err
-			}
+		if err := e.saveFingerprints(w); err != nil {
+			return err
 		}
-		for _, cr := range e.rules {
-			if cr.suppress != nil {
-				if err := w.Set([]byte(keyFP+cr.rule.ID), []byte(cr.fp)); err != nil {
-					return err
-				}
-			}
-		}
-		e.savedOnce = true
 	}
 	for _, c := range e.corrs {
 		prefix := keyGroup + c.rule.ID + "\x00"
@@ -105,26 +91,12 @@ func (e *Engine) SaveState(w StateWriter) error {
 // written next is in it, so SaveState starts afresh after it.
 func (e *Engine) SaveAll(w StateWriter) error {
 	e.stale = e.stale[:0]
-	var b []byte
-	b = binary.AppendUvarint(b, stateVersion)
-	b = binary.AppendVarint(b, e.watermark)
-	if err := w.Set([]byte(keyMeta), b); err != nil {
+	if err := e.saveMeta(w); err != nil {
 		return err
 	}
-	e.dirtyMeta = false
-	for _, c := range e.corrs {
-		if err := w.Set([]byte(keyFP+c.rule.ID), []byte(c.fp)); err != nil {
-			return err
-		}
+	if err := e.saveFingerprints(w); err != nil {
+		return err
 	}
-	for _, cr := range e.rules {
-		if cr.suppress != nil {
-			if err := w.Set([]byte(keyFP+cr.rule.ID), []byte(cr.fp)); err != nil {
-				return err
-			}
-		}
-	}
-	e.savedOnce = true
 	for _, c := range e.corrs {
 		prefix := keyGroup + c.rule.ID + "\x00"
 		for k, ent := range c.table.ents {
@@ -149,6 +121,35 @@ func (e *Engine) SaveAll(w StateWriter) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// saveMeta writes the encoding version and the watermark.
+func (e *Engine) saveMeta(w StateWriter) error {
+	b := binary.AppendUvarint(nil, stateVersion)
+	b = binary.AppendVarint(b, e.watermark)
+	if err := w.Set([]byte(keyMeta), b); err != nil {
+		return err
+	}
+	e.dirtyMeta = false
+	return nil
+}
+
+// saveFingerprints writes the fingerprint of every rule with state.
+func (e *Engine) saveFingerprints(w StateWriter) error {
+	for _, c := range e.corrs {
+		if err := w.Set([]byte(keyFP+c.rule.ID), []byte(c.fp)); err != nil {
+			return err
+		}
+	}
+	for _, cr := range e.rules {
+		if cr.suppress != nil {
+			if err := w.Set([]byte(keyFP+cr.rule.ID), []byte(cr.fp)); err != nil {
+				return err
+			}
+		}
+	}
+	e.savedOnce = true
 	return nil
 }
 
