@@ -318,7 +318,11 @@ func (s *server) terminate(timeout time.Duration) int {
 	}
 	select {
 	case <-s.done:
-		return s.state.ExitCode()
+		code := s.state.ExitCode()
+		if code != 0 {
+			s.t.Logf("server exited with code %d after SIGTERM\nstderr:\n%s", code, s.stderr)
+		}
+		return code
 	case <-time.After(timeout):
 		s.kill()
 		s.t.Fatalf("server did not exit within %s of SIGTERM\nstderr:\n%s", timeout, s.stderr)
