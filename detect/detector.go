@@ -58,8 +58,8 @@ type DetectorConfig struct {
 	// SaveInterval is how often state is saved while events flow
 	// (default 5s); SaveEvery saves after that many leaves (default
 	// 100,000) whichever comes first. A restart replays the leaves
-	// since the last save. Alerts are appended as soon as no
-	// leaf is waiting.
+	// since the last save. Alerts are appended as soon as no leaf is
+	// waiting, and at least every second.
 	SaveInterval time.Duration
 	SaveEvery    int
 	// BadgerOptions, if set, adjusts the Badger options of the
@@ -293,13 +293,22 @@ func (d *Detector) Run(ctx context.Context) error {
 			st := d.engine.Stats()
 			d.stats.Store(&st)
 			d.updateLag()
-			if sinceSave > 0 && time.Since(lastSave) >= d.cfg.SaveInterval {
-				if err := flush(ctx); err != nil {
-					if ctx.Err() != nil {
-						return d.finish(flush)
-					}
-					return err
+			var err error
+			switch {
+			case sinceSave > 0 && time.Since(lastSave) >= d.cfg.SaveInterval:
+				err = flush(ctx)
+			case len(pending) > 0:
+				// Leaves have not stopped coming for a second: the
+				// alerts raised meanwhile go out now all the same.
+				if err = d.publish(ctx, pending); err == nil {
+					pending = pending[:0]
 				}
+			}
+			if err != nil {
+				if ctx.Err() != nil {
+					return d.finish(flush)
+				}
+				return err
 			}
 		case <-ctx.Done():
 			return d.finish(flush)
