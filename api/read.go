@@ -10,7 +10,6 @@ import (
 	"sync"
 
 	"github.com/gin-gonic/gin"
-	"github.com/transparency-dev/tessera/api/layout"
 
 	"github.com/accessledger/accessledger/ledger"
 )
@@ -331,19 +330,17 @@ func (s *Server) getTile(c *gin.Context) {
 		writeError(c, http.StatusNotFound, tilePathUsage)
 		return
 	}
-	index, width, err := layout.ParseTileIndexPartial(rest)
-	if err != nil {
+	// Canonical paths only, parsed without allocating (serve_paths.go).
+	index, width, ok := parseTilePath(rest)
+	if !ok {
 		writeError(c, http.StatusNotFound, tilePathUsage)
 		return
 	}
 	var data []byte
+	var err error
 	what := "tile"
 	if level == "entries" {
 		what = "entry bundle"
-		if layout.EntriesPath(index, width) != "tile/"+p {
-			writeError(c, http.StatusNotFound, tilePathUsage)
-			return
-		}
 		if width == 0 {
 			// A full bundle has two representations: say so to caches.
 			c.Header("Vary", "Accept-Encoding")
@@ -354,12 +351,16 @@ func (s *Server) getTile(c *gin.Context) {
 		}
 		data, err = s.cfg.Ledger.ReadEntryBundle(c, index, int(width))
 	} else {
-		l, perr := layout.ParseTileLevel(level)
-		if perr != nil || layout.TilePath(l, index, width) != "tile/"+p {
+		l, ok := parseTileLevel(level)
+		if !ok {
 			writeError(c, http.StatusNotFound, tilePathUsage)
 			return
 		}
-		data, err = s.cfg.Ledger.ReadTile(c, uint8(l), index, int(width))
+		// Through a pooled buffer: serving a tile allocates nothing.
+		buf := tileBufs.Get().(*[]byte)
+		defer tileBufs.Put(buf)
+		data, err = s.cfg.Ledger.AppendTile(c, l, index, int(width), (*buf)[:0])
+		*buf = data[:0]
 	}
 	if err != nil {
 		s.fail(c, err, fmt.Sprintf("no such %s: the log is not that large (yet)", what))
@@ -383,7 +384,7 @@ func (s *Server) getTile(c *gin.Context) {
 func (s *Server) getStoredBundle(c *gin.Context, index uint64) {
 	buf := bundleBufs.Get().(*[]byte)
 	defer bundleBufs.Put(buf)
-	data, compressed, err := s.cfg.Ledger.ReadEntryBundleStored(c, index, (*buf)[:0])
+	data, compressed, err := s.cfg.Ledger.AppendEntryBundleStored(c, index, (*buf)[:0])
 	*buf = data[:0]
 	if err != nil {
 		s.fail(c, err, "no such entry bundle: the log is not that large (yet)")
@@ -397,22 +398,30 @@ func (s *Server) getStoredBundle(c *gin.Context, index uint64) {
 	c.Data(http.StatusOK, contentTypeTile, data)
 }
 
-// bundleBufs holds buffers for getStoredBundle; c.Data has written the
-// bytes out (to the connection or its buffer) when it returns.
-var bundleBufs = sync.Pool{New: func() any { return new([]byte) }}
+// bundleBufs holds buffers for getStoredBundle, tileBufs for getTile;
+// c.Data has written the bytes out (to the connection or its buffer) when
+// it returns.
+var (
+	bundleBufs = sync.Pool{New: func() any { return new([]byte) }}
+	tileBufs   = sync.Pool{New: func() any { return new([]byte) }}
+)
 
 // acceptsZstd reports whether Accept-Encoding header values list zstd
 // with a non-zero quality (RFC 9110, section 12.5.3). A wildcard is not
 // taken as zstd: only clients that name it get it.
 func acceptsZstd(values []string) bool {
 	for _, v := range values {
-		for _, item := range strings.Split(v, ",") {
+		for v != "" {
+			var item string
+			item, v, _ = strings.Cut(v, ",")
 			coding, params, _ := strings.Cut(item, ";")
 			if !strings.EqualFold(strings.TrimSpace(coding), "zstd") {
 				continue
 			}
 			q := "1"
-			for _, p := range strings.Split(params, ";") {
+			for params != "" {
+				var p string
+				p, params, _ = strings.Cut(params, ";")
 				if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && strings.EqualFold(strings.TrimSpace(k), "q") {
 					q = strings.TrimSpace(v)
 				}

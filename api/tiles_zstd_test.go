@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -175,4 +176,28 @@ func BenchmarkServeBundle(b *testing.B) {
 			}
 		})
 	}
+	// The level-0 tiles one after the other, as audit --full reads them
+	// (served from the ledger's read-ahead window: tile 0 is read alone,
+	// and a window from tile 1 on holds tiles 1 to 3).
+	b.Run("tiles-in-order", func(b *testing.B) {
+		var reqs []*http.Request
+		for i := 1; i < 4; i++ {
+			req := httptest.NewRequest(http.MethodGet, fmt.Sprintf("/tile/0/%03d", i), nil)
+			req.Header.Set("Authorization", "Bearer "+ts.auditor())
+			reqs = append(reqs, req)
+		}
+		w := httptest.NewRecorder()
+		first := httptest.NewRequest(http.MethodGet, "/tile/0/000", nil) // tile 0 first
+		first.Header.Set("Authorization", "Bearer "+ts.auditor())
+		h.ServeHTTP(httptest.NewRecorder(), first)
+		i := 0
+		for b.Loop() {
+			w.Body.Reset()
+			h.ServeHTTP(w, reqs[i%len(reqs)])
+			if w.Code != http.StatusOK {
+				b.Fatalf("GET %s = %d", reqs[i%len(reqs)].URL, w.Code)
+			}
+			i++
+		}
+	})
 }

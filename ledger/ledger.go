@@ -213,9 +213,13 @@ type Ledger struct {
 	bundles  *bundleCache // decompressed full bundles
 	// edge is the durable part of the edge bundle, as the sequencer
 	// published it after its last commit.
-	edge     atomic.Pointer[edgeBundle]
-	txnLimit txnCost       // what one storage transaction accepts
-	fault    *storageFault // errors Badger only logs
+	edge atomic.Pointer[edgeBundle]
+	// tileAhead and bundleAhead read full tiles and bundles ahead for
+	// clients that read them in order (AppendTile, AppendEntryBundleStored).
+	tileAhead   tileWindows
+	bundleAhead bundleWindow
+	txnLimit    txnCost       // what one storage transaction accepts
+	fault       *storageFault // errors Badger only logs
 
 	// queue feeds the sequencer.
 	qmu         sync.Mutex

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"hash"
 	"io"
 	"net/http"
 	"net/url"
@@ -219,7 +218,8 @@ type auditor struct {
 	verifier note.Verifier
 	policy   *witness.Policy
 	fetcher  *client.HTTPFetcher
-	base     string // the log's URL, ending in "/"
+	base     string     // the log's URL, ending in "/"
+	raw      *rawTarget // where --full workers connect themselves; nil: they use http
 	http     *http.Client
 	stderr   io.Writer
 }
@@ -282,7 +282,7 @@ func newAuditor(c auditConfig, stderr io.Writer) (*auditor, error) {
 	if c.APIKey != "" {
 		f.SetAuthorizationHeader("Bearer " + c.APIKey)
 	}
-	a := &auditor{cfg: c, origin: v.Name(), verifier: v, fetcher: f, base: u.String(), http: hc, stderr: stderr}
+	a := &auditor{cfg: c, origin: v.Name(), verifier: v, fetcher: f, base: u.String(), raw: newRawTarget(u), http: hc, stderr: stderr}
 	if c.Policy != "" {
 		if a.policy, err = loadPolicy(c.Policy); err != nil {
 			return nil, err
@@ -870,7 +870,11 @@ func (a *auditor) verifyBundles(ctx context.Context, first, end, size uint64) <-
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				w := &bundleWorker{a: a, dec: dec, digest: sha256.New()}
+				w := &bundleWorker{a: a, dec: dec}
+				if a.raw != nil {
+					w.conn = &auditConn{t: a.raw, apiKey: a.cfg.APIKey, timeout: a.http.Timeout}
+					defer w.conn.close()
+				}
 				for i := range jobs {
 					slots[i%window] <- w.verify(ctx, i, size)
 				}
@@ -902,15 +906,24 @@ func (a *auditor) verifyBundles(ctx context.Context, first, end, size uint64) <-
 // its worker goroutine.
 type bundleWorker struct {
 	a      *auditor
+	conn   *auditConn // its own connection; nil: through a.http
 	dec    *zstd.Decoder
 	body   bytes.Buffer // the bundle or tile as served
 	raw    []byte       // the bundle, decompressed
 	hashes [layout.EntryBundleWidth][32]byte
-	digest hash.Hash
+}
+
+// get reads path below the log's URL into buf, on the worker's own
+// connection if it has one.
+func (w *bundleWorker) get(ctx context.Context, path string, buf *bytes.Buffer, acceptZstd bool) (compressed bool, err error) {
+	if w.conn != nil {
+		return w.conn.get(ctx, path, buf, acceptZstd)
+	}
+	return w.a.get(ctx, path, buf, acceptZstd)
 }
 
 // leafPrefix is RFC 6962's domain separation of leaf hashes.
-var leafPrefix = []byte{0}
+const leafPrefix = 0
 
 func (w *bundleWorker) verify(ctx context.Context, index, size uint64) bundleResult {
 	a := w.a
@@ -923,7 +936,7 @@ func (w *bundleWorker) verify(ctx context.Context, index, size uint64) bundleRes
 	path := layout.EntriesPath(index, width)
 	var raw []byte
 	if width == 0 {
-		compressed, err := a.get(ctx, path, &w.body, true)
+		compressed, err := w.get(ctx, path, &w.body, true)
 		if err != nil {
 			r.kind, r.err = findingUnavailable, fmt.Errorf("fetching entry bundle %s: %w", path, err)
 			return r
@@ -953,7 +966,7 @@ func (w *bundleWorker) verify(ctx context.Context, index, size uint64) bundleRes
 	var tile []byte
 	var err error
 	if width == 0 {
-		if _, err = a.get(ctx, tilePath, &w.body, false); err == nil {
+		if _, err = w.get(ctx, tilePath, &w.body, false); err == nil {
 			tile = w.body.Bytes()
 		}
 	} else {
@@ -980,7 +993,8 @@ func (w *bundleWorker) verify(ctx context.Context, index, size uint64) bundleRes
 
 // hashBundle splits the C2SP bytes of entry bundle index, which must hold
 // n entries, checks that every entry is a valid leaf and writes the leaf
-// hashes to w.hashes[:n]. It allocates nothing unless it fails.
+// hashes to w.hashes[:n]. It allocates nothing unless it fails. raw is
+// written to while hashing and restored: it must not be shared.
 func (w *bundleWorker) hashBundle(raw []byte, index, n uint64, path string) (kind string, err error) {
 	var i uint64
 	for off := 0; off < len(raw); i++ {
@@ -996,10 +1010,12 @@ func (w *bundleWorker) hashBundle(raw []byte, index, n uint64, path string) (kin
 		if err := validLeaf(e); err != nil {
 			return findingEntry, fmt.Errorf("entry %d (bundle %s): not a valid leaf: %v", index*layout.EntryBundleWidth+i, path, err)
 		}
-		w.digest.Reset()
-		w.digest.Write(leafPrefix)
-		w.digest.Write(e)
-		w.digest.Sum(w.hashes[i][:0])
+		// SHA-256(0x00 || e) in one call: the byte before e (the low
+		// byte of its length) stands in for the prefix meanwhile.
+		lo := raw[off-l-1]
+		raw[off-l-1] = leafPrefix
+		w.hashes[i] = sha256.Sum256(raw[off-l-1 : off])
+		raw[off-l-1] = lo
 	}
 	if i != n {
 		return findingEntry, fmt.Errorf("entry bundle %s has %d entries, want %d", path, i, n)

@@ -1,9 +1,18 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +20,7 @@ import (
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/api/layout"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/accessledger/accessledger/event"
 )
@@ -36,7 +46,7 @@ func benchLeaves(b *testing.B, n int) [][]byte {
 // hashLeaf writes the RFC 6962 leaf hash SHA-256(0x00 || e) into h.
 func hashLeaf(h, e []byte) {
 	d := sha256.New()
-	d.Write(leafPrefix)
+	d.Write([]byte{leafPrefix})
 	d.Write(e)
 	d.Sum(h[:0])
 }
@@ -113,7 +123,7 @@ func BenchmarkAuditBundle(b *testing.B) {
 	frame := enc.EncodeAll(raw, nil)
 	dec, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
 	defer dec.Close()
-	w := &bundleWorker{dec: dec, digest: sha256.New()}
+	w := &bundleWorker{dec: dec}
 	b.SetBytes(int64(len(raw)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -127,4 +137,61 @@ func BenchmarkAuditBundle(b *testing.B) {
 		subtreeRoot(w.hashes[:])
 	}
 	b.ReportMetric(float64(b.N*layout.EntryBundleWidth)/b.Elapsed().Seconds(), "leaves/s")
+}
+
+// BenchmarkAuditFetch measures a --full worker's two requests per bundle
+// (the zstd bundle and its level-0 tile) against a local net/http server
+// serving fixed bytes: through the auditor's http.Client (net/http, as
+// before) and on the worker's own connection (auditConn).
+//
+//	go test -run XXX -bench AuditFetch ./cmd/accessledger
+func BenchmarkAuditFetch(b *testing.B) {
+	bundle := bytes.Repeat([]byte("z"), 15<<10)
+	tile := bytes.Repeat([]byte("t"), 8<<10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body := tile
+		if strings.HasPrefix(r.URL.Path, "/tile/entries/") {
+			body = bundle
+			w.Header().Set("Content-Encoding", "zstd")
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.Write(body)
+	}))
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	_, vkey, err := note.GenerateKey(rand.Reader, "example.com/log")
+	if err != nil {
+		b.Fatal(err)
+	}
+	a, err := newAuditor(auditConfig{URL: srv.URL, VKey: vkey, APIKey: "k", Workers: 1}, io.Discard)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, bc := range []struct {
+		name string
+		get  func(path string, buf *bytes.Buffer, zstd bool) (bool, error)
+	}{
+		{"net-http", func(path string, buf *bytes.Buffer, zstd bool) (bool, error) { return a.get(ctx, path, buf, zstd) }},
+		{"own-conn", (&auditConn{t: newRawTarget(u), apiKey: "k", timeout: time.Minute}).getter(ctx)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			var buf bytes.Buffer
+			i := 0
+			for b.Loop() {
+				if z, err := bc.get(layout.EntriesPath(uint64(i), 0), &buf, true); err != nil || !z || buf.Len() != len(bundle) {
+					b.Fatalf("bundle: %v, %v, %d bytes", z, err, buf.Len())
+				}
+				if _, err := bc.get(layout.TilePath(0, uint64(i), 0), &buf, false); err != nil || buf.Len() != len(tile) {
+					b.Fatalf("tile: %v, %d bytes", err, buf.Len())
+				}
+				i++
+			}
+		})
+	}
+}
+
+// getter returns c.get bound to ctx.
+func (c *auditConn) getter(ctx context.Context) func(string, *bytes.Buffer, bool) (bool, error) {
+	return func(path string, buf *bytes.Buffer, zstd bool) (bool, error) { return c.get(ctx, path, buf, zstd) }
 }

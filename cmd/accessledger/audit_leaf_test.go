@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"encoding/binary"
 	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
+	"github.com/transparency-dev/merkle/rfc6962"
 )
 
 // oldValidLeaf is validLeaf before its fast paths: the reference that
@@ -193,4 +196,31 @@ func FuzzValidLeaf(f *testing.F) {
 		f.Add(leafHead + c + "}")
 	}
 	f.Fuzz(func(t *testing.T, e string) { checkLeaf(t, e) })
+}
+
+// TestHashBundle: hashBundle's leaf hashes are RFC 6962's, SHA-256(0x00
+// || leaf), and the bundle's bytes are as they were (it borrows the byte
+// before each leaf for the prefix).
+func TestHashBundle(t *testing.T) {
+	var raw []byte
+	var leaves [][]byte
+	for i := range 256 {
+		leaf := []byte(leafHead + string(testEvent("", i)) + "}")
+		leaves = append(leaves, leaf)
+		raw = binary.BigEndian.AppendUint16(raw, uint16(len(leaf)))
+		raw = append(raw, leaf...)
+	}
+	orig := bytes.Clone(raw)
+	w := &bundleWorker{}
+	if _, err := w.hashBundle(raw, 3, 256, "tile/entries/003"); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(raw, orig) {
+		t.Fatal("hashBundle changed the bundle's bytes")
+	}
+	for i, leaf := range leaves {
+		if want := rfc6962.DefaultHasher.HashLeaf(leaf); !bytes.Equal(w.hashes[i][:], want) {
+			t.Fatalf("leaf %d: hash %x, want %x", i, w.hashes[i], want)
+		}
+	}
 }

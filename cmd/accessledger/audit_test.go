@@ -135,6 +135,11 @@ func TestAuditTamper(t *testing.T) {
 			[]string{"tile_mismatch", "tile/0/001 differs from the leaf hashes of entry bundle tile/entries/001", "hash 0 is"}},
 		{"tile", func(t *testing.T, dir string) { flipTileByte(t, dir, 0, 0, 5) },
 			[]string{"tile_mismatch", "tile/0/000", "hash 5 is"}},
+		// Tile 1, when the workers read it after tile 0, comes from the
+		// server's read-ahead window (ledger/serve_tiles.go), as bundle
+		// 1 above may come from its bundle window.
+		{"tile read ahead", func(t *testing.T, dir string) { flipTileByte(t, dir, 0, 1, 200) },
+			[]string{"tile_mismatch", "tile/0/001", "hash 200 is"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
