@@ -387,7 +387,13 @@ func (d *Detector) publish(ctx context.Context, pending []pendingAlert) error {
 // transaction. Every alert raised by the leaves before next must already
 // be published.
 func (d *Detector) save(next uint64) error {
-	if err := d.state.save(next, d.engine); err != nil {
+	start := time.Now()
+	kind, n, err := d.state.save(next, d.engine)
+	if err == nil {
+		d.metrics.saveSeconds.WithLabelValues(kind).Observe(time.Since(start).Seconds())
+		d.metrics.savedBytes.WithLabelValues(kind).Add(float64(n))
+	}
+	if err != nil {
 		return fmt.Errorf("detect: saving state at leaf %d: %w", next, err)
 	}
 	d.cursor.Store(next)
@@ -624,6 +630,8 @@ type detectorMetrics struct {
 	alerts                                                  *prometheus.CounterVec
 	latency                                                 prometheus.Histogram
 	lagLeaves, lagSeconds, groups                           prometheus.Gauge
+	saveSeconds                                             *prometheus.HistogramVec
+	savedBytes                                              *prometheus.CounterVec
 }
 
 func newDetectorMetrics(reg prometheus.Registerer, d *Detector) (*detectorMetrics, error) {
@@ -640,6 +648,11 @@ func newDetectorMetrics(reg prometheus.Registerer, d *Detector) (*detectorMetric
 		lagLeaves:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "accessledger_detect_lag_leaves", Help: "Leaves of the log not yet processed by the detector."}),
 		lagSeconds: prometheus.NewGauge(prometheus.GaugeOpts{Name: "accessledger_detect_lag_seconds", Help: "Age of the last processed event while leaves are waiting; 0 when caught up."}),
 		groups:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "accessledger_detect_state_groups", Help: "Groups held in correlation state, over all rules."}),
+		saveSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "accessledger_detect_state_save_seconds",
+			Help:    "Time to save the detector's state with its cursor: a journal of the changes, or a snapshot of the whole state.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}, []string{"kind"}),
+		savedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "accessledger_detect_state_saved_bytes_total",
+			Help: "Bytes of detector state written, by kind of save (journal or snapshot)."}, []string{"kind"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -648,7 +661,7 @@ func newDetectorMetrics(reg prometheus.Registerer, d *Detector) (*detectorMetric
 		func() float64 { return float64(d.stats.Load().Late) })
 	evicted := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "accessledger_detect_evictions_total", Help: "Groups and window events dropped to keep state within its bounds (since start)."},
 		func() float64 { return float64(d.stats.Load().Evicted) })
-	for _, c := range []prometheus.Collector{m.events, m.otherLeaves, m.decodeErrors, m.enriched, m.duplicates, m.alerts, m.latency, m.lagLeaves, m.lagSeconds, m.groups, late, evicted} {
+	for _, c := range []prometheus.Collector{m.events, m.otherLeaves, m.decodeErrors, m.enriched, m.duplicates, m.alerts, m.latency, m.lagLeaves, m.lagSeconds, m.groups, m.saveSeconds, m.savedBytes, late, evicted} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("detect: registering metrics: %w", err)
 		}

@@ -294,13 +294,21 @@ func (t *chunkTxn) discard() {
 	}
 }
 
-// save journals what fill writes (the engine's changes), then commits
-// the cursor next with it. It takes a snapshot instead when the journal
-// has outgrown the snapshot, or the state is in the earlier layout.
-func (st *stateStore) save(next uint64, e *Engine) error {
+// save journals the engine's changes, then commits the cursor next with
+// them. It takes a snapshot instead when the journal has outgrown the
+// snapshot, or the state is in the earlier layout. It reports which
+// ("journal" or "snapshot") and the bytes written.
+func (st *stateStore) save(next uint64, e *Engine) (kind string, n int64, err error) {
 	if st.legacy || st.jBytes >= max(compactMin, st.snapBytes) {
-		return st.snapshot(next, e)
+		n, err = st.snapshot(next, e)
+		return "snapshot", n, err
 	}
+	n, err = st.journal(next, e)
+	return "journal", n, err
+}
+
+// journal writes the engine's changes and commits them with the cursor.
+func (st *stateStore) journal(next uint64, e *Engine) (int64, error) {
 	t := &chunkTxn{db: st.db}
 	defer t.discard()
 	end := st.end
@@ -309,25 +317,25 @@ func (st *stateStore) save(next uint64, e *Engine) error {
 		return t.set(chunkKey(keyJournalPfx, st.gen, end-1), c)
 	}}
 	if err := e.SaveState(w); err != nil {
-		return err
+		return 0, err
 	}
 	if err := w.flush(); err != nil {
-		return err
+		return 0, err
 	}
 	if err := t.set(keyCursor, encodeCommit(next, st.gen, end)); err != nil {
-		return err
+		return 0, err
 	}
 	if err := t.commit(); err != nil {
-		return err
+		return 0, err
 	}
 	st.end = end
 	st.jBytes += w.bytes
-	return nil
+	return w.bytes, nil
 }
 
 // snapshot writes the engine's whole state under a new generation,
 // switches to it with the cursor next, and removes the previous one.
-func (st *stateStore) snapshot(next uint64, e *Engine) error {
+func (st *stateStore) snapshot(next uint64, e *Engine) (int64, error) {
 	t := &chunkTxn{db: st.db}
 	defer t.discard()
 	gen := st.gen + 1
@@ -337,16 +345,16 @@ func (st *stateStore) snapshot(next uint64, e *Engine) error {
 		return t.set(chunkKey(keySnapPfx, gen, n-1), c)
 	}}
 	if err := e.SaveAll(w); err != nil {
-		return err
+		return 0, err
 	}
 	if err := w.flush(); err != nil {
-		return err
+		return 0, err
 	}
 	if err := t.set(keyCursor, encodeCommit(next, gen, 0)); err != nil {
-		return err
+		return 0, err
 	}
 	if err := t.commit(); err != nil {
-		return err
+		return 0, err
 	}
 	// The new generation is the state; what the previous one and the
 	// earlier layout left is garbage now.
@@ -367,7 +375,7 @@ func (st *stateStore) snapshot(next uint64, e *Engine) error {
 	st.gen, st.end, st.legacy = gen, 0, false
 	st.snapBytes, st.jBytes = w.bytes, 0
 	if err != nil {
-		return err
+		return w.bytes, err
 	}
-	return st.removeGarbage()
+	return w.bytes, st.removeGarbage()
 }

@@ -75,7 +75,7 @@ func TestStateJournalRoundTrip(t *testing.T) {
 		if (i+1)%3_000 != 0 {
 			continue
 		}
-		if err := st.save(uint64(i+1), e); err != nil {
+		if _, _, err := st.save(uint64(i+1), e); err != nil {
 			t.Fatalf("save at %d: %v", i+1, err)
 		}
 		gens[st.gen] = true
@@ -125,7 +125,7 @@ func TestStateCrashBetweenChunksAndCommit(t *testing.T) {
 	for i, ev := range evs[:2_000] {
 		e.Process(&Record{Index: uint64(i), ReceivedAt: ev.Time, Event: ev})
 	}
-	if err := st.save(2_000, e); err != nil {
+	if _, _, err := st.save(2_000, e); err != nil {
 		t.Fatal(err)
 	}
 	want := mapWriter{}
@@ -192,7 +192,7 @@ func TestStateEarlierLayout(t *testing.T) {
 	e2, _ := LoadDefault(storeTestConfig)
 	_, state, _ := (&stateStore{db: db}).load()
 	e2.LoadState(entries(state))
-	if err := st.save(3_000, e2); err != nil {
+	if _, _, err := st.save(3_000, e2); err != nil {
 		t.Fatal(err)
 	}
 	if st.legacy || st.gen != 1 {

@@ -2,6 +2,8 @@ package ledger
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
@@ -52,5 +54,58 @@ func TestEdgeBundleFromMemory(t *testing.T) {
 	again, err := l2.ReadEntryBundle(bg, 2, 550-512)
 	if err != nil || !bytes.Equal(again, edge) {
 		t.Fatalf("after reopening, edge bundle 2 = %d bytes (%v), want the %d read before", len(again), err, len(edge))
+	}
+}
+
+// TestEdgeBundleKeepsUpWithSize: while one-entry commits follow each
+// other, whatever size a reader sees, the edge bundle it reads next holds
+// at least that many entries, and a follower never fails. (The edge was
+// once published after the size: readers then found fewer entries than
+// the size promised, and followers stopped with ErrCorrupt.)
+func TestEdgeBundleKeepsUpWithSize(t *testing.T) {
+	l, _ := newTestLedger(t)
+	ctx, cancel := context.WithCancel(bg)
+	defer cancel()
+	done := make(chan error, 2)
+	go func() {
+		for i := 0; ctx.Err() == nil && i < 3000; i++ {
+			if _, err := l.Append(ctx, Entry{Data: entryData(i)}); err != nil && ctx.Err() == nil {
+				done <- err
+				return
+			}
+		}
+		cancel()
+		done <- nil
+	}()
+	go func() {
+		next := uint64(0)
+		for lf, err := range l.Follow(ctx, 0) {
+			if err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				done <- fmt.Errorf("Follow at %d: %w", next, err)
+				return
+			}
+			if lf.Index != next {
+				done <- fmt.Errorf("Follow yielded %d, want %d", lf.Index, next)
+				return
+			}
+			next++
+		}
+		done <- nil
+	}()
+	for ctx.Err() == nil {
+		size, _ := l.Size()
+		if w := int(size % TileWidth); w > 0 {
+			if _, err := l.ReadEntryBundle(bg, size/TileWidth, w); err != nil {
+				t.Fatalf("size %d, ReadEntryBundle(%d, %d) = %v", size, size/TileWidth, w, err)
+			}
+		}
+	}
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
 	}
 }

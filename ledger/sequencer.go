@@ -282,14 +282,16 @@ func (s *sequencer) commit(batch []*request) bool {
 		l.metrics.commitFailures.Inc()
 		return false
 	}
-	if added > 0 {
-		l.setDurable(treeState{size: s.size, root: root})
-	}
+	// Readers take the size first, then the bundles: publish the bundles
+	// of this commit before the size that covers them. A reader that
+	// sees more entries than its size trims them; one that saw fewer
+	// would not find what the size promises.
 	for _, b := range s.sealed {
 		l.bundles.Add(b.index, b.raw)
 	}
 	if added > 0 {
 		l.edge.Store(s.bundle.published())
+		l.setDurable(treeState{size: s.size, root: root})
 	}
 	l.metrics.observeCommit(int(added), time.Since(start))
 	for _, r := range batch {
