@@ -57,6 +57,7 @@ type stateStore struct {
 	snapBytes int64  // size of gen's snapshot
 	jBytes    int64  // size of gen's journal
 	legacy    bool   // the state is in the earlier layout
+	tried     uint64 // the latest generation a snapshot was started under
 	garbage   [][]byte
 }
 
@@ -338,7 +339,10 @@ func (st *stateStore) journal(next uint64, e *Engine) (int64, error) {
 func (st *stateStore) snapshot(next uint64, e *Engine) (int64, error) {
 	t := &chunkTxn{db: st.db}
 	defer t.discard()
-	gen := st.gen + 1
+	// A snapshot that failed part-way left chunks under its generation:
+	// never reuse it, or they would join this one.
+	gen := max(st.gen, st.tried) + 1
+	st.tried = gen
 	var n uint64
 	w := &chunkWriter{buf: make([]byte, 0, chunkSize+chunkSize/8), emit: func(c []byte) error {
 		n++
