@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/accessledger/accessledger/event"
 	"github.com/accessledger/accessledger/ledger"
 )
 
@@ -237,7 +238,7 @@ type exportWorker struct {
 	format string
 	h      hash.Hash
 	sum    [sha256.Size]byte
-	sc     jsonScanner
+	sc     event.JSONValidator
 	out    jobWriter
 	csv    *csvEncoder
 	ocsf   *ocsfEncoder
@@ -329,7 +330,7 @@ func (w *exportWorker) appendEvent(b []byte, index uint64, entry []byte) []byte 
 	w.h.Reset()
 	w.h.Write(leafPrefix[:])
 	w.h.Write(entry)
-	return appendEventJSONHash(b, index, entry, w.h.Sum(w.sum[:0]), w.sc.valid(entry))
+	return appendEventJSONHash(b, index, entry, w.h.Sum(w.sum[:0]), w.sc.Valid(entry))
 }
 
 // leafPrefix is what RFC 6962 hashes before a leaf.

@@ -360,7 +360,7 @@ func (s *Server) eventsPage(c *gin.Context, f filters, p pageParams, size uint64
 // embedded verbatim (as entry_base64 if it is not JSON).
 func appendEventJSON(b []byte, index uint64, entry []byte) []byte {
 	h := leafHash(entry)
-	return appendEventJSONHash(b, index, entry, h[:], validJSON(entry))
+	return appendEventJSONHash(b, index, entry, h[:], event.ValidJSON(entry))
 }
 
 // leafHash is the RFC 6962 leaf hash of entry: SHA-256(0x00 || entry).

@@ -168,46 +168,12 @@ func (d *fastDecoder) numberGoesOn() bool {
 
 // number reads a JSON number (RFC 8259 grammar) as a float64.
 func (d *fastDecoder) number() (float64, bool) {
-	start, i := d.pos, d.pos
-	s := d.src
-	if i < len(s) && s[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(s) && s[i] == '0':
-		i++
-	case i < len(s) && s[i] >= '1' && s[i] <= '9':
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-	default:
+	end, ok := scanNumber(d.src, d.pos)
+	if !ok {
 		return 0, false
 	}
-	if i < len(s) && s[i] == '.' {
-		i++
-		j := i
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-		if i == j {
-			return 0, false
-		}
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			i++
-		}
-		j := i
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-		if i == j {
-			return 0, false
-		}
-	}
-	d.pos = i
-	f, err := strconv.ParseFloat(s[start:i], 64)
+	f, err := strconv.ParseFloat(d.src[d.pos:end], 64)
+	d.pos = end
 	return f, err == nil
 }
 

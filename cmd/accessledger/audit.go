@@ -21,9 +21,7 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
-	"github.com/go-json-experiment/json/jsontext"
 	"github.com/klauspost/compress/zstd"
 	"github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/compact"
@@ -34,6 +32,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/term"
 
+	"github.com/accessledger/accessledger/event"
 	"github.com/accessledger/accessledger/ledger"
 	"github.com/accessledger/accessledger/witness"
 )
@@ -1128,8 +1127,7 @@ func validLeaf(e []byte) error {
 		return errors.New("no body object after received_at")
 	}
 	body = body[:len(body)-1]
-	// The fast check certifies only valid JSON; jsontext decides the rest.
-	if !validJSONObject(body) && !jsontext.Value(body).IsValid() {
+	if !event.ValidJSON(body) {
 		return errors.New("the body is not valid JSON")
 	}
 	return nil
@@ -1159,260 +1157,4 @@ func validTimestamp(t []byte) bool {
 		days = 29
 	}
 	return day <= days
-}
-
-// validJSONObject reports whether b is a JSON object (optionally followed
-// by whitespace) that jsontext.Value.IsValid accepts with its defaults:
-// RFC 8259 syntax, valid UTF-8, no duplicate member names. It handles
-// the common case fast and allocation-free: a false answer is not a
-// verdict (deep nesting, large objects, escaped names and \u escapes are
-// left to jsontext), only a true one is.
-func validJSONObject(b []byte) bool {
-	if !utf8.Valid(b) {
-		return false
-	}
-	var v jsonValidator
-	v.b = b
-	if !v.object() {
-		return false
-	}
-	v.space()
-	return v.i == len(b)
-}
-
-// jsonValidator is validJSONObject's state: the input, the position, and
-// the member names of the objects being read (offsets of the names' bytes
-// without quotes), to find duplicates.
-type jsonValidator struct {
-	b     []byte
-	i     int
-	depth int
-	names [128][2]int32
-	n     int // names in use
-}
-
-func (v *jsonValidator) space() {
-	for v.i < len(v.b) {
-		switch v.b[v.i] {
-		case ' ', '\t', '\n', '\r':
-			v.i++
-		default:
-			return
-		}
-	}
-}
-
-func (v *jsonValidator) value() bool {
-	v.space()
-	if v.i >= len(v.b) {
-		return false
-	}
-	switch c := v.b[v.i]; {
-	case c == '{':
-		return v.object()
-	case c == '[':
-		return v.array()
-	case c == '"':
-		_, ok := v.string()
-		return ok
-	case c == '-' || c >= '0' && c <= '9':
-		return v.number()
-	case c == 't':
-		return v.literal("true")
-	case c == 'f':
-		return v.literal("false")
-	case c == 'n':
-		return v.literal("null")
-	}
-	return false
-}
-
-func (v *jsonValidator) literal(lit string) bool {
-	if len(v.b)-v.i < len(lit) || string(v.b[v.i:v.i+len(lit)]) != lit {
-		return false
-	}
-	v.i += len(lit)
-	return true
-}
-
-// object reads an object at v.i ('{').
-func (v *jsonValidator) object() bool {
-	if v.depth++; v.depth > 32 {
-		return false
-	}
-	v.i++ // '{'
-	first := v.n
-	var seen uint64
-	defer func() { v.n = first; v.depth-- }()
-	v.space()
-	if v.i < len(v.b) && v.b[v.i] == '}' {
-		v.i++
-		return true
-	}
-	for {
-		v.space()
-		if v.i >= len(v.b) || v.b[v.i] != '"' {
-			return false
-		}
-		start := v.i + 1
-		escaped, ok := v.string()
-		if !ok || escaped || v.n == len(v.names) {
-			return false
-		}
-		name := v.b[start : v.i-1]
-		// A 64-bit filter of the names seen: only a name whose bit is
-		// already set is compared with the others.
-		bit := uint64(1) << (uint(len(name)) & 63)
-		if len(name) > 0 {
-			bit = uint64(1) << ((uint(len(name)) + uint(name[0]) + 3*uint(name[len(name)-1])) & 63)
-		}
-		if seen&bit != 0 {
-			for _, o := range v.names[first:v.n] {
-				if int(o[1]-o[0]) == len(name) && string(v.b[o[0]:o[1]]) == string(name) {
-					return false // a duplicate name
-				}
-			}
-		}
-		seen |= bit
-		v.names[v.n] = [2]int32{int32(start), int32(v.i - 1)}
-		v.n++
-		v.space()
-		if v.i >= len(v.b) || v.b[v.i] != ':' {
-			return false
-		}
-		v.i++
-		if !v.value() {
-			return false
-		}
-		v.space()
-		if v.i >= len(v.b) {
-			return false
-		}
-		switch v.b[v.i] {
-		case ',':
-			v.i++
-		case '}':
-			v.i++
-			return true
-		default:
-			return false
-		}
-	}
-}
-
-// array reads an array at v.i ('[').
-func (v *jsonValidator) array() bool {
-	if v.depth++; v.depth > 32 {
-		return false
-	}
-	defer func() { v.depth-- }()
-	v.i++ // '['
-	v.space()
-	if v.i < len(v.b) && v.b[v.i] == ']' {
-		v.i++
-		return true
-	}
-	for {
-		if !v.value() {
-			return false
-		}
-		v.space()
-		if v.i >= len(v.b) {
-			return false
-		}
-		switch v.b[v.i] {
-		case ',':
-			v.i++
-		case ']':
-			v.i++
-			return true
-		default:
-			return false
-		}
-	}
-}
-
-// string reads a string at v.i ('"'); escaped reports a backslash in it.
-// Its bytes are valid UTF-8 (validJSONObject checked all of b).
-func (v *jsonValidator) string() (escaped, ok bool) {
-	v.i++ // '"'
-	for v.i < len(v.b) {
-		b, i := v.b, v.i
-		for i < len(b) && plainStringByte[b[i]] {
-			i++
-		}
-		if v.i = i; i >= len(b) {
-			break
-		}
-		c := b[i]
-		switch {
-		case c == '"':
-			v.i++
-			return escaped, true
-		case c < 0x20:
-			return false, false
-		case c == '\\':
-			escaped = true
-			if v.i+1 >= len(v.b) {
-				return false, false
-			}
-			switch v.b[v.i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				v.i += 2
-			default:
-				// \u escapes (and surrogates) are left to jsontext.
-				return false, false
-			}
-		default:
-			v.i++
-		}
-	}
-	return false, false
-}
-
-// plainStringByte tells the bytes of a JSON string that need no
-// attention: not '"', '\\' or a control character.
-var plainStringByte = func() (t [256]bool) {
-	for c := range t {
-		t[c] = c >= 0x20 && c != '"' && c != '\\'
-	}
-	return t
-}()
-
-// number reads an RFC 8259 number at v.i.
-func (v *jsonValidator) number() bool {
-	b, i := v.b, v.i
-	digits := func() int {
-		j := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		return i - j
-	}
-	if b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case digits() == 0:
-		return false
-	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		if digits() == 0 {
-			return false
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if digits() == 0 {
-			return false
-		}
-	}
-	v.i = i
-	return true
 }

@@ -1,4 +1,4 @@
-package api
+package event
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 )
 
-// validJSON reports whether entry is valid JSON as jsontext.Value.IsValid
+// ValidJSON reports whether entry is valid JSON as jsontext.Value.IsValid
 // says with its default options (RFC 8259 grammar, valid UTF-8, no
 // duplicate object member names, one value with optional whitespace
 // around it). Stored entries are written by our canonical encoder, so
@@ -18,14 +18,17 @@ import (
 // (whitespace between tokens, \u escapes, escaped names, deep nesting,
 // many members, anything invalid) is decided by jsontext itself. A
 // corrupted entry is thus never embedded as JSON.
-func validJSON(entry []byte) bool {
-	var sc jsonScanner
-	return sc.valid(entry)
+//
+// The log's readers call it on every entry they embed or certify: the
+// export (api) and the auditor (audit --full).
+func ValidJSON(entry []byte) bool {
+	var sc JSONValidator
+	return sc.Valid(entry)
 }
 
-// jsonScanner holds fastValidJSON's state, so that a caller checking many
-// entries does not clear it for each.
-type jsonScanner struct {
+// JSONValidator is ValidJSON with its state kept, so that a caller checking
+// many entries does not clear it for each. The zero value is ready.
+type JSONValidator struct {
 	// The member names of the open objects: a fingerprint (length and
 	// three of its bytes) and where the name is.
 	fps  [fastJSONNames]uint64
@@ -34,8 +37,8 @@ type jsonScanner struct {
 	objStart [fastJSONDepth]int32
 }
 
-// valid is validJSON.
-func (sc *jsonScanner) valid(entry []byte) bool {
+// Valid is ValidJSON.
+func (sc *JSONValidator) Valid(entry []byte) bool {
 	return sc.fast(entry) || jsontext.Value(entry).IsValid()
 }
 
@@ -86,12 +89,12 @@ func plainEnd(b []byte, i int) int {
 // fastJSONDepth levels and fastJSONNames names open at once. False means
 // "not known to be valid": the caller asks jsontext.
 func fastValidJSON(b []byte) bool {
-	var sc jsonScanner
+	var sc JSONValidator
 	return sc.fast(b)
 }
 
 // fast is fastValidJSON.
-func (sc *jsonScanner) fast(b []byte) bool {
+func (sc *JSONValidator) fast(b []byte) bool {
 	var (
 		nn       int32
 		isObj    uint64 // bit d: level d is an object
@@ -271,7 +274,7 @@ func (sc *jsonScanner) fast(b []byte) bool {
 
 // scanNumber scans a JSON number (RFC 8259) at b[i:] and returns the
 // offset after it.
-func scanNumber(b []byte, i int) (int, bool) {
+func scanNumber[T string | []byte](b T, i int) (int, bool) {
 	n := len(b)
 	if i < n && b[i] == '-' {
 		i++

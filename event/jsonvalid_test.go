@@ -1,4 +1,4 @@
-package api
+package event
 
 import (
 	"bytes"
@@ -86,8 +86,8 @@ func manyMembers(n int) string {
 func TestValidJSON(t *testing.T) {
 	for _, tc := range jsonCases {
 		want := jsontext.Value(tc.in).IsValid()
-		if got := validJSON([]byte(tc.in)); got != want {
-			t.Errorf("validJSON(%.60q) = %v, jsontext says %v", tc.in, got, want)
+		if got := ValidJSON([]byte(tc.in)); got != want {
+			t.Errorf("ValidJSON(%.60q) = %v, jsontext says %v", tc.in, got, want)
 		}
 		if got := fastValidJSON([]byte(tc.in)); got != tc.fast {
 			t.Errorf("fastValidJSON(%.60q) = %v, want %v", tc.in, got, tc.fast)
@@ -96,7 +96,7 @@ func TestValidJSON(t *testing.T) {
 }
 
 // FuzzValidJSON: fastValidJSON never vouches for what jsontext rejects,
-// and validJSON always agrees with jsontext.
+// and ValidJSON always agrees with jsontext.
 //
 //	go test ./api -run '^$' -fuzz FuzzValidJSON -fuzztime 60s
 func FuzzValidJSON(f *testing.F) {
@@ -111,8 +111,8 @@ func FuzzValidJSON(f *testing.F) {
 		if fastValidJSON(b) && !want {
 			t.Fatalf("fastValidJSON(%q) = true, jsontext says invalid", b)
 		}
-		if got := validJSON(b); got != want {
-			t.Fatalf("validJSON(%q) = %v, jsontext says %v", b, got, want)
+		if got := ValidJSON(b); got != want {
+			t.Fatalf("ValidJSON(%q) = %v, jsontext says %v", b, got, want)
 		}
 		if !bytes.Equal(in, b) {
 			t.Fatalf("the input was modified")
@@ -125,7 +125,7 @@ func FuzzValidJSON(f *testing.F) {
 func BenchmarkValidJSON(b *testing.B) {
 	entry := []byte(jsonCases[0].in)
 	b.Run("fast", func(b *testing.B) {
-		var sc jsonScanner
+		var sc JSONValidator
 		b.SetBytes(int64(len(entry)))
 		for b.Loop() {
 			if !sc.fast(entry) {
@@ -141,4 +141,28 @@ func BenchmarkValidJSON(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestCanonicalTakesFastPath: what our encoder writes (events, their
+// leaves) is vouched for by the fast scanner itself, the auditor's and
+// the export's common case. (This assertion was the auditor's own, before
+// it shared this validator.)
+func TestCanonicalTakesFastPath(t *testing.T) {
+	e, err := Parse([]byte(fullInput), ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		e.Service = fmt.Sprintf("svc-%d", i)
+		e.Attributes = map[string]string{"k": strings.Repeat("é\"\\", i)}
+		leaf, body, err := EncodeEventLeaf(e.Time, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range [][]byte{body, leaf} {
+			if !fastValidJSON(b) {
+				t.Fatalf("fastValidJSON(%s) = false, want true: canonical JSON takes the fast path", b)
+			}
+		}
+	}
 }
