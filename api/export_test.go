@@ -16,9 +16,7 @@ import (
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
-	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/accessledger/accessledger/api"
 	evpkg "github.com/accessledger/accessledger/event"
 	"github.com/accessledger/accessledger/ledger"
 	"github.com/accessledger/accessledger/ledger/index"
@@ -28,28 +26,7 @@ import (
 // to cacheBytes (1: nothing is ever cached).
 func newExportServer(t testing.TB, cacheBytes int64) *queryServer {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	kr, tokens := newKeys(t)
-	l, _ := newTestLedger(t, func(c *ledger.Config) { c.Registerer, c.BundleCacheBytes = reg, cacheBytes })
-	x, err := index.Open(bg, index.Config{Dir: t.TempDir(), Log: l, Registerer: reg})
-	if err != nil {
-		t.Fatalf("index.Open() = %v", err)
-	}
-	ctx, cancel := context.WithCancel(bg)
-	done := make(chan error, 1)
-	go func() { done <- x.Run(ctx) }()
-	s, err := api.New(api.Config{Ledger: l, Keys: kr, Gatherer: reg, Registerer: reg, Index: x})
-	if err != nil {
-		t.Fatalf("api.New() = %v", err)
-	}
-	srv := httptest.NewServer(s.Handler())
-	t.Cleanup(func() {
-		srv.Close()
-		cancel()
-		<-done
-		x.Close()
-	})
-	return &queryServer{testServer: &testServer{l: l, api: s, srv: srv, tokens: tokens}, x: x, reg: reg}
+	return newQueryServer(t, func(c *ledger.Config) { c.BundleCacheBytes = cacheBytes })
 }
 
 // oldEventLine is one NDJSON line of an export as the server wrote it

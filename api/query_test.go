@@ -34,11 +34,18 @@ type queryServer struct {
 	reg *prometheus.Registry
 }
 
-func newQueryServer(t testing.TB) *queryServer {
+// newQueryServer serves a real ledger and its index; adjust, if given,
+// changes the ledger's configuration.
+func newQueryServer(t testing.TB, adjust ...func(*ledger.Config)) *queryServer {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	kr, tokens := newKeys(t)
-	l, _ := newTestLedger(t, func(c *ledger.Config) { c.Registerer = reg })
+	l, _ := newTestLedger(t, func(c *ledger.Config) {
+		c.Registerer = reg
+		for _, a := range adjust {
+			a(c)
+		}
+	})
 	x, err := index.Open(bg, index.Config{Dir: t.TempDir(), Log: l, Registerer: reg})
 	if err != nil {
 		t.Fatalf("index.Open() = %v", err)
