@@ -75,8 +75,16 @@ func (s *Service) wakeRecorder() {
 func (s *Service) recorder(ctx context.Context) error {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
+	// from is where the next scan starts: past the records appended
+	// last. Appended records are deleted, and a scan from the start of
+	// the queue would step over every deletion not yet compacted away,
+	// so that each wake-up would cost more the longer the server runs.
+	// A record can commit after one with a later sequence number (the
+	// numbers are taken before the commits), so the tick scans from the
+	// start, which finds it within 5 s.
+	var from []byte
 	for {
-		n, err := s.appendRecords(ctx)
+		n, next, err := s.appendRecords(ctx, from)
 		switch {
 		case ctx.Err() != nil:
 			return nil
@@ -84,6 +92,9 @@ func (s *Service) recorder(ctx context.Context) error {
 			return nil // the log stopped; the records wait for a restart
 		case err != nil:
 			s.log.Warn("recording responses in the log failed; retrying", "err", err)
+		}
+		if err == nil && next != nil {
+			from = next
 		}
 		if n > 0 && err == nil {
 			continue
@@ -93,19 +104,25 @@ func (s *Service) recorder(ctx context.Context) error {
 			return nil
 		case <-s.records:
 		case <-t.C:
+			from = nil
 		}
 	}
 }
 
-// appendRecords appends up to 500 queued records; it returns how many.
-func (s *Service) appendRecords(ctx context.Context) (int, error) {
+// appendRecords appends up to 500 queued records from key from on (nil:
+// the start of the queue). It returns how many, and the key just past the
+// last one (nil if there was none).
+func (s *Service) appendRecords(ctx context.Context, from []byte) (int, []byte, error) {
 	var keys [][]byte
 	var entries []ledger.Entry
 	err := s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: keyRecordPfx, PrefetchValues: true, PrefetchSize: 100})
 		defer it.Close()
 		now := s.now()
-		for it.Rewind(); it.Valid() && len(entries) < 500; it.Next() {
+		if from == nil {
+			from = keyRecordPfx
+		}
+		for it.Seek(from); it.Valid() && len(entries) < 500; it.Next() {
 			var pr pendingRecord
 			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &pr) }); err != nil {
 				return fmt.Errorf("respond: queued record %x: %w", it.Item().Key(), err)
@@ -121,10 +138,10 @@ func (s *Service) appendRecords(ctx context.Context) (int, error) {
 		return nil
 	})
 	if err != nil || len(entries) == 0 {
-		return 0, err
+		return 0, nil, err
 	}
 	if _, err := s.cfg.Log.Append(ctx, entries...); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	err = s.db.Update(func(txn *badger.Txn) error {
 		for _, k := range keys {
@@ -135,5 +152,7 @@ func (s *Service) appendRecords(ctx context.Context) (int, error) {
 		return nil
 	})
 	s.metrics.recorded.Add(float64(len(entries)))
-	return len(entries), err
+	// The smallest key after the last one: the key with a zero byte
+	// appended.
+	return len(entries), append(keys[len(keys)-1], 0), err
 }
