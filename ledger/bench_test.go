@@ -20,6 +20,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"iter"
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
@@ -498,4 +499,37 @@ func BenchmarkOpenVerify(b *testing.B) {
 			b.ReportMetric(b.Elapsed().Seconds()*1000/float64(b.N), "ms/open")
 		})
 	}
+}
+
+// BenchmarkFollowEdge measures a follower of a log that grows a few
+// entries per commit, as single-event requests make it grow: every commit
+// wakes the follower, which reads the edge bundle again. One op is one
+// commit of 4 entries, appended and then followed (allocations are both
+// sides').
+func BenchmarkFollowEdge(b *testing.B) {
+	src := newLeafSource(b)
+	l := createBenchLedger(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	next, stop := iter.Pull2(l.Follow(ctx, 0))
+	defer func() { cancel(); stop() }()
+	batch := make([]ledger.Entry, 4)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		for i := range batch {
+			batch[i] = src.entry()
+		}
+		if _, err := l.Append(ctx, batch...); err != nil {
+			b.Fatal(err)
+		}
+		for range batch {
+			if _, err, ok := next(); !ok || err != nil {
+				b.Fatalf("follow: %v", err)
+			}
+		}
+	}
+	b.StopTimer()
+	cancel()
+	stop()
+	closeBench(b, l, true)
 }

@@ -71,13 +71,23 @@ func (l *Ledger) readLeaves(from, size uint64) ([]Leaf, error) {
 		if err != nil {
 			return err
 		}
-		entries, err := splitBundle(b)
-		if err != nil {
-			return fmt.Errorf("%v: %w", err, ErrCorrupt)
-		}
+		// Walk the framing in place: a follower woken by every commit
+		// reads the edge bundle each time, and splitting it whole
+		// allocated more than anything else on the way of a
+		// single-event request.
 		base := from / TileWidth * TileWidth
-		for i := from - base; i < uint64(len(entries)) && base+i < size; i++ {
-			out = append(out, Leaf{Index: base + i, Data: entries[i][:len(entries[i]):len(entries[i])]})
+		out = make([]Leaf, 0, min(size-from, base+TileWidth-from))
+		var entry []byte
+		for i, off := base, 0; i < size && off < len(b); i++ {
+			if i >= base+TileWidth {
+				return fmt.Errorf("entry bundle %d holds more than %d entries: %w", from/TileWidth, TileWidth, ErrCorrupt)
+			}
+			if entry, off, err = nextEntry(b, off); err != nil {
+				return fmt.Errorf("%v: %w", err, ErrCorrupt)
+			}
+			if i >= from {
+				out = append(out, Leaf{Index: i, Data: entry})
+			}
 		}
 		return nil
 	})

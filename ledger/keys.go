@@ -125,19 +125,29 @@ func appendBundleEntry(bundle, entry []byte) []byte {
 	return append(bundle, entry...)
 }
 
-// entryEnds parses C2SP entry-bundle framing (a big-endian uint16 length
-// before each entry) and returns the offset just past each entry. Entry i
-// spans [ends[i-1]+2, ends[i]) (with ends[-1] taken as 0). It is the one
-// parser of stored framing; the helpers below derive from it.
+// nextEntry parses the C2SP entry-bundle framing (a big-endian uint16
+// length before each entry) at offset off of bundle: it returns the entry
+// there and the offset just past it. It is the one parser of stored
+// framing; the helpers below derive from it.
+func nextEntry(bundle []byte, off int) ([]byte, int, error) {
+	if off+2 > len(bundle) {
+		return nil, 0, fmt.Errorf("dangling byte at offset %d of entry bundle", off)
+	}
+	end := off + 2 + int(binary.BigEndian.Uint16(bundle[off:]))
+	if end > len(bundle) {
+		return nil, 0, fmt.Errorf("entry at offset %d overruns entry bundle", off)
+	}
+	return bundle[off+2 : end : end], end, nil
+}
+
+// entryEnds returns the offset just past each entry of a bundle. Entry i
+// spans [ends[i-1]+2, ends[i]) (with ends[-1] taken as 0).
 func entryEnds(bundle []byte) ([]int, error) {
 	ends := make([]int, 0, TileWidth)
 	for off := 0; off < len(bundle); {
-		if off+2 > len(bundle) {
-			return nil, fmt.Errorf("dangling byte at offset %d of entry bundle", off)
-		}
-		end := off + 2 + int(binary.BigEndian.Uint16(bundle[off:]))
-		if end > len(bundle) {
-			return nil, fmt.Errorf("entry at offset %d overruns entry bundle", off)
+		_, end, err := nextEntry(bundle, off)
+		if err != nil {
+			return nil, err
 		}
 		ends = append(ends, end)
 		off = end
