@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -190,12 +189,72 @@ func TestReadAuditNeverBlocks(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Run() = %v", err)
 	}
-	if got := size(ts.l); got != before+2 {
-		t.Errorf("Size() after Run stopped = %d, want %d", got, before+2)
+	// The two reads of one entry by one key make one event.
+	if got := size(ts.l); got != before+1 {
+		t.Errorf("Size() after Run stopped = %d, want %d", got, before+1)
 	}
 	evs := readEvents(t, ts.l, before)
-	if len(evs) != 2 || !slices.ContainsFunc(evs, func(e *evt.Event) bool { return e.Actor.ID == "test-auditor" }) {
-		t.Errorf("read events = %+v, want two by test-auditor", evs)
+	if len(evs) != 1 || evs[0].Actor.ID != "test-auditor" || evs[0].Attributes["reads"] != "2" {
+		t.Errorf("read events = %+v, want one by test-auditor recording 2 reads", evs)
+	}
+}
+
+// TestReadAuditCoalescesBundleReads: the bundle and entry reads of one key
+// in one batch make one event, which says how many and which was last;
+// another key's reads, a failed read and queries stay apart; the metric
+// counts reads.
+func TestReadAuditCoalescesBundleReads(t *testing.T) {
+	ts := newTestServer(t, withAPI(func(c *api.Config) {
+		c.ReadAudit = api.ReadAudit{Enabled: true, Interval: time.Hour, MaxBatch: 1000}
+	}))
+	ts.appendHTTP(t, 0, 3)
+	before := size(ts.l)
+	for range 20 {
+		if r := ts.get(t, "/tile/entries/000.p/3", ts.auditor()); r.status != http.StatusOK {
+			t.Fatalf("GET bundle = %v", r)
+		}
+	}
+	ts.getEntry(t, 1)                                                                   // another kind: its own event
+	if r := ts.get(t, "/tile/entries/000.p/3", ts.admin()); r.status != http.StatusOK { // another key
+		t.Fatalf("GET bundle = %v", r)
+	}
+	if r := ts.get(t, "/tile/entries/001", ts.auditor()); r.status != http.StatusNotFound { // another status
+		t.Fatalf("GET missing bundle = %v", r)
+	}
+	if r := ts.get(t, "/tile/entries/000.p/2", ts.auditor()); r.status != http.StatusOK { // joins the first
+		t.Fatalf("GET bundle = %v", r)
+	}
+	ctx, cancel := context.WithCancel(bg)
+	done := make(chan error, 1)
+	go func() { done <- ts.api.Run(ctx) }()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run() = %v", err)
+	}
+	evs := readEvents(t, ts.l, before)
+	type want struct{ actor, kind, id, reads, lastID, status string }
+	wants := []want{
+		{"test-auditor", "entry_bundle", "entries/000.p/3", "21", "entries/000.p/2", "200"},
+		{"test-auditor", "entry", "1", "", "", "200"},
+		{"test-admin", "entry_bundle", "entries/000.p/3", "", "", "200"},
+		{"test-auditor", "entry_bundle", "entries/001", "", "", "404"},
+	}
+	if len(evs) != len(wants) {
+		t.Fatalf("%d read events, want %d: %+v", len(evs), len(wants), evs)
+	}
+	for i, w := range wants {
+		ev := evs[i]
+		if ev.Actor.ID != w.actor || ev.Resource == nil || ev.Resource.Type != w.kind || ev.Resource.ID != w.id ||
+			ev.Attributes["reads"] != w.reads || ev.Attributes["last_id"] != w.lastID || ev.Attributes["status"] != w.status {
+			t.Errorf("event %d = actor %q resource %+v attributes %v, want %+v", i, ev.Actor.ID, ev.Resource, ev.Attributes, w)
+		}
+	}
+	if last, err := time.Parse(time.RFC3339Nano, evs[0].Attributes["last_time"]); err != nil || last.Before(evs[0].Time) {
+		t.Errorf("last_time %q (%v), want a time at or after the first read (%s)", evs[0].Attributes["last_time"], err, evs[0].Time)
+	}
+	r := ts.get(t, "/metrics", ts.admin())
+	if v, ok := metricValue(t, r.body, `accessledger_read_audit_events_total{result="appended"}`); !ok || v != 24 {
+		t.Errorf("read audit appended = %v (found %v), want 24 reads", v, ok)
 	}
 }
 

@@ -9,11 +9,12 @@ func TestMemoryLimitFor(t *testing.T) {
 		configured, current, live, want int64
 	}{
 		{"small live heap keeps the configured limit", 256 * mib, 256 * mib, 100 * mib, 256 * mib},
-		{"live heap near the limit raises it", 256 * mib, 256 * mib, 200 * mib, 300 * mib},
-		{"live heap above the limit raises it, at most to 3/2 of it", 256 * mib, 256 * mib, 400 * mib, 384 * mib},
-		{"a raised limit follows the live heap up", 1024 * mib, 1200 * mib, 900 * mib, 1350 * mib},
+		{"live heap at half the limit keeps it", 256 * mib, 256 * mib, 128 * mib, 256 * mib},
+		{"live heap near the limit raises it", 256 * mib, 256 * mib, 200 * mib, 328 * mib},
+		{"live heap above the limit keeps half the limit of room", 256 * mib, 256 * mib, 400 * mib, 528 * mib},
+		{"a raised limit follows the live heap up", 1024 * mib, 1200 * mib, 900 * mib, 1412 * mib},
 		{"a small drop does not lower it", 1024 * mib, 1500 * mib, 900 * mib, 1500 * mib},
-		{"a large drop lowers it", 256 * mib, 384 * mib, 180 * mib, 270 * mib},
+		{"a large drop lowers it", 256 * mib, 528 * mib, 180 * mib, 308 * mib},
 		{"never below the configured limit", 256 * mib, 384 * mib, 10 * mib, 256 * mib},
 	} {
 		if got := memoryLimitFor(tc.configured, tc.current, tc.live); got != tc.want {
