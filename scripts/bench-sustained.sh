@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # scripts/bench-sustained.sh — steady under sustained load: measure the
-# server's maximum single-event rate (64 clients, unpaced), then run at
+# server's maximum single-event rate (64 clients, unpaced, over
+# SUSTAINED_MAX_DURATION (30s) after SUSTAINED_WARMUP (60s) of the same
+# load, so that it is the rate of a server holding the state a long run
+# builds, not that of an empty one), then run at
 # SUSTAINED_FRACTION (80 %) of it for SUSTAINED_DURATION (10m), paced, with
 # throughput and p99 per 10 s window and the server's RSS, and plot them
 # (BENCHMARKS-sustained.png, via scripts/benchplot). Prints the lowest
@@ -12,6 +15,8 @@ if ! command -v go >/dev/null 2>&1; then export PATH="/usr/local/go/bin:$PATH"; 
 OUT=${BENCH_OUT:-bench-out}
 DURATION=${SUSTAINED_DURATION:-10m}
 FRACTION=${SUSTAINED_FRACTION:-0.8}
+WARMUP=${SUSTAINED_WARMUP:-60s}
+MAXDUR=${SUSTAINED_MAX_DURATION:-30s}
 PNG=${SUSTAINED_PNG:-BENCHMARKS-sustained.png}
 mkdir -p "$OUT" bin
 go build -o bin/accessledger ./cmd/accessledger
@@ -32,7 +37,7 @@ for _ in $(seq 1 200); do curl -s -o /dev/null --max-time 1 "$url/healthz" && br
 key=$(tr -d ' \n' <"$TMP/data/admin.key")
 
 echo "load before: $(uptime)" | tee "$OUT/sustained.txt"
-bin/loadgen -url "$url" -key "$key" -mode single -c 64 -warmup 3s -duration 15s -json-out "$OUT/sustained-max.json" |
+bin/loadgen -url "$url" -key "$key" -mode single -c 64 -warmup "$WARMUP" -duration "$MAXDUR" -json-out "$OUT/sustained-max.json" |
   grep -E 'throughput|latency' | sed 's/^/max: /' | tee -a "$OUT/sustained.txt"
 max=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ok_requests_per_s"])' "$OUT/sustained-max.json")
 rate=$(python3 -c "print(round($max * $FRACTION))")
