@@ -216,18 +216,7 @@ func (d *Detector) Run(ctx context.Context) error {
 			followErr <- ferr
 			close(leaves)
 		}()
-		for lf, err := range d.cfg.Log.Follow(fctx, d.cursor.Load()) {
-			if err != nil {
-				ferr = err
-				return
-			}
-			select {
-			case leaves <- lf:
-			case <-fctx.Done():
-				ferr = fctx.Err()
-				return
-			}
-		}
+		ferr = d.follow(fctx, leaves)
 	}()
 	defer wg.Wait()
 
@@ -313,6 +302,54 @@ func (d *Detector) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return d.finish(flush)
 		}
+	}
+}
+
+// Bounds of the pause before following the log again after a read failed.
+var (
+	followRetryMin = 100 * time.Millisecond
+	followRetryMax = 30 * time.Second
+)
+
+// follow sends the log's leaves from the cursor on to leaves, in order,
+// until ctx ends or the log closes, and returns why it stopped. A read
+// that fails (storage, a bundle not found) is retried from the leaf after
+// the last one sent, after a pause that doubles up to followRetryMax and
+// is reset by the next leaf read: the engine holds the state of every
+// leaf sent, so it goes on where it was, and detection never stops on
+// its own until a restart.
+func (d *Detector) follow(ctx context.Context, leaves chan<- ledger.Leaf) error {
+	from := d.cursor.Load()
+	pause := followRetryMin
+	for {
+		var ferr error
+		for lf, err := range d.cfg.Log.Follow(ctx, from) {
+			if err != nil {
+				ferr = err
+				break
+			}
+			select {
+			case leaves <- lf:
+				from = lf.Index + 1
+				pause = followRetryMin
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if ferr == nil || errors.Is(ferr, ledger.ErrClosed) || errors.Is(ferr, ledger.ErrFailed) {
+			return ferr
+		}
+		d.metrics.followErrors.Inc()
+		d.log.Warn("detector could not read the log; retrying", "at", from, "retry_in", pause, "err", ferr)
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		pause = min(2*pause, followRetryMax)
 	}
 }
 
@@ -627,6 +664,7 @@ func (d *Detector) updateLag() {
 
 type detectorMetrics struct {
 	events, otherLeaves, decodeErrors, enriched, duplicates prometheus.Counter
+	followErrors                                            prometheus.Counter
 	alerts                                                  *prometheus.CounterVec
 	latency                                                 prometheus.Histogram
 	lagLeaves, lagSeconds, groups                           prometheus.Gauge
@@ -641,6 +679,7 @@ func newDetectorMetrics(reg prometheus.Registerer, d *Detector) (*detectorMetric
 		decodeErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "accessledger_detect_decode_errors_total", Help: "Leaves the detector could not decode and skipped."}),
 		enriched:     prometheus.NewCounter(prometheus.CounterOpts{Name: "accessledger_detect_enriched_total", Help: "Events given a source.geo or source.asn by enrichment."}),
 		duplicates:   prometheus.NewCounter(prometheus.CounterOpts{Name: "accessledger_detect_alert_duplicates_total", Help: "Alerts raised again after a restart and found already in the log."}),
+		followErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "accessledger_detect_follow_errors_total", Help: "Reads of the log that failed and were retried by the detector."}),
 		alerts:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "accessledger_detect_alerts_total", Help: "Alerts appended to the log, by rule id."}, []string{"rule"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "accessledger_detect_alert_latency_seconds",
 			Help:    "Time from the log receiving the event that completed a detection to its alert being durable in the log.",
@@ -661,7 +700,7 @@ func newDetectorMetrics(reg prometheus.Registerer, d *Detector) (*detectorMetric
 		func() float64 { return float64(d.stats.Load().Late) })
 	evicted := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "accessledger_detect_evictions_total", Help: "Groups and window events dropped to keep state within its bounds (since start)."},
 		func() float64 { return float64(d.stats.Load().Evicted) })
-	for _, c := range []prometheus.Collector{m.events, m.otherLeaves, m.decodeErrors, m.enriched, m.duplicates, m.alerts, m.latency, m.lagLeaves, m.lagSeconds, m.groups, m.saveSeconds, m.savedBytes, late, evicted} {
+	for _, c := range []prometheus.Collector{m.events, m.otherLeaves, m.decodeErrors, m.enriched, m.duplicates, m.followErrors, m.alerts, m.latency, m.lagLeaves, m.lagSeconds, m.groups, m.saveSeconds, m.savedBytes, late, evicted} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("detect: registering metrics: %w", err)
 		}

@@ -1,0 +1,94 @@
+package detect
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/accessledger/accessledger/ledger"
+)
+
+// flakyLog is a ledger whose Follow fails when it reaches leaf failAt,
+// failures times, as a storage read that fails for a while would.
+type flakyLog struct {
+	*ledger.Ledger
+	failAt   uint64
+	failures atomic.Int32
+	follows  atomic.Int32
+}
+
+var errFlaky = errors.New("injected read failure")
+
+func (f *flakyLog) Follow(ctx context.Context, from uint64) iter.Seq2[ledger.Leaf, error] {
+	f.follows.Add(1)
+	return func(yield func(ledger.Leaf, error) bool) {
+		for lf, err := range f.Ledger.Follow(ctx, from) {
+			if err == nil && lf.Index == f.failAt && f.failures.Add(-1) >= 0 {
+				yield(ledger.Leaf{}, errFlaky)
+				return
+			}
+			if !yield(lf, err) {
+				return
+			}
+		}
+	}
+}
+
+// TestDetectorRetriesAFailedRead: a read of the log that fails does not
+// stop detection. The detector follows again from the leaf after the last
+// one it processed, with its state, so an alert whose evidence spans the
+// failure is raised once, as in a run without it; the retries are counted.
+func TestDetectorRetriesAFailedRead(t *testing.T) {
+	defer func(lo, hi time.Duration) { followRetryMin, followRetryMax = lo, hi }(followRetryMin, followRetryMax)
+	followRetryMin, followRetryMax = time.Millisecond, 4*time.Millisecond
+
+	evs := bursts(t, 3)
+	l0 := newTestLedger(t)
+	d0, stop0 := runDetector(t, l0, t.TempDir(), detectorRules)
+	appendEvents(t, l0, evs)
+	waitCursor(t, d0, l0)
+	stop0()
+	want := alertLeaves(t, l0)
+
+	l := newTestLedger(t)
+	// Leaf 3 is the fourth failed login of the first burst: the alert
+	// needs leaves on both sides of the failure.
+	fl := &flakyLog{Ledger: l, failAt: 3}
+	fl.failures.Store(3)
+	e := compileYAML(t, detectorRules, Config{})
+	d, err := OpenDetector(bg, DetectorConfig{Log: fl, Engine: e, Dir: t.TempDir(), BadgerOptions: smallBadger, SaveInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(bg)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	appendEvents(t, l, evs)
+	waitCursor(t, d, l)
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned %v after a failed read; want it to retry", err)
+	default:
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v", err)
+	}
+	if err := d.Close(); err != nil {
+		t.Error(err)
+	}
+	if got := alertLeaves(t, l); len(got) != len(want) {
+		t.Errorf("alerts %v, want %v (as without the failure)", got, want)
+	}
+	if n := fl.follows.Load(); n != 4 {
+		t.Errorf("Follow called %d times, want 4 (the first and three retries)", n)
+	}
+	if v := testutil.ToFloat64(d.metrics.followErrors); v != 3 {
+		t.Errorf("accessledger_detect_follow_errors_total = %v, want 3", v)
+	}
+}
