@@ -314,43 +314,25 @@ var (
 // follow sends the log's leaves from the cursor on to leaves, in order,
 // until ctx ends or the log closes, and returns why it stopped. A read
 // that fails (storage, a bundle not found) is retried from the leaf after
-// the last one sent, after a pause that doubles up to followRetryMax and
-// is reset by the next leaf read: the engine holds the state of every
-// leaf sent, so it goes on where it was, and detection never stops on
-// its own until a restart.
+// the last one sent (ledger.FollowRetrying): the engine holds the state
+// of every leaf sent, so it goes on where it was, and detection never
+// stops on its own until a restart.
 func (d *Detector) follow(ctx context.Context, leaves chan<- ledger.Leaf) error {
-	from := d.cursor.Load()
-	pause := followRetryMin
-	for {
-		var ferr error
-		for lf, err := range d.cfg.Log.Follow(ctx, from) {
-			if err != nil {
-				ferr = err
-				break
-			}
-			select {
-			case leaves <- lf:
-				from = lf.Index + 1
-				pause = followRetryMin
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if ferr == nil || errors.Is(ferr, ledger.ErrClosed) || errors.Is(ferr, ledger.ErrFailed) {
-			return ferr
-		}
+	retry := ledger.Retry{Min: followRetryMin, Max: followRetryMax, OnError: func(at uint64, pause time.Duration, err error) {
 		d.metrics.followErrors.Inc()
-		d.log.Warn("detector could not read the log; retrying", "at", from, "retry_in", pause, "err", ferr)
+		d.log.Warn("detector could not read the log; retrying", "at", at, "retry_in", pause, "err", err)
+	}}
+	for lf, err := range ledger.FollowRetrying(ctx, d.cfg.Log.Follow, d.cursor.Load(), retry) {
+		if err != nil {
+			return err
+		}
 		select {
-		case <-time.After(pause):
+		case leaves <- lf:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		pause = min(2*pause, followRetryMax)
 	}
+	return nil
 }
 
 // finish appends what is pending and saves, with a bounded context of its

@@ -2,8 +2,10 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -58,6 +60,60 @@ func (l *Ledger) Follow(ctx context.Context, from uint64) iter.Seq2[Leaf, error]
 				yield(Leaf{}, ErrClosed)
 				return
 			}
+		}
+	}
+}
+
+// Retry says how FollowRetrying waits after a read that failed: Min is
+// the first pause, doubled at each failure in a row up to Max; OnError,
+// if set, is told of each failure (where, how long the pause, why)
+// before the pause.
+type Retry struct {
+	Min, Max time.Duration
+	OnError  func(at uint64, pause time.Duration, err error)
+}
+
+// FollowRetrying is follow (a Ledger's Follow, or what wraps it) for a
+// follower that must not stop on a read that fails: it reads again from
+// the entry after the last one yielded, after a pause (see Retry), and
+// yields only the error that ends it: ctx's, ErrClosed or ErrFailed. A
+// follower that keeps its state in memory thus goes on where it was.
+func FollowRetrying(ctx context.Context, follow func(context.Context, uint64) iter.Seq2[Leaf, error], from uint64, r Retry) iter.Seq2[Leaf, error] {
+	return func(yield func(Leaf, error) bool) {
+		pause := r.Min
+		for {
+			var ferr error
+			for lf, err := range follow(ctx, from) {
+				if err != nil {
+					ferr = err
+					break
+				}
+				if !yield(lf, nil) {
+					return
+				}
+				from = lf.Index + 1
+				pause = r.Min
+			}
+			switch {
+			case ctx.Err() != nil:
+				yield(Leaf{}, ctx.Err())
+				return
+			case ferr == nil:
+				ferr = fmt.Errorf("following entry %d: the entries ended without an error: %w", from, ErrCorrupt)
+			case errors.Is(ferr, ErrClosed), errors.Is(ferr, ErrFailed):
+				yield(Leaf{}, ferr)
+				return
+			}
+			if r.OnError != nil {
+				r.OnError(from, pause, ferr)
+			}
+			select {
+			case <-time.After(pause):
+			case <-ctx.Done():
+				yield(Leaf{}, ctx.Err())
+				return
+			}
+			pause = min(2*pause, r.Max)
 		}
 	}
 }

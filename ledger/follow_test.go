@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"iter"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -226,5 +228,54 @@ func TestReadsAfterCloseFail(t *testing.T) {
 	}
 	if _, err := l.SignCheckpoint(bg); !errors.Is(err, ErrClosed) && err != nil {
 		t.Errorf("SignCheckpoint() after Close = %v, want ErrClosed or the latest", err)
+	}
+}
+
+// TestFollowRetrying: reads that fail are read again from the entry after
+// the last one yielded, after doubling pauses reported to OnError; the
+// sequence goes on in order, without gaps or repeats, and ends only when
+// the ledger closes.
+func TestFollowRetrying(t *testing.T) {
+	l, _ := newTestLedger(t)
+	appendN(t, l, 0, 6, 2)
+	failures := 3
+	flaky := func(ctx context.Context, from uint64) iter.Seq2[Leaf, error] {
+		return func(yield func(Leaf, error) bool) {
+			for lf, err := range l.Follow(ctx, from) {
+				if err == nil && lf.Index == 4 && failures > 0 {
+					failures--
+					yield(Leaf{}, errors.New("injected read failure"))
+					return
+				}
+				if !yield(lf, err) {
+					return
+				}
+			}
+		}
+	}
+	var pauses []time.Duration
+	var at []uint64
+	r := Retry{Min: time.Millisecond, Max: 3 * time.Millisecond, OnError: func(i uint64, p time.Duration, err error) {
+		at, pauses = append(at, i), append(pauses, p)
+	}}
+	f := &follower{leaves: make(chan Leaf, 1024), err: make(chan error, 1)}
+	go func() {
+		for lf, err := range FollowRetrying(bg, flaky, 1, r) {
+			if err != nil {
+				f.err <- err
+				return
+			}
+			f.leaves <- lf
+		}
+		f.err <- nil
+	}()
+	f.expect(t, 1, 6)
+	appendN(t, l, 6, 2, 2)
+	f.expect(t, 6, 8)
+	f.expectNothing(t)
+	closeLedger(t, l)
+	f.expectEnd(t, ErrClosed)
+	if !slices.Equal(at, []uint64{4, 4, 4}) || !slices.Equal(pauses, []time.Duration{time.Millisecond, 2 * time.Millisecond, 3 * time.Millisecond}) {
+		t.Errorf("OnError told at %v after pauses %v, want at 4, 4, 4 after 1ms, 2ms, 3ms", at, pauses)
 	}
 }

@@ -35,7 +35,13 @@ func (s *Service) follow(ctx context.Context) error {
 			followErr <- ferr
 			close(leaves)
 		}()
-		for lf, err := range s.cfg.Log.Follow(fctx, s.cursor.Load()) {
+		// A read that fails is read again from where it was: what was
+		// processed stays in memory (ledger.FollowRetrying).
+		retry := ledger.Retry{Min: followRetryMin, Max: followRetryMax, OnError: func(at uint64, pause time.Duration, err error) {
+			s.metrics.followErrors.Inc()
+			s.log.Warn("responders could not read the log; retrying", "at", at, "retry_in", pause, "err", err)
+		}}
+		for lf, err := range ledger.FollowRetrying(fctx, s.cfg.Log.Follow, s.cursor.Load(), retry) {
 			if err != nil {
 				ferr = err
 				return
@@ -117,6 +123,12 @@ func (s *Service) follow(ctx context.Context) error {
 		}
 	}
 }
+
+// Bounds of the pause before following the log again after a read failed.
+var (
+	followRetryMin = 100 * time.Millisecond
+	followRetryMax = 30 * time.Second
+)
 
 // saveEvery bounds the leaves processed between two saves of the cursor.
 const saveEvery = 100_000

@@ -14,6 +14,7 @@ type metrics struct {
 	alerts       prometheus.Counter
 	badLeaves    prometheus.Counter
 	recorded     prometheus.Counter
+	followErrors prometheus.Counter
 	attempts     *prometheus.CounterVec // responder, result
 	failures     *prometheus.CounterVec // responder
 	deadLettered *prometheus.CounterVec // responder
@@ -31,6 +32,8 @@ func newMetrics(reg prometheus.Registerer, s *Service) (*metrics, error) {
 			Name: "accessledger_respond_undecodable_leaves_total", Help: "Alert or response leaves the responders could not decode (skipped)."}),
 		recorded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "accessledger_respond_recorded_total", Help: "Response leaves appended to the log by the responders."}),
+		followErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "accessledger_respond_follow_errors_total", Help: "Reads of the log that failed and were retried by the responders."}),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "accessledger_delivery_attempts_total", Help: "Delivery attempts, by responder and result (delivered, failed)."}, []string{"responder", "result"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -71,7 +74,7 @@ func newMetrics(reg prometheus.Registerer, s *Service) (*metrics, error) {
 			return 0
 		})
 	perResponder := newQueueCollector(s)
-	for _, c := range []prometheus.Collector{m.alerts, m.badLeaves, m.recorded, m.attempts, m.failures,
+	for _, c := range []prometheus.Collector{m.alerts, m.badLeaves, m.recorded, m.followErrors, m.attempts, m.failures,
 		m.deadLettered, m.throttled, m.latency, m.attemptTime, m.lag, depth, running, perResponder} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError

@@ -1,0 +1,72 @@
+package respond
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/accessledger/accessledger/ledger"
+)
+
+// flakyLog is a ledger whose Follow fails when it reaches leaf failAt,
+// failures times, as a storage read that fails for a while would.
+type flakyLog struct {
+	*ledger.Ledger
+	failAt   uint64
+	failures atomic.Int32
+}
+
+func (f *flakyLog) Follow(ctx context.Context, from uint64) iter.Seq2[ledger.Leaf, error] {
+	return func(yield func(ledger.Leaf, error) bool) {
+		for lf, err := range f.Ledger.Follow(ctx, from) {
+			if err == nil && lf.Index == f.failAt && f.failures.Add(-1) >= 0 {
+				yield(ledger.Leaf{}, errors.New("injected read failure"))
+				return
+			}
+			if !yield(lf, err) {
+				return
+			}
+		}
+	}
+}
+
+// TestFollowRetriesAFailedRead: a read of the log that fails does not stop
+// the responders; they read again from where they were, every alert is
+// delivered exactly once, and the retries are counted.
+func TestFollowRetriesAFailedRead(t *testing.T) {
+	defer func(lo, hi time.Duration) { followRetryMin, followRetryMax = lo, hi }(followRetryMin, followRetryMax)
+	followRetryMin, followRetryMax = time.Millisecond, 4*time.Millisecond
+
+	l := newTestLedger(t)
+	fl := &flakyLog{Ledger: l, failAt: 2}
+	fl.failures.Store(3)
+	f := newFakeSender()
+	s, _ := runService(t, Config{Log: fl, Dir: t.TempDir(), Delivery: fastDelivery(),
+		Responders: []ResponderConfig{{Name: "hook", Type: TypeWebhook}}, Senders: map[string]Sender{"hook": f}})
+	for i := range 4 {
+		appendAlerts(t, l, testAlert("r1", "high", "203.0.113.9", i))
+	}
+	waitFor(t, "every alert delivered", func() bool { return len(f.delivered()) >= 4 })
+	time.Sleep(50 * time.Millisecond) // a duplicate would arrive by now
+	seen := map[string]bool{}
+	for _, m := range f.delivered() {
+		if seen[m.ID] {
+			t.Errorf("message %s delivered twice", m.ID)
+		}
+		seen[m.ID] = true
+	}
+	if len(seen) != 4 {
+		t.Errorf("%d alerts delivered, want 4", len(seen))
+	}
+	if !s.Status().Running {
+		t.Errorf("Status().Running = false after a failed read; want the service running")
+	}
+	if v := testutil.ToFloat64(s.metrics.followErrors); v != 3 {
+		t.Errorf("accessledger_respond_follow_errors_total = %v, want 3", v)
+	}
+}
