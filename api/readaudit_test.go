@@ -182,13 +182,7 @@ func TestReadAuditNeverBlocks(t *testing.T) {
 	}
 	// Run appends the two queued records when it stops, although its
 	// interval is an hour.
-	ctx, cancel := context.WithCancel(bg)
-	done := make(chan error, 1)
-	go func() { done <- ts.api.Run(ctx) }()
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run() = %v", err)
-	}
+	runAndStop(t, ts)
 	// The two reads of one entry by one key make one event.
 	if got := size(ts.l); got != before+1 {
 		t.Errorf("Size() after Run stopped = %d, want %d", got, before+1)
@@ -224,13 +218,7 @@ func TestReadAuditCoalescesBundleReads(t *testing.T) {
 	if r := ts.get(t, "/tile/entries/000.p/2", ts.auditor()); r.status != http.StatusOK { // joins the first
 		t.Fatalf("GET bundle = %v", r)
 	}
-	ctx, cancel := context.WithCancel(bg)
-	done := make(chan error, 1)
-	go func() { done <- ts.api.Run(ctx) }()
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run() = %v", err)
-	}
+	runAndStop(t, ts)
 	evs := readEvents(t, ts.l, before)
 	type want struct{ actor, kind, id, reads, lastID, status string }
 	wants := []want{
@@ -274,5 +262,18 @@ func BenchmarkReadEntry(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// runAndStop runs the server's Run and stops it at once: it appends the
+// reads queued.
+func runAndStop(t *testing.T, ts *testServer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(bg)
+	done := make(chan error, 1)
+	go func() { done <- ts.api.Run(ctx) }()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run() = %v", err)
 	}
 }

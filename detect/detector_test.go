@@ -120,6 +120,18 @@ correlation:
 level: high
 `
 
+// uninterruptedAlerts returns the dedup keys of the alerts a detector
+// raises over evs in one run on a fresh log.
+func uninterruptedAlerts(t testing.TB, evs []*event.Event) []string {
+	t.Helper()
+	l := newTestLedger(t)
+	d, stop := runDetector(t, l, t.TempDir(), detectorRules)
+	appendEvents(t, l, evs)
+	waitCursor(t, d, l)
+	stop()
+	return alertLeaves(t, l)
+}
+
 func bursts(t testing.TB, n int) []*event.Event {
 	var evs []*event.Event
 	for b := 0; b < n; b++ {
@@ -201,12 +213,7 @@ func TestDetector(t *testing.T) {
 // an uninterrupted run.
 func TestDetectorRestart(t *testing.T) {
 	evs := bursts(t, 12)
-	l0 := newTestLedger(t)
-	d0, stop0 := runDetector(t, l0, t.TempDir(), detectorRules)
-	appendEvents(t, l0, evs)
-	waitCursor(t, d0, l0)
-	stop0()
-	want := alertLeaves(t, l0)
+	want := uninterruptedAlerts(t, evs)
 	if len(want) != 12 {
 		t.Fatalf("uninterrupted run: %d alerts, want 12", len(want))
 	}

@@ -2,42 +2,14 @@ package detect
 
 import (
 	"context"
-	"errors"
-	"iter"
-	"sync/atomic"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/accessledger/accessledger/ledger"
+	"github.com/accessledger/accessledger/internal/ledgertest"
 )
-
-// flakyLog is a ledger whose Follow fails when it reaches leaf failAt,
-// failures times, as a storage read that fails for a while would.
-type flakyLog struct {
-	*ledger.Ledger
-	failAt   uint64
-	failures atomic.Int32
-	follows  atomic.Int32
-}
-
-var errFlaky = errors.New("injected read failure")
-
-func (f *flakyLog) Follow(ctx context.Context, from uint64) iter.Seq2[ledger.Leaf, error] {
-	f.follows.Add(1)
-	return func(yield func(ledger.Leaf, error) bool) {
-		for lf, err := range f.Ledger.Follow(ctx, from) {
-			if err == nil && lf.Index == f.failAt && f.failures.Add(-1) >= 0 {
-				yield(ledger.Leaf{}, errFlaky)
-				return
-			}
-			if !yield(lf, err) {
-				return
-			}
-		}
-	}
-}
 
 // TestDetectorRetriesAFailedRead: a read of the log that fails does not
 // stop detection. The detector follows again from the leaf after the last
@@ -48,18 +20,13 @@ func TestDetectorRetriesAFailedRead(t *testing.T) {
 	followRetryMin, followRetryMax = time.Millisecond, 4*time.Millisecond
 
 	evs := bursts(t, 3)
-	l0 := newTestLedger(t)
-	d0, stop0 := runDetector(t, l0, t.TempDir(), detectorRules)
-	appendEvents(t, l0, evs)
-	waitCursor(t, d0, l0)
-	stop0()
-	want := alertLeaves(t, l0)
+	want := uninterruptedAlerts(t, evs)
 
 	l := newTestLedger(t)
 	// Leaf 3 is the fourth failed login of the first burst: the alert
 	// needs leaves on both sides of the failure.
-	fl := &flakyLog{Ledger: l, failAt: 3}
-	fl.failures.Store(3)
+	fl := &ledgertest.FlakyLog{Ledger: l, FailAt: 3}
+	fl.Failures.Store(3)
 	e := compileYAML(t, detectorRules, Config{})
 	d, err := OpenDetector(bg, DetectorConfig{Log: fl, Engine: e, Dir: t.TempDir(), BadgerOptions: smallBadger, SaveInterval: 20 * time.Millisecond})
 	if err != nil {
@@ -82,10 +49,10 @@ func TestDetectorRetriesAFailedRead(t *testing.T) {
 	if err := d.Close(); err != nil {
 		t.Error(err)
 	}
-	if got := alertLeaves(t, l); len(got) != len(want) {
+	if got := alertLeaves(t, l); !slices.Equal(got, want) {
 		t.Errorf("alerts %v, want %v (as without the failure)", got, want)
 	}
-	if n := fl.follows.Load(); n != 4 {
+	if n := fl.Follows.Load(); n != 4 {
 		t.Errorf("Follow called %d times, want 4 (the first and three retries)", n)
 	}
 	if v := testutil.ToFloat64(d.metrics.followErrors); v != 3 {

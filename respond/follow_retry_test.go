@@ -1,39 +1,13 @@
 package respond
 
 import (
-	"context"
-	"errors"
-	"iter"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/accessledger/accessledger/ledger"
+	"github.com/accessledger/accessledger/internal/ledgertest"
 )
-
-// flakyLog is a ledger whose Follow fails when it reaches leaf failAt,
-// failures times, as a storage read that fails for a while would.
-type flakyLog struct {
-	*ledger.Ledger
-	failAt   uint64
-	failures atomic.Int32
-}
-
-func (f *flakyLog) Follow(ctx context.Context, from uint64) iter.Seq2[ledger.Leaf, error] {
-	return func(yield func(ledger.Leaf, error) bool) {
-		for lf, err := range f.Ledger.Follow(ctx, from) {
-			if err == nil && lf.Index == f.failAt && f.failures.Add(-1) >= 0 {
-				yield(ledger.Leaf{}, errors.New("injected read failure"))
-				return
-			}
-			if !yield(lf, err) {
-				return
-			}
-		}
-	}
-}
 
 // TestFollowRetriesAFailedRead: a read of the log that fails does not stop
 // the responders; they read again from where they were, every alert is
@@ -43,8 +17,8 @@ func TestFollowRetriesAFailedRead(t *testing.T) {
 	followRetryMin, followRetryMax = time.Millisecond, 4*time.Millisecond
 
 	l := newTestLedger(t)
-	fl := &flakyLog{Ledger: l, failAt: 2}
-	fl.failures.Store(3)
+	fl := &ledgertest.FlakyLog{Ledger: l, FailAt: 2}
+	fl.Failures.Store(3)
 	f := newFakeSender()
 	s, _ := runService(t, Config{Log: fl, Dir: t.TempDir(), Delivery: fastDelivery(),
 		Responders: []ResponderConfig{{Name: "hook", Type: TypeWebhook}}, Senders: map[string]Sender{"hook": f}})

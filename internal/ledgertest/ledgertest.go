@@ -5,6 +5,9 @@ package ledgertest
 import (
 	"context"
 	"crypto/rand"
+	"errors"
+	"iter"
+	"sync/atomic"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
@@ -49,4 +52,34 @@ func New(t testing.TB, cfg ledger.Config) *ledger.Ledger {
 	}
 	t.Cleanup(func() { l.Close(context.Background()) })
 	return l
+}
+
+// FlakyLog is a ledger whose Follow fails when it reaches entry FailAt,
+// as many times as Failures holds, as a storage read that fails for a
+// while would; every other method is the ledger's. Follows counts the
+// calls to Follow.
+type FlakyLog struct {
+	*ledger.Ledger
+	FailAt   uint64
+	Failures atomic.Int32
+	Follows  atomic.Int32
+}
+
+// ErrInjected is the error FlakyLog's Follow yields.
+var ErrInjected = errors.New("ledgertest: injected read failure")
+
+// Follow is the ledger's Follow, failing at FailAt while Failures lasts.
+func (f *FlakyLog) Follow(ctx context.Context, from uint64) iter.Seq2[ledger.Leaf, error] {
+	f.Follows.Add(1)
+	return func(yield func(ledger.Leaf, error) bool) {
+		for lf, err := range f.Ledger.Follow(ctx, from) {
+			if err == nil && lf.Index == f.FailAt && f.Failures.Add(-1) >= 0 {
+				yield(ledger.Leaf{}, ErrInjected)
+				return
+			}
+			if !yield(lf, err) {
+				return
+			}
+		}
+	}
 }
