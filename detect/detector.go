@@ -216,7 +216,16 @@ func (d *Detector) Run(ctx context.Context) error {
 			followErr <- ferr
 			close(leaves)
 		}()
-		ferr = d.follow(fctx, leaves)
+		// A read that fails (storage, a bundle not found) is read again
+		// from the leaf after the last one sent: the engine holds the
+		// state of every leaf sent, so it goes on where it was, and
+		// detection never stops on its own until a restart.
+		retry := followRetry
+		retry.OnError = func(at uint64, pause time.Duration, err error) {
+			d.metrics.followErrors.Inc()
+			d.log.Warn("detector could not read the log; retrying", "at", at, "retry_in", pause, "err", err)
+		}
+		ferr = ledger.FollowInto(fctx, d.cfg.Log.Follow, d.cursor.Load(), retry, leaves)
 	}()
 	defer wg.Wait()
 
@@ -305,35 +314,9 @@ func (d *Detector) Run(ctx context.Context) error {
 	}
 }
 
-// Bounds of the pause before following the log again after a read failed.
-var (
-	followRetryMin = 100 * time.Millisecond
-	followRetryMax = 30 * time.Second
-)
-
-// follow sends the log's leaves from the cursor on to leaves, in order,
-// until ctx ends or the log closes, and returns why it stopped. A read
-// that fails (storage, a bundle not found) is retried from the leaf after
-// the last one sent (ledger.FollowRetrying): the engine holds the state
-// of every leaf sent, so it goes on where it was, and detection never
-// stops on its own until a restart.
-func (d *Detector) follow(ctx context.Context, leaves chan<- ledger.Leaf) error {
-	retry := ledger.Retry{Min: followRetryMin, Max: followRetryMax, OnError: func(at uint64, pause time.Duration, err error) {
-		d.metrics.followErrors.Inc()
-		d.log.Warn("detector could not read the log; retrying", "at", at, "retry_in", pause, "err", err)
-	}}
-	for lf, err := range ledger.FollowRetrying(ctx, d.cfg.Log.Follow, d.cursor.Load(), retry) {
-		if err != nil {
-			return err
-		}
-		select {
-		case leaves <- lf:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
-}
+// followRetry bounds the pause before following the log again after a
+// read failed (tests shorten it).
+var followRetry = ledger.DefaultRetry
 
 // finish appends what is pending and saves, with a bounded context of its
 // own (ctx has ended).

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/accessledger/accessledger/internal/ledgertest"
+	"github.com/accessledger/accessledger/ledger"
 )
 
 // TestDetectorRetriesAFailedRead: a read of the log that fails does not
@@ -16,8 +17,8 @@ import (
 // one it processed, with its state, so an alert whose evidence spans the
 // failure is raised once, as in a run without it; the retries are counted.
 func TestDetectorRetriesAFailedRead(t *testing.T) {
-	defer func(lo, hi time.Duration) { followRetryMin, followRetryMax = lo, hi }(followRetryMin, followRetryMax)
-	followRetryMin, followRetryMax = time.Millisecond, 4*time.Millisecond
+	defer func(r ledger.Retry) { followRetry = r }(followRetry)
+	followRetry = ledger.Retry{Min: time.Millisecond, Max: 4 * time.Millisecond}
 
 	evs := bursts(t, 3)
 	want := uninterruptedAlerts(t, evs)

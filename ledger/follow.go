@@ -73,6 +73,10 @@ type Retry struct {
 	OnError  func(at uint64, pause time.Duration, err error)
 }
 
+// DefaultRetry is the Retry of the log's followers in the server: a first
+// pause of 100 ms, doubling up to 30 s.
+var DefaultRetry = Retry{Min: 100 * time.Millisecond, Max: 30 * time.Second}
+
 // FollowRetrying is follow (a Ledger's Follow, or what wraps it) for a
 // follower that must not stop on a read that fails: it reads again from
 // the entry after the last one yielded, after a pause (see Retry), and
@@ -116,6 +120,24 @@ func FollowRetrying(ctx context.Context, follow func(context.Context, uint64) it
 			pause = min(2*pause, r.Max)
 		}
 	}
+}
+
+// FollowInto sends what FollowRetrying(ctx, follow, from, r) yields to
+// out, in order, and returns the error that ends it: ctx's, ErrClosed or
+// ErrFailed. Followers run it in a goroutine of their own, so that reading
+// the log overlaps with processing what was read.
+func FollowInto(ctx context.Context, follow func(context.Context, uint64) iter.Seq2[Leaf, error], from uint64, r Retry, out chan<- Leaf) error {
+	for lf, err := range FollowRetrying(ctx, follow, from, r) {
+		if err != nil {
+			return err
+		}
+		select {
+		case out <- lf:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // readLeaves reads the entries from index from up to one bundle's end (and

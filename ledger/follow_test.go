@@ -231,7 +231,7 @@ func TestReadsAfterCloseFail(t *testing.T) {
 	}
 }
 
-// TestFollowRetrying: reads that fail are read again from the entry after
+// TestFollowRetrying (through FollowInto): reads that fail are read again from the entry after
 // the last one yielded, after doubling pauses reported to OnError; the
 // sequence goes on in order, without gaps or repeats, and ends only when
 // the ledger closes.
@@ -259,16 +259,7 @@ func TestFollowRetrying(t *testing.T) {
 		at, pauses = append(at, i), append(pauses, p)
 	}}
 	f := &follower{leaves: make(chan Leaf, 1024), err: make(chan error, 1)}
-	go func() {
-		for lf, err := range FollowRetrying(bg, flaky, 1, r) {
-			if err != nil {
-				f.err <- err
-				return
-			}
-			f.leaves <- lf
-		}
-		f.err <- nil
-	}()
+	go func() { f.err <- FollowInto(bg, flaky, 1, r, f.leaves) }()
 	f.expect(t, 1, 6)
 	appendN(t, l, 6, 2, 2)
 	f.expect(t, 6, 8)

@@ -36,23 +36,13 @@ func (s *Service) follow(ctx context.Context) error {
 			close(leaves)
 		}()
 		// A read that fails is read again from where it was: what was
-		// processed stays in memory (ledger.FollowRetrying).
-		retry := ledger.Retry{Min: followRetryMin, Max: followRetryMax, OnError: func(at uint64, pause time.Duration, err error) {
+		// processed stays in memory.
+		retry := followRetry
+		retry.OnError = func(at uint64, pause time.Duration, err error) {
 			s.metrics.followErrors.Inc()
 			s.log.Warn("responders could not read the log; retrying", "at", at, "retry_in", pause, "err", err)
-		}}
-		for lf, err := range ledger.FollowRetrying(fctx, s.cfg.Log.Follow, s.cursor.Load(), retry) {
-			if err != nil {
-				ferr = err
-				return
-			}
-			select {
-			case leaves <- lf:
-			case <-fctx.Done():
-				ferr = fctx.Err()
-				return
-			}
 		}
+		ferr = ledger.FollowInto(fctx, s.cfg.Log.Follow, s.cursor.Load(), retry, leaves)
 	}()
 	next := s.cursor.Load()
 	// Only alert and response leaves need a transaction of their own;
@@ -124,11 +114,9 @@ func (s *Service) follow(ctx context.Context) error {
 	}
 }
 
-// Bounds of the pause before following the log again after a read failed.
-var (
-	followRetryMin = 100 * time.Millisecond
-	followRetryMax = 30 * time.Second
-)
+// followRetry bounds the pause before following the log again after a
+// read failed (tests shorten it).
+var followRetry = ledger.DefaultRetry
 
 // saveEvery bounds the leaves processed between two saves of the cursor.
 const saveEvery = 100_000

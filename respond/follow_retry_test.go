@@ -7,14 +7,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/accessledger/accessledger/internal/ledgertest"
+	"github.com/accessledger/accessledger/ledger"
 )
 
 // TestFollowRetriesAFailedRead: a read of the log that fails does not stop
 // the responders; they read again from where they were, every alert is
 // delivered exactly once, and the retries are counted.
 func TestFollowRetriesAFailedRead(t *testing.T) {
-	defer func(lo, hi time.Duration) { followRetryMin, followRetryMax = lo, hi }(followRetryMin, followRetryMax)
-	followRetryMin, followRetryMax = time.Millisecond, 4*time.Millisecond
+	defer func(r ledger.Retry) { followRetry = r }(followRetry)
+	followRetry = ledger.Retry{Min: time.Millisecond, Max: 4 * time.Millisecond}
 
 	l := newTestLedger(t)
 	fl := &ledgertest.FlakyLog{Ledger: l, FailAt: 2}
