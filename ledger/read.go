@@ -26,26 +26,7 @@ func (l *Ledger) ReadTile(ctx context.Context, level uint8, index uint64, width 
 	if size, _ := l.Size(); !durableWidth(size, uint(level)*TileHeight, index, width) {
 		return nil, fmt.Errorf("reading tile %d/%d: beyond the tree of size %d: %w", level, index, size, ErrNotFound)
 	}
-	var out []byte
-	err := l.view(func(txn *badger.Txn) error {
-		t, err := get(txn, tileKey(level, index))
-		if err != nil {
-			return err
-		}
-		want := width
-		if want == 0 {
-			want = TileWidth
-		}
-		if len(t) < want*hashSize {
-			return ErrNotFound
-		}
-		out = t[:want*hashSize]
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("reading tile %d/%d: %w", level, index, err)
-	}
-	return out, nil
+	return l.lookupTile(level, index, width, nil)
 }
 
 // ReadEntryBundle returns the C2SP entry bundle at index: the full bundle

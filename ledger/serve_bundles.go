@@ -29,15 +29,13 @@ type bundleWindow struct {
 	buf   []byte
 }
 
-func (l *Ledger) bundleWindow() *bundleWindow { return &l.bundleAhead }
-
 // AppendEntryBundleStored is ReadEntryBundleStored, reading ahead when
 // the bundles are read in order: it appends full entry bundle index, as
 // stored, to dst. Safe for concurrent use.
 func (l *Ledger) AppendEntryBundleStored(ctx context.Context, index uint64, dst []byte) (data []byte, compressed bool, err error) {
 	size, _ := l.Size()
 	if full := size / TileWidth; index < full {
-		if out, z, ok, err := l.bundleWindow().read(l, index, full, dst); ok || err != nil {
+		if out, z, ok, err := l.bundleAhead.read(l, index, full, dst); ok || err != nil {
 			return out, z, err
 		}
 	}

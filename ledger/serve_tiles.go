@@ -45,8 +45,6 @@ type tileWindows struct {
 	levels [tileLevels]tileWindow
 }
 
-func (l *Ledger) tileWindows() *tileWindows { return &l.tileAhead }
-
 // AppendTile appends the hash tile that ReadTile(ctx, level, index, width)
 // returns to dst and returns the extended slice; it fails as ReadTile does.
 // Reusing dst, a server serves tiles without allocating for them. Safe for
@@ -62,10 +60,17 @@ func (l *Ledger) AppendTile(ctx context.Context, level uint8, index uint64, widt
 	if width == 0 && level < tileLevels {
 		// Full tiles below this many are immutable.
 		full := (size >> (uint(level) * TileHeight)) / TileWidth
-		if out, ok, err := l.tileWindows().read(l, level, index, full, dst); ok || err != nil {
+		if out, ok, err := l.tileAhead.read(l, level, index, full, dst); ok || err != nil {
 			return out, err
 		}
 	}
+	return l.lookupTile(level, index, width, dst)
+}
+
+// lookupTile appends tile index of level, width hashes wide (0: full), to
+// dst with one point lookup, copied once out of Badger's table. ReadTile
+// and AppendTile read through it.
+func (l *Ledger) lookupTile(level uint8, index uint64, width int, dst []byte) ([]byte, error) {
 	want := width
 	if want == 0 {
 		want = TileWidth
