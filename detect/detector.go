@@ -391,13 +391,11 @@ func (d *Detector) publish(ctx context.Context, pending []pendingAlert) error {
 func (d *Detector) save(next uint64) error {
 	start := time.Now()
 	kind, n, err := d.state.save(next, d.engine)
-	if err == nil {
-		d.metrics.saveSeconds.WithLabelValues(kind).Observe(time.Since(start).Seconds())
-		d.metrics.savedBytes.WithLabelValues(kind).Add(float64(n))
-	}
 	if err != nil {
 		return fmt.Errorf("detect: saving state at leaf %d: %w", next, err)
 	}
+	d.metrics.saveSeconds.WithLabelValues(kind).Observe(time.Since(start).Seconds())
+	d.metrics.savedBytes.WithLabelValues(kind).Add(float64(n))
 	d.cursor.Store(next)
 	st := d.engine.Stats()
 	d.stats.Store(&st)
