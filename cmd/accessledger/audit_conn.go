@@ -51,8 +51,8 @@ func newRawTarget(u *url.URL) *rawTarget {
 // (length, chunked, encoding, close): none of http.Transport's
 // per-connection goroutines, hand-offs and pool locking, nor
 // http.ReadResponse's header map, which cost the auditor a fifth of its
-// CPU. One request at a time, no pipelining; owned by its worker
-// goroutine.
+// CPU. One request at a time, or a pipelined pair of them (sendPair,
+// getPair); owned by its worker goroutine.
 type auditConn struct {
 	t       *rawTarget
 	apiKey  string
@@ -61,6 +61,7 @@ type auditConn struct {
 	br      *bufio.Reader
 	stop    func() bool // unregisters the cancellation of conn
 	req     []byte
+	sent    *pair // sent by sendPair, not yet read
 }
 
 // aLongTimeAgo is a deadline that makes blocked reads and writes return.
@@ -89,6 +90,7 @@ func (c *auditConn) close() {
 		c.conn.Close()
 		c.conn = nil
 	}
+	c.sent = nil
 }
 
 // get reads path below the log's URL into buf, as auditor.get does. A
@@ -125,7 +127,88 @@ func (c *auditConn) roundTrip(path string, buf *bytes.Buffer, acceptZstd bool) (
 	if err := c.conn.SetDeadline(time.Now().Add(c.timeout)); err != nil {
 		return false, true, fmt.Errorf("GET %s: %w", c.url(path), err)
 	}
-	r := append(c.req[:0], "GET "...)
+	c.req = c.appendRequest(c.req[:0], path, acceptZstd)
+	if _, err := c.conn.Write(c.req); err != nil {
+		return false, true, fmt.Errorf("GET %s: %w", c.url(path), err)
+	}
+	return c.readAnswer(path, buf, acceptZstd)
+}
+
+// pair is a pipelined pair of requests sent and not yet answered.
+type pair struct {
+	path1, path2 string
+	zstd1, zstd2 bool
+}
+
+// sendPair sends GET requests for two paths in one write without reading
+// the answers (HTTP/1.1 pipelining, RFC 9112 section 9.3.2): the server
+// answers them while the worker is busy with the bundle before, and
+// getPair for the same paths reads the answers. It does nothing if a pair
+// is already outstanding; on failure nothing is outstanding and getPair
+// asks again.
+func (c *auditConn) sendPair(ctx context.Context, p pair) {
+	if c.sent != nil {
+		return
+	}
+	if c.conn == nil {
+		if err := c.dial(ctx); err != nil {
+			return
+		}
+	}
+	c.req = c.appendRequest(c.req[:0], p.path1, p.zstd1)
+	c.req = c.appendRequest(c.req, p.path2, p.zstd2)
+	if err := c.conn.SetDeadline(time.Now().Add(c.timeout)); err != nil {
+		c.close()
+		return
+	}
+	if _, err := c.conn.Write(c.req); err != nil {
+		c.close()
+		return
+	}
+	c.sent = &p
+}
+
+// getPair reads two paths below the log's URL into buf1 and buf2, as get
+// does: the answers to a pair sendPair sent, or else to a pair it sends
+// now, so that each side wakes once for the pair. Whatever the pipelined
+// attempt does not complete (the server closed after the first answer,
+// or a failure) is asked again with get.
+func (c *auditConn) getPair(ctx context.Context, p pair, buf1, buf2 *bytes.Buffer) (compressed1, compressed2 bool, err error) {
+	if c.sent != nil && *c.sent != p {
+		c.close() // answers to other requests are on their way
+	}
+	c.sendPair(ctx, p)
+	done1 := false
+	if c.sent != nil {
+		c.sent = nil
+		if err := c.conn.SetDeadline(time.Now().Add(c.timeout)); err == nil {
+			var err1 error
+			compressed1, _, err1 = c.readAnswer(p.path1, buf1, p.zstd1)
+			done1 = err1 == nil
+			if done1 && c.conn != nil {
+				var err2 error
+				if compressed2, _, err2 = c.readAnswer(p.path2, buf2, p.zstd2); err2 == nil {
+					return compressed1, compressed2, nil
+				}
+			}
+		}
+		c.close()
+		if cerr := ctx.Err(); cerr != nil {
+			return false, false, fmt.Errorf("GET %s: %w", c.url(p.path1), cerr)
+		}
+	}
+	if !done1 {
+		if compressed1, err = c.get(ctx, p.path1, buf1, p.zstd1); err != nil {
+			return false, false, err
+		}
+	}
+	compressed2, err = c.get(ctx, p.path2, buf2, p.zstd2)
+	return compressed1, compressed2, err
+}
+
+// appendRequest appends a GET of path to r.
+func (c *auditConn) appendRequest(r []byte, path string, acceptZstd bool) []byte {
+	r = append(r, "GET "...)
 	r = append(r, c.t.prefix...)
 	r = append(r, path...)
 	r = append(r, " HTTP/1.1\r\nHost: "...)
@@ -139,11 +222,12 @@ func (c *auditConn) roundTrip(path string, buf *bytes.Buffer, acceptZstd bool) (
 	if acceptZstd {
 		r = append(r, "Accept-Encoding: zstd\r\n"...)
 	}
-	r = append(r, "\r\n"...)
-	c.req = r
-	if _, err := c.conn.Write(r); err != nil {
-		return false, true, fmt.Errorf("GET %s: %w", c.url(path), err)
-	}
+	return append(r, "\r\n"...)
+}
+
+// readAnswer reads the answer to a request for path into buf; early and
+// the connection's fate are as for roundTrip.
+func (c *auditConn) readAnswer(path string, buf *bytes.Buffer, acceptZstd bool) (compressed, early bool, err error) {
 	h, err := c.readHead()
 	if err != nil {
 		return false, h.status == "", fmt.Errorf("GET %s: %w", c.url(path), err)

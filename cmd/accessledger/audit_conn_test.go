@@ -6,9 +6,11 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -150,6 +152,84 @@ func TestAuditConn(t *testing.T) {
 		var buf bytes.Buffer
 		if _, err := c.get(ctx, "x", &buf, false); err == nil || !strings.Contains(err.Error(), "context canceled") {
 			t.Fatalf("get = %v, want context canceled", err)
+		}
+	})
+}
+
+// TestAuditConnPipelined: a pair of requests sent before its answers are
+// read (sendPair, getPair) is answered in order on one connection by
+// net/http's server; a pair other than the one sent, or a server that
+// closes after the first answer, falls back to asking again.
+func TestAuditConnPipelined(t *testing.T) {
+	ctx := context.Background()
+	var conns atomic.Int64
+	var order []string
+	var mu sync.Mutex
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		order = append(order, r.URL.Path)
+		mu.Unlock()
+		if r.Header.Get("Accept-Encoding") == "zstd" {
+			w.Header().Set("Content-Encoding", "zstd")
+		}
+		w.Write([]byte("body of " + r.URL.Path))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	c := testConn(strings.TrimPrefix(srv.URL, "http://"))
+	defer c.close()
+	var b1, b2 bytes.Buffer
+	check := func(p pair) {
+		t.Helper()
+		z1, z2, err := c.getPair(ctx, p, &b1, &b2)
+		if err != nil || b1.String() != "body of /log/"+p.path1 || b2.String() != "body of /log/"+p.path2 || z1 != p.zstd1 || z2 != p.zstd2 {
+			t.Fatalf("getPair(%+v) = %q, %q, %v, %v, %v", p, b1.String(), b2.String(), z1, z2, err)
+		}
+	}
+	a := pair{path1: "tile/entries/000", zstd1: true, path2: "tile/0/000"}
+	b := pair{path1: "tile/entries/001", zstd1: true, path2: "tile/0/001"}
+	check(a) // sent and read at once
+	c.sendPair(ctx, b)
+	if c.sent == nil {
+		t.Fatalf("sendPair did not leave the pair outstanding")
+	}
+	check(b) // read what was sent
+	c.sendPair(ctx, a)
+	check(b) // another pair was outstanding: a new connection asks for b
+	if c.sent != nil {
+		t.Errorf("a pair is still outstanding after getPair")
+	}
+	if got := conns.Load(); got != 2 {
+		t.Errorf("%d connections, want 2 (one more after the mismatched pair)", got)
+	}
+	mu.Lock()
+	got := strings.Join(order, " ")
+	mu.Unlock()
+	// The mismatched pair's requests may or may not reach the handler
+	// before the connection closes; the rest come in order.
+	for _, want := range []string{"/log/tile/entries/000 /log/tile/0/000 /log/tile/entries/001 /log/tile/0/001", "/log/tile/entries/001 /log/tile/0/001"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("requests %q, want them to contain %q", got, want)
+		}
+	}
+
+	t.Run("server closes after the first answer", func(t *testing.T) {
+		// One answer per connection, without saying so: the second
+		// answer of the pair never comes, and get asks again.
+		addr, conns, _ := scriptedServer(t, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na")
+		c := testConn(addr)
+		defer c.close()
+		var b1, b2 bytes.Buffer
+		if _, _, err := c.getPair(ctx, pair{path1: "x", path2: "y"}, &b1, &b2); err != nil || b1.String() != "a" || b2.String() != "a" {
+			t.Fatalf("getPair = %q, %q, %v; want a, a", b1.String(), b2.String(), err)
+		}
+		if got := conns.Load(); got != 2 {
+			t.Errorf("%d connections, want 2", got)
 		}
 	})
 }
