@@ -55,6 +55,33 @@ func (l *plist) add(pos uint32) {
 	l.bm.Add(pos)
 }
 
+// appendBytes appends the list in roaring's portable serialization, the
+// bytes roaring.Bitmap.ToBytes writes. A short list is written directly:
+// a chunk's positions are below 2^16, so it is one array container
+// (RoaringFormatSpec: cookie 12346, one container, key 0 and cardinality
+// - 1, its offset, then the positions as little-endian uint16s), and
+// building a bitmap only to serialize it was most of writing a chunk.
+func (l *plist) appendBytes(dst []byte) ([]byte, error) {
+	if l.bm != nil {
+		b, err := l.bm.ToBytes()
+		return append(dst, b...), err
+	}
+	const header = 16
+	dst = binary.LittleEndian.AppendUint32(dst, serialCookieNoRunContainer)
+	dst = binary.LittleEndian.AppendUint32(dst, 1)
+	dst = binary.LittleEndian.AppendUint16(dst, 0)
+	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(l.pos)-1))
+	dst = binary.LittleEndian.AppendUint32(dst, header)
+	for _, p := range l.pos {
+		dst = binary.LittleEndian.AppendUint16(dst, p)
+	}
+	return dst, nil
+}
+
+// serialCookieNoRunContainer opens a roaring serialization without run
+// containers.
+const serialCookieNoRunContainer = 12346
+
 // bitmap returns the list as a bitmap: its own if it has one (not to be
 // modified), else a new one.
 func (l *plist) bitmap() *roaring.Bitmap {
@@ -287,12 +314,15 @@ func (f *follower) persist(ctx context.Context, seal bool) error {
 				continue
 			}
 			entries := make([]segmentEntry, 0, len(byValue))
+			var buf []byte // the lists, one after the other
 			for v, l := range byValue {
-				b, err := l.bitmap().ToBytes()
-				if err != nil {
+				start := len(buf)
+				var err error
+				if buf, err = l.appendBytes(buf); err != nil {
 					return err
 				}
-				entries = append(entries, segmentEntry{value: v, list: b})
+				// If buf grows, the lists before stay in the old array.
+				entries = append(entries, segmentEntry{value: v, list: buf[start:len(buf):len(buf)]})
 			}
 			if err := writeSegment(wb, f.mem.chunk, field(fd), entries); err != nil {
 				return err
