@@ -997,7 +997,11 @@ func (w *bundleWorker) verify(ctx context.Context, index, size uint64) bundleRes
 			compressed, err = w.get(ctx, path, &w.body, true)
 		}
 		if err != nil {
-			r.kind, r.err = findingUnavailable, fmt.Errorf("fetching entry bundle %s or tile %s: %w", path, tilePath, err)
+			what := "entry bundle " + path
+			if w.conn != nil {
+				what += " and tile " + tilePath
+			}
+			r.kind, r.err = findingUnavailable, fmt.Errorf("fetching %s: %w", what, err)
 			return r
 		}
 		raw = w.body.Bytes()
