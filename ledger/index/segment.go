@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/dgraph-io/badger/v4"
@@ -48,7 +49,7 @@ type segmentEntry struct {
 // writeSegment writes the segment of field f of a chunk from its entries
 // (sorted here).
 func writeSegment(wb *badger.WriteBatch, chunk uint32, f field, entries []segmentEntry) error {
-	slices.SortFunc(entries, func(a, b segmentEntry) int { return compareStrings(a.value, b.value) })
+	slices.SortFunc(entries, func(a, b segmentEntry) int { return strings.Compare(a.value, b.value) })
 	var dir, block []byte
 	n := uint32(0)
 	flush := func() error {
@@ -81,16 +82,6 @@ func writeSegment(wb *badger.WriteBatch, chunk uint32, f field, entries []segmen
 		return err
 	}
 	return wb.Set(directoryKey(chunk, f), append(binary.AppendUvarint(nil, uint64(n)), dir...))
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // segmentReader reads the segments of one written chunk in one
