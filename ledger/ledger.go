@@ -77,6 +77,12 @@ const MaxEntrySize = 65535
 type Config struct {
 	// Dir is the Badger directory. It is created by Create.
 	Dir string
+	// TrimDir is the directory under which the ledger drops the pages of
+	// mapped files from the process's page tables (see trimMappings):
+	// Dir by default. A server whose other Badger databases live beside
+	// Dir sets their common parent, so that their mapped files do not
+	// count in its RSS either.
+	TrimDir string
 	// Origin is the log's origin line and key name. Create requires it;
 	// Open checks it if set.
 	Origin string
@@ -411,8 +417,12 @@ func (l *Ledger) start() {
 }
 
 // trimInterval is how often the ledger trims its storage mappings from
-// RSS (see trimMappings).
-const trimInterval = time.Second
+// RSS (see trimMappings). Filling a log at 60,000 events/s, trimming
+// every second (and the ledger's directory only) left 80-90 MiB of mapped
+// files in RSS at the peak; trimming the server's whole data directory
+// every quarter second took the fill's peak RSS from 570-599 MiB to
+// 488-551.
+const trimInterval = 250 * time.Millisecond
 
 // trimLoop trims the pages of Badger's mapped files from the process's
 // RSS every trimInterval, until stop is closed.
@@ -426,7 +436,11 @@ func (l *Ledger) trimLoop() {
 		case <-l.stop:
 			return
 		case <-t.C:
-			if _, err := trimMappings(l.cfg.Dir); err != nil && !warned {
+			dir := l.cfg.TrimDir
+			if dir == "" {
+				dir = l.cfg.Dir
+			}
+			if _, err := trimMappings(dir); err != nil && !warned {
 				// Try again next time; say so once.
 				l.log.Warn("trimming storage mappings from memory failed; RSS may include cached storage pages", "err", err)
 				warned = true

@@ -2,7 +2,13 @@ package ledger
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
+	"strconv"
 	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestTrimMappingsKeepsData trims Badger's mappings while the log is
@@ -61,4 +67,72 @@ func TestTrimMappingsKeepsData(t *testing.T) {
 	if size, _ := l.Size(); size != 600 {
 		t.Errorf("Size() after reopen = %d, want 600", size)
 	}
+}
+
+// TestTrimLoopCoversTrimDir checks that the ledger's trim loop drops the
+// pages of files mapped under TrimDir, beside its own directory (a
+// server's other databases), from the process's RSS.
+func TestTrimLoopCoversTrimDir(t *testing.T) {
+	parent := t.TempDir()
+	sibling := filepath.Join(parent, "index")
+	if err := os.Mkdir(sibling, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	const size = 4 << 20
+	f, err := os.Create(filepath.Join(sibling, "000001.mem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	m, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(m)
+	for i := 0; i < size; i += 4096 {
+		m[i] = 1 // every page resident
+	}
+	if n := residentPages(t, m); n != size/4096 {
+		t.Fatalf("%d of %d pages resident after writing them", n, size/4096)
+	}
+	newTestLedger(t, func(c *Config) {
+		c.Dir = filepath.Join(parent, "badger")
+		c.TrimDir = parent
+	})
+	waitFor(t, "the sibling's pages trimmed", func() bool { return residentPages(t, m) == 0 })
+	for i := 0; i < size; i += 4096 {
+		if m[i] != 1 {
+			t.Fatalf("byte %d of the trimmed mapping = %d, want 1", i, m[i])
+		}
+	}
+}
+
+// residentPages returns the Rss of mapping m in /proc/self/smaps in 4 KiB
+// pages: its pages mapped in this process's page tables.
+func residentPages(t *testing.T, m []byte) int {
+	t.Helper()
+	smaps, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := uint64(uintptr(unsafe.Pointer(&m[0])))
+	head := []byte(strconv.FormatUint(start, 16) + "-")
+	i := bytes.Index(smaps, head)
+	if i < 0 {
+		t.Fatalf("mapping at %x not in /proc/self/smaps", start)
+	}
+	rest := smaps[i:]
+	j := bytes.Index(rest, []byte("\nRss:"))
+	if j < 0 {
+		t.Fatal("no Rss line")
+	}
+	fields := bytes.Fields(rest[j+len("\nRss:"):])
+	kb, err := strconv.Atoi(string(fields[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kb / 4
 }

@@ -425,6 +425,7 @@ func openOrCreate(ctx context.Context, cfg Config, id identity, log *slog.Logger
 	}
 	lc := ledger.Config{
 		Dir:                filepath.Join(cfg.Data, storageDir),
+		TrimDir:            cfg.Data, // the index, detection and response databases too
 		Origin:             id.origin,
 		Signer:             signer,
 		Logger:             log,
