@@ -66,6 +66,16 @@ const valueThreshold = 8<<10 + 1
 // commit is synced; Badger does not compress (full bundles already are);
 // memtables and caches stay small so that a million-entry log fits well
 // under 512 MiB of RSS.
+//
+// The memtable size sets two things. Badger refuses a transaction above 15 %
+// of it, and one API call is one transaction: 24 MiB (3.6 MiB per
+// transaction) is the smallest size that still holds the largest call
+// (MaxCallBytes with its tiles and records;
+// TestNoAcceptedConfigurationOverflowsATransaction fails below it). And
+// flushing a memtable builds its table in buffers that double from 4 MiB
+// and stay pooled: 4+8+16 MiB hold a 24 MiB memtable, a 32 MiB one needs 60
+// MiB. With 32 MiB the million-event fill peaked at 518-585 MiB of RSS,
+// with 24 (and the index's 8 MiB memtables) at 448-493 (BENCHMARKS.md).
 func badgerOptions(cfg Config, fault *storageFault) badger.Options {
 	opts := badger.DefaultOptions(cfg.Dir).
 		WithLogger(badgerLogger{l: cfg.Logger, fault: fault}).
@@ -73,7 +83,7 @@ func badgerOptions(cfg Config, fault *storageFault) badger.Options {
 		WithNumVersionsToKeep(1).
 		WithValueThreshold(valueThreshold).
 		WithCompression(options.None).
-		WithMemTableSize(32 << 20).
+		WithMemTableSize(24 << 20).
 		WithNumMemtables(3).
 		WithNumLevelZeroTables(3).
 		WithNumLevelZeroTablesStall(8).

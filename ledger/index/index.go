@@ -156,7 +156,11 @@ func Open(ctx context.Context, cfg Config) (*Index, error) {
 		WithDetectConflicts(false).
 		WithNumVersionsToKeep(1).
 		WithCompression(options.Snappy).
-		WithMemTableSize(16 << 20).
+		// Small memtables: flushing one holds its table (and Snappy's
+		// copy of it) in pooled buffers that double from 4 MiB, and the
+		// index's writes go through a WriteBatch, which splits them
+		// into transactions of whatever size the memtable allows.
+		WithMemTableSize(8 << 20).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(4).
 		WithNumLevelZeroTablesStall(10).
