@@ -19,11 +19,7 @@ import (
 // never unmaps them while open, so every page it ever wrote or read stays
 // counted in the process's RSS: under a stream of 64 KiB events RSS grows
 // by the bytes written, over a gigabyte a minute, though the kernel could
-// reclaim those pages. MADV_DONTNEED on a shared file mapping only removes
-// the page-table entries: the pages stay in the page cache (dirty ones stay
-// dirty and are written back as usual, msync still syncs them), and the
-// next access maps them again with the file's current contents. Nothing is
-// lost or changed; RSS then counts what the process really holds.
+// reclaim those pages. trimRange hands them back to the kernel.
 func trimMappings(dir string) (int64, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -54,8 +50,7 @@ func trimMappings(dir string) (int64, error) {
 		if err1 != nil || err2 != nil || end <= start {
 			continue
 		}
-		_, _, errno := unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_DONTNEED)
-		switch errno {
+		switch errno := trimRange(uintptr(start), uintptr(end)); errno {
 		case 0:
 			trimmed += int64(end - start)
 		case unix.ENOMEM, unix.EINVAL:
@@ -66,4 +61,24 @@ func trimMappings(dir string) (int64, error) {
 		}
 	}
 	return trimmed, sc.Err()
+}
+
+// trimRange asks the kernel to reclaim the pages of [start, end), a range
+// that held a mapping of one of the storage files when /proc/self/maps was
+// read. It may hold something else by now: Badger unmaps files (a memtable
+// flushed, a table compacted away) while the trimmer works, and the Go
+// runtime may map its own memory into the hole. So the advice must be
+// harmless on any memory.
+//
+// MADV_PAGEOUT is: on a shared file mapping it removes the pages from the
+// page tables and lets the kernel evict them from the page cache (a dirty
+// page stays until written back; msync still syncs it), and the next
+// access reads the file again; on anonymous memory it swaps pages out, or
+// does nothing without swap; the contents never change. MADV_DONTNEED,
+// used before, would zero anonymous memory that took the place of an
+// unmapped file: the runtime's own structures
+// (TestTrimRangeKeepsAnonymousMemory).
+func trimRange(start, end uintptr) unix.Errno {
+	_, _, errno := unix.Syscall(unix.SYS_MADVISE, start, end-start, unix.MADV_PAGEOUT)
+	return errno
 }

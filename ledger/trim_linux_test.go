@@ -69,6 +69,31 @@ func TestTrimMappingsKeepsData(t *testing.T) {
 	}
 }
 
+// TestTrimRangeKeepsAnonymousMemory trims anonymous memory, as the
+// trimmer does when Badger unmapped a file after /proc/self/maps was read
+// and the Go runtime mapped its own memory in the hole: the contents must
+// stay as they were (MADV_DONTNEED zeroed them).
+func TestTrimRangeKeepsAnonymousMemory(t *testing.T) {
+	const size = 1 << 20
+	m, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(m)
+	for i := range m {
+		m[i] = byte(i%251) + 1
+	}
+	start := uintptr(unsafe.Pointer(&m[0]))
+	if errno := trimRange(start, start+size); errno != 0 {
+		t.Fatalf("trimRange(anonymous memory) = %v", errno)
+	}
+	for i := range m {
+		if m[i] != byte(i%251)+1 {
+			t.Fatalf("byte %d of anonymous memory after trimRange = %d, want %d", i, m[i], byte(i%251)+1)
+		}
+	}
+}
+
 // TestTrimLoopCoversTrimDir checks that the ledger's trim loop drops the
 // pages of files mapped under TrimDir, beside its own directory (a
 // server's other databases), from the process's RSS.
