@@ -66,9 +66,11 @@ func trimMappings(dir string) (int64, error) {
 // trimRange asks the kernel to reclaim the pages of [start, end), a range
 // that held a mapping of one of the storage files when /proc/self/maps was
 // read. It may hold something else by now: Badger unmaps files (a memtable
-// flushed, a table compacted away) while the trimmer works, and the Go
-// runtime may map its own memory into the hole. So the advice must be
-// harmless on any memory.
+// flushed, a table compacted away) while the trimmer works, and the hole
+// is where the kernel puts the next anonymous mapping: the Go runtime's
+// own memory, or the stack of a new OS thread (8 MiB, from glibc, when a
+// goroutine blocks in a syscall). So the advice must be harmless on any
+// memory.
 //
 // MADV_PAGEOUT is: on a shared file mapping it removes the pages from the
 // page tables and lets the kernel evict them from the page cache (a dirty
@@ -76,8 +78,11 @@ func trimMappings(dir string) (int64, error) {
 // access reads the file again; on anonymous memory it swaps pages out, or
 // does nothing without swap; the contents never change. MADV_DONTNEED,
 // used before, would zero anonymous memory that took the place of an
-// unmapped file: the runtime's own structures
-// (TestTrimRangeKeepsAnonymousMemory).
+// unmapped file (TestTrimRangeKeepsAnonymousMemory). A zeroed thread stack
+// kills the process by SIGSEGV without a Go traceback, when the thread
+// runs the scheduler: a server died that way once under load, and could
+// not be made to again. Measured, PAGEOUT costs no RSS and no throughput
+// against DONTNEED (BENCHMARKS.md, "Late afternoon session").
 func trimRange(start, end uintptr) unix.Errno {
 	_, _, errno := unix.Syscall(unix.SYS_MADVISE, start, end-start, unix.MADV_PAGEOUT)
 	return errno
