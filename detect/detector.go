@@ -371,15 +371,18 @@ func (d *Detector) publish(ctx context.Context, pending []pendingAlert) error {
 			d.metrics.latency.Observe(now.Sub(p.received).Seconds())
 		}
 	}
-	err = d.db.Update(func(txn *badger.Txn) error {
-		for i, p := range pending {
-			if err := txn.Set(alertKey(indexes[i]), encodeAlertRef(p.alert)); err != nil {
-				return err
-			}
+	// A write batch, not one transaction: a publish after catching up on
+	// a backlog can carry more alerts than one transaction holds. The
+	// index need not change atomically: a crash part way replays the
+	// leaves, and their alerts are indexed again under the same keys.
+	wb := d.db.NewWriteBatch()
+	defer wb.Cancel()
+	for i, p := range pending {
+		if err := wb.Set(alertKey(indexes[i]), encodeAlertRef(p.alert)); err != nil {
+			return fmt.Errorf("detect: indexing alerts: %w", err)
 		}
-		return nil
-	})
-	if err != nil {
+	}
+	if err := wb.Flush(); err != nil {
 		return fmt.Errorf("detect: indexing alerts: %w", err)
 	}
 	return nil

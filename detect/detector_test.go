@@ -10,6 +10,7 @@ import (
 	"github.com/accessledger/accessledger/event"
 	"github.com/accessledger/accessledger/internal/ledgertest"
 	"github.com/accessledger/accessledger/ledger"
+	"github.com/dgraph-io/badger/v4"
 )
 
 var bg = context.Background()
@@ -255,5 +256,59 @@ func TestDetectorReplay(t *testing.T) {
 	page, err := d2.Alerts(bg, AlertQuery{})
 	if err == nil {
 		t.Errorf("Alerts on a closed detector = %d alerts, want an error", len(page.Alerts))
+	}
+}
+
+// TestPublishSpansTransactions publishes more alerts at once than one
+// storage transaction holds, as a detector catching up on a backlog of
+// attacks does (every alert raised in up to SaveEvery leaves goes out in
+// one publish): all of them must be indexed, and the detector go on.
+func TestPublishSpansTransactions(t *testing.T) {
+	l := newTestLedger(t)
+	small := func(o badger.Options) badger.Options {
+		return o.WithMemTableSize(2 << 20).WithValueThreshold(64 << 10)
+	}
+	const rules = `title: failed login
+id: failed
+logsource: {product: accessledger, category: authentication}
+detection:
+  sel: {action: login, outcome: failure}
+  condition: sel
+level: low
+`
+	d, err := OpenDetector(bg, DetectorConfig{Log: l, Engine: compileYAML(t, rules, Config{}), Dir: t.TempDir(), BadgerOptions: small})
+	if err != nil {
+		t.Fatalf("OpenDetector = %v", err)
+	}
+	defer d.Close()
+	var evs []*event.Event
+	for i := range 8000 {
+		evs = append(evs, fail(t, time.Duration(i)*time.Second, fmt.Sprintf("10.0.%d.%d", i>>8, i&255), "u"))
+	}
+	alerts := stream(compileYAML(t, rules, Config{}), evs)
+	if len(alerts) < 8000 {
+		t.Fatalf("%d alerts over %d failed logins, want one each", len(alerts), len(evs))
+	}
+	pending := make([]pendingAlert, len(alerts))
+	for i, a := range alerts {
+		pending[i] = pendingAlert{alert: a}
+	}
+	if err := d.publish(bg, pending); err != nil {
+		t.Fatalf("publish(%d alerts) = %v", len(pending), err)
+	}
+	indexed := 0
+	for q := (AlertQuery{Limit: 1000}); ; {
+		page, err := d.Alerts(bg, q)
+		if err != nil {
+			t.Fatalf("Alerts = %v", err)
+		}
+		indexed += len(page.Alerts)
+		if page.Next == 0 {
+			break
+		}
+		q.Cursor = page.Next
+	}
+	if indexed != len(alerts) {
+		t.Errorf("%d alerts indexed after publishing %d", indexed, len(alerts))
 	}
 }
