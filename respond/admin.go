@@ -85,31 +85,64 @@ func (s *Service) DeadLetters(ctx context.Context, responder string, limit int) 
 
 // Redeliver moves dead letters of a responder back into its outbox for
 // delivery now, with fresh attempts: the one numbered id, or all of them
-// when id is 0. It returns how many it moved.
+// (up to maxRedeliver in one call) when id is 0. It returns how many it
+// moved.
 func (s *Service) Redeliver(ctx context.Context, responder string, id uint64) (int, error) {
 	r := s.byName[responder]
 	if r == nil {
 		return 0, fmt.Errorf("%w: no responder named %q", ErrNotFound, responder)
 	}
-	prefix := responderPrefix(keyDeadPfx, responder)
+	if id != 0 {
+		return s.redeliver(ctx, r, [][]byte{responderKey(keyDeadPfx, responder, id)}, true)
+	}
+	var keys [][]byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: responderPrefix(keyDeadPfx, responder)})
+		defer it.Close()
+		for it.Rewind(); it.Valid() && len(keys) < maxRedeliver; it.Next() {
+			keys = append(keys, it.Item().KeyCopy(nil))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	// Each letter moves in one transaction (outbox record set, dead
+	// letter deleted), but not all of them in one: a transaction holds a
+	// few thousand writes.
+	total := 0
+	for len(keys) > 0 {
+		n := min(len(keys), redeliverPerTxn)
+		moved, err := s.redeliver(ctx, r, keys[:n], false)
+		total += moved
+		if err != nil {
+			return total, err
+		}
+		keys = keys[n:]
+	}
+	return total, ctx.Err()
+}
+
+const (
+	maxRedeliver    = 10000 // dead letters one Redeliver(all) moves
+	redeliverPerTxn = 1000
+)
+
+// redeliver moves the dead letters under keys into r's outbox in one
+// transaction. A key that is gone (moved by a concurrent call) is an
+// error only if must.
+func (s *Service) redeliver(ctx context.Context, r *responder, keys [][]byte, must bool) (int, error) {
 	now := s.now()
 	var moved []uint64
 	err := s.db.Update(func(txn *badger.Txn) error {
 		moved = moved[:0]
-		var keys [][]byte
-		if id != 0 {
-			keys = [][]byte{responderKey(keyDeadPfx, responder, id)}
-		} else {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
-			for it.Rewind(); it.Valid() && len(keys) < 10000; it.Next() {
-				keys = append(keys, it.Item().KeyCopy(nil))
-			}
-			it.Close()
-		}
 		for _, k := range keys {
 			item, err := txn.Get(k)
-			if errors.Is(err, badger.ErrKeyNotFound) && id != 0 {
-				return fmt.Errorf("%w: responder %q has no dead letter %d", ErrNotFound, responder, id)
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				if must {
+					return fmt.Errorf("%w: responder %q has no dead letter %d", ErrNotFound, r.cfg.Name, binary.BigEndian.Uint64(k[len(k)-8:]))
+				}
+				continue
 			}
 			if err != nil {
 				return err
@@ -124,7 +157,7 @@ func (s *Service) Redeliver(ctx context.Context, responder string, id uint64) (i
 				return err
 			}
 			seq := s.nextSeq()
-			if err := txn.Set(responderKey(keyOutboxPfx, responder, seq), v); err != nil {
+			if err := txn.Set(responderKey(keyOutboxPfx, r.cfg.Name, seq), v); err != nil {
 				return err
 			}
 			if err := txn.Delete(k); err != nil {

@@ -2,7 +2,9 @@ package respond
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -445,5 +447,40 @@ func TestStatusReportsAStop(t *testing.T) {
 	}
 	if st := s.Status(); st.Running || st.Error == "" {
 		t.Errorf("Status() = %+v, want not running, with the error", st)
+	}
+}
+
+// TestRedeliverAllSpansTransactions moves more dead letters back at once
+// than one storage transaction holds (two writes each), as an operator
+// does after a receiver's long outage: every one must move.
+func TestRedeliverAllSpansTransactions(t *testing.T) {
+	l := newTestLedger(t)
+	s, err := Open(bg, Config{Log: l, Dir: t.TempDir(), Delivery: fastDelivery(), BadgerOptions: smallBadger,
+		Responders: []ResponderConfig{{Name: "hook", Type: TypeWebhook}}, Senders: map[string]Sender{"hook": newFakeSender()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const n = 9000
+	wb := s.db.NewWriteBatch()
+	for i := range n {
+		rec := outboxRecord{Message: Message{ID: fmt.Sprintf("msg-%d", i), Type: TypeAlertRaised}, Attempts: 3, LastStatus: 500}
+		v, err := json.Marshal(&rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := wb.Set(responderKey(keyDeadPfx, "hook", s.nextSeq()), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	moved, err := s.Redeliver(bg, "hook", 0)
+	if err != nil || moved != n {
+		t.Fatalf("Redeliver(all of %d dead letters) = %d, %v", n, moved, err)
+	}
+	if dead, err := s.DeadLetters(bg, "hook", 10); err != nil || len(dead) != 0 {
+		t.Errorf("DeadLetters after redelivering all = %d, %v; want none", len(dead), err)
 	}
 }
