@@ -55,7 +55,9 @@ func trimMappings(dir string) (int64, error) {
 			trimmed += int64(end - start)
 		case unix.ENOMEM, unix.EINVAL:
 			// Badger unmapped the file (a table compacted away, a
-			// memtable flushed) since /proc/self/maps was read.
+			// memtable flushed) since /proc/self/maps was read; or
+			// the kernel predates MADV_PAGEOUT (Linux 5.4), and RSS
+			// keeps counting the mapped pages.
 		default:
 			return trimmed, fmt.Errorf("madvise %s: %w", fields[5], errno)
 		}

@@ -25,9 +25,12 @@ import (
 // collector ran 7 times a second and took 40 % of the server's CPU, and
 // throughput fell below 80 % of its median. The state is bounded on its
 // own (max_groups, memtable and cache sizes); what the limit bounds is the
-// garbage on top of it. Without the cap, the million-event fill's peak RSS
-// stays under 512 MiB because the live state is smaller: the ledger's and
-// the index's memtables (ledger/storage.go, ledger/index/index.go).
+// garbage on top of it. The price: a million-event fill peaks above the
+// 512 MiB of RSS that the capped guard kept it under, when the followers
+// catch up after the load (507-559 MiB; 437-515 during the load, with the
+// smaller memtables of ledger/storage.go and ledger/index/index.go). Most
+// of the live heap then is Badger's pooled table-builder buffers, one
+// pool per database (BENCHMARKS.md, "Late afternoon session").
 const limitCheckInterval = time.Second
 
 // guardMemoryLimit runs until ctx ends, raising the soft memory limit
