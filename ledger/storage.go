@@ -74,8 +74,9 @@ const valueThreshold = 8<<10 + 1
 // TestNoAcceptedConfigurationOverflowsATransaction fails below it). And
 // flushing a memtable builds its table in buffers that double from 4 MiB
 // and stay pooled: 4+8+16 MiB hold a 24 MiB memtable, a 32 MiB one needs 60
-// MiB. With 32 MiB the million-event fill peaked at 518-585 MiB of RSS,
-// with 24 (and the index's 8 MiB memtables) at 448-493 (BENCHMARKS.md).
+// MiB. During a million-event fill RSS peaked at 518-585 MiB with 32, at
+// 437-515 with 24 (and the index's 8 MiB memtables); the peak after the
+// load, while the followers catch up, did not change (BENCHMARKS.md).
 func badgerOptions(cfg Config, fault *storageFault) badger.Options {
 	opts := badger.DefaultOptions(cfg.Dir).
 		WithLogger(badgerLogger{l: cfg.Logger, fault: fault}).
