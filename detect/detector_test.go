@@ -7,10 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"github.com/accessledger/accessledger/event"
 	"github.com/accessledger/accessledger/internal/ledgertest"
 	"github.com/accessledger/accessledger/ledger"
-	"github.com/dgraph-io/badger/v4"
 )
 
 var bg = context.Background()
@@ -262,7 +263,8 @@ func TestDetectorReplay(t *testing.T) {
 // TestPublishSpansTransactions publishes more alerts at once than one
 // storage transaction holds, as a detector catching up on a backlog of
 // attacks does (every alert raised in up to SaveEvery leaves goes out in
-// one publish): all of them must be indexed, and the detector go on.
+// one publish): all of them must be indexed (before, Run stopped there
+// with badger.ErrTxnTooBig).
 func TestPublishSpansTransactions(t *testing.T) {
 	l := newTestLedger(t)
 	small := func(o badger.Options) badger.Options {
