@@ -155,6 +155,9 @@ func (c *Config) setDefaults() error {
 	if c.Clock == nil {
 		c.Clock = time.Now
 	}
+	if c.TrimDir == "" {
+		c.TrimDir = c.Dir
+	}
 	if c.QueueSize <= 0 {
 		c.QueueSize = 65536
 	}
@@ -436,11 +439,7 @@ func (l *Ledger) trimLoop() {
 		case <-l.stop:
 			return
 		case <-t.C:
-			dir := l.cfg.TrimDir
-			if dir == "" {
-				dir = l.cfg.Dir
-			}
-			if _, err := trimMappings(dir); err != nil && !warned {
+			if _, err := trimMappings(l.cfg.TrimDir); err != nil && !warned {
 				// Try again next time; say so once.
 				l.log.Warn("trimming storage mappings from memory failed; RSS may include cached storage pages", "err", err)
 				warned = true
