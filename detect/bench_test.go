@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"runtime"
+	"runtime/metrics"
 	"testing"
 	"time"
 
@@ -124,4 +125,46 @@ func TestStateMemory(t *testing.T) {
 	t.Logf("groups %d over %d users: heap %.0f MiB, %.0f bytes per user (events excluded: %d events held by the test)",
 		st.Groups, users, float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), perUser, len(evs))
 	runtime.KeepAlive(evs)
+}
+
+// BenchmarkStateGC measures what the default pack's state costs the
+// garbage collector: it builds the state of a busy organisation (100,000
+// users, a million events), then times full collections with it live.
+// scan-MB is the heap the collector must scan (pointerful objects),
+// excluding the events the benchmark holds. Every collection of the
+// server scans the detector's state once, whatever else it collects.
+func BenchmarkStateGC(b *testing.B) {
+	const users, passes = 100_000, 5
+	evs := benchEvents(200_000, users)
+	e, err := LoadDefault(Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	base := scanBytes()
+	start := evs[0].Time
+	// What the events alone count, to take out of the base once
+	// they are dropped.
+	evScan := base - func() uint64 { keep := evs; evs = nil; s := scanBytes(); evs = keep; return s }()
+	for i := range passes * len(evs) {
+		ev := evs[i%len(evs)]
+		ev.Time = start.Add(time.Duration(i) * 5 * time.Millisecond)
+		e.Process(&Record{Index: uint64(i), ReceivedAt: ev.Time, Event: ev})
+	}
+	evs = nil
+	state := scanBytes() - base + evScan
+	b.ResetTimer()
+	for b.Loop() {
+		runtime.GC()
+	}
+	b.ReportMetric(float64(state)/(1<<20), "scan-MB")
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "gc-ms")
+	runtime.KeepAlive(e)
+}
+
+// scanBytes returns the scannable heap after a full collection.
+func scanBytes() uint64 {
+	runtime.GC()
+	s := []metrics.Sample{{Name: "/gc/scan/heap:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }

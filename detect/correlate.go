@@ -56,6 +56,11 @@ type correlator struct {
 	evicted uint64
 	deleted []string // keys of groups removed since the last save
 	dirty   []*group // groups changed since the last save
+	// evidence holds, by group, the evidence of the items that carry an
+	// inner correlation's firing (item.hasEv). Empty but in correlations
+	// fed by another; kept here rather than in group, whose size class
+	// it would change (TestGroupSize).
+	evidence map[*group]map[itemKey][]uint64
 }
 
 // markDirty records that g must be saved.
@@ -95,12 +100,83 @@ type group struct {
 // key returns the group's key.
 func (g *group) key() string { return g.ent.key }
 
+// item is one event in a group's window. It holds no pointer, so the
+// windows, most of the detector's state, cost the garbage collector
+// nothing to scan (BenchmarkStateGC); the rare evidence of an inner
+// correlation's firing is in the correlator's evidence map.
 type item struct {
-	t    int64
+	t     int64
+	idx   uint64
+	val   uint64 // value hash (value_count)
+	slot  int32
+	hasEv bool // the correlator's evidence map holds the inner firing's
+}
+
+// itemKey identifies an item of a group: one event feeds a slot once.
+type itemKey struct {
 	idx  uint64
 	slot int32
-	val  uint64   // value hash (value_count)
-	ev   []uint64 // evidence of an inner correlation's firing
+}
+
+func (it item) key() itemKey { return itemKey{it.idx, it.slot} }
+
+// item returns g's item for hit h, recording its evidence.
+func (c *correlator) item(g *group, h *hit) item {
+	it := item{t: h.t, idx: h.idx, slot: int32(h.slot)}
+	if h.evidence != nil {
+		c.setEvidence(g, it.key(), h.evidence)
+		it.hasEv = true
+	}
+	return it
+}
+
+func (c *correlator) setEvidence(g *group, k itemKey, ev []uint64) {
+	if c.evidence == nil {
+		c.evidence = map[*group]map[itemKey][]uint64{}
+	}
+	m := c.evidence[g]
+	if m == nil {
+		m = map[itemKey][]uint64{}
+		c.evidence[g] = m
+	}
+	m[k] = ev
+}
+
+// evidenceOf returns the evidence of g's item it, if it carries any.
+func (c *correlator) evidenceOf(g *group, it item) []uint64 {
+	if !it.hasEv {
+		return nil
+	}
+	return c.evidence[g][it.key()]
+}
+
+// setItems replaces g's window, forgetting the evidence of the items
+// dropped from it.
+func (c *correlator) setItems(g *group, items []item) {
+	g.items = items
+	m := c.evidence[g]
+	if m == nil {
+		return
+	}
+	keep := 0
+	for _, it := range items {
+		if it.hasEv {
+			keep++
+		}
+	}
+	switch {
+	case keep == len(m):
+	case keep == 0:
+		delete(c.evidence, g)
+	default:
+		kept := make(map[itemKey][]uint64, keep)
+		for _, it := range items {
+			if it.hasEv {
+				kept[it.key()] = m[it.key()]
+			}
+		}
+		c.evidence[g] = kept
+	}
 }
 
 func itemLess(a, b item) bool { return a.t < b.t || a.t == b.t && a.idx < b.idx }
@@ -476,6 +552,7 @@ func (c *correlator) removeGroup(g *group) {
 	c.table.remove(c.column, g)
 	c.ngroups--
 	c.deleted = append(c.deleted, g.key())
+	delete(c.evidence, g)
 	g.dirty = false
 }
 
@@ -548,17 +625,18 @@ func (e *Engine) insertItem(c *correlator, g *group, it item) {
 		drop = len(g.items) - e.cfg.MaxEventsPerGroup
 	}
 	if drop > 0 {
-		g.items = slices.Delete(g.items, 0, drop)
+		c.setItems(g, slices.Delete(g.items, 0, drop))
 	}
 }
 
-func itemEvidence(items []item) ([]uint64, int) {
+func (c *correlator) itemEvidence(g *group, items []item) ([]uint64, int) {
 	var ev []uint64
 	n := 0
 	for _, it := range items {
-		if it.ev != nil {
-			ev = append(ev, it.ev...)
-			n += len(it.ev)
+		if it.hasEv {
+			inner := c.evidenceOf(g, it)
+			ev = append(ev, inner...)
+			n += len(inner)
 		} else {
 			ev = append(ev, it.idx)
 			n++
@@ -632,14 +710,16 @@ func (e *Engine) windowCount(c *correlator, g *group, h *hit) *firing {
 	if h.t <= g.firedUntil {
 		return nil // part of an alert raised already
 	}
-	it := item{t: h.t, idx: h.idx, slot: int32(h.slot), ev: h.evidence}
+	var val uint64
 	if c.spec.Type == ValueCount {
 		v, ok := c.valueOf(h)
 		if !ok {
 			return nil
 		}
-		it.val = v
+		val = v
 	}
+	it := c.item(g, h)
+	it.val = val
 	e.insertItem(c, g, it)
 	if !c.monotone {
 		return nil
@@ -668,7 +748,7 @@ func (e *Engine) windowCount(c *correlator, g *group, h *hit) *firing {
 		}
 		if c.condMet(n) {
 			win := items[s:end]
-			ev, cnt := itemEvidence(win)
+			ev, cnt := c.itemEvidence(g, win)
 			last := win[len(win)-1]
 			what := "events"
 			if distinct != nil {
@@ -677,7 +757,7 @@ func (e *Engine) windowCount(c *correlator, g *group, h *hit) *firing {
 			f := &firing{rec: h.rec, t: h.t, idx: h.idx, start: win[0].t, end: last.t, evidence: ev, count: cnt,
 				summary: fmt.Sprintf("%d %s for %s within %s (condition %s)", n, what, c.groupString(g), spanString(c.spec.Timespan), c.condString())}
 			g.firedUntil = win[0].t + c.span
-			g.items = slices.DeleteFunc(g.items, func(x item) bool { return x.t <= g.firedUntil })
+			c.setItems(g, slices.DeleteFunc(g.items, func(x item) bool { return x.t <= g.firedUntil }))
 			return f
 		}
 		if distinct != nil {
@@ -711,13 +791,13 @@ func (e *Engine) closeWindows(c *correlator) {
 				n = len(d)
 			}
 			if c.condMet(n) {
-				ev, cnt := itemEvidence(win)
+				ev, cnt := c.itemEvidence(g, win)
 				last := win[len(win)-1]
 				e.fire(c, g, &firing{t: start + c.span, idx: last.idx, start: start, end: start + c.span, evidence: ev, count: cnt,
 					summary: fmt.Sprintf("%d events for %s in the %s from %s (condition %s)", n, c.groupString(g), spanString(c.spec.Timespan),
 						time.Unix(0, start).UTC().Format(time.RFC3339), c.condString())})
 			}
-			g.items = slices.Delete(g.items, 0, end)
+			c.setItems(g, slices.Delete(g.items, 0, end))
 			g.firedUntil = start + c.span
 			c.markDirty(g)
 		}
@@ -731,7 +811,7 @@ func (e *Engine) temporal(c *correlator, g *group, h *hit) *firing {
 	if h.t <= g.firedUntil {
 		return nil
 	}
-	e.insertItem(c, g, item{t: h.t, idx: h.idx, slot: int32(h.slot), ev: h.evidence})
+	e.insertItem(c, g, c.item(g, h))
 	need := c.nslots
 	if len(c.spec.Condition) > 0 {
 		need = 1
@@ -753,12 +833,12 @@ func (e *Engine) temporal(c *correlator, g *group, h *hit) *firing {
 		}
 		if distinct >= need && c.condMet(distinct) {
 			win := items[s:end]
-			ev, cnt := itemEvidence(win)
+			ev, cnt := c.itemEvidence(g, win)
 			f := &firing{rec: h.rec, t: h.t, idx: h.idx, start: win[0].t, end: win[len(win)-1].t, evidence: ev, count: cnt,
 				summary: fmt.Sprintf("%d of %d correlated rules (%s) matched for %s within %s", distinct, c.nslots,
 					strings.Join(c.spec.Rules, ", "), c.groupString(g), spanString(c.spec.Timespan))}
 			g.firedUntil = win[len(win)-1].t
-			g.items = slices.DeleteFunc(g.items, func(x item) bool { return x.t <= g.firedUntil })
+			c.setItems(g, slices.DeleteFunc(g.items, func(x item) bool { return x.t <= g.firedUntil }))
 			return f
 		}
 		if counts[items[s].slot]--; counts[items[s].slot] == 0 {
@@ -775,7 +855,7 @@ func (e *Engine) temporalOrdered(c *correlator, g *group, h *hit) *firing {
 	if h.t <= g.firedUntil {
 		return nil
 	}
-	e.insertItem(c, g, item{t: h.t, idx: h.idx, slot: int32(h.slot), ev: h.evidence})
+	e.insertItem(c, g, c.item(g, h))
 	items := g.items
 	chain := make([]int, 0, c.nslots)
 	for s := range items {
@@ -797,11 +877,11 @@ func (e *Engine) temporalOrdered(c *correlator, g *group, h *hit) *firing {
 			for _, j := range chain {
 				win = append(win, items[j])
 			}
-			ev, cnt := itemEvidence(win)
+			ev, cnt := c.itemEvidence(g, win)
 			f := &firing{rec: h.rec, t: h.t, idx: h.idx, start: win[0].t, end: win[len(win)-1].t, evidence: ev, count: cnt,
 				summary: fmt.Sprintf("%s in this order for %s within %s", strings.Join(c.spec.Rules, " then "), c.groupString(g), spanString(c.spec.Timespan))}
 			g.firedUntil = win[len(win)-1].t
-			g.items = slices.DeleteFunc(g.items, func(x item) bool { return x.t <= g.firedUntil })
+			c.setItems(g, slices.DeleteFunc(g.items, func(x item) bool { return x.t <= g.firedUntil }))
 			return f
 		}
 	}

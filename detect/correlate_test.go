@@ -186,6 +186,40 @@ correlation:
 	}
 }
 
+// TestSpecChainEvidenceSurvivesRestart saves the engine's state between
+// the ten failures (an inner correlation that fired, its evidence held by
+// the outer correlation's window) and the success, and loads it into a new
+// engine: the alert still names all eleven events.
+func TestSpecChainEvidenceSurvivesRestart(t *testing.T) {
+	var evs []*event.Event
+	for i := 0; i < 10; i++ {
+		evs = append(evs, fail(t, time.Duration(i)*5*time.Second, "192.0.2.1", "alice"))
+	}
+	e := compileYAML(t, specCorrelation, Config{})
+	if as := stream(e, evs); len(as) != 0 {
+		t.Fatalf("alerts %s before the success, want none", alertIDs(as))
+	}
+	saved := mapWriter{}
+	if err := e.SaveAll(saved); err != nil {
+		t.Fatal(err)
+	}
+	state := map[string][]byte{}
+	for k, v := range saved {
+		state[k] = []byte(v)
+	}
+	e2 := compileYAML(t, specCorrelation, Config{})
+	if err := e2.LoadState(entries(state)); err != nil {
+		t.Fatal(err)
+	}
+	as := cloneAlerts(e2.Process(rec(success(t, 2*time.Minute, "192.0.2.1", "alice"), 10)))
+	if len(as) != 1 {
+		t.Fatalf("alerts %s after the restart, want 1", alertIDs(as))
+	}
+	if a := as[0]; a.EvidenceCount != 11 || len(a.Evidence) != 11 || a.Evidence[0] != 0 || a.Evidence[10] != 10 {
+		t.Errorf("evidence %v (%d), want the 10 failures and the success", a.Evidence, a.EvidenceCount)
+	}
+}
+
 // TestSpecChain runs the correlation specification's example: ten failed
 // logins of a user followed by a success within ten minutes.
 func TestSpecChain(t *testing.T) {

@@ -66,7 +66,7 @@ func (e *Engine) SaveState(w StateWriter) error {
 			if !g.dirty || c.lookup(g.key()) != g {
 				continue // removed since
 			}
-			if err := w.Set([]byte(prefix+g.key()), encodeGroup(g)); err != nil {
+			if err := w.Set([]byte(prefix+g.key()), encodeGroup(g, c.evidence[g])); err != nil {
 				return err
 			}
 			g.dirty = false
@@ -104,7 +104,7 @@ func (e *Engine) SaveAll(w StateWriter) error {
 			if g == nil {
 				continue
 			}
-			if err := w.Set([]byte(prefix+k), encodeGroup(g)); err != nil {
+			if err := w.Set([]byte(prefix+k), encodeGroup(g, c.evidence[g])); err != nil {
 				return err
 			}
 			g.dirty = false
@@ -266,11 +266,14 @@ func (e *Engine) LoadState(entries iter.Seq2[[]byte, []byte]) error {
 			e.stale = append(e.stale, string(p.key))
 			continue
 		}
-		g, err := decodeGroup(p.val)
+		g, evidence, err := decodeGroup(p.val)
 		if err != nil {
 			return fmt.Errorf("detect: state of rule %s: %w", id, err)
 		}
 		c.addGroup(gkey, g)
+		for k, ev := range evidence {
+			c.setEvidence(g, k, ev)
+		}
 		loaded[c] = append(loaded[c], g)
 	}
 	// Rebuild each correlation's LRU in order of last activity.
@@ -312,7 +315,7 @@ func sortGroups(gs []*group) {
 	})
 }
 
-func encodeGroup(g *group) []byte {
+func encodeGroup(g *group, evidence map[itemKey][]uint64) []byte {
 	b := make([]byte, 0, 64+len(g.items)*24)
 	b = binary.AppendUvarint(b, uint64(len(g.vals)))
 	for _, v := range g.vals {
@@ -328,8 +331,12 @@ func encodeGroup(g *group) []byte {
 		b = binary.AppendUvarint(b, it.idx)
 		b = binary.AppendUvarint(b, uint64(it.slot))
 		b = binary.AppendUvarint(b, it.val)
-		b = binary.AppendUvarint(b, uint64(len(it.ev)))
-		for _, x := range it.ev {
+		var ev []uint64
+		if it.hasEv {
+			ev = evidence[it.key()]
+		}
+		b = binary.AppendUvarint(b, uint64(len(ev)))
+		for _, x := range ev {
 			b = binary.AppendUvarint(b, x)
 		}
 	}
@@ -422,9 +429,10 @@ func (d *decoder) float() float64 {
 	return math.Float64frombits(binary.BigEndian.Uint64(b))
 }
 
-func decodeGroup(data []byte) (*group, error) {
+func decodeGroup(data []byte) (*group, map[itemKey][]uint64, error) {
 	d := &decoder{b: data}
 	g := &group{}
+	var evidence map[itemKey][]uint64
 	nv := d.count(64)
 	for i := 0; i < nv; i++ {
 		g.vals = append(g.vals, string(d.bytes(d.count(1<<20))))
@@ -435,10 +443,15 @@ func decodeGroup(data []byte) (*group, error) {
 		it := item{t: d.varint(), idx: d.uvarint(), slot: int32(d.uvarint()), val: d.uvarint()}
 		ne := d.count(1 << 24)
 		if ne > 0 {
-			it.ev = make([]uint64, ne)
-			for j := range it.ev {
-				it.ev[j] = d.uvarint()
+			ev := make([]uint64, ne)
+			for j := range ev {
+				ev[j] = d.uvarint()
 			}
+			if evidence == nil {
+				evidence = map[itemKey][]uint64{}
+			}
+			evidence[it.key()] = ev
+			it.hasEv = true
 		}
 		g.items = append(g.items, it)
 	}
@@ -463,7 +476,7 @@ func decodeGroup(data []byte) (*group, error) {
 		d.err = errors.New("corrupt group state: trailing bytes")
 	}
 	if d.err != nil {
-		return nil, d.err
+		return nil, nil, d.err
 	}
-	return g, nil
+	return g, evidence, nil
 }
