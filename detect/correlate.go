@@ -407,17 +407,35 @@ func (c *correlator) groupKeyOf(h *hit) (string, bool) {
 	return b.String(), true
 }
 
-// groupVals returns the group-by values of a hit (for a new group),
-// copied: an event's strings share the memory of its whole leaf, which a
-// group that outlives the event must not keep.
-func (c *correlator) groupVals(h *hit) []string {
+// groupVals returns the group-by values of a hit for a new group, in
+// groupNames order, as substrings of key, the group's entity key:
+// groupKeyOf joins the same values in the same order. The entity's key is
+// a copy (an event's strings share the memory of its whole leaf, which a
+// group that outlives the event must not keep), so no value needs one of
+// its own. A group of one field keeps none: its value is the key (valsOf).
+// Values are most of the objects of the detector's state, which every
+// garbage collection marks (BenchmarkStateGC).
+func (c *correlator) groupVals(h *hit, key string) []string {
 	fields := c.groupBy[h.slot]
+	if len(fields) <= 1 {
+		return nil
+	}
 	vals := make([]string, len(fields))
+	off := 0
 	for i, f := range fields {
 		v, _ := c.fieldOf(h, f)
-		vals[i] = strings.Clone(v)
+		vals[i] = key[off : off+len(v)]
+		off += len(v) + 1
 	}
 	return vals
+}
+
+// valsOf returns g's group-by values, in groupNames order.
+func (c *correlator) valsOf(g *group) []string {
+	if g.vals == nil && len(c.groupNames) == 1 {
+		return []string{g.key()}
+	}
+	return g.vals
 }
 
 func (c *correlator) fieldOf(h *hit, f fieldRef) (string, bool) {
@@ -486,7 +504,7 @@ func (e *Engine) feed(c *correlator, h hit) {
 		if ent == nil {
 			ent = c.table.add(key)
 		}
-		g = &group{ent: ent, vals: c.groupVals(&h), first: h.t, last: h.t}
+		g = &group{ent: ent, vals: c.groupVals(&h, ent.key), first: h.t, last: h.t}
 		ent.groups[c.column] = g
 		ent.live++
 		c.ngroups++
@@ -561,9 +579,10 @@ func (c *correlator) removeGroup(g *group) {
 func (e *Engine) fire(c *correlator, g *group, f *firing) {
 	ev := normalizeEvidence(f.evidence)
 	count := max(f.count, len(ev))
+	vals := c.valsOf(g)
 	var groupVals []event.GroupValue
 	for i, name := range c.groupNames {
-		groupVals = append(groupVals, event.GroupValue{Field: name, Value: g.vals[i]})
+		groupVals = append(groupVals, event.GroupValue{Field: name, Value: vals[i]})
 	}
 	st := c.stats
 	if st.alerting {
@@ -595,7 +614,7 @@ func (e *Engine) fire(c *correlator, g *group, f *firing) {
 	}
 	inner := make(map[string]string, len(c.groupNames))
 	for i, name := range c.groupNames {
-		inner[name] = g.vals[i]
+		inner[name] = vals[i]
 	}
 	for _, cons := range c.consumers {
 		e.feed(cons.c, hit{rec: f.rec, t: f.t, idx: f.idx, slot: cons.slot, evidence: ev, inner: inner})
@@ -683,9 +702,10 @@ func (c *correlator) groupString(g *group) string {
 	if len(c.groupNames) == 0 {
 		return "all events"
 	}
+	vals := c.valsOf(g)
 	parts := make([]string, len(c.groupNames))
 	for i, n := range c.groupNames {
-		parts[i] = n + "=" + g.vals[i]
+		parts[i] = n + "=" + vals[i]
 	}
 	return strings.Join(parts, ", ")
 }

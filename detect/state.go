@@ -66,7 +66,7 @@ func (e *Engine) SaveState(w StateWriter) error {
 			if !g.dirty || c.lookup(g.key()) != g {
 				continue // removed since
 			}
-			if err := w.Set([]byte(prefix+g.key()), encodeGroup(g, c.evidence[g])); err != nil {
+			if err := w.Set([]byte(prefix+g.key()), encodeGroup(g, c.valsOf(g), c.evidence[g])); err != nil {
 				return err
 			}
 			g.dirty = false
@@ -104,7 +104,7 @@ func (e *Engine) SaveAll(w StateWriter) error {
 			if g == nil {
 				continue
 			}
-			if err := w.Set([]byte(prefix+k), encodeGroup(g, c.evidence[g])); err != nil {
+			if err := w.Set([]byte(prefix+k), encodeGroup(g, c.valsOf(g), c.evidence[g])); err != nil {
 				return err
 			}
 			g.dirty = false
@@ -271,6 +271,9 @@ func (e *Engine) LoadState(entries iter.Seq2[[]byte, []byte]) error {
 			return fmt.Errorf("detect: state of rule %s: %w", id, err)
 		}
 		c.addGroup(gkey, g)
+		if len(g.vals) == 1 && len(c.groupNames) == 1 && g.vals[0] == gkey {
+			g.vals = nil // the key (valsOf)
+		}
 		for k, ev := range evidence {
 			c.setEvidence(g, k, ev)
 		}
@@ -315,10 +318,10 @@ func sortGroups(gs []*group) {
 	})
 }
 
-func encodeGroup(g *group, evidence map[itemKey][]uint64) []byte {
+func encodeGroup(g *group, vals []string, evidence map[itemKey][]uint64) []byte {
 	b := make([]byte, 0, 64+len(g.items)*24)
-	b = binary.AppendUvarint(b, uint64(len(g.vals)))
-	for _, v := range g.vals {
+	b = binary.AppendUvarint(b, uint64(len(vals)))
+	for _, v := range vals {
 		b = binary.AppendUvarint(b, uint64(len(v)))
 		b = append(b, v...)
 	}
