@@ -294,7 +294,7 @@ func (s *Decisions) Add(ctx context.Context, in DecisionInput) (event.Decision, 
 			Scenario: in.Scenario, Until: now.Add(in.Duration)},
 		UUID: decUUID(), Key: in.Key, AlertIndex: in.AlertIndex, DedupKey: in.DedupKey, Created: now,
 	}
-	d.gkey = decGroupKey(d.Type, d.Scope, d.Value)
+	d.setGroupKey()
 	s.nextID++
 	b := &decBatch{}
 	s.insert(d, now, b)
@@ -577,9 +577,21 @@ type decGroup struct {
 	// gone is the effective decision whose end left the group without
 	// active decisions; startup answers list it as deleted.
 	gone *decEntry
+	// one holds active while the group has one decision, as almost all
+	// do: an object fewer per decision for every collection to mark
+	// (BenchmarkDecisionsGC), in the group's size class (64 bytes).
+	one [1]*decEntry
 }
 
 func decGroupKey(typ, scope, value string) string { return typ + "\x00" + scope + "\x00" + value }
+
+// setGroupKey sets d's group key, and makes d's value the end of it: one
+// string where there were two, for every collection to mark
+// (BenchmarkDecisionsGC).
+func (d *decEntry) setGroupKey() {
+	d.gkey = decGroupKey(d.Type, d.Scope, d.Value)
+	d.Value = d.gkey[len(d.gkey)-len(d.Value):]
+}
 
 // best returns the decision bouncers should see, nil if none is active.
 func (g *decGroup) best() *decEntry {
@@ -728,6 +740,7 @@ func (s *Decisions) group(key string) *decGroup {
 	g := s.groups[key]
 	if g == nil {
 		g = &decGroup{key: key}
+		g.active = g.one[:0]
 		s.groups[key] = g
 	}
 	return g
@@ -945,7 +958,7 @@ func (s *Decisions) loadRecord(_, v []byte) error {
 		UUID: r.UUID, Key: r.Key, AlertIndex: r.Alert, DedupKey: r.DedupKey, Created: r.Created,
 		Ended: r.Ended, DeletedBy: r.DeletedBy,
 	}
-	d.gkey = decGroupKey(d.Type, d.Scope, d.Value)
+	d.setGroupKey()
 	s.byID[d.ID] = d
 	s.byKey[d.Key] = d
 	for _, t := range []time.Time{d.Created, d.removed} {

@@ -3,6 +3,8 @@ package respond_test
 import (
 	"fmt"
 	"net/netip"
+	"runtime"
+	"runtime/metrics"
 	"testing"
 	"time"
 
@@ -83,4 +85,33 @@ func BenchmarkDecisionsAdd(b *testing.B) {
 		addDecision(b, f, i)
 		i++
 	}
+}
+
+// BenchmarkDecisionsGC measures what 100,000 active decisions cost the
+// garbage collector, which marks them at every collection of the server:
+// the objects they hold, per decision, and the time of a full collection
+// with them live.
+func BenchmarkDecisionsGC(b *testing.B) {
+	base := liveObjects()
+	f := benchStore(b)
+	// The test recorder keeps what the log would have been given.
+	f.rec.mu.Lock()
+	f.rec.got = nil
+	f.rec.mu.Unlock()
+	objects := liveObjects() - base
+	b.ResetTimer()
+	for b.Loop() {
+		runtime.GC()
+	}
+	b.ReportMetric(float64(objects)/benchActive, "objects/decision")
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "gc-ms")
+	runtime.KeepAlive(f)
+}
+
+// liveObjects returns the live heap objects after a full collection.
+func liveObjects() uint64 {
+	runtime.GC()
+	s := []metrics.Sample{{Name: "/gc/heap/objects:objects"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }
