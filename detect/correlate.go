@@ -56,6 +56,10 @@ type correlator struct {
 	evicted uint64
 	deleted []string // keys of groups removed since the last save
 	dirty   []*group // groups changed since the last save
+	// groups are allocated from slabs (newGroup); free holds the slots
+	// of removed groups, for reuse.
+	slab []group
+	free []*group
 	// evidence holds, by group, the evidence of the items that carry an
 	// inner correlation's firing (item.hasEv). Empty but in correlations
 	// fed by another; kept here rather than in group, whose size class
@@ -74,10 +78,9 @@ func (c *correlator) markDirty(g *group) {
 // group is one group's state in a correlation. Its fields are owned by the
 // engine's goroutine.
 //
-// A group is 192 bytes, a size class of its own and a multiple of the
-// cache line, so groups start on one (the next class is 224 bytes). What
-// every event reads, and a baseline's counters, are in its first 64
-// bytes.
+// A group is 192 bytes, a multiple of the cache line, so groups start on
+// one in their slab (newGroup). What every event reads, and a baseline's
+// counters, are in its first 64 bytes.
 type group struct {
 	stamp      uint64 // of its latest entry in the LRU queue; 0 once removed
 	first      int64  // first event time seen
@@ -504,7 +507,8 @@ func (e *Engine) feed(c *correlator, h hit) {
 		if ent == nil {
 			ent = c.table.add(key)
 		}
-		g = &group{ent: ent, vals: c.groupVals(&h, ent.key), first: h.t, last: h.t}
+		g = c.newGroup()
+		g.ent, g.vals, g.first, g.last = ent, c.groupVals(&h, ent.key), h.t, h.t
 		ent.groups[c.column] = g
 		ent.live++
 		c.ngroups++
@@ -565,13 +569,39 @@ func (c *correlator) addGroup(key string, g *group) {
 // lookup returns the group of key, or nil.
 func (c *correlator) lookup(key string) *group { return c.table.lookup(c.column, key) }
 
+// removeGroup drops g and frees its slot for the next new group. What
+// may still point at the slot holds no claim on it: the LRU queue's stale
+// entries compare stamps (a new group gets a new one), and the dirty
+// list skips groups that are not dirty or not in the table.
 func (c *correlator) removeGroup(g *group) {
 	c.lru.remove(g)
 	c.table.remove(c.column, g)
 	c.ngroups--
 	c.deleted = append(c.deleted, g.key())
 	delete(c.evidence, g)
-	g.dirty = false
+	*g = group{}
+	c.free = append(c.free, g)
+}
+
+// groupSlab is how many groups a slab holds: 96 KiB.
+const groupSlab = 512
+
+// newGroup returns a zero group. Groups live in slabs of groupSlab, so
+// that the collector marks a slab where it would mark each group: groups
+// are a third of the objects of the detector's state (BenchmarkStateGC).
+// A slab lives as long as one of its groups; the slots of removed groups
+// are reused first.
+func (c *correlator) newGroup() *group {
+	if n := len(c.free); n > 0 {
+		g := c.free[n-1]
+		c.free = c.free[:n-1]
+		return g
+	}
+	if len(c.slab) == cap(c.slab) {
+		c.slab = make([]group, 0, groupSlab)
+	}
+	c.slab = c.slab[:len(c.slab)+1]
+	return &c.slab[len(c.slab)-1]
 }
 
 // fire raises a correlation's alert (if it alerts and is not suppressed)

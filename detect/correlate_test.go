@@ -645,8 +645,59 @@ func TestLRUQueue(t *testing.T) {
 	}
 }
 
-// TestGroupSize guards the group's size class (see group): one more field
-// costs 32 bytes per group, 5.7 groups per active account.
+// TestGroupSlotsReused evicts groups (MaxGroups 4) while new ones come:
+// their slab slots are reused, and a group in a reused slot is whole and
+// alone (its key, values, window and alert are its own).
+func TestGroupSlotsReused(t *testing.T) {
+	e := compileYAML(t, failedLogin+`title: brute force
+id: bf
+correlation:
+  type: event_count
+  rules: [failed_login]
+  group-by: [actor.id, source.ip]
+  timespan: 1h
+  condition: {gte: 3}
+`, Config{MaxGroups: 4})
+	var c *correlator
+	for _, x := range e.corrs {
+		if x.rule.ID == "bf" {
+			c = x
+		}
+	}
+	var evs []*event.Event
+	for i := range 100 {
+		evs = append(evs, fail(t, time.Duration(i)*time.Second, "192.0.2.1", fmt.Sprintf("user%d", i)))
+	}
+	for i := range 3 {
+		evs = append(evs, fail(t, time.Duration(100+i)*time.Second, "192.0.2.9", "zed"))
+	}
+	as := stream(e, evs)
+	if len(as) != 1 {
+		t.Fatalf("alerts %s, want one for zed", alertIDs(as))
+	}
+	if g := as[0].Group; len(g) != 2 || g[0].Value != "zed" || g[1].Value != "192.0.2.9" || as[0].EvidenceCount != 3 {
+		t.Errorf("alert group %+v evidence %d, want zed from 192.0.2.9 with 3 events", g, as[0].EvidenceCount)
+	}
+	if n := len(c.slab); n > 5 {
+		t.Errorf("%d slots taken for at most 4 groups at a time (and one being added): removed groups' slots are not reused", n)
+	}
+	live := 0
+	for g := range c.lru.all {
+		live++
+		want := c.valsOf(g)[0] + "\x1f" + c.valsOf(g)[1]
+		// Every group but zed's (its window went into the alert)
+		// holds its one event.
+		if g.key() != want || c.lookup(g.key()) != g || g.last == 0 || len(g.items) != 1 && g.vals[0] != "zed" {
+			t.Errorf("group %q: values %q, in the table %v, %d items, last %d", g.key(), c.valsOf(g), c.lookup(g.key()) == g, len(g.items), g.last)
+		}
+	}
+	if live != 4 {
+		t.Errorf("%d live groups, want 4", live)
+	}
+}
+
+// TestGroupSize guards the group's size (see group): groups sit in slabs
+// on cache-line boundaries, and 5.7 of them per active account.
 func TestGroupSize(t *testing.T) {
 	if unsafe.Sizeof(uintptr(0)) != 8 {
 		t.Skip("64-bit layout")

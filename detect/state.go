@@ -266,10 +266,12 @@ func (e *Engine) LoadState(entries iter.Seq2[[]byte, []byte]) error {
 			e.stale = append(e.stale, string(p.key))
 			continue
 		}
-		g, evidence, err := decodeGroup(p.val)
+		decoded, evidence, err := decodeGroup(p.val)
 		if err != nil {
 			return fmt.Errorf("detect: state of rule %s: %w", id, err)
 		}
+		g := c.newGroup()
+		*g = *decoded
 		c.addGroup(gkey, g)
 		if len(g.vals) == 1 && len(c.groupNames) == 1 && g.vals[0] == gkey {
 			g.vals = nil // the key (valsOf)
