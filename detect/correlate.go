@@ -61,9 +61,9 @@ type correlator struct {
 	slab []group
 	free []*group
 	// evidence holds, by group, the evidence of the items that carry an
-	// inner correlation's firing (item.hasEv). Empty but in correlations
-	// fed by another; kept here rather than in group, whose size class
-	// it would change (TestGroupSize).
+	// inner correlation's firing (item.hasEv); nil but in correlations
+	// fed by another. It is kept here rather than in group, which it
+	// would make larger than 192 bytes (TestGroupSize).
 	evidence map[*group]map[itemKey][]uint64
 }
 
@@ -112,7 +112,7 @@ type item struct {
 	idx   uint64
 	val   uint64 // value hash (value_count)
 	slot  int32
-	hasEv bool // the correlator's evidence map holds the inner firing's
+	hasEv bool // its inner firing's evidence is in correlator.evidence
 }
 
 // itemKey identifies an item of a group: one event feeds a slot once.
@@ -588,7 +588,7 @@ const groupSlab = 512
 
 // newGroup returns a zero group. Groups live in slabs of groupSlab, so
 // that the collector marks a slab where it would mark each group: groups
-// are a third of the objects of the detector's state (BenchmarkStateGC).
+// were 40 % of the objects of the detector's state (BenchmarkStateGC).
 // A slab lives as long as one of its groups; the slots of removed groups
 // are reused first.
 func (c *correlator) newGroup() *group {

@@ -25,15 +25,16 @@ func TestGroupsDoNotKeepLeaves(t *testing.T) {
 		{"[actor.id, source.ip]", "alice\x1f192.0.2.1", []string{"alice", "192.0.2.1"}},
 	} {
 		t.Run(tc.groupBy, func(t *testing.T) {
-			e := compileYAML(t, failedLogin+`title: brute force
+			rules := failedLogin + `title: brute force
 id: bf
 correlation:
   type: event_count
   rules: [failed_login]
-  group-by: `+tc.groupBy+`
+  group-by: ` + tc.groupBy + `
   timespan: 1m
   condition: {gte: 5}
-`, Config{})
+`
+			e := compileYAML(t, rules, Config{})
 			ev := fail(t, 0, "192.0.2.1", "alice")
 			ev.Attributes = map[string]string{"pad": strings.Repeat("x", 60_000)}
 			leaf, err := event.EncodeLeaf(event.KindEvent, ev.Time, ev.Canonical())
@@ -71,6 +72,37 @@ correlation:
 			for _, v := range append(vals, g.key()) {
 				if p := uintptr(unsafe.Pointer(unsafe.StringData(v))); p >= lo && p < hi {
 					t.Fatalf("the group's %q shares the decoded leaf's memory", v)
+				}
+			}
+
+			// After a restart the values are again in the entity's key,
+			// with no string of their own.
+			saved := mapWriter{}
+			if err := e.SaveAll(saved); err != nil {
+				t.Fatal(err)
+			}
+			state := map[string][]byte{}
+			for k, v := range saved {
+				state[k] = []byte(v)
+			}
+			e2 := compileYAML(t, rules, Config{})
+			if err := e2.LoadState(entries(state)); err != nil {
+				t.Fatal(err)
+			}
+			for _, x := range e2.corrs {
+				if x.rule.ID == "bf" {
+					c = x
+				}
+			}
+			g = c.lookup(tc.key)
+			if g == nil || !slices.Equal(c.valsOf(g), tc.want) {
+				t.Fatalf("after LoadState: group %q values %q, want %q", tc.key, c.valsOf(g), tc.want)
+			}
+			k := g.key()
+			klo := uintptr(unsafe.Pointer(unsafe.StringData(k)))
+			for _, v := range g.vals {
+				if p := uintptr(unsafe.Pointer(unsafe.StringData(v))); p < klo || p >= klo+uintptr(len(k)) {
+					t.Errorf("after LoadState: value %q is a string of its own, not in the key %q", v, k)
 				}
 			}
 		})

@@ -273,8 +273,16 @@ func (e *Engine) LoadState(entries iter.Seq2[[]byte, []byte]) error {
 		g := c.newGroup()
 		*g = *decoded
 		c.addGroup(gkey, g)
-		if len(g.vals) == 1 && len(c.groupNames) == 1 && g.vals[0] == gkey {
+		// Values as groupVals keeps them: in the entity's key.
+		switch {
+		case len(g.vals) == 1 && len(c.groupNames) == 1 && g.vals[0] == gkey:
 			g.vals = nil // the key (valsOf)
+		case len(g.vals) > 1 && strings.Join(g.vals, "\x1f") == gkey:
+			off := 0
+			for i, v := range g.vals {
+				g.vals[i] = g.ent.key[off : off+len(v)]
+				off += len(v) + 1
+			}
 		}
 		for k, ev := range evidence {
 			c.setEvidence(g, k, ev)
