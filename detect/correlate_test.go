@@ -199,18 +199,7 @@ func TestSpecChainEvidenceSurvivesRestart(t *testing.T) {
 	if as := stream(e, evs); len(as) != 0 {
 		t.Fatalf("alerts %s before the success, want none", alertIDs(as))
 	}
-	saved := mapWriter{}
-	if err := e.SaveAll(saved); err != nil {
-		t.Fatal(err)
-	}
-	state := map[string][]byte{}
-	for k, v := range saved {
-		state[k] = []byte(v)
-	}
-	e2 := compileYAML(t, specCorrelation, Config{})
-	if err := e2.LoadState(entries(state)); err != nil {
-		t.Fatal(err)
-	}
+	e2 := restarted(t, e, specCorrelation, Config{})
 	as := cloneAlerts(e2.Process(rec(success(t, 2*time.Minute, "192.0.2.1", "alice"), 10)))
 	if len(as) != 1 {
 		t.Fatalf("alerts %s after the restart, want 1", alertIDs(as))

@@ -103,3 +103,22 @@ func alertIDs(as []*event.Alert) string {
 	}
 	return strings.Join(s, " ")
 }
+
+// restarted saves e's whole state and loads it into a new engine of the
+// same rules and configuration, as a detector's restart does.
+func restarted(t testing.TB, e *Engine, rules string, cfg Config) *Engine {
+	t.Helper()
+	saved := mapWriter{}
+	if err := e.SaveAll(saved); err != nil {
+		t.Fatal(err)
+	}
+	state := map[string][]byte{}
+	for k, v := range saved {
+		state[k] = []byte(v)
+	}
+	e2 := compileYAML(t, rules, cfg)
+	if err := e2.LoadState(entries(state)); err != nil {
+		t.Fatal(err)
+	}
+	return e2
+}

@@ -77,18 +77,7 @@ correlation:
 
 			// After a restart the values are again in the entity's key,
 			// with no string of their own.
-			saved := mapWriter{}
-			if err := e.SaveAll(saved); err != nil {
-				t.Fatal(err)
-			}
-			state := map[string][]byte{}
-			for k, v := range saved {
-				state[k] = []byte(v)
-			}
-			e2 := compileYAML(t, rules, Config{})
-			if err := e2.LoadState(entries(state)); err != nil {
-				t.Fatal(err)
-			}
+			e2 := restarted(t, e, rules, Config{})
 			for _, x := range e2.corrs {
 				if x.rule.ID == "bf" {
 					c = x
