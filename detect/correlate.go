@@ -424,13 +424,21 @@ func (c *correlator) groupVals(h *hit, key string) []string {
 		return nil
 	}
 	vals := make([]string, len(fields))
-	off := 0
 	for i, f := range fields {
-		v, _ := c.fieldOf(h, f)
+		vals[i], _ = c.fieldOf(h, f)
+	}
+	inKey(key, vals)
+	return vals
+}
+
+// inKey makes vals substrings of key, which joins them in order, separated
+// by 0x1f (groupKeyOf).
+func inKey(key string, vals []string) {
+	off := 0
+	for i, v := range vals {
 		vals[i] = key[off : off+len(v)]
 		off += len(v) + 1
 	}
-	return vals
 }
 
 // valsOf returns g's group-by values, in groupNames order.

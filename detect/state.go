@@ -266,23 +266,18 @@ func (e *Engine) LoadState(entries iter.Seq2[[]byte, []byte]) error {
 			e.stale = append(e.stale, string(p.key))
 			continue
 		}
-		decoded, evidence, err := decodeGroup(p.val)
+		g := c.newGroup()
+		evidence, err := decodeGroup(p.val, g)
 		if err != nil {
 			return fmt.Errorf("detect: state of rule %s: %w", id, err)
 		}
-		g := c.newGroup()
-		*g = *decoded
 		c.addGroup(gkey, g)
 		// Values as groupVals keeps them: in the entity's key.
 		switch {
 		case len(g.vals) == 1 && len(c.groupNames) == 1 && g.vals[0] == gkey:
 			g.vals = nil // the key (valsOf)
 		case len(g.vals) > 1 && strings.Join(g.vals, "\x1f") == gkey:
-			off := 0
-			for i, v := range g.vals {
-				g.vals[i] = g.ent.key[off : off+len(v)]
-				off += len(v) + 1
-			}
+			inKey(g.ent.key, g.vals)
 		}
 		for k, ev := range evidence {
 			c.setEvidence(g, k, ev)
@@ -442,9 +437,10 @@ func (d *decoder) float() float64 {
 	return math.Float64frombits(binary.BigEndian.Uint64(b))
 }
 
-func decodeGroup(data []byte) (*group, map[itemKey][]uint64, error) {
+// decodeGroup decodes what encodeGroup wrote into g, a zero group, and
+// returns the evidence of its items.
+func decodeGroup(data []byte, g *group) (map[itemKey][]uint64, error) {
 	d := &decoder{b: data}
-	g := &group{}
 	var evidence map[itemKey][]uint64
 	nv := d.count(64)
 	for i := 0; i < nv; i++ {
@@ -489,7 +485,7 @@ func decodeGroup(data []byte) (*group, map[itemKey][]uint64, error) {
 		d.err = errors.New("corrupt group state: trailing bytes")
 	}
 	if d.err != nil {
-		return nil, nil, d.err
+		return nil, d.err
 	}
-	return g, evidence, nil
+	return evidence, nil
 }
