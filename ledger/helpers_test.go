@@ -142,3 +142,15 @@ func mustErrIs(t testing.TB, call string, err, target error) {
 
 // bg is the context of calls that a test does not bound.
 var bg = context.Background()
+
+// waitRuns waits until the hash runs of the first n chunks are stored.
+func waitRuns(t testing.TB, l *Ledger, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for l.runs.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("hash runs of %d chunks after 10s, want %d", l.runs.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -14,15 +14,18 @@ import (
 //	'b' index:8                 full entry bundle: codec:1, then C2SP bytes (zstd or raw)
 //	'p' index:8 first:1         chunk of the edge bundle: entries first.. (C2SP framing)
 //	'd' dedup key               idempotency record: index:8 leafhash:32 fingerprint:32
-//	'h' leafhash[:8] index:8    leaf-hash index (empty value); candidates are checked
-//	                            against the level-0 tile, and the first index wins
+//	'r' chunk:8 bucket:1 part:1 hash runs: the leaf hashes of 65,536 entries, sorted
+//	                            (hashruns.go); candidates are checked against the
+//	                            level-0 tile, and the first index wins
+//	'h' leafhash[:8] index:8    per-entry leaf-hash index of earlier versions; Open
+//	                            removes it
 //	'c' size:8                  signed checkpoint of that size
 const (
 	prefixTile       = 't'
 	prefixBundle     = 'b'
 	prefixChunk      = 'p'
 	prefixDedup      = 'd'
-	prefixLeafHash   = 'h'
+	prefixLeafHash   = 'h' // earlier versions only
 	prefixCheckpoint = 'c'
 )
 
@@ -65,19 +68,6 @@ func dedupKey(key []byte) []byte {
 	k := make([]byte, 1+len(key))
 	k[0] = prefixDedup
 	copy(k[1:], key)
-	return k
-}
-
-// leafHashPrefixLen is how much of a leaf hash the index key keeps: enough
-// that candidates are almost always unique, small enough to keep the
-// per-entry index cheap.
-const leafHashPrefixLen = 8
-
-func leafHashKey(hash []byte, index uint64) []byte {
-	k := make([]byte, 1+leafHashPrefixLen+8)
-	k[0] = prefixLeafHash
-	copy(k[1:], hash[:leafHashPrefixLen])
-	binary.BigEndian.PutUint64(k[1+leafHashPrefixLen:], index)
 	return k
 }
 

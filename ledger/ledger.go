@@ -4,8 +4,10 @@
 // They are appended through a bounded queue by a single sequencer goroutine
 // that writes each batch in one synced Badger transaction: the entries as
 // C2SP tlog-tiles entry bundles, the hash tiles (height 8) the batch
-// touches, the idempotency records, the leaf-hash index and the new tree
-// size. Callers are answered only after that commit. A second goroutine
+// touches, the idempotency records and the new tree size. Callers are
+// answered only after that commit. A background task writes, for every
+// complete chunk of 65,536 entries, the hash runs that find an entry by
+// its leaf hash (hashruns.go). A second goroutine
 // signs C2SP checkpoints on a steady cadence, only over durable data, and
 // keeps every one. Proofs are built from the stored tiles with
 // github.com/transparency-dev/merkle.
@@ -133,6 +135,9 @@ type Config struct {
 	// faultHook, if set, is called at each step of every commit; an
 	// error it returns fails the commit there (fault-injection tests).
 	faultHook func(commitStep) error
+	// hashRunBits, if set, replaces hashRunBits (tests: small chunks).
+	// A log must always be opened with the same value.
+	hashRunBits uint8
 }
 
 func (c *Config) fault(step commitStep) error {
@@ -175,6 +180,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.SignTimeout <= 0 {
 		c.SignTimeout = 10 * time.Second
+	}
+	if c.hashRunBits != 0 && (c.hashRunBits < TileHeight || c.hashRunBits > 16) {
+		return fmt.Errorf("ledger: hash-run chunks of 2^%d entries: want 2^%d to 2^16", c.hashRunBits, TileHeight)
 	}
 	if c.QueueBytes < 2*MaxCallBytes {
 		return fmt.Errorf("ledger: QueueBytes %d is below %d: a full-size Append could never be queued", c.QueueBytes, 2*MaxCallBytes)
@@ -258,10 +266,16 @@ type Ledger struct {
 	dbMu     sync.RWMutex
 	dbClosed bool
 
+	// runs is the number of chunks whose hash runs are stored (see
+	// hashruns.go); runNotify (capacity 1) wakes their builder.
+	runs      atomic.Uint64
+	runNotify chan struct{}
+
 	stop     chan struct{}
 	seqDone  chan struct{}
 	cpDone   chan struct{}
 	trimDone chan struct{}
+	runDone  chan struct{}
 	closed   atomic.Bool
 }
 
@@ -368,6 +382,9 @@ func openLedger(ctx context.Context, cfg Config, db *badger.DB, fault *storageFa
 	if cfg.Signer.Name() != meta.Origin {
 		return nil, fmt.Errorf("ledger: signer name %q must equal the log's origin %q", cfg.Signer.Name(), meta.Origin)
 	}
+	if err := dropOldLeafHashIndex(ctx, db, cfg.Logger); err != nil {
+		return nil, err
+	}
 	l, err := newLedger(cfg, db, fault, meta)
 	if err != nil {
 		return nil, err
@@ -405,6 +422,9 @@ func newLedger(cfg Config, db *badger.DB, fault *storageFault, meta logMeta) (*L
 		seqDone:  make(chan struct{}),
 		cpDone:   make(chan struct{}),
 		trimDone: make(chan struct{}),
+		runDone:  make(chan struct{}),
+
+		runNotify: make(chan struct{}, 1),
 	}
 	if l.metrics, err = newMetrics(l, cfg.Registerer); err != nil {
 		return nil, err
@@ -412,11 +432,13 @@ func newLedger(cfg Config, db *badger.DB, fault *storageFault, meta logMeta) (*L
 	return l, nil
 }
 
-// start launches the sequencer and the checkpoint signer. Close stops them.
+// start launches the sequencer, the checkpoint signer, the trimmer and
+// the builder of hash runs. Close stops them.
 func (l *Ledger) start() {
 	go l.seqState.run()
 	go l.checkpointLoop()
 	go l.trimLoop()
+	go l.runLoop()
 }
 
 // trimInterval is how often the ledger trims its storage mappings from
@@ -658,6 +680,7 @@ func (l *Ledger) Close(ctx context.Context) error {
 	<-l.seqDone
 	<-l.cpDone
 	<-l.trimDone
+	<-l.runDone
 	if err := l.failure(); err != nil {
 		// Nothing more is signed after a failure; the next Open
 		// recovers from storage.

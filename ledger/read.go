@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -114,40 +113,13 @@ func (l *Ledger) Entry(ctx context.Context, index uint64) ([]byte, []byte, error
 	return data, hasher.HashLeaf(data), nil
 }
 
-// IndexOf returns the first index whose leaf hash is leafHash, below size.
+// IndexOf returns the first index whose leaf hash is leafHash, below size
+// (see hashruns.go for how it finds it).
 func (l *Ledger) IndexOf(ctx context.Context, leafHash []byte, size uint64) (uint64, error) {
 	if len(leafHash) != hashSize {
 		return 0, fmt.Errorf("leaf hash must be %d bytes, got %d: %w", hashSize, len(leafHash), ErrInvalidArgument)
 	}
-	prefix := append([]byte{prefixLeafHash}, leafHash[:leafHashPrefixLen]...)
-	found := false
-	var index uint64
-	err := l.view(func(txn *badger.Txn) error {
-		opts := badger.DefaultIteratorOptions
-		opts.PrefetchValues = false
-		opts.Prefix = prefix
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		tc := newTileCache(txn)
-		// Keys sort by index, so the first candidate whose full hash
-		// matches is the first occurrence.
-		for it.Rewind(); it.Valid(); it.Next() {
-			i := binary.BigEndian.Uint64(it.Item().Key()[len(prefix):])
-			if i >= size {
-				return nil
-			}
-			t, err := tc.tile(0, i/TileWidth)
-			if err != nil {
-				return err
-			}
-			o := (i % TileWidth) * hashSize
-			if uint64(len(t)) >= o+hashSize && bytes.Equal(t[o:o+hashSize], leafHash) {
-				index, found = i, true
-				return nil
-			}
-		}
-		return nil
-	})
+	index, found, err := l.indexOf(ctx, leafHash, size)
 	if err != nil {
 		return 0, fmt.Errorf("looking up leaf hash: %w", err)
 	}

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -11,15 +12,16 @@ import (
 )
 
 // recordCheck verifies, during a full Open, the records derived from the
-// entries: the leaf-hash index and the dedup records. Both are written in
-// the same transaction as their entries, so after any crash they agree
-// with them exactly.
+// entries: the hash runs and the dedup records.
 //
-//   - The leaf-hash index must be exactly {(hash[:8], index)} for every
-//     entry: no record missing (a lookup by hash would fail), none extra.
-//     It is compared as a multiset hash (the sum, modulo 2^256, of the
-//     SHA-256 of every key) of the stored keys and of the keys the entries
-//     call for, in constant memory.
+//   - The hash runs of the chunks that have them must hold exactly the
+//     pairs (hash[:8], position) of the chunks' entries, each part sorted
+//     and in its bucket, the parts of a bucket in order: no pair missing
+//     (a lookup by hash would fail), none extra. The pairs are compared
+//     as a multiset hash (the sum, modulo 2^256, of the SHA-256 of every
+//     pair with its chunk) of the stored runs and of the entries, in
+//     constant memory. The runs are written after their entries, so
+//     after a crash a chunk may lack them; never the reverse.
 //   - Every dedup record must point below the tree size at an entry with
 //     the leaf hash it records (a replay answers with that index and
 //     hash). Records are loaded as (index, folded hash) pairs, 16 bytes
@@ -27,10 +29,12 @@ import (
 //     Whether every entry that had an id has its record cannot be checked
 //     here: ids are the API's, and the ledger's entries are opaque bytes.
 type recordCheck struct {
-	leafSum  setHash // of the leaf-hash keys the entries call for
+	runSum   setHash // of the pairs the entries of chunks with runs call for
+	runPairs uint64
+	runs     uint64 // chunks with hash runs
+	bits     uint   // log2 of the entries per chunk
 	dedup    []dedupPair
 	next     int // first dedup pair not yet checked
-	leafKeys uint64
 }
 
 type dedupPair struct {
@@ -57,9 +61,10 @@ func (s *setHash) add(element []byte) {
 	}
 }
 
-// loadRecordCheck reads the dedup records of a tree of the given size.
-func loadRecordCheck(txn *badger.Txn, size uint64) (*recordCheck, error) {
-	rc := &recordCheck{}
+// loadRecordCheck reads the dedup records of a tree of the given size,
+// whose first runs chunks of 2^bits entries have hash runs.
+func loadRecordCheck(txn *badger.Txn, size, runs uint64, bits uint) (*recordCheck, error) {
+	rc := &recordCheck{runs: runs, bits: bits}
 	opts := badger.DefaultIteratorOptions
 	opts.Prefix = []byte{prefixDedup}
 	it := txn.NewIterator(opts)
@@ -92,11 +97,21 @@ func loadRecordCheck(txn *badger.Txn, size uint64) (*recordCheck, error) {
 	return rc, nil
 }
 
+// runElement is what the multiset hash of the runs adds for one pair.
+func runElement(chunk, hash uint64, pos uint16) []byte {
+	b := make([]byte, 0, 18)
+	b = binary.BigEndian.AppendUint64(b, chunk)
+	b = binary.BigEndian.AppendUint64(b, hash)
+	return binary.BigEndian.AppendUint16(b, pos)
+}
+
 // entry checks the records of the entry at index with leaf hash leaf.
 // Entries must come in index order.
 func (rc *recordCheck) entry(index uint64, leaf []byte) error {
-	rc.leafSum.add(leafHashKey(leaf, index))
-	rc.leafKeys++
+	if chunk := index >> rc.bits; chunk < rc.runs {
+		pos := uint16(index - chunk<<rc.bits)
+		rc.runSum.add(runElement(chunk, binary.BigEndian.Uint64(leaf), pos))
+	}
 	f := foldHash(leaf)
 	for ; rc.next < len(rc.dedup) && rc.dedup[rc.next].index == index; rc.next++ {
 		if rc.dedup[rc.next].fold != f {
@@ -106,25 +121,62 @@ func (rc *recordCheck) entry(index uint64, leaf []byte) error {
 	return nil
 }
 
-// finish compares the stored leaf-hash index with what the entries call
-// for.
+// finish compares the stored hash runs with what the entries call for.
 func (rc *recordCheck) finish(txn *badger.Txn) error {
-	var stored setHash
-	var n uint64
-	opts := badger.DefaultIteratorOptions
-	opts.Prefix = []byte{prefixLeafHash}
-	opts.PrefetchValues = false
-	it := txn.NewIterator(opts)
-	defer it.Close()
-	for it.Rewind(); it.Valid(); it.Next() {
-		stored.add(it.Item().Key())
-		n++
-	}
 	if rc.next != len(rc.dedup) {
 		return fmt.Errorf("dedup records point at entries not checked: %w", ErrCorrupt)
 	}
-	if n != rc.leafKeys || stored != rc.leafSum {
-		return fmt.Errorf("the leaf-hash index (%d records) does not match the %d entries: %w", n, rc.leafKeys, ErrCorrupt)
+	var stored setHash
+	var n uint64
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = []byte{prefixHashRun}
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	var last []byte // the key of the previous part
+	var lastHash uint64
+	var lastPos uint16
+	for it.Rewind(); it.Valid(); it.Next() {
+		k := it.Item().Key()
+		if len(k) != 11 {
+			return fmt.Errorf("malformed hash-run key %x: %w", k, ErrCorrupt)
+		}
+		chunk, bucket, part := binary.BigEndian.Uint64(k[1:]), k[9], k[10]
+		if chunk >= rc.runs {
+			return fmt.Errorf("hash run of chunk %d, but only %d chunks have runs: %w", chunk, rc.runs, ErrCorrupt)
+		}
+		sameBucket := last != nil && bytes.Equal(last[:10], k[:10])
+		if sameBucket && part != last[10]+1 || !sameBucket && part != 0 {
+			return fmt.Errorf("hash run %x out of sequence: %w", k, ErrCorrupt)
+		}
+		err := it.Item().Value(func(v []byte) error {
+			if len(v) == 0 || len(v)%runPairBytes != 0 {
+				return fmt.Errorf("hash run %x holds %d bytes: %w", k, len(v), ErrCorrupt)
+			}
+			for o := 0; o < len(v); o += runPairBytes {
+				h := binary.BigEndian.Uint64(v[o:])
+				pos := binary.BigEndian.Uint16(v[o+8:])
+				if byte(h>>56) != bucket {
+					return fmt.Errorf("hash run %x holds a hash of another bucket: %w", k, ErrCorrupt)
+				}
+				if uint64(pos) >= 1<<rc.bits {
+					return fmt.Errorf("hash run %x holds position %d, beyond its chunk: %w", k, pos, ErrCorrupt)
+				}
+				if (sameBucket || o > 0) && (h < lastHash || h == lastHash && pos <= lastPos) {
+					return fmt.Errorf("hash run %x is not sorted: %w", k, ErrCorrupt)
+				}
+				lastHash, lastPos = h, pos
+				stored.add(runElement(chunk, h, pos))
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		last = append(last[:0], k...)
+	}
+	if want := rc.runs << rc.bits; n != want || stored != rc.runSum {
+		return fmt.Errorf("the hash runs (%d pairs) do not match the %d entries of their %d chunks: %w", n, want, rc.runs, ErrCorrupt)
 	}
 	return nil
 }

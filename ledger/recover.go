@@ -37,6 +37,14 @@ func (l *Ledger) recover(ctx context.Context) (uint64, []byte, error) {
 			return fmt.Errorf("latest checkpoint covers %d entries but only %d are stored: %w", cp.Size, size, ErrCorrupt)
 		}
 		l.latest.Store(cp)
+		runs, err := readHashRuns(txn)
+		if err != nil {
+			return err
+		}
+		if runs > size>>l.chunkBits() {
+			return fmt.Errorf("hash runs cover %d chunks of %d entries, beyond the tree size %d: %w", runs, 1<<l.chunkBits(), size, ErrCorrupt)
+		}
+		l.runs.Store(runs)
 		tc := newTileCache(txn)
 		// The edge bundle is what the next batch extends; both the full
 		// verification and the sequencer need it.
@@ -175,11 +183,11 @@ func (s *sequencer) loadEdge(tc *tileCache, size uint64, bw *bundleWriter, entri
 
 // verifyEntries re-hashes every stored entry, rebuilds the tree from those
 // leaf hashes alone, and checks every stored tile node and the checkpoint
-// root against it, and the leaf-hash index and dedup records against the
+// root against it, and the hash runs and dedup records against the
 // entries (recordCheck). Any edited, missing or extra entry, hash or
 // record is caught.
 func (l *Ledger) verifyEntries(ctx context.Context, txn *badger.Txn, tc *tileCache, size uint64, cp *Checkpoint, edgeIndex uint64, edge [][]byte) error {
-	rc, err := loadRecordCheck(txn, size)
+	rc, err := loadRecordCheck(txn, size, l.runs.Load(), l.chunkBits())
 	if err != nil {
 		return err
 	}

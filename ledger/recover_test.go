@@ -377,12 +377,24 @@ func copyDir(t *testing.T, from, to string) {
 }
 
 // TestOpenDetectsTamperedRecords checks that a full Open verifies the
-// records derived from the entries, the leaf-hash index and the dedup
-// records, and that QuickOpen, as documented, does not.
+// records derived from the entries, the hash runs and the dedup records,
+// and that QuickOpen, as documented, does not.
 func TestOpenDetectsTamperedRecords(t *testing.T) {
-	rawLeafKey := func(i int) []byte {
-		h := rfc6962.DefaultHasher.HashLeaf(entryData(i))
-		return binary.BigEndian.AppendUint64(append([]byte{'h'}, h[:8]...), uint64(i))
+	// Chunks of 256 entries: the 600 entries have two with runs.
+	leafHash := func(i int) []byte { return rfc6962.DefaultHasher.HashLeaf(entryData(i)) }
+	runKey := func(i int) []byte { return hashRunKey(uint64(i>>8), leafHash(i)[0], 0) }
+	// editPair applies f to the pair of entry i in its run.
+	editPair := func(i int, f func(pair []byte)) func(*badger.Txn) error {
+		return rewrite(runKey(i), func(v []byte) []byte {
+			for o := 0; o < len(v); o += runPairBytes {
+				if binary.BigEndian.Uint16(v[o+8:]) == uint16(i%256) {
+					f(v[o : o+runPairBytes])
+					return v
+				}
+			}
+			t.Fatalf("no pair of entry %d in its run", i)
+			return v
+		})
 	}
 	rawDedupKey := func(i int) []byte { return fmt.Appendf(nil, "did-%d", i) }
 	tests := []struct {
@@ -390,18 +402,21 @@ func TestOpenDetectsTamperedRecords(t *testing.T) {
 		edit func(*badger.Txn) error
 		msg  string
 	}{
-		{"LeafHashRecordDeleted", deleteKey(rawLeafKey(10)), "leaf-hash index"},
-		{"LeafHashRecordExtra", func(txn *badger.Txn) error {
-			return txn.Set(binary.BigEndian.AppendUint64([]byte("h\x01\x02\x03\x04\x05\x06\x07\x08"), 5), nil)
-		}, "leaf-hash index"},
-		{"LeafHashRecordMoved", func(txn *badger.Txn) error {
-			if err := txn.Delete(rawLeafKey(10)); err != nil {
-				return err
-			}
-			k := rawLeafKey(10) // Badger keeps the deleted key's slice
-			binary.BigEndian.PutUint64(k[9:], 11)
-			return txn.Set(k, nil)
-		}, "leaf-hash index"},
+		{"HashRunDeleted", deleteKey(runKey(10)), "hash runs"},
+		{"HashRunPairMoved", editPair(10, func(p []byte) {
+			binary.BigEndian.PutUint16(p[8:], 11)
+		}), "hash runs"},
+		{"HashRunPairOtherHash", editPair(300, func(p []byte) {
+			p[7] ^= 0x01 // the last byte: still in its bucket, order unchanged but for a tie
+		}), "hash run"},
+		{"HashRunOtherBucket", editPair(10, func(p []byte) { p[0] ^= 0x80 }), "another bucket"},
+		{"HashRunBeyondCount", func(txn *badger.Txn) error {
+			return txn.Set(hashRunKey(2, 0, 0), make([]byte, runPairBytes))
+		}, "only 2 chunks have runs"},
+		{"HashRunPartSkipped", func(txn *badger.Txn) error {
+			return txn.Set(hashRunKey(0, leafHash(10)[0], 2), make([]byte, runPairBytes))
+		}, "out of sequence"},
+		{"HashRunTruncated", rewrite(runKey(10), func(v []byte) []byte { return v[:len(v)-1] }), "bytes"},
 		{"DedupRecordOtherLeafHash", rewrite(rawDedupKey(7), func(v []byte) []byte {
 			v[20] ^= 0x01
 			return v
@@ -416,7 +431,7 @@ func TestOpenDetectsTamperedRecords(t *testing.T) {
 		}), "beyond the tree size"},
 		{"DedupRecordTruncated", rewrite(rawDedupKey(7), func(v []byte) []byte { return v[:40] }), "malformed"},
 	}
-	l, template := newTestLedger(t)
+	l, template := newTestLedger(t, func(c *Config) { c.hashRunBits = 8 })
 	for i := 0; i < tamperLogSize; i += 100 {
 		entries := make([]Entry, 100)
 		for j := range entries {
@@ -426,6 +441,7 @@ func TestOpenDetectsTamperedRecords(t *testing.T) {
 			t.Fatalf("Append() = %v", err)
 		}
 	}
+	waitRuns(t, l, tamperLogSize>>8)
 	closeLedger(t, l)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -166,7 +166,7 @@ func (r SelfAuditReport) LogValue() slog.Value {
 // is the hash of the 256 children stored in the tile below, and
 // recomputes the root from the leaves (a compact range) and compares it
 // with the checkpoint's. It does not check the records derived from the
-// entries (leaf-hash index, dedup records): a full Open does.
+// entries (hash runs, dedup records): a full Open does.
 //
 // It returns an error wrapping an *IntegrityError, which wraps
 // ErrIntegrity, at the first mismatch (which it also puts in the report);

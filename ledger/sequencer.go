@@ -292,6 +292,12 @@ func (s *sequencer) commit(batch []*request) bool {
 	if added > 0 {
 		l.edge.Store(s.bundle.published())
 		l.setDurable(treeState{size: s.size, root: root})
+		if bits := l.chunkBits(); oldSize>>bits != s.size>>bits {
+			select {
+			case l.runNotify <- struct{}{}:
+			default:
+			}
+		}
 	}
 	l.metrics.observeCommit(int(added), time.Since(start))
 	for _, r := range batch {
@@ -403,7 +409,6 @@ func (s *sequencer) appendEntry(e *Entry, seen map[string]dedupRecord) Result {
 		s.sealed = append(s.sealed, cachedBundle{index: s.bundle.index, raw: s.bundle.raw})
 		s.bundle.seal(s.set, s.del)
 	}
-	s.set(leafHashKey(leaf[:], index), nil)
 	if len(e.DedupKey) > 0 {
 		rec := dedupRecord{index: index, leafHash: leaf, fingerprint: e.Fingerprint}
 		s.set(dedupKey(e.DedupKey), rec.marshal())

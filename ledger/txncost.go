@@ -44,7 +44,6 @@ func writeCost(key, value int) txnCost {
 
 // Sizes of the records a batch writes.
 const (
-	leafHashKeyLen  = 1 + leafHashPrefixLen + 8
 	dedupValueLen   = 8 + 32 + 32
 	chunkKeyLen     = 10
 	bundleKeyLen    = 9
@@ -53,14 +52,13 @@ const (
 	entryMemoryCost = 160
 )
 
-// entryCost bounds what one entry adds to a transaction: its leaf-hash
-// record, its dedup record if it has a key, and its bytes with their C2SP
+// entryCost bounds what one entry adds to a transaction: its dedup record
+// if it has a key, and its bytes with their C2SP
 // length prefix, once (an entry is stored either in a chunk of the edge
 // bundle or in a bundle sealed by the same commit, never both; chunk and
 // bundle records themselves are counted by batchOverhead).
 func entryCost(e *Entry) txnCost {
-	c := writeCost(leafHashKeyLen, 0)
-	c.bytes += int64(len(e.Data)) + 2
+	c := txnCost{bytes: int64(len(e.Data)) + 2}
 	if len(e.DedupKey) > 0 {
 		c.add(writeCost(1+len(e.DedupKey), dedupValueLen))
 	}
