@@ -114,8 +114,8 @@ type Stats struct {
 
 // Submitter sends events to the log in batches from a bounded buffer, in
 // the background, retrying on 429, 503, other 5xx and network errors.
-// Each event without an id gets a random one when it is submitted, so a
-// retry never appends it twice. Its methods are safe for concurrent use.
+// Each event without an id gets one (NewEventID) when it is submitted, so
+// a retry never appends it twice. Its methods are safe for concurrent use.
 //
 // Submit and TrySubmit return once the event is buffered, not when it is
 // durable: Flush waits for that, and Close flushes and stops. Send sends
@@ -221,11 +221,21 @@ func prepare(ev event.Event) event.Event {
 	return ev
 }
 
-// NewEventID returns a random idempotency id: resubmitting an event with
-// the same id (and service) never appends it twice.
+// NewEventID returns a new idempotency id: resubmitting an event with the
+// same id (and service) never appends it twice. It is "c-" and 32 hex
+// digits: 16 bytes laid out as a UUIDv7 (RFC 9562), a Unix millisecond
+// timestamp, the fraction of the millisecond in 12 bits (method 3), then
+// 62 random bits. Ids made later sort later, so the server writes its
+// idempotency records in order; random ids cost it about a fifth more
+// CPU per event (BENCHMARKS.md).
 func NewEventID() string {
 	var b [16]byte
-	crand.Read(b[:])
+	crand.Read(b[6:])
+	ns := time.Now().UnixNano()
+	ms, frac := uint64(ns/1e6), uint64(ns%1e6)*4096/1e6
+	b[0], b[1], b[2], b[3], b[4], b[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
+	b[6], b[7] = 0x70|byte(frac>>8), byte(frac)
+	b[8] = b[8]&0x3f | 0x80
 	return "c-" + hex.EncodeToString(b[:])
 }
 

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -233,5 +235,41 @@ func TestSubmitterCloseGivesUp(t *testing.T) {
 	}
 	if err := s.Submit(bg, testEvent(1)); !errors.Is(err, client.ErrClosed) {
 		t.Errorf("Submit after Close = %v, want ErrClosed", err)
+	}
+}
+
+// TestNewEventIDTimeOrdered: ids are "c-" and a UUIDv7 in hex (version 7,
+// RFC 9562 variant, the current Unix millisecond), distinct, and an id made
+// later sorts after one made earlier, so the server's idempotency records
+// are written in order.
+func TestNewEventIDTimeOrdered(t *testing.T) {
+	before := time.Now().UnixMilli()
+	a := client.NewEventID()
+	time.Sleep(2 * time.Millisecond)
+	b := client.NewEventID()
+	after := time.Now().UnixMilli()
+	for _, id := range []string{a, b} {
+		raw, err := hex.DecodeString(strings.TrimPrefix(id, "c-"))
+		if !strings.HasPrefix(id, "c-") || err != nil || len(raw) != 16 {
+			t.Fatalf("NewEventID() = %q, want c- and 32 hex digits", id)
+		}
+		if raw[6]>>4 != 7 || raw[8]>>6 != 2 {
+			t.Errorf("NewEventID() = %q: version %d, variant %b; want a UUIDv7 (7, 10)", id, raw[6]>>4, raw[8]>>6)
+		}
+		ms := int64(raw[0])<<40 | int64(raw[1])<<32 | int64(raw[2])<<24 | int64(raw[3])<<16 | int64(raw[4])<<8 | int64(raw[5])
+		if ms < before || ms > after {
+			t.Errorf("NewEventID() = %q: timestamp %d, want between %d and %d", id, ms, before, after)
+		}
+	}
+	if a >= b {
+		t.Errorf("NewEventID() = %q, then %q 2ms later: want the later one to sort after", a, b)
+	}
+	seen := map[string]bool{}
+	for range 10000 {
+		id := client.NewEventID()
+		if seen[id] {
+			t.Fatalf("NewEventID() repeated %q", id)
+		}
+		seen[id] = true
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -262,7 +263,10 @@ func firstLine(path string) ([]byte, error) {
 
 func (s *source) run(ctx context.Context) error {
 	if s.path == "-" {
-		return s.read(ctx, os.Stdin, "stdin-"+client.NewEventID()[2:18], 0, false)
+		// A name of its own for each run: 64 random bits.
+		var name [8]byte
+		rand.Read(name[:])
+		return s.read(ctx, os.Stdin, "stdin-"+hex.EncodeToString(name[:]), 0, false)
 	}
 	if r := s.resume; r != nil {
 		// A file rotated away since the last run: finish it first.

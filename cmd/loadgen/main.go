@@ -48,6 +48,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/accessledger/accessledger/client"
 )
 
 type config struct {
@@ -64,6 +66,7 @@ type config struct {
 	jsonFile    string
 	allowRemote bool
 	idFrac      float64
+	ids         string
 	pad         int
 	target      string
 	prepare     int
@@ -150,6 +153,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.jsonFile, "json-out", "", "also write the JSON summary to this file")
 	fs.BoolVar(&cfg.allowRemote, "allow-remote", false, "allow a non-loopback target")
 	fs.Float64Var(&cfg.idFrac, "id-fraction", 0.1, "fraction of events carrying an idempotency \"id\"")
+	fs.StringVar(&cfg.ids, "ids", "counter", "what ids look like: counter (run, worker and a counter), random (128 random bits, as clients that make their own often send), time (the Go client's: time-ordered, UUIDv7 layout)")
 	fs.IntVar(&cfg.pad, "pad", 0, "add about this many bytes of random attributes to each event (at most 60000: a stored event is at most 64 KiB)")
 	fs.DurationVar(&cfg.timeout, "timeout", 30*time.Second, "per-request timeout")
 	fs.DurationVar(&cfg.wait, "wait", 0, "first wait up to this long for GET /healthz to answer 200")
@@ -182,6 +186,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, errors.New("-n must not be negative")
 	case cfg.n == 0 && cfg.duration <= 0:
 		return cfg, errors.New("give a positive -duration or -n")
+	case cfg.ids != "counter" && cfg.ids != "random" && cfg.ids != "time":
+		return cfg, fmt.Errorf("-ids %q: want counter, random or time", cfg.ids)
 	case cfg.idFrac < 0 || cfg.idFrac > 1:
 		return cfg, errors.New("-id-fraction must be between 0 and 1")
 	case cfg.pad < 0 || cfg.pad > 60000:
@@ -302,6 +308,7 @@ func runPhase(ctx context.Context, cfg config, client *http.Client, base, runID 
 	prepared := make([][][]byte, cfg.conc)
 	for w := range cfg.conc {
 		gens[w] = newGenerator(runID, w, cfg.idFrac, cfg.pad)
+		gens[w].ids = cfg.ids
 		for range (cfg.prepare + cfg.conc - 1) / cfg.conc {
 			prepared[w] = append(prepared[w], gens[w].body(nil, cfg.mode, cfg.batch))
 		}
@@ -420,7 +427,8 @@ type generator struct {
 	prefix string // id prefix: run and worker
 	seq    uint64
 	idFrac float64
-	pad    int // attribute bytes added to each event
+	ids    string // counter, random or time (see -ids)
+	pad    int    // attribute bytes added to each event
 }
 
 func newGenerator(runID string, worker int, idFrac float64, pad int) *generator {
@@ -540,8 +548,17 @@ func (g *generator) event(b []byte, now time.Time) []byte {
 	b = append(b, '{')
 	if r.Float64() < g.idFrac {
 		b = append(b, `"id":"`...)
-		b = append(b, g.prefix...)
-		b = strconv.AppendUint(b, g.seq, 10)
+		switch g.ids {
+		case "random":
+			var id [16]byte
+			rand.Read(id[:])
+			b = hex.AppendEncode(b, id[:])
+		case "time":
+			b = append(b, client.NewEventID()...)
+		default:
+			b = append(b, g.prefix...)
+			b = strconv.AppendUint(b, g.seq, 10)
+		}
 		b = append(b, `",`...)
 	}
 	b = append(b, `"time":"`...)
