@@ -29,12 +29,11 @@ import (
 //     Whether every entry that had an id has its record cannot be checked
 //     here: ids are the API's, and the ledger's entries are opaque bytes.
 type recordCheck struct {
-	runSum   setHash // of the pairs the entries of chunks with runs call for
-	runPairs uint64
-	runs     uint64 // chunks with hash runs
-	bits     uint   // log2 of the entries per chunk
-	dedup    []dedupPair
-	next     int // first dedup pair not yet checked
+	runSum setHash // of the pairs the entries of chunks with runs call for
+	runs   uint64  // chunks with hash runs
+	bits   uint    // log2 of the entries per chunk
+	dedup  []dedupPair
+	next   int // first dedup pair not yet checked
 }
 
 type dedupPair struct {
