@@ -77,7 +77,7 @@ func loadRecordCheck(txn *badger.Txn, size, runs uint64, bits uint) (*recordChec
 			if rec.index >= size {
 				return fmt.Errorf("points at index %d, beyond the tree size %d", rec.index, size)
 			}
-			rc.dedup = append(rc.dedup, dedupPair{rec.index, foldHash(rec.leafHash[:])})
+			rc.dedup = append(rc.dedup, dedupPair{rec.index, rec.fold})
 			return nil
 		})
 		if err != nil {

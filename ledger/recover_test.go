@@ -418,7 +418,7 @@ func TestOpenDetectsTamperedRecords(t *testing.T) {
 		}, "out of sequence"},
 		{"HashRunTruncated", rewrite(runKey(10), func(v []byte) []byte { return v[:len(v)-1] }), "bytes"},
 		{"DedupRecordOtherLeafHash", rewrite(rawDedupKey(7), func(v []byte) []byte {
-			v[20] ^= 0x01
+			v[10] ^= 0x01 // the folded leaf hash
 			return v
 		}), "entry 7 "},
 		{"DedupRecordOtherIndex", rewrite(rawDedupKey(7), func(v []byte) []byte {
@@ -429,7 +429,7 @@ func TestOpenDetectsTamperedRecords(t *testing.T) {
 			binary.BigEndian.PutUint64(v, tamperLogSize)
 			return v
 		}), "beyond the tree size"},
-		{"DedupRecordTruncated", rewrite(rawDedupKey(7), func(v []byte) []byte { return v[:40] }), "malformed"},
+		{"DedupRecordTruncated", rewrite(rawDedupKey(7), func(v []byte) []byte { return v[:20] }), "malformed"},
 	}
 	l, template := newTestLedger(t, func(c *Config) { c.hashRunBits = 8 })
 	for i := 0; i < tamperLogSize; i += 100 {

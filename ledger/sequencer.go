@@ -372,7 +372,7 @@ func (s *sequencer) appendRequest(r *request, seen map[string]dedupRecord) {
 		}
 		if ok {
 			r.results[i] = Result{Index: rec.index, LeafHash: rec.leafHash, Duplicate: true}
-			if rec.fingerprint != e.Fingerprint {
+			if !rec.sameContent(e.Fingerprint) {
 				r.results[i].Err = ErrIDConflict
 				conflicts++
 			}
@@ -410,7 +410,7 @@ func (s *sequencer) appendEntry(e *Entry, seen map[string]dedupRecord) Result {
 		s.bundle.seal(s.set, s.del)
 	}
 	if len(e.DedupKey) > 0 {
-		rec := dedupRecord{index: index, leafHash: leaf, fingerprint: e.Fingerprint}
+		rec := newDedupRecord(index, leaf, e.Fingerprint)
 		s.set(dedupKey(e.DedupKey), rec.marshal())
 		seen[string(e.DedupKey)] = rec
 	}
@@ -447,6 +447,21 @@ func (s *sequencer) lookupDedup(key []byte) (dedupRecord, bool) {
 		rec, err = unmarshalDedup(v)
 		return err
 	})
+	if err == nil && rec.leafHash == ([32]byte{}) {
+		// The entry is durable: its leaf hash is in its level-0 tile.
+		var t []byte
+		if t, err = get(s.rtxn, tileKey(0, rec.index/TileWidth)); err == nil {
+			o := rec.index % TileWidth * hashSize
+			switch {
+			case uint64(len(t)) < o+hashSize:
+				err = fmt.Errorf("entry %d is not in its level-0 tile: %w", rec.index, ErrCorrupt)
+			case foldHash(t[o:o+hashSize]) != rec.fold:
+				err = fmt.Errorf("the leaf hash of entry %d is not the one its record holds: %w", rec.index, ErrCorrupt)
+			default:
+				rec.leafHash = [32]byte(t[o : o+hashSize])
+			}
+		}
+	}
 	if err != nil {
 		if s.err == nil {
 			s.err = fmt.Errorf("reading dedup record: %w", err)

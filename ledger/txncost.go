@@ -44,7 +44,7 @@ func writeCost(key, value int) txnCost {
 
 // Sizes of the records a batch writes.
 const (
-	dedupValueLen   = 8 + 32 + 32
+	dedupValueLen   = dedupRecordLen
 	chunkKeyLen     = 10
 	bundleKeyLen    = 9
 	tileKeyLen      = 10
