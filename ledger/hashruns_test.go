@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/transparency-dev/merkle/rfc6962"
 )
 
@@ -189,4 +190,13 @@ func countPrefix(t *testing.T, dir string, prefix byte) int {
 		return nil
 	})
 	return n
+}
+
+// TestHashRunsMetric: /metrics shows how many entries the runs cover.
+func TestHashRunsMetric(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	l, _ := newTestLedger(t, func(c *Config) { c.hashRunBits = 8; c.Registerer = reg })
+	appendN(t, l, 0, 600, 100)
+	waitRuns(t, l, 2)
+	checkMetrics(t, reg, map[string]float64{"accessledger_hash_runs_entries": 512})
 }

@@ -96,6 +96,10 @@ func newMetrics(l *Ledger, reg prometheus.Registerer) (*metrics, error) {
 			Help: "Durable tree size.",
 		}, func() float64 { s, _ := l.Size(); return float64(s) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "accessledger_hash_runs_entries",
+			Help: "Entries whose leaf hashes are in hash runs (lookups by leaf hash scan the level-0 tiles of those after them).",
+		}, func() float64 { return float64(l.runs.Load() << l.chunkBits()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "accessledger_checkpoint_size_entries",
 			Help: "Tree size of the latest signed checkpoint.",
 		}, func() float64 {
