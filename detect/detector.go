@@ -126,7 +126,9 @@ func OpenDetector(ctx context.Context, cfg DetectorConfig) (*Detector, error) {
 		WithNumVersionsToKeep(1).
 		WithMemTableSize(16 << 20).
 		WithNumMemtables(2).
-		WithBlockCacheSize(8 << 20).
+		// Uncompressed tables are read from their mappings; a block
+		// cache would only add work (see ledger.badgerOptions).
+		WithBlockCacheSize(0).
 		WithIndexCacheSize(4 << 20).
 		WithCompression(options.None).
 		// State chunks stay in the LSM tree (see stateStore).
