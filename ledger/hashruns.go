@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sort"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -107,35 +108,20 @@ func (l *Ledger) buildRuns(chunk uint64, pairs []runPair) ([]runPair, error) {
 	tiles := uint64(1) << bits / TileWidth
 	pairs = pairs[:0]
 	err := l.view(func(txn *badger.Txn) error {
-		opts := badger.DefaultIteratorOptions
-		opts.Prefix = []byte{prefixTile, 0}
-		opts.PrefetchValues = false
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		want := firstTile
-		for it.Seek(tileKey(0, firstTile)); it.Valid() && want < firstTile+tiles; it.Next() {
-			if idx := binary.BigEndian.Uint64(it.Item().Key()[2:]); idx != want {
-				return fmt.Errorf("level-0 tile %d missing: %w", want, ErrCorrupt)
+		next, _, err := scanTiles(txn, 0, firstTile, firstTile+tiles, func(index uint64, t []byte) (bool, error) {
+			if len(t) != TileWidth*hashSize {
+				return false, fmt.Errorf("level-0 tile %d holds %d bytes, want a full tile: %w", index, len(t), ErrCorrupt)
 			}
-			err := it.Item().Value(func(t []byte) error {
-				if len(t) != TileWidth*hashSize {
-					return fmt.Errorf("level-0 tile %d holds %d bytes, want a full tile: %w", want, len(t), ErrCorrupt)
-				}
-				base := uint16((want - firstTile) * TileWidth)
-				for i := range TileWidth {
-					pairs = append(pairs, runPair{binary.BigEndian.Uint64(t[i*hashSize:]), base + uint16(i)})
-				}
-				return nil
-			})
-			if err != nil {
-				return err
+			base := uint16((index - firstTile) * TileWidth)
+			for i := range TileWidth {
+				pairs = append(pairs, runPair{binary.BigEndian.Uint64(t[i*hashSize:]), base + uint16(i)})
 			}
-			want++
+			return true, nil
+		})
+		if err == nil && next != firstTile+tiles {
+			err = fmt.Errorf("level-0 tile %d missing: %w", next, ErrCorrupt)
 		}
-		if want != firstTile+tiles {
-			return fmt.Errorf("level-0 tile %d missing: %w", want, ErrCorrupt)
-		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return pairs, err
@@ -253,15 +239,7 @@ func (l *Ledger) indexOf(ctx context.Context, leafHash []byte, size uint64) (uin
 						return fmt.Errorf("hash run %x holds %d bytes: %w", it.Item().Key(), len(v), ErrCorrupt)
 					}
 					n := len(v) / runPairBytes
-					lo, hi := 0, n // the first pair not below h8
-					for lo < hi {
-						m := int(uint(lo+hi) >> 1)
-						if binary.BigEndian.Uint64(v[m*runPairBytes:]) < h8 {
-							lo = m + 1
-						} else {
-							hi = m
-						}
-					}
+					lo := sort.Search(n, func(m int) bool { return binary.BigEndian.Uint64(v[m*runPairBytes:]) >= h8 })
 					for ; lo < n && binary.BigEndian.Uint64(v[lo*runPairBytes:]) == h8; lo++ {
 						i := c<<bits + uint64(binary.BigEndian.Uint16(v[lo*runPairBytes+8:]))
 						if i >= size {
@@ -292,37 +270,26 @@ func (l *Ledger) indexOf(ctx context.Context, leafHash []byte, size uint64) (uin
 		}
 		// The entries past the runs, one level-0 tile at a time.
 		first := min(runs<<bits, size)
-		topts := badger.DefaultIteratorOptions
-		topts.Prefix = []byte{prefixTile, 0}
-		it := txn.NewIterator(topts)
-		defer it.Close()
-		want := first / TileWidth
-		for it.Seek(tileKey(0, want)); it.Valid() && want*TileWidth < size && !found; it.Next() {
+		next, gap, err := scanTiles(txn, 0, first/TileWidth, (size+TileWidth-1)/TileWidth, func(tile uint64, t []byte) (bool, error) {
 			if err := ctx.Err(); err != nil {
-				return err
+				return false, err
 			}
-			if idx := binary.BigEndian.Uint64(it.Item().Key()[2:]); idx != want {
-				return fmt.Errorf("level-0 tile %d missing: %w", want, ErrCorrupt)
-			}
-			err := it.Item().Value(func(t []byte) error {
-				for o := uint64(0); o+hashSize <= uint64(len(t)); o += hashSize {
-					i := want*TileWidth + o/hashSize
-					if i >= size {
-						break
-					}
-					if i >= first && bytes.Equal(t[o:o+hashSize], leafHash) {
-						index, found = i, true
-						break
-					}
+			for o := uint64(0); o+hashSize <= uint64(len(t)); o += hashSize {
+				i := tile*TileWidth + o/hashSize
+				if i >= size {
+					break
 				}
-				return nil
-			})
-			if err != nil {
-				return err
+				if i >= first && bytes.Equal(t[o:o+hashSize], leafHash) {
+					index, found = i, true
+					return false, nil
+				}
 			}
-			want++
+			return true, nil
+		})
+		if err == nil && gap {
+			err = fmt.Errorf("level-0 tile %d missing: %w", next, ErrCorrupt)
 		}
-		return nil
+		return err
 	})
 	return index, found, err
 }

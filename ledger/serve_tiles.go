@@ -137,27 +137,40 @@ func (w *tileWindows) fill(l *Ledger, win *tileWindow, level uint8, first, end u
 	}
 	win.buf = win.buf[:0]
 	return l.view(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixTile, level}})
-		defer it.Close()
-		key := tileKey(level, first)
-		for it.Seek(key); it.Valid() && first+win.n < end; it.Next() {
-			item := it.Item()
-			binary.BigEndian.PutUint64(key[2:], first+win.n)
-			if !bytes.Equal(item.Key(), key) {
-				return nil
+		next, _, err := scanTiles(txn, level, first, end, func(_ uint64, t []byte) (bool, error) {
+			if len(t) < tileBytes {
+				return false, nil
 			}
-			full := false
-			err := item.Value(func(t []byte) error {
-				if full = len(t) >= tileBytes; full {
-					win.buf = append(win.buf, t[:tileBytes]...)
-				}
-				return nil
-			})
-			if err != nil || !full {
-				return err
-			}
-			win.n++
-		}
-		return nil
+			win.buf = append(win.buf, t[:tileBytes]...)
+			return true, nil
+		})
+		win.n = next - first
+		return err
 	})
+}
+
+// scanTiles gives fn the tiles of level stored under consecutive indexes
+// from first, below end, read with one iterator, until fn returns false or
+// an error. It returns the index after the last tile fn took, and whether
+// the scan stopped at a missing tile (with a later one stored).
+func scanTiles(txn *badger.Txn, level uint8, first, end uint64, fn func(index uint64, t []byte) (bool, error)) (next uint64, gap bool, err error) {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixTile, level}})
+	defer it.Close()
+	key := tileKey(level, first)
+	next = first
+	for it.Seek(key); it.Valid() && next < end; it.Next() {
+		binary.BigEndian.PutUint64(key[2:], next)
+		if !bytes.Equal(it.Item().Key(), key) {
+			return next, true, nil
+		}
+		more := false
+		if err := it.Item().Value(func(t []byte) (err error) {
+			more, err = fn(next, t)
+			return err
+		}); err != nil || !more {
+			return next, false, err
+		}
+		next++
+	}
+	return next, false, nil
 }
