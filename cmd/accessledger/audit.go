@@ -956,6 +956,9 @@ type bundleWorker struct {
 	fetched func()
 	raw     []byte // the bundle, decompressed
 	hashes  [layout.EntryBundleWidth][32]byte
+	// json checks leaf bodies; its 1.7 KB of state is kept rather than
+	// cleared for every leaf (12 % of the check).
+	json event.JSONValidator
 }
 
 // get reads path below the log's URL into buf, on the worker's own
@@ -1071,7 +1074,7 @@ func (w *bundleWorker) hashBundle(raw []byte, index, n uint64, path string) (kin
 		}
 		e := raw[off+2 : off+2+l]
 		off += 2 + l
-		if err := validLeaf(e); err != nil {
+		if err := validLeaf(&w.json, e); err != nil {
 			return findingEntry, fmt.Errorf("entry %d (bundle %s): not a valid leaf: %v", index*layout.EntryBundleWidth+i, path, err)
 		}
 		// SHA-256(0x00 || e) in one call: the byte before e (the low
@@ -1164,7 +1167,7 @@ func compareLeafHashes(served []byte, want [][32]byte) error {
 
 // validLeaf checks the leaf envelope, as the log writes it:
 // {"kind":"<kind>","received_at":"<RFC 3339 UTC, nanoseconds>","body":<JSON object>}.
-func validLeaf(e []byte) error {
+func validLeaf(sc *event.JSONValidator, e []byte) error {
 	rest, ok := bytes.CutPrefix(e, []byte(`{"kind":"`))
 	if !ok {
 		return errors.New(`it does not start with {"kind":"`)
@@ -1192,7 +1195,7 @@ func validLeaf(e []byte) error {
 		return errors.New("no body object after received_at")
 	}
 	body = body[:len(body)-1]
-	if !event.ValidJSON(body) {
+	if !sc.Valid(body) {
 		return errors.New("the body is not valid JSON")
 	}
 	return nil

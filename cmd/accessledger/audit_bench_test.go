@@ -58,6 +58,7 @@ func hashLeaf(h, e []byte) {
 //	go test -run XXX -bench AuditLeaves -cpu 1 ./cmd/accessledger
 func BenchmarkAuditLeaves(b *testing.B) {
 	leaves := benchLeaves(b, 4096)
+	var sc event.JSONValidator
 	size := 0
 	for _, l := range leaves {
 		size += len(l)
@@ -65,7 +66,7 @@ func BenchmarkAuditLeaves(b *testing.B) {
 	b.Run("validate", func(b *testing.B) {
 		b.SetBytes(int64(size / len(leaves)))
 		for i := range b.N {
-			if err := validLeaf(leaves[i%len(leaves)]); err != nil {
+			if err := validLeaf(&sc, leaves[i%len(leaves)]); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -94,7 +95,7 @@ func BenchmarkAuditLeaves(b *testing.B) {
 			for i := range b.N {
 				e := leaves[i%len(leaves)]
 				if bc.validate {
-					if err := validLeaf(e); err != nil {
+					if err := validLeaf(&sc, e); err != nil {
 						b.Fatal(err)
 					}
 				}
