@@ -36,10 +36,10 @@ type decisionsRecorder struct {
 	got []*alertevent.Response
 }
 
-func (r *decisionsRecorder) Record(_ context.Context, resp *alertevent.Response) error {
+func (r *decisionsRecorder) Record(_ context.Context, rs ...*alertevent.Response) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.got = append(r.got, resp)
+	r.got = append(r.got, rs...)
 	return nil
 }
 

@@ -115,13 +115,14 @@ func (c DecisionsConfig) withDefaults() DecisionsConfig {
 	return c
 }
 
-// Recorder records a decision change as a response leaf. Decisions calls
-// it once per change, after committing the change; if it fails (or the
-// process stops before it returns), the next Add with the same key, or
-// Delete of the same id, calls it again, so a Recorder should treat a
-// repeated (action, decision id) as done.
+// Recorder records decision changes as response leaves, all of rs or none
+// of them. Decisions calls it once per committed change, or once for the
+// changes AddAll committed together; if it fails (or the process stops
+// before it returns), the next Add with the same key, or Delete of the
+// same id, calls it again, so a Recorder should treat a repeated (action,
+// decision id) as done.
 type Recorder interface {
-	Record(ctx context.Context, r *event.Response) error
+	Record(ctx context.Context, rs ...*event.Response) error
 }
 
 // Errors of the decision store. A missing decision is ErrNotFound.
@@ -262,51 +263,102 @@ func OpenDecisions(ctx context.Context, db *badger.DB, prefix []byte, cfg Decisi
 // allow-list (ErrAllowListed), invalid inputs (*DecisionInputError) and
 // a decision beyond MaxActive (ErrDecisionsFull).
 func (s *Decisions) Add(ctx context.Context, in DecisionInput) (event.Decision, bool, error) {
-	scope, value, pfx, err := s.checkInput(&in)
-	if err != nil {
+	res, err := s.AddAll(ctx, []DecisionInput{in})
+	if len(res) == 0 {
 		return event.Decision{}, false, err
+	}
+	if err == nil {
+		err = res[0].Err
+	}
+	return res[0].Decision, res[0].Created, err
+}
+
+// AddResult is what AddAll did with one input.
+type AddResult struct {
+	Decision event.Decision // the decision made, or the one with the input's key
+	Created  bool           // the decision was made by this call
+	Err      error          // the input's refusal, as Add would return it
+}
+
+// AddAll makes the decisions ins ask for, as Add would one after the
+// other, but commits them in one transaction and hands their changes to
+// the Recorder in one call: under a stream of alerts, a decision costs a
+// share of three synced writes instead of three of its own. An input
+// refused (allow-listed, invalid, beyond MaxActive) has its error in its
+// result and does not stop the others. A storage error returns no
+// results if nothing was committed, and the results with the error if
+// the decisions were committed but not recorded (a later Add with the
+// same key records them).
+func (s *Decisions) AddAll(ctx context.Context, ins []DecisionInput) ([]AddResult, error) {
+	res := make([]AddResult, len(ins))
+	type checked struct {
+		scope, value string
+		pfx          netip.Prefix
+	}
+	valid := make([]checked, len(ins))
+	for i := range ins {
+		c := &valid[i]
+		c.scope, c.value, c.pfx, res[i].Err = s.checkInput(&ins[i])
 	}
 	s.mu.Lock()
 	now, err := s.advance(ctx)
 	if err != nil {
 		s.mu.Unlock()
-		return event.Decision{}, false, err
+		return nil, err
 	}
-	if d := s.byKey[in.Key]; d != nil {
-		retry := d.recorded&decRecordedAdd == 0 && d.recording&decRecordedAdd == 0
-		if retry {
-			d.recording |= decRecordedAdd
+	var (
+		b        decBatch
+		made     int
+		toRecord []*decEntry
+	)
+	for i := range ins {
+		in, c := &ins[i], &valid[i]
+		if res[i].Err != nil {
+			continue
 		}
-		info := d.DecisionInfo
-		s.mu.Unlock()
-		if retry {
-			return info.Decision, false, s.record(ctx, d, decRecordedAdd)
+		if d := s.byKey[in.Key]; d != nil {
+			// Made before (or earlier in ins): record it again only if
+			// its recording failed.
+			if d.recorded&decRecordedAdd == 0 && d.recording&decRecordedAdd == 0 {
+				d.recording |= decRecordedAdd
+				toRecord = append(toRecord, d)
+			}
+			res[i].Decision = d.Decision
+			continue
 		}
-		return info.Decision, false, nil
+		if s.expiry.Len() >= s.cfg.MaxActive {
+			res[i].Err = fmt.Errorf("%w: %d, the configured maximum", ErrDecisionsFull, s.cfg.MaxActive)
+			continue
+		}
+		d := &decEntry{prefix: c.pfx, heapIdx: -1}
+		d.DecisionInfo = DecisionInfo{
+			Decision: event.Decision{ID: s.nextID, Origin: s.cfg.Origin, Type: in.Type, Scope: c.scope, Value: c.value,
+				Scenario: in.Scenario, Until: now.Add(in.Duration)},
+			UUID: decUUID(), Key: in.Key, AlertIndex: in.AlertIndex, DedupKey: in.DedupKey, Created: now,
+		}
+		d.setGroupKey()
+		s.nextID++
+		s.insert(d, now, &b)
+		// Marked before the commit, so that a later input with the same
+		// key does not record it twice; a failed commit reloads the
+		// state, which drops d.
+		d.recording |= decRecordedAdd
+		toRecord = append(toRecord, d)
+		res[i].Decision, res[i].Created = d.Decision, true
+		made++
 	}
-	if s.expiry.Len() >= s.cfg.MaxActive {
-		s.mu.Unlock()
-		return event.Decision{}, false, fmt.Errorf("%w: %d, the configured maximum", ErrDecisionsFull, s.cfg.MaxActive)
+	if made > 0 {
+		b.meta = true
+		if err := s.commit(ctx, &b); err != nil {
+			for _, d := range toRecord {
+				d.recording &^= decRecordedAdd
+			}
+			s.mu.Unlock()
+			return nil, fmt.Errorf("adding decision: %w", err)
+		}
 	}
-	d := &decEntry{prefix: pfx, heapIdx: -1}
-	d.DecisionInfo = DecisionInfo{
-		Decision: event.Decision{ID: s.nextID, Origin: s.cfg.Origin, Type: in.Type, Scope: scope, Value: value,
-			Scenario: in.Scenario, Until: now.Add(in.Duration)},
-		UUID: decUUID(), Key: in.Key, AlertIndex: in.AlertIndex, DedupKey: in.DedupKey, Created: now,
-	}
-	d.setGroupKey()
-	s.nextID++
-	b := &decBatch{}
-	s.insert(d, now, b)
-	b.meta = true
-	if err := s.commit(ctx, b); err != nil {
-		s.mu.Unlock()
-		return event.Decision{}, false, fmt.Errorf("adding decision: %w", err)
-	}
-	d.recording |= decRecordedAdd
-	info := d.DecisionInfo
 	s.mu.Unlock()
-	return info.Decision, true, s.record(ctx, d, decRecordedAdd)
+	return res, s.record(ctx, toRecord, decRecordedAdd)
 }
 
 // Delete ends the active decision id, as deleted by by (an admin key
@@ -337,7 +389,7 @@ func (s *Decisions) Delete(ctx context.Context, id uint64, by string) (event.Dec
 		d.recording |= decRecordedDel
 		dec := d.Decision
 		s.mu.Unlock()
-		return dec, s.record(ctx, d, decRecordedDel)
+		return dec, s.record(ctx, []*decEntry{d}, decRecordedDel)
 	}
 	b := &decBatch{}
 	s.remove(d, now, now, by, b)
@@ -348,7 +400,7 @@ func (s *Decisions) Delete(ctx context.Context, id uint64, by string) (event.Dec
 	d.recording |= decRecordedDel
 	dec := d.Decision
 	s.mu.Unlock()
-	return dec, s.record(ctx, d, decRecordedDel)
+	return dec, s.record(ctx, []*decEntry{d}, decRecordedDel)
 }
 
 // Get returns decision id, active or ended within History (ErrNotFound
@@ -1000,38 +1052,61 @@ func (s *Decisions) loadChange(k, v []byte) error {
 	return nil
 }
 
-// record hands the change bit of d to the Recorder and notes that it was
-// taken. d.recording has bit set by the caller.
-func (s *Decisions) record(ctx context.Context, d *decEntry, bit uint8) error {
-	s.mu.Lock()
-	r := &event.Response{Action: event.ActionDecisionAdded, Time: d.Created, By: "accessledger", DedupKey: d.DedupKey}
-	if bit == decRecordedDel {
-		r.Action, r.Time, r.By = event.ActionDecisionDeleted, d.Ended, d.DeletedBy
+// record hands the change bit of each of ds to the Recorder, in one
+// call, and notes that it was taken. Each d.recording has bit set by the
+// caller.
+func (s *Decisions) record(ctx context.Context, ds []*decEntry, bit uint8) error {
+	if len(ds) == 0 {
+		return nil
 	}
-	alert, dec := d.AlertIndex, d.Decision
+	rs := make([]*event.Response, len(ds))
+	s.mu.Lock()
+	for i, d := range ds {
+		r := &event.Response{Action: event.ActionDecisionAdded, Time: d.Created, By: "accessledger", DedupKey: d.DedupKey}
+		if bit == decRecordedDel {
+			r.Action, r.Time, r.By = event.ActionDecisionDeleted, d.Ended, d.DeletedBy
+		}
+		alert, dec := d.AlertIndex, d.Decision
+		r.Alert, r.Decision = &alert, &dec
+		rs[i] = r
+	}
 	s.mu.Unlock()
-	r.Alert, r.Decision = &alert, &dec
 	var err error
 	if s.rec != nil {
-		err = s.rec.Record(ctx, r)
+		err = s.rec.Record(ctx, rs...)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d.recording &^= bit
-	if err != nil {
-		return fmt.Errorf("recording %s of decision %d: %w", r.Action, dec.ID, err)
+	for _, d := range ds {
+		d.recording &^= bit
 	}
-	d.recorded |= bit
-	if s.byID[d.ID] != d || s.broken != nil {
-		return nil // pruned meanwhile
+	if err != nil {
+		if len(ds) == 1 {
+			return fmt.Errorf("recording %s of decision %d: %w", rs[0].Action, ds[0].ID, err)
+		}
+		return fmt.Errorf("recording %s of %d decisions (ids %d to %d): %w", rs[0].Action, len(ds), ds[0].ID, ds[len(ds)-1].ID, err)
+	}
+	for _, d := range ds {
+		d.recorded |= bit
+	}
+	if s.broken != nil {
+		return nil
 	}
 	// Failing to note it only means recording again after a retry.
 	_ = s.db.Update(func(txn *badger.Txn) error {
-		v, err := json.Marshal(d.record())
-		if err != nil {
-			return err
+		for _, d := range ds {
+			if s.byID[d.ID] != d {
+				continue // pruned meanwhile
+			}
+			v, err := json.Marshal(d.record())
+			if err != nil {
+				return err
+			}
+			if err := txn.Set(s.seqKey('d', d.ID), v); err != nil {
+				return err
+			}
 		}
-		return txn.Set(s.seqKey('d', d.ID), v)
+		return nil
 	})
 	return nil
 }

@@ -44,20 +44,24 @@ func (c *decClock) Advance(d time.Duration) {
 type decRecorder struct {
 	mu      sync.Mutex
 	got     []*event.Response
+	calls   int
 	failing int
 }
 
-func (r *decRecorder) Record(_ context.Context, resp *event.Response) error {
+func (r *decRecorder) Record(_ context.Context, rs ...*event.Response) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err := resp.Validate(); err != nil {
-		return fmt.Errorf("recorder got an invalid response: %w", err)
+	r.calls++
+	for _, resp := range rs {
+		if err := resp.Validate(); err != nil {
+			return fmt.Errorf("recorder got an invalid response: %w", err)
+		}
 	}
 	if r.failing > 0 {
 		r.failing--
 		return errors.New("recorder failed (injected)")
 	}
-	r.got = append(r.got, resp)
+	r.got = append(r.got, rs...)
 	return nil
 }
 
@@ -460,6 +464,93 @@ func TestDecisionsRecorderFailureIsRetried(t *testing.T) {
 	}
 	if got := f.rec.responses(); got[0].Action != event.ActionDecisionAdded || got[1].Action != event.ActionDecisionDeleted {
 		t.Errorf("recorded %s, %s; want decision_added, decision_deleted", got[0].Action, got[1].Action)
+	}
+}
+
+// TestDecisionsAddAll: AddAll does what Add would do input by input (a
+// key made earlier or earlier in the same call, the allow-list, an
+// invalid value, MaxActive), commits the decisions it makes together and
+// hands them to the Recorder in one call; a failed recording is retried
+// by the next call with the same keys, once per decision.
+func TestDecisionsAddAll(t *testing.T) {
+	f := newDecFixture(t, respond.DecisionsConfig{MaxActive: 4})
+	old := f.add(1, "192.0.2.1", time.Hour)
+	calls := f.rec.calls
+	in := func(n int, value string) respond.DecisionInput {
+		return respond.DecisionInput{Key: fmt.Sprintf("k%d", n), AlertIndex: uint64(n), DedupKey: fmt.Sprintf("dedup-%d", n),
+			Scenario: "r", Value: value, Duration: time.Hour}
+	}
+	ins := []respond.DecisionInput{
+		in(2, "192.0.2.2"),
+		{Key: "1/192.0.2.1", Scenario: "r", Value: "192.0.2.1"}, // made by Add before
+		in(3, "127.0.0.1"), // allow-listed
+		in(4, "not an ip"), // invalid
+		in(5, "192.0.2.5"), //
+		in(2, "192.0.2.2"), // the same key as the first
+		in(6, "192.0.2.6"), // the fourth active decision
+		in(7, "192.0.2.7"), // beyond MaxActive
+	}
+	res, err := f.store.AddAll(decCtx, ins)
+	if err != nil {
+		t.Fatalf("AddAll() = %v", err)
+	}
+	if len(res) != len(ins) {
+		t.Fatalf("AddAll() gave %d results for %d inputs", len(res), len(ins))
+	}
+	var inputErr *respond.DecisionInputError
+	for i, check := range []struct {
+		created bool
+		err     func(error) bool
+	}{
+		{true, nil}, {false, nil}, {false, func(err error) bool { return errors.Is(err, respond.ErrAllowListed) }},
+		{false, func(err error) bool { return errors.As(err, &inputErr) }}, {true, nil}, {false, nil}, {true, nil},
+		{false, func(err error) bool { return errors.Is(err, respond.ErrDecisionsFull) }},
+	} {
+		r := res[i]
+		if r.Created != check.created || (check.err == nil) != (r.Err == nil) || check.err != nil && !check.err(r.Err) {
+			t.Errorf("result %d (%s) = created %v, %v; want created %v and the matching error", i, ins[i].Value, r.Created, r.Err, check.created)
+		}
+	}
+	if res[1].Decision != old {
+		t.Errorf("result for the key made by Add = %+v, want %+v", res[1].Decision, old)
+	}
+	if res[5].Decision != res[0].Decision {
+		t.Errorf("the repeated key got decision %+v, want the first's %+v", res[5].Decision, res[0].Decision)
+	}
+	if got := f.rec.calls - calls; got != 1 {
+		t.Errorf("the recorder was called %d times for one AddAll, want 1", got)
+	}
+	got := f.rec.responses()[1:]
+	if len(got) != 3 {
+		t.Fatalf("recorder got %d responses for AddAll, want 3 (the decisions it made)", len(got))
+	}
+	for i, want := range []event.Decision{res[0].Decision, res[4].Decision, res[6].Decision} {
+		if r := got[i]; r.Action != event.ActionDecisionAdded || r.Decision == nil || *r.Decision != want || r.DedupKey != ins[[]int{0, 4, 6}[i]].DedupKey {
+			t.Errorf("response %d = %+v, want decision_added of %+v", i, r, want)
+		}
+	}
+	// Committed: a restarted store has them, and bouncers see all four.
+	f.reopen()
+	want := []string{id(old, "192.0.2.1"), id(res[0].Decision, "192.0.2.2"), id(res[4].Decision, "192.0.2.5"), id(res[6].Decision, "192.0.2.6")}
+	wantPull(t, "startup after AddAll", f.pull("A", true), want, []string{})
+
+	// A recording that fails leaves the decisions made; the next AddAll
+	// with the same keys records each of them once.
+	g := newDecFixture(t, respond.DecisionsConfig{})
+	g.rec.failing = 1
+	batch := []respond.DecisionInput{in(10, "198.51.100.10"), in(11, "198.51.100.11")}
+	res, err = g.store.AddAll(decCtx, batch)
+	if err == nil || len(res) != 2 || !res[0].Created || !res[1].Created {
+		t.Fatalf("AddAll() with a failing recorder = %+v, %v; want both made and an error", res, err)
+	}
+	for range 2 {
+		res, err := g.store.AddAll(decCtx, batch)
+		if err != nil || res[0].Created || res[1].Created {
+			t.Fatalf("AddAll(again) = %+v, %v; want neither made again, no error", res, err)
+		}
+	}
+	if n := len(g.rec.responses()); n != 2 {
+		t.Errorf("after retrying, the recorder has %d responses, want 2", n)
 	}
 }
 

@@ -42,17 +42,23 @@ func (s *Service) queueRecord(txn *badger.Txn, r *event.Response, dedup string) 
 	return txn.Set(indexKey(keyRecordPfx, s.nextSeq()), v)
 }
 
-// Record durably queues a response leaf for the log (the decision store
-// records its decisions through it). It returns once the record is
-// stored; the recorder appends it to the log shortly after.
-func (s *Service) Record(ctx context.Context, r *event.Response) error {
-	dedup := ""
-	if r.Decision != nil {
-		dedup = fmt.Sprintf("%s\x00%d", r.Action, r.Decision.ID)
+// Record durably queues response leaves for the log (the decision store
+// records its decisions through it), all of rs in one transaction or
+// none. It returns once they are stored; the recorder appends them to
+// the log shortly after.
+func (s *Service) Record(ctx context.Context, rs ...*event.Response) error {
+	if len(rs) == 0 {
+		return nil
 	}
 	err := s.db.Update(func(txn *badger.Txn) error {
-		if err := s.queueRecord(txn, r, dedup); err != nil {
-			return err
+		for _, r := range rs {
+			dedup := ""
+			if r.Decision != nil {
+				dedup = fmt.Sprintf("%s\x00%d", r.Action, r.Decision.ID)
+			}
+			if err := s.queueRecord(txn, r, dedup); err != nil {
+				return err
+			}
 		}
 		return s.saveSeq(txn)
 	})
