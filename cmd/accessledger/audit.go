@@ -1179,6 +1179,7 @@ func validLeaf(sc *event.JSONValidator, e []byte) error {
 	if i == 0 {
 		return errors.New("empty or invalid kind")
 	}
+	isEvent := string(rest[:i]) == string(event.KindEvent)
 	rest, ok = bytes.CutPrefix(rest[i:], []byte(`","received_at":"`))
 	if !ok || len(rest) < 30 {
 		return errors.New("no received_at after kind")
@@ -1195,7 +1196,7 @@ func validLeaf(sc *event.JSONValidator, e []byte) error {
 		return errors.New("no body object after received_at")
 	}
 	body = body[:len(body)-1]
-	if !sc.Valid(body) {
+	if isEvent && !sc.ValidEvent(body) || !isEvent && !sc.Valid(body) {
 		return errors.New("the body is not valid JSON")
 	}
 	return nil

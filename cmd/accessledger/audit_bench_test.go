@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -29,12 +28,12 @@ import (
 func benchLeaves(b *testing.B, n int) [][]byte {
 	out := make([][]byte, n)
 	for i := range out {
-		var ev map[string]any
-		if err := json.Unmarshal(testEvent("", i), &ev); err != nil {
+		// As the server writes them: parsed, then encoded canonically.
+		e, err := event.Parse(testEvent("", i), event.ParseOptions{})
+		if err != nil {
 			b.Fatal(err)
 		}
-		body, _ := json.Marshal(ev)
-		leaf, err := event.EncodeLeaf(event.KindEvent, time.Unix(1_800_000_000, int64(i)), body)
+		leaf, _, err := event.EncodeEventLeaf(time.Unix(1_800_000_000, int64(i)), e)
 		if err != nil {
 			b.Fatal(err)
 		}
