@@ -18,13 +18,12 @@ import (
 // maxBatchLeaves bounds the leaves processed in one transaction.
 const maxBatchLeaves = 2000
 
-// minFlushGap is the least time between two transactions that save alert
-// and response leaves: the first alert after a quiet spell is saved (and
-// its deliveries queued) at once; under a stream of alerts they are
-// gathered for at most this long, so that a busy detector costs the
-// responders' database about 100 synced commits a second, not one for
-// every few alerts (600 a second, each with two syncs, in a batch
-// benchmark).
+// minFlushGap is the least time between two saves of alert and response
+// leaves: the first alert after a quiet spell is saved (and its
+// deliveries queued, its decision made) at once; under a stream of alerts
+// they are gathered for at most this long, so that the saves and the
+// decisions made with them (makeDecisions) stay near 100 a second
+// whatever the rate of alerts.
 var minFlushGap = 10 * time.Millisecond
 
 // follow processes the log's leaves from the cursor: it keeps the alerts

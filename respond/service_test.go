@@ -355,6 +355,42 @@ func TestBanMakesOneDecision(t *testing.T) {
 	}
 }
 
+// TestManyAlertsMakeTheirDecisions: a batch of alerts larger than one
+// group of decisions (decisionsPerCommit) makes every decision, each
+// recorded once in the log.
+func TestManyAlertsMakeTheirDecisions(t *testing.T) {
+	l := newTestLedger(t)
+	dc := DefaultDecisionsConfig()
+	s, _ := runService(t, Config{Log: l, Dir: t.TempDir(), Decisions: &dc})
+	const n = 2*decisionsPerCommit + 88
+	alerts := make([]*event.Alert, n)
+	for i := range alerts {
+		alerts[i] = testAlert("r1", "high", fmt.Sprintf("198.51.%d.%d", 100+i/250, i%250), i)
+	}
+	appendAlerts(t, l, alerts...)
+	active := func() int {
+		dl, err := s.Decisions().List(bg, DecisionQuery{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(dl.Decisions)
+	}
+	added := func() int {
+		k := 0
+		for _, r := range responseLeaves(t, l) {
+			if r.Action == event.ActionDecisionAdded {
+				k++
+			}
+		}
+		return k
+	}
+	waitFor(t, "every decision and its decision_added leaf", func() bool { return active() == n && added() == n })
+	time.Sleep(50 * time.Millisecond) // a repeated leaf would be appended by now
+	if k := added(); k != n {
+		t.Errorf("%d decision_added leaves, want %d", k, n)
+	}
+}
+
 // TestEveryAlertDelivered: many alerts arriving in many small batches,
 // delivered by several workers at once, each arrive (the benchmark once
 // lost one when a worker looked for a message before its transaction
