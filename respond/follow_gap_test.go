@@ -10,7 +10,10 @@ import (
 // wait for the gap to end and are then saved together, by the gap's
 // timer alone (the periodic save is switched off here), and none is lost.
 func TestFollowGathersAlertsWithinGap(t *testing.T) {
-	defer func(g, tick time.Duration) { minFlushGap, followTick = g, tick }(minFlushGap, followTick)
+	// Restored by a cleanup registered before the service's, so after
+	// the service has stopped reading them.
+	oldGap, oldTick := minFlushGap, followTick
+	t.Cleanup(func() { minFlushGap, followTick = oldGap, oldTick })
 	const gap = 400 * time.Millisecond
 	minFlushGap, followTick = gap, time.Hour
 
