@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -132,6 +133,42 @@ func TestTrimLoopCoversTrimDir(t *testing.T) {
 		if m[i] != 1 {
 			t.Fatalf("byte %d of the trimmed mapping = %d, want 1", i, m[i])
 		}
+	}
+}
+
+// TestTrimIntervalOff: with a negative TrimInterval the ledger never
+// drops mapped pages, its own or those under TrimDir.
+func TestTrimIntervalOff(t *testing.T) {
+	parent := t.TempDir()
+	sibling := filepath.Join(parent, "index")
+	if err := os.Mkdir(sibling, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	const size = 1 << 20
+	f, err := os.Create(filepath.Join(sibling, "000001.mem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	m, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(m)
+	for i := 0; i < size; i += 4096 {
+		m[i] = 1
+	}
+	newTestLedger(t, func(c *Config) {
+		c.Dir = filepath.Join(parent, "badger")
+		c.TrimDir = parent
+		c.TrimInterval = -1
+	})
+	time.Sleep(4 * trimInterval) // four passes of the default interval
+	if n := residentPages(t, m); n != size/4096 {
+		t.Errorf("%d of %d pages resident with trimming off, want all", n, size/4096)
 	}
 }
 

@@ -82,6 +82,10 @@ type Config struct {
 	// MemoryLimit is the Go runtime's soft memory limit in MiB (0: none).
 	// The GOMEMLIMIT environment variable, if set, wins.
 	MemoryLimit int64 `yaml:"memory_limit_mib"`
+	// StorageTrimInterval is how often the pages of the databases' mapped
+	// files are handed back to the kernel, so that RSS does not count
+	// them (0: never; see ledger.Config.TrimInterval).
+	StorageTrimInterval time.Duration `yaml:"storage_trim_interval"`
 	// Index keeps the query indexes (<data>/index) and serves the query
 	// and evidence endpoints.
 	Index bool `yaml:"index"`
@@ -141,6 +145,7 @@ func defaultConfig() Config {
 		MaxInflightBodyBytes: api.DefaultMaxInflightBodyBytes,
 		GCSchedule:           "@every 10m",
 		MemoryLimit:          256,
+		StorageTrimInterval:  250 * time.Millisecond,
 		ShutdownTimeout:      15 * time.Second,
 		Index:                true,
 		IndexMaxLag:          131072,
@@ -190,6 +195,7 @@ func (c *Config) fields() []configField {
 		{"self-audit-schedule", "cron schedule of the integrity self-audit (empty: never)", &c.SelfAuditSchedule},
 		{"digest-schedule", "cron schedule of the daily digest (empty: never)", &c.DigestSchedule},
 		{"memory-limit-mib", "Go soft memory limit in MiB, 0 for none (GOMEMLIMIT wins)", &c.MemoryLimit},
+		{"storage-trim-interval", "how often the storage's mapped pages are dropped from RSS (and the page cache); 0: never", &c.StorageTrimInterval},
 		{"shutdown-timeout", "graceful shutdown bound", &c.ShutdownTimeout},
 		{"index", "keep the query indexes and serve queries and evidence", &c.Index},
 		{"index-max-lag", "entries the index may lag the log before appends get 503 (0: no bound)", &c.IndexMaxLag},
@@ -346,6 +352,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("index_max_lag %d is negative", c.IndexMaxLag)
 	case c.MemoryLimit < 0:
 		return fmt.Errorf("memory_limit_mib %d is negative", c.MemoryLimit)
+	case c.StorageTrimInterval < 0 || c.StorageTrimInterval > time.Minute:
+		return fmt.Errorf("storage_trim_interval %s outside 0..1m (0: never)", c.StorageTrimInterval)
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err

@@ -144,6 +144,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		{name: "env queue_bytes unparsable", env: []string{"ACCESSLEDGER_QUEUE_BYTES=lots"}, want: "ACCESSLEDGER_QUEUE_BYTES"},
 		{name: "pprof on all interfaces", args: []string{"--pprof-listen", ":6060"}, want: "pprof_listen"},
 		{name: "pprof on a public address", yaml: "pprof_listen: 192.0.2.1:6060\n", want: "pprof_listen"},
+		{name: "flag storage_trim_interval negative", args: []string{"--storage-trim-interval", "-1s"}, want: "storage_trim_interval"},
+		{name: "file storage_trim_interval too long", yaml: "storage_trim_interval: 2m\n", want: "storage_trim_interval"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := tc.args
@@ -155,5 +157,26 @@ func TestLoadConfigErrors(t *testing.T) {
 				t.Errorf("loadConfig(%q, env %q, yaml %q) = %v, want an error naming %q", args, tc.env, tc.yaml, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestStorageTrimInterval: the default trims four times a second, 0 turns
+// trimming off (a negative ledger interval), any other value is passed on.
+func TestStorageTrimInterval(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{nil, 250 * time.Millisecond},
+		{[]string{"--storage-trim-interval", "0"}, -1},
+		{[]string{"--storage-trim-interval", "2s"}, 2 * time.Second},
+	} {
+		cfg, err := loadConfig(tc.args, envMap(), io.Discard)
+		if err != nil {
+			t.Fatalf("loadConfig(%q) = %v", tc.args, err)
+		}
+		if got := trimInterval(cfg.StorageTrimInterval); got != tc.want {
+			t.Errorf("loadConfig(%q): ledger trim interval %v, want %v", tc.args, got, tc.want)
+		}
 	}
 }

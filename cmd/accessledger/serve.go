@@ -426,6 +426,7 @@ func openOrCreate(ctx context.Context, cfg Config, id identity, log *slog.Logger
 	lc := ledger.Config{
 		Dir:                filepath.Join(cfg.Data, storageDir),
 		TrimDir:            cfg.Data, // the index, detection and response databases too
+		TrimInterval:       trimInterval(cfg.StorageTrimInterval),
 		Origin:             id.origin,
 		Signer:             signer,
 		Logger:             log,
@@ -554,4 +555,13 @@ func (c cronLogger) Info(msg string, kv ...any) {
 
 func (c cronLogger) Error(err error, msg string, kv ...any) {
 	c.l.Error(msg, append([]any{"component", "cron", "err", err}, kv...)...)
+}
+
+// trimInterval maps storage_trim_interval (0: never) to
+// ledger.Config.TrimInterval (negative: never).
+func trimInterval(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
