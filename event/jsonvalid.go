@@ -2,7 +2,6 @@ package event
 
 import (
 	"bytes"
-	"encoding/binary"
 	"math/bits"
 	"unicode/utf8"
 
@@ -61,13 +60,15 @@ var strPlain = func() (t [256]bool) {
 // plainEnd returns the offset of the first byte at or after i that is not
 // plain in a JSON string (see strPlain), or len(b): eight bytes at a
 // time, then byte by byte.
-func plainEnd(b []byte, i int) int {
+func plainEnd[T string | []byte](b T, i int) int {
 	const (
 		lo = 0x0101010101010101
 		hi = 0x8080808080808080
 	)
 	for ; i+8 <= len(b); i += 8 {
-		x := binary.LittleEndian.Uint64(b[i:])
+		_ = b[i+7]
+		x := uint64(b[i]) | uint64(b[i+1])<<8 | uint64(b[i+2])<<16 | uint64(b[i+3])<<24 |
+			uint64(b[i+4])<<32 | uint64(b[i+5])<<40 | uint64(b[i+6])<<48 | uint64(b[i+7])<<56
 		q := x ^ (lo * '"')
 		s := x ^ (lo * '\\')
 		// A set high bit marks a byte below 0x20, a quote, a backslash
