@@ -100,30 +100,8 @@ func TestTrimRangeKeepsAnonymousMemory(t *testing.T) {
 // server's other databases), from the process's RSS.
 func TestTrimLoopCoversTrimDir(t *testing.T) {
 	parent := t.TempDir()
-	sibling := filepath.Join(parent, "index")
-	if err := os.Mkdir(sibling, 0o700); err != nil {
-		t.Fatal(err)
-	}
 	const size = 4 << 20
-	f, err := os.Create(filepath.Join(sibling, "000001.mem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := f.Truncate(size); err != nil {
-		t.Fatal(err)
-	}
-	m, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Munmap(m)
-	for i := 0; i < size; i += 4096 {
-		m[i] = 1 // every page resident
-	}
-	if n := residentPages(t, m); n != size/4096 {
-		t.Fatalf("%d of %d pages resident after writing them", n, size/4096)
-	}
+	m := mapSibling(t, parent, size)
 	newTestLedger(t, func(c *Config) {
 		c.Dir = filepath.Join(parent, "badger")
 		c.TrimDir = parent
@@ -140,27 +118,8 @@ func TestTrimLoopCoversTrimDir(t *testing.T) {
 // drops mapped pages, its own or those under TrimDir.
 func TestTrimIntervalOff(t *testing.T) {
 	parent := t.TempDir()
-	sibling := filepath.Join(parent, "index")
-	if err := os.Mkdir(sibling, 0o700); err != nil {
-		t.Fatal(err)
-	}
 	const size = 1 << 20
-	f, err := os.Create(filepath.Join(sibling, "000001.mem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := f.Truncate(size); err != nil {
-		t.Fatal(err)
-	}
-	m, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Munmap(m)
-	for i := 0; i < size; i += 4096 {
-		m[i] = 1
-	}
+	m := mapSibling(t, parent, size)
 	newTestLedger(t, func(c *Config) {
 		c.Dir = filepath.Join(parent, "badger")
 		c.TrimDir = parent
@@ -170,6 +129,37 @@ func TestTrimIntervalOff(t *testing.T) {
 	if n := residentPages(t, m); n != size/4096 {
 		t.Errorf("%d of %d pages resident with trimming off, want all", n, size/4096)
 	}
+}
+
+// mapSibling maps a file of size bytes under parent/index (where a
+// server keeps another database), writes every page of it so that all are
+// resident, and returns the mapping (unmapped at the test's end).
+func mapSibling(t *testing.T, parent string, size int) []byte {
+	t.Helper()
+	sibling := filepath.Join(parent, "index")
+	if err := os.Mkdir(sibling, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(sibling, "000001.mem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(int64(size)); err != nil {
+		t.Fatal(err)
+	}
+	m, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Munmap(m) })
+	for i := 0; i < size; i += 4096 {
+		m[i] = 1 // every page resident
+	}
+	if n := residentPages(t, m); n != size/4096 {
+		t.Fatalf("%d of %d pages resident after writing them", n, size/4096)
+	}
+	return m
 }
 
 // residentPages returns the Rss of mapping m in /proc/self/smaps in 4 KiB

@@ -312,26 +312,12 @@ func TestBanMakesOneDecision(t *testing.T) {
 	dc := DefaultDecisionsConfig()
 	s, stop := runService(t, Config{Log: l, Dir: dir, Decisions: &dc})
 	appendAlerts(t, l, testAlert("r1", "high", "203.0.113.7", 1), testAlert("r1", "high", "127.0.0.1", 2))
-	list := func(s *Service) []DecisionInfo {
-		dl, err := s.Decisions().List(bg, DecisionQuery{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return dl.Decisions
-	}
+	list := func(s *Service) []DecisionInfo { return activeDecisions(t, s) }
 	waitFor(t, "the decision", func() bool { return len(list(s)) == 1 })
 	if d := list(s)[0]; d.Value != "203.0.113.7" || d.Scenario != "r1" {
 		t.Errorf("decision %+v", d)
 	}
-	countAdded := func() int {
-		n := 0
-		for _, r := range responseLeaves(t, l) {
-			if r.Action == event.ActionDecisionAdded {
-				n++
-			}
-		}
-		return n
-	}
+	countAdded := func() int { return countResponses(t, l, event.ActionDecisionAdded) }
 	waitFor(t, "the decision_added leaf", func() bool { return countAdded() == 1 })
 	stop()
 	// Forget the cursor: the alerts are processed again.
@@ -368,23 +354,8 @@ func TestManyAlertsMakeTheirDecisions(t *testing.T) {
 		alerts[i] = testAlert("r1", "high", fmt.Sprintf("198.51.%d.%d", 100+i/250, i%250), i)
 	}
 	appendAlerts(t, l, alerts...)
-	active := func() int {
-		dl, err := s.Decisions().List(bg, DecisionQuery{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(dl.Decisions)
-	}
-	added := func() int {
-		k := 0
-		for _, r := range responseLeaves(t, l) {
-			if r.Action == event.ActionDecisionAdded {
-				k++
-			}
-		}
-		return k
-	}
-	waitFor(t, "every decision and its decision_added leaf", func() bool { return active() == n && added() == n })
+	added := func() int { return countResponses(t, l, event.ActionDecisionAdded) }
+	waitFor(t, "every decision and its decision_added leaf", func() bool { return len(activeDecisions(t, s)) == n && added() == n })
 	time.Sleep(50 * time.Millisecond) // a repeated leaf would be appended by now
 	if k := added(); k != n {
 		t.Errorf("%d decision_added leaves, want %d", k, n)
@@ -519,4 +490,26 @@ func TestRedeliverAllSpansTransactions(t *testing.T) {
 	if dead, err := s.DeadLetters(bg, "hook", 10); err != nil || len(dead) != 0 {
 		t.Errorf("DeadLetters after redelivering all = %d, %v; want none", len(dead), err)
 	}
+}
+
+// activeDecisions lists the decisions s holds.
+func activeDecisions(t testing.TB, s *Service) []DecisionInfo {
+	t.Helper()
+	dl, err := s.Decisions().List(bg, DecisionQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dl.Decisions
+}
+
+// countResponses counts the response leaves of action in the log.
+func countResponses(t testing.TB, l *ledger.Ledger, action string) int {
+	t.Helper()
+	n := 0
+	for _, r := range responseLeaves(t, l) {
+		if r.Action == action {
+			n++
+		}
+	}
+	return n
 }
