@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -58,6 +59,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	log := newLogger(cfg, stderr)
+	log.Debug("scheduler", "procs", raiseMaxProcs(os.Getenv), "cpus", runtime.NumCPU())
 	if cfg.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		// A soft limit: the garbage collector works harder near it, and
 		// the runtime returns memory sooner. It never fails allocations.
