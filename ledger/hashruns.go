@@ -221,8 +221,8 @@ func (l *Ledger) indexOf(ctx context.Context, leafHash []byte, size uint64) (uin
 			if err != nil {
 				return false, err
 			}
-			o := (i % TileWidth) * hashSize
-			return uint64(len(t)) >= o+hashSize && bytes.Equal(t[o:o+hashSize], leafHash), nil
+			h, ok := tileHash(t, i)
+			return ok && bytes.Equal(h, leafHash), nil
 		}
 		opts := badger.DefaultIteratorOptions
 		opts.PrefetchValues = false

@@ -237,6 +237,16 @@ func (c *tileCache) tile(level uint8, index uint64) ([]byte, error) {
 	return t, nil
 }
 
+// tileHash returns the hash of node i of a tree level from t, the stored
+// tile of that level holding it, or false if t is too short to hold it.
+func tileHash(t []byte, i uint64) ([]byte, bool) {
+	o := i % TileWidth * hashSize
+	if uint64(len(t)) < o+hashSize {
+		return nil, false
+	}
+	return t[o : o+hashSize], true
+}
+
 func (c *tileCache) node(id compact.NodeID) ([]byte, error) {
 	return nodeHash(c, id)
 }

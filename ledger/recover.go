@@ -203,8 +203,7 @@ func (l *Ledger) verifyEntries(ctx context.Context, txn *badger.Txn, tc *tileCac
 			verr = fmt.Errorf("tile for node %d/%d: %v: %w", id.Level, id.Index, err, ErrCorrupt)
 			return
 		}
-		o := (id.Index % TileWidth) * hashSize
-		if uint64(len(t)) < o+hashSize || !bytes.Equal(t[o:o+hashSize], h) {
+		if stored, ok := tileHash(t, id.Index); !ok || !bytes.Equal(stored, h) {
 			if level == 0 {
 				verr = fmt.Errorf("entry %d does not match its stored leaf hash: %w", id.Index, ErrCorrupt)
 			} else {

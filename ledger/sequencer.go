@@ -451,14 +451,14 @@ func (s *sequencer) lookupDedup(key []byte) (dedupRecord, bool) {
 		// The entry is durable: its leaf hash is in its level-0 tile.
 		var t []byte
 		if t, err = get(s.rtxn, tileKey(0, rec.index/TileWidth)); err == nil {
-			o := rec.index % TileWidth * hashSize
+			h, ok := tileHash(t, rec.index)
 			switch {
-			case uint64(len(t)) < o+hashSize:
+			case !ok:
 				err = fmt.Errorf("entry %d is not in its level-0 tile: %w", rec.index, ErrCorrupt)
-			case foldHash(t[o:o+hashSize]) != rec.fold:
+			case foldHash(h) != rec.fold:
 				err = fmt.Errorf("the leaf hash of entry %d is not the one its record holds: %w", rec.index, ErrCorrupt)
 			default:
-				rec.leafHash = [32]byte(t[o : o+hashSize])
+				rec.leafHash = [32]byte(h)
 			}
 		}
 	}
