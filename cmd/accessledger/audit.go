@@ -823,10 +823,11 @@ func (a *auditor) verifyBundles(ctx context.Context, first, end, size uint64) <-
 	go func() {
 		defer close(out)
 		ctx, cancel := context.WithCancel(ctx)
-		// The frames' checksums are checked (xxhash, 2 % of the auditor's
-		// CPU): the Merkle tree would catch a damaged frame too, but as a
-		// tile that differs from the entries, not as what it is.
-		dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(workers), zstd.WithDecoderMaxMemory(maxBundleBytes))
+		// The frames' checksums (xxhash, 2 % of the auditor's CPU) are
+		// not checked on the way: the leaf hashes are. A bundle that
+		// fails its check is decoded again with them (frameDamaged), so
+		// that a damaged frame is reported as what it is.
+		dec, err := newBundleDecoder(workers)
 		if err != nil {
 			cancel()
 			out <- bundleResult{index: first, kind: findingUnavailable, err: fmt.Errorf("zstd decoder: %w", err)}
@@ -955,7 +956,10 @@ type bundleWorker struct {
 	// read, before they are checked.
 	fetched func()
 	raw     []byte // the bundle, decompressed
-	hashes  [layout.EntryBundleWidth][32]byte
+	// compressed: the bundle being checked was served as a zstd frame
+	// (in body).
+	compressed bool
+	hashes     [layout.EntryBundleWidth][32]byte
 	// json checks leaf bodies; its 1.7 KB of state is kept rather than
 	// cleared for every leaf (12 % of the check).
 	json event.JSONValidator
@@ -985,6 +989,7 @@ func (w *bundleWorker) verify(ctx context.Context, index, size uint64) bundleRes
 	tilePath := layout.TilePath(0, index, width)
 	var raw []byte
 	tileFetched := false
+	w.compressed = false
 	if width == 0 {
 		var compressed bool
 		var err error
@@ -1007,7 +1012,7 @@ func (w *bundleWorker) verify(ctx context.Context, index, size uint64) bundleRes
 			return r
 		}
 		raw = w.body.Bytes()
-		if compressed {
+		if w.compressed = compressed; compressed {
 			if w.raw, err = w.dec.DecodeAll(raw, w.raw[:0]); err != nil {
 				r.kind, r.err = findingUnavailable, fmt.Errorf("entry bundle %s, served zstd-compressed, does not decompress: %v", path, err)
 				return r
@@ -1024,6 +1029,7 @@ func (w *bundleWorker) verify(ctx context.Context, index, size uint64) bundleRes
 		}
 	}
 	if r.kind, r.err = w.hashBundle(raw, index, n, path); r.err != nil {
+		w.damagedFrame(&r, path)
 		return r
 	}
 	hashes := w.hashes[:n]
@@ -1045,6 +1051,7 @@ func (w *bundleWorker) verify(ctx context.Context, index, size uint64) bundleRes
 	}
 	if err := compareLeafHashes(tile, hashes); err != nil {
 		r.kind, r.err = findingTile, fmt.Errorf("hash tile %s differs from the leaf hashes of entry bundle %s: %v", tilePath, path, err)
+		w.damagedFrame(&r, path)
 		return r
 	}
 	if width != 0 {
@@ -1056,6 +1063,31 @@ func (w *bundleWorker) verify(ctx context.Context, index, size uint64) bundleRes
 	}
 	r.root = subtreeRoot(hashes)
 	return r
+}
+
+// newBundleDecoder returns the --full workers' zstd decoder, for
+// concurrency of them at once. It does not check the frames' checksums.
+func newBundleDecoder(concurrency int) (*zstd.Decoder, error) {
+	return zstd.NewReader(nil, zstd.WithDecoderConcurrency(concurrency), zstd.WithDecoderMaxMemory(maxBundleBytes), zstd.IgnoreChecksum(true))
+}
+
+// damagedFrame replaces finding r about entry bundle path with "does not
+// decompress" if the bundle was served as a zstd frame whose checksum
+// fails: the workers decode without checking it (the leaf hashes are
+// checked instead), so a damaged frame first shows as bad entries or leaf
+// hashes.
+func (w *bundleWorker) damagedFrame(r *bundleResult, path string) {
+	if !w.compressed {
+		return
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxBundleBytes))
+	if err != nil {
+		return
+	}
+	defer dec.Close()
+	if _, err := dec.DecodeAll(w.body.Bytes(), nil); err != nil {
+		r.kind, r.err = findingUnavailable, fmt.Errorf("entry bundle %s, served zstd-compressed, does not decompress: %v", path, err)
+	}
 }
 
 // hashBundle splits the C2SP bytes of entry bundle index, which must hold

@@ -121,7 +121,10 @@ func BenchmarkAuditBundle(b *testing.B) {
 	}
 	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderCRC(true))
 	frame := enc.EncodeAll(raw, nil)
-	dec, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
+	dec, err := newBundleDecoder(1)
+	if err != nil {
+		b.Fatal(err)
+	}
 	defer dec.Close()
 	w := &bundleWorker{dec: dec}
 	b.SetBytes(int64(len(raw)))

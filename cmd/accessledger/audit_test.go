@@ -353,6 +353,25 @@ func TestAuditFullEncodings(t *testing.T) {
 		{"damaged frame", func(r *http.Response) error {
 			return rewriteBody(r, func(b []byte) []byte { b[len(b)/2] ^= 0x10; return b })
 		}, false, []string{"unavailable", "tile/entries/001", "does not decompress"}},
+		{"damaged frame that decodes", func(r *http.Response) error {
+			// A changed byte of the content under the original frame's
+			// checksum: only the checksum tells it is damaged (the
+			// workers decode without checking it).
+			return rewriteBody(r, func(b []byte) []byte {
+				dec, _ := zstd.NewReader(nil)
+				defer dec.Close()
+				plain, err := dec.DecodeAll(b, nil)
+				if err != nil {
+					t.Errorf("decompressing the served bundle: %v", err)
+					return b
+				}
+				plain[len(plain)/2] ^= 0x01
+				enc, _ := zstd.NewWriter(nil, zstd.WithEncoderCRC(true))
+				out := enc.EncodeAll(plain, nil)
+				copy(out[len(out)-4:], b[len(b)-4:]) // the original checksum
+				return out
+			})
+		}, false, []string{"unavailable", "tile/entries/001", "does not decompress"}},
 		{"unasked encoding", func(r *http.Response) error {
 			r.Header.Set("Content-Encoding", "gzip")
 			return nil
