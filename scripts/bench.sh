@@ -13,6 +13,8 @@
 #       fill    append 1,000,000 events in batches of 1000, then the server's
 #               peak RSS while holding them               -> bench-out/http-fill.{txt,json}, fill-mem.txt
 #       reopen  restart on the filled log (full verification) -> bench-out/reopen.txt
+#       audit   audit --full of the filled log against that server
+#                                                         -> bench-out/audit.{txt,json}
 #  3. scripts/bench-vs-tessera.sh: accessledger and Tessera's POSIX
 #     conformance server side by side, single events at 64 and 256
 #     clients, interleaved, with the ratio  -> bench-out/vs-tessera.txt
@@ -217,6 +219,16 @@ start_server "$FILL_DATA" reopen
   echo "start-up to healthy: ${START_MS} ms"
   echo "server memory after open (KiB): $(mem "$SERVER_PID")"
 } | tee "$OUT/reopen.txt"
+
+log "audit --full of the filled log, against the reopened server"
+t0=$(date +%s%N)
+ACCESSLEDGER_AUDIT_API_KEY=$ACCESSLEDGER_API_KEY bin/accessledger audit --url "$URL" \
+  --vkey "$(cat "$FILL_DATA/log.vkey")" --state "$TMP/audit-state" --full --json >"$OUT/audit.json"
+t1=$(date +%s%N)
+leaves=$(sed -n 's/.*"leaves":\([0-9]*\).*/\1/p' "$OUT/audit.json")
+rate=$(sed -n 's/.*"leaves_per_second":\([0-9]*\).*/\1/p' "$OUT/audit.json")
+echo "audit --full: $leaves leaves verified at $rate leaves/s (the whole command: $(((t1 - t0) / 1000000)) ms)" |
+  tee "$OUT/audit.txt"
 stop_server
 rm -rf "$FILL_DATA"
 
@@ -246,4 +258,5 @@ for name in batch single large fill; do
 done
 echo "fill: $(tr '\n' ' ' <"$OUT/fill-mem.txt")"
 echo "reopen: $(tr '\n' ' ' <"$OUT/reopen.txt")"
+cat "$OUT/audit.txt"
 if [ -f "$OUT/vs-tessera.txt" ]; then sed -n '/^clients/,$p' "$OUT/vs-tessera.txt"; fi
