@@ -68,7 +68,7 @@ type auditConfig struct {
 // server's pages were trimmed from the page cache), so the two cores of
 // a machine that runs the server too stay busy only with several workers
 // per core: against a local server on two cores, 16 workers verified a
-// median 991,000 leaves/s in nine runs, 8 workers 915,000 in twelve
+// median 991,000 leaves/s in ten runs, 8 workers 930,000 in twelve
 // (BENCHMARKS.md).
 const workersPerProc = 8
 
@@ -834,7 +834,7 @@ func (a *auditor) verifyBundles(ctx context.Context, first, end, size uint64) <-
 		ctx, cancel := context.WithCancel(ctx)
 		// The frames' checksums (xxhash, 2 % of the auditor's CPU) are
 		// not checked on the way: the leaf hashes are. A bundle that
-		// fails its check is decoded again with them (frameDamaged), so
+		// fails its check is decoded again with them (damagedFrame), so
 		// that a damaged frame is reported as what it is.
 		dec, err := newBundleDecoder(workers)
 		if err != nil {
