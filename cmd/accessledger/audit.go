@@ -67,10 +67,11 @@ type auditConfig struct {
 // server part of the time (the request, and reads from the disk when the
 // server's pages were trimmed from the page cache), so the two cores of
 // a machine that runs the server too stay busy only with several workers
-// per core: against a local server on two cores, 16 workers verified a
-// median 991,000 leaves/s in ten runs, 8 workers 930,000 in twelve
+// per core: against a local server on two cores, 24 workers verified a
+// median 1,037,000 leaves/s in twelve runs, 16 workers 991,000 in
+// fifteen, 8 workers 930,000 in twelve, 32 workers 1,014,000 in six
 // (BENCHMARKS.md).
-const workersPerProc = 8
+const workersPerProc = 12
 
 func auditFlags(args []string, getenv func(string) string, stderr io.Writer) (auditConfig, error) {
 	var c auditConfig
