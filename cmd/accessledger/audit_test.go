@@ -337,6 +337,29 @@ func TestAuditFullEncodings(t *testing.T) {
 		t.Fatal(err)
 	}
 	bundle1 := regexp.MustCompile(`^/tile/entries/001$`)
+	// changeFrame decompresses a served bundle, applies change to its
+	// content and compresses it again; with oldChecksum the new frame
+	// carries the served frame's checksum.
+	changeFrame := func(change func(plain []byte), oldChecksum bool) func(*http.Response) error {
+		return func(r *http.Response) error {
+			return rewriteBody(r, func(b []byte) []byte {
+				dec, _ := zstd.NewReader(nil)
+				defer dec.Close()
+				plain, err := dec.DecodeAll(b, nil)
+				if err != nil {
+					t.Errorf("decompressing the served bundle: %v", err)
+					return b
+				}
+				change(plain)
+				enc, _ := zstd.NewWriter(nil, zstd.WithEncoderCRC(true))
+				out := enc.EncodeAll(plain, nil)
+				if oldChecksum {
+					copy(out[len(out)-4:], b[len(b)-4:])
+				}
+				return out
+			})
+		}
+	}
 	for _, tc := range []struct {
 		name   string
 		modify func(r *http.Response) error // on full bundles
@@ -353,44 +376,19 @@ func TestAuditFullEncodings(t *testing.T) {
 		{"damaged frame", func(r *http.Response) error {
 			return rewriteBody(r, func(b []byte) []byte { b[len(b)/2] ^= 0x10; return b })
 		}, false, []string{"unavailable", "tile/entries/001", "does not decompress"}},
-		{"damaged frame that decodes", func(r *http.Response) error {
-			// A changed byte of the content under the original frame's
-			// checksum: only the checksum tells it is damaged (the
-			// workers decode without checking it).
-			return rewriteBody(r, func(b []byte) []byte {
-				dec, _ := zstd.NewReader(nil)
-				defer dec.Close()
-				plain, err := dec.DecodeAll(b, nil)
-				if err != nil {
-					t.Errorf("decompressing the served bundle: %v", err)
-					return b
-				}
-				plain[len(plain)/2] ^= 0x01
-				enc, _ := zstd.NewWriter(nil, zstd.WithEncoderCRC(true))
-				out := enc.EncodeAll(plain, nil)
-				copy(out[len(out)-4:], b[len(b)-4:]) // the original checksum
-				return out
-			})
-		}, false, []string{"unavailable", "tile/entries/001", "does not decompress"}},
+		// A changed byte of the content under the original frame's
+		// checksum: only the checksum tells it is damaged (the workers
+		// decode without checking it).
+		{"damaged frame that decodes", changeFrame(func(plain []byte) { plain[len(plain)/2] ^= 0x01 }, true),
+			false, []string{"unavailable", "tile/entries/001", "does not decompress"}},
 		{"unasked encoding", func(r *http.Response) error {
 			r.Header.Set("Content-Encoding", "gzip")
 			return nil
 		}, false, []string{"unavailable", "tile/entries/001", `Content-Encoding "gzip"`}},
-		{"recompressed change", func(r *http.Response) error {
-			return rewriteBody(r, func(b []byte) []byte {
-				dec, _ := zstd.NewReader(nil)
-				defer dec.Close()
-				plain, err := dec.DecodeAll(b, nil)
-				if err != nil {
-					t.Errorf("decompressing the served bundle: %v", err)
-					return b
-				}
-				i := bytes.Index(plain, []byte(`"received_at":"`)) + len(`"received_at":"`) + 3
-				plain[i] ^= 0x01 // another digit of the year: still a valid leaf
-				enc, _ := zstd.NewWriter(nil)
-				return enc.EncodeAll(plain, nil)
-			})
-		}, false, []string{"tile_mismatch", "tile/0/001 differs from the leaf hashes of entry bundle tile/entries/001", "hash 0 is"}},
+		{"recompressed change", changeFrame(func(plain []byte) {
+			i := bytes.Index(plain, []byte(`"received_at":"`)) + len(`"received_at":"`) + 3
+			plain[i] ^= 0x01 // another digit of the year: still a valid leaf
+		}, false), false, []string{"tile_mismatch", "tile/0/001 differs from the leaf hashes of entry bundle tile/entries/001", "hash 0 is"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var compressed atomic.Int64
