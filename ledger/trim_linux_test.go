@@ -99,13 +99,8 @@ func TestTrimRangeKeepsAnonymousMemory(t *testing.T) {
 // pages of files mapped under TrimDir, beside its own directory (a
 // server's other databases), from the process's RSS.
 func TestTrimLoopCoversTrimDir(t *testing.T) {
-	parent := t.TempDir()
 	const size = 4 << 20
-	m := mapSibling(t, parent, size)
-	newTestLedger(t, func(c *Config) {
-		c.Dir = filepath.Join(parent, "badger")
-		c.TrimDir = parent
-	})
+	m := ledgerBesideMapping(t, size, nil)
 	waitFor(t, "the sibling's pages trimmed", func() bool { return residentPages(t, m) == 0 })
 	for i := 0; i < size; i += 4096 {
 		if m[i] != 1 {
@@ -117,18 +112,29 @@ func TestTrimLoopCoversTrimDir(t *testing.T) {
 // TestTrimIntervalOff: with a negative TrimInterval the ledger never
 // drops mapped pages, its own or those under TrimDir.
 func TestTrimIntervalOff(t *testing.T) {
-	parent := t.TempDir()
 	const size = 1 << 20
-	m := mapSibling(t, parent, size)
-	newTestLedger(t, func(c *Config) {
-		c.Dir = filepath.Join(parent, "badger")
-		c.TrimDir = parent
-		c.TrimInterval = -1
-	})
+	m := ledgerBesideMapping(t, size, func(c *Config) { c.TrimInterval = -1 })
 	time.Sleep(4 * trimInterval) // four passes of the default interval
 	if n := residentPages(t, m); n != size/4096 {
 		t.Errorf("%d of %d pages resident with trimming off, want all", n, size/4096)
 	}
+}
+
+// ledgerBesideMapping opens a test ledger, adjusted by adjust if not nil,
+// whose TrimDir also holds a file of size bytes mapped by mapSibling, and
+// returns that mapping.
+func ledgerBesideMapping(t *testing.T, size int, adjust func(*Config)) []byte {
+	t.Helper()
+	parent := t.TempDir()
+	m := mapSibling(t, parent, size)
+	newTestLedger(t, func(c *Config) {
+		c.Dir = filepath.Join(parent, "badger")
+		c.TrimDir = parent
+		if adjust != nil {
+			adjust(c)
+		}
+	})
+	return m
 }
 
 // mapSibling maps a file of size bytes under parent/index (where a
