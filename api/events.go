@@ -257,6 +257,8 @@ func (s *Server) prepare(raws [][]byte) ([]ledger.Entry, []string, map[int][]eve
 			continue
 		}
 		entries[i].Data = leaf
+		// Parse returns times in UTC, as decoding the leaf would.
+		entries[i].Decoded = &event.Decoded{ReceivedAt: now, Event: ev}
 		services[i] = ev.Service
 		if ev.ID != "" {
 			entries[i].DedupKey = dedupKey(ev.Service, ev.ID)

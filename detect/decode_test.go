@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/accessledger/accessledger/event"
+	"github.com/accessledger/accessledger/ledger"
 )
 
 func TestDecodeLeaf(t *testing.T) {
@@ -23,6 +24,8 @@ func TestDecodeLeaf(t *testing.T) {
 		{"ipv6", map[string]any{"source": map[string]any{"ip": "2001:db8::1"}}},
 		{"geo country only", map[string]any{"source": map[string]any{"geo": map[string]any{"country": "BR"}}}},
 		{"nanoseconds", map[string]any{"time": "2026-01-05T10:00:00.123456789Z"}},
+		{"time with an offset", map[string]any{"time": "2026-01-05T12:00:00.5+02:00"}},
+		{"ipv4-mapped ipv6", map[string]any{"source": map[string]any{"ip": "::ffff:192.0.2.1"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -41,6 +44,25 @@ func TestDecodeLeaf(t *testing.T) {
 			}
 			if r.Index != 7 || !r.ReceivedAt.Equal(recv) || !reflect.DeepEqual(r.Event, ev) {
 				t.Errorf("DecodeLeaf(%s) = %+v, want %+v", leaf, r.Event, ev)
+			}
+
+			// What the API appends with the leaf (as the detector reads it
+			// while the log holds the entry) decodes to the same record.
+			// The event parsed from the request is what decoding the leaf
+			// gives back: the detector's alerts do not depend on which it
+			// read.
+			dec := &event.Decoded{ReceivedAt: recv, Event: ev}
+			for _, own := range []bool{false, true} {
+				f, err := decodeFollowed(ledger.Leaf{Index: 7, Data: leaf, Decoded: dec}, own)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if f.Index != 7 || f.ReceivedAt != r.ReceivedAt || !reflect.DeepEqual(f.Event, r.Event) {
+					t.Errorf("decodeFollowed(own %v) = {%d %v %+v}, want {%d %v %+v} as from the bytes", own, f.Index, f.ReceivedAt, f.Event, r.Index, r.ReceivedAt, r.Event)
+				}
+				if shared := f.Event == ev; shared == own {
+					t.Errorf("decodeFollowed(own %v): record's event shared with the log's followers: %v", own, shared)
+				}
 			}
 		})
 	}

@@ -333,7 +333,7 @@ func (d *Detector) finish(flush func(context.Context) error) error {
 
 // process runs the engine on one leaf.
 func (d *Detector) process(lf ledger.Leaf, pending []pendingAlert) []pendingAlert {
-	rec, err := DecodeLeaf(lf.Index, lf.Data)
+	rec, err := decodeFollowed(lf, d.cfg.Enricher != nil)
 	switch {
 	case errors.Is(err, ErrNotEvent):
 		d.metrics.otherLeaves.Inc()
@@ -352,6 +352,24 @@ func (d *Detector) process(lf ledger.Leaf, pending []pendingAlert) []pendingAler
 	}
 	d.metrics.events.Inc()
 	return pending
+}
+
+// decodeFollowed decodes a leaf the log streamed: from what the API
+// decoded it from, if the log still held that (Leaf.Decoded), else from
+// its bytes. The event is shared with the log's other followers then:
+// with own (the detector will enrich it), the record gets its own copy
+// of the event's top level, which is all enrichment writes.
+func decodeFollowed(lf ledger.Leaf, own bool) (*Record, error) {
+	d, ok := lf.Decoded.(*event.Decoded)
+	if !ok {
+		return DecodeLeaf(lf.Index, lf.Data)
+	}
+	rec := &Record{Index: lf.Index, ReceivedAt: d.ReceivedAt, Event: d.Event}
+	if own {
+		ev := *d.Event
+		rec.Event = &ev
+	}
+	return rec, nil
 }
 
 // publish appends the pending alerts, waits until they are durable, and

@@ -187,6 +187,16 @@ func EncodeEventLeaf(receivedAt time.Time, e *Event) (leaf, body []byte, err err
 	return b, b[start:end:end], nil
 }
 
+// Decoded is an event leaf decoded: the time it was received and the
+// event, as decoding the bytes EncodeEventLeaf wrote from them gives them
+// back (times in UTC). The API appends it with the leaf
+// (ledger.Entry.Decoded), so that the log's followers do not decode the
+// leaf again. Nothing may modify it once appended.
+type Decoded struct {
+	ReceivedAt time.Time
+	Event      *Event
+}
+
 // DecodeLeaf parses leaf bytes as written by EncodeLeaf.
 func DecodeLeaf(data []byte) (*Leaf, error) {
 	var l Leaf

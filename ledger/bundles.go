@@ -197,17 +197,19 @@ type bundleWriter struct {
 // append's quarter steps (which allocated about five times the bundle).
 const bundleCap = 128 << 10
 
-// add appends an entry. It returns true if the bundle is now full.
-func (b *bundleWriter) add(entry []byte) bool {
+// add appends an entry. It returns the entry's bytes as stored in the
+// bundle, and true if the bundle is now full.
+func (b *bundleWriter) add(entry []byte) ([]byte, bool) {
 	if need := len(b.raw) + 2 + len(entry); need > cap(b.raw) {
 		// Grow into a new array: the old one stays as chunks may hold it.
 		raw := make([]byte, len(b.raw), max(bundleCap, 2*cap(b.raw), need))
 		copy(raw, b.raw)
 		b.raw = raw
 	}
+	start := len(b.raw) + 2
 	b.raw = appendBundleEntry(b.raw, entry)
 	b.n++
-	return b.n == TileWidth
+	return b.raw[start:len(b.raw):len(b.raw)], b.n == TileWidth
 }
 
 // entries splits the bundle into its entries (aliasing raw).

@@ -15,6 +15,10 @@ import (
 type Leaf struct {
 	Index uint64
 	Data  []byte
+	// Decoded is the Entry.Decoded the entry was appended with, if the
+	// entry was still held in memory when read (nil otherwise, and
+	// always after a restart). Read it, never modify it.
+	Decoded any
 }
 
 // Hash returns the leaf's RFC 6962 leaf hash. Followers that need it
@@ -35,10 +39,13 @@ func (l *Ledger) Follow(ctx context.Context, from uint64) iter.Seq2[Leaf, error]
 			wake := l.waitCommit()
 			size, _ := l.Size()
 			for next < size {
-				leaves, err := l.readLeaves(next, size)
-				if err != nil {
-					yield(Leaf{}, err)
-					return
+				leaves := l.recent.read(nil, next, int(min(size-next, TileWidth)))
+				if len(leaves) == 0 {
+					var err error
+					if leaves, err = l.readLeaves(next, size); err != nil {
+						yield(Leaf{}, err)
+						return
+					}
 				}
 				for _, lf := range leaves {
 					if !yield(lf, nil) {
@@ -138,6 +145,15 @@ func FollowInto(ctx context.Context, follow func(context.Context, uint64) iter.S
 		}
 	}
 	return nil
+}
+
+// RecentLeaves appends to out the committed entries from index from on,
+// at most max of them, if the ledger still holds them in memory (with
+// what they were appended with, Leaf.Decoded); none if entry from is not
+// held or not committed. Followers that read entry bundles on their own
+// try it first.
+func (l *Ledger) RecentLeaves(out []Leaf, from uint64, max int) []Leaf {
+	return l.recent.read(out, from, max)
 }
 
 // readLeaves reads the entries from index from up to one bundle's end (and

@@ -214,6 +214,12 @@ type Entry struct {
 	// events, a hash of the canonical event without the receive time).
 	// Reusing a key with another fingerprint fails with ErrIDConflict.
 	Fingerprint [32]byte
+	// Decoded, if set, is what Data was encoded from (for an event
+	// leaf, an *event.Decoded). The ledger never reads or stores it: it
+	// hands it to followers with the entry while the entry is recent
+	// (Leaf.Decoded), so that they need not decode Data again. It must
+	// describe Data exactly, and nobody may modify it once appended.
+	Decoded any
 }
 
 // Result is the outcome of appending one Entry.
@@ -236,7 +242,8 @@ type Ledger struct {
 	origin   string
 	verifier note.Verifier
 	metrics  *metrics
-	bundles  *bundleCache // decompressed full bundles
+	bundles  *bundleCache  // decompressed full bundles
+	recent   *recentLeaves // the last committed entries, for followers
 	// edge is the durable part of the edge bundle, as the sequencer
 	// published it after its last commit.
 	edge atomic.Pointer[edgeBundle]
@@ -419,6 +426,7 @@ func newLedger(cfg Config, db *badger.DB, fault *storageFault, meta logMeta) (*L
 	l := &Ledger{
 		fault:    fault,
 		bundles:  newBundleCache(cfg.BundleCacheBytes),
+		recent:   newRecentLeaves(),
 		txnLimit: txnLimit(db),
 		cfg:      cfg,
 		db:       db,

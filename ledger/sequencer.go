@@ -32,7 +32,10 @@ type sequencer struct {
 	// committed they go to the read cache, so that followers and readers
 	// do not decompress what the sequencer just had in memory.
 	sealed []cachedBundle
-	lh     hash.Hash // SHA-256, for leaf hashes
+	// added are the entries of the batch being built, for the recent
+	// entries once it is committed.
+	added []Leaf
+	lh    hash.Hash // SHA-256, for leaf hashes
 }
 
 // write is one Set (or Delete) of a batch.
@@ -228,6 +231,8 @@ func (s *sequencer) commit(batch []*request) bool {
 		clear(s.writes)
 		clear(s.sealed)
 		s.sealed = s.sealed[:0]
+		clear(s.added)
+		s.added = s.added[:0]
 	}()
 
 	oldSize := s.size
@@ -289,6 +294,7 @@ func (s *sequencer) commit(batch []*request) bool {
 	for _, b := range s.sealed {
 		l.bundles.Add(b.index, b.raw)
 	}
+	l.recent.add(s.added)
 	if added > 0 {
 		l.edge.Store(s.bundle.published())
 		l.setDurable(treeState{size: s.size, root: root})
@@ -405,7 +411,9 @@ func (s *sequencer) appendEntry(e *Entry, seen map[string]dedupRecord) Result {
 	if err := s.rng.Append(leaf[:], s.visit); err != nil && s.err == nil {
 		s.err = err
 	}
-	if s.bundle.add(e.Data) {
+	stored, full := s.bundle.add(e.Data)
+	s.added = append(s.added, Leaf{Index: index, Data: stored, Decoded: e.Decoded})
+	if full {
 		s.sealed = append(s.sealed, cachedBundle{index: s.bundle.index, raw: s.bundle.raw})
 		s.bundle.seal(s.set, s.del)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/accessledger/accessledger/event"
 	"github.com/accessledger/accessledger/ledger"
 )
 
@@ -45,6 +46,38 @@ func BenchmarkFollowerAdd(b *testing.B) {
 				break
 			}
 			f.add(lf.Index, lf.Data)
+			i++
+		}
+	}
+}
+
+// BenchmarkFollowerAddDecoded is BenchmarkFollowerAdd for leaves the log
+// still holds in memory with what they were appended with: the same
+// posting-list updates, without parsing.
+func BenchmarkFollowerAddDecoded(b *testing.B) {
+	leaves := loadgenLeaves(chunkSize)
+	decoded := make([]*event.Decoded, len(leaves))
+	for i, lf := range leaves {
+		l, err := event.DecodeLeaf(lf.Data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ev, err := event.Parse(l.Body, event.ParseOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		decoded[i] = &event.Decoded{ReceivedAt: l.ReceivedAt, Event: ev}
+	}
+	m, _ := newMetrics(&Index{}, nil)
+	x := &Index{metrics: m}
+	b.ResetTimer()
+	for i := 0; i < b.N; {
+		f := &follower{x: x, mem: newMemChunk(0)}
+		for j, lf := range leaves {
+			if i == b.N {
+				break
+			}
+			f.addDecoded(lf.Index, decoded[j])
 			i++
 		}
 	}

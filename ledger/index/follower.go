@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+	"unsafe"
 
 	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/accessledger/accessledger/event"
 	"github.com/accessledger/accessledger/ledger"
 )
 
@@ -105,6 +107,7 @@ type follower struct {
 	key     []byte            // scratch
 	val     []byte            // scratch
 	entries [][]byte          // scratch
+	recent  []ledger.Leaf     // scratch
 }
 
 // newFollower loads the state at the stored size: the lists and event
@@ -181,6 +184,25 @@ func (f *follower) follow(ctx context.Context) error {
 				return err
 			}
 		}
+		// The entries the log still holds in memory, up to the chunk's end.
+		chunkEnd := (f.next>>chunkBits + 1) << chunkBits
+		if rl, ok := f.x.cfg.Log.(recentLog); ok {
+			f.recent = rl.RecentLeaves(f.recent[:0], f.next, int(min(size, chunkEnd)-f.next))
+			if len(f.recent) > 0 {
+				f.x.memMu.Lock()
+				for _, lf := range f.recent {
+					if d, ok := lf.Decoded.(*event.Decoded); ok {
+						f.addDecoded(lf.Index, d)
+					} else {
+						f.add(lf.Index, lf.Data)
+					}
+				}
+				f.x.memMu.Unlock()
+				clear(f.recent)
+				f.advance(f.next+uint64(len(f.recent)), size)
+				continue
+			}
+		}
 		b := f.next / ledger.TileWidth
 		first := b * ledger.TileWidth
 		width := 0
@@ -200,13 +222,25 @@ func (f *follower) follow(ctx context.Context) error {
 			f.add(i, f.entries[i-first])
 		}
 		f.x.memMu.Unlock()
-		f.next = end
-		f.x.setSize(end)
-		f.x.progress.Store(time.Now().UnixNano())
-		if size <= end+f.x.cfg.MaxLag {
-			f.x.caughtUp.Store(true)
-		}
+		f.advance(end, size)
 	}
+}
+
+// advance records that the leaves before end are indexed, of a log of
+// the given size.
+func (f *follower) advance(end, size uint64) {
+	f.next = end
+	f.x.setSize(end)
+	f.x.progress.Store(time.Now().UnixNano())
+	if size <= end+f.x.cfg.MaxLag {
+		f.x.caughtUp.Store(true)
+	}
+}
+
+// recentLog is a Log that holds its last entries in memory
+// (ledger.Ledger does), with what they were appended with.
+type recentLog interface {
+	RecentLeaves(out []ledger.Leaf, from uint64, max int) []ledger.Leaf
 }
 
 // splitBundle appends the entries of a C2SP entry bundle (uint16
@@ -267,6 +301,40 @@ func (f *follower) add(index uint64, data []byte) {
 	}
 	f.mem.times = append(f.mem.times, ns)
 }
+
+// addDecoded indexes the event leaf at index from what the API decoded it
+// from, as add would from its bytes. f.x.memMu must be held exclusively.
+func (f *follower) addDecoded(index uint64, d *event.Decoded) {
+	pos := uint32(index & (chunkSize - 1))
+	ev := d.Event
+	f.put(fieldKind, bytesOf(string(event.KindEvent)), pos)
+	f.put(fieldService, bytesOf(ev.Service), pos)
+	f.put(fieldActor, bytesOf(ev.Actor.ID), pos)
+	f.put(fieldAction, bytesOf(ev.Action), pos)
+	f.put(fieldCategory, bytesOf(ev.Category), pos)
+	f.put(fieldOutcome, bytesOf(ev.Outcome), pos)
+	if r := ev.Resource; r != nil {
+		f.put(fieldResourceType, bytesOf(r.Type), pos)
+		f.put(fieldResourceID, bytesOf(r.ID), pos)
+	}
+	f.put(fieldTenant, bytesOf(ev.Tenant), pos)
+	if a := ev.Source.IP; a.IsValid() {
+		a = a.Unmap().WithZone("")
+		for _, lv := range ipLevels(a) {
+			f.val = appendIPValue(f.val[:0], a, lv.bits)
+			f.put(lv.f, f.val, pos)
+		}
+	}
+	ns := unixNano(ev.Time)
+	f.val = appendBucket(f.val[:0], floorDiv(ns, minuteNano))
+	f.put(fieldMinute, f.val, pos)
+	f.val = appendBucket(f.val[:0], floorDiv(ns, dayNano))
+	f.put(fieldDay, f.val, pos)
+	f.mem.times = append(f.mem.times, ns)
+}
+
+// bytesOf returns the bytes of s, without copying: put only reads them.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // put adds pos to the list of (fd, value); an empty value is not indexed.
 func (f *follower) put(fd field, value []byte, pos uint32) {

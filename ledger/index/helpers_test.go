@@ -27,8 +27,9 @@ var bg = context.Background()
 // genLeaf is one generated leaf and what a brute-force scan knows of it.
 type genLeaf struct {
 	data   []byte
-	kind   string // "" for a leaf that is not JSON
-	ev     *event.Event
+	kind   string       // "" for a leaf that is not JSON
+	ev     *event.Event // for events
+	recv   time.Time    // for events: when received
 	hasT   bool
 	t      time.Time // event time (alerts have one too)
 	actor  string
@@ -134,7 +135,7 @@ func generate(n int, seed uint64) []genLeaf {
 		if err != nil {
 			panic(err)
 		}
-		out[i] = genLeaf{data: data, kind: "event", ev: ev, hasT: true, t: ev.Time, actor: ev.Actor.ID, ipAddr: ev.Source.IP}
+		out[i] = genLeaf{data: data, kind: "event", ev: ev, recv: recv, hasT: true, t: ev.Time, actor: ev.Actor.ID, ipAddr: ev.Source.IP}
 	}
 	return out
 }
@@ -222,13 +223,19 @@ func newLedger(t testing.TB) *ledger.Ledger {
 	return l
 }
 
-// appendAll appends leaves in order, in batches.
+// appendAll appends leaves in order, in batches, events with what they
+// were encoded from, as the API appends them: the index reads that for the
+// entries the log still holds in memory, the bytes for the others.
 func appendAll(t testing.TB, l *ledger.Ledger, leaves []genLeaf) {
 	t.Helper()
 	for i := 0; i < len(leaves); i += 2000 {
 		batch := make([]ledger.Entry, 0, 2000)
 		for _, g := range leaves[i:min(i+2000, len(leaves))] {
-			batch = append(batch, ledger.Entry{Data: g.data})
+			e := ledger.Entry{Data: g.data}
+			if g.ev != nil {
+				e.Decoded = &event.Decoded{ReceivedAt: g.recv, Event: g.ev}
+			}
+			batch = append(batch, e)
 		}
 		if _, err := l.Append(bg, batch...); err != nil {
 			t.Fatalf("Ledger.Append() = %v", err)

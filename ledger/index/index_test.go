@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/accessledger/accessledger/event"
+	"github.com/accessledger/accessledger/ledger"
 	"github.com/accessledger/accessledger/ledger/index"
 )
 
@@ -453,5 +455,29 @@ func TestBehindOnlyOnceCaughtUp(t *testing.T) {
 	appendAll(t, l, leaves[4000:])
 	if x.Behind() {
 		t.Errorf("Behind() of a stopped index = true, want false")
+	}
+}
+
+// TestIndexesWhatTheLogHolds: for the entries the log still holds in
+// memory the index reads what they were appended with (Entry.Decoded), not
+// their bytes, and finds them as it finds the others. An entry appended
+// with a Decoded that says other than its bytes shows which one was read.
+func TestIndexesWhatTheLogHolds(t *testing.T) {
+	leaves := generate(3000, 7)
+	l := newLedger(t)
+	appendAll(t, l, leaves)
+	ev := *leaves[1].ev
+	ev.Actor.ID = "only-in-decoded"
+	if _, err := l.Append(bg, ledger.Entry{Data: leaves[1].data, Decoded: &event.Decoded{ReceivedAt: leaves[1].recv, Event: &ev}}); err != nil {
+		t.Fatal(err)
+	}
+	x := startIndex(t, l, t.TempDir())
+	waitIndexed(t, x.Index, 3001)
+	if got, _ := search(t, x.Index, index.Query{Actor: []string{"only-in-decoded"}}, 0, ^uint64(0), false, 0); !slices.Equal(got, []uint64{3000}) {
+		t.Fatalf("Search(actor only in Decoded) = %v, want [3000]: the index did not read what the entry was appended with", got)
+	}
+	for _, tc := range queryCases(leaves) {
+		got, _ := search(t, x.Index, tc.q, 0, 3000, false, 0)
+		checkSame(t, tc.name, got, bruteForce(leaves, 3000, tc.q))
 	}
 }
