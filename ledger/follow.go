@@ -148,12 +148,12 @@ func FollowInto(ctx context.Context, follow func(context.Context, uint64) iter.S
 }
 
 // RecentLeaves appends to out the committed entries from index from on,
-// at most max of them, if the ledger still holds them in memory (with
+// at most limit of them, if the ledger still holds them in memory (with
 // what they were appended with, Leaf.Decoded); none if entry from is not
 // held or not committed. Followers that read entry bundles on their own
 // try it first.
-func (l *Ledger) RecentLeaves(out []Leaf, from uint64, max int) []Leaf {
-	return l.recent.read(out, from, max)
+func (l *Ledger) RecentLeaves(out []Leaf, from uint64, limit int) []Leaf {
+	return l.recent.read(out, from, limit)
 }
 
 // readLeaves reads the entries from index from up to one bundle's end (and

@@ -66,15 +66,15 @@ func (r *recentLeaves) dropLocked(k int) {
 	}
 }
 
-// read appends to out the held entries from index from on, at most max of
-// them; none if entry from is not held.
-func (r *recentLeaves) read(out []Leaf, from uint64, max int) []Leaf {
+// read appends to out the held entries from index from on, at most limit
+// of them; none if entry from is not held.
+func (r *recentLeaves) read(out []Leaf, from uint64, limit int) []Leaf {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if from < r.first || from >= r.first+uint64(r.n) {
 		return out
 	}
-	end := min(r.first+uint64(r.n), from+uint64(max))
+	end := min(r.first+uint64(r.n), from+uint64(limit))
 	for i := from; i < end; i++ {
 		out = append(out, r.ring[i%uint64(len(r.ring))])
 	}

@@ -240,7 +240,7 @@ func (f *follower) advance(end, size uint64) {
 // recentLog is a Log that holds its last entries in memory
 // (ledger.Ledger does), with what they were appended with.
 type recentLog interface {
-	RecentLeaves(out []ledger.Leaf, from uint64, max int) []ledger.Leaf
+	RecentLeaves(out []ledger.Leaf, from uint64, limit int) []ledger.Leaf
 }
 
 // splitBundle appends the entries of a C2SP entry bundle (uint16
