@@ -36,9 +36,9 @@ import (
 // Room of a fixed size (half the configured limit) was not enough either.
 // The detector's state grows with the entities it watches: after 3 M
 // single events the live heap was 900 MB, 128 MiB of room made the
-// collector run 2.5 times a second and mark the whole heap each time (a
-// seventh of the two cores' time by the fifth minute), and throughput
-// fell 13 % over five minutes. With room of half the live heap (what
+// collector run 2.5 times a second, each cycle costing more as the state
+// grew (a seventh of the two cores' time by the fifth minute), and
+// throughput fell 13 % over five minutes. With room of half the live heap (what
 // GOGC=50 gives) it held flat, at 10 % less CPU per request, for 50 %
 // more RSS (BENCHMARKS.md, "Morning session").
 const limitCheckInterval = time.Second
