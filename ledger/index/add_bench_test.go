@@ -36,16 +36,19 @@ func loadgenLeaves(n int) []ledger.Leaf {
 // posting-list updates), without storage.
 func BenchmarkFollowerAdd(b *testing.B) {
 	leaves := loadgenLeaves(chunkSize)
+	benchAdd(b, len(leaves), func(f *follower, j int) { f.add(leaves[j].Index, leaves[j].Data) })
+}
+
+// benchAdd runs add for leaves 0..n-1 over and over, b.N calls in all, in
+// a fresh open chunk for each pass.
+func benchAdd(b *testing.B, n int, add func(f *follower, j int)) {
 	m, _ := newMetrics(&Index{}, nil)
 	x := &Index{metrics: m}
 	b.ResetTimer()
 	for i := 0; i < b.N; {
 		f := &follower{x: x, mem: newMemChunk(0)}
-		for _, lf := range leaves {
-			if i == b.N {
-				break
-			}
-			f.add(lf.Index, lf.Data)
+		for j := 0; j < n && i < b.N; j++ {
+			add(f, j)
 			i++
 		}
 	}
@@ -68,17 +71,5 @@ func BenchmarkFollowerAddDecoded(b *testing.B) {
 		}
 		decoded[i] = &event.Decoded{ReceivedAt: l.ReceivedAt, Event: ev}
 	}
-	m, _ := newMetrics(&Index{}, nil)
-	x := &Index{metrics: m}
-	b.ResetTimer()
-	for i := 0; i < b.N; {
-		f := &follower{x: x, mem: newMemChunk(0)}
-		for j, lf := range leaves {
-			if i == b.N {
-				break
-			}
-			f.addDecoded(lf.Index, decoded[j])
-			i++
-		}
-	}
+	benchAdd(b, len(leaves), func(f *follower, j int) { f.addDecoded(leaves[j].Index, decoded[j]) })
 }

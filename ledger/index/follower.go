@@ -282,24 +282,35 @@ func (f *follower) add(index uint64, data []byte) {
 	f.put(fieldTenant, fl.tenant, pos)
 	if fl.ip != nil {
 		if a, err := netip.ParseAddr(string(fl.ip)); err == nil {
-			a = a.Unmap().WithZone("")
-			for _, lv := range ipLevels(a) {
-				f.val = appendIPValue(f.val[:0], a, lv.bits)
-				f.put(lv.f, f.val, pos)
-			}
+			f.putAddr(a, pos)
 		}
 	}
 	ns := noTime
 	if fl.time != nil {
 		if t, ok := parseTime(fl.time); ok {
 			ns = unixNano(t)
-			f.val = appendBucket(f.val[:0], floorDiv(ns, minuteNano))
-			f.put(fieldMinute, f.val, pos)
-			f.val = appendBucket(f.val[:0], floorDiv(ns, dayNano))
-			f.put(fieldDay, f.val, pos)
+			f.putTime(ns, pos)
 		}
 	}
 	f.mem.times = append(f.mem.times, ns)
+}
+
+// putAddr adds pos to the lists of a source address and its prefixes.
+func (f *follower) putAddr(a netip.Addr, pos uint32) {
+	a = a.Unmap().WithZone("")
+	for _, lv := range ipLevels(a) {
+		f.val = appendIPValue(f.val[:0], a, lv.bits)
+		f.put(lv.f, f.val, pos)
+	}
+}
+
+// putTime adds pos to the lists of the minute and the day of an event
+// time (Unix nanoseconds).
+func (f *follower) putTime(ns int64, pos uint32) {
+	f.val = appendBucket(f.val[:0], floorDiv(ns, minuteNano))
+	f.put(fieldMinute, f.val, pos)
+	f.val = appendBucket(f.val[:0], floorDiv(ns, dayNano))
+	f.put(fieldDay, f.val, pos)
 }
 
 // addDecoded indexes the event leaf at index from what the API decoded it
@@ -319,17 +330,10 @@ func (f *follower) addDecoded(index uint64, d *event.Decoded) {
 	}
 	f.put(fieldTenant, bytesOf(ev.Tenant), pos)
 	if a := ev.Source.IP; a.IsValid() {
-		a = a.Unmap().WithZone("")
-		for _, lv := range ipLevels(a) {
-			f.val = appendIPValue(f.val[:0], a, lv.bits)
-			f.put(lv.f, f.val, pos)
-		}
+		f.putAddr(a, pos)
 	}
 	ns := unixNano(ev.Time)
-	f.val = appendBucket(f.val[:0], floorDiv(ns, minuteNano))
-	f.put(fieldMinute, f.val, pos)
-	f.val = appendBucket(f.val[:0], floorDiv(ns, dayNano))
-	f.put(fieldDay, f.val, pos)
+	f.putTime(ns, pos)
 	f.mem.times = append(f.mem.times, ns)
 }
 
