@@ -25,6 +25,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -75,6 +76,7 @@ type config struct {
 	timeout     time.Duration
 	wait        time.Duration
 	retry503    bool
+	bodiesOut   string
 }
 
 func main() {
@@ -89,6 +91,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "loadgen:", err)
 		return 2
+	}
+	if cfg.bodiesOut != "" {
+		if err := writeBodies(cfg); err != nil {
+			fmt.Fprintln(stderr, "loadgen:", err)
+			return 1
+		}
+		return 0
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -136,6 +145,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// writeBodies writes cfg.prepare single-event bodies to cfg.bodiesOut, one
+// JSON object per line, made as the workers make theirs.
+func writeBodies(cfg config) error {
+	f, err := os.OpenFile(cfg.bodiesOut, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	g := newGenerator(randomHex(4), 0, cfg.idFrac, cfg.pad)
+	g.ids = cfg.ids
+	var b []byte
+	for range cfg.prepare {
+		b = append(g.body(b[:0], "single", 1), '\n')
+		w.Write(b)
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var cfg config
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
@@ -162,6 +193,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.prepare, "prepare", 0, "generate this many request bodies before the clock starts (then generate more only if they run out)")
 	fs.Float64Var(&cfg.rate, "rate", 0, "requests per second in all, paced (0: as fast as the clients go)")
 	fs.DurationVar(&cfg.window, "window", 0, "also report throughput and latency per window of this length")
+	fs.StringVar(&cfg.bodiesOut, "bodies-out", "", "write -prepare single-event bodies to this file, one per line, and exit (for other load generators, such as wrk)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -198,6 +230,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, errors.New("-target tessera takes one entry per request: use -mode single")
 	case cfg.prepare < 0 || cfg.rate < 0 || cfg.window < 0:
 		return cfg, errors.New("-prepare, -rate and -window must not be negative")
+	case cfg.bodiesOut != "" && (cfg.mode != "single" || cfg.prepare < 1):
+		return cfg, errors.New("-bodies-out writes single events: use -mode single and -prepare N")
 	}
 	u, err := url.Parse(cfg.url)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
