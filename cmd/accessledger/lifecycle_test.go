@@ -591,3 +591,53 @@ func TestPprofOptIn(t *testing.T) {
 		t.Errorf("GET /debug/pprof/cmdline on the API address = %d, want 404", status)
 	}
 }
+
+// TestShutdownBoundedWhenStorageFails removes the index's directory under
+// a running server, then sends SIGTERM. Badger cannot write the index's
+// last memtable and retries for ever inside Close (as it would on a full
+// disk); the process must still exit, non-zero and saying why, within
+// shutdown_timeout and its grace, and a restart must serve every
+// acknowledged event, with the index rebuilt from the log.
+func TestShutdownBoundedWhenStorageFails(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, dir, "--shutdown-timeout", "1s")
+	var last uint64
+	for i := range 20 {
+		res := s.mustPost(testEvent("", i))
+		last = res[0].Index
+	}
+	if err := os.RemoveAll(filepath.Join(dir, indexDir)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	code := s.terminate(1*time.Second + shutdownGrace + 10*time.Second)
+	took := time.Since(start)
+	if code == 0 {
+		t.Fatalf("SIGTERM with the index's storage gone: exit 0 after %s; want a non-zero exit (its state was not saved)\nstderr:\n%s", took, s.stderr)
+	}
+	if !strings.Contains(s.stderr.String(), "shutdown did not finish") {
+		t.Errorf("exit %d after %s without saying the shutdown was cut short\nstderr:\n%s", code, took, s.stderr)
+	}
+	t.Logf("exited %d %s after SIGTERM", code, took.Round(time.Millisecond))
+
+	s = startServer(t, dir)
+	if cp := s.waitCheckpoint(last+1, 10*time.Second); cp.size < last+1 {
+		t.Fatalf("after the restart the checkpoint has size %d, want >= %d (every acknowledged event)", cp.size, last+1)
+	}
+	for i := range last + 1 {
+		if _, _, err := s.entry(t.Context(), i); err != nil {
+			t.Fatalf("entry %d after the restart: %v", i, err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := len(s.queryEntries("service=e2e"))
+		if got == 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /v1/events?service=e2e after the restart: %d events, want the 20 posted (the index rebuilt from the log)", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -47,7 +47,8 @@ const (
 // (the query index, the witness distributor, the detector, each saving its
 // cursor); stop the scheduled jobs; stop the responders (they record what
 // they delivered); drain the append queue, sign a final checkpoint and
-// close storage.
+// close storage. If that has not finished shutdownGrace after
+// shutdown_timeout, the process exits with status 1 without it.
 //
 // It writes nothing before everything that can be checked is checked and
 // the port is bound: a bad configuration, a key for another origin or a
@@ -242,6 +243,8 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	case err = <-serveErr:
 		log.Error("HTTP server failed", "err", err)
 	}
+	defer shutdownWatchdog(log, cfg.ShutdownTimeout,
+		"acknowledged events are synced; the next start rebuilds from the log what the index, the detector and the responders had not saved").Stop()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if serr := hs.Shutdown(sctx); serr != nil {

@@ -334,6 +334,7 @@ func runWitness(ctx context.Context, c witnessConfig, stdout, stderr io.Writer) 
 	case err = <-serveErr:
 		log.Error("HTTP server failed", "err", err)
 	}
+	defer shutdownWatchdog(log, c.ShutdownTimeout, "every cosignature answered was synced first").Stop()
 	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
 	defer cancel()
 	if serr := hs.Shutdown(sctx); serr != nil {
