@@ -56,6 +56,43 @@ func chunkPrefix(bundle uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{prefixChunk}, bundle)
 }
 
+// hashChunkKey is the key of the chunk of level-0 tile index that holds
+// the leaf hashes of its entries first...
+func hashChunkKey(index uint64, first int) []byte {
+	k := chunkKey(index, first)
+	k[0] = prefixHashChunk
+	return k
+}
+
+// readHashChunks reads the leaf-hash chunks of level-0 tile index, checking
+// that they are contiguous: the hashes, and the first entry of each chunk.
+func readHashChunks(txn *badger.Txn, index uint64) (hashes []byte, firsts []int, err error) {
+	prefix := binary.BigEndian.AppendUint64([]byte{prefixHashChunk}, index)
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = prefix
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		key := it.Item().Key()
+		n := len(hashes) / hashSize
+		if len(key) != len(prefix)+1 || int(key[len(prefix)]) != n {
+			return nil, nil, fmt.Errorf("edge tile 0/%d: hash chunk at %d does not follow %d hashes: %w", index, key[len(key)-1], n, ErrCorrupt)
+		}
+		firsts = append(firsts, n)
+		err := it.Item().Value(func(v []byte) error {
+			if len(v) == 0 || len(v)%hashSize != 0 || n+len(v)/hashSize >= TileWidth {
+				return fmt.Errorf("edge tile 0/%d: hash chunk at %d is %d bytes: %w", index, n, len(v), ErrCorrupt)
+			}
+			hashes = append(hashes, v...)
+			return nil
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	return hashes, firsts, nil
+}
+
 // encodeBundle returns the stored form of a full bundle.
 func encodeBundle(raw []byte) []byte {
 	out := zstdEncoder.EncodeAll(raw, make([]byte, 1, len(raw)/3+16))
@@ -167,17 +204,27 @@ func readChunks(txn *badger.Txn, index uint64) (raw []byte, n int, firsts []int,
 }
 
 // edgeBundle is a durable prefix of the edge bundle: n entries in raw,
-// which nothing writes again (the sequencer only appends past it).
+// which nothing writes again (the sequencer only appends past it), and
+// their leaf hashes: the level-0 tile of the same index as far as it goes.
+// That partial tile is stored as chunks of the hashes each commit added
+// ('u' keys), not as a tile: a commit of a few entries stored all of it
+// again, and at a steady pace of single events those rewrites were half
+// of what the ledger's LSM tree built and compacted (BENCHMARKS.md). Open
+// checks the chunks against the entries; readers take the partial tile
+// from here, and a full tile replaces the chunks.
 type edgeBundle struct {
-	index uint64
-	raw   []byte
-	n     int
+	index  uint64
+	raw    []byte
+	n      int
+	hashes []byte // n leaf hashes
 }
 
-// published returns the bundle's entries so far, to publish once they
-// are durable.
-func (b *bundleWriter) published() *edgeBundle {
-	return &edgeBundle{index: b.index, raw: b.raw[:len(b.raw):len(b.raw)], n: b.n}
+// published returns the bundle's entries so far, with hashes, their leaf
+// hashes (the sequencer's level-0 edge tile), to publish once they are
+// durable. Both are only ever appended to, so the capped slices stay
+// valid.
+func (b *bundleWriter) published(hashes []byte) *edgeBundle {
+	return &edgeBundle{index: b.index, raw: b.raw[:len(b.raw):len(b.raw)], n: b.n, hashes: hashes[:len(hashes):len(hashes)]}
 }
 
 // bundleWriter is the sequencer's view of the edge bundle: every entry it

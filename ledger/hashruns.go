@@ -214,7 +214,7 @@ func (l *Ledger) indexOf(ctx context.Context, leafHash []byte, size uint64) (uin
 	var index uint64
 	found := false
 	err := l.view(func(txn *badger.Txn) error {
-		tc := newTileCache(txn)
+		tc := l.newTileCache(txn)
 		// matches reports whether the entry at i has leafHash.
 		matches := func(i uint64) (bool, error) {
 			t, err := tc.tile(0, i/TileWidth)
@@ -270,7 +270,8 @@ func (l *Ledger) indexOf(ctx context.Context, leafHash []byte, size uint64) (uin
 		}
 		// The entries past the runs, one level-0 tile at a time.
 		first := min(runs<<bits, size)
-		next, gap, err := scanTiles(txn, 0, first/TileWidth, (size+TileWidth-1)/TileWidth, func(tile uint64, t []byte) (bool, error) {
+		end := (size + TileWidth - 1) / TileWidth
+		scan := func(tile uint64, t []byte) (bool, error) {
 			if err := ctx.Err(); err != nil {
 				return false, err
 			}
@@ -285,9 +286,20 @@ func (l *Ledger) indexOf(ctx context.Context, leafHash []byte, size uint64) (uin
 				}
 			}
 			return true, nil
-		})
-		if err == nil && gap {
-			err = fmt.Errorf("level-0 tile %d missing: %w", next, ErrCorrupt)
+		}
+		next, _, err := scanTiles(txn, 0, first/TileWidth, end, scan)
+		// The tiles the scan did not reach: the edge's, which is not
+		// stored (see edgeBundle), one that filled since txn began, or
+		// a missing one.
+		for ; err == nil && !found && next < end; next++ {
+			t, terr := tc.tile(0, next)
+			if errors.Is(terr, ErrNotFound) {
+				return fmt.Errorf("level-0 tile %d missing: %w", next, ErrCorrupt)
+			}
+			if terr != nil {
+				return terr
+			}
+			_, err = scan(next, t)
 		}
 		return err
 	})

@@ -11,8 +11,11 @@ import (
 //
 //	'm' name                    log metadata (keyMeta, keySize, keyLatestCP)
 //	't' level:1 index:8         hash tile, C2SP tlog-tiles layout, full or partial
+//	                            (level 0: full only; earlier versions stored partial ones)
 //	'b' index:8                 full entry bundle: codec:1, then C2SP bytes (zstd or raw)
 //	'p' index:8 first:1         chunk of the edge bundle: entries first.. (C2SP framing)
+//	'u' index:8 first:1         chunk of the level-0 edge tile: the leaf hashes of
+//	                            entries first.. (see edgeBundle); a full tile replaces them
 //	'd' dedup key               idempotency record: index:8 leafhash:32 fingerprint:32
 //	'r' chunk:8 bucket:1 part:1 hash runs: the leaf hashes of 65,536 entries, sorted
 //	                            (hashruns.go); candidates are checked against the
@@ -24,6 +27,7 @@ const (
 	prefixTile       = 't'
 	prefixBundle     = 'b'
 	prefixChunk      = 'p'
+	prefixHashChunk  = 'u'
 	prefixDedup      = 'd'
 	prefixLeafHash   = 'h' // earlier versions only
 	prefixCheckpoint = 'c'

@@ -171,7 +171,7 @@ func (l *Ledger) RootAt(ctx context.Context, size uint64) ([]byte, error) {
 	}
 	var root []byte
 	err := l.view(func(txn *badger.Txn) error {
-		rng, err := rangeFromTiles(newTileCache(txn), size)
+		rng, err := rangeFromTiles(l.newTileCache(txn), size)
 		if err != nil {
 			return err
 		}
@@ -191,7 +191,7 @@ func (l *Ledger) checkSize(size uint64) error {
 func (l *Ledger) fetchProof(nodes proof.Nodes) ([][]byte, error) {
 	hashes := make([][]byte, len(nodes.IDs))
 	err := l.view(func(txn *badger.Txn) error {
-		tc := newTileCache(txn)
+		tc := l.newTileCache(txn)
 		for i, id := range nodes.IDs {
 			h, err := tc.node(id)
 			if err != nil {
@@ -214,14 +214,19 @@ type tileSource interface {
 }
 
 // tileCache reads tiles from one Badger read transaction, caching them
-// for the duration of one operation.
+// for the duration of one operation. The level-0 edge tile is not stored:
+// it comes from edge (see edgeBundle).
 type tileCache struct {
 	txn   *badger.Txn
 	tiles map[[2]uint64][]byte
+	edge  *edgeBundle
+	l     *Ledger // for a level-0 tile that filled after txn began; nil at open
 }
 
-func newTileCache(txn *badger.Txn) *tileCache {
-	return &tileCache{txn: txn, tiles: make(map[[2]uint64][]byte)}
+// newTileCache returns a cache reading through txn, which the caller has
+// already begun: the edge it takes now is at least as recent as txn.
+func (l *Ledger) newTileCache(txn *badger.Txn) *tileCache {
+	return &tileCache{txn: txn, tiles: make(map[[2]uint64][]byte), edge: l.edge.Load(), l: l}
 }
 
 func (c *tileCache) tile(level uint8, index uint64) ([]byte, error) {
@@ -229,7 +234,20 @@ func (c *tileCache) tile(level uint8, index uint64) ([]byte, error) {
 	if t, ok := c.tiles[k]; ok {
 		return t, nil
 	}
+	if level == 0 && c.edge != nil && c.edge.index == index && c.edge.n > 0 {
+		c.tiles[k] = c.edge.hashes
+		return c.edge.hashes, nil
+	}
 	t, err := get(c.txn, tileKey(level, index))
+	if errors.Is(err, ErrNotFound) && level == 0 && c.l != nil {
+		// The edge tile when txn began, full (and stored) since: a full
+		// tile never changes, so a newer read is as good. (The caller's
+		// read holds the database open: no second dbMu lock.)
+		err = c.l.db.View(func(txn *badger.Txn) error {
+			t, err = get(txn, tileKey(level, index))
+			return err
+		})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading tile %d/%d: %w", level, index, err)
 	}

@@ -45,9 +45,10 @@ func (l *Ledger) recover(ctx context.Context) (uint64, []byte, error) {
 			return fmt.Errorf("hash runs cover %d chunks of %d entries, beyond the tree size %d: %w", runs, 1<<l.chunkBits(), size, ErrCorrupt)
 		}
 		l.runs.Store(runs)
-		tc := newTileCache(txn)
 		// The edge bundle is what the next batch extends; both the full
-		// verification and the sequencer need it.
+		// verification and the sequencer need it, and its level-0 tile,
+		// stored as chunks of leaf hashes (see edgeBundle). Even a quick
+		// open re-hashes the edge: it is what a crash hits.
 		edge, err := loadBundleWriter(txn, size)
 		if err != nil {
 			return err
@@ -56,6 +57,12 @@ func (l *Ledger) recover(ctx context.Context) (uint64, []byte, error) {
 		if err != nil {
 			return err
 		}
+		et, err := loadEdgeTile(txn, size, edgeEntries)
+		if err != nil {
+			return err
+		}
+		tc := &tileCache{txn: txn, tiles: make(map[[2]uint64][]byte),
+			edge: &edgeBundle{index: edge.index, n: len(edgeEntries), hashes: et.hashes}}
 		if !l.cfg.QuickOpen {
 			if err := l.verifyEntries(ctx, txn, tc, size, cp, edge.index, edgeEntries); err != nil {
 				return err
@@ -78,7 +85,7 @@ func (l *Ledger) recover(ctx context.Context) (uint64, []byte, error) {
 		if root, err = rootOf(s.rng); err != nil {
 			return err
 		}
-		return s.loadEdge(tc, size, edge, edgeEntries)
+		return s.loadEdge(tc, size, edge, et)
 	})
 	if errors.Is(err, ErrNotFound) {
 		// Anything missing from a log that says it has it is corruption.
@@ -146,9 +153,48 @@ func rootMismatch(cp *Checkpoint, got []byte) error {
 		cp.Size, base64.StdEncoding.EncodeToString(got), base64.StdEncoding.EncodeToString(cp.Hash), ErrCorrupt)
 }
 
+// edgeTile is the stored level-0 tile of the edge bundle: its hashes,
+// the first entry of each chunk they are stored in, and whether an
+// earlier version stored them as a partial tile instead.
+type edgeTile struct {
+	hashes []byte
+	chunks []int
+	old    bool
+}
+
+// loadEdgeTile reads the level-0 tile of the edge bundle, whose entries
+// are given, and checks it against them: the leaf hash chunks, or the
+// partial tile an earlier version stored.
+func loadEdgeTile(txn *badger.Txn, size uint64, entries [][]byte) (edgeTile, error) {
+	index, width := size/TileWidth, int(size%TileWidth)
+	var et edgeTile
+	if width == 0 {
+		return et, nil
+	}
+	var err error
+	if et.hashes, et.chunks, err = readHashChunks(txn, index); err != nil {
+		return et, err
+	}
+	if len(et.chunks) == 0 {
+		if et.hashes, err = get(txn, tileKey(0, index)); err != nil {
+			return et, fmt.Errorf("edge tile 0/%d: %w", index, err)
+		}
+		et.old = true
+	}
+	if len(et.hashes) != width*hashSize {
+		return et, fmt.Errorf("edge tile 0/%d holds %d hashes, want %d: %w", index, len(et.hashes)/hashSize, width, ErrCorrupt)
+	}
+	for i, e := range entries {
+		if !bytes.Equal(hasher.HashLeaf(e), et.hashes[i*hashSize:(i+1)*hashSize]) {
+			return et, fmt.Errorf("entry %d does not match its stored leaf hash: %w", size-uint64(len(entries))+uint64(i), ErrCorrupt)
+		}
+	}
+	return et, nil
+}
+
 // loadEdge loads the rightmost incomplete tile of every level and the
 // rightmost incomplete entry bundle, which the next batch extends.
-func (s *sequencer) loadEdge(tc *tileCache, size uint64, bw *bundleWriter, entries [][]byte) error {
+func (s *sequencer) loadEdge(tc *tileCache, size uint64, bw *bundleWriter, et edgeTile) error {
 	for level := 0; ; level++ {
 		nodes := size >> (uint(level) * TileHeight)
 		if nodes == 0 {
@@ -169,15 +215,13 @@ func (s *sequencer) loadEdge(tc *tileCache, size uint64, bw *bundleWriter, entri
 		}
 		s.tiles[level] = bytes.Clone(t)
 	}
-	// Even a quick open re-hashes the edge: it is what a crash hits.
-	leaves := s.tiles
-	for i, e := range entries {
-		if len(leaves) == 0 || !bytes.Equal(hasher.HashLeaf(e), leaves[0][i*hashSize:(i+1)*hashSize]) {
-			return fmt.Errorf("entry %d does not match its stored leaf hash: %w", size-uint64(len(entries))+uint64(i), ErrCorrupt)
-		}
-	}
 	s.bundle = bw
-	s.l.edge.Store(bw.published())
+	s.edgeChunks, s.edgeFlushed = et.chunks, len(et.hashes)/hashSize
+	if et.old {
+		// The first commit stores them as a chunk and removes the tile.
+		s.edgeFlushed, s.oldEdgeTile = 0, true
+	}
+	s.l.edge.Store(bw.published(s.edgeTile()))
 	return nil
 }
 

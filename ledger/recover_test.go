@@ -124,6 +124,37 @@ func flipTileByte(level uint8, n uint64, k int) func(*badger.Txn) error {
 	})
 }
 
+// rewriteEdgeHash changes hash k of level-0 tile n, stored as chunks of
+// leaf hashes (see edgeBundle): f gets the chunk and the offset of the
+// hash in it.
+func rewriteEdgeHash(n uint64, k int, f func(chunk []byte, off int) []byte) func(*badger.Txn) error {
+	return func(txn *badger.Txn) error {
+		_, firsts, err := readHashChunks(txn, n)
+		if err != nil {
+			return err
+		}
+		for i := len(firsts) - 1; i >= 0; i-- {
+			if firsts[i] <= k {
+				key := hashChunkKey(n, firsts[i])
+				v, err := get(txn, key)
+				if err != nil {
+					return err
+				}
+				return txn.Set(key, f(v, (k-firsts[i])*hashSize))
+			}
+		}
+		return fmt.Errorf("no hash chunk of tile 0/%d holds hash %d", n, k)
+	}
+}
+
+// flipEdgeHashByte changes one byte of hash k of the level-0 edge tile n.
+func flipEdgeHashByte(n uint64, k int) func(*badger.Txn) error {
+	return rewriteEdgeHash(n, k, func(c []byte, off int) []byte {
+		c[off+5] ^= 0x01
+		return c
+	})
+}
+
 // tamperLogSize is the size of the closed log the tamper tests edit: two
 // full bundles and a partial one of 88 entries.
 const tamperLogSize = 600
@@ -150,8 +181,9 @@ func TestOpenDetectsTampering(t *testing.T) {
 		{"EntryInEdgeBundle", flipEntryByte(550), false, "entry 550 "},
 		{"EntryInEdgeBundleQuickOpen", flipEntryByte(550), true, "entry 550 "},
 		{"LeafHashInFullTile", flipTileByte(0, 0, 7), false, "entry 7 "},
-		{"LeafHashInEdgeTile", flipTileByte(0, 2, 10), false, "entry 522 "},
-		{"LeafHashInEdgeTileQuickOpen", flipTileByte(0, 2, 10), true, ""},
+		{"LeafHashInEdgeTile", flipEdgeHashByte(2, 10), false, "entry 522 "},
+		{"LeafHashInEdgeTileQuickOpen", flipEdgeHashByte(2, 10), true, "entry 522 "},
+		{"EdgeTileHashChunkTruncated", rewriteEdgeHash(2, 87, func(c []byte, off int) []byte { return c[:off] }), true, "holds 87 hashes, want 88"},
 		{"Level1TileHash", flipTileByte(1, 0, 1), false, "8/1"},
 		{"Level1TileHashQuickOpen", flipTileByte(1, 0, 0), true, ""},
 		{"BundleDeleted", deleteKey(rawBundleKey(1)), false, "bundle 1"},

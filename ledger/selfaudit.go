@@ -216,6 +216,7 @@ func (l *Ledger) selfAudit(ctx context.Context, rep *SelfAuditReport) error {
 		return err
 	}
 	a := &auditor{
+		l:      l,
 		rep:    rep,
 		rng:    rangeFactory.NewEmptyRange(0),
 		leaf:   sha256.New(),
@@ -318,6 +319,7 @@ func (l *Ledger) pauseAudit(ctx context.Context) error {
 
 // auditor is the state of one SelfAudit, owned by its goroutine.
 type auditor struct {
+	l    *Ledger
 	txn  *badger.Txn
 	size uint64 // the checkpoint's tree size
 	rep  *SelfAuditReport
@@ -443,6 +445,12 @@ func (a *auditor) readTile(level uint8, index uint64, need int, dst []byte) ([]b
 			return nil
 		})
 	}
+	if level == 0 && errors.Is(err, badger.ErrKeyNotFound) {
+		t, err = a.edgeTile(index, dst)
+		if errors.Is(err, ErrCorrupt) {
+			return nil, bad("has malformed hash chunks: %v", err)
+		}
+	}
 	switch {
 	case errors.Is(err, badger.ErrKeyNotFound):
 		return nil, bad("is missing")
@@ -457,6 +465,17 @@ func (a *auditor) readTile(level uint8, index uint64, need int, dst []byte) ([]b
 	}
 	a.rep.Tiles++
 	return t, nil
+}
+
+// edgeTile is the level-0 tile index that the audit's transaction does
+// not hold as a tile: the edge's, stored as chunks of leaf hashes (see
+// edgeBundle). With no chunks either, it is missing.
+func (a *auditor) edgeTile(index uint64, dst []byte) ([]byte, error) {
+	hashes, firsts, err := readHashChunks(a.txn, index)
+	if err == nil && len(firsts) == 0 {
+		err = badger.ErrKeyNotFound
+	}
+	return append(dst[:0], hashes...), err
 }
 
 // readBundle reads entry bundle b, of which the audited tree has w

@@ -208,7 +208,7 @@ func TestSelfAuditDetectsCorruption(t *testing.T) {
 			IntegrityError{Record: IntegrityBundle, Index: 11, Offset: 134}},
 		{"Level0TileHash", func(*testing.T, *Ledger, Config) func(*badger.Txn) error { return alterTileHash(0, 2, 7) },
 			IntegrityError{Record: IntegrityTile, Level: 0, Index: 2, Offset: 7}},
-		{"Level0EdgeTileHash", func(*testing.T, *Ledger, Config) func(*badger.Txn) error { return alterTileHash(0, 11, 3) },
+		{"Level0EdgeTileHash", func(*testing.T, *Ledger, Config) func(*badger.Txn) error { return flipEdgeHashByte(11, 3) },
 			IntegrityError{Record: IntegrityTile, Level: 0, Index: 11, Offset: 3}},
 		{"Level1TileHash", func(*testing.T, *Ledger, Config) func(*badger.Txn) error { return alterTileHash(1, 0, 5) },
 			IntegrityError{Record: IntegrityTile, Level: 1, Index: 0, Offset: 5}},
@@ -234,7 +234,10 @@ func TestSelfAuditDetectsCorruption(t *testing.T) {
 		{"Level1TileMissing", func(*testing.T, *Ledger, Config) func(*badger.Txn) error { return removeKeys(tileKey(1, 0)) },
 			IntegrityError{Record: IntegrityTile, Level: 1, Index: 0, Offset: -1}},
 		{"EdgeTileTruncated", func(*testing.T, *Ledger, Config) func(*badger.Txn) error {
-			return changeValue(tileKey(0, 11), func(b []byte) []byte { return b[:100*hashSize] })
+			return rewriteEdgeHash(11, 100, func(c []byte, off int) []byte { return c[:off] })
+		}, IntegrityError{Record: IntegrityTile, Level: 0, Index: 11, Offset: -1}},
+		{"EdgeTileHashChunkMalformed", func(*testing.T, *Ledger, Config) func(*badger.Txn) error {
+			return rewriteEdgeHash(11, 0, func(c []byte, _ int) []byte { return c[:len(c)-1] })
 		}, IntegrityError{Record: IntegrityTile, Level: 0, Index: 11, Offset: -1}},
 		{"CheckpointSignature", func(*testing.T, *Ledger, Config) func(*badger.Txn) error {
 			return changeValue(checkpointKey(corruptLogSize), func(b []byte) []byte {

@@ -24,10 +24,22 @@ type sequencer struct {
 	dirty []bool
 	// bundle is the rightmost, incomplete entry bundle.
 	bundle *bundleWriter
+	// The level-0 edge tile, tiles[0], is stored as chunks of the hashes
+	// each commit added (see edgeBundle): edgeFlushed hashes are, in the
+	// chunks starting at edgeChunks. oldEdgeTile: an earlier version
+	// stored it as a partial tile, which the next commit replaces.
+	edgeFlushed int
+	edgeChunks  []int
+	oldEdgeTile bool
 
-	rtxn   *badger.Txn // read transaction of the batch being built (dedup lookups)
-	writes []write     // writes of the batch being built, in order
-	err    error       // first error of the batch being built
+	rtxn *badger.Txn // read transaction of the batch being built (dedup lookups)
+	// edge0 is the level-0 edge tile (tile edge0Index) as the batch being
+	// built began: the leaf hashes of the edge's durable entries, which
+	// storage holds as hash chunks (see edgeBundle).
+	edge0      []byte
+	edge0Index uint64
+	writes     []write // writes of the batch being built, in order
+	err        error   // first error of the batch being built
 	// sealed are the bundles the batch being built fills: once it is
 	// committed they go to the read cache, so that followers and readers
 	// do not decompress what the sequencer just had in memory.
@@ -223,11 +235,14 @@ func (s *sequencer) commit(batch []*request) bool {
 	l := s.l
 	start := time.Now()
 	s.rtxn = l.db.NewTransaction(false)
+	t0 := s.edgeTile()
+	s.edge0, s.edge0Index = t0[:len(t0):len(t0)], s.bundle.index
 	s.writes = s.writes[:0]
 	s.err = l.cfg.fault(stepBeforeWrite)
 	defer func() {
 		s.rtxn.Discard()
 		s.rtxn = nil
+		s.edge0 = nil
 		clear(s.writes)
 		clear(s.sealed)
 		s.sealed = s.sealed[:0]
@@ -243,8 +258,11 @@ func (s *sequencer) commit(batch []*request) bool {
 	added := s.size - oldSize
 	if added > 0 {
 		s.bundle.flushChunks(s.set)
+		s.flushEdgeHashes()
 		for level, t := range s.tiles {
-			if s.dirty[level] && len(t) > 0 {
+			// The level-0 edge tile is derived from the edge bundle's
+			// entries instead (see edgeBundle).
+			if level > 0 && s.dirty[level] && len(t) > 0 {
 				nodes := s.size >> (uint(level) * TileHeight)
 				s.set(tileKey(uint8(level), nodes/TileWidth), t)
 			}
@@ -296,7 +314,7 @@ func (s *sequencer) commit(batch []*request) bool {
 	}
 	l.recent.add(s.added)
 	if added > 0 {
-		l.edge.Store(s.bundle.published())
+		l.edge.Store(s.bundle.published(s.edgeTile()))
 		l.setDurable(treeState{size: s.size, root: root})
 		if bits := l.chunkBits(); oldSize>>bits != s.size>>bits {
 			select {
@@ -457,8 +475,11 @@ func (s *sequencer) lookupDedup(key []byte) (dedupRecord, bool) {
 	})
 	if err == nil && rec.leafHash == ([32]byte{}) {
 		// The entry is durable: its leaf hash is in its level-0 tile.
-		var t []byte
-		if t, err = get(s.rtxn, tileKey(0, rec.index/TileWidth)); err == nil {
+		t := s.edge0
+		if rec.index/TileWidth != s.edge0Index {
+			t, err = get(s.rtxn, tileKey(0, rec.index/TileWidth))
+		}
+		if err == nil {
 			h, ok := tileHash(t, rec.index)
 			switch {
 			case !ok:
@@ -477,6 +498,30 @@ func (s *sequencer) lookupDedup(key []byte) (dedupRecord, bool) {
 		return dedupRecord{}, false
 	}
 	return rec, true
+}
+
+// flushEdgeHashes stores the leaf hashes the edge tile gained in this
+// commit, as one chunk: a commit of a few entries writes a few hashes,
+// where storing the partial tile wrote all of it again.
+func (s *sequencer) flushEdgeHashes() {
+	t := s.edgeTile()
+	if s.oldEdgeTile {
+		s.del(tileKey(0, s.bundle.index))
+		s.oldEdgeTile = false
+	}
+	if n := len(t) / hashSize; n > s.edgeFlushed {
+		s.set(hashChunkKey(s.bundle.index, s.edgeFlushed), t[s.edgeFlushed*hashSize:n*hashSize:n*hashSize])
+		s.edgeChunks = append(s.edgeChunks, s.edgeFlushed)
+		s.edgeFlushed = n
+	}
+}
+
+// edgeTile returns the level-0 tile of the edge bundle's entries so far.
+func (s *sequencer) edgeTile() []byte {
+	if len(s.tiles) == 0 {
+		return nil
+	}
+	return s.tiles[0]
 }
 
 // visit receives every node the compact range completes. Nodes on tile
@@ -498,6 +543,14 @@ func (s *sequencer) visit(id compact.NodeID, hash []byte) {
 	if len(t) == TileWidth*hashSize {
 		s.set(tileKey(uint8(level), id.Index/TileWidth), t)
 		s.tiles[level], s.dirty[level] = nil, false
+		if level == 0 {
+			// The full tile replaces its hash chunks (and the partial
+			// tile an earlier version stored, under the same key).
+			for _, first := range s.edgeChunks {
+				s.del(hashChunkKey(id.Index/TileWidth, first))
+			}
+			s.edgeChunks, s.edgeFlushed, s.oldEdgeTile = s.edgeChunks[:0], 0, false
+		}
 		return
 	}
 	s.tiles[level], s.dirty[level] = t, true
