@@ -260,8 +260,8 @@ func (s *sequencer) commit(batch []*request) bool {
 		s.bundle.flushChunks(s.set)
 		s.flushEdgeHashes()
 		for level, t := range s.tiles {
-			// The level-0 edge tile is derived from the edge bundle's
-			// entries instead (see edgeBundle).
+			// The level-0 edge tile is stored as hash chunks instead
+			// (flushEdgeHashes).
 			if level > 0 && s.dirty[level] && len(t) > 0 {
 				nodes := s.size >> (uint(level) * TileHeight)
 				s.set(tileKey(uint8(level), nodes/TileWidth), t)

@@ -75,10 +75,10 @@ func (l *Ledger) lookupTile(level uint8, index uint64, width int, dst []byte) ([
 	if want == 0 {
 		want = TileWidth
 	}
-	// The level-0 edge tile is not stored (see edgeBundle). The caller
-	// read the size first, and the edge is published before the size
-	// that covers it: an edge of the same index holds width hashes; a
-	// newer one means the tile is full, and stored.
+	// The level-0 edge tile is not stored as a tile (see edgeBundle).
+	// The caller read the size first, and the edge is published before
+	// the size that covers it: an edge of the same index holds width
+	// hashes; a newer one means the tile is full, and stored.
 	if e := l.edge.Load(); level == 0 && e != nil && e.index == index && e.n >= want {
 		return append(dst, e.hashes[:want*hashSize]...), nil
 	}
