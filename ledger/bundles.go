@@ -68,29 +68,44 @@ func hashChunkKey(index uint64, first int) []byte {
 // that they are contiguous: the hashes, and the first entry of each chunk.
 func readHashChunks(txn *badger.Txn, index uint64) (hashes []byte, firsts []int, err error) {
 	prefix := binary.BigEndian.AppendUint64([]byte{prefixHashChunk}, index)
+	firsts, _, err = eachChunk(txn, prefix, "hashes", func(first int, v []byte) (int, error) {
+		if len(v) == 0 || len(v)%hashSize != 0 || first+len(v)/hashSize >= TileWidth {
+			return 0, fmt.Errorf("hash chunk at %d is %d bytes: %w", first, len(v), ErrCorrupt)
+		}
+		hashes = append(hashes, v...)
+		return len(v) / hashSize, nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("edge tile 0/%d: %w", index, err)
+	}
+	return hashes, firsts, nil
+}
+
+// eachChunk gives fn, in order, the chunks stored under prefix and a
+// one-byte first item, checking that each starts where the ones before
+// it ended: fn returns how many items (what) its chunk holds. It returns
+// the first item of each chunk, and how many items they hold in all.
+func eachChunk(txn *badger.Txn, prefix []byte, what string, fn func(first int, v []byte) (int, error)) (firsts []int, n int, err error) {
 	opts := badger.DefaultIteratorOptions
 	opts.Prefix = prefix
 	it := txn.NewIterator(opts)
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
 		key := it.Item().Key()
-		n := len(hashes) / hashSize
 		if len(key) != len(prefix)+1 || int(key[len(prefix)]) != n {
-			return nil, nil, fmt.Errorf("edge tile 0/%d: hash chunk at %d does not follow %d hashes: %w", index, key[len(key)-1], n, ErrCorrupt)
+			return nil, 0, fmt.Errorf("chunk at %d does not follow %d %s: %w", key[len(key)-1], n, what, ErrCorrupt)
 		}
 		firsts = append(firsts, n)
-		err := it.Item().Value(func(v []byte) error {
-			if len(v) == 0 || len(v)%hashSize != 0 || n+len(v)/hashSize >= TileWidth {
-				return fmt.Errorf("edge tile 0/%d: hash chunk at %d is %d bytes: %w", index, n, len(v), ErrCorrupt)
-			}
-			hashes = append(hashes, v...)
-			return nil
-		})
-		if err != nil {
-			return nil, nil, err
+		var m int
+		if err := it.Item().Value(func(v []byte) (err error) {
+			m, err = fn(n, v)
+			return err
+		}); err != nil {
+			return nil, 0, err
 		}
+		n += m
 	}
-	return hashes, firsts, nil
+	return firsts, n, nil
 }
 
 // encodeBundle returns the stored form of a full bundle.
@@ -172,30 +187,16 @@ func (l *Ledger) readBundle(txn *badger.Txn, index uint64) ([]byte, int, error) 
 // readChunks reads the chunks of an edge bundle, checking that they are
 // contiguous: their entries, how many, and the first entry of each chunk.
 func readChunks(txn *badger.Txn, index uint64) (raw []byte, n int, firsts []int, err error) {
-	prefix := chunkPrefix(index)
-	opts := badger.DefaultIteratorOptions
-	opts.Prefix = prefix
-	it := txn.NewIterator(opts)
-	defer it.Close()
-	for it.Rewind(); it.Valid(); it.Next() {
-		key := it.Item().Key()
-		if len(key) != len(prefix)+1 || int(key[len(prefix)]) != n {
-			return nil, 0, nil, fmt.Errorf("bundle %d: chunk at %d does not follow %d entries: %w", index, key[len(key)-1], n, ErrCorrupt)
-		}
-		firsts = append(firsts, n)
-		err := it.Item().Value(func(v []byte) error {
-			ends, err := entryEnds(v)
-			m := len(ends)
-			if err != nil {
-				return fmt.Errorf("bundle %d chunk at %d: %v: %w", index, n, err, ErrCorrupt)
-			}
-			n += m
-			raw = append(raw, v...)
-			return nil
-		})
+	firsts, n, err = eachChunk(txn, chunkPrefix(index), "entries", func(first int, v []byte) (int, error) {
+		ends, err := entryEnds(v)
 		if err != nil {
-			return nil, 0, nil, err
+			return 0, fmt.Errorf("chunk at %d: %v: %w", first, err, ErrCorrupt)
 		}
+		raw = append(raw, v...)
+		return len(ends), nil
+	})
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("bundle %d: %w", index, err)
 	}
 	if n >= TileWidth {
 		return nil, 0, nil, fmt.Errorf("bundle %d: chunks hold %d entries: %w", index, n, ErrCorrupt)
