@@ -350,3 +350,27 @@ func TestTesseraPushesToOurWitness(t *testing.T) {
 		t.Errorf("our witness's monitoring checkpoint = %q (%v), want size 7 signed by both", b.Bytes(), err)
 	}
 }
+
+// TestWitnessShutdownBoundedWhenStorageFails removes the witness's storage
+// under it, then sends SIGTERM: Badger cannot write its last memtable and
+// retries for ever inside Close; the process must still exit, non-zero and
+// saying why, within shutdown_timeout and its grace.
+func TestWitnessShutdownBoundedWhenStorageFails(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "w")
+	lg := newNoteLog(t, "log.example/gone")
+	policy := writeFile(t, filepath.Join(t.TempDir(), "policy"), "log "+lg.vkey+"\nquorum none\n")
+	w := startWitness(t, dir, policy, "--name", "witness.example/gone", "--shutdown-timeout", "1s")
+	if status, _, body := w.post(t, []byte("old 0\n\n"+string(lg.checkpoint(t, 3)))); status != 200 {
+		t.Fatalf("POST /add-checkpoint = %d %q, want 200", status, body)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "badger")); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	code := w.terminate(1*time.Second + shutdownGrace + 10*time.Second)
+	if code == 0 || !strings.Contains(w.stderr.String(), "shutdown did not finish") {
+		t.Fatalf("SIGTERM with the witness's storage gone: exit %d after %s; want a non-zero exit saying the shutdown was cut short\nstderr:\n%s",
+			code, time.Since(start), w.stderr)
+	}
+	t.Logf("exited %d %s after SIGTERM", code, time.Since(start).Round(time.Millisecond))
+}
