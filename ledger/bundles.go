@@ -59,16 +59,17 @@ func chunkPrefix(bundle uint64) []byte {
 // hashChunkKey is the key of the chunk of level-0 tile index that holds
 // the leaf hashes of its entries first...
 func hashChunkKey(index uint64, first int) []byte {
-	k := chunkKey(index, first)
-	k[0] = prefixHashChunk
-	return k
+	return append(hashChunkPrefix(index), byte(first))
+}
+
+func hashChunkPrefix(index uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixHashChunk}, index)
 }
 
 // readHashChunks reads the leaf-hash chunks of level-0 tile index, checking
 // that they are contiguous: the hashes, and the first entry of each chunk.
 func readHashChunks(txn *badger.Txn, index uint64) (hashes []byte, firsts []int, err error) {
-	prefix := binary.BigEndian.AppendUint64([]byte{prefixHashChunk}, index)
-	firsts, _, err = eachChunk(txn, prefix, "hashes", func(first int, v []byte) (int, error) {
+	firsts, _, err = eachChunk(txn, hashChunkPrefix(index), "hashes", func(first int, v []byte) (int, error) {
 		if len(v) == 0 || len(v)%hashSize != 0 || first+len(v)/hashSize >= TileWidth {
 			return 0, fmt.Errorf("hash chunk at %d is %d bytes: %w", first, len(v), ErrCorrupt)
 		}
@@ -218,6 +219,15 @@ type edgeBundle struct {
 	raw    []byte
 	n      int
 	hashes []byte // n leaf hashes
+}
+
+// tile returns the level-0 tile index if it is this edge's (and holds
+// any hash).
+func (e *edgeBundle) tile(index uint64) ([]byte, bool) {
+	if e == nil || e.index != index || e.n == 0 {
+		return nil, false
+	}
+	return e.hashes, true
 }
 
 // published returns the bundle's entries so far, with hashes, their leaf

@@ -234,9 +234,9 @@ func (c *tileCache) tile(level uint8, index uint64) ([]byte, error) {
 	if t, ok := c.tiles[k]; ok {
 		return t, nil
 	}
-	if level == 0 && c.edge != nil && c.edge.index == index && c.edge.n > 0 {
-		c.tiles[k] = c.edge.hashes
-		return c.edge.hashes, nil
+	if t, ok := c.edge.tile(index); level == 0 && ok {
+		c.tiles[k] = t
+		return t, nil
 	}
 	t, err := get(c.txn, tileKey(level, index))
 	if errors.Is(err, ErrNotFound) && level == 0 && c.l != nil {

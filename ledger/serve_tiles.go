@@ -79,8 +79,8 @@ func (l *Ledger) lookupTile(level uint8, index uint64, width int, dst []byte) ([
 	// The caller read the size first, and the edge is published before
 	// the size that covers it: an edge of the same index holds width
 	// hashes; a newer one means the tile is full, and stored.
-	if e := l.edge.Load(); level == 0 && e != nil && e.index == index && e.n >= want {
-		return append(dst, e.hashes[:want*hashSize]...), nil
+	if t, ok := l.edge.Load().tile(index); level == 0 && ok && len(t) >= want*hashSize {
+		return append(dst, t[:want*hashSize]...), nil
 	}
 	out := dst
 	err := l.view(func(txn *badger.Txn) error {
