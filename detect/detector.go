@@ -194,6 +194,9 @@ func (d *Detector) Cursor() uint64 { return d.cursor.Load() }
 func (d *Detector) Close() error {
 	d.running.Lock()
 	defer d.running.Unlock()
+	if d.metrics.storage != nil {
+		d.metrics.storage.Close() // before the storage closes: a scrape may be running
+	}
 	return d.db.Close()
 }
 
@@ -664,6 +667,7 @@ type detectorMetrics struct {
 	lagLeaves, lagSeconds, groups                           prometheus.Gauge
 	saveSeconds                                             *prometheus.HistogramVec
 	savedBytes                                              *prometheus.CounterVec
+	storage                                                 *badgerutil.StorageMetrics // nil without a registerer
 }
 
 func newDetectorMetrics(reg prometheus.Registerer, d *Detector) (*detectorMetrics, error) {
@@ -694,7 +698,8 @@ func newDetectorMetrics(reg prometheus.Registerer, d *Detector) (*detectorMetric
 		func() float64 { return float64(d.stats.Load().Late) })
 	evicted := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "accessledger_detect_evictions_total", Help: "Groups and window events dropped to keep state within its bounds (since start)."},
 		func() float64 { return float64(d.stats.Load().Evicted) })
-	for _, c := range []prometheus.Collector{m.events, m.otherLeaves, m.decodeErrors, m.enriched, m.duplicates, m.followErrors, m.alerts, m.latency, m.lagLeaves, m.lagSeconds, m.groups, m.saveSeconds, m.savedBytes, late, evicted} {
+	m.storage = badgerutil.NewStorageMetrics("detector", d.db)
+	for _, c := range []prometheus.Collector{m.events, m.otherLeaves, m.decodeErrors, m.enriched, m.duplicates, m.followErrors, m.alerts, m.latency, m.lagLeaves, m.lagSeconds, m.groups, m.saveSeconds, m.savedBytes, late, evicted, m.storage} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("detect: registering metrics: %w", err)
 		}

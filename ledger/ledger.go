@@ -520,17 +520,6 @@ func (l *Ledger) queueDepth() (entries int, bytes int64) {
 	return l.queued, l.queuedBytes
 }
 
-// storageSize returns the bytes of Badger's LSM tree and value log, as
-// Badger last measured them (it does so every minute).
-func (l *Ledger) storageSize() (lsm, vlog int64) {
-	l.dbMu.RLock()
-	defer l.dbMu.RUnlock()
-	if l.dbClosed {
-		return 0, 0
-	}
-	return l.db.Size()
-}
-
 // Healthy returns nil if the ledger accepts appends and signs
 // checkpoints, and no self-audit found its storage inconsistent, else
 // why not: a failed commit (ErrFailed), Close, checkpoint signing that

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/accessledger/accessledger/internal/badgerutil"
 )
 
 // metrics are the ledger's Prometheus instruments. They exist (and are
@@ -18,6 +20,7 @@ type metrics struct {
 	batchSize      prometheus.Histogram
 	commitLatency  prometheus.Histogram
 
+	storage    *badgerutil.StorageMetrics
 	reg        prometheus.Registerer
 	collectors []prometheus.Collector // registered with reg
 }
@@ -59,6 +62,7 @@ func newMetrics(l *Ledger, reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	m.reg = reg
+	m.storage = badgerutil.NewStorageMetrics("ledger", l.db)
 	m.collectors = []prometheus.Collector{m.appended, m.commits, m.pushbacks, m.commitFailures, m.signFailures, m.batchSize, m.commitLatency,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "accessledger_queue_depth_bytes",
@@ -68,16 +72,7 @@ func newMetrics(l *Ledger, reg prometheus.Registerer) (*metrics, error) {
 			Name: "accessledger_bundle_cache_bytes",
 			Help: "Decompressed entry bundles cached for reads.",
 		}, func() float64 { return float64(l.bundles.Bytes()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name:        "accessledger_storage_bytes",
-			Help:        "Size of the storage files on disk (as Badger last measured them).",
-			ConstLabels: prometheus.Labels{"part": "lsm"},
-		}, func() float64 { lsm, _ := l.storageSize(); return float64(lsm) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name:        "accessledger_storage_bytes",
-			Help:        "Size of the storage files on disk (as Badger last measured them).",
-			ConstLabels: prometheus.Labels{"part": "value_log"},
-		}, func() float64 { _, vlog := l.storageSize(); return float64(vlog) }),
+		m.storage,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "accessledger_healthy",
 			Help: "1 if the ledger accepts appends, 0 if it stopped (storage failure, repeated signing failures) or is closing.",
@@ -131,6 +126,9 @@ func newMetrics(l *Ledger, reg prometheus.Registerer) (*metrics, error) {
 // unregister removes the metrics from the registerer, so that the same
 // registerer can serve a ledger opened again in this process.
 func (m *metrics) unregister() {
+	if m.storage != nil {
+		m.storage.Close() // before the storage closes: a scrape may be running
+	}
 	for _, c := range m.collectors {
 		m.reg.Unregister(c)
 	}

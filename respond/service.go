@@ -15,6 +15,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/accessledger/accessledger/internal/badgerutil"
 	"github.com/accessledger/accessledger/ledger"
 )
 
@@ -79,6 +80,7 @@ type Service struct {
 	// duration.
 	decisionDuration time.Duration
 	metrics          *metrics
+	storage          *badgerutil.StorageMetrics // nil without a registerer
 
 	cursor  atomic.Uint64
 	seqMu   sync.Mutex
@@ -167,6 +169,13 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 		s.decisionDuration = cfg.Decisions.DefaultDuration
 		if s.decisionDuration <= 0 {
 			s.decisionDuration = DefaultDecisionsConfig().DefaultDuration
+		}
+	}
+	if cfg.Registerer != nil {
+		s.storage = badgerutil.NewStorageMetrics("respond", db)
+		if err := cfg.Registerer.Register(s.storage); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("respond: registering metrics: %w", err)
 		}
 	}
 	return s, nil
@@ -288,6 +297,10 @@ func (s *Service) Status() ServiceStatus {
 func (s *Service) Close() error {
 	s.running.Lock()
 	defer s.running.Unlock()
+	if s.storage != nil {
+		s.storage.Close() // before the storage closes: a scrape may be running
+		s.cfg.Registerer.Unregister(s.storage)
+	}
 	return s.db.Close()
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/accessledger/accessledger/internal/badgerutil"
 )
 
 // metrics are the witness's Prometheus metrics.
@@ -13,6 +15,7 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	evidence *prometheus.CounterVec
 	sizes    *prometheus.GaugeVec
+	storage  *badgerutil.StorageMetrics // nil without a registerer
 }
 
 func newMetrics(w *Witness, reg prometheus.Registerer) (*metrics, error) {
@@ -32,8 +35,12 @@ func newMetrics(w *Witness, reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"origin"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.requests, m.evidence, m.sizes} {
+		m.storage = badgerutil.NewStorageMetrics("witness", w.db)
+		for i, c := range []prometheus.Collector{m.requests, m.evidence, m.sizes, m.storage} {
 			if err := reg.Register(c); err != nil {
+				for _, d := range []prometheus.Collector{m.requests, m.evidence, m.sizes}[:i] {
+					reg.Unregister(d)
+				}
 				return nil, fmt.Errorf("witness: registering metrics: %w", err)
 			}
 		}
@@ -43,6 +50,8 @@ func newMetrics(w *Witness, reg prometheus.Registerer) (*metrics, error) {
 
 func (m *metrics) unregister() {
 	if m.reg != nil {
+		m.storage.Close() // before the storage closes: a scrape may be running
+		m.reg.Unregister(m.storage)
 		m.reg.Unregister(m.requests)
 		m.reg.Unregister(m.evidence)
 		m.reg.Unregister(m.sizes)

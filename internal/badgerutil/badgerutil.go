@@ -1,6 +1,6 @@
-// Package badgerutil holds what every Badger directory of accessledger
-// needs before it is opened (the ledger's, the detector's, the index's, the
-// witness's).
+// Package badgerutil holds what every Badger database of accessledger (the
+// ledger's, the index's, the detector's, the responders', the witness's)
+// shares: the clean-up before it is opened, and its Prometheus metrics.
 package badgerutil
 
 import (

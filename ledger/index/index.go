@@ -421,6 +421,7 @@ func decodeTimes(b []byte) []int64 {
 // metrics are the index's Prometheus metrics.
 type metrics struct {
 	reg        prometheus.Registerer
+	storage    *badgerutil.StorageMetrics
 	collectors []prometheus.Collector
 	flushes    prometheus.Histogram
 	unparsable prometheus.Counter
@@ -461,6 +462,8 @@ func newMetrics(x *Index, reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
+	m.storage = badgerutil.NewStorageMetrics("index", x.db)
+	m.collectors = append(m.collectors, m.storage)
 	for i, c := range m.collectors {
 		if err := reg.Register(c); err != nil {
 			for _, d := range m.collectors[:i] {
@@ -476,6 +479,7 @@ func (m *metrics) unregister() {
 	if m == nil || m.reg == nil {
 		return
 	}
+	m.storage.Close() // before the storage closes: a scrape may be running
 	for _, c := range m.collectors {
 		m.reg.Unregister(c)
 	}
