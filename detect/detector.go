@@ -147,7 +147,7 @@ func OpenDetector(ctx context.Context, cfg DetectorConfig) (*Detector, error) {
 	if err := badgerutil.RemoveTornFiles(cfg.Dir, cfg.Logger); err != nil {
 		return nil, err
 	}
-	db, err := badger.Open(opts)
+	db, err := badgerutil.Open("detector", opts)
 	if err != nil {
 		// The detector's state is derived from the log: rather than not
 		// start, set it aside and replay the log from its first leaf.
@@ -157,7 +157,7 @@ func OpenDetector(ctx context.Context, cfg DetectorConfig) (*Detector, error) {
 		if rerr := os.Rename(cfg.Dir, aside); rerr != nil {
 			return nil, fmt.Errorf("opening detector state %s: %w (and moving it aside: %v)", cfg.Dir, err, rerr)
 		}
-		if db, err = badger.Open(opts); err != nil {
+		if db, err = badgerutil.Open("detector", opts); err != nil {
 			return nil, fmt.Errorf("opening detector state %s: %w", cfg.Dir, err)
 		}
 	}

@@ -113,7 +113,7 @@ func openBadger(cfg Config, fault *storageFault) (*badger.DB, error) {
 	if err := badgerutil.RemoveTornFiles(cfg.Dir, cfg.Logger); err != nil {
 		return nil, err
 	}
-	db, err := badger.Open(badgerOptions(cfg, fault))
+	db, err := badgerutil.Open("ledger", badgerOptions(cfg, fault))
 	if err != nil {
 		return nil, fmt.Errorf("opening storage in %s: %w", cfg.Dir, err)
 	}

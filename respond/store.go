@@ -100,7 +100,7 @@ func openDB(dir string, log *slog.Logger, adjust func(badger.Options) badger.Opt
 	if err := badgerutil.RemoveTornFiles(dir, log); err != nil {
 		return nil, err
 	}
-	db, err := badger.Open(opts)
+	db, err := badgerutil.Open("respond", opts)
 	if err != nil {
 		return nil, fmt.Errorf("opening the responders' state %s: %w (it holds deliveries still owed and the bouncers' positions: restore it from a backup, or move it aside to start afresh, which notifies the responders of every alert in the log again)", dir, err)
 	}

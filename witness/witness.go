@@ -286,7 +286,7 @@ func openBadger(cfg Config) (*badger.DB, error) {
 	if err := badgerutil.RemoveTornFiles(cfg.Dir, cfg.Logger); err != nil {
 		return nil, err
 	}
-	db, err := badger.Open(opts)
+	db, err := badgerutil.Open("witness", opts)
 	if err != nil {
 		return nil, fmt.Errorf("opening witness storage in %s: %w", cfg.Dir, err)
 	}

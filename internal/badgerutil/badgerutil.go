@@ -4,12 +4,16 @@
 package badgerutil
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 // RemoveTornFiles deletes the empty memtable (.mem) and value-log (.vlog)
@@ -42,4 +46,16 @@ func RemoveTornFiles(dir string, log *slog.Logger) error {
 		}
 	}
 	return nil
+}
+
+// Open opens a Badger database whose background goroutines (its
+// compactors, memtable flushes, value-log work) carry the profiler label
+// db=name, which Go gives every goroutine its creator started: a CPU
+// profile of the server (--pprof-listen) then tells the databases' work
+// apart, such as the ledger's compactions from the detector's.
+func Open(name string, opts badger.Options) (db *badger.DB, err error) {
+	pprof.Do(context.Background(), pprof.Labels("db", name), func(context.Context) {
+		db, err = badger.Open(opts)
+	})
+	return db, err
 }

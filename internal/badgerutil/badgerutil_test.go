@@ -1,10 +1,15 @@
 package badgerutil
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 func TestRemoveTornFiles(t *testing.T) {
@@ -29,5 +34,36 @@ func TestRemoveTornFiles(t *testing.T) {
 	}
 	if err := RemoveTornFiles(filepath.Join(dir, "missing"), nil); err != nil {
 		t.Errorf("RemoveTornFiles(missing directory) = %v, want nil", err)
+	}
+}
+
+// TestOpenLabelsBadgerGoroutines: Badger's background goroutines carry the
+// database's name as a profiler label, so CPU profiles tell databases
+// apart.
+func TestOpenLabelsBadgerGoroutines(t *testing.T) {
+	db, err := Open("labelled", badger.DefaultOptions(t.TempDir()).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var buf bytes.Buffer
+	if err := pprof.Lookup("goroutine").WriteTo(&buf, 1); err != nil {
+		t.Fatal(err)
+	}
+	// debug=1 groups goroutines by stack and labels, each group headed
+	// by its count and a "# labels:" line.
+	var labelled, unlabelled int
+	for _, group := range strings.Split(buf.String(), "\n\n") {
+		if !strings.Contains(group, "badger/v4.(*DB).doWrites") && !strings.Contains(group, "badger/v4.(*levelsController).runCompactor") {
+			continue
+		}
+		if strings.Contains(group, "\n# labels: {\"db\":\"labelled\"}\n") {
+			labelled++
+		} else {
+			unlabelled++
+		}
+	}
+	if labelled == 0 || unlabelled > 0 {
+		t.Errorf("Badger's write and compaction goroutines: %d labelled db=labelled, %d not; want all\n%s", labelled, unlabelled, buf.String())
 	}
 }

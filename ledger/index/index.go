@@ -175,7 +175,7 @@ func Open(ctx context.Context, cfg Config) (*Index, error) {
 	if err := badgerutil.RemoveTornFiles(cfg.Dir, cfg.Logger); err != nil {
 		return nil, err
 	}
-	db, err := badger.Open(opts)
+	db, err := badgerutil.Open("index", opts)
 	if err != nil {
 		return nil, fmt.Errorf("opening index in %s: %w", cfg.Dir, err)
 	}
