@@ -6,7 +6,8 @@
 # builds, not that of an empty one), then run at
 # SUSTAINED_FRACTION (80 %) of it for SUSTAINED_DURATION (10m), paced, with
 # throughput and p99 per 10 s window and the server's RSS, and plot them
-# (BENCHMARKS-sustained.png, via scripts/benchplot). Prints the lowest
+# (BENCHMARKS-sustained.png, via scripts/benchplot) with the tables each
+# database wrote per window (its flushes and compactions). Prints the lowest
 # window against the run's median. `make bench-sustained` runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,6 +55,17 @@ med, medp = statistics.median(ok), statistics.median(p99)
 print("windows: %d of 10 s; throughput median %.0f/s, lowest %.0f/s (%.0f %% of the median), highest %.0f/s" % (len(ok), med, min(ok), 100 * min(ok) / med, max(ok)))
 print("p99 per window: median %.1f ms, highest %.1f ms" % (medp, max(p99)))
 print("windows below 80 %% of the median: %d" % sum(1 for x in ok if x < 0.8 * med))
+# What the server was doing: its CPU and the tables each database wrote
+# (flushes and compactions), over the run and in its slowest windows.
+def doing(x):
+    t = x.get("tables_written") or {}
+    return "server %.2f cores, tables written: %s" % (x.get("server_cpu_cores", 0),
+        ", ".join("%s %d" % (db, t[db]) for db in sorted(t)) or "unknown")
+dbs = sorted({db for x in w for db in (x.get("tables_written") or {})})
+if dbs:
+    print("tables written over the run: " + ", ".join("%s %d" % (db, sum((x.get("tables_written") or {}).get(db, 0) for x in w)) for db in dbs))
+for x in sorted(w, key=lambda x: x["ok_requests_per_s"])[:3]:
+    print("slow window at %.0f s: %.0f/s (%.0f %%), p99 %.1f ms; %s" % (x["start_s"], x["ok_requests_per_s"], 100 * x["ok_requests_per_s"] / med, x["p99_ms"], doing(x)))
 PY
 echo "load after: $(uptime)" | tee -a "$OUT/sustained.txt"
 json_abs=$(realpath -m "$OUT/sustained.json"); png_abs=$(realpath -m "$PNG")

@@ -35,6 +35,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
@@ -356,6 +357,10 @@ func runPhase(ctx context.Context, cfg config, client *http.Client, base, runID 
 	if cfg.n == 0 {
 		deadline = start.Add(cfg.duration)
 	}
+	var sampler *serverSampler
+	if cfg.window > 0 && cfg.target != "tessera" {
+		sampler = startServerSampler(client, base, cfg.key, cfg.pid, cfg.window, start)
+	}
 	var wg sync.WaitGroup
 	for w := range cfg.conc {
 		st := &workerStats{status: map[int]int64{}}
@@ -420,7 +425,15 @@ func runPhase(ctx context.Context, cfg config, client *http.Client, base, runID 
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	return summarize(cfg, stats, elapsed)
+	sum := summarize(cfg, stats, elapsed)
+	if sampler != nil {
+		samples, err := sampler.stop()
+		attach(sum.Windows, samples, cfg.window)
+		if err != nil {
+			sum.ServerSampleError = err.Error()
+		}
+	}
+	return sum
 }
 
 func pause(ctx context.Context, d time.Duration) {
@@ -761,7 +774,6 @@ func (s *rssSampler) stop() *serverMem {
 	return out
 }
 
-// readProcStatus returns the kB fields of /proc/<pid>/status, in KiB.
 // procCPUTime returns the CPU time (user and system) of process pid, from
 // /proc/<pid>/stat, in clock ticks of 10 ms.
 func procCPUTime(pid int) (time.Duration, error) {
@@ -787,6 +799,7 @@ func procCPUTime(pid int) (time.Duration, error) {
 	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
 }
 
+// readProcStatus returns the kB fields of /proc/<pid>/status, in KiB.
 func readProcStatus(pid int) (map[string]int64, error) {
 	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
@@ -859,6 +872,9 @@ type summary struct {
 	Target         string           `json:"target"`
 	Rate           float64          `json:"rate,omitempty"`
 	Windows        []window         `json:"windows,omitempty"`
+	// ServerSampleError is the last failure to read the server's
+	// /metrics for the windows (an API key without the admin role, say).
+	ServerSampleError string `json:"server_sample_error,omitempty"`
 }
 
 // window is what was answered (2xx) within one -window of the run.
@@ -867,6 +883,13 @@ type window struct {
 	OKPerSec     float64 `json:"ok_requests_per_s"`
 	P50Ms        float64 `json:"p50_ms"`
 	P99Ms        float64 `json:"p99_ms"`
+	// ServerCPUCores is the server's CPU time in the window, in cores
+	// (with -pid).
+	ServerCPUCores float64 `json:"server_cpu_cores,omitempty"`
+	// TablesWritten is, by database, the tables the server's Badger wrote
+	// in the window: memtable flushes and compaction outputs (from its
+	// /metrics; needs an admin -key).
+	TablesWritten map[string]float64 `json:"tables_written,omitempty"`
 }
 
 type latencies struct {
@@ -977,7 +1000,22 @@ func (s *summary) print(w io.Writer) {
 		fmt.Fprintf(w, "log:        latest checkpoint size %d\n", s.CheckpointSize)
 	}
 	for _, win := range s.Windows {
-		fmt.Fprintf(w, "window:     %6.0fs %8.0f ok/s  p50 %.2fms  p99 %.2fms\n", win.StartSeconds, win.OKPerSec, win.P50Ms, win.P99Ms)
+		fmt.Fprintf(w, "window:     %6.0fs %8.0f ok/s  p50 %.2fms  p99 %.2fms", win.StartSeconds, win.OKPerSec, win.P50Ms, win.P99Ms)
+		if win.ServerCPUCores > 0 {
+			fmt.Fprintf(w, "  server %.2f cores", win.ServerCPUCores)
+		}
+		if len(win.TablesWritten) > 0 {
+			dbs := slices.Sorted(maps.Keys(win.TablesWritten))
+			parts := make([]string, len(dbs))
+			for i, db := range dbs {
+				parts[i] = fmt.Sprintf("%s %.0f", db, win.TablesWritten[db])
+			}
+			fmt.Fprintf(w, "  tables written: %s", strings.Join(parts, ", "))
+		}
+		fmt.Fprintln(w)
+	}
+	if s.ServerSampleError != "" {
+		fmt.Fprintf(w, "windows:    the server's metrics could not be read: %s\n", s.ServerSampleError)
 	}
 }
 

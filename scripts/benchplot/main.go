@@ -1,5 +1,7 @@
 // Command benchplot draws the per-window throughput and p99 latency of a
-// loadgen run (loadgen -window 10s -json-out run.json) as a PNG.
+// loadgen run (loadgen -window 10s -json-out run.json) as a PNG, and, when
+// loadgen could read the server's metrics, the tables each of its
+// databases wrote per window (memtable flushes and compactions).
 //
 //	cd scripts/benchplot && go run . -in ../../bench-out/sustained.json -out ../../docs/sustained.png
 //
@@ -11,6 +13,8 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"image/color"
+	"maps"
 	"os"
 	"slices"
 
@@ -27,9 +31,10 @@ type run struct {
 	Concurrency int     `json:"concurrency"`
 	Rate        float64 `json:"rate"`
 	Windows     []struct {
-		Start float64 `json:"start_s"`
-		OK    float64 `json:"ok_requests_per_s"`
-		P99   float64 `json:"p99_ms"`
+		Start  float64            `json:"start_s"`
+		OK     float64            `json:"ok_requests_per_s"`
+		P99    float64            `json:"p99_ms"`
+		Tables map[string]float64 `json:"tables_written"`
 	} `json:"windows"`
 }
 
@@ -100,13 +105,20 @@ func render(in, out, title string) error {
 	}
 	bottom.Add(pl, plotter.NewGrid())
 
-	img := vgimg.New(10*vg.Inch, 7*vg.Inch)
-	dc := draw.New(img)
-	tiles := draw.Tiles{Rows: 2, Cols: 1, PadTop: vg.Points(4), PadBottom: vg.Points(4), PadLeft: vg.Points(4), PadRight: vg.Points(8), PadY: vg.Points(6)}
 	plots := [][]*plot.Plot{{top}, {bottom}}
+	if tables, err := tablesPlot(r); err != nil {
+		return err
+	} else if tables != nil {
+		bottom.X.Label.Text = ""
+		plots = append(plots, []*plot.Plot{tables})
+	}
+	img := vgimg.New(10*vg.Inch, vg.Length(3.5*float64(len(plots)))*vg.Inch)
+	dc := draw.New(img)
+	tiles := draw.Tiles{Rows: len(plots), Cols: 1, PadTop: vg.Points(4), PadBottom: vg.Points(4), PadLeft: vg.Points(4), PadRight: vg.Points(8), PadY: vg.Points(6)}
 	canvases := plot.Align(plots, tiles, dc)
-	top.Draw(canvases[0][0])
-	bottom.Draw(canvases[1][0])
+	for i, row := range plots {
+		row[0].Draw(canvases[i][0])
+	}
 	f, err := os.Create(out)
 	if err != nil {
 		return err
@@ -116,4 +128,47 @@ func render(in, out, title string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// dbColors tell the databases apart in the tables panel.
+var dbColors = []color.Color{
+	color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
+	color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff},
+	color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
+	color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff},
+	color.RGBA{R: 0x94, G: 0x67, B: 0xbd, A: 0xff},
+}
+
+// tablesPlot draws the tables each database wrote per window; nil when
+// the run has no such figures.
+func tablesPlot(r run) (*plot.Plot, error) {
+	dbs := map[string]bool{}
+	for _, w := range r.Windows {
+		for db := range w.Tables {
+			dbs[db] = true
+		}
+	}
+	if len(dbs) == 0 {
+		return nil, nil
+	}
+	p := plot.New()
+	p.X.Label.Text = "minutes"
+	p.Y.Label.Text = "tables written (per window)"
+	p.Y.Min = 0
+	p.Add(plotter.NewGrid())
+	for i, db := range slices.Sorted(maps.Keys(dbs)) {
+		xys := make(plotter.XYs, len(r.Windows))
+		for k, w := range r.Windows {
+			xys[k] = plotter.XY{X: w.Start / 60, Y: w.Tables[db]}
+		}
+		l, err := plotter.NewLine(xys)
+		if err != nil {
+			return nil, err
+		}
+		l.Color = dbColors[i%len(dbColors)]
+		p.Add(l)
+		p.Legend.Add(db, l)
+	}
+	p.Legend.Top = true
+	return p, nil
 }

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/accessledger/accessledger/internal/badgerutil"
+)
+
+// TestWindowsShowServerStorage runs loadgen with -window against a server
+// whose /metrics is the real storage collector over a real Badger
+// database that every request writes to: each window must carry the
+// tables the database wrote in it, adding up to what the collector
+// counted, and /metrics must be read with the key.
+func TestWindowsShowServerStorage(t *testing.T) {
+	db, err := badger.Open(badger.DefaultOptions(t.TempDir()).WithLogger(nil).
+		WithMemTableSize(1 << 20).WithNumLevelZeroTables(2).WithNumLevelZeroTablesStall(10).
+		WithValueThreshold(64 << 10).WithCompression(options.None).WithBlockCacheSize(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(badgerutil.NewStorageMetrics("test", db))
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	var n atomic.Int64
+	var unauthorized atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer sekrit" {
+			unauthorized.Add(1)
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		if r.URL.Path == "/metrics" {
+			metrics.ServeHTTP(w, r)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		i := n.Add(1)
+		// Each request writes 16 KiB: the 1 MiB memtables flush often.
+		err := db.Update(func(txn *badger.Txn) error {
+			return txn.Set([]byte(fmt.Sprintf("k%09d", i)), bytes.Repeat(body, 16<<10/max(1, len(body))+1)[:16<<10])
+		})
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer srv.Close()
+
+	out := filepath.Join(t.TempDir(), "run.json")
+	var stdout, stderr bytes.Buffer
+	args := []string{"-url", srv.URL, "-key", "sekrit", "-mode", "single", "-c", "4", "-duration", "3s", "-window", "1s", "-json-out", out, "-prepare", "100"}
+	if code := run(args, &stdout, &stderr); code != 0 {
+		t.Fatalf("loadgen exited %d: %s", code, stderr.String())
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum summary
+	if err := json.Unmarshal(raw, &sum); err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Windows) < 2 || sum.ServerSampleError != "" {
+		t.Fatalf("windows %d, sample error %q; want 3 windows read", len(sum.Windows), sum.ServerSampleError)
+	}
+	var written float64
+	for _, w := range sum.Windows {
+		v, ok := w.TablesWritten["test"]
+		if !ok {
+			t.Fatalf("window at %vs has no tables written for db=test: %+v", w.StartSeconds, w)
+		}
+		written += v
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total float64
+	for _, mf := range mfs {
+		if mf.GetName() == tablesMetric {
+			total = mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if written <= 0 || written > total {
+		t.Errorf("tables written over the windows = %v, want more than 0 and at most the %v the database wrote (%d requests)", written, total, n.Load())
+	}
+	if unauthorized.Load() > 0 {
+		t.Errorf("%d requests without the key", unauthorized.Load())
+	}
+	if !strings.Contains(stdout.String(), "tables written: test ") {
+		t.Errorf("the text summary does not show the tables written per window:\n%s", stdout.String())
+	}
+}
+
+// TestAttach: windows take the samples nearest their ends; a window
+// without two distinct samples, or samples without metrics, gets nothing.
+func TestAttach(t *testing.T) {
+	s := func(at, cpu time.Duration, tables map[string]float64) serverSample {
+		return serverSample{at: at, cpu: cpu, cpuOK: true, tables: tables}
+	}
+	samples := []serverSample{
+		s(2*time.Millisecond, 10*time.Second, map[string]float64{"ledger": 5}),
+		s(10*time.Second+3*time.Millisecond, 25*time.Second, map[string]float64{"ledger": 9, "index": 1}),
+		s(19*time.Second+990*time.Millisecond, 36*time.Second, nil), // /metrics failed
+	}
+	ws := make([]window, 2)
+	attach(ws, samples, 10*time.Second)
+	if got := ws[0].TablesWritten; got["ledger"] != 4 || got["index"] != 1 {
+		t.Errorf("window 0 tables written = %v, want ledger 4, index 1 (new since the first sample)", got)
+	}
+	if c := ws[0].ServerCPUCores; c < 1.49 || c > 1.51 {
+		t.Errorf("window 0 cpu = %v cores, want 15 s over 10 s", c)
+	}
+	if ws[1].TablesWritten != nil {
+		t.Errorf("window 1 tables written = %v, want none (its end sample has no metrics)", ws[1].TablesWritten)
+	}
+	if c := ws[1].ServerCPUCores; c < 1.09 || c > 1.11 {
+		t.Errorf("window 1 cpu = %v cores, want 11 s over 10 s", c)
+	}
+}
+
+// TestParseTablesWritten reads the metric among others, by its db label.
+func TestParseTablesWritten(t *testing.T) {
+	text := `# HELP accessledger_storage_tables_written_total Tables.
+# TYPE accessledger_storage_tables_written_total counter
+accessledger_storage_tables_written_total{db="ledger"} 83
+accessledger_storage_tables_written_total{db="index"} 14
+# HELP accessledger_tree_size_entries Durable tree size.
+# TYPE accessledger_tree_size_entries gauge
+accessledger_tree_size_entries 1.355158e+06
+`
+	got, err := parseTablesWritten(strings.NewReader(text))
+	if err != nil || len(got) != 2 || got["ledger"] != 83 || got["index"] != 14 {
+		t.Errorf("parseTablesWritten = %v, %v; want ledger 83, index 14", got, err)
+	}
+	if _, err := parseTablesWritten(strings.NewReader("not { metrics\n")); err == nil {
+		t.Error("parseTablesWritten accepted malformed text")
+	}
+}
