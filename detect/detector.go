@@ -44,8 +44,9 @@ const (
 type DetectorConfig struct {
 	Log    Log
 	Engine *Engine
-	// Dir is the detector's own Badger directory (cursor, engine state,
-	// alert index), created if missing. It never holds the log's keys.
+	// Dir is the detector's own directory, created if missing: a Badger
+	// database (the alerts' index) with the engine's state and cursor in
+	// its state subdirectory. It never holds the log's keys.
 	Dir string
 	// Enricher fills in source.geo and source.asn before detection; nil
 	// for none.
@@ -124,23 +125,21 @@ func OpenDetector(ctx context.Context, cfg DetectorConfig) (*Detector, error) {
 		WithLogger(nil).
 		WithSyncWrites(true).
 		WithNumVersionsToKeep(1).
+		// The database holds the alerts' index (the engine's state is in
+		// files of its own, see stateStore; earlier versions kept it
+		// here). The memtable size is kept from those versions, whose
+		// write-ahead logs it must still replay.
 		WithMemTableSize(16 << 20).
 		WithNumMemtables(2).
-		// The state is written at about 1.2 MB/s under load (a journal
-		// every few seconds, a growing snapshot every 40 or so), all of
-		// it into the LSM tree. Badger's default of four compactors let
-		// its compactions take both cores of a small machine at once:
-		// over seven minutes at 8,000 single events/s, two 5 s windows
-		// fell below 80 % of the pace with four, none with two
-		// (BENCHMARKS.md, "Morning session").
+		// Badger's default of four compactors lets its compactions take
+		// both cores of a small machine at once (BENCHMARKS.md,
+		// "Morning session").
 		WithNumCompactors(2).
 		// Uncompressed tables are read from their mappings; a block
 		// cache would only add work (see ledger.badgerOptions).
 		WithBlockCacheSize(0).
 		WithIndexCacheSize(4 << 20).
-		WithCompression(options.None).
-		// State chunks stay in the LSM tree (see stateStore).
-		WithValueThreshold(1 << 20)
+		WithCompression(options.None)
 	if cfg.BadgerOptions != nil {
 		opts = cfg.BadgerOptions(opts).WithSyncWrites(true)
 	}
@@ -161,7 +160,7 @@ func OpenDetector(ctx context.Context, cfg DetectorConfig) (*Detector, error) {
 			return nil, fmt.Errorf("opening detector state %s: %w", cfg.Dir, err)
 		}
 	}
-	d := &Detector{cfg: cfg, db: db, log: cfg.Logger, engine: cfg.Engine, state: &stateStore{db: db}}
+	d := &Detector{cfg: cfg, db: db, log: cfg.Logger, engine: cfg.Engine, state: newStateStore(db, cfg.Dir)}
 	cursor, state, err := d.state.load()
 	if err == nil {
 		d.cursor.Store(cursor)
@@ -197,7 +196,7 @@ func (d *Detector) Close() error {
 	if d.metrics.storage != nil {
 		d.metrics.storage.Close() // before the storage closes: a scrape may be running
 	}
-	return d.db.Close()
+	return errors.Join(d.state.close(), d.db.Close())
 }
 
 // pendingAlert is an alert raised but not yet in the log.

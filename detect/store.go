@@ -1,36 +1,60 @@
 package detect
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"iter"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/dgraph-io/badger/v4"
 )
 
-// The engine's saved state is a journal in the detector's database: a
-// snapshot of the whole state, then the changes each save made, in
-// chunks of a few hundred KiB. A save writes a handful of large values,
-// where a key per group cost a skiplist insert each, and was most of the
-// detector's CPU time when it held many groups.
+// The engine's saved state lives in files of its own, in the state
+// directory inside the detector's (<detector dir>/state): a snapshot of
+// the whole state, and a journal of the changes each save made since.
+// Both are sequences of records
 //
-//	c                   the commit record: cursor | generation | end
-//	s/<gen><n>          snapshot chunks of generation gen
-//	j/<gen><seq>        journal chunks of generation gen, seq < end
+//	length:4 crc32c:4 kind:1 payload      (length counts kind and payload)
 //
-// A save writes its journal chunks in as many transactions as Badger
-// needs, then the commit record, which names the end of the journal and
-// the cursor it belongs to: a crash in between leaves chunks past end,
-// which the next Open removes. A snapshot is written the same way under
-// a new generation, and its commit record switches to it; the previous
-// generation's chunks are removed after it. Chunks are kept in the LSM
-// tree (under the value threshold), so that removing them frees their
-// space through Badger's compactions, with no value-log GC.
+// of two kinds: a chunk of operations (opSet, opDel; a few hundred KiB),
+// and a commit, whose payload is the cursor (8 bytes) that the chunks
+// before it bring the state to.
 //
-// A commit record of 8 bytes (the cursor alone) is the earlier layout,
-// one key per state entry under e/: it is loaded, and replaced by a
-// snapshot at the first save.
+//	snapshot-<gen>   the whole state, then a commit; written under a
+//	                 temporary name, synced, then renamed
+//	journal-<gen>    the changes of the saves since snapshot-<gen>, each
+//	                 save's chunks followed by its commit
+//
+// A save appends its records to the journal in one write and syncs it; a
+// crash in the middle leaves a torn tail after the last commit, which the
+// next load cuts off. Once the journal has outgrown the snapshot, a save
+// writes a snapshot under the next generation instead, and the previous
+// generation's files are removed.
+//
+// The state used to live in the LSM tree of the detector's database (as
+// chunks under s/ and j/ with a commit record under c, and before that one
+// key per entry under e/), where every compaction copied the whole live
+// snapshot again: over 10 minutes at 9,000 events/s the detector's
+// database wrote as many tables as the ledger's, in bursts of up to 117
+// tables in 10 s (BENCHMARKS.md). Files are written once and removed
+// whole. Both earlier layouts load, and the first save replaces them with
+// a snapshot.
+const stateDirName = "state"
+
+// Record kinds.
+const (
+	recChunk  byte = 1
+	recCommit byte = 2
+)
+
+// Keys of the earlier layouts in the detector's database.
 var (
 	keySnapPfx    = []byte("s/")
 	keyJournalPfx = []byte("j/")
@@ -49,35 +73,391 @@ const (
 	opDel byte = 2
 )
 
-// stateStore keeps the engine's state as a journal in db.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// stateStore keeps the engine's state in files in dir; db holds the
+// earlier layouts, if any.
 type stateStore struct {
 	db        *badger.DB
-	gen       uint64 // generation of the state
-	end       uint64 // journal chunks of gen are those before end
-	snapBytes int64  // size of gen's snapshot
-	jBytes    int64  // size of gen's journal
-	legacy    bool   // the state is in the earlier layout
-	tried     uint64 // the latest generation a snapshot was started under
-	garbage   [][]byte
+	dir       string
+	gen       uint64   // generation of the state
+	journal   *os.File // journal-<gen>, open for appending; nil until needed
+	snapBytes int64    // size of snapshot-<gen>
+	jBytes    int64    // size of journal-<gen>
+	fromDB    bool     // the state came from the database: the next save is a snapshot
+	garbage   [][]byte // database keys to remove
+	stale     []string // files to remove
 }
 
-func chunkKey(pfx []byte, gen, n uint64) []byte {
-	k := append([]byte(nil), pfx...)
-	k = binary.BigEndian.AppendUint64(k, gen)
-	return binary.BigEndian.AppendUint64(k, n)
+func newStateStore(db *badger.DB, detectorDir string) *stateStore {
+	return &stateStore{db: db, dir: filepath.Join(detectorDir, stateDirName)}
 }
 
-func encodeCommit(cursor, gen, end uint64) []byte {
-	b := binary.BigEndian.AppendUint64(nil, cursor)
-	b = binary.BigEndian.AppendUint64(b, gen)
-	return binary.BigEndian.AppendUint64(b, end)
+func fileName(kind string, gen uint64) string {
+	return fmt.Sprintf("%s-%016x", kind, gen)
 }
 
-// load reads the commit record and the state it names, and returns the
-// cursor and the state's entries, for Engine.LoadState. It notes what the
-// database holds beyond that state, for removeGarbage.
+// load reads the state and the cursor it belongs to, for Engine.LoadState,
+// from the files or else from an earlier layout in the database, and notes
+// what is left over from earlier generations, for removeGarbage.
 func (st *stateStore) load() (cursor uint64, state map[string][]byte, err error) {
+	if err := os.MkdirAll(st.dir, 0o700); err != nil {
+		return 0, nil, fmt.Errorf("creating the state directory: %w", err)
+	}
+	entries, err := os.ReadDir(st.dir)
+	if err != nil {
+		return 0, nil, fmt.Errorf("reading the state directory: %w", err)
+	}
+	snaps := map[uint64]bool{}
+	journals := map[uint64]bool{}
+	for _, e := range entries {
+		kind, hex, ok := strings.Cut(e.Name(), "-")
+		gen, perr := strconv.ParseUint(hex, 16, 64)
+		switch {
+		case ok && perr == nil && len(hex) == 16 && kind == "snapshot":
+			snaps[gen] = true
+			st.gen = max(st.gen, gen)
+		case ok && perr == nil && len(hex) == 16 && kind == "journal":
+			journals[gen] = true
+		default: // a snapshot that was never renamed, or anything else
+			st.stale = append(st.stale, e.Name())
+		}
+	}
+	for gen := range snaps {
+		if gen != st.gen {
+			st.stale = append(st.stale, fileName("snapshot", gen))
+		}
+	}
+	for gen := range journals {
+		if gen != st.gen {
+			st.stale = append(st.stale, fileName("journal", gen))
+		}
+	}
+	if len(snaps) == 0 && !journals[0] {
+		// Nothing saved in files yet: an earlier layout, or nothing.
+		return st.loadDB()
+	}
+	// The files are the state; whatever the database still holds of an
+	// earlier layout (a crash before the first snapshot removed it) is
+	// garbage.
+	if err := st.dbGarbage(); err != nil {
+		return 0, nil, err
+	}
 	state = map[string][]byte{}
+	if st.gen > 0 {
+		path := filepath.Join(st.dir, fileName("snapshot", st.gen))
+		c, size, ok, err := readRecords(path, state)
+		if err == nil && !ok {
+			err = errors.New("it does not end with a commit, or a record is damaged")
+		}
+		if err != nil {
+			return 0, nil, fmt.Errorf("state snapshot %s: %w", path, err)
+		}
+		cursor, st.snapBytes = c, size
+	}
+	if journals[st.gen] {
+		path := filepath.Join(st.dir, fileName("journal", st.gen))
+		c, size, ok, err := readRecords(path, state)
+		if err != nil {
+			return 0, nil, fmt.Errorf("state journal %s: %w", path, err)
+		}
+		if ok {
+			cursor = c
+		}
+		// Cut off what a crash left after the last commit, so that the
+		// next save appends to a whole journal.
+		if err := truncateTo(path, size); err != nil {
+			return 0, nil, fmt.Errorf("state journal %s: %w", path, err)
+		}
+		st.jBytes = size
+	}
+	return cursor, state, nil
+}
+
+// readRecords applies to state the chunks of path up to its last commit,
+// and returns that commit's cursor and where it ends; ok is false if there
+// is none. A damaged or torn record ends the reading, as the end of a
+// crashed append does.
+func readRecords(path string, state map[string][]byte) (cursor uint64, end int64, ok bool, err error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	var pending [][]byte // chunks since the last commit
+	for off := int64(0); ; {
+		rest := raw[off:]
+		if len(rest) < 9 {
+			break
+		}
+		n := int64(binary.BigEndian.Uint32(rest))
+		if n < 1 || n > int64(len(rest))-8 || crc32.Checksum(rest[8:8+n], castagnoli) != binary.BigEndian.Uint32(rest[4:]) {
+			break
+		}
+		kind, payload := rest[8], rest[9:8+n]
+		off += 8 + n
+		switch kind {
+		case recChunk:
+			pending = append(pending, payload)
+		case recCommit:
+			if len(payload) != 8 {
+				return 0, 0, false, fmt.Errorf("commit record at %d holds %d bytes, want 8", off-8-n, len(payload))
+			}
+			for _, c := range pending {
+				if err := applyChunk(state, c); err != nil {
+					return 0, 0, false, fmt.Errorf("chunk before offset %d: %w", off, err)
+				}
+			}
+			pending = pending[:0]
+			cursor, end, ok = binary.BigEndian.Uint64(payload), off, true
+		default:
+			return 0, 0, false, fmt.Errorf("record at %d of unknown kind %d", off-8-n, kind)
+		}
+	}
+	return cursor, end, ok, nil
+}
+
+func truncateTo(path string, size int64) error {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Size() == size {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if err := f.Truncate(size); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// appendRecord appends a record of kind to b.
+func appendRecord(b []byte, kind byte, payload []byte) []byte {
+	start := len(b)
+	b = binary.BigEndian.AppendUint32(b, uint32(1+len(payload)))
+	b = binary.BigEndian.AppendUint32(b, 0)
+	b = append(b, kind)
+	b = append(b, payload...)
+	binary.BigEndian.PutUint32(b[start+4:], crc32.Checksum(b[start+8:], castagnoli))
+	return b
+}
+
+func commitRecord(b []byte, cursor uint64) []byte {
+	return appendRecord(b, recCommit, binary.BigEndian.AppendUint64(nil, cursor))
+}
+
+// save journals the engine's changes with the cursor next. It takes a
+// snapshot instead when the journal has outgrown the snapshot, or the
+// state is still in the database's earlier layout. It reports which
+// ("journal" or "snapshot") and the bytes written.
+func (st *stateStore) save(next uint64, e *Engine) (kind string, n int64, err error) {
+	if st.fromDB || st.jBytes >= max(compactMin, st.snapBytes) {
+		n, err = st.snapshot(next, e)
+		return "snapshot", n, err
+	}
+	n, err = st.appendJournal(next, e)
+	return "journal", n, err
+}
+
+// appendJournal appends the engine's changes and the commit to the
+// journal in one write, and syncs it.
+func (st *stateStore) appendJournal(next uint64, e *Engine) (int64, error) {
+	var buf []byte
+	w := &chunkWriter{buf: make([]byte, 0, chunkSize+chunkSize/8), emit: func(c []byte) error {
+		buf = appendRecord(buf, recChunk, c)
+		return nil
+	}}
+	if err := e.SaveState(w); err != nil {
+		return 0, err
+	}
+	if err := w.flush(); err != nil {
+		return 0, err
+	}
+	buf = commitRecord(buf, next)
+	if st.journal == nil {
+		path := filepath.Join(st.dir, fileName("journal", st.gen))
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return 0, err
+		}
+		if err := syncDir(st.dir); err != nil { // the new file's name
+			f.Close()
+			return 0, err
+		}
+		st.journal = f
+	}
+	if _, err := st.journal.Write(buf); err != nil {
+		return 0, st.abandonJournal(err)
+	}
+	if err := st.journal.Sync(); err != nil {
+		return 0, st.abandonJournal(err)
+	}
+	st.jBytes += int64(len(buf))
+	return int64(len(buf)), nil
+}
+
+// abandonJournal handles a failed append: the journal's end is unknown,
+// so it is cut back to the last save, or, failing that, the next save
+// starts a new generation with a snapshot.
+func (st *stateStore) abandonJournal(err error) error {
+	path := st.journal.Name()
+	st.journal.Close()
+	st.journal = nil
+	if terr := truncateTo(path, st.jBytes); terr != nil {
+		st.jBytes = max(compactMin, st.snapBytes) // snapshot next
+	}
+	return err
+}
+
+// snapshot writes the engine's whole state under the next generation,
+// with the cursor next, and removes the previous generation.
+func (st *stateStore) snapshot(next uint64, e *Engine) (int64, error) {
+	gen := st.gen + 1
+	final := filepath.Join(st.dir, fileName("snapshot", gen))
+	tmp := final + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	var size int64
+	err = func() error {
+		bw := bufio.NewWriterSize(f, chunkSize+chunkSize/4)
+		var rec []byte
+		put := func(kind byte, payload []byte) error {
+			rec = appendRecord(rec[:0], kind, payload)
+			size += int64(len(rec))
+			_, err := bw.Write(rec)
+			return err
+		}
+		w := &chunkWriter{buf: make([]byte, 0, chunkSize+chunkSize/8), emit: func(c []byte) error { return put(recChunk, c) }}
+		if err := e.SaveAll(w); err != nil {
+			return err
+		}
+		if err := w.flush(); err != nil {
+			return err
+		}
+		if err := put(recCommit, binary.BigEndian.AppendUint64(nil, next)); err != nil {
+			return err
+		}
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		return f.Sync()
+	}()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, final)
+	}
+	if err == nil {
+		err = syncDir(st.dir)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return 0, err
+	}
+	// The new generation is the state: the previous one's files, and
+	// an earlier layout in the database, are garbage now.
+	if st.journal != nil {
+		st.journal.Close()
+		st.journal = nil
+	}
+	st.stale = append(st.stale, fileName("snapshot", st.gen), fileName("journal", st.gen))
+	if st.fromDB {
+		if err := st.dbGarbage(); err != nil {
+			return size, err
+		}
+	}
+	st.gen, st.snapBytes, st.jBytes, st.fromDB = gen, size, 0, false
+	return size, st.removeGarbage()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// close closes the journal.
+func (st *stateStore) close() error {
+	if st.journal == nil {
+		return nil
+	}
+	err := st.journal.Close()
+	st.journal = nil
+	return err
+}
+
+// removeGarbage deletes what load or a snapshot found beyond the state:
+// files of other generations or of a snapshot a crash interrupted, and
+// the database's keys of an earlier layout.
+func (st *stateStore) removeGarbage() error {
+	for _, name := range st.stale {
+		if err := os.Remove(filepath.Join(st.dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	st.stale = st.stale[:0]
+	for len(st.garbage) > 0 {
+		txn := st.db.NewTransaction(true)
+		n := 0
+		for _, k := range st.garbage {
+			if err := txn.Delete(k); errors.Is(err, badger.ErrTxnTooBig) {
+				break
+			} else if err != nil {
+				txn.Discard()
+				return err
+			}
+			n++
+		}
+		if err := txn.Commit(); err != nil {
+			return err
+		}
+		st.garbage = st.garbage[n:]
+	}
+	return nil
+}
+
+// dbGarbage notes every key of the earlier layouts in the database.
+func (st *stateStore) dbGarbage() error {
+	return st.db.View(func(txn *badger.Txn) error {
+		if _, err := txn.Get(keyCursor); err == nil {
+			st.garbage = append(st.garbage, bytes.Clone(keyCursor))
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false})
+		defer it.Close()
+		for _, pfx := range [][]byte{keyEnginePfx, keySnapPfx, keyJournalPfx} {
+			for it.Seek(pfx); it.ValidForPrefix(pfx); it.Next() {
+				st.garbage = append(st.garbage, it.Item().KeyCopy(nil))
+			}
+		}
+		return nil
+	})
+}
+
+// loadDB reads the state of an earlier layout from the database: the
+// commit record under c (cursor | generation | end) with the chunks of
+// that generation under s/ and j/, or an 8-byte cursor with one key per
+// entry under e/. What the database holds beyond that state is garbage at
+// once; the state itself once the first snapshot has replaced it.
+func (st *stateStore) loadDB() (cursor uint64, state map[string][]byte, err error) {
+	state = map[string][]byte{}
+	var gen, end uint64
+	legacy := false
 	err = st.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(keyCursor)
 		switch {
@@ -89,31 +469,30 @@ func (st *stateStore) load() (cursor uint64, state map[string][]byte, err error)
 			if err != nil {
 				return err
 			}
+			st.fromDB = true
 			switch len(v) {
 			case 8:
-				cursor, st.legacy = binary.BigEndian.Uint64(v), true
+				cursor, legacy = binary.BigEndian.Uint64(v), true
 			case 24:
 				cursor = binary.BigEndian.Uint64(v)
-				st.gen = binary.BigEndian.Uint64(v[8:])
-				st.end = binary.BigEndian.Uint64(v[16:])
+				gen = binary.BigEndian.Uint64(v[8:])
+				end = binary.BigEndian.Uint64(v[16:])
 			default:
 				return fmt.Errorf("corrupt commit record (%d bytes)", len(v))
 			}
 		}
 		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false})
 		defer it.Close()
-		if st.legacy {
-			for it.Seek(keyEnginePfx); it.ValidForPrefix(keyEnginePfx); it.Next() {
-				v, err := it.Item().ValueCopy(nil)
-				if err != nil {
-					return err
-				}
-				state[string(it.Item().Key()[len(keyEnginePfx):])] = v
-			}
-		} else {
-			for it.Seek(keyEnginePfx); it.ValidForPrefix(keyEnginePfx); it.Next() {
+		for it.Seek(keyEnginePfx); it.ValidForPrefix(keyEnginePfx); it.Next() {
+			if !legacy {
 				st.garbage = append(st.garbage, it.Item().KeyCopy(nil))
+				continue
 			}
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			state[string(it.Item().Key()[len(keyEnginePfx):])] = v
 		}
 		for _, pfx := range [][]byte{keySnapPfx, keyJournalPfx} {
 			for it.Seek(pfx); it.ValidForPrefix(pfx); it.Next() {
@@ -122,8 +501,8 @@ func (st *stateStore) load() (cursor uint64, state map[string][]byte, err error)
 					st.garbage = append(st.garbage, it.Item().KeyCopy(nil))
 					continue
 				}
-				gen, n := binary.BigEndian.Uint64(k[len(pfx):]), binary.BigEndian.Uint64(k[len(pfx)+8:])
-				if st.legacy || gen != st.gen || pfx[0] == keyJournalPfx[0] && n >= st.end {
+				g, n := binary.BigEndian.Uint64(k[len(pfx):]), binary.BigEndian.Uint64(k[len(pfx)+8:])
+				if legacy || g != gen || pfx[0] == keyJournalPfx[0] && n >= end {
 					st.garbage = append(st.garbage, it.Item().KeyCopy(nil))
 					continue
 				}
@@ -134,16 +513,18 @@ func (st *stateStore) load() (cursor uint64, state map[string][]byte, err error)
 				if err := applyChunk(state, v); err != nil {
 					return fmt.Errorf("chunk %q: %w", k, err)
 				}
-				if pfx[0] == keySnapPfx[0] {
-					st.snapBytes += int64(len(v))
-				} else {
-					st.jBytes += int64(len(v))
-				}
 			}
 		}
 		return nil
 	})
 	return cursor, state, err
+}
+
+// dbChunkKey is a chunk's key in the earlier layout.
+func dbChunkKey(pfx []byte, gen, n uint64) []byte {
+	k := append([]byte(nil), pfx...)
+	k = binary.BigEndian.AppendUint64(k, gen)
+	return binary.BigEndian.AppendUint64(k, n)
 }
 
 // entries yields state's entries, for Engine.LoadState.
@@ -193,30 +574,6 @@ func cutBytes(b []byte) (v, rest []byte, ok bool) {
 	return b[m : m+int(n)], b[m+int(n):], true
 }
 
-// removeGarbage deletes what load found beyond the state: chunks of a
-// save or snapshot a crash interrupted, an older generation, the earlier
-// layout's entries once a snapshot replaced them.
-func (st *stateStore) removeGarbage() error {
-	for len(st.garbage) > 0 {
-		txn := st.db.NewTransaction(true)
-		n := 0
-		for _, k := range st.garbage {
-			if err := txn.Delete(k); errors.Is(err, badger.ErrTxnTooBig) {
-				break
-			} else if err != nil {
-				txn.Discard()
-				return err
-			}
-			n++
-		}
-		if err := txn.Commit(); err != nil {
-			return err
-		}
-		st.garbage = st.garbage[n:]
-	}
-	return nil
-}
-
 // chunkWriter is a StateWriter that encodes operations into chunks and
 // hands each full one to emit.
 type chunkWriter struct {
@@ -256,130 +613,4 @@ func (w *chunkWriter) flush() error {
 	err := w.emit(w.buf)
 	w.buf = make([]byte, 0, chunkSize+chunkSize/8)
 	return err
-}
-
-// chunkTxn writes chunks in as few transactions as Badger accepts.
-type chunkTxn struct {
-	db  *badger.DB
-	txn *badger.Txn
-}
-
-func (t *chunkTxn) set(k, v []byte) error {
-	if t.txn == nil {
-		t.txn = t.db.NewTransaction(true)
-	}
-	err := t.txn.Set(k, v)
-	if errors.Is(err, badger.ErrTxnTooBig) {
-		if err := t.commit(); err != nil {
-			return err
-		}
-		t.txn = t.db.NewTransaction(true)
-		err = t.txn.Set(k, v)
-	}
-	return err
-}
-
-func (t *chunkTxn) commit() error {
-	if t.txn == nil {
-		return nil
-	}
-	err := t.txn.Commit()
-	t.txn = nil
-	return err
-}
-
-func (t *chunkTxn) discard() {
-	if t.txn != nil {
-		t.txn.Discard()
-		t.txn = nil
-	}
-}
-
-// save journals the engine's changes, then commits the cursor next with
-// them. It takes a snapshot instead when the journal has outgrown the
-// snapshot, or the state is in the earlier layout. It reports which
-// ("journal" or "snapshot") and the bytes written.
-func (st *stateStore) save(next uint64, e *Engine) (kind string, n int64, err error) {
-	if st.legacy || st.jBytes >= max(compactMin, st.snapBytes) {
-		n, err = st.snapshot(next, e)
-		return "snapshot", n, err
-	}
-	n, err = st.journal(next, e)
-	return "journal", n, err
-}
-
-// journal writes the engine's changes and commits them with the cursor.
-func (st *stateStore) journal(next uint64, e *Engine) (int64, error) {
-	t := &chunkTxn{db: st.db}
-	defer t.discard()
-	end := st.end
-	w := &chunkWriter{buf: make([]byte, 0, chunkSize+chunkSize/8), emit: func(c []byte) error {
-		end++
-		return t.set(chunkKey(keyJournalPfx, st.gen, end-1), c)
-	}}
-	if err := e.SaveState(w); err != nil {
-		return 0, err
-	}
-	if err := w.flush(); err != nil {
-		return 0, err
-	}
-	if err := t.set(keyCursor, encodeCommit(next, st.gen, end)); err != nil {
-		return 0, err
-	}
-	if err := t.commit(); err != nil {
-		return 0, err
-	}
-	st.end = end
-	st.jBytes += w.bytes
-	return w.bytes, nil
-}
-
-// snapshot writes the engine's whole state under a new generation,
-// switches to it with the cursor next, and removes the previous one.
-func (st *stateStore) snapshot(next uint64, e *Engine) (int64, error) {
-	t := &chunkTxn{db: st.db}
-	defer t.discard()
-	// A snapshot that failed part-way left chunks under its generation:
-	// never reuse it, or they would join this one.
-	gen := max(st.gen, st.tried) + 1
-	st.tried = gen
-	var n uint64
-	w := &chunkWriter{buf: make([]byte, 0, chunkSize+chunkSize/8), emit: func(c []byte) error {
-		n++
-		return t.set(chunkKey(keySnapPfx, gen, n-1), c)
-	}}
-	if err := e.SaveAll(w); err != nil {
-		return 0, err
-	}
-	if err := w.flush(); err != nil {
-		return 0, err
-	}
-	if err := t.set(keyCursor, encodeCommit(next, gen, 0)); err != nil {
-		return 0, err
-	}
-	if err := t.commit(); err != nil {
-		return 0, err
-	}
-	// The new generation is the state; what the previous one and the
-	// earlier layout left is garbage now.
-	err := st.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false})
-		defer it.Close()
-		pfxs := [][]byte{chunkKey(keySnapPfx, st.gen, 0)[:len(keySnapPfx)+8], chunkKey(keyJournalPfx, st.gen, 0)[:len(keyJournalPfx)+8]}
-		if st.legacy {
-			pfxs = append(pfxs, keyEnginePfx)
-		}
-		for _, pfx := range pfxs {
-			for it.Seek(pfx); it.ValidForPrefix(pfx); it.Next() {
-				st.garbage = append(st.garbage, it.Item().KeyCopy(nil))
-			}
-		}
-		return nil
-	})
-	st.gen, st.end, st.legacy = gen, 0, false
-	st.snapBytes, st.jBytes = w.bytes, 0
-	if err != nil {
-		return w.bytes, err
-	}
-	return w.bytes, st.removeGarbage()
 }
