@@ -137,9 +137,12 @@ type meta struct {
 	LeafHash []byte `json:"leaf_hash,omitempty"` // of leaf Size-1
 }
 
-const metaVersion = 2
+const metaVersion = 3
 
-var keyMeta = []byte{prefixMeta}
+var (
+	keyMeta   = []byte{prefixMeta}
+	keyMetaV2 = []byte{prefixMetaV2}
+)
 
 // Open opens the index in cfg.Dir, creating it if there is none (an empty
 // index is at size 0). If the stored index does not belong to cfg.Log it
@@ -238,6 +241,10 @@ func (x *Index) readMeta() (meta, bool, error) {
 	found := false
 	err := x.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(keyMeta)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			// An index of version 2 or before keeps its meta elsewhere.
+			item, err = txn.Get(keyMetaV2)
+		}
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
 		}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"github.com/accessledger/accessledger/event"
 	"github.com/accessledger/accessledger/ledger"
 	"github.com/accessledger/accessledger/ledger/index"
@@ -480,4 +482,52 @@ func TestIndexesWhatTheLogHolds(t *testing.T) {
 		got, _ := search(t, x.Index, tc.q, 0, 3000, false, 0)
 		checkSame(t, tc.name, got, bruteForce(leaves, 3000, tc.q))
 	}
+}
+
+// TestRebuildsIndexOfVersion2: an index written by version 2 (meta under
+// m, event times under t) is dropped and rebuilt from the log, and none
+// of its keys is left.
+func TestRebuildsIndexOfVersion2(t *testing.T) {
+	dir := t.TempDir()
+	leaves := generate(3000, 9)
+	l := newLedger(t)
+	appendAll(t, l, leaves)
+	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(txn *badger.Txn) error {
+		meta := fmt.Sprintf(`{"version":2,"origin":%q,"size":3000}`, l.Origin())
+		if err := txn.Set([]byte("m"), []byte(meta)); err != nil {
+			return err
+		}
+		return txn.Set([]byte("t\x00\x00\x00\x00\x00\x00\x00\x00"), make([]byte, 8*4096))
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	x := startIndex(t, l, dir)
+	waitIndexed(t, x.Index, uint64(len(leaves)))
+	q := index.Query{Action: []string{"login"}}
+	got, _ := search(t, x.Index, q, 0, ^uint64(0), false, 0)
+	checkSame(t, "rebuilt", got, bruteForce(leaves, uint64(len(leaves)), q))
+	x.stop()
+
+	db, err = badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.View(func(txn *badger.Txn) error {
+		for _, k := range []string{"m", "t\x00\x00\x00\x00\x00\x00\x00\x00"} {
+			if _, err := txn.Get([]byte(k)); err == nil {
+				t.Errorf("key %q of the version-2 index left after the rebuild", k)
+			}
+		}
+		return nil
+	})
 }

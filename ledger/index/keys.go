@@ -9,19 +9,30 @@ import (
 // Storage layout. The index owns its Badger directory; nothing else reads
 // or writes it.
 //
-//	m                          meta: the stored size and the leaf hash below it
 //	p | chunk (4) | field (1)  the chunk's segment of that field (segment.go): for
 //	                           each value, a roaring bitmap of the positions
 //	                           (index - chunk<<chunkBits) of the leaves that have it
-//	t | block (8)              event times of 4,096 leaves (int64 Unix ns each)
+//	p | chunk (4) | 0xff | block (8)
+//	                           event times of the 4,096 leaves of the block
+//	                           (int64 Unix ns each)
+//	z                          meta: the stored size and the leaf hash below it
 //
 // A chunk is 65,536 consecutive leaves, written once when full (and when
 // Run stops); the open chunk is in memory. A query in log order reads one
 // chunk after another and stops as soon as its page is full.
+//
+// Everything a chunk's write stores sorts after every earlier chunk, and
+// the meta after all of them: a compaction of the newest tables then
+// overlaps only the tables at the end of the key space, where version 2
+// (meta under m, times under t, the posting lists between them) made every
+// compaction copy the whole index again (bursts of 40-55 tables in
+// 10 s during the 10-minute run, BENCHMARKS.md). An index of an earlier
+// version is rebuilt from the log.
 const (
-	prefixMeta    = 'm'
 	prefixPosting = 'p'
-	prefixTimes   = 't'
+	prefixMeta    = 'z'
+	prefixMetaV2  = 'm' // the meta of version 2 and before
+	fieldTimes    = 0xff
 
 	chunkBits  = 16
 	chunkSize  = 1 << chunkBits
@@ -91,11 +102,10 @@ func postingPrefix(chunk uint32, f field) []byte {
 	return k
 }
 
+// timesKey is the key of a block's event times, in the block's chunk.
 func timesKey(block uint64) []byte {
-	k := make([]byte, 9)
-	k[0] = prefixTimes
-	binary.BigEndian.PutUint64(k[1:], block)
-	return k
+	k := postingPrefix(uint32(block>>(chunkBits-blockBits)), fieldTimes)
+	return binary.BigEndian.AppendUint64(k, block)
 }
 
 // ipValue is the posting value of an address at a prefix length that is
