@@ -125,10 +125,9 @@ func OpenDetector(ctx context.Context, cfg DetectorConfig) (*Detector, error) {
 		WithLogger(nil).
 		WithSyncWrites(true).
 		WithNumVersionsToKeep(1).
-		// The database holds the alerts' index (the engine's state is in
-		// files of its own, see stateStore; earlier versions kept it
-		// here). The memtable size is kept from those versions, whose
-		// write-ahead logs it must still replay.
+		// The database holds the alerts' index; the engine's state is in
+		// files of its own (see stateStore). Earlier versions kept the
+		// state here too, and their memtable size is kept.
 		WithMemTableSize(16 << 20).
 		WithNumMemtables(2).
 		// Badger's default of four compactors lets its compactions take
