@@ -161,6 +161,17 @@ func OpenDetector(ctx context.Context, cfg DetectorConfig) (*Detector, error) {
 	}
 	d := &Detector{cfg: cfg, db: db, log: cfg.Logger, engine: cfg.Engine, state: newStateStore(db, cfg.Dir)}
 	cursor, state, err := d.state.load()
+	if damaged := (*damagedStateError)(nil); errors.As(err, &damaged) {
+		// As above: the state is derived from the log.
+		aside := fmt.Sprintf("%s.broken-%d", d.state.dir, time.Now().Unix())
+		cfg.Logger.Error("detector state is damaged; setting it aside and replaying the log from the start", "file", damaged.path, "moved_to", aside, "err", damaged.err)
+		if rerr := os.Rename(d.state.dir, aside); rerr != nil {
+			db.Close()
+			return nil, fmt.Errorf("loading detector state: %w (and moving it aside: %v)", err, rerr)
+		}
+		d.state = newStateStore(db, cfg.Dir)
+		cursor, state, err = d.state.load()
+	}
 	if err == nil {
 		d.cursor.Store(cursor)
 		d.processed.Store(cursor)

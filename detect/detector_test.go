@@ -3,6 +3,8 @@ package detect
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -257,6 +259,48 @@ func TestDetectorReplay(t *testing.T) {
 	page, err := d2.Alerts(bg, AlertQuery{})
 	if err == nil {
 		t.Errorf("Alerts on a closed detector = %d alerts, want an error", len(page.Alerts))
+	}
+}
+
+// TestDetectorSetsDamagedStateAside: a damaged state snapshot does not
+// keep the detector from opening: the state is set aside, the log
+// replayed from its first leaf, and the alerts raised again are
+// deduplicated by the log.
+func TestDetectorSetsDamagedStateAside(t *testing.T) {
+	old := compactMin
+	compactMin = 1 // every save after the first a snapshot
+	t.Cleanup(func() { compactMin = old })
+	l := newTestLedger(t)
+	dir := t.TempDir()
+	evs := bursts(t, 4)
+	d, stop := runDetector(t, l, dir, detectorRules)
+	appendEvents(t, l, evs[:len(evs)/2])
+	waitCursor(t, d, l)
+	appendEvents(t, l, evs[len(evs)/2:])
+	waitCursor(t, d, l)
+	stop()
+	want := alertLeaves(t, l)
+	snaps, _ := filepath.Glob(filepath.Join(dir, stateDirName, "snapshot-*"))
+	if len(snaps) != 1 {
+		t.Fatalf("state snapshots %v, want one", snaps)
+	}
+	raw, err := os.ReadFile(snaps[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)/2] ^= 0x01
+	if err := os.WriteFile(snaps[0], raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	d2, stop2 := runDetector(t, l, dir, detectorRules)
+	waitCursor(t, d2, l)
+	stop2()
+	if aside, _ := filepath.Glob(filepath.Join(dir, stateDirName+".broken-*", "snapshot-*")); len(aside) != 1 {
+		t.Errorf("the damaged state was not set aside: %v", aside)
+	}
+	if got := alertLeaves(t, l); !slices.Equal(got, want) || len(got) != 4 {
+		t.Errorf("after the replay: alert keys %v, want %v", got, want)
 	}
 }
 

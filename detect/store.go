@@ -89,6 +89,21 @@ type stateStore struct {
 	stale     []string // files to remove
 }
 
+// damagedStateError is a state file whose content is damaged (not one a
+// crash tore: a snapshot without its commit, a record that fails its
+// checksum in a snapshot, a record that makes no sense). The state is
+// derived from the log, so the detector sets it aside and replays the log.
+type damagedStateError struct {
+	path string
+	err  error
+}
+
+func (e *damagedStateError) Error() string {
+	return fmt.Sprintf("state file %s is damaged: %v", e.path, e.err)
+}
+
+func (e *damagedStateError) Unwrap() error { return e.err }
+
 func newStateStore(db *badger.DB, detectorDir string) *stateStore {
 	return &stateStore{db: db, dir: filepath.Join(detectorDir, stateDirName)}
 }
@@ -148,10 +163,10 @@ func (st *stateStore) load() (cursor uint64, state map[string][]byte, err error)
 		path := filepath.Join(st.dir, fileName("snapshot", st.gen))
 		c, size, ok, err := readRecords(path, state)
 		if err == nil && !ok {
-			err = errors.New("it does not end with a commit, or a record is damaged")
+			err = &damagedStateError{path, errors.New("no commit at its end, or a record fails its checksum")}
 		}
 		if err != nil {
-			return 0, nil, fmt.Errorf("state snapshot %s: %w", path, err)
+			return 0, nil, err
 		}
 		cursor, st.snapBytes = c, size
 	}
@@ -159,7 +174,7 @@ func (st *stateStore) load() (cursor uint64, state map[string][]byte, err error)
 		path := filepath.Join(st.dir, fileName("journal", st.gen))
 		c, size, ok, err := readRecords(path, state)
 		if err != nil {
-			return 0, nil, fmt.Errorf("state journal %s: %w", path, err)
+			return 0, nil, err
 		}
 		if ok {
 			cursor = c
@@ -167,7 +182,7 @@ func (st *stateStore) load() (cursor uint64, state map[string][]byte, err error)
 		// Cut off what a crash left after the last commit, so that the
 		// next save appends to a whole journal.
 		if err := truncateTo(path, size); err != nil {
-			return 0, nil, fmt.Errorf("state journal %s: %w", path, err)
+			return 0, nil, fmt.Errorf("cutting the torn end of %s: %w", path, err)
 		}
 		st.jBytes = size
 	}
@@ -181,7 +196,10 @@ func (st *stateStore) load() (cursor uint64, state map[string][]byte, err error)
 func readRecords(path string, state map[string][]byte) (cursor uint64, end int64, ok bool, err error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return 0, 0, false, err
+		return 0, 0, false, fmt.Errorf("reading state file: %w", err)
+	}
+	damaged := func(format string, a ...any) error {
+		return &damagedStateError{path, fmt.Errorf(format, a...)}
 	}
 	var pending [][]byte // chunks since the last commit
 	for off := int64(0); ; {
@@ -200,17 +218,17 @@ func readRecords(path string, state map[string][]byte) (cursor uint64, end int64
 			pending = append(pending, payload)
 		case recCommit:
 			if len(payload) != 8 {
-				return 0, 0, false, fmt.Errorf("commit record at %d holds %d bytes, want 8", off-8-n, len(payload))
+				return 0, 0, false, damaged("commit record at %d holds %d bytes, want 8", off-8-n, len(payload))
 			}
 			for _, c := range pending {
 				if err := applyChunk(state, c); err != nil {
-					return 0, 0, false, fmt.Errorf("chunk before offset %d: %w", off, err)
+					return 0, 0, false, damaged("chunk before offset %d: %w", off, err)
 				}
 			}
 			pending = pending[:0]
 			cursor, end, ok = binary.BigEndian.Uint64(payload), off, true
 		default:
-			return 0, 0, false, fmt.Errorf("record at %d of unknown kind %d", off-8-n, kind)
+			return 0, 0, false, damaged("record at %d of unknown kind %d", off-8-n, kind)
 		}
 	}
 	return cursor, end, ok, nil
