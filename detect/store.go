@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"iter"
 	"os"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/accessledger/accessledger/ledger"
 )
 
 // The engine's saved state lives in files of its own, in the state
@@ -303,7 +306,7 @@ func (st *stateStore) appendJournal(next uint64, e *Engine) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		if err := syncDir(st.dir); err != nil { // the new file's name
+		if err := ledger.SyncDir(st.dir); err != nil { // the new file's name
 			f.Close()
 			return 0, err
 		}
@@ -336,14 +339,8 @@ func (st *stateStore) abandonJournal(err error) error {
 // with the cursor next, and removes the previous generation.
 func (st *stateStore) snapshot(next uint64, e *Engine) (int64, error) {
 	gen := st.gen + 1
-	final := filepath.Join(st.dir, fileName("snapshot", gen))
-	tmp := final + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return 0, err
-	}
 	var size int64
-	err = func() error {
+	err := ledger.WriteFileAtomicFunc(filepath.Join(st.dir, fileName("snapshot", gen)), 0o600, func(f io.Writer) error {
 		bw := bufio.NewWriterSize(f, chunkSize+chunkSize/4)
 		var rec []byte
 		put := func(kind byte, payload []byte) error {
@@ -362,22 +359,9 @@ func (st *stateStore) snapshot(next uint64, e *Engine) (int64, error) {
 		if err := put(recCommit, binary.BigEndian.AppendUint64(nil, next)); err != nil {
 			return err
 		}
-		if err := bw.Flush(); err != nil {
-			return err
-		}
-		return f.Sync()
-	}()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, final)
-	}
-	if err == nil {
-		err = syncDir(st.dir)
-	}
+		return bw.Flush()
+	})
 	if err != nil {
-		os.Remove(tmp)
 		return 0, err
 	}
 	// The new generation is the state: the previous one's files, and
@@ -394,18 +378,6 @@ func (st *stateStore) snapshot(next uint64, e *Engine) (int64, error) {
 	}
 	st.gen, st.snapBytes, st.jBytes, st.fromDB = gen, size, 0, false
 	return size, st.removeGarbage()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // close closes the journal.
@@ -536,13 +508,6 @@ func (st *stateStore) loadDB() (cursor uint64, state map[string][]byte, err erro
 		return nil
 	})
 	return cursor, state, err
-}
-
-// dbChunkKey is a chunk's key in the earlier layout.
-func dbChunkKey(pfx []byte, gen, n uint64) []byte {
-	k := append([]byte(nil), pfx...)
-	k = binary.BigEndian.AppendUint64(k, gen)
-	return binary.BigEndian.AppendUint64(k, n)
 }
 
 // entries yields state's entries, for Engine.LoadState.

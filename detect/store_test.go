@@ -398,3 +398,10 @@ func checkMigrates(t *testing.T, db *badger.DB, dir string, want mapWriter, curs
 		t.Fatalf("state keys of the earlier layout left in the database: %q", left)
 	}
 }
+
+// dbChunkKey is a chunk's key in the earlier layout (the tests write it).
+func dbChunkKey(pfx []byte, gen, n uint64) []byte {
+	k := append([]byte(nil), pfx...)
+	k = binary.BigEndian.AppendUint64(k, gen)
+	return binary.BigEndian.AppendUint64(k, n)
+}

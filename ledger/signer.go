@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -126,6 +127,13 @@ func GenerateKeyFile(path string) (signature.SignerVerifier, error) {
 // writeFileAtomic writes data to a temporary file, syncs it, and links it
 // into place (renames, if replace is set), then syncs the directory.
 func writeFileAtomic(path string, data []byte, mode os.FileMode, replace bool) error {
+	return writeFileAtomicFunc(path, mode, replace, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+func writeFileAtomicFunc(path string, mode os.FileMode, replace bool, fill func(io.Writer) error) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -137,7 +145,7 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode, replace bool) e
 		f.Close()
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
+	if err := fill(f); err != nil {
 		f.Close()
 		return err
 	}
@@ -156,18 +164,33 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode, replace bool) e
 	if err != nil {
 		return err
 	}
+	return SyncDir(dir)
+}
+
+// SyncDir syncs a directory, so that the names created, renamed or
+// removed in it survive a crash.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	return d.Sync()
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // WriteFileAtomic writes data to path (replacing it) so that a crash
 // leaves either the old or the new content, never a torn file.
 func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
 	return writeFileAtomic(path, data, mode, true)
+}
+
+// WriteFileAtomicFunc is WriteFileAtomic for content that fill writes, too
+// large to build in memory first.
+func WriteFileAtomicFunc(path string, mode os.FileMode, fill func(io.Writer) error) error {
+	return writeFileAtomicFunc(path, mode, true, fill)
 }
 
 // ErrKeyPermissions reports a private key file readable by others.
