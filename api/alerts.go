@@ -14,11 +14,14 @@ import (
 	"github.com/accessledger/accessledger/detect"
 )
 
-// Detections is what the alert and rule endpoints read: the server's
-// detector (a *detect.Detector).
+// Detections is what the alert and rule endpoints read, and what appends
+// wait for: the server's detector (a *detect.Detector).
 type Detections interface {
 	Alerts(ctx context.Context, q detect.AlertQuery) (detect.AlertPage, error)
 	Status() detect.Status
+	// Behind reports whether appends should wait for the detector to
+	// catch up (detect.Detector.Behind).
+	Behind() bool
 }
 
 // msgNoDetection answers the detection endpoints of a server without a

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/accessledger/accessledger/api"
 	"github.com/accessledger/accessledger/detect"
@@ -176,4 +178,47 @@ func TestRules(t *testing.T) {
 	plain := newTestServer(t)
 	wantError(t, "GET /v1/alerts without detection", plain.get(t, "/v1/alerts", plain.responder()), http.StatusNotFound)
 	wantError(t, "GET /v1/rules without detection", plain.get(t, "/v1/rules", plain.responder()), http.StatusNotFound)
+}
+
+// behindDetector is the server's detector, saying it is behind.
+type behindDetector struct{ api.Detections }
+
+func (behindDetector) Behind() bool { return true }
+
+// TestAppendsWaitForABehindDetector: while the detector lags more than it
+// may, appends get 503 with Retry-After and a message naming it, nothing
+// is appended, and the pushback is counted.
+func TestAppendsWaitForABehindDetector(t *testing.T) {
+	ts, d := detectionServer(t)
+	reg := prometheus.NewRegistry()
+	var keys []api.APIKey
+	for r, tok := range ts.tokens {
+		keys = append(keys, api.APIKey{Name: "k-" + string(r), SHA256: api.HashToken(tok), Roles: []api.Role{r}})
+	}
+	kr, err := api.NewKeyring(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newAPIServer(t, ts.l, api.Config{Keys: kr, Detections: behindDetector{d}, Gatherer: reg, Registerer: reg})
+	ev := []byte(`{"time":"2026-01-05T10:00:00Z","service":"sso","actor":{"id":"u"},"source":{"ip":"192.0.2.1"},"action":"login","category":"authentication","outcome":"success"}`)
+	before, _ := ts.l.Size()
+	r := call(t, srv.URL, http.MethodPost, "/v1/events", ts.submitter(), "application/json", ev)
+	eb := wantError(t, "POST while the detector is behind", r, http.StatusServiceUnavailable)
+	if !strings.Contains(eb.Error, "detector is behind") {
+		t.Errorf("POST while the detector is behind: error %q does not name the detector", eb.Error)
+	}
+	if r.header.Get("Retry-After") == "" {
+		t.Errorf("POST while the detector is behind: no Retry-After")
+	}
+	if after, _ := ts.l.Size(); after != before {
+		t.Errorf("log size %d, want %d: nothing appended", after, before)
+	}
+	m := call(t, srv.URL, http.MethodGet, "/metrics", ts.admin(), "", nil)
+	if v, ok := metricValue(t, m.body, `accessledger_http_follower_pushback_total{follower="detector"}`); !ok || v != 1 {
+		t.Errorf("accessledger_http_follower_pushback_total{follower=\"detector\"} = %v (found %v), want 1", v, ok)
+	}
+	// The real detector, caught up, does not hold appends back.
+	if r := ts.post(t, "application/json", ev); r.status != http.StatusCreated {
+		t.Errorf("POST = %v, want 201", r)
+	}
 }

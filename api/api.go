@@ -135,6 +135,9 @@ type Server struct {
 	appended        *prometheus.CounterVec
 	services        serviceLabels
 	requests        *prometheus.HistogramVec
+	// followerPushbacks counts appends answered 503 because a follower
+	// of the log is behind, by follower (api/query.go).
+	followerPushbacks *prometheus.CounterVec
 
 	admin adminState   // key administration (api/admin.go)
 	reads *readAuditor // read auditing, nil when off (api/readaudit.go)
@@ -193,13 +196,17 @@ func New(cfg Config) (*Server, error) {
 	s.appendedEvents = s.events.WithLabelValues("appended")
 	s.duplicateEvents = s.events.WithLabelValues("duplicate")
 	s.rejectedEvents = s.events.WithLabelValues("rejected")
+	s.followerPushbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "accessledger_http_follower_pushback_total",
+		Help: "Appends answered 503 because a follower of the log (index, detector) lagged it by more than its max_lag.",
+	}, []string{"follower"})
 	s.requests = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "accessledger_http_request_duration_seconds",
 		Help:    "HTTP request latency, by route and status code.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 	}, []string{"route", "code"})
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{s.events, s.appended, s.requests} {
+		for _, c := range []prometheus.Collector{s.events, s.appended, s.requests, s.followerPushbacks} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("api: registering metrics: %w", err)
 			}
@@ -251,7 +258,7 @@ func New(cfg Config) (*Server, error) {
 		promHandler.ServeHTTP(c.Writer, c.Request)
 	})
 
-	e.POST("/v1/events", submit, s.indexPushback, s.postEvents)
+	e.POST("/v1/events", submit, s.followerPushback, s.postEvents)
 	e.GET("/v1/log", verify, s.getLog)
 	e.GET("/v1/entries/:index", audit, s.getEntry)
 	e.GET("/v1/proofs/inclusion", verify, s.getInclusion)

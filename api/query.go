@@ -58,15 +58,31 @@ func (s *Server) queryRoutes(e *gin.Engine, audit gin.HandlerFunc) {
 	e.GET("/v1/evidence", audit, s.getEvidence)
 }
 
-// indexPushback answers an append 503 with Retry-After while the index
-// is further behind the log than it may be (index.Config.MaxLag), so
-// that under sustained load the index keeps up and an acknowledged event
-// becomes queryable within a bounded delay.
-func (s *Server) indexPushback(c *gin.Context) {
-	if s.cfg.Index != nil && s.cfg.Index.Behind() {
-		c.Header("Retry-After", "1")
-		writeError(c, http.StatusServiceUnavailable, "the log is busy: its query index is behind; retry after the number of seconds in Retry-After")
+// followerPushback answers an append 503 with Retry-After while the
+// query index or the detector is further behind the log than it may be
+// (index.Config.MaxLag, detect.DetectorConfig.MaxLag), so that under
+// sustained load an acknowledged event becomes queryable, and its alerts
+// are raised, within a bounded delay. Both follow the log on the same
+// cores as the write path; without this, a load the machine cannot both
+// append and analyse leaves them further behind by the second.
+func (s *Server) followerPushback(c *gin.Context) {
+	var follower string
+	switch {
+	case s.cfg.Index != nil && s.cfg.Index.Behind():
+		follower = "index"
+	case s.cfg.Detections != nil && s.cfg.Detections.Behind():
+		follower = "detector"
+	default:
+		return
 	}
+	s.followerPushbacks.WithLabelValues(follower).Inc()
+	c.Header("Retry-After", "1")
+	writeError(c, http.StatusServiceUnavailable, msgFollowerBehind[follower])
+}
+
+var msgFollowerBehind = map[string]string{
+	"index":    "the log is busy: its query index is behind; retry after the number of seconds in Retry-After",
+	"detector": "the log is busy: its detector is behind; retry after the number of seconds in Retry-After",
 }
 
 // filterParams are the query parameters that filter events, by field.

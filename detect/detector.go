@@ -67,6 +67,13 @@ type DetectorConfig struct {
 	// detector's database (tests use smaller memtables). SyncWrites
 	// stays on.
 	BadgerOptions func(badger.Options) badger.Options
+	// MaxLag bounds how many leaves the detector may lag the log once it
+	// has caught up: beyond it Behind reports true, and the API pushes
+	// appends back until the detector is within it again, so that the
+	// alerts of an acknowledged event come within a bounded delay at any
+	// load. 0: no bound (detection may fall behind under a load the
+	// machine cannot both append and analyse).
+	MaxLag uint64
 }
 
 // Detector follows the log from a durable cursor, runs the engine on each
@@ -90,7 +97,18 @@ type Detector struct {
 	stats     atomic.Pointer[Stats]
 	lastSeen  atomic.Int64 // received_at (unix ns) of the last event processed
 	running   sync.Mutex
+
+	// caughtUp is set once Run has come within MaxLag of the log, and
+	// cleared when Run returns; progress is when Run last processed a
+	// leaf (unix ns). Behind reads both.
+	caughtUp atomic.Bool
+	progress atomic.Int64
 }
+
+// stalledAfter is how long a detector may process nothing before Behind
+// stops holding appends back for it: a detector that is stuck (its log
+// reads or alert appends failing) must not stop the log taking events.
+var stalledAfter = 10 * time.Second
 
 // Keys of the detector's database.
 var (
@@ -224,6 +242,7 @@ func (d *Detector) Run(ctx context.Context) error {
 		return errors.New("detect: Run is already running")
 	}
 	defer d.running.Unlock()
+	defer d.caughtUp.Store(false)
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	leaves := make(chan ledger.Leaf, 1024)
@@ -288,6 +307,9 @@ func (d *Detector) Run(ctx context.Context) error {
 			pending = d.process(lf, pending)
 			next++
 			d.processed.Store(next)
+			if len(leaves) == 0 || next%1024 == 0 {
+				d.noteProgress(next)
+			}
 			sinceSave++
 			if sinceSave < d.cfg.SaveEvery && len(leaves) == 0 && len(pending) > 0 {
 				// Alerts go out as soon as no leaf is waiting; the state
@@ -334,6 +356,34 @@ func (d *Detector) Run(ctx context.Context) error {
 			return d.finish(flush)
 		}
 	}
+}
+
+// noteProgress records that Run has processed the leaves before next,
+// and whether that brings it within MaxLag of the log.
+func (d *Detector) noteProgress(next uint64) {
+	d.progress.Store(time.Now().UnixNano())
+	if d.cfg.MaxLag > 0 && !d.caughtUp.Load() {
+		if size, _ := d.cfg.Log.Size(); size <= next+d.cfg.MaxLag {
+			d.caughtUp.Store(true)
+		}
+	}
+}
+
+// Behind reports whether the detector lags the log by more than MaxLag
+// leaves although it is keeping up: Run has caught up since it started
+// and processed a leaf within the last 10 seconds. The API then pushes
+// appends back, so that the lag, and with it the delay of alerts, stays
+// bounded under sustained load. A detector that is catching up (after a
+// restart, or replaying a log) or that is stuck never holds appends back.
+func (d *Detector) Behind() bool {
+	if d.cfg.MaxLag == 0 || !d.caughtUp.Load() {
+		return false
+	}
+	size, _ := d.cfg.Log.Size()
+	if size <= d.processed.Load()+d.cfg.MaxLag {
+		return false
+	}
+	return time.Since(time.Unix(0, d.progress.Load())) < stalledAfter
 }
 
 // followRetry bounds the pause before following the log again after a

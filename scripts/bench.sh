@@ -6,6 +6,8 @@
 #  2. Builds bin/accessledger and bin/loadgen, then against a real server on
 #     127.0.0.1 (a fresh data directory per phase, removed afterwards):
 #       batch   POST batches of 100 events, 16 clients   -> bench-out/http-batch.{txt,json}
+#       batch-writepath  the same with --index=false --detect=false
+#                                                         -> bench-out/http-batch-writepath.{txt,json}
 #       single  POST one event per request, 64 clients   -> bench-out/http-single.{txt,json}
 #       large   POST one ~64 KiB event per request, 64 clients, as fast as
 #               they can; the server's peak RSS must stay under 512 MiB
@@ -104,17 +106,19 @@ healthy() {
   ) 2>/dev/null
 }
 
-# start_server DATA NAME starts the server on a fresh port, waits until it
-# is healthy and exports the admin key if the server generated one. It
-# sets SERVER_PID, URL and START_MS (milliseconds to healthy).
+# start_server DATA NAME [SERVE-FLAGS...] starts the server on a fresh
+# port, waits until it is healthy and exports the admin key if the server
+# generated one. It sets SERVER_PID, URL and START_MS (milliseconds to
+# healthy).
 start_server() {
   local data=$1 name=$2 port t0
+  shift 2
   port=$(free_port)
   URL="http://127.0.0.1:$port"
   t0=$(date +%s%N)
   # ACCESSLEDGER_* settings of the caller's shell must not leak in.
   env $(env | sed -n 's/^\(ACCESSLEDGER_[A-Z0-9_]*\)=.*/-u \1/p') \
-    bin/accessledger serve --data "$data" --listen "127.0.0.1:$port" --log-level warn \
+    bin/accessledger serve --data "$data" --listen "127.0.0.1:$port" --log-level warn "$@" \
     >"$OUT/server-$name.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 1200); do
@@ -198,13 +202,15 @@ log "building bin/accessledger and bin/loadgen"
 go build -o bin/accessledger ./cmd/accessledger
 go build -o bin/loadgen ./cmd/loadgen
 
-# phase NAME LOADGEN-ARGS... runs loadgen against a fresh server.
+# phase NAME LOADGEN-ARGS... runs loadgen against a fresh server, started
+# with the flags in $SERVE_FLAGS (default none: every default on).
 phase() {
   local name=$1
   shift
   local data="$TMP/$name"
-  log "HTTP $name: loadgen $*"
-  start_server "$data" "$name"
+  log "HTTP $name: loadgen $*${SERVE_FLAGS:+ (server: $SERVE_FLAGS)}"
+  # shellcheck disable=SC2086 # SERVE_FLAGS is a list of flags
+  start_server "$data" "$name" ${SERVE_FLAGS:-}
   bin/loadgen -url "$URL" -pid "$SERVER_PID" -json-out "$OUT/http-$name.json" "$@" | tee "$OUT/http-$name.txt"
   stop_server
   storage "$data" | tee -a "$OUT/http-$name.txt"
@@ -212,6 +218,11 @@ phase() {
 }
 
 phase batch -mode batch -batch 100 -c 16 -duration "$HTTP_DURATION" -warmup "$HTTP_WARMUP"
+# The same load on the write path alone: no query index, no detection
+# (with them, batches at full speed are held to what the detector keeps
+# up with: detect max_lag, README "Detection").
+SERVE_FLAGS="--index=false --detect=false" \
+  phase batch-writepath -mode batch -batch 100 -c 16 -duration "$HTTP_DURATION" -warmup "$HTTP_WARMUP"
 phase single -mode single -c 64 -duration "$HTTP_DURATION" -warmup "$HTTP_WARMUP"
 phase large -mode single -c 64 -pad 60000 -duration "$HTTP_DURATION"
 
@@ -269,7 +280,7 @@ grep -E '^Benchmark' "$OUT/go-bench.txt" | awk '{
   for (i = 3; i <= NF; i++)
     if ($(i) == "events/s" || $(i) == "µs/proof" || $(i) == "cpu-µs/event" || $(i) == "ms/open") line = line "  " $(i-1) " " $(i)
   print line }'
-for name in batch single large fill; do
+for name in batch batch-writepath single large fill; do
   echo "http $name: $(grep -E '^throughput:' "$OUT/http-$name.txt" | sed 's/^throughput: *//')"
   echo "           $(grep -E '^latency:' "$OUT/http-$name.txt" | sed 's/^latency: *//')"
   echo "           $(grep -E '^server:' "$OUT/http-$name.txt" | sed 's/^server: *//')"

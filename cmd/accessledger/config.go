@@ -210,6 +210,7 @@ func (c *Config) fields() []configField {
 		{"lists-dir", "directory of named lists (<name>.txt) replacing the starter lists", &c.Detect.ListsDir},
 		{"geoip-city", "MaxMind City or Country database for enrichment (off when empty)", &c.Detect.GeoIPCity},
 		{"geoip-asn", "MaxMind ASN database for enrichment (off when empty)", &c.Detect.GeoIPASN},
+		{"detect-max-lag", "leaves the detector may lag the log before appends get 503 (0: no bound)", &c.Detect.MaxLag},
 	}
 }
 
@@ -350,6 +351,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("witness_timeout %s outside 100ms..1m", c.WitnessTimeout)
 	case c.IndexMaxLag < 0:
 		return fmt.Errorf("index_max_lag %d is negative", c.IndexMaxLag)
+	case c.Detect.MaxLag < 0:
+		return fmt.Errorf("detect max_lag %d is negative", c.Detect.MaxLag)
 	case c.MemoryLimit < 0:
 		return fmt.Errorf("memory_limit_mib %d is negative", c.MemoryLimit)
 	case c.StorageTrimInterval < 0 || c.StorageTrimInterval > time.Minute:

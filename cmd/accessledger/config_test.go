@@ -146,6 +146,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		{name: "pprof on a public address", yaml: "pprof_listen: 192.0.2.1:6060\n", want: "pprof_listen"},
 		{name: "flag storage_trim_interval negative", args: []string{"--storage-trim-interval", "-1s"}, want: "storage_trim_interval"},
 		{name: "file storage_trim_interval too long", yaml: "storage_trim_interval: 2m\n", want: "storage_trim_interval"},
+		{name: "file detect max_lag negative", yaml: "detect: {max_lag: -1}\n", want: "max_lag"},
+		{name: "flag detect-max-lag negative", args: []string{"--detect-max-lag", "-5"}, want: "max_lag"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := tc.args

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -158,5 +162,82 @@ func TestDetectionSurvivesSIGKILL(t *testing.T) {
 	}
 	if code := s.terminate(30 * time.Second); code != 0 {
 		t.Errorf("server exit code %d after SIGTERM, want 0", code)
+	}
+}
+
+// TestDetectorLagHoldsAppendsBack runs the real server with a tiny
+// detect max_lag under concurrent batches: appends that arrive while the
+// detector lags more than that get 503 naming it, every acknowledged
+// event is in the log, the pushbacks are counted, and the detector
+// catches up with all of it.
+func TestDetectorLagHoldsAppendsBack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server")
+	}
+	s := startServer(t, t.TempDir(), "--detect-max-lag", "1", "--log-level", "warn")
+	s.mustPost(testEvent("warm-up", 0))
+	s.caughtUp(30 * time.Second) // a detector held to its bound has caught up once
+
+	const clients, batch = 4, 500
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		acked    int
+		pushback string // the first 503 answer naming the detector
+		other503 string // the last other 503 (a full queue, the index)
+	)
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Go(func() {
+			for n := 0; ctx.Err() == nil; n++ {
+				events := make([]json.RawMessage, batch)
+				for i := range events {
+					events[i] = testEvent(fmt.Sprintf("c%d-%d-%d", c, n, i), n*batch+i)
+				}
+				status, res, body, err := s.postEvents(ctx, "", events)
+				mu.Lock()
+				switch {
+				case err != nil && ctx.Err() != nil:
+				case err != nil:
+					t.Errorf("POST /v1/events: %v", err)
+					cancel()
+				case status == http.StatusCreated:
+					acked += len(res)
+				case status == http.StatusServiceUnavailable && strings.Contains(string(body), "detector is behind"):
+					if pushback == "" {
+						pushback = string(body)
+						cancel() // seen: stop the load
+					}
+				case status == http.StatusServiceUnavailable:
+					other503 = string(body)
+				default:
+					t.Errorf("POST /v1/events = %d %s", status, body)
+					cancel()
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	if pushback == "" {
+		t.Fatalf("no append was held back for the detector in 20 s of batches (%d acknowledged); other 503: %q", acked, other503)
+	}
+	s.caughtUp(60 * time.Second)
+	var st struct {
+		Detector struct {
+			LogSize uint64 `json:"log_size"`
+		} `json:"detector"`
+	}
+	s.get("/v1/rules", &st)
+	if want := uint64(acked + 1); st.Detector.LogSize < want {
+		t.Errorf("log size %d, want at least the %d acknowledged events", st.Detector.LogSize, want)
+	}
+	metrics := string(s.get("/metrics", nil))
+	if !strings.Contains(metrics, `accessledger_http_follower_pushback_total{follower="detector"}`) {
+		t.Errorf("/metrics has no accessledger_http_follower_pushback_total{follower=\"detector\"}")
 	}
 }

@@ -376,10 +376,15 @@ type DetectConfig struct {
 	// events without them. Off when empty; nothing is downloaded.
 	GeoIPCity string `yaml:"geoip_city"`
 	GeoIPASN  string `yaml:"geoip_asn"`
+	// MaxLag bounds how many leaves the detector may lag the log once it
+	// has caught up (default 16384): beyond it, appends get 503 with
+	// Retry-After until it is within it again, so that alerts come
+	// within a bounded delay at any load. 0: no bound.
+	MaxLag int64 `yaml:"max_lag"`
 }
 
 func defaultDetectConfig() DetectConfig {
-	return DetectConfig{Enabled: true, DefaultRules: true, Timezone: "UTC", Lateness: detect.DefaultLateness}
+	return DetectConfig{Enabled: true, DefaultRules: true, Timezone: "UTC", Lateness: detect.DefaultLateness, MaxLag: 16384}
 }
 
 // detectorDir is the detector's own Badger directory in the data
@@ -427,7 +432,7 @@ type runningDetector struct {
 
 // startDetector opens the detector's state in the data directory and runs
 // it until stop. A nil engine (detection off) gives a nil detector.
-func startDetector(ctx context.Context, dataDir string, e *detect.Engine, enr *detect.Enricher, l *ledger.Ledger, log *slog.Logger, reg prometheus.Registerer) (*runningDetector, error) {
+func startDetector(ctx context.Context, dataDir string, maxLag int64, e *detect.Engine, enr *detect.Enricher, l *ledger.Ledger, log *slog.Logger, reg prometheus.Registerer) (*runningDetector, error) {
 	if e == nil {
 		return nil, nil
 	}
@@ -437,7 +442,7 @@ func startDetector(ctx context.Context, dataDir string, e *detect.Engine, enr *d
 	}
 	d, err := detect.OpenDetector(ctx, detect.DetectorConfig{
 		Log: l, Engine: e, Dir: filepath.Join(dataDir, detectorDir), Enricher: enr,
-		Logger: log.With("component", "detect"), Registerer: reg,
+		Logger: log.With("component", "detect"), Registerer: reg, MaxLag: uint64(maxLag),
 	})
 	if err != nil {
 		return nil, err

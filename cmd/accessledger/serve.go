@@ -131,7 +131,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		l.Close(ctx)
 		return err
 	}
-	det, err := startDetector(ctx, cfg.Data, engine, enricher, l, log, reg)
+	det, err := startDetector(ctx, cfg.Data, cfg.Detect.MaxLag, engine, enricher, l, log, reg)
 	if err != nil {
 		l.Close(ctx)
 		return err
