@@ -88,6 +88,7 @@ type stateStore struct {
 	snapBytes int64    // size of snapshot-<gen>
 	jBytes    int64    // size of journal-<gen>
 	fromDB    bool     // the state came from the database: the next save is a snapshot
+	resave    bool     // a save failed: the next save is a snapshot
 	garbage   [][]byte // database keys to remove
 	stale     []string // files to remove
 }
@@ -273,16 +274,23 @@ func commitRecord(b []byte, cursor uint64) []byte {
 }
 
 // save journals the engine's changes with the cursor next. It takes a
-// snapshot instead when the journal has outgrown the snapshot, or the
-// state is still in the database's earlier layout. It reports which
-// ("journal" or "snapshot") and the bytes written.
+// snapshot instead when the journal has outgrown the snapshot, the state
+// is still in the database's earlier layout, or a save failed before: the
+// engine handed its changes over to that save, so only its whole state
+// can be saved after it. It reports which ("journal" or "snapshot") and
+// the bytes written.
 func (st *stateStore) save(next uint64, e *Engine) (kind string, n int64, err error) {
-	if st.fromDB || st.jBytes >= max(compactMin, st.snapBytes) {
+	if st.fromDB || st.resave || st.jBytes >= max(compactMin, st.snapBytes) {
+		kind = "snapshot"
 		n, err = st.snapshot(next, e)
-		return "snapshot", n, err
+	} else {
+		kind = "journal"
+		n, err = st.appendJournal(next, e)
 	}
-	n, err = st.appendJournal(next, e)
-	return "journal", n, err
+	if err != nil {
+		st.resave = true
+	}
+	return kind, n, err
 }
 
 // appendJournal appends the engine's changes and the commit to the
@@ -323,15 +331,14 @@ func (st *stateStore) appendJournal(next uint64, e *Engine) (int64, error) {
 }
 
 // abandonJournal handles a failed append: the journal's end is unknown,
-// so it is cut back to the last save, or, failing that, the next save
-// starts a new generation with a snapshot.
+// so it is closed and cut back to the last save where possible. The next
+// save is a snapshot of a new generation (see save), and a load before it
+// cuts off whatever follows the last commit.
 func (st *stateStore) abandonJournal(err error) error {
 	path := st.journal.Name()
 	st.journal.Close()
 	st.journal = nil
-	if terr := truncateTo(path, st.jBytes); terr != nil {
-		st.jBytes = max(compactMin, st.snapBytes) // snapshot next
-	}
+	truncateTo(path, st.jBytes) // tidiness only: see above
 	return err
 }
 
@@ -376,7 +383,7 @@ func (st *stateStore) snapshot(next uint64, e *Engine) (int64, error) {
 			return size, err
 		}
 	}
-	st.gen, st.snapBytes, st.jBytes, st.fromDB = gen, size, 0, false
+	st.gen, st.snapBytes, st.jBytes, st.fromDB, st.resave = gen, size, 0, false, false
 	return size, st.removeGarbage()
 }
 

@@ -3,6 +3,7 @@ package detect
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -404,4 +405,81 @@ func dbChunkKey(pfx []byte, gen, n uint64) []byte {
 	k := append([]byte(nil), pfx...)
 	k = binary.BigEndian.AppendUint64(k, gen)
 	return binary.BigEndian.AppendUint64(k, n)
+}
+
+// TestStateFailedAppend: an append to the journal that fails has taken
+// the engine's changes with it. The save reports the error; the next save
+// is a snapshot of the whole state (a journal would miss those changes),
+// and a load gives the engine's state; saves journal again after that.
+// The same holds when the journal cannot even be cut back.
+func TestStateFailedAppend(t *testing.T) {
+	dir := t.TempDir()
+	db := openStateDB(t, dir)
+	defer db.Close()
+	st := newStateStore(db, dir)
+	if _, _, err := st.load(); err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	e, _ := LoadDefault(storeTestConfig)
+	evs := benchEvents(10_000, 500)
+	processEvents(e, 0, evs[:2_000])
+	if kind, _, err := st.save(2_000, e); err != nil || kind != "journal" {
+		t.Fatalf("save = %q, %v; want a journal", kind, err)
+	}
+	// failNextAppend makes the journal's next write fail; with gone, its
+	// file is removed too, so that it cannot be cut back either.
+	failNextAppend := func(gone bool) {
+		t.Helper()
+		path := filepath.Join(dir, stateDirName, fileName("journal", st.gen))
+		if st.journal == nil {
+			t.Fatal("no journal open: the last save was not a journal")
+		}
+		ro, err := os.Open(path) // writes to it fail
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.journal.Close()
+		st.journal = ro
+		if gone {
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	check := func(what string, cursor uint64, wantKind, kind string) {
+		t.Helper()
+		if kind != wantKind {
+			t.Errorf("%s: save took a %s, want a %s", what, kind, wantKind)
+		}
+		want := mapWriter{}
+		e.SaveAll(want)
+		got, c, st2 := loadEngine(t, db, dir)
+		st2.close()
+		if c != cursor || !maps.Equal(got, want) {
+			t.Fatalf("%s: loaded cursor %d and %d entries; want %d and the engine's %d", what, c, len(got), cursor, len(want))
+		}
+	}
+	at := uint64(2_000)
+	for _, gone := range []bool{false, true} {
+		failNextAppend(gone)
+		processEvents(e, int(at), evs[at:at+2_000])
+		at += 2_000
+		if _, _, err := st.save(at, e); err == nil {
+			t.Fatal("save to a journal that refuses writes = nil error")
+		}
+		kind, _, err := st.save(at, e)
+		if err != nil {
+			t.Fatalf("save after a failed append (journal gone %v): %v", gone, err)
+		}
+		check(fmt.Sprintf("after a failed append (journal gone %v)", gone), at, "snapshot", kind)
+
+		processEvents(e, int(at), evs[at:at+2_000])
+		at += 2_000
+		kind, _, err = st.save(at, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("the save after the snapshot", at, "journal", kind)
+	}
 }
