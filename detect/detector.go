@@ -235,8 +235,9 @@ type pendingAlert struct {
 
 // Run follows the log and detects until ctx ends, then appends what is
 // pending and saves its state, and returns nil. It returns an error if
-// the log fails or closes, or if the state cannot be saved; the state up
-// to the last save is then kept, and a restart resumes from there.
+// the log fails or closes, or if the state cannot be saved as it stops;
+// the state up to the last save is then kept, and a restart resumes from
+// there. A save that fails while it runs is retried (see flushRunning).
 func (d *Detector) Run(ctx context.Context) error {
 	if !d.running.TryLock() {
 		return errors.New("detect: Run is already running")
@@ -268,7 +269,13 @@ func (d *Detector) Run(ctx context.Context) error {
 		}
 		ferr = ledger.FollowInto(fctx, d.cfg.Log.Follow, d.cursor.Load(), retry, leaves)
 	}()
-	defer wg.Wait()
+	// The follower is stopped before it is waited for: on an error
+	// return ctx has not ended, and a follower blocked on the log (or on
+	// a full leaves) would otherwise keep Run from returning.
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
 
 	var pending []pendingAlert
 	next := d.cursor.Load()
@@ -286,6 +293,37 @@ func (d *Detector) Run(ctx context.Context) error {
 		}
 		sinceSave = 0
 		lastSave = time.Now()
+		return nil
+	}
+	// While running, a save that fails does not stop detection: the
+	// engine holds its state, the cursor stays at the last save (a
+	// restart meanwhile replays from there, as after a crash), and the
+	// save is tried again after a pause that doubles from SaveInterval to
+	// a minute. Alerts still go out. Only the log failing ends Run.
+	saveFailures := 0
+	var retryAt time.Time
+	flushRunning := func(ctx context.Context) error {
+		if err := d.publish(ctx, pending); err != nil {
+			return err
+		}
+		pending = pending[:0]
+		if time.Now().Before(retryAt) {
+			return nil
+		}
+		err := d.save(next)
+		if err == nil {
+			sinceSave, lastSave = 0, time.Now()
+			saveFailures, retryAt = 0, time.Time{}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		saveFailures++
+		pause := min(d.cfg.SaveInterval<<min(saveFailures-1, 16), time.Minute)
+		retryAt = time.Now().Add(pause)
+		d.metrics.saveFailures.Inc()
+		d.log.Error("saving the detector's state failed; detection goes on, and the save is retried", "cursor", next, "retry_in", pause, "err", err)
 		return nil
 	}
 	for {
@@ -323,8 +361,8 @@ func (d *Detector) Run(ctx context.Context) error {
 				}
 				pending = pending[:0]
 			}
-			if sinceSave >= d.cfg.SaveEvery {
-				if err := flush(ctx); err != nil {
+			if sinceSave >= d.cfg.SaveEvery && !time.Now().Before(retryAt) {
+				if err := flushRunning(ctx); err != nil {
 					if ctx.Err() != nil {
 						return d.finish(flush)
 					}
@@ -338,7 +376,7 @@ func (d *Detector) Run(ctx context.Context) error {
 			var err error
 			switch {
 			case sinceSave > 0 && time.Since(lastSave) >= d.cfg.SaveInterval:
-				err = flush(ctx)
+				err = flushRunning(ctx)
 			case len(pending) > 0:
 				// Leaves have not stopped coming for a second: the
 				// alerts raised meanwhile go out now all the same.
@@ -726,6 +764,7 @@ type detectorMetrics struct {
 	lagLeaves, lagSeconds, groups                           prometheus.Gauge
 	saveSeconds                                             *prometheus.HistogramVec
 	savedBytes                                              *prometheus.CounterVec
+	saveFailures                                            prometheus.Counter
 	storage                                                 *badgerutil.StorageMetrics // nil without a registerer
 }
 
@@ -749,6 +788,8 @@ func newDetectorMetrics(reg prometheus.Registerer, d *Detector) (*detectorMetric
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}, []string{"kind"}),
 		savedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "accessledger_detect_state_saved_bytes_total",
 			Help: "Bytes of detector state written, by kind of save (journal or snapshot)."}, []string{"kind"}),
+		saveFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "accessledger_detect_state_save_failures_total",
+			Help: "Saves of the detector's state that failed; each is retried, detection goes on."}),
 	}
 	if reg == nil {
 		return m, nil
@@ -758,7 +799,7 @@ func newDetectorMetrics(reg prometheus.Registerer, d *Detector) (*detectorMetric
 	evicted := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "accessledger_detect_evictions_total", Help: "Groups and window events dropped to keep state within its bounds (since start)."},
 		func() float64 { return float64(d.stats.Load().Evicted) })
 	m.storage = badgerutil.NewStorageMetrics("detector", d.db)
-	for _, c := range []prometheus.Collector{m.events, m.otherLeaves, m.decodeErrors, m.enriched, m.duplicates, m.followErrors, m.alerts, m.latency, m.lagLeaves, m.lagSeconds, m.groups, m.saveSeconds, m.savedBytes, late, evicted, m.storage} {
+	for _, c := range []prometheus.Collector{m.events, m.otherLeaves, m.decodeErrors, m.enriched, m.duplicates, m.followErrors, m.alerts, m.latency, m.lagLeaves, m.lagSeconds, m.groups, m.saveSeconds, m.savedBytes, m.saveFailures, late, evicted, m.storage} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("detect: registering metrics: %w", err)
 		}
