@@ -201,8 +201,9 @@ func (l *Ledger) signFailuresInRow() int {
 // ctx ends. A signer that hangs is abandoned, never waited for; until it
 // returns, further signatures fail at once rather than pile up.
 func (l *Ledger) sign(ctx context.Context, body []byte) ([]byte, error) {
-	if !l.signing.CompareAndSwap(false, true) {
-		return nil, errors.New("the previous signature has not returned yet")
+	claim, err := l.claimSigner()
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.SignTimeout)
 	defer cancel() // also tells an abandoned signer to give up
@@ -212,7 +213,7 @@ func (l *Ledger) sign(ctx context.Context, body []byte) ([]byte, error) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		defer l.signing.Store(false)
+		defer l.releaseSigner(claim)
 		signed, err := note.Sign(&note.Note{Text: string(body)}, contextSigner{l.cfg.Signer, ctx})
 		done <- result{signed, err}
 	}()
@@ -229,6 +230,41 @@ func (l *Ledger) sign(ctx context.Context, body []byte) ([]byte, error) {
 			return nil, fmt.Errorf("the signer did not answer within %s", l.cfg.SignTimeout)
 		}
 		return nil, ctx.Err()
+	}
+}
+
+// claimSigner marks a signature as in progress, or fails if one still
+// is; the returned channel goes to releaseSigner when it returns.
+func (l *Ledger) claimSigner() (chan struct{}, error) {
+	l.signMu.Lock()
+	defer l.signMu.Unlock()
+	if l.signDone != nil {
+		return nil, errors.New("the previous signature has not returned yet")
+	}
+	l.signDone = make(chan struct{})
+	return l.signDone, nil
+}
+
+func (l *Ledger) releaseSigner(done chan struct{}) {
+	l.signMu.Lock()
+	defer l.signMu.Unlock()
+	close(done)
+	l.signDone = nil
+}
+
+// waitSigner waits until no signature is in progress, for at most d.
+func (l *Ledger) waitSigner(d time.Duration) {
+	l.signMu.Lock()
+	done := l.signDone
+	l.signMu.Unlock()
+	if done == nil {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
 	}
 }
 

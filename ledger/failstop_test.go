@@ -611,3 +611,56 @@ func TestDurableWidth(t *testing.T) {
 		}
 	}
 }
+
+// slowSigner signs after a pause once armed, saying on entered (if it can)
+// that a signature has begun.
+type slowSigner struct {
+	Signer
+	armed   *atomic.Bool
+	entered chan struct{}
+	pause   time.Duration
+}
+
+func (s slowSigner) Sign(msg []byte) ([]byte, error) {
+	if s.armed.Load() {
+		select {
+		case s.entered <- struct{}{}:
+		default:
+		}
+		time.Sleep(s.pause)
+	}
+	return s.Signer.Sign(msg)
+}
+
+// TestCloseWaitsForTheLoopsSignature: Close abandons the signature the
+// checkpoint loop has in progress; the final checkpoint waits for it to
+// return instead of failing because it has not yet (a graceful shutdown
+// then exited 1, about one run in a hundred of the end-to-end tests).
+func TestCloseWaitsForTheLoopsSignature(t *testing.T) {
+	var armed atomic.Bool
+	entered := make(chan struct{}, 1)
+	cfg := testConfig(t)
+	cfg.CheckpointInterval = 10 * time.Millisecond
+	cfg.SignTimeout = 5 * time.Second
+	cfg.Signer = slowSigner{cfg.Signer, &armed, entered, 200 * time.Millisecond}
+	l, err := Create(bg, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 0, 5, 5)
+	armed.Store(true)
+	appendN(t, l, 5, 5, 5)
+	select {
+	case <-entered: // the loop is signing
+	case <-time.After(10 * time.Second):
+		t.Fatal("the checkpoint loop did not sign within 10 s")
+	}
+	appendN(t, l, 10, 5, 5) // the final checkpoint has more to cover
+	if err := l.Close(bg); err != nil {
+		t.Fatalf("Close() while the loop was signing = %v, want nil", err)
+	}
+	l2 := openTestLedger(t, cfg)
+	if cp := l2.latest.Load(); cp == nil || cp.Size != 15 {
+		t.Errorf("latest checkpoint after reopening = %+v, want size 15", cp)
+	}
+}

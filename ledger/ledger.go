@@ -270,9 +270,10 @@ type Ledger struct {
 	commits chan struct{} // closed and replaced on every durable commit
 	latest  atomic.Pointer[Checkpoint]
 
-	cpMu    sync.Mutex                  // serialises checkpoint signing
-	signing atomic.Bool                 // a signature is in progress
-	signErr atomic.Pointer[signFailure] // nil after a successful signature
+	cpMu     sync.Mutex // serialises checkpoint signing
+	signMu   sync.Mutex
+	signDone chan struct{}               // closed when the signature in progress returns; nil when none (checkpoint.go)
+	signErr  atomic.Pointer[signFailure] // nil after a successful signature
 
 	// integrity is the first mismatch a SelfAudit found; set once, by
 	// whichever audit finds it, and never cleared.
@@ -694,6 +695,10 @@ func (l *Ledger) Close(ctx context.Context) error {
 	<-l.cpDone
 	<-l.trimDone
 	<-l.runDone
+	// Closing stop abandoned any signature the loop had in progress;
+	// the final one waits for it to return (at most SignTimeout) rather
+	// than fail because it has not yet.
+	l.waitSigner(l.cfg.SignTimeout)
 	if err := l.failure(); err != nil {
 		// Nothing more is signed after a failure; the next Open
 		// recovers from storage.
