@@ -283,11 +283,17 @@ func (d *Detector) Run(ctx context.Context) error {
 	lastSave := time.Now()
 	ticker := time.NewTicker(min(d.cfg.SaveInterval, time.Second))
 	defer ticker.Stop()
-	flush := func(ctx context.Context) error {
+	publishPending := func(ctx context.Context) error {
 		if err := d.publish(ctx, pending); err != nil {
 			return err
 		}
 		pending = pending[:0]
+		return nil
+	}
+	flush := func(ctx context.Context) error {
+		if err := publishPending(ctx); err != nil {
+			return err
+		}
 		if err := d.save(next); err != nil {
 			return err
 		}
@@ -303,10 +309,9 @@ func (d *Detector) Run(ctx context.Context) error {
 	saveFailures := 0
 	var retryAt time.Time
 	flushRunning := func(ctx context.Context) error {
-		if err := d.publish(ctx, pending); err != nil {
+		if err := publishPending(ctx); err != nil {
 			return err
 		}
-		pending = pending[:0]
 		if time.Now().Before(retryAt) {
 			return nil
 		}
