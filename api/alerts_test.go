@@ -191,15 +191,7 @@ func (behindDetector) Behind() bool { return true }
 func TestAppendsWaitForABehindDetector(t *testing.T) {
 	ts, d := detectionServer(t)
 	reg := prometheus.NewRegistry()
-	var keys []api.APIKey
-	for r, tok := range ts.tokens {
-		keys = append(keys, api.APIKey{Name: "k-" + string(r), SHA256: api.HashToken(tok), Roles: []api.Role{r}})
-	}
-	kr, err := api.NewKeyring(keys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := newAPIServer(t, ts.l, api.Config{Keys: kr, Detections: behindDetector{d}, Gatherer: reg, Registerer: reg})
+	srv := newAPIServer(t, ts.l, api.Config{Keys: mustKeyring(t, ts.tokens), Detections: behindDetector{d}, Gatherer: reg, Registerer: reg})
 	ev := []byte(`{"time":"2026-01-05T10:00:00Z","service":"sso","actor":{"id":"u"},"source":{"ip":"192.0.2.1"},"action":"login","category":"authentication","outcome":"success"}`)
 	before, _ := ts.l.Size()
 	r := call(t, srv.URL, http.MethodPost, "/v1/events", ts.submitter(), "application/json", ev)

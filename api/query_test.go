@@ -534,7 +534,7 @@ func (behindIndex) Behind() bool { return true }
 // appends get 503 with Retry-After, and nothing is appended.
 func TestAppendsWaitForABehindIndex(t *testing.T) {
 	qs := newQueryServer(t)
-	srv := newAPIServer(t, qs.l, api.Config{Keys: mustKeyring(t, qs), Index: behindIndex{qs.x}})
+	srv := newAPIServer(t, qs.l, api.Config{Keys: mustKeyring(t, qs.tokens), Index: behindIndex{qs.x}})
 	before, _ := qs.l.Size()
 	r := call(t, srv.URL, http.MethodPost, "/v1/events", qs.submitter(), "application/json", qevents(0, 1)[0].json(0))
 	wantError(t, "POST while the index is behind", r, http.StatusServiceUnavailable)
@@ -550,10 +550,12 @@ func TestAppendsWaitForABehindIndex(t *testing.T) {
 	}
 }
 
-func mustKeyring(t *testing.T, qs *queryServer) *api.Keyring {
+// mustKeyring returns a keyring of the test server's tokens, one key per
+// role, for a second server over its ledger.
+func mustKeyring(t *testing.T, tokens map[api.Role]string) *api.Keyring {
 	t.Helper()
 	var keys []api.APIKey
-	for r, tok := range qs.tokens {
+	for r, tok := range tokens {
 		keys = append(keys, api.APIKey{Name: "k-" + string(r), SHA256: api.HashToken(tok), Roles: []api.Role{r}})
 	}
 	kr, err := api.NewKeyring(keys)

@@ -64,7 +64,7 @@ func TestReadAuditRecordsReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	s, err := api.New(api.Config{Ledger: qs.l, Keys: mustKeyring(t, qs), Index: qs.x, Gatherer: reg, Registerer: reg,
+	s, err := api.New(api.Config{Ledger: qs.l, Keys: mustKeyring(t, qs.tokens), Index: qs.x, Gatherer: reg, Registerer: reg,
 		ReadAudit: api.ReadAudit{Enabled: true, Interval: 10 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)

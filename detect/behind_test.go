@@ -113,7 +113,7 @@ func TestDetectorBehind(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	d, stop := runDetectorOn(t, g, 50)
+	d, stop := runDetectorWith(t, DetectorConfig{Log: g, Engine: compileYAML(t, detectorRules, Config{}), Dir: t.TempDir(), MaxLag: 50})
 	stopped := false
 	defer func() {
 		if !stopped {
@@ -179,7 +179,7 @@ func TestDetectorBehind(t *testing.T) {
 func TestDetectorBehindUnbounded(t *testing.T) {
 	l := newTestLedger(t)
 	g := newGatedLog(l)
-	d, stop := runDetectorOn(t, g, 0)
+	d, stop := runDetectorWith(t, DetectorConfig{Log: g, Engine: compileYAML(t, detectorRules, Config{}), Dir: t.TempDir()})
 	defer stop()
 	appendEvents(t, l, logins(t, 10))
 	waitCursor(t, d, l)
@@ -189,28 +189,4 @@ func TestDetectorBehindUnbounded(t *testing.T) {
 		t.Fatal("Behind() with MaxLag 0 = true")
 	}
 	g.reopen()
-}
-
-// runDetectorOn runs a detector with detectorRules over log until the
-// returned stop is called.
-func runDetectorOn(t *testing.T, log Log, maxLag uint64) (*Detector, func()) {
-	t.Helper()
-	e := compileYAML(t, detectorRules, Config{})
-	d, err := OpenDetector(bg, DetectorConfig{Log: log, Engine: e, Dir: t.TempDir(), BadgerOptions: smallBadger,
-		SaveInterval: 20 * time.Millisecond, MaxLag: maxLag})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(bg)
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	return d, func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run = %v", err)
-		}
-		if err := d.Close(); err != nil {
-			t.Errorf("Close = %v", err)
-		}
-	}
 }

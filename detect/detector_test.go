@@ -49,8 +49,18 @@ func appendEvents(t testing.TB, l *ledger.Ledger, evs []*event.Event) {
 // the returned stop is called; stop waits for Run and closes it.
 func runDetector(t testing.TB, l *ledger.Ledger, dir, rules string) (*Detector, func()) {
 	t.Helper()
-	e := compileYAML(t, rules, Config{})
-	d, err := OpenDetector(bg, DetectorConfig{Log: l, Engine: e, Dir: dir, BadgerOptions: smallBadger, SaveInterval: 20 * time.Millisecond})
+	return runDetectorWith(t, DetectorConfig{Log: l, Engine: compileYAML(t, rules, Config{}), Dir: dir})
+}
+
+// runDetectorWith is runDetector with a configuration of its own (small
+// Badger tables, and saves every 20 ms unless it sets SaveInterval).
+func runDetectorWith(t testing.TB, cfg DetectorConfig) (*Detector, func()) {
+	t.Helper()
+	cfg.BadgerOptions = smallBadger
+	if cfg.SaveInterval == 0 {
+		cfg.SaveInterval = 20 * time.Millisecond
+	}
+	d, err := OpenDetector(bg, cfg)
 	if err != nil {
 		t.Fatalf("OpenDetector = %v", err)
 	}
