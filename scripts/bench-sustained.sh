@@ -9,6 +9,8 @@
 # (BENCHMARKS-sustained.png, via scripts/benchplot) with the tables each
 # database wrote per window (its flushes and compactions). Prints the lowest
 # window against the run's median. `make bench-sustained` runs it.
+# SUSTAINED_RATE, if set, is the pace in requests/s instead (no maximum is
+# measured): runs that compare builds or settings then load them alike.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v go >/dev/null 2>&1; then export PATH="/usr/local/go/bin:$PATH"; fi
@@ -38,11 +40,16 @@ for _ in $(seq 1 200); do curl -s -o /dev/null --max-time 1 "$url/healthz" && br
 key=$(tr -d ' \n' <"$TMP/data/admin.key")
 
 echo "load before: $(uptime)" | tee "$OUT/sustained.txt"
-bin/loadgen -url "$url" -key "$key" -mode single -c 64 -warmup "$WARMUP" -duration "$MAXDUR" -json-out "$OUT/sustained-max.json" |
-  grep -E 'throughput|latency' | sed 's/^/max: /' | tee -a "$OUT/sustained.txt"
-max=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ok_requests_per_s"])' "$OUT/sustained-max.json")
-rate=$(python3 -c "print(round($max * $FRACTION))")
-echo "running at $rate requests/s ($FRACTION of $max) for $DURATION" | tee -a "$OUT/sustained.txt"
+if [ -n "${SUSTAINED_RATE:-}" ]; then
+  rate=$SUSTAINED_RATE
+  echo "running at $rate requests/s (SUSTAINED_RATE) for $DURATION" | tee -a "$OUT/sustained.txt"
+else
+  bin/loadgen -url "$url" -key "$key" -mode single -c 64 -warmup "$WARMUP" -duration "$MAXDUR" -json-out "$OUT/sustained-max.json" |
+    grep -E 'throughput|latency' | sed 's/^/max: /' | tee -a "$OUT/sustained.txt"
+  max=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ok_requests_per_s"])' "$OUT/sustained-max.json")
+  rate=$(python3 -c "print(round($max * $FRACTION))")
+  echo "running at $rate requests/s ($FRACTION of $max) for $DURATION" | tee -a "$OUT/sustained.txt"
+fi
 bin/loadgen -url "$url" -key "$key" -mode single -c 64 -rate "$rate" -duration "$DURATION" -window 10s \
   -pid "$PID" -json-out "$OUT/sustained.json" >"$OUT/sustained-run.txt"
 grep -E 'throughput|latency|server' "$OUT/sustained-run.txt" | tee -a "$OUT/sustained.txt"
