@@ -331,14 +331,12 @@ func (st *stateStore) appendJournal(next uint64, e *Engine) (int64, error) {
 }
 
 // abandonJournal handles a failed append: the journal's end is unknown,
-// so it is closed and cut back to the last save where possible. The next
-// save is a snapshot of a new generation (see save), and a load before it
-// cuts off whatever follows the last commit.
+// so it is closed and never appended to again. The next save is a
+// snapshot of a new generation (see save), and a load before it cuts off
+// whatever follows the last commit.
 func (st *stateStore) abandonJournal(err error) error {
-	path := st.journal.Name()
 	st.journal.Close()
 	st.journal = nil
-	truncateTo(path, st.jBytes) // tidiness only: see above
 	return err
 }
 
