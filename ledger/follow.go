@@ -36,7 +36,7 @@ func (l *Ledger) Follow(ctx context.Context, from uint64) iter.Seq2[Leaf, error]
 		for {
 			// Take the commit channel before reading the size, so that a
 			// commit in between is not missed.
-			wake := l.waitCommit()
+			wake := l.Committed()
 			size, _ := l.Size()
 			for next < size {
 				leaves := l.recent.read(nil, next, int(min(size-next, TileWidth)))

@@ -726,8 +726,10 @@ func (l *Ledger) setDurable(s treeState) {
 	l.mu.Unlock()
 }
 
-// waitCommit returns a channel closed at the next durable commit.
-func (l *Ledger) waitCommit() <-chan struct{} {
+// Committed returns a channel closed at the next durable commit. Take it
+// before reading Size, so that a commit in between is not missed: a
+// follower that has caught up waits on it instead of polling.
+func (l *Ledger) Committed() <-chan struct{} {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.commits

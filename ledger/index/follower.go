@@ -166,9 +166,23 @@ func (f *follower) follow(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		// Take the commit signal before reading the size, so that a
+		// commit in between is not missed.
+		var committed <-chan struct{}
+		if cl, ok := f.x.cfg.Log.(committedLog); ok {
+			committed = cl.Committed()
+		}
 		size, _ := f.x.cfg.Log.Size()
 		if f.next >= size {
 			f.x.progress.Store(time.Now().UnixNano())
+			if committed != nil {
+				select {
+				case <-committed:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				continue
+			}
 			t := time.NewTimer(f.x.cfg.PollInterval)
 			select {
 			case <-t.C:
@@ -235,6 +249,13 @@ func (f *follower) advance(end, size uint64) {
 	if size <= end+f.x.cfg.MaxLag {
 		f.x.caughtUp.Store(true)
 	}
+}
+
+// committedLog is a Log that signals its commits, as *ledger.Ledger
+// does: a follower that has caught up waits for the next one instead of
+// polling every Config.PollInterval, so an idle index costs nothing.
+type committedLog interface {
+	Committed() <-chan struct{}
 }
 
 // recentLog is a Log that holds its last entries in memory

@@ -73,8 +73,10 @@ type Config struct {
 	// Registerer receives the index's metrics; nil skips them.
 	Registerer prometheus.Registerer
 	// PollInterval is how often the follower looks for new entries once
-	// it has caught up with the log (default 2ms): with the indexing
-	// itself, it bounds how long a committed leaf waits to be queryable.
+	// it has caught up with a log that does not signal its commits
+	// (default 2ms): with the indexing itself, it bounds how long a
+	// committed leaf waits to be queryable. A *ledger.Ledger signals
+	// them (Committed), and the follower waits for the next instead.
 	PollInterval time.Duration
 	// MaxLag, if not 0, is how far (in entries) the index may fall behind
 	// the log before Behind reports it, once it has caught up.

@@ -531,3 +531,34 @@ func TestRebuildsIndexOfVersion2(t *testing.T) {
 		return nil
 	})
 }
+
+// TestIdleFollowerWakesOnCommit: once caught up, the follower waits for
+// the ledger's next commit instead of polling (an idle server used to
+// wake it every 2 ms), and a commit still wakes it at once. With a poll
+// interval of an hour, only the commit signal can index the second
+// append within the test's bound.
+func TestIdleFollowerWakesOnCommit(t *testing.T) {
+	leaves := generate(20, 11)
+	l := newLedger(t)
+	appendAll(t, l, leaves[:10])
+	x, err := index.Open(bg, index.Config{Dir: t.TempDir(), Log: l, PollInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	ctx, cancel := context.WithCancel(bg)
+	done := make(chan error, 1)
+	go func() { done <- x.Run(ctx) }()
+	waitIndexed(t, x, 10)
+	time.Sleep(50 * time.Millisecond) // let the follower go to sleep
+	appendAll(t, l, leaves[10:])
+	wctx, wcancel := context.WithTimeout(bg, 10*time.Second)
+	defer wcancel()
+	if err := x.Wait(wctx, 20); err != nil {
+		t.Errorf("Index.Wait(20) after an append to an idle index = %v (indexed %d): the follower did not wake on the commit", err, x.Size())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Index.Run() = %v", err)
+	}
+}
