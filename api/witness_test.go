@@ -172,6 +172,9 @@ func TestWitnessProtocol(t *testing.T) {
 		{"not a request", []byte("hello"), 400, "text/plain; charset=utf-8", false, ""},
 		{"leading zero", bytes.Replace(addBody(t, a, 5, cp12), []byte("old 5"), []byte("old 05"), 1), 400, "text/plain; charset=utf-8", false, ""},
 		{"64 proof lines", []byte(tooMany), 400, "text/plain; charset=utf-8", false, ""},
+		// A line of 48 base64 characters (36 bytes) made the parser
+		// panic, answered 500 by the recovery; found by FuzzParseAddRequest.
+		{"long proof line", []byte("old 5\n" + strings.Repeat("A", 48) + "\n\n" + string(cp12.Note)), 400, "text/plain; charset=utf-8", false, ""},
 		{"old larger than size", witness.AddRequest{OldSize: 13, Checkpoint: cp12.Note}.Marshal(), 400, "text/plain; charset=utf-8", false, ""},
 		{"bad proof", badProof(), 422, "text/plain; charset=utf-8", false, ""},
 		{"fork at the same size", addBody(t, fork, 5, fork5), 422, "text/plain; charset=utf-8", false, ""},

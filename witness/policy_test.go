@@ -14,7 +14,7 @@ import (
 
 // testWitnessKey makes a witness key: the signer key and the cosignature
 // verifier key (type 0x04), as transparency-dev/formats writes them.
-func testWitnessKey(t *testing.T, name string) (skey, vkey string) {
+func testWitnessKey(t testing.TB, name string) (skey, vkey string) {
 	t.Helper()
 	skey, vkey, err := note.GenerateKey(rand.Reader, name)
 	if err != nil {
@@ -176,4 +176,37 @@ func corruptSig(signed []byte, name string) []byte {
 		}
 	}
 	return []byte(strings.Join(lines, "\n"))
+}
+
+// FuzzParsePolicy: no policy file makes the parser panic; what it
+// refuses wraps ErrPolicy, and a policy it accepts can be evaluated.
+func FuzzParsePolicy(f *testing.F) {
+	_, logKey, _ := note.GenerateKey(rand.Reader, "log.example/a")
+	_, w1 := testWitnessKey(f, "w1.example")
+	_, w2 := testWitnessKey(f, "w2.example")
+	for _, s := range []string{
+		"log " + logKey + "\nquorum none\n",
+		"log " + logKey + " https://log.example/\nwitness a " + w1 + " https://w1.example/\nwitness b " + w2 + "\ngroup g 2 a b\ngroup h any g a\nquorum h\n",
+		"# comment\n\n\tlog\t" + logKey + "\nquorum\tnone",
+		"witness a " + w1 + "\ngroup g 0 a\nquorum g\n",
+		"group g any a\nwitness a " + w1 + "\nquorum g\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := ParsePolicy(data)
+		if err != nil {
+			if !errors.Is(err, ErrPolicy) {
+				t.Fatalf("ParsePolicy(%q) = %v, want an error wrapping ErrPolicy", data, err)
+			}
+			return
+		}
+		all := p.Satisfied(func(int) bool { return true })
+		if !all {
+			t.Errorf("ParsePolicy(%q): a policy that every witness cosigning does not satisfy", data)
+		}
+		if none := p.Satisfied(func(int) bool { return false }); none != p.QuorumNone() {
+			t.Errorf("ParsePolicy(%q): Satisfied(no cosignatures) = %v, QuorumNone() = %v", data, none, p.QuorumNone())
+		}
+	})
 }

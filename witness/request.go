@@ -45,9 +45,14 @@ func ParseAddRequest(body []byte) (AddRequest, error) {
 		return r, fmt.Errorf("%w: %d consistency proof lines, at most %d", ErrMalformed, len(lines)-1, MaxProofLines)
 	}
 	for i, l := range lines[1:] {
+		// The length first: Decode panics when what it decodes does not
+		// fit in h.
+		if len(l) != base64.StdEncoding.EncodedLen(32) {
+			return r, fmt.Errorf("%w: proof line %d is not a base64 SHA-256 hash", ErrMalformed, i+1)
+		}
 		h := make([]byte, 33)
 		n, err := base64.StdEncoding.Decode(h, l)
-		if err != nil || n != 32 || base64.StdEncoding.EncodedLen(32) != len(l) {
+		if err != nil || n != 32 {
 			return r, fmt.Errorf("%w: proof line %d is not a base64 SHA-256 hash", ErrMalformed, i+1)
 		}
 		r.Proof = append(r.Proof, h[:32])
