@@ -38,7 +38,7 @@ type testLog struct {
 }
 
 // newWitness returns a cosignature/v1 signer and its verifier key.
-func newWitness(t *testing.T, name string) (note.Signer, string) {
+func newWitness(t testing.TB, name string) (note.Signer, string) {
 	t.Helper()
 	skey, vkey, err := note.GenerateKey(rand.Reader, name)
 	if err != nil {
@@ -55,7 +55,7 @@ func newWitness(t *testing.T, name string) (note.Signer, string) {
 	return s, cvkey
 }
 
-func newTestLog(t *testing.T, entries [][]byte, witnesses ...string) *testLog {
+func newTestLog(t testing.TB, entries [][]byte, witnesses ...string) *testLog {
 	t.Helper()
 	sv, _, err := signature.NewED25519SignerVerifier(rand.Reader)
 	if err != nil {
@@ -102,7 +102,7 @@ func newTestLog(t *testing.T, entries [][]byte, witnesses ...string) *testLog {
 }
 
 // bundle writes an evidence bundle of the given entries of tl.
-func (tl *testLog) bundle(t *testing.T, indexes ...uint64) []byte {
+func (tl *testLog) bundle(t testing.TB, indexes ...uint64) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	w, err := evidence.NewWriter(&b, evidence.Header{
