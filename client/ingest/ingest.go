@@ -109,22 +109,22 @@ func parseCombined(line string, cfg Config) (*event.Event, error) {
 	ev := &event.Event{
 		Time:     t,
 		Service:  or(cfg.Service, "http"),
-		Actor:    event.Actor{ID: or(dash(m[2]), "anonymous"), Type: event.ActorUser},
-		Source:   event.Source{IP: ip.Unmap(), UserAgent: truncate(unescape(dash(m[8])), 1024)},
+		Actor:    event.Actor{ID: truncate(or(printable(dash(m[2])), "anonymous"), 256), Type: event.ActorUser},
+		Source:   event.Source{IP: ip.Unmap(), UserAgent: truncate(printable(unescape(dash(m[8]))), 1024)},
 		Action:   methodAction(method),
 		Category: event.CategoryDataAccess,
 		Outcome:  event.OutcomeSuccess,
-		Resource: &event.Resource{Type: "http_path", ID: truncate(or(path, "-"), 1024)},
+		Resource: &event.Resource{Type: "http_path", ID: truncate(or(printable(path), "-"), 1024)},
 		Attributes: map[string]string{
 			"http_status": m[5],
-			"http_method": truncate(method, 32),
+			"http_method": truncate(printable(method), 32),
 		},
 	}
 	if m[6] != "-" {
 		ev.Attributes["bytes"] = m[6]
 	}
 	if r := dash(m[7]); r != "" {
-		ev.Attributes["referer"] = truncate(unescape(r), 1024)
+		ev.Attributes["referer"] = truncate(printable(unescape(r)), 1024)
 	}
 	if status >= 400 {
 		ev.Outcome, ev.Reason = event.OutcomeFailure, "http_"+m[5]
@@ -200,7 +200,7 @@ func parseSSHD(line string, cfg Config) (*event.Event, error) {
 		Time:       t,
 		Service:    or(cfg.Service, "sshd"),
 		Category:   event.CategoryAuthentication,
-		Attributes: map[string]string{"host": truncate(host, 256)},
+		Attributes: map[string]string{"host": truncate(printable(host), 256)},
 	}
 	if pid != "" {
 		ev.Attributes["pid"] = pid
@@ -213,7 +213,7 @@ func parseSSHD(line string, cfg Config) (*event.Event, error) {
 		if m[2] != "" {
 			ev.Reason = "unknown_user"
 		}
-		ev.Attributes["method"] = m[1]
+		ev.Attributes["method"] = truncate(printable(m[1]), 64)
 		user, ip, port = m[3], m[4], m[5]
 	case sshInvalidRE.MatchString(msg):
 		m := sshInvalidRE.FindStringSubmatch(msg)
@@ -222,7 +222,7 @@ func parseSSHD(line string, cfg Config) (*event.Event, error) {
 	case sshAcceptedRE.MatchString(msg):
 		m := sshAcceptedRE.FindStringSubmatch(msg)
 		ev.Action, ev.Outcome = "login", event.OutcomeSuccess
-		ev.Attributes["method"] = m[1]
+		ev.Attributes["method"] = truncate(printable(m[1]), 64)
 		user, ip, port = m[2], m[3], m[4]
 	case sshDiscRE.MatchString(msg):
 		m := sshDiscRE.FindStringSubmatch(msg)
@@ -277,8 +277,10 @@ func unescape(s string) string {
 	return strings.NewReplacer(`\"`, `"`, `\\`, `\`).Replace(s)
 }
 
-// printable replaces control characters (an attacker's user name may hold
-// any) with '?'.
+// printable replaces control characters and invalid UTF-8 with '?'. What
+// a client sends (a user name, a path, a user agent) may hold any, and
+// the log refuses them: left in, they would keep the access out of the
+// log.
 func printable(s string) string {
 	return strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {

@@ -103,3 +103,27 @@ func TestParseRejectsAndSkips(t *testing.T) {
 		})
 	}
 }
+
+// TestParseCleansWhatClientsSend: a user name, path, method, referer or
+// user agent holding control characters or invalid UTF-8 (servers that do
+// not escape them log them raw) becomes an event the log accepts, with
+// '?' in their place, instead of a line the log refuses: a refused line
+// would keep the access out of the log. Found by FuzzParse.
+func TestParseCleansWhatClientsSend(t *testing.T) {
+	for _, tc := range []struct{ format, line string }{
+		{ingest.FormatCombined, "203.0.113.7 - al\x01ice [27/Nov/2026:10:00:00 +0000] \"G\x02T /a\x00b\xff HTTP/1.1\" 200 5 \"http://r\x1b/\" \"Mozilla\x7f/5.0\""},
+		{ingest.FormatSSHD, "Nov 27 10:00:01 bas\x01tion sshd[1]: Failed pass\x06word for root from 203.0.113.7 port 22 ssh2"},
+	} {
+		ev, err := ingest.Parse(tc.format, []byte(tc.line), cfg)
+		if err != nil {
+			t.Fatalf("Parse(%q) = %v", tc.line, err)
+		}
+		if _, err := event.Parse(ev.Canonical(), event.ParseOptions{Now: cfg.Now()}); err != nil {
+			t.Errorf("Parse(%q) = %s, which the log refuses: %v", tc.line, ev.Canonical(), err)
+		}
+	}
+	ev, _ := ingest.Parse(ingest.FormatCombined, []byte("203.0.113.7 - al\x01ice [27/Nov/2026:10:00:00 +0000] \"GET /a\x00b HTTP/1.1\" 200 5 \"-\" \"UA\x7f\""), cfg)
+	if ev == nil || ev.Actor.ID != "al?ice" || ev.Resource.ID != "/a?b" || ev.Source.UserAgent != "UA?" {
+		t.Errorf("Parse() = %s, want actor al?ice, path /a?b, user agent UA?", ev.Canonical())
+	}
+}
