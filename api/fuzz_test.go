@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/accessledger/accessledger/api"
 )
@@ -192,6 +194,75 @@ func FuzzReadEndpoints(f *testing.F) {
 			var eb errorBody
 			if err := json.Unmarshal(rec.Body.Bytes(), &eb); err != nil || eb.Error == "" {
 				t.Fatalf("GET %s = %d %s, want a JSON error", target, rec.Code, rec.Body)
+			}
+		}
+	})
+}
+
+// FuzzDecisionEndpoints drives the CrowdSec Local API a bouncer speaks to,
+// and the decisions' administration, with arbitrary query strings, paths
+// and bodies: nothing answers 5xx, and refusals are JSON errors.
+func FuzzDecisionEndpoints(f *testing.F) {
+	ds := newDecisionServer(f, nil)
+	ds.ban(f, 1, "203.0.113.7", time.Hour)
+	ds.ban(f, 2, "2001:db8::/48", time.Hour)
+	h := ds.api.Handler()
+	routes := []struct {
+		method, path string
+		query, admin bool
+	}{
+		{http.MethodGet, "/v1/decisions/stream", true, false},
+		{http.MethodGet, "/v1/decisions", true, false},
+		{http.MethodPost, "/v1/usage-metrics", false, false},
+		{http.MethodGet, "/v1/admin/decisions", true, true},
+		{http.MethodGet, "/v1/admin/decisions/", false, true},
+		{http.MethodDelete, "/v1/decisions/", false, true},
+	}
+	for _, seed := range []struct {
+		route uint8
+		in    string
+	}{
+		{0, "startup=true"}, {0, "startup=false&scopes=ip,range&origins=accessledger&scenarios_containing=brute"},
+		{1, "ip=203.0.113.7"}, {1, "range=2001:db8::/32&contains=false"}, {1, "ip=fe80::1%25eth0"}, {1, "limit=-1&type=ban&value=x"},
+		{2, `{"remediation_components":[{"type":"crowdsec-custom-bouncer","version":"v0.0.16","os":{"name":"linux","version":"6"},"feature_flags":[],"utc_startup_timestamp":1,"metrics":[]}]}`},
+		{2, `{`}, {2, `{"remediation_components":[{"metrics":[{"items":[{"name":"dropped","value":1e400}]}]}]}`},
+		{3, "limit=1&offset=2"}, {4, "1"}, {4, "99999999999999999999"}, {5, "2"}, {5, "-1"},
+	} {
+		f.Add(seed.route, seed.in)
+	}
+	f.Fuzz(func(t *testing.T, route uint8, in string) {
+		r := routes[int(route)%len(routes)]
+		target, body := "http://127.0.0.1"+r.path, io.Reader(nil)
+		switch {
+		case r.method == http.MethodPost:
+			body = strings.NewReader(in)
+		case r.query:
+			target += "?" + in
+		default:
+			target += in
+		}
+		req, err := http.NewRequest(r.method, target, body)
+		if err != nil {
+			return
+		}
+		token := ds.bouncers["fw-1"]
+		if r.admin {
+			token = ds.admin()
+		}
+		req.Header.Set("X-Api-Key", token)
+		req.Header.Set("Authorization", "Bearer "+token)
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("%s %s %q = %d %s, want no 5xx", r.method, target, in, rec.Code, rec.Body)
+		}
+		if rec.Code >= 400 && rec.Code != http.StatusNotFound {
+			var eb errorBody
+			if err := json.Unmarshal(rec.Body.Bytes(), &eb); err != nil || eb.Error == "" {
+				t.Fatalf("%s %s %q = %d %s, want a JSON error", r.method, target, in, rec.Code, rec.Body)
 			}
 		}
 	})

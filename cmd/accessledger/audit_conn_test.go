@@ -262,3 +262,45 @@ func TestNewRawTarget(t *testing.T) {
 		}
 	}
 }
+
+// FuzzAuditReadAnswer: the auditor reads answers from the log it audits,
+// which it does not trust, with its own HTTP/1.1 reader. No answer may
+// make it panic or read more than a bundle's worth, and an encoding it
+// did not ask for is refused.
+func FuzzAuditReadAnswer(f *testing.F) {
+	for _, s := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Encoding: zstd\r\nContent-Length: 4\r\n\r\n\x28\xb5\x2f\xfd",
+		"HTTP/1.0 200 OK\r\n\r\nto the end",
+		"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+		"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+		"HTTP/1.1 200 OK\r\nConnection: keep-alive, close\r\nContent-Length: 2\r\n\r\nok",
+		"HTTP/1.1 200\r\n\r\n",
+	} {
+		f.Add([]byte(s), false)
+		f.Add([]byte(s), true)
+	}
+	u, err := url.Parse("http://127.0.0.1:1/log/")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, answer []byte, acceptZstd bool) {
+		c := &auditConn{t: newRawTarget(u), timeout: time.Second, br: bufio.NewReaderSize(bytes.NewReader(answer), 64<<10)}
+		var buf bytes.Buffer
+		compressed, _, err := c.readAnswer("tile/0/000", &buf, acceptZstd)
+		if err != nil {
+			return
+		}
+		if compressed && !acceptZstd {
+			t.Errorf("readAnswer(%q) = a compressed body, not asked for", answer)
+		}
+		if buf.Len() > maxBundleBytes {
+			t.Errorf("readAnswer(%q) read %d bytes, more than %d", answer, buf.Len(), maxBundleBytes)
+		}
+		if buf.Len() > len(answer) {
+			t.Errorf("readAnswer(%q) = a body of %d bytes, longer than the answer", answer, buf.Len())
+		}
+	})
+}
