@@ -5,7 +5,7 @@ PKGS    := ./...
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build run test test-race bench bench-sustained lint fmt clean
+.PHONY: all build run test test-race fuzz bench bench-sustained lint fmt clean
 
 all: build
 
@@ -23,6 +23,10 @@ test:
 
 test-race:
 	$(GO) test -count=1 -race -timeout 30m $(PKGS)
+
+## fuzz: every fuzz target for FUZZTIME each (default 30s); FUZZ=regexp narrows.
+fuzz:
+	./scripts/fuzz.sh
 
 ## bench: Go benchmarks of the ledger plus a load generator against a real server,
 ## and the side-by-side run with Tessera.
