@@ -66,8 +66,20 @@ print("windows below 80 %% of the median: %d" % sum(1 for x in ok if x < 0.8 * m
 # (flushes and compactions), over the run and in its slowest windows.
 def doing(x):
     t = x.get("tables_written") or {}
-    return "server %.2f cores, tables written: %s" % (x.get("server_cpu_cores", 0),
+    s = "server %.2f cores, tables written: %s" % (x.get("server_cpu_cores", 0),
         ", ".join("%s %d" % (db, t[db]) for db in sorted(t)) or "unknown")
+    wk = x.get("server_work") or {}
+    if "gc_cycles" in wk:
+        s += "; gc %d" % wk["gc_cycles"]
+    if wk.get("detector_snapshots"):
+        s += "; detector snapshots %d (%.2f s)" % (wk["detector_snapshots"], wk.get("detector_snapshot_seconds", 0))
+    return s
+gc = [(x.get("server_work") or {}).get("gc_cycles") for x in w]
+if all(g is not None for g in gc):
+    print("gc cycles per window: median %d, most %d" % (statistics.median(gc), max(gc)))
+snaps = [x for x in w if (x.get("server_work") or {}).get("detector_snapshots")]
+if snaps:
+    print("detector snapshots in windows at: " + ", ".join("%.0f s (%.2f s)" % (x["start_s"], x["server_work"].get("detector_snapshot_seconds", 0)) for x in snaps))
 dbs = sorted({db for x in w for db in (x.get("tables_written") or {})})
 if dbs:
     print("tables written over the run: " + ", ".join("%s %d" % (db, sum((x.get("tables_written") or {}).get(db, 0) for x in w)) for db in dbs))

@@ -890,6 +890,11 @@ type window struct {
 	// in the window: memtable flushes and compaction outputs (from its
 	// /metrics; needs an admin -key).
 	TablesWritten map[string]float64 `json:"tables_written,omitempty"`
+	// ServerWork is the server's other work in the window that can take
+	// its CPU: "gc_cycles" (the Go collector's), "detector_snapshots"
+	// and "detector_snapshot_seconds" (the detector's whole-state saves,
+	// which grow with its state). Also from /metrics.
+	ServerWork map[string]float64 `json:"server_work,omitempty"`
 }
 
 type latencies struct {
@@ -1011,6 +1016,12 @@ func (s *summary) print(w io.Writer) {
 				parts[i] = fmt.Sprintf("%s %.0f", db, win.TablesWritten[db])
 			}
 			fmt.Fprintf(w, "  tables written: %s", strings.Join(parts, ", "))
+		}
+		if n, ok := win.ServerWork[gcCycles]; ok {
+			fmt.Fprintf(w, "; gc %.0f", n)
+		}
+		if n := win.ServerWork[detectorSnapshots]; n > 0 {
+			fmt.Fprintf(w, "; detector snapshots %.0f (%.2f s)", n, win.ServerWork[detectorSnapSecs])
 		}
 		fmt.Fprintln(w)
 	}

@@ -16,12 +16,23 @@ import (
 // written: memtable flushes and compaction outputs.
 const tablesMetric = "accessledger_storage_tables_written_total"
 
+// Other work of the server's that can take a window's CPU, by the name a
+// window reports it under: the Go collector's cycles, and the detector's
+// state snapshots (count, and seconds spent writing them), which grow
+// with the state.
+const (
+	gcCycles          = "gc_cycles"
+	detectorSnapshots = "detector_snapshots"
+	detectorSnapSecs  = "detector_snapshot_seconds"
+)
+
 // serverSample is what the server had done at one moment of the run.
 type serverSample struct {
 	at     time.Duration      // since the clock started
 	cpu    time.Duration      // the server's CPU time; with -pid only
 	cpuOK  bool               // cpu was read
 	tables map[string]float64 // tables written, by database; nil if /metrics was not read
+	work   map[string]float64 // gcCycles, detectorSnapshots, detectorSnapSecs; nil likewise
 }
 
 // serverSampler reads, once a window while the load runs, the server's
@@ -78,8 +89,8 @@ func (s *serverSampler) sample() {
 		sm.cpu, err = procCPUTime(s.pid)
 		sm.cpuOK = err == nil
 	}
-	tables, err := s.tables()
-	sm.tables = tables
+	tables, work, err := s.metrics()
+	sm.tables, sm.work = tables, work
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {
@@ -88,48 +99,63 @@ func (s *serverSampler) sample() {
 	s.samples = append(s.samples, sm)
 }
 
-// tables reads the tables written per database from the server's metrics.
-func (s *serverSampler) tables() (map[string]float64, error) {
+// metrics reads the tables written per database and the other work from
+// the server's metrics.
+func (s *serverSampler) metrics() (tables, work map[string]float64, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if s.key != "" {
 		req.Header.Set("Authorization", "Bearer "+s.key)
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		io.Copy(io.Discard, resp.Body)
-		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
+		return nil, nil, fmt.Errorf("GET /metrics: %s", resp.Status)
 	}
-	return parseTablesWritten(resp.Body)
+	return parseServerMetrics(resp.Body)
 }
 
-// parseTablesWritten returns tablesMetric by its db label from metrics in
-// Prometheus's text format; an empty map if the server has none.
-func parseTablesWritten(r io.Reader) (map[string]float64, error) {
+// parseServerMetrics returns tablesMetric by its db label, and the other
+// work (gcCycles, detectorSnapshots, detectorSnapSecs), from metrics in
+// Prometheus's text format. What the server does not report is absent.
+func parseServerMetrics(r io.Reader) (tables, work map[string]float64, err error) {
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	mfs, err := p.TextToMetricFamilies(r)
 	if err != nil {
-		return nil, fmt.Errorf("GET /metrics: %w", err)
+		return nil, nil, fmt.Errorf("GET /metrics: %w", err)
 	}
-	out := map[string]float64{}
+	tables, work = map[string]float64{}, map[string]float64{}
 	if mf := mfs[tablesMetric]; mf != nil {
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
 				if l.GetName() == "db" {
-					out[l.GetValue()] = m.GetCounter().GetValue()
+					tables[l.GetValue()] = m.GetCounter().GetValue()
 				}
 			}
 		}
 	}
-	return out, nil
+	if mf := mfs["go_gc_duration_seconds"]; mf != nil && len(mf.GetMetric()) > 0 {
+		work[gcCycles] = float64(mf.GetMetric()[0].GetSummary().GetSampleCount())
+	}
+	if mf := mfs["accessledger_detect_state_save_seconds"]; mf != nil {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "kind" && l.GetValue() == "snapshot" {
+					work[detectorSnapshots] = float64(m.GetHistogram().GetSampleCount())
+					work[detectorSnapSecs] = m.GetHistogram().GetSampleSum()
+				}
+			}
+		}
+	}
+	return tables, work, nil
 }
 
 // attach gives each window the server's CPU and the tables written
@@ -159,6 +185,12 @@ func attach(ws []window, samples []serverSample, size time.Duration) {
 			ws[k].TablesWritten = map[string]float64{}
 			for db, n := range b.tables {
 				ws[k].TablesWritten[db] = n - a.tables[db]
+			}
+		}
+		if a.work != nil && b.work != nil {
+			ws[k].ServerWork = map[string]float64{}
+			for name, n := range b.work {
+				ws[k].ServerWork[name] = n - a.work[name]
 			}
 		}
 	}

@@ -121,8 +121,16 @@ func TestAttach(t *testing.T) {
 		s(10*time.Second+3*time.Millisecond, 25*time.Second, map[string]float64{"ledger": 9, "index": 1}),
 		s(19*time.Second+990*time.Millisecond, 36*time.Second, nil), // /metrics failed
 	}
+	samples[0].work = map[string]float64{gcCycles: 40}
+	samples[1].work = map[string]float64{gcCycles: 52, detectorSnapshots: 1, detectorSnapSecs: 0.5}
 	ws := make([]window, 2)
 	attach(ws, samples, 10*time.Second)
+	if got := ws[0].ServerWork; got[gcCycles] != 12 || got[detectorSnapshots] != 1 || got[detectorSnapSecs] != 0.5 {
+		t.Errorf("window 0 server work = %v, want 12 gc cycles and one snapshot of 0.5 s", got)
+	}
+	if ws[1].ServerWork != nil {
+		t.Errorf("window 1 server work = %v, want none (its end sample has no metrics)", ws[1].ServerWork)
+	}
 	if got := ws[0].TablesWritten; got["ledger"] != 4 || got["index"] != 1 {
 		t.Errorf("window 0 tables written = %v, want ledger 4, index 1 (new since the first sample)", got)
 	}
@@ -137,8 +145,9 @@ func TestAttach(t *testing.T) {
 	}
 }
 
-// TestParseTablesWritten reads the metric among others, by its db label.
-func TestParseTablesWritten(t *testing.T) {
+// TestParseServerMetrics reads the tables written by their db label, the
+// collector's cycles and the detector's snapshots, among other metrics.
+func TestParseServerMetrics(t *testing.T) {
 	text := `# HELP accessledger_storage_tables_written_total Tables.
 # TYPE accessledger_storage_tables_written_total counter
 accessledger_storage_tables_written_total{db="ledger"} 83
@@ -146,12 +155,28 @@ accessledger_storage_tables_written_total{db="index"} 14
 # HELP accessledger_tree_size_entries Durable tree size.
 # TYPE accessledger_tree_size_entries gauge
 accessledger_tree_size_entries 1.355158e+06
+# HELP go_gc_duration_seconds A summary of the wall-time pause (stop-the-world) duration in garbage collection cycles.
+# TYPE go_gc_duration_seconds summary
+go_gc_duration_seconds{quantile="0.5"} 8.3825e-05
+go_gc_duration_seconds_sum 0.000478532
+go_gc_duration_seconds_count 6
+# HELP accessledger_detect_state_save_seconds Saves.
+# TYPE accessledger_detect_state_save_seconds histogram
+accessledger_detect_state_save_seconds_bucket{kind="journal",le="+Inf"} 40
+accessledger_detect_state_save_seconds_sum{kind="journal"} 0.5
+accessledger_detect_state_save_seconds_count{kind="journal"} 40
+accessledger_detect_state_save_seconds_bucket{kind="snapshot",le="+Inf"} 2
+accessledger_detect_state_save_seconds_sum{kind="snapshot"} 1.25
+accessledger_detect_state_save_seconds_count{kind="snapshot"} 2
 `
-	got, err := parseTablesWritten(strings.NewReader(text))
-	if err != nil || len(got) != 2 || got["ledger"] != 83 || got["index"] != 14 {
-		t.Errorf("parseTablesWritten = %v, %v; want ledger 83, index 14", got, err)
+	tables, work, err := parseServerMetrics(strings.NewReader(text))
+	if err != nil || len(tables) != 2 || tables["ledger"] != 83 || tables["index"] != 14 {
+		t.Errorf("parseServerMetrics tables = %v, %v; want ledger 83, index 14", tables, err)
 	}
-	if _, err := parseTablesWritten(strings.NewReader("not { metrics\n")); err == nil {
-		t.Error("parseTablesWritten accepted malformed text")
+	if len(work) != 3 || work[gcCycles] != 6 || work[detectorSnapshots] != 2 || work[detectorSnapSecs] != 1.25 {
+		t.Errorf("parseServerMetrics work = %v; want 6 gc cycles, 2 snapshots in 1.25 s", work)
+	}
+	if _, _, err := parseServerMetrics(strings.NewReader("not { metrics\n")); err == nil {
+		t.Error("parseServerMetrics accepted malformed text")
 	}
 }
