@@ -64,12 +64,21 @@ func runDetectorWith(t testing.TB, cfg DetectorConfig) (*Detector, func()) {
 	if err != nil {
 		t.Fatalf("OpenDetector = %v", err)
 	}
+	_, stop := startDetector(t, d)
+	return d, stop
+}
+
+// startDetector runs an open detector until stop is called: stop cancels
+// Run, checks that it returned nil and closes the detector. done yields
+// Run's result, for tests that check Run has not returned meanwhile.
+func startDetector(t testing.TB, d *Detector) (done <-chan error, stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(bg)
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	return d, func() {
+	ch := make(chan error, 1)
+	go func() { ch <- d.Run(ctx) }()
+	return ch, func() {
 		cancel()
-		if err := <-done; err != nil {
+		if err := <-ch; err != nil {
 			t.Errorf("Run = %v", err)
 		}
 		if err := d.Close(); err != nil {

@@ -36,9 +36,7 @@ func TestDetectorRetriesAFailedRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(bg)
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
+	done, stop := startDetector(t, d)
 	appendEvents(t, l, evs)
 	waitCursor(t, d, l)
 	select {
@@ -46,13 +44,7 @@ func TestDetectorRetriesAFailedRead(t *testing.T) {
 		t.Fatalf("Run returned %v after a failed read; want it to retry", err)
 	default:
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("Run = %v", err)
-	}
-	if err := d.Close(); err != nil {
-		t.Error(err)
-	}
+	stop()
 	if got := alertLeaves(t, l); !slices.Equal(got, want) {
 		t.Errorf("alerts %v, want %v (as without the failure)", got, want)
 	}
@@ -90,9 +82,7 @@ func TestDetectorRetriesAFailedSave(t *testing.T) {
 	if err := os.WriteFile(stateDir, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(bg)
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
+	done, stop := startDetector(t, d)
 	appendEvents(t, l, evs)
 
 	deadline := time.Now().Add(10 * time.Second)
@@ -118,13 +108,7 @@ func TestDetectorRetriesAFailedSave(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitCursor(t, d, l)
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("Run = %v", err)
-	}
-	if err := d.Close(); err != nil {
-		t.Error(err)
-	}
+	stop()
 	if got := alertLeaves(t, l); !slices.Equal(got, want) {
 		t.Errorf("alerts %v, want %v (as without the failures)", got, want)
 	}
