@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -187,15 +188,7 @@ func FuzzReadEndpoints(f *testing.F) {
 		req.Header.Set("Authorization", "Bearer "+token)
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
-		if rec.Code >= 500 {
-			t.Fatalf("GET %s = %d %s, want no 5xx", target, rec.Code, rec.Body)
-		}
-		if rec.Code >= 400 && !strings.HasPrefix(r.path, "/tile/") && rec.Code != http.StatusNotFound {
-			var eb errorBody
-			if err := json.Unmarshal(rec.Body.Bytes(), &eb); err != nil || eb.Error == "" {
-				t.Fatalf("GET %s = %d %s, want a JSON error", target, rec.Code, rec.Body)
-			}
-		}
+		checkFuzzAnswer(t, "GET "+target, rec, !strings.HasPrefix(r.path, "/tile/"))
 	})
 }
 
@@ -256,14 +249,22 @@ func FuzzDecisionEndpoints(f *testing.F) {
 		}
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
-		if rec.Code >= 500 {
-			t.Fatalf("%s %s %q = %d %s, want no 5xx", r.method, target, in, rec.Code, rec.Body)
-		}
-		if rec.Code >= 400 && rec.Code != http.StatusNotFound {
-			var eb errorBody
-			if err := json.Unmarshal(rec.Body.Bytes(), &eb); err != nil || eb.Error == "" {
-				t.Fatalf("%s %s %q = %d %s, want a JSON error", r.method, target, in, rec.Code, rec.Body)
-			}
-		}
+		checkFuzzAnswer(t, fmt.Sprintf("%s %s %q", r.method, target, in), rec, true)
 	})
+}
+
+// checkFuzzAnswer fails the test if a fuzzed request was answered 5xx (a
+// panic is recovered as a 500) or, when jsonErrors, refused other than
+// with a JSON error (a 404 of the router aside). what names the request.
+func checkFuzzAnswer(t *testing.T, what string, rec *httptest.ResponseRecorder, jsonErrors bool) {
+	t.Helper()
+	if rec.Code >= 500 {
+		t.Fatalf("%s = %d %s, want no 5xx", what, rec.Code, rec.Body)
+	}
+	if jsonErrors && rec.Code >= 400 && rec.Code != http.StatusNotFound {
+		var eb errorBody
+		if err := json.Unmarshal(rec.Body.Bytes(), &eb); err != nil || eb.Error == "" {
+			t.Fatalf("%s = %d %s, want a JSON error", what, rec.Code, rec.Body)
+		}
+	}
 }
