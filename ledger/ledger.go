@@ -85,15 +85,23 @@ type Config struct {
 	// Dir sets their common parent, so that their mapped files do not
 	// count in its RSS either.
 	TrimDir string
-	// TrimInterval is how often those pages are dropped: 250 ms if zero;
-	// never if negative. Dropping them (MADV_PAGEOUT, the only advice
-	// safe on a range Badger may have unmapped meanwhile) also evicts them
-	// from the page cache, so a reader of older data (audit --full, a
-	// follower catching up) reads it from the disk again: a full audit
-	// measured 10 to 20 % faster without trimming (BENCHMARKS.md). Off,
-	// RSS counts the pages of the storage files read and written (the
+	// TrimInterval is how often the ledger checks whether to drop those
+	// pages: 250 ms if zero; never if negative. Dropping them
+	// (MADV_PAGEOUT, the only advice safe on a range Badger may have
+	// unmapped meanwhile) also evicts them from the page cache, so what
+	// Badger reads next (a compaction's tables, a follower's or an
+	// auditor's older entries) comes from the disk again. Off, RSS counts
+	// every page of the storage files read and written since start (the
 	// kernel still reclaims them under memory pressure).
 	TrimInterval time.Duration
+	// TrimAbove is how much file-backed memory the process may have in
+	// its page tables (RssFile, nearly all of it Badger's mapped files)
+	// before a check drops the pages: 256 MiB if zero; at every check if
+	// negative. Trimming only above it keeps RSS bounded without evicting
+	// the storage's working set four times a second: that made the
+	// server read 20 GB back from the disk in 8 minutes of sustained
+	// load (BENCHMARKS.md).
+	TrimAbove int64
 	// Origin is the log's origin line and key name. Create requires it;
 	// Open checks it if set.
 	Origin string
@@ -171,6 +179,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.TrimDir == "" {
 		c.TrimDir = c.Dir
+	}
+	if c.TrimAbove == 0 {
+		c.TrimAbove = DefaultTrimAbove
 	}
 	if c.QueueSize <= 0 {
 		c.QueueSize = 65536
@@ -459,16 +470,21 @@ func (l *Ledger) start() {
 	go l.runLoop()
 }
 
-// trimInterval is how often the ledger trims its storage mappings from
-// RSS (see trimMappings). Filling a log at 60,000 events/s, trimming
-// every second (and the ledger's directory only) left 80-90 MiB of mapped
-// files in RSS at the peak; trimming the server's whole data directory
-// every quarter second took the fill's peak RSS from 570-599 MiB to
-// 488-551.
+// trimInterval is how often the ledger checks whether to trim its
+// storage mappings from RSS (see trimMappings). Filling a log at 60,000
+// events/s, trimming every second (and the ledger's directory only) left
+// 80-90 MiB of mapped files in RSS at the peak; trimming the server's
+// whole data directory every quarter second took the fill's peak RSS
+// from 570-599 MiB to 488-551.
 const trimInterval = 250 * time.Millisecond
 
+// DefaultTrimAbove is Config.TrimAbove's default: the file-backed
+// resident memory above which the ledger trims its storage mappings.
+const DefaultTrimAbove = 256 << 20
+
 // trimLoop trims the pages of Badger's mapped files from the process's
-// RSS every Config.TrimInterval, until stop is closed.
+// RSS, checking every Config.TrimInterval whether its file-backed
+// resident memory exceeds Config.TrimAbove, until stop is closed.
 func (l *Ledger) trimLoop() {
 	defer close(l.trimDone)
 	every := l.cfg.TrimInterval
@@ -486,11 +502,20 @@ func (l *Ledger) trimLoop() {
 		case <-l.stop:
 			return
 		case <-t.C:
-			if _, err := trimMappings(l.cfg.TrimDir); err != nil && !warned {
+			resident, err := fileResident()
+			if err == nil && l.cfg.TrimAbove > 0 && resident <= l.cfg.TrimAbove {
+				continue
+			}
+			trimmed, err := trimMappings(l.cfg.TrimDir)
+			if err != nil && !warned {
 				// Try again next time; say so once.
 				l.log.Warn("trimming storage mappings from memory failed; RSS may include cached storage pages", "err", err)
 				warned = true
 			}
+			if trimmed > 0 {
+				l.metrics.trims.Inc()
+			}
+			l.log.Debug("trimmed storage mappings from memory", "file_resident_bytes", resident, "mapped_bytes", trimmed)
 		}
 	}
 }

@@ -17,6 +17,7 @@ type metrics struct {
 	pushbacks      prometheus.Counter
 	commitFailures prometheus.Counter
 	signFailures   prometheus.Counter
+	trims          prometheus.Counter
 	batchSize      prometheus.Histogram
 	commitLatency  prometheus.Histogram
 
@@ -47,6 +48,10 @@ func newMetrics(l *Ledger, reg prometheus.Registerer) (*metrics, error) {
 			Name: "accessledger_checkpoint_sign_failures_total",
 			Help: "Checkpoint signatures that failed or timed out.",
 		}),
+		trims: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "accessledger_storage_trims_total",
+			Help: "Times the storage's mapped pages were dropped from RSS (and the page cache) because file-backed resident memory exceeded its bound.",
+		}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "accessledger_batch_size_entries",
 			Help:    "Entries appended per committed batch.",
@@ -63,7 +68,7 @@ func newMetrics(l *Ledger, reg prometheus.Registerer) (*metrics, error) {
 	}
 	m.reg = reg
 	m.storage = badgerutil.NewStorageMetrics("ledger", l.db)
-	m.collectors = []prometheus.Collector{m.appended, m.commits, m.pushbacks, m.commitFailures, m.signFailures, m.batchSize, m.commitLatency,
+	m.collectors = []prometheus.Collector{m.appended, m.commits, m.pushbacks, m.commitFailures, m.signFailures, m.trims, m.batchSize, m.commitLatency,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "accessledger_queue_depth_bytes",
 			Help: "Memory held by entries waiting for the sequencer.",

@@ -89,3 +89,29 @@ func trimRange(start, end uintptr) unix.Errno {
 	_, _, errno := unix.Syscall(unix.SYS_MADVISE, start, end-start, unix.MADV_PAGEOUT)
 	return errno
 }
+
+// fileResident returns the file-backed memory in this process's page
+// tables: RssFile and RssShmem, the third field of /proc/self/statm, in
+// bytes. Besides Badger's mapped files it counts the executable's pages
+// and its libraries', a few tens of MiB.
+func fileResident() (int64, error) {
+	var buf [256]byte
+	f, err := os.Open("/proc/self/statm")
+	if err != nil {
+		return 0, err
+	}
+	n, err := f.Read(buf[:])
+	f.Close()
+	if err != nil {
+		return 0, err
+	}
+	fields := bytes.Fields(buf[:n])
+	if len(fields) < 3 {
+		return 0, fmt.Errorf("/proc/self/statm: %q has fewer than 3 fields", buf[:n])
+	}
+	pages, err := strconv.ParseInt(string(fields[2]), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("/proc/self/statm: %w", err)
+	}
+	return pages * int64(os.Getpagesize()), nil
+}

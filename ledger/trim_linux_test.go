@@ -100,13 +100,39 @@ func TestTrimRangeKeepsAnonymousMemory(t *testing.T) {
 // server's other databases), from the process's RSS.
 func TestTrimLoopCoversTrimDir(t *testing.T) {
 	const size = 4 << 20
-	m := ledgerBesideMapping(t, size, nil)
+	m := ledgerBesideMapping(t, size, func(c *Config) { c.TrimAbove = -1 })
 	waitFor(t, "the sibling's pages trimmed", func() bool { return residentPages(t, m) == 0 })
 	for i := 0; i < size; i += 4096 {
 		if m[i] != 1 {
 			t.Fatalf("byte %d of the trimmed mapping = %d, want 1", i, m[i])
 		}
 	}
+}
+
+// TestTrimAbove: the trim loop leaves mapped pages in RSS (and in the
+// page cache) while the process's file-backed resident memory stays within
+// TrimAbove, and drops them once it exceeds it.
+func TestTrimAbove(t *testing.T) {
+	const size = 8 << 20
+	base, err := fileResident()
+	if err != nil {
+		t.Fatalf("fileResident() = %v", err)
+	}
+	if base <= 0 {
+		t.Fatalf("fileResident() = %d, want the test binary's pages at least", base)
+	}
+	// The ledger's own files and the sibling fit, with room to spare.
+	within := ledgerBesideMapping(t, size, func(c *Config) { c.TrimAbove = base + size + 64<<20 })
+	time.Sleep(4 * trimInterval) // four checks at the default interval
+	if n := residentPages(t, within); n != size/4096 {
+		t.Errorf("%d of %d pages resident with file-backed RSS within TrimAbove, want all", n, size/4096)
+	}
+	if got, err := fileResident(); err != nil || got < base+size {
+		t.Errorf("fileResident() with %d more bytes mapped = %d, %v; want at least %d", size, got, err, base+size)
+	}
+	// The sibling alone exceeds this one.
+	over := ledgerBesideMapping(t, size, func(c *Config) { c.TrimAbove = base + size/2 })
+	waitFor(t, "the sibling's pages trimmed above TrimAbove", func() bool { return residentPages(t, over) == 0 })
 }
 
 // TestTrimIntervalOff: with a negative TrimInterval the ledger never

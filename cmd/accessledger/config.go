@@ -86,6 +86,10 @@ type Config struct {
 	// files are handed back to the kernel, so that RSS does not count
 	// them (0: never; see ledger.Config.TrimInterval).
 	StorageTrimInterval time.Duration `yaml:"storage_trim_interval"`
+	// StorageTrimAbove is the file-backed resident memory, in MiB, above
+	// which a check drops those pages (0: at every check; see
+	// ledger.Config.TrimAbove).
+	StorageTrimAbove int64 `yaml:"storage_trim_above_mib"`
 	// Index keeps the query indexes (<data>/index) and serves the query
 	// and evidence endpoints.
 	Index bool `yaml:"index"`
@@ -146,6 +150,7 @@ func defaultConfig() Config {
 		GCSchedule:           "@every 10m",
 		MemoryLimit:          256,
 		StorageTrimInterval:  250 * time.Millisecond,
+		StorageTrimAbove:     ledger.DefaultTrimAbove >> 20,
 		ShutdownTimeout:      15 * time.Second,
 		Index:                true,
 		IndexMaxLag:          131072,
@@ -195,7 +200,8 @@ func (c *Config) fields() []configField {
 		{"self-audit-schedule", "cron schedule of the integrity self-audit (empty: never)", &c.SelfAuditSchedule},
 		{"digest-schedule", "cron schedule of the daily digest (empty: never)", &c.DigestSchedule},
 		{"memory-limit-mib", "Go soft memory limit in MiB, 0 for none (GOMEMLIMIT wins)", &c.MemoryLimit},
-		{"storage-trim-interval", "how often the storage's mapped pages are dropped from RSS (and the page cache); 0: never", &c.StorageTrimInterval},
+		{"storage-trim-interval", "how often to check whether to drop the storage's mapped pages from RSS (and the page cache); 0: never", &c.StorageTrimInterval},
+		{"storage-trim-above-mib", "drop them when file-backed RSS exceeds this many MiB; 0: at every check", &c.StorageTrimAbove},
 		{"shutdown-timeout", "graceful shutdown bound", &c.ShutdownTimeout},
 		{"index", "keep the query indexes and serve queries and evidence", &c.Index},
 		{"index-max-lag", "entries the index may lag the log before appends get 503 (0: no bound)", &c.IndexMaxLag},
@@ -357,6 +363,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("memory_limit_mib %d is negative", c.MemoryLimit)
 	case c.StorageTrimInterval < 0 || c.StorageTrimInterval > time.Minute:
 		return fmt.Errorf("storage_trim_interval %s outside 0..1m (0: never)", c.StorageTrimInterval)
+	case c.StorageTrimAbove < 0 || c.StorageTrimAbove > 1<<20:
+		return fmt.Errorf("storage_trim_above_mib %d outside 0..1048576 (0: at every check)", c.StorageTrimAbove)
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err

@@ -146,6 +146,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		{name: "pprof on a public address", yaml: "pprof_listen: 192.0.2.1:6060\n", want: "pprof_listen"},
 		{name: "flag storage_trim_interval negative", args: []string{"--storage-trim-interval", "-1s"}, want: "storage_trim_interval"},
 		{name: "file storage_trim_interval too long", yaml: "storage_trim_interval: 2m\n", want: "storage_trim_interval"},
+		{name: "flag storage_trim_above_mib negative", args: []string{"--storage-trim-above-mib", "-1"}, want: "storage_trim_above_mib"},
+		{name: "file storage_trim_above_mib too large", yaml: "storage_trim_above_mib: 2000000\n", want: "storage_trim_above_mib"},
 		{name: "file detect max_lag negative", yaml: "detect: {max_lag: -1}\n", want: "max_lag"},
 		{name: "flag detect-max-lag negative", args: []string{"--detect-max-lag", "-5"}, want: "max_lag"},
 	} {
@@ -162,16 +164,21 @@ func TestLoadConfigErrors(t *testing.T) {
 	}
 }
 
-// TestStorageTrimInterval: the default trims four times a second, 0 turns
-// trimming off (a negative ledger interval), any other value is passed on.
+// TestStorageTrimInterval: the default checks four times a second and
+// trims above 256 MiB of file-backed RSS; an interval of 0 turns trimming
+// off (a negative ledger interval), a bound of 0 trims at every check (a
+// negative ledger bound); other values are passed on.
 func TestStorageTrimInterval(t *testing.T) {
 	for _, tc := range []struct {
-		args []string
-		want time.Duration
+		args      []string
+		want      time.Duration
+		wantAbove int64
 	}{
-		{nil, 250 * time.Millisecond},
-		{[]string{"--storage-trim-interval", "0"}, -1},
-		{[]string{"--storage-trim-interval", "2s"}, 2 * time.Second},
+		{nil, 250 * time.Millisecond, 256 << 20},
+		{[]string{"--storage-trim-interval", "0"}, -1, 256 << 20},
+		{[]string{"--storage-trim-interval", "2s"}, 2 * time.Second, 256 << 20},
+		{[]string{"--storage-trim-above-mib", "0"}, 250 * time.Millisecond, -1},
+		{[]string{"--storage-trim-above-mib", "1024"}, 250 * time.Millisecond, 1 << 30},
 	} {
 		cfg, err := loadConfig(tc.args, envMap(), io.Discard)
 		if err != nil {
@@ -179,6 +186,9 @@ func TestStorageTrimInterval(t *testing.T) {
 		}
 		if got := trimInterval(cfg.StorageTrimInterval); got != tc.want {
 			t.Errorf("loadConfig(%q): ledger trim interval %v, want %v", tc.args, got, tc.want)
+		}
+		if got := trimAbove(cfg.StorageTrimAbove); got != tc.wantAbove {
+			t.Errorf("loadConfig(%q): ledger trim bound %d, want %d", tc.args, got, tc.wantAbove)
 		}
 	}
 }

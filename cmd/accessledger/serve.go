@@ -432,6 +432,7 @@ func openOrCreate(ctx context.Context, cfg Config, id identity, log *slog.Logger
 		Dir:                filepath.Join(cfg.Data, storageDir),
 		TrimDir:            cfg.Data, // the index, detection and response databases too
 		TrimInterval:       trimInterval(cfg.StorageTrimInterval),
+		TrimAbove:          trimAbove(cfg.StorageTrimAbove),
 		Origin:             id.origin,
 		Signer:             signer,
 		Logger:             log,
@@ -560,6 +561,15 @@ func (c cronLogger) Info(msg string, kv ...any) {
 
 func (c cronLogger) Error(err error, msg string, kv ...any) {
 	c.l.Error(msg, append([]any{"component", "cron", "err", err}, kv...)...)
+}
+
+// trimAbove maps storage_trim_above_mib (0: at every check) to
+// ledger.Config.TrimAbove in bytes (negative: at every check).
+func trimAbove(mib int64) int64 {
+	if mib == 0 {
+		return -1
+	}
+	return mib << 20
 }
 
 // trimInterval maps storage_trim_interval (0: never) to
