@@ -53,8 +53,14 @@ func benchEvents(n, users int) []*event.Event {
 
 // BenchmarkDefaultPack measures Engine.Process over the whole default
 // pack, events already decoded (one core: run with -cpu 1).
-func BenchmarkDefaultPack(b *testing.B) {
-	evs := benchEvents(200_000, 20_000)
+func BenchmarkDefaultPack(b *testing.B) { benchDefaultPack(b, 20_000) }
+
+// BenchmarkDefaultPackBusyUsers is BenchmarkDefaultPack with 50 users,
+// each of whom has hundreds of events in a baseline's hour.
+func BenchmarkDefaultPackBusyUsers(b *testing.B) { benchDefaultPack(b, 50) }
+
+func benchDefaultPack(b *testing.B, users int) {
+	evs := benchEvents(200_000, users)
 	e, err := LoadDefault(Config{})
 	if err != nil {
 		b.Fatal(err)

@@ -92,7 +92,7 @@ type group struct {
 	mean       float64 // baseline
 	firedUntil int64   // events up to this time belong to an alert already raised
 
-	bucketEvid []uint64   // baseline
+	bucketEvid []uint64   // baseline: the latest events of the bucket (see baselineEvidence)
 	terms      []term     // new_term
 	ent        *entity    // in the correlation's table; its key is the group's
 	vals       []string   // group-by values, in groupNames order
@@ -1148,9 +1148,12 @@ func (e *Engine) baseline(c *correlator, g *group, h *hit) *firing {
 		return nil
 	}
 	g.count++
-	// Evidence: the bucket's latest 64 events, which made the count.
-	if len(g.bucketEvid) == 64 {
-		g.bucketEvid = append(g.bucketEvid[:0], g.bucketEvid[1:]...)
+	// Evidence: the bucket's latest baselineEvidence events, which made
+	// the count. The slice holds up to twice as many and drops the older
+	// half at once, so that a busy group's events do not each move the
+	// ones before them.
+	if len(g.bucketEvid) == 2*baselineEvidence {
+		g.bucketEvid = append(g.bucketEvid[:0], g.bucketEvid[baselineEvidence:]...)
 	}
 	g.bucketEvid = append(g.bucketEvid, h.idx)
 	if g.fired || h.t-g.first < int64(spec.Learning) {
@@ -1162,9 +1165,19 @@ func (e *Engine) baseline(c *correlator, g *group, h *hit) *firing {
 	}
 	g.fired = true
 	return &firing{rec: h.rec, t: h.t, idx: h.idx, start: g.bucket, end: g.bucket + c.span - 1,
-		evidence: slices.Clone(g.bucketEvid), count: int(g.count),
+		evidence: slices.Clone(g.baselineEvidence()), count: int(g.count),
 		summary: fmt.Sprintf("%d events for %s in %s, %.1f times the moving average of %.1f per %s", g.count, c.groupString(g),
 			spanString(c.spec.Timespan), float64(g.count)/math.Max(g.mean, 0.1), g.mean, spanString(c.spec.Timespan))}
+}
+
+// baselineEvidence is how many of its bucket's latest events a baseline
+// alert cites.
+const baselineEvidence = 64
+
+// baselineEvidence returns the indexes of the latest baselineEvidence
+// events of g's current bucket, oldest first.
+func (g *group) baselineEvidence() []uint64 {
+	return g.bucketEvid[max(0, len(g.bucketEvid)-baselineEvidence):]
 }
 
 func mod(a, b int64) int64 {

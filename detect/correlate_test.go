@@ -695,3 +695,65 @@ func TestGroupSize(t *testing.T) {
 		t.Errorf("unsafe.Sizeof(group{}) = %d, want at most 192", s)
 	}
 }
+
+// TestBaselineEvidence: a baseline alert cites the latest 64 events of its
+// bucket, whichever many the bucket counted, also when the engine's state
+// was saved and loaded part way through the bucket.
+func TestBaselineEvidence(t *testing.T) {
+	rules := `title: read
+id: read
+name: read
+logsource: {product: accessledger, category: data_access}
+detection:
+  sel: {action: read}
+  condition: sel
+---
+title: mass read
+id: mass
+correlation:
+  type: baseline
+  rules: [read]
+  group-by: [actor.id]
+  timespan: 1h
+  baseline: {factor: 2, min_count: 200, history: 7d, learning: 1m}
+`
+	var evs []*event.Event
+	for i := range 250 {
+		evs = append(evs, mkEvent(t, map[string]any{"time": at(time.Duration(i) * time.Second), "action": "read", "category": "data_access", "outcome": "success", "reason": nil}))
+	}
+	var want []uint64
+	for i := uint64(200 - 64); i < 200; i++ {
+		want = append(want, i) // the 200th event, index 199, fires
+	}
+	check := func(name string, as []*event.Alert) {
+		t.Helper()
+		if len(as) != 1 {
+			t.Fatalf("%s: alerts %s, want one", name, alertIDs(as))
+		}
+		if !slices.Equal(as[0].Evidence, want) {
+			t.Errorf("%s: evidence %v, want %v", name, as[0].Evidence, want)
+		}
+	}
+	check("uninterrupted", stream(compileYAML(t, rules, Config{}), evs))
+
+	// The state saved after 150 events, past the point where the engine
+	// dropped the older half of what it kept, and loaded into another.
+	e := compileYAML(t, rules, Config{})
+	as := stream(e, evs[:150])
+	state := mapWriter{}
+	if err := e.SaveAll(state); err != nil {
+		t.Fatal(err)
+	}
+	loaded := map[string][]byte{}
+	for k, v := range state {
+		loaded[k] = []byte(v)
+	}
+	e = compileYAML(t, rules, Config{})
+	if err := e.LoadState(entries(loaded)); err != nil {
+		t.Fatalf("LoadState: %v", err)
+	}
+	for i, ev := range evs[150:] {
+		as = append(as, cloneAlerts(e.Process(rec(ev, uint64(150+i))))...)
+	}
+	check("saved and loaded at 150", as)
+}

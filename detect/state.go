@@ -368,8 +368,9 @@ func encodeGroup(g *group, vals []string, evidence map[itemKey][]uint64) []byte 
 	} else {
 		b = append(b, 0)
 	}
-	b = binary.AppendUvarint(b, uint64(len(g.bucketEvid)))
-	for _, x := range g.bucketEvid {
+	evid := g.baselineEvidence()
+	b = binary.AppendUvarint(b, uint64(len(evid)))
+	for _, x := range evid {
 		b = binary.AppendUvarint(b, x)
 	}
 	return b
