@@ -277,16 +277,38 @@ func (d *Detector) Run(ctx context.Context) error {
 		wg.Wait()
 	}()
 
+	// Alerts go out on a goroutine of their own, one batch at a time, so
+	// that detection goes on while the log commits them. (Waiting for
+	// each commit held the detector up half of the time under batches of
+	// events, and the API pushed appends back meanwhile.)
+	pub := startPublisher(ctx, d)
+	defer pub.close()
 	var pending []pendingAlert
 	next := d.cursor.Load()
 	sinceSave := 0
 	lastSave := time.Now()
 	ticker := time.NewTicker(min(d.cfg.SaveInterval, time.Second))
 	defer ticker.Stop()
-	publishPending := func(ctx context.Context) error {
-		if err := d.publish(ctx, pending); err != nil {
+	// offer hands the pending alerts to the publisher if it is idle.
+	offer := func() error {
+		var err error
+		pending, err = pub.offer(pending)
+		return err
+	}
+	// publishPending appends every alert raised so far and waits until
+	// they are durable: what a save needs first.
+	publishPending := func(pctx context.Context) error {
+		var err error
+		pending, err = pub.wait(pending)
+		// A batch that ctx's end interrupted is in pending again, to go
+		// out with pctx (finish's own context).
+		if err != nil && (ctx.Err() == nil || !errors.Is(err, ctx.Err())) {
 			return err
 		}
+		if err := d.publish(pctx, pending); err != nil {
+			return err
+		}
+		clear(pending)
 		pending = pending[:0]
 		return nil
 	}
@@ -354,17 +376,16 @@ func (d *Detector) Run(ctx context.Context) error {
 				d.noteProgress(next)
 			}
 			sinceSave++
-			if sinceSave < d.cfg.SaveEvery && len(leaves) == 0 && len(pending) > 0 {
-				// Alerts go out as soon as no leaf is waiting; the state
-				// follows on the save cadence (a restart before then
-				// raises them again, and the log deduplicates them).
-				if err := d.publish(ctx, pending); err != nil {
+			if sinceSave < d.cfg.SaveEvery && len(pending) > 0 {
+				// Alerts go out as soon as the publisher is free; the
+				// state follows on the save cadence (a restart before
+				// then raises them again, and the log deduplicates them).
+				if err := offer(); err != nil {
 					if ctx.Err() != nil {
 						return d.finish(flush)
 					}
 					return err
 				}
-				pending = pending[:0]
 			}
 			if sinceSave >= d.cfg.SaveEvery && !time.Now().Before(retryAt) {
 				if err := flushRunning(ctx); err != nil {
@@ -374,20 +395,25 @@ func (d *Detector) Run(ctx context.Context) error {
 					return err
 				}
 			}
+		case err := <-pub.done():
+			// The batch in flight is durable: what was raised meanwhile
+			// goes out now.
+			var perr error
+			if pending, perr = pub.collect(pending, err); perr != nil {
+				if ctx.Err() != nil {
+					return d.finish(flush)
+				}
+				return perr
+			}
 		case <-ticker.C:
 			st := d.engine.Stats()
 			d.stats.Store(&st)
 			d.updateLag()
 			var err error
-			switch {
-			case sinceSave > 0 && time.Since(lastSave) >= d.cfg.SaveInterval:
+			if sinceSave > 0 && time.Since(lastSave) >= d.cfg.SaveInterval {
 				err = flushRunning(ctx)
-			case len(pending) > 0:
-				// Leaves have not stopped coming for a second: the
-				// alerts raised meanwhile go out now all the same.
-				if err = d.publish(ctx, pending); err == nil {
-					pending = pending[:0]
-				}
+			} else {
+				err = offer()
 			}
 			if err != nil {
 				if ctx.Err() != nil {
@@ -399,6 +425,115 @@ func (d *Detector) Run(ctx context.Context) error {
 			return d.finish(flush)
 		}
 	}
+}
+
+// publisher appends alerts for Run on a goroutine of its own, one batch
+// at a time, so that the engine goes on while the log commits them. Run
+// alone calls its methods.
+type publisher struct {
+	cancel   context.CancelFunc
+	batches  chan []pendingAlert
+	results  chan error
+	inflight []pendingAlert // the batch being appended, nil if none
+	spare    []pendingAlert // a batch appended, to collect alerts in again
+}
+
+// startPublisher starts the goroutine that publishes what offer hands
+// it, with a context that ends with ctx or at close.
+func startPublisher(ctx context.Context, d *Detector) *publisher {
+	ctx, cancel := context.WithCancel(ctx)
+	p := &publisher{cancel: cancel, batches: make(chan []pendingAlert, 1), results: make(chan error, 1)}
+	go func() {
+		for b := range p.batches {
+			p.results <- d.publish(ctx, b)
+		}
+	}()
+	return p
+}
+
+// offer hands pending to the goroutine if no batch is in flight, and
+// returns where to collect the next alerts. It does not wait: with a
+// batch in flight it returns pending as it is. If the batch in flight
+// failed, its alerts come back in front of pending, with the error.
+func (p *publisher) offer(pending []pendingAlert) ([]pendingAlert, error) {
+	if p.inflight != nil {
+		select {
+		case err := <-p.results:
+			return p.collect(pending, err)
+		default:
+			return pending, nil
+		}
+	}
+	return p.send(pending), nil
+}
+
+// done delivers the result of the batch in flight; nil if there is none.
+// Whoever receives from it passes the result to collect.
+func (p *publisher) done() <-chan error {
+	if p.inflight == nil {
+		return nil
+	}
+	return p.results
+}
+
+// collect takes back the batch in flight, whose publish returned err, and
+// hands pending over if that succeeded, as offer does.
+func (p *publisher) collect(pending []pendingAlert, err error) ([]pendingAlert, error) {
+	pending, ok := p.finished(pending, err)
+	if !ok {
+		return pending, err
+	}
+	return p.send(pending), nil
+}
+
+// send hands pending to the idle goroutine, if it holds alerts, and
+// returns where to collect the next ones.
+func (p *publisher) send(pending []pendingAlert) []pendingAlert {
+	if len(pending) == 0 {
+		return pending
+	}
+	p.inflight = pending
+	p.batches <- pending
+	next := p.spare
+	p.spare = nil
+	return next
+}
+
+// wait waits for the batch in flight, if any, and returns pending; if the
+// batch failed, its alerts come back in front of pending, with the error.
+func (p *publisher) wait(pending []pendingAlert) ([]pendingAlert, error) {
+	if p.inflight == nil {
+		return pending, nil
+	}
+	err := <-p.results
+	pending, _ = p.finished(pending, err)
+	return pending, err
+}
+
+// finished takes back the batch in flight, whose publish returned err,
+// and returns pending with the batch's alerts in front if it failed (a
+// log that already holds some of them answers those as duplicates).
+func (p *publisher) finished(pending []pendingAlert, err error) ([]pendingAlert, bool) {
+	b := p.inflight
+	p.inflight = nil
+	if err != nil {
+		return append(b, pending...), false
+	}
+	clear(b)
+	p.spare = b[:0]
+	return pending, true
+}
+
+// close stops the goroutine. A batch still in flight (Run is returning
+// an error) is abandoned: its leaves are after the saved cursor, and a
+// restart raises its alerts again.
+func (p *publisher) close() {
+	p.cancel()
+	if p.inflight != nil {
+		<-p.results
+		p.inflight = nil
+	}
+	close(p.batches)
 }
 
 // noteProgress records that Run has processed the leaves before next,
