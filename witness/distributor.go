@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/transparency-dev/formats/log"
@@ -379,9 +380,13 @@ func (d *Distributor) push(ctx context.Context, w *witnessClient, c *cosigned) e
 }
 
 func truncate(b []byte) string {
-	s := strings.TrimSpace(string(b))
+	s := strings.ToValidUTF8(strings.TrimSpace(string(b)), "\uFFFD")
 	if len(s) > 200 {
-		s = s[:200] + "…"
+		cut := 200
+		for !utf8.RuneStart(s[cut]) {
+			cut-- // not into the middle of a character
+		}
+		s = s[:cut] + "…"
 	}
 	return s
 }
