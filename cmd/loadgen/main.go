@@ -1023,6 +1023,9 @@ func (s *summary) print(w io.Writer) {
 		if n := win.ServerWork[detectorSnapshots]; n > 0 {
 			fmt.Fprintf(w, "; detector snapshots %.0f (%.2f s)", n, win.ServerWork[detectorSnapSecs])
 		}
+		if n := win.ServerWork[commits]; n > 0 {
+			fmt.Fprintf(w, "; commits %.0f (mean %.2fms)", n, 1000*win.ServerWork[commitSecs]/n)
+		}
 		fmt.Fprintln(w)
 	}
 	if s.ServerSampleError != "" {

@@ -16,14 +16,18 @@ import (
 // written: memtable flushes and compaction outputs.
 const tablesMetric = "accessledger_storage_tables_written_total"
 
-// Other work of the server's that can take a window's CPU, by the name a
-// window reports it under: the Go collector's cycles, and the detector's
-// state snapshots (count, and seconds spent writing them), which grow
-// with the state.
+// Other work of the server's that can take a window's CPU or explain its
+// latency, by the name a window reports it under: the Go collector's
+// cycles; the detector's state snapshots (count, and seconds spent
+// writing them), which grow with the state; and the log's commits (count,
+// and seconds from sequencing to the end of the sync), which every append
+// waits for.
 const (
 	gcCycles          = "gc_cycles"
 	detectorSnapshots = "detector_snapshots"
 	detectorSnapSecs  = "detector_snapshot_seconds"
+	commits           = "commits"
+	commitSecs        = "commit_seconds"
 )
 
 // serverSample is what the server had done at one moment of the run.
@@ -124,7 +128,8 @@ func (s *serverSampler) metrics() (tables, work map[string]float64, err error) {
 }
 
 // parseServerMetrics returns tablesMetric by its db label, and the other
-// work (gcCycles, detectorSnapshots, detectorSnapSecs), from metrics in
+// work (gcCycles, detectorSnapshots, detectorSnapSecs, commits,
+// commitSecs), from metrics in
 // Prometheus's text format. What the server does not report is absent.
 func parseServerMetrics(r io.Reader) (tables, work map[string]float64, err error) {
 	p := expfmt.NewTextParser(model.UTF8Validation)
@@ -154,6 +159,11 @@ func parseServerMetrics(r io.Reader) (tables, work map[string]float64, err error
 				}
 			}
 		}
+	}
+	if mf := mfs["accessledger_commit_latency_seconds"]; mf != nil && len(mf.GetMetric()) > 0 {
+		h := mf.GetMetric()[0].GetHistogram()
+		work[commits] = float64(h.GetSampleCount())
+		work[commitSecs] = h.GetSampleSum()
 	}
 	return tables, work, nil
 }

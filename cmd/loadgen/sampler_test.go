@@ -146,7 +146,8 @@ func TestAttach(t *testing.T) {
 }
 
 // TestParseServerMetrics reads the tables written by their db label, the
-// collector's cycles and the detector's snapshots, among other metrics.
+// collector's cycles, the detector's snapshots and the log's commits,
+// among other metrics.
 func TestParseServerMetrics(t *testing.T) {
 	text := `# HELP accessledger_storage_tables_written_total Tables.
 # TYPE accessledger_storage_tables_written_total counter
@@ -168,13 +169,19 @@ accessledger_detect_state_save_seconds_count{kind="journal"} 40
 accessledger_detect_state_save_seconds_bucket{kind="snapshot",le="+Inf"} 2
 accessledger_detect_state_save_seconds_sum{kind="snapshot"} 1.25
 accessledger_detect_state_save_seconds_count{kind="snapshot"} 2
+# HELP accessledger_commit_latency_seconds Time to sequence, write and sync one batch.
+# TYPE accessledger_commit_latency_seconds histogram
+accessledger_commit_latency_seconds_bucket{le="0.001"} 10
+accessledger_commit_latency_seconds_bucket{le="+Inf"} 12
+accessledger_commit_latency_seconds_sum 0.024
+accessledger_commit_latency_seconds_count 12
 `
 	tables, work, err := parseServerMetrics(strings.NewReader(text))
 	if err != nil || len(tables) != 2 || tables["ledger"] != 83 || tables["index"] != 14 {
 		t.Errorf("parseServerMetrics tables = %v, %v; want ledger 83, index 14", tables, err)
 	}
-	if len(work) != 3 || work[gcCycles] != 6 || work[detectorSnapshots] != 2 || work[detectorSnapSecs] != 1.25 {
-		t.Errorf("parseServerMetrics work = %v; want 6 gc cycles, 2 snapshots in 1.25 s", work)
+	if len(work) != 5 || work[gcCycles] != 6 || work[detectorSnapshots] != 2 || work[detectorSnapSecs] != 1.25 || work[commits] != 12 || work[commitSecs] != 0.024 {
+		t.Errorf("parseServerMetrics work = %v; want 6 gc cycles, 2 snapshots in 1.25 s, 12 commits in 24 ms", work)
 	}
 	if _, _, err := parseServerMetrics(strings.NewReader("not { metrics\n")); err == nil {
 		t.Error("parseServerMetrics accepted malformed text")
