@@ -82,9 +82,10 @@ type Config struct {
 	// MemoryLimit is the Go runtime's soft memory limit in MiB (0: none).
 	// The GOMEMLIMIT environment variable, if set, wins.
 	MemoryLimit int64 `yaml:"memory_limit_mib"`
-	// StorageTrimInterval is how often the pages of the databases' mapped
-	// files are handed back to the kernel, so that RSS does not count
-	// them (0: never; see ledger.Config.TrimInterval).
+	// StorageTrimInterval is how often the server checks whether to hand
+	// the pages of the databases' mapped files back to the kernel, so
+	// that RSS does not count them (0: never; see
+	// ledger.Config.TrimInterval).
 	StorageTrimInterval time.Duration `yaml:"storage_trim_interval"`
 	// StorageTrimAbove is the file-backed resident memory, in MiB, above
 	// which a check drops those pages (0: at every check; see
