@@ -353,8 +353,10 @@ correlation:
 	}
 }
 
-func TestBaseline(t *testing.T) {
-	rules := `title: read
+// massReadRules is a baseline of each actor's reads per hour, with the
+// baseline settings given.
+func massReadRules(baseline string) string {
+	return `title: read
 id: read
 name: read
 logsource: {product: accessledger, category: data_access}
@@ -369,8 +371,11 @@ correlation:
   rules: [read]
   group-by: [actor.id]
   timespan: 1h
-  baseline: {factor: 10, min_count: 50, history: 7d, learning: 2d}
-`
+  baseline: ` + baseline + "\n"
+}
+
+func TestBaseline(t *testing.T) {
+	rules := massReadRules("{factor: 10, min_count: 50, history: 7d, learning: 2d}")
 	read := func(d time.Duration) *event.Event {
 		return mkEvent(t, map[string]any{"time": at(d), "action": "read", "category": "data_access", "outcome": "success", "reason": nil})
 	}
@@ -700,23 +705,7 @@ func TestGroupSize(t *testing.T) {
 // bucket, whichever many the bucket counted, also when the engine's state
 // was saved and loaded part way through the bucket.
 func TestBaselineEvidence(t *testing.T) {
-	rules := `title: read
-id: read
-name: read
-logsource: {product: accessledger, category: data_access}
-detection:
-  sel: {action: read}
-  condition: sel
----
-title: mass read
-id: mass
-correlation:
-  type: baseline
-  rules: [read]
-  group-by: [actor.id]
-  timespan: 1h
-  baseline: {factor: 2, min_count: 200, history: 7d, learning: 1m}
-`
+	rules := massReadRules("{factor: 2, min_count: 200, history: 7d, learning: 1m}")
 	var evs []*event.Event
 	for i := range 250 {
 		evs = append(evs, mkEvent(t, map[string]any{"time": at(time.Duration(i) * time.Second), "action": "read", "category": "data_access", "outcome": "success", "reason": nil}))
@@ -740,18 +729,7 @@ correlation:
 	// dropped the older half of what it kept, and loaded into another.
 	e := compileYAML(t, rules, Config{})
 	as := stream(e, evs[:150])
-	state := mapWriter{}
-	if err := e.SaveAll(state); err != nil {
-		t.Fatal(err)
-	}
-	loaded := map[string][]byte{}
-	for k, v := range state {
-		loaded[k] = []byte(v)
-	}
-	e = compileYAML(t, rules, Config{})
-	if err := e.LoadState(entries(loaded)); err != nil {
-		t.Fatalf("LoadState: %v", err)
-	}
+	e = restarted(t, e, rules, Config{})
 	for i, ev := range evs[150:] {
 		as = append(as, cloneAlerts(e.Process(rec(ev, uint64(150+i))))...)
 	}
