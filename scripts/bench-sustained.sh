@@ -67,6 +67,9 @@ p99 = [x["p99_ms"] for x in w]
 med, medp = statistics.median(ok), statistics.median(p99)
 print("windows: %d of 10 s; throughput median %.0f/s, lowest %.0f/s (%.0f %% of the median), highest %.0f/s" % (len(ok), med, min(ok), 100 * min(ok) / med, max(ok)))
 print("p99 per window: median %.1f ms, highest %.1f ms" % (medp, max(p99)))
+pd = [x.get("p99_from_due_ms", 0) for x in w]
+if all(pd):
+    print("p99 per window from the time each request was due: median %.1f ms, highest %.1f ms" % (statistics.median(pd), max(pd)))
 print("windows below 80 %% of the median: %d" % sum(1 for x in ok if x < 0.8 * med))
 # What the server was doing: its CPU and the tables each database wrote
 # (flushes and compactions), over the run and in its slowest windows.

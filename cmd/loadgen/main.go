@@ -12,9 +12,11 @@
 // With -target tessera it drives Tessera's POSIX conformance server
 // (POST /add, the event as the entry) with the same events, for
 // side-by-side comparisons. -prepare generates the request bodies before
-// the clock starts. -rate paces the requests (open loop: a request is due
-// at its time whether or not the previous one has returned); -window adds
-// throughput and latency per time window to the summary.
+// the clock starts. -rate paces the requests: request i of each client is
+// due at its time, and is sent then, or when the client's previous request
+// returns if that is later; the latency is then also reported from the
+// time each request was due, which counts that wait (as wrk2 does).
+// -window adds throughput and latency per time window to the summary.
 //
 // It talks to loopback addresses only, unless -allow-remote is given: it is
 // a benchmark tool and must never load someone else's server by accident.
@@ -308,6 +310,7 @@ func waitHealthy(ctx context.Context, c *http.Client, base string, max time.Dura
 type workerStats struct {
 	latencies  []time.Duration // of 2xx requests
 	ends       []time.Duration // when each of them was answered, since the start
+	fromDue    []time.Duration // with -rate: each of them from the time it was due
 	status     map[int]int64
 	transport  int64
 	okEvents   int64
@@ -370,8 +373,9 @@ func runPhase(ctx context.Context, cfg config, client *http.Client, base, runID 
 		wg.Go(func() {
 			var body []byte
 			for i := 0; !done(); i++ {
+				var due time.Time
 				if interval > 0 {
-					due := start.Add(time.Duration(i)*interval + time.Duration(w)*interval/time.Duration(cfg.conc))
+					due = start.Add(time.Duration(i)*interval + time.Duration(w)*interval/time.Duration(cfg.conc))
 					if d := time.Until(due); d > 0 {
 						pause(ctx, d)
 						if done() {
@@ -406,6 +410,9 @@ func runPhase(ctx context.Context, cfg config, client *http.Client, base, runID 
 					case status >= 200 && status < 300:
 						st.latencies = append(st.latencies, lat)
 						st.ends = append(st.ends, time.Since(start))
+						if interval > 0 {
+							st.fromDue = append(st.fromDue, time.Since(due))
+						}
 						st.okRequests++
 						st.okEvents += k
 					case status == http.StatusServiceUnavailable:
@@ -867,11 +874,16 @@ type summary struct {
 	EventsPerSec   float64          `json:"events_per_s"`
 	Status         map[string]int64 `json:"status"`
 	LatencyMs      latencies        `json:"latency_ms"` // of 2xx requests
-	Server         *serverMem       `json:"server,omitempty"`
-	CheckpointSize int64            `json:"server_checkpoint_size"`
-	Target         string           `json:"target"`
-	Rate           float64          `json:"rate,omitempty"`
-	Windows        []window         `json:"windows,omitempty"`
+	// LatencyFromDueMs is, with -rate, the latency of 2xx requests from
+	// the time each was due rather than sent: a client whose last request
+	// took long sends its next one late, and the wait counts too
+	// ("coordinated omission").
+	LatencyFromDueMs *latencies `json:"latency_from_due_ms,omitempty"`
+	Server           *serverMem `json:"server,omitempty"`
+	CheckpointSize   int64      `json:"server_checkpoint_size"`
+	Target           string     `json:"target"`
+	Rate             float64    `json:"rate,omitempty"`
+	Windows          []window   `json:"windows,omitempty"`
 	// ServerSampleError is the last failure to read the server's
 	// /metrics for the windows (an API key without the admin role, say).
 	ServerSampleError string `json:"server_sample_error,omitempty"`
@@ -883,6 +895,9 @@ type window struct {
 	OKPerSec     float64 `json:"ok_requests_per_s"`
 	P50Ms        float64 `json:"p50_ms"`
 	P99Ms        float64 `json:"p99_ms"`
+	// P99FromDueMs is, with -rate, the p99 from the time each request
+	// was due (see summary.LatencyFromDueMs).
+	P99FromDueMs float64 `json:"p99_from_due_ms,omitempty"`
 	// ServerCPUCores is the server's CPU time in the window, in cores
 	// (with -pid).
 	ServerCPUCores float64 `json:"server_cpu_cores,omitempty"`
@@ -913,9 +928,10 @@ func summarize(cfg config, stats []*workerStats, elapsed time.Duration) *summary
 	if cfg.window > 0 {
 		s.Windows = windows(stats, cfg.window, elapsed)
 	}
-	var all []time.Duration
+	var all, fromDue []time.Duration
 	for _, st := range stats {
 		all = append(all, st.latencies...)
+		fromDue = append(fromDue, st.fromDue...)
 		s.OK += st.okRequests
 		s.OKEvents += st.okEvents
 		s.Pushbacks += st.pushbacks
@@ -934,37 +950,55 @@ func summarize(cfg config, stats []*workerStats, elapsed time.Duration) *summary
 	s.RequestsPerSec = float64(s.Requests) / sec
 	s.OKRequestsPS = float64(s.OK) / sec
 	s.EventsPerSec = float64(s.OKEvents) / sec
-	slices.Sort(all)
+	s.LatencyMs = percentiles(all)
+	if cfg.rate > 0 {
+		l := percentiles(fromDue)
+		s.LatencyFromDueMs = &l
+	}
+	return s
+}
+
+// percentiles sorts ds and returns their percentiles in milliseconds.
+func percentiles(ds []time.Duration) latencies {
+	slices.Sort(ds)
 	pct := func(p float64) float64 {
-		if len(all) == 0 {
+		if len(ds) == 0 {
 			return 0
 		}
-		i := int(p*float64(len(all))+0.999999) - 1
-		i = max(0, min(i, len(all)-1))
-		return float64(all[i].Microseconds()) / 1000
+		i := int(p*float64(len(ds))+0.999999) - 1
+		i = max(0, min(i, len(ds)-1))
+		return float64(ds[i].Microseconds()) / 1000
 	}
-	s.LatencyMs = latencies{P50: pct(0.50), P90: pct(0.90), P99: pct(0.99), Max: pct(1)}
-	return s
+	return latencies{P50: pct(0.50), P90: pct(0.90), P99: pct(0.99), Max: pct(1)}
 }
 
 // windows splits the answered requests by the window they ended in.
 func windows(stats []*workerStats, size, elapsed time.Duration) []window {
 	n := int(elapsed / size)
 	lat := make([][]time.Duration, n)
+	due := make([][]time.Duration, n)
 	for _, st := range stats {
 		for i, end := range st.ends {
 			if k := int(end / size); k < n {
 				lat[k] = append(lat[k], st.latencies[i])
+				if i < len(st.fromDue) {
+					due[k] = append(due[k], st.fromDue[i])
+				}
 			}
 		}
 	}
+	p99 := func(l []time.Duration) float64 { return float64(l[min(len(l)-1, len(l)*99/100)]) / 1e6 }
 	out := make([]window, n)
 	for k, l := range lat {
 		slices.Sort(l)
 		out[k] = window{StartSeconds: (time.Duration(k) * size).Seconds(), OKPerSec: float64(len(l)) / size.Seconds()}
 		if len(l) > 0 {
 			out[k].P50Ms = float64(l[len(l)/2]) / 1e6
-			out[k].P99Ms = float64(l[min(len(l)-1, len(l)*99/100)]) / 1e6
+			out[k].P99Ms = p99(l)
+		}
+		if d := due[k]; len(d) > 0 {
+			slices.Sort(d)
+			out[k].P99FromDueMs = p99(d)
 		}
 	}
 	return out
@@ -979,6 +1013,9 @@ func (s *summary) print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "throughput: %.0f requests/s (%.0f ok/s), %.0f events/s (2xx only)\n", s.RequestsPerSec, s.OKRequestsPS, s.EventsPerSec)
 	fmt.Fprintf(w, "latency:    (2xx) p50 %.2fms  p90 %.2fms  p99 %.2fms  max %.2fms\n", s.LatencyMs.P50, s.LatencyMs.P90, s.LatencyMs.P99, s.LatencyMs.Max)
+	if l := s.LatencyFromDueMs; l != nil {
+		fmt.Fprintf(w, "from due:   (2xx, from the time each was due) p50 %.2fms  p90 %.2fms  p99 %.2fms  max %.2fms\n", l.P50, l.P90, l.P99, l.Max)
+	}
 	codes := make([]string, 0, len(s.Status))
 	for c := range s.Status {
 		codes = append(codes, c)
@@ -1006,6 +1043,9 @@ func (s *summary) print(w io.Writer) {
 	}
 	for _, win := range s.Windows {
 		fmt.Fprintf(w, "window:     %6.0fs %8.0f ok/s  p50 %.2fms  p99 %.2fms", win.StartSeconds, win.OKPerSec, win.P50Ms, win.P99Ms)
+		if win.P99FromDueMs > 0 {
+			fmt.Fprintf(w, " (from due %.2fms)", win.P99FromDueMs)
+		}
 		if win.ServerCPUCores > 0 {
 			fmt.Fprintf(w, "  server %.2f cores", win.ServerCPUCores)
 		}
