@@ -22,9 +22,17 @@ func pacedRun(t *testing.T, delay time.Duration, args ...string) summary {
 		w.WriteHeader(http.StatusCreated)
 	}))
 	defer srv.Close()
+	sum, _ := runSummary(t, append([]string{"-url", srv.URL, "-mode", "single", "-prepare", "100"}, args...)...)
+	return sum
+}
+
+// runSummary runs loadgen with args and -json-out, and returns the
+// summary it wrote and what it printed.
+func runSummary(t *testing.T, args ...string) (summary, string) {
+	t.Helper()
 	out := filepath.Join(t.TempDir(), "run.json")
 	var stdout, stderr bytes.Buffer
-	args = append([]string{"-url", srv.URL, "-mode", "single", "-prepare", "100", "-json-out", out}, args...)
+	args = append(args, "-json-out", out)
 	if code := run(args, &stdout, &stderr); code != 0 {
 		t.Fatalf("loadgen %q exited %d: %s", args, code, stderr.String())
 	}
@@ -36,7 +44,7 @@ func pacedRun(t *testing.T, delay time.Duration, args ...string) summary {
 	if err := json.Unmarshal(raw, &sum); err != nil {
 		t.Fatal(err)
 	}
-	return sum
+	return sum, stdout.String()
 }
 
 // TestLatencyFromDue: with -rate, a server slower than the pace makes

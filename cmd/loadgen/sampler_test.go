@@ -2,13 +2,10 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -64,20 +61,7 @@ func TestWindowsShowServerStorage(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	out := filepath.Join(t.TempDir(), "run.json")
-	var stdout, stderr bytes.Buffer
-	args := []string{"-url", srv.URL, "-key", "sekrit", "-mode", "single", "-c", "4", "-duration", "3s", "-window", "1s", "-json-out", out, "-prepare", "100"}
-	if code := run(args, &stdout, &stderr); code != 0 {
-		t.Fatalf("loadgen exited %d: %s", code, stderr.String())
-	}
-	raw, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum summary
-	if err := json.Unmarshal(raw, &sum); err != nil {
-		t.Fatal(err)
-	}
+	sum, stdout := runSummary(t, "-url", srv.URL, "-key", "sekrit", "-mode", "single", "-c", "4", "-duration", "3s", "-window", "1s", "-prepare", "100")
 	if len(sum.Windows) < 2 || sum.ServerSampleError != "" {
 		t.Fatalf("windows %d, sample error %q; want 3 windows read", len(sum.Windows), sum.ServerSampleError)
 	}
@@ -105,8 +89,8 @@ func TestWindowsShowServerStorage(t *testing.T) {
 	if unauthorized.Load() > 0 {
 		t.Errorf("%d requests without the key", unauthorized.Load())
 	}
-	if !strings.Contains(stdout.String(), "tables written: test ") {
-		t.Errorf("the text summary does not show the tables written per window:\n%s", stdout.String())
+	if !strings.Contains(stdout, "tables written: test ") {
+		t.Errorf("the text summary does not show the tables written per window:\n%s", stdout)
 	}
 }
 
