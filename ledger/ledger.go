@@ -135,6 +135,14 @@ type Config struct {
 	// before committing what it has (default 0: commit as soon as the
 	// previous commit is done, which batches naturally under load).
 	MaxBatchAge time.Duration
+	// CommitInterval is, after a commit that carried more than one
+	// request (callers appending concurrently), the least time until the
+	// next commit begins (default 0: none). Requests arriving meanwhile
+	// share that commit, so that a moderate load does not pay a synced
+	// commit for every request or two. A caller appending alone, one
+	// request after another, is never held back, nor is a request that
+	// finds the sequencer idle for that long.
+	CommitInterval time.Duration
 	// CheckpointInterval is the signing cadence (default 1s).
 	CheckpointInterval time.Duration
 	// QuickOpen skips re-hashing every stored entry at Open; the tree is

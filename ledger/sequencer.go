@@ -48,6 +48,10 @@ type sequencer struct {
 	// entries once it is committed.
 	added []Leaf
 	lh    hash.Hash // SHA-256, for leaf hashes
+	// lastStart is when the last commit began, and lastRequests how many
+	// requests it carried (see Config.CommitInterval).
+	lastStart    time.Time
+	lastRequests int
 }
 
 // write is one Set (or Delete) of a batch.
@@ -119,13 +123,21 @@ func (s *sequencer) collect() ([]*request, bool) {
 			return nil, false
 		}
 		if len(l.queue) > 0 {
-			age := time.Since(l.queue[0].enqueued)
-			if l.closing || l.cfg.MaxBatchAge <= 0 || l.queued >= l.cfg.MaxBatchSize || age >= l.cfg.MaxBatchAge {
+			now := time.Now()
+			// Wait for the oldest request to reach MaxBatchAge, and, if
+			// the last commit carried more than one request (callers
+			// append concurrently), for CommitInterval to pass since it
+			// began. A lone caller appending one request after another
+			// is not held back.
+			wait = l.cfg.MaxBatchAge - now.Sub(l.queue[0].enqueued)
+			if s.lastRequests > 1 {
+				wait = max(wait, l.cfg.CommitInterval-now.Sub(s.lastStart))
+			}
+			if l.closing || l.queued >= l.cfg.MaxBatchSize || wait <= 0 {
 				batch := s.take()
 				l.qmu.Unlock()
 				return batch, true
 			}
-			wait = l.cfg.MaxBatchAge - age
 		} else if l.closing {
 			l.qmu.Unlock()
 			return nil, false
@@ -234,6 +246,7 @@ const (
 func (s *sequencer) commit(batch []*request) bool {
 	l := s.l
 	start := time.Now()
+	s.lastStart, s.lastRequests = start, len(batch)
 	s.rtxn = l.db.NewTransaction(false)
 	t0 := s.edgeTile()
 	s.edge0, s.edge0Index = t0[:len(t0):len(t0)], s.bundle.index

@@ -41,7 +41,10 @@ type Config struct {
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 	MaxBatchSize       int           `yaml:"max_batch_size"`
 	MaxBatchAge        time.Duration `yaml:"max_batch_age"`
-	QueueSize          int           `yaml:"queue_size"`
+	// CommitInterval is the least time between the starts of two
+	// storage commits (ledger.Config.CommitInterval).
+	CommitInterval time.Duration `yaml:"commit_interval"`
+	QueueSize      int           `yaml:"queue_size"`
 	// QueueBytes bounds the memory held by events waiting to be
 	// committed; beyond it appends get 503 with Retry-After.
 	QueueBytes int64 `yaml:"queue_bytes"`
@@ -143,6 +146,7 @@ func defaultConfig() Config {
 		Listen:               "127.0.0.1:8080",
 		CheckpointInterval:   time.Second,
 		MaxBatchSize:         4096,
+		CommitInterval:       time.Millisecond,
 		QueueSize:            65536,
 		QueueBytes:           64 << 20,
 		SignTimeout:          10 * time.Second,
@@ -184,6 +188,7 @@ func (c *Config) fields() []configField {
 		{"checkpoint-interval", "checkpoint signing cadence", &c.CheckpointInterval},
 		{"max-batch-size", "entries per storage transaction", &c.MaxBatchSize},
 		{"max-batch-age", "how long a batch may wait to fill", &c.MaxBatchAge},
+		{"commit-interval", "least time between the starts of two storage commits; 0 for none", &c.CommitInterval},
 		{"queue-size", "append queue bound, in entries", &c.QueueSize},
 		{"queue-bytes", "append queue bound, in bytes of events held", &c.QueueBytes},
 		{"sign-timeout", "longest wait for one checkpoint signature", &c.SignTimeout},
@@ -350,6 +355,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("sign_timeout %s outside 100ms..5m", c.SignTimeout)
 	case c.MaxBatchAge < 0 || c.MaxBatchAge > time.Second:
 		return fmt.Errorf("max_batch_age %s outside 0..1s", c.MaxBatchAge)
+	case c.CommitInterval < 0 || c.CommitInterval > 100*time.Millisecond:
+		return fmt.Errorf("commit_interval %s outside 0..100ms", c.CommitInterval)
 	case c.MaxBodyBytes < 1024:
 		return fmt.Errorf("max_body_bytes %d is below 1024", c.MaxBodyBytes)
 	case c.MaxInflightBodyBytes < c.MaxBodyBytes:

@@ -146,6 +146,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		{name: "pprof on a public address", yaml: "pprof_listen: 192.0.2.1:6060\n", want: "pprof_listen"},
 		{name: "flag storage_trim_interval negative", args: []string{"--storage-trim-interval", "-1s"}, want: "storage_trim_interval"},
 		{name: "file storage_trim_interval too long", yaml: "storage_trim_interval: 2m\n", want: "storage_trim_interval"},
+		{name: "flag commit_interval negative", args: []string{"--commit-interval", "-1ms"}, want: "commit_interval"},
+		{name: "file commit_interval too long", yaml: "commit_interval: 1s\n", want: "commit_interval"},
 		{name: "flag storage_trim_above_mib negative", args: []string{"--storage-trim-above-mib", "-1"}, want: "storage_trim_above_mib"},
 		{name: "file storage_trim_above_mib too large", yaml: "storage_trim_above_mib: 2000000\n", want: "storage_trim_above_mib"},
 		{name: "file detect max_lag negative", yaml: "detect: {max_lag: -1}\n", want: "max_lag"},

@@ -442,6 +442,7 @@ func openOrCreate(ctx context.Context, cfg Config, id identity, log *slog.Logger
 		SignTimeout:        cfg.SignTimeout,
 		MaxBatchSize:       cfg.MaxBatchSize,
 		MaxBatchAge:        cfg.MaxBatchAge,
+		CommitInterval:     cfg.CommitInterval,
 		CheckpointInterval: cfg.CheckpointInterval,
 		QuickOpen:          cfg.QuickOpen,
 		// Test-only: the power-loss test shows that it catches lost
