@@ -1,6 +1,13 @@
 package main
 
-import "testing"
+import (
+	"context"
+	"log/slog"
+	"runtime"
+	"runtime/debug"
+	"testing"
+	"time"
+)
 
 func TestMemoryLimitFor(t *testing.T) {
 	const mib = 1 << 20
@@ -24,4 +31,42 @@ func TestMemoryLimitFor(t *testing.T) {
 				tc.configured/mib, tc.current/mib, tc.live/mib, got/mib, tc.want/mib)
 		}
 	}
+}
+
+// TestGuardLooksAfterEachCollection checks that the guard raises the
+// limit as soon as a collection finds the live heap near it, not at its
+// next periodic look (an hour away here): between two looks a limit the
+// live heap has reached makes the collector run back to back.
+func TestGuardLooksAfterEachCollection(t *testing.T) {
+	const mib = 1 << 20
+	saved := debug.SetMemoryLimit(-1)
+	defer debug.SetMemoryLimit(saved)
+	savedInterval := limitCheckInterval
+	limitCheckInterval = time.Hour
+	defer func() { limitCheckInterval = savedInterval }()
+
+	const configured = 16 // MiB
+	debug.SetMemoryLimit(configured * mib)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		guardMemoryLimit(ctx, configured, slog.New(slog.DiscardHandler))
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+
+	live := make([]byte, 64*mib) // four times the configured limit
+	deadline := time.Now().Add(10 * time.Second)
+	for debug.SetMemoryLimit(-1) < 64*mib {
+		if time.Now().After(deadline) {
+			t.Fatalf("memory limit %d MiB 10 s after collections found %d MiB live; want it raised above the live heap",
+				debug.SetMemoryLimit(-1)/mib, len(live)/mib)
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	runtime.KeepAlive(live)
 }
