@@ -1,7 +1,8 @@
 // Command benchplot draws the per-window throughput and p99 latency of a
-// loadgen run (loadgen -window 10s -json-out run.json) as a PNG, and, when
-// loadgen could read the server's metrics, the tables each of its
-// databases wrote per window (memtable flushes and compactions).
+// loadgen run (loadgen -window 10s -json-out run.json) as a PNG; for a
+// paced run (loadgen -rate), the p99 from the time each request was due;
+// and, when loadgen could read the server's metrics, the tables each of
+// its databases wrote per window (memtable flushes and compactions).
 //
 //	cd scripts/benchplot && go run . -in ../../bench-out/sustained.json -out ../../docs/sustained.png
 //
@@ -34,6 +35,7 @@ type run struct {
 		Start  float64            `json:"start_s"`
 		OK     float64            `json:"ok_requests_per_s"`
 		P99    float64            `json:"p99_ms"`
+		P99Due float64            `json:"p99_from_due_ms"`
 		Tables map[string]float64 `json:"tables_written"`
 	} `json:"windows"`
 }
@@ -106,10 +108,16 @@ func render(in, out, title string) error {
 	bottom.Add(pl, plotter.NewGrid())
 
 	plots := [][]*plot.Plot{{top}, {bottom}}
+	if due, err := duePlot(r); err != nil {
+		return err
+	} else if due != nil {
+		bottom.X.Label.Text = ""
+		plots = append(plots, []*plot.Plot{due})
+	}
 	if tables, err := tablesPlot(r); err != nil {
 		return err
 	} else if tables != nil {
-		bottom.X.Label.Text = ""
+		plots[len(plots)-1][0].X.Label.Text = ""
 		plots = append(plots, []*plot.Plot{tables})
 	}
 	img := vgimg.New(10*vg.Inch, vg.Length(3.5*float64(len(plots)))*vg.Inch)
@@ -170,5 +178,31 @@ func tablesPlot(r run) (*plot.Plot, error) {
 		p.Legend.Add(db, l)
 	}
 	p.Legend.Top = true
+	return p, nil
+}
+
+// duePlot draws the p99 per window measured from the time each request
+// was due (a paced run): a client that fell behind its schedule counts
+// its wait, which the p99 from sending does not see. nil when the run was
+// not paced.
+func duePlot(r run) (*plot.Plot, error) {
+	xys := make(plotter.XYs, len(r.Windows))
+	paced := false
+	for i, w := range r.Windows {
+		xys[i] = plotter.XY{X: w.Start / 60, Y: w.P99Due}
+		paced = paced || w.P99Due > 0
+	}
+	if !paced {
+		return nil, nil
+	}
+	p := plot.New()
+	p.X.Label.Text = "minutes"
+	p.Y.Label.Text = "p99 from the due time (ms)"
+	p.Y.Min = 0
+	l, err := plotter.NewLine(xys)
+	if err != nil {
+		return nil, err
+	}
+	p.Add(l, plotter.NewGrid())
 	return p, nil
 }
