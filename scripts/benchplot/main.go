@@ -97,15 +97,10 @@ func render(in, out, title string) error {
 	top.Legend.Add("80 % of the median", floor)
 	top.Legend.Top = false
 
-	bottom := plot.New()
-	bottom.X.Label.Text = "minutes"
-	bottom.Y.Label.Text = "p99 latency (ms)"
-	bottom.Y.Min = 0
-	pl, err := plotter.NewLine(p99)
+	bottom, err := linePlot("p99 latency (ms)", p99)
 	if err != nil {
 		return err
 	}
-	bottom.Add(pl, plotter.NewGrid())
 
 	plots := [][]*plot.Plot{{top}, {bottom}}
 	if due, err := duePlot(r); err != nil {
@@ -195,9 +190,14 @@ func duePlot(r run) (*plot.Plot, error) {
 	if !paced {
 		return nil, nil
 	}
+	return linePlot("p99 from the due time (ms)", xys)
+}
+
+// linePlot is a panel of one line over the run's minutes, from 0 up.
+func linePlot(label string, xys plotter.XYs) (*plot.Plot, error) {
 	p := plot.New()
 	p.X.Label.Text = "minutes"
-	p.Y.Label.Text = "p99 from the due time (ms)"
+	p.Y.Label.Text = label
 	p.Y.Min = 0
 	l, err := plotter.NewLine(xys)
 	if err != nil {
