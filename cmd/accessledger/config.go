@@ -41,8 +41,9 @@ type Config struct {
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 	MaxBatchSize       int           `yaml:"max_batch_size"`
 	MaxBatchAge        time.Duration `yaml:"max_batch_age"`
-	// CommitInterval is the least time between the starts of two
-	// storage commits (ledger.Config.CommitInterval).
+	// CommitInterval is, after a storage commit of concurrent requests,
+	// the least time until the next one begins
+	// (ledger.Config.CommitInterval).
 	CommitInterval time.Duration `yaml:"commit_interval"`
 	QueueSize      int           `yaml:"queue_size"`
 	// QueueBytes bounds the memory held by events waiting to be
@@ -188,7 +189,7 @@ func (c *Config) fields() []configField {
 		{"checkpoint-interval", "checkpoint signing cadence", &c.CheckpointInterval},
 		{"max-batch-size", "entries per storage transaction", &c.MaxBatchSize},
 		{"max-batch-age", "how long a batch may wait to fill", &c.MaxBatchAge},
-		{"commit-interval", "least time between the starts of two storage commits; 0 for none", &c.CommitInterval},
+		{"commit-interval", "after a storage commit of concurrent requests, the least time until the next begins; 0 for none", &c.CommitInterval},
 		{"queue-size", "append queue bound, in entries", &c.QueueSize},
 		{"queue-bytes", "append queue bound, in bytes of events held", &c.QueueBytes},
 		{"sign-timeout", "longest wait for one checkpoint signature", &c.SignTimeout},
