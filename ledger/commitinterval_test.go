@@ -10,9 +10,10 @@ import (
 
 // TestCommitInterval checks Config.CommitInterval: a lone caller
 // appending one request after another is never held back by it, while
-// requests that follow a commit of concurrent callers wait for it and
-// share one commit. The interval is an hour, so that being held back is
-// unmistakable, and Close (which commits at once) releases what it holds.
+// requests that follow a commit of concurrent callers wait for it (or for
+// intervalQuorum of them) and share one commit. The interval is an hour,
+// so that being held back is unmistakable, and Close (which commits at
+// once) releases what it holds.
 func TestCommitInterval(t *testing.T) {
 	var commits atomic.Int32
 	var holdOnce sync.Once
@@ -70,7 +71,7 @@ func TestCommitInterval(t *testing.T) {
 	}
 
 	// That commit carried two requests: the next ones wait for the
-	// interval, and share a commit when it comes (here: at Close).
+	// interval...
 	appendAsync(6)
 	appendAsync(7)
 	waitFor(t, "QueueDepth() == 2", func() bool { return l.QueueDepth() == 2 })
@@ -78,13 +79,28 @@ func TestCommitInterval(t *testing.T) {
 	if d, n := l.QueueDepth(), commits.Load(); d != 2 || n != 5 {
 		t.Fatalf("50 ms after a commit of two requests: queue depth %d, commits %d; want 2 and 5 (held for the interval)", d, n)
 	}
-	closeLedger(t, l)
+	// ... until intervalQuorum of them wait: those are worth a commit at
+	// once (clients catching up would only be slowed down).
+	end := 6 + intervalQuorum
+	for i := 8; i < end; i++ {
+		appendAsync(i)
+	}
+	waitFor(t, "the queue committed", func() bool { return l.QueueDepth() == 0 && commits.Load() >= 6 })
 	wg.Wait()
 	if n := commits.Load(); n != 6 {
-		t.Errorf("commits after Close = %d, want 6 (entries 6 and 7 in one)", n)
+		t.Fatalf("commits once %d requests waited = %d, want 6 (all of them in one, without waiting for the interval)", intervalQuorum, n)
+	}
+
+	// The interval holds again after that commit; Close commits at once.
+	appendAsync(end)
+	waitFor(t, "QueueDepth() == 1", func() bool { return l.QueueDepth() == 1 })
+	closeLedger(t, l)
+	wg.Wait()
+	if n := commits.Load(); n != 7 {
+		t.Errorf("commits after Close = %d, want 7", n)
 	}
 	l = openTestLedger(t, cfg)
-	if size, _ := l.Size(); size != 8 {
-		t.Errorf("Size() after reopen = %d, want 8", size)
+	if size, _ := l.Size(); size != uint64(end+1) {
+		t.Errorf("Size() after reopen = %d, want %d", size, end+1)
 	}
 }

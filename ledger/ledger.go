@@ -141,7 +141,8 @@ type Config struct {
 	// share that commit, so that a moderate load does not pay a synced
 	// commit for every request or two. A caller appending alone, one
 	// request after another, is never held back, nor is a request that
-	// finds the sequencer idle for that long.
+	// finds the sequencer idle for that long, nor are 16 waiting
+	// requests (clients catching up after a slow stretch).
 	CommitInterval time.Duration
 	// CheckpointInterval is the signing cadence (default 1s).
 	CheckpointInterval time.Duration

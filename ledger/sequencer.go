@@ -70,6 +70,12 @@ func newSequencer(l *Ledger) *sequencer {
 	return &sequencer{l: l, rng: rangeFactory.NewEmptyRange(0), bundle: &bundleWriter{}}
 }
 
+// intervalQuorum is how many queued requests make a commit worth its
+// cost without waiting for Config.CommitInterval: with that many waiting
+// (clients catching up after a slow stretch) the wait would only slow
+// them down.
+const intervalQuorum = 16
+
 // txnLimit is what one Badger transaction of db accepts, less a margin of
 // 1/16 for what our bound does not foresee.
 func txnLimit(db *badger.DB) txnCost {
@@ -130,7 +136,7 @@ func (s *sequencer) collect() ([]*request, bool) {
 			// began. A lone caller appending one request after another
 			// is not held back.
 			wait = l.cfg.MaxBatchAge - now.Sub(l.queue[0].enqueued)
-			if s.lastRequests > 1 {
+			if s.lastRequests > 1 && len(l.queue) < intervalQuorum {
 				wait = max(wait, l.cfg.CommitInterval-now.Sub(s.lastStart))
 			}
 			if l.closing || l.queued >= l.cfg.MaxBatchSize || wait <= 0 {
