@@ -132,9 +132,9 @@ func (s *sequencer) collect() ([]*request, bool) {
 			now := time.Now()
 			// Wait for the oldest request to reach MaxBatchAge, and, if
 			// the last commit carried more than one request (callers
-			// append concurrently), for CommitInterval to pass since it
-			// began. A lone caller appending one request after another
-			// is not held back.
+			// append concurrently) and fewer than intervalQuorum wait,
+			// for CommitInterval to pass since it began. A lone caller
+			// appending one request after another is not held back.
 			wait = l.cfg.MaxBatchAge - now.Sub(l.queue[0].enqueued)
 			if s.lastRequests > 1 && len(l.queue) < intervalQuorum {
 				wait = max(wait, l.cfg.CommitInterval-now.Sub(s.lastStart))
