@@ -112,12 +112,16 @@ func (s *Server) postEvents(c *gin.Context) {
 	// (which appends nothing) moves the conflicting events to the rejected
 	// ones and the rest is tried once more.
 	for attempt := 0; ; attempt++ {
-		var pos []int // positions in raws of the entries appended
-		var valid []ledger.Entry
-		for i := range entries {
-			if bad[i] == nil {
-				pos = append(pos, i)
-				valid = append(valid, entries[i])
+		// The entries to append, and their positions in raws: all of
+		// them, in order (the common case), or the valid ones.
+		pos, valid := identity(len(entries)), entries
+		if len(bad) > 0 {
+			pos, valid = nil, nil
+			for i := range entries {
+				if bad[i] == nil {
+					pos = append(pos, i)
+					valid = append(valid, entries[i])
+				}
 			}
 		}
 		if len(valid) == 0 {
@@ -234,6 +238,13 @@ func (s *Server) prepare(raws [][]byte) ([]ledger.Entry, []string, map[int][]eve
 	entries := make([]ledger.Entry, len(raws))
 	services := make([]string, len(raws))
 	bad := make(map[int][]eventError)
+	// The leaves, one after the other in one buffer: a leaf is about its
+	// event's bytes plus the envelope (kind, received_at).
+	n := 0
+	for _, raw := range raws {
+		n += len(raw) + leafEnvelope
+	}
+	buf := make([]byte, 0, n)
 	for i, raw := range raws {
 		ev, err := event.Parse(raw, event.ParseOptions{Now: now, MaxFuture: s.cfg.MaxFuture})
 		if err != nil {
@@ -247,7 +258,8 @@ func (s *Server) prepare(raws [][]byte) ([]ledger.Entry, []string, map[int][]eve
 			}
 			continue
 		}
-		leaf, body, err := event.EncodeEventLeaf(now, ev)
+		var leaf, body []byte
+		buf, leaf, body, err = event.AppendEventLeaf(buf, now, ev)
 		if err != nil {
 			reason := "the event cannot be stored"
 			if errors.Is(err, event.ErrEntryTooLarge) {
@@ -267,6 +279,31 @@ func (s *Server) prepare(raws [][]byte) ([]ledger.Entry, []string, map[int][]eve
 	}
 	return entries, services, bad
 }
+
+// identityPositions is 0, 1, 2, ...: the positions of a request's
+// entries when all of them are appended.
+var identityPositions = func() []int {
+	p := make([]int, DefaultMaxBatchEvents)
+	for i := range p {
+		p[i] = i
+	}
+	return p
+}()
+
+// identity returns the positions 0..n-1, shared: callers only read them.
+func identity(n int) []int {
+	if n <= len(identityPositions) {
+		return identityPositions[:n:n]
+	}
+	p := make([]int, n)
+	for i := range p {
+		p[i] = i
+	}
+	return p
+}
+
+// leafEnvelope is about what a leaf adds to its event's bytes.
+const leafEnvelope = 72
 
 // flatten lists per-event errors in event order.
 func flatten(bad map[int][]eventError) []eventError {

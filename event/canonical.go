@@ -173,18 +173,28 @@ func EncodeLeaf(kind Kind, receivedAt time.Time, body []byte) ([]byte, error) {
 // receivedAt, as EncodeLeaf(KindEvent, receivedAt, e.Canonical()) would,
 // in one allocation, and the canonical body within it.
 func EncodeEventLeaf(receivedAt time.Time, e *Event) (leaf, body []byte, err error) {
-	b := make([]byte, 0, 640)
-	b = append(b, `{"kind":"event","received_at":`...)
+	_, leaf, body, err = AppendEventLeaf(make([]byte, 0, 640), receivedAt, e)
+	return leaf, body, err
+}
+
+// AppendEventLeaf appends to dst the leaf EncodeEventLeaf returns, and
+// returns the extended buffer with the leaf and its canonical body within
+// it (capped: appending to dst again never changes them). On error dst is
+// returned as it was. The API encodes the events of a request into one
+// buffer this way.
+func AppendEventLeaf(dst []byte, receivedAt time.Time, e *Event) (out, leaf, body []byte, err error) {
+	first := len(dst)
+	b := append(dst, `{"kind":"event","received_at":`...)
 	b = appendTime(b, receivedAt)
 	b = append(b, `,"body":`...)
 	start := len(b)
 	b = e.AppendCanonical(b)
 	end := len(b)
 	b = append(b, '}')
-	if len(b) > MaxEntrySize {
-		return nil, nil, ErrEntryTooLarge
+	if len(b)-first > MaxEntrySize {
+		return dst, nil, nil, ErrEntryTooLarge
 	}
-	return b, b[start:end:end], nil
+	return b, b[first:len(b):len(b)], b[start:end:end], nil
 }
 
 // Decoded is an event leaf decoded: the time it was received and the

@@ -143,6 +143,46 @@ func TestEncodeEventLeaf(t *testing.T) {
 	}
 }
 
+// TestAppendEventLeaf: leaves appended one after the other into one
+// buffer are each the leaf EncodeEventLeaf returns, stay so as the buffer
+// grows past them (capped slices), and a leaf too large leaves the buffer
+// as it was.
+func TestAppendEventLeaf(t *testing.T) {
+	e, err := Parse([]byte(fullInput), ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 27, 8, 0, 0, 123, time.UTC)
+	want, wantBody, err := EncodeEventLeaf(at, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := *e
+	big.Attributes = map[string]string{"big": strings.Repeat("x", MaxEntrySize)}
+	buf := make([]byte, 0, len(want)+10) // the second leaf grows it
+	var leaves, bodies [][]byte
+	for i := range 3 {
+		var leaf, body []byte
+		buf, leaf, body, err = AppendEventLeaf(buf, at, e)
+		if err != nil {
+			t.Fatalf("AppendEventLeaf(%d) = %v", i, err)
+		}
+		leaves, bodies = append(leaves, leaf), append(bodies, body)
+		n := len(buf)
+		if buf, _, _, err = AppendEventLeaf(buf, at, &big); !errors.Is(err, ErrEntryTooLarge) || len(buf) != n {
+			t.Fatalf("AppendEventLeaf(too large) = %d bytes, %v; want the buffer unchanged (%d bytes), ErrEntryTooLarge", len(buf), err, n)
+		}
+	}
+	for i := range leaves {
+		if !bytes.Equal(leaves[i], want) || !bytes.Equal(bodies[i], wantBody) {
+			t.Fatalf("leaf %d = %s, body %s; want %s, %s", i, leaves[i], bodies[i], want, wantBody)
+		}
+		if cap(leaves[i]) != len(leaves[i]) || cap(bodies[i]) != len(bodies[i]) {
+			t.Fatalf("leaf %d is not capped: appending to it would write into the next", i)
+		}
+	}
+}
+
 // BenchmarkEncodeEventLeaf measures encoding a parsed event as its leaf,
 // as the server does for every event it appends.
 //
