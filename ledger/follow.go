@@ -33,14 +33,17 @@ func (lf Leaf) Hash() []byte { return hasher.HashLeaf(lf.Data) }
 func (l *Ledger) Follow(ctx context.Context, from uint64) iter.Seq2[Leaf, error] {
 	return func(yield func(Leaf, error) bool) {
 		next := from
+		var recent []Leaf // reused: leaves are yielded by value
 		for {
 			// Take the commit channel before reading the size, so that a
 			// commit in between is not missed.
 			wake := l.Committed()
 			size, _ := l.Size()
 			for next < size {
-				leaves := l.recent.read(nil, next, int(min(size-next, TileWidth)))
-				if len(leaves) == 0 {
+				leaves := l.recent.read(recent[:0], next, int(min(size-next, TileWidth)))
+				if len(leaves) > 0 {
+					recent = leaves
+				} else {
 					var err error
 					if leaves, err = l.readLeaves(next, size); err != nil {
 						yield(Leaf{}, err)
@@ -53,6 +56,7 @@ func (l *Ledger) Follow(ctx context.Context, from uint64) iter.Seq2[Leaf, error]
 					}
 				}
 				next += uint64(len(leaves))
+				clear(recent) // holds no entry longer than the ring does
 				if err := ctx.Err(); err != nil {
 					yield(Leaf{}, err)
 					return
