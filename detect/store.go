@@ -277,10 +277,6 @@ func appendRecord(b []byte, kind byte, payload []byte) []byte {
 	return b
 }
 
-func commitRecord(b []byte, cursor uint64) []byte {
-	return appendRecord(b, recCommit, binary.BigEndian.AppendUint64(nil, cursor))
-}
-
 // save journals the engine's changes with the cursor next. It takes a
 // snapshot instead when the journal has outgrown the snapshot, the state
 // is still in the database's earlier layout, or a save failed before: the
@@ -302,20 +298,13 @@ func (st *stateStore) save(next uint64, e *Engine) (kind string, n int64, err er
 }
 
 // appendJournal appends the engine's changes and the commit to the
-// journal in one write, and syncs it.
+// journal, as they are encoded (through a buffer of about a chunk), and
+// syncs it. Until the commit record is synced the save does not count: a
+// crash part way leaves records a load cuts off, and a failure part way
+// abandons the journal (the next save is a snapshot). Collecting the
+// whole save in memory first cost as much allocation as the save's
+// size, twice over (4.7 % of the server's under batches of 100).
 func (st *stateStore) appendJournal(next uint64, e *Engine) (int64, error) {
-	var buf []byte
-	w := &chunkWriter{buf: make([]byte, 0, chunkSize+chunkSize/8), emit: func(c []byte) error {
-		buf = appendRecord(buf, recChunk, c)
-		return nil
-	}}
-	if err := e.SaveState(w); err != nil {
-		return 0, err
-	}
-	if err := w.flush(); err != nil {
-		return 0, err
-	}
-	buf = commitRecord(buf, next)
 	if st.journal == nil {
 		path := filepath.Join(st.dir, fileName("journal", st.gen))
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
@@ -328,14 +317,34 @@ func (st *stateStore) appendJournal(next uint64, e *Engine) (int64, error) {
 		}
 		st.journal = f
 	}
-	if _, err := st.journal.Write(buf); err != nil {
+	bw := bufio.NewWriterSize(st.journal, chunkSize+chunkSize/4)
+	var rec []byte
+	var n int64
+	put := func(kind byte, payload []byte) error {
+		rec = appendRecord(rec[:0], kind, payload)
+		n += int64(len(rec))
+		_, err := bw.Write(rec)
+		return err
+	}
+	w := &chunkWriter{buf: make([]byte, 0, chunkSize+chunkSize/8), emit: func(c []byte) error { return put(recChunk, c) }}
+	err := e.SaveState(w)
+	if err == nil {
+		err = w.flush()
+	}
+	if err == nil {
+		err = put(recCommit, binary.BigEndian.AppendUint64(nil, next))
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = st.journal.Sync()
+	}
+	if err != nil {
 		return 0, st.abandonJournal(err)
 	}
-	if err := st.journal.Sync(); err != nil {
-		return 0, st.abandonJournal(err)
-	}
-	st.jBytes += int64(len(buf))
-	return int64(len(buf)), nil
+	st.jBytes += n
+	return n, nil
 }
 
 // abandonJournal handles a failed append: the journal's end is unknown,

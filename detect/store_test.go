@@ -162,6 +162,11 @@ func TestStateJournalRoundTrip(t *testing.T) {
 	}
 }
 
+// commitRecord is the journal's commit record of a save at cursor.
+func commitRecord(b []byte, cursor uint64) []byte {
+	return appendRecord(b, recCommit, binary.BigEndian.AppendUint64(nil, cursor))
+}
+
 // TestStateCrashDuringSave: a save a crash interrupted left chunk records
 // and a torn record after the journal's last commit; they are not state:
 // the load gives the last committed state and cuts them off, and the next
