@@ -545,3 +545,21 @@ func TestRootAtZeroIsEmptyRoot(t *testing.T) {
 		t.Errorf("RootAt(0) = %x, %v; want %x", got, err, want)
 	}
 }
+
+// TestHashChildren: the sequencer's node hash is RFC 6962's, as the
+// transparency-dev hasher computes it, for hashes and for other lengths.
+func TestHashChildren(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for _, n := range [][2]int{{32, 32}, {32, 32}, {0, 0}, {31, 33}, {64, 1}} {
+		l, r := make([]byte, n[0]), make([]byte, n[1])
+		for i := range l {
+			l[i] = byte(rnd.Uint32())
+		}
+		for i := range r {
+			r[i] = byte(rnd.Uint32())
+		}
+		if got, want := hashChildren(l, r), rfc6962.DefaultHasher.HashChildren(l, r); !bytes.Equal(got, want) {
+			t.Fatalf("hashChildren(%d bytes, %d bytes) = %x, want %x", n[0], n[1], got, want)
+		}
+	}
+}

@@ -204,7 +204,7 @@ func (l *Ledger) fetchProof(nodes proof.Nodes) ([][]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading proof nodes: %w", err)
 	}
-	return nodes.Rehash(hashes, hasher.HashChildren)
+	return nodes.Rehash(hashes, hashChildren)
 }
 
 // tileSource is what proof building needs from storage: hash tiles by
