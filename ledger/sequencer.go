@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -48,7 +47,10 @@ type sequencer struct {
 	// added are the entries of the batch being built, for the recent
 	// entries once it is committed.
 	added []Leaf
-	lh    hash.Hash // SHA-256, for leaf hashes
+	// leafBuf holds 0x00 || entry, to hash; hashSlab is where keepHash
+	// cuts the leaf hashes the compact range keeps from.
+	leafBuf  []byte
+	hashSlab []byte
 	// lastStart is when the last commit began, and lastRequests how many
 	// requests it carried (see Config.CommitInterval).
 	lastStart    time.Time
@@ -461,7 +463,7 @@ func (s *sequencer) appendRequest(r *request, seen map[string]dedupRecord) {
 func (s *sequencer) appendEntry(e *Entry, seen map[string]dedupRecord) Result {
 	index := s.size
 	leaf := s.leafHash(e.Data)
-	if err := s.rng.Append(leaf[:], s.visit); err != nil && s.err == nil {
+	if err := s.rng.Append(s.keepHash(leaf), s.visit); err != nil && s.err == nil {
 		s.err = err
 	}
 	stored, full := s.bundle.add(e.Data)
@@ -480,16 +482,26 @@ func (s *sequencer) appendEntry(e *Entry, seen map[string]dedupRecord) Result {
 }
 
 // leafHash returns the RFC 6962 leaf hash of data, SHA-256(0x00 || data),
-// without allocating.
-func (s *sequencer) leafHash(data []byte) (h [32]byte) {
-	if s.lh == nil {
-		s.lh = sha256.New()
+// without allocating: data is copied after the prefix into a buffer the
+// sequencer keeps (a hash.Hash allocated the sum it returned through its
+// interface).
+func (s *sequencer) leafHash(data []byte) [32]byte {
+	s.leafBuf = append(append(s.leafBuf[:0], leafPrefix...), data...)
+	return sha256.Sum256(s.leafBuf)
+}
+
+// keepHash returns a copy of h that the compact range may keep, cut
+// from a slab of hashes: one allocation per 256 entries instead of one
+// per entry. The range keeps only the hashes of its few left siblings,
+// so at most one slab per tree level stays reachable.
+func (s *sequencer) keepHash(h [32]byte) []byte {
+	if len(s.hashSlab) < hashSize {
+		s.hashSlab = make([]byte, TileWidth*hashSize)
 	}
-	s.lh.Reset()
-	s.lh.Write(leafPrefix)
-	s.lh.Write(data)
-	s.lh.Sum(h[:0])
-	return h
+	k := s.hashSlab[:hashSize:hashSize]
+	s.hashSlab = s.hashSlab[hashSize:]
+	copy(k, h[:])
+	return k
 }
 
 func (s *sequencer) lookupDedup(key []byte) (dedupRecord, bool) {
