@@ -317,26 +317,7 @@ func (st *stateStore) appendJournal(next uint64, e *Engine) (int64, error) {
 		}
 		st.journal = f
 	}
-	bw := bufio.NewWriterSize(st.journal, chunkSize+chunkSize/4)
-	var rec []byte
-	var n int64
-	put := func(kind byte, payload []byte) error {
-		rec = appendRecord(rec[:0], kind, payload)
-		n += int64(len(rec))
-		_, err := bw.Write(rec)
-		return err
-	}
-	w := &chunkWriter{buf: make([]byte, 0, chunkSize+chunkSize/8), emit: func(c []byte) error { return put(recChunk, c) }}
-	err := e.SaveState(w)
-	if err == nil {
-		err = w.flush()
-	}
-	if err == nil {
-		err = put(recCommit, binary.BigEndian.AppendUint64(nil, next))
-	}
-	if err == nil {
-		err = bw.Flush()
-	}
+	n, err := writeSave(st.journal, next, e.SaveState)
 	if err == nil {
 		err = st.journal.Sync()
 	}
@@ -345,6 +326,32 @@ func (st *stateStore) appendJournal(next uint64, e *Engine) (int64, error) {
 	}
 	st.jBytes += n
 	return n, nil
+}
+
+// writeSave writes the records of a save to w, through a buffer of about
+// a chunk: the chunks of what save writes, then the commit with the
+// cursor next. It returns the bytes written.
+func writeSave(w io.Writer, next uint64, save func(StateWriter) error) (int64, error) {
+	bw := bufio.NewWriterSize(w, chunkSize+chunkSize/4)
+	var rec []byte
+	var n int64
+	put := func(kind byte, payload []byte) error {
+		rec = appendRecord(rec[:0], kind, payload)
+		n += int64(len(rec))
+		_, err := bw.Write(rec)
+		return err
+	}
+	cw := &chunkWriter{buf: make([]byte, 0, chunkSize+chunkSize/8), emit: func(c []byte) error { return put(recChunk, c) }}
+	if err := save(cw); err != nil {
+		return n, err
+	}
+	if err := cw.flush(); err != nil {
+		return n, err
+	}
+	if err := put(recCommit, binary.BigEndian.AppendUint64(nil, next)); err != nil {
+		return n, err
+	}
+	return n, bw.Flush()
 }
 
 // abandonJournal handles a failed append: the journal's end is unknown,
@@ -363,25 +370,9 @@ func (st *stateStore) snapshot(next uint64, e *Engine) (int64, error) {
 	gen := st.gen + 1
 	var size int64
 	err := ledger.WriteFileAtomicFunc(filepath.Join(st.dir, fileName("snapshot", gen)), 0o600, func(f io.Writer) error {
-		bw := bufio.NewWriterSize(f, chunkSize+chunkSize/4)
-		var rec []byte
-		put := func(kind byte, payload []byte) error {
-			rec = appendRecord(rec[:0], kind, payload)
-			size += int64(len(rec))
-			_, err := bw.Write(rec)
-			return err
-		}
-		w := &chunkWriter{buf: make([]byte, 0, chunkSize+chunkSize/8), emit: func(c []byte) error { return put(recChunk, c) }}
-		if err := e.SaveAll(w); err != nil {
-			return err
-		}
-		if err := w.flush(); err != nil {
-			return err
-		}
-		if err := put(recCommit, binary.BigEndian.AppendUint64(nil, next)); err != nil {
-			return err
-		}
-		return bw.Flush()
+		var err error
+		size, err = writeSave(f, next, e.SaveAll)
+		return err
 	})
 	if err != nil {
 		return 0, err
