@@ -492,8 +492,9 @@ func (s *sequencer) leafHash(data []byte) [32]byte {
 
 // keepHash returns a copy of h that the compact range may keep, cut
 // from a slab of hashes: one allocation per 256 entries instead of one
-// per entry. The range keeps only the hashes of its few left siblings,
-// so at most one slab per tree level stays reachable.
+// per entry. Of the leaf hashes the range keeps at most the last (a left
+// sibling waiting for its pair; what it merges is new), and nothing
+// writes into them, so at most two slabs stay reachable.
 func (s *sequencer) keepHash(h [32]byte) []byte {
 	if len(s.hashSlab) < hashSize {
 		s.hashSlab = make([]byte, TileWidth*hashSize)
