@@ -18,6 +18,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -81,6 +82,7 @@ func render(in, out, title string) error {
 	top.Title.Text = title
 	top.Y.Label.Text = "requests/s (per window)"
 	top.Y.Min = 0
+	top.Y.Tick.Marker = plainTicks{}
 	l, err := plotter.NewLine(tput)
 	if err != nil {
 		return err
@@ -158,6 +160,7 @@ func tablesPlot(r run) (*plot.Plot, error) {
 	p.X.Label.Text = "minutes"
 	p.Y.Label.Text = "tables written (per window)"
 	p.Y.Min = 0
+	p.Y.Tick.Marker = plainTicks{}
 	p.Add(plotter.NewGrid())
 	for i, db := range slices.Sorted(maps.Keys(dbs)) {
 		xys := make(plotter.XYs, len(r.Windows))
@@ -199,10 +202,25 @@ func linePlot(label string, xys plotter.XYs) (*plot.Plot, error) {
 	p.X.Label.Text = "minutes"
 	p.Y.Label.Text = label
 	p.Y.Min = 0
+	p.Y.Tick.Marker = plainTicks{}
 	l, err := plotter.NewLine(xys)
 	if err != nil {
 		return nil, err
 	}
 	p.Add(l, plotter.NewGrid())
 	return p, nil
+}
+
+// plainTicks are gonum's default ticks, labelled without the trailing
+// zeros it gives large values ("2500", not "2500.00").
+type plainTicks struct{}
+
+func (plainTicks) Ticks(min, max float64) []plot.Tick {
+	ticks := plot.DefaultTicks{}.Ticks(min, max)
+	for i := range ticks {
+		if ticks[i].Label != "" {
+			ticks[i].Label = strconv.FormatFloat(ticks[i].Value, 'f', -1, 64)
+		}
+	}
+	return ticks
 }
