@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sort"
 	"strconv"
 	"time"
@@ -46,7 +47,7 @@ func (e *Event) AppendCanonical(b []byte) []byte {
 	b = appendKey(b, "source", false)
 	b = append(b, '{')
 	b = appendKey(b, "ip", true)
-	b = appendString(b, e.Source.IP.String())
+	b = appendAddr(b, e.Source.IP)
 	if e.Source.Port != 0 {
 		b = appendKey(b, "port", false)
 		b = strconv.AppendUint(b, uint64(e.Source.Port), 10)
@@ -273,6 +274,18 @@ const hexDigits = "0123456789abcdef"
 // appendString appends s as a JSON string, escaping exactly what RFC 8259
 // requires (plus U+2028 and U+2029, as encoding/json does) and nothing else,
 // so the output is stable.
+// appendAddr appends a JSON string of a's text, as appendString of
+// a.String() would, without allocating the text: an address without a
+// zone is digits, hex letters, dots and colons.
+func appendAddr(b []byte, a netip.Addr) []byte {
+	if !a.IsValid() || a.Zone() != "" {
+		return appendString(b, a.String())
+	}
+	b = append(b, '"')
+	b = a.AppendTo(b)
+	return append(b, '"')
+}
+
 func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0

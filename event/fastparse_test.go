@@ -3,6 +3,7 @@ package event
 import (
 	"bytes"
 	"errors"
+	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
@@ -197,5 +198,42 @@ func BenchmarkEncodeEventLeaf(b *testing.B) {
 		if _, _, err := EncodeEventLeaf(at, e); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestAppendAddr: an address's JSON text in a leaf is appendString of its
+// String, for every form an address takes.
+func TestAppendAddr(t *testing.T) {
+	for _, s := range []string{"203.0.113.7", "0.0.0.0", "2001:db8::1", "::ffff:192.0.2.1", "::", "fe80::1%eth0", "fe80::1%a\"b"} {
+		a := netip.MustParseAddr(s)
+		if got, want := appendAddr(nil, a), appendString(nil, a.String()); !bytes.Equal(got, want) {
+			t.Errorf("appendAddr(%s) = %s, want %s", s, got, want)
+		}
+	}
+	if got, want := appendAddr(nil, netip.Addr{}), appendString(nil, netip.Addr{}.String()); !bytes.Equal(got, want) {
+		t.Errorf("appendAddr(zero) = %s, want %s", got, want)
+	}
+}
+
+// TestLeafKind: the kind of a leaf, known or not, read without decoding
+// it, and none for what is not a leaf.
+func TestLeafKind(t *testing.T) {
+	for leaf, want := range map[string]Kind{
+		`{"kind":"event","received_at":"2026-11-28T00:00:00Z","body":{}}`: KindEvent,
+		`{"kind":"alert","received_at":"2026-11-28T00:00:00Z","body":{}}`: KindAlert,
+		`{"kind":"response","body":{}}`:                                   KindResponse,
+		`{"kind":"admin","body":{}}`:                                      KindAdmin,
+		`{"kind":"future","body":{}}`:                                     "future",
+		`{"kind":"","body":{}}`:                                           "",
+		`{"kind":"event`:                                                  "",
+		`{"body":{}}`:                                                     "",
+	} {
+		if got := LeafKind([]byte(leaf)); got != want {
+			t.Errorf("LeafKind(%s) = %q, want %q", leaf, got, want)
+		}
+	}
+	leaf := []byte(`{"kind":"event","received_at":"2026-11-28T00:00:00Z"}`)
+	if n := testing.AllocsPerRun(100, func() { LeafKind(leaf) }); n != 0 {
+		t.Errorf("LeafKind of an event leaf allocates %v times, want 0", n)
 	}
 }

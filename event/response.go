@@ -220,7 +220,20 @@ func LeafKind(leaf []byte) Kind {
 	if end <= 0 || end > 16 {
 		return ""
 	}
-	return Kind(rest[:end])
+	// The known kinds without allocating: followers ask this of every
+	// leaf.
+	switch k := rest[:end]; string(k) {
+	case string(KindEvent):
+		return KindEvent
+	case string(KindAlert):
+		return KindAlert
+	case string(KindResponse):
+		return KindResponse
+	case string(KindAdmin):
+		return KindAdmin
+	default:
+		return Kind(k)
+	}
 }
 
 // utf8Valid reports whether every string is valid UTF-8.

@@ -100,11 +100,13 @@ func (s *Service) follow(ctx context.Context) error {
 			case event.KindAlert, event.KindResponse:
 				pending = append(pending, lf)
 			case event.KindEvent:
-				d := leafDay(lf.Data)
-				st := days[d]
+				// Looked up without converting the day to a string; only
+				// a new day allocates its key.
+				d := leafDayBytes(lf.Data)
+				st := days[string(d)]
 				if st == nil {
 					st = &dayStats{}
-					days[d] = st
+					days[string(d)] = st
 				}
 				st.Events++
 			}
@@ -320,12 +322,15 @@ func (b *batchState) day(d string) *dayStats {
 }
 
 // leafDay returns the UTC day (2006-01-02) a canonical leaf was received.
-func leafDay(leaf []byte) string {
+func leafDay(leaf []byte) string { return string(leafDayBytes(leaf)) }
+
+// leafDayBytes is leafDay within leaf (or "unknown").
+func leafDayBytes(leaf []byte) []byte {
 	_, rest, ok := bytes.Cut(leaf, []byte(`"received_at":"`))
 	if ok && len(rest) >= 10 {
-		return string(rest[:10])
+		return rest[:10]
 	}
-	return "unknown"
+	return []byte("unknown")
 }
 
 func (s *Service) processAlert(b *batchState, lf ledger.Leaf) error {
