@@ -197,7 +197,9 @@ var strict = json.JoinOptions(json.RejectUnknownMembers(true), json.MatchCaseIns
 // alone, and then every member is decoded on its own, so that a value of
 // the wrong type does not hide the problems of the others.
 func Parse(data []byte, opts ParseOptions) (*Event, error) {
-	v := &ValidationError{}
+	// On the stack: only an invalid event's errors go to the heap.
+	var ve ValidationError
+	v := &ve
 	w, ok := decodeFast(data)
 	if !ok {
 		w = &wireEvent{}
@@ -219,7 +221,7 @@ func Parse(data []byte, opts ParseOptions) (*Event, error) {
 		sort.SliceStable(v.Fields, func(i, j int) bool {
 			return fieldRank(v.Fields[i].Field) < fieldRank(v.Fields[j].Field)
 		})
-		return nil, v
+		return nil, &ValidationError{Fields: v.Fields}
 	}
 	return e, nil
 }
@@ -483,7 +485,8 @@ func decodeEvent(v *ValidationError, doc jsontext.Value) *wireEvent {
 // validate checks the decoded event and adds every problem to v. It
 // returns the normalised event, which is valid only if v has no fields.
 func (w *wireEvent) validate(v *ValidationError, opts ParseOptions) *Event {
-	e := &Event{}
+	st := &eventStore{}
+	e := &st.e
 
 	if w.ID != nil {
 		e.ID = *w.ID
@@ -528,7 +531,7 @@ func (w *wireEvent) validate(v *ValidationError, opts ParseOptions) *Event {
 	if w.Source == nil {
 		v.add("source", "required")
 	} else {
-		e.Source = w.Source.validate(v)
+		e.Source = w.Source.validate(v, &st.g)
 	}
 
 	if w.Action == nil {
@@ -542,13 +545,14 @@ func (w *wireEvent) validate(v *ValidationError, opts ParseOptions) *Event {
 	e.Reason = optionalText(v, "reason", w.Reason, MaxReasonLen)
 
 	if w.Resource != nil {
-		r := *w.Resource
+		r := &st.r
+		*r = *w.Resource
 		checkText(v, "resource.type", r.Type, MaxResourceLen)
 		checkText(v, "resource.id", r.ID, MaxResourceLen)
 		if r.Type == "" && r.ID == "" && !v.failedUnder("resource") {
 			v.add("resource", "must have a type or an id")
 		}
-		e.Resource = &r
+		e.Resource = r
 	}
 	e.MFA = w.MFA
 	e.RequestID = optionalText(v, "request_id", w.RequestID, MaxRequestIDLen)
@@ -578,7 +582,16 @@ func (w *wireEvent) validate(v *ValidationError, opts ParseOptions) *Event {
 	return e
 }
 
-func (w *wireSource) validate(v *ValidationError) Source {
+// eventStore holds a parsed event and what it may point to, in one
+// allocation: validate allocated the three apart.
+type eventStore struct {
+	e Event
+	r Resource
+	g Geo
+}
+
+// validate checks the decoded source; g is where its geo goes, if any.
+func (w *wireSource) validate(v *ValidationError, g *Geo) Source {
 	var s Source
 	if w.IP == nil {
 		v.add("source.ip", "required")
@@ -603,7 +616,6 @@ func (w *wireSource) validate(v *ValidationError) Source {
 		s.ASN = *w.ASN
 	}
 	if w.Geo != nil {
-		g := &Geo{}
 		if w.Geo.Country != nil {
 			g.Country = *w.Geo.Country
 			if !isCountry(g.Country) {
