@@ -23,6 +23,28 @@ type memChunk struct {
 	chunk uint32
 	lists [numFields]map[string]*plist // by field, then value
 	times []int64                      // event times, by position
+	// The lists and their keys are cut from slabs (newList): most values
+	// are new ones, and two allocations for each were the index's most.
+	// Nothing is written into a slab twice, and the chunk drops them all.
+	slab []plist
+	keys []byte
+}
+
+// newList returns a new, empty list of key (the field byte and value).
+func (m *memChunk) newList(key []byte) *plist {
+	if len(m.slab) == cap(m.slab) {
+		m.slab = make([]plist, 0, 1024)
+	}
+	m.slab = append(m.slab, plist{})
+	l := &m.slab[len(m.slab)-1]
+	if cap(m.keys)-len(m.keys) < len(key) {
+		m.keys = make([]byte, 0, max(32<<10, len(key)))
+	}
+	start := len(m.keys)
+	m.keys = append(m.keys, key...)
+	l.key = unsafe.String(&m.keys[start], len(key))
+	l.pos = l.first[:0]
+	return l
 }
 
 func newMemChunk(c uint32) *memChunk {
@@ -37,9 +59,10 @@ func newMemChunk(c uint32) *memChunk {
 // positions in a slice (most values of actors, addresses and resources
 // occur a few times in a chunk); a longer one in a roaring bitmap.
 type plist struct {
-	key string // field byte and value
-	pos []uint16
-	bm  *roaring.Bitmap
+	key   string // field byte and value
+	pos   []uint16
+	bm    *roaring.Bitmap
+	first [4]uint16 // pos's first array: most lists stay this short
 }
 
 // shortList is the most positions a plist keeps in its slice.
@@ -373,7 +396,7 @@ func (f *follower) put(fd field, value []byte, pos uint32) {
 		l = f.mem.lists[fd][string(value)]
 		if l == nil {
 			f.key = append(append(f.key[:0], byte(fd)), value...)
-			l = &plist{key: string(f.key)}
+			l = f.mem.newList(f.key)
 			f.mem.lists[fd][l.key[1:]] = l
 		}
 		f.last[fd] = l
