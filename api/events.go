@@ -237,6 +237,7 @@ func (s *Server) prepare(raws [][]byte) ([]ledger.Entry, []string, map[int][]eve
 	now := s.cfg.Clock().UTC()
 	entries := make([]ledger.Entry, len(raws))
 	services := make([]string, len(raws))
+	decoded := make([]event.Decoded, len(raws)) // one allocation, not one per event
 	bad := make(map[int][]eventError)
 	// The leaves, one after the other in one buffer: a leaf is about its
 	// event's bytes plus the envelope (kind, received_at).
@@ -270,7 +271,8 @@ func (s *Server) prepare(raws [][]byte) ([]ledger.Entry, []string, map[int][]eve
 		}
 		entries[i].Data = leaf
 		// Parse returns times in UTC, as decoding the leaf would.
-		entries[i].Decoded = &event.Decoded{ReceivedAt: now, Event: ev}
+		decoded[i] = event.Decoded{ReceivedAt: now, Event: ev}
+		entries[i].Decoded = &decoded[i]
 		services[i] = ev.Service
 		if ev.ID != "" {
 			entries[i].DedupKey = dedupKey(ev.Service, ev.ID)
