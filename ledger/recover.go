@@ -79,8 +79,12 @@ func (l *Ledger) recover(ctx context.Context) (uint64, []byte, error) {
 		if !bytes.Equal(cpRoot, cp.Hash) {
 			return rootMismatch(cp, cpRoot)
 		}
-		if s.rng, err = rangeFromTiles(tc, size); err != nil {
+		rng, err := rangeFromTiles(tc, size)
+		if err != nil {
 			return fmt.Errorf("rebuilding tree of size %d from tiles: %w", size, err)
+		}
+		if err := s.adopt(rng); err != nil {
+			return err
 		}
 		if root, err = rootOf(s.rng); err != nil {
 			return err

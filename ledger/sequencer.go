@@ -14,9 +14,10 @@ import (
 // sequencer assigns indexes and writes batches. All its fields are owned by
 // the sequencer goroutine (run); nothing else touches them after start.
 type sequencer struct {
-	l    *Ledger
-	size uint64
-	rng  *compact.Range
+	l     *Ledger
+	size  uint64
+	rng   *compact.Range
+	nodes *compact.RangeFactory // rng's, with hashNode
 	// tiles[L] holds the hashes of the rightmost, incomplete tile at tile
 	// level L. A slice handed to Badger is never written again: a full
 	// tile is replaced by a fresh slice and appends only extend.
@@ -76,16 +77,46 @@ func hashChildren(l, r []byte) []byte {
 	if len(l) != hashSize || len(r) != hashSize {
 		return hasher.HashChildren(l, r)
 	}
+	h := childrenHash(l, r)
+	return h[:]
+}
+
+// childrenHash is the node hash of two hashes of hashSize bytes, without
+// allocating.
+func childrenHash(l, r []byte) [32]byte {
 	var b [1 + 2*hashSize]byte
 	b[0] = rfc6962.RFC6962NodeHashPrefix
 	copy(b[1:], l)
 	copy(b[1+hashSize:], r)
-	h := sha256.Sum256(b[:])
-	return h[:]
+	return sha256.Sum256(b[:])
 }
 
 func newSequencer(l *Ledger) *sequencer {
-	return &sequencer{l: l, rng: rangeFactory.NewEmptyRange(0), bundle: &bundleWriter{}}
+	s := &sequencer{l: l, bundle: &bundleWriter{}}
+	s.nodes = &compact.RangeFactory{Hash: s.hashNode}
+	s.rng = s.nodes.NewEmptyRange(0)
+	return s
+}
+
+// adopt makes rng, built elsewhere, the sequencer's range, hashing with
+// hashNode from now on.
+func (s *sequencer) adopt(rng *compact.Range) error {
+	r, err := s.nodes.NewRange(rng.Begin(), rng.End(), rng.Hashes())
+	if err != nil {
+		return err
+	}
+	s.rng = r
+	return nil
+}
+
+// hashNode is hashChildren for the sequencer's range, with the result cut
+// from the slab (keepHash): the range keeps at most one node hash per
+// level, and nothing writes into them.
+func (s *sequencer) hashNode(l, r []byte) []byte {
+	if len(l) != hashSize || len(r) != hashSize {
+		return hasher.HashChildren(l, r)
+	}
+	return s.keepHash(childrenHash(l, r))
 }
 
 // intervalQuorum is how many queued requests make a commit worth its
@@ -492,9 +523,8 @@ func (s *sequencer) leafHash(data []byte) [32]byte {
 
 // keepHash returns a copy of h that the compact range may keep, cut
 // from a slab of hashes: one allocation per 256 entries instead of one
-// per entry. Of the leaf hashes the range keeps at most the last (a left
-// sibling waiting for its pair; what it merges is new), and nothing
-// writes into them, so at most two slabs stay reachable.
+// per entry. The range keeps at most one hash per tree level, and nothing
+// writes into them (each is capped), so a few slabs stay reachable.
 func (s *sequencer) keepHash(h [32]byte) []byte {
 	if len(s.hashSlab) < hashSize {
 		s.hashSlab = make([]byte, TileWidth*hashSize)
