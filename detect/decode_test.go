@@ -53,7 +53,7 @@ func TestDecodeLeaf(t *testing.T) {
 			// read.
 			dec := &event.Decoded{ReceivedAt: recv, Event: ev}
 			for _, own := range []bool{false, true} {
-				f, err := decodeFollowed(ledger.Leaf{Index: 7, Data: leaf, Decoded: dec}, own)
+				f, err := decodeFollowed(ledger.Leaf{Index: 7, Data: leaf, Decoded: dec}, own, &Record{})
 				if err != nil {
 					t.Fatal(err)
 				}

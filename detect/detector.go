@@ -91,6 +91,7 @@ type Detector struct {
 	engine  *Engine
 	state   *stateStore
 	metrics *detectorMetrics
+	rec     Record // the record of the leaf being processed (decodeFollowed)
 
 	cursor    atomic.Uint64 // next leaf to process (saved)
 	processed atomic.Uint64 // next leaf to process (in memory)
@@ -581,7 +582,7 @@ func (d *Detector) finish(flush func(context.Context) error) error {
 
 // process runs the engine on one leaf.
 func (d *Detector) process(lf ledger.Leaf, pending []pendingAlert) []pendingAlert {
-	rec, err := decodeFollowed(lf, d.cfg.Enricher != nil)
+	rec, err := decodeFollowed(lf, d.cfg.Enricher != nil, &d.rec)
 	switch {
 	case errors.Is(err, ErrNotEvent):
 		d.metrics.otherLeaves.Inc()
@@ -603,16 +604,21 @@ func (d *Detector) process(lf ledger.Leaf, pending []pendingAlert) []pendingAler
 }
 
 // decodeFollowed decodes a leaf the log streamed: from what the API
-// decoded it from, if the log still held that (Leaf.Decoded), else from
-// its bytes. The event is shared with the log's other followers then:
-// with own (the detector will enrich it), the record gets its own copy
-// of the event's top level, which is all enrichment writes.
-func decodeFollowed(lf ledger.Leaf, own bool) (*Record, error) {
+// decoded it from, if the log still held that (Leaf.Decoded), into rec,
+// else from its bytes. The event is shared with the log's other
+// followers then: with own (the detector will enrich it), the record gets
+// its own copy of the event's top level, which is all enrichment writes.
+//
+// The detector reuses one record for every leaf: the engine keeps no
+// pointer to a record past Process (its windows hold times and indexes,
+// and hits and firings live within the call), and a record per leaf was
+// a twelfth of the objects the server allocated under batches.
+func decodeFollowed(lf ledger.Leaf, own bool, rec *Record) (*Record, error) {
 	d, ok := lf.Decoded.(*event.Decoded)
 	if !ok {
 		return DecodeLeaf(lf.Index, lf.Data)
 	}
-	rec := &Record{Index: lf.Index, ReceivedAt: d.ReceivedAt, Event: d.Event}
+	*rec = Record{Index: lf.Index, ReceivedAt: d.ReceivedAt, Event: d.Event}
 	if own {
 		ev := *d.Event
 		rec.Event = &ev
