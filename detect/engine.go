@@ -80,6 +80,8 @@ type Engine struct {
 	dirtyMeta bool
 	savedOnce bool     // fingerprints written since LoadState
 	stale     []string // state keys to delete at the next SaveState
+	// keyBuf and valBuf are where a save encodes each group (setGroup).
+	keyBuf, valBuf []byte
 }
 
 // ruleStats are a rule's counters.

@@ -14,7 +14,9 @@ import (
 // is discarded at load.
 const stateVersion = 1
 
-// StateWriter receives the engine's changed state entries.
+// StateWriter receives the engine's changed state entries. Set and
+// Delete must not keep key or value past their return: the engine encodes
+// every entry into the same buffers.
 type StateWriter interface {
 	Set(key, value []byte) error
 	Delete(key []byte) error
@@ -66,7 +68,7 @@ func (e *Engine) SaveState(w StateWriter) error {
 			if !g.dirty || c.lookup(g.key()) != g {
 				continue // removed since
 			}
-			if err := w.Set([]byte(prefix+g.key()), encodeGroup(g, c.valsOf(g), c.evidence[g])); err != nil {
+			if err := e.setGroup(w, prefix, g.key(), g, c); err != nil {
 				return err
 			}
 			g.dirty = false
@@ -104,7 +106,7 @@ func (e *Engine) SaveAll(w StateWriter) error {
 			if g == nil {
 				continue
 			}
-			if err := w.Set([]byte(prefix+k), encodeGroup(g, c.valsOf(g), c.evidence[g])); err != nil {
+			if err := e.setGroup(w, prefix, k, g, c); err != nil {
 				return err
 			}
 			g.dirty = false
@@ -323,8 +325,17 @@ func sortGroups(gs []*group) {
 	})
 }
 
-func encodeGroup(g *group, vals []string, evidence map[itemKey][]uint64) []byte {
-	b := make([]byte, 0, 64+len(g.items)*24)
+// setGroup writes group g of correlation c, under prefix and key, through
+// w, encoding into buffers the engine keeps for it (a key and a value
+// allocated for each group were most of what a save allocated).
+func (e *Engine) setGroup(w StateWriter, prefix, key string, g *group, c *correlator) error {
+	e.keyBuf = append(append(e.keyBuf[:0], prefix...), key...)
+	e.valBuf = appendGroup(e.valBuf[:0], g, c.valsOf(g), c.evidence[g])
+	return w.Set(e.keyBuf, e.valBuf)
+}
+
+// appendGroup appends the stored form of group g to b.
+func appendGroup(b []byte, g *group, vals []string, evidence map[itemKey][]uint64) []byte {
 	b = binary.AppendUvarint(b, uint64(len(vals)))
 	for _, v := range vals {
 		b = binary.AppendUvarint(b, uint64(len(v)))
