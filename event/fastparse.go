@@ -14,21 +14,23 @@ import (
 // decodes it or says precisely why not. What it accepts, the strict
 // decoder decodes to the same wireEvent (TestDecodeFastAgrees,
 // FuzzDecodeFast).
-func decodeFast(data []byte) (*wireEvent, bool) {
+func decodeFast(data []byte) (*wireEvent, *eventStore, bool) {
 	d := fastDecoder{src: string(data)}
 	st := &fastStore{}
 	if !d.event(st) {
-		return nil, false
+		return nil, nil, false
 	}
 	d.ws()
 	if d.pos != len(d.src) {
-		return nil, false
+		return nil, nil, false
 	}
-	return &st.w, true
+	return &st.w, &st.out, true
 }
 
-// fastStore holds what a decoded wireEvent points to, in one allocation.
+// fastStore holds what a decoded wireEvent points to, and where validate
+// puts the event, in one allocation.
 type fastStore struct {
+	out  eventStore
 	w    wireEvent
 	a    wireActor
 	s    wireSource

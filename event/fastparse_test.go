@@ -16,7 +16,7 @@ import (
 // decoder does not decode it to the same wireEvent.
 func checkFastAgrees(t *testing.T, data []byte) (accepted bool) {
 	t.Helper()
-	fast, ok := decodeFast(data)
+	fast, _, ok := decodeFast(data)
 	if !ok {
 		return false
 	}

@@ -200,9 +200,9 @@ func Parse(data []byte, opts ParseOptions) (*Event, error) {
 	// On the stack: only an invalid event's errors go to the heap.
 	var ve ValidationError
 	v := &ve
-	w, ok := decodeFast(data)
+	w, out, ok := decodeFast(data)
 	if !ok {
-		w = &wireEvent{}
+		w, out = &wireEvent{}, &eventStore{}
 		if err := json.Unmarshal(data, w, strict); err != nil {
 			// Something does not decode: take the document apart member
 			// by member to report every problem, not only the first.
@@ -216,7 +216,7 @@ func Parse(data []byte, opts ParseOptions) (*Event, error) {
 			w = decodeEvent(v, doc)
 		}
 	}
-	e := w.validate(v, opts)
+	e := w.validate(v, opts, out)
 	if len(v.Fields) > 0 {
 		sort.SliceStable(v.Fields, func(i, j int) bool {
 			return fieldRank(v.Fields[i].Field) < fieldRank(v.Fields[j].Field)
@@ -483,9 +483,9 @@ func decodeEvent(v *ValidationError, doc jsontext.Value) *wireEvent {
 }
 
 // validate checks the decoded event and adds every problem to v. It
-// returns the normalised event, which is valid only if v has no fields.
-func (w *wireEvent) validate(v *ValidationError, opts ParseOptions) *Event {
-	st := &eventStore{}
+// returns the normalised event, in st, which is valid only if v has no
+// fields.
+func (w *wireEvent) validate(v *ValidationError, opts ParseOptions, st *eventStore) *Event {
 	e := &st.e
 
 	if w.ID != nil {
@@ -582,8 +582,10 @@ func (w *wireEvent) validate(v *ValidationError, opts ParseOptions) *Event {
 	return e
 }
 
-// eventStore holds a parsed event and what it may point to, in one
-// allocation: validate allocated the three apart.
+// eventStore holds a parsed event and what it may point to: validate
+// allocated the three apart. The fast decoder's store holds it too
+// (fastStore), so that a common event takes one allocation besides its
+// text.
 type eventStore struct {
 	e Event
 	r Resource
