@@ -284,19 +284,18 @@ func (s *Server) prepare(raws [][]byte) ([]ledger.Entry, []string, map[int][]eve
 
 // identityPositions is 0, 1, 2, ...: the positions of a request's
 // entries when all of them are appended.
-var identityPositions = func() []int {
-	p := make([]int, DefaultMaxBatchEvents)
-	for i := range p {
-		p[i] = i
-	}
-	return p
-}()
+var identityPositions = positions(DefaultMaxBatchEvents)
 
 // identity returns the positions 0..n-1, shared: callers only read them.
 func identity(n int) []int {
 	if n <= len(identityPositions) {
 		return identityPositions[:n:n]
 	}
+	return positions(n)
+}
+
+// positions returns a new slice of 0..n-1.
+func positions(n int) []int {
 	p := make([]int, n)
 	for i := range p {
 		p[i] = i

@@ -271,9 +271,6 @@ func putDigits(d []byte, v int) {
 
 const hexDigits = "0123456789abcdef"
 
-// appendString appends s as a JSON string, escaping exactly what RFC 8259
-// requires (plus U+2028 and U+2029, as encoding/json does) and nothing else,
-// so the output is stable.
 // appendAddr appends a JSON string of a's text, as appendString of
 // a.String() would, without allocating the text: an address without a
 // zone is digits, hex letters, dots and colons.
@@ -286,6 +283,9 @@ func appendAddr(b []byte, a netip.Addr) []byte {
 	return append(b, '"')
 }
 
+// appendString appends s as a JSON string, escaping exactly what RFC 8259
+// requires (plus U+2028 and U+2029, as encoding/json does) and nothing else,
+// so the output is stable.
 func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
