@@ -12,22 +12,30 @@ import (
 //
 // A full bundle (256 entries) is immutable: it is written once, under
 // 'b'+index, zstd-compressed. The rightmost, incomplete bundle is stored as
-// chunks, 'p'+index+first, each holding consecutive entries from entry
-// first on (C2SP framing, uncompressed), so a commit writes only the
-// entries it adds and never rewrites earlier ones. Entries of a bundle
-// that fills within a commit never become chunks: the commit writes the
-// full bundle and deletes the chunks earlier commits stored for it, in one
-// transaction.
+// chunks, 'q'+index+first, each holding consecutive entries from entry
+// first on, coded as full bundles are (zstd, or raw if that is not
+// smaller), so a commit writes only the entries it adds and never rewrites
+// earlier ones. Entries of a bundle that fills within a commit never
+// become chunks: the commit writes the full bundle and deletes the chunks
+// earlier commits stored for it, in one transaction.
+//
+// Chunks are transient, but under batches they were half of what the
+// ledger wrote to its LSM tree (the entries each commit leaves in the edge
+// bundle, about a fifth of all entries), and every byte written there costs
+// CPU several times over: the write-ahead log, the level-0 table, each
+// synced through a mapping whose pages the kernel cleans one by one. Earlier
+// versions stored them uncompressed under 'p'; those are read before the
+// 'q' chunks that continue them and deleted with them.
 
 // maxChunkBytes splits what a commit adds to the edge bundle into chunks
-// of about this size, at entry boundaries. Chunks below Badger's value
-// threshold (valueThreshold) live in the LSM tree, where deleting them is
-// free; a chunk holding a larger entry goes to the value log like full
-// bundles and full tiles, and the space its deletion frees is reclaimed
-// by value-log GC.
+// of about this size (before compression), at entry boundaries. Chunks
+// below Badger's value threshold (valueThreshold) live in the LSM tree,
+// where deleting them is free; a chunk holding a larger entry goes to the
+// value log like full bundles and full tiles, and the space its deletion
+// frees is reclaimed by value-log GC.
 const maxChunkBytes = 6 << 10
 
-// Codecs of a stored full bundle (its first byte).
+// Codecs of a stored full bundle or chunk (its first byte).
 const (
 	codecRaw  = 0
 	codecZstd = 1
@@ -56,6 +64,17 @@ func chunkPrefix(bundle uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{prefixChunk}, bundle)
 }
 
+// legacyChunkKey is the key of an uncompressed chunk of earlier versions.
+func legacyChunkKey(bundle uint64, first int) []byte {
+	k := chunkKey(bundle, first)
+	k[0] = prefixLegacyChunk
+	return k
+}
+
+func legacyChunkPrefix(bundle uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixLegacyChunk}, bundle)
+}
+
 // hashChunkKey is the key of the chunk of level-0 tile index that holds
 // the leaf hashes of its entries first...
 func hashChunkKey(index uint64, first int) []byte {
@@ -69,7 +88,7 @@ func hashChunkPrefix(index uint64) []byte {
 // readHashChunks reads the leaf-hash chunks of level-0 tile index, checking
 // that they are contiguous: the hashes, and the first entry of each chunk.
 func readHashChunks(txn *badger.Txn, index uint64) (hashes []byte, firsts []int, err error) {
-	firsts, _, err = eachChunk(txn, hashChunkPrefix(index), "hashes", func(first int, v []byte) (int, error) {
+	firsts, _, err = eachChunk(txn, hashChunkPrefix(index), 0, "hashes", func(first int, v []byte) (int, error) {
 		if len(v) == 0 || len(v)%hashSize != 0 || first+len(v)/hashSize >= TileWidth {
 			return 0, fmt.Errorf("hash chunk at %d is %d bytes: %w", first, len(v), ErrCorrupt)
 		}
@@ -83,10 +102,12 @@ func readHashChunks(txn *badger.Txn, index uint64) (hashes []byte, firsts []int,
 }
 
 // eachChunk gives fn, in order, the chunks stored under prefix and a
-// one-byte first item, checking that each starts where the ones before
-// it ended: fn returns how many items (what) its chunk holds. It returns
-// the first item of each chunk, and how many items they hold in all.
-func eachChunk(txn *badger.Txn, prefix []byte, what string, fn func(first int, v []byte) (int, error)) (firsts []int, n int, err error) {
+// one-byte first item, checking that the first starts at item from and
+// each next one where the ones before it ended: fn returns how many items
+// (what) its chunk holds. It returns the first item of each chunk, and the
+// item after the last.
+func eachChunk(txn *badger.Txn, prefix []byte, from int, what string, fn func(first int, v []byte) (int, error)) (firsts []int, n int, err error) {
+	n = from
 	opts := badger.DefaultIteratorOptions
 	opts.Prefix = prefix
 	it := txn.NewIterator(opts)
@@ -175,7 +196,7 @@ func (l *Ledger) readBundle(txn *badger.Txn, index uint64) ([]byte, int, error) 
 	if e := l.edge.Load(); e != nil && e.index == index && e.n > 0 {
 		return e.raw, e.n, nil
 	}
-	raw, n, _, err := readChunks(txn, index)
+	raw, n, _, _, err := readChunks(txn, index)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -186,23 +207,58 @@ func (l *Ledger) readBundle(txn *badger.Txn, index uint64) ([]byte, int, error) 
 }
 
 // readChunks reads the chunks of an edge bundle, checking that they are
-// contiguous: their entries, how many, and the first entry of each chunk.
-func readChunks(txn *badger.Txn, index uint64) (raw []byte, n int, firsts []int, err error) {
-	firsts, n, err = eachChunk(txn, chunkPrefix(index), "entries", func(first int, v []byte) (int, error) {
-		ends, err := entryEnds(v)
+// contiguous: their entries, how many, the first entry of each chunk, and
+// how many of the chunks (the first ones) are uncompressed chunks of
+// earlier versions.
+func readChunks(txn *badger.Txn, index uint64) (raw []byte, n int, firsts []int, legacy int, err error) {
+	add := func(first, start int) (int, error) {
+		ends, err := entryEnds(raw[start:])
 		if err != nil {
 			return 0, fmt.Errorf("chunk at %d: %v: %w", first, err, ErrCorrupt)
 		}
-		raw = append(raw, v...)
 		return len(ends), nil
+	}
+	firsts, n, err = eachChunk(txn, legacyChunkPrefix(index), 0, "entries", func(first int, v []byte) (int, error) {
+		start := len(raw)
+		raw = append(raw, v...)
+		return add(first, start)
 	})
+	legacy = len(firsts)
+	if err == nil {
+		var more []int
+		more, n, err = eachChunk(txn, chunkPrefix(index), n, "entries", func(first int, v []byte) (int, error) {
+			start := len(raw)
+			if raw, err = appendChunk(raw, v); err != nil {
+				return 0, fmt.Errorf("chunk at %d: %w", first, err)
+			}
+			return add(first, start)
+		})
+		firsts = append(firsts, more...)
+	}
 	if err != nil {
-		return nil, 0, nil, fmt.Errorf("bundle %d: %w", index, err)
+		return nil, 0, nil, 0, fmt.Errorf("bundle %d: %w", index, err)
 	}
 	if n >= TileWidth {
-		return nil, 0, nil, fmt.Errorf("bundle %d: chunks hold %d entries: %w", index, n, ErrCorrupt)
+		return nil, 0, nil, 0, fmt.Errorf("bundle %d: chunks hold %d entries: %w", index, n, ErrCorrupt)
 	}
-	return raw, n, firsts, nil
+	return raw, n, firsts, legacy, nil
+}
+
+// appendChunk appends the C2SP bytes of a stored chunk to dst. A chunk is
+// coded as a full bundle is (encodeBundle).
+func appendChunk(dst, stored []byte) ([]byte, error) {
+	payload, compressed, err := storedBundle(stored)
+	if err != nil {
+		return dst, fmt.Errorf("chunk: %w", err)
+	}
+	if !compressed {
+		return append(dst, payload...), nil
+	}
+	out, err := zstdDecoder.DecodeAll(payload, dst)
+	if err != nil {
+		return dst, fmt.Errorf("decompressing chunk: %v: %w", err, ErrCorrupt)
+	}
+	return out, nil
 }
 
 // edgeBundle is a durable prefix of the edge bundle: n entries in raw,
@@ -246,6 +302,7 @@ type bundleWriter struct {
 	raw     []byte // C2SP bytes of all entries so far; never rewritten in place
 	n       int    // entries in raw
 	chunks  []int  // first entry of each stored chunk
+	legacy  int    // how many of them (the first) are raw chunks of earlier versions
 	flushed int    // bytes of raw already stored as chunks
 	fn      int    // entries of raw already stored as chunks
 }
@@ -295,7 +352,7 @@ func (b *bundleWriter) flushChunks(set func(k, v []byte)) {
 				n++
 			}
 		}
-		set(chunkKey(b.index, b.fn), b.raw[b.flushed:end:end])
+		set(chunkKey(b.index, b.fn), encodeBundle(b.raw[b.flushed:end]))
 		b.chunks = append(b.chunks, b.fn)
 		b.flushed, b.fn = end, b.fn+n
 	}
@@ -305,8 +362,12 @@ func (b *bundleWriter) flushChunks(set func(k, v []byte)) {
 // bundle.
 func (b *bundleWriter) seal(set func(k, v []byte), del func(k []byte)) {
 	set(bundleKey(b.index), encodeBundle(b.raw))
-	for _, first := range b.chunks {
-		del(chunkKey(b.index, first))
+	for i, first := range b.chunks {
+		if i < b.legacy {
+			del(legacyChunkKey(b.index, first))
+		} else {
+			del(chunkKey(b.index, first))
+		}
 	}
 	*b = bundleWriter{index: b.index + 1}
 }
@@ -314,14 +375,14 @@ func (b *bundleWriter) seal(set func(k, v []byte), del func(k []byte)) {
 // loadBundleWriter restores the edge bundle of a tree of the given size.
 func loadBundleWriter(txn *badger.Txn, size uint64) (*bundleWriter, error) {
 	b := &bundleWriter{index: size / TileWidth}
-	raw, n, firsts, err := readChunks(txn, b.index)
+	raw, n, firsts, legacy, err := readChunks(txn, b.index)
 	if err != nil {
 		return nil, err
 	}
 	if want := int(size % TileWidth); n != want {
 		return nil, fmt.Errorf("edge bundle %d holds %d entries, want %d: %w", b.index, n, want, ErrCorrupt)
 	}
-	b.raw, b.n, b.chunks = raw, n, firsts
+	b.raw, b.n, b.chunks, b.legacy = raw, n, firsts, legacy
 	b.flushed, b.fn = len(raw), n
 	return b, nil
 }

@@ -13,7 +13,11 @@ import (
 //	't' level:1 index:8         hash tile, C2SP tlog-tiles layout, full or partial
 //	                            (level 0: full only; earlier versions stored partial ones)
 //	'b' index:8                 full entry bundle: codec:1, then C2SP bytes (zstd or raw)
-//	'p' index:8 first:1         chunk of the edge bundle: entries first.. (C2SP framing)
+//	'q' index:8 first:1         chunk of the edge bundle: codec:1, then the C2SP bytes of
+//	                            entries first.. (zstd or raw, as full bundles)
+//	'p' index:8 first:1         uncompressed chunk of the edge bundle (C2SP framing) of
+//	                            earlier versions: read before the 'q' chunks that
+//	                            follow it, deleted when the bundle is sealed
 //	'u' index:8 first:1         chunk of the level-0 edge tile: the leaf hashes of
 //	                            entries first.. (see edgeBundle); a full tile replaces them
 //	'd' dedup key               idempotency record: index:8 leafhash:32 fingerprint:32
@@ -24,13 +28,14 @@ import (
 //	                            removes it
 //	'c' size:8                  signed checkpoint of that size
 const (
-	prefixTile       = 't'
-	prefixBundle     = 'b'
-	prefixChunk      = 'p'
-	prefixHashChunk  = 'u'
-	prefixDedup      = 'd'
-	prefixLeafHash   = 'h' // earlier versions only
-	prefixCheckpoint = 'c'
+	prefixTile        = 't'
+	prefixBundle      = 'b'
+	prefixChunk       = 'q'
+	prefixLegacyChunk = 'p' // earlier versions only
+	prefixHashChunk   = 'u'
+	prefixDedup       = 'd'
+	prefixLeafHash    = 'h' // earlier versions only
+	prefixCheckpoint  = 'c'
 )
 
 var (

@@ -132,6 +132,7 @@ func (l *Ledger) removeIncomplete(ctx context.Context) error {
 		}
 		beyond(prefixBundle, bundleKey(size/TileWidth))
 		beyond(prefixChunk, chunkKey(size/TileWidth, int(size%TileWidth)))
+		beyond(prefixLegacyChunk, legacyChunkKey(size/TileWidth, int(size%TileWidth)))
 		return nil
 	})
 	if err != nil || len(keys) == 0 {
@@ -149,6 +150,22 @@ func (l *Ledger) removeIncomplete(ctx context.Context) error {
 		return fmt.Errorf("removing records left beyond the tree size by an incomplete commit: %w", err)
 	}
 	l.log.WarnContext(ctx, "removed records left beyond the tree size by a commit that did not complete (never acknowledged)", "records", len(keys))
+	return nil
+}
+
+// noStrayChunks checks that the only chunks under prefix are the edge
+// bundle's.
+func noStrayChunks(txn *badger.Txn, prefix byte, edgeIndex uint64) error {
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = []byte{prefix}
+	opts.PrefetchValues = false
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		if idx, _ := decodeUint64(it.Item().Key()[1:9]); idx != edgeIndex {
+			return fmt.Errorf("stray chunk of entry bundle %d (edge bundle is %d): %w", idx, edgeIndex, ErrCorrupt)
+		}
+	}
 	return nil
 }
 
@@ -338,14 +355,9 @@ func (l *Ledger) verifyEntries(ctx context.Context, txn *badger.Txn, tc *tileCac
 	if err := appendAll(edge); err != nil {
 		return err
 	}
-	copts := badger.DefaultIteratorOptions
-	copts.Prefix = []byte{prefixChunk}
-	copts.PrefetchValues = false
-	cit := txn.NewIterator(copts)
-	defer cit.Close()
-	for cit.Rewind(); cit.Valid(); cit.Next() {
-		if idx, _ := decodeUint64(cit.Item().Key()[1:9]); idx != edgeIndex {
-			return fmt.Errorf("stray chunk of entry bundle %d (edge bundle is %d): %w", idx, edgeIndex, ErrCorrupt)
+	for _, prefix := range []byte{prefixChunk, prefixLegacyChunk} {
+		if err := noStrayChunks(txn, prefix, edgeIndex); err != nil {
+			return err
 		}
 	}
 	if rng.End() != size {

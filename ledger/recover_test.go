@@ -23,6 +23,9 @@ import (
 // taken from the code under test.
 func rawBundleKey(n uint64) []byte { return binary.BigEndian.AppendUint64([]byte{'b'}, n) }
 func rawChunkKey(n uint64, first int) []byte {
+	return append(binary.BigEndian.AppendUint64([]byte{'q'}, n), byte(first))
+}
+func rawLegacyChunkKey(n uint64, first int) []byte {
 	return append(binary.BigEndian.AppendUint64([]byte{'p'}, n), byte(first))
 }
 func rawTileKey(level uint8, n uint64) []byte {
@@ -112,8 +115,20 @@ func flipEntryByte(i uint64) func(*badger.Txn) error {
 		if first < 0 {
 			return fmt.Errorf("no chunk holds entry %d", i)
 		}
-		return rewrite(rawChunkKey(bundle, first), func(b []byte) []byte { return flip(b, k-first) })(txn)
+		return rewriteChunk(rawChunkKey(bundle, first), func(b []byte) []byte { return flip(b, k-first) })(txn)
 	}
+}
+
+// rewriteChunk replaces the entries of the chunk under key with f(entries),
+// stored as chunks are (compressed).
+func rewriteChunk(key []byte, f func([]byte) []byte) func(*badger.Txn) error {
+	return rewrite(key, func(stored []byte) []byte {
+		raw, err := appendChunk(nil, stored)
+		if err != nil {
+			panic(err)
+		}
+		return encodeBundle(f(raw))
+	})
 }
 
 // flipTileByte changes one byte of hash k of a tile.
@@ -192,15 +207,26 @@ func TestOpenDetectsTampering(t *testing.T) {
 		{"TileDeleted", deleteKey(rawTileKey(0, 1)), false, ""},
 		{"TileDeletedQuickOpen", deleteKey(rawTileKey(1, 0)), true, ""},
 		{"ChunkWithinSizeAfterGap", func(txn *badger.Txn) error {
-			return txn.Set(rawChunkKey(2, 50), appendBundleEntry(nil, []byte("extra")))
+			return txn.Set(rawChunkKey(2, 50), encodeBundle(appendBundleEntry(nil, []byte("extra"))))
 		}, true, "does not follow"},
 		{"ChunkOfFullBundleLeftOver", func(txn *badger.Txn) error {
-			return txn.Set(rawChunkKey(1, 0), appendBundleEntry(nil, []byte("extra")))
+			return txn.Set(rawChunkKey(1, 0), encodeBundle(appendBundleEntry(nil, []byte("extra"))))
 		}, false, "stray chunk"},
-		{"EntryAddedToEdgeBundle", rewrite(rawChunkKey(2, 0), func(b []byte) []byte {
+		{"LegacyChunkOfFullBundleLeftOver", func(txn *badger.Txn) error {
+			return txn.Set(rawLegacyChunkKey(1, 0), appendBundleEntry(nil, []byte("extra")))
+		}, false, "stray chunk"},
+		{"EntryAddedToEdgeBundle", rewriteChunk(rawChunkKey(2, 0), func(b []byte) []byte {
 			return appendBundleEntry(b, []byte("extra"))
 		}), false, ""},
-		{"EdgeBundleTruncated", rewrite(rawChunkKey(2, 0), func(b []byte) []byte { return b[:len(b)-3] }), true, ""},
+		{"EdgeBundleTruncated", rewriteChunk(rawChunkKey(2, 0), func(b []byte) []byte { return b[:len(b)-3] }), true, ""},
+		{"EdgeBundleCompressedByteFlipped", rewrite(rawChunkKey(2, 0), func(b []byte) []byte {
+			b[len(b)/2] ^= 0x01
+			return b
+		}), true, "chunk at 0"},
+		{"EdgeBundleUnknownCodec", rewrite(rawChunkKey(2, 0), func(b []byte) []byte {
+			b[0] = 7
+			return b
+		}), true, "unknown bundle codec 7"},
 		{"FullBundleCompressedByteFlipped", rewrite(rawBundleKey(1), func(b []byte) []byte {
 			b[len(b)/2] ^= 0x01
 			return b
@@ -505,11 +531,13 @@ func TestOpenDetectsTamperedRecords(t *testing.T) {
 // acknowledged or signed.
 func TestOpenRemovesLeftoversBeyondSize(t *testing.T) {
 	leftovers := map[string][]byte{
-		"BundleBeyondSize":      rawBundleKey(3),
-		"EdgeBundleSealedEarly": rawBundleKey(2),
-		"ChunkOfNextBundle":     rawChunkKey(3, 0),
-		"ChunkAtSize":           rawChunkKey(2, tamperLogSize%TileWidth),
-		"ChunkAfterGap":         rawChunkKey(2, 100),
+		"BundleBeyondSize":        rawBundleKey(3),
+		"EdgeBundleSealedEarly":   rawBundleKey(2),
+		"ChunkOfNextBundle":       rawChunkKey(3, 0),
+		"ChunkAtSize":             rawChunkKey(2, tamperLogSize%TileWidth),
+		"ChunkAfterGap":           rawChunkKey(2, 100),
+		"LegacyChunkOfNextBundle": rawLegacyChunkKey(3, 0),
+		"LegacyChunkAtSize":       rawLegacyChunkKey(2, tamperLogSize%TileWidth),
 	}
 	template := newClosedLog(t)
 	for name, key := range leftovers {

@@ -520,7 +520,7 @@ func (a *auditor) readBundle(b uint64, w int) ([]int, error) {
 	case errors.Is(err, badger.ErrKeyNotFound) && w < TileWidth:
 		// The edge bundle of the checkpoint, still stored as chunks.
 		var n int
-		a.raw, n, _, err = readChunks(a.txn, b)
+		a.raw, n, _, _, err = readChunks(a.txn, b)
 		if errors.Is(err, ErrCorrupt) {
 			return nil, bad("%v", err)
 		}

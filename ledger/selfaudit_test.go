@@ -107,7 +107,13 @@ func alterEntry(i uint64) func(*badger.Txn) error {
 		if first < 0 {
 			return fmt.Errorf("no chunk holds entry %d", i)
 		}
-		return changeValue(chunkKey(bundle, first), func(b []byte) []byte { return flip(b, k-first) })(txn)
+		return changeValue(chunkKey(bundle, first), func(stored []byte) []byte {
+			raw, err := appendChunk(nil, stored)
+			if err != nil {
+				panic(err)
+			}
+			return encodeBundle(flip(raw, k-first))
+		})(txn)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,13 +46,16 @@ type childReport struct {
 }
 
 // childEntry is entry i of the child's log: the acknowledged ones are
-// small, those from 300 on big enough (9,000 bytes) that the commit
-// writes to Badger's value log as well as to its memtable.
+// small, those from 300 on big enough (9,000 bytes) and incompressible, so
+// that the commit writes their chunks to Badger's value log as well as to
+// its memtable.
 func childEntry(i int) []byte {
 	if i < 300 {
 		return entryData(i)
 	}
-	return append(entryData(i), bytes.Repeat([]byte{'v'}, 9000)...)
+	pad := make([]byte, 9000)
+	rand.NewChaCha8([32]byte{byte(i), byte(i >> 8)}).Read(pad)
+	return append(entryData(i), pad...)
 }
 
 func childConfig(dir string) (Config, error) {
