@@ -228,8 +228,9 @@ func readChunks(txn *badger.Txn, index uint64) (raw []byte, n int, firsts []int,
 		var more []int
 		more, n, err = eachChunk(txn, chunkPrefix(index), n, "entries", func(first int, v []byte) (int, error) {
 			start := len(raw)
-			if raw, err = appendChunk(raw, v); err != nil {
-				return 0, fmt.Errorf("chunk at %d: %w", first, err)
+			var derr error
+			if raw, derr = appendChunk(raw, v); derr != nil {
+				return 0, fmt.Errorf("chunk at %d: %w", first, derr)
 			}
 			return add(first, start)
 		})
@@ -302,7 +303,7 @@ type bundleWriter struct {
 	raw     []byte // C2SP bytes of all entries so far; never rewritten in place
 	n       int    // entries in raw
 	chunks  []int  // first entry of each stored chunk
-	legacy  int    // how many of them (the first) are raw chunks of earlier versions
+	legacy  int    // how many of them (the first) are uncompressed 'p' chunks of earlier versions
 	flushed int    // bytes of raw already stored as chunks
 	fn      int    // entries of raw already stored as chunks
 }
