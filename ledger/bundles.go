@@ -142,20 +142,15 @@ func encodeBundle(raw []byte) []byte {
 
 // decodeBundle returns the C2SP bytes of a stored full bundle.
 func decodeBundle(stored []byte) ([]byte, error) {
-	if len(stored) == 0 {
-		return nil, fmt.Errorf("empty stored bundle: %w", ErrCorrupt)
+	payload, compressed, err := storedBundle(stored)
+	if err != nil || !compressed {
+		return payload, err
 	}
-	switch stored[0] {
-	case codecRaw:
-		return stored[1:], nil
-	case codecZstd:
-		raw, err := zstdDecoder.DecodeAll(stored[1:], nil)
-		if err != nil {
-			return nil, fmt.Errorf("decompressing bundle: %v: %w", err, ErrCorrupt)
-		}
-		return raw, nil
+	raw, err := zstdDecoder.DecodeAll(payload, nil)
+	if err != nil {
+		return nil, fmt.Errorf("decompressing bundle: %v: %w", err, ErrCorrupt)
 	}
-	return nil, fmt.Errorf("unknown bundle codec %d: %w", stored[0], ErrCorrupt)
+	return raw, nil
 }
 
 // storedBundle splits a stored full bundle into its codec and payload:
