@@ -8,6 +8,8 @@
 #       batch   POST batches of 100 events, 16 clients   -> bench-out/http-batch.{txt,json}
 #       batch-writepath  the same with --index=false --detect=false
 #                                                         -> bench-out/http-batch-writepath.{txt,json}
+#       single-after-batch  right after batch, on its server: single events,
+#               64 clients, in 1 s windows     -> bench-out/http-single-after-batch.{txt,json}
 #       single  POST one event per request, 64 clients   -> bench-out/http-single.{txt,json}
 #       large   POST one ~64 KiB event per request, 64 clients, as fast as
 #               they can; the server's peak RSS must stay under 512 MiB
@@ -23,7 +25,7 @@
 #     (VS_SKIP=1 skips it); with wrk installed, one more round each
 #     driven by wrk, a generator we did not write
 #
-# Everything runs on loopback only. Takes about 80 s on 2 cores.
+# Everything runs on loopback only. Takes about 8 minutes on 2 cores.
 # Data lives under $TMPDIR (default /tmp): it must be a real disk, not
 # tmpfs, or the synced-commit figures mean nothing.
 # Tunables (environment): BENCHTIME (default 2s), BENCH_COUNT (1),
@@ -203,7 +205,9 @@ go build -o bin/accessledger ./cmd/accessledger
 go build -o bin/loadgen ./cmd/loadgen
 
 # phase NAME LOADGEN-ARGS... runs loadgen against a fresh server, started
-# with the flags in $SERVE_FLAGS (default none: every default on).
+# with the flags in $SERVE_FLAGS (default none: every default on). With
+# $THEN_NAME and $THEN_ARGS set, it then runs loadgen $THEN_ARGS against the
+# same server at once, into http-$THEN_NAME.{txt,json}.
 phase() {
   local name=$1
   shift
@@ -212,12 +216,23 @@ phase() {
   # shellcheck disable=SC2086 # SERVE_FLAGS is a list of flags
   start_server "$data" "$name" ${SERVE_FLAGS:-}
   bin/loadgen -url "$URL" -pid "$SERVER_PID" -json-out "$OUT/http-$name.json" "$@" | tee "$OUT/http-$name.txt"
+  if [ -n "${THEN_NAME:-}" ]; then
+    log "HTTP $THEN_NAME: loadgen $THEN_ARGS, on the same server right after $name"
+    # shellcheck disable=SC2086 # THEN_ARGS is a list of arguments
+    bin/loadgen -url "$URL" -pid "$SERVER_PID" -json-out "$OUT/http-$THEN_NAME.json" $THEN_ARGS |
+      tee "$OUT/http-$THEN_NAME.txt"
+  fi
   stop_server
   storage "$data" | tee -a "$OUT/http-$name.txt"
   rm -rf "$data"
 }
 
-phase batch -mode batch -batch 100 -c 16 -duration "$HTTP_DURATION" -warmup "$HTTP_WARMUP"
+# After the batches, single events on the same server, while its storage
+# engines still flush and compact what the batches wrote: the issue found
+# them falling to a fifth of a fresh server's rate. Windows of a second
+# show any collapse; the summary compares them with the fresh single phase.
+THEN_NAME=single-after-batch THEN_ARGS="-mode single -c 64 -duration $HTTP_DURATION -window 1s" \
+  phase batch -mode batch -batch 100 -c 16 -duration "$HTTP_DURATION" -warmup "$HTTP_WARMUP"
 # The same load on the write path alone: no query index, no detection
 # (with them, batches at full speed are held to what the detector keeps
 # up with: detect max_lag, README "Detection").
@@ -280,11 +295,21 @@ grep -E '^Benchmark' "$OUT/go-bench.txt" | awk '{
   for (i = 3; i <= NF; i++)
     if ($(i) == "events/s" || $(i) == "µs/proof" || $(i) == "cpu-µs/event" || $(i) == "ms/open") line = line "  " $(i-1) " " $(i)
   print line }'
-for name in batch batch-writepath single large fill; do
+for name in batch batch-writepath single single-after-batch large fill; do
   echo "http $name: $(grep -E '^throughput:' "$OUT/http-$name.txt" | sed 's/^throughput: *//')"
   echo "           $(grep -E '^latency:' "$OUT/http-$name.txt" | sed 's/^latency: *//')"
   echo "           $(grep -E '^server:' "$OUT/http-$name.txt" | sed 's/^server: *//')"
 done
+if command -v python3 >/dev/null 2>&1; then
+  python3 - "$OUT/http-single.json" "$OUT/http-single-after-batch.json" <<'PY'
+import json, sys
+fresh, after = (json.load(open(f)) for f in sys.argv[1:3])
+ok = [w["ok_requests_per_s"] for w in after.get("windows", [])]
+print("single after batch: %.0f %% of the fresh single phase's rate; lowest 1 s window %.0f req/s (%.0f %%), highest p99 of a window %.1f ms"
+      % (100 * after["ok_requests_per_s"] / fresh["ok_requests_per_s"], min(ok), 100 * min(ok) / fresh["ok_requests_per_s"],
+         max(w["p99_ms"] for w in after["windows"])))
+PY
+fi
 echo "fill: $(tr '\n' ' ' <"$OUT/fill-mem.txt")"
 echo "reopen: $(tr '\n' ' ' <"$OUT/reopen.txt")"
 cat "$OUT/audit.txt"
