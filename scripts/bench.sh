@@ -223,7 +223,8 @@ phase() {
       tee "$OUT/http-$THEN_NAME.txt"
   fi
   stop_server
-  storage "$data" | tee -a "$OUT/http-$name.txt"
+  # After a second load, the data directory holds what both wrote.
+  storage "$data" | tee -a "$OUT/http-${THEN_NAME:-$name}.txt"
   rm -rf "$data"
 }
 
