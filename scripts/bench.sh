@@ -305,10 +305,13 @@ if command -v python3 >/dev/null 2>&1; then
   python3 - "$OUT/http-single.json" "$OUT/http-single-after-batch.json" <<'PY'
 import json, sys
 fresh, after = (json.load(open(f)) for f in sys.argv[1:3])
-ok = [w["ok_requests_per_s"] for w in after.get("windows", [])]
-print("single after batch: %.0f %% of the fresh single phase's rate; lowest 1 s window %.0f req/s (%.0f %%), highest p99 of a window %.1f ms"
-      % (100 * after["ok_requests_per_s"] / fresh["ok_requests_per_s"], min(ok), 100 * min(ok) / fresh["ok_requests_per_s"],
-         max(w["p99_ms"] for w in after["windows"])))
+windows = after.get("windows") or []
+line = "single after batch: %.0f %% of the fresh single phase's rate" % (100 * after["ok_requests_per_s"] / fresh["ok_requests_per_s"])
+if windows:
+    low = min(w["ok_requests_per_s"] for w in windows)
+    line += "; lowest 1 s window %.0f req/s (%.0f %%), highest p99 of a window %.1f ms" % (
+        low, 100 * low / fresh["ok_requests_per_s"], max(w["p99_ms"] for w in windows))
+print(line)
 PY
 fi
 echo "fill: $(tr '\n' ' ' <"$OUT/fill-mem.txt")"
