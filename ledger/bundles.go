@@ -224,7 +224,7 @@ func readChunks(txn *badger.Txn, index uint64) (raw []byte, n int, firsts []int,
 		more, n, err = eachChunk(txn, chunkPrefix(index), n, "entries", func(first int, v []byte) (int, error) {
 			start := len(raw)
 			var derr error
-			if raw, derr = appendChunk(raw, v); derr != nil {
+			if raw, derr = appendStored(raw, v); derr != nil {
 				return 0, fmt.Errorf("chunk at %d: %w", first, derr)
 			}
 			return add(first, start)
@@ -240,19 +240,19 @@ func readChunks(txn *badger.Txn, index uint64) (raw []byte, n int, firsts []int,
 	return raw, n, firsts, legacy, nil
 }
 
-// appendChunk appends the C2SP bytes of a stored chunk to dst. A chunk is
-// coded as a full bundle is (encodeBundle).
-func appendChunk(dst, stored []byte) ([]byte, error) {
+// appendStored appends the C2SP bytes of a stored full bundle or chunk
+// (both coded by encodeBundle) to dst.
+func appendStored(dst, stored []byte) ([]byte, error) {
 	payload, compressed, err := storedBundle(stored)
 	if err != nil {
-		return dst, fmt.Errorf("chunk: %w", err)
+		return dst, err
 	}
 	if !compressed {
 		return append(dst, payload...), nil
 	}
 	out, err := zstdDecoder.DecodeAll(payload, dst)
 	if err != nil {
-		return dst, fmt.Errorf("decompressing chunk: %v: %w", err, ErrCorrupt)
+		return dst, fmt.Errorf("does not decompress: %v: %w", err, ErrCorrupt)
 	}
 	return out, nil
 }

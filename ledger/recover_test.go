@@ -123,7 +123,7 @@ func flipEntryByte(i uint64) func(*badger.Txn) error {
 // stored as chunks are (compressed).
 func rewriteChunk(key []byte, f func([]byte) []byte) func(*badger.Txn) error {
 	return rewrite(key, func(stored []byte) []byte {
-		raw, err := appendChunk(nil, stored)
+		raw, err := appendStored(nil, stored)
 		if err != nil {
 			panic(err)
 		}

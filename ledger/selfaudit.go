@@ -489,21 +489,11 @@ func (a *auditor) readBundle(b uint64, w int) ([]int, error) {
 	switch {
 	case err == nil:
 		err = item.Value(func(stored []byte) error {
-			if len(stored) == 0 {
-				return bad("is empty")
+			raw, err := appendStored(a.raw[:0], stored)
+			if err != nil {
+				return bad("%v", err)
 			}
-			switch stored[0] {
-			case codecRaw:
-				a.raw = append(a.raw[:0], stored[1:]...)
-			case codecZstd:
-				raw, err := zstdDecoder.DecodeAll(stored[1:], a.raw[:0])
-				if err != nil {
-					return bad("does not decompress: %v", err)
-				}
-				a.raw = raw
-			default:
-				return bad("has unknown codec %d", stored[0])
-			}
+			a.raw = raw
 			return nil
 		})
 		if err != nil {

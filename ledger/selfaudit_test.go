@@ -108,7 +108,7 @@ func alterEntry(i uint64) func(*badger.Txn) error {
 			return fmt.Errorf("no chunk holds entry %d", i)
 		}
 		return changeValue(chunkKey(bundle, first), func(stored []byte) []byte {
-			raw, err := appendChunk(nil, stored)
+			raw, err := appendStored(nil, stored)
 			if err != nil {
 				panic(err)
 			}
