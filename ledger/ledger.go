@@ -97,10 +97,15 @@ type Config struct {
 	// TrimAbove is how much file-backed memory the process may have in
 	// its page tables (RssFile, nearly all of it Badger's mapped files)
 	// before a check drops the pages: 256 MiB if zero; at every check if
-	// negative. Trimming only above it keeps RSS bounded without evicting
-	// the storage's working set four times a second: that made the
-	// server read 20 GB back from the disk in 8 minutes of sustained
-	// load (BENCHMARKS.md).
+	// negative. Above half of it a check drops the pages of write-ahead
+	// logs and value logs only, which Badger does not read back while
+	// open (values above the value threshold aside). Trimming only above
+	// it keeps RSS bounded without evicting the storage's working set
+	// four times a second: that made the server read 20 GB back from the
+	// disk in 8 minutes of sustained load (BENCHMARKS.md). The logs
+	// alone at half of it keep a stream of 64 KiB events, all of them
+	// value-log bytes, under 512 MiB of RSS, which 256 MiB of any pages
+	// did not (TestLargeEventsHoldRSSBound).
 	TrimAbove int64
 	// Origin is the log's origin line and key name. Create requires it;
 	// Open checks it if set.
@@ -493,7 +498,8 @@ const DefaultTrimAbove = 256 << 20
 
 // trimLoop trims the pages of Badger's mapped files from the process's
 // RSS, checking every Config.TrimInterval whether its file-backed
-// resident memory exceeds Config.TrimAbove, until stop is closed.
+// resident memory exceeds Config.TrimAbove (all of them) or half of it
+// (those of the logs), until stop is closed.
 func (l *Ledger) trimLoop() {
 	defer close(l.trimDone)
 	every := l.cfg.TrimInterval
@@ -512,10 +518,17 @@ func (l *Ledger) trimLoop() {
 			return
 		case <-t.C:
 			resident, err := fileResident()
-			if err == nil && l.cfg.TrimAbove > 0 && resident <= l.cfg.TrimAbove {
-				continue
+			logsOnly := false
+			if err == nil && l.cfg.TrimAbove > 0 {
+				switch {
+				case resident > l.cfg.TrimAbove:
+				case resident > l.cfg.TrimAbove/2:
+					logsOnly = true
+				default:
+					continue
+				}
 			}
-			trimmed, err := trimMappings(l.cfg.TrimDir)
+			trimmed, err := trimMappings(l.cfg.TrimDir, logsOnly)
 			if err != nil && !warned {
 				// Try again next time; say so once.
 				l.log.Warn("trimming storage mappings from memory failed; RSS may include cached storage pages", "err", err)
@@ -524,7 +537,7 @@ func (l *Ledger) trimLoop() {
 			if trimmed > 0 {
 				l.metrics.trims.Inc()
 			}
-			l.log.Debug("trimmed storage mappings from memory", "file_resident_bytes", resident, "mapped_bytes", trimmed)
+			l.log.Debug("trimmed storage mappings from memory", "file_resident_bytes", resident, "mapped_bytes", trimmed, "logs_only", logsOnly)
 		}
 	}
 }

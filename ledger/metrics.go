@@ -50,7 +50,7 @@ func newMetrics(l *Ledger, reg prometheus.Registerer) (*metrics, error) {
 		}),
 		trims: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "accessledger_storage_trims_total",
-			Help: "Times the storage's mapped pages were dropped from RSS (and the page cache): when file-backed RSS exceeded storage_trim_above_mib.",
+			Help: "Times the storage's mapped pages were dropped from RSS (and the page cache): those of its logs when file-backed RSS exceeded half of storage_trim_above_mib, all of them when it exceeded storage_trim_above_mib.",
 		}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "accessledger_batch_size_entries",

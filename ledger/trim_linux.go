@@ -12,15 +12,21 @@ import (
 )
 
 // trimMappings drops from this process's page tables every page of the
-// files it has mapped under dir, and returns how many bytes of mappings it
-// trimmed.
+// files it has mapped under dir (with logsOnly, of its write-ahead logs
+// and value logs only), and returns how many bytes of mappings it trimmed.
 //
 // Badger maps its value-log, memtable and table files (MAP_SHARED) and
 // never unmaps them while open, so every page it ever wrote or read stays
 // counted in the process's RSS: under a stream of 64 KiB events RSS grows
 // by the bytes written, over a gigabyte a minute, though the kernel could
 // reclaim those pages. trimRange hands them back to the kernel.
-func trimMappings(dir string) (int64, error) {
+//
+// Badger reads a memtable's write-ahead log (.mem) only when it opens,
+// and a value log (.vlog) only for values above the value threshold, so
+// their pages cost nothing to drop; its tables (.sst) are what lookups,
+// iterators and compactions read, and pages dropped of them come back
+// from the disk.
+func trimMappings(dir string, logsOnly bool) (int64, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return 0, err
@@ -39,6 +45,9 @@ func trimMappings(dir string) (int64, error) {
 		line := sc.Bytes()
 		fields := bytes.Fields(line)
 		if len(fields) < 6 || !bytes.HasPrefix(fields[5], prefix) || len(fields[1]) < 4 || fields[1][3] != 's' {
+			continue
+		}
+		if logsOnly && !bytes.HasSuffix(fields[5], []byte(".mem")) && !bytes.HasSuffix(fields[5], []byte(".vlog")) {
 			continue
 		}
 		lo, hi, ok := bytes.Cut(fields[0], []byte{'-'})

@@ -30,7 +30,7 @@ func TestTrimMappingsKeepsData(t *testing.T) {
 				return
 			default:
 			}
-			if _, err := trimMappings(cfg.Dir); err != nil {
+			if _, err := trimMappings(cfg.Dir, false); err != nil {
 				errs <- err
 				return
 			}
@@ -45,7 +45,7 @@ func TestTrimMappingsKeepsData(t *testing.T) {
 		if _, err := l.Append(bg, entries...); err != nil {
 			t.Fatalf("Append() = %v", err)
 		}
-		n, err := trimMappings(cfg.Dir)
+		n, err := trimMappings(cfg.Dir, false)
 		if err != nil {
 			t.Fatalf("trimMappings(%s) = %v", cfg.Dir, err)
 		}
@@ -111,28 +111,63 @@ func TestTrimLoopCoversTrimDir(t *testing.T) {
 
 // TestTrimAbove: the trim loop leaves mapped pages in RSS (and in the
 // page cache) while the process's file-backed resident memory stays within
-// TrimAbove, and drops them once it exceeds it.
+// half of TrimAbove; above half of it, it drops the pages of write-ahead
+// logs (.mem) and value logs (.vlog) only, which Badger does not read back
+// in normal operation; above TrimAbove, it drops all of them.
 func TestTrimAbove(t *testing.T) {
-	const size = 8 << 20
-	base, err := fileResident()
-	if err != nil {
-		t.Fatalf("fileResident() = %v", err)
+	const size = 16 << 20
+	files := []string{"000001.mem", "000002.vlog", "000003.sst"}
+	base := func(t *testing.T) int64 {
+		t.Helper()
+		base, err := fileResident()
+		if err != nil {
+			t.Fatalf("fileResident() = %v", err)
+		}
+		if base <= 0 {
+			t.Fatalf("fileResident() = %d, want the test binary's pages at least", base)
+		}
+		return base
 	}
-	if base <= 0 {
-		t.Fatalf("fileResident() = %d, want the test binary's pages at least", base)
+	resident := func(t *testing.T, m [][]byte) []int {
+		n := make([]int, len(m))
+		for i := range m {
+			n[i] = residentPages(t, m[i])
+		}
+		return n
 	}
-	// The ledger's own files and the sibling fit, with room to spare.
-	within := ledgerBesideMapping(t, size, func(c *Config) { c.TrimAbove = base + size + 64<<20 })
-	time.Sleep(4 * trimInterval) // four checks at the default interval
-	if n := residentPages(t, within); n != size/4096 {
-		t.Errorf("%d of %d pages resident with file-backed RSS within TrimAbove, want all", n, size/4096)
-	}
-	if got, err := fileResident(); err != nil || got < base+size {
-		t.Errorf("fileResident() with %d more bytes mapped = %d, %v; want at least %d", size, got, err, base+size)
-	}
-	// The sibling alone exceeds this one.
-	over := ledgerBesideMapping(t, size, func(c *Config) { c.TrimAbove = base + size/2 })
-	waitFor(t, "the sibling's pages trimmed above TrimAbove", func() bool { return residentPages(t, over) == 0 })
+	all := size / 4096
+	t.Run("within half", func(t *testing.T) {
+		// The ledger's own files and the siblings fit in half, with room.
+		above := 2 * (base(t) + 3*size + 64<<20)
+		m := ledgerBesideMappings(t, size, func(c *Config) { c.TrimAbove = above }, files...)
+		time.Sleep(4 * trimInterval) // four checks at the default interval
+		if n := resident(t, m); n[0] != all || n[1] != all || n[2] != all {
+			t.Errorf("pages resident of %v with file-backed RSS within half of TrimAbove: %v, want all %d", files, n, all)
+		}
+		if got, err := fileResident(); err != nil || got < 3*size {
+			t.Errorf("fileResident() with %d more bytes mapped = %d, %v; want at least that", 3*size, got, err)
+		}
+	})
+	t.Run("above half", func(t *testing.T) {
+		// All three exceed half of TrimAbove; the table alone stays
+		// within all of it, with 32 MiB of room for the ledger's own.
+		above := base(t) + 3*size + 32<<20
+		m := ledgerBesideMappings(t, size, func(c *Config) { c.TrimAbove = above }, files...)
+		waitFor(t, "the logs' pages trimmed above half of TrimAbove", func() bool {
+			n := resident(t, m)
+			return n[0] == 0 && n[1] == 0
+		})
+		time.Sleep(4 * trimInterval)
+		if n := residentPages(t, m[2]); n != all {
+			t.Errorf("%d of %d pages of the table resident with file-backed RSS within TrimAbove, want all", n, all)
+		}
+	})
+	t.Run("above", func(t *testing.T) {
+		// The table alone exceeds this one.
+		above := base(t) + size/2
+		m := ledgerBesideMappings(t, size, func(c *Config) { c.TrimAbove = above }, files[2])
+		waitFor(t, "the table's pages trimmed above TrimAbove", func() bool { return residentPages(t, m[0]) == 0 })
+	})
 }
 
 // TestTrimIntervalOff: with a negative TrimInterval the ledger never
@@ -147,12 +182,25 @@ func TestTrimIntervalOff(t *testing.T) {
 }
 
 // ledgerBesideMapping opens a test ledger, adjusted by adjust if not nil,
-// whose TrimDir also holds a file of size bytes mapped by mapSibling, and
-// returns that mapping.
+// whose TrimDir also holds a write-ahead log of size bytes mapped by
+// mapSibling, and returns that mapping.
 func ledgerBesideMapping(t *testing.T, size int, adjust func(*Config)) []byte {
 	t.Helper()
+	return ledgerBesideMappings(t, size, adjust, "000001.mem")[0]
+}
+
+// ledgerBesideMappings is ledgerBesideMapping with a file of each name.
+func ledgerBesideMappings(t *testing.T, size int, adjust func(*Config), names ...string) [][]byte {
+	t.Helper()
 	parent := t.TempDir()
-	m := mapSibling(t, parent, size)
+	sibling := filepath.Join(parent, "index")
+	if err := os.Mkdir(sibling, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	m := make([][]byte, len(names))
+	for i, name := range names {
+		m[i] = mapSibling(t, filepath.Join(sibling, name), size)
+	}
 	newTestLedger(t, func(c *Config) {
 		c.Dir = filepath.Join(parent, "badger")
 		c.TrimDir = parent
@@ -163,16 +211,12 @@ func ledgerBesideMapping(t *testing.T, size int, adjust func(*Config)) []byte {
 	return m
 }
 
-// mapSibling maps a file of size bytes under parent/index (where a
-// server keeps another database), writes every page of it so that all are
+// mapSibling maps a file of size bytes at path (in the directory of
+// another database of a server), writes every page of it so that all are
 // resident, and returns the mapping (unmapped at the test's end).
-func mapSibling(t *testing.T, parent string, size int) []byte {
+func mapSibling(t *testing.T, path string, size int) []byte {
 	t.Helper()
-	sibling := filepath.Join(parent, "index")
-	if err := os.Mkdir(sibling, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Create(filepath.Join(sibling, "000001.mem"))
+	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}

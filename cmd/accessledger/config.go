@@ -92,7 +92,8 @@ type Config struct {
 	// ledger.Config.TrimInterval).
 	StorageTrimInterval time.Duration `yaml:"storage_trim_interval"`
 	// StorageTrimAbove is the file-backed resident memory, in MiB, above
-	// which a check drops those pages (0: at every check; see
+	// which a check drops those pages; above half of it, those of the
+	// write-ahead and value logs only (0: all of them at every check; see
 	// ledger.Config.TrimAbove).
 	StorageTrimAbove int64 `yaml:"storage_trim_above_mib"`
 	// Index keeps the query indexes (<data>/index) and serves the query
@@ -208,7 +209,7 @@ func (c *Config) fields() []configField {
 		{"digest-schedule", "cron schedule of the daily digest (empty: never)", &c.DigestSchedule},
 		{"memory-limit-mib", "Go soft memory limit in MiB, 0 for none (GOMEMLIMIT wins)", &c.MemoryLimit},
 		{"storage-trim-interval", "how often to check whether to drop the storage's mapped pages from RSS (and the page cache); 0: never", &c.StorageTrimInterval},
-		{"storage-trim-above-mib", "drop them when file-backed RSS exceeds this many MiB; 0: at every check", &c.StorageTrimAbove},
+		{"storage-trim-above-mib", "drop them when file-backed RSS exceeds this many MiB, and the logs' pages above half of it; 0: all at every check", &c.StorageTrimAbove},
 		{"shutdown-timeout", "graceful shutdown bound", &c.ShutdownTimeout},
 		{"index", "keep the query indexes and serve queries and evidence", &c.Index},
 		{"index-max-lag", "entries the index may lag the log before appends get 503 (0: no bound)", &c.IndexMaxLag},
