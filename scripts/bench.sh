@@ -13,6 +13,7 @@
 #       single  POST one event per request, 64 clients   -> bench-out/http-single.{txt,json}
 #       large   POST one ~64 KiB event per request, 64 clients, as fast as
 #               they can; the server's peak RSS must stay under 512 MiB
+#               (LARGE_RSS_BOUND_MIB): the script fails at the end if not
 #                                                         -> bench-out/http-large.{txt,json}
 #       fill    append 1,000,000 events in batches of 1000, then the server's
 #               peak RSS while holding them               -> bench-out/http-fill.{txt,json}, fill-mem.txt
@@ -30,7 +31,7 @@
 # tmpfs, or the synced-commit figures mean nothing.
 # Tunables (environment): BENCHTIME (default 2s), BENCH_COUNT (1),
 # HTTP_DURATION (15s), HTTP_WARMUP (2s), FILL_ENTRIES (1000000),
-# BENCH_OUT (bench-out).
+# BENCH_OUT (bench-out), LARGE_RSS_BOUND_MIB (512).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +45,7 @@ BENCH_COUNT=${BENCH_COUNT:-1}
 HTTP_DURATION=${HTTP_DURATION:-15s}
 HTTP_WARMUP=${HTTP_WARMUP:-2s}
 FILL_ENTRIES=${FILL_ENTRIES:-1000000}
+LARGE_RSS_BOUND_MIB=${LARGE_RSS_BOUND_MIB:-512}
 
 mkdir -p "$OUT" bin
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/accessledger-bench.XXXXXX")
@@ -318,3 +320,12 @@ echo "fill: $(tr '\n' ' ' <"$OUT/fill-mem.txt")"
 echo "reopen: $(tr '\n' ' ' <"$OUT/reopen.txt")"
 cat "$OUT/audit.txt"
 if [ -f "$OUT/vs-tessera.txt" ]; then sed -n '/^clients/,$p' "$OUT/vs-tessera.txt"; fi
+
+# The 64 KiB-event phase holds the server to a memory bound (issue 6): a
+# run that breaks it fails, after everything else is printed.
+peak=$(sed -n 's/^server: .*peak RSS (VmHWM) \([0-9]*\).*/\1/p' "$OUT/http-large.txt")
+if [ -z "$peak" ] || [ "$peak" -ge "$LARGE_RSS_BOUND_MIB" ]; then
+  echo "FAIL: large: the server's peak RSS was ${peak:-not reported} MiB, over the bound of $LARGE_RSS_BOUND_MIB MiB" >&2
+  exit 1
+fi
+echo "large: peak RSS $peak MiB, within the bound of $LARGE_RSS_BOUND_MIB MiB"
