@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"math"
 	"runtime"
 	"runtime/debug"
 	"testing"
@@ -69,4 +70,58 @@ func TestGuardLooksAfterEachCollection(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	runtime.KeepAlive(live)
+}
+
+// TestGuardReturnsIdleGarbage checks that the guard collects the garbage
+// of a server that allocates nothing, and returns the memory, instead of
+// leaving it in RSS until the runtime's forced collection minutes later.
+func TestGuardReturnsIdleGarbage(t *testing.T) {
+	const mib = 1 << 20
+	savedLimit := debug.SetMemoryLimit(-1)
+	defer debug.SetMemoryLimit(savedLimit)
+	savedInterval := limitCheckInterval
+	limitCheckInterval = 50 * time.Millisecond
+	defer func() { limitCheckInterval = savedInterval }()
+	// No collection of its own: only the guard's would run.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	debug.SetMemoryLimit(math.MaxInt64)
+	runtime.GC()
+
+	garbage := make([][]byte, 0, 128)
+	for range 128 {
+		garbage = append(garbage, make([]byte, mib))
+	}
+	for _, b := range garbage {
+		b[0] = 1
+	}
+	garbage = nil
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if before.HeapAlloc < 128*mib {
+		t.Fatalf("heap holds %d MiB after 128 MiB of garbage, want at least that", before.HeapAlloc/mib)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		guardMemoryLimit(ctx, 256, slog.New(slog.DiscardHandler))
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var now runtime.MemStats
+		runtime.ReadMemStats(&now)
+		if now.NumGC > before.NumGC && now.HeapAlloc < before.HeapAlloc-100*mib && now.HeapReleased >= before.HeapReleased+100*mib {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("5 s with 128 MiB of garbage and no allocation: %d collections (want more than %d), heap %d MiB (was %d), released %d MiB (was %d)",
+				now.NumGC, before.NumGC, now.HeapAlloc/mib, before.HeapAlloc/mib, now.HeapReleased/mib, before.HeapReleased/mib)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
