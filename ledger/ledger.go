@@ -98,8 +98,8 @@ type Config struct {
 	// its page tables (RssFile, nearly all of it Badger's mapped files)
 	// before a check drops the pages: 256 MiB if zero; at every check if
 	// negative. Above half of it a check drops the pages of write-ahead
-	// logs and value logs only, which Badger does not read back while
-	// open (values above the value threshold aside). Trimming only above
+	// logs and value logs only, which Badger reads back only for values
+	// above the value threshold and in value-log GC. Trimming only above
 	// it keeps RSS bounded without evicting the storage's working set
 	// four times a second: that made the server read 20 GB back from the
 	// disk in 8 minutes of sustained load (BENCHMARKS.md). The logs

@@ -22,10 +22,10 @@ import (
 // reclaim those pages. trimRange hands them back to the kernel.
 //
 // Badger reads a memtable's write-ahead log (.mem) only when it opens,
-// and a value log (.vlog) only for values above the value threshold, so
-// their pages cost nothing to drop; its tables (.sst) are what lookups,
-// iterators and compactions read, and pages dropped of them come back
-// from the disk.
+// and a value log (.vlog) only for values above the value threshold and in
+// its value-log GC, so dropping their pages costs little; its tables
+// (.sst) are what lookups, iterators and compactions read, and pages
+// dropped of them come back from the disk.
 func trimMappings(dir string, logsOnly bool) (int64, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
