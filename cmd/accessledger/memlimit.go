@@ -53,20 +53,27 @@ import (
 // of that for the rest of the second (BENCHMARKS.md, "The slow seconds
 // were the collector against the memory limit").
 //
-// Between bursts the guard also hands garbage back to the system. An idle
+// After a burst the guard also hands garbage back to the system. An idle
 // server allocates nothing, so nothing starts a collection, and what a
-// burst left (the storage engines' pooled table buffers, which their pools
-// drop a few seconds after the burst) stays in RSS until the runtime's
-// forced collection two minutes later: a server that had just taken a
-// million events held 680 MiB for those two minutes, and 316 MiB after
-// (BENCHMARKS.md, "Memory after a burst"). When no collection ran during a
-// whole interval and the heap holds at least idleGarbage more than the
-// last one found live, the guard collects and returns the memory at once.
+// burst left stays in RSS until the runtime's forced collection two
+// minutes later: a server that had just taken a million events held
+// 680 MiB for those two minutes, and 316 MiB after (BENCHMARKS.md, "Memory
+// after a burst"). Much of it is the storage engines' pooled table
+// buffers, which their pools drop one at a time, every 2 s, once unused:
+// live at the burst's last collection, garbage a few seconds later, and
+// invisible to any count short of a collection. So at each of the first
+// quietTicks intervals in which the server allocates less than burstBytes,
+// after one in which it allocated more, the guard collects and returns the
+// memory. A server that stays idle, or busy, is never collected by it.
 var limitCheckInterval = 10 * time.Second
 
-// idleGarbage is how much garbage an idle server may hold before the guard
-// collects it (see limitCheckInterval).
-const idleGarbage = 64 << 20
+// burstBytes is the allocation in one limitCheckInterval above which the
+// guard counts the server as busy, and quietTicks the number of quiet
+// intervals after a busy one at whose end it collects.
+const (
+	burstBytes = 64 << 20
+	quietTicks = 2
+)
 
 // guardMemoryLimit runs until ctx ends, raising the soft memory limit
 // (configured in MiB) when the live heap grows past half of it. It looks
@@ -74,19 +81,20 @@ const idleGarbage = 64 << 20
 func guardMemoryLimit(ctx context.Context, configuredMiB int64, log *slog.Logger) {
 	configured := configuredMiB << 20
 	current := configured
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/heap/objects:bytes"}}
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/heap/allocs:bytes"}}
 	collected := notifyEachGC(ctx)
 	t := time.NewTicker(limitCheckInterval)
 	defer t.Stop()
 	warned := false
-	collectedSinceTick := false
+	metrics.Read(sample)
+	allocated := sample[1].Value.Uint64() // at the last tick (0 if not reported)
+	quiet := quietTicks                    // quiet intervals since the last busy one
 	for {
 		tick := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-collected:
-			collectedSinceTick = true
 		case <-t.C:
 			tick = true
 		}
@@ -95,13 +103,17 @@ func guardMemoryLimit(ctx context.Context, configuredMiB int64, log *slog.Logger
 			return // the runtime does not report them: nothing to guard with
 		}
 		if tick {
-			idle := !collectedSinceTick
-			collectedSinceTick = false
-			if live, heap := sample[0].Value.Uint64(), sample[1].Value.Uint64(); idle && heap >= live+idleGarbage {
+			now := sample[1].Value.Uint64()
+			busy := now-allocated >= burstBytes
+			allocated = now
+			if busy {
+				quiet = 0
+			} else if quiet < quietTicks {
+				quiet++
 				// The collection this forces wakes the loop through
 				// collected, which then looks at the new live heap.
 				debug.FreeOSMemory()
-				log.Debug("collected the garbage of an idle server and returned it to the system", "live_heap_mib", live>>20, "heap_mib", heap>>20)
+				log.Debug("collected what a burst left and returned it to the system", "live_heap_mib_before", sample[0].Value.Uint64()>>20)
 				continue
 			}
 		}
