@@ -117,11 +117,15 @@ func latency(name, path string) {
 	var page struct {
 		Events []json.RawMessage `json:"events"`
 		Count  *uint64           `json:"count"`
+		Top    []json.RawMessage `json:"top"`
 	}
 	if json.Unmarshal(body, &page) == nil {
-		if page.Count != nil {
+		switch {
+		case page.Count != nil:
 			what = fmt.Sprintf("count %d", *page.Count)
-		} else {
+		case page.Top != nil:
+			what = fmt.Sprintf("%d values", len(page.Top))
+		default:
 			what = fmt.Sprintf("%d events", len(page.Events))
 		}
 	}
