@@ -86,9 +86,11 @@ func guardMemoryLimit(ctx context.Context, configuredMiB int64, log *slog.Logger
 	t := time.NewTicker(limitCheckInterval)
 	defer t.Stop()
 	warned := false
-	metrics.Read(sample)
-	allocated := sample[1].Value.Uint64() // at the last tick (0 if not reported)
-	quiet := quietTicks                    // quiet intervals since the last busy one
+	var allocated uint64 // by the last tick
+	if metrics.Read(sample); sample[1].Value.Kind() == metrics.KindUint64 {
+		allocated = sample[1].Value.Uint64()
+	}
+	quiet := quietTicks // quiet intervals since the last busy one
 	for {
 		tick := false
 		select {
