@@ -28,8 +28,7 @@ func TestDeterministic(t *testing.T) {
 
 // TestQuality runs the default pack over a simulation: every injected
 // scenario must be detected by its rule, and no rule may raise one false
-// alert or more per 100,000 benign events (issue 8's target; it only
-// logged the rate before).
+// alert or more per 100,000 benign events (the pack's target).
 func TestQuality(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
