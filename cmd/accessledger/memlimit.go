@@ -101,10 +101,10 @@ func guardMemoryLimit(ctx context.Context, configuredMiB int64, log *slog.Logger
 			tick = true
 		}
 		metrics.Read(sample)
-		if sample[0].Value.Kind() != metrics.KindUint64 || sample[1].Value.Kind() != metrics.KindUint64 {
-			return // the runtime does not report them: nothing to guard with
+		if sample[0].Value.Kind() != metrics.KindUint64 {
+			return // the runtime does not report it: nothing to guard with
 		}
-		if tick {
+		if tick && sample[1].Value.Kind() == metrics.KindUint64 {
 			now := sample[1].Value.Uint64()
 			busy := now-allocated >= burstBytes
 			allocated = now
