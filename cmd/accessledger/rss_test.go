@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/accessledger/accessledger/internal/procstat"
 )
 
 // TestLargeEventsHoldRSSBound streams ~60 KiB events from 64 clients into
@@ -62,7 +64,11 @@ func TestLargeEventsHoldRSSBound(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	peak := peakRSS(t, s.cmd.Process.Pid)
+	mem, err := procstat.Status(s.cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peak := mem["VmHWM"] << 10
 	t.Logf("%d events of ~%d KiB acknowledged; the server's peak RSS %d MiB", acked.Load(), padBytes>>10, peak>>20)
 	if peak >= bound {
 		t.Errorf("the server's peak RSS was %d MiB, want under %d MiB", peak>>20, bound>>20)
@@ -90,25 +96,4 @@ func largeEvent(rng *rand.Rand, pad int) []byte {
 	}
 	b.WriteString("}}")
 	return b.Bytes()
-}
-
-// peakRSS returns VmHWM of process pid, in bytes.
-func peakRSS(t *testing.T, pid int) int64 {
-	t.Helper()
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range bytes.Lines(status) {
-		if rest, ok := bytes.CutPrefix(line, []byte("VmHWM:")); ok {
-			f := bytes.Fields(rest)
-			kb, err := strconv.ParseInt(string(f[0]), 10, 64)
-			if err != nil || len(f) != 2 || string(f[1]) != "kB" {
-				t.Fatalf("VmHWM line %q", line)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatalf("no VmHWM in /proc/%d/status", pid)
-	return 0
 }

@@ -54,6 +54,7 @@ import (
 	"time"
 
 	"github.com/accessledger/accessledger/client"
+	"github.com/accessledger/accessledger/internal/procstat"
 )
 
 type config struct {
@@ -722,7 +723,7 @@ func startRSSSampler(pid int) *rssSampler {
 		t := time.NewTicker(200 * time.Millisecond)
 		defer t.Stop()
 		for {
-			if m, err := readProcStatus(pid); err == nil {
+			if m, err := procstat.Status(pid); err == nil {
 				s.maxRSS = max(s.maxRSS, m["VmRSS"])
 				s.maxAnon = max(s.maxAnon, m["RssAnon"])
 			}
@@ -763,7 +764,7 @@ func (s *rssSampler) stop() *serverMem {
 	close(s.quit)
 	<-s.done
 	const mib = 1024
-	m, err := readProcStatus(s.pid)
+	m, err := procstat.Status(s.pid)
 	out := &serverMem{PID: s.pid, MaxSampledRSSMiB: float64(s.maxRSS) / mib, MaxSampledAnonMiB: float64(s.maxAnon) / mib}
 	if cpu, cerr := procCPUTime(s.pid); cerr == nil {
 		out.CPUSeconds = (cpu - s.cpu0).Seconds()
@@ -804,31 +805,6 @@ func procCPUTime(pid int) (time.Duration, error) {
 		return 0, errors.New("malformed /proc/<pid>/stat")
 	}
 	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
-}
-
-// readProcStatus returns the kB fields of /proc/<pid>/status, in KiB.
-func readProcStatus(pid int) (map[string]int64, error) {
-	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return nil, err
-	}
-	m := map[string]int64{}
-	for line := range strings.Lines(string(raw)) {
-		name, rest, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		f := strings.Fields(rest)
-		if len(f) == 2 && f[1] == "kB" {
-			if v, err := strconv.ParseInt(f[0], 10, 64); err == nil {
-				m[name] = v
-			}
-		}
-	}
-	if _, ok := m["VmHWM"]; !ok {
-		return nil, fmt.Errorf("/proc/%d/status has no VmHWM", pid)
-	}
-	return m, nil
 }
 
 // checkpointSize asks the server for its latest checkpoint size, or
