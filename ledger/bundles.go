@@ -140,17 +140,14 @@ func encodeBundle(raw []byte) []byte {
 	return out
 }
 
-// decodeBundle returns the C2SP bytes of a stored full bundle.
+// decodeBundle returns the C2SP bytes of a stored full bundle: a slice of
+// stored if it is uncompressed, else a new buffer.
 func decodeBundle(stored []byte) ([]byte, error) {
 	payload, compressed, err := storedBundle(stored)
 	if err != nil || !compressed {
 		return payload, err
 	}
-	raw, err := zstdDecoder.DecodeAll(payload, nil)
-	if err != nil {
-		return nil, fmt.Errorf("decompressing bundle: %v: %w", err, ErrCorrupt)
-	}
-	return raw, nil
+	return appendStored(nil, stored)
 }
 
 // storedBundle splits a stored full bundle into its codec and payload:

@@ -50,14 +50,9 @@ func (l *Ledger) ReadEntryBundleInto(ctx context.Context, index uint64, width in
 			}
 			n = TileWidth
 			return item.Value(func(stored []byte) error {
-				payload, compressed, err := storedBundle(stored)
-				if err != nil {
+				var err error
+				if buf, err = appendStored(buf[:0], stored); err != nil {
 					return err
-				}
-				if !compressed {
-					buf = append(buf[:0], payload...)
-				} else if buf, err = zstdDecoder.DecodeAll(payload, buf[:0]); err != nil {
-					return fmt.Errorf("decompressing bundle: %v: %w", err, ErrCorrupt)
 				}
 				raw = buf
 				return nil
