@@ -224,6 +224,10 @@ func TestParseRejects(t *testing.T) {
 		{"String", []byte(`"event"`), ParseOptions{}, []string{""}},
 		{"Number", []byte(`42`), ParseOptions{}, []string{""}},
 		{"True", []byte(`true`), ParseOptions{}, []string{""}},
+		// null decodes into an object as nothing: it must not pass as an
+		// event that lacks every field.
+		{"Null", []byte(`null`), ParseOptions{}, []string{""}},
+		{"NullInWhitespace", []byte(" null\n"), ParseOptions{}, []string{""}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -203,7 +203,13 @@ func Parse(data []byte, opts ParseOptions) (*Event, error) {
 	w, out, ok := decodeFast(data)
 	if !ok {
 		w, out = &wireEvent{}, &eventStore{}
-		if err := json.Unmarshal(data, w, strict); err != nil {
+		err := json.Unmarshal(data, w, strict)
+		if err == nil && bytes.Equal(bytes.TrimSpace(data), []byte("null")) {
+			// The one document that is not an object and still
+			// decodes into one, as nothing.
+			return nil, &ValidationError{Fields: []FieldError{{Reason: "an event must be a JSON object"}}}
+		}
+		if err != nil {
 			// Something does not decode: take the document apart member
 			// by member to report every problem, not only the first.
 			var doc jsontext.Value
