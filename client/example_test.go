@@ -120,13 +120,27 @@ func ExampleAuditor() {
 	s.Send(ctx, event.Event{Service: "sso", Actor: event.Actor{ID: "carol"}, Source: event.Source{IP: netip.MustParseAddr("198.51.100.1")},
 		Action: "logout", Category: event.CategoryAuthentication, Outcome: event.OutcomeSuccess})
 	s.Close(ctx)
-	time.Sleep(50 * time.Millisecond) // the log signs a checkpoint every 10ms here
 
 	state, _ := os.MkdirTemp("", "auditor-")
 	defer os.RemoveAll(state)
 	a, err := client.NewAuditor(client.AuditorConfig{URL: logURL, APIKey: apiKey, VerifierKey: vkey, StateFile: state + "/trusted.json"})
 	if err != nil {
 		panic(err)
+	}
+	// An entry is proven against a signed checkpoint that covers it; the
+	// log signs one shortly after an append (every 10 ms here).
+	for tries := 0; ; tries++ {
+		cp, err := a.Update(ctx)
+		if err != nil {
+			panic(err)
+		}
+		if cp.Size >= 1 {
+			break
+		}
+		if tries == 1000 {
+			panic("no checkpoint covers entry 0")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	entry, cp, err := a.Entry(ctx, 0)
 	if err != nil {

