@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,7 +69,7 @@ func TestExporterStops(t *testing.T) {
 		{name: "cancelled", ctx: cancelled, size: n, search: all(n, nil), want: context.Canceled, wantN: -1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := runtime.NumGoroutine()
+			before := exporterGoroutines()
 			ctx := tc.ctx
 			if ctx == nil {
 				ctx = context.Background()
@@ -78,10 +79,13 @@ func TestExporterStops(t *testing.T) {
 				format = formatNDJSON
 			}
 			var out bytes.Buffer
-			writes := 0
+			writes, during := 0, 0
 			x := exporter{l: l, size: tc.size, format: format}
 			err := x.run(ctx, tc.search, func(b []byte) error {
 				writes++
+				if writes == 1 {
+					during = exporterGoroutines()
+				}
 				if writes == tc.writeErr {
 					return errWrite
 				}
@@ -95,16 +99,53 @@ func TestExporterStops(t *testing.T) {
 			if tc.wantN == -1 && lines != 0 || tc.wantN >= 0 && lines < tc.wantN || tc.want == nil && lines != tc.wantN {
 				t.Errorf("%d lines written, want %d", lines, tc.wantN)
 			}
-			deadline := time.Now().Add(2 * time.Second)
-			for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+			// The count sees the exporter: at its first write, this
+			// goroutine, the writer, is in run (the workers and the
+			// producer may already be done).
+			if writes > 0 && during <= before {
+				t.Errorf("%d exporter goroutines during run, %d before; want the writer counted", during, before)
+			}
+			// run waits for its goroutines, but the one context.AfterFunc
+			// starts for a cancelled context may still be finishing.
+			deadline := time.Now().Add(10 * time.Second)
+			for exporterGoroutines() > before && time.Now().Before(deadline) {
 				time.Sleep(10 * time.Millisecond)
 			}
-			if g := runtime.NumGoroutine(); g > before {
-				t.Errorf("%d goroutines after run, %d before", g, before)
+			if g := exporterGoroutines(); g > before {
+				t.Errorf("%d exporter goroutines after run, %d before:\n%s", g, before, strings.Join(exporterStacks(), "\n\n"))
 			}
 		})
 	}
 }
+
+// exporterFrame marks, in a goroutine's stack, a function of the exporter:
+// the workers, the producer and the writer are closures of its run.
+const exporterFrame = "accessledger/api.(*exporter)."
+
+// exporterStacks returns the stacks of the goroutines running or started
+// by the exporter. Only those count: the ledger's own goroutines (its
+// signer, Badger's) come and go while an export runs, whatever it does.
+func exporterStacks() []string {
+	buf := make([]byte, 1<<16)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	var out []string
+	for g := range strings.SplitSeq(string(buf), "\n\n") {
+		if strings.Contains(g, exporterFrame) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// exporterGoroutines counts the goroutines exporterStacks returns.
+func exporterGoroutines() int { return len(exporterStacks()) }
 
 // TestExportRowsUnchanged: CSV and OCSF exports, whose rows the workers
 // now encode, are byte for byte what one encoder over the entries, read
@@ -263,7 +304,9 @@ func TestExportBudget(t *testing.T) {
 	select {
 	case <-got:
 		// (inflight+1)*est = exportInflightBytes: allowed.
-	case <-time.After(time.Second):
+	case <-time.After(10 * time.Second):
+		// It does not wait at all; 10s only leaves a loaded machine
+		// time to run the goroutine.
 		t.Fatal("a second job of half the budget was held back")
 	}
 	go func() { got <- b.acquire(ctx) }()

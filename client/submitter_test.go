@@ -208,7 +208,10 @@ func TestSubmitterRejects(t *testing.T) {
 }
 
 // TestSubmitterCloseGivesUp: with the log unreachable, Close returns when
-// its context ends, counting the events it could not send.
+// its context ends, counting the events it could not send. The bound on
+// how long Close takes is generous for a loaded machine: a Close that
+// ignored its context would retry without end, or wait out a request
+// (the HTTP client's 30 s timeout).
 func TestSubmitterCloseGivesUp(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -226,8 +229,8 @@ func TestSubmitterCloseGivesUp(t *testing.T) {
 	if err := s.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Close() = %v, want DeadlineExceeded", err)
 	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("Close() took %s", d)
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("Close() took %s, want about its context's 300ms", d)
 	}
 	st := s.Stats()
 	if st.Dropped < 50 || st.Acknowledged != 0 || st.Dropped+st.Submitted < 150 {
