@@ -85,8 +85,9 @@ func hashChunkPrefix(index uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{prefixHashChunk}, index)
 }
 
-// readHashChunks reads the leaf-hash chunks of level-0 tile index, checking
-// that they are contiguous: the hashes, and the first entry of each chunk.
+// readHashChunks reads the leaf-hash chunks of level-0 tile index that an
+// earlier version stored, checking that they are contiguous: the hashes,
+// and the first entry of each chunk.
 func readHashChunks(txn *badger.Txn, index uint64) (hashes []byte, firsts []int, err error) {
 	firsts, _, err = eachChunk(txn, hashChunkPrefix(index), 0, "hashes", func(first int, v []byte) (int, error) {
 		if len(v) == 0 || len(v)%hashSize != 0 || first+len(v)/hashSize >= TileWidth {
@@ -257,12 +258,15 @@ func appendStored(dst, stored []byte) ([]byte, error) {
 // edgeBundle is a durable prefix of the edge bundle: n entries in raw,
 // which nothing writes again (the sequencer only appends past it), and
 // their leaf hashes: the level-0 tile of the same index as far as it goes.
-// That partial tile is stored as chunks of the hashes each commit added
-// ('u' keys), not as a tile: a commit of a few entries stored all of it
-// again, and at a steady pace of single events those rewrites were half
-// of what the ledger's LSM tree built and compacted (BENCHMARKS.md). Open
-// checks the chunks against the entries; readers take the partial tile
-// from here, and a full tile replaces the chunks.
+// That partial tile is not stored: it is the leaf hashes of the edge
+// bundle's entries, which Open computes, and readers take it from here.
+// Stored as a tile, a commit of a few entries wrote all of it again (at a
+// steady pace of single events half of what the ledger's LSM tree built
+// and compacted); stored as chunks of the hashes each commit added ('u'
+// keys, earlier versions), still 16 % of it (BENCHMARKS.md). What Open
+// checks the edge's entries against instead is the tree's root in the
+// size record each commit writes: it covers the entries no signed
+// checkpoint covers yet. A full tile is stored.
 type edgeBundle struct {
 	index  uint64
 	raw    []byte

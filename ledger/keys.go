@@ -9,7 +9,9 @@ import (
 // Badger key layout. Every key starts with a one-byte prefix naming its
 // record type; integers are big-endian so that keys sort by index.
 //
-//	'm' name                    log metadata (keyMeta, keySize, keyLatestCP)
+//	'm' name                    log metadata (keyMeta, keySize, keyLatestCP); the size
+//	                            record is size:8 root:32, the tree's root at that size
+//	                            (earlier versions: size:8 alone)
 //	't' level:1 index:8         hash tile, C2SP tlog-tiles layout, full or partial
 //	                            (level 0: full only; earlier versions stored partial ones)
 //	'b' index:8                 full entry bundle: codec:1, then C2SP bytes (zstd or raw)
@@ -18,8 +20,9 @@ import (
 //	'p' index:8 first:1         uncompressed chunk of the edge bundle (C2SP framing) of
 //	                            earlier versions: read before the 'q' chunks that
 //	                            follow it, deleted when the bundle is sealed
-//	'u' index:8 first:1         chunk of the level-0 edge tile: the leaf hashes of
-//	                            entries first.. (see edgeBundle); a full tile replaces them
+//	'u' index:8 first:1         chunk of the level-0 edge tile of earlier versions: the
+//	                            leaf hashes of entries first.. (see edgeBundle); the next
+//	                            commit deletes them
 //	'd' dedup key               idempotency record: index:8 leafhash:32 fingerprint:32
 //	'r' chunk:8 bucket:1 part:1 hash runs: the leaf hashes of 65,536 entries, sorted
 //	                            (hashruns.go); candidates are checked against the
@@ -32,7 +35,7 @@ const (
 	prefixBundle      = 'b'
 	prefixChunk       = 'q'
 	prefixLegacyChunk = 'p' // earlier versions only
-	prefixHashChunk   = 'u'
+	prefixHashChunk   = 'u' // earlier versions only
 	prefixDedup       = 'd'
 	prefixLeafHash    = 'h' // earlier versions only
 	prefixCheckpoint  = 'c'
@@ -89,6 +92,31 @@ func decodeUint64(b []byte) (uint64, error) {
 		return 0, fmt.Errorf("want 8 bytes, got %d", len(b))
 	}
 	return binary.BigEndian.Uint64(b), nil
+}
+
+// sizeRecordLen is the length of the size record: the tree size, and
+// the tree's root at that size.
+const sizeRecordLen = 8 + hashSize
+
+// encodeSizeRecord returns the size record of a tree of size entries
+// whose root is root. Every commit writes it; Open checks the root
+// against the tree it rebuilds from the stored tiles and the edge
+// bundle's entries, which covers the entries no signed checkpoint covers
+// yet.
+func encodeSizeRecord(size uint64, root []byte) []byte {
+	return append(binary.BigEndian.AppendUint64(make([]byte, 0, sizeRecordLen), size), root...)
+}
+
+// decodeSizeRecord parses a size record; root is nil in one an earlier
+// version wrote (the size alone).
+func decodeSizeRecord(b []byte) (size uint64, root []byte, err error) {
+	switch len(b) {
+	case 8:
+		return binary.BigEndian.Uint64(b), nil, nil
+	case sizeRecordLen:
+		return binary.BigEndian.Uint64(b), b[8:sizeRecordLen:sizeRecordLen], nil
+	}
+	return 0, nil, fmt.Errorf("want %d bytes (or 8, from an earlier version), got %d", sizeRecordLen, len(b))
 }
 
 // dedupRecord is the value stored under a dedup key: the index of the

@@ -379,7 +379,7 @@ func Create(ctx context.Context, cfg Config) (*Ledger, error) {
 		if err := txn.Set(keyMeta, meta.marshal()); err != nil {
 			return err
 		}
-		return txn.Set(keySize, encodeUint64(0))
+		return txn.Set(keySize, encodeSizeRecord(0, l.durable.root))
 	})
 	l.cpMu.Unlock()
 	if err != nil {

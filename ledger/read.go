@@ -214,8 +214,8 @@ type tileSource interface {
 }
 
 // tileCache reads tiles from one Badger read transaction, caching them
-// for the duration of one operation. The level-0 edge tile is stored as
-// hash chunks, not as a tile: it comes from edge (see edgeBundle).
+// for the duration of one operation. The level-0 edge tile is not
+// stored: it comes from edge (see edgeBundle).
 type tileCache struct {
 	txn   *badger.Txn
 	tiles map[[2]uint64][]byte

@@ -19,14 +19,14 @@ func (l *Ledger) recover(ctx context.Context) (uint64, []byte, error) {
 		return 0, nil, err
 	}
 	var size uint64
-	var root []byte
+	var root, sizeRoot []byte
 	s := newSequencer(l)
 	err := l.db.View(func(txn *badger.Txn) error {
 		v, err := get(txn, keySize)
 		if err != nil {
 			return fmt.Errorf("reading tree size: %w", err)
 		}
-		if size, err = decodeUint64(v); err != nil {
+		if size, sizeRoot, err = decodeSizeRecord(v); err != nil {
 			return fmt.Errorf("reading tree size: %v: %w", err, ErrCorrupt)
 		}
 		cp, err := l.readLatestCheckpoint(txn)
@@ -47,8 +47,10 @@ func (l *Ledger) recover(ctx context.Context) (uint64, []byte, error) {
 		l.runs.Store(runs)
 		// The edge bundle is what the next batch extends; both the full
 		// verification and the sequencer need it, and its level-0 tile,
-		// stored as chunks of leaf hashes (see edgeBundle). Even a quick
-		// open re-hashes the edge: it is what a crash hits.
+		// the leaf hashes of its entries (see edgeBundle). Even a quick
+		// open re-hashes the edge, and checks the tree's root against
+		// the size record: it is what a crash hits, and what no signed
+		// checkpoint may cover yet.
 		edge, err := loadBundleWriter(txn, size)
 		if err != nil {
 			return err
@@ -57,7 +59,7 @@ func (l *Ledger) recover(ctx context.Context) (uint64, []byte, error) {
 		if err != nil {
 			return err
 		}
-		et, err := loadEdgeTile(txn, size, edgeEntries)
+		et, err := loadEdgeTile(txn, size, edgeEntries, sizeRoot == nil)
 		if err != nil {
 			return err
 		}
@@ -89,6 +91,10 @@ func (l *Ledger) recover(ctx context.Context) (uint64, []byte, error) {
 		if root, err = rootOf(s.rng); err != nil {
 			return err
 		}
+		if sizeRoot != nil && !bytes.Equal(root, sizeRoot) {
+			return fmt.Errorf("stored tree of size %d has root %s but the size record says %s: %w",
+				size, base64.StdEncoding.EncodeToString(root), base64.StdEncoding.EncodeToString(sizeRoot), ErrCorrupt)
+		}
 		return s.loadEdge(tc, size, edge, et)
 	})
 	if errors.Is(err, ErrNotFound) {
@@ -116,7 +122,7 @@ func (l *Ledger) removeIncomplete(ctx context.Context) error {
 		if err != nil {
 			return nil
 		}
-		size, err := decodeUint64(v)
+		size, _, err := decodeSizeRecord(v)
 		if err != nil {
 			return nil
 		}
@@ -174,40 +180,52 @@ func rootMismatch(cp *Checkpoint, got []byte) error {
 		cp.Size, base64.StdEncoding.EncodeToString(got), base64.StdEncoding.EncodeToString(cp.Hash), ErrCorrupt)
 }
 
-// edgeTile is the stored level-0 tile of the edge bundle: its hashes,
-// the first entry of each chunk they are stored in, and whether an
-// earlier version stored them as a partial tile instead.
+// edgeTile is the level-0 tile of the edge bundle: its hashes, and what
+// an earlier version stored of it, for the next commit to delete: the
+// first entry of each chunk of hashes, or (old) a partial tile.
 type edgeTile struct {
 	hashes []byte
 	chunks []int
 	old    bool
 }
 
-// loadEdgeTile reads the level-0 tile of the edge bundle, whose entries
-// are given, and checks it against them: the leaf hash chunks, or the
-// partial tile an earlier version stored.
-func loadEdgeTile(txn *badger.Txn, size uint64, entries [][]byte) (edgeTile, error) {
+// loadEdgeTile computes the level-0 tile of the edge bundle, whose entries
+// are given, from them. With stored (a log an earlier version wrote, whose
+// size record has no root to check the edge against) it reads the tile
+// that version stored, as chunks of leaf hashes or as a partial tile, and
+// checks the entries against it.
+func loadEdgeTile(txn *badger.Txn, size uint64, entries [][]byte, stored bool) (edgeTile, error) {
 	index, width := size/TileWidth, int(size%TileWidth)
 	var et edgeTile
 	if width == 0 {
 		return et, nil
 	}
-	var err error
-	if et.hashes, et.chunks, err = readHashChunks(txn, index); err != nil {
+	if len(entries) != width {
+		return et, fmt.Errorf("edge bundle %d holds %d entries, want %d: %w", index, len(entries), width, ErrCorrupt)
+	}
+	et.hashes = make([]byte, 0, width*hashSize)
+	for _, e := range entries {
+		et.hashes = append(et.hashes, hasher.HashLeaf(e)...)
+	}
+	if !stored {
+		return et, nil
+	}
+	hashes, chunks, err := readHashChunks(txn, index)
+	if err != nil {
 		return et, err
 	}
-	if len(et.chunks) == 0 {
-		if et.hashes, err = get(txn, tileKey(0, index)); err != nil {
+	if et.chunks = chunks; len(chunks) == 0 {
+		if hashes, err = get(txn, tileKey(0, index)); err != nil {
 			return et, fmt.Errorf("edge tile 0/%d: %w", index, err)
 		}
 		et.old = true
 	}
-	if len(et.hashes) != width*hashSize {
-		return et, fmt.Errorf("edge tile 0/%d holds %d hashes, want %d: %w", index, len(et.hashes)/hashSize, width, ErrCorrupt)
+	if len(hashes) != width*hashSize {
+		return et, fmt.Errorf("edge tile 0/%d holds %d hashes, want %d: %w", index, len(hashes)/hashSize, width, ErrCorrupt)
 	}
-	for i, e := range entries {
-		if !bytes.Equal(hasher.HashLeaf(e), et.hashes[i*hashSize:(i+1)*hashSize]) {
-			return et, fmt.Errorf("entry %d does not match its stored leaf hash: %w", size-uint64(len(entries))+uint64(i), ErrCorrupt)
+	for i := range width {
+		if h := et.hashes[i*hashSize : (i+1)*hashSize]; !bytes.Equal(h, hashes[i*hashSize:(i+1)*hashSize]) {
+			return et, fmt.Errorf("entry %d does not match its stored leaf hash: %w", size-uint64(width)+uint64(i), ErrCorrupt)
 		}
 	}
 	return et, nil
@@ -237,11 +255,7 @@ func (s *sequencer) loadEdge(tc *tileCache, size uint64, bw *bundleWriter, et ed
 		s.tiles[level] = bytes.Clone(t)
 	}
 	s.bundle = bw
-	s.edgeChunks, s.edgeFlushed = et.chunks, len(et.hashes)/hashSize
-	if et.old {
-		// The first commit stores them as a chunk and removes the tile.
-		s.edgeFlushed, s.oldEdgeTile = 0, true
-	}
+	s.edgeChunks, s.oldEdgeTile = et.chunks, et.old
 	s.l.edge.Store(bw.published(s.edgeTile()))
 	return nil
 }

@@ -242,7 +242,7 @@ func (l *Ledger) selfAudit(ctx context.Context, rep *SelfAuditReport) error {
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("reading the tree size: %w", err)
 		}
-		if size, derr := decodeUint64(v); err != nil || derr != nil || size < cp.Size {
+		if size, _, derr := decodeSizeRecord(v); err != nil || derr != nil || size < cp.Size {
 			return &IntegrityError{Record: IntegrityTreeSize, Offset: -1,
 				Detail: fmt.Sprintf("the stored tree size record (%x) is missing, malformed or below the checkpoint's %d", v, cp.Size)}
 		}
@@ -468,14 +468,26 @@ func (a *auditor) readTile(level uint8, index uint64, need int, dst []byte) ([]b
 }
 
 // edgeTile is the level-0 tile index that the audit's transaction does
-// not hold as a tile: the edge's, stored as chunks of leaf hashes (see
-// edgeBundle). With no chunks either, it is missing.
+// not hold as a tile: the edge's, which is not stored (see edgeBundle).
+// An earlier version stored it as chunks of leaf hashes: those, if there
+// are any. Otherwise the hashes the ledger computed when it appended the
+// entries (or opened the log), if the edge in memory is still that tile:
+// the audit checks the stored entries against them. Otherwise (the tile
+// filled after the audit's transaction began) the leaf hashes of the
+// entries the audit has just read, which the checkpoint's root covers.
+// Any other tile is missing.
 func (a *auditor) edgeTile(index uint64, dst []byte) ([]byte, error) {
 	hashes, firsts, err := readHashChunks(a.txn, index)
-	if err == nil && len(firsts) == 0 {
-		err = badger.ErrKeyNotFound
+	if err != nil || len(firsts) > 0 {
+		return append(dst[:0], hashes...), err
 	}
-	return append(dst[:0], hashes...), err
+	if index != a.size/TileWidth || a.size%TileWidth == 0 {
+		return dst[:0], badger.ErrKeyNotFound
+	}
+	if t, ok := a.l.edge.Load().tile(index); ok && len(t) >= int(a.size%TileWidth)*hashSize {
+		return append(dst[:0], t...), nil
+	}
+	return append(dst[:0], a.leaves...), nil
 }
 
 // readBundle reads entry bundle b, of which the audited tree has w

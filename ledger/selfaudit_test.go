@@ -196,6 +196,30 @@ func TestSelfAuditCleanLog(t *testing.T) {
 	}
 }
 
+// oldEdgeHashes stores the leaf hashes of the corruption tests' edge
+// tile, 0/11, as chunks, as earlier versions did (one per chunk of the
+// edge bundle: entries 0-83 and 84-183), after edit has changed them.
+// The audit checks the entries against them while they are there.
+func oldEdgeHashes(edit func(c0, c84 []byte) ([]byte, []byte)) func(*badger.Txn) error {
+	return func(txn *badger.Txn) error {
+		c0, c84 := edit(leafHashes(11*TileWidth, 84), leafHashes(11*TileWidth+84, 100))
+		if err := txn.Set(rawHashChunkKey(11, 0), c0); err != nil {
+			return err
+		}
+		return txn.Set(rawHashChunkKey(11, 84), c84)
+	}
+}
+
+// TestSelfAuditTakesOldEdgeHashes: the hash chunks of the edge tile an
+// earlier version stored, intact, pass the audit.
+func TestSelfAuditTakesOldEdgeHashes(t *testing.T) {
+	l, _ := newTestLedger(t)
+	appendN(t, l, 0, corruptLogSize, 100)
+	cp := signNow(t, l)
+	editLive(t, l, oldEdgeHashes(func(c0, c84 []byte) ([]byte, []byte) { return c0, c84 }))
+	mustAuditClean(t, l, cp)
+}
+
 // corruptLogSize is the size of the log the corruption tests damage: 11
 // full bundles and a partial one of 184 entries (two chunks, from first
 // entries 0 and 84), and level-1 tile 0 with 11 hashes.
@@ -214,7 +238,12 @@ func TestSelfAuditDetectsCorruption(t *testing.T) {
 			IntegrityError{Record: IntegrityBundle, Index: 11, Offset: 134}},
 		{"Level0TileHash", func(*testing.T, *Ledger, Config) func(*badger.Txn) error { return alterTileHash(0, 2, 7) },
 			IntegrityError{Record: IntegrityTile, Level: 0, Index: 2, Offset: 7}},
-		{"Level0EdgeTileHash", func(*testing.T, *Ledger, Config) func(*badger.Txn) error { return flipEdgeHashByte(11, 3) },
+		{"Level0EdgeTileHash", func(*testing.T, *Ledger, Config) func(*badger.Txn) error {
+			return oldEdgeHashes(func(c0, c84 []byte) ([]byte, []byte) {
+				c0[3*hashSize+5] ^= 0x01
+				return c0, c84
+			})
+		},
 			IntegrityError{Record: IntegrityTile, Level: 0, Index: 11, Offset: 3}},
 		{"Level1TileHash", func(*testing.T, *Ledger, Config) func(*badger.Txn) error { return alterTileHash(1, 0, 5) },
 			IntegrityError{Record: IntegrityTile, Level: 1, Index: 0, Offset: 5}},
@@ -240,10 +269,10 @@ func TestSelfAuditDetectsCorruption(t *testing.T) {
 		{"Level1TileMissing", func(*testing.T, *Ledger, Config) func(*badger.Txn) error { return removeKeys(tileKey(1, 0)) },
 			IntegrityError{Record: IntegrityTile, Level: 1, Index: 0, Offset: -1}},
 		{"EdgeTileTruncated", func(*testing.T, *Ledger, Config) func(*badger.Txn) error {
-			return rewriteEdgeHash(11, 100, func(c []byte, off int) []byte { return c[:off] })
+			return oldEdgeHashes(func(c0, c84 []byte) ([]byte, []byte) { return c0, c84[:16*hashSize] })
 		}, IntegrityError{Record: IntegrityTile, Level: 0, Index: 11, Offset: -1}},
 		{"EdgeTileHashChunkMalformed", func(*testing.T, *Ledger, Config) func(*badger.Txn) error {
-			return rewriteEdgeHash(11, 0, func(c []byte, _ int) []byte { return c[:len(c)-1] })
+			return oldEdgeHashes(func(c0, c84 []byte) ([]byte, []byte) { return c0[:len(c0)-1], c84 })
 		}, IntegrityError{Record: IntegrityTile, Level: 0, Index: 11, Offset: -1}},
 		{"CheckpointSignature", func(*testing.T, *Ledger, Config) func(*badger.Txn) error {
 			return changeValue(checkpointKey(corruptLogSize), func(b []byte) []byte {

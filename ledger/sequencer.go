@@ -25,18 +25,16 @@ type sequencer struct {
 	dirty []bool
 	// bundle is the rightmost, incomplete entry bundle.
 	bundle *bundleWriter
-	// The level-0 edge tile, tiles[0], is stored as chunks of the hashes
-	// each commit added (see edgeBundle): edgeFlushed hashes are, in the
-	// chunks starting at edgeChunks. oldEdgeTile: an earlier version
-	// stored it as a partial tile, which the next commit replaces.
-	edgeFlushed int
+	// The level-0 edge tile, tiles[0], is not stored (see edgeBundle).
+	// What earlier versions stored of it, the next commit deletes: hash
+	// chunks starting at edgeChunks, or (oldEdgeTile) a partial tile.
 	edgeChunks  []int
 	oldEdgeTile bool
 
 	rtxn *badger.Txn // read transaction of the batch being built (dedup lookups)
 	// edge0 is the level-0 edge tile (tile edge0Index) as the batch being
 	// built began: the leaf hashes of the edge's durable entries, which
-	// storage holds as hash chunks (see edgeBundle).
+	// storage does not hold as a tile (see edgeBundle).
 	edge0      []byte
 	edge0Index uint64
 	writes     []write // writes of the batch being built, in order
@@ -324,26 +322,27 @@ func (s *sequencer) commit(batch []*request) bool {
 		s.appendRequest(r, seen)
 	}
 	added := s.size - oldSize
+	var root []byte
 	if added > 0 {
 		s.bundle.flushChunks(s.set)
-		s.flushEdgeHashes()
+		s.dropOldEdgeHashes()
 		for level, t := range s.tiles {
-			// The level-0 edge tile is stored as hash chunks instead
-			// (flushEdgeHashes).
+			// The level-0 edge tile is not stored: Open computes it
+			// from the edge bundle's entries.
 			if level > 0 && s.dirty[level] && len(t) > 0 {
 				nodes := s.size >> (uint(level) * TileHeight)
 				s.set(tileKey(uint8(level), nodes/TileWidth), t)
 			}
 			s.dirty[level] = false
 		}
-		s.set(keySize, encodeUint64(s.size))
-	}
-	var root []byte
-	if s.err == nil && added > 0 {
-		root, s.err = rootOf(s.rng)
-		if s.err == nil {
-			s.err = l.writeBatch(s.writes, true)
+		var err error
+		if root, err = rootOf(s.rng); err != nil && s.err == nil {
+			s.err = err
 		}
+		s.set(keySize, encodeSizeRecord(s.size, root))
+	}
+	if s.err == nil && added > 0 {
+		s.err = l.writeBatch(s.writes, true)
 		if s.err == nil {
 			s.err = l.cfg.fault(stepDuringWrite)
 		}
@@ -578,20 +577,19 @@ func (s *sequencer) lookupDedup(key []byte) (dedupRecord, bool) {
 	return rec, true
 }
 
-// flushEdgeHashes stores the leaf hashes the edge tile gained in this
-// commit, as one chunk: a commit of a few entries writes a few hashes,
-// where storing the partial tile wrote all of it again.
-func (s *sequencer) flushEdgeHashes() {
-	t := s.edgeTile()
+// dropOldEdgeHashes deletes what an earlier version stored of the level-0
+// edge tile (its hash chunks, or a partial tile), in the first commit
+// that extends it. A tile that filled in this commit has replaced them
+// already (visit).
+func (s *sequencer) dropOldEdgeHashes() {
 	if s.oldEdgeTile {
 		s.del(tileKey(0, s.bundle.index))
 		s.oldEdgeTile = false
 	}
-	if n := len(t) / hashSize; n > s.edgeFlushed {
-		s.set(hashChunkKey(s.bundle.index, s.edgeFlushed), t[s.edgeFlushed*hashSize:n*hashSize:n*hashSize])
-		s.edgeChunks = append(s.edgeChunks, s.edgeFlushed)
-		s.edgeFlushed = n
+	for _, first := range s.edgeChunks {
+		s.del(hashChunkKey(s.bundle.index, first))
 	}
+	s.edgeChunks = s.edgeChunks[:0]
 }
 
 // edgeTile returns the level-0 tile of the edge bundle's entries so far.
@@ -622,12 +620,12 @@ func (s *sequencer) visit(id compact.NodeID, hash []byte) {
 		s.set(tileKey(uint8(level), id.Index/TileWidth), t)
 		s.tiles[level], s.dirty[level] = nil, false
 		if level == 0 {
-			// The full tile replaces its hash chunks (and the partial
-			// tile an earlier version stored, under the same key).
+			// The full tile replaces the hash chunks an earlier version
+			// stored (and its partial tile, under the same key).
 			for _, first := range s.edgeChunks {
 				s.del(hashChunkKey(id.Index/TileWidth, first))
 			}
-			s.edgeChunks, s.edgeFlushed, s.oldEdgeTile = s.edgeChunks[:0], 0, false
+			s.edgeChunks, s.oldEdgeTile = s.edgeChunks[:0], false
 		}
 		return
 	}

@@ -88,7 +88,7 @@ func batchOverhead(n, dataBytes int64, size uint64) txnCost {
 		c.add(txnCost{bytes: full * writeCost(tileKeyLen, TileWidth*hashSize).bytes, count: full})
 		c.add(writeCost(tileKeyLen, TileWidth*hashSize-1)) // the partial tile
 	}
-	c.add(writeCost(len(keySize), 8))
+	c.add(writeCost(len(keySize), sizeRecordLen))
 	c.add(txnCost{bytes: 64, count: 1}) // commit marker
 	return c
 }
