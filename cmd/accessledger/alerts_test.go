@@ -259,8 +259,12 @@ func TestAlertsWatchResumes(t *testing.T) {
 	var mu sync.Mutex
 	var lastIDs []string
 	streams := 0
-	// The first stream is cut after 300ms; the server ends it cleanly
-	// and the watcher must come back.
+	// The first stream is cut once it has sent both alerts, whenever that
+	// is on a loaded machine; the server ends it cleanly and the watcher
+	// must come back. The next alerts are appended only once the watcher
+	// has reconnected, so that they can only reach it by the second
+	// stream.
+	reconnected := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/v1/alerts/stream" {
 			mu.Lock()
@@ -268,16 +272,20 @@ func TestAlertsWatchResumes(t *testing.T) {
 			n := streams
 			lastIDs = append(lastIDs, r.Header.Get("Last-Event-ID"))
 			mu.Unlock()
-			if n == 1 {
-				ctx, cancel := context.WithTimeout(r.Context(), 300*time.Millisecond)
+			switch n {
+			case 1:
+				ctx, cancel := context.WithCancel(r.Context())
 				defer cancel()
 				r = r.WithContext(ctx)
+				w = &cutAfterIDs{ResponseWriter: w, n: len(first), cut: cancel}
+			case 2:
+				close(reconnected)
 			}
 		}
 		as.handler.ServeHTTP(w, r)
 	}))
 	defer srv.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var out, errb bytes.Buffer
 	done := make(chan error, 1)
@@ -285,7 +293,13 @@ func TestAlertsWatchResumes(t *testing.T) {
 	go func() {
 		done <- alertsCmd(ctx, []string{"watch", "--json", "--max", "4"}, func(k string) string { return env[k] }, &out, &errb)
 	}()
-	time.Sleep(500 * time.Millisecond) // the first stream is cut
+	select {
+	case <-reconnected:
+	case err := <-done:
+		t.Fatalf("alerts watch = %v before it reconnected; stdout %s; stderr %s", err, out.String(), errb.String())
+	case <-ctx.Done():
+		t.Fatal("alerts watch did not reconnect within 60s")
+	}
 	more := as.appendAlerts(t, 2, 2)
 	if err := <-done; err != nil {
 		t.Fatalf("alerts watch = %v; stderr %s", err, errb.String())
@@ -311,3 +325,29 @@ func TestAlertsWatchResumes(t *testing.T) {
 		t.Errorf("stderr = %q, want it to say it reconnects", errb.String())
 	}
 }
+
+// cutAfterIDs passes a stream through and calls cut once it has flushed
+// n "id:" lines to the client: the stream then ends after exactly those
+// events, however late they come.
+type cutAfterIDs struct {
+	http.ResponseWriter
+	n       int
+	cut     func()
+	written strings.Builder // all of the stream so far (a few alerts)
+}
+
+func (c *cutAfterIDs) Write(p []byte) (int, error) {
+	c.written.Write(p)
+	return c.ResponseWriter.Write(p)
+}
+
+// Flush sends what was written, and then cuts if it holds the n ids:
+// the server writes whole events before it flushes.
+func (c *cutAfterIDs) Flush() {
+	c.ResponseWriter.(http.Flusher).Flush()
+	if strings.Count("\n"+c.written.String(), "\nid: ") >= c.n {
+		c.cut()
+	}
+}
+
+func (c *cutAfterIDs) Unwrap() http.ResponseWriter { return c.ResponseWriter }

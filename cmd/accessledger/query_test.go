@@ -92,7 +92,10 @@ func loadAcked(s *server, next *atomic.Int64, limit int64, acked *sync.Map, stop
 				for n := first; n < min(first+500, limit); n++ {
 					evs = append(evs, queryEventJSON(int(n)))
 				}
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				// Generous: a batch that times out on a loaded machine
+				// would stop this goroutine, and may still be appended
+				// after the test has taken the log's size.
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 				status, res, _, err := s.postEvents(ctx, "", evs)
 				cancel()
 				if err != nil || status/100 != 2 {
@@ -131,11 +134,12 @@ func TestQueriesAfterKill9(t *testing.T) {
 	s = startServer(t, dir, "--detect=false", "--audit-reads=false")
 	restart := next.Load()
 	loadAcked(s, &next, restart+20_000, &acked, nil)
-	s.waitCheckpoint(uint64(restart), 30*time.Second)
-	// The log's size is what the checkpoint covers once appends stop.
-	time.Sleep(300 * time.Millisecond)
-	size := s.latestCheckpoint().size
-	s.waitIndexed(size, 60*time.Second)
+	// The signer runs on its own cadence, which a loaded machine delays:
+	// wait for a checkpoint that covers every acknowledged index rather
+	// than guessing when it has caught up.
+	var maxIdx uint64
+	acked.Range(func(_, v any) bool { maxIdx = max(maxIdx, v.(uint64)); return true })
+	size := s.waitQuiet(maxIdx+1, 60*time.Second)
 
 	docs := s.allEntries(size)
 	if len(docs) < 50_000 {
@@ -204,6 +208,40 @@ func TestQueriesAfterKill9(t *testing.T) {
 			t.Errorf("GET /v1/events/count?%s = %d, want %d", c.query, cnt.Count, len(want))
 		}
 	}
+}
+
+// waitQuiet waits, once appends have stopped, until a checkpoint covers
+// at least size entries and the index has reached exactly that
+// checkpoint's size, and returns it. The index follows commits, not
+// checkpoints, so it may run ahead of a checkpoint: only when both agree
+// do the queries answer over exactly the entries the checkpoint covers.
+func (s *server) waitQuiet(size uint64, timeout time.Duration) uint64 {
+	s.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		cp := s.waitCheckpoint(size, time.Until(deadline))
+		s.waitIndexed(cp.size, time.Until(deadline))
+		if indexed := s.indexedSize(); indexed == cp.size {
+			return cp.size
+		} else if indexed > size {
+			// Committed beyond the checkpoint: wait for the signer.
+			size = indexed
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("the checkpoint (%d) and the index (%d) did not agree within %s", cp.size, s.indexedSize(), timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// indexedSize is the index's size, as the count endpoint reports it.
+func (s *server) indexedSize() uint64 {
+	s.t.Helper()
+	var c struct {
+		IndexedSize uint64 `json:"indexed_size"`
+	}
+	s.get("/v1/events/count", &c)
+	return c.IndexedSize
 }
 
 // waitIndexed polls the count endpoint until the index reaches size.

@@ -15,11 +15,25 @@ import (
 )
 
 // actorCounts returns how many events of service each actor has in the
-// log, once the index has reached the log's size.
-func (s *server) actorCounts(t *testing.T, service string) map[string]int {
+// log, once the index holds at least want of them (and has reached the
+// latest checkpoint). The index follows the log on its own, later on a
+// loaded machine: waiting for the count the test expects, rather than
+// for a while, makes a missing event fail the test and a slow index not.
+func (s *server) actorCounts(t *testing.T, service string, want int) map[string]int {
 	t.Helper()
-	time.Sleep(200 * time.Millisecond)
-	s.waitIndexed(s.latestCheckpoint().size, 30*time.Second)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var c struct{ Count int }
+		s.get("/v1/events/count?service="+service, &c)
+		if c.Count >= want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d %s events in the log after 60s, want %d", c.Count, service, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.waitIndexed(s.latestCheckpoint().size, 60*time.Second)
 	body := s.get("/v1/events?format=ndjson&service="+service, nil)
 	counts := map[string]int{}
 	sc := bufio.NewScanner(bytes.NewReader(body))
@@ -94,7 +108,11 @@ www.example.com - - [27/Nov/2026:03:00:02 +0000] "GET / HTTP/1.1" 200 1 "-" "-"
 		"vpn":  {"carol": 1, "dave": 1},
 	}
 	for service, w := range want {
-		if got := s.actorCounts(t, service); fmt.Sprint(got) != fmt.Sprint(w) {
+		n := 0
+		for _, c := range w {
+			n += c
+		}
+		if got := s.actorCounts(t, service, n); fmt.Sprint(got) != fmt.Sprint(w) {
 			t.Errorf("%s events by actor = %v, want %v", service, got, w)
 		}
 	}
@@ -182,7 +200,9 @@ func TestSubmitFollowRotationAndKill(t *testing.T) {
 	appendLines(t, path+".1", 350, 360)
 	appendLines(t, path, 360, 500)
 	waitFor(500)
-	time.Sleep(1500 * time.Millisecond) // the offsets are saved every second
+	// The offsets are saved every second; lines 500 on are only sent
+	// again after the SIGKILL if the state names the new file.
+	waitState(t, state, path)
 	// SIGKILL while lines keep coming.
 	appendLines(t, path, 500, 520)
 	sub.Process.Signal(syscall.SIGKILL)
@@ -207,7 +227,7 @@ func TestSubmitFollowRotationAndKill(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the submitter did not stop after SIGTERM")
 	}
-	counts := s.actorCounts(t, "sshd")
+	counts := s.actorCounts(t, "sshd", 800)
 	for n := range 800 {
 		if c := counts[fmt.Sprintf("u%d", n)]; c != 1 {
 			t.Errorf("line %d is in the log %d times, want once", n, c)
@@ -215,5 +235,33 @@ func TestSubmitFollowRotationAndKill(t *testing.T) {
 	}
 	if len(counts) != 800 {
 		t.Errorf("%d distinct users in the log, want 800", len(counts))
+	}
+}
+
+// waitState polls the --state file of "submit --follow" until it records
+// path as fully submitted: the fingerprint of the file now at path, and
+// its whole length as the offset.
+func waitState(t *testing.T, state, path string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var st submitState
+		raw, err := os.ReadFile(state)
+		if err == nil {
+			err = json.Unmarshal(raw, &st)
+		}
+		first, _ := firstLine(path)
+		var size int64 = -1
+		if fi, err := os.Stat(path); err == nil {
+			size = fi.Size()
+		}
+		if got := st.Files[path]; err == nil && first != nil && got.Fingerprint == fingerprint(first) && got.Offset == size {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("--state %s = %s (%v) after 30s, want %s recorded with fingerprint %s and offset %d",
+				state, raw, err, path, fingerprint(first), size)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
