@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -168,10 +167,7 @@ func TestOpenTakesEarlierEdgeStorage(t *testing.T) {
 	closeLedger(t, l)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := template
-			cfg.Dir = filepath.Join(t.TempDir(), "log")
-			copyDir(t, template.Dir, cfg.Dir)
-			editStore(t, cfg.Dir, func(txn *badger.Txn) error {
+			cfg := editedCopy(t, template, func(txn *badger.Txn) error {
 				for k, v := range tc.store {
 					if err := txn.Set([]byte(k), v); err != nil {
 						return err
@@ -260,10 +256,7 @@ func TestOpenChecksEntriesBeyondCheckpoint(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, quick := range []bool{false, true} {
-				cfg := template
-				cfg.Dir = filepath.Join(t.TempDir(), "log")
-				copyDir(t, template.Dir, cfg.Dir)
-				editStore(t, cfg.Dir, tc.edit)
+				cfg := editedCopy(t, template, tc.edit)
 				cfg.QuickOpen = quick
 				l, err := Open(ctx, cfg)
 				if tc.msg == "" {

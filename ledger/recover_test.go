@@ -57,6 +57,17 @@ func editStore(t *testing.T, dir string, edit func(txn *badger.Txn) error) {
 	}
 }
 
+// editedCopy copies the closed log of template to a directory of its
+// own, edits its storage there (see editStore) and returns its Config.
+func editedCopy(t *testing.T, template Config, edit func(txn *badger.Txn) error) Config {
+	t.Helper()
+	cfg := template
+	cfg.Dir = filepath.Join(t.TempDir(), "log")
+	copyDir(t, template.Dir, cfg.Dir)
+	editStore(t, cfg.Dir, edit)
+	return cfg
+}
+
 // rewrite replaces the value of key with f(value).
 func rewrite(key []byte, f func([]byte) []byte) func(*badger.Txn) error {
 	return func(txn *badger.Txn) error {
@@ -225,10 +236,7 @@ func TestOpenDetectsTampering(t *testing.T) {
 	template := newClosedLog(t)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := template
-			cfg.Dir = filepath.Join(t.TempDir(), "log")
-			copyDir(t, template.Dir, cfg.Dir)
-			editStore(t, cfg.Dir, tc.edit)
+			cfg := editedCopy(t, template, tc.edit)
 			cfg.QuickOpen = tc.quick
 			l, err := Open(bg, cfg)
 			if err == nil {
@@ -480,10 +488,7 @@ func TestOpenDetectsTamperedRecords(t *testing.T) {
 	closeLedger(t, l)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := template
-			cfg.Dir = filepath.Join(t.TempDir(), "log")
-			copyDir(t, template.Dir, cfg.Dir)
-			editStore(t, cfg.Dir, tc.edit)
+			cfg := editedCopy(t, template, tc.edit)
 			l, err := Open(bg, cfg)
 			if err == nil {
 				l.Close(bg)
@@ -520,10 +525,7 @@ func TestOpenRemovesLeftoversBeyondSize(t *testing.T) {
 	for name, key := range leftovers {
 		for _, quick := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/QuickOpen=%v", name, quick), func(t *testing.T) {
-				cfg := template
-				cfg.Dir = filepath.Join(t.TempDir(), "log")
-				copyDir(t, template.Dir, cfg.Dir)
-				editStore(t, cfg.Dir, func(txn *badger.Txn) error {
+				cfg := editedCopy(t, template, func(txn *badger.Txn) error {
 					return txn.Set(key, encodeBundle(appendBundleEntry(nil, bytes.Repeat([]byte("x"), 9000))))
 				})
 				cfg.QuickOpen = quick
