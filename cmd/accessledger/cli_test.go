@@ -255,3 +255,27 @@ func TestUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestCLIRejectsBadValues: values a command cannot use are refused with a
+// message naming the flag, not taken as the default (the simulator's
+// zero) or reported as something else.
+func TestCLIRejectsBadValues(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"simulate", "--users", "-5"}, "--users must be at least 1, got -5"},
+		{[]string{"simulate", "--days", "0"}, "--days must be at least 1, got 0"},
+		{[]string{"simulate", "--learning", "0"}, "--learning must be at least 1, got 0"},
+		{[]string{"simulate", "--attacks", "-1"}, "--attacks must be at least 1, got -1"},
+		{[]string{"simulate", "--batch", "0"}, "--batch must be at least 1, got 0"},
+		{[]string{"simulate", "--rate", "-3"}, "--rate must be 0 (as fast as the server takes them) or more, got -3"},
+		// A mistyped verifier key says why it is not one.
+		{[]string{"verify", "bundle.json", "--vkey", "example.com/log+12345678+AAAA"}, "is neither a verifier key (invalid verifier hash) nor a readable file"},
+	} {
+		code, stdout, stderr := runCLI(t, nil, tc.args...)
+		if code != 1 || stdout != "" || !strings.Contains(stderr, tc.want) {
+			t.Errorf("accessledger %s = exit %d, stdout %.100q, stderr %q; want 1 and %q", strings.Join(tc.args, " "), code, stdout, stderr, tc.want)
+		}
+	}
+}

@@ -219,7 +219,7 @@ func rulesLint(rs *detect.RuleSet, loadErr error, cfg detect.Config, stdout io.W
 		n = len(rs.Rules)
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("%d problems in %d rules", len(errs), n)
+		return fmt.Errorf("%d %s in %d %s", len(errs), plural(len(errs), "problem", "problems"), n, plural(n, "rule", "rules"))
 	}
 	var enrich []string
 	for _, r := range rs.Rules {
@@ -481,4 +481,12 @@ func (r *runningDetector) stop() error {
 		err = errors.Join(err, r.enr.Close())
 	}
 	return err
+}
+
+// plural returns one if n is 1, else many.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

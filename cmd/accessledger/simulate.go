@@ -67,6 +67,22 @@ func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	// The simulator takes zero as its default: a value below 1 here is
+	// a mistake, not a request for the default.
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"users", *users}, {"days", *days}, {"learning", *learning}, {"attacks", *attacks}} {
+		if f.v < 1 {
+			return fmt.Errorf("--%s must be at least 1, got %d", f.name, f.v)
+		}
+	}
+	if *batch < 1 {
+		return fmt.Errorf("--batch must be at least 1, got %d", *batch)
+	}
+	if *rate < 0 {
+		return fmt.Errorf("--rate must be 0 (as fast as the server takes them) or more, got %d", *rate)
+	}
 	cfg := sim.Config{Seed: *seed, Users: *users, Days: *days, Learning: *learning, AttacksPerScenario: *attacks}
 	if *learning >= *days {
 		return fmt.Errorf("--learning %d must be below --days %d (attacks come after it)", *learning, *days)

@@ -76,12 +76,15 @@ func summaryLine(s *evbundle.Summary) string {
 // readVKeyArg returns a verifier key given as such or as a file holding
 // it.
 func readVKeyArg(arg string) (string, error) {
-	if _, err := note.NewVerifier(arg); err == nil {
+	_, verr := note.NewVerifier(arg)
+	if verr == nil {
 		return arg, nil
 	}
 	raw, err := os.ReadFile(arg)
 	if err != nil {
-		return "", fmt.Errorf("--vkey %q is neither a verifier key nor a readable file: %w", arg, err)
+		// Name both readings: a mistyped key (name+hash+key) is more
+		// likely than a file name with two plus signs.
+		return "", fmt.Errorf("--vkey %q is neither a verifier key (%v) nor a readable file (%w)", arg, verr, err)
 	}
 	key := strings.TrimSpace(string(raw))
 	if _, err := note.NewVerifier(key); err != nil {
