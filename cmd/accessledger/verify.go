@@ -82,8 +82,7 @@ func readVKeyArg(arg string) (string, error) {
 	}
 	raw, err := os.ReadFile(arg)
 	if err != nil {
-		// Name both readings: a mistyped key (name+hash+key) is more
-		// likely than a file name with two plus signs.
+		// Which was meant is not known: say why neither reading works.
 		return "", fmt.Errorf("--vkey %q is neither a verifier key (%v) nor a readable file (%w)", arg, verr, err)
 	}
 	key := strings.TrimSpace(string(raw))
