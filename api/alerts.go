@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -47,6 +49,9 @@ type alertsPage struct {
 // id), limit= (default 100, at most 1000), cursor= (the next of the
 // previous page). With after= it answers from the respond feed instead,
 // and may long-poll with wait= (getAlertFeed, api/respond.go).
+// alertParams are the parameters of an alert listing.
+var alertParams = []string{"since", "level", "rule", "limit", "cursor"}
+
 func (s *Server) getAlerts(c *gin.Context) {
 	if _, ok := c.GetQuery("after"); ok {
 		s.getAlertFeed(c)
@@ -60,11 +65,24 @@ func (s *Server) getAlerts(c *gin.Context) {
 		writeError(c, http.StatusNotFound, msgNoDetection)
 		return
 	}
+	// As the event queries do, refuse what would widen the answer
+	// silently: a misspelt filter, or a filter given twice.
+	for name, values := range c.Request.URL.Query() {
+		if !slices.Contains(alertParams, name) {
+			writeError(c, http.StatusBadRequest, fmt.Sprintf("unknown parameter %q; this endpoint takes %s (or after and wait, for the respond feed)",
+				truncate(name, 32), strings.Join(alertParams, ", ")))
+			return
+		}
+		if len(values) > 1 {
+			writeError(c, http.StatusBadRequest, name+" may be given once")
+			return
+		}
+	}
 	var q detect.AlertQuery
 	if v := c.Query("since"); v != "" {
 		t, err := time.Parse(time.RFC3339Nano, v)
 		if err != nil {
-			writeError(c, http.StatusBadRequest, fmt.Sprintf("since must be an RFC 3339 time such as 2026-01-02T15:04:05Z, got %q", truncate(v, 40)))
+			writeError(c, http.StatusBadRequest, fmt.Sprintf("since must be an RFC 3339 time such as 2026-01-02T15:04:05Z, got %q%s", truncate(v, 40), plusHint(v)))
 			return
 		}
 		q.Since = t
@@ -72,12 +90,12 @@ func (s *Server) getAlerts(c *gin.Context) {
 	q.Level = c.Query("level")
 	q.Rule = c.Query("rule")
 	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
+		n, err := strconv.ParseUint(v, 10, 16)
 		if err != nil || n < 1 || n > 1000 {
 			writeError(c, http.StatusBadRequest, fmt.Sprintf("limit must be an integer from 1 to 1000, got %q", truncate(v, 32)))
 			return
 		}
-		q.Limit = n
+		q.Limit = int(n)
 	}
 	if v := c.Query("cursor"); v != "" {
 		n, ok := parseUint(c, "cursor", v)
@@ -88,7 +106,9 @@ func (s *Server) getAlerts(c *gin.Context) {
 	}
 	page, err := s.cfg.Detections.Alerts(c, q)
 	if errors.Is(err, detect.ErrBadQuery) {
-		writeError(c, http.StatusBadRequest, err.Error())
+		// The message says what is wrong; the sentinel's text is the
+		// detector's, not the caller's.
+		writeError(c, http.StatusBadRequest, strings.TrimSuffix(err.Error(), ": "+detect.ErrBadQuery.Error()))
 		return
 	}
 	if err != nil {

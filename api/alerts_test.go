@@ -141,8 +141,18 @@ func TestAlerts(t *testing.T) {
 			t.Errorf("GET /v1/alerts%s = %v, want %d alerts", tt.query, r, tt.n)
 		}
 	}
-	for _, q := range []string{"?level=severe", "?limit=0", "?limit=1001", "?since=yesterday", "?cursor=-1"} {
+	for _, q := range []string{"?level=severe", "?limit=0", "?limit=1001", "?since=yesterday", "?cursor=-1",
+		// What would widen the answer silently: a misspelt or repeated
+		// filter, a pair the query string drops, a signed number.
+		"?levl=critical", "?level=critical&level=high", "?rule=nonexistent;", "?rule=%zz", "?limit=%2B1"} {
 		wantError(t, "GET /v1/alerts"+q, ts.get(t, "/v1/alerts"+q, ts.responder()), http.StatusBadRequest)
+	}
+	// The detector's message, not its sentinel's text.
+	if eb := wantError(t, "GET /v1/alerts?level=severe", ts.get(t, "/v1/alerts?level=severe", ts.responder()), http.StatusBadRequest); strings.Contains(eb.Error, "detect:") || !strings.Contains(eb.Error, `level "severe"`) {
+		t.Errorf("GET /v1/alerts?level=severe: error %q, want the level named and no package prefix", eb.Error)
+	}
+	if eb := wantError(t, "GET /v1/alerts?since=+01:00", ts.get(t, "/v1/alerts?since=2026-01-05T10:00:00+01:00", ts.responder()), http.StatusBadRequest); !strings.Contains(eb.Error, "%2B") {
+		t.Errorf("GET /v1/alerts?since=...+01:00: error %q, want the hint to send + as %%2B", eb.Error)
 	}
 	// Roles: responder, auditor and admin; not submitter, not anonymous.
 	if r := ts.get(t, "/v1/alerts", ts.admin()); r.status != http.StatusOK {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -222,7 +223,7 @@ func New(cfg Config) (*Server, error) {
 	if err := e.SetTrustedProxies(cfg.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("api: trusted proxies: %w", err)
 	}
-	e.Use(s.recoverPanics, s.logRequests)
+	e.Use(s.recoverPanics, s.logRequests, checkQuery)
 	e.NoRoute(func(c *gin.Context) {
 		writeError(c, http.StatusNotFound, "no such endpoint; see the HTTP API in the README")
 	})
@@ -284,6 +285,16 @@ func New(cfg Config) (*Server, error) {
 	s.adminRoutes(e) // key administration, admins only (api/admin.go)
 	s.engine = e
 	return s, nil
+}
+
+// checkQuery refuses a query string that does not parse: a bad %-escape or
+// a ';' separator. Without it, url.URL.Query drops such pairs without a
+// word, and a query whose filter was dropped answers for the whole log.
+func checkQuery(c *gin.Context) {
+	if _, err := url.ParseQuery(c.Request.URL.RawQuery); err != nil {
+		writeError(c, http.StatusBadRequest, "malformed query string: "+strings.TrimPrefix(err.Error(), "invalid ")+
+			"; separate parameters with & and escape %, & and ; in values as %25, %26 and %3B")
+	}
 }
 
 // Handler returns the http.Handler serving the API.

@@ -324,7 +324,15 @@ func (s *Server) require(public bool, roles ...Role) gin.HandlerFunc {
 		}
 		if !strings.EqualFold(scheme, "Bearer") || token == "" {
 			c.Header("WWW-Authenticate", `Bearer realm="accessledger"`)
-			writeError(c, http.StatusUnauthorized, `missing API key: send the header "Authorization: Bearer KEY"`)
+			msg := `missing API key: send the header "Authorization: Bearer KEY"`
+			if c.GetHeader("Authorization") != "" {
+				// A key sent another way is not a missing key.
+				msg = authHeaderProblem(scheme, token)
+				if c.GetHeader("X-Api-Key") != "" {
+					msg += "; X-Api-Key is read only when there is no Authorization header"
+				}
+			}
+			writeError(c, http.StatusUnauthorized, msg)
 			return
 		}
 		entry, ok := s.auth.keys.Load().byHash[HashToken(token)]
@@ -385,4 +393,16 @@ func rolesSentence(roles []Role) string {
 		return "the admin role"
 	}
 	return "the role " + strings.Join(names, ", ") + " or admin"
+}
+
+// authHeaderProblem says what is wrong with an Authorization header that
+// is not "Bearer KEY", never echoing what could be a key.
+func authHeaderProblem(scheme, token string) string {
+	switch {
+	case token == "" && strings.EqualFold(scheme, "Bearer"):
+		return `missing API key after "Bearer": send the header "Authorization: Bearer KEY"`
+	case token == "":
+		return `the Authorization header must be "Bearer KEY": put "Bearer " before the key`
+	}
+	return fmt.Sprintf(`the Authorization header must be "Bearer KEY", not a %q credential`, truncate(scheme, 16))
 }

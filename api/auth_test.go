@@ -3,7 +3,9 @@ package api_test
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -402,6 +404,49 @@ func TestMetricsPerService(t *testing.T) {
 	for _, absent := range []string{`service="hr"`, `service="payroll"`} {
 		if bytes.Contains(r.body, []byte(absent)) {
 			t.Errorf("GET /metrics has a series with %s, want it counted as other", absent)
+		}
+	}
+}
+
+// TestAuthHeaderMessages: a key sent in the wrong form is told what is
+// wrong with the header, not that no key was sent, and the answer never
+// echoes what could be the key.
+func TestAuthHeaderMessages(t *testing.T) {
+	ts := newTestServer(t)
+	key := ts.auditor()
+	for _, c := range []struct {
+		name, authorization, xAPIKey, want string
+	}{
+		{"none", "", "", "missing API key"},
+		{"basic", "Basic " + key, "", `not a "Basic" credential`},
+		{"token", "Token " + key, "", `not a "Token" credential`},
+		{"no scheme", key, "", `put "Bearer " before the key`},
+		{"empty bearer", "Bearer ", "", `missing API key after "Bearer"`},
+		{"basic beside X-Api-Key", "Basic dXNlcjpwYXNz", key, "X-Api-Key is read only when there is no Authorization header"},
+	} {
+		req, err := http.NewRequest(http.MethodGet, ts.srv.URL+"/v1/log", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.authorization != "" {
+			req.Header.Set("Authorization", c.authorization)
+		}
+		if c.xAPIKey != "" {
+			req.Header.Set("X-Api-Key", c.xAPIKey)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var eb errorBody
+		_ = json.Unmarshal(body, &eb)
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(eb.Error, c.want) {
+			t.Errorf("%s: %d %s, want 401 saying %q", c.name, resp.StatusCode, body, c.want)
+		}
+		if strings.Contains(string(body), key) {
+			t.Errorf("%s: the answer %s echoes the key", c.name, body)
 		}
 	}
 }

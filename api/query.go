@@ -131,12 +131,13 @@ func (s *Server) parseFilters(c *gin.Context, extra ...string) (filters, bool) {
 		canon[name] = slices.Compact(sorted)
 	}
 	q := &f.q
-	q.Kind, q.Service, q.Actor, q.Action = params["kind"], params["service"], params["actor"], params["action"]
+	q.Service, q.Actor, q.Action = params["service"], params["actor"], params["action"]
 	q.ResourceType, q.ResourceID, q.Tenant = params["resource_type"], params["resource_id"], params["tenant"]
-	for name, dst := range map[string]*[]string{"category": &q.Category, "outcome": &q.Outcome} {
+	for name, dst := range map[string]*[]string{"category": &q.Category, "outcome": &q.Outcome, "kind": &q.Kind} {
 		allowed := map[string][]string{
 			"category": {event.CategoryAuthentication, event.CategoryAuthorization, event.CategoryDataAccess, event.CategoryAdmin, event.CategorySystem},
 			"outcome":  {event.OutcomeSuccess, event.OutcomeFailure, event.OutcomeUnknown},
+			"kind":     {string(event.KindEvent), string(event.KindAlert), string(event.KindResponse), string(event.KindAdmin)},
 		}[name]
 		for _, v := range params[name] {
 			if !slices.Contains(allowed, v) {
@@ -171,7 +172,7 @@ func (s *Server) parseFilters(c *gin.Context, extra ...string) (filters, bool) {
 			}
 			t, err := time.Parse(time.RFC3339Nano, v)
 			if err != nil {
-				writeError(c, http.StatusBadRequest, fmt.Sprintf("%s must be an RFC 3339 time such as 2026-11-24T10:00:00Z, got %q", name, truncate(v, 64)))
+				writeError(c, http.StatusBadRequest, fmt.Sprintf("%s must be an RFC 3339 time such as 2026-11-24T10:00:00Z, got %q%s", name, truncate(v, 64), plusHint(v)))
 				return f, false
 			}
 			*dst = t
@@ -526,4 +527,13 @@ func (r *entryReader) read(ctx context.Context, i uint64) ([]byte, error) {
 		return nil, fmt.Errorf("entry bundle %d holds %d entries, want entry %d: %w", b, len(r.entries), i, ledger.ErrCorrupt)
 	}
 	return r.entries[k], nil
+}
+
+// plusHint explains a space in a time parameter: a "+" of a UTC offset
+// sent unescaped in a query string arrives as a space.
+func plusHint(v string) string {
+	if strings.Contains(v, " ") {
+		return ` (a "+" in a query string means a space: send a UTC offset's "+" as %2B)`
+	}
+	return ""
 }

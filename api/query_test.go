@@ -349,8 +349,30 @@ func TestQueryBadRequests(t *testing.T) {
 		"/v1/events?limit=1001", "/v1/events?order=sideways", "/v1/events?format=xml", "/v1/events?actor=",
 		"/v1/events?since=2026-01-01T00:00:00Z&since=2026-01-02T00:00:00Z", "/v1/events/count?limit=3",
 		"/v1/events/top?field=reason", "/v1/events/top?field=actor.id&n=0", "/v1/evidence?limit=100001",
+		"/v1/events?kind=bogus", "/v1/events/count?kind=EVENT",
 	} {
 		wantError(t, "GET "+q, qs.get(t, q, qs.auditor()), http.StatusBadRequest)
+	}
+	// A query string with a pair that does not parse is refused, not
+	// answered without that pair: a dropped filter would answer for the
+	// whole log.
+	for _, q := range []string{
+		"/v1/events/count?actor=user-1;x=1", "/v1/events/count?actor=%zz", "/v1/events?actor=user-1&since=2026-01-01T00:00:00Z;",
+		"/v1/evidence?actor=%zz", "/v1/events/top?field=%zz",
+	} {
+		eb := wantError(t, "GET "+q, qs.get(t, q, qs.auditor()), http.StatusBadRequest)
+		if !strings.Contains(eb.Error, "malformed query string") {
+			t.Errorf("GET %s: error %q, want it to say the query string is malformed", q, eb.Error)
+		}
+	}
+	if eb := wantError(t, "GET since=+01:00", qs.get(t, "/v1/events/count?since=2026-01-01T00:00:00+01:00", qs.auditor()), http.StatusBadRequest); !strings.Contains(eb.Error, "%2B") {
+		t.Errorf("GET /v1/events/count?since=...+01:00: error %q, want the hint to send + as %%2B", eb.Error)
+	}
+	// The kinds the log holds are accepted.
+	for _, k := range []string{"event", "alert", "response", "admin"} {
+		if r := qs.get(t, "/v1/events/count?kind="+k, qs.auditor()); r.status != http.StatusOK {
+			t.Errorf("GET /v1/events/count?kind=%s = %v, want 200", k, r)
+		}
 	}
 }
 

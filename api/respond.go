@@ -236,7 +236,10 @@ func (s *Server) getAlertFeed(c *gin.Context) {
 func parseWait(v string) (time.Duration, error) {
 	d, err := time.ParseDuration(v)
 	if err != nil {
-		n, nerr := strconv.ParseUint(v, 10, 8)
+		n, nerr := strconv.ParseUint(v, 10, 64)
+		if nerr == nil && n > uint64(maxLongPoll/time.Second) {
+			return 0, fmt.Errorf("wait must be from 0 to 60 seconds, got %q", truncate(v, 32))
+		}
 		if nerr != nil {
 			return 0, fmt.Errorf("wait must be a duration such as 30s or 500ms (or a number of seconds), at most 60s; got %q", truncate(v, 32))
 		}

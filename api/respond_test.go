@@ -667,6 +667,13 @@ func TestAlertFeedLongPoll(t *testing.T) {
 	if r := ts.get(t, "/v1/alerts?after=0&wait=1", ts.responder()); r.status != http.StatusOK {
 		t.Errorf("wait=1 (seconds) = %v, want 200", r)
 	}
+	// A number of seconds out of range is said to be one.
+	for _, w := range []string{"61", "255", "256", "99999999999"} {
+		eb := wantError(t, "wait="+w, ts.get(t, "/v1/alerts?after=0&wait="+w, ts.responder()), http.StatusBadRequest)
+		if !strings.Contains(eb.Error, "from 0 to 60 seconds") {
+			t.Errorf("wait=%s: error %q, want it to give the range in seconds", w, eb.Error)
+		}
+	}
 	// Without after, GET /v1/alerts is the detector's (off here).
 	wantError(t, "GET /v1/alerts without after and detection", ts.get(t, "/v1/alerts", ts.responder()), http.StatusNotFound)
 }

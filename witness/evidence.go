@@ -84,9 +84,11 @@ func (w *Witness) keepEvidence(ctx context.Context, originHash [32]byte, cp log.
 		return
 	}
 	for {
+		stored := false
 		err := w.db.Update(func(txn *badger.Txn) error {
+			stored = false
 			if _, err := txn.Get(dedup); err == nil {
-				return nil
+				return nil // kept already: a replay is not new evidence
 			} else if !errors.Is(err, badger.ErrKeyNotFound) {
 				return err
 			}
@@ -111,13 +113,22 @@ func (w *Witness) keepEvidence(ctx context.Context, originHash [32]byte, cp log.
 			if err := txn.Set(evidenceKey(ev.ID), raw); err != nil {
 				return err
 			}
-			return txn.Set(dedup, binary.BigEndian.AppendUint64(nil, ev.ID))
+			if err := txn.Set(dedup, binary.BigEndian.AppendUint64(nil, ev.ID)); err != nil {
+				return err
+			}
+			stored = true
+			return nil
 		})
 		if errors.Is(err, badger.ErrConflict) {
 			continue
 		}
 		if err != nil {
 			w.log.ErrorContext(ctx, "storing witness evidence failed", "origin", cp.Origin, "reason", out.reason, "err", err)
+			return
+		}
+		if !stored {
+			w.log.DebugContext(ctx, "refused a validly signed checkpoint kept as evidence before", "origin", cp.Origin, "reason", out.reason,
+				"size", cp.Size)
 			return
 		}
 		w.log.WarnContext(ctx, "refused a validly signed checkpoint; kept as evidence", "origin", cp.Origin, "reason", out.reason,

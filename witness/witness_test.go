@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -428,6 +429,13 @@ func TestForkIsRefused(t *testing.T) {
 	}
 	if evs[0].Reason != ReasonInconsistent || evs[1].Reason != ReasonFork {
 		t.Errorf("Evidence() reasons = %s, %s, want %s, %s", evs[0].Reason, evs[1].Reason, ReasonInconsistent, ReasonFork)
+	}
+	// The counter counts what was kept: the replay is neither counted
+	// nor logged again, or anyone could inflate what operators alert on.
+	for _, reason := range []string{ReasonInconsistent, ReasonFork} {
+		if n := testutil.ToFloat64(w.metrics.evidence.WithLabelValues(reason)); n != 1 {
+			t.Errorf("accessledger_witness_evidence_total{reason=%q} = %v after a replay, want 1", reason, n)
+		}
 	}
 	forked := string(fork.checkpoint(10))
 	if !strings.HasSuffix(evs[1].Request, forked) || !strings.HasPrefix(evs[1].Latest, string(textOf(lg.checkpoint(10)))) {
