@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -260,19 +261,19 @@ func New(cfg Config) (*Server, error) {
 	})
 
 	e.POST("/v1/events", submit, s.followerPushback, s.postEvents)
-	e.GET("/v1/log", verify, s.getLog)
-	e.GET("/v1/entries/:index", audit, s.getEntry)
-	e.GET("/v1/proofs/inclusion", verify, s.getInclusion)
-	e.GET("/v1/proofs/consistency", verify, s.getConsistency)
-	e.GET("/v1/checkpoints", verify, s.getCheckpoints)
-	e.GET("/v1/checkpoints/:size", verify, s.getCheckpointAt)
+	e.GET("/v1/log", verify, onlyParams(), s.getLog)
+	e.GET("/v1/entries/:index", audit, onlyParams(), s.getEntry)
+	e.GET("/v1/proofs/inclusion", verify, onlyParams("index", "leaf_hash", "size"), s.getInclusion)
+	e.GET("/v1/proofs/consistency", verify, onlyParams("from", "to"), s.getConsistency)
+	e.GET("/v1/checkpoints", verify, onlyParams("from", "limit"), s.getCheckpoints)
+	e.GET("/v1/checkpoints/:size", verify, onlyParams(), s.getCheckpointAt)
 	s.queryRoutes(e, audit) // queries and evidence (api/query.go, api/evidence.go)
 
 	// Alerts and rules: for responders and auditors (api/alerts.go,
 	// api/rules.go).
 	detections := s.require(false, RoleResponder, RoleAuditor)
 	e.GET("/v1/alerts", detections, s.getAlerts)
-	e.GET("/v1/rules", detections, s.getRules)
+	e.GET("/v1/rules", detections, onlyParams(), s.getRules)
 
 	// IP decisions: pulled by bouncers (CrowdSec Local API), administered
 	// by admins (api/decisions.go).
@@ -294,6 +295,30 @@ func checkQuery(c *gin.Context) {
 	if _, err := url.ParseQuery(c.Request.URL.RawQuery); err != nil {
 		writeError(c, http.StatusBadRequest, "malformed query string: "+strings.TrimPrefix(err.Error(), "invalid ")+
 			"; separate parameters with & and escape %, & and ; in values as %25, %26 and %3B")
+	}
+}
+
+// onlyParams refuses a request with a query parameter other than names,
+// or with one of them given twice: a misspelt or repeated parameter is
+// otherwise ignored, or taken at its first value, without a word. The C2SP
+// resources (/checkpoint, /tile/...) do not use it: like the static files
+// they stand for, they ignore query strings, which caches add.
+func onlyParams(names ...string) gin.HandlerFunc {
+	takes := "takes no parameters"
+	if len(names) > 0 {
+		takes = "takes " + strings.Join(names, ", ")
+	}
+	return func(c *gin.Context) {
+		for name, values := range c.Request.URL.Query() {
+			if !slices.Contains(names, name) {
+				writeError(c, http.StatusBadRequest, fmt.Sprintf("unknown parameter %q; this endpoint %s", truncate(name, 32), takes))
+				return
+			}
+			if len(values) > 1 {
+				writeError(c, http.StatusBadRequest, name+" may be given once")
+				return
+			}
+		}
 	}
 }
 

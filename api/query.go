@@ -114,6 +114,11 @@ func (s *Server) parseFilters(c *gin.Context, extra ...string) (filters, bool) {
 			return f, false
 		}
 		if !slices.Contains(filterParams, name) {
+			// Only filters take several values (OR).
+			if len(values) > 1 {
+				writeError(c, http.StatusBadRequest, name+" may be given once")
+				return f, false
+			}
 			continue
 		}
 		if len(values) > maxFilterValues {

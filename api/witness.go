@@ -126,7 +126,7 @@ func NewWitness(cfg WitnessConfig) (*WitnessServer, error) {
 	e.POST("/add-checkpoint", ws.addCheckpoint)
 	e.GET("/:originhash/checkpoint", ws.getCheckpoint)
 	e.GET("/v1/witness", ws.getWitness)
-	e.GET("/v1/witness/evidence", admin, ws.getEvidence)
+	e.GET("/v1/witness/evidence", admin, onlyParams("from", "limit"), ws.getEvidence)
 	ws.s.engine = e
 	return ws, nil
 }
