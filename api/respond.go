@@ -18,6 +18,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/accessledger/accessledger/client/evidence"
 	"github.com/accessledger/accessledger/event"
@@ -527,18 +528,19 @@ func (s *Server) getDeadLetters(c *gin.Context) {
 func (s *Server) redeliver(c *gin.Context) {
 	name := c.Param("name")
 	var body struct {
-		ID *uint64 `json:"id"`
+		// Raw, so that "id":null (a script's unset variable) is not
+		// taken for an absent id, which redelivers everything.
+		ID jsontext.Value `json:"id"`
 	}
 	if !s.readSmallJSON(c, &body, `{"id":N} (or no body, for all)`) {
 		return
 	}
 	var id uint64
 	if body.ID != nil {
-		if *body.ID == 0 {
+		if err := json.Unmarshal(body.ID, &id); err != nil || id == 0 {
 			writeError(c, http.StatusBadRequest, "id must be a dead letter's id (1 or more, from GET /v1/responders/"+truncate(name, 64)+"/dead-letters); omit it to redeliver them all")
 			return
 		}
-		id = *body.ID
 	}
 	n, err := s.cfg.Responses.Redeliver(c, name, id)
 	if err != nil {
@@ -570,11 +572,20 @@ func (s *Server) enableResponder(c *gin.Context) {
 // leaf (once: asking again returns the recorded one) and answers 200 with
 // its index, leaf hash and response.
 func (s *Server) postDigest(c *gin.Context) {
-	day := s.cfg.Clock().UTC()
+	// A day's digest is recorded once: only a day that has ended has its
+	// final counts. The default is the day just ended, as the schedule's.
+	now := s.cfg.Clock().UTC()
+	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	day := today.AddDate(0, 0, -1)
 	if v, ok := c.GetQuery("day"); ok {
 		d, err := time.Parse(time.DateOnly, v)
 		if err != nil {
 			writeError(c, http.StatusBadRequest, fmt.Sprintf("day must be a date YYYY-MM-DD such as 2026-01-02, got %q", truncate(v, 32)))
+			return
+		}
+		if !d.Before(today) {
+			writeError(c, http.StatusBadRequest, fmt.Sprintf("day %s has not ended (today is %s, UTC): a day's digest is recorded once, with its final counts",
+				d.Format(time.DateOnly), today.Format(time.DateOnly)))
 			return
 		}
 		day = d

@@ -1005,6 +1005,8 @@ func TestResponderAdmin(t *testing.T) {
 	}
 	wantError(t, "redeliver id 0", post("/v1/responders/hook/redeliver", `{"id":0}`), http.StatusBadRequest)
 	wantError(t, "redeliver id x", post("/v1/responders/hook/redeliver", `{"id":"x"}`), http.StatusBadRequest)
+	wantError(t, "redeliver id null", post("/v1/responders/hook/redeliver", `{"id":null}`), http.StatusBadRequest)
+	wantError(t, "redeliver id -1", post("/v1/responders/hook/redeliver", `{"id":-1}`), http.StatusBadRequest)
 	if r := post("/v1/responders/hook/enable", ""); r.status != http.StatusOK {
 		t.Errorf("enable = %v", r)
 	}
@@ -1024,10 +1026,25 @@ func TestResponderAdmin(t *testing.T) {
 		!resp.Digest.Start.Equal(time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)) {
 		t.Errorf("digest leaf = %+v (%v), want the digest of 2026-01-05", resp, err)
 	}
-	if r := post("/v1/admin/digest", ""); r.status != http.StatusOK {
-		t.Errorf("POST digest of today = %v", r)
+	// Without day: the day just ended, as the schedule does.
+	r = post("/v1/admin/digest", "")
+	if r.status != http.StatusOK {
+		t.Fatalf("POST digest without day = %v", r)
+	}
+	decodeStrict(t, "digest", r.body, &rec)
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	if _, resp, err := alertevent.DecodeResponseLeaf(ts.getEntry(t, rec.Index).Entry); err != nil || !resp.Digest.Start.Equal(today.AddDate(0, 0, -1)) {
+		t.Errorf("digest without day = %+v (%v), want the digest of yesterday, %s", resp, err, today.AddDate(0, 0, -1).Format(time.DateOnly))
 	}
 	wantError(t, "digest day=yesterday", post("/v1/admin/digest?day=yesterday", ""), http.StatusBadRequest)
+	// A day not ended would freeze a digest with partial counts, or a
+	// future one with none (9999-12-31 used to panic on its end).
+	for _, d := range []string{today.Format(time.DateOnly), today.AddDate(0, 0, 1).Format(time.DateOnly), "2099-01-01", "9999-12-31"} {
+		eb := wantError(t, "digest day="+d, post("/v1/admin/digest?day="+d, ""), http.StatusBadRequest)
+		if !strings.Contains(eb.Error, "has not ended") {
+			t.Errorf("digest day=%s: error %q, want it to say the day has not ended", d, eb.Error)
+		}
+	}
 }
 
 // TestAlertStreamWindow streams more alerts than the server keeps

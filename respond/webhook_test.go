@@ -425,6 +425,11 @@ func TestNewSenderValidates(t *testing.T) {
 		has   string
 	}{
 		{"NoName", ResponderConfig{Type: TypeSlack, URL: "https://hooks.slack.com/x"}, "name", `responder "": a name is required`},
+		{"LongName", ResponderConfig{Name: strings.Repeat("L", 200), Type: TypeSlack, URL: "https://hooks.slack.com/x"}, "name", "want 1 to 64 characters"},
+		{"NameWithSlash", ResponderConfig{Name: "soc/hook", Type: TypeSlack, URL: "https://hooks.slack.com/x"}, "name", "want 1 to 64 characters"},
+		{"NameWithNUL", ResponderConfig{Name: "soc\x00", Type: TypeSlack, URL: "https://hooks.slack.com/x"}, "name", "want 1 to 64 characters"},
+		{"UnknownLevel", ResponderConfig{Name: "chat", Type: TypeSlack, URL: "https://hooks.slack.com/x", Filter: Filter{Levels: []string{"hgih"}}}, "filter.levels", `unknown level "hgih"`},
+		{"NegativeThrottle", ResponderConfig{Name: "chat", Type: TypeSlack, URL: "https://hooks.slack.com/x", Throttle: -10 * time.Minute}, "throttle", "must not be negative"},
 		{"UnknownType", ResponderConfig{Name: "soc", Type: "email"}, "type", `responder "soc": unknown type "email" (valid types: webhook, slack, pagerduty, exec)`},
 		{"WebhookNoURL", ResponderConfig{Name: "soc", Type: TypeWebhook, Secret: secret}, "url", `responder "soc": type webhook needs a url`},
 		{"WebhookFTP", ResponderConfig{Name: "soc", Type: TypeWebhook, URL: "ftp://example.com/x", Secret: secret}, "url", `url must be http or https, not "ftp"`},
