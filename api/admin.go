@@ -5,6 +5,7 @@ package api
 // that file, and the admin leaves that record every change in the log.
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
@@ -14,6 +15,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path"
 	"reflect"
 	"slices"
 	"strconv"
@@ -22,6 +24,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/accessledger/accessledger/event"
 	"github.com/accessledger/accessledger/ledger"
@@ -114,13 +118,25 @@ func ParseDuration(s string) (time.Duration, error) {
 	return time.ParseDuration(s)
 }
 
+// checkKeyNameFree reports why name cannot be a key's: not a key name
+// (CheckKeyName), or, in any case, one the log's admin leaves use for who
+// acted outside the admin API.
+func checkKeyNameFree(name string) error {
+	if err := CheckKeyName(name); err != nil {
+		return err
+	}
+	for _, r := range []string{event.AdminByCLI, event.AdminByConfig, event.AdminByServer} {
+		if strings.EqualFold(name, r) {
+			return fmt.Errorf("key name %q is reserved: the log's admin leaves use it for changes made outside the admin API; choose another name", name)
+		}
+	}
+	return nil
+}
+
 // check reports why spec cannot make a key at now.
 func (spec KeySpec) check(now time.Time) error {
-	if err := CheckKeyName(spec.Name); err != nil {
+	if err := checkKeyNameFree(spec.Name); err != nil {
 		return refuse(ErrBadKeyRequest, "%v", err)
-	}
-	if slices.Contains([]string{event.AdminByCLI, event.AdminByConfig, event.AdminByServer}, spec.Name) {
-		return refuse(ErrBadKeyRequest, "key name %q is reserved: the log's admin leaves use it for changes made outside the admin API; choose another name", spec.Name)
 	}
 	if len(spec.Roles) == 0 {
 		return refuse(ErrBadKeyRequest, "give the key at least one role: submitter, auditor, responder, bouncer or admin")
@@ -194,7 +210,8 @@ func (f *KeyFile) Create(spec KeySpec, by string, now time.Time, others []APIKey
 // Revoke revokes the key named name, recording that by did it at now, and
 // returns it. The key stays in the file, refused. It refuses to revoke
 // the last active admin key (of the file and others, the keys of the
-// server's configuration), which would leave nobody to administer keys.
+// server's configuration), which would leave nobody to administer keys;
+// Rotate likewise refuses to give that key an earlier expiry.
 func (f *KeyFile) Revoke(name, by string, now time.Time, others []APIKey) (APIKey, error) {
 	if err := configured(others, name); err != nil {
 		return APIKey{}, err
@@ -259,6 +276,12 @@ func (f *KeyFile) Rotate(name string, spec RotateSpec, by string, now time.Time,
 		}
 		if spec.ExpiresAt.IsZero() && k.Expired(now) {
 			return nil, refuse(ErrBadKeyRequest, "API key %q expired at %s; give a new expiry to rotate it", name, k.ExpiresAt.UTC().Format(time.RFC3339))
+		}
+		// An expiry that ends the last active admin key sooner than it
+		// would have ended revokes it, later: refused as Revoke is.
+		if !spec.ExpiresAt.IsZero() && (k.ExpiresAt.IsZero() || spec.ExpiresAt.Before(k.ExpiresAt)) &&
+			slices.Contains(k.Roles, RoleAdmin) && k.Active(now) && activeAdmins(keys, now)+activeAdmins(others, now) <= 1 {
+			return nil, refuse(ErrKeyConflict, "API key %q is the last active admin key; an expiry would leave nobody to administer keys once it passes: add another admin key first", name)
 		}
 		k.PreviousSHA256, k.PreviousValidUntil = "", time.Time{}
 		if spec.Grace > 0 {
@@ -874,13 +897,27 @@ func (s *Server) keyFail(c *gin.Context, err error) {
 // empty body is accepted if optional. It answers the error itself and
 // returns false on failure.
 func decodeAdminBody(c *gin.Context, v any, optional bool, fields string) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, maxAdminBody))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil && dec.More() {
-		err = errors.New("more than one JSON value")
+	data, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxAdminBody))
+	if err == nil {
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		err = dec.Decode(v)
+		// Anything after the object, even a stray } or ], is refused.
+		if err == nil && len(bytes.TrimSpace(data[dec.InputOffset():])) > 0 {
+			err = errors.New("more than one JSON value")
+		}
 	}
-	if err == nil || optional && errors.Is(err, io.EOF) {
+	if err == nil {
+		// encoding/json takes a member name in any case and the last of
+		// two members of one name: a tool that reads the first would
+		// see another key than the one made.
+		if msg := strictMembers(data, v); msg != "" {
+			writeError(c, http.StatusBadRequest, msg+"; the fields are "+fields)
+			return false
+		}
+		return true
+	}
+	if optional && errors.Is(err, io.EOF) {
 		return true
 	}
 	var (
@@ -908,6 +945,23 @@ func decodeAdminBody(c *gin.Context, v any, optional bool, fields string) bool {
 	}
 	writeError(c, http.StatusBadRequest, msg)
 	return false
+}
+
+// strictMembers says what is wrong with member names in data that
+// encoding/json accepted into v: a name given twice, or one that matches a
+// field only by ignoring case. It returns "" if nothing is.
+func strictMembers(data []byte, v any) string {
+	fresh := reflect.New(reflect.TypeOf(v).Elem()).Interface()
+	err := jsonv2.Unmarshal(data, fresh, jsonv2.RejectUnknownMembers(true))
+	var serr *jsontext.SyntacticError
+	var uerr *jsonv2.SemanticError
+	switch {
+	case errors.As(err, &serr) && errors.Is(err, jsontext.ErrDuplicateName):
+		return fmt.Sprintf("a field is given twice (at %s)", serr.JSONPointer)
+	case errors.As(err, &uerr) && errors.Is(err, jsonv2.ErrUnknownName):
+		return fmt.Sprintf("unknown field %q (names are lower case)", path.Base(string(uerr.JSONPointer)))
+	}
+	return ""
 }
 
 // jsonKind names the JSON type that decodes into t.

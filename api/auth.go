@@ -173,6 +173,11 @@ func NewKeyring(keys []APIKey) (*Keyring, error) {
 		if k.Name == "" {
 			return nil, fmt.Errorf("api key %d: name is required", i)
 		}
+		// A name goes into the log as who acted (at most 128 bytes) and
+		// into URL paths; the reserved ones would pass for the CLI's.
+		if err := checkKeyNameFree(k.Name); err != nil {
+			return nil, fmt.Errorf("api key %d: %w", i, err)
+		}
 		if names[k.Name] {
 			return nil, fmt.Errorf("api key %q: two keys have this name", k.Name)
 		}

@@ -268,6 +268,11 @@ func TestNewKeyringRejectsBadKeys(t *testing.T) {
 		{"previous secret of another key", []api.APIKey{good, {Name: "k", SHA256: strings.Repeat("ab", 32), Roles: good.Roles, PreviousSHA256: good.SHA256}}},
 		{"negative rate", []api.APIKey{{Name: "k", SHA256: good.SHA256, Roles: good.Roles, RateLimit: &api.RateLimit{PerSecond: -1}}}},
 		{"negative burst", []api.APIKey{{Name: "k", SHA256: good.SHA256, Roles: good.Roles, RateLimit: &api.RateLimit{PerSecond: 1, Burst: -1}}}},
+		// Names go into the log as who acted, and into URL paths.
+		{"long name", []api.APIKey{{Name: strings.Repeat("K", 200), SHA256: good.SHA256, Roles: good.Roles}}},
+		{"name with a slash", []api.APIKey{{Name: "bad/name", SHA256: good.SHA256, Roles: good.Roles}}},
+		{"reserved name", []api.APIKey{{Name: "cli", SHA256: good.SHA256, Roles: good.Roles}}},
+		{"reserved name in capitals", []api.APIKey{{Name: "CLI", SHA256: good.SHA256, Roles: good.Roles}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := api.NewKeyring(tc.keys); err == nil {

@@ -371,6 +371,16 @@ func (c *Config) validate() error {
 		return fmt.Errorf("detect max_lag %d is negative", c.Detect.MaxLag)
 	case c.MemoryLimit < 0:
 		return fmt.Errorf("memory_limit_mib %d is negative", c.MemoryLimit)
+	case c.ShutdownTimeout <= 0:
+		// Zero or less skipped the final checkpoint and the followers'
+		// saves at every stop.
+		return fmt.Errorf("shutdown_timeout %s must be positive, such as 15s", c.ShutdownTimeout)
+	case c.Detect.Lateness < 0:
+		return fmt.Errorf("detect lateness %s must not be negative (0: the default, 2m)", c.Detect.Lateness)
+	case c.Detect.MaxGroups < 0 || c.Detect.MaxEventsPerGroup < 0:
+		return fmt.Errorf("detect max_groups %d and max_events_per_group %d must not be negative (0: the default)", c.Detect.MaxGroups, c.Detect.MaxEventsPerGroup)
+	case c.Decisions.DefaultDuration < 0 || c.Decisions.History < 0:
+		return fmt.Errorf("decisions default_duration %s and history %s must not be negative (0: the default)", c.Decisions.DefaultDuration, c.Decisions.History)
 	case c.StorageTrimInterval < 0 || c.StorageTrimInterval > time.Minute:
 		return fmt.Errorf("storage_trim_interval %s outside 0..1m (0: never)", c.StorageTrimInterval)
 	case c.StorageTrimAbove < 0 || c.StorageTrimAbove > 1<<20:

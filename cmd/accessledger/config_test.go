@@ -152,6 +152,13 @@ func TestLoadConfigErrors(t *testing.T) {
 		{name: "file storage_trim_above_mib too large", yaml: "storage_trim_above_mib: 2000000\n", want: "storage_trim_above_mib"},
 		{name: "file detect max_lag negative", yaml: "detect: {max_lag: -1}\n", want: "max_lag"},
 		{name: "flag detect-max-lag negative", args: []string{"--detect-max-lag", "-5"}, want: "max_lag"},
+		{name: "file shutdown_timeout negative", yaml: "shutdown_timeout: -5s\n", want: "shutdown_timeout"},
+		{name: "flag shutdown_timeout zero", args: []string{"--shutdown-timeout", "0s"}, want: "shutdown_timeout"},
+		{name: "file detect lateness negative", yaml: "detect: {lateness: -2m}\n", want: "lateness"},
+		{name: "file detect max_groups negative", yaml: "detect: {max_groups: -5}\n", want: "max_groups"},
+		{name: "file detect max_events_per_group negative", yaml: "detect: {max_events_per_group: -1}\n", want: "max_events_per_group"},
+		{name: "file decisions default_duration negative", yaml: "decisions: {enabled: true, default_duration: -4h}\n", want: "default_duration"},
+		{name: "file decisions history negative", yaml: "decisions: {enabled: true, history: -1h}\n", want: "history"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := tc.args
