@@ -310,6 +310,13 @@ func (s *Server) respondAlert(action string) gin.HandlerFunc {
 			writeError(c, http.StatusBadRequest, fmt.Sprintf("note is %d bytes long, more than the %d allowed", len(body.Note), event.MaxResponseNote))
 			return
 		}
+		// A note is shown to analysts, in terminals too: line breaks and
+		// tabs, but no other control character (an escape sequence would
+		// act on the reader's terminal).
+		if r, ok := controlRune(body.Note); ok {
+			writeError(c, http.StatusBadRequest, fmt.Sprintf("note must not contain control characters (found U+%04X); line breaks and tabs are fine", r))
+			return
+		}
 		rec, err := s.cfg.Responses.Respond(c, id, action, c.GetString(ctxKeyName), body.Note)
 		if errors.Is(err, respond.ErrConflict) {
 			writeError(c, http.StatusConflict, s.conflict(c, id, action))
@@ -938,4 +945,15 @@ func (w *sseWriter) flush() error {
 		return fmt.Errorf("%w: %v", errClientGone, err)
 	}
 	return nil
+}
+
+// controlRune returns the first control character of s other than a line
+// feed, a carriage return or a tab: C0, DEL or C1.
+func controlRune(s string) (rune, bool) {
+	for _, r := range s {
+		if (r < 0x20 && r != '\n' && r != '\r' && r != '\t') || (r >= 0x7f && r <= 0x9f) {
+			return r, true
+		}
+	}
+	return 0, false
 }

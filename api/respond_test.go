@@ -739,7 +739,7 @@ func TestAckResolve(t *testing.T) {
 	wantError(t, "resolve again", post(resolve, ts.responder(), ""), http.StatusConflict)
 	wantError(t, "ack a resolved alert", post(ack, ts.responder(), ""), http.StatusConflict)
 	// The other alert can be resolved without an acknowledgement.
-	if r := post(fmt.Sprintf("/v1/alerts/%d/resolve", ids[1]), ts.responder(), `{"note":"false positive"}`); r.status != http.StatusCreated {
+	if r := post(fmt.Sprintf("/v1/alerts/%d/resolve", ids[1]), ts.responder(), `{"note":"false positive:\r\n\tthe scanner"}`); r.status != http.StatusCreated {
 		t.Errorf("resolve an open alert = %v, want 201", r)
 	}
 
@@ -759,6 +759,10 @@ func TestAckResolve(t *testing.T) {
 		{ack, "application/json", `{"note":"` + strings.Repeat("x", 4097) + `"}`, http.StatusBadRequest},
 		{ack, "application/json", `{"note":"` + strings.Repeat("x", 40<<10) + `"}`, http.StatusRequestEntityTooLarge},
 		{ack, "text/plain", `{"note":"x"}`, http.StatusUnsupportedMediaType},
+		// Escape sequences would act on an analyst's terminal.
+		{ack, "application/json", `{"note":"hi\u001b[2J\u001b]0;pwned\u0007"}`, http.StatusBadRequest},
+		{ack, "application/json", `{"note":"a\u0000b"}`, http.StatusBadRequest},
+		{ack, "application/json", `{"note":"csi \u009b2J"}`, http.StatusBadRequest},
 	} {
 		r := call(t, ts.srv.URL, http.MethodPost, tt.path, ts.responder(), tt.contentType, []byte(tt.body))
 		wantError(t, fmt.Sprintf("POST %s %.40s", tt.path, tt.body), r, tt.status)

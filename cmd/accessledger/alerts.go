@@ -17,6 +17,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	evbundle "github.com/accessledger/accessledger/client/evidence"
 	"github.com/accessledger/accessledger/event"
@@ -124,8 +125,13 @@ func (a *feedAlert) fields() []string {
 // oneLine keeps text on one line of a table.
 func oneLine(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\r' || r == '\t' {
+		switch {
+		case r == '\n' || r == '\r' || r == '\t':
 			return ' '
+		case unicode.IsControl(r):
+			// Never an escape sequence on the reader's terminal: notes
+			// and outputs are other people's text.
+			return unicode.ReplacementChar
 		}
 		return r
 	}, s)

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sigstore/sigstore/pkg/signature"
@@ -351,3 +352,18 @@ func (c *cutAfterIDs) Flush() {
 }
 
 func (c *cutAfterIDs) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+
+// TestOneLineNeutralisesControls: what the alerts commands print of other
+// people's text (summaries, notes) holds no control character, so no
+// escape sequence reaches the reader's terminal.
+func TestOneLineNeutralisesControls(t *testing.T) {
+	got := oneLine("hi\x1b[2J\x1b]0;pwned\x07 there\r\n\ttab \u009b2J")
+	for _, r := range got {
+		if unicode.IsControl(r) {
+			t.Fatalf("oneLine() = %q, holds control character %U", got, r)
+		}
+	}
+	if want := "hi\uFFFD[2J\uFFFD]0;pwned\uFFFD there   tab \uFFFD2J"; got != want {
+		t.Errorf("oneLine() = %q, want %q", got, want)
+	}
+}
