@@ -323,7 +323,27 @@ func onlyParams(names ...string) gin.HandlerFunc {
 }
 
 // Handler returns the http.Handler serving the API.
-func (s *Server) Handler() http.Handler { return s.engine }
+func (s *Server) Handler() http.Handler { return headAsGet(s.engine) }
+
+// headAsGet answers HEAD as GET (RFC 9110, section 9.3.2: a general-purpose
+// server must), except on the routes that have a HEAD handler of their
+// own (a bouncer's HEAD must not pull its decisions). net/http sends no
+// body for a HEAD request, whatever the handler writes.
+func headAsGet(e *gin.Engine) http.Handler {
+	own := map[string]bool{}
+	for _, r := range e.Routes() {
+		if r.Method == http.MethodHead {
+			own[r.Path] = true
+		}
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead && !own[r.URL.Path] {
+			r = r.Clone(r.Context())
+			r.Method = http.MethodGet
+		}
+		e.ServeHTTP(w, r)
+	})
+}
 
 // errorBody is every error response: a message, and for rejected events the
 // per-event reasons.

@@ -455,3 +455,55 @@ func TestAuthHeaderMessages(t *testing.T) {
 		}
 	}
 }
+
+// TestHeadAnswersAsGet: HEAD of a GET endpoint answers what GET would,
+// headers and status, without a body (RFC 9110, section 9.3.2), with the
+// same key checks; the bouncer's HEAD keeps its own handler.
+func TestHeadAnswersAsGet(t *testing.T) {
+	ts := newTestServer(t)
+	ts.appendHTTP(t, 0, 3)
+	ts.sign(t, 3)
+	head := func(path, key string) (*http.Response, []byte) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodHead, ts.srv.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp, body
+	}
+	for _, c := range []struct {
+		path, key string
+		status    int
+	}{
+		{"/healthz", "", http.StatusOK},
+		{"/checkpoint", ts.auditor(), http.StatusOK},
+		{"/v1/entries/0", ts.auditor(), http.StatusOK},
+		{"/v1/entries/0", "", http.StatusUnauthorized},
+		{"/v1/entries/0", ts.submitter(), http.StatusForbidden},
+		{"/v1/nope", ts.auditor(), http.StatusNotFound},
+	} {
+		resp, body := head(c.path, c.key)
+		if resp.StatusCode != c.status || len(body) != 0 {
+			t.Errorf("HEAD %s = %d with %d bytes of body, want %d and none", c.path, resp.StatusCode, len(body), c.status)
+		}
+		if c.status == http.StatusOK {
+			get := ts.get(t, c.path, c.key)
+			if ct := resp.Header.Get("Content-Type"); ct != get.header.Get("Content-Type") {
+				t.Errorf("HEAD %s: Content-Type %q, GET's %q", c.path, ct, get.header.Get("Content-Type"))
+			}
+		}
+	}
+	// A POST-only endpoint still says which method it takes.
+	if resp, _ := head("/v1/admin/digest", ts.admin()); resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "POST" {
+		t.Errorf("HEAD /v1/admin/digest = %d, Allow %q; want 405, POST", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+}

@@ -132,7 +132,7 @@ func NewWitness(cfg WitnessConfig) (*WitnessServer, error) {
 }
 
 // Handler returns the http.Handler serving the witness.
-func (ws *WitnessServer) Handler() http.Handler { return ws.s.engine }
+func (ws *WitnessServer) Handler() http.Handler { return headAsGet(ws.s.engine) }
 
 // SetKeyring replaces the API keys, for example on SIGHUP.
 func (ws *WitnessServer) SetKeyring(kr *Keyring) { ws.s.SetKeyring(kr) }
