@@ -1,10 +1,12 @@
 package detect
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -147,12 +149,12 @@ func Compile(rs *RuleSet, cfg Config) (*Engine, error) {
 	cc := &compileCtx{lists: cfg.Lists, loc: cfg.Location}
 	var errs Errors
 	add := func(err error) {
-		var re *Error
-		if errors.As(err, &re) {
-			errs = append(errs, re)
-		} else {
-			errs = append(errs, &Error{Msg: err.Error(), kind: ErrInvalid})
+		var es Errors
+		if errors.As(err, &es) {
+			errs = append(errs, es...)
+			return
 		}
+		errs = append(errs, asError(err))
 	}
 	// Which rules raise alerts of their own: by Sigma's default, every
 	// rule no correlation refers to, plus those referred to by a
@@ -299,6 +301,15 @@ func fingerprint(b []byte) string {
 	return hex.EncodeToString(h[:16])
 }
 
+// asError returns err as an *Error: itself if it is one.
+func asError(err error) *Error {
+	var re *Error
+	if errors.As(err, &re) {
+		return re
+	}
+	return &Error{Msg: err.Error(), kind: ErrInvalid}
+}
+
 // compileRule compiles a detection rule: its log source, exceptions and
 // condition.
 func compileRule(cc *compileCtx, r *Rule) (*compiledRule, error) {
@@ -306,13 +317,21 @@ func compileRule(cc *compileCtx, r *Rule) (*compiledRule, error) {
 	if d == nil || len(d.conditions) == 0 {
 		return nil, r.docPos.errorf("rule %q has no usable detection", r.ID)
 	}
+	// Every selection's problems, in a fixed order: lint reports them
+	// all, and the same ones at every run.
 	sels := map[string]matcher{}
-	for name, s := range d.selections {
-		m, err := compileSelection(cc, s)
+	var errs Errors
+	for _, name := range slices.Sorted(maps.Keys(d.selections)) {
+		m, err := compileSelection(cc, d.selections[name])
 		if err != nil {
-			return nil, err
+			errs = append(errs, asError(err))
+			continue
 		}
 		sels[name] = m
+	}
+	if len(errs) > 0 {
+		slices.SortStableFunc(errs, func(a, b *Error) int { return cmp.Compare(a.Line, b.Line) })
+		return nil, errs
 	}
 	var conds orMatcher
 	for _, c := range d.conditions {

@@ -67,6 +67,10 @@ func TestRulesLint(t *testing.T) {
 		{"unknown modifier", func(d string) []string { return []string{"rules", "lint", d} },
 			map[string]string{"a.yml": "title: t\nid: x\nlogsource: {product: accessledger}\ndetection:\n  sel: {actor.id|startwith: a}\n  condition: sel\n"},
 			1, `unknown modifier "startwith"`},
+		// Every bad value of every selection, not one of them at random.
+		{"three bad selections", func(d string) []string { return []string{"rules", "lint", d} },
+			map[string]string{"a.yml": "title: t\nid: x\nlogsource: {product: accessledger}\ndetection:\n  a: {actor.id|re: '('}\n  b: {source.ip|cidr: nope}\n  c: {source.port|gt: x}\n  condition: a or b or c\n"},
+			1, "3 problems"},
 		{"unknown list", func(d string) []string { return []string{"rules", "lint", d} },
 			map[string]string{"a.yml": "title: t\nid: x\nlogsource: {product: accessledger}\ndetection:\n  sel: {actor.id|expand: '%%staff%%'}\n  condition: sel\n"},
 			1, `unknown named list`},
