@@ -110,6 +110,9 @@ func ParseExpiry(s string, now time.Time) (time.Time, error) {
 func ParseDuration(s string) (time.Duration, error) {
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.ParseUint(days, 10, 16)
+		if errors.Is(err, strconv.ErrRange) {
+			return 0, fmt.Errorf("duration %q: at most 65535 days", s)
+		}
 		if err != nil {
 			return 0, fmt.Errorf("duration %q: want a whole number of days, such as 90d", s)
 		}
@@ -180,7 +183,9 @@ func (f *KeyFile) Create(spec KeySpec, by string, now time.Time, others []APIKey
 	if err := spec.check(now); err != nil {
 		return "", APIKey{}, err
 	}
-	token, key, err := NewAPIKey(spec.Name, slices.Compact(slices.Clone(spec.Roles))...)
+	roles := slices.Clone(spec.Roles)
+	slices.Sort(roles) // so that Compact drops every repeat, not only adjacent ones
+	token, key, err := NewAPIKey(spec.Name, slices.Compact(roles)...)
 	if err != nil {
 		return "", APIKey{}, fmt.Errorf("making a secret: %w", err)
 	}
@@ -220,7 +225,7 @@ func (f *KeyFile) Revoke(name, by string, now time.Time, others []APIKey) (APIKe
 	_, err := f.Update(func(keys []APIKey) ([]APIKey, error) {
 		i := findKey(keys, name)
 		if i < 0 {
-			return nil, refuse(ErrNoSuchKey, "no API key named %q in the keys file", name)
+			return nil, refuse(ErrNoSuchKey, "no API key named %q in the keys file", truncate(name, 64))
 		}
 		k := &keys[i]
 		if k.Revoked() {
@@ -268,7 +273,7 @@ func (f *KeyFile) Rotate(name string, spec RotateSpec, by string, now time.Time,
 	_, err = f.Update(func(keys []APIKey) ([]APIKey, error) {
 		i := findKey(keys, name)
 		if i < 0 {
-			return nil, refuse(ErrNoSuchKey, "no API key named %q in the keys file", name)
+			return nil, refuse(ErrNoSuchKey, "no API key named %q in the keys file", truncate(name, 64))
 		}
 		k := &keys[i]
 		if k.Revoked() {
@@ -768,8 +773,11 @@ func requestExpiry(at, in string, now time.Time) (time.Time, error) {
 		return t.UTC(), nil
 	case in != "":
 		d, err := ParseDuration(in)
+		if err != nil && strings.Contains(err.Error(), "at most") {
+			return time.Time{}, refuse(ErrBadKeyRequest, "expires_in: %v", err)
+		}
 		if err != nil || d <= 0 {
-			return time.Time{}, refuse(ErrBadKeyRequest, "expires_in %q: want a positive duration such as 720h or 90d", in)
+			return time.Time{}, refuse(ErrBadKeyRequest, "expires_in %q: want a positive duration such as 720h or 90d", truncate(in, 32))
 		}
 		return now.Add(d).UTC(), nil
 	}

@@ -270,6 +270,10 @@ func TestAdminRotate(t *testing.T) {
 	clock := newTestClock()
 	ts := newTestServer(t, withKeyFile(t, nil), withClock(clock))
 	old := ts.createKey(t, map[string]any{"name": "svc", "roles": []string{"submitter", "auditor"}})
+	// A role given twice, apart, is stored once.
+	if dup := ts.createKey(t, map[string]any{"name": "dup", "roles": []string{"auditor", "submitter", "auditor"}}); !slices.Equal(dup.Key.Roles, []api.Role{api.RoleAuditor, api.RoleSubmitter}) {
+		t.Errorf("create with auditor twice: roles %v, want auditor, submitter", dup.Key.Roles)
+	}
 	post := func(token string, n int) response {
 		return call(t, ts.srv.URL, "POST", "/v1/events", token, "application/json", eventJSON(t, n))
 	}
@@ -419,6 +423,8 @@ func TestAdminRefusals(t *testing.T) {
 		{"bad expiry", "POST", "/v1/admin/keys", map[string]any{"name": "a", "roles": []string{"auditor"}, "expires_at": "tomorrow"}, 400, "RFC 3339"},
 		{"two expiries", "POST", "/v1/admin/keys", map[string]any{"name": "a", "roles": []string{"auditor"}, "expires_at": "2030-01-01T00:00:00Z", "expires_in": "1h"}, 400, "not both"},
 		{"bad duration", "POST", "/v1/admin/keys", map[string]any{"name": "a", "roles": []string{"auditor"}, "expires_in": "-1h"}, 400, "positive duration"},
+		{"too many days", "POST", "/v1/admin/keys", map[string]any{"name": "a", "roles": []string{"auditor"}, "expires_in": "99999d"}, 400, "at most 65535 days"},
+		{"long unknown name", "POST", "/v1/admin/keys/" + strings.Repeat("n", 5000) + "/revoke", nil, 404, "nnn…"},
 		{"negative rate", "POST", "/v1/admin/keys", map[string]any{"name": "a", "roles": []string{"auditor"}, "rate_limit": map[string]any{"per_second": -1}}, 400, "per_second"},
 		{"name taken", "POST", "/v1/admin/keys", map[string]any{"name": "taken", "roles": []string{"auditor"}}, 409, "already exists"},
 		{"revoked name", "POST", "/v1/admin/keys", map[string]any{"name": "gone", "roles": []string{"auditor"}}, 409, "not reused"},

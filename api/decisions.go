@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -191,7 +192,7 @@ func (s *Server) postUsageMetrics(c *gin.Context) {
 		writeError(c, http.StatusRequestEntityTooLarge, fmt.Sprintf("usage metrics larger than %d bytes", maxUsageMetricsBytes))
 		return
 	}
-	if !json.Valid(data) {
+	if t := bytes.TrimLeft(data, " \t\r\n"); !json.Valid(data) || len(t) == 0 || t[0] != '{' {
 		writeError(c, http.StatusBadRequest, "usage metrics must be a JSON object")
 		return
 	}

@@ -437,6 +437,9 @@ func TestDecisionUsageMetrics(t *testing.T) {
 		t.Errorf("POST /v1/usage-metrics = %v, want 201", r)
 	}
 	wantError(t, "POST /v1/usage-metrics not JSON", callAPIKey(t, ds.srv.URL, http.MethodPost, "/v1/usage-metrics", ds.bouncers["fw-1"], []byte("{")), http.StatusBadRequest)
+	for _, b := range []string{"[]", "1", "null", `"str"`, ""} {
+		wantError(t, "POST /v1/usage-metrics "+b, callAPIKey(t, ds.srv.URL, http.MethodPost, "/v1/usage-metrics", ds.bouncers["fw-1"], []byte(b)), http.StatusBadRequest)
+	}
 }
 
 func TestDecisionsOff(t *testing.T) {
