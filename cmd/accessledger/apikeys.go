@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -148,6 +149,15 @@ func apikey(args []string, getenv func(string) string, stdout, stderr io.Writer)
 		keys, err := kf.Read()
 		if err != nil {
 			return err
+		}
+		if len(keys) == 0 {
+			// Say where it looked: an empty list from the wrong
+			// directory looks like a server without keys.
+			if _, err := os.Stat(cfg.keysPath()); errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("no keys file at %s: is --data (or --file) the server's?", cfg.keysPath())
+			}
+			fmt.Fprintf(stderr, "no keys in %s\n", cfg.keysPath())
+			return nil
 		}
 		for i := range keys {
 			printKey(stdout, &keys[i], now)

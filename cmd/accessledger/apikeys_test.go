@@ -335,3 +335,14 @@ func TestAPIKeyExpiry(t *testing.T) {
 func hashHex(secret string) string {
 	return fmt.Sprintf("%x", sha256.Sum256([]byte(secret)))
 }
+
+// TestAPIKeyListWhereNone: listing a directory that holds no keys file
+// says where it looked and fails, rather than printing nothing as a
+// server without keys would.
+func TestAPIKeyListWhereNone(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "nonexistent")
+	code, stdout, stderr := runCLI(t, nil, "apikey", "list", "--data", missing)
+	if code == 0 || stdout != "" || !strings.Contains(stderr, "no keys file at "+filepath.Join(missing, "api_keys.yaml")) {
+		t.Errorf("apikey list --data %s = exit %d, %q %q; want a failure naming the file", missing, code, stdout, stderr)
+	}
+}

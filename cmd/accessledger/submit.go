@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -111,6 +112,12 @@ func submitCmd(ctx context.Context, args []string, getenv func(string) string, s
 			}
 		} else if !errors.Is(err, os.ErrNotExist) {
 			return err
+		}
+		// The offsets are written after the log acknowledges events: a
+		// directory they cannot go to must fail before anything is sent,
+		// not after (the next run would send those events again).
+		if fi, err := os.Stat(filepath.Dir(*statePath)); err != nil || !fi.IsDir() {
+			return fmt.Errorf("--state %s: its directory %s does not exist", *statePath, filepath.Dir(*statePath))
 		}
 	}
 	var stats submitStats

@@ -116,6 +116,12 @@ www.example.com - - [27/Nov/2026:03:00:02 +0000] "GET / HTTP/1.1" 200 1 "-" "-"
 			t.Errorf("%s events by actor = %v, want %v", service, got, w)
 		}
 	}
+	// A --state in a directory that does not exist fails before sending:
+	// after, the events would be in the log and their offsets nowhere.
+	code, out, errOut = runCLI(t, nil, "submit", "--url", s.base, "--api-key-file", key, "--state", filepath.Join(logs, "nope", "state"), jsonl)
+	if code == 0 || !strings.Contains(errOut, "does not exist") || strings.Contains(out+errOut, "acknowledged") {
+		t.Errorf("submit --state in a missing directory = exit %d, %q %q; want a failure naming it, before sending", code, out, errOut)
+	}
 	// Again: every event is already there.
 	code, out, _ = runCLI(t, nil, "submit", "--url", s.base, "--api-key-file", key, auth, access, jsonl)
 	if code != 1 || !strings.Contains(out, "the log acknowledged 10 (10 already there)") {
