@@ -241,6 +241,7 @@ type alertWatcher struct {
 	json, fromNow  bool
 	max, printed   int
 	lastID         string // the last id the stream gave: where to resume
+	streamed       bool   // lastID came from the stream, not from --after
 	retry          time.Duration
 	tw             *tabwriter.Writer
 }
@@ -289,6 +290,11 @@ func (w *alertWatcher) stream(ctx context.Context) error {
 	if w.lastID == "" && w.fromNow {
 		q.Set("from", "now")
 	}
+	// --after is the user's: sent as after=, so that a refusal names
+	// what they gave; an id the stream gave resumes as SSE does.
+	if w.lastID != "" && !w.streamed {
+		q.Set("after", w.lastID)
+	}
 	u := w.c.base + "/v1/alerts/stream"
 	if len(q) > 0 {
 		u += "?" + q.Encode()
@@ -299,7 +305,7 @@ func (w *alertWatcher) stream(ctx context.Context) error {
 	}
 	req.Header.Set("Authorization", "Bearer "+w.c.key)
 	req.Header.Set("Accept", "text/event-stream")
-	if w.lastID != "" {
+	if w.lastID != "" && w.streamed {
 		req.Header.Set("Last-Event-ID", w.lastID)
 	}
 	resp, err := w.c.hc.Do(req)
@@ -322,7 +328,7 @@ func (w *alertWatcher) stream(ctx context.Context) error {
 		if len(line) == 0 {
 			// The end of a block: an event if it has data.
 			if id != "" {
-				w.lastID = id
+				w.lastID, w.streamed = id, true
 			}
 			if ev == "alert" && len(data) > 0 {
 				if err := w.print(data); err != nil {

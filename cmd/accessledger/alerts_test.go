@@ -174,6 +174,10 @@ func TestAlertsCLI(t *testing.T) {
 			t.Errorf("accessledger %q = exit 0, want an error", args)
 		}
 	}
+	// A refused --after is named as the user gave it, not as a header.
+	if code, _, errs := as.cli(t, as.responder, "alerts", "watch", "--after", "999999"); code == 0 || !strings.Contains(errs, "after 999999") || strings.Contains(errs, "Last-Event-ID") {
+		t.Errorf("alerts watch --after 999999 = exit %d %q, want a refusal naming after", code, errs)
+	}
 	if code, out, _ := as.cli(t, as.responder, "alerts", "-h"); code != 0 || !strings.Contains(out, "usage: accessledger alerts") {
 		t.Errorf("alerts -h = exit %d %q", code, out)
 	}
