@@ -183,6 +183,13 @@ func (s *Server) parseFilters(c *gin.Context, extra ...string) (filters, bool) {
 			*dst = t
 		}
 	}
+	// since <= time < until: an empty or reversed range is a mistake,
+	// not a question whose answer is nothing.
+	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
+		writeError(c, http.StatusBadRequest, fmt.Sprintf("since (%s) must be before until (%s): the range is since <= time < until",
+			q.Since.UTC().Format(time.RFC3339Nano), q.Until.UTC().Format(time.RFC3339Nano)))
+		return f, false
+	}
 	f.canonical = canon.Encode()
 	return f, true
 }
@@ -265,6 +272,10 @@ func parsePage(c *gin.Context, f filters, stream bool) (pageParams, bool) {
 		if !ok {
 			return p, false
 		}
+		if n < 1 && stream {
+			writeError(c, http.StatusBadRequest, "limit must be 1 or more (a stream has no upper bound; omit limit for every match)")
+			return p, false
+		}
 		if n < 1 || (!stream && n > maxPageLimit) {
 			writeError(c, http.StatusBadRequest, fmt.Sprintf("limit must be from 1 to %d (or stream with Accept: application/x-ndjson, without a page limit)", maxPageLimit))
 			return p, false
@@ -317,13 +328,7 @@ func (s *Server) getEvents(c *gin.Context) {
 
 // accepts reports whether the request's Accept header names mediaType.
 func accepts(c *gin.Context, mediaType string) bool {
-	for _, part := range strings.Split(c.GetHeader("Accept"), ",") {
-		mt, _, _ := strings.Cut(part, ";")
-		if strings.EqualFold(strings.TrimSpace(mt), mediaType) {
-			return true
-		}
-	}
-	return false
+	return listAccepts(c.Request.Header.Values("Accept"), mediaType)
 }
 
 // eventsPage answers one page of JSON:

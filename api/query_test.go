@@ -350,6 +350,8 @@ func TestQueryBadRequests(t *testing.T) {
 		"/v1/events?since=2026-01-01T00:00:00Z&since=2026-01-02T00:00:00Z", "/v1/events/count?limit=3",
 		"/v1/events/top?field=reason", "/v1/events/top?field=actor.id&n=0", "/v1/evidence?limit=100001",
 		"/v1/events?kind=bogus", "/v1/events/count?kind=EVENT",
+		"/v1/events/count?since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z", "/v1/events?since=2026-01-01T00:00:00Z&until=2026-01-01T00:00:00Z",
+		"/v1/events?order=desc&order=asc", "/v1/events/top?field=actor.id&field=service", "/v1/events?limit=1&limit=5",
 	} {
 		wantError(t, "GET "+q, qs.get(t, q, qs.auditor()), http.StatusBadRequest)
 	}
@@ -367,6 +369,22 @@ func TestQueryBadRequests(t *testing.T) {
 	}
 	if eb := wantError(t, "GET since=+01:00", qs.get(t, "/v1/events/count?since=2026-01-01T00:00:00+01:00", qs.auditor()), http.StatusBadRequest); !strings.Contains(eb.Error, "%2B") {
 		t.Errorf("GET /v1/events/count?since=...+01:00: error %q, want the hint to send + as %%2B", eb.Error)
+	}
+	// Accept with q=0 refuses NDJSON: the answer is a JSON page.
+	req, _ := http.NewRequest("GET", qs.srv.URL+"/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+qs.auditor())
+	req.Header.Set("Accept", "application/x-ndjson;q=0, application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("GET /v1/events with NDJSON at q=0 = %d %s, want a JSON page", resp.StatusCode, ct)
+	}
+	// A stream's limit has no upper bound, and its message says so.
+	if eb := wantError(t, "ndjson limit=0", qs.get(t, "/v1/events?format=ndjson&limit=0", qs.auditor()), http.StatusBadRequest); strings.Contains(eb.Error, "or stream") {
+		t.Errorf("GET /v1/events?format=ndjson&limit=0: error %q tells a stream to stream", eb.Error)
 	}
 	// The kinds the log holds are accepted.
 	for _, k := range []string{"event", "alert", "response", "admin"} {

@@ -409,13 +409,18 @@ var (
 // acceptsZstd reports whether Accept-Encoding header values list zstd
 // with a non-zero quality (RFC 9110, section 12.5.3). A wildcard is not
 // taken as zstd: only clients that name it get it.
-func acceptsZstd(values []string) bool {
+func acceptsZstd(values []string) bool { return listAccepts(values, "zstd") }
+
+// listAccepts reports whether the values of an Accept or Accept-Encoding
+// header accept token (case-insensitively) with a quality above 0
+// (RFC 9110, section 12.4.2: q=0 means "not acceptable").
+func listAccepts(values []string, token string) bool {
 	for _, v := range values {
 		for v != "" {
 			var item string
 			item, v, _ = strings.Cut(v, ",")
-			coding, params, _ := strings.Cut(item, ";")
-			if !strings.EqualFold(strings.TrimSpace(coding), "zstd") {
+			name, params, _ := strings.Cut(item, ";")
+			if !strings.EqualFold(strings.TrimSpace(name), token) {
 				continue
 			}
 			q := "1"
