@@ -38,7 +38,7 @@ type Responses interface {
 	DeadLetters(ctx context.Context, responder string, limit int) ([]respond.DeadLetter, error)
 	Redeliver(ctx context.Context, responder string, id uint64) (int, error)
 	Enable(ctx context.Context, responder string) error
-	Digest(ctx context.Context, day time.Time) (*respond.Recorded, error)
+	Digest(ctx context.Context, day time.Time, by string) (*respond.Recorded, error)
 	Status() respond.ServiceStatus
 }
 
@@ -597,7 +597,7 @@ func (s *Server) postDigest(c *gin.Context) {
 		}
 		day = d
 	}
-	rec, err := s.cfg.Responses.Digest(c, day)
+	rec, err := s.cfg.Responses.Digest(c, day, c.GetString(ctxKeyName))
 	if err != nil {
 		s.failRespond(c, err, "")
 		return

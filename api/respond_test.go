@@ -1027,8 +1027,8 @@ func TestResponderAdmin(t *testing.T) {
 	var rec recordedAnswer
 	decodeStrict(t, "digest", r.body, &rec)
 	if _, resp, err := alertevent.DecodeResponseLeaf(ts.getEntry(t, rec.Index).Entry); err != nil || resp.Action != alertevent.ActionDigest ||
-		!resp.Digest.Start.Equal(time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)) {
-		t.Errorf("digest leaf = %+v (%v), want the digest of 2026-01-05", resp, err)
+		!resp.Digest.Start.Equal(time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)) || resp.By != "test-admin" {
+		t.Errorf("digest leaf = %+v (%v), want the digest of 2026-01-05, by the admin key that asked", resp, err)
 	}
 	// Without day: the day just ended, as the schedule does.
 	r = post("/v1/admin/digest", "")

@@ -17,8 +17,12 @@ import (
 // as a response leaf of action digest, and returns it. The responders
 // with digest: true get it once the service processes that leaf. A day's
 // digest is recorded once: running it again returns the one in the log.
-// The counts are those of the leaves processed so far.
-func (s *Service) Digest(ctx context.Context, day time.Time) (*Recorded, error) {
+// The counts are those of the leaves processed so far. by names who asked
+// for it (an admin key; "" for the server's own schedule).
+func (s *Service) Digest(ctx context.Context, day time.Time, by string) (*Recorded, error) {
+	if by == "" {
+		by = event.AdminByServer
+	}
 	start := time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, time.UTC)
 	d := &event.Digest{Start: start, End: start.Add(24 * time.Hour)}
 	err := s.db.View(func(txn *badger.Txn) error {
@@ -39,7 +43,7 @@ func (s *Service) Digest(ctx context.Context, day time.Time) (*Recorded, error) 
 	if err != nil {
 		return nil, fmt.Errorf("respond: digest of %s: %w", start.Format(time.DateOnly), err)
 	}
-	r := &event.Response{Action: event.ActionDigest, Time: s.now(), By: "accessledger", Digest: d}
+	r := &event.Response{Action: event.ActionDigest, Time: s.now(), By: by, Digest: d}
 	leaf, err := event.EncodeResponseLeaf(r, s.now())
 	if err != nil {
 		return nil, err

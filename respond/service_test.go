@@ -318,15 +318,18 @@ func TestFeedAndDigest(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "acknowledged", func() bool { a, _ := s.Alert(bg, idx[0]); return a.Status == StatusAcknowledged })
-	rec, err := s.Digest(bg, time.Now())
+	rec, err := s.Digest(bg, time.Now(), "")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if rec.Response.By != "accessledger" {
+		t.Errorf("the schedule's digest is by %q, want accessledger", rec.Response.By)
 	}
 	d := rec.Response.Digest
 	if d.Events != 2 || d.Alerts != 2 || d.AlertsByRule["r1"] != 1 || d.AlertsByLevel["low"] != 1 || d.OpenAlerts != 1 || d.Acknowledged != 1 {
 		t.Errorf("digest %+v", d)
 	}
-	again, err := s.Digest(bg, time.Now())
+	again, err := s.Digest(bg, time.Now(), "")
 	if err != nil || again.Index != rec.Index {
 		t.Errorf("a second digest of the same day = %v, %v; want the first one, %d", again, err, rec.Index)
 	}

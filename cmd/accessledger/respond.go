@@ -209,7 +209,7 @@ func addDuties(jobs *cron.Cron, cfg Config, l *ledger.Ledger, rs *respond.Servic
 		if _, err := jobs.AddFunc(cfg.DigestSchedule, func() {
 			// The digest of the day that just ended (UTC).
 			day := time.Now().UTC().Add(-12 * time.Hour)
-			rec, err := rs.Digest(ctx, day)
+			rec, err := rs.Digest(ctx, day, "")
 			if err != nil {
 				if ctx.Err() == nil {
 					log.Error("daily digest failed", "err", err)
