@@ -13,7 +13,11 @@ type detectionAST struct {
 	selections map[string]*selectionAST
 	order      []string // selection names in document order
 	conditions []condAST
-	pos        pos
+	// failed are the search identifiers whose definition had an error,
+	// already reported: the condition's references to them are not
+	// reported again as unknown.
+	failed map[string]bool
+	pos    pos
 }
 
 // selectionAST is a search identifier: a map (fields ANDed) or a list of
@@ -130,6 +134,11 @@ func parseDetection(el *errList, n *yaml.Node) *detectionAST {
 		if s := parseSelection(el, key, v); s != nil {
 			d.selections[key] = s
 			d.order = append(d.order, key)
+		} else {
+			if d.failed == nil {
+				d.failed = map[string]bool{}
+			}
+			d.failed[key] = true
 		}
 	})
 	if condNode == nil {
@@ -151,6 +160,9 @@ func parseDetection(el *errList, n *yaml.Node) *detectionAST {
 	for i, s := range conds {
 		c, err := parseCondition(s, d)
 		if err != nil {
+			if err.reported {
+				continue
+			}
 			if err.feature != "" {
 				el.unsupported(condPos[i], err.feature, "condition %q: %s", s, err.msg)
 			} else {
@@ -424,6 +436,9 @@ func (condOf) isCond()  {}
 type condError struct {
 	msg     string
 	feature string
+	// reported: the error is one already reported elsewhere (a search
+	// identifier whose definition failed).
+	reported bool
 }
 
 // parseCondition parses a Sigma condition over d's search identifiers.
@@ -586,6 +601,9 @@ func (p *condParser) primary() (condAST, *condError) {
 	if _, ok := p.d.selections[t]; !ok {
 		if strings.ToLower(t) != t && slices.Contains([]string{"and", "or", "not", "of", "them", "all"}, strings.ToLower(t)) {
 			return nil, &condError{msg: fmt.Sprintf("%q: condition keywords are lower case", t)}
+		}
+		if p.d.failed[t] {
+			return nil, &condError{reported: true}
 		}
 		return nil, &condError{msg: fmt.Sprintf("unknown search identifier %q", t)}
 	}

@@ -245,8 +245,8 @@ func ParseRules(file string, data []byte) ([]*Rule, error) {
 			el.errs = append(el.errs, &Error{File: file, Line: yamlErrLine(err), Msg: "YAML: " + err.Error(), kind: ErrInvalid})
 			break
 		}
-		if len(doc.Content) == 0 {
-			continue
+		if len(doc.Content) == 0 || isEmptyDocument(doc.Content[0]) {
+			continue // nothing, or a trailing --- with nothing after it
 		}
 		if r := parseDocument(el, doc.Content[0]); r != nil {
 			rules = append(rules, r)
@@ -256,6 +256,11 @@ func ParseRules(file string, data []byte) ([]*Rule, error) {
 		return rules, el.errs
 	}
 	return rules, nil
+}
+
+// isEmptyDocument reports whether n is the null of an empty YAML document.
+func isEmptyDocument(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null" && n.Value == ""
 }
 
 var yamlLine = regexp.MustCompile(`line (\d+)`)

@@ -227,7 +227,7 @@ func rulesLint(rs *detect.RuleSet, loadErr error, cfg detect.Config, stdout io.W
 			enrich = append(enrich, r.ID)
 		}
 	}
-	fmt.Fprintf(stdout, "%d rules: ok\n", n)
+	fmt.Fprintf(stdout, "%d %s: ok\n", n, plural(n, "rule", "rules"))
 	if len(enrich) > 0 {
 		fmt.Fprintf(stdout, "note: %d rules read source.geo or source.asn, which events carry only if submitters send them or the server enriches them from MaxMind databases: %s\n",
 			len(enrich), strings.Join(enrich, ", "))

@@ -67,6 +67,14 @@ func TestRulesLint(t *testing.T) {
 		{"unknown modifier", func(d string) []string { return []string{"rules", "lint", d} },
 			map[string]string{"a.yml": "title: t\nid: x\nlogsource: {product: accessledger}\ndetection:\n  sel: {actor.id|startwith: a}\n  condition: sel\n"},
 			1, `unknown modifier "startwith"`},
+		// A selection that fails is reported once, not again as an
+		// unknown identifier of the condition; a trailing --- is no rule.
+		{"unknown modifier, reported once", func(d string) []string { return []string{"rules", "lint", d} },
+			map[string]string{"a.yml": "title: t\nid: x\nlogsource: {product: accessledger}\ndetection:\n  sel: {actor.id|startwith: a}\n  condition: sel\n---\n"},
+			1, "1 problem in 1 rule"},
+		{"trailing separator", func(d string) []string { return []string{"rules", "lint", d} },
+			map[string]string{"a.yml": "title: t\nid: x\nlogsource: {product: accessledger}\ndetection: {sel: {action: login}, condition: sel}\n---\n"},
+			0, "1 rule: ok"},
 		// Every bad value of every selection, not one of them at random.
 		{"three bad selections", func(d string) []string { return []string{"rules", "lint", d} },
 			map[string]string{"a.yml": "title: t\nid: x\nlogsource: {product: accessledger}\ndetection:\n  a: {actor.id|re: '('}\n  b: {source.ip|cidr: nope}\n  c: {source.port|gt: x}\n  condition: a or b or c\n"},
