@@ -248,11 +248,20 @@ func findTool(t *testing.T, name, pkg string) string {
 			return p
 		}
 	}
-	if p, err := exec.LookPath(name); err == nil {
+	// On PATH, only the Go program of pkg: "fsck" there is util-linux's.
+	if p, err := exec.LookPath(name); err == nil && builtFrom(p, pkg) {
 		return p
 	}
 	t.Skipf("%s is not installed: GOBIN=$HOME/.cache/accessledger-tools/bin go install %s (or run .ci/run, or set ACCESSLEDGER_TOOLS to its folder)", name, pkg)
 	return ""
+}
+
+// builtFrom reports whether the program at path is a Go binary built
+// from pkg (its path, before any @version), as go version -m tells.
+func builtFrom(path, pkg string) bool {
+	pkgPath, _, _ := strings.Cut(pkg, "@")
+	out, err := exec.Command("go", "version", "-m", path).Output()
+	return err == nil && strings.Contains(string(out), "\tpath\t"+pkgPath+"\n")
 }
 
 // runTool runs a program to completion within timeout and returns its
