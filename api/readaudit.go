@@ -141,34 +141,42 @@ func (s *Server) auditReads(require gin.HandlerFunc) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := s.cfg.Clock()
 		require(c)
+		// Deferred: a stream the client cut short ends its handler with
+		// panic(http.ErrAbortHandler), and what it read is still a read.
+		defer s.recordRead(c, start)
 		if !c.IsAborted() {
 			c.Next()
 		}
-		name := c.GetString(ctxKeyName)
-		status := c.Writer.Status()
-		if name == "" || status == 429 {
-			return
-		}
-		r := readRecord{
-			time:      start,
-			key:       name,
-			kind:      readKinds[c.FullPath()],
-			status:    status,
-			ip:        c.ClientIP(),
-			userAgent: c.Request.UserAgent(),
-		}
-		switch r.kind {
-		case "entry":
-			r.id = c.Param("index")
-		case "entry_bundle":
-			r.id = strings.TrimPrefix(c.Param("path"), "/")
-		case "incident":
-			r.id = c.Param("id")
-		default:
-			r.query = c.Request.URL.RawQuery
-		}
-		s.reads.enqueue(r, s)
 	}
+}
+
+// recordRead queues the record of the read c served (or refused), if a
+// key made it.
+func (s *Server) recordRead(c *gin.Context, start time.Time) {
+	name := c.GetString(ctxKeyName)
+	status := c.Writer.Status()
+	if name == "" || status == 429 {
+		return
+	}
+	r := readRecord{
+		time:      start,
+		key:       name,
+		kind:      readKinds[c.FullPath()],
+		status:    status,
+		ip:        c.ClientIP(),
+		userAgent: c.Request.UserAgent(),
+	}
+	switch r.kind {
+	case "entry":
+		r.id = c.Param("index")
+	case "entry_bundle":
+		r.id = strings.TrimPrefix(c.Param("path"), "/")
+	case "incident":
+		r.id = c.Param("id")
+	default:
+		r.query = c.Request.URL.RawQuery
+	}
+	s.reads.enqueue(r, s)
 }
 
 // enqueue queues r without ever blocking; when the queue is full, r is

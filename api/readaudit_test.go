@@ -2,6 +2,9 @@ package api_test
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -275,5 +278,53 @@ func runAndStop(t *testing.T, ts *testServer) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run() = %v", err)
+	}
+}
+
+// TestReadAuditRecordsCutStreams: a client that reads part of a query's
+// stream and hangs up has still read personal data: the read is recorded.
+// (The handler ends with panic(http.ErrAbortHandler) when its write fails;
+// the record was made after it returned, so it was lost.)
+func TestReadAuditRecordsCutStreams(t *testing.T) {
+	qs := newQueryServer(t)
+	const n = 20000 // ~9 MB of NDJSON: more than loopback's socket buffers hold
+	qs.post(t, 0, qevents(0, n))
+	reg := prometheus.NewRegistry()
+	s, err := api.New(api.Config{Ledger: qs.l, Keys: mustKeyring(t, qs.tokens), Index: qs.x, Gatherer: reg, Registerer: reg,
+		ReadAudit: api.ReadAudit{Enabled: true, Interval: 10 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(bg)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run() = %v", err)
+		}
+	})
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	deadline := time.Now().Add(20 * time.Second)
+	for qs.x.Size() < size(qs.l) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	before := size(qs.l)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "GET /v1/events?format=ndjson HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", qs.auditor())
+	buf := make([]byte, 64<<10)
+	if _, err := io.ReadFull(conn, buf); err != nil {
+		t.Fatalf("reading the start of the stream: %v", err)
+	}
+	conn.Close() // hang up mid-stream
+	waitSize(t, qs.l, before+1)
+	got := readEvents(t, qs.l, before)
+	if len(got) != 1 || got[0].Resource == nil || got[0].Resource.Type != "events_query" || got[0].Actor.ID != "k-auditor" {
+		t.Fatalf("read events after a cut stream = %+v, want one events_query by k-auditor", got)
 	}
 }
