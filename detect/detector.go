@@ -122,6 +122,10 @@ var (
 // ErrDetectorStopped means Run returned because the log stopped.
 var ErrDetectorStopped = errors.New("detect: the log stopped")
 
+// ErrAheadOfLog means the detector's state covers more of the log than
+// the log holds (OpenDetector refuses it).
+var ErrAheadOfLog = errors.New("detect: the detector's state is ahead of the log")
+
 // OpenDetector opens (or creates) the detector's database in cfg.Dir and
 // restores the cursor and the engine's state saved there.
 func OpenDetector(ctx context.Context, cfg DetectorConfig) (*Detector, error) {
@@ -190,6 +194,15 @@ func OpenDetector(ctx context.Context, cfg DetectorConfig) (*Detector, error) {
 		}
 		d.state = newStateStore(db, cfg.Dir)
 		cursor, state, err = d.state.load()
+	}
+	if size, _ := cfg.Log.Size(); err == nil && cursor > size {
+		// As the responders' (respond.Open): the log lost entries the
+		// detector saw, or is an older backup than its state.
+		db.Close()
+		return nil, fmt.Errorf("detect: the detector has processed the log's first %d entries, but the log holds %d: "+
+			"either the log's storage lost entries it had acknowledged (restore it from a backup that holds them), "+
+			"or it was restored from an older backup than %s (restore the log and the detector's and responders' directories from the same backup): %w",
+			cursor, size, cfg.Dir, ErrAheadOfLog)
 	}
 	if err == nil {
 		d.cursor.Store(cursor)

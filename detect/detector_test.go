@@ -2,10 +2,12 @@ package detect
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -375,5 +377,23 @@ level: low
 	}
 	if indexed != len(alerts) {
 		t.Errorf("%d alerts indexed after publishing %d", indexed, len(alerts))
+	}
+}
+
+// TestOpenDetectorRefusesALogBehindItsCursor: as the responders do, a
+// detector whose state covers more of the log than it holds refuses to
+// open (respond.TestOpenRefusesALogBehindItsCursor).
+func TestOpenDetectorRefusesALogBehindItsCursor(t *testing.T) {
+	l := newTestLedger(t)
+	dir := t.TempDir()
+	appendEvents(t, l, bursts(t, 2))
+	d, stop := runDetector(t, l, dir, detectorRules)
+	waitCursor(t, d, l)
+	stop()
+	shorter := newTestLedger(t)
+	appendEvents(t, shorter, bursts(t, 1)[:1])
+	_, err := OpenDetector(bg, DetectorConfig{Log: shorter, Engine: compileYAML(t, detectorRules, Config{}), Dir: dir, BadgerOptions: smallBadger})
+	if !errors.Is(err, ErrAheadOfLog) || !strings.Contains(err.Error(), "backup") {
+		t.Fatalf("OpenDetector on a log shorter than the cursor = %v, want ErrAheadOfLog saying what to restore", err)
 	}
 }

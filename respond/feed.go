@@ -24,6 +24,9 @@ var (
 	ErrConflict = errors.New("respond: the alert's status does not allow this")
 	// ErrNotFound means the responder or dead letter does not exist.
 	ErrNotFound = errors.New("respond: not found")
+	// ErrAheadOfLog means the responders' state covers more of the log
+	// than the log holds (Open refuses it).
+	ErrAheadOfLog = errors.New("respond: the responders' state is ahead of the log")
 )
 
 // FeedAlert is an alert of the feed: where it is in the log, the alert,

@@ -159,6 +159,18 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 		db.Close()
 		return nil, err
 	}
+	// The responders only process what the log made durable: a cursor
+	// beyond the log's end means the log lost entries they saw (alerts
+	// delivered, decisions made), or was restored from an older backup
+	// than theirs. Going on would append new entries where the lost ones
+	// were, and never deliver the alerts raised there.
+	if size, _ := cfg.Log.Size(); s.cursor.Load() > size {
+		db.Close()
+		return nil, fmt.Errorf("respond: the responders have processed the log's first %d entries, but the log holds %d: "+
+			"either the log's storage lost entries it had acknowledged (restore it from a backup that holds them), "+
+			"or it was restored from an older backup than %s (restore the log and the responders' and detector's directories from the same backup): %w",
+			s.cursor.Load(), size, cfg.Dir, ErrAheadOfLog)
+	}
 	if cfg.Decisions != nil {
 		d, err := OpenDecisions(ctx, db, keyDecisions, *cfg.Decisions, s, cfg.Clock)
 		if err != nil {

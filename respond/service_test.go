@@ -549,3 +549,27 @@ func countResponses(t testing.TB, l *ledger.Ledger, action string) int {
 	}
 	return n
 }
+
+// TestOpenRefusesALogBehindItsCursor: responders that processed more of
+// the log than it now holds (the log lost acknowledged entries, or was
+// restored from an older backup than theirs) refuse to open: going on
+// would append over the lost entries and never deliver their alerts.
+func TestOpenRefusesALogBehindItsCursor(t *testing.T) {
+	l := newTestLedger(t)
+	dir := t.TempDir()
+	s, stop := runService(t, Config{Log: l, Dir: dir, Delivery: fastDelivery()})
+	appendAlerts(t, l, testAlert("r1", "high", "a", 1))
+	appendEvent(t, l)
+	waitFor(t, "the cursor at the log's end", func() bool { n, _ := l.Size(); return s.Cursor() == n })
+	stop()
+	shorter := newTestLedger(t)
+	appendEvent(t, shorter)
+	_, err := Open(bg, Config{Log: shorter, Dir: dir, BadgerOptions: smallBadger})
+	if !errors.Is(err, ErrAheadOfLog) || !strings.Contains(err.Error(), "backup") {
+		t.Fatalf("Open on a log shorter than the cursor = %v, want ErrAheadOfLog saying what to restore", err)
+	}
+	// The same log opens.
+	if _, stop := runService(t, Config{Log: l, Dir: dir, Delivery: fastDelivery()}); stop != nil {
+		stop()
+	}
+}
