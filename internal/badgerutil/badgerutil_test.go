@@ -2,6 +2,7 @@ package badgerutil
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -74,5 +75,64 @@ func TestOpenLabelsBadgerGoroutines(t *testing.T) {
 	}
 	if labelled == 0 || unlabelled > 0 {
 		t.Errorf("Badger's write and compaction goroutines: %d labelled db=labelled, %d not; want all\n%s", labelled, unlabelled, buf.String())
+	}
+}
+
+// TestOpenRefusesDataWithoutManifest: a directory whose MANIFEST was
+// removed is refused before Badger opens it, which would delete its
+// tables; its files stay as they were, and it opens again once the
+// MANIFEST is back.
+func TestOpenRefusesDataWithoutManifest(t *testing.T) {
+	dir := t.TempDir()
+	opts := badger.DefaultOptions(dir).WithLogger(nil).WithMemTableSize(1 << 20).WithValueThreshold(1 << 10)
+	db, err := Open("test", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3000 {
+		if err := db.Update(func(txn *badger.Txn) error {
+			return txn.Set([]byte{byte(i >> 8), byte(i)}, bytes.Repeat([]byte{'v'}, 600))
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	list := func() []string {
+		es, _ := os.ReadDir(dir)
+		var names []string
+		for _, e := range es {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	manifest, err := os.ReadFile(filepath.Join(dir, "MANIFEST"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "MANIFEST")); err != nil {
+		t.Fatal(err)
+	}
+	before := list()
+	if !slices.ContainsFunc(before, func(n string) bool { return strings.HasSuffix(n, ".sst") }) {
+		t.Fatalf("no table written: %v", before)
+	}
+	if _, err := Open("test", opts); !errors.Is(err, ErrNoManifest) || !strings.Contains(err.Error(), "nothing was changed") {
+		t.Fatalf("Open without MANIFEST = %v, want ErrNoManifest", err)
+	}
+	if after := list(); !slices.Equal(after, before) {
+		t.Fatalf("files after the refused open = %v, want %v", after, before)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "MANIFEST"), manifest, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err = Open("test", opts)
+	if err != nil {
+		t.Fatalf("Open with the MANIFEST back = %v", err)
+	}
+	defer db.Close()
+	if err := db.View(func(txn *badger.Txn) error { _, err := txn.Get([]byte{11, 183}); return err }); err != nil {
+		t.Errorf("reading a key after the MANIFEST is back: %v", err)
 	}
 }
