@@ -339,6 +339,9 @@ func copyValue(dst, src any) {
 	}
 }
 
+// maxMemoryLimitMiB bounds memory_limit_mib (16 TiB).
+const maxMemoryLimitMiB = 1 << 24
+
 func (c *Config) validate() error {
 	switch {
 	case c.Data == "":
@@ -371,6 +374,9 @@ func (c *Config) validate() error {
 		return fmt.Errorf("detect max_lag %d is negative", c.Detect.MaxLag)
 	case c.MemoryLimit < 0:
 		return fmt.Errorf("memory_limit_mib %d is negative", c.MemoryLimit)
+	case c.MemoryLimit > maxMemoryLimitMiB:
+		// Far above any machine; larger values overflowed into a tiny limit.
+		return fmt.Errorf("memory_limit_mib %d is above %d (16 TiB)", c.MemoryLimit, maxMemoryLimitMiB)
 	case c.ShutdownTimeout <= 0:
 		// Zero or less skipped the final checkpoint and the followers'
 		// saves at every stop.

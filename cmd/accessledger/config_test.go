@@ -152,6 +152,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{name: "file storage_trim_above_mib too large", yaml: "storage_trim_above_mib: 2000000\n", want: "storage_trim_above_mib"},
 		{name: "file detect max_lag negative", yaml: "detect: {max_lag: -1}\n", want: "max_lag"},
 		{name: "flag detect-max-lag negative", args: []string{"--detect-max-lag", "-5"}, want: "max_lag"},
+		{name: "flag memory_limit_mib huge", args: []string{"--memory-limit-mib", "17592186044416"}, want: "memory_limit_mib"},
 		{name: "file shutdown_timeout negative", yaml: "shutdown_timeout: -5s\n", want: "shutdown_timeout"},
 		{name: "flag shutdown_timeout zero", args: []string{"--shutdown-timeout", "0s"}, want: "shutdown_timeout"},
 		{name: "file detect lateness negative", yaml: "detect: {lateness: -2m}\n", want: "lateness"},
