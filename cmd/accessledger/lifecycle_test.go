@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"net"
@@ -689,5 +690,38 @@ func TestStorageMetricsPerDatabase(t *testing.T) {
 	}
 	if vlog > float64(apparent) {
 		t.Errorf("ledger: value log bytes = %v, more than its files' %d bytes", vlog, apparent)
+	}
+}
+
+// TestShutdownWithAClientNotReading: a client that asked for a stream
+// and does not read it keeps its answer from finishing; SIGTERM must
+// still stop the server cleanly (exit 0) within shutdown_timeout, closing
+// that connection, rather than spend the whole budget on it and fail to
+// close the log.
+func TestShutdownWithAClientNotReading(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, dir, "--shutdown-timeout", "2s")
+	for i := range 30 {
+		evs := make([]json.RawMessage, 1000)
+		for j := range evs {
+			evs[j] = testEvent("", i*1000+j)
+		}
+		s.mustPost(evs...) // ~9 MB of NDJSON: more than loopback's socket buffers hold
+	}
+	s.waitCheckpoint(30000, 20*time.Second)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /v1/events?format=ndjson HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", s.token)
+	time.Sleep(500 * time.Millisecond) // the server is now blocked writing to it
+	start := time.Now()
+	code := s.terminate(2*time.Second + shutdownGrace + 10*time.Second)
+	if code != 0 {
+		t.Fatalf("SIGTERM with a client not reading = exit %d after %s, want 0\nstderr:\n%s", code, time.Since(start), s.stderr)
+	}
+	if took := time.Since(start); took > 2*time.Second+shutdownGrace {
+		t.Errorf("the stop took %s, more than shutdown_timeout and its grace", took)
 	}
 }

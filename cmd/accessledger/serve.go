@@ -247,9 +247,16 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		"acknowledged events are synced; the next start rebuilds from the log what the index, the detector and the responders had not saved").Stop()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	if serr := hs.Shutdown(sctx); serr != nil {
-		log.Warn("HTTP shutdown incomplete", "err", serr)
+	// Answers in flight get half the budget; then the connections still
+	// open are closed: a client that does not read its answer must not
+	// take the time the log needs to close (it took all of it, and the
+	// stop failed with "draining append queue").
+	hctx, hcancel := context.WithTimeout(sctx, cfg.ShutdownTimeout/2)
+	if serr := hs.Shutdown(hctx); serr != nil {
+		log.Warn("HTTP shutdown incomplete: closing the connections of clients still being answered", "err", serr)
+		hs.Close()
 	}
+	hcancel()
 	stopRun()
 	if rerr := <-runDone; rerr != nil {
 		log.Error("read auditing stop", "err", rerr)
