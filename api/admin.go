@@ -894,6 +894,10 @@ func (s *Server) keyFail(c *gin.Context, err error) {
 		writeError(c, http.StatusConflict, err.Error())
 	case errors.Is(err, ErrBadKeyRequest):
 		writeError(c, http.StatusBadRequest, err.Error())
+	case errors.Is(err, ErrKeyFileInvalid):
+		// The operator's to fix; the keys loaded before stay in use.
+		s.log.Error("key administration refused: the keys file does not parse", "err", err)
+		writeError(c, http.StatusServiceUnavailable, "the server's keys file does not parse, so it cannot be changed; the operator must fix it (the keys loaded before stay in use)")
 	default:
 		s.fail(c, err, "")
 	}

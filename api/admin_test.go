@@ -627,3 +627,22 @@ func TestKeyAdministrationOff(t *testing.T) {
 		t.Errorf("error %q", eb.Error)
 	}
 }
+
+// TestAdminWithAnInvalidKeysFile: while the keys file does not parse (an
+// operator's edit gone wrong), changing keys is refused with a 503 that
+// says so, not a bare 500, and the keys loaded before keep working.
+func TestAdminWithAnInvalidKeysFile(t *testing.T) {
+	kf := newKeyFile(t)
+	ts := newTestServer(t, withKeyFile(t, kf))
+	if err := os.WriteFile(kf.Path(), []byte("keys: [\n  - name: {oops\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := ts.adminCall(t, "POST", "/v1/admin/keys", "", map[string]any{"name": "new", "roles": []string{"auditor"}})
+	eb := wantError(t, "create with an invalid keys file", r, http.StatusServiceUnavailable)
+	if !strings.Contains(eb.Error, "keys file does not parse") {
+		t.Errorf("create with an invalid keys file: error %q, want it to say the keys file does not parse", eb.Error)
+	}
+	if r := ts.get(t, "/v1/log", ts.auditor()); r.status != http.StatusOK {
+		t.Errorf("GET /v1/log with a key loaded before = %v, want 200", r)
+	}
+}

@@ -46,6 +46,9 @@ type keysDoc struct {
 	Keys []APIKey `yaml:"keys"`
 }
 
+// ErrKeyFileInvalid means the keys file does not parse.
+var ErrKeyFileInvalid = errors.New("the keys file is not valid")
+
 // Read returns the keys in the file; none if it does not exist. It
 // rejects unknown fields, but does not validate the keys (NewKeyring
 // does).
@@ -66,7 +69,7 @@ func (f *KeyFile) read() ([]APIKey, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("parsing %s: %w", f.path, err)
+		return nil, fmt.Errorf("parsing %s: %w (%w)", f.path, err, ErrKeyFileInvalid)
 	}
 	return doc.Keys, nil
 }
