@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -50,6 +51,10 @@ func exportCmd(ctx context.Context, args []string, getenv func(string) string, s
 	if *out == "" {
 		return errors.New("-o FILE is required: where to write the bundle")
 	}
+	dest, through, err := outputTarget(*out)
+	if err != nil {
+		return err
+	}
 	c, err := sf.client()
 	if err != nil {
 		return err
@@ -68,7 +73,11 @@ func exportCmd(ctx context.Context, args []string, getenv func(string) string, s
 	defer resp.Body.Close()
 	// Write beside the target, then rename: a cut download never leaves
 	// a file that looks like a bundle.
-	tmp, err := os.CreateTemp(filepath.Dir(*out), "."+filepath.Base(*out)+".*")
+	tmpDir := filepath.Dir(dest)
+	if through {
+		tmpDir = "" // the system's: dest is no directory entry of ours
+	}
+	tmp, err := os.CreateTemp(tmpDir, "."+filepath.Base(dest)+".*")
 	if err != nil {
 		return err
 	}
@@ -82,7 +91,7 @@ func exportCmd(ctx context.Context, args []string, getenv func(string) string, s
 			tmp.Close()
 			return werr
 		}
-		if len(line) > 1 && line[0] == '{' && line[1] == '"' && string(line[:9]) == `{"index":` {
+		if bytes.HasPrefix(line, []byte(`{"index":`)) {
 			p.add(1)
 		}
 		if err == io.EOF {
@@ -121,9 +130,115 @@ func exportCmd(ctx context.Context, args []string, getenv func(string) string, s
 		}
 		defer fmt.Fprintf(stdout, "verified: %s\n", summaryLine(sum))
 	}
-	if err := os.Rename(tmp.Name(), *out); err != nil {
+	if through {
+		if err := copyInto(dest, tmp.Name()); err != nil {
+			return err
+		}
+	} else if err := os.Rename(tmp.Name(), dest); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s\n", *out)
 	return nil
+}
+
+// outputTarget resolves where -o writes: through a symbolic link to its
+// target (renaming over the link would replace it), and, for what is not
+// a regular file (a FIFO, a device, /dev/stdout), into it rather than by
+// renaming a file over it (through). A directory is refused.
+func outputTarget(out string) (dest string, through bool, err error) {
+	// A link, even to a file not there yet, is written through.
+	for range 16 {
+		li, err := os.Lstat(out)
+		if err != nil || li.Mode()&os.ModeSymlink == 0 {
+			break
+		}
+		target, err := os.Readlink(out)
+		if err != nil {
+			return "", false, fmt.Errorf("-o %s: %w", out, err)
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(out), target)
+		}
+		out = target
+	}
+	fi, err := os.Stat(out)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if _, err := os.Stat(filepath.Dir(out)); err != nil {
+			return "", false, fmt.Errorf("-o %s: its directory %s does not exist", out, filepath.Dir(out))
+		}
+		return out, false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("-o %s: %w", out, err)
+	case fi.IsDir():
+		return "", false, fmt.Errorf("-o %s is a directory: give a file name", out)
+	case !fi.Mode().IsRegular():
+		return out, true, nil
+	}
+	return out, false, nil
+}
+
+// copyInto writes the content of file src into dest, which is not a
+// regular file.
+func copyInto(dest, src string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dest, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fmt.Errorf("writing %s: %w", dest, err)
+	}
+	return out.Close()
+}
+
+// openOutput opens where a command writes (-o out, or stdout when out is
+// ""). A regular file is written beside it and renamed over it by
+// commit(nil), so that a command that fails (commit(err)) leaves it as it
+// was; what is not a regular file (a FIFO, a device) is written into.
+// commit returns the command's error, or the first error of finishing
+// the output. Files are created 0600: they hold personal data.
+func openOutput(out string, stdout io.Writer) (w io.Writer, commit func(error) error, err error) {
+	if out == "" {
+		return stdout, func(err error) error { return err }, nil
+	}
+	dest, through, err := outputTarget(out)
+	if err != nil {
+		return nil, nil, err
+	}
+	if through {
+		f, err := os.OpenFile(dest, os.O_WRONLY, 0)
+		if err != nil {
+			return nil, nil, err
+		}
+		return f, func(err error) error {
+			if cerr := f.Close(); err == nil && cerr != nil {
+				err = fmt.Errorf("writing %s: %w", out, cerr)
+			}
+			return err
+		}, nil
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".*")
+	if err != nil {
+		return nil, nil, err
+	}
+	return tmp, func(err error) error {
+		if err == nil {
+			err = tmp.Close()
+		} else {
+			tmp.Close()
+		}
+		if err == nil {
+			err = os.Rename(tmp.Name(), dest)
+		}
+		if err != nil {
+			os.Remove(tmp.Name())
+		}
+		return err
+	}, nil
 }

@@ -288,19 +288,32 @@ func queryCmd(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	w := stdout
-	if *out != "" {
-		f, err := os.Create(*out)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		w = f
+	if *order != "asc" && *order != "desc" {
+		return fmt.Errorf("--order %q: want asc or desc", *order)
+	}
+	switch *format {
+	case "table", "json", "ndjson", "csv", "ocsf":
+	default:
+		return fmt.Errorf("--format %q: want table, json, ndjson, csv or ocsf", *format)
+	}
+	// -o: written beside the file and renamed over it once complete, so
+	// that a query that fails leaves the file as it was.
+	w, commit, err := openOutput(*out, stdout)
+	if err != nil {
+		return err
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
-	defer bw.Flush()
+	err = runQuery(ctx, c, q, *count, *top, *topN, *format, *order, *limit, bw, stderr)
+	if ferr := bw.Flush(); err == nil && ferr != nil {
+		err = fmt.Errorf("writing the output: %w", ferr)
+	}
+	return commit(err)
+}
+
+// runQuery asks the server and writes the answer to bw.
+func runQuery(ctx context.Context, c *apiClient, q url.Values, count bool, top string, topN int, format, order string, limit int, bw io.Writer, stderr io.Writer) error {
 	switch {
-	case *count:
+	case count:
 		var r struct {
 			Count       uint64 `json:"count"`
 			IndexedSize uint64 `json:"indexed_size"`
@@ -310,9 +323,9 @@ func queryCmd(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		fmt.Fprintln(bw, r.Count)
 		return nil
-	case *top != "":
-		q.Set("field", *top)
-		q.Set("n", strconv.Itoa(*topN))
+	case top != "":
+		q.Set("field", top)
+		q.Set("n", strconv.Itoa(topN))
 		var r struct {
 			Top []struct {
 				Value string `json:"value"`
@@ -323,26 +336,21 @@ func queryCmd(ctx context.Context, args []string, getenv func(string) string, st
 			return err
 		}
 		tw := tabwriter.NewWriter(bw, 0, 4, 2, ' ', 0)
-		fmt.Fprintf(tw, "%s\tCOUNT\n", strings.ToUpper(*top))
+		fmt.Fprintf(tw, "%s\tCOUNT\n", strings.ToUpper(top))
 		for _, vc := range r.Top {
 			fmt.Fprintf(tw, "%s\t%d\n", vc.Value, vc.Count)
 		}
 		return tw.Flush()
 	}
-	if *order != "asc" && *order != "desc" {
-		return fmt.Errorf("--order %q: want asc or desc", *order)
-	}
-	q.Set("order", *order)
-	switch *format {
+	q.Set("order", order)
+	switch format {
 	case "table", "json":
-		if *limit <= 0 {
-			*limit = 100
+		if limit <= 0 {
+			limit = 100
 		}
-		return queryPages(ctx, c, q, *limit, *format, bw)
-	case "ndjson", "csv", "ocsf":
-		return queryStream(ctx, c, q, *limit, *format, bw, stderr)
+		return queryPages(ctx, c, q, limit, format, bw)
 	}
-	return fmt.Errorf("--format %q: want table, json, ndjson, csv or ocsf", *format)
+	return queryStream(ctx, c, q, limit, format, bw, stderr)
 }
 
 // queryEvent is one event of a page.

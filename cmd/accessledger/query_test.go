@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"os"
@@ -372,5 +374,72 @@ func TestQueryExportVerifyCLI(t *testing.T) {
 	code, _, errOut = runCLI(t, nil, "verify", bundle, "--vkey", s.vkey)
 	if code != 1 || !strings.Contains(errOut, "entry 0 of the bundle (log index 8)") {
 		t.Errorf("verify(changed) = %d %q, want exit 1 naming entry 0 (log index 8)", code, errOut)
+	}
+}
+
+// TestQueryAndExportOutputs: what -o writes, against a server that
+// answers tersely. A query that fails leaves an existing file as it was;
+// output that cannot be written is an error, not exit 0; export writes
+// through a symbolic link rather than replacing it; a download cut a few
+// bytes into an entry line is reported, not a panic.
+func TestQueryAndExportOutputs(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/events/count":
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, `{"count":3,"indexed_size":3}`)
+		case "/v1/evidence":
+			if r.URL.Query().Get("actor") == "cut" {
+				fmt.Fprint(w, `{"in`) // 3 bytes of an entry line, then the end
+				return
+			}
+			fmt.Fprint(w, "accessledger-evidence/v1\n")
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	common := []string{"--url", srv.URL, "--key", "k"}
+
+	keep := filepath.Join(dir, "keep.csv")
+	writeFile(t, keep, "precious\n")
+	for _, bad := range [][]string{{"--format", "xml"}, {"--order", "sideways"}, {"--actor", "x", "--format", "csv", "--since", "yesterday"}} {
+		args := append(append([]string{"query"}, common...), append(bad, "-o", keep)...)
+		if code, _, _ := runCLI(t, nil, args...); code == 0 {
+			t.Errorf("%v = exit 0, want an error", bad)
+		}
+		if got, _ := os.ReadFile(keep); string(got) != "precious\n" {
+			t.Errorf("after the failed %v, %s holds %q, want it unchanged", bad, keep, got)
+		}
+	}
+	if code, out, _ := runCLI(t, nil, append(append([]string{"query"}, common...), "--count", "-o", keep)...); code != 0 || out != "" {
+		t.Errorf("query --count -o = exit %d %q", code, out)
+	} else if got, _ := os.ReadFile(keep); string(got) != "3\n" {
+		t.Errorf("query --count -o wrote %q, want 3", got)
+	}
+	if _, err := os.Stat("/dev/full"); err == nil {
+		if code, _, errOut := runCLI(t, nil, append(append([]string{"query"}, common...), "--count", "-o", "/dev/full")...); code == 0 {
+			t.Errorf("query --count -o /dev/full = exit 0 (%q), want the write error", errOut)
+		}
+	}
+
+	target := filepath.Join(dir, "target.json")
+	link := filepath.Join(dir, "link.json")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runCLI(t, nil, append(append([]string{"export"}, common...), "-o", link)...); code != 0 {
+		t.Fatalf("export -o link = exit %d %q", code, errOut)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("export -o through a symbolic link replaced the link (%v, %v)", fi.Mode(), err)
+	}
+	if got, _ := os.ReadFile(target); string(got) != "accessledger-evidence/v1\n" {
+		t.Errorf("the link's target holds %q, want the bundle", got)
+	}
+	code, _, errOut := runCLI(t, nil, append(append([]string{"export"}, common...), "--actor", "cut", "-o", filepath.Join(dir, "cut.json"))...)
+	if code == 2 || strings.Contains(errOut, "panic") {
+		t.Errorf("export of a download cut short = exit %d %q, want no panic", code, errOut)
 	}
 }
