@@ -75,6 +75,7 @@ type Writer struct {
 	h     hash.Hash
 	cp    []byte
 	count uint64
+	last  uint64 // the index of the last entry added
 	err   error
 	buf   []byte
 }
@@ -115,8 +116,13 @@ func (w *Writer) write(b []byte) {
 }
 
 // Add writes one entry with its inclusion proof (RFC 6962, against the
-// header's checkpoint).
+// header's checkpoint). Entries go in increasing index order, each once.
 func (w *Writer) Add(index uint64, entry []byte, proof [][]byte) error {
+	if w.count > 0 && index <= w.last {
+		// Verify refuses it: one encoding for given contents.
+		return fmt.Errorf("evidence: entry %d after %d: entries go in increasing index order, each once", index, w.last)
+	}
+	w.last = index
 	if w.count > 0 {
 		w.write([]byte(",\n"))
 	}

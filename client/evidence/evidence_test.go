@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -175,6 +177,12 @@ func TestVerifyAcceptsBundles(t *testing.T) {
 			}
 			if !json.Valid(b) {
 				t.Errorf("the bundle is not valid JSON:\n%s", b)
+			}
+			// Witnesses by name and key hash: a name alone is anyone's.
+			for i, w := range sum.Witnesses {
+				if name, hash, ok := strings.Cut(w, "+"); !ok || name != tc.witnesses[i] || len(hash) != 8 {
+					t.Errorf("Witnesses[%d] = %q, want %s+<key hash>", i, w, tc.witnesses[i])
+				}
 			}
 		})
 	}
@@ -416,5 +424,53 @@ func TestProofBuilderMatchesLedger(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestRepeatedOrReorderedEntriesFail: a bundle whose entries are repeated
+// or out of index order does not verify, even with its count and digest
+// recomputed as a forger would: a repeated entry would inflate what the
+// bundle seems to prove. The Writer refuses to write one.
+func TestRepeatedOrReorderedEntriesFail(t *testing.T) {
+	tl := newTestLog(t, testEntries(10))
+	b := tl.bundle(t, 3, 5)
+	lines := bytes.Split(b, []byte("\n"))
+	var e3, e5 int
+	for i, l := range lines {
+		switch {
+		case bytes.HasPrefix(l, []byte(`{"index":3,`)):
+			e3 = i
+		case bytes.HasPrefix(l, []byte(`{"index":5,`)):
+			e5 = i
+		}
+	}
+	if e3 == 0 || e5 != e3+1 {
+		t.Fatalf("entry lines not found in\n%s", b)
+	}
+	forge := func(first, second []byte) []byte {
+		out := slices.Clone(lines)
+		out[e3] = append(bytes.TrimSuffix(slices.Clone(first), []byte(",")), ',')
+		out[e5] = bytes.TrimSuffix(slices.Clone(second), []byte(","))
+		return redigest(bytes.Join(out, []byte("\n")))
+	}
+	for name, forged := range map[string][]byte{
+		"repeated":  forge(lines[e3], lines[e3]),
+		"reordered": forge(lines[e5], lines[e3]),
+	} {
+		if _, err := evidence.Verify(bytes.NewReader(forged), tl.vkey); !errors.Is(err, evidence.ErrMalformed) || !strings.Contains(err.Error(), "increasing index order") {
+			t.Errorf("%s entries: Verify() = %v, want ErrMalformed about the order\n%s", name, err, forged)
+		}
+	}
+	w, err := evidence.NewWriter(io.Discard, evidence.Header{Origin: testOrigin, VerifierKey: tl.vkey, Checkpoint: tl.cp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, _, _ := tl.l.Entry(bg, 3)
+	p, _ := tl.l.InclusionProof(bg, 3, tl.size)
+	if err := w.Add(3, entry, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Add(3, entry, p); err == nil {
+		t.Error("Writer.Add of the same index twice = nil, want an error")
 	}
 }

@@ -59,7 +59,9 @@ type Summary struct {
 	// Size and RootHash are the checkpoint's.
 	Size     uint64
 	RootHash []byte
-	// Witnesses names the witnesses whose cosignatures verified.
+	// Witnesses names the witnesses whose cosignatures verified, as
+	// name+keyhash (the start of their verifier keys). Their keys are the
+	// bundle's own: compare them with the witnesses' published keys.
 	Witnesses []string
 	// Entries counts the entries, each proven in the tree of Size.
 	Entries uint64
@@ -68,6 +70,8 @@ type Summary struct {
 	Query       string
 	IndexedSize uint64
 	Created     time.Time
+
+	last uint64 // the index of the last entry checked
 }
 
 // Verify checks a bundle offline against the log's verifier key vkey: the
@@ -300,7 +304,8 @@ func checkCheckpoint(h Header) (*Summary, error) {
 			return nil, fmt.Errorf("%w: the bundle lists witness %q, which did not cosign it", ErrCheckpoint, v.Name())
 		}
 		if i > 0 {
-			sum.Witnesses = append(sum.Witnesses, v.Name())
+			// Name and key hash: a name alone is anyone's to take.
+			sum.Witnesses = append(sum.Witnesses, fmt.Sprintf("%s+%08x", v.Name(), v.KeyHash()))
 		}
 	}
 	var c log.Checkpoint
@@ -355,6 +360,12 @@ func checkEntry(line []byte, h Header, sum *Summary, buf []byte) ([]byte, error)
 		return buf, &EntryError{Err: fmt.Errorf("%w: not an entry object", ErrMalformed)}
 	}
 	fail := func(err error) ([]byte, error) { return buf, &EntryError{Index: *e.Index, Err: err} }
+	// One encoding for given contents: entries in increasing index
+	// order, each once. An entry repeated would inflate what the bundle
+	// seems to prove (twice the evidence of an incident).
+	if sum.Entries > 0 && *e.Index <= sum.last {
+		return fail(fmt.Errorf("%w: entries must be in increasing index order, each once: %d after %d", ErrMalformed, *e.Index, sum.last))
+	}
 	entry := []byte(e.Entry)
 	switch {
 	case e.Entry != nil && e.EntryBase64 == nil:
@@ -386,6 +397,7 @@ func checkEntry(line []byte, h Header, sum *Summary, buf []byte) ([]byte, error)
 	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, p.Index, sum.Size, leaf[:], p.Hashes, sum.RootHash); err != nil {
 		return fail(fmt.Errorf("%w: the inclusion proof does not verify against the checkpoint of size %d: %v", ErrInclusion, sum.Size, err))
 	}
+	sum.last = p.Index
 	buf = appendEntry(buf[:0], p.Index, entry, []byte(e.TLogProof))
 	if !bytes.Equal(buf, line) {
 		return fail(fmt.Errorf("%w: the entry line is not in the bundle's encoding", ErrMalformed))

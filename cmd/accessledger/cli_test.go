@@ -270,6 +270,11 @@ func TestCLIRejectsBadValues(t *testing.T) {
 		{[]string{"simulate", "--attacks", "-1"}, "--attacks must be at least 1, got -1"},
 		{[]string{"simulate", "--batch", "0"}, "--batch must be at least 1, got 0"},
 		{[]string{"simulate", "--rate", "-3"}, "--rate must be 0 (as fast as the server takes them) or more, got -3"},
+		{[]string{"simulate", "--learning", "1", "--days", "2", "--users", "5", "--start", "1969-06-01"}, "between 1970 and 2200"},
+		{[]string{"simulate", "--learning", "1", "--days", "2", "--users", "5", "--start", "2262-06-01"}, "between 1970 and 2200"},
+		{[]string{"simulate", "--days", "100000"}, "--days 100000: at most 36500"},
+		// A private key given as --vkey is not echoed back.
+		{[]string{"verify", "bundle.json", "--vkey", "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI\n-----END PRIVATE KEY-----"}, "not shown: it may be a secret"},
 		// A mistyped verifier key says why it is not one.
 		{[]string{"verify", "bundle.json", "--vkey", "example.com/log+12345678+AAAA"}, "is neither a verifier key (invalid verifier hash) nor a readable file"},
 	} {

@@ -83,14 +83,22 @@ func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *rate < 0 {
 		return fmt.Errorf("--rate must be 0 (as fast as the server takes them) or more, got %d", *rate)
 	}
+	const maxSimDays = 36500
 	cfg := sim.Config{Seed: *seed, Users: *users, Days: *days, Learning: *learning, AttacksPerScenario: *attacks}
 	if *learning >= *days {
 		return fmt.Errorf("--learning %d must be below --days %d (attacks come after it)", *learning, *days)
+	}
+	// Events carry times in nanoseconds since 1970 (int64: until 2262).
+	if *days > maxSimDays {
+		return fmt.Errorf("--days %d: at most %d", *days, maxSimDays)
 	}
 	if *start != "" {
 		t, err := time.Parse("2006-01-02", *start)
 		if err != nil {
 			return fmt.Errorf("--start %q: want YYYY-MM-DD", *start)
+		}
+		if t.Year() < 1970 || t.AddDate(0, 0, *days).Year() >= 2200 {
+			return fmt.Errorf("--start %s: the simulated days must lie between 1970 and 2200", *start)
 		}
 		cfg.Start = t
 	}

@@ -67,7 +67,7 @@ func verifyCmd(args []string, stdout, stderr io.Writer) error {
 func summaryLine(s *evbundle.Summary) string {
 	w := "no witness cosignatures"
 	if len(s.Witnesses) > 0 {
-		w = "cosigned by " + strings.Join(s.Witnesses, ", ")
+		w = "cosigned by " + strings.Join(s.Witnesses, ", ") + ", keys as the bundle lists them: compare them with the witnesses' own"
 	}
 	return fmt.Sprintf("%d entries proven in the log %s at size %d (%s); query %q, made %s",
 		s.Entries, s.Origin, s.Size, w, s.Query, s.Created.Format("2006-01-02T15:04:05Z"))
@@ -83,7 +83,11 @@ func readVKeyArg(arg string) (string, error) {
 	raw, err := os.ReadFile(arg)
 	if err != nil {
 		// Which was meant is not known: say why neither reading works.
-		return "", fmt.Errorf("--vkey %q is neither a verifier key (%v) nor a readable file (%w)", arg, verr, err)
+		shown := fmt.Sprintf("%q", arg)
+		if len(arg) > 200 || strings.ContainsAny(arg, "\n\r") || strings.Contains(arg, "PRIVATE") {
+			shown = fmt.Sprintf("(%d bytes, not shown: it may be a secret)", len(arg))
+		}
+		return "", fmt.Errorf("--vkey %s is neither a verifier key (%v) nor a readable file (%w)", shown, verr, err)
 	}
 	key := strings.TrimSpace(string(raw))
 	if _, err := note.NewVerifier(key); err != nil {
