@@ -143,6 +143,11 @@ func apikey(args []string, getenv func(string) string, stdout, stderr io.Writer)
 	cfg.APIKeysFile = firstNonEmpty(*file, getenv("ACCESSLEDGER_API_KEYS_FILE"), cfg.APIKeysFile)
 	kf := api.NewKeyFile(cfg.keysPath())
 	now := time.Now()
+	// The server makes its data directory: one missing is a mistyped
+	// --data, whose new keys file no server would read.
+	if fi, err := os.Stat(cfg.Data); sub != "list" && *file == "" && (err != nil || !fi.IsDir()) {
+		return fmt.Errorf("data directory %s does not exist: is --data the server's? (--file names a keys file elsewhere)", cfg.Data)
+	}
 
 	switch sub {
 	case "list":

@@ -346,3 +346,17 @@ func TestAPIKeyListWhereNone(t *testing.T) {
 		t.Errorf("apikey list --data %s = exit %d, %q %q; want a failure naming the file", missing, code, stdout, stderr)
 	}
 }
+
+// TestAPIKeyAddWhereNoServer: adding a key in a data directory that does
+// not exist (a mistyped --data) fails, instead of making a keys file that
+// no server reads and printing a secret that works nowhere.
+func TestAPIKeyAddWhereNoServer(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "nonexistent")
+	code, stdout, stderr := runCLI(t, nil, "apikey", "add", "--data", missing, "--name", "k", "--role", "auditor")
+	if code == 0 || stdout != "" || !strings.Contains(stderr, "does not exist") {
+		t.Errorf("apikey add --data %s = exit %d, %q %q; want a failure", missing, code, stdout, stderr)
+	}
+	if _, err := os.Stat(missing); err == nil {
+		t.Errorf("apikey add created %s", missing)
+	}
+}
