@@ -107,6 +107,14 @@ func auditFlags(args []string, getenv func(string) string, stderr io.Writer) (au
 		return c, fmt.Errorf("--interval %s is below 1s", c.Interval)
 	case c.Workers < 1:
 		return c, fmt.Errorf("--workers %d is below 1", c.Workers)
+	case c.Webhook != "" && !c.Follow:
+		return c, errors.New("--webhook needs --follow: findings of a single audit go to its output and exit status")
+	}
+	// Checked now, not when the first finding is to be posted, hours later.
+	if c.Webhook != "" {
+		if u, err := url.Parse(c.Webhook); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return c, errors.New("--webhook must be an absolute http or https URL")
+		}
 	}
 	c.APIKey = getenv("ACCESSLEDGER_AUDIT_API_KEY")
 	if *keyFile != "" {
@@ -279,11 +287,11 @@ func newAuditor(c auditConfig, stderr io.Writer) (*auditor, error) {
 	if !strings.HasSuffix(u.Path, "/") {
 		u.Path += "/"
 	}
-	hc := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
+	hc := &http.Client{Timeout: 60 * time.Second, Transport: boundedBodies{&http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
 		MaxIdleConnsPerHost: 4 * c.Workers,
 		IdleConnTimeout:     30 * time.Second,
-	}}
+	}}}
 	f, err := client.NewHTTPFetcher(u, hc)
 	if err != nil {
 		return nil, err
@@ -1269,3 +1277,56 @@ func validTimestamp(t []byte) bool {
 	}
 	return day <= days
 }
+
+// Bounds of what the audited server may send: a checkpoint is a few
+// hundred bytes (a few KB with cosignatures), a tile or an entry bundle
+// at most 256 hashes or entries of 64 KiB.
+const (
+	maxCheckpointBody = 1 << 20
+	maxTileBody       = 20 << 20
+)
+
+// boundedBodies fails a response body that runs past its bound, instead
+// of reading whatever a server sends into memory (and a checkpoint of it
+// into the report).
+type boundedBodies struct{ rt http.RoundTripper }
+
+func (b boundedBodies) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := b.rt.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	n := int64(maxTileBody)
+	if strings.HasSuffix(req.URL.Path, "/checkpoint") {
+		n = maxCheckpointBody
+	}
+	resp.Body = &limitedBody{rc: resp.Body, left: n, url: req.URL.Redacted()}
+	return resp, nil
+}
+
+// limitedBody reads at most left bytes, then fails.
+type limitedBody struct {
+	rc   io.ReadCloser
+	left int64
+	url  string
+}
+
+func (l *limitedBody) Read(p []byte) (int, error) {
+	tooLarge := fmt.Errorf("%s: the answer is larger than any the log serves there; not read further", l.url)
+	if l.left < 0 {
+		return 0, tooLarge
+	}
+	// One byte past the bound is read, to tell a body that ends there
+	// from one that goes on.
+	if int64(len(p)) > l.left+1 {
+		p = p[:l.left+1]
+	}
+	n, err := l.rc.Read(p)
+	l.left -= int64(n)
+	if l.left < 0 {
+		return n - 1, tooLarge
+	}
+	return n, err
+}
+
+func (l *limitedBody) Close() error { return l.rc.Close() }

@@ -450,3 +450,18 @@ func rewriteBody(r *http.Response, edit func([]byte) []byte) error {
 	r.Header.Set("Content-Length", strconv.Itoa(len(b)))
 	return nil
 }
+
+// TestLimitedBody: a body up to its bound reads in full; one byte more is
+// an error, not a read of whatever the server sends.
+func TestLimitedBody(t *testing.T) {
+	for _, tc := range []struct {
+		size    int
+		wantErr bool
+	}{{0, false}, {100, false}, {101, true}, {5000, true}} {
+		b := &limitedBody{rc: io.NopCloser(strings.NewReader(strings.Repeat("x", tc.size))), left: 100, url: "u"}
+		got, err := io.ReadAll(b)
+		if (err != nil) != tc.wantErr || len(got) > 100 {
+			t.Errorf("a body of %d bytes, bound 100: read %d bytes, err %v; want error %v", tc.size, len(got), err, tc.wantErr)
+		}
+	}
+}

@@ -273,6 +273,8 @@ func TestCLIRejectsBadValues(t *testing.T) {
 		{[]string{"simulate", "--learning", "1", "--days", "2", "--users", "5", "--start", "1969-06-01"}, "between 1970 and 2200"},
 		{[]string{"simulate", "--learning", "1", "--days", "2", "--users", "5", "--start", "2262-06-01"}, "between 1970 and 2200"},
 		{[]string{"simulate", "--days", "100000"}, "--days 100000: at most 36500"},
+		{[]string{"audit", "--url", "http://127.0.0.1:1", "--vkey", "k", "--state", "s", "--webhook", "http://127.0.0.1:2/hook"}, "--webhook needs --follow"},
+		{[]string{"audit", "--url", "http://127.0.0.1:1", "--vkey", "k", "--state", "s", "--follow", "--webhook", "not a url"}, "--webhook must be an absolute http or https URL"},
 		// A private key given as --vkey is not echoed back.
 		{[]string{"verify", "bundle.json", "--vkey", "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI\n-----END PRIVATE KEY-----"}, "not shown: it may be a secret"},
 		// A mistyped verifier key says why it is not one.
