@@ -474,3 +474,20 @@ func TestRepeatedOrReorderedEntriesFail(t *testing.T) {
 		t.Error("Writer.Add of the same index twice = nil, want an error")
 	}
 }
+
+// TestLongLineFails: a file whose first line never ends is refused once
+// it is longer than any line of a bundle, not read into memory whole.
+func TestLongLineFails(t *testing.T) {
+	r := io.MultiReader(strings.NewReader(`{"format":"`), zeros{})
+	if _, err := evidence.Verify(r, "k"); !errors.Is(err, evidence.ErrMalformed) || !strings.Contains(err.Error(), "line longer than") {
+		t.Fatalf("Verify(endless line) = %v, want ErrMalformed about the line", err)
+	}
+}
+
+// zeros is an endless stream of zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}

@@ -99,7 +99,23 @@ func (v *verifier) malformed(format string, args ...any) error {
 // next returns the next line without its newline; it is hashed unless
 // it is the digest line.
 func (v *verifier) next(hashIt bool) ([]byte, error) {
-	l, err := v.r.ReadBytes('\n')
+	// A line is at most an entry of 64 KiB in base64 with its proof and
+	// framing, or the header's checkpoint with its cosignatures: a longer
+	// one is not a bundle, and is not read into memory whole.
+	var l []byte
+	var err error
+	for {
+		var frag []byte
+		frag, err = v.r.ReadSlice('\n')
+		l = append(l, frag...)
+		if len(l) > maxLine {
+			v.line++
+			return nil, v.malformed("a line longer than %d bytes", maxLine)
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			break
+		}
+	}
 	v.line++
 	if err == io.EOF {
 		return nil, v.malformed("the file ends early")
@@ -112,6 +128,9 @@ func (v *verifier) next(hashIt bool) ([]byte, error) {
 	}
 	return l[:len(l)-1], nil
 }
+
+// maxLine bounds a line of a bundle.
+const maxLine = 1 << 20
 
 // member reads a line `"name":VALUE,` and returns VALUE.
 func (v *verifier) member(name string) ([]byte, error) {
