@@ -582,6 +582,39 @@ func TestLostStorageRefusesToStart(t *testing.T) {
 	}
 }
 
+// TestLostRespondStorageRefusesToStart: with the responders' storage
+// removed, serve refuses to start (new storage would notify every
+// responder of every past alert again), saying how to recover; removing
+// respond.created on purpose starts them afresh.
+func TestLostRespondStorageRefusesToStart(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, dir)
+	s.mustPost(testEvent("", 1))
+	if code := s.terminate(10 * time.Second); code != 0 {
+		t.Fatalf("SIGTERM: exit code %d, want 0", code)
+	}
+	if _, err := os.Stat(filepath.Join(dir, respondCreatedFile)); err != nil {
+		t.Fatalf("no %s after a start: %v", respondCreatedFile, err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, respondDir)); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCLI(t, nil, "serve", "--data", dir, "--listen", freeAddr(t))
+	if code != 1 || !strings.Contains(stderr, "notify every responder") || !strings.Contains(stderr, respondCreatedFile) {
+		t.Errorf("serve with the responders' storage removed = exit %d, stderr %q; want 1 and a message naming %s", code, stderr, respondCreatedFile)
+	}
+	if _, err := os.Stat(filepath.Join(dir, respondDir)); err == nil {
+		t.Errorf("the refused start made %s", respondDir)
+	}
+	if err := os.Remove(filepath.Join(dir, respondCreatedFile)); err != nil {
+		t.Fatal(err)
+	}
+	s = startServer(t, dir)
+	if code := s.terminate(10 * time.Second); code != 0 {
+		t.Fatalf("start after removing %s: exit code %d, want 0", respondCreatedFile, code)
+	}
+}
+
 // TestPprofOptIn checks that Go's profiles are served only when asked
 // for, and then only on the separate loopback address given.
 func TestPprofOptIn(t *testing.T) {

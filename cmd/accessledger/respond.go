@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -22,6 +23,12 @@ import (
 
 // respondDir is the responders' Badger directory in the data directory.
 const respondDir = "respond"
+
+// respondCreatedFile records that the responders' storage was made in
+// the data directory: from then on its loss is an error, not a first
+// start, since a new one would replay the log and notify every responder
+// of every past alert again.
+const respondCreatedFile = "respond.created"
 
 // DecisionSettings configures IP decisions for bouncers (the serve YAML's
 // decisions: section).
@@ -139,13 +146,28 @@ func startRespond(cfg Config, l *ledger.Ledger, log *slog.Logger, reg prometheus
 	if err != nil {
 		return nil, err
 	}
+	dir := filepath.Join(cfg.Data, respondDir)
+	marker := filepath.Join(cfg.Data, respondCreatedFile)
+	if _, err := os.Stat(marker); err == nil && !hasEntries(dir) {
+		return nil, fmt.Errorf("%s records that the responders' storage was made here, but %s is missing or empty: it was lost. "+
+			"Refusing to start new responders' storage, which would notify every responder of every past alert again and lose the alerts' statuses. "+
+			"Restore %s from a backup (with the log's and the detector's); to start the responders afresh on purpose, remove %s",
+			marker, dir, dir, marker)
+	}
 	s, err := respond.Open(context.Background(), respond.Config{
-		Log: l, Dir: filepath.Join(cfg.Data, respondDir),
+		Log: l, Dir: dir,
 		Responders: cfg.Responders, Delivery: cfg.Delivery, Decisions: dc,
 		Logger: log.With("component", "respond"), Registerer: reg,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if _, err := os.Stat(marker); errors.Is(err, os.ErrNotExist) {
+		record := fmt.Sprintf("responders' storage made %s\n", time.Now().UTC().Format(time.RFC3339))
+		if err := ledger.WriteFileAtomic(marker, []byte(record), 0o644); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("recording that the responders' storage exists: %w", err)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &runningRespond{s: s, cancel: cancel, done: make(chan error, 1)}
@@ -273,4 +295,10 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return strings.ToValidUTF8(s[:n], "")
+}
+
+// hasEntries reports whether dir exists and holds at least one file.
+func hasEntries(dir string) bool {
+	es, err := os.ReadDir(dir)
+	return err == nil && len(es) > 0
 }
