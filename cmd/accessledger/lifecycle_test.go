@@ -615,6 +615,43 @@ func TestLostRespondStorageRefusesToStart(t *testing.T) {
 	}
 }
 
+// TestLostVerifierKey: with log.vkey lost, the log starts with the origin
+// log.created records (it was refused as a mismatch with a new random
+// origin) and log.vkey is written again; with the signing key lost too,
+// it refuses naming the key, and leaves no new key behind.
+func TestLostVerifierKey(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, dir)
+	s.mustPost(testEvent("", 1))
+	if code := s.terminate(10 * time.Second); code != 0 {
+		t.Fatalf("SIGTERM: exit code %d, want 0", code)
+	}
+	vkey, err := os.ReadFile(filepath.Join(dir, vkeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, vkeyFile)); err != nil {
+		t.Fatal(err)
+	}
+	s = startServer(t, dir)
+	if code := s.terminate(10 * time.Second); code != 0 {
+		t.Fatalf("start without log.vkey: exit code %d, want 0", code)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, vkeyFile)); string(got) != string(vkey) {
+		t.Errorf("log.vkey after the start = %q, want %q again", got, vkey)
+	}
+	for _, f := range []string{vkeyFile, keyFile, keyFile + ".pub", keyFile + ".vkey"} {
+		os.Remove(filepath.Join(dir, f))
+	}
+	code, _, stderr := runCLI(t, nil, "serve", "--data", dir, "--listen", freeAddr(t))
+	if code != 1 || !strings.Contains(stderr, "is missing but") || !strings.Contains(stderr, "restore the key") {
+		t.Errorf("serve without its signing key = exit %d, stderr %q; want 1 and a message naming the key", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, keyFile)); err == nil {
+		t.Errorf("the refused start left a new signing key behind")
+	}
+}
+
 // TestPprofOptIn checks that Go's profiles are served only when asked
 // for, and then only on the separate loopback address given.
 func TestPprofOptIn(t *testing.T) {

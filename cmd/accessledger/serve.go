@@ -318,7 +318,16 @@ func resolveIdentity(cfg Config) (identity, error) {
 	if err := checkOrigins(cfg, id.recorded, keyOrigin, keyVKeyPath); err != nil {
 		return id, err
 	}
-	id.origin = firstNonEmpty(cfg.Origin, id.recorded, keyOrigin)
+	// log.created names the origin too: with log.vkey lost, it is the
+	// log's origin, not a new random one the stored log then refuses.
+	createdPath := filepath.Join(cfg.Data, createdFile)
+	createdOrigin := ""
+	if raw, err := os.ReadFile(createdPath); err == nil {
+		if rest, ok := strings.CutPrefix(string(raw), "origin "); ok {
+			createdOrigin, _, _ = strings.Cut(rest, ",")
+		}
+	}
+	id.origin = firstNonEmpty(cfg.Origin, id.recorded, keyOrigin, createdOrigin)
 	if id.origin == "" {
 		id.origin = "accessledger.local/" + randomHex(4)
 	}
@@ -348,6 +357,9 @@ func resolveIdentity(cfg Config) (identity, error) {
 		return id, fmt.Errorf("signing key %s is missing but %s says this log exists; restore the key", id.keyPath, id.vkeyPath)
 	case errors.Is(statErr, os.ErrNotExist) && keyVKey != "":
 		return id, fmt.Errorf("signing key %s is missing but its verifier key %s is there; restore the key, or point --key at another one", id.keyPath, keyVKeyPath)
+	case errors.Is(statErr, os.ErrNotExist) && createdOrigin != "":
+		// A new key would only be refused by the stored log, and left behind.
+		return id, fmt.Errorf("signing key %s is missing but %s records that the log %s was created here; restore the key", id.keyPath, createdPath, createdOrigin)
 	case errors.Is(statErr, os.ErrNotExist):
 	default:
 		return id, fmt.Errorf("reading signing key: %w", statErr)
