@@ -57,15 +57,10 @@ func waitSize(t testing.TB, l *ledger.Ledger, n uint64) {
 	}
 }
 
-// TestReadAuditRecordsReads reads personal data every way there is, and
-// checks that each read (and each refused for want of a role) is in the
-// log as an access event naming the key, and nothing else is.
-func TestReadAuditRecordsReads(t *testing.T) {
-	qs := newQueryServer(t)
-	qs.post(t, 0, qevents(0, 5))
-	if _, err := qs.l.SignCheckpoint(bg); err != nil {
-		t.Fatal(err)
-	}
+// auditingServer serves qs's log and index with read auditing on, its
+// background work running until the test ends.
+func auditingServer(t *testing.T, qs *queryServer) *httptest.Server {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	s, err := api.New(api.Config{Ledger: qs.l, Keys: mustKeyring(t, qs.tokens), Index: qs.x, Gatherer: reg, Registerer: reg,
 		ReadAudit: api.ReadAudit{Enabled: true, Interval: 10 * time.Millisecond}})
@@ -83,6 +78,19 @@ func TestReadAuditRecordsReads(t *testing.T) {
 	})
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestReadAuditRecordsReads reads personal data every way there is, and
+// checks that each read (and each refused for want of a role) is in the
+// log as an access event naming the key, and nothing else is.
+func TestReadAuditRecordsReads(t *testing.T) {
+	qs := newQueryServer(t)
+	qs.post(t, 0, qevents(0, 5))
+	if _, err := qs.l.SignCheckpoint(bg); err != nil {
+		t.Fatal(err)
+	}
+	srv := auditingServer(t, qs)
 
 	before := size(qs.l)
 	type read struct {
@@ -289,23 +297,7 @@ func TestReadAuditRecordsCutStreams(t *testing.T) {
 	qs := newQueryServer(t)
 	const n = 20000 // ~9 MB of NDJSON: more than loopback's socket buffers hold
 	qs.post(t, 0, qevents(0, n))
-	reg := prometheus.NewRegistry()
-	s, err := api.New(api.Config{Ledger: qs.l, Keys: mustKeyring(t, qs.tokens), Index: qs.x, Gatherer: reg, Registerer: reg,
-		ReadAudit: api.ReadAudit{Enabled: true, Interval: 10 * time.Millisecond}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(bg)
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run() = %v", err)
-		}
-	})
-	srv := httptest.NewServer(s.Handler())
-	t.Cleanup(srv.Close)
+	srv := auditingServer(t, qs)
 	deadline := time.Now().Add(20 * time.Second)
 	for qs.x.Size() < size(qs.l) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)

@@ -587,12 +587,7 @@ func TestLostStorageRefusesToStart(t *testing.T) {
 // responder of every past alert again), saying how to recover; removing
 // respond.created on purpose starts them afresh.
 func TestLostRespondStorageRefusesToStart(t *testing.T) {
-	dir := t.TempDir()
-	s := startServer(t, dir)
-	s.mustPost(testEvent("", 1))
-	if code := s.terminate(10 * time.Second); code != 0 {
-		t.Fatalf("SIGTERM: exit code %d, want 0", code)
-	}
+	dir := logWithOneEvent(t)
 	if _, err := os.Stat(filepath.Join(dir, respondCreatedFile)); err != nil {
 		t.Fatalf("no %s after a start: %v", respondCreatedFile, err)
 	}
@@ -609,10 +604,22 @@ func TestLostRespondStorageRefusesToStart(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, respondCreatedFile)); err != nil {
 		t.Fatal(err)
 	}
-	s = startServer(t, dir)
-	if code := s.terminate(10 * time.Second); code != 0 {
+	if code := startServer(t, dir).terminate(10 * time.Second); code != 0 {
 		t.Fatalf("start after removing %s: exit code %d, want 0", respondCreatedFile, code)
 	}
+}
+
+// logWithOneEvent returns a data directory holding a log of one event,
+// its server stopped cleanly.
+func logWithOneEvent(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	s := startServer(t, dir)
+	s.mustPost(testEvent("", 1))
+	if code := s.terminate(10 * time.Second); code != 0 {
+		t.Fatalf("SIGTERM: exit code %d, want 0", code)
+	}
+	return dir
 }
 
 // TestLostVerifierKey: with log.vkey lost, the log starts with the origin
@@ -620,12 +627,7 @@ func TestLostRespondStorageRefusesToStart(t *testing.T) {
 // origin) and log.vkey is written again; with the signing key lost too,
 // it refuses naming the key, and leaves no new key behind.
 func TestLostVerifierKey(t *testing.T) {
-	dir := t.TempDir()
-	s := startServer(t, dir)
-	s.mustPost(testEvent("", 1))
-	if code := s.terminate(10 * time.Second); code != 0 {
-		t.Fatalf("SIGTERM: exit code %d, want 0", code)
-	}
+	dir := logWithOneEvent(t)
 	vkey, err := os.ReadFile(filepath.Join(dir, vkeyFile))
 	if err != nil {
 		t.Fatal(err)
@@ -633,8 +635,7 @@ func TestLostVerifierKey(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, vkeyFile)); err != nil {
 		t.Fatal(err)
 	}
-	s = startServer(t, dir)
-	if code := s.terminate(10 * time.Second); code != 0 {
+	if code := startServer(t, dir).terminate(10 * time.Second); code != 0 {
 		t.Fatalf("start without log.vkey: exit code %d, want 0", code)
 	}
 	if got, _ := os.ReadFile(filepath.Join(dir, vkeyFile)); string(got) != string(vkey) {
