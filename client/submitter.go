@@ -487,7 +487,13 @@ func (s *Submitter) send(ctx context.Context, batch []event.Event) ([]Result, er
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			s.log.Debug("accessledger: sending events failed; retrying", "err", err, "attempt", attempt)
+			// Said at the first failures and then now and again, so that
+			// an unreachable log is seen, not retried in silence.
+			lvl := slog.LevelDebug
+			if attempt < 3 || attempt%10 == 0 {
+				lvl = slog.LevelWarn
+			}
+			s.log.Log(ctx, lvl, "accessledger: cannot reach the log; retrying", "err", err, "attempt", attempt+1)
 		case status == http.StatusOK || status == http.StatusCreated:
 			rs, perr := parseResults(resp, len(batch), status)
 			if perr == nil {

@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -123,6 +124,8 @@ func submitCmd(ctx context.Context, args []string, getenv func(string) string, s
 	var stats submitStats
 	sub, err := client.NewSubmitter(client.SubmitterConfig{
 		URL: c.base, APIKey: c.key, BatchSize: *batch, BufferSize: 4 * *batch,
+		// Warnings only: a log it cannot reach, answers it cannot read.
+		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		OnRejected: func(ev event.Event, err error) {
 			stats.errors.Add(1)
 			fmt.Fprintf(stderr, "%s: rejected by the log: %v\n", ev.ID, err)

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -269,5 +270,23 @@ func waitState(t *testing.T, state, path string) {
 				state, raw, err, path, fingerprint(first), size)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestSubmitSaysWhenTheLogIsUnreachable: against an address nothing
+// listens on, submit says it cannot reach the log (it retried in
+// silence, and a user saw nothing at all).
+func TestSubmitSaysWhenTheLogIsUnreachable(t *testing.T) {
+	events := filepath.Join(t.TempDir(), "events.jsonl")
+	writeLog(t, events, `{"time":"2026-11-27T03:00:00Z","service":"vpn","actor":{"id":"carol"},"source":{"ip":"198.51.100.1"},"action":"login","category":"authentication","outcome":"success"}`+"\n")
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binPath, "submit", "--url", "http://"+freeAddr(t), "--key", "k", events)
+	cmd.Env = cleanEnv()
+	var errb syncBuffer
+	cmd.Stderr = &errb
+	_ = cmd.Run() // killed at the deadline: it retries until interrupted
+	if !strings.Contains(errb.String(), "cannot reach the log") || !strings.Contains(errb.String(), "connection refused") {
+		t.Errorf("submit against nothing: stderr %q, want it to say it cannot reach the log and why", errb.String())
 	}
 }
