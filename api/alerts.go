@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -67,16 +66,8 @@ func (s *Server) getAlerts(c *gin.Context) {
 	}
 	// As the event queries do, refuse what would widen the answer
 	// silently: a misspelt filter, or a filter given twice.
-	for name, values := range c.Request.URL.Query() {
-		if !slices.Contains(alertParams, name) {
-			writeError(c, http.StatusBadRequest, fmt.Sprintf("unknown parameter %q; this endpoint takes %s (or after and wait, for the respond feed)",
-				truncate(name, 32), strings.Join(alertParams, ", ")))
-			return
-		}
-		if len(values) > 1 {
-			writeError(c, http.StatusBadRequest, name+" may be given once")
-			return
-		}
+	if !checkParams(c, alertParams, "takes "+strings.Join(alertParams, ", ")+" (or after and wait, for the respond feed)") {
+		return
 	}
 	var q detect.AlertQuery
 	if v := c.Query("since"); v != "" {

@@ -308,18 +308,24 @@ func onlyParams(names ...string) gin.HandlerFunc {
 	if len(names) > 0 {
 		takes = "takes " + strings.Join(names, ", ")
 	}
-	return func(c *gin.Context) {
-		for name, values := range c.Request.URL.Query() {
-			if !slices.Contains(names, name) {
-				writeError(c, http.StatusBadRequest, fmt.Sprintf("unknown parameter %q; this endpoint %s", truncate(name, 32), takes))
-				return
-			}
-			if len(values) > 1 {
-				writeError(c, http.StatusBadRequest, name+" may be given once")
-				return
-			}
+	return func(c *gin.Context) { checkParams(c, names, takes) }
+}
+
+// checkParams answers 400 and returns false if the request has a query
+// parameter other than names, or one of them twice; takes says what the
+// endpoint takes, for the message.
+func checkParams(c *gin.Context, names []string, takes string) bool {
+	for name, values := range c.Request.URL.Query() {
+		if !slices.Contains(names, name) {
+			writeError(c, http.StatusBadRequest, fmt.Sprintf("unknown parameter %q; this endpoint %s", truncate(name, 32), takes))
+			return false
+		}
+		if len(values) > 1 {
+			writeError(c, http.StatusBadRequest, name+" may be given once")
+			return false
 		}
 	}
+	return true
 }
 
 // Handler returns the http.Handler serving the API.

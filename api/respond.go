@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/gin-gonic/gin"
 	"github.com/go-json-experiment/json"
@@ -951,7 +952,7 @@ func (w *sseWriter) flush() error {
 // feed, a carriage return or a tab: C0, DEL or C1.
 func controlRune(s string) (rune, bool) {
 	for _, r := range s {
-		if (r < 0x20 && r != '\n' && r != '\r' && r != '\t') || (r >= 0x7f && r <= 0x9f) {
+		if unicode.IsControl(r) && r != '\n' && r != '\r' && r != '\t' {
 			return r, true
 		}
 	}
