@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +18,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"golang.org/x/time/rate"
+
+	"github.com/accessledger/accessledger/event"
 )
 
 // Role is what an API key may do.
@@ -116,13 +117,9 @@ func (k *APIKey) Expired(now time.Time) bool {
 // Active reports whether the key is neither revoked nor expired at now.
 func (k *APIKey) Active(now time.Time) bool { return !k.Revoked() && !k.Expired(now) }
 
-// keyNameRE is the form of the names of new keys: they name the actor of
-// the reads the log records, so they are short and plain.
-var keyNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
-
 // CheckKeyName reports a name that a new key may not have.
 func CheckKeyName(name string) error {
-	if !keyNameRE.MatchString(name) {
+	if !event.ValidName(name) {
 		return fmt.Errorf("key name %q: want 1 to 64 characters [A-Za-z0-9._@-], starting with a letter or digit", name)
 	}
 	return nil

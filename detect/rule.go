@@ -196,7 +196,7 @@ var responseActions = []string{"ban", "notify", "disable_account", "revoke_sessi
 
 var (
 	statuses = []string{"stable", "test", "experimental", "deprecated", "unsupported"}
-	levels   = []string{event.LevelInformational, event.LevelLow, event.LevelMedium, event.LevelHigh, event.LevelCritical}
+	levels   = event.Levels
 	relTypes = []string{"derived", "obsolete", "merged", "renamed", "similar"}
 	// categories are the logsource categories: the event categories.
 	categories = []string{event.CategoryAuthentication, event.CategoryAuthorization, event.CategoryDataAccess, event.CategoryAdmin, event.CategorySystem}

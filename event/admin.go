@@ -3,6 +3,7 @@ package event
 import (
 	"bytes"
 	"fmt"
+	"regexp"
 	"slices"
 	"time"
 
@@ -30,6 +31,15 @@ const (
 
 // MaxAdminRoles bounds the roles an admin leaf lists.
 const MaxAdminRoles = 16
+
+// nameRE is the form of the names of API keys and responders: they name
+// who acted in the log's leaves, and appear in URL paths and storage
+// keys, so they are short and plain.
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
+
+// ValidName reports whether s may name an API key or a responder: 1 to 64
+// characters [A-Za-z0-9._@-], starting with a letter or digit.
+func ValidName(s string) bool { return nameRE.MatchString(s) }
 
 // Admin is an administrative action on the API keys, recorded in the log
 // as a leaf of kind "admin" so that the log itself records who was allowed

@@ -19,6 +19,9 @@ const (
 	LevelCritical      = "critical"
 )
 
+// Levels are the alert levels, lowest first.
+var Levels = []string{LevelInformational, LevelLow, LevelMedium, LevelHigh, LevelCritical}
+
 // Limits on an alert, which keep its leaf far below MaxEntrySize.
 const (
 	// MaxEvidence is the most evidence indexes an alert lists; an alert
@@ -203,7 +206,6 @@ func (a *Alert) Validate() error {
 	bad := func(field, reason string) error {
 		return &ValidationError{Fields: []FieldError{{Field: field, Reason: reason}}}
 	}
-	levels := []string{LevelInformational, LevelLow, LevelMedium, LevelHigh, LevelCritical}
 	switch {
 	case a.DedupKey == "" || len(a.DedupKey) > 512:
 		return bad("dedup_key", "must be 1 to 512 bytes")
@@ -213,7 +215,7 @@ func (a *Alert) Validate() error {
 		return bad("rule.id", fmt.Sprintf("must be 1 to %d bytes", MaxIDLen))
 	case a.Rule.Title == "" || len(a.Rule.Title) > MaxAlertText:
 		return bad("rule.title", fmt.Sprintf("must be 1 to %d bytes", MaxAlertText))
-	case !slices.Contains(levels, a.Rule.Level):
+	case !slices.Contains(Levels, a.Rule.Level):
 		return bad("rule.level", "must be one of informational, low, medium, high, critical")
 	case len(a.Rule.Tags) > MaxAlertTags:
 		return bad("rule.tags", fmt.Sprintf("more than %d tags", MaxAlertTags))

@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -90,13 +89,6 @@ func ValidateResponder(cfg ResponderConfig) error {
 
 // resolveResponder checks cfg and resolves its secret, endpoint and
 // program.
-// alertLevels are the levels an alert may have, lowest first.
-var alertLevels = []string{event.LevelInformational, event.LevelLow, event.LevelMedium, event.LevelHigh, event.LevelCritical}
-
-// responderNameRE is what a responder's name may be: what an API key's
-// name may be.
-var responderNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
-
 func resolveResponder(cfg ResponderConfig) (*resolvedResponder, error) {
 	bad := func(field, format string, args ...any) error {
 		return &ConfigError{Responder: cfg.Name, Field: field, Reason: fmt.Sprintf(format, args...)}
@@ -108,7 +100,7 @@ func resolveResponder(cfg ResponderConfig) (*resolvedResponder, error) {
 	// 128 bytes), into storage keys and into URL paths
 	// (/v1/responders/<name>/...): a longer one failed every delivery's
 	// bookkeeping, which then resent it every second.
-	if !responderNameRE.MatchString(cfg.Name) {
+	if !event.ValidName(cfg.Name) {
 		return nil, bad("name", "want 1 to 64 characters [A-Za-z0-9._@-], starting with a letter or digit")
 	}
 	if cfg.Timeout < 0 {
@@ -119,8 +111,8 @@ func resolveResponder(cfg ResponderConfig) (*resolvedResponder, error) {
 	}
 	// A level no alert has would select nothing, silently.
 	for _, lv := range cfg.Filter.Levels {
-		if !slices.Contains(alertLevels, lv) {
-			return nil, bad("filter.levels", "unknown level %q (levels: %s)", lv, strings.Join(alertLevels, ", "))
+		if !slices.Contains(event.Levels, lv) {
+			return nil, bad("filter.levels", "unknown level %q (levels: %s)", lv, strings.Join(event.Levels, ", "))
 		}
 	}
 	switch cfg.Type {
