@@ -1300,33 +1300,25 @@ func (b boundedBodies) RoundTrip(req *http.Request) (*http.Response, error) {
 	if strings.HasSuffix(req.URL.Path, "/checkpoint") {
 		n = maxCheckpointBody
 	}
-	resp.Body = &limitedBody{rc: resp.Body, left: n, url: req.URL.Redacted()}
+	resp.Body = newLimitedBody(resp.Body, n, req.URL.Redacted())
 	return resp, nil
 }
 
-// limitedBody reads at most left bytes, then fails.
+// limitedBody is http.MaxBytesReader's bound on a response, with an error
+// that names the URL rather than a request.
 type limitedBody struct {
-	rc   io.ReadCloser
-	left int64
-	url  string
+	io.ReadCloser
+	url string
 }
 
-func (l *limitedBody) Read(p []byte) (int, error) {
-	tooLarge := fmt.Errorf("%s: the answer is larger than any the log serves there; not read further", l.url)
-	if l.left < 0 {
-		return 0, tooLarge
-	}
-	// One byte past the bound is read, to tell a body that ends there
-	// from one that goes on.
-	if int64(len(p)) > l.left+1 {
-		p = p[:l.left+1]
-	}
-	n, err := l.rc.Read(p)
-	l.left -= int64(n)
-	if l.left < 0 {
-		return n - 1, tooLarge
+func newLimitedBody(rc io.ReadCloser, n int64, url string) limitedBody {
+	return limitedBody{http.MaxBytesReader(nil, rc, n), url}
+}
+
+func (l limitedBody) Read(p []byte) (int, error) {
+	n, err := l.ReadCloser.Read(p)
+	if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
+		err = fmt.Errorf("%s: the answer is larger than any the log serves there (%d bytes); not read further", l.url, tooBig.Limit)
 	}
 	return n, err
 }
-
-func (l *limitedBody) Close() error { return l.rc.Close() }

@@ -458,7 +458,7 @@ func TestLimitedBody(t *testing.T) {
 		size    int
 		wantErr bool
 	}{{0, false}, {100, false}, {101, true}, {5000, true}} {
-		b := &limitedBody{rc: io.NopCloser(strings.NewReader(strings.Repeat("x", tc.size))), left: 100, url: "u"}
+		b := newLimitedBody(io.NopCloser(strings.NewReader(strings.Repeat("x", tc.size))), 100, "u")
 		got, err := io.ReadAll(b)
 		if (err != nil) != tc.wantErr || len(got) > 100 {
 			t.Errorf("a body of %d bytes, bound 100: read %d bytes, err %v; want error %v", tc.size, len(got), err, tc.wantErr)
