@@ -381,6 +381,7 @@ const (
 	msgFailed   = "the log stopped accepting events after a storage failure; the operator must restart it"
 	msgClosed   = "the server is shutting down; retry in a moment, against the restarted server"
 	msgPushback = "the log is busy: its append queue is full; retry after the number of seconds in Retry-After"
+	msgNoSpace  = "the log's disk is nearly full: it accepts no events until the operator frees space; retry after the number of seconds in Retry-After"
 	msgInternal = "internal error; the operator can find the details in the server log"
 )
 
@@ -398,6 +399,9 @@ func (s *Server) fail(c *gin.Context, err error, notFound string) {
 	case errors.Is(err, ledger.ErrPushback):
 		c.Header("Retry-After", "1")
 		status, msg = http.StatusServiceUnavailable, msgPushback
+	case errors.Is(err, ledger.ErrNoSpace):
+		c.Header("Retry-After", "30")
+		status, msg = http.StatusServiceUnavailable, msgNoSpace
 	case errors.Is(err, ledger.ErrClosed):
 		c.Header("Retry-After", "5")
 		status, msg = http.StatusServiceUnavailable, msgClosed
@@ -425,7 +429,10 @@ func (s *Server) fail(c *gin.Context, err error, notFound string) {
 		status, msg = http.StatusInternalServerError, msgInternal
 	}
 	level := slog.LevelDebug
-	if status >= 500 {
+	if status >= 500 && !errors.Is(err, ledger.ErrPushback) && !errors.Is(err, ledger.ErrNoSpace) {
+		// A full queue or disk is a state of the server, which the
+		// ledger logs once when it begins and a metric counts: one
+		// error line per refused request would bury the rest.
 		level = slog.LevelError
 	}
 	s.log.Log(c, level, "request failed", "method", c.Request.Method, "route", route(c), "status", status, "err", err)
@@ -440,6 +447,8 @@ func unavailable(err error) string {
 		return msgFailed
 	case errors.Is(err, ledger.ErrClosed):
 		return "the server is shutting down"
+	case errors.Is(err, ledger.ErrNoSpace):
+		return "the log's disk is nearly full: it accepts no events until the operator frees space (see min_free_disk_mib)"
 	case errors.Is(err, ledger.ErrIntegrity):
 		return "the integrity self-audit found the stored log does not match its signed checkpoint; the operator can find the bad tile or bundle in the server log"
 	}

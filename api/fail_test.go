@@ -36,6 +36,8 @@ func TestFailMapsLedgerErrors(t *testing.T) {
 		{"failed and closed", errors.Join(ledger.ErrClosed, fmt.Errorf("%w: %s", ledger.ErrFailed, storage)), 503, false,
 			"the log stopped accepting events after a storage failure", true},
 		{"pushback", ledger.ErrPushback, 503, true, "retry after the number of seconds in Retry-After", false},
+		{"no space", fmt.Errorf("100 MiB free on the file system of /data/badger, appends need 256 MiB: %w", ledger.ErrNoSpace), 503, true,
+			"disk is nearly full: it accepts no events until the operator frees space", false},
 		{"closed", fmt.Errorf("reading tile 0/0: %w", ledger.ErrClosed), 503, true, "shutting down", false},
 		{"too large", fmt.Errorf("2000 entries in one call, limit 1000: %w", ledger.ErrTooLarge), 413, false, "split the batch into smaller requests", false},
 		{"invalid argument", fmt.Errorf("partial width 300 outside 1..255: %w", ledger.ErrInvalidArgument), 400, false, "out of range for this log", false},
@@ -75,6 +77,10 @@ func TestFailMapsLedgerErrors(t *testing.T) {
 			}
 			if tc.logged && (!strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), tc.err.Error()[:10])) {
 				t.Errorf("fail(%v) logged %q, want the error at error level", tc.err, logs.String())
+			}
+			// A full queue or disk is logged by the ledger, once.
+			if quiet := tc.name == "pushback" || tc.name == "no space"; quiet && strings.Contains(logs.String(), "level=ERROR") {
+				t.Errorf("fail(%v) logged %q at error level, want it at debug level", tc.err, logs.String())
 			}
 		})
 	}

@@ -151,6 +151,11 @@ type Config struct {
 	CommitInterval time.Duration
 	// CheckpointInterval is the signing cadence (default 1s).
 	CheckpointInterval time.Duration
+	// MinFreeDisk is the free space, in bytes, below which the file
+	// system holding Dir refuses appends (ErrNoSpace; Healthy reports
+	// it) until space is freed: DefaultMinFreeDisk if zero; no check if
+	// negative. See DefaultMinFreeDisk.
+	MinFreeDisk int64
 	// QuickOpen skips re-hashing every stored entry at Open; the tree is
 	// still rebuilt from tiles and checked against the latest checkpoint.
 	QuickOpen bool
@@ -166,6 +171,9 @@ type Config struct {
 	// faultHook, if set, is called at each step of every commit; an
 	// error it returns fails the commit there (fault-injection tests).
 	faultHook func(commitStep) error
+	// freeSpace, if set, replaces the measure of the free disk space
+	// (tests).
+	freeSpace func(dir string) (uint64, error)
 	// hashRunBits, if set, replaces hashRunBits (tests: small chunks).
 	// A log must always be opened with the same value.
 	hashRunBits uint8
@@ -193,6 +201,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.TrimDir == "" {
 		c.TrimDir = c.Dir
+	}
+	if c.MinFreeDisk == 0 {
+		c.MinFreeDisk = DefaultMinFreeDisk
 	}
 	if c.TrimAbove == 0 {
 		c.TrimAbove = DefaultTrimAbove
@@ -278,6 +289,7 @@ type Ledger struct {
 	bundleAhead bundleWindow
 	txnLimit    txnCost       // what one storage transaction accepts
 	fault       *storageFault // errors Badger only logs
+	acked       *ackedRecord  // AckedFile, written by the sequencer
 
 	// queue feeds the sequencer.
 	qmu         sync.Mutex
@@ -312,6 +324,10 @@ type Ledger struct {
 	// hashruns.go); runNotify (capacity 1) wakes their builder.
 	runs      atomic.Uint64
 	runNotify chan struct{}
+
+	// disk is the last free-space check (diskspace.go).
+	disk     atomic.Pointer[diskState]
+	diskDone chan struct{}
 
 	stop     chan struct{}
 	seqDone  chan struct{}
@@ -364,6 +380,10 @@ func Create(ctx context.Context, cfg Config) (*Ledger, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := checkAcked(cfg.Dir, 0, "storage holds no log"); err != nil {
+		db.Close()
+		return nil, err
+	}
 	meta := logMeta{Origin: cfg.Origin, Created: cfg.Clock().UTC(), TileHeight: TileHeight}
 	l, err := newLedger(cfg, db, fault, meta)
 	if err != nil {
@@ -382,6 +402,9 @@ func Create(ctx context.Context, cfg Config) (*Ledger, error) {
 		return txn.Set(keySize, encodeSizeRecord(0, l.durable.root))
 	})
 	l.cpMu.Unlock()
+	if err == nil {
+		l.acked, err = openAcked(cfg.Dir, 0)
+	}
 	if err != nil {
 		l.metrics.unregister()
 		db.Close()
@@ -415,6 +438,11 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 
 func openLedger(ctx context.Context, cfg Config, db *badger.DB, fault *storageFault) (*Ledger, error) {
 	meta, err := readMeta(db)
+	if errors.Is(err, ErrNoLog) {
+		if err := checkAcked(cfg.Dir, 0, "storage holds no log"); err != nil {
+			return nil, err
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("opening log in %s: %w", cfg.Dir, err)
 	}
@@ -433,6 +461,12 @@ func openLedger(ctx context.Context, cfg Config, db *badger.DB, fault *storageFa
 	}
 	start := cfg.Clock()
 	size, root, err := l.recover(ctx)
+	if err == nil {
+		err = checkAcked(cfg.Dir, size, fmt.Sprintf("storage holds %d entries", size))
+	}
+	if err == nil {
+		l.acked, err = openAcked(cfg.Dir, size)
+	}
 	if err != nil {
 		l.metrics.unregister()
 		return nil, err
@@ -466,18 +500,23 @@ func newLedger(cfg Config, db *badger.DB, fault *storageFault, meta logMeta) (*L
 		cpDone:   make(chan struct{}),
 		trimDone: make(chan struct{}),
 		runDone:  make(chan struct{}),
+		diskDone: make(chan struct{}),
 
 		runNotify: make(chan struct{}, 1),
 	}
+	l.disk.Store(&diskState{})
 	if l.metrics, err = newMetrics(l, cfg.Registerer); err != nil {
 		return nil, err
 	}
 	return l, nil
 }
 
-// start launches the sequencer, the checkpoint signer, the trimmer and
-// the builder of hash runs. Close stops them.
+// start checks the free disk space, then launches the sequencer, the
+// checkpoint signer, the trimmer, the builder of hash runs and the
+// free-space check. Close stops them.
 func (l *Ledger) start() {
+	l.checkDisk()
+	go l.diskLoop()
 	go l.seqState.run()
 	go l.checkpointLoop()
 	go l.trimLoop()
@@ -571,8 +610,9 @@ func (l *Ledger) queueDepth() (entries int, bytes int64) {
 // Healthy returns nil if the ledger accepts appends and signs
 // checkpoints, and no self-audit found its storage inconsistent, else
 // why not: a failed commit (ErrFailed), Close, checkpoint signing that
-// failed several times in a row, or a failed SelfAudit (ErrIntegrity,
-// reported until restart even though appends go on).
+// failed several times in a row, a failed SelfAudit (ErrIntegrity,
+// reported until restart even though appends go on), or too little free
+// disk space (ErrNoSpace, until space is freed).
 func (l *Ledger) Healthy() error {
 	failed := l.failure()
 	l.qmu.Lock()
@@ -586,6 +626,9 @@ func (l *Ledger) Healthy() error {
 	}
 	if ie := l.integrity.Load(); ie != nil {
 		return fmt.Errorf("self-audit: %w", ie)
+	}
+	if err := l.noSpace(); err != nil {
+		return err
 	}
 	if f := l.signErr.Load(); f != nil && f.inRow >= signFailuresUnhealthy {
 		return fmt.Errorf("checkpoint signing failed %d times in a row: %w", f.inRow, f.err)
@@ -628,6 +671,7 @@ const MaxCallBytes = 3 << 20
 // one call are committed in the same transaction, or none is.
 //
 // It fails with ErrPushback if the queue is full (entries or bytes),
+// ErrNoSpace while the disk is nearly full (Config.MinFreeDisk),
 // ErrTooLarge for an oversized entry or call, ErrClosed after Close, and
 // ErrIDConflict (with the results marking the offending entries) if an
 // entry reuses a DedupKey with a different Fingerprint.
@@ -675,6 +719,9 @@ func (l *Ledger) Append(ctx context.Context, entries ...Entry) ([]Result, error)
 	}
 	if err := l.fault.get(); err != nil {
 		l.failStorage(err)
+	}
+	if err := l.noSpace(); err != nil {
+		return nil, err
 	}
 	r := &request{
 		entries:   entries,
@@ -742,6 +789,7 @@ func (l *Ledger) Close(ctx context.Context) error {
 	<-l.cpDone
 	<-l.trimDone
 	<-l.runDone
+	<-l.diskDone
 	// Closing stop abandoned any signature the loop had in progress;
 	// the final one waits for it to return (at most SignTimeout) rather
 	// than fail because it has not yet.
@@ -758,6 +806,9 @@ func (l *Ledger) Close(ctx context.Context) error {
 	l.dbClosed = true
 	err := l.db.Close()
 	l.dbMu.Unlock()
+	if aerr := l.acked.close(); err == nil {
+		err = aerr
+	}
 	if err != nil {
 		errs = append(errs, fmt.Errorf("closing storage: %w", err))
 	}

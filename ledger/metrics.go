@@ -74,6 +74,10 @@ func newMetrics(l *Ledger, reg prometheus.Registerer) (*metrics, error) {
 			Help: "Memory held by entries waiting for the sequencer.",
 		}, func() float64 { _, b := l.queueDepth(); return float64(b) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "accessledger_storage_free_bytes",
+			Help: "Free space of the file system holding the log, as last checked; appends are refused below min_free_disk_mib.",
+		}, func() float64 { return float64(l.disk.Load().free) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "accessledger_bundle_cache_bytes",
 			Help: "Decompressed entry bundles cached for reads.",
 		}, func() float64 { return float64(l.bundles.Bytes()) }),

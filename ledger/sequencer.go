@@ -355,6 +355,9 @@ func (s *sequencer) commit(batch []*request) bool {
 		if s.err == nil {
 			s.err = l.cfg.fault(stepAfterSync)
 		}
+		if s.err == nil {
+			s.err = l.acked.record(s.size)
+		}
 	}
 	if s.err != nil {
 		err := fmt.Errorf("%w: committing entries %d-%d: %w", ErrFailed, oldSize, s.size, s.err)

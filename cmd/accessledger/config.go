@@ -96,6 +96,10 @@ type Config struct {
 	// write-ahead and value logs only (0: all of them at every check; see
 	// ledger.Config.TrimAbove).
 	StorageTrimAbove int64 `yaml:"storage_trim_above_mib"`
+	// MinFreeDisk is the free space, in MiB, of the file system holding
+	// the log below which appends are refused (503) until space is freed
+	// (0: no check; see ledger.DefaultMinFreeDisk).
+	MinFreeDisk int64 `yaml:"min_free_disk_mib"`
 	// Index keeps the query indexes (<data>/index) and serves the query
 	// and evidence endpoints.
 	Index bool `yaml:"index"`
@@ -158,6 +162,7 @@ func defaultConfig() Config {
 		MemoryLimit:          256,
 		StorageTrimInterval:  250 * time.Millisecond,
 		StorageTrimAbove:     ledger.DefaultTrimAbove >> 20,
+		MinFreeDisk:          ledger.DefaultMinFreeDisk >> 20,
 		ShutdownTimeout:      15 * time.Second,
 		Index:                true,
 		IndexMaxLag:          131072,
@@ -210,6 +215,7 @@ func (c *Config) fields() []configField {
 		{"memory-limit-mib", "Go soft memory limit in MiB, 0 for none (GOMEMLIMIT wins)", &c.MemoryLimit},
 		{"storage-trim-interval", "how often to check whether to drop the storage's mapped pages from RSS (and the page cache); 0: never", &c.StorageTrimInterval},
 		{"storage-trim-above-mib", "drop them when file-backed RSS exceeds this many MiB, and the logs' pages above half of it; 0: all at every check", &c.StorageTrimAbove},
+		{"min-free-disk-mib", "refuse appends (503) while the log's file system has less free space than this many MiB; 0: no check", &c.MinFreeDisk},
 		{"shutdown-timeout", "graceful shutdown bound", &c.ShutdownTimeout},
 		{"index", "keep the query indexes and serve queries and evidence", &c.Index},
 		{"index-max-lag", "entries the index may lag the log before appends get 503 (0: no bound)", &c.IndexMaxLag},
@@ -391,6 +397,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("storage_trim_interval %s outside 0..1m (0: never)", c.StorageTrimInterval)
 	case c.StorageTrimAbove < 0 || c.StorageTrimAbove > 1<<20:
 		return fmt.Errorf("storage_trim_above_mib %d outside 0..1048576 (0: at every check)", c.StorageTrimAbove)
+	case c.MinFreeDisk < 0 || c.MinFreeDisk > 1<<24:
+		return fmt.Errorf("min_free_disk_mib %d outside 0..16777216 (0: no check)", c.MinFreeDisk)
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err

@@ -150,6 +150,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		{name: "file commit_interval too long", yaml: "commit_interval: 1s\n", want: "commit_interval"},
 		{name: "flag storage_trim_above_mib negative", args: []string{"--storage-trim-above-mib", "-1"}, want: "storage_trim_above_mib"},
 		{name: "file storage_trim_above_mib too large", yaml: "storage_trim_above_mib: 2000000\n", want: "storage_trim_above_mib"},
+		{name: "flag min_free_disk_mib negative", args: []string{"--min-free-disk-mib", "-1"}, want: "min_free_disk_mib -1 outside 0..16777216"},
+		{name: "file min_free_disk_mib too large", yaml: "min_free_disk_mib: 16777217\n", want: "min_free_disk_mib"},
 		{name: "file detect max_lag negative", yaml: "detect: {max_lag: -1}\n", want: "max_lag"},
 		{name: "flag detect-max-lag negative", args: []string{"--detect-max-lag", "-5"}, want: "max_lag"},
 		{name: "flag memory_limit_mib huge", args: []string{"--memory-limit-mib", "17592186044416"}, want: "memory_limit_mib"},

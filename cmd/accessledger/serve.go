@@ -452,6 +452,7 @@ func openOrCreate(ctx context.Context, cfg Config, id identity, log *slog.Logger
 		TrimDir:            cfg.Data, // the index, detection and response databases too
 		TrimInterval:       trimInterval(cfg.StorageTrimInterval),
 		TrimAbove:          trimAbove(cfg.StorageTrimAbove),
+		MinFreeDisk:        minFreeDisk(cfg.MinFreeDisk),
 		Origin:             id.origin,
 		Signer:             signer,
 		Logger:             log,
@@ -586,6 +587,15 @@ func (c cronLogger) Error(err error, msg string, kv ...any) {
 // trimAbove maps storage_trim_above_mib (0: at every check) to
 // ledger.Config.TrimAbove in bytes (negative: at every check).
 func trimAbove(mib int64) int64 {
+	if mib == 0 {
+		return -1
+	}
+	return mib << 20
+}
+
+// minFreeDisk maps min_free_disk_mib (0: no check) to
+// ledger.Config.MinFreeDisk (negative: no check).
+func minFreeDisk(mib int64) int64 {
 	if mib == 0 {
 		return -1
 	}

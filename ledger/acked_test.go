@@ -1,0 +1,171 @@
+package ledger
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// damageWAL flips one byte in the middle of what the memtable files
+// (Badger's write-ahead log) of dir hold, as a bad sector or a stray
+// write would, and returns the file it changed.
+func damageWAL(t *testing.T, dir string) string {
+	t.Helper()
+	mems, err := filepath.Glob(filepath.Join(dir, "*.mem"))
+	if err != nil || len(mems) == 0 {
+		t.Fatalf("no memtable file in %s (%v)", dir, err)
+	}
+	for _, path := range mems {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		end := len(b)
+		for end > 0 && b[end-1] == 0 {
+			end--
+		}
+		if end < 4096 {
+			continue // the empty memtable Badger opened last
+		}
+		b[end/2] ^= 0x40
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	t.Fatalf("no memtable file in %s holds data", dir)
+	return ""
+}
+
+// TestOpenRefusesStorageThatLostAcknowledgedEntries damages the
+// write-ahead log of a crashed ledger (a copy of its directory taken while
+// it runs), and checks that Open refuses it. Badger reads such a log up to
+// the damage and cuts the rest, as it would a torn write: without the
+// record of the acknowledged size, the log opened shorter and appends went
+// on over the lost entries.
+func TestOpenRefusesStorageThatLostAcknowledgedEntries(t *testing.T) {
+	l, cfg := newTestLedger(t)
+	for i := range 40 {
+		appendN(t, l, i*10, 10, 10) // 40 commits
+	}
+	crashed := filepath.Join(t.TempDir(), "crashed")
+	copyDir(t, cfg.Dir, crashed)
+	closeLedger(t, l)
+
+	c := cfg
+	c.Dir = crashed
+	damaged := damageWAL(t, crashed)
+	_, err := Open(bg, c)
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "400 entries were acknowledged") ||
+		!strings.Contains(err.Error(), "backup") {
+		t.Fatalf("Open() after a byte of %s was flipped = %v, want ErrCorrupt saying 400 entries were acknowledged and to restore a backup",
+			filepath.Base(damaged), err)
+	}
+	t.Logf("refused: %v", err)
+
+	// An operator who restored an older backup on purpose removes the
+	// record; the log then opens with what it holds, and records that.
+	if err := os.Remove(filepath.Join(crashed, AckedFile)); err != nil {
+		t.Fatal(err)
+	}
+	l = openTestLedger(t, c)
+	size, _ := l.Size()
+	if size >= 400 {
+		t.Fatalf("Size() = %d after damage Badger cut, want fewer than 400 (the test damaged nothing)", size)
+	}
+	closeLedger(t, l)
+	got, ok, err := readAcked(crashed)
+	if err != nil || !ok || got != size {
+		t.Fatalf("readAcked after reopening = %d, %v, %v; want %d", got, ok, err, size)
+	}
+}
+
+// TestAckedRecord checks the record through the ledger's life: made at
+// Create, advanced by every commit, made for a log that predates it, and a
+// damaged one refused with what to do.
+func TestAckedRecord(t *testing.T) {
+	l, cfg := newTestLedger(t)
+	if got, ok, err := readAcked(cfg.Dir); err != nil || !ok || got != 0 {
+		t.Fatalf("after Create: readAcked = %d, %v, %v; want 0, true, nil", got, ok, err)
+	}
+	appendN(t, l, 0, 7, 3)
+	if got, _, err := readAcked(cfg.Dir); err != nil || got != 7 {
+		t.Fatalf("after 7 appends: readAcked = %d, %v; want 7", got, err)
+	}
+	info, err := os.Stat(filepath.Join(cfg.Dir, AckedFile))
+	if err != nil || info.Mode().Perm() != 0o600 || info.Size() != ackedRecordSize {
+		t.Fatalf("%s: %v, %v; want a %d-byte file with mode 0600", AckedFile, info, err, ackedRecordSize)
+	}
+	closeLedger(t, l)
+
+	// A log made before the record existed opens and gets one.
+	if err := os.Remove(filepath.Join(cfg.Dir, AckedFile)); err != nil {
+		t.Fatal(err)
+	}
+	l = openTestLedger(t, cfg)
+	closeLedger(t, l)
+	if got, ok, err := readAcked(cfg.Dir); err != nil || !ok || got != 7 {
+		t.Fatalf("after opening a log without the record: readAcked = %d, %v, %v; want 7, true, nil", got, ok, err)
+	}
+
+	for _, tc := range []struct {
+		name    string
+		content func([]byte) []byte
+		want    string
+	}{
+		{"Empty", func([]byte) []byte { return nil }, "0 bytes"},
+		{"FlippedByte", func(b []byte) []byte { b[6] ^= 1; return b }, "checksum mismatch"},
+		{"Foreign", func([]byte) []byte { return []byte("0123456789abcdef") }, "not an acknowledged-size record"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(cfg.Dir, AckedFile)
+			good, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer os.WriteFile(path, good, 0o600)
+			if err := os.WriteFile(path, tc.content(append([]byte(nil), good...)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err = Open(bg, cfg)
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "remove it") {
+				t.Fatalf("Open() with a damaged %s = %v, want ErrCorrupt with %q and what to do", AckedFile, err, tc.want)
+			}
+		})
+	}
+
+	// A record ahead of the log is refused, and so is creating a log
+	// where one was acknowledged.
+	a := &ackedRecord{}
+	for _, tc := range []struct {
+		name string
+		dir  string
+		open func(Config) error
+		want string
+	}{
+		{"AheadOfLog", cfg.Dir, func(c Config) error { _, err := Open(bg, c); return err }, "storage holds 7 entries, but 8 entries were acknowledged"},
+		{"NoLog", t.TempDir(), func(c Config) error { _, err := Create(bg, c); return err }, "storage holds no log, but 8 entries were acknowledged"},
+		{"NoLogOpen", t.TempDir(), func(c Config) error { _, err := Open(bg, c); return err }, "storage holds no log, but 8 entries were acknowledged"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(tc.dir, AckedFile)
+			good, _ := os.ReadFile(path)
+			defer os.WriteFile(path, good, 0o600)
+			if err := os.WriteFile(path, a.encode(8), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c := cfg
+			c.Dir = tc.dir
+			err := tc.open(c)
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("%s = %v, want ErrCorrupt with %q", tc.name, err, tc.want)
+			}
+			if !strings.Contains(err.Error(), fmt.Sprintf("lost entries %d-7", map[bool]int{true: 7, false: 0}[tc.name == "AheadOfLog"])) {
+				t.Errorf("%s = %v, want the range of lost entries", tc.name, err)
+			}
+		})
+	}
+}
