@@ -57,7 +57,7 @@ func Detect(line []byte) (string, bool) {
 		return FormatJSONL, true
 	case combinedRE.Match(line):
 		return FormatCombined, true
-	case syslogRE.Match(line) || isoSyslogRE.Match(line):
+	case syslogRE.Match(line) || isoSyslogRE.Match(line) || otherSyslogRE.Match(line):
 		return FormatSSHD, true
 	}
 	return "", false
@@ -164,6 +164,12 @@ var (
 	syslogRE    = regexp.MustCompile(`^([A-Z][a-z]{2}) +(\d{1,2}) (\d{2}:\d{2}:\d{2}) (\S+) (sshd(?:-session)?)(?:\[(\d+)\])?: (.*)$`)
 	isoSyslogRE = regexp.MustCompile(`^(\d{4}-\d{2}-\d{2}T\S+) (\S+) (sshd(?:-session)?)(?:\[(\d+)\])?: (.*)$`)
 
+	// otherSyslogRE matches the syslog lines of any program (a tag of
+	// letters, digits and ._/-, a pid or not), in both time formats: the
+	// lines of CRON, sudo, systemd-logind and the rest that share
+	// /var/log/auth.log with sshd.
+	otherSyslogRE = regexp.MustCompile(`^(?:[A-Z][a-z]{2} +\d{1,2} \d{2}:\d{2}:\d{2}|\d{4}-\d{2}-\d{2}T\S+) \S+ [\w./-]+(?:\[\d+\])?: `)
+
 	sshFailedRE   = regexp.MustCompile(`^Failed (\S+) for (invalid user )?(.*) from (\S+) port (\d+)`)
 	sshInvalidRE  = regexp.MustCompile(`^Invalid user (.*) from (\S+)(?: port (\d+))?$`)
 	sshAcceptedRE = regexp.MustCompile(`^Accepted (\S+) for (.*) from (\S+) port (\d+)`)
@@ -193,6 +199,8 @@ func parseSSHD(line string, cfg Config) (*event.Event, error) {
 			return nil, fmt.Errorf("time %q is not an ISO 8601 time", m[1])
 		}
 		t, host, pid, msg = p, m[2], m[4], m[5]
+	} else if otherSyslogRE.MatchString(line) {
+		return nil, ErrSkip // another program's line
 	} else {
 		return nil, errors.New("not an sshd syslog line (Mmm dd hh:mm:ss host sshd[pid]: message, or an ISO time in front)")
 	}

@@ -75,6 +75,20 @@ func TestParse(t *testing.T) {
 	}
 }
 
+// TestDetectAuthLog: a /var/log/auth.log that begins with another
+// program's line is read as sshd (it was an error on every line until the
+// first sshd one, and on each later line of another program).
+func TestDetectAuthLog(t *testing.T) {
+	for _, line := range []string{
+		"Nov 29 09:17:01 host CRON[1234]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)",
+		"2026-11-29T09:19:00+00:00 host sudo: pam_unix(sudo:session): session opened for user root(uid=0) by alice(uid=1000)",
+	} {
+		if f, ok := ingest.Detect([]byte(line)); !ok || f != ingest.FormatSSHD {
+			t.Errorf("Detect(%q) = %q, %v; want sshd", line, f, ok)
+		}
+	}
+}
+
 func TestParseRejectsAndSkips(t *testing.T) {
 	for _, tc := range []struct {
 		name, format, line string
@@ -83,6 +97,12 @@ func TestParseRejectsAndSkips(t *testing.T) {
 		{"SessionOpened", "sshd", "Nov 27 10:05:00 bastion sshd[77]: pam_unix(sshd:session): session opened for user alice", true},
 		{"ConnectionClosed", "sshd", "Nov 27 10:05:00 bastion sshd[77]: Connection closed by 192.0.2.1 port 1 [preauth]", true},
 		{"Empty", "sshd", "   ", true},
+		// The other programs of /var/log/auth.log, in both time formats.
+		{"Cron", "sshd", "Nov 29 09:17:01 host CRON[1234]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)", true},
+		{"Sudo", "sshd", "Nov 29 09:19:00 host sudo:    alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/ls", true},
+		{"Logind", "sshd", "Nov 29 09:19:01 host systemd-logind[555]: New session 5 of user alice.", true},
+		{"ISOCron", "sshd", "2026-11-29T09:17:01.123456+00:00 host CRON[1234]: pam_unix(cron:session): session closed for user root", true},
+		{"SyslogTimeNoTag", "sshd", "Nov 29 09:17:01 host", false},
 		{"NotSyslog", "sshd", "garbage line", false},
 		{"BadAddress", "sshd", "Nov 27 10:05:00 bastion sshd[77]: Invalid user x from not-an-ip port 1", false},
 		{"NotCombined", "combined", "GET /index.html", false},

@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,12 +36,16 @@ short-iso formats. The format of each file is detected from its first line
 unless --format says it. A line that cannot be read is reported with its
 file and line number and skipped; the run goes on, and ends with a summary.
 
-Each event without an id gets one derived from its file (the hash of the
-file's first line) and the line's byte offset, so a line submitted twice
-lands once. --follow tails the files as tail -F does (a file renamed away
-and replaced, or truncated, is followed), and --state keeps the offsets
-acknowledged by the server, so that a restart neither loses nor duplicates
-a line.
+Syslog lines of other programs (CRON, sudo, systemd, ...) are skipped, so
+that /var/log/auth.log can be read as it is.
+
+Each event without an id gets one derived from its file (its path and first
+line), the line's byte offset and the line itself, so a line submitted
+twice lands once, and lines of different files never share an id. --follow
+tails the files as tail -F does (a file renamed away and replaced, or
+truncated, even by logrotate's copytruncate with a writer that goes on at
+once, is followed), and --state keeps the offsets acknowledged by the
+server, so that a restart neither loses nor duplicates a line.
 
 examples:
   accessledger submit --api-key-file submitter.key /var/log/nginx/access.log
@@ -390,10 +393,18 @@ func (s *source) read(ctx context.Context, r io.Reader, fp string, offset int64,
 		if err := pause(ctx, s.poll); err != nil {
 			return err
 		}
-		if f != nil && replaced(f, s.path, offset+int64(len(pending))) {
-			// Rotated away or truncated. A writer may still append to
-			// the old file until it reopens the path: read it until it
-			// has stopped growing for a few polls, then move on.
+		if f == nil {
+			continue
+		}
+		switch replaced(f, s.path, fp, offset+int64(len(pending))) {
+		case truncated:
+			// What the file holds now is new from its start; its
+			// bytes after the offset are not the old file's rest.
+			return errReplaced
+		case rotated:
+			// A writer may still append to the old file until it
+			// reopens the path: read it until it has stopped growing
+			// for a few polls, then move on.
 			for idle := 0; idle < 3; {
 				rest, _ := io.ReadAll(br)
 				if len(rest) == 0 {
@@ -431,18 +442,41 @@ func (s *source) read(ctx context.Context, r io.Reader, fp string, offset int64,
 	}
 }
 
-// replaced reports whether path now names another file than f, or f
-// shrank below the offset read.
-func replaced(f *os.File, path string, read int64) bool {
+// change is what became of a followed file.
+type change int
+
+const (
+	unchanged change = iota
+	rotated          // the path names another file
+	truncated        // the file was emptied, and maybe written again
+)
+
+// replaced reports whether path now names another file than f (rotated),
+// or f was truncated: it shrank below the offset read, or its first line
+// is no longer the one of fingerprint fp. logrotate's copytruncate with a
+// busy writer leaves the file larger than the offset by the time it is
+// looked at again; only the first line tells.
+func replaced(f *os.File, path, fp string, read int64) change {
 	cur, err := os.Stat(path)
 	if err != nil {
-		return false // mid-rotation: keep reading the old one
+		return unchanged // mid-rotation: keep reading the old one
 	}
 	mine, err := f.Stat()
-	if err != nil {
-		return true
+	switch {
+	case err != nil || !os.SameFile(cur, mine):
+		return rotated
+	case mine.Size() < read:
+		return truncated
+	case fp == "" || read == 0:
+		return unchanged
 	}
-	return !os.SameFile(cur, mine) || mine.Size() < read
+	// The first line of the file now; none while the writer has not
+	// finished it, which tells nothing yet.
+	first, err := bufio.NewReaderSize(io.NewSectionReader(f, 0, 1<<20), 64<<10).ReadBytes('\n')
+	if err == nil && fingerprint(first) != fp {
+		return truncated
+	}
+	return unchanged
 }
 
 func countLines(path string, upTo int64) int {
@@ -489,7 +523,7 @@ func (s *source) line(ctx context.Context, fp string, offset int64, lineNo int, 
 	}
 	if err == nil {
 		if ev.ID == "" {
-			ev.ID = "ln-" + fp + "-" + strconv.FormatInt(offset, 10)
+			ev.ID = s.lineID(fp, offset, line)
 		}
 		// Check it as the log will, to report the line here.
 		_, err = event.Parse(ev.Canonical(), event.ParseOptions{Now: time.Now()})
@@ -504,6 +538,24 @@ func (s *source) line(ctx context.Context, fp string, offset int64, lineNo int, 
 	}
 	s.stats.events.Add(1)
 	return true
+}
+
+// lineID derives the id of an event read without one: the hash of the
+// file's path (as given, so that a rotated file's lines keep theirs), its
+// first line, the line's offset and the line. Submitting the same line
+// again gives the same id (the log keeps it once); a line of another file,
+// or of a file that replaced this one with the same first line, does
+// not, even at the same offset (with the first line and offset alone it
+// did, and the log then kept one of them, or refused the batch).
+func (s *source) lineID(fp string, offset int64, line []byte) string {
+	h := sha256.New()
+	abs, err := filepath.Abs(s.path)
+	if err != nil || s.path == "-" {
+		abs = s.path
+	}
+	fmt.Fprintf(h, "%s\x00%s\x00%d\x00", abs, fp, offset)
+	h.Write(line)
+	return "ln-" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // pause waits d, or until ctx ends.

@@ -75,6 +75,8 @@ Nov 27 03:01:03 bastion sshd[811]: Invalid user oracle from 203.0.113.7 port 512
 Nov 27 03:01:03 bastion sshd[811]: Failed password for invalid user oracle from 203.0.113.7 port 51234 ssh2
 Nov 27 03:01:09 bastion sshd[812]: Failed password for root from 203.0.113.8 port 51300 ssh2
 this line is not syslog
+Nov 27 03:01:10 bastion CRON[1234]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)
+Nov 27 03:01:11 bastion sudo:    alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/ls
 Nov 27 03:02:00 bastion sshd[900]: Accepted publickey for alice from 192.0.2.10 port 50000 ssh2: ED25519 SHA256:xyz
 Nov 27 03:02:00 bastion sshd[900]: pam_unix(sshd:session): session opened for user alice(uid=1000) by (uid=0)
 Nov 27 04:00:00 bastion sshd[900]: Disconnected from user alice 192.0.2.10 port 50000
@@ -100,7 +102,11 @@ www.example.com - - [27/Nov/2026:03:00:02 +0000] "GET / HTTP/1.1" 200 1 "-" "-"
 			t.Errorf("stderr does not report %q:\n%s", want, errOut)
 		}
 	}
-	if !strings.Contains(out, "16 lines: 10 events, 3 skipped (no access in them), 3 errors; the log acknowledged 10 (0 already there), rejected 0") {
+	// CRON and sudo share /var/log/auth.log with sshd: not errors.
+	if strings.Contains(errOut, auth+":6") || strings.Contains(errOut, auth+":7") {
+		t.Errorf("stderr reports another program's syslog line as an error:\n%s", errOut)
+	}
+	if !strings.Contains(out, "18 lines: 10 events, 5 skipped (no access in them), 3 errors; the log acknowledged 10 (0 already there), rejected 0") {
 		t.Errorf("summary = %q", out)
 	}
 	want := map[string]map[string]int{
@@ -288,5 +294,83 @@ func TestSubmitSaysWhenTheLogIsUnreachable(t *testing.T) {
 	_ = cmd.Run() // killed at the deadline: it retries until interrupted
 	if !strings.Contains(errb.String(), "cannot reach the log") || !strings.Contains(errb.String(), "connection refused") {
 		t.Errorf("submit against nothing: stderr %q, want it to say it cannot reach the log and why", errb.String())
+	}
+}
+
+// TestSubmitSameFirstLine submits two files that begin with the same line
+// and hold different lines at the same offset, and a file that replaced
+// one of them with the same first line: every line lands. Ids derived
+// from the first line and the offset alone made the log keep one line of
+// each pair (or refuse the batch as reusing an id).
+func TestSubmitSameFirstLine(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, dir, "--detect=false")
+	key := filepath.Join(dir, "admin.key")
+	logs := t.TempDir()
+	header := `{"time":"2026-11-27T03:00:00Z","service":"batch","actor":{"id":"start"},"source":{"ip":"198.51.100.1"},"action":"login","category":"authentication","outcome":"success"}` + "\n"
+	line := func(actor string) string {
+		return fmt.Sprintf(`{"time":"2026-11-27T03:00:01Z","service":"batch","actor":{"id":"%s"},"source":{"ip":"198.51.100.1"},"action":"login","category":"authentication","outcome":"success"}`+"\n", actor)
+	}
+	a, b := filepath.Join(logs, "a.jsonl"), filepath.Join(logs, "b.jsonl")
+	writeLog(t, a, header+line("alice"))
+	writeLog(t, b, header+line("bobby"))
+	code, out, errOut := runCLI(t, nil, "submit", "--url", s.base, "--api-key-file", key, a, b)
+	if code != 0 || !strings.Contains(out, "the log acknowledged 4 (0 already there), rejected 0") {
+		t.Fatalf("submit of two files with the same first line = %d %q %q, want 4 events acknowledged", code, out, errOut)
+	}
+	// a.jsonl replaced by a file with the same first line.
+	writeLog(t, a, header+line("carol"))
+	code, out, errOut = runCLI(t, nil, "submit", "--url", s.base, "--api-key-file", key, a)
+	if code != 0 || !strings.Contains(out, "the log acknowledged 2 (1 already there), rejected 0") {
+		t.Fatalf("submit of a new file with the same first line = %d %q %q, want its new line appended", code, out, errOut)
+	}
+	counts := s.actorCounts(t, "batch", 5)
+	// Each file's first line is an event of its own; the file that
+	// replaced a.jsonl repeats a.jsonl's.
+	if want := map[string]int{"start": 2, "alice": 1, "bobby": 1, "carol": 1}; fmt.Sprint(counts) != fmt.Sprint(want) {
+		t.Errorf("events by actor = %v, want %v", counts, want)
+	}
+}
+
+// TestSubmitFollowCopytruncate follows a file through logrotate's
+// copytruncate with a writer that goes on at once: by the time the
+// submitter looks again, the file is larger than the offset it had read,
+// and only its first line shows it was truncated. Every line lands once.
+func TestSubmitFollowCopytruncate(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, dir, "--detect=false")
+	key := filepath.Join(dir, "admin.key")
+	logs := t.TempDir()
+	path := filepath.Join(logs, "auth.log")
+	state := filepath.Join(logs, "submit.state")
+	appendLines(t, path, 0, 100)
+	startSubmitter(t, s, key, state, path)
+	s.actorCounts(t, "sshd", 100)
+	for round := 1; round <= 3; round++ {
+		old, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path+".1", old, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// Truncate and write more than was there, in one go.
+		var more strings.Builder
+		for n := round * 1000; n < round*1000+200; n++ {
+			more.WriteString(sshdLine(n))
+		}
+		if err := os.WriteFile(path, []byte(more.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		want := 100 + 200*round
+		counts := s.actorCounts(t, "sshd", want)
+		for n := round * 1000; n < round*1000+200; n++ {
+			if c := counts[fmt.Sprintf("u%d", n)]; c != 1 {
+				t.Fatalf("round %d: line of u%d is in the log %d times, want once", round, n, c)
+			}
+		}
+		if len(counts) != want {
+			t.Fatalf("round %d: %d users in the log, want %d", round, len(counts), want)
+		}
 	}
 }
