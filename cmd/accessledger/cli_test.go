@@ -265,6 +265,7 @@ func TestCLIRejectsBadValues(t *testing.T) {
 		want string
 	}{
 		{[]string{"simulate", "--users", "-5"}, "--users must be at least 1, got -5"},
+		{[]string{"simulate", "--users", "20001"}, "--users 20001: at most 20000"},
 		{[]string{"simulate", "--days", "0"}, "--days must be at least 1, got 0"},
 		{[]string{"simulate", "--learning", "0"}, "--learning must be at least 1, got 0"},
 		{[]string{"simulate", "--attacks", "-1"}, "--attacks must be at least 1, got -1"},

@@ -60,6 +60,20 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	switch args[0] {
+	case "serve", "simulate", "witness", "audit", "query", "export", "submit", "alerts":
+		// These stop on the first SIGINT or SIGTERM, saving what they
+		// must (offsets, a final checkpoint). A second signal, while
+		// they do, ends the process at once.
+		go func() {
+			<-ctx.Done()
+			stop()
+		}()
+	default:
+		// The rest have nothing to save: a signal ends them at once,
+		// also while they wait (on a lock, a FIFO, standard input).
+		stop()
+	}
 	var err error
 	switch args[0] {
 	case "serve":

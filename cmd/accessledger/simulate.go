@@ -84,6 +84,12 @@ func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("--rate must be 0 (as fast as the server takes them) or more, got %d", *rate)
 	}
 	const maxSimDays = 36500
+	// The simulator holds a whole day's events before it hands them out:
+	// 20,000 users make some 600,000 a day, and 1 GB of memory.
+	const maxSimUsers = 20_000
+	if *users > maxSimUsers {
+		return fmt.Errorf("--users %d: at most %d (a day of events is held in memory: 20,000 users take about 1 GB)", *users, maxSimUsers)
+	}
 	cfg := sim.Config{Seed: *seed, Users: *users, Days: *days, Learning: *learning, AttacksPerScenario: *attacks}
 	if *learning >= *days {
 		return fmt.Errorf("--learning %d must be below --days %d (attacks come after it)", *learning, *days)
@@ -142,7 +148,12 @@ func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		sinks = append(sinks, p.add)
 		flushes = append(flushes, p.flush)
 	}
+	sunk := 0
 	sink := func(ev *event.Event) error {
+		// Interrupted: stop (the evaluation too, which has no context).
+		if sunk++; sunk%1024 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
 		for _, s := range sinks {
 			if err := s(ev); err != nil {
 				return err
