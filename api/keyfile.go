@@ -1,16 +1,15 @@
 package api
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sync"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/accessledger/accessledger/internal/strictyaml"
 	"github.com/accessledger/accessledger/ledger"
 )
 
@@ -66,9 +65,7 @@ func (f *KeyFile) read() ([]APIKey, error) {
 		return nil, err
 	}
 	var doc keysDoc
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+	if err := strictyaml.Decode(raw, &doc); err != nil {
 		return nil, fmt.Errorf("parsing %s: %w (%w)", f.path, err, ErrKeyFileInvalid)
 	}
 	return doc.Keys, nil

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,9 +14,9 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
-	"gopkg.in/yaml.v3"
 
 	"github.com/accessledger/accessledger/api"
+	"github.com/accessledger/accessledger/internal/strictyaml"
 	"github.com/accessledger/accessledger/ledger"
 	"github.com/accessledger/accessledger/respond"
 )
@@ -299,15 +298,14 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	return cfg, cfg.validate()
 }
 
-// readConfigFile applies a YAML config file to cfg, rejecting unknown keys.
+// readConfigFile applies a YAML config file to cfg, rejecting unknown keys
+// and a second document.
 func readConfigFile(path string, cfg *Config) error {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("reading config: %w", err)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+	if err := strictyaml.Decode(raw, cfg); err != nil {
 		return fmt.Errorf("parsing config %s: %w", path, err)
 	}
 	return nil

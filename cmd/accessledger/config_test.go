@@ -137,6 +137,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{name: "file max_inflight_body_bytes below max_body_bytes", yaml: "max_inflight_body_bytes: 4096\n", want: "max_inflight_body_bytes"},
 		{name: "env max_inflight_body_bytes below max_body_bytes", env: []string{"ACCESSLEDGER_MAX_INFLIGHT_BODY_BYTES=4096"}, want: "max_inflight_body_bytes"},
 		{name: "file gc_schedule", yaml: "gc_schedule: sometimes\n", want: "gc_schedule"},
+		{name: "file second document", yaml: "listen: 127.0.0.1:9000\n---\nquick_open: true\n", want: "second YAML document"},
 		{name: "file trusted proxy", yaml: "trusted_proxies: [proxy.example.com]\n", want: "trusted_proxies"},
 		{name: "flag listen without port", args: []string{"--listen", "localhost"}, want: "listen"},
 		{name: "file queue_bytes too small", yaml: "queue_bytes: 1048576\n", want: "queue_bytes"},

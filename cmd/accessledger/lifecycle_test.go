@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/binary"
@@ -794,5 +795,44 @@ func TestShutdownWithAClientNotReading(t *testing.T) {
 	}
 	if took := time.Since(start); took > 2*time.Second+shutdownGrace {
 		t.Errorf("the stop took %s, more than shutdown_timeout and its grace", took)
+	}
+}
+
+// TestEmptiedKeysFileRefusesToStart: a keys file emptied (by a failed
+// edit, a full disk) made the next start generate a new admin key in
+// place of every key, saying only that no keys were configured. It is
+// refused now; removing the file generates one on purpose. A keys file
+// with a second YAML document is refused too (its keys were ignored).
+func TestEmptiedKeysFileRefusesToStart(t *testing.T) {
+	dir := logWithOneEvent(t)
+	keys := filepath.Join(dir, "api_keys.yaml")
+	admin := mustRead(t, filepath.Join(dir, "admin.key"))
+	if err := os.WriteFile(keys, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCLI(t, nil, "serve", "--data", dir, "--listen", freeAddr(t))
+	if code != 1 || !strings.Contains(stderr, "holds no API key") || !strings.Contains(stderr, "remove it") {
+		t.Errorf("serve with an emptied keys file = exit %d, stderr %q; want 1 and a message saying what to do", code, stderr)
+	}
+	if got := mustRead(t, filepath.Join(dir, "admin.key")); !bytes.Equal(got, admin) {
+		t.Errorf("the refused start replaced admin.key")
+	}
+
+	if err := os.WriteFile(keys, []byte("keys: []\n---\nkeys: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runCLI(t, nil, "apikey", "list", "--data", dir); code != 1 || !strings.Contains(stderr, "second YAML document") {
+		t.Errorf("apikey list of a keys file with two documents = exit %d, stderr %q; want 1 naming the second document", code, stderr)
+	}
+
+	if err := os.Remove(keys); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, dir)
+	if got := mustRead(t, filepath.Join(dir, "admin.key")); bytes.Equal(got, admin) {
+		t.Errorf("start without a keys file kept the old admin.key, want a new admin key")
+	}
+	if code := s.terminate(10 * time.Second); code != 0 {
+		t.Fatalf("SIGTERM: exit code %d", code)
 	}
 }
