@@ -179,6 +179,9 @@ type auditReport struct {
 type fullReport struct {
 	Leaves         uint64  `json:"leaves"`
 	Resumed        uint64  `json:"resumed_from"`
+	// Discarded is the size of saved progress found not to agree with
+	// the log, checked again from the start (0: none).
+	Discarded uint64 `json:"discarded_progress,omitempty"`
 	Tiles          uint64  `json:"tiles"`
 	Seconds        float64 `json:"seconds"`
 	LeavesPerSecon float64 `json:"leaves_per_second"`
@@ -395,6 +398,18 @@ func (a *auditor) audit(ctx context.Context) *auditReport {
 	}
 	if a.cfg.Full && len(rep.Findings) == 0 {
 		a.full(ctx, rep, st, cp)
+		if resumed := rep.Full.Resumed; resumed > 0 && treeFinding(rep) && ctx.Err() == nil {
+			// The saved progress is what disagrees as much as the log
+			// may be: check from the start before accusing the log.
+			fmt.Fprintf(a.stderr, "audit --full: a mismatch after resuming at leaf %d of the progress saved in %s; checking the whole tree again before reporting it\n", resumed, a.cfg.State)
+			rep.Findings = rep.Findings[:0]
+			st.Full = nil
+			a.full(ctx, rep, st, cp)
+			rep.Full.Discarded = resumed
+			if len(rep.Findings) == 0 {
+				fmt.Fprintf(a.stderr, "audit --full: the log verifies from the start: the progress saved in %s was damaged, and is replaced\n", a.cfg.State)
+			}
+		}
 	}
 	if len(rep.Findings) == 0 {
 		if st.Checkpoint != "" {
@@ -573,6 +588,9 @@ func (a *auditor) print(w io.Writer, r *auditReport) {
 	if r.Full != nil {
 		fmt.Fprintf(w, "full: %d leaves and %d tiles recomputed in %.2fs (%.0f leaves/s), resumed at %d\n",
 			r.Full.Leaves, r.Full.Tiles, r.Full.Seconds, r.Full.LeavesPerSecon, r.Full.Resumed)
+		if r.Full.Discarded > 0 {
+			fmt.Fprintf(w, "full: the progress saved up to leaf %d did not agree with the log, and the whole tree was checked again\n", r.Full.Discarded)
+		}
 	}
 	for _, f := range r.Findings {
 		fmt.Fprintf(w, "\n%s: %s\n", strings.ToUpper(f.Kind), f.Message)
@@ -617,6 +635,18 @@ func (a *auditor) notify(ctx context.Context, r *auditReport) {
 	if resp.StatusCode/100 != 2 {
 		fmt.Fprintf(a.stderr, "audit: webhook answered %s\n", resp.Status)
 	}
+}
+
+// treeFinding reports whether rep holds a finding of the full check's
+// recomputed tree (which damaged saved progress would also cause).
+func treeFinding(rep *auditReport) bool {
+	for _, f := range rep.Findings {
+		switch f.Kind {
+		case findingTile, findingRoot:
+			return true
+		}
+	}
+	return false
 }
 
 // full recomputes the whole tree from the entry bundles: every entry must

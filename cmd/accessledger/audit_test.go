@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -89,6 +90,45 @@ func TestAuditFull(t *testing.T) {
 	code, stdout, _ = runCLI(t, nil, "audit", "--url", s.base, "--vkey", s.vkey, "--state", t.TempDir(), "--json")
 	if r := auditReportOf(t, stdout); code != 1 || r.OK || !strings.Contains(r.Findings[0].Message, "401") && !strings.Contains(r.Findings[0].Message, "Unauthorized") {
 		t.Errorf("audit without a key = %d, %+v; want a failure naming the refusal", code, r)
+	}
+}
+
+// TestAuditFullDamagedProgress: a damaged --full progress in the state
+// (a flipped byte in a saved hash) made the next resumed run report a
+// root mismatch, accusing the log. The run now checks the whole tree again
+// before it reports, finds the log sound and replaces the progress.
+func TestAuditFullDamagedProgress(t *testing.T) {
+	s := startServer(t, t.TempDir(), "--audit-reads=false")
+	postN(s, 0, 600)
+	s.waitCheckpoint(601, 10*time.Second)
+	state := t.TempDir()
+	if code, r, stderr := runAudit(t, s, state, "--full"); code != 0 || !r.OK {
+		t.Fatalf("audit --full = %d, %+v (%s)", code, r, stderr)
+	}
+	path := filepath.Join(state, stateFile)
+	var st auditState
+	if err := json.Unmarshal(mustRead(t, path), &st); err != nil || st.Full == nil || len(st.Full.Range) == 0 {
+		t.Fatalf("state %s: %v, %+v; want --full progress", path, err, st)
+	}
+	st.Full.Range[0][3] ^= 0x10
+	raw, _ := json.Marshal(st)
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	postN(s, 600, 100)
+	s.waitCheckpoint(701, 10*time.Second)
+	code, r, stderr := runAudit(t, s, state, "--full")
+	if code != 0 || !r.OK || r.Full == nil || r.Full.Resumed != 0 || r.Full.Leaves != 701 || r.Full.Discarded != 512 {
+		t.Fatalf("audit --full with damaged progress = %d, %+v %+v (%s); want OK, the whole tree checked again, 512 leaves of progress discarded", code, r, r.Full, stderr)
+	}
+	if !strings.Contains(stderr, "was damaged") {
+		t.Errorf("stderr %q does not say the saved progress was damaged", stderr)
+	}
+	// The replaced progress resumes the next run.
+	postN(s, 700, 100)
+	s.waitCheckpoint(801, 10*time.Second)
+	if code, r, stderr := runAudit(t, s, state, "--full"); code != 0 || !r.OK || r.Full.Resumed != 512 || r.Full.Discarded != 0 {
+		t.Fatalf("audit --full after the progress was replaced = %d, %+v %+v (%s); want OK, resumed at 512", code, r, r.Full, stderr)
 	}
 }
 
