@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"path"
 	"regexp"
 	"slices"
@@ -1060,8 +1061,12 @@ func parseCorrelation(el *errList, n *yaml.Node) *Correlation {
 		}
 	}
 	for _, cc := range c.Condition {
-		if cc.Value < 0 {
+		switch {
+		case cc.Value < 0:
 			el.at(n, "condition %s must not be negative", cc.Op)
+		case cc.Value != math.Trunc(cc.Value):
+			// Every supported type counts events or values.
+			el.at(n, "condition %s must be a whole number (a count), got %v", cc.Op, cc.Value)
 		}
 	}
 	return c

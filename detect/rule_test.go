@@ -147,6 +147,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad timespan", "title: c\nid: c1\ncorrelation:\n  type: event_count\n  rules: [x]\n  timespan: 1H\n  condition: {gte: 2}\n", 6, false, `timespan "1H"`},
 		{"event_count without condition", "title: c\nid: c1\ncorrelation:\n  type: event_count\n  rules: [x]\n  timespan: 1h\n", 4, false, `needs a condition`},
 		{"unknown correlation field", "title: c\nid: c1\ncorrelation:\n  type: event_count\n  rules: [x]\n  timespan: 1h\n  condition: {gte: 2}\n  groupby: [actor.id]\n", 8, false, `unknown field "groupby"`},
+		{"fractional condition", "title: c\nid: c1\ncorrelation:\n  type: event_count\n  rules: [x]\n  timespan: 1h\n  condition: {gte: 1.5}\n", 4, false, `condition gte must be a whole number (a count), got 1.5`},
 		{"unknown condition op", "title: c\nid: c1\ncorrelation:\n  type: event_count\n  rules: [x]\n  timespan: 1h\n  condition: {ge: 2}\n", 7, false, `unknown correlation condition "ge"`},
 		{"detection in correlation", "title: c\nid: c1\ncorrelation:\n  type: event_count\n  rules: [x]\n  timespan: 1h\n  condition: {gte: 2}\ndetection: {}\n", 1, false, `not both`},
 		{"merge key", "base: &b {action: login}\n" + head + "detection:\n  sel:\n    <<: *b\n  condition: sel\n", 7, true, `YAML merge key`},
