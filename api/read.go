@@ -284,14 +284,20 @@ func (s *Server) sizeParam(c *gin.Context, name string) (size uint64, explicit, 
 }
 
 // parseUint parses a decimal integer parameter, answering 400 if it is not.
+// Leading zeros are refused: an index or size has one spelling, so that a
+// URL names one resource (and caches keep one copy of it).
 func parseUint(c *gin.Context, name, v string) (uint64, bool) {
 	n, err := strconv.ParseUint(v, 10, 64)
-	if err != nil || len(v) > 20 {
-		writeError(c, http.StatusBadRequest, fmt.Sprintf("%s must be a non-negative decimal integer, got %q", name, truncate(v, 32)))
+	if err != nil || len(v) > 20 || leadingZero(v) {
+		writeError(c, http.StatusBadRequest, fmt.Sprintf("%s must be a non-negative decimal integer without leading zeros, got %q", name, truncate(v, 32)))
 		return 0, false
 	}
 	return n, true
 }
+
+// leadingZero reports whether a decimal number is written with a leading
+// zero (0 itself is not).
+func leadingZero(v string) bool { return len(v) > 1 && v[0] == '0' }
 
 func truncate(s string, n int) string {
 	if len(s) <= n {

@@ -77,6 +77,8 @@ func TestReadEndpointsBadInput(t *testing.T) {
 		{"GET", "/v1/entries/1.5", 400},
 		{"GET", "/v1/entries/0x1", 400},
 		{"GET", "/v1/entries/+1", 400},
+		{"GET", "/v1/entries/03", 400}, // one spelling per entry
+		{"GET", "/v1/entries/00", 400},
 		{"GET", "/v1/entries/%201", 400},
 		{"GET", "/v1/entries/99999999999999999999999", 400},
 		{"GET", "/v1/entries/18446744073709551616", 400},
@@ -93,6 +95,7 @@ func TestReadEndpointsBadInput(t *testing.T) {
 		{"GET", "/v1/proofs/inclusion?index=-1", 400},
 		{"GET", "/v1/proofs/inclusion?index=x", 400},
 		{"GET", "/v1/proofs/inclusion?index=1.0", 400},
+		{"GET", "/v1/proofs/inclusion?index=01&size=4", 400},
 		{"GET", "/v1/proofs/inclusion?index=10", 400},
 		{"GET", "/v1/proofs/inclusion?index=4&size=4", 400},
 		{"GET", "/v1/proofs/inclusion?index=0&size=0", 400},

@@ -137,8 +137,8 @@ func (s *Server) parseAfter(c *gin.Context, name, v string) (int64, bool) {
 		return -1, true
 	}
 	n, err := strconv.ParseUint(v, 10, 63)
-	if err != nil || len(v) > 19 {
-		writeError(c, http.StatusBadRequest, fmt.Sprintf("%s must be the index of the last alert received (a non-negative decimal integer), or -1 for the beginning; got %q", name, truncate(v, 32)))
+	if err != nil || len(v) > 19 || leadingZero(v) {
+		writeError(c, http.StatusBadRequest, fmt.Sprintf("%s must be the index of the last alert received (a non-negative decimal integer without leading zeros), or -1 for the beginning; got %q", name, truncate(v, 32)))
 		return 0, false
 	}
 	if size, _ := s.cfg.Ledger.Size(); n >= size {
