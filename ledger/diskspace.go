@@ -36,13 +36,11 @@ type diskState struct {
 }
 
 // checkDisk measures the free space of the log's file system and
-// refuses (or again accepts) appends on it. A failed measurement leaves
-// appends as they were: the check guards the storage, and must not stop
-// a log that is writing fine.
+// refuses (or again accepts) appends on it; with the check off
+// (MinFreeDisk negative) it only measures, for the metric. A failed
+// measurement leaves appends as they were: the check guards the storage,
+// and must not stop a log that is writing fine.
 func (l *Ledger) checkDisk() {
-	if l.cfg.MinFreeDisk < 0 {
-		return
-	}
 	measure := freeSpace
 	if l.cfg.freeSpace != nil {
 		measure = l.cfg.freeSpace
@@ -50,8 +48,10 @@ func (l *Ledger) checkDisk() {
 	free, err := measure(l.cfg.Dir)
 	prev := l.disk.Load()
 	next := &diskState{free: free, err: err}
-	min := uint64(l.cfg.MinFreeDisk)
+	least := uint64(l.cfg.MinFreeDisk)
 	switch {
+	case l.cfg.MinFreeDisk < 0:
+		// Measured only.
 	case err != nil:
 		next.free, next.low = prev.free, prev.low
 		if prev.err == nil {
@@ -60,16 +60,16 @@ func (l *Ledger) checkDisk() {
 	case prev.low:
 		// Accept again with some room, so that appends do not flap
 		// on and off at the line.
-		next.low = free < min+min/16
+		next.low = free < least+least/16
 		if !next.low {
 			l.log.Info("free disk space is back above the minimum: appends accepted again",
-				"dir", l.cfg.Dir, "free_mib", free>>20, "min_free_disk_mib", min>>20)
+				"dir", l.cfg.Dir, "free_mib", free>>20, "min_free_disk_mib", least>>20)
 		}
 	default:
-		next.low = free < min
+		next.low = free < least
 		if next.low {
 			l.log.Error("free disk space is below the minimum: appends are refused until space is freed",
-				"dir", l.cfg.Dir, "free_mib", free>>20, "min_free_disk_mib", min>>20)
+				"dir", l.cfg.Dir, "free_mib", free>>20, "min_free_disk_mib", least>>20)
 		}
 	}
 	l.disk.Store(next)
@@ -89,9 +89,6 @@ func (l *Ledger) noSpace() error {
 // closed.
 func (l *Ledger) diskLoop() {
 	defer close(l.diskDone)
-	if l.cfg.MinFreeDisk < 0 {
-		return
-	}
 	t := time.NewTicker(diskInterval)
 	defer t.Stop()
 	for {

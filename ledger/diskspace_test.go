@@ -83,7 +83,7 @@ func TestAppendsStopOnLowDisk(t *testing.T) {
 
 // TestLowDiskMeasured checks the real measure: a minimum above any disk's
 // free space refuses appends from the start, and a negative one turns the
-// check off.
+// check off (the space is still measured for the metric).
 func TestLowDiskMeasured(t *testing.T) {
 	l, cfg := newTestLedger(t, func(c *Config) { c.MinFreeDisk = 1 << 62 })
 	if _, err := l.Append(bg, Entry{Data: entryData(0)}); !errors.Is(err, ErrNoSpace) {
@@ -93,4 +93,8 @@ func TestLowDiskMeasured(t *testing.T) {
 	cfg.MinFreeDisk = -1
 	l = openTestLedger(t, cfg)
 	appendN(t, l, 0, 1, 1)
+	// Off, the space is still measured, for the metric.
+	if free := l.disk.Load().free; free == 0 {
+		t.Errorf("free space with the check off = 0, want it measured")
+	}
 }

@@ -232,6 +232,7 @@ type source struct {
 	follow       bool
 	poll         time.Duration
 	resume       *fileState
+	absPath      string // of path, for lineID
 
 	ackMu      sync.Mutex
 	ackFP      string // fingerprint and offset of what is submitted
@@ -548,12 +549,14 @@ func (s *source) line(ctx context.Context, fp string, offset int64, lineNo int, 
 // not, even at the same offset (with the first line and offset alone it
 // did, and the log then kept one of them, or refused the batch).
 func (s *source) lineID(fp string, offset int64, line []byte) string {
-	h := sha256.New()
-	abs, err := filepath.Abs(s.path)
-	if err != nil || s.path == "-" {
-		abs = s.path
+	if s.absPath == "" {
+		s.absPath = s.path
+		if abs, err := filepath.Abs(s.path); err == nil && s.path != "-" {
+			s.absPath = abs
+		}
 	}
-	fmt.Fprintf(h, "%s\x00%s\x00%d\x00", abs, fp, offset)
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%d\x00", s.absPath, fp, offset)
 	h.Write(line)
 	return "ln-" + hex.EncodeToString(h.Sum(nil)[:16])
 }
