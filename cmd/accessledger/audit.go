@@ -179,12 +179,13 @@ type auditReport struct {
 type fullReport struct {
 	Leaves         uint64  `json:"leaves"`
 	Resumed        uint64  `json:"resumed_from"`
-	// Discarded is the size of saved progress found not to agree with
-	// the log, checked again from the start (0: none).
-	Discarded uint64 `json:"discarded_progress,omitempty"`
 	Tiles          uint64  `json:"tiles"`
 	Seconds        float64 `json:"seconds"`
 	LeavesPerSecon float64 `json:"leaves_per_second"`
+
+	// Discarded is the size of saved progress found not to agree with
+	// the log, checked again from the start (0: none).
+	Discarded uint64 `json:"discarded_progress,omitempty"`
 }
 
 // auditState is what the auditor keeps in --state/state.json.
