@@ -163,10 +163,16 @@ func parseDetection(el *errList, n *yaml.Node) *detectionAST {
 			if err.reported {
 				continue
 			}
+			// The condition is quoted, at most its first 200 bytes:
+			// one of megabytes made a message as long.
+			shown := s
+			if len(shown) > 200 {
+				shown = shown[:200] + "..."
+			}
 			if err.feature != "" {
-				el.unsupported(condPos[i], err.feature, "condition %q: %s", s, err.msg)
+				el.unsupported(condPos[i], err.feature, "condition %q: %s", shown, err.msg)
 			} else {
-				el.at(condPos[i], "condition %q: %s", s, err.msg)
+				el.at(condPos[i], "condition %q: %s", shown, err.msg)
 			}
 			continue
 		}
@@ -487,6 +493,9 @@ func lexCondition(s string) ([]string, *condError) {
 	if len(toks) == 0 {
 		return nil, &condError{msg: "empty condition"}
 	}
+	if len(toks) > maxConditionTokens {
+		return nil, &condError{msg: fmt.Sprintf("%d words and brackets, at most %d: split the rule", len(toks), maxConditionTokens)}
+	}
 	if slices.Contains(toks, "near") {
 		return nil, &condError{feature: "near", msg: "near is Sigma 1 syntax; write a temporal correlation rule"}
 	}
@@ -494,10 +503,19 @@ func lexCondition(s string) ([]string, *condError) {
 }
 
 type condParser struct {
-	toks []string
-	i    int
-	d    *detectionAST
+	toks  []string
+	i     int
+	d     *detectionAST
+	depth int // of brackets and nots around the current token
 }
+
+// Bounds of a condition: the parser and the matcher recurse over its
+// nesting, and a rule file is input. 1,500,000 brackets overflowed the
+// stack; real conditions have a handful of either.
+const (
+	maxConditionDepth  = 64
+	maxConditionTokens = 4096
+)
 
 func (p *condParser) peek() string {
 	if p.i < len(p.toks) {
@@ -538,9 +556,24 @@ func (p *condParser) and() (condAST, *condError) {
 	return l, nil
 }
 
+// nest enters one level of brackets or not, failing beyond
+// maxConditionDepth; the caller calls leave after it.
+func (p *condParser) nest() *condError {
+	if p.depth++; p.depth > maxConditionDepth {
+		return &condError{msg: fmt.Sprintf("brackets and nots nested deeper than %d levels", maxConditionDepth)}
+	}
+	return nil
+}
+
+func (p *condParser) leave() { p.depth-- }
+
 func (p *condParser) not() (condAST, *condError) {
 	if p.peek() == "not" {
 		p.i++
+		if err := p.nest(); err != nil {
+			return nil, err
+		}
+		defer p.leave()
 		x, err := p.not()
 		if err != nil {
 			return nil, err
@@ -557,6 +590,10 @@ func (p *condParser) primary() (condAST, *condError) {
 		return nil, &condError{msg: "unexpected end"}
 	case "(":
 		p.i++
+		if err := p.nest(); err != nil {
+			return nil, err
+		}
+		defer p.leave()
 		x, err := p.expr()
 		if err != nil {
 			return nil, err

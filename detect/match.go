@@ -124,7 +124,7 @@ func compileFieldCond(cc *compileCtx, fc *fieldCondAST) (matcher, error) {
 		}
 	}
 	if mt == modExists {
-		return existsMatcher{f: f, want: values[0].text == "true"}, nil
+		return existsMatcher{f: f, want: strings.EqualFold(values[0].text, "true")}, nil
 	}
 	if len(values) == 1 && values[0].kind == litNull {
 		return absentMatcher{f}, nil
@@ -218,6 +218,14 @@ func compileFieldCond(cc *compileCtx, fc *fieldCondAST) (matcher, error) {
 					return nil, errAt(v, "%q is not a CIDR range", v.text)
 				}
 				p = netip.PrefixFrom(a, a.BitLen())
+			}
+			if a := p.Addr(); a.Is4In6() {
+				// Events hold IPv4 addresses unmapped: so must the
+				// range, or it matches nothing.
+				if p.Bits() < 96 {
+					return nil, errAt(v, "%q mixes IPv4-mapped and other IPv6 addresses: give the IPv4 range (such as 192.0.2.0/24)", v.text)
+				}
+				p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
 			}
 			prefixes = append(prefixes, p.Masked())
 		}
@@ -631,7 +639,8 @@ func (m strSetMatcher) match(r *Record) bool {
 		v, ok = r.lowerStr(m.f)
 	}
 	if !ok {
-		return false
+		// As strAnyMatcher: an absent optional field matches ''.
+		v = ""
 	}
 	_, hit := m.set[v]
 	return hit

@@ -87,6 +87,13 @@ func TestMatch(t *testing.T) {
 		{"condition list ORs", "a:\n  action: logout\nb:\n  outcome: failure\ncondition:\n  - a\n  - b", nil, true},
 		{"unicode case folding", "sel:\n  actor.id: 'ÉLODIE'\ncondition: sel", map[string]any{"actor": map[string]any{"id": "élodie"}}, true},
 		{"many exact values", "sel:\n  actor.id: [a, b, c, d, e, f, g, h, i, j, ALICE]\ncondition: sel", nil, true},
+		// Found by probing the engine against the Sigma spec.
+		{"exists True (YAML bool)", "sel:\n  reason|exists: True\ncondition: sel", nil, true},
+		{"exists TRUE on absent field", "sel:\n  tenant|exists: TRUE\ncondition: sel", nil, false},
+		{"many exact values with '' match an absent field", "sel:\n  tenant: ['', a, b, c, d, e, f, g, h]\ncondition: sel", nil, true},
+		{"many exact values without '' do not", "sel:\n  tenant: [i, a, b, c, d, e, f, g, h]\ncondition: sel", nil, false},
+		{"cidr of mapped IPv4", "sel:\n  source.ip|cidr: '::ffff:203.0.113.0/120'\ncondition: sel", nil, true},
+		{"cidr of a mapped IPv4 address", "sel:\n  source.ip|cidr: '::ffff:203.0.113.7'\ncondition: sel", nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

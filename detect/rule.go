@@ -499,8 +499,17 @@ func parseSpan(el *errList, n *yaml.Node, what string) time.Duration {
 	}
 	v, _ := strconv.Atoi(m[1])
 	unit := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour, "d": 24 * time.Hour}[m[2]]
-	return time.Duration(v) * unit
+	if d := time.Duration(v) * unit; d <= maxSpan {
+		return d
+	}
+	// Windows are event times in nanoseconds plus a span: 100000d
+	// overflowed, and the rule never fired.
+	el.at(n, "%s %q: at most 3650d (ten years)", what, s)
+	return 0
 }
+
+// maxSpan bounds every span a rule gives.
+const maxSpan = 3650 * 24 * time.Hour
 
 func parseNumber(el *errList, n *yaml.Node, what string) (float64, bool) {
 	n = resolve(n)
@@ -893,6 +902,14 @@ func parseCorrelation(el *errList, n *yaml.Node) *Correlation {
 			if len(c.Rules) == 0 {
 				el.at(v, "correlation rules must name at least one rule")
 			}
+			// One event would fill both places of a temporal
+			// correlation that names a rule twice.
+			for i, r := range c.Rules {
+				if slices.Index(c.Rules, r) != i {
+					el.at(v, "correlation rules name %q twice", r)
+					break
+				}
+			}
 		case "group-by":
 			c.GroupBy = stringList(el, v, "group-by", true)
 		case "timespan":
@@ -1069,7 +1086,44 @@ func parseCorrelation(el *errList, n *yaml.Node) *Correlation {
 			el.at(n, "condition %s must be a whole number (a count), got %v", cc.Op, cc.Value)
 		}
 	}
+	if lo, hi, ok := c.countRange(); ok && lo > hi {
+		counts := "1 or more"
+		if c.Type == Temporal || c.Type == TemporalOrdered {
+			counts = fmt.Sprintf("from 1 to %d, the rules it names", len(c.Rules))
+		}
+		el.at(n, "the condition can never be met: a %s correlation counts %s", c.Type, counts)
+	}
 	return c
+}
+
+// countRange returns the counts c's condition admits, [lo, hi], given
+// that a count is at least 1 (a group exists once an event is in it) and,
+// for temporal correlations, at most the number of rules. ok is false for
+// types that take no count condition.
+func (c *Correlation) countRange() (lo, hi float64, ok bool) {
+	lo, hi = 1, math.Inf(1)
+	switch c.Type {
+	case EventCount, ValueCount:
+	case Temporal, TemporalOrdered:
+		hi = float64(len(c.Rules))
+	default:
+		return 0, 0, false
+	}
+	for _, cc := range c.Condition {
+		switch cc.Op {
+		case "gt":
+			lo = max(lo, cc.Value+1)
+		case "gte":
+			lo = max(lo, cc.Value)
+		case "lt":
+			hi = min(hi, cc.Value-1)
+		case "lte":
+			hi = min(hi, cc.Value)
+		case "eq":
+			lo, hi = max(lo, cc.Value), min(hi, cc.Value)
+		}
+	}
+	return lo, hi, true
 }
 
 // Check verifies what spans the rules of rs: unique ids and names,

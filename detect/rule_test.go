@@ -2,6 +2,7 @@ package detect
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -104,6 +105,9 @@ func TestParseSpecCorrelation(t *testing.T) {
 // rejected with its file, line and the feature named.
 func TestParseErrors(t *testing.T) {
 	head := "title: t\nid: r1\nlogsource: {product: accessledger}\n"
+	corr := func(typ, rules, span, cond string) string {
+		return fmt.Sprintf("title: c\nid: c1\ncorrelation:\n  type: %s\n  rules: %s\n  timespan: %s\n  condition: %s\n", typ, rules, span, cond)
+	}
 	tests := []struct {
 		name        string
 		src         string
@@ -125,6 +129,16 @@ func TestParseErrors(t *testing.T) {
 		{"timeframe", head + "detection:\n  sel: {action: login}\n  timeframe: 5m\n  condition: sel\n", 6, true, `timeframe`},
 		{"2 of", head + "detection:\n  a: {action: login}\n  condition: 2 of a*\n", 6, true, `2 of`},
 		{"unknown identifier", head + "detection:\n  sel: {action: login}\n  condition: sel and filter\n", 6, false, `unknown search identifier "filter"`},
+		// Found by probing the engine: a stack overflow, windows that
+		// overflowed, correlations that could never fire.
+		{"deep brackets", head + "detection:\n  sel: {action: login}\n  condition: " + strings.Repeat("(", 65) + "sel" + strings.Repeat(")", 65) + "\n", 6, false, `nested deeper than 64 levels`},
+		{"deep nots", head + "detection:\n  sel: {action: login}\n  condition: " + strings.Repeat("not ", 65) + "sel\n", 6, false, `nested deeper than 64 levels`},
+		{"long condition", head + "detection:\n  sel: {action: login}\n  condition: sel" + strings.Repeat(" or sel", 2048) + "\n", 6, false, `at most 4096`},
+		{"timespan beyond ten years", corr("event_count", "[x]", "100000d", "{gte: 2}"), 6, false, `timespan "100000d": at most 3650d`},
+		{"rule named twice", corr("temporal_ordered", "[x, x]", "1m", "{gte: 2}"), 5, false, `correlation rules name "x" twice`},
+		{"temporal count above its rules", corr("temporal", "[x, y]", "1m", "{gte: 5}"), 4, false, `can never be met: a temporal correlation counts from 1 to 2`},
+		{"count below one", corr("event_count", "[x]", "1m", "{lt: 0}"), 4, false, `can never be met: a event_count correlation counts 1 or more`},
+		{"contradictory count", corr("event_count", "[x]", "1m", "{gt: 10, lt: 5}"), 4, false, `can never be met`},
 		{"upper-case keyword", head + "detection:\n  sel: {action: login}\n  condition: NOT sel\n", 6, false, `condition keywords are lower case`},
 		{"other product", "title: t\nid: r1\nlogsource: {product: windows, category: process_creation}\ndetection: {sel: {action: login}, condition: sel}\n", 3, true, `logsource product windows`},
 		{"bad category", "title: t\nid: r1\nlogsource: {product: accessledger, category: firewall}\ndetection: {sel: {action: login}, condition: sel}\n", 3, false, `logsource category "firewall"`},
