@@ -155,8 +155,12 @@ func (r *Response) Validate() error {
 		return bad("output", fmt.Sprintf("longer than %d bytes", MaxResponseOutput))
 	case len(r.Error) > MaxResponseOutput:
 		return bad("error", fmt.Sprintf("longer than %d bytes", MaxResponseOutput))
-	case r.Action != ActionDigest && r.Alert == nil && r.Decision == nil:
+	case (r.Action == ActionAcknowledged || r.Action == ActionResolved) && r.Alert == nil:
 		return bad("alert", "required for this action")
+	case (r.Action == ActionDelivered || r.Action == ActionDeadLettered) && (r.Responder == "" || r.Message == ""):
+		// A delivery is of a message (an alert's, or a digest's,
+		// which has no alert) to a responder.
+		return bad("message", "a delivery outcome names its responder and message")
 	case (r.Action == ActionDecisionAdded || r.Action == ActionDecisionDeleted) && r.Decision == nil:
 		return bad("decision", "required for this action")
 	case r.Action == ActionDigest && r.Digest == nil:

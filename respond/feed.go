@@ -153,19 +153,33 @@ type Recorded struct {
 // resolution (event.ActionResolved) of the alert at index, by the named
 // API key, with a note, as a response leaf. It fails with ErrNoAlert if
 // there is no alert there and ErrConflict if the alert is already
-// resolved (or already acknowledged, for an acknowledgement). The status
-// is checked against what the service has processed, so two calls racing
-// can both be recorded; the status derived from the log stays right.
+// resolved (or already acknowledged, for an acknowledgement), counting
+// what earlier calls recorded and the service has not processed yet: of
+// calls racing on one alert, one succeeds (ten concurrent
+// acknowledgements appended seven leaves).
 func (s *Service) Respond(ctx context.Context, index uint64, action, by, note string) (*Recorded, error) {
 	if action != event.ActionAcknowledged && action != event.ActionResolved {
 		return nil, fmt.Errorf("respond: action %q is not acknowledged or resolved", action)
 	}
+	s.respondMu.Lock()
+	defer s.respondMu.Unlock()
+	// The cursor first: the status read after it has every leaf below it.
+	cursor := s.cursor.Load()
 	fa, err := s.Alert(ctx, index)
 	if err != nil {
 		return nil, err
 	}
-	if statusByte(fa.Status) >= statusByte(action) {
-		return nil, fmt.Errorf("%w: alert %d is already %s", ErrConflict, index, fa.Status)
+	status := statusByte(fa.Status)
+	for alert, rs := range s.responded {
+		if rs.leaf < cursor {
+			delete(s.responded, alert) // processed: s.Alert has it
+		}
+	}
+	if rs, ok := s.responded[index]; ok {
+		status = max(status, rs.status)
+	}
+	if status >= statusByte(action) {
+		return nil, fmt.Errorf("%w: alert %d is already %s", ErrConflict, index, statusName(status))
 	}
 	idx := index
 	r := &event.Response{Action: action, Time: s.now(), Alert: &idx, DedupKey: fa.Alert.DedupKey, By: by, Note: note}
@@ -177,7 +191,17 @@ func (s *Service) Respond(ctx context.Context, index uint64, action, by, note st
 	if err != nil {
 		return nil, err
 	}
+	if s.responded == nil {
+		s.responded = make(map[uint64]recordedStatus)
+	}
+	s.responded[index] = recordedStatus{status: statusByte(action), leaf: res[0].Index}
 	return &Recorded{Index: res[0].Index, LeafHash: res[0].LeafHash[:], Response: r}, nil
+}
+
+// recordedStatus is a status Respond recorded, and the leaf holding it.
+type recordedStatus struct {
+	status byte
+	leaf   uint64
 }
 
 // Incident is an alert and everything recorded about it.

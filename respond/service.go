@@ -96,6 +96,11 @@ type Service struct {
 	throttleErr     error                     // the first staging error of the batch
 	stagedDue       []stagedDue               // messages enqueued by the batch being saved
 
+	// respondMu serialises Respond; responded holds the statuses it
+	// recorded that the follower has not processed yet, by alert.
+	respondMu sync.Mutex
+	responded map[uint64]recordedStatus
+
 	running sync.Mutex
 	// stopped holds why Run stopped on an error, nil while it runs (or
 	// after a clean stop).

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -334,8 +336,24 @@ func TestFeedAndDigest(t *testing.T) {
 		t.Errorf("a second digest of the same day = %v, %v; want the first one, %d", again, err, rec.Index)
 	}
 	waitFor(t, "the digest delivered", func() bool { return len(dg.delivered()) == 1 })
-	if m := dg.delivered()[0]; m.Type != TypeDigest || m.Digest == nil || m.Digest.Alerts != 2 {
+	m := dg.delivered()[0]
+	if m.Type != TypeDigest || m.Digest == nil || m.Digest.Alerts != 2 {
 		t.Errorf("digest message %+v", m)
+	}
+	// The outcome is recorded, once, and the digest is not sent again:
+	// its delivered leaf, which has no alert, was refused, and the
+	// digest went out every second, forever.
+	waitFor(t, "the digest's delivery recorded", func() bool {
+		for _, r := range responseLeaves(t, l) {
+			if r.Action == event.ActionDelivered && r.Message == m.ID && r.Alert == nil {
+				return true
+			}
+		}
+		return false
+	})
+	time.Sleep(2 * time.Second) // fastDelivery retries within this
+	if n := len(dg.delivered()); n != 1 {
+		t.Errorf("the digest was sent %d times, want once", n)
 	}
 }
 
@@ -571,5 +589,46 @@ func TestOpenRefusesALogBehindItsCursor(t *testing.T) {
 	// The same log opens.
 	if _, stop := runService(t, Config{Log: l, Dir: dir, Delivery: fastDelivery()}); stop != nil {
 		stop()
+	}
+}
+
+// TestConcurrentRespond: of ten acknowledgements of one alert sent at
+// once, one is recorded and nine get ErrConflict; then of ten
+// resolutions, one. They all checked the status the service had
+// processed, so seven acknowledgements were appended.
+func TestConcurrentRespond(t *testing.T) {
+	l := newTestLedger(t)
+	s, _ := runService(t, Config{Log: l, Dir: t.TempDir()})
+	idx := appendAlerts(t, l, testAlert("r1", "high", "a", 1))[0]
+	waitFor(t, "the alert", func() bool { _, err := s.Alert(bg, idx); return err == nil })
+	for _, action := range []string{event.ActionAcknowledged, event.ActionResolved} {
+		var wg sync.WaitGroup
+		var ok, conflict atomic.Int32
+		for i := range 10 {
+			wg.Go(func() {
+				_, err := s.Respond(bg, idx, action, fmt.Sprintf("analyst-%d", i), "")
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case errors.Is(err, ErrConflict):
+					conflict.Add(1)
+				default:
+					t.Errorf("Respond(%s) = %v", action, err)
+				}
+			})
+		}
+		wg.Wait()
+		if ok.Load() != 1 || conflict.Load() != 9 {
+			t.Errorf("10 concurrent %s: %d recorded, %d conflicts; want 1 and 9", action, ok.Load(), conflict.Load())
+		}
+	}
+	n := 0
+	for _, r := range responseLeaves(t, l) {
+		if r.Alert != nil && *r.Alert == idx && (r.Action == event.ActionAcknowledged || r.Action == event.ActionResolved) {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d acknowledged or resolved leaves in the log, want 2", n)
 	}
 }
