@@ -152,6 +152,7 @@ func (s *Service) redeliver(ctx context.Context, r *responder, keys [][]byte, mu
 				return err
 			}
 			rec.Attempts, rec.NextAt, rec.LastError, rec.LastStatus = 0, now, "", 0
+			rec.Redelivered++
 			v, err := json.Marshal(&rec)
 			if err != nil {
 				return err

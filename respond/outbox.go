@@ -26,6 +26,9 @@ type outboxRecord struct {
 	EnqueuedAt time.Time `json:"enqueued_at"`
 	LastStatus int       `json:"last_status,omitempty"`
 	LastError  string    `json:"last_error,omitempty"`
+	// Redelivered counts the times an admin moved it back from the
+	// dead letters: each round's outcome is a leaf of its own.
+	Redelivered int `json:"redelivered,omitempty"`
 }
 
 // enqueue adds a message to a responder's outbox within txn; it is
@@ -186,8 +189,12 @@ func (s *Service) finish(ctx context.Context, r *responder, key []byte, rec *out
 		resp.Error = ""
 	}
 	// The record's dedup key makes the outcome appear once in the log,
-	// even when it is recorded again after a crash.
+	// even when it is recorded again after a crash; once per round of
+	// redelivery.
 	dedup := fmt.Sprintf("%s\x00%s\x00%s", action, r.cfg.Name, rec.Message.ID)
+	if rec.Redelivered > 0 {
+		dedup += fmt.Sprintf("\x00%d", rec.Redelivered)
+	}
 	err := s.db.Update(func(txn *badger.Txn) error {
 		if err := txn.Delete(key); err != nil {
 			return err

@@ -80,6 +80,28 @@ func TestDeadLetterAndRedeliver(t *testing.T) {
 		}
 		return false
 	})
+	// Redelivered, and given up again: its own leaf, which the log kept
+	// as a duplicate of the first (the same action, responder and
+	// message), so the second failure was in no record.
+	f.mu.Lock()
+	f.script = []Outcome{{Err: errors.New("503"), Status: 503}}
+	f.attempts = 0
+	f.mu.Unlock()
+	if n, err := s.Redeliver(bg, "hook", dead[0].ID); err != nil || n != 1 {
+		t.Fatalf("Redeliver = %d, %v", n, err)
+	}
+	waitFor(t, "the second dead_lettered leaf", func() bool {
+		for _, r := range responseLeaves(t, l) {
+			if r.Action == event.ActionDeadLettered && r.Status == 503 {
+				return true
+			}
+		}
+		return false
+	})
+	dead, _ = s.DeadLetters(bg, "hook", 10)
+	if len(dead) != 1 {
+		t.Fatalf("dead letters after the second failure: %d, want 1", len(dead))
+	}
 	f.mu.Lock()
 	f.script = []Outcome{{Status: 200}}
 	f.attempts = 0
