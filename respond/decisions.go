@@ -131,6 +131,9 @@ var (
 	ErrAllowListed = errors.New("respond: the address is on the decision allow-list, never banned")
 	// ErrDecisionsFull means MaxActive decisions are active.
 	ErrDecisionsFull = errors.New("respond: too many active decisions")
+	// ErrEnded means the decision would have ended already: its Since
+	// plus its duration is past.
+	ErrEnded = errors.New("respond: the decision's time has passed")
 )
 
 // DecisionInputError reports an invalid field of a DecisionInput or
@@ -166,6 +169,11 @@ type DecisionInput struct {
 	Value string
 	// Duration is how long it lasts; 0 means DefaultDuration.
 	Duration time.Duration
+	// Since is when it counts from: the log's receipt of its alert, so
+	// that an alert processed late (responders off, or catching up)
+	// does not ban for its whole duration from then. Zero means now. A
+	// decision that has already ended is not made (ErrEnded).
+	Since time.Time
 }
 
 // DecisionInfo is a decision with what the store knows of it.
@@ -326,6 +334,15 @@ func (s *Decisions) AddAll(ctx context.Context, ins []DecisionInput) ([]AddResul
 			res[i].Decision = d.Decision
 			continue
 		}
+		start := now
+		if !in.Since.IsZero() && in.Since.Before(now) {
+			start = in.Since
+		}
+		until := start.Add(in.Duration)
+		if !until.After(now) {
+			res[i].Err = fmt.Errorf("%w: %s from %s ended at %s", ErrEnded, in.Duration, start.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339))
+			continue
+		}
 		if s.expiry.Len() >= s.cfg.MaxActive {
 			res[i].Err = fmt.Errorf("%w: %d, the configured maximum", ErrDecisionsFull, s.cfg.MaxActive)
 			continue
@@ -333,7 +350,7 @@ func (s *Decisions) AddAll(ctx context.Context, ins []DecisionInput) ([]AddResul
 		d := &decEntry{prefix: c.pfx, heapIdx: -1}
 		d.DecisionInfo = DecisionInfo{
 			Decision: event.Decision{ID: s.nextID, Origin: s.cfg.Origin, Type: in.Type, Scope: c.scope, Value: c.value,
-				Scenario: in.Scenario, Until: now.Add(in.Duration)},
+				Scenario: in.Scenario, Until: until},
 			UUID: decUUID(), Key: in.Key, AlertIndex: in.AlertIndex, DedupKey: in.DedupKey, Created: now,
 		}
 		d.setGroupKey()
@@ -571,11 +588,12 @@ func (s *Decisions) Ack(ctx context.Context, bouncer string, cursor uint64) erro
 }
 
 // DecisionsForAlert returns the decision inputs for the ban actions of an
-// alert recorded at log index: one per response action "ban" whose value
-// is an IP address or a CIDR range, keyed "<index>/<value>", for the
-// action's duration (defaultDuration if it gives none). Other actions are
-// not IP decisions and are left out.
-func DecisionsForAlert(a *event.Alert, index uint64, defaultDuration time.Duration) []DecisionInput {
+// alert recorded at log index, received by the log at receivedAt: one per
+// response action "ban" whose value is an IP address or a CIDR range,
+// keyed "<index>/<value>", for the action's duration (defaultDuration if
+// it gives none) from receivedAt. Other actions are not IP decisions and
+// are left out.
+func DecisionsForAlert(a *event.Alert, index uint64, receivedAt time.Time, defaultDuration time.Duration) []DecisionInput {
 	var out []DecisionInput
 	for _, r := range a.Response {
 		if !strings.EqualFold(r.Action, "ban") || r.Value == "" {
@@ -597,6 +615,7 @@ func DecisionsForAlert(a *event.Alert, index uint64, defaultDuration time.Durati
 			Type:       "ban",
 			Value:      r.Value,
 			Duration:   d,
+			Since:      receivedAt,
 		})
 	}
 	return out

@@ -706,13 +706,37 @@ func TestDecisionsForAlert(t *testing.T) {
 		{Action: "ban", Target: "actor.id", Value: "alice"},
 		{Action: "disable_account", Target: "actor.id", Value: "alice"},
 	}}
-	got := respond.DecisionsForAlert(a, 17, 4*time.Hour)
+	got := respond.DecisionsForAlert(a, 17, decT0, 4*time.Hour)
 	want := []respond.DecisionInput{
-		{Key: "17/192.0.2.1", AlertIndex: 17, DedupKey: "dk", Scenario: "brute-force", Type: "ban", Value: "192.0.2.1", Duration: 10 * time.Minute},
-		{Key: "17/2001:db8::/64", AlertIndex: 17, DedupKey: "dk", Scenario: "brute-force", Type: "ban", Value: "2001:db8::/64", Duration: 4 * time.Hour},
+		{Key: "17/192.0.2.1", AlertIndex: 17, DedupKey: "dk", Scenario: "brute-force", Type: "ban", Value: "192.0.2.1", Duration: 10 * time.Minute, Since: decT0},
+		{Key: "17/2001:db8::/64", AlertIndex: 17, DedupKey: "dk", Scenario: "brute-force", Type: "ban", Value: "2001:db8::/64", Duration: 4 * time.Hour, Since: decT0},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("DecisionsForAlert() = %+v, want %+v", got, want)
+	}
+}
+
+// TestDecisionCountsFromItsAlert: a ban counts from when the log received
+// its alert, not from when the responders processed it. Processed late
+// (the responders were off, or catch up on an old log), it ran its whole
+// duration from then; and one whose time had passed was made anyway.
+func TestDecisionCountsFromItsAlert(t *testing.T) {
+	f := newDecFixture(t, respond.DefaultDecisionsConfig())
+	in := respond.DecisionInput{Key: "1/192.0.2.1", AlertIndex: 1, Scenario: "r", Value: "192.0.2.1",
+		Duration: 20 * time.Second, Since: decT0.Add(-15 * time.Second)}
+	dec, created, err := f.store.Add(decCtx, in)
+	if err != nil || !created || !dec.Until.Equal(decT0.Add(5*time.Second)) {
+		t.Fatalf("Add(20 s from 15 s ago) = %+v, %v, %v; want a decision until %s", dec, created, err, decT0.Add(5*time.Second))
+	}
+	in = respond.DecisionInput{Key: "2/192.0.2.2", AlertIndex: 2, Scenario: "r", Value: "192.0.2.2",
+		Duration: 20 * time.Second, Since: decT0.Add(-25 * time.Second)}
+	if dec, created, err := f.store.Add(decCtx, in); !errors.Is(err, respond.ErrEnded) || created {
+		t.Fatalf("Add(20 s from 25 s ago) = %+v, %v, %v; want ErrEnded", dec, created, err)
+	}
+	// Without Since, from now.
+	dec = f.add(3, "192.0.2.3", time.Minute)
+	if !dec.Until.Equal(decT0.Add(time.Minute)) {
+		t.Errorf("Add(1 m) until %s, want %s", dec.Until, decT0.Add(time.Minute))
 	}
 }
 

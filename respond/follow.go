@@ -286,6 +286,9 @@ func (s *Service) makeDecisions(ctx context.Context, ins []DecisionInput) error 
 			case r.Err == nil:
 			case errors.Is(r.Err, ErrAllowListed):
 				s.log.Info("no decision for an allow-listed address", "alert", in.AlertIndex, "scenario", in.Scenario)
+			case errors.Is(r.Err, ErrEnded):
+				// Responders off, or catching up on an old log.
+				s.log.Info("no decision: its time passed before the responders processed the alert", "alert", in.AlertIndex, "scenario", in.Scenario, "err", r.Err)
 			case errors.Is(r.Err, ErrDecisionsFull), errors.As(r.Err, &inputErr):
 				s.log.Error("decision not made", "alert", in.AlertIndex, "scenario", in.Scenario, "err", r.Err)
 			default:
@@ -366,7 +369,7 @@ func (s *Service) processAlert(b *batchState, lf ledger.Leaf) error {
 		b.queued[r]++
 	}
 	if s.decisions != nil {
-		b.decisions = append(b.decisions, DecisionsForAlert(a, lf.Index, s.decisionDuration)...)
+		b.decisions = append(b.decisions, DecisionsForAlert(a, lf.Index, l.ReceivedAt, s.decisionDuration)...)
 	}
 	return nil
 }
