@@ -43,6 +43,9 @@ const (
 	pagerDutyKeyLen     = 32
 )
 
+// minSenderTimeout is the shortest timeout a responder may set.
+const minSenderTimeout = 100 * time.Millisecond
+
 // ConfigError reports a responder configuration that cannot work. Its
 // message names the responder and the field; it never quotes a secret.
 type ConfigError struct {
@@ -106,6 +109,10 @@ func resolveResponder(cfg ResponderConfig) (*resolvedResponder, error) {
 	if cfg.Timeout < 0 {
 		return nil, bad("timeout", "timeout must not be negative")
 	}
+	// 1ns was accepted, and failed every delivery.
+	if cfg.Timeout > 0 && cfg.Timeout < minSenderTimeout {
+		return nil, bad("timeout", "timeout %s is too short for a request or a command: at least %s (0 or absent: the delivery default)", cfg.Timeout, minSenderTimeout)
+	}
 	if cfg.Throttle < 0 {
 		return nil, bad("throttle", "throttle must not be negative (0 or absent: no throttling)")
 	}
@@ -130,6 +137,9 @@ func resolveResponder(cfg ResponderConfig) (*resolvedResponder, error) {
 	}
 	if cfg.Type != TypeExec && len(cfg.Command) > 0 {
 		return nil, bad("command", "type %s takes no command", cfg.Type)
+	}
+	if cfg.Type == TypePagerDuty && cfg.Digest {
+		return nil, bad("digest", "type pagerduty takes no digest: a PagerDuty incident is about one alert")
 	}
 	r := &resolvedResponder{}
 	switch cfg.Type {

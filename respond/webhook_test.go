@@ -453,6 +453,8 @@ func TestNewSenderValidates(t *testing.T) {
 		{"ExecMissingProgram", ResponderConfig{Name: "ban", Type: TypeExec, Command: []string{"accessledger-no-such-program"}}, "command", `looking up the command's program: exec: "accessledger-no-such-program": executable file not found`},
 		{"ExecWithURL", ResponderConfig{Name: "ban", Type: TypeExec, Command: []string{"true"}, URL: "https://example.com"}, "url", "takes no url"},
 		{"WebhookWithCommand", ResponderConfig{Name: "soc", Type: TypeWebhook, URL: "https://example.com", Secret: secret, Command: []string{"true"}}, "command", "takes no command"},
+		{"TimeoutTooShort", ResponderConfig{Name: "soc", Type: TypeWebhook, URL: "https://example.com", Secret: secret, Timeout: time.Nanosecond}, "timeout", "at least 100ms"},
+		{"PagerDutyDigest", ResponderConfig{Name: "pd", Type: TypePagerDuty, RoutingKey: key32, Digest: true}, "digest", "takes no digest"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
