@@ -259,6 +259,11 @@ func runWitness(ctx context.Context, c witnessConfig, stdout, stderr io.Writer) 
 	if err := os.MkdirAll(c.Data, 0o700); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)
 	}
+	// witness.vkey is written once the state exists (below): a witness
+	// that finds it has had state here.
+	vkeyPath := filepath.Join(c.Data, witnessVKeyFile)
+	_, vkeyErr := os.Stat(vkeyPath)
+	hadState := vkeyErr == nil
 	if key == nil {
 		sv, err := ledger.GenerateKeyFile(keyPath)
 		if err != nil {
@@ -269,12 +274,9 @@ func runWitness(ctx context.Context, c witnessConfig, stdout, stderr io.Writer) 
 		}
 		log.Info("generated witness key", "path", keyPath)
 	}
-	if err := writeVerifierKey(filepath.Join(c.Data, witnessVKeyFile), key.VerifierKey()); err != nil {
-		return err
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	w, err := openOrCreateWitness(ctx, c, witness.Config{
+	w, err := openOrCreateWitness(ctx, c, hadState, witness.Config{
 		Dir:        filepath.Join(c.Data, witnessStorageDir),
 		Signer:     key,
 		Logs:       policy.Logs,
@@ -285,6 +287,9 @@ func runWitness(ctx context.Context, c witnessConfig, stdout, stderr io.Writer) 
 		return err
 	}
 	defer w.Close()
+	if err := writeVerifierKey(vkeyPath, key.VerifierKey()); err != nil {
+		return err
+	}
 	keys, err := loadKeyring(keysCfg, configured, log)
 	if err != nil {
 		return err
@@ -349,15 +354,23 @@ func runWitness(ctx context.Context, c witnessConfig, stdout, stderr io.Writer) 
 
 // openOrCreateWitness opens the witness state, or creates it on first
 // start. State that vanished after it was created is refused: a witness
-// that started over would cosign a log that rolled back.
-func openOrCreateWitness(ctx context.Context, c witnessConfig, wc witness.Config) (*witness.Witness, error) {
+// that started over would cosign a log that rolled back, or a fork of one
+// it cosigned. witness.created records that state was created, and so
+// does witness.vkey (hadState), written after it: with both removed, the
+// same key started over and cosigned a fork.
+func openOrCreateWitness(ctx context.Context, c witnessConfig, hadState bool, wc witness.Config) (*witness.Witness, error) {
 	createdPath := filepath.Join(c.Data, witnessCreatedFile)
 	w, err := witness.Open(ctx, wc)
 	if errors.Is(err, witness.ErrNoState) {
+		const refusal = "Refusing to start over under the same key, which would let logs that rolled back, or forks of what it cosigned, be cosigned. " +
+			"Restore %s from a backup; to start a new witness on purpose, use a new key and name in a new data directory"
 		if created, rerr := os.ReadFile(createdPath); rerr == nil {
-			return nil, fmt.Errorf("%s records that witness state was created here (%s), but %s holds none: it was lost or replaced. "+
-				"Refusing to start over, which would let logs that rolled back be cosigned. Restore %s from a backup; to start a new witness on purpose, use a new key and name and remove %s",
-				createdPath, strings.TrimSpace(string(created)), wc.Dir, wc.Dir, createdPath)
+			return nil, fmt.Errorf("%s records that witness state was created here (%s), but %s holds none: it was lost or replaced. "+refusal,
+				createdPath, strings.TrimSpace(string(created)), wc.Dir, wc.Dir)
+		}
+		if hadState {
+			return nil, fmt.Errorf("%s records this witness's key, written once its state existed, but %s holds no state: it was lost or replaced. "+refusal,
+				filepath.Join(c.Data, witnessVKeyFile), wc.Dir, wc.Dir)
 		}
 		w, err = witness.Create(ctx, wc)
 	}

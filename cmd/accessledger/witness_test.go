@@ -217,6 +217,15 @@ func TestWitnessCommand(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "Refusing to start over") {
 		t.Errorf("witness with lost state = %d, %s; want a refusal", code, stderr)
 	}
+	// With witness.created removed too, witness.vkey still records that
+	// state existed: the same key started over and cosigned a fork.
+	if err := os.Remove(filepath.Join(dir, "witness.created")); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = runCLI(t, nil, "witness", "--data", dir, "--listen", freeAddr(t), "--policy", policy)
+	if code != 1 || !strings.Contains(stderr, "Refusing to start over") || !strings.Contains(stderr, "witness.vkey") {
+		t.Errorf("witness with lost state and no witness.created = %d, %s; want a refusal naming witness.vkey", code, stderr)
+	}
 	// Another name for the same key: refused.
 	code, _, stderr = runCLI(t, nil, "witness", "--data", dir, "--listen", freeAddr(t), "--policy", policy, "--name", "witness.example/other")
 	if code != 1 || !strings.Contains(stderr, "ambiguous") {
