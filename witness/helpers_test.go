@@ -85,7 +85,12 @@ func (l *testLog) root(size int64) []byte {
 
 // checkpoint returns the signed checkpoint of the tree at size.
 func (l *testLog) checkpoint(size int64) []byte {
-	return l.sign(log.Checkpoint{Origin: l.origin, Size: uint64(size), Hash: l.root(size)}.Marshal())
+	return l.sign(l.checkpointText(size))
+}
+
+// checkpointText returns the checkpoint of the tree at size, unsigned.
+func (l *testLog) checkpointText(size int64) []byte {
+	return log.Checkpoint{Origin: l.origin, Size: uint64(size), Hash: l.root(size)}.Marshal()
 }
 
 func (l *testLog) sign(text []byte) []byte {

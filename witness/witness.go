@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -460,9 +461,15 @@ func (w *Witness) addCheckpoint(ctx context.Context, req AddRequest) ([]byte, er
 		}
 		return nil, fmt.Errorf("%w: the checkpoint is not a signed note: %v", ErrMalformed, err)
 	}
+	if err := verifyEveryKnownSignature(req.Checkpoint, n.Text, verifiers); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadSignature, err)
+	}
 	var cp log.Checkpoint
 	if _, err := cp.Unmarshal([]byte(n.Text)); err != nil {
 		return nil, fmt.Errorf("%w: the signed note is not a checkpoint: %v", ErrMalformed, err)
+	}
+	if err := checkCheckpointText(n.Text); err != nil {
+		return nil, fmt.Errorf("%w: the checkpoint is not in tlog-checkpoint's encoding: %v", ErrMalformed, err)
 	}
 	if cp.Origin != string(origin) {
 		return nil, fmt.Errorf("%w: the checkpoint's origin line is not %q", ErrMalformed, origin)
@@ -653,4 +660,59 @@ func (w *Witness) Logs(ctx context.Context) ([]LogInfo, error) {
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].Origin < out[j].Origin })
 	return out, err
+}
+
+// verifyEveryKnownSignature checks every signature line of the signed note
+// raw (of text, which note.Open has verified) made by one of the known
+// keys. note.Open verifies the first signature of each key and skips the
+// rest; tlog-witness says a witness MUST answer 403 if "a signature line's
+// key name and ID match a trusted key but the signature itself fails to
+// verify", whichever line it is.
+func verifyEveryKnownSignature(raw []byte, text string, known []note.Verifier) error {
+	sigs := raw[min(len(text)+1, len(raw)):]
+	for len(sigs) > 0 {
+		line, rest, _ := bytes.Cut(sigs, []byte("\n"))
+		sigs = rest
+		line, ok := bytes.CutPrefix(line, []byte("\u2014 "))
+		if !ok {
+			continue // note.Open has refused what is not a signature
+		}
+		name, b64, _ := strings.Cut(string(line), " ")
+		sig, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil || len(sig) < 5 {
+			continue
+		}
+		hash := binary.BigEndian.Uint32(sig[:4])
+		for _, v := range known {
+			if v.Name() == name && v.KeyHash() == hash && !v.Verify([]byte(text), sig[4:]) {
+				return fmt.Errorf("a signature by %s (key ID %08x) does not verify", name, hash)
+			}
+		}
+	}
+	return nil
+}
+
+// checkCheckpointText checks what log.Checkpoint.Unmarshal lets through and
+// tlog-checkpoint forbids: a tree size with leading zeroes, a root hash
+// that is not the canonical base64 of 32 bytes, an empty extension line.
+// Cosigned, such a checkpoint was stored as the log's state, and a root of
+// another length then refused every later checkpoint of the log.
+func checkCheckpointText(text string) error {
+	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
+	if len(lines) < 3 {
+		return errors.New("fewer than three lines")
+	}
+	if _, err := parseDecimal([]byte(lines[1])); err != nil {
+		return fmt.Errorf("tree size %q: %v", lines[1], err)
+	}
+	root, err := base64.StdEncoding.DecodeString(lines[2])
+	if err != nil || len(root) != sha256.Size || base64.StdEncoding.EncodeToString(root) != lines[2] {
+		return fmt.Errorf("root hash %q is not the canonical base64 of %d bytes", lines[2], sha256.Size)
+	}
+	for _, ext := range lines[3:] {
+		if ext == "" {
+			return errors.New("an empty extension line")
+		}
+	}
+	return nil
 }

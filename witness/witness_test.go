@@ -87,8 +87,44 @@ func TestAddCheckpoint(t *testing.T) {
 			r.Checkpoint = bytes.Replace(r.Checkpoint, []byte("\n10\n"), []byte("\n11\n"), 1)
 			return r
 		}, badSignature, 0, ""},
+		{"a second signature by the log's key that does not verify", func() AddRequest {
+			// note.Open verifies the first and skips the second:
+			// tlog-witness says 403 whichever line fails.
+			r := lg.request(5, 10)
+			lines := bytes.Split(bytes.TrimSuffix(r.Checkpoint, []byte("\n")), []byte("\n"))
+			bad := bytes.Clone(lines[len(lines)-1])
+			i := len(bad) - 20 // in the signature, past the key ID
+			bad[i] = map[bool]byte{true: 'B', false: 'A'}[bad[i] == 'A']
+			r.Checkpoint = append(r.Checkpoint, append(bad, '\n')...)
+			return r
+		}, badSignature, 0, ""},
 		{"not a signed note", func() AddRequest {
 			return AddRequest{OldSize: 5, Checkpoint: []byte("log.example/a\n10\nnot signed\n")}
+		}, malformed, 0, ""},
+		{"tree size with a leading zero", func() AddRequest {
+			r := lg.request(5, 10)
+			r.Checkpoint = lg.sign(bytes.Replace(lg.checkpointText(10), []byte("\n10\n"), []byte("\n010\n"), 1))
+			return r
+		}, malformed, 0, ""},
+		{"root of 3 bytes", func() AddRequest {
+			return AddRequest{OldSize: 5, Checkpoint: lg.sign([]byte("log.example/a\n10\nAAAA\n"))}
+		}, malformed, 0, ""},
+		{"non-canonical base64 root", func() AddRequest {
+			r := lg.request(5, 10)
+			text := lg.checkpointText(10)
+			lines := bytes.Split(text, []byte("\n"))
+			root := lines[2]
+			// The last character before "=" carries 2 padding bits.
+			i := bytes.IndexByte(root, '=') - 1
+			const b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+			root[i] = b64[strings.IndexByte(b64, root[i])|1]
+			r.Checkpoint = lg.sign(bytes.Join(lines, []byte("\n")))
+			return r
+		}, malformed, 0, ""},
+		{"empty extension line", func() AddRequest {
+			r := lg.request(5, 10)
+			r.Checkpoint = lg.sign(append(lg.checkpointText(10), '\n'))
+			return r
 		}, malformed, 0, ""},
 		{"signed note that is not a checkpoint", func() AddRequest {
 			return AddRequest{OldSize: 5, Checkpoint: lg.sign([]byte("log.example/a\nten\nAAAA\n"))}
