@@ -326,8 +326,15 @@ func (d *Distributor) push(ctx context.Context, w *witnessClient, c *cosigned) e
 		old := w.size
 		w.mu.Unlock()
 		if old > c.size {
-			// The witness cosigned a larger checkpoint than the log's
-			// latest: the log lost data, or another log uses its key.
+			// The witness said it cosigned a larger checkpoint than the
+			// log's latest: the log lost data, another log uses its
+			// key, or the answer was wrong. Forget the size, so that the
+			// next attempt (after the backoff) asks the witness again
+			// with old 0: one bad 409 stopped every push to it until
+			// the log restarted.
+			w.mu.Lock()
+			w.size = 0
+			w.mu.Unlock()
 			return fmt.Errorf("the witness has cosigned size %d, larger than the log's latest checkpoint %d", old, c.size)
 		}
 		var proof [][]byte

@@ -366,6 +366,36 @@ func TestFormatsCosignaturesAccepted(t *testing.T) {
 	}
 }
 
+// TestWitnessAskedAgainAfterABadSize: a witness that once answers 409
+// with a size beyond the log's is asked again (with old 0) and, once it
+// answers right, cosigns. The log stopped sending to it at all, until it
+// restarted.
+func TestWitnessAskedAgainAfterABadSize(t *testing.T) {
+	l := newLedger(t)
+	skey, vkey, _ := note.GenerateKey(rand.Reader, "flaky.example/w")
+	fs, err := fnote.NewSignerForCosignatureV1(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cvkey, _ := fnote.VKeyToCosignatureV1(vkey)
+	var calls atomic.Int32
+	flaky := fakeWitness(t, func(req witness.AddRequest) (int, string, []byte) {
+		if calls.Add(1) == 1 {
+			return 409, "text/x.tlog.size", []byte("18446744073709551615\n")
+		}
+		if req.OldSize != 0 {
+			return 409, "text/x.tlog.size", []byte("0\n")
+		}
+		return 200, "text/plain", cosignWith(t, fs, req.Checkpoint)
+	})
+	d, _ := newDistributor(t, l, fmt.Sprintf("log %s\nwitness flaky %s %s\nquorum flaky\n", l.VerifierKey(), cvkey, flaky.URL))
+	size := grow(t, l, 3)
+	waitWitnessed(t, d, l, size, cvkey)
+	if n := calls.Load(); n < 2 {
+		t.Errorf("the witness got %d requests, want it asked again", n)
+	}
+}
+
 // TestFailOpenAndSlowWitness: a witness that never answers in time holds
 // up neither the other witness nor the log; without fail-open nothing is
 // served until the quorum is met, with it the latest checkpoint is.

@@ -537,7 +537,14 @@ func (w *Witness) decide(ctx context.Context, txn *badger.Txn, originHash [32]by
 		return refuse(ReasonFork, "the checkpoint has the size of the latest cosigned one (%d) but another root hash", cp.Size)
 	case req.OldSize > 0:
 		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, req.OldSize, cp.Size, req.Proof, st.Hash, cp.Hash); err != nil {
-			return refuse(ReasonInconsistent, "the consistency proof from size %d to %d does not verify", req.OldSize, cp.Size)
+			reason := ReasonInconsistent
+			if cp.Size == st.Size {
+				// The very checkpoint cosigned, with a proof where none
+				// belongs: anyone can send that, and it shows nothing
+				// about the log. Refused, but not kept as evidence.
+				reason = ""
+			}
+			return refuse(reason, "the consistency proof from size %d to %d does not verify", req.OldSize, cp.Size)
 		}
 	}
 	line, err := w.cosign(ctx, n.Text)

@@ -379,7 +379,14 @@ func (a *auditor) audit(ctx context.Context) *auditReport {
 		case err != nil:
 			rep.add(findingQuorum, "a witness cosignature on the checkpoint does not verify: %v", err)
 		case !met:
-			rep.add(findingQuorum, "the checkpoint of size %d is cosigned by %d witness(es) (%s), which does not meet the policy's quorum", cp.Size, len(cosigners), strings.Join(rep.Cosigners, ", "))
+			var missing []string
+			for i, w := range a.policy.Witnesses {
+				if !contains(cosigners, i) {
+					missing = append(missing, w.Name)
+				}
+			}
+			rep.add(findingQuorum, "the checkpoint of size %d is cosigned by %d witness(es) (%s), which does not meet the policy's quorum; no cosignature from %s",
+				cp.Size, len(cosigners), strings.Join(rep.Cosigners, ", "), strings.Join(missing, ", "))
 		}
 	}
 

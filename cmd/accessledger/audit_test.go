@@ -273,8 +273,8 @@ func TestForkDetected(t *testing.T) {
 	}
 	// The witness policy's quorum is not met by the fork.
 	code, r, _ = runAudit(t, b, t.TempDir(), "--policy", lpolicy)
-	if code != 1 || findingKinds(r) != findingQuorum {
-		t.Errorf("audit --policy of the fork = %d, %+v; want the quorum not met", code, r)
+	if code != 1 || findingKinds(r) != findingQuorum || !strings.Contains(r.Findings[0].Message, "no cosignature from ") {
+		t.Errorf("audit --policy of the fork = %d, %+v; want the quorum not met, naming the witness missing", code, r)
 	}
 }
 

@@ -185,10 +185,13 @@ func witnessIdentity(c witnessConfig) (name, keyPath string, key *witness.Cosign
 		return "", "", nil, err
 	}
 	name = firstNonEmpty(c.Name, keyName(recorded), keyName(keyVKey))
-	for _, other := range []string{keyName(recorded), keyName(keyVKey)} {
-		if other != "" && other != name {
-			return "", "", nil, fmt.Errorf("the witness name is ambiguous: %q (--name or recorded) but %q elsewhere (%s, %s); a witness's name is fixed with its key: drop --name or use the recorded one",
-				name, other, filepath.Join(c.Data, witnessVKeyFile), keyPath+".vkey")
+	for _, other := range []struct{ name, file string }{
+		{keyName(recorded), filepath.Join(c.Data, witnessVKeyFile)},
+		{keyName(keyVKey), keyPath + ".vkey"},
+	} {
+		if other.name != "" && other.name != name {
+			return "", "", nil, fmt.Errorf("the witness name is ambiguous: %q (--name or recorded) but %q in %s; a witness's name is fixed with its key: drop --name or use the recorded one",
+				name, other.name, other.file)
 		}
 	}
 	if name == "" {

@@ -228,7 +228,7 @@ func TestWitnessCommand(t *testing.T) {
 	}
 	// Another name for the same key: refused.
 	code, _, stderr = runCLI(t, nil, "witness", "--data", dir, "--listen", freeAddr(t), "--policy", policy, "--name", "witness.example/other")
-	if code != 1 || !strings.Contains(stderr, "ambiguous") {
+	if code != 1 || !strings.Contains(stderr, "ambiguous") || !strings.Contains(stderr, `"witness.example/cli" in `+filepath.Join(dir, "witness.vkey")+";") {
 		t.Errorf("witness --name other = %d, %s; want a refusal", code, stderr)
 	}
 }
