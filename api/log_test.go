@@ -1,36 +1,20 @@
 package api_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/accessledger/accessledger/api"
+	"github.com/accessledger/accessledger/internal/syncbuf"
 )
 
 // syncBuffer is a bytes.Buffer safe for the server's goroutines and the
 // test's.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = syncbuf.Buffer
 
 // requestLogs returns the "http request" records logged so far.
 func requestLogs(t *testing.T, logs *syncBuffer) []map[string]any {

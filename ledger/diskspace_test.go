@@ -1,33 +1,15 @@
 package ledger
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/accessledger/accessledger/internal/syncbuf"
 )
-
-// lockedBuffer is a bytes.Buffer safe for a logger and a test to share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // TestAppendsStopOnLowDisk checks that appends are refused, and Healthy
 // says why, while the free space is below MinFreeDisk, and accepted again
@@ -35,7 +17,7 @@ func (b *lockedBuffer) String() string {
 func TestAppendsStopOnLowDisk(t *testing.T) {
 	var free atomic.Uint64
 	free.Store(1 << 30)
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	l, _ := newTestLedger(t, func(c *Config) {
 		c.MinFreeDisk = 100 << 20
 		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/accessledger/accessledger/api"
+	"github.com/accessledger/accessledger/internal/prooftest"
 	"github.com/accessledger/accessledger/ledger"
 	"github.com/accessledger/accessledger/witness"
 )
@@ -333,18 +334,11 @@ func cosignWith(t *testing.T, s note.Signer, cp []byte) []byte {
 // witness whose cosignature does not verify.
 func TestFormatsCosignaturesAccepted(t *testing.T) {
 	l := newLedger(t)
-	skey, vkey, _ := note.GenerateKey(rand.Reader, "formats.example/w")
-	fs, err := fnote.NewSignerForCosignatureV1(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cvkey, _ := fnote.VKeyToCosignatureV1(vkey)
+	fs, cvkey := prooftest.WitnessKey(t, "formats.example/w")
 	good := fakeWitness(t, func(req witness.AddRequest) (int, string, []byte) {
 		return 200, "text/plain", cosignWith(t, fs, req.Checkpoint)
 	})
-	bskey, bvkey, _ := note.GenerateKey(rand.Reader, "liar.example/w")
-	bs, _ := fnote.NewSignerForCosignatureV1(bskey)
-	liarKey, _ := fnote.VKeyToCosignatureV1(bvkey)
+	bs, liarKey := prooftest.WitnessKey(t, "liar.example/w")
 	liar := fakeWitness(t, func(req witness.AddRequest) (int, string, []byte) {
 		line := cosignWith(t, bs, req.Checkpoint)
 		line[len(line)-5] ^= 1 // corrupt the signature
@@ -372,12 +366,7 @@ func TestFormatsCosignaturesAccepted(t *testing.T) {
 // restarted.
 func TestWitnessAskedAgainAfterABadSize(t *testing.T) {
 	l := newLedger(t)
-	skey, vkey, _ := note.GenerateKey(rand.Reader, "flaky.example/w")
-	fs, err := fnote.NewSignerForCosignatureV1(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cvkey, _ := fnote.VKeyToCosignatureV1(vkey)
+	fs, cvkey := prooftest.WitnessKey(t, "flaky.example/w")
 	var calls atomic.Int32
 	flaky := fakeWitness(t, func(req witness.AddRequest) (int, string, []byte) {
 		if calls.Add(1) == 1 {

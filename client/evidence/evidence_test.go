@@ -17,11 +17,11 @@ import (
 
 	"filippo.io/torchwood"
 	"github.com/sigstore/sigstore/pkg/signature"
-	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/accessledger/accessledger/client/evidence"
+	"github.com/accessledger/accessledger/internal/prooftest"
 	"github.com/accessledger/accessledger/ledger"
 )
 
@@ -41,20 +41,7 @@ type testLog struct {
 
 // newWitness returns a cosignature/v1 signer and its verifier key.
 func newWitness(t testing.TB, name string) (note.Signer, string) {
-	t.Helper()
-	skey, vkey, err := note.GenerateKey(rand.Reader, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := fnote.NewSignerForCosignatureV1(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cvkey, err := fnote.VKeyToCosignatureV1(vkey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, cvkey
+	return prooftest.WitnessKey(t, name)
 }
 
 func newTestLog(t testing.TB, entries [][]byte, witnesses ...string) *testLog {

@@ -156,6 +156,16 @@ func appendLines(t *testing.T, path string, from, to int) {
 	}
 }
 
+// followSetup starts a server without detection and returns it, its admin
+// key file, the path of a log to follow and of a --state file.
+func followSetup(t *testing.T) (s *server, key, path, state string) {
+	t.Helper()
+	dir := t.TempDir()
+	s = startServer(t, dir, "--detect=false")
+	logs := t.TempDir()
+	return s, filepath.Join(dir, "admin.key"), filepath.Join(logs, "auth.log"), filepath.Join(logs, "submit.state")
+}
+
 // startSubmitter runs "submit --follow" as its own process.
 func startSubmitter(t *testing.T, s *server, key, state, path string) *exec.Cmd {
 	t.Helper()
@@ -180,12 +190,7 @@ func startSubmitter(t *testing.T, s *server, key, state, path string) *exec.Cmd 
 // rotation while running, a SIGKILL, a rotation while stopped and a
 // restart: every line lands exactly once.
 func TestSubmitFollowRotationAndKill(t *testing.T) {
-	dir := t.TempDir()
-	s := startServer(t, dir, "--detect=false")
-	key := filepath.Join(dir, "admin.key")
-	logs := t.TempDir()
-	path := filepath.Join(logs, "auth.log")
-	state := filepath.Join(logs, "submit.state")
+	s, key, path, state := followSetup(t)
 	appendLines(t, path, 0, 300)
 	sub := startSubmitter(t, s, key, state, path)
 	waitFor := func(n int) {
@@ -337,12 +342,7 @@ func TestSubmitSameFirstLine(t *testing.T) {
 // submitter looks again, the file is larger than the offset it had read,
 // and only its first line shows it was truncated. Every line lands once.
 func TestSubmitFollowCopytruncate(t *testing.T) {
-	dir := t.TempDir()
-	s := startServer(t, dir, "--detect=false")
-	key := filepath.Join(dir, "admin.key")
-	logs := t.TempDir()
-	path := filepath.Join(logs, "auth.log")
-	state := filepath.Join(logs, "submit.state")
+	s, key, path, state := followSetup(t)
 	appendLines(t, path, 0, 100)
 	startSubmitter(t, s, key, state, path)
 	s.actorCounts(t, "sshd", 100)

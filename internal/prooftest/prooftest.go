@@ -1,14 +1,18 @@
 // Package prooftest checks C2SP tlog-proofs (c2sp.org/tlog-proof@v1) with
 // third-party code alone, golang.org/x/mod/sumdb's note and tlog, for the
-// tests that must not verify our proofs with our own code.
+// tests that must not verify our proofs with our own code, and makes
+// witness keys as third-party witnesses do.
 package prooftest
 
 import (
+	"crypto/rand"
 	"encoding/base64"
 	"fmt"
 	"strconv"
 	"strings"
+	"testing"
 
+	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -53,4 +57,23 @@ func CheckTLogProof(entry []byte, proof string, v note.Verifier) error {
 		return fmt.Errorf("checkpoint %q", signed.Text)
 	}
 	return tlog.CheckRecord(p, size, tlog.Hash(root), n, tlog.RecordHash(entry))
+}
+
+// WitnessKey makes a witness key with transparency-dev/formats, as a
+// third-party witness would: its cosignature/v1 signer and verifier key.
+func WitnessKey(t testing.TB, name string) (note.Signer, string) {
+	t.Helper()
+	skey, vkey, err := note.GenerateKey(rand.Reader, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := fnote.NewSignerForCosignatureV1(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cvkey, err := fnote.VKeyToCosignatureV1(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, cvkey
 }
