@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -477,4 +478,34 @@ type zeros struct{}
 func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// TestRepeatedSignatureLineFails: a second signature line by the log's
+// key, valid (a copy) or not, in the checkpoint and the entries' proofs,
+// with the digest recomputed, is refused. note.Open skips a key's later
+// lines, and such a bundle verified.
+func TestRepeatedSignatureLineFails(t *testing.T) {
+	tl := newTestLog(t, testEntries(10))
+	b := tl.bundle(t, 3, 5)
+	_, after, _ := bytes.Cut(tl.cp, []byte("\n\n"))
+	sig := bytes.TrimSuffix(after, []byte("\n")) // "— origin base64"
+	name, b64, _ := bytes.Cut(bytes.TrimPrefix(sig, []byte("— ")), []byte(" "))
+	raw, err := base64.StdEncoding.DecodeString(string(b64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	garbage := append(raw[:4:4], make([]byte, 64)...)
+	for what, extra := range map[string][]byte{
+		"a copy":        sig,
+		"a failing one": fmt.Appendf(nil, "— %s %s", name, base64.StdEncoding.EncodeToString(garbage)),
+	} {
+		// In JSON the lines end with \n, escaped.
+		forged := redigest(bytes.ReplaceAll(b, append(slices.Clone(sig), `\n`...), append(append(append(slices.Clone(sig), `\n`...), extra...), `\n`...)))
+		if bytes.Equal(forged, redigest(b)) {
+			t.Fatalf("%s: the signature line was not found in the bundle", what)
+		}
+		if _, err := evidence.Verify(bytes.NewReader(forged), tl.vkey); !errors.Is(err, evidence.ErrCheckpoint) {
+			t.Errorf("checkpoint with %s of the log's signature line: Verify() = %v, want ErrCheckpoint", what, err)
+		}
+	}
 }

@@ -306,6 +306,11 @@ func checkCheckpoint(h Header) (*Summary, error) {
 	if len(n.UnverifiedSigs) > 0 {
 		return nil, fmt.Errorf("%w: it carries a signature by %q, whose key the bundle does not list", ErrCheckpoint, n.UnverifiedSigs[0].Name)
 	}
+	// note.Open skips a key's later lines unchecked: a second line by the
+	// log's key, valid or not, changed the bundle and it still verified.
+	if lines := bytes.Count(h.Checkpoint[min(len(n.Text)+1, len(h.Checkpoint)):], []byte("\n")); lines != len(n.Sigs) {
+		return nil, fmt.Errorf("%w: it carries %d signature lines for %d keys: one key signed twice", ErrCheckpoint, lines, len(n.Sigs))
+	}
 	signed := func(v note.Verifier) bool {
 		for _, s := range n.Sigs {
 			if s.Name == v.Name() && s.Hash == v.KeyHash() {
