@@ -352,6 +352,8 @@ func TestQueryBadRequests(t *testing.T) {
 		"/v1/events?kind=bogus", "/v1/events/count?kind=EVENT",
 		"/v1/events/count?since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z", "/v1/events?since=2026-01-01T00:00:00Z&until=2026-01-01T00:00:00Z",
 		"/v1/events?order=desc&order=asc", "/v1/events/top?field=actor.id&field=service", "/v1/events?limit=1&limit=5",
+		// Finer than a nanosecond: cut, it matched events before since.
+		"/v1/events/count?since=2026-01-01T00:00:00.1234000001Z", "/v1/events?until=2026-01-01T00:00:00.0000000000Z",
 	} {
 		wantError(t, "GET "+q, qs.get(t, q, qs.auditor()), http.StatusBadRequest)
 	}
@@ -391,6 +393,25 @@ func TestQueryBadRequests(t *testing.T) {
 		if r := qs.get(t, "/v1/events/count?kind="+k, qs.auditor()); r.status != http.StatusOK {
 			t.Errorf("GET /v1/events/count?kind=%s = %v, want 200", k, r)
 		}
+	}
+}
+
+// TestOCSFLimitCountsEvents: OCSF carries events only, so the query asks
+// for events alone and limit counts the records sent. Alerts before the
+// events used the limit up and were then left out: limit=1 sent nothing.
+func TestOCSFLimitCountsEvents(t *testing.T) {
+	qs := newQueryServer(t)
+	appendAlerts(t, qs.l, 0, 5)
+	qs.post(t, 5, qevents(5, 10))
+	for _, limit := range []int{1, 3} {
+		r := qs.get(t, fmt.Sprintf("/v1/events?format=ocsf&limit=%d", limit), qs.auditor())
+		if n := len(bytes.Split(bytes.TrimSpace(r.body), []byte("\n"))); r.status != 200 || len(bytes.TrimSpace(r.body)) == 0 || n != limit {
+			t.Errorf("OCSF limit=%d = %d, %d records; want %d\n%s", limit, r.status, n, limit, r.body)
+		}
+	}
+	r := qs.get(t, "/v1/events?format=ocsf&kind=alert", qs.auditor())
+	if r.status != 400 || !strings.Contains(string(r.body), "events only") {
+		t.Errorf("OCSF kind=alert = %v, want 400 saying OCSF carries events only", r)
 	}
 }
 
