@@ -22,6 +22,8 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/accessledger/accessledger/client/evidence"
 )
 
 // Errors the Auditor returns; callers branch on them with errors.Is.
@@ -234,7 +236,7 @@ func (a *Auditor) VerifyInclusion(ctx context.Context, index uint64, entry []byt
 	}
 	leaf := rfc6962.DefaultHasher.HashLeaf(entry)
 	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, cp.Size, leaf, p.Hashes, cp.RootHash); err != nil {
-		return cp, fmt.Errorf("%w: entry %d in the tree of size %d: %v", ErrNotIncluded, index, cp.Size, err)
+		return cp, fmt.Errorf("%w: entry %d in the tree of size %d: %v", ErrNotIncluded, index, cp.Size, evidence.ProofError(err))
 	}
 	return cp, nil
 }

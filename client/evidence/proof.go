@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+
+	"github.com/transparency-dev/merkle/proof"
 )
 
 // proofHeader is the first line of a C2SP tlog-proof.
@@ -117,4 +119,17 @@ func decodeCanonical(s []byte) ([]byte, error) {
 		return nil, errors.New("not the canonical base64 encoding")
 	}
 	return b, nil
+}
+
+// ProofError rewrites the error of a Merkle proof check for people: the
+// merkle library's root mismatch prints both roots as Go byte slices over
+// several lines; this one names them in base64, on one line. Any other
+// error is returned as it is.
+func ProofError(err error) error {
+	var m proof.RootMismatchError
+	if errors.As(err, &m) {
+		return fmt.Errorf("the proof leads to root %s, not the checkpoint's %s",
+			base64.StdEncoding.EncodeToString(m.CalculatedRoot), base64.StdEncoding.EncodeToString(m.ExpectedRoot))
+	}
+	return err
 }

@@ -419,7 +419,7 @@ func checkEntry(line []byte, h Header, sum *Summary, buf []byte) ([]byte, error)
 		return fail(fmt.Errorf("%w: its tlog-proof carries extra data", ErrMalformed))
 	}
 	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, p.Index, sum.Size, leaf[:], p.Hashes, sum.RootHash); err != nil {
-		return fail(fmt.Errorf("%w: the inclusion proof does not verify against the checkpoint of size %d: %v", ErrInclusion, sum.Size, err))
+		return fail(fmt.Errorf("%w: the inclusion proof does not verify against the checkpoint of size %d: %v", ErrInclusion, sum.Size, ProofError(err)))
 	}
 	sum.last = p.Index
 	buf = appendEntry(buf[:0], p.Index, entry, []byte(e.TLogProof))

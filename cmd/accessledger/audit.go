@@ -32,6 +32,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/term"
 
+	evbundle "github.com/accessledger/accessledger/client/evidence"
 	"github.com/accessledger/accessledger/event"
 	"github.com/accessledger/accessledger/ledger"
 	"github.com/accessledger/accessledger/witness"
@@ -465,7 +466,7 @@ func (a *auditor) checkConsistent(ctx context.Context, rep *auditReport, oldRaw 
 		}
 		if err != nil {
 			f.Kind = findingInconsistent
-			f.Message += fmt.Sprintf("; and they are not proven consistent: %v", err)
+			f.Message += fmt.Sprintf("; and they are not proven consistent: %v", evbundle.ProofError(err))
 			f.Evidence = ev
 			ev.Proof = b64List(p)
 		}
@@ -477,7 +478,7 @@ func (a *auditor) checkConsistent(ctx context.Context, rep *auditReport, oldRaw 
 		return
 	}
 	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, old.Size, cp.Size, p, old.Hash, cp.Hash); err != nil {
-		f := rep.add(findingInconsistent, "INCONSISTENT: the served checkpoint (size %d) is not an extension of %s (size %d): %v", cp.Size, what, old.Size, err)
+		f := rep.add(findingInconsistent, "INCONSISTENT: the served checkpoint (size %d) is not an extension of %s (size %d): %v", cp.Size, what, old.Size, evbundle.ProofError(err))
 		ev.Proof = b64List(p)
 		f.Evidence = ev
 	}
@@ -543,7 +544,7 @@ func (a *auditor) checkAhead(ctx context.Context, rep *auditReport, raw []byte, 
 		err = proof.VerifyConsistency(rfc6962.DefaultHasher, cp.Size, oc.Size, p, cp.Hash, oc.Hash)
 	}
 	if err != nil {
-		f := rep.add(findingSplitView, "SPLIT VIEW: %s (size %d) is not proven to extend the served checkpoint (size %d): %v", what, oc.Size, cp.Size, err)
+		f := rep.add(findingSplitView, "SPLIT VIEW: %s (size %d) is not proven to extend the served checkpoint (size %d): %v", what, oc.Size, cp.Size, evbundle.ProofError(err))
 		f.Evidence = &evidence{Old: string(raw), New: string(other), Proof: b64List(p)}
 	}
 }
