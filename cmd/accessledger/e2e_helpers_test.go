@@ -79,15 +79,21 @@ func cleanEnv(extra ...string) []string {
 	return append(env, extra...)
 }
 
-// runCLI runs the binary to completion and returns its exit code and
-// output.
+// runCLI runs the binary to completion, in a directory of its own, and
+// returns its exit code and output.
 func runCLI(t *testing.T, env []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	return runCLIIn(t, t.TempDir(), env, args...) // so that defaults such as ./data land there
+}
+
+// runCLIIn is runCLI in the working directory dir.
+func runCLIIn(t *testing.T, dir string, env []string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binPath, args...)
 	cmd.Env = cleanEnv(env...)
-	cmd.Dir = t.TempDir() // so that defaults such as ./data land there
+	cmd.Dir = dir
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

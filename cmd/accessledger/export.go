@@ -48,8 +48,13 @@ func exportCmd(ctx context.Context, args []string, getenv func(string) string, s
 	} else if len(pos) > 0 {
 		return fmt.Errorf("unexpected argument %q", pos[0])
 	}
-	if *out == "" {
+	switch *out {
+	case "":
 		return errors.New("-o FILE is required: where to write the bundle")
+	case "-":
+		// A bundle is checked before it replaces the file; what went
+		// to standard output could not be taken back.
+		return errors.New("-o -: export writes a file, which it checks before it replaces the one there; give a file name (for the entries on standard output, use query --format ndjson)")
 	}
 	dest, through, err := outputTarget(*out)
 	if err != nil {
@@ -198,13 +203,13 @@ func copyInto(dest, src string) error {
 }
 
 // openOutput opens where a command writes (-o out, or stdout when out is
-// ""). A regular file is written beside it and renamed over it by
+// "" or "-"). A regular file is written beside it and renamed over it by
 // commit(nil), so that a command that fails (commit(err)) leaves it as it
 // was; what is not a regular file (a FIFO, a device) is written into.
 // commit returns the command's error, or the first error of finishing
 // the output. Files are created 0600: they hold personal data.
 func openOutput(out string, stdout io.Writer) (w io.Writer, commit func(error) error, err error) {
-	if out == "" {
+	if out == "" || out == "-" {
 		return stdout, func(err error) error { return err }, nil
 	}
 	dest, through, err := outputTarget(out)

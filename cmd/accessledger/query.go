@@ -271,7 +271,7 @@ func queryCmd(ctx context.Context, args []string, getenv func(string) string, st
 	format := fs.String("format", "table", "table, json, ndjson, csv or ocsf")
 	limit := fs.Int("limit", 0, "at most this many events (default: 100 for table and json, all for ndjson, csv and ocsf)")
 	order := fs.String("order", "asc", "asc (oldest first) or desc (newest first)")
-	out := fs.String("o", "", "write to this file instead of standard output")
+	out := fs.String("o", "", "write to this file instead of standard output (- for standard output)")
 	count := fs.Bool("count", false, "print only how many events match")
 	top := fs.String("top", "", "print the most frequent values of this field (source.ip, actor.id, service, action, ...)")
 	topN := fs.Int("n", 10, "with --top, how many values")

@@ -418,6 +418,19 @@ func TestQueryAndExportOutputs(t *testing.T) {
 	} else if got, _ := os.ReadFile(keep); string(got) != "3\n" {
 		t.Errorf("query --count -o wrote %q, want 3", got)
 	}
+	// -o - is standard output, as for simulate --out; export refuses it
+	// (it checks the file before it replaces the one there). Both made
+	// a file named "-".
+	dashDir := t.TempDir()
+	if code, out, _ := runCLIIn(t, dashDir, nil, append(append([]string{"query"}, common...), "--count", "-o", "-")...); code != 0 || out != "3\n" {
+		t.Errorf("query --count -o - = exit %d %q, want 3 on standard output", code, out)
+	}
+	if code, _, errOut := runCLIIn(t, dashDir, nil, append(append([]string{"export"}, common...), "-o", "-")...); code == 0 || !strings.Contains(errOut, "give a file name") {
+		t.Errorf("export -o - = exit %d %q, want a refusal", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dashDir, "-")); err == nil {
+		t.Errorf("a file named - was made")
+	}
 	if _, err := os.Stat("/dev/full"); err == nil {
 		if code, _, errOut := runCLI(t, nil, append(append([]string{"query"}, common...), "--count", "-o", "/dev/full")...); code == 0 {
 			t.Errorf("query --count -o /dev/full = exit 0 (%q), want the write error", errOut)
