@@ -77,6 +77,11 @@ func (rc *Recorder) Record(r *http.Request, status int, route string, start time
 	if route == "" {
 		ev.Resource.ID = r.URL.Path
 	}
+	// What the caller chose (its path, user agent, request id) is fitted
+	// to the log's limits: one it refuses would leave the request
+	// unrecorded, which any caller could then arrange.
+	ev.Actor.ID = event.FitText(ev.Actor.ID, event.MaxActorIDLen)
+	ev.Resource.ID = event.FitText(ev.Resource.ID, event.MaxResourceLen)
 	if status >= 400 {
 		ev.Outcome, ev.Reason = event.OutcomeFailure, "http_"+strconv.Itoa(status)
 	}
@@ -90,25 +95,15 @@ func (rc *Recorder) Record(r *http.Request, status int, route string, start time
 	}
 	ev.Source.IP = ev.Source.IP.Unmap().WithZone("")
 	if ua := r.UserAgent(); ua != "" {
-		ev.Source.UserAgent = truncateText(ua, 1024)
+		ev.Source.UserAgent = event.FitText(ua, event.MaxUserAgentLen)
 	}
 	if id := r.Header.Get("X-Request-Id"); id != "" {
-		ev.RequestID = truncateText(id, 256)
+		ev.RequestID = event.FitText(id, event.MaxRequestIDLen)
 	}
 	if rc.cfg.Tenant != nil {
-		ev.Tenant = rc.cfg.Tenant(r)
+		ev.Tenant = event.FitText(rc.cfg.Tenant(r), event.MaxTenantLen)
 	}
 	rc.cfg.Submitter.TrySubmit(ev)
-}
-
-func truncateText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && s[n]&0xc0 == 0x80 { // do not cut a UTF-8 sequence
-		n--
-	}
-	return s[:n]
 }
 
 func methodAction(m string) string {
@@ -159,9 +154,50 @@ func Middleware(cfg RecorderConfig) (func(http.Handler) http.Handler, error) {
 				}
 				rc.Record(r, status, r.Pattern, start)
 			}()
-			next.ServeHTTP(sw, r)
+			next.ServeHTTP(passThrough(sw, w), r)
 		})
 	}, nil
+}
+
+// passThrough returns sw with the optional interfaces of w that handlers
+// test for by type assertion: streaming (http.Flusher) and WebSockets
+// (http.Hijacker) failed behind sw, which only offered Unwrap.
+func passThrough(sw *statusWriter, w http.ResponseWriter) http.ResponseWriter {
+	f, flusher := w.(http.Flusher)
+	h, hijacker := w.(http.Hijacker)
+	switch {
+	case flusher && hijacker:
+		return struct {
+			*statusWriter
+			http.Flusher
+			http.Hijacker
+		}{sw, flushWriter{sw, f}, h}
+	case flusher:
+		return struct {
+			*statusWriter
+			http.Flusher
+		}{sw, flushWriter{sw, f}}
+	case hijacker:
+		return struct {
+			*statusWriter
+			http.Hijacker
+		}{sw, h}
+	}
+	return sw
+}
+
+// flushWriter flushes w, counting a flush before any write as a 200, as
+// net/http does.
+type flushWriter struct {
+	sw *statusWriter
+	f  http.Flusher
+}
+
+func (w flushWriter) Flush() {
+	if w.sw.status == 0 {
+		w.sw.status = http.StatusOK
+	}
+	w.f.Flush()
 }
 
 // statusWriter records the status a handler answered.

@@ -2,10 +2,13 @@ package client_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -155,4 +158,105 @@ func TestMiddlewareWhenLogUnreachable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(bg, 100*time.Millisecond)
 	defer cancel()
 	s.Close(ctx)
+}
+
+// TestMiddlewareRecordsWhatCallersChoose: a caller chooses its path, user
+// agent and request id. Each of these was copied into the event as sent,
+// the log refused the event, and the request went unrecorded: an X-Request-Id
+// of 200 bytes, a tab in the user agent or the request id, an unmatched
+// path of 600 bytes, or with a newline or NUL in it. A handler that
+// panics is recorded too (gin's was not).
+func TestMiddlewareRecordsWhatCallersChoose(t *testing.T) {
+	panicky := func(mux *http.ServeMux) *http.ServeMux {
+		mux.HandleFunc("GET /panic", func(http.ResponseWriter, *http.Request) { panic("boom") })
+		return mux
+	}
+	for _, tc := range []struct {
+		name  string
+		serve func(rc client.RecorderConfig) http.Handler
+	}{
+		{"net/http", func(rc client.RecorderConfig) http.Handler {
+			mw, err := client.Middleware(rc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return mw(panicky(appMux()))
+		}},
+		{"gin", func(rc client.RecorderConfig) http.Handler {
+			mw, err := ginmw.Middleware(rc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gin.SetMode(gin.ReleaseMode)
+			e := gin.New()
+			e.Use(gin.CustomRecovery(func(c *gin.Context, _ any) { c.AbortWithStatus(http.StatusInternalServerError) }), mw)
+			e.GET("/users/:id", func(c *gin.Context) { c.String(200, "user") })
+			e.GET("/panic", func(*gin.Context) { panic("boom") })
+			return e
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tl := newTestLog(t, nil, nil)
+			var rejected atomic.Int32
+			s := newSubmitter(t, tl.srv.URL, tl.token, func(c *client.SubmitterConfig) {
+				c.OnRejected = func(ev event.Event, err error) { rejected.Add(1); t.Logf("rejected: %v", err) }
+			})
+			app := httptest.NewServer(tc.serve(client.RecorderConfig{Submitter: s, Service: "shop"}))
+			defer app.Close()
+			for _, r := range []struct{ path, ua, id string }{
+				{"/users/1", "agent", strings.Repeat("r", 200)},
+				{"/users/2", "agent\twith a tab", "id"},
+				{"/users/3", "agent", "id\twith a tab"},
+				{"/" + strings.Repeat("a", 600), "agent", "id"},
+				{"/x%0Ay%00z", "agent", "id"},
+				{"/panic", "agent", "id"},
+			} {
+				req, _ := http.NewRequest("GET", app.URL+r.path, nil)
+				req.Header.Set("User-Agent", r.ua)
+				req.Header.Set("X-Request-Id", r.id)
+				resp, err := http.DefaultClient.Do(req)
+				if err == nil {
+					resp.Body.Close()
+				}
+			}
+			if err := s.Flush(bg); err != nil {
+				t.Fatal(err)
+			}
+			got := tl.entries(t)
+			if len(got) != 6 || rejected.Load() != 0 {
+				t.Fatalf("%d events in the log, %d rejected; want all 6 requests recorded", len(got), rejected.Load())
+			}
+			if last := got[5].Body; last.Reason != "http_500" {
+				t.Errorf("the panicking request was recorded as %+v, want http_500", last)
+			}
+		})
+	}
+}
+
+// TestMiddlewareKeepsStreaming: behind the middleware a handler still
+// finds http.Flusher and http.Hijacker on its writer (server-sent events,
+// WebSockets); the middleware offered neither.
+func TestMiddlewareKeepsStreaming(t *testing.T) {
+	tl := newTestLog(t, nil, nil)
+	s := newSubmitter(t, tl.srv.URL, tl.token, nil)
+	mw, err := client.Middleware(client.RecorderConfig{Submitter: s, Service: "shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := httptest.NewServer(mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, flusher := w.(http.Flusher)
+		_, hijacker := w.(http.Hijacker)
+		fmt.Fprintf(w, "%v %v", flusher, hijacker)
+		w.(http.Flusher).Flush()
+	})))
+	defer app.Close()
+	resp, err := http.Get(app.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "true true" {
+		t.Errorf("the handler saw Flusher, Hijacker = %s, want true true", body)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/go-json-experiment/json"
@@ -754,4 +755,33 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// FitText returns what a text field of at most max bytes can hold of s,
+// for clients that record what others sent them (a user agent, a request
+// id, a path): invalid UTF-8 and control characters become '?', and so do
+// the bidirectional overrides and isolates, which make a terminal show
+// text other than what is stored; the result is cut to max bytes at a
+// character boundary. The log refuses control characters in a field, so
+// a request that sent them would otherwise go unrecorded.
+func FitText(s string, max int) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || isBidiControl(r) {
+			return '?'
+		}
+		return r
+	}, strings.ToValidUTF8(s, "?"))
+	if len(s) <= max {
+		return s
+	}
+	for max > 0 && !utf8.RuneStart(s[max]) {
+		max--
+	}
+	return s[:max]
+}
+
+// isBidiControl reports the bidirectional embeddings, overrides and
+// isolates (U+202A-U+202E, U+2066-U+2069).
+func isBidiControl(r rune) bool {
+	return r >= 0x202A && r <= 0x202E || r >= 0x2066 && r <= 0x2069
 }

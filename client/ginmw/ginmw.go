@@ -5,6 +5,7 @@
 package ginmw
 
 import (
+	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -22,7 +23,16 @@ func Middleware(cfg client.RecorderConfig) (gin.HandlerFunc, error) {
 	}
 	return func(c *gin.Context) {
 		start := time.Now()
+		defer func() {
+			// A handler that panicked is recorded as a 500 (gin's
+			// Recovery, registered before this, answers it), then the
+			// panic goes on: without the defer it went unrecorded.
+			if p := recover(); p != nil {
+				rc.Record(c.Request, http.StatusInternalServerError, c.FullPath(), start)
+				panic(p)
+			}
+			rc.Record(c.Request, c.Writer.Status(), c.FullPath(), start)
+		}()
 		c.Next()
-		rc.Record(c.Request, c.Writer.Status(), c.FullPath(), start)
 	}, nil
 }

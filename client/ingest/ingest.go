@@ -109,22 +109,22 @@ func parseCombined(line string, cfg Config) (*event.Event, error) {
 	ev := &event.Event{
 		Time:     t,
 		Service:  or(cfg.Service, "http"),
-		Actor:    event.Actor{ID: truncate(or(printable(dash(m[2])), "anonymous"), 256), Type: event.ActorUser},
-		Source:   event.Source{IP: ip.Unmap(), UserAgent: truncate(printable(unescape(dash(m[8]))), 1024)},
+		Actor:    event.Actor{ID: event.FitText(or(dash(m[2]), "anonymous"), event.MaxActorIDLen), Type: event.ActorUser},
+		Source:   event.Source{IP: ip.Unmap(), UserAgent: event.FitText(unescape(dash(m[8])), event.MaxUserAgentLen)},
 		Action:   methodAction(method),
 		Category: event.CategoryDataAccess,
 		Outcome:  event.OutcomeSuccess,
-		Resource: &event.Resource{Type: "http_path", ID: truncate(or(printable(path), "-"), 1024)},
+		Resource: &event.Resource{Type: "http_path", ID: event.FitText(or(path, "-"), event.MaxResourceLen)},
 		Attributes: map[string]string{
 			"http_status": m[5],
-			"http_method": truncate(printable(method), 32),
+			"http_method": event.FitText(method, 32),
 		},
 	}
 	if m[6] != "-" {
 		ev.Attributes["bytes"] = m[6]
 	}
 	if r := dash(m[7]); r != "" {
-		ev.Attributes["referer"] = truncate(printable(unescape(r)), 1024)
+		ev.Attributes["referer"] = event.FitText(unescape(r), event.MaxAttrValueLen)
 	}
 	if status >= 400 {
 		ev.Outcome, ev.Reason = event.OutcomeFailure, "http_"+m[5]
@@ -208,7 +208,7 @@ func parseSSHD(line string, cfg Config) (*event.Event, error) {
 		Time:       t,
 		Service:    or(cfg.Service, "sshd"),
 		Category:   event.CategoryAuthentication,
-		Attributes: map[string]string{"host": truncate(printable(host), 256)},
+		Attributes: map[string]string{"host": event.FitText(host, 256)},
 	}
 	if pid != "" {
 		ev.Attributes["pid"] = pid
@@ -221,7 +221,7 @@ func parseSSHD(line string, cfg Config) (*event.Event, error) {
 		if m[2] != "" {
 			ev.Reason = "unknown_user"
 		}
-		ev.Attributes["method"] = truncate(printable(m[1]), 64)
+		ev.Attributes["method"] = event.FitText(m[1], 64)
 		user, ip, port = m[3], m[4], m[5]
 	case sshInvalidRE.MatchString(msg):
 		m := sshInvalidRE.FindStringSubmatch(msg)
@@ -230,7 +230,7 @@ func parseSSHD(line string, cfg Config) (*event.Event, error) {
 	case sshAcceptedRE.MatchString(msg):
 		m := sshAcceptedRE.FindStringSubmatch(msg)
 		ev.Action, ev.Outcome = "login", event.OutcomeSuccess
-		ev.Attributes["method"] = truncate(printable(m[1]), 64)
+		ev.Attributes["method"] = event.FitText(m[1], 64)
 		user, ip, port = m[2], m[3], m[4]
 	case sshDiscRE.MatchString(msg):
 		m := sshDiscRE.FindStringSubmatch(msg)
@@ -250,7 +250,7 @@ func parseSSHD(line string, cfg Config) (*event.Event, error) {
 	if p, err := strconv.ParseUint(port, 10, 16); err == nil && p > 0 {
 		ev.Source.Port = uint16(p)
 	}
-	ev.Actor = event.Actor{ID: truncate(or(printable(user), "unknown"), 256), Type: event.ActorUser}
+	ev.Actor = event.Actor{ID: event.FitText(or(user, "unknown"), event.MaxActorIDLen), Type: event.ActorUser}
 	return ev, nil
 }
 
@@ -283,27 +283,4 @@ func unescape(s string) string {
 		return s
 	}
 	return strings.NewReplacer(`\"`, `"`, `\\`, `\`).Replace(s)
-}
-
-// printable replaces control characters and invalid UTF-8 with '?'. What
-// a client sends (a user name, a path, a user agent) may hold any, and
-// the log refuses them: left in, they would keep the access out of the
-// log.
-func printable(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return '?'
-		}
-		return r
-	}, strings.ToValidUTF8(s, "?"))
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && s[n]&0xc0 == 0x80 {
-		n--
-	}
-	return s[:n]
 }
