@@ -113,7 +113,9 @@ type Stats struct {
 }
 
 // Submitter sends events to the log in batches from a bounded buffer, in
-// the background, retrying on 429, 503, other 5xx and network errors.
+// the background, retrying on 429, 503, other 5xx and network errors, and
+// on 401 (a key revoked, expired or past its rotation's grace: the events
+// are kept until the key is fixed).
 // Each event without an id gets one (NewEventID) when it is submitted, so
 // a retry never appends it twice. Its methods are safe for concurrent use.
 //
@@ -149,8 +151,15 @@ type item struct {
 
 // NewSubmitter starts a Submitter. Close stops it.
 func NewSubmitter(cfg SubmitterConfig) (*Submitter, error) {
+	// A key read from a file keeps its newline, which no HTTP header
+	// may carry: every request then failed in the HTTP client, reported
+	// as a log it could not reach.
+	cfg.APIKey = strings.TrimSpace(cfg.APIKey)
 	if cfg.URL == "" || cfg.APIKey == "" {
 		return nil, errors.New("client: SubmitterConfig.URL and APIKey are required")
+	}
+	if strings.ContainsFunc(cfg.APIKey, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return nil, errors.New("client: SubmitterConfig.APIKey holds spaces or control characters: it is not an API key")
 	}
 	cfg.URL = strings.TrimSuffix(cfg.URL, "/")
 	if cfg.HTTPClient == nil {
@@ -515,6 +524,16 @@ func (s *Submitter) send(ctx context.Context, batch []event.Event) ([]Result, er
 		case retryable(status):
 			wait = retryAfter(header)
 			s.log.Debug("accessledger: server busy; retrying", "status", status, "retry_after", wait)
+		case status == http.StatusUnauthorized:
+			// The key, not the events: revoked, expired, or past its
+			// rotation's grace. The events are kept and retried until
+			// the key is fixed (they were all rejected, for good).
+			lvl := slog.LevelDebug
+			if attempt < 3 || attempt%10 == 0 {
+				lvl = slog.LevelError
+			}
+			s.log.Log(ctx, lvl, "accessledger: the log refuses the API key; events are kept and retried until it is fixed",
+				"status", status, "reason", truncateReason(resp), "attempt", attempt+1)
 		default:
 			return rejectedResults(resp, len(batch), status), nil
 		}
@@ -640,6 +659,18 @@ func parseResults(body []byte, n, status int) ([]Result, error) {
 
 // rejectedResults turns a refusal of the whole batch into one result per
 // event, with the reasons the server gave for each.
+// truncateReason returns the server's message in an error answer: its
+// "error" member, else the start of the body.
+func truncateReason(body []byte) string {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		return e.Error
+	}
+	return strings.ToValidUTF8(strings.TrimSpace(string(body[:min(len(body), 200)])), "?")
+}
+
 func rejectedResults(body []byte, n, status int) []Result {
 	var e struct {
 		Error  string `json:"error"`

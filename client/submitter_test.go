@@ -118,6 +118,63 @@ func countMarks(t *testing.T, tl *testLog) map[string]int {
 // TestSubmitterExactlyOnce: against a log that answers 503 (with
 // Retry-After) and 429, and drops connections before and after appending,
 // every event submitted lands in the log exactly once.
+// TestSubmitterKeepsEventsOnA401: a log that refuses the key (revoked,
+// expired, past its rotation's grace) is refusing the key, not the
+// events: they are kept and sent once it takes it again. Every buffered
+// and later event was counted rejected and dropped.
+func TestSubmitterKeepsEventsOnA401(t *testing.T) {
+	var refuse atomic.Bool
+	refuse.Store(true)
+	tl := newTestLog(t, nil, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && refuse.Load() {
+				http.Error(w, `{"error":"API key \"sub\" was revoked"}`, http.StatusUnauthorized)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	s := newSubmitter(t, tl.srv.URL, tl.token, nil)
+	for i := range 20 {
+		if err := s.Submit(bg, testEvent(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // a few refused attempts
+	if st := s.Stats(); st.Rejected != 0 {
+		t.Fatalf("Stats() while the key is refused = %+v, want nothing rejected", st)
+	}
+	refuse.Store(false)
+	ctx, cancel := context.WithTimeout(bg, 30*time.Second)
+	defer cancel()
+	if err := s.Flush(ctx); err != nil {
+		t.Fatalf("Flush() = %v", err)
+	}
+	if st := s.Stats(); st.Acknowledged != 20 || st.Rejected != 0 || st.Retries == 0 {
+		t.Errorf("Stats() = %+v, want 20 acknowledged after retries, none rejected", st)
+	}
+}
+
+// TestSubmitterKeyFromAFile: a key read from a file with its newline is
+// used without it; one with spaces inside is refused. With the newline,
+// every request failed in the HTTP client, reported as a log it could not
+// reach, and Close dropped everything.
+func TestSubmitterKeyFromAFile(t *testing.T) {
+	tl := newTestLog(t, nil, nil)
+	s := newSubmitter(t, tl.srv.URL, tl.token+"\n", nil)
+	if err := s.Submit(bg, testEvent(1)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(bg, 10*time.Second)
+	defer cancel()
+	if err := s.Flush(ctx); err != nil || s.Stats().Acknowledged != 1 {
+		t.Fatalf("Flush() = %v, Stats() = %+v; want the event acknowledged", err, s.Stats())
+	}
+	if _, err := client.NewSubmitter(client.SubmitterConfig{URL: tl.srv.URL, APIKey: "al_abc def"}); err == nil || !strings.Contains(err.Error(), "not an API key") {
+		t.Errorf("NewSubmitter(key with a space) = %v, want an error", err)
+	}
+}
+
 func TestSubmitterExactlyOnce(t *testing.T) {
 	var f faults
 	f.until.Store(60)
