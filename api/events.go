@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 	"github.com/go-json-experiment/json/jsontext"
@@ -340,14 +341,28 @@ func (s *Server) readBody(c *gin.Context) (requestBody, int, string) {
 	ct := c.GetHeader("Content-Type")
 	mediaType := "application/json"
 	if ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
+		mt, params, err := mime.ParseMediaType(ct)
 		if err != nil {
 			return b, http.StatusUnsupportedMediaType, "malformed Content-Type; send application/json or application/x-ndjson"
 		}
 		mediaType = mt
+		// JSON is UTF-8 (RFC 8259); a body labelled otherwise was read
+		// as UTF-8 all the same.
+		if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+			return b, http.StatusUnsupportedMediaType, fmt.Sprintf("charset %q: events are UTF-8 JSON; send charset=utf-8 or none", truncate(cs, 32))
+		}
 	}
 	if mediaType != "application/json" && mediaType != "application/x-ndjson" {
 		return b, http.StatusUnsupportedMediaType, "Content-Type must be application/json or application/x-ndjson"
+	}
+	// A gzip body was parsed as JSON ("invalid character '\x1f'"), and one
+	// labelled br was taken as it was.
+	for _, ce := range c.Request.Header.Values("Content-Encoding") {
+		for _, enc := range strings.Split(ce, ",") {
+			if enc = strings.TrimSpace(enc); enc != "" && !strings.EqualFold(enc, "identity") {
+				return b, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Encoding %q is not supported: send the body uncompressed", truncate(enc, 32))
+			}
+		}
 	}
 	b.ndjson = mediaType == "application/x-ndjson"
 	tooLarge := func() string {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -442,6 +443,7 @@ func TestPostEventsBadInput(t *testing.T) {
 		{name: "form", contentType: "application/x-www-form-urlencoded", body: good, status: 415},
 		{name: "malformed content type", contentType: "application/json; =utf-8", body: good, status: 415},
 		{name: "content type without subtype", contentType: "application/", body: good, status: 415},
+		{name: "latin-1 charset", contentType: "application/json; charset=iso-8859-1", body: good, status: 415},
 
 		// Size limits.
 		{name: "body over small limit", small: true, body: batchJSON(events(t, 300, 30)...), status: 413},
@@ -622,5 +624,31 @@ func TestIDsAreScopedPerService(t *testing.T) {
 	}
 	if got := size(ts.l); got != 6 {
 		t.Errorf("Size() = %d, want 6", got)
+	}
+}
+
+// TestContentEncodingRefused: a compressed body is refused with a 415
+// naming the encoding; a gzip body was parsed as JSON ("invalid character
+// '\x1f'"), and a body labelled br was taken as it was. charset=UTF-8 is
+// fine, in any case.
+func TestContentEncodingRefused(t *testing.T) {
+	ts := newTestServer(t)
+	for _, enc := range []string{"gzip", "br", "identity, gzip"} {
+		req, _ := http.NewRequest(http.MethodPost, ts.srv.URL+"/v1/events", bytes.NewReader(eventJSON(t, 1)))
+		req.Header.Set("Authorization", "Bearer "+ts.submitter())
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Encoding", enc)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnsupportedMediaType || !strings.Contains(string(body), "Content-Encoding") {
+			t.Errorf("POST with Content-Encoding %q = %d %s, want 415 naming the encoding", enc, resp.StatusCode, body)
+		}
+	}
+	if r := ts.post(t, "application/json; charset=UTF-8", eventJSON(t, 2)); r.status != http.StatusCreated {
+		t.Errorf("POST with charset=UTF-8 = %v, want 201", r)
 	}
 }
