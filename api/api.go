@@ -260,7 +260,8 @@ func New(cfg Config) (*Server, error) {
 		promHandler.ServeHTTP(c.Writer, c.Request)
 	})
 
-	e.POST("/v1/events", submit, s.followerPushback, s.postEvents)
+	// A misspelt partial made the batch all or nothing without a word.
+	e.POST("/v1/events", submit, onlyParams("partial"), s.followerPushback, s.postEvents)
 	e.GET("/v1/log", verify, onlyParams(), s.getLog)
 	e.GET("/v1/entries/:index", audit, onlyParams(), s.getEntry)
 	e.GET("/v1/proofs/inclusion", verify, onlyParams("index", "leaf_hash", "size"), s.getInclusion)

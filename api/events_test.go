@@ -652,3 +652,17 @@ func TestContentEncodingRefused(t *testing.T) {
 		t.Errorf("POST with charset=UTF-8 = %v, want 201", r)
 	}
 }
+
+// TestPostEventsParameters: POST /v1/events takes partial, once; a
+// misspelt or repeated one is a 400 (parital=true made the batch all or
+// nothing without a word, partial=true&partial=false took the first).
+func TestPostEventsParameters(t *testing.T) {
+	ts := newTestServer(t)
+	for _, q := range []string{"?parital=true", "?partial=true&partial=false", "?partial=maybe"} {
+		r := call(t, ts.srv.URL, http.MethodPost, "/v1/events"+q, ts.submitter(), "application/json", eventJSON(t, 1))
+		wantError(t, "POST /v1/events"+q, r, http.StatusBadRequest)
+	}
+	if r := call(t, ts.srv.URL, http.MethodPost, "/v1/events?partial=true", ts.submitter(), "application/json", eventJSON(t, 1)); r.status != http.StatusCreated {
+		t.Errorf("POST /v1/events?partial=true = %v, want 201", r)
+	}
+}
