@@ -537,7 +537,7 @@ func (w *wireEvent) validate(v *ValidationError, opts ParseOptions, st *eventSto
 
 	if w.Time == nil {
 		v.add("time", "required")
-	} else if t, err := time.Parse(time.RFC3339Nano, *w.Time); err != nil {
+	} else if t, err := parseTime(*w.Time); err != nil {
 		v.add("time", "must be an RFC 3339 timestamp such as 2026-01-02T15:04:05Z")
 	} else {
 		e.Time = t.UTC()
@@ -812,4 +812,51 @@ func FitText(s string, max int) string {
 // isolates (U+202A-U+202E, U+2066-U+2069).
 func isBidiControl(r rune) bool {
 	return r >= 0x202A && r <= 0x202E || r >= 0x2066 && r <= 0x2069
+}
+
+// parseTime parses an RFC 3339 date-time strictly: time.Parse also takes
+// a comma before the fraction and offsets such as +24:00 or +23:60, which
+// RFC 3339 does not (and +23:60 was stored as the previous day), and
+// refuses the lower-case t and z that RFC 3339 5.6 allows.
+func parseTime(s string) (time.Time, error) {
+	bad := errors.New("not an RFC 3339 date-time")
+	digits := func(from, to int) bool {
+		for i := from; i < to; i++ {
+			if s[i] < '0' || s[i] > '9' {
+				return false
+			}
+		}
+		return true
+	}
+	if len(s) < 20 || !digits(0, 4) || s[4] != '-' || !digits(5, 7) || s[7] != '-' || !digits(8, 10) ||
+		s[10] != 'T' && s[10] != 't' || !digits(11, 13) || s[13] != ':' || !digits(14, 16) || s[16] != ':' || !digits(17, 19) {
+		return time.Time{}, bad
+	}
+	i := 19
+	if s[i] == '.' {
+		j := i + 1
+		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			j++
+		}
+		if j == i+1 || j-i-1 > 9 {
+			return time.Time{}, bad
+		}
+		i = j
+	}
+	switch zone := s[i:]; {
+	case zone == "Z" || zone == "z":
+	case len(zone) == 6 && (zone[0] == '+' || zone[0] == '-') && zone[3] == ':' && digits(i+1, i+3) && digits(i+4, i+6) &&
+		zone[1:3] <= "23" && zone[4:6] <= "59":
+	default:
+		return time.Time{}, bad
+	}
+	if s[10] == 't' || s[len(s)-1] == 'z' {
+		b := []byte(s)
+		b[10] = 'T'
+		if b[len(b)-1] == 'z' {
+			b[len(b)-1] = 'Z'
+		}
+		s = string(b)
+	}
+	return time.Parse(time.RFC3339Nano, s)
 }

@@ -59,3 +59,34 @@ func TestValidationErrorsBounded(t *testing.T) {
 		t.Fatalf("Parse(1000 unknown members) = %d problems (%v), want %d, the last saying there are more", len(ve.Fields), err, MaxFieldErrors)
 	}
 }
+
+// TestParseTimeStrictly: the time is RFC 3339's date-time: lower-case t and
+// z are fine (RFC 3339 5.6), a comma before the fraction, offsets past
+// 23:59 and more than 9 fractional digits are not. time.Parse took +23:60
+// and stored the event a day early.
+func TestParseTimeStrictly(t *testing.T) {
+	ev := func(ts string) []byte {
+		return fmt.Appendf(nil, `{"time":%q,"service":"s","actor":{"id":"a"},"source":{"ip":"192.0.2.1"},"action":"login","category":"authentication","outcome":"success"}`, ts)
+	}
+	now := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+	for ts, want := range map[string]string{
+		"2026-11-29T10:00:00Z":                "2026-11-29T10:00:00Z",
+		"2026-11-29t10:00:00z":                "2026-11-29T10:00:00Z",
+		"2026-11-29T10:00:00.123456789+02:00": "2026-11-29T08:00:00.123456789Z",
+		"2026-11-29T10:00:00-23:59":           "2026-11-30T09:59:00Z",
+	} {
+		e, err := Parse(ev(ts), ParseOptions{Now: now.Add(48 * time.Hour)})
+		if err != nil || e.Time.Format(time.RFC3339Nano) != want {
+			t.Errorf("Parse(time %q) = %v, %v; want %s", ts, e, err, want)
+		}
+	}
+	for _, ts := range []string{
+		"2026-11-29T10:00:00+24:00", "2026-11-29T10:00:00+23:60", "2026-11-29T10:00:00,5Z",
+		"2026-11-29T10:00:00.1234567891Z", "2026-11-29T10:00:00.Z", "2026-11-29 10:00:00Z", "2026-11-29T10:00:00",
+		"2026-11-29T10:00:00+0200", "2026-11-29T10:00:00UTC",
+	} {
+		if _, err := Parse(ev(ts), ParseOptions{Now: now}); err == nil {
+			t.Errorf("Parse(time %q) = nil, want an error", ts)
+		}
+	}
+}
