@@ -420,7 +420,11 @@ func queryPages(ctx context.Context, c *apiClient, q url.Values, limit int, form
 		if leaf.Kind != "" && leaf.Kind != "event" {
 			b.Action = "(" + leaf.Kind + ")"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Index, b.Time, b.Service, b.Actor.ID, b.Source.IP, b.Action, b.Outcome, res)
+		// The log keeps C1 controls and bidirectional overrides a
+		// client sent (evil\u202egnp.exe shows as evilexe.png):
+		// neutralised here, for the terminal.
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Index, oneLine(b.Time), oneLine(b.Service), oneLine(b.Actor.ID), oneLine(b.Source.IP),
+			oneLine(b.Action), oneLine(b.Outcome), oneLine(res))
 	}
 	return tw.Flush()
 }

@@ -456,3 +456,21 @@ func TestQueryAndExportOutputs(t *testing.T) {
 		t.Errorf("export of a download cut short = exit %d %q, want no panic", code, errOut)
 	}
 }
+
+// TestQueryTableNeutralisesText: a client may send C1 controls (U+009B
+// starts a terminal escape sequence) and bidirectional overrides
+// (evil\u202egnp.exe shows as evilexe.png), which the log keeps as sent;
+// the table printed them raw to the analyst's terminal.
+func TestQueryTableNeutralisesText(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, dir, "--detect=false")
+	s.mustPost(json.RawMessage(`{"time":"2026-11-29T10:00:00Z","service":"tty","actor":{"id":"evil\u009b2J\u202egnp.exe"},"source":{"ip":"192.0.2.1"},"action":"login","category":"authentication","outcome":"success"}`))
+	s.waitIndexed(2, 10*time.Second)
+	code, out, errOut := runCLI(t, nil, "query", "--url", s.base, "--api-key-file", filepath.Join(dir, "admin.key"), "--service", "tty")
+	if code != 0 || !strings.Contains(out, "evil") {
+		t.Fatalf("query = %d %q %q", code, out, errOut)
+	}
+	if strings.ContainsAny(out, "\u009b\u202e") {
+		t.Errorf("query printed the raw controls: %q", out)
+	}
+}
