@@ -363,6 +363,9 @@ type eventError struct {
 	Index  int    `json:"index"`
 	Field  string `json:"field,omitempty"`
 	Reason string `json:"reason"`
+	// conflict marks an id reused with other content: the status of a
+	// partial answer's rejected event is then 409, else 400.
+	conflict bool
 }
 
 // writeError answers an error. Errors are never cached.

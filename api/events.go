@@ -52,6 +52,9 @@ func dedupKey(service, id string) []byte {
 // where it was appended, or why it was not.
 type eventResult struct {
 	*appendResult
+	// Status is what a request of the event alone would have got: 400
+	// for an invalid event, 409 for an id reused with other content.
+	Status int          `json:"status,omitempty"`
 	Errors []eventError `json:"errors,omitempty"`
 }
 
@@ -136,10 +139,10 @@ func (s *Server) postEvents(c *gin.Context) {
 				switch {
 				case r.Err == nil:
 				case r.Duplicate:
-					bad[pos[k]] = []eventError{{Index: pos[k], Field: "id",
+					bad[pos[k]] = []eventError{{Index: pos[k], Field: "id", conflict: true,
 						Reason: fmt.Sprintf("already used by entry %d of the same service with different content", r.Index)}}
 				default:
-					bad[pos[k]] = []eventError{{Index: pos[k], Field: "id",
+					bad[pos[k]] = []eventError{{Index: pos[k], Field: "id", conflict: true,
 						Reason: "repeats the id of an earlier event of the same service in this request with different content"}}
 				}
 			}
@@ -211,6 +214,10 @@ func (s *Server) answer(c *gin.Context, raws [][]byte, single bool, pos []int, r
 	for i, errs := range bad {
 		if errs != nil {
 			out[i].Errors = errs
+			out[i].Status = http.StatusBadRequest
+			if errs[0].conflict {
+				out[i].Status = http.StatusConflict
+			}
 			s.rejectedEvents.Inc()
 		}
 	}

@@ -12,6 +12,7 @@ type partialAnswer struct {
 		Index     *uint64 `json:"index"`
 		LeafHash  string  `json:"leaf_hash"`
 		Duplicate bool    `json:"duplicate"`
+		Status    int     `json:"status"`
 		Errors    []struct {
 			Index  int    `json:"index"`
 			Field  string `json:"field"`
@@ -51,8 +52,8 @@ func TestPostPartialAcceptance(t *testing.T) {
 	if ans.Results[0].Index == nil || *ans.Results[0].Index != before || ans.Results[2].Index == nil || *ans.Results[2].Index != before+1 {
 		t.Errorf("partial answer = %s, want events 0 and 2 at %d and %d", r.body, before, before+1)
 	}
-	if ans.Results[1].Index != nil || len(ans.Results[1].Errors) != 1 || ans.Results[1].Errors[0].Field != "source.ip" || ans.Results[1].Errors[0].Index != 1 {
-		t.Errorf("partial answer = %s, want event 1 rejected on source.ip", r.body)
+	if ans.Results[1].Index != nil || ans.Results[1].Status != 400 || len(ans.Results[1].Errors) != 1 || ans.Results[1].Errors[0].Field != "source.ip" || ans.Results[1].Errors[0].Index != 1 {
+		t.Errorf("partial answer = %s, want event 1 rejected (400) on source.ip", r.body)
 	}
 	if got := size(ts.l); got != before+2 {
 		t.Errorf("size after partial acceptance = %d, want %d", got, before+2)
@@ -76,8 +77,10 @@ func TestPostPartialAcceptance(t *testing.T) {
 	}
 	ans = partialAnswer{}
 	decodeStrict(t, "partial answer", r.body, &ans)
-	if ans.Rejected != 1 || len(ans.Results[0].Errors) != 1 || ans.Results[0].Errors[0].Field != "id" || ans.Results[1].Index == nil {
-		t.Errorf("partial answer with a conflict = %s, want event 0 rejected on id and event 1 appended", r.body)
+	// Its status says a conflict, as the 409 of a request of it alone:
+	// RejectedError.Status was 400 for every refusal.
+	if ans.Rejected != 1 || ans.Results[0].Status != 409 || len(ans.Results[0].Errors) != 1 || ans.Results[0].Errors[0].Field != "id" || ans.Results[1].Index == nil {
+		t.Errorf("partial answer with a conflict = %s, want event 0 rejected (409) on id and event 1 appended", r.body)
 	}
 	if got := size(ts.l); got != before+1 {
 		t.Errorf("size after partial acceptance with a conflict = %d, want %d", got, before+1)

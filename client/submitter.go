@@ -622,6 +622,7 @@ type wireResult struct {
 	Index     *uint64 `json:"index"`
 	LeafHash  string  `json:"leaf_hash"`
 	Duplicate bool    `json:"duplicate"`
+	Status    int     `json:"status"`
 	Errors    []struct {
 		Field  string `json:"field"`
 		Reason string `json:"reason"`
@@ -645,7 +646,11 @@ func parseResults(body []byte, n, status int) ([]Result, error) {
 			for _, e := range w.Errors {
 				reasons = append(reasons, strings.TrimSpace(e.Field+": "+e.Reason))
 			}
-			out[i].Err = &RejectedError{Status: http.StatusBadRequest, Reason: strings.Join(reasons, "; ")}
+			st := w.Status
+			if st == 0 {
+				st = http.StatusBadRequest // a server before the per-event status
+			}
+			out[i].Err = &RejectedError{Status: st, Reason: strings.Join(reasons, "; ")}
 			continue
 		}
 		h, err := base64.StdEncoding.DecodeString(w.LeafHash)
