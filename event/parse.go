@@ -814,12 +814,14 @@ func isBidiControl(r rune) bool {
 	return r >= 0x202A && r <= 0x202E || r >= 0x2066 && r <= 0x2069
 }
 
+var errNotRFC3339 = errors.New("not an RFC 3339 date-time")
+
 // parseTime parses an RFC 3339 date-time strictly: time.Parse also takes
 // a comma before the fraction and offsets such as +24:00 or +23:60, which
 // RFC 3339 does not (and +23:60 was stored as the previous day), and
 // refuses the lower-case t and z that RFC 3339 5.6 allows.
 func parseTime(s string) (time.Time, error) {
-	bad := errors.New("not an RFC 3339 date-time")
+	bad := errNotRFC3339
 	digits := func(from, to int) bool {
 		for i := from; i < to; i++ {
 			if s[i] < '0' || s[i] > '9' {
