@@ -375,30 +375,27 @@ func (s *Server) readBody(c *gin.Context) (requestBody, int, string) {
 	tooLarge := func() string {
 		return fmt.Sprintf("request body larger than %d bytes; split the batch into smaller requests", s.cfg.MaxBodyBytes)
 	}
+	const busy = "the server is busy reading other requests; retry after the number of seconds in Retry-After"
 	n := c.Request.ContentLength
-	switch {
-	case n > s.cfg.MaxBodyBytes:
+	if n > s.cfg.MaxBodyBytes {
 		return b, http.StatusRequestEntityTooLarge, tooLarge()
-	case n < 0:
-		n = s.cfg.MaxBodyBytes
-	}
-	if !s.bodies.TryAcquire(n) {
-		ctx, cancel := context.WithTimeout(c, bodyWait)
-		err := s.bodies.Acquire(ctx, n)
-		cancel()
-		if err != nil {
-			return b, http.StatusServiceUnavailable, "the server is busy reading other requests; retry after the number of seconds in Retry-After"
-		}
 	}
 	body := http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes)
 	var data []byte
 	var err error
-	if c.Request.ContentLength >= 0 {
-		// The length is known (and within the limit): one allocation.
-		data = make([]byte, c.Request.ContentLength)
+	if n >= 0 {
+		// The length is known (and within the limit): reserved at
+		// once, read in one allocation.
+		if !s.reserveBody(c, n) {
+			return b, http.StatusServiceUnavailable, busy
+		}
+		data = make([]byte, n)
 		_, err = io.ReadFull(body, data)
 	} else {
-		data, err = io.ReadAll(body)
+		var ok bool
+		if data, n, ok, err = s.readUnknownLength(c, body); !ok {
+			return b, http.StatusServiceUnavailable, busy
+		}
 	}
 	if err != nil {
 		s.bodies.Release(n)
@@ -410,6 +407,66 @@ func (s *Server) readBody(c *gin.Context) (requestBody, int, string) {
 	}
 	b.data, b.reserved = data, n
 	return b, 0, ""
+}
+
+// reserveBody reserves n bytes of MaxInflightBodyBytes, waiting at most
+// bodyWait; it reports whether it did.
+func (s *Server) reserveBody(c *gin.Context, n int64) bool {
+	if s.bodies.TryAcquire(n) {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(c, bodyWait)
+	defer cancel()
+	return s.bodies.Acquire(ctx, n) == nil
+}
+
+// bodyChunk is how much of a body of unknown length is reserved ahead of
+// what has arrived.
+const bodyChunk = 64 << 10
+
+// readUnknownLength reads a body sent without a Content-Length (chunked),
+// reserving MaxInflightBodyBytes as its bytes arrive, a chunk ahead,
+// rather than MaxBodyBytes at once: nine clients sending such bodies
+// slowly held the whole budget, and every other request got 503 until
+// the read timeout. It returns the bytes and how many are reserved; ok is
+// false if the budget could not be had (nothing is left reserved then).
+func (s *Server) readUnknownLength(c *gin.Context, body io.Reader) (data []byte, reserved int64, ok bool, err error) {
+	data = make([]byte, 0, bodyChunk)
+	for {
+		if int64(len(data)) == s.cfg.MaxBodyBytes {
+			// Full: one more byte is too many (body is a
+			// MaxBytesReader, which says so), EOF is the end.
+			var one [1]byte
+			k, rerr := body.Read(one[:])
+			switch {
+			case rerr == io.EOF && k == 0:
+				return data, reserved, true, nil
+			case rerr == nil && k == 0:
+				continue
+			case rerr == nil:
+				rerr = &http.MaxBytesError{Limit: s.cfg.MaxBodyBytes}
+			}
+			return data, reserved, true, rerr
+		}
+		if want := min(int64(len(data))+bodyChunk, s.cfg.MaxBodyBytes); want > reserved {
+			if !s.reserveBody(c, want-reserved) {
+				s.bodies.Release(reserved)
+				return nil, 0, false, nil
+			}
+			reserved = want
+		}
+		if len(data) == cap(data) {
+			data = slices.Grow(data, int(reserved)-len(data))
+		}
+		k, rerr := body.Read(data[len(data):min(int64(cap(data)), reserved)])
+		data = data[:len(data)+k]
+		if rerr == io.EOF {
+			return data, reserved, true, nil
+		}
+		if rerr != nil {
+			return data, reserved, true, rerr
+		}
+	}
 }
 
 // splitEvents splits a request body into raw events: one event, a batch

@@ -666,3 +666,58 @@ func TestPostEventsParameters(t *testing.T) {
 		t.Errorf("POST /v1/events?partial=true = %v, want 201", r)
 	}
 }
+
+// TestSlowChunkedBodyHoldsLittle: a body sent without a Content-Length
+// (chunked) reserves the in-flight budget as its bytes arrive. It
+// reserved the whole max_body_bytes at once, so a few slow senders held
+// all of it and every other request got 503.
+func TestSlowChunkedBodyHoldsLittle(t *testing.T) {
+	ts := newTestServer(t, withAPI(func(c *api.Config) {
+		c.MaxBodyBytes = 1 << 20
+		c.MaxInflightBodyBytes = 1 << 20
+	}))
+	ev := eventJSON(t, 1)
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest(http.MethodPost, ts.srv.URL+"/v1/events", pr)
+	req.Header.Set("Authorization", "Bearer "+ts.submitter())
+	req.Header.Set("Content-Type", "application/json")
+	slow := make(chan *http.Response, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+		}
+		slow <- resp
+	}()
+	if _, err := pw.Write(ev[:10]); err != nil { // and then nothing, for now
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if r := ts.post(t, "application/json", eventJSON(t, 2)); r.status != http.StatusCreated {
+		t.Errorf("POST beside a slow chunked body = %v, want 201", r)
+	}
+	pw.Write(ev[10:])
+	pw.Close()
+	if resp := <-slow; resp == nil || resp.StatusCode != http.StatusCreated {
+		t.Errorf("the slow chunked POST = %v, want 201", resp)
+	} else {
+		resp.Body.Close()
+	}
+	// A chunked body over the limit is a 413, and leaves the budget free.
+	for range 3 {
+		req, _ := http.NewRequest(http.MethodPost, ts.srv.URL+"/v1/events", io.NopCloser(bytes.NewReader(bytes.Repeat([]byte(" "), 3<<19))))
+		req.Header.Set("Authorization", "Bearer "+ts.submitter())
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if req.ContentLength != 0 || resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("chunked POST of 1.5 MiB = %d (length %d), want 413 for a chunked body", resp.StatusCode, req.ContentLength)
+		}
+	}
+	if r := ts.post(t, "application/json", eventJSON(t, 3)); r.status != http.StatusCreated {
+		t.Errorf("POST after chunked bodies over the limit = %v, want 201", r)
+	}
+}
