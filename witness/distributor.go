@@ -427,6 +427,12 @@ func (d *Distributor) verifyCosignature(w *witnessClient, c *cosigned, resp []by
 	if len(resp) == 0 || resp[len(resp)-1] != '\n' || !bytes.HasPrefix(resp, []byte("— ")) {
 		return nil, fmt.Errorf("200 without signature lines: %q", truncate(resp))
 	}
+	// Name the line at fault; note.Open says only "malformed note".
+	for _, line := range bytes.Split(resp[:len(resp)-1], []byte("\n")) {
+		if !bytes.HasPrefix(line, []byte("— ")) {
+			return nil, fmt.Errorf("200 with a line that is not a signature line (tlog-witness: the answer is signature lines only): %q", truncate(line))
+		}
+	}
 	signed := append(bytes.Clone(c.note), resp...)
 	n, err := note.Open(signed, note.VerifierList(w.pw.Verifier))
 	if err != nil {

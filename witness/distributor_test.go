@@ -360,6 +360,26 @@ func TestFormatsCosignaturesAccepted(t *testing.T) {
 	}
 }
 
+// TestWitnessAnswerWithAnExtraLine: a 200 that holds a line other than
+// signature lines is refused, naming the line; the log said only
+// "malformed note".
+func TestWitnessAnswerWithAnExtraLine(t *testing.T) {
+	l := newLedger(t)
+	fs, cvkey := prooftest.WitnessKey(t, "chatty.example/w")
+	chatty := fakeWitness(t, func(req witness.AddRequest) (int, string, []byte) {
+		return 200, "text/plain", append(cosignWith(t, fs, req.Checkpoint), "thanks!\n"...)
+	})
+	d, _ := newDistributor(t, l, fmt.Sprintf("log %s\nwitness chatty %s %s\nquorum none\n", l.VerifierKey(), cvkey, chatty.URL))
+	grow(t, l, 3)
+	deadline := time.Now().Add(10 * time.Second)
+	for d.Status()[0].LastError == "" && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st := d.Status()[0]; !strings.Contains(st.LastError, "not a signature line") || !strings.Contains(st.LastError, "thanks!") {
+		t.Errorf("Status() = %+v, want an error naming the line that is not a signature", st)
+	}
+}
+
 // TestWitnessAskedAgainAfterABadSize: a witness that once answers 409
 // with a size beyond the log's is asked again (with old 0) and, once it
 // answers right, cosigns. The log stopped sending to it at all, until it
