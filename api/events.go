@@ -255,7 +255,7 @@ func (s *Server) prepare(raws [][]byte) ([]ledger.Entry, []string, map[int][]eve
 	}
 	buf := make([]byte, 0, n)
 	for i, raw := range raws {
-		ev, err := event.Parse(raw, event.ParseOptions{Now: now, MaxFuture: s.cfg.MaxFuture})
+		ev, err := event.Parse(raw, event.ParseOptions{Now: now, MaxFuture: s.cfg.MaxFuture, Receiving: true})
 		if err != nil {
 			var verr *event.ValidationError
 			if !errors.As(err, &verr) {

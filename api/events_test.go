@@ -721,3 +721,16 @@ func TestSlowChunkedBodyHoldsLittle(t *testing.T) {
 		t.Errorf("POST after chunked bodies over the limit = %v, want 201", r)
 	}
 }
+
+// TestPostRefusesFormatControls: C1 controls and bidirectional overrides
+// in a text field are refused when an event is received.
+func TestPostRefusesFormatControls(t *testing.T) {
+	ts := newTestServer(t)
+	for _, actor := range []string{"evil\u009b2J", "evil\u202egnp.exe"} {
+		body := fmt.Appendf(nil, `{"time":"2026-01-02T15:04:05Z","service":"s","actor":{"id":%q},"source":{"ip":"192.0.2.1"},"action":"login","category":"authentication","outcome":"success"}`, actor)
+		eb := wantError(t, "POST actor "+actor, ts.post(t, "application/json", body), http.StatusBadRequest)
+		if len(eb.Events) != 1 || eb.Events[0].Field != "actor.id" {
+			t.Errorf("POST actor %q: errors %+v, want one on actor.id", actor, eb.Events)
+		}
+	}
+}

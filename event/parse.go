@@ -59,6 +59,9 @@ func (e FieldError) Error() string {
 type ValidationError struct {
 	Fields []FieldError
 
+	// receiving is ParseOptions.Receiving, for checkText.
+	receiving bool
+
 	// failed holds the paths whose value could not be decoded; no further
 	// error is reported at or below them.
 	failed map[string]bool
@@ -163,6 +166,13 @@ type ParseOptions struct {
 	Now time.Time
 	// MaxFuture bounds clock skew; zero means DefaultMaxFuture.
 	MaxFuture time.Duration
+	// Receiving marks an event being received (POST /v1/events, and
+	// clients checking an event before they send it): its text fields
+	// must not hold C1 control characters or bidirectional overrides
+	// either, which make a terminal show other text than is stored
+	// (evil\u202egnp.exe shows as evilexe.png). Leaves already in a log
+	// are parsed without it: earlier versions stored such text.
+	Receiving bool
 }
 
 // wire types mirror Event with pointers, so that a missing field, a null and
@@ -223,7 +233,7 @@ var strict = json.JoinOptions(json.RejectUnknownMembers(true), json.MatchCaseIns
 // the wrong type does not hide the problems of the others.
 func Parse(data []byte, opts ParseOptions) (*Event, error) {
 	// On the stack: only an invalid event's errors go to the heap.
-	var ve ValidationError
+	ve := ValidationError{receiving: opts.Receiving}
 	v := &ve
 	w, out, ok := decodeFast(data)
 	if !ok {
@@ -718,6 +728,10 @@ func checkText(v *ValidationError, field, s string, max int) {
 	for _, r := range s {
 		if r < 0x20 || r == 0x7f {
 			v.add(field, "must not contain control characters")
+			return
+		}
+		if r >= 0x80 && v.receiving && (unicode.IsControl(r) || isBidiControl(r)) {
+			v.add(field, "must not contain control characters or bidirectional overrides (U+%04X)", r)
 			return
 		}
 	}

@@ -90,3 +90,24 @@ func TestParseTimeStrictly(t *testing.T) {
 		}
 	}
 }
+
+// TestReceivingRefusesFormatControls: an event being received may not hold
+// C1 controls or bidirectional overrides in a text field (they reached
+// analysts' terminals raw); one already stored, parsed without Receiving,
+// still parses, since earlier versions stored such text.
+func TestReceivingRefusesFormatControls(t *testing.T) {
+	for _, actor := range []string{"evil\u009b2J", "evil\u202egnp.exe", "a\u2066b"} {
+		data := fmt.Appendf(nil, `{"time":"2026-11-29T10:00:00Z","service":"s","actor":{"id":%q},"source":{"ip":"192.0.2.1"},"action":"login","category":"authentication","outcome":"success"}`, actor)
+		var ve *ValidationError
+		if _, err := Parse(data, ParseOptions{Receiving: true}); !errors.As(err, &ve) || ve.Fields[0].Field != "actor.id" || !strings.Contains(err.Error(), "bidirectional") {
+			t.Errorf("Parse(actor %q, Receiving) = %v, want an error on actor.id", actor, err)
+		}
+		if _, err := Parse(data, ParseOptions{}); err != nil {
+			t.Errorf("Parse(actor %q) of a stored leaf = %v, want it parsed", actor, err)
+		}
+	}
+	// Other scripts and symbols are fine.
+	if _, err := Parse([]byte(`{"time":"2026-11-29T10:00:00Z","service":"s","actor":{"id":"Élodie עברית 日本"},"source":{"ip":"192.0.2.1"},"action":"login","category":"authentication","outcome":"success"}`), ParseOptions{Receiving: true}); err != nil {
+		t.Errorf("Parse(accented, Hebrew and Japanese actor) = %v", err)
+	}
+}

@@ -73,7 +73,7 @@ func Parse(format string, line []byte, cfg Config) (*event.Event, error) {
 	}
 	switch format {
 	case FormatJSONL:
-		return event.Parse(line, event.ParseOptions{Now: cfg.now()})
+		return event.Parse(line, event.ParseOptions{Now: cfg.now(), Receiving: true})
 	case FormatCombined:
 		return parseCombined(string(line), cfg)
 	case FormatSSHD:

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -457,16 +458,23 @@ func TestQueryAndExportOutputs(t *testing.T) {
 	}
 }
 
-// TestQueryTableNeutralisesText: a client may send C1 controls (U+009B
-// starts a terminal escape sequence) and bidirectional overrides
-// (evil\u202egnp.exe shows as evilexe.png), which the log keeps as sent;
-// the table printed them raw to the analyst's terminal.
+// TestQueryTableNeutralisesText: logs written before the log refused them
+// may hold C1 controls (U+009B starts a terminal escape sequence) and
+// bidirectional overrides (evil\u202egnp.exe shows as evilexe.png); the
+// table printed them raw to the analyst's terminal. The page is served
+// by a stand-in for such a log.
 func TestQueryTableNeutralisesText(t *testing.T) {
-	dir := t.TempDir()
-	s := startServer(t, dir, "--detect=false")
-	s.mustPost(json.RawMessage(`{"time":"2026-11-29T10:00:00Z","service":"tty","actor":{"id":"evil\u009b2J\u202egnp.exe"},"source":{"ip":"192.0.2.1"},"action":"login","category":"authentication","outcome":"success"}`))
-	s.waitIndexed(2, 10*time.Second)
-	code, out, errOut := runCLI(t, nil, "query", "--url", s.base, "--api-key-file", filepath.Join(dir, "admin.key"), "--service", "tty")
+	old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/events" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"indexed_size":2,"events":[{"index":1,"leaf_hash":"AAAA","entry":{"kind":"event","received_at":"2026-11-29T10:00:00Z",`+
+			`"body":{"time":"2026-11-29T10:00:00Z","service":"tty","actor":{"id":"evil\u009b2J\u202egnp.exe"},"source":{"ip":"192.0.2.1"},"action":"login","category":"authentication","outcome":"success"}}}]}`)
+	}))
+	defer old.Close()
+	code, out, errOut := runCLI(t, nil, "query", "--url", old.URL, "--key", "al_test", "--service", "tty")
 	if code != 0 || !strings.Contains(out, "evil") {
 		t.Fatalf("query = %d %q %q", code, out, errOut)
 	}

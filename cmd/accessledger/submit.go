@@ -527,7 +527,7 @@ func (s *source) line(ctx context.Context, fp string, offset int64, lineNo int, 
 			ev.ID = s.lineID(fp, offset, line)
 		}
 		// Check it as the log will, to report the line here.
-		_, err = event.Parse(ev.Canonical(), event.ParseOptions{Now: time.Now()})
+		_, err = event.Parse(ev.Canonical(), event.ParseOptions{Now: time.Now(), Receiving: true})
 	}
 	if err != nil {
 		s.stats.errors.Add(1)
