@@ -627,6 +627,16 @@ func TestIDsAreScopedPerService(t *testing.T) {
 	}
 }
 
+// eventsRequest is a POST /v1/events of body as JSON, by the submitter
+// key. A body that is not a *bytes.Reader (a pipe, a NopCloser) is sent
+// chunked, without a Content-Length.
+func eventsRequest(ts *testServer, body io.Reader) *http.Request {
+	req, _ := http.NewRequest(http.MethodPost, ts.srv.URL+"/v1/events", body)
+	req.Header.Set("Authorization", "Bearer "+ts.submitter())
+	req.Header.Set("Content-Type", "application/json")
+	return req
+}
+
 // TestContentEncodingRefused: a compressed body is refused with a 415
 // naming the encoding; a gzip body was parsed as JSON ("invalid character
 // '\x1f'"), and a body labelled br was taken as it was. charset=UTF-8 is
@@ -634,9 +644,7 @@ func TestIDsAreScopedPerService(t *testing.T) {
 func TestContentEncodingRefused(t *testing.T) {
 	ts := newTestServer(t)
 	for _, enc := range []string{"gzip", "br", "identity, gzip"} {
-		req, _ := http.NewRequest(http.MethodPost, ts.srv.URL+"/v1/events", bytes.NewReader(eventJSON(t, 1)))
-		req.Header.Set("Authorization", "Bearer "+ts.submitter())
-		req.Header.Set("Content-Type", "application/json")
+		req := eventsRequest(ts, bytes.NewReader(eventJSON(t, 1)))
 		req.Header.Set("Content-Encoding", enc)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -678,9 +686,7 @@ func TestSlowChunkedBodyHoldsLittle(t *testing.T) {
 	}))
 	ev := eventJSON(t, 1)
 	pr, pw := io.Pipe()
-	req, _ := http.NewRequest(http.MethodPost, ts.srv.URL+"/v1/events", pr)
-	req.Header.Set("Authorization", "Bearer "+ts.submitter())
-	req.Header.Set("Content-Type", "application/json")
+	req := eventsRequest(ts, pr)
 	slow := make(chan *http.Response, 1)
 	go func() {
 		resp, err := http.DefaultClient.Do(req)
@@ -705,9 +711,7 @@ func TestSlowChunkedBodyHoldsLittle(t *testing.T) {
 	}
 	// A chunked body over the limit is a 413, and leaves the budget free.
 	for range 3 {
-		req, _ := http.NewRequest(http.MethodPost, ts.srv.URL+"/v1/events", io.NopCloser(bytes.NewReader(bytes.Repeat([]byte(" "), 3<<19))))
-		req.Header.Set("Authorization", "Bearer "+ts.submitter())
-		req.Header.Set("Content-Type", "application/json")
+		req := eventsRequest(ts, io.NopCloser(bytes.NewReader(bytes.Repeat([]byte(" "), 3<<19))))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

@@ -730,7 +730,7 @@ func checkText(v *ValidationError, field, s string, max int) {
 			v.add(field, "must not contain control characters")
 			return
 		}
-		if r >= 0x80 && v.receiving && (unicode.IsControl(r) || isBidiControl(r)) {
+		if r >= 0x80 && v.receiving && (unicode.IsControl(r) || IsBidiControl(r)) {
 			v.add(field, "must not contain control characters or bidirectional overrides (U+%04X)", r)
 			return
 		}
@@ -808,7 +808,7 @@ func truncate(s string, n int) string {
 // a request that sent them would otherwise go unrecorded.
 func FitText(s string, max int) string {
 	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || isBidiControl(r) {
+		if unicode.IsControl(r) || IsBidiControl(r) {
 			return '?'
 		}
 		return r
@@ -822,9 +822,9 @@ func FitText(s string, max int) string {
 	return s[:max]
 }
 
-// isBidiControl reports the bidirectional embeddings, overrides and
+// IsBidiControl reports the bidirectional embeddings, overrides and
 // isolates (U+202A-U+202E, U+2066-U+2069).
-func isBidiControl(r rune) bool {
+func IsBidiControl(r rune) bool {
 	return r >= 0x202A && r <= 0x202E || r >= 0x2066 && r <= 0x2069
 }
 
@@ -835,7 +835,6 @@ var errNotRFC3339 = errors.New("not an RFC 3339 date-time")
 // RFC 3339 does not (and +23:60 was stored as the previous day), and
 // refuses the lower-case t and z that RFC 3339 5.6 allows.
 func parseTime(s string) (time.Time, error) {
-	bad := errNotRFC3339
 	digits := func(from, to int) bool {
 		for i := from; i < to; i++ {
 			if s[i] < '0' || s[i] > '9' {
@@ -846,7 +845,7 @@ func parseTime(s string) (time.Time, error) {
 	}
 	if len(s) < 20 || !digits(0, 4) || s[4] != '-' || !digits(5, 7) || s[7] != '-' || !digits(8, 10) ||
 		s[10] != 'T' && s[10] != 't' || !digits(11, 13) || s[13] != ':' || !digits(14, 16) || s[16] != ':' || !digits(17, 19) {
-		return time.Time{}, bad
+		return time.Time{}, errNotRFC3339
 	}
 	i := 19
 	if s[i] == '.' {
@@ -855,7 +854,7 @@ func parseTime(s string) (time.Time, error) {
 			j++
 		}
 		if j == i+1 || j-i-1 > 9 {
-			return time.Time{}, bad
+			return time.Time{}, errNotRFC3339
 		}
 		i = j
 	}
@@ -864,7 +863,7 @@ func parseTime(s string) (time.Time, error) {
 	case len(zone) == 6 && (zone[0] == '+' || zone[0] == '-') && zone[3] == ':' && digits(i+1, i+3) && digits(i+4, i+6) &&
 		zone[1:3] <= "23" && zone[4:6] <= "59":
 	default:
-		return time.Time{}, bad
+		return time.Time{}, errNotRFC3339
 	}
 	if s[10] == 't' || s[len(s)-1] == 'z' {
 		b := []byte(s)

@@ -128,7 +128,7 @@ func oneLine(s string) string {
 		switch {
 		case r == '\n' || r == '\r' || r == '\t':
 			return ' '
-		case unicode.IsControl(r), r >= 0x202A && r <= 0x202E, r >= 0x2066 && r <= 0x2069:
+		case unicode.IsControl(r), event.IsBidiControl(r):
 			// Never an escape sequence on the reader's terminal, nor
 			// a bidirectional override that shows other text than is
 			// stored: notes, outputs, events are other people's text.
