@@ -305,13 +305,18 @@ const decisionsPerCommit = 256
 
 // processLeaf handles one leaf within the batch's transaction.
 func (s *Service) processLeaf(ctx context.Context, b *batchState, lf ledger.Leaf) error {
-	switch event.LeafKind(lf.Data) {
-	case event.KindAlert:
-		return s.processAlert(b, lf)
-	case event.KindResponse:
-		return s.processResponse(ctx, b, lf)
+	kind := event.LeafKind(lf.Data)
+	if kind != event.KindAlert && kind != event.KindResponse {
+		return nil
 	}
-	return nil
+	// Both may queue messages, whose ids need the log's tag.
+	if err := s.loadLogTag(ctx); err != nil {
+		return err
+	}
+	if kind == event.KindAlert {
+		return s.processAlert(b, lf)
+	}
+	return s.processResponse(ctx, b, lf)
 }
 
 // day returns the counters of a day.
@@ -355,7 +360,7 @@ func (s *Service) processAlert(b *batchState, lf ledger.Leaf) error {
 	if err := b.txn.Set(indexKey(keyAlertPfx, lf.Index), v); err != nil {
 		return err
 	}
-	msg := &Message{ID: AlertID(lf.Index), Type: TypeAlertRaised, Time: l.ReceivedAt, AlertIndex: lf.Index, Alert: a, Count: 1}
+	msg := &Message{ID: s.messageID(AlertID(lf.Index)), Type: TypeAlertRaised, Time: l.ReceivedAt, AlertIndex: lf.Index, Alert: a, Count: 1}
 	for _, r := range s.responders {
 		if !r.cfg.Filter.Match(a) {
 			continue
@@ -385,7 +390,7 @@ func (s *Service) processResponse(ctx context.Context, b *batchState, lf ledger.
 		b.day(leafDay(lf.Data)).DeadLettered++
 	}
 	if r.Action == event.ActionDigest {
-		msg := &Message{ID: fmt.Sprintf("digest.%d", lf.Index), Type: TypeDigest, Time: l.ReceivedAt, Count: 1, Digest: r.Digest}
+		msg := &Message{ID: s.messageID(fmt.Sprintf("digest.%d", lf.Index)), Type: TypeDigest, Time: l.ReceivedAt, Count: 1, Digest: r.Digest}
 		for _, rs := range s.responders {
 			if rs.cfg.Digest && rs.cfg.Type != TypePagerDuty {
 				if err := s.enqueue(b.txn, rs, msg); err != nil {
@@ -428,7 +433,7 @@ func (s *Service) processResponse(ctx context.Context, b *batchState, lf ledger.
 	if r.Action == event.ActionResolved {
 		typ = TypeAlertResolved
 	}
-	msg := &Message{ID: fmt.Sprintf("%s.%d", AlertID(alert), lf.Index), Type: typ, Time: l.ReceivedAt,
+	msg := &Message{ID: s.messageID(fmt.Sprintf("%s.%d", AlertID(alert), lf.Index)), Type: typ, Time: l.ReceivedAt,
 		AlertIndex: alert, Alert: stored.Alert, Count: 1, By: r.By, Note: r.Note}
 	for _, rs := range s.responders {
 		if rs.lifecycle && rs.cfg.Filter.Match(stored.Alert) {

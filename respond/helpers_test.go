@@ -2,6 +2,7 @@ package respond
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"sync"
 	"testing"
@@ -24,6 +25,17 @@ func newTestLedger(t testing.TB) *ledger.Ledger {
 }
 
 // testAlert returns a valid alert of rule with the given group value.
+// wantMessageID is the id of a message of log l: the first 16 hex digits
+// of its first leaf's hash, a dot, and local.
+func wantMessageID(t testing.TB, l *ledger.Ledger, local string) string {
+	t.Helper()
+	_, h, err := l.Entry(bg, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h[:8]) + "." + local
+}
+
 func testAlert(rule, level, group string, n int) *event.Alert {
 	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC).Add(time.Duration(n) * time.Minute)
 	return &event.Alert{

@@ -2,6 +2,8 @@ package respond
 
 import (
 	"context"
+	"encoding/hex"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -21,10 +23,12 @@ const (
 // stores and a Sender sends.
 type Message struct {
 	// ID is stable across redeliveries, so that receivers can
-	// deduplicate: the alert id (its log index, in decimal) for
-	// alert.raised, "<alert id>.<response leaf index>" for
+	// deduplicate, and unique across logs: the log's tag (see
+	// Service.loadLogTag), a dot, then the alert id (its log index, in
+	// decimal) for alert.raised, "<alert id>.<response leaf index>" for
 	// acknowledgements and resolutions, "digest.<leaf index>" for a
-	// digest.
+	// digest. Messages queued by earlier versions, which had no tag,
+	// keep their ids: the outbox stores them.
 	ID   string `json:"id"`
 	Type string `json:"type"`
 	// Time is when the thing notified happened (the alert leaf's
@@ -48,6 +52,38 @@ type Message struct {
 // decimal. It is the id of GET /v1/alerts/<id>, of SSE events and of
 // the Standard Webhooks webhook-id.
 func AlertID(index uint64) string { return strconv.FormatUint(index, 10) }
+
+// logTagLen is the number of bytes of the first leaf's hash in a log's
+// tag: 64 bits, so that a receiver taking a few logs' messages, or a log
+// recreated after a reset, never sees two logs share one.
+const logTagLen = 8
+
+// loadLogTag sets the tag that makes this log's message ids its own: the
+// first 16 hex digits of the leaf hash of the log's first entry (which
+// holds its receive time to the nanosecond). Alert indexes alone repeat
+// across logs: a receiver deduplicating on webhook-id, as Standard
+// Webhooks advises, would drop a second log's alert 42, or a recreated
+// log's. Anyone can check the tag with the log's first entry, and it
+// stays the same if the responders' storage is restored or rebuilt. Only
+// the follower calls it, once the log has a leaf.
+func (s *Service) loadLogTag(ctx context.Context) error {
+	if s.logTag != "" {
+		return nil
+	}
+	_, h, err := s.cfg.Log.Entry(ctx, 0)
+	if err != nil {
+		return fmt.Errorf("respond: reading the log's first entry for message ids: %w", err)
+	}
+	if len(h) < logTagLen {
+		return fmt.Errorf("respond: the log's first entry has a %d-byte leaf hash", len(h))
+	}
+	s.logTag = hex.EncodeToString(h[:logTagLen])
+	return nil
+}
+
+// messageID returns the id of a message of this log: its tag, a dot and
+// local, which tells the message apart within the log.
+func (s *Service) messageID(local string) string { return s.logTag + "." + local }
 
 // Sender delivers messages to one responder. Send makes one attempt;
 // retrying, backoff and recording the outcome are the outbox's.

@@ -470,7 +470,8 @@ type payloadData struct {
 // the fields of event.Digest. Fields without a value are left out. The
 // message's id is not in the body: webhooks carry it in the webhook-id
 // header, commands in ACCESSLEDGER_MESSAGE_ID; it is the same on every
-// redelivery, for receivers to deduplicate.
+// redelivery, for receivers to deduplicate, and unique across logs
+// (Message.ID).
 func EncodePayload(m *Message) ([]byte, error) {
 	if err := checkMessage(m); err != nil {
 		return nil, err

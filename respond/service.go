@@ -83,6 +83,7 @@ type Service struct {
 	storage          *badgerutil.StorageMetrics // nil without a registerer
 
 	cursor  atomic.Uint64
+	logTag  string // the log's tag in message ids; the follower's (loadLogTag)
 	seqMu   sync.Mutex
 	seq     uint64 // last sequence number handed out
 	feed    broadcast

@@ -42,7 +42,7 @@ func TestDeliveryRetriesUntilDelivered(t *testing.T) {
 		t.Errorf("the attempt after 429 Retry-After 300ms came %v later", gap)
 	}
 	m := f.delivered()[0]
-	if m.ID != AlertID(idx[0]) || m.Type != TypeAlertRaised || m.Alert == nil || m.Alert.Rule.ID != "r1" || m.Count != 1 {
+	if m.ID != wantMessageID(t, l, AlertID(idx[0])) || m.Type != TypeAlertRaised || m.Alert == nil || m.Alert.Rule.ID != "r1" || m.Count != 1 {
 		t.Errorf("delivered %+v", m)
 	}
 	waitFor(t, "the delivered leaf", func() bool {
@@ -53,6 +53,29 @@ func TestDeliveryRetriesUntilDelivered(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// A receiver deduplicating on the message id, as Standard Webhooks
+// advises, must not drop a second log's alert at the same index, nor a
+// recreated log's: alert 0 of two logs has two ids.
+func TestMessageIDsDifferAcrossLogs(t *testing.T) {
+	var ids []string
+	for range 2 {
+		l := newTestLedger(t)
+		f := newFakeSender(Outcome{Status: 200})
+		_, _ = runService(t, Config{Log: l, Dir: t.TempDir(), Delivery: fastDelivery(),
+			Responders: []ResponderConfig{{Name: "hook", Type: TypeWebhook}}, Senders: map[string]Sender{"hook": f}})
+		idx := appendAlerts(t, l, testAlert("r1", "high", "203.0.113.7", 1))
+		waitFor(t, "delivery", func() bool { return len(f.delivered()) == 1 })
+		id := f.delivered()[0].ID
+		if want := wantMessageID(t, l, AlertID(idx[0])); id != want || !strings.HasSuffix(id, ".0") {
+			t.Errorf("message id %q, want %q: the log's first leaf hash, then the alert id 0", id, want)
+		}
+		ids = append(ids, id)
+	}
+	if ids[0] == ids[1] {
+		t.Errorf("alert 0 of two logs has one message id, %s", ids[0])
+	}
 }
 
 func TestDeadLetterAndRedeliver(t *testing.T) {
