@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -58,13 +59,36 @@ func TestOpenRefusesStorageThatLostAcknowledgedEntries(t *testing.T) {
 	c := cfg
 	c.Dir = crashed
 	damaged := damageWAL(t, crashed)
-	_, err := Open(bg, c)
+	damagedBytes, err := os.ReadFile(damaged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	damagedBytes = bytes.TrimRight(damagedBytes, "\x00")
+	_, err = Open(bg, c)
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "400 entries were acknowledged") ||
 		!strings.Contains(err.Error(), "backup") {
 		t.Fatalf("Open() after a byte of %s was flipped = %v, want ErrCorrupt saying 400 entries were acknowledged and to restore a backup",
 			filepath.Base(damaged), err)
 	}
 	t.Logf("refused: %v", err)
+
+	// The bytes Badger cut are kept: the damaged memtable file as it was
+	// before the open, in the directory the error names.
+	copies, _ := filepath.Glob(crashed + LogCopyPrefix + "*")
+	if len(copies) != 1 || !strings.Contains(err.Error(), copies[0]) {
+		t.Fatalf("copies of the logs %v; want one, named in the error", copies)
+	}
+	if info, err := os.Stat(copies[0]); err != nil || info.Mode().Perm() != 0o700 {
+		t.Errorf("the copy's directory: %v, %v; want mode 0700", info, err)
+	}
+	kept, err := os.ReadFile(filepath.Join(copies[0], filepath.Base(damaged)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(kept, damagedBytes) {
+		t.Errorf("the copy of %s holds %d bytes that differ from the %d it had before the open",
+			filepath.Base(damaged), len(kept), len(damagedBytes))
+	}
 
 	// An operator who restored an older backup on purpose removes the
 	// record; the log then opens with what it holds, and records that.
@@ -80,6 +104,33 @@ func TestOpenRefusesStorageThatLostAcknowledgedEntries(t *testing.T) {
 	got, ok, err := readAcked(crashed)
 	if err != nil || !ok || got != size {
 		t.Fatalf("readAcked after reopening = %d, %v, %v; want %d", got, ok, err, size)
+	}
+}
+
+// TestOpenAfterCrashKeepsNoLogCopy opens a crashed ledger that lost
+// nothing: the copy of its logs made before the open is removed.
+func TestOpenAfterCrashKeepsNoLogCopy(t *testing.T) {
+	l, cfg := newTestLedger(t)
+	appendN(t, l, 0, 30, 10)
+	crashed := filepath.Join(t.TempDir(), "crashed")
+	copyDir(t, cfg.Dir, crashed)
+	closeLedger(t, l)
+	if files, _, err := logsToCopy(crashed); err != nil || len(files) == 0 {
+		t.Fatalf("logsToCopy(crashed) = %v, %v; want the memtable files that hold data", files, err)
+	}
+	c := cfg
+	c.Dir = crashed
+	l = openTestLedger(t, c)
+	if size, _ := l.Size(); size != 30 {
+		t.Errorf("Size() = %d after the crash, want 30", size)
+	}
+	closeLedger(t, l)
+	if copies, _ := filepath.Glob(crashed + LogCopyPrefix + "*"); len(copies) != 0 {
+		t.Errorf("copies of the logs %v left after an open that lost nothing", copies)
+	}
+	// A clean close flushed the memtables: nothing to copy next time.
+	if files, _, err := logsToCopy(crashed); err != nil || len(files) != 0 {
+		t.Errorf("logsToCopy after a clean close = %v, %v; want none", files, err)
 	}
 }
 

@@ -423,15 +423,20 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		return nil, err
 	}
 	fault := &storageFault{}
+	// After a crash Badger cuts its logs where they stop checking; should
+	// the log then have lost acknowledged entries, the bytes it cut are
+	// in this copy (see LogCopyPrefix).
+	copied := copyLogsBeforeOpen(cfg.Dir, cfg.Clock(), cfg.MinFreeDisk, cfg.Logger)
 	db, err := openBadger(cfg, fault)
 	if err != nil {
-		return nil, err
+		return nil, keepLogCopy(err, copied)
 	}
 	l, err := openLedger(ctx, cfg, db, fault)
 	if err != nil {
 		db.Close()
-		return nil, err
+		return nil, keepLogCopy(err, copied)
 	}
+	dropLogCopy(copied, cfg.Logger)
 	l.start()
 	return l, nil
 }
