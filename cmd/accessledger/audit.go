@@ -339,8 +339,9 @@ func (r *auditReport) fatal() bool {
 	return false
 }
 
-// audit runs one audit. Its findings are in the report; nothing is saved
-// unless everything verified.
+// audit runs one audit. Its findings are in the report. The served
+// checkpoint is saved once its signature, the witness policy and its
+// consistency with the saved one verify; --full progress as it goes.
 func (a *auditor) audit(ctx context.Context) *auditReport {
 	start := time.Now()
 	rep := &auditReport{Time: start.UTC(), URL: a.cfg.URL, Origin: a.origin, Findings: []finding{}}
@@ -360,7 +361,7 @@ func (a *auditor) audit(ctx context.Context) *auditReport {
 	}
 	raw, err := a.fetcher.ReadCheckpoint(ctx)
 	if err != nil {
-		rep.add(findingUnavailable, "fetching the checkpoint: %v", err)
+		rep.add(findingUnavailable, "fetching the checkpoint: %v%s", err, a.keyHint(err))
 		return rep
 	}
 	cp, _, _, err := log.ParseCheckpoint(raw, a.origin, a.verifier)
@@ -405,6 +406,15 @@ func (a *auditor) audit(ctx context.Context) *auditReport {
 	if a.cfg.Compare != "" {
 		a.compare(ctx, rep, raw, cp)
 	}
+	if len(rep.Findings) > 0 {
+		return rep
+	}
+	// The checkpoint verifies and is consistent with what this auditor
+	// held: keep it now, whatever --full finds, so that every later view
+	// must extend it. Kept only after a run that succeeds, a log could fail
+	// one --full run on purpose (a bundle it does not serve) and show a
+	// conflicting tree to the next.
+	a.keepCheckpoint(rep, st, raw, cp)
 	if a.cfg.Full && len(rep.Findings) == 0 {
 		a.full(ctx, rep, st, cp)
 		if resumed := rep.Full.Resumed; resumed > 0 && treeFinding(rep) && ctx.Err() == nil {
@@ -420,18 +430,41 @@ func (a *auditor) audit(ctx context.Context) *auditReport {
 			}
 		}
 	}
-	if len(rep.Findings) == 0 {
-		if st.Checkpoint != "" {
-			if old, _, _, _ := log.ParseCheckpoint([]byte(st.Checkpoint), a.origin, a.verifier); old != nil && old.Size > cp.Size {
-				return rep // keep the larger one
-			}
-		}
-		st.Origin, st.Checkpoint = a.origin, string(raw)
+	if a.cfg.Full && len(rep.Findings) == 0 {
+		// The --full progress, up to the checkpoint's size.
 		if err := saveAuditState(a.cfg.State, st); err != nil {
 			rep.add(findingUnavailable, "saving the audit state: %v", err)
 		}
 	}
 	return rep
+}
+
+// keyHint says what to do about a request the server refused for want of
+// an API key, or for the key given.
+func (a *auditor) keyHint(err error) string {
+	// The fetcher ends its error with the status code.
+	msg := err.Error()
+	if !strings.HasSuffix(msg, "): 401") && !strings.HasSuffix(msg, "): 403") {
+		return ""
+	}
+	if a.cfg.APIKey == "" {
+		return " (the server wants an API key with the auditor role: set ACCESSLEDGER_AUDIT_API_KEY or --api-key-file)"
+	}
+	return " (the server refused the API key given: it must be a live key with the auditor role)"
+}
+
+// keepCheckpoint saves cp as the checkpoint this auditor verified, unless
+// the one it holds is larger (a rollback is a finding, never saved over).
+func (a *auditor) keepCheckpoint(rep *auditReport, st *auditState, raw []byte, cp *log.Checkpoint) {
+	if st.Checkpoint != "" {
+		if old, _, _, _ := log.ParseCheckpoint([]byte(st.Checkpoint), a.origin, a.verifier); old != nil && old.Size > cp.Size {
+			return
+		}
+	}
+	st.Origin, st.Checkpoint = a.origin, string(raw)
+	if err := saveAuditState(a.cfg.State, st); err != nil {
+		rep.add(findingUnavailable, "saving the audit state: %v", err)
+	}
 }
 
 func contains(s []int, v int) bool {
@@ -452,7 +485,7 @@ func (a *auditor) checkConsistent(ctx context.Context, rep *auditReport, oldRaw 
 	switch {
 	case old.Size == cp.Size:
 		if !bytes.Equal(old.Hash, cp.Hash) {
-			f := rep.add(findingSplitView, "SPLIT VIEW: %s and the served checkpoint both have size %d but different root hashes; both are signed by the log", what, cp.Size)
+			f := rep.add(findingSplitView, "%s and the served checkpoint both have size %d but different root hashes; both are signed by the log", what, cp.Size)
 			f.Evidence = ev
 		}
 		return
@@ -461,12 +494,15 @@ func (a *auditor) checkConsistent(ctx context.Context, rep *auditReport, oldRaw 
 		// Prove the smaller is a prefix of the larger, from tiles of the
 		// larger tree, if the server still serves them.
 		p, err := a.proveConsistency(ctx, cp.Size, old.Size)
-		if err == nil {
-			err = proof.VerifyConsistency(rfc6962.DefaultHasher, cp.Size, old.Size, p, cp.Hash, old.Hash)
-		}
 		if err != nil {
+			// Tiles of the larger tree not served: a rollback, neither
+			// proven consistent nor proven not.
+			f.Message += fmt.Sprintf("; whether it is a prefix of it could not be checked: building the consistency proof from the served tiles: %v", err)
+			return
+		}
+		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, cp.Size, old.Size, p, cp.Hash, old.Hash); err != nil {
 			f.Kind = findingInconsistent
-			f.Message += fmt.Sprintf("; and they are not proven consistent: %v", evbundle.ProofError(err))
+			f.Message += fmt.Sprintf("; and they are not consistent: %v", evbundle.ProofError(err))
 			f.Evidence = ev
 			ev.Proof = b64List(p)
 		}
@@ -478,7 +514,7 @@ func (a *auditor) checkConsistent(ctx context.Context, rep *auditReport, oldRaw 
 		return
 	}
 	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, old.Size, cp.Size, p, old.Hash, cp.Hash); err != nil {
-		f := rep.add(findingInconsistent, "INCONSISTENT: the served checkpoint (size %d) is not an extension of %s (size %d): %v", cp.Size, what, old.Size, evbundle.ProofError(err))
+		f := rep.add(findingInconsistent, "the served checkpoint (size %d) is not an extension of %s (size %d): %v", cp.Size, what, old.Size, evbundle.ProofError(err))
 		ev.Proof = b64List(p)
 		f.Evidence = ev
 	}
@@ -544,7 +580,7 @@ func (a *auditor) checkAhead(ctx context.Context, rep *auditReport, raw []byte, 
 		err = proof.VerifyConsistency(rfc6962.DefaultHasher, cp.Size, oc.Size, p, cp.Hash, oc.Hash)
 	}
 	if err != nil {
-		f := rep.add(findingSplitView, "SPLIT VIEW: %s (size %d) is not proven to extend the served checkpoint (size %d): %v", what, oc.Size, cp.Size, evbundle.ProofError(err))
+		f := rep.add(findingSplitView, "%s (size %d) is not proven to extend the served checkpoint (size %d): %v", what, oc.Size, cp.Size, evbundle.ProofError(err))
 		f.Evidence = &evidence{Old: string(raw), New: string(other), Proof: b64List(p)}
 	}
 }
@@ -612,7 +648,7 @@ func (a *auditor) print(w io.Writer, r *auditReport) {
 				fmt.Fprintf(w, "new checkpoint:\n\t%s\n", strings.ReplaceAll(strings.TrimSuffix(e.New, "\n"), "\n", "\n\t"))
 			}
 			if len(e.Proof) > 0 {
-				fmt.Fprintf(w, "proof of misbehavior (consistency proof served by the log):\n\t%s\n", strings.Join(e.Proof, "\n\t"))
+				fmt.Fprintf(w, "proof of misbehavior (consistency proof built from the log's tiles):\n\t%s\n", strings.Join(e.Proof, "\n\t"))
 			}
 		}
 	}
@@ -682,6 +718,11 @@ func (a *auditor) full(ctx context.Context, rep *auditReport, st *auditState, cp
 	}
 	fr := &fullReport{Resumed: from}
 	rep.Full = fr
+	defer func() {
+		fr.Leaves = rng.End() - from
+		fr.Seconds = time.Since(start).Seconds()
+		fr.LeavesPerSecon = float64(fr.Leaves) / max(fr.Seconds, 1e-9)
+	}()
 	v := &treeVerifier{ctx: ctx, a: a, rep: rep, pending: pending, size: cp.Size}
 	// whole is where a later run resumes: the last full bundle.
 	whole := cp.Size / layout.EntryBundleWidth * layout.EntryBundleWidth
@@ -690,10 +731,24 @@ func (a *auditor) full(ctx context.Context, rep *auditReport, st *auditState, cp
 		snap = &fullState{Size: from, Range: slices.Clone(rng.Hashes()), Pending: v.snapshot()}
 	}
 	lastSave := time.Now()
+	// saveProgress saves the verified prefix (whole bundles) of a run that
+	// stops short, unless it stopped at a finding about the log: a run
+	// that could not read a bundle, or was interrupted, resumes there.
+	saveProgress := func() {
+		end := rng.End()
+		if end <= from || end%layout.EntryBundleWidth != 0 || !onlyUnavailable(rep) {
+			return
+		}
+		st.Full = &fullState{Size: end, Range: slices.Clone(rng.Hashes()), Pending: v.snapshot()}
+		if err := saveAuditState(a.cfg.State, st); err != nil {
+			rep.add(findingUnavailable, "saving --full progress: %v", err)
+		}
+	}
 	bundles := (cp.Size + layout.EntryBundleWidth - 1) / layout.EntryBundleWidth
 	for res := range a.verifyBundles(ctx, from/layout.EntryBundleWidth, bundles, cp.Size) {
 		if res.err != nil {
 			rep.add(res.kind, "%v", res.err)
+			saveProgress()
 			return
 		}
 		if res.root != nil {
@@ -742,6 +797,7 @@ func (a *auditor) full(ctx context.Context, rep *auditReport, st *auditState, cp
 	}
 	if err := parent.Err(); err != nil {
 		rep.add(findingUnavailable, "interrupted at %d leaves: %v (run again to resume)", rng.End(), err)
+		saveProgress()
 		return
 	}
 	if rng.End() != cp.Size {
@@ -753,20 +809,33 @@ func (a *auditor) full(ctx context.Context, rep *auditReport, st *auditState, cp
 	if len(rep.Findings) > 0 {
 		return
 	}
-	root, err := rng.GetRootHash(nil)
-	if err != nil {
-		rep.add(findingUnavailable, "computing the root: %v", err)
-		return
+	// An empty range has no root; the empty tree's is SHA-256 of nothing
+	// (RFC 6962, 2.1), which a log of size 0 signs.
+	root := rfc6962.DefaultHasher.EmptyRoot()
+	if cp.Size > 0 {
+		var err error
+		if root, err = rng.GetRootHash(nil); err != nil {
+			rep.add(findingUnavailable, "computing the root: %v", err)
+			return
+		}
 	}
 	if !bytes.Equal(root, cp.Hash) {
 		rep.add(findingRoot, "the root recomputed from the %d entries is %x, but the checkpoint says %x", cp.Size, root, cp.Hash)
 		return
 	}
 	fr.Tiles += v.fullTiles
-	fr.Leaves = cp.Size - from
-	fr.Seconds = time.Since(start).Seconds()
-	fr.LeavesPerSecon = float64(fr.Leaves) / max(fr.Seconds, 1e-9)
 	st.Full = snap // saved with the checkpoint by audit
+}
+
+// onlyUnavailable reports whether every finding of rep is that the server
+// did not serve something.
+func onlyUnavailable(rep *auditReport) bool {
+	for _, f := range rep.Findings {
+		if f.Kind != findingUnavailable {
+			return false
+		}
+	}
+	return true
 }
 
 // treeVerifier checks the hash tiles above level 0 as the compact range
@@ -831,9 +900,40 @@ func (v *treeVerifier) compareTile(ctx context.Context, level, index uint64, wid
 		v.rep.add(findingUnavailable, "fetching tile %s: %v", layout.TilePath(level, index, width), err)
 		return
 	}
+	served = firstHashes(served, width)
 	if err := compareHashes(served, want); err != nil {
 		v.rep.add(findingTile, "hash tile %s differs from the tile recomputed from the entry bundles: %v", layout.TilePath(level, index, width), err)
 	}
+}
+
+// firstHashes returns the partial tile of width hashes that tile stands
+// for. tlog-tiles lets a log delete a partial tile once the full tile
+// exists, and the fetcher then reads the full one (as it does when the
+// tile filled after the checkpoint): its first width hashes are the
+// partial tile. Anything else is returned as served, to be compared.
+func firstHashes(tile []byte, width uint8) []byte {
+	if width != 0 && len(tile) == 32*layout.TileWidth {
+		return tile[:32*int(width)]
+	}
+	return tile
+}
+
+// firstEntries returns the first n entries of an entry bundle read for a
+// partial width: the full bundle, if the fetcher read that (as for
+// firstHashes). A bundle whose framing breaks before n entries is returned
+// as served, to be reported.
+func firstEntries(bundle []byte, n uint64) []byte {
+	off := 0
+	for range n {
+		if off+2 > len(bundle) {
+			return bundle
+		}
+		off += 2 + int(binary.BigEndian.Uint16(bundle[off:]))
+		if off > len(bundle) {
+			return bundle
+		}
+	}
+	return bundle[:off]
 }
 
 // compareHashes compares a served tile with the recomputed hashes.
@@ -1084,6 +1184,7 @@ func (w *bundleWorker) verify(ctx context.Context, index, size uint64) bundleRes
 			r.kind, r.err = findingUnavailable, fmt.Errorf("fetching entry bundle %s: %w", path, err)
 			return r
 		}
+		raw = firstEntries(raw, n)
 	}
 	if r.kind, r.err = w.hashBundle(raw, index, n, path); r.err != nil {
 		w.damagedFrame(&r, path)
@@ -1100,7 +1201,9 @@ func (w *bundleWorker) verify(ctx context.Context, index, size uint64) bundleRes
 			tile = w.tile.Bytes()
 		}
 	default:
-		tile, err = a.fetcher.ReadTile(ctx, 0, index, width)
+		if tile, err = a.fetcher.ReadTile(ctx, 0, index, width); err == nil {
+			tile = firstHashes(tile, width)
+		}
 	}
 	if err != nil {
 		r.kind, r.err = findingUnavailable, fmt.Errorf("fetching tile %s: %w", tilePath, err)

@@ -505,3 +505,94 @@ func TestLimitedBody(t *testing.T) {
 		}
 	}
 }
+
+// logView is a proxy in front of a server that serves one of its earlier
+// signed checkpoints as the latest, and answers 404 for the paths gone
+// matches: a view of the log as a mirror, or a misbehaving log, shows it.
+func logView(t *testing.T, s *server, size uint64, gone *regexp.Regexp) *server {
+	t.Helper()
+	cp := s.get(fmt.Sprintf("/v1/checkpoints/%d", size), nil)
+	target, err := url.Parse(s.base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(target) }, Transport: &http.Transport{DisableCompression: true}}
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/checkpoint":
+			w.Write(cp)
+		case gone != nil && gone.MatchString(r.URL.Path):
+			http.NotFound(w, r)
+		default:
+			rp.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(proxy.Close)
+	via := *s
+	via.base = proxy.URL
+	return &via
+}
+
+// TestAuditViews audits views of a real log that a mirror, or a log
+// hiding something, serves.
+func TestAuditViews(t *testing.T) {
+	s := startServer(t, t.TempDir(), "--audit-reads=false")
+	postN(s, 0, 100)
+	s.waitCheckpoint(101, 10*time.Second)
+	postN(s, 100, 500)
+	s.waitCheckpoint(601, 10*time.Second)
+
+	// tlog-tiles lets a log delete a partial tile once the full one
+	// exists (Tessera does): tile 0 is full now, and the fetcher reads it
+	// for 0/000.p/101 and entries/000.p/101, of which the first 101
+	// hashes and entries are the partial ones.
+	t.Run("partial tiles deleted", func(t *testing.T) {
+		v := logView(t, s, 101, regexp.MustCompile(`\.p/`))
+		if code, r, stderr := runAudit(t, v, t.TempDir(), "--full"); code != 0 || !r.OK || r.Full == nil || r.Full.Leaves != 101 {
+			t.Errorf("audit --full of size 101 without partial tiles = %d, %+v (%s); want OK over 101 leaves", code, r, stderr)
+		}
+	})
+
+	// The empty tree's root is SHA-256 of nothing, which the log signed
+	// when it was created.
+	t.Run("size 0", func(t *testing.T) {
+		v := logView(t, s, 0, nil)
+		if code, r, stderr := runAudit(t, v, t.TempDir(), "--full"); code != 0 || !r.OK || r.Full == nil || r.Full.Leaves != 0 {
+			t.Errorf("audit --full of size 0 = %d, %+v (%s); want OK", code, r, stderr)
+		}
+	})
+
+	// A --full run that cannot read a bundle still keeps the checkpoint,
+	// verified consistent before the run began, and its progress: a log
+	// that fails one run on purpose must still extend that checkpoint
+	// in the next.
+	t.Run("bundle not served", func(t *testing.T) {
+		state := t.TempDir()
+		v := logView(t, s, 601, regexp.MustCompile(`^/tile/entries/001$`))
+		code, r, stderr := runAudit(t, v, state, "--full", "--workers", "1")
+		if code != 1 || findingKinds(r) != findingUnavailable || r.Full == nil || r.Full.Leaves != 256 {
+			t.Fatalf("audit --full without bundle 1 = %d, %+v %+v (%s); want unavailable after 256 leaves", code, r, r.Full, stderr)
+		}
+		st, err := loadAuditState(state)
+		if err != nil || !strings.HasPrefix(st.Checkpoint, s.origin+"\n601\n") || st.Full == nil || st.Full.Size != 256 {
+			t.Fatalf("state after the failed run: %+v, %v; want the checkpoint of size 601 and progress at 256", st, err)
+		}
+		if code, r, stderr := runAudit(t, s, state, "--full"); code != 0 || !r.OK || r.Full.Resumed != 256 || *r.Previous != 601 {
+			t.Errorf("audit --full after the failed run = %d, %+v %+v (%s); want OK, resumed at 256", code, r, r.Full, stderr)
+		}
+	})
+
+	// A smaller checkpoint whose consistency with the one held cannot be
+	// checked (no tiles) is a rollback, not a proven inconsistency.
+	t.Run("rollback unproven", func(t *testing.T) {
+		state := t.TempDir()
+		if code, r, stderr := runAudit(t, s, state); code != 0 || !r.OK {
+			t.Fatalf("audit = %d, %+v (%s)", code, r, stderr)
+		}
+		v := logView(t, s, 101, regexp.MustCompile(`^/tile/`))
+		code, r, _ := runAudit(t, v, state)
+		if code != 1 || findingKinds(r) != findingRollback || r.Findings[0].Evidence != nil || !strings.Contains(r.Findings[0].Message, "could not be checked") {
+			t.Errorf("audit of an unprovable rollback = %d, %+v; want a rollback without evidence", code, r)
+		}
+	})
+}
