@@ -88,8 +88,8 @@ func TestAuditFull(t *testing.T) {
 	}
 	// Without a key, entry bundles are refused: a precise failure.
 	code, stdout, _ = runCLI(t, nil, "audit", "--url", s.base, "--vkey", s.vkey, "--state", t.TempDir(), "--json")
-	if r := auditReportOf(t, stdout); code != 1 || r.OK || !strings.Contains(r.Findings[0].Message, "401") && !strings.Contains(r.Findings[0].Message, "Unauthorized") {
-		t.Errorf("audit without a key = %d, %+v; want a failure naming the refusal", code, r)
+	if r := auditReportOf(t, stdout); code != 1 || r.OK || !strings.Contains(r.Findings[0].Message, "401") || !strings.Contains(r.Findings[0].Message, "set ACCESSLEDGER_AUDIT_API_KEY") {
+		t.Errorf("audit without a key = %d, %+v; want a failure naming the refusal and the key to give", code, r)
 	}
 }
 
