@@ -22,13 +22,12 @@ const (
 // Cache-Control directives of successful reads; setCache adds who may
 // cache them.
 const (
-	// cacheImmutable is for what never changes once served: full tiles
-	// and entry bundles, entries, checkpoints by size, proofs for an
-	// explicit tree size.
+	// cacheImmutable is for what never changes once served: tiles and
+	// entry bundles, partial ones too (a log only grows: a partial tile
+	// of a width is the same prefix of every wider one, and tlog-tiles
+	// says its caching headers SHOULD be long-lived), entries,
+	// checkpoints by size, proofs for an explicit tree size.
 	cacheImmutable = "max-age=31536000, immutable"
-	// cachePartial is for partial tiles and entry bundles, which a wider
-	// one soon supersedes.
-	cachePartial = "max-age=10"
 	// cacheLatest is for what changes as the log grows: the latest
 	// checkpoint, the log's identity and size, the checkpoint list,
 	// proofs against the latest size.
@@ -372,11 +371,7 @@ func (s *Server) getTile(c *gin.Context) {
 		s.fail(c, err, fmt.Sprintf("no such %s: the log is not that large (yet)", what))
 		return
 	}
-	if width == 0 {
-		setCache(c, cacheImmutable)
-	} else {
-		setCache(c, cachePartial)
-	}
+	setCache(c, cacheImmutable)
 	// A known length spares the chunked encoding of bodies over 4 KiB.
 	c.Header("Content-Length", strconv.Itoa(len(data)))
 	c.Data(http.StatusOK, contentTypeTile, data)

@@ -456,10 +456,10 @@ func TestReadAnswers(t *testing.T) {
 
 // TestCacheControl checks who may cache each kind of answer, and for how
 // long: what needs a key is private, only what public_tiles serves without
-// one is public; full tiles and bundles, entries, checkpoints by size and
-// proofs for an explicit size are immutable; partial tiles are fresh for
-// seconds; what follows the latest checkpoint must be revalidated; errors
-// and writes are never stored.
+// one is public; tiles and bundles (partial ones too), entries,
+// checkpoints by size and proofs for an explicit size are immutable; what
+// follows the latest checkpoint must be revalidated; errors and writes are
+// never stored.
 func TestCacheControl(t *testing.T) {
 	ts := newTestServer(t)
 	ts.appendHTTP(t, 0, 300)
@@ -469,7 +469,6 @@ func TestCacheControl(t *testing.T) {
 
 	const (
 		immutable = "max-age=31536000, immutable"
-		partial   = "max-age=10"
 		latest    = "no-cache"
 	)
 	for _, tc := range []struct {
@@ -484,10 +483,10 @@ func TestCacheControl(t *testing.T) {
 		{"GET", "/v1/checkpoints", 200, latest, true, false},
 		{"GET", "/v1/checkpoints/300", 200, immutable, true, false},
 		{"GET", "/tile/0/000", 200, immutable, true, false},
-		{"GET", "/tile/0/001.p/44", 200, partial, true, false},
-		{"GET", "/tile/1/000.p/1", 200, partial, true, false},
+		{"GET", "/tile/0/001.p/44", 200, immutable, true, false},
+		{"GET", "/tile/1/000.p/1", 200, immutable, true, false},
 		{"GET", "/tile/entries/000", 200, immutable, false, false},
-		{"GET", "/tile/entries/001.p/44", 200, partial, false, false},
+		{"GET", "/tile/entries/001.p/44", 200, immutable, false, false},
 		{"GET", "/v1/entries/7", 200, immutable, false, false},
 		{"GET", "/v1/proofs/inclusion?index=7&size=300", 200, immutable, true, false},
 		{"GET", "/v1/proofs/inclusion?index=7", 200, latest, true, false},
