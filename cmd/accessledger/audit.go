@@ -250,11 +250,14 @@ type auditor struct {
 func auditCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	c, err := auditFlags(args, getenv, stderr)
 	if err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return exitError{err, exitUsage}
 	}
 	a, err := newAuditor(c, stderr)
 	if err != nil {
-		return err
+		return exitError{err, exitUsage}
 	}
 	if !c.Follow {
 		rep := a.audit(ctx)
@@ -323,11 +326,38 @@ func (r *auditReport) err() error {
 		return nil
 	}
 	kinds := make([]string, 0, len(r.Findings))
+	incomplete := true
 	for _, f := range r.Findings {
 		kinds = append(kinds, f.Kind)
+		incomplete = incomplete && (f.Kind == findingUnavailable || f.Kind == findingCompareMissing)
 	}
-	return fmt.Errorf("the audit found %d problem(s): %s", len(r.Findings), strings.Join(kinds, ", "))
+	err := fmt.Errorf("the audit found %d problem(s): %s", len(r.Findings), strings.Join(kinds, ", "))
+	if incomplete {
+		return exitError{err, exitIncomplete}
+	}
+	return err
 }
+
+// Exit statuses of audit besides 0 (verified) and 1 (the log is found at
+// fault: a bad signature, an inconsistency, a tile or entry that does not
+// verify, the witness quorum not met), so that a scheduler can tell a
+// misbehaving log from a server it could not read.
+const (
+	exitUsage      = 2 // the command line is wrong
+	exitIncomplete = 3 // only unavailable or compare_failure: nothing found against the log, but not all was checked
+)
+
+// exitError is an error that ends the command with its own exit status.
+type exitError struct {
+	err  error
+	code int
+}
+
+func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Unwrap() error { return e.err }
+
+// ExitCode is the process's exit status.
+func (e exitError) ExitCode() int { return e.code }
 
 // fatal reports a proven misbehaviour: following further is pointless.
 func (r *auditReport) fatal() bool {
