@@ -143,6 +143,9 @@ type Server struct {
 
 	admin adminState   // key administration (api/admin.go)
 	reads *readAuditor // read auditing, nil when off (api/readaudit.go)
+	// shutdowns ends the requests that wait when their server shuts
+	// down (api/respond.go).
+	shutdowns shutdowns
 }
 
 // New returns the API server for cfg.

@@ -303,9 +303,50 @@ func (s *Server) SetKeyring(kr *Keyring) { s.auth.keys.Store(kr) }
 
 // Keys of the values require leaves in the gin context.
 const (
-	ctxKeyName = "api_key" // the name (never the secret) of the caller's key
-	ctxPublic  = "public"  // true if the endpoint was served without a key
+	ctxKeyName  = "api_key"      // the name (never the secret) of the caller's key
+	ctxKeyHash  = "api_key_hash" // the SHA-256 of the caller's secret, for keyStillValid
+	ctxKeyRoles = "api_roles"    // the roles the endpoint admits, for keyStillValid
+	ctxPublic   = "public"       // true if the endpoint was served without a key
 )
+
+// keyStillValid reports whether the key that opened c's request may still
+// make it, for requests that last (alert streams, long polls): keys are
+// checked when a request starts, and a key revoked, expired or stripped of
+// the role since must not go on receiving alerts. A request served without
+// a key stays valid.
+func (s *Server) keyStillValid(c *gin.Context) bool {
+	hash := c.GetString(ctxKeyHash)
+	if hash == "" {
+		return true
+	}
+	entry, ok := s.auth.keys.Load().byHash[hash]
+	if !ok || refusal(entry, s.auth.now()) != "" {
+		return false
+	}
+	roles, _ := c.Get(ctxKeyRoles)
+	need, _ := roles.([]Role)
+	return hasRole(entry.key, need)
+}
+
+// refuseKey answers 401 for a key that keyStillValid no longer admits.
+func (s *Server) refuseKey(c *gin.Context) {
+	c.Header("WWW-Authenticate", `Bearer realm="accessledger", error="invalid_token"`)
+	msg := "the API key was revoked while the request waited"
+	if entry, ok := s.auth.keys.Load().byHash[c.GetString(ctxKeyHash)]; ok {
+		if m := refusal(entry, s.auth.now()); m != "" {
+			msg = m
+		} else {
+			msg = fmt.Sprintf("API key %q no longer has a role this endpoint admits", entry.key.Name)
+		}
+	}
+	writeError(c, http.StatusUnauthorized, msg)
+}
+
+// hasRole reports whether k may use an endpoint admitting roles: it has
+// one of them, or is an admin.
+func hasRole(k *APIKey, roles []Role) bool {
+	return slices.Contains(k.Roles, RoleAdmin) || slices.ContainsFunc(k.Roles, func(r Role) bool { return slices.Contains(roles, r) })
+}
 
 // require returns middleware admitting only requests bearing a key with
 // one of roles (admin is always admitted). public skips the check, and
@@ -337,7 +378,8 @@ func (s *Server) require(public bool, roles ...Role) gin.HandlerFunc {
 			writeError(c, http.StatusUnauthorized, msg)
 			return
 		}
-		entry, ok := s.auth.keys.Load().byHash[HashToken(token)]
+		hash := HashToken(token)
+		entry, ok := s.auth.keys.Load().byHash[hash]
 		if !ok {
 			c.Header("WWW-Authenticate", `Bearer realm="accessledger", error="invalid_token"`)
 			writeError(c, http.StatusUnauthorized, "unknown API key: check the key, or ask an admin for one (accessledger apikey add)")
@@ -357,10 +399,12 @@ func (s *Server) require(public bool, roles ...Role) gin.HandlerFunc {
 				key.Name, limit.PerSecond, limit.Burst))
 			return
 		}
-		if !slices.Contains(key.Roles, RoleAdmin) && !slices.ContainsFunc(key.Roles, func(r Role) bool { return slices.Contains(roles, r) }) {
+		if !hasRole(key, roles) {
 			writeError(c, http.StatusForbidden, fmt.Sprintf("API key %q may not use this endpoint: it needs %s", key.Name, need))
 			return
 		}
+		c.Set(ctxKeyHash, hash)
+		c.Set(ctxKeyRoles, roles)
 	}
 }
 

@@ -150,6 +150,13 @@ func newTestServer(t testing.TB, opts ...serverOption) *testServer {
 // newAPIServer serves another API server over an existing ledger.
 func newAPIServer(t testing.TB, l *ledger.Ledger, cfg api.Config) *httptest.Server {
 	t.Helper()
+	_, srv := newAPI(t, l, cfg)
+	return srv
+}
+
+// newAPI is newAPIServer that also returns the API server.
+func newAPI(t testing.TB, l *ledger.Ledger, cfg api.Config) (*api.Server, *httptest.Server) {
+	t.Helper()
 	cfg.Ledger = l
 	if cfg.Gatherer == nil {
 		cfg.Gatherer = prometheus.NewRegistry()
@@ -160,7 +167,7 @@ func newAPIServer(t testing.TB, l *ledger.Ledger, cfg api.Config) *httptest.Serv
 	}
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
-	return srv
+	return s, srv
 }
 
 // response is what a test looks at in an HTTP answer.

@@ -198,6 +198,7 @@ func (s *Server) getAlertFeed(c *gin.Context) {
 		deadline = t.C
 	}
 	var fas []respond.FeedAlert
+	stop := s.shutdowns.of(c)
 	for {
 		changed := s.cfg.Responses.AlertsChanged() // before reading: nothing added in between is missed
 		var err error
@@ -212,9 +213,19 @@ func (s *Server) getAlertFeed(c *gin.Context) {
 		case <-changed:
 		case <-deadline:
 			deadline = nil // one last read, then answer
+		case <-stop:
+			// The server shuts down: answer now, so that the client
+			// polls again (the next server) instead of losing the
+			// connection at the shutdown's deadline.
+			deadline, stop = nil, nil
 		case <-c.Done():
 			return
 		}
+	}
+	if wait > 0 && !s.keyStillValid(c) {
+		// The key was revoked (or expired) while the poll waited.
+		s.refuseKey(c)
+		return
 	}
 	next := after
 	b := make([]byte, 0, 64+len(fas)*768)
@@ -666,32 +677,46 @@ type feedHub struct {
 	// replaced) when the window grows.
 	stale <-chan struct{}
 	grown chan struct{}
-	// shutdown holds, for each http.Server serving streams, a channel
-	// closed when it shuts down: Shutdown waits for requests to end,
-	// and a stream would not.
-	shutdown map[*http.Server]chan struct{}
 }
 
 func newFeedHub(src Responses) *feedHub {
-	return &feedHub{src: src, shutdown: map[*http.Server]chan struct{}{}}
+	return &feedHub{src: src}
 }
 
-// join counts a stream in and returns a channel closed when srv (if not
-// nil) shuts down.
-func (h *feedHub) join(srv *http.Server) <-chan struct{} {
+// join counts a stream in.
+func (h *feedHub) join() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.streams++
+}
+
+// shutdowns gives, for each http.Server serving requests that wait (alert
+// streams, long polls), a channel closed when it shuts down: Shutdown
+// waits for requests to end, and such a request would not, or would end
+// only at the deadline with no answer. Safe for concurrent use.
+type shutdowns struct {
+	mu sync.Mutex
+	ch map[*http.Server]chan struct{}
+}
+
+// of returns the channel of the server serving c's request, nil if none.
+func (sd *shutdowns) of(c *gin.Context) <-chan struct{} {
+	srv, _ := c.Request.Context().Value(http.ServerContextKey).(*http.Server)
 	if srv == nil {
 		return nil
 	}
-	ch, ok := h.shutdown[srv]
+	sd.mu.Lock()
+	defer sd.mu.Unlock()
+	ch, ok := sd.ch[srv]
 	if !ok {
+		if sd.ch == nil {
+			sd.ch = make(map[*http.Server]chan struct{})
+		}
 		ch = make(chan struct{})
-		h.shutdown[srv] = ch
+		sd.ch[srv] = ch
 		srv.RegisterOnShutdown(func() {
-			h.mu.Lock()
-			defer h.mu.Unlock()
+			sd.mu.Lock()
+			defer sd.mu.Unlock()
 			if !closed(ch) { // each call of Shutdown calls this
 				close(ch)
 			}
@@ -849,8 +874,8 @@ func (s *Server) streamAlerts(c *gin.Context, h *feedHub) {
 		return
 	}
 	ctx := c.Request.Context()
-	srv, _ := ctx.Value(http.ServerContextKey).(*http.Server)
-	stop := h.join(srv)
+	stop := s.shutdowns.of(c)
+	h.join()
 	defer h.leave()
 
 	c.Header("Content-Type", "text/event-stream")
@@ -878,6 +903,11 @@ func (s *Server) streamAlerts(c *gin.Context, h *feedHub) {
 	heartbeat := time.NewTicker(every)
 	defer heartbeat.Stop()
 	for err == nil && !closed(stop) {
+		if !s.keyStillValid(c) {
+			// Revoked, expired or no longer allowed since the stream
+			// began: it ends, and reconnecting is refused with why.
+			return
+		}
 		evs, in, stale, grown := h.window(pos)
 		var changed <-chan struct{}
 		if !in {

@@ -60,7 +60,7 @@ func respondServer(t testing.TB, adjust func(*respond.Config, *api.Config)) (*te
 		}
 	})
 	acfg.Responses = svc
-	ts.srv = newAPIServer(t, ts.l, acfg)
+	ts.api, ts.srv = newAPI(t, ts.l, acfg)
 	ts.tokens = tokens
 	return ts, svc
 }
@@ -599,6 +599,79 @@ func TestAlertStreamShutdown(t *testing.T) {
 		t.Errorf("the stream is still open after Shutdown")
 	}
 	srv.Close()
+}
+
+// revokeKey swaps in the keys of kr, ts's, with the key of role revoked,
+// as the server does when the keys file changes.
+func revokeKey(t testing.TB, ts *testServer, kr *api.Keyring, role api.Role) {
+	t.Helper()
+	keys := kr.Keys()
+	for i := range keys {
+		if keys[i].Name == "test-"+string(role) {
+			keys[i].RevokedAt = time.Now().Add(-time.Second)
+		}
+	}
+	revoked, err := api.NewKeyring(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.api.SetKeyring(revoked)
+}
+
+// TestRevokedKeyEndsItsWaits: keys are checked when a request starts; an
+// alert stream or a long poll opened before its key was revoked must not
+// go on receiving alerts.
+func TestRevokedKeyEndsItsWaits(t *testing.T) {
+	var kr *api.Keyring
+	ts, _ := respondServer(t, func(_ *respond.Config, c *api.Config) { kr = c.Keys })
+	s := openStream(t, ts.srv.URL, "?from=now", ts.responder(), "")
+	<-s.msgs // the first block: the stream is being served
+	type answer struct {
+		r   response
+		err error
+	}
+	poll := make(chan answer, 1)
+	go func() {
+		r, err := tryCall(ts.srv.URL, http.MethodGet, "/v1/alerts?after=-1&wait=30s", ts.responder(), "", nil)
+		poll <- answer{r, err}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	revokeKey(t, ts, kr, api.RoleResponder)
+	appendAlerts(t, ts.l, 0, 1)
+	a := <-poll
+	if a.err != nil || a.r.status != http.StatusUnauthorized || !strings.Contains(string(a.r.body), "revoked") {
+		t.Errorf("a long poll whose key was revoked while it waited = %v, %v; want 401 saying it was revoked", a.r, a.err)
+	}
+	s.quiet(t, 500*time.Millisecond)
+	select {
+	case <-s.done:
+	case <-time.After(5 * time.Second):
+		t.Errorf("the stream of a revoked key is still open")
+	}
+}
+
+// TestAlertFeedLongPollShutdown: a long poll answers when the server
+// shuts down, instead of holding the shutdown and losing its connection.
+func TestAlertFeedLongPollShutdown(t *testing.T) {
+	ts, _ := respondServer(t, nil)
+	srv := newUnstartedAPI(t, ts)
+	srv.Start()
+	defer srv.Close()
+	got := make(chan response, 1)
+	go func() {
+		r, _ := tryCall(srv.URL, http.MethodGet, "/v1/alerts?after=-1&wait=30s", ts.responder(), "", nil)
+		got <- r
+	}()
+	time.Sleep(200 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(bg, 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := srv.Config.Shutdown(ctx); err != nil || time.Since(start) > 5*time.Second {
+		t.Errorf("http.Server.Shutdown() = %v after %v, want the poll answered at once", err, time.Since(start))
+	}
+	if r := <-got; r.status != http.StatusOK {
+		t.Errorf("the long poll at shutdown = %v, want 200 (no alerts: poll again)", r)
+	}
 }
 
 func TestAlertFeedLongPoll(t *testing.T) {
