@@ -381,31 +381,19 @@ func (s *Server) readBody(c *gin.Context) (requestBody, int, string) {
 		return b, http.StatusRequestEntityTooLarge, tooLarge()
 	}
 	body := http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes)
-	var data []byte
-	var err error
-	if n >= 0 {
-		// The length is known (and within the limit): reserved at
-		// once, read in one allocation.
-		if !s.reserveBody(c, n) {
-			return b, http.StatusServiceUnavailable, busy
-		}
-		data = make([]byte, n)
-		_, err = io.ReadFull(body, data)
-	} else {
-		var ok bool
-		if data, n, ok, err = s.readUnknownLength(c, body); !ok {
-			return b, http.StatusServiceUnavailable, busy
-		}
+	data, reserved, ok, err := s.readReserving(c, body, n)
+	if !ok {
+		return b, http.StatusServiceUnavailable, busy
 	}
 	if err != nil {
-		s.bodies.Release(n)
+		s.bodies.Release(reserved)
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return b, http.StatusRequestEntityTooLarge, tooLarge()
 		}
 		return b, http.StatusBadRequest, "reading the request body failed; send the request again"
 	}
-	b.data, b.reserved = data, n
+	b.data, b.reserved = data, reserved
 	return b, 0, ""
 }
 
@@ -420,19 +408,31 @@ func (s *Server) reserveBody(c *gin.Context, n int64) bool {
 	return s.bodies.Acquire(ctx, n) == nil
 }
 
-// bodyChunk is how much of a body of unknown length is reserved ahead of
-// what has arrived.
+// bodyChunk is how much of a body is reserved ahead of what has arrived.
 const bodyChunk = 64 << 10
 
-// readUnknownLength reads a body sent without a Content-Length (chunked),
+// readReserving reads a body of length n (-1: unknown, chunked),
 // reserving MaxInflightBodyBytes as its bytes arrive, a chunk ahead,
-// rather than MaxBodyBytes at once: nine clients sending such bodies
-// slowly held the whole budget, and every other request got 503 until
-// the read timeout. It returns the bytes and how many are reserved; ok is
-// false if the budget could not be had (nothing is left reserved then).
-func (s *Server) readUnknownLength(c *gin.Context, body io.Reader) (data []byte, reserved int64, ok bool, err error) {
-	data = make([]byte, 0, bodyChunk)
+// rather than its whole length at once: nine clients declaring
+// max_body_bytes (or sending chunked bodies) and sending slowly held the
+// whole budget, and every other request got 503 until the read timeout. It
+// returns the bytes and how many are reserved; ok is false if the budget
+// could not be had (nothing is left reserved then).
+func (s *Server) readReserving(c *gin.Context, body io.Reader, n int64) (data []byte, reserved int64, ok bool, err error) {
+	limit := s.cfg.MaxBodyBytes
+	if n >= 0 {
+		limit = n
+		if n <= bodyChunk {
+			data = make([]byte, 0, n) // the usual request: one allocation
+		}
+	}
+	if data == nil {
+		data = make([]byte, 0, bodyChunk)
+	}
 	for {
+		if n >= 0 && int64(len(data)) == n {
+			return data, reserved, true, nil
+		}
 		if int64(len(data)) == s.cfg.MaxBodyBytes {
 			// Full: one more byte is too many (body is a
 			// MaxBytesReader, which says so), EOF is the end.
@@ -448,7 +448,7 @@ func (s *Server) readUnknownLength(c *gin.Context, body io.Reader) (data []byte,
 			}
 			return data, reserved, true, rerr
 		}
-		if want := min(int64(len(data))+bodyChunk, s.cfg.MaxBodyBytes); want > reserved {
+		if want := min(int64(len(data))+bodyChunk, limit); want > reserved {
 			if !s.reserveBody(c, want-reserved) {
 				s.bodies.Release(reserved)
 				return nil, 0, false, nil
@@ -461,7 +461,11 @@ func (s *Server) readUnknownLength(c *gin.Context, body io.Reader) (data []byte,
 		k, rerr := body.Read(data[len(data):min(int64(cap(data)), reserved)])
 		data = data[:len(data)+k]
 		if rerr == io.EOF {
-			return data, reserved, true, nil
+			if n >= 0 && int64(len(data)) < n {
+				rerr = io.ErrUnexpectedEOF // shorter than it said
+			} else {
+				return data, reserved, true, nil
+			}
 		}
 		if rerr != nil {
 			return data, reserved, true, rerr

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -672,6 +673,35 @@ func TestPostEventsParameters(t *testing.T) {
 	}
 	if r := call(t, ts.srv.URL, http.MethodPost, "/v1/events?partial=true", ts.submitter(), "application/json", eventJSON(t, 1)); r.status != http.StatusCreated {
 		t.Errorf("POST /v1/events?partial=true = %v, want 201", r)
+	}
+}
+
+// TestSlowBodyHoldsLittle: a body reserves the in-flight budget as its
+// bytes arrive. One declaring max_body_bytes reserved all of it at once
+// (chunked bodies too, before), so a few slow senders held the whole
+// budget and every other request got 503.
+func TestSlowBodyHoldsLittle(t *testing.T) {
+	ts := newTestServer(t, withAPI(func(c *api.Config) {
+		c.MaxBodyBytes = 1 << 20
+		c.MaxInflightBodyBytes = 1 << 20
+	}))
+	conn, err := net.Dial("tcp", ts.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{", ts.submitter(), 1<<20)
+	time.Sleep(100 * time.Millisecond)
+	if r := ts.post(t, "application/json", eventJSON(t, 2)); r.status != http.StatusCreated {
+		t.Errorf("POST beside a slow body declaring max_body_bytes = %v, want 201", r)
+	}
+	// A body shorter than its length (the client went away) is refused,
+	// and its reservation returned.
+	conn.Close()
+	for i := range 3 {
+		if r := ts.post(t, "application/json", eventJSON(t, 3+i)); r.status != http.StatusCreated {
+			t.Errorf("POST after a body cut short = %v, want 201", r)
+		}
 	}
 }
 
