@@ -23,8 +23,8 @@ import (
 // DecisionService is what the decision endpoints use: the server's
 // decision store (a *respond.Decisions).
 type DecisionService interface {
-	Stream(ctx context.Context, bouncer string, startup bool, q respond.DecisionQuery) (respond.StreamAnswer, error)
-	Ack(ctx context.Context, bouncer string, cursor uint64) error
+	Stream(ctx context.Context, bouncer respond.Bouncer, startup bool, q respond.DecisionQuery) (respond.StreamAnswer, error)
+	Ack(ctx context.Context, bouncer respond.Bouncer, cursor uint64) error
 	List(ctx context.Context, q respond.DecisionQuery) (respond.DecisionList, error)
 	Get(ctx context.Context, id uint64) (respond.DecisionInfo, error)
 	Delete(ctx context.Context, id uint64, by string) (event.Decision, error)
@@ -103,8 +103,9 @@ func lapiDecisions(ds []respond.DecisionInfo, now time.Time) []lapiDecision {
 
 // getDecisionStream answers a bouncer's pull: with ?startup=true (exactly
 // "true", as CrowdSec reads it) every active decision in "new" and the
-// recently ended ones in "deleted"; otherwise what changed since this key's
-// last pull. The key's cursor moves once the answer is written.
+// recently ended ones in "deleted"; otherwise what changed since this
+// bouncer's last pull. A bouncer is a key and the address it pulls from
+// (bouncerOf), and its cursor moves once the answer is written.
 func (s *Server) getDecisionStream(c *gin.Context) {
 	if s.cfg.Decisions == nil {
 		writeError(c, http.StatusNotFound, msgNoDecisions)
@@ -116,7 +117,7 @@ func (s *Server) getDecisionStream(c *gin.Context) {
 		return
 	}
 	startup := len(vals["startup"]) > 0 && vals["startup"][0] == "true"
-	bouncer := c.GetString(ctxKeyName)
+	bouncer := bouncerOf(c)
 	ans, err := s.cfg.Decisions.Stream(c, bouncer, startup, q)
 	if err != nil {
 		s.failDecision(c, err)
@@ -138,8 +139,22 @@ func (s *Server) getDecisionStream(c *gin.Context) {
 	}
 	// The answer is out: move the cursor, even if the client hangs up now.
 	if err := s.cfg.Decisions.Ack(context.WithoutCancel(c), bouncer, ans.Cursor); err != nil {
-		s.log.ErrorContext(c, "saving a bouncer's cursor failed; its next pull repeats this answer", "api_key", bouncer, "err", err)
+		s.log.ErrorContext(c, "saving a bouncer's cursor failed; its next pull repeats this answer",
+			"api_key", bouncer.Key, "client_ip", bouncer.IP, "err", err)
 	}
+}
+
+// bouncerOf names the bouncer calling: its key and its address, as
+// CrowdSec makes a bouncer name@ip for each address that pulls with a
+// key, each with its own position. The address is gin's ClientIP, as the
+// request log and the read audit take it: the socket's, or what a proxy
+// listed in trusted_proxies forwarded.
+func bouncerOf(c *gin.Context) respond.Bouncer {
+	ip := c.ClientIP()
+	if a, err := netip.ParseAddr(ip); err == nil {
+		ip = a.Unmap().String()
+	}
+	return respond.Bouncer{Key: c.GetString(ctxKeyName), IP: ip}
 }
 
 // headDecisions answers HEAD as CrowdSec does: 200 and no body, without

@@ -43,7 +43,7 @@ func (r *decisionsRecorder) Record(_ context.Context, rs ...*alertevent.Response
 	return nil
 }
 
-func newDecisionServer(t testing.TB, clock func() time.Time) *decisionServer {
+func newDecisionServer(t testing.TB, clock func() time.Time, opts ...serverOption) *decisionServer {
 	t.Helper()
 	db, err := badger.Open(badger.DefaultOptions(t.TempDir()).WithLogger(nil).
 		WithMemTableSize(8 << 20).WithBlockCacheSize(8 << 20).WithIndexCacheSize(4 << 20))
@@ -55,7 +55,7 @@ func newDecisionServer(t testing.TB, clock func() time.Time) *decisionServer {
 	if err != nil {
 		t.Fatalf("respond.OpenDecisions() = %v", err)
 	}
-	ts := newTestServer(t, withAPI(func(c *api.Config) { c.Decisions = store }))
+	ts := newTestServer(t, append(opts, withAPI(func(c *api.Config) { c.Decisions = store }))...)
 	ds := &decisionServer{testServer: ts, store: store, bouncers: map[string]string{}}
 	// The test keys of every role, and two bouncers.
 	var keys []api.APIKey
@@ -98,6 +98,12 @@ func (ds *decisionServer) bouncerGet(t testing.TB, path, key string) response {
 
 func callAPIKey(t testing.TB, base, method, path, key string, body []byte) response {
 	t.Helper()
+	return callAPIKeyWith(t, base, method, path, key, nil, body)
+}
+
+// callAPIKeyWith is callAPIKey with more request headers.
+func callAPIKeyWith(t testing.TB, base, method, path, key string, hdr http.Header, body []byte) response {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -105,6 +111,9 @@ func callAPIKey(t testing.TB, base, method, path, key string, body []byte) respo
 	req, err := http.NewRequestWithContext(bg, method, base+path, rd)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for k, vs := range hdr {
+		req.Header[k] = vs
 	}
 	if key != "" {
 		req.Header.Set("X-Api-Key", key)
@@ -298,6 +307,36 @@ func TestDecisionStreamAnswer(t *testing.T) {
 	s = decodeStream(t, ds.bouncerGet(t, "/v1/decisions/stream", ds.bouncers["fw-2"]))
 	if got := streamValues(s.New); len(got) != 2 {
 		t.Errorf("fw-2's first pull: new = %v, want the 2 active decisions", got)
+	}
+}
+
+// TestDecisionStreamPerAddress: bouncers that pull with one key from two
+// addresses each get every change, as CrowdSec's name@ip bouncers do.
+// They shared one cursor: the second to pull after a ban never got it. The
+// address is the one a trusted proxy forwards.
+func TestDecisionStreamPerAddress(t *testing.T) {
+	ds := newDecisionServer(t, nil, withAPI(func(c *api.Config) { c.TrustedProxies = []string{"127.0.0.1", "::1"} }))
+	fw := ds.bouncers["fw-1"]
+	pull := func(ip, query string) lapiStream {
+		t.Helper()
+		hdr := http.Header{"X-Forwarded-For": {ip}}
+		return decodeStream(t, callAPIKeyWith(t, ds.srv.URL, http.MethodGet, "/v1/decisions/stream"+query, fw, hdr, nil))
+	}
+	const a, b = "192.0.2.10", "192.0.2.11"
+	pull(a, "?startup=true")
+	pull(b, "?startup=true")
+	d := ds.ban(t, 1, "198.51.100.1", time.Hour)
+	want := []string{fmt.Sprintf("%d:198.51.100.1", d.ID)}
+	for _, ip := range []string{a, b} {
+		if got := streamValues(pull(ip, "?startup=false").New); !slices.Equal(got, want) {
+			t.Errorf("pull from %s after a ban: new = %v, want %v", ip, got, want)
+		}
+	}
+	// One's startup does not move the other's cursor.
+	d2 := ds.ban(t, 2, "198.51.100.2", time.Hour)
+	pull(a, "?startup=true")
+	if got, want := streamValues(pull(b, "?startup=false").New), []string{fmt.Sprintf("%d:198.51.100.2", d2.ID)}; !slices.Equal(got, want) {
+		t.Errorf("pull from %s after the other's startup: new = %v, want %v", b, got, want)
 	}
 }
 

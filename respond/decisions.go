@@ -22,7 +22,8 @@ import (
 
 // Decisions is the IP decision store served to bouncers in the shape of
 // the CrowdSec Local API: the active bans, a change log numbered by
-// sequence that bouncers pull from their own cursors, and those cursors.
+// sequence that bouncers pull from their own cursors, and those cursors
+// (one per Bouncer: API key and address).
 // Its state lives in the caller's Badger DB under a prefix, and in memory
 // (loaded by OpenDecisions), so that a pull costs what changed since the
 // bouncer's cursor, not what is active.
@@ -59,7 +60,13 @@ type Decisions struct {
 	ranges  map[*decEntry]struct{}
 	expiry  decHeap     // active decisions by Until
 	ended   []*decEntry // ended decisions, in the order they ended, until pruned
-	cursors map[string]uint64
+	// positions are the bouncers' cursors; perKey counts them by key.
+	positions map[Bouncer]*decPosition
+	perKey    map[string]int
+	// legacy are the keys of cursors stored per API key alone, by
+	// earlier versions: deleted by the next sweep, never used.
+	legacy [][]byte
+	swept  time.Time // when positions were last swept
 }
 
 // DecisionsConfig configures the decision store. Zero fields take the
@@ -80,7 +87,8 @@ type DecisionsConfig struct {
 	MaxActive int `yaml:"max_active" json:"max_active"`
 	// History is how long ended decisions and the change log are kept
 	// (default 24h). A bouncer that has not pulled for longer gets the
-	// full list of active decisions, as at its startup.
+	// full list of active decisions, as at its startup, once changes it
+	// has not seen were pruned; its position is then forgotten.
 	History time.Duration `yaml:"history" json:"history"`
 }
 
@@ -489,7 +497,7 @@ func (s *Decisions) List(ctx context.Context, q DecisionQuery) (DecisionList, er
 // Stream does not move the cursor: call Ack with the answer's Cursor once
 // the answer has been delivered, so that an answer lost on the way is
 // sent again.
-func (s *Decisions) Stream(ctx context.Context, bouncer string, startup bool, q DecisionQuery) (StreamAnswer, error) {
+func (s *Decisions) Stream(ctx context.Context, bouncer Bouncer, startup bool, q DecisionQuery) (StreamAnswer, error) {
 	if q.Scopes == nil {
 		q.Scopes = []string{ScopeIP, ScopeRange} // CrowdSec's default for bouncers
 	}
@@ -503,7 +511,11 @@ func (s *Decisions) Stream(ctx context.Context, bouncer string, startup bool, q 
 	last := s.nextSeq - 1
 	ans := StreamAnswer{Now: now, Cursor: last}
 	var news, dels []*decEntry
-	cursor, known := s.cursors[bouncer]
+	var cursor uint64
+	pos, known := s.positions[bouncer]
+	if known {
+		cursor = pos.cursor
+	}
 	if startup || !known || cursor < s.floor || cursor > last {
 		ans.Full = true
 		for _, g := range s.groups {
@@ -559,32 +571,6 @@ func decInfos(ds []*decEntry) []DecisionInfo {
 		out[i] = k.d.DecisionInfo
 	}
 	return out
-}
-
-// Ack records that bouncer received the changes up to cursor (a
-// StreamAnswer's Cursor), durably: its next pull starts after them. A
-// cursor below the bouncer's current one is ignored.
-func (s *Decisions) Ack(ctx context.Context, bouncer string, cursor uint64) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.broken != nil {
-		return s.brokenErr()
-	}
-	if cur, ok := s.cursors[bouncer]; ok && cur >= cursor {
-		return nil
-	}
-	if cursor > s.nextSeq-1 {
-		return fmt.Errorf("respond: cursor %d is beyond the last change %d", cursor, s.nextSeq-1)
-	}
-	key := append(s.key('c'), bouncer...)
-	err := s.db.Update(func(txn *badger.Txn) error {
-		return txn.Set(key, binary.BigEndian.AppendUint64(nil, cursor))
-	})
-	if err != nil {
-		return fmt.Errorf("saving the cursor of bouncer %q: %w", bouncer, err)
-	}
-	s.cursors[bouncer] = cursor
-	return nil
 }
 
 // DecisionsForAlert returns the decision inputs for the ban actions of an
@@ -730,7 +716,8 @@ func (b *decBatch) write(d *decEntry) {
 }
 
 // Keys, under the prefix: m → next id ‖ next seq; d<id> → decision
-// record; e<seq> → change; c<bouncer> → the bouncer's cursor.
+// record; e<seq> → change; c<key name>\x00<address> → a bouncer's
+// position (bouncers.go).
 func (s *Decisions) key(kind byte) []byte {
 	return append(slices.Clip(s.pfx), kind)
 }
@@ -835,11 +822,7 @@ func (s *Decisions) advance(ctx context.Context) (time.Time, error) {
 	if s.broken != nil {
 		return time.Time{}, s.brokenErr()
 	}
-	now := s.clock().UTC()
-	if now.Before(s.last) {
-		now = s.last
-	}
-	s.last = now
+	now := s.now()
 	cutoff := now.Add(-s.cfg.History)
 	for {
 		b := &decBatch{}
@@ -872,12 +855,31 @@ func (s *Decisions) advance(ctx context.Context) (time.Time, error) {
 			}
 		}
 		if b.empty() {
-			return now, nil
+			break
 		}
 		if err := s.commit(ctx, b); err != nil {
 			return time.Time{}, fmt.Errorf("expiring decisions: %w", err)
 		}
 	}
+	b := &decBatch{}
+	s.sweepPositions(now, b)
+	if !b.empty() {
+		if err := s.commit(ctx, b); err != nil {
+			return time.Time{}, fmt.Errorf("forgetting bouncer positions: %w", err)
+		}
+	}
+	return now, nil
+}
+
+// now returns the store's time: the clock's, but never before the latest
+// time seen.
+func (s *Decisions) now() time.Time {
+	now := s.clock().UTC()
+	if now.Before(s.last) {
+		now = s.last
+	}
+	s.last = now
+	return now
 }
 
 // commit writes b. If that fails, the state in memory (already changed)
@@ -943,7 +945,9 @@ func (s *Decisions) load(ctx context.Context) error {
 	s.ranges = make(map[*decEntry]struct{})
 	s.expiry = nil
 	s.ended = nil
-	s.cursors = make(map[string]uint64)
+	s.positions = make(map[Bouncer]*decPosition)
+	s.perKey = make(map[string]int)
+	s.legacy = nil
 	err := s.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(s.key('m'))
 		switch {
@@ -966,13 +970,7 @@ func (s *Decisions) load(ctx context.Context) error {
 		if err := s.scan(ctx, txn, 'e', s.loadChange); err != nil {
 			return err
 		}
-		return s.scan(ctx, txn, 'c', func(k, v []byte) error {
-			if len(v) != 8 {
-				return fmt.Errorf("cursor of bouncer %q: %d bytes, want 8", k, len(v))
-			}
-			s.cursors[string(k)] = binary.BigEndian.Uint64(v)
-			return nil
-		})
+		return s.scan(ctx, txn, 'c', s.loadPosition)
 	})
 	if err != nil {
 		return fmt.Errorf("loading decisions: %w", err)

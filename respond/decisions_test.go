@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -136,8 +137,15 @@ func (f *decFixture) add(n uint64, value string, d time.Duration) event.Decision
 	return dec
 }
 
-// pull pulls for bouncer as a bouncer does and acknowledges the answer.
-func (f *decFixture) pull(bouncer string, startup bool) respond.StreamAnswer {
+// pull pulls for the bouncer with key name (no address) as a bouncer
+// does and acknowledges the answer.
+func (f *decFixture) pull(name string, startup bool) respond.StreamAnswer {
+	f.t.Helper()
+	return f.pullAs(respond.Bouncer{Key: name}, startup)
+}
+
+// pullAs is pull for a bouncer with an address.
+func (f *decFixture) pullAs(bouncer respond.Bouncer, startup bool) respond.StreamAnswer {
 	f.t.Helper()
 	ans, err := f.store.Stream(decCtx, bouncer, startup, respond.DecisionQuery{})
 	if err != nil {
@@ -244,7 +252,7 @@ func TestDecisionsStreamWithoutAckRepeats(t *testing.T) {
 	f.pull("A", true)
 	d := f.add(1, "192.0.2.1", time.Hour)
 	for i := range 2 {
-		ans, err := f.store.Stream(decCtx, "A", false, respond.DecisionQuery{})
+		ans, err := f.store.Stream(decCtx, respond.Bouncer{Key: "A"}, false, respond.DecisionQuery{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -670,12 +678,12 @@ func TestDecisionsQuery(t *testing.T) {
 		})
 	}
 	// Stream filters the same way, and selects Ip and Range by default.
-	ans, err := f.store.Stream(decCtx, "A", true, respond.DecisionQuery{ScenariosContaining: []string{"crawl"}})
+	ans, err := f.store.Stream(decCtx, respond.Bouncer{Key: "A"}, true, respond.DecisionQuery{ScenariosContaining: []string{"crawl"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	wantPull(t, "stream scenarios_containing=crawl", ans, []string{all[3]}, []string{})
-	ans, err = f.store.Stream(decCtx, "A", true, respond.DecisionQuery{Scopes: []string{"range"}})
+	ans, err = f.store.Stream(decCtx, respond.Bouncer{Key: "A"}, true, respond.DecisionQuery{Scopes: []string{"range"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -764,10 +772,122 @@ func TestDecisionsStorageFailure(t *testing.T) {
 	if _, _, err := f.store.Add(decCtx, respond.DecisionInput{Key: "2", Scenario: "r", Value: "192.0.2.2"}); err == nil {
 		t.Fatalf("Add() on a closed database = nil, want an error")
 	}
-	if _, err := f.store.Stream(decCtx, "A", false, respond.DecisionQuery{}); err == nil {
+	if _, err := f.store.Stream(decCtx, respond.Bouncer{Key: "A"}, false, respond.DecisionQuery{}); err == nil {
 		t.Errorf("Stream() after a failed commit that could not be undone = nil, want an error")
 	}
 	f.open() // the failed Add left nothing behind
 	wantPull(t, "after the failure", f.pull("B", true), []string{id(d, "192.0.2.1")}, []string{})
 	wantPull(t, "A after the failure", f.pull("A", false), []string{}, []string{})
+}
+
+// TestDecisionsBouncersSharingAKey: bouncers that pull with one API key
+// from two addresses have a position each, as CrowdSec's name@ip
+// bouncers do. They shared one: one's pull took the changes the other
+// had not seen, and one's startup moved the other past a ban.
+func TestDecisionsBouncersSharingAKey(t *testing.T) {
+	f := newDecFixture(t, respond.DecisionsConfig{})
+	a, b := respond.Bouncer{Key: "fw", IP: "192.0.2.10"}, respond.Bouncer{Key: "fw", IP: "2001:db8::10"}
+	f.pullAs(a, true)
+	f.pullAs(b, true)
+	d1 := f.add(1, "198.51.100.1", time.Hour)
+	wantPull(t, "a after a ban", f.pullAs(a, false), []string{id(d1, "198.51.100.1")}, []string{})
+	wantPull(t, "b after a ban a has pulled", f.pullAs(b, false), []string{id(d1, "198.51.100.1")}, []string{})
+
+	// A startup of one does not move the other.
+	if _, err := f.store.Delete(decCtx, d1.ID, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	d2 := f.add(2, "198.51.100.2", time.Hour)
+	wantPull(t, "a restarting", f.pullAs(a, true), []string{id(d2, "198.51.100.2")}, []string{id(d1, "198.51.100.1")})
+	f.reopen()
+	ans := f.pullAs(b, false)
+	if ans.Full {
+		t.Errorf("b after a's startup and a restart: a full answer, want its delta")
+	}
+	wantPull(t, "b after a's startup", ans, []string{id(d2, "198.51.100.2")}, []string{id(d1, "198.51.100.1")})
+	wantPull(t, "a after its startup", f.pullAs(a, false), []string{}, []string{})
+}
+
+// decPositionKeys lists the stored bouncer positions' keys (after the
+// store's prefix and kind).
+func decPositionKeys(t testing.TB, db *badger.DB) []string {
+	t.Helper()
+	var out []string
+	err := db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("d/c")})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			out = append(out, string(it.Item().Key()[3:]))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestDecisionsBouncerPositionsBounded: a key pulling from ever new
+// addresses cannot grow the store without bound. Positions behind the
+// pruned changes are forgotten (their bouncers get a full answer
+// anyway), and beyond MaxBouncersPerKey the key's least recent one is.
+// A cursor stored per key alone, by an earlier version, is not used and
+// is deleted.
+func TestDecisionsBouncerPositionsBounded(t *testing.T) {
+	f := newDecFixture(t, respond.DecisionsConfig{History: time.Hour})
+	// An earlier version's cursor of key "old", at change 0.
+	if err := f.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte("d/cold"), make([]byte, 8)) }); err != nil {
+		t.Fatal(err)
+	}
+	f.reopen()
+	f.add(1, "198.51.100.1", 5*time.Hour)
+	if ans := f.pullAs(respond.Bouncer{Key: "old", IP: "192.0.2.1"}, false); !ans.Full {
+		t.Errorf("first pull after the upgrade of a key with a cursor per key: not a full answer")
+	}
+	if keys := decPositionKeys(t, f.db); slices.Contains(keys, "old") {
+		t.Errorf("stored positions %q: the per-key cursor of an earlier version is still there", keys)
+	}
+
+	idle, busy := respond.Bouncer{Key: "fw", IP: "192.0.2.1"}, respond.Bouncer{Key: "fw", IP: "192.0.2.2"}
+	f.pullAs(idle, true)
+	f.add(2, "198.51.100.2", 5*time.Hour) // a change idle does not see before it is pruned
+	for range 5 {
+		f.clock.Advance(15 * time.Minute)
+		f.pullAs(busy, false)
+	}
+	if keys := decPositionKeys(t, f.db); slices.Contains(keys, "fw\x00192.0.2.1") {
+		t.Errorf("stored positions %q: the one unused for more than History is still there", keys)
+	}
+	f.reopen()
+	if ans := f.pullAs(idle, false); !ans.Full {
+		t.Errorf("pull of a bouncer away longer than History: not a full answer")
+	}
+	if ans := f.pullAs(busy, false); ans.Full {
+		t.Errorf("pull of a bouncer that pulled 15 minutes ago: a full answer, want its delta")
+	}
+
+	g := newDecFixture(t, respond.DecisionsConfig{})
+	g.add(1, "198.51.100.1", time.Hour)
+	first := respond.Bouncer{Key: "many", IP: "10.0.0.0"}
+	g.pullAs(first, true)
+	for i := 1; i <= respond.MaxBouncersPerKey; i++ {
+		g.clock.Advance(time.Millisecond)
+		g.pullAs(respond.Bouncer{Key: "many", IP: fmt.Sprintf("10.0.%d.%d", i/256, i%256)}, true)
+	}
+	g.pullAs(respond.Bouncer{Key: "other", IP: "10.0.0.0"}, true)
+	keys := decPositionKeys(t, g.db)
+	n := 0
+	for _, k := range keys {
+		if strings.HasPrefix(k, "many\x00") {
+			n++
+		}
+	}
+	if n != respond.MaxBouncersPerKey || slices.Contains(keys, "many\x0010.0.0.0") || !slices.Contains(keys, "other\x0010.0.0.0") {
+		t.Errorf("after %d addresses of one key: %d positions of it stored (the first one there: %v), want %d without the first, and the other key's",
+			respond.MaxBouncersPerKey+1, n, slices.Contains(keys, "many\x0010.0.0.0"), respond.MaxBouncersPerKey)
+	}
+	g.reopen()
+	if ans := g.pullAs(first, false); !ans.Full {
+		t.Errorf("the key's least recent bouncer, forgotten: not a full answer")
+	}
 }
