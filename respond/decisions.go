@@ -67,6 +67,9 @@ type Decisions struct {
 	// earlier versions: deleted by the next sweep, never used.
 	legacy [][]byte
 	swept  time.Time // when positions were last swept
+	// commitHook, set by tests only (export_test.go), runs before each
+	// commit of a change; an error fails the commit.
+	commitHook func() error
 }
 
 // DecisionsConfig configures the decision store. Zero fields take the
@@ -622,6 +625,10 @@ type decEntry struct {
 	recorded  uint8     // changes the Recorder took
 	recording uint8     // changes being handed to the Recorder
 	heapIdx   int
+	// lastSeq is the latest change that names d: its record is pruned
+	// only with or after that change, so that every committed state
+	// opens (load refuses a change whose decision is not stored).
+	lastSeq uint64
 }
 
 // decGroup is the decisions of one type, scope and value. Bouncers see
@@ -807,6 +814,7 @@ func (s *Decisions) group(key string) *decGroup {
 func (s *Decisions) change(d *decEntry, deleted bool, now time.Time, b *decBatch) {
 	c := decChange{seq: s.nextSeq, at: now, deleted: deleted, d: d}
 	s.nextSeq++
+	d.lastSeq = c.seq
 	s.changes = append(s.changes, c)
 	b.changes = append(b.changes, c)
 	b.meta = true
@@ -837,7 +845,10 @@ func (s *Decisions) advance(ctx context.Context) (time.Time, error) {
 			s.changes[0] = decChange{}
 			s.changes = s.changes[1:]
 		}
-		for n := 0; n < decMaxBatch && len(s.ended) > 0 && s.ended[0].removed.Before(cutoff); n++ {
+		// A decision ended before cutoff has all its changes before cutoff
+		// too, but they may not all be pruned yet (decMaxBatch): its
+		// record waits for the batch that prunes its last one.
+		for n := 0; n < decMaxBatch && len(s.ended) > 0 && s.ended[0].removed.Before(cutoff) && s.ended[0].lastSeq <= s.floor; n++ {
 			d := s.ended[0]
 			s.ended[0] = nil
 			s.ended = s.ended[1:]
@@ -887,6 +898,11 @@ func (s *Decisions) now() time.Time {
 // fails too, the store is broken.
 func (s *Decisions) commit(ctx context.Context, b *decBatch) error {
 	err := s.db.Update(func(txn *badger.Txn) error {
+		if s.commitHook != nil {
+			if err := s.commitHook(); err != nil {
+				return err
+			}
+		}
 		for _, d := range b.records {
 			v, err := json.Marshal(d.record())
 			if err != nil {
@@ -1062,6 +1078,7 @@ func (s *Decisions) loadChange(k, v []byte) error {
 		return fmt.Errorf("change %d names decision %d, which is not stored", seq, id)
 	}
 	c := decChange{seq: seq, at: time.Unix(0, int64(binary.BigEndian.Uint64(v[9:]))).UTC(), deleted: v[0] == 'x', d: d}
+	d.lastSeq = max(d.lastSeq, seq)
 	s.changes = append(s.changes, c)
 	if c.deleted {
 		s.group(d.gkey).gone = d

@@ -891,3 +891,63 @@ func TestDecisionsBouncerPositionsBounded(t *testing.T) {
 		t.Errorf("the key's least recent bouncer, forgotten: not a full answer")
 	}
 }
+
+// TestDecisionsPruningOpensAtEveryCommit: pruning commits in batches, and
+// every state it commits opens. It pruned changes and ended decisions in
+// separate lists, so that a committed batch deleted a decision that a
+// later change still named: a crash then (or a failed commit, which
+// reloads the state) left a store that refused to open ("change N names
+// decision M, which is not stored").
+func TestDecisionsPruningOpensAtEveryCommit(t *testing.T) {
+	f := newDecFixture(t, respond.DecisionsConfig{History: time.Hour})
+	const n = 5000 // 10,000 changes: pruned in several batches
+	for i := 0; i < n; i += 256 {
+		var ins []respond.DecisionInput
+		for j := i; j < min(i+256, n); j++ {
+			ins = append(ins, respond.DecisionInput{Key: fmt.Sprint(j), Scenario: "r",
+				Value: netip.AddrFrom4([4]byte{10, 1, byte(j >> 8), byte(j)}).String(), Duration: time.Minute})
+		}
+		if _, err := f.store.AddAll(decCtx, ins); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.clock.Advance(2 * time.Minute)
+	f.pull("A", false) // all expire
+
+	// Before each commit, the state committed so far must open.
+	commits := 0
+	f.store.SetCommitHook(func() error {
+		commits++
+		if _, err := respond.OpenDecisions(decCtx, f.db, []byte("d/"), f.cfg, nil, f.clock.Now); err != nil {
+			t.Errorf("before commit %d of the pruning, the committed state does not open: %v", commits, err)
+			return err
+		}
+		if commits == 3 {
+			return errors.New("commit failed (injected)")
+		}
+		return nil
+	})
+	f.clock.Advance(2 * time.Hour)
+	if _, err := f.store.Stream(decCtx, respond.Bouncer{Key: "A"}, false, respond.DecisionQuery{}); err == nil {
+		t.Fatalf("Stream() with a failing commit = nil error, want the failure")
+	}
+	// The failure reloaded what was committed; the next call goes on.
+	ans := f.pull("A", false)
+	if commits < 5 {
+		t.Errorf("pruning took %d commits, want several batches", commits)
+	}
+	wantPull(t, "after pruning", ans, []string{}, []string{})
+	f.reopen()
+	n2 := 0
+	f.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("d/d")})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n2++
+		}
+		return nil
+	})
+	if n2 != 0 {
+		t.Errorf("after pruning, %d decision records are stored, want 0", n2)
+	}
+}
