@@ -79,9 +79,10 @@ type DecisionsConfig struct {
 	// no duration (default 4h).
 	DefaultDuration time.Duration `yaml:"default_duration" json:"default_duration"`
 	// Allow lists the addresses never banned: a decision on an address or
-	// a range that overlaps one of them is refused with ErrAllowListed.
-	// Nil means loopback (127.0.0.0/8 and ::1/128); an empty list allows
-	// banning anything.
+	// a range that overlaps one of them is refused with ErrAllowListed,
+	// and OpenDecisions deletes the active ones made before (as deleted by
+	// "accessledger"). Nil means loopback (127.0.0.0/8 and ::1/128); an
+	// empty list allows banning anything.
 	Allow []netip.Prefix `yaml:"allow" json:"allow"`
 	// Origin is the origin bouncers see (default "accessledger").
 	Origin string `yaml:"origin" json:"origin"`
@@ -273,7 +274,79 @@ func OpenDecisions(ctx context.Context, db *badger.DB, prefix []byte, cfg Decisi
 	if err := s.load(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.applyAllowList(ctx); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// Who ends the decisions that the allow-list covers, and why: the server
+// itself ("accessledger", a name no API key may take).
+const (
+	decAllowListBy   = "accessledger"
+	decAllowListNote = "the value is on the decision allow-list"
+)
+
+// applyAllowList deletes the active decisions whose value the allow-list
+// covers (made before it did), as CrowdSec's
+// ApplyAllowlistsToExistingDecisions does: bouncers get them in
+// "deleted", and the Recorder hears of each as deleted by accessledger.
+// Such deletions whose recording failed, or was cut short by a crash, are
+// recorded again. With nothing to delete or record, it writes nothing.
+func (s *Decisions) applyAllowList(ctx context.Context) error {
+	s.mu.Lock()
+	now := s.now()
+	var covered []*decEntry
+	for _, d := range s.expiry {
+		// One past its time expires at the next call, as any other.
+		if _, ok := s.allowListed(d.prefix); ok && d.Until.After(now) {
+			covered = append(covered, d)
+		}
+	}
+	slices.SortFunc(covered, func(a, b *decEntry) int { return decCmpID(a.ID, b.ID) })
+	for len(covered) > 0 {
+		n := min(len(covered), decMaxBatch)
+		b := &decBatch{}
+		for _, d := range covered[:n] {
+			s.remove(d, now, now, decAllowListBy, b)
+		}
+		if err := s.commit(ctx, b); err != nil {
+			s.mu.Unlock()
+			return fmt.Errorf("ending the decisions on allow-listed values: %w", err)
+		}
+		covered = covered[n:]
+	}
+	var unrecorded []*decEntry
+	for _, d := range s.ended {
+		if d.DeletedBy == decAllowListBy && d.recorded&decRecordedDel == 0 && d.recording&decRecordedDel == 0 {
+			d.recording |= decRecordedDel
+			unrecorded = append(unrecorded, d)
+		}
+	}
+	s.mu.Unlock()
+	for len(unrecorded) > 0 {
+		n := min(len(unrecorded), decMaxBatch)
+		if err := s.record(ctx, unrecorded[:n], decRecordedDel); err != nil {
+			s.mu.Lock()
+			for _, d := range unrecorded[n:] {
+				d.recording &^= decRecordedDel
+			}
+			s.mu.Unlock()
+			return fmt.Errorf("ending the decisions on allow-listed values: %w", err)
+		}
+		unrecorded = unrecorded[n:]
+	}
+	return nil
+}
+
+// allowListed returns the allow-list prefix that p overlaps, if any.
+func (s *Decisions) allowListed(p netip.Prefix) (netip.Prefix, bool) {
+	for _, a := range s.cfg.Allow {
+		if a.Overlaps(p) {
+			return a, true
+		}
+	}
+	return netip.Prefix{}, false
 }
 
 // Add makes the decision in asks for, unless its key was used: then it
@@ -1099,6 +1172,9 @@ func (s *Decisions) record(ctx context.Context, ds []*decEntry, bit uint8) error
 		r := &event.Response{Action: event.ActionDecisionAdded, Time: d.Created, By: "accessledger", DedupKey: d.DedupKey}
 		if bit == decRecordedDel {
 			r.Action, r.Time, r.By = event.ActionDecisionDeleted, d.Ended, d.DeletedBy
+			if d.DeletedBy == decAllowListBy {
+				r.Note = decAllowListNote
+			}
 		}
 		alert, dec := d.AlertIndex, d.Decision
 		r.Alert, r.Decision = &alert, &dec
@@ -1169,10 +1245,8 @@ func (s *Decisions) checkInput(in *DecisionInput) (scope, value string, pfx neti
 	if err != nil {
 		return "", "", pfx, err
 	}
-	for _, a := range s.cfg.Allow {
-		if a.Overlaps(pfx) {
-			return "", "", pfx, fmt.Errorf("%w: %s overlaps %s", ErrAllowListed, value, a)
-		}
+	if a, ok := s.allowListed(pfx); ok {
+		return "", "", pfx, fmt.Errorf("%w: %s overlaps %s", ErrAllowListed, value, a)
 	}
 	return scope, value, pfx, nil
 }

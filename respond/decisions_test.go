@@ -98,6 +98,15 @@ func newDecFixture(t testing.TB, cfg respond.DecisionsConfig) *decFixture {
 
 func (f *decFixture) open() {
 	f.t.Helper()
+	if err := f.tryOpen(); err != nil {
+		f.t.Fatalf("OpenDecisions() = %v", err)
+	}
+}
+
+// tryOpen is open, returning the error of OpenDecisions (the database
+// stays open).
+func (f *decFixture) tryOpen() error {
+	f.t.Helper()
 	opts := badger.DefaultOptions(f.dir).WithLogger(nil).
 		WithMemTableSize(8 << 20).WithBlockCacheSize(8 << 20).WithIndexCacheSize(4 << 20)
 	db, err := badger.Open(opts)
@@ -112,9 +121,10 @@ func (f *decFixture) open() {
 	f.db = db
 	s, err := respond.OpenDecisions(decCtx, db, []byte("d/"), f.cfg, f.rec, f.clock.Now)
 	if err != nil {
-		f.t.Fatalf("OpenDecisions() = %v", err)
+		return err
 	}
 	f.store = s
+	return nil
 }
 
 func (f *decFixture) reopen() {
@@ -949,5 +959,58 @@ func TestDecisionsPruningOpensAtEveryCommit(t *testing.T) {
 	})
 	if n2 != 0 {
 		t.Errorf("after pruning, %d decision records are stored, want 0", n2)
+	}
+}
+
+// TestDecisionsAllowListEndsExisting: a value allow-listed after it was
+// banned is no longer banned. Decisions made before stayed active, as if
+// the allow-list only stopped new ones; CrowdSec expires them. Opening
+// with the allow-list deletes them, as deleted by accessledger: bouncers
+// get them in deleted, and the log records each as decision_deleted,
+// again after a failed recording.
+func TestDecisionsAllowListEndsExisting(t *testing.T) {
+	f := newDecFixture(t, respond.DecisionsConfig{})
+	inside := f.add(1, "10.1.2.3", time.Hour)
+	rng := f.add(2, "10.2.0.0/16", time.Hour)
+	wider := f.add(3, "8.0.0.0/6", time.Hour) // holds 10.0.0.0/8
+	kept := f.add(4, "192.0.2.1", time.Hour)
+	f.pull("A", true)
+	f.clock.Advance(time.Minute)
+
+	if err := f.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.cfg.Allow = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	f.rec.failing = 1
+	if err := f.tryOpen(); err == nil {
+		t.Errorf("OpenDecisions() with a failing recorder = nil, want its error")
+	}
+	if err := f.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.open()
+	ended := []string{id(inside, "10.1.2.3"), id(rng, "10.2.0.0/16"), id(wider, "8.0.0.0/6")}
+	wantPull(t, "A after the allow-list grew", f.pull("A", false), []string{}, ended)
+	wantPull(t, "B at startup", f.pull("B", true), []string{id(kept, "192.0.2.1")}, ended)
+	info, err := f.store.Get(decCtx, inside.ID)
+	if err != nil || info.Active() || info.DeletedBy != "accessledger" || !info.Ended.Equal(decT0.Add(time.Minute)) {
+		t.Errorf("Get(allow-listed) = %+v, %v; want deleted by accessledger at %v", info, err, decT0.Add(time.Minute))
+	}
+	var deleted []string
+	for _, r := range f.rec.responses() {
+		if r.Action != event.ActionDecisionDeleted {
+			continue
+		}
+		deleted = append(deleted, id(*r.Decision, r.Decision.Value))
+		if r.By != "accessledger" || r.Note == "" || r.Alert == nil || !r.Time.Equal(decT0.Add(time.Minute)) {
+			t.Errorf("response %+v: want decision_deleted by accessledger, with a note, its alert and the time it ended", r)
+		}
+	}
+	if !slices.Equal(deleted, ended) {
+		t.Errorf("decision_deleted recorded for %v, want %v, once each", deleted, ended)
+	}
+	f.reopen()
+	if n := len(f.rec.responses()); n != 4+3 {
+		t.Errorf("after reopening, the recorder has %d responses, want 7 (nothing recorded twice)", n)
 	}
 }
