@@ -351,8 +351,14 @@ func hasRole(k *APIKey, roles []Role) bool {
 // require returns middleware admitting only requests bearing a key with
 // one of roles (admin is always admitted). public skips the check, and
 // marks the answer as publicly cacheable.
+//
+// X-Api-Key is read when there is no Authorization header, or, on the
+// bouncer endpoints, always: CrowdSec's Local API reads only X-Api-Key
+// there, so a bouncer behind a proxy that adds its own Authorization
+// (Basic) still gets in.
 func (s *Server) require(public bool, roles ...Role) gin.HandlerFunc {
 	need := rolesSentence(roles)
+	xkeyFirst := slices.Contains(roles, RoleBouncer)
 	return func(c *gin.Context) {
 		if public {
 			c.Set(ctxPublic, true)
@@ -361,7 +367,7 @@ func (s *Server) require(public bool, roles ...Role) gin.HandlerFunc {
 		// The scheme name is case-insensitive (RFC 9110, section 11.1).
 		scheme, token, _ := strings.Cut(c.GetHeader("Authorization"), " ")
 		token = strings.TrimSpace(token)
-		if xkey := c.GetHeader("X-Api-Key"); xkey != "" && c.GetHeader("Authorization") == "" {
+		if xkey := c.GetHeader("X-Api-Key"); xkey != "" && (xkeyFirst || c.GetHeader("Authorization") == "") {
 			// CrowdSec bouncers authenticate to the Local API this way.
 			scheme, token = "Bearer", strings.TrimSpace(xkey)
 		}

@@ -112,6 +112,7 @@ func (s *Server) getDecisionStream(c *gin.Context) {
 		return
 	}
 	vals := c.Request.URL.Query()
+	delete(vals, "limit") // CrowdSec ignores it here: a malformed one is no error
 	q, ok := decisionQuery(c, vals)
 	if !ok {
 		return
@@ -334,7 +335,8 @@ func (s *Server) failDecision(c *gin.Context, err error) {
 // decisionQuery reads the CrowdSec Local API's decision parameters, as
 // CrowdSec does: the first value of each; comma-separated lists for
 // scopes (or scope), origins and scenarios_(not_)containing; ip or range
-// with contains (default true); value; type; limit (GET /v1/decisions).
+// with contains (default true); value; type; limit (GET /v1/decisions;
+// the stream drops it before, as CrowdSec does).
 // Other parameters (startup, dedup, simulated, offset, id_gt,
 // community_pull, additional_pull, anything unknown) select nothing. It
 // answers 400 and returns false if a value is malformed.

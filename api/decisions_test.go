@@ -196,6 +196,16 @@ func TestDecisionEndpointsRoles(t *testing.T) {
 	xkey := func(tok string) func(method, path string) response {
 		return func(method, path string) response { return callAPIKey(t, ds.srv.URL, method, path, tok, nil) }
 	}
+	withAuthorization := func(tok, authorization string) func(method, path string) response {
+		hdr := http.Header{"Authorization": {authorization}}
+		return func(method, path string) response { return callAPIKeyWith(t, ds.srv.URL, method, path, tok, hdr, nil) }
+	}
+	xkeyBasic := func(tok string) func(method, path string) response {
+		return withAuthorization(tok, "Basic cHJveHk6c2VjcmV0")
+	}
+	xkeyBearer := func(tok, bearer string) func(method, path string) response {
+		return withAuthorization(tok, "Bearer "+bearer)
+	}
 	del := fmt.Sprintf("/v1/decisions/%d", d.ID)
 	tests := []struct {
 		who    string
@@ -211,6 +221,12 @@ func TestDecisionEndpointsRoles(t *testing.T) {
 		{"responder", bearer(ds.responder()), "GET", "/v1/decisions/stream", 403},
 		{"bouncer X-Api-Key", xkey(fw), "GET", "/v1/decisions/stream?startup=true", 200},
 		{"bouncer Bearer", bearer(fw), "GET", "/v1/decisions/stream?startup=true", 200},
+		// A proxy's Basic credentials do not hide X-Api-Key from the bouncer endpoints.
+		{"bouncer X-Api-Key behind Basic", xkeyBasic(fw), "GET", "/v1/decisions/stream?startup=true", 200},
+		{"bouncer live X-Api-Key behind Basic", xkeyBasic(fw), "GET", "/v1/decisions?ip=192.0.2.1", 200},
+		{"bouncer metrics X-Api-Key behind Basic", xkeyBasic(fw), "POST", "/v1/usage-metrics", 400},
+		{"bouncer X-Api-Key behind another Bearer", xkeyBearer(fw, "al_unknown"), "GET", "/v1/decisions/stream", 200},
+		{"admin list X-Api-Key behind Basic", xkeyBasic(ds.admin()), "GET", "/v1/admin/decisions", 401},
 		{"admin", bearer(ds.admin()), "GET", "/v1/decisions/stream", 200},
 		{"bouncer HEAD", xkey(fw), "HEAD", "/v1/decisions/stream", 200},
 		{"no key live", bearer(""), "GET", "/v1/decisions?ip=192.0.2.1", 401},
@@ -364,6 +380,9 @@ func TestDecisionStreamParameters(t *testing.T) {
 		{"&ip=198.51.100.9", all[1:]},
 		// What recent bouncers add, and anything unknown, is ignored.
 		{"&community_pull=false&additional_pull=false&dedup=false&frobnicate=1", all},
+		// So is limit, as CrowdSec overwrites it here, even malformed.
+		{"&limit=1", all},
+		{"&limit=abc", all},
 	}
 	for _, tt := range tests {
 		path := "/v1/decisions/stream?startup=true" + tt.query
