@@ -118,10 +118,17 @@ func (a *ackedRecord) encode(size uint64) []byte {
 	return a.buf[:]
 }
 
-// record writes size over the record.
+// record writes size over the record. It fails if the file was removed:
+// the storage directory was deleted under the server (rm -rf), whose
+// writes then go to files that are gone, and must not be acknowledged.
 func (a *ackedRecord) record(size uint64) error {
 	if _, err := a.f.WriteAt(a.encode(size), 0); err != nil {
 		return fmt.Errorf("recording the acknowledged size in %s: %w", a.path, err)
+	}
+	if removed(a.f) {
+		return fmt.Errorf("%s was removed while the server ran: the storage directory %s was deleted, "+
+			"and what is written there is lost at exit; nothing more is acknowledged. Restore the directory from a backup",
+			a.path, filepath.Dir(a.path))
 	}
 	return nil
 }

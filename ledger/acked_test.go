@@ -220,3 +220,38 @@ func TestAckedRecord(t *testing.T) {
 		})
 	}
 }
+
+// TestDirectoryRemovedStopsAppends: a storage directory deleted under the
+// running ledger (rm -rf) took appends, acknowledged into files that are
+// gone at exit. The next commit now fails, and the ledger stops.
+func TestDirectoryRemovedStopsAppends(t *testing.T) {
+	l, cfg := newTestLedger(t)
+	appendN(t, l, 0, 10, 5)
+	if err := os.RemoveAll(cfg.Dir); err != nil {
+		t.Fatal(err)
+	}
+	_, err := l.Append(bg, Entry{Data: entryData(10)})
+	if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "was removed while the server ran") {
+		t.Errorf("Append after the directory was removed = %v, want ErrFailed saying it was removed", err)
+	}
+	if err := l.Healthy(); !errors.Is(err, ErrFailed) {
+		t.Errorf("Healthy() = %v, want ErrFailed", err)
+	}
+	// Badger's close writes its memtable: give it a directory again.
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+
+	// An idle ledger finds out at its next disk check.
+	idle, cfg := newTestLedger(t)
+	if err := os.RemoveAll(cfg.Dir); err != nil {
+		t.Fatal(err)
+	}
+	idle.checkDisk()
+	if err := idle.Healthy(); !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "was removed while the server ran") {
+		t.Errorf("Healthy() of an idle ledger whose directory was removed = %v, want ErrFailed saying so", err)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -3,6 +3,7 @@ package ledger
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"time"
 )
 
@@ -46,6 +47,10 @@ func (l *Ledger) checkDisk() {
 		measure = l.cfg.freeSpace
 	}
 	free, err := measure(l.cfg.Dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Deleted under the server: what it writes is lost at exit.
+		l.failStorage(fmt.Errorf("the storage directory %s was removed while the server ran: %w", l.cfg.Dir, err))
+	}
 	prev := l.disk.Load()
 	next := &diskState{free: free, err: err}
 	least := uint64(l.cfg.MinFreeDisk)

@@ -1,0 +1,8 @@
+//go:build !unix
+
+package ledger
+
+import "os"
+
+// removed cannot tell a deleted file here.
+func removed(*os.File) bool { return false }
