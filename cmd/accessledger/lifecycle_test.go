@@ -411,6 +411,20 @@ func TestServeJSONLogs(t *testing.T) {
 	if _, ok := banner["version"].(string); !ok {
 		t.Errorf("start record %v has no version", banner)
 	}
+
+	// A start that fails (the port is taken) says why in JSON too.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	code, stdout, stderr := runCLI(t, nil, "serve", "--data", dir, "--listen", ln.Addr().String(), "--log-format", "json")
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	var last map[string]any
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); code != 1 || stdout != "" || err != nil ||
+		last["level"] != "ERROR" || !strings.Contains(fmt.Sprint(last["err"]), "address already in use") {
+		t.Errorf("serve --log-format json on a taken port = exit %d, stdout %q, last line %q; want 1 and a JSON error record", code, stdout, lines[len(lines)-1])
+	}
 }
 
 // TestAPIKeyAddAndReload adds a submitter key to a running server's data

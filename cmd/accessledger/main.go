@@ -81,6 +81,12 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		cfg, err = loadConfig(args[1:], getenv, stderr)
 		if err == nil {
 			err = serve(ctx, cfg, stdout, stderr)
+			if err != nil && cfg.LogFormat == "json" {
+				// stderr carries only JSON records: the reason it
+				// stopped too.
+				newLogger(cfg, stderr).Error("accessledger serve stopped", "err", err)
+				return 1
+			}
 		}
 	case "keygen":
 		err = keygen(args[1:], stdout, stderr)
