@@ -74,10 +74,23 @@ func (l *Ledger) Checkpoints(ctx context.Context, from uint64, fn func(*Checkpoi
 	})
 }
 
+// ErrWrongKey means the log's stored checkpoints are signed by another key
+// than the one the ledger was given: the wrong key file, not damage.
+var ErrWrongKey = errors.New("ledger: the log's checkpoints are signed by another key")
+
 // parseCheckpoint verifies a stored checkpoint against the log's key.
 func (l *Ledger) parseCheckpoint(raw []byte) (*Checkpoint, error) {
 	c, _, _, err := log.ParseCheckpoint(raw, l.origin, l.verifier)
 	if err != nil {
+		// Signed, but by no key this ledger has: another key was given
+		// (its hash differs), not a damaged checkpoint.
+		var unverified *note.UnverifiedNoteError
+		if _, oerr := note.Open(raw, note.VerifierList(l.verifier)); errors.As(oerr, &unverified) && len(unverified.Note.UnverifiedSigs) > 0 {
+			sig := unverified.Note.UnverifiedSigs[0]
+			return nil, fmt.Errorf("the stored checkpoints are signed by key %s+%08x, and the key given is %s+%08x: "+
+				"start with the key this log was created with (log.key in the data directory, or --key): %w",
+				sig.Name, sig.Hash, l.verifier.Name(), l.verifier.KeyHash(), ErrWrongKey)
+		}
 		return nil, fmt.Errorf("stored checkpoint does not verify with this log's key: %v: %w", err, ErrCorrupt)
 	}
 	return &Checkpoint{Size: c.Size, Hash: c.Hash, Note: raw}, nil

@@ -293,11 +293,16 @@ func TestCreateAndOpenErrors(t *testing.T) {
 		_, err := Open(bg, c)
 		mustErrIs(t, "Open(empty dir)", err, ErrNoLog)
 	})
+	// Another key is the wrong key, not damaged storage (which it was
+	// reported as): the error names both and what to do.
 	t.Run("OpenOtherKey", func(t *testing.T) {
 		c := cfg
 		c.Signer = newTestSigner(t, testOrigin)
 		_, err := Open(bg, c)
-		mustErrIs(t, "Open(other key)", err, ErrCorrupt)
+		mustErrIs(t, "Open(other key)", err, ErrWrongKey)
+		if errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "the key this log was created with") {
+			t.Errorf("Open(other key) = %v, want it to say which key to use, not that storage is damaged", err)
+		}
 	})
 	t.Run("OpenWrongOrigin", func(t *testing.T) {
 		c := cfg
