@@ -231,7 +231,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog:          serverErrorLog(log, reg),
 	}
 	log.Info("listening", "addr", lis.Addr().String(), "data", cfg.Data, "origin", l.Origin())
 	serveErr := make(chan error, 1)

@@ -5,12 +5,16 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/accessledger/accessledger/api"
 )
@@ -122,4 +126,36 @@ func serveHTTP(hs *http.Server, lis net.Listener, certs *certReloader, log *slog
 	certs.checkKeyMode(log)
 	logCert(log, "serving HTTPS", certs.cert.Load().Leaf)
 	return hs.ServeTLS(lis, "", "")
+}
+
+// serverErrorLog is an http.Server's ErrorLog: its lines at WARN, except
+// failed TLS handshakes, which anyone who can connect makes (scanners,
+// clients that do not trust the certificate), and which flooded the log
+// with a line per connection: those are at DEBUG, and counted in
+// accessledger_tls_handshake_errors_total.
+func serverErrorLog(log *slog.Logger, reg prometheus.Registerer) *stdlog.Logger {
+	handshakes := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "accessledger_tls_handshake_errors_total",
+		Help: "TLS handshakes that failed (logged at debug level).",
+	})
+	if reg != nil {
+		reg.MustRegister(handshakes)
+	}
+	return stdlog.New(errorLogWriter{log: log, handshakes: handshakes}, "", 0)
+}
+
+type errorLogWriter struct {
+	log        *slog.Logger
+	handshakes prometheus.Counter
+}
+
+func (w errorLogWriter) Write(p []byte) (int, error) {
+	msg := strings.TrimSuffix(string(p), "\n")
+	if strings.HasPrefix(msg, "http: TLS handshake error from ") {
+		w.handshakes.Inc()
+		w.log.Debug(msg)
+		return len(p), nil
+	}
+	w.log.Warn(msg)
+	return len(p), nil
 }

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -152,6 +153,23 @@ func TestServeTLS(t *testing.T) {
 		if resp.StatusCode == http.StatusOK {
 			t.Errorf("plain HTTP GET /healthz = 200, want it refused")
 		}
+	}
+	// Failed handshakes, which anyone can make, are counted, not logged
+	// at the default level (a line each flooded the log): a client that
+	// does not trust the certificate.
+	if c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: x509.NewCertPool()}); err == nil {
+		c.Close()
+		t.Fatalf("a TLS client trusting nothing connected")
+	}
+	counted := regexp.MustCompile(`(?m)^accessledger_tls_handshake_errors_total [1-9]`)
+	for deadline := time.Now().Add(10 * time.Second); !counted.Match(s.get("/metrics", nil)); {
+		if time.Now().After(deadline) {
+			t.Fatalf("a failed handshake is not counted in accessledger_tls_handshake_errors_total")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if strings.Contains(s.stderr.String(), "TLS handshake error") {
+		t.Errorf("a failed handshake was logged at the default level:\n%s", s.stderr)
 	}
 
 	// SIGHUP swaps the certificate: new connections get the second.

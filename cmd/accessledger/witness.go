@@ -331,7 +331,7 @@ func runWitness(ctx context.Context, c witnessConfig, stdout, stderr io.Writer) 
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog:          serverErrorLog(log, reg),
 	}
 	log.Info("witness listening", "addr", lis.Addr().String(), "data", c.Data, "name", name, "logs", len(policy.Logs))
 	serveErr := make(chan error, 1)
