@@ -325,6 +325,9 @@ type adminState struct {
 	// yet.
 	pending bool
 	removed []adminAction
+	// inUse is set once keys were loaded: later loads must not take
+	// them all away (checkKeysKept).
+	inUse bool
 }
 
 // initAdmin sets up what api/admin.go and api/readaudit.go add to a
@@ -429,24 +432,13 @@ func (s *Server) recordLocked(ctx context.Context) (map[string]ledger.Result, er
 // loaded, unrevoked, and no longer holds. s.admin.mu must be held (or
 // the server not yet shared).
 func (s *Server) loadKeysLocked() ([]adminAction, error) {
-	kf := s.cfg.KeyFile
-	// Stat before reading: a change in between is seen again by the
-	// watch.
-	fi, err := kf.stat()
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", kf.Path(), err)
-	}
-	keys, err := kf.Read()
-	if err == nil {
-		var kr *Keyring
-		if kr, err = NewKeyring(append(slices.Clone(s.cfg.ConfigKeys), keys...)); err == nil {
-			s.SetKeyring(kr)
-		}
-	}
+	fi, keys, kr, err := s.readKeysLocked()
 	s.admin.loaded = fi // a bad file is reported once, not at every check
 	if err != nil {
-		return nil, fmt.Errorf("API keys in %s: %w (the keys loaded before stay in use)", kf.Path(), err)
+		return nil, err
 	}
+	s.SetKeyring(kr)
+	s.admin.inUse = true
 	var removed []adminAction
 	now := s.cfg.Clock()
 	for _, old := range s.admin.fileKeys {
@@ -458,6 +450,62 @@ func (s *Server) loadKeysLocked() ([]adminAction, error) {
 	}
 	s.admin.fileKeys = keys
 	return removed, nil
+}
+
+// readKeysLocked reads the keys file and builds the keyring it makes with
+// ConfigKeys, refusing (with the keys in use left as they are) a file
+// that does not parse or holds an invalid key, and one that would take
+// every key away (checkKeysKept). It returns the version of the file
+// read (nil if it is absent). s.admin.mu must be held.
+func (s *Server) readKeysLocked() (os.FileInfo, []APIKey, *Keyring, error) {
+	kf := s.cfg.KeyFile
+	// Stat before reading: a change in between is seen again by the
+	// watch.
+	fi, err := kf.stat()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("reading %s: %w", kf.Path(), err)
+	}
+	keys, err := kf.Read()
+	var kr *Keyring
+	if err == nil {
+		kr, err = NewKeyring(append(slices.Clone(s.cfg.ConfigKeys), keys...))
+	}
+	if err == nil {
+		err = s.checkKeysKept(fi != nil, keys, kr)
+	}
+	if err != nil {
+		return fi, nil, nil, fmt.Errorf("API keys in %s: %w (the keys loaded before stay in use)", kf.Path(), err)
+	}
+	return fi, keys, kr, nil
+}
+
+// ErrKeyFileRefused means the keys file, as it is now, would take away
+// every key loaded from it, or every active admin key: it was removed,
+// emptied, or edited by hand. The server keeps the keys in use, as for a
+// file that does not parse; keys are revoked with accessledger apikey
+// revoke or the admin API, which refuse to revoke the last admin key.
+var ErrKeyFileRefused = errors.New("the keys file would take away the keys in use")
+
+// checkKeysKept refuses the keys of the file (exists: whether it is
+// there) and the keyring kr they make if the file is gone, or holds no
+// key, while keys were loaded from it, or if kr has no active admin key
+// while the keys in use have one. s.admin.mu must be held.
+func (s *Server) checkKeysKept(exists bool, keys []APIKey, kr *Keyring) error {
+	const revoke = `to revoke keys, use "accessledger apikey revoke" or POST /v1/admin/keys/NAME/revoke`
+	if had := len(s.admin.fileKeys); had > 0 && len(keys) == 0 {
+		what := "holds no key"
+		if !exists {
+			what = "is gone"
+		}
+		return fmt.Errorf("the file %s, but the server uses the %d keys loaded from it: restore it (move it back, or from a backup); %s (%w)",
+			what, had, revoke, ErrKeyFileRefused)
+	}
+	now := s.cfg.Clock()
+	if s.admin.inUse && activeAdmins(s.auth.keys.Load().keys, now) > 0 && activeAdmins(kr.keys, now) == 0 {
+		return fmt.Errorf("the file leaves no active admin key, so nobody could administer keys: restore the admin keys it held; %s (%w)",
+			revoke, ErrKeyFileRefused)
+	}
+	return nil
 }
 
 // watchKeys checks the keys file every KeyPollInterval until ctx ends.
@@ -662,9 +710,21 @@ func (s *Server) recordAdmin(ctx context.Context, acts []adminAction) (map[strin
 func (s *Server) adminRoutes(e *gin.Engine) {
 	admin := s.require(false)
 	e.GET("/v1/admin/keys", admin, s.keyAdminOn, s.listKeys)
-	e.POST("/v1/admin/keys", admin, s.keyAdminOn, s.createKey)
-	e.POST("/v1/admin/keys/:name/revoke", admin, s.keyAdminOn, s.revokeKey)
-	e.POST("/v1/admin/keys/:name/rotate", admin, s.keyAdminOn, s.rotateKey)
+	e.POST("/v1/admin/keys", admin, s.keyAdminOn, s.keyFileKept, s.createKey)
+	e.POST("/v1/admin/keys/:name/revoke", admin, s.keyAdminOn, s.keyFileKept, s.revokeKey)
+	e.POST("/v1/admin/keys/:name/rotate", admin, s.keyAdminOn, s.keyFileKept, s.rotateKey)
+}
+
+// keyFileKept refuses a change while the keys file is refused
+// (ErrKeyFileRefused): it would be made to what is left of the file, and
+// take away the keys in use.
+func (s *Server) keyFileKept(c *gin.Context) {
+	s.admin.mu.Lock()
+	_, _, _, err := s.readKeysLocked()
+	s.admin.mu.Unlock()
+	if errors.Is(err, ErrKeyFileRefused) {
+		s.keyFail(c, err)
+	}
 }
 
 // keyAdminOn answers 404 when the server has no keys file to administer.
@@ -898,6 +958,9 @@ func (s *Server) keyFail(c *gin.Context, err error) {
 		// The operator's to fix; the keys loaded before stay in use.
 		s.log.Error("key administration refused: the keys file does not parse", "err", err)
 		writeError(c, http.StatusServiceUnavailable, "the server's keys file does not parse, so it cannot be changed; the operator must fix it (the keys loaded before stay in use)")
+	case errors.Is(err, ErrKeyFileRefused):
+		s.log.Error("key administration refused: the keys file would take away the keys in use", "err", err)
+		writeError(c, http.StatusServiceUnavailable, "the server's keys file is gone, holds no key or no admin key, so it cannot be changed; the operator must restore it (the keys loaded before stay in use)")
 	default:
 		s.fail(c, err, "")
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -560,11 +561,76 @@ func TestKeyFileChangesSeenLive(t *testing.T) {
 	if r := ts.get(t, "/v1/entries/0", ts.auditor()); r.status != http.StatusOK {
 		t.Errorf("GET after the keys file broke = %v, want 200 (the old keys stay)", r)
 	}
-	// A removed file holds no keys.
+	// So does a removed one (TestKeysFileTakenAwayIsRefused).
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	waitStatus(t, ts, ts.auditor(), http.StatusUnauthorized)
+	time.Sleep(200 * time.Millisecond)
+	if r := ts.get(t, "/v1/entries/0", ts.auditor()); r.status != http.StatusOK {
+		t.Errorf("GET after the keys file was removed = %v, want 200 (the old keys stay)", r)
+	}
+}
+
+// TestKeysFileTakenAwayIsRefused: a keys file removed or emptied while
+// the server ran revoked every key (401 for all, admins included, and a
+// key_revoked leaf for each), and one edited to hold no admin key got
+// round the rule that the last admin key cannot be revoked. Each is
+// refused now, as a file that does not parse is: the keys in use stay,
+// nothing is recorded, changes over the admin API get 503, and once the
+// file is back it loads as before.
+func TestKeysFileTakenAwayIsRefused(t *testing.T) {
+	kf := newKeyFile(t)
+	ts := newTestServer(t, withKeyFile(t, kf))
+	if err := ts.api.ReloadKeys(bg); err != nil {
+		t.Fatal(err)
+	}
+	saved, err := os.ReadFile(kf.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := kf.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	noAdmin := slices.DeleteFunc(keys, func(k api.APIKey) bool { return slices.Contains(k.Roles, api.RoleAdmin) })
+	for _, tc := range []struct {
+		name   string
+		change func() error
+		want   string
+	}{
+		{"removed", func() error { return os.Remove(kf.Path()) }, "is gone"},
+		{"emptied", func() error { return os.WriteFile(kf.Path(), []byte("keys: []\n"), 0o600) }, "holds no key"},
+		{"without its admin key", func() error { return kf.Write(noAdmin) }, "no active admin key"},
+	} {
+		if err := tc.change(); err != nil {
+			t.Fatal(err)
+		}
+		err := ts.api.ReloadKeys(bg)
+		if msg := fmt.Sprint(err); !errors.Is(err, api.ErrKeyFileRefused) || !strings.Contains(msg, tc.want) ||
+			!strings.Contains(msg, kf.Path()) || !strings.Contains(msg, "apikey revoke") {
+			t.Errorf("keys file %s: ReloadKeys() = %v, want ErrKeyFileRefused naming the file, saying %q and how to revoke keys", tc.name, err, tc.want)
+		}
+		for _, tok := range []string{ts.admin(), ts.auditor()} {
+			if r := ts.get(t, "/v1/entries/0", tok); r.status != http.StatusNotFound && r.status != http.StatusOK {
+				t.Errorf("keys file %s: GET /v1/entries/0 with a key loaded before = %v, want it still accepted", tc.name, r)
+			}
+		}
+		r := ts.adminCall(t, "POST", "/v1/admin/keys", "", map[string]any{"name": "new-" + strings.ReplaceAll(tc.name, " ", "-"), "roles": []string{"auditor"}})
+		if eb := wantError(t, "create with the keys file "+tc.name, r, http.StatusServiceUnavailable); !strings.Contains(eb.Error, "restore") {
+			t.Errorf("create with the keys file %s: error %q, want it to say the file must be restored", tc.name, eb.Error)
+		}
+		if err := os.WriteFile(kf.Path(), saved, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := ts.api.ReloadKeys(bg); err != nil {
+			t.Fatalf("ReloadKeys() of the restored keys file = %v", err)
+		}
+	}
+	for _, a := range adminLeaves(t, ts.l) {
+		if a.Action == evt.AdminKeyRevoked {
+			t.Errorf("admin leaf %+v: a key was recorded as revoked", a)
+		}
+	}
 }
 
 // waitStatus waits until GET /v1/entries/0 with token answers status.
