@@ -40,23 +40,34 @@ func readKeys(cfg Config) ([]api.APIKey, error) {
 	return append(append([]api.APIKey(nil), cfg.APIKeys...), fileKeys...), nil
 }
 
-// loadKeyring builds the keyring of keys (from readKeys). If there are
-// none at all and no keys file, it generates an admin key, writes its
-// secret to <data>/admin.key (0600) and records its hash, so that a fresh
-// start is usable and still secure. A keys file with no key is refused.
+// checkKeysHeld refuses keys (from readKeys) that are none while the keys
+// file exists: it was emptied (a key cannot be revoked down to none), and
+// a new admin key would replace every key without a word. Only a first
+// start, with no file, generates one. It writes nothing, so that serve
+// calls it before it creates anything.
+func checkKeysHeld(cfg Config, keys []api.APIKey) error {
+	if len(keys) > 0 {
+		return nil
+	}
+	path := cfg.keysPath()
+	if _, err := os.Stat(path); err == nil {
+		return fmt.Errorf("%s holds no API key: was it emptied? Refusing to generate a new admin key in place of the keys it held. "+
+			"Restore it from a backup, or remove it to have a new admin key generated into %s", path, filepath.Join(cfg.Data, adminKeyFile))
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// loadKeyring builds the keyring of keys (from readKeys, checked by
+// checkKeysHeld). If there are none at all, it generates an admin key,
+// writes its secret to <data>/admin.key (0600) and records its hash, so
+// that a fresh start is usable and still secure.
 func loadKeyring(cfg Config, keys []api.APIKey, log *slog.Logger) (*api.Keyring, error) {
+	if err := checkKeysHeld(cfg, keys); err != nil {
+		return nil, err
+	}
 	if len(keys) == 0 {
-		// A keys file that exists, with no key in it, was emptied (a key
-		// cannot be revoked down to none): a new admin key would replace
-		// every key without a word. Only a first start, with no file,
-		// generates one.
-		path := cfg.keysPath()
-		if _, err := os.Stat(path); err == nil {
-			return nil, fmt.Errorf("%s holds no API key: was it emptied? Refusing to generate a new admin key in place of the keys it held. "+
-				"Restore it from a backup, or remove it to have a new admin key generated into %s", path, filepath.Join(cfg.Data, adminKeyFile))
-		} else if !errors.Is(err, os.ErrNotExist) {
-			return nil, err
-		}
 		token, key, err := api.NewAPIKey("admin", api.RoleAdmin)
 		if err != nil {
 			return nil, err

@@ -336,6 +336,10 @@ func TestServeWritesNothingBeforeItCanStart(t *testing.T) {
 		t.Fatalf("net.Listen: %v", err)
 	}
 	defer taken.Close()
+	emptyKeys := filepath.Join(t.TempDir(), "keys.yaml")
+	if err := os.WriteFile(emptyKeys, []byte("keys: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		yaml string // a config file, if set
@@ -349,6 +353,9 @@ func TestServeWritesNothingBeforeItCanStart(t *testing.T) {
 		{name: "bad api key in config", yaml: "api_keys:\n  - name: k\n    sha256: abcd\n    roles: [submitter]\n", want: "sha256"},
 		{name: "inflight below body limit", args: []string{"--max-inflight-body-bytes", "2048", "--max-body-bytes", "4096"}, want: "max_inflight_body_bytes"},
 		{name: "bad origin", args: []string{"--origin", "my log"}, want: "origin"},
+		// It was checked after the log was created, whose origin then
+		// refused the corrected command's --origin.
+		{name: "keys file with no key", args: []string{"--api-keys-file", emptyKeys}, want: "holds no API key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			data := filepath.Join(t.TempDir(), "data")

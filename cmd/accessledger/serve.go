@@ -83,6 +83,9 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if _, err := api.NewKeyring(configured); err != nil {
 		return err
 	}
+	if err := checkKeysHeld(cfg, configured); err != nil {
+		return err
+	}
 	engine, enricher, err := buildEngine(cfg.Detect)
 	if err != nil {
 		return err
