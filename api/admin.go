@@ -306,6 +306,9 @@ func (f *KeyFile) Rotate(name string, spec RotateSpec, by string, now time.Time,
 	return token, out, nil
 }
 
+// configKeysFrom is where ConfigKeys come from, unless Config says.
+const configKeysFrom = "the server's configuration"
+
 // Sources of keys, as the admin endpoints list them.
 const (
 	sourceFile   = "file"
@@ -468,7 +471,7 @@ func (s *Server) readKeysLocked() (os.FileInfo, []APIKey, *Keyring, error) {
 	keys, err := kf.Read()
 	var kr *Keyring
 	if err == nil {
-		kr, err = NewKeyring(append(slices.Clone(s.cfg.ConfigKeys), keys...))
+		kr, err = NewKeyringOf(s.cfg.ConfigKeys, cmp.Or(s.cfg.ConfigKeysFrom, configKeysFrom), keys, kf.Path())
 	}
 	if err == nil {
 		err = s.checkKeysKept(fi != nil, keys, kr)

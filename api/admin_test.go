@@ -467,7 +467,10 @@ func TestAdminConfigKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := newTestServer(t, withKeyFile(t, nil), withAPI(func(c *api.Config) { c.ConfigKeys = []api.APIKey{cfgKey} }))
+	kf := newKeyFile(t)
+	ts := newTestServer(t, withKeyFile(t, kf), withAPI(func(c *api.Config) {
+		c.ConfigKeys, c.ConfigKeysFrom = []api.APIKey{cfgKey}, "the config file /etc/al.yaml"
+	}))
 	ts.appendHTTP(t, 0, 1)
 	if r := ts.get(t, "/v1/entries/0", tok); r.status != http.StatusOK {
 		t.Errorf("GET with a configured key = %v, want 200", r)
@@ -489,6 +492,20 @@ func TestAdminConfigKeys(t *testing.T) {
 	}
 	if got := findAdmin(adminLeaves(t, ts.l, tok), evt.AdminKeyCreated, "from-config"); len(got) != 1 || got[0].By != evt.AdminByConfig {
 		t.Errorf("admin leaves creating from-config = %+v, want one by config", got)
+	}
+
+	// A key of that name added to the file by another hand: the error
+	// names both places.
+	keys, err := kf.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kf.Write(append(keys, api.APIKey{Name: "from-config", SHA256: api.HashToken("al_other"), Roles: []api.Role{api.RoleAuditor}})); err != nil {
+		t.Fatal(err)
+	}
+	err = ts.api.ReloadKeys(bg)
+	if msg := fmt.Sprint(err); !strings.Contains(msg, `"from-config" is defined twice`) || !strings.Contains(msg, "/etc/al.yaml") || !strings.Contains(msg, kf.Path()) {
+		t.Errorf("ReloadKeys() with from-config in the file too = %v, want an error naming both places", err)
 	}
 }
 

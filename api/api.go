@@ -77,6 +77,10 @@ type Config struct {
 	// ConfigKeys are the keys of the server's configuration, used with
 	// KeyFile's; the admin endpoints list them but cannot change them.
 	ConfigKeys []APIKey
+	// ConfigKeysFrom says where ConfigKeys come from, for errors, such as
+	// "the config file /etc/accessledger.yaml" (default: "the server's
+	// configuration").
+	ConfigKeysFrom string
 	// KeyPollInterval is how often Run checks KeyFile for changes
 	// (default 1s).
 	KeyPollInterval time.Duration

@@ -210,6 +210,21 @@ func NewKeyring(keys []APIKey) (*Keyring, error) {
 	return kr, nil
 }
 
+// NewKeyringOf builds the keyring of the keys of the server's
+// configuration (configKeys, from configFrom, such as "the config file
+// /etc/accessledger.yaml") and those of the keys file at filePath. Their
+// names are one set: a name in both is refused with an error naming both
+// places, so that the operator knows which two keys to look at.
+func NewKeyringOf(configKeys []APIKey, configFrom string, fileKeys []APIKey, filePath string) (*Keyring, error) {
+	for i := range fileKeys {
+		if name := fileKeys[i].Name; findKey(configKeys, name) >= 0 {
+			return nil, fmt.Errorf("api key %q is defined twice, in the api_keys of %s and in the keys file %s: a name must be unique; remove or rename one of them",
+				name, configFrom, filePath)
+		}
+	}
+	return NewKeyring(append(slices.Clone(configKeys), fileKeys...))
+}
+
 func (kr *Keyring) index(hash string, e keyEntry) error {
 	h := strings.ToLower(hash)
 	if _, dup := kr.byHash[h]; dup {

@@ -30,11 +30,22 @@ func (c Config) keysPath() string {
 	return filepath.Join(c.Data, apiKeysFile)
 }
 
-// readKeys gathers the configured keys and those in the keys file. It
-// writes nothing.
+// configKeysFrom says where the configured keys come from, for errors.
+func (c Config) configKeysFrom() string {
+	if c.ConfigFile != "" {
+		return "the config file " + c.ConfigFile
+	}
+	return "the configuration"
+}
+
+// readKeys gathers the configured keys and those in the keys file, and
+// checks that they make a keyring. It writes nothing.
 func readKeys(cfg Config) ([]api.APIKey, error) {
 	fileKeys, err := api.NewKeyFile(cfg.keysPath()).Read()
 	if err != nil {
+		return nil, err
+	}
+	if _, err := api.NewKeyringOf(cfg.APIKeys, cfg.configKeysFrom(), fileKeys, cfg.keysPath()); err != nil {
 		return nil, err
 	}
 	return append(append([]api.APIKey(nil), cfg.APIKeys...), fileKeys...), nil
@@ -99,6 +110,8 @@ otherwise). WHEN is an RFC 3339 time or a duration such as 720h or 90d.
 list shows each key's name, roles, status (active, expired, revoked),
 creation and expiry; never a secret.
 revoke makes a key unusable; it stays listed, and its name is not reused.
+With --config, add also refuses a name the config file's api_keys use (the
+server would refuse a keys file repeating one).
 rotate gives a key a new secret (printed once), keeping its name and roles;
 with --grace the old secret stays valid that long.
 
@@ -156,10 +169,8 @@ func apikey(args []string, getenv func(string) string, stdout, stderr io.Writer)
 	// The same precedence as serve: defaults, config file, environment,
 	// flags, so the command finds the keys file the server reads.
 	cfg := defaultConfig()
-	if *configPath != "" {
-		if err := readConfigFile(*configPath, &cfg); err != nil {
-			return err
-		}
+	if err := readConfigFile(*configPath, &cfg); err != nil {
+		return err
 	}
 	cfg.Data = firstNonEmpty(*data, getenv("ACCESSLEDGER_DATA"), cfg.Data)
 	cfg.APIKeysFile = firstNonEmpty(*file, getenv("ACCESSLEDGER_API_KEYS_FILE"), cfg.APIKeysFile)
@@ -218,6 +229,11 @@ func apikey(args []string, getenv func(string) string, stdout, stderr io.Writer)
 		}
 		fmt.Fprintln(stdout, token)
 		fmt.Fprintf(stderr, "key %q added to %s; this secret is shown only once. A running server loads it within two seconds (SIGHUP: at once).\n", *name, kf.Path())
+		if cfg.ConfigFile == "" {
+			// The server refuses a keys file that repeats a name of
+			// its config file's api_keys; only --config lets us check.
+			fmt.Fprintln(stderr, "Without --config (or ACCESSLEDGER_CONFIG), the names of the server's config file (api_keys) were not checked: if it has a key of this name, the server refuses the keys file.")
+		}
 		return nil
 
 	case "revoke":

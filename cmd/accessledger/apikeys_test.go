@@ -360,3 +360,35 @@ func TestAPIKeyAddWhereNoServer(t *testing.T) {
 		t.Errorf("apikey add created %s", missing)
 	}
 }
+
+// TestAPIKeyNameInConfigAndFile: a key named like one of the config
+// file's api_keys, added without --config, made the server refuse the
+// keys file with only "two keys have this name". The error names both
+// files now; with the config file (--config or ACCESSLEDGER_CONFIG) the
+// command refuses the name, and without it, it says it did not check.
+func TestAPIKeyNameInConfigAndFile(t *testing.T) {
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "api_keys.yaml")
+	conf := writeConfig(t, "data: "+dir+"\napi_keys:\n  - name: ops\n    sha256: "+hashHex("al_ops")+"\n    roles: [admin]\n")
+	for _, env := range [][]string{nil, {"ACCESSLEDGER_CONFIG=" + conf}} {
+		args := []string{"apikey", "add", "--name", "ops", "--role", "admin"}
+		if env == nil {
+			args = append(args, "--config", conf)
+		}
+		code, stdout, stderr := runCLI(t, env, args...)
+		if code != 1 || stdout != "" || !strings.Contains(stderr, "config") {
+			t.Errorf("accessledger %q (env %q) = exit %d, %q %q; want 1 and a message naming the configuration", args, env, code, stdout, stderr)
+		}
+	}
+	code, _, stderr := runCLI(t, nil, "apikey", "add", "--data", dir, "--name", "ops", "--role", "admin")
+	if code != 0 {
+		t.Fatalf("apikey add --data (no config) = exit %d, %q", code, stderr)
+	}
+	if !strings.Contains(stderr, "Without --config") {
+		t.Errorf("apikey add --data (no config): %q, want a warning that the config's names were not checked", stderr)
+	}
+	code, _, stderr = runCLI(t, nil, "serve", "--config", conf, "--listen", freeAddr(t))
+	if code != 1 || !strings.Contains(stderr, `"ops" is defined twice`) || !strings.Contains(stderr, conf) || !strings.Contains(stderr, keys) {
+		t.Errorf("serve with ops in %s and %s = exit %d, %q; want 1 and an error naming both files", conf, keys, code, stderr)
+	}
+}

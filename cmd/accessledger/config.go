@@ -56,6 +56,8 @@ type Config struct {
 	// second is answered 503 with Retry-After.
 	MaxInflightBodyBytes int64    `yaml:"max_inflight_body_bytes"`
 	TrustedProxies       []string `yaml:"trusted_proxies"`
+	// ConfigFile is the config file read (--config), if any.
+	ConfigFile string `yaml:"-"`
 	// APIKeys are API keys given in the config file (hashed).
 	APIKeys []api.APIKey `yaml:"api_keys"`
 	// APIKeysFile holds more keys; default <data>/api_keys.yaml. The
@@ -275,10 +277,8 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if *configPath != "" {
-		if err := readConfigFile(*configPath, &cfg); err != nil {
-			return cfg, err
-		}
+	if err := readConfigFile(*configPath, &cfg); err != nil {
+		return cfg, err
 	}
 	fields := cfg.fields()
 	for _, f := range fields {
@@ -299,8 +299,12 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 }
 
 // readConfigFile applies a YAML config file to cfg, rejecting unknown keys
-// and a second document.
+// and a second document, and records its path; no path: none.
 func readConfigFile(path string, cfg *Config) error {
+	if path == "" {
+		return nil
+	}
+	cfg.ConfigFile = path
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("reading config: %w", err)

@@ -80,9 +80,6 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if _, err := api.NewKeyring(configured); err != nil {
-		return err
-	}
 	if err := checkKeysHeld(cfg, configured); err != nil {
 		return err
 	}
@@ -173,6 +170,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		Keys:                 keys,
 		KeyFile:              api.NewKeyFile(cfg.keysPath()), // watched and administered (apikeys.go)
 		ConfigKeys:           cfg.APIKeys,
+		ConfigKeysFrom:       cfg.configKeysFrom(),
 		RateLimit:            cfg.RateLimit,
 		ReadAudit:            api.ReadAudit{Enabled: cfg.AuditReads},
 		PublicTiles:          cfg.PublicTiles,

@@ -250,9 +250,6 @@ func runWitness(ctx context.Context, c witnessConfig, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	if _, err := api.NewKeyring(configured); err != nil {
-		return err
-	}
 	lis, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", c.Listen, err)
