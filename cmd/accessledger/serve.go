@@ -72,6 +72,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 
 	// Check, without writing.
+	warnReadableSecrets(cfg, log)
 	id, err := resolveIdentity(cfg)
 	if err != nil {
 		return err

@@ -72,9 +72,7 @@ func (r *certReloader) config() *tls.Config {
 
 // checkKeyMode warns about a TLS key that others may read.
 func (r *certReloader) checkKeyMode(log *slog.Logger) {
-	if fi, err := os.Stat(r.keyPath); err == nil && fi.Mode().Perm()&0o007 != 0 {
-		log.Warn("the TLS key is readable by others: chmod o-rwx it", "path", r.keyPath, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
-	}
+	warnIfReadable(log, "the TLS key", r.keyPath, 0o007, "chmod o-rwx")
 }
 
 // logCert logs which certificate is served and warns if it is not valid

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/accessledger/accessledger/api"
+	"github.com/accessledger/accessledger/respond"
+)
+
+// TestWarnReadableSecrets: admin.key (the admin secret in plaintext), a
+// responder's secret_file and a config file holding secrets were accepted
+// at mode 0644 without a word, while the TLS key got a warning. Each gets
+// one now, naming the file; the same files at 0600, and a config file
+// without secrets, get none.
+func TestWarnReadableSecrets(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("secret\n"), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil { // past the umask
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o600} {
+		cfg := defaultConfig()
+		cfg.Data = dir
+		admin := write(adminKeyFile, mode)
+		secret := write("hook.secret", mode)
+		cfg.ConfigFile = write("accessledger.yaml", mode)
+		cfg.Responders = []respond.ResponderConfig{{Name: "hook", Type: respond.TypeWebhook, SecretFile: secret}}
+		cfg.APIKeys = []api.APIKey{{Name: "ops"}}
+		var buf bytes.Buffer
+		warnReadableSecrets(cfg, newLogger(cfg, &buf))
+		for _, path := range []string{admin, secret, cfg.ConfigFile} {
+			warned := strings.Contains(buf.String(), "level=WARN") && strings.Contains(buf.String(), "path="+path) && strings.Contains(buf.String(), "chmod 600")
+			if warned != (mode != 0o600) {
+				t.Errorf("mode %04o: warned about %s = %v, want %v; log:\n%s", mode, path, warned, mode != 0o600, &buf)
+			}
+		}
+		// A config file with no secret in it may be read by anyone.
+		cfg.APIKeys, cfg.Responders = nil, nil
+		buf.Reset()
+		warnReadableSecrets(cfg, newLogger(cfg, &buf))
+		if strings.Contains(buf.String(), "path="+cfg.ConfigFile) {
+			t.Errorf("mode %04o: warned about a config file without secrets:\n%s", mode, &buf)
+		}
+	}
+}
