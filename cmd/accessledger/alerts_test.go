@@ -110,9 +110,9 @@ func (as *alertsServer) appendAlerts(t *testing.T, first, n int) []uint64 {
 // environment.
 func (as *alertsServer) cli(t *testing.T, key string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	env := map[string]string{"ACCESSLEDGER_URL": as.url, "ACCESSLEDGER_API_KEY": key}
+	env := environment{"ACCESSLEDGER_URL": as.url, "ACCESSLEDGER_API_KEY": key}
 	var out, errb bytes.Buffer
-	code = run(args, func(k string) string { return env[k] }, &out, &errb)
+	code = run(args, env, &out, &errb)
 	return code, out.String(), errb.String()
 }
 

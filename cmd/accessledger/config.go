@@ -58,6 +58,9 @@ type Config struct {
 	TrustedProxies       []string `yaml:"trusted_proxies"`
 	// ConfigFile is the config file read (--config), if any.
 	ConfigFile string `yaml:"-"`
+	// UnknownEnv are the ACCESSLEDGER_* variables set that name no
+	// setting (misspelt?), which serve warns about.
+	UnknownEnv []string `yaml:"-"`
 	// APIKeys are API keys given in the config file (hashed).
 	APIKeys []api.APIKey `yaml:"api_keys"`
 	// APIKeysFile holds more keys; default <data>/api_keys.yaml. The
@@ -239,12 +242,15 @@ func envName(flagName string) string {
 	return "ACCESSLEDGER_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// loadConfig parses args for the serve command and applies the layers.
-func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+// loadConfig parses args for the serve command and applies the layers. A
+// variable of env set to "" sets a string setting to "", as the flag
+// given "" does (an empty schedule turns its job off); for other settings
+// it counts as unset.
+func loadConfig(args []string, env environment, stderr io.Writer) (Config, error) {
 	cfg := defaultConfig()
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", getenv("ACCESSLEDGER_CONFIG"), "YAML configuration file (env ACCESSLEDGER_CONFIG)")
+	configPath := fs.String("config", env.get("ACCESSLEDGER_CONFIG"), "YAML configuration file (env ACCESSLEDGER_CONFIG)")
 	// Flags are registered on a scratch copy so that parsing them does
 	// not overwrite the file and environment layers; only flags the user
 	// set are applied afterwards. The copy holds the defaults, so that
@@ -281,11 +287,14 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		return cfg, err
 	}
 	fields := cfg.fields()
+	cfg.UnknownEnv = unknownEnv(env, fields)
 	for _, f := range fields {
-		if v := getenv(envName(f.name)); v != "" {
-			if err := setFromString(f.ptr, v); err != nil {
-				return cfg, fmt.Errorf("%s: %w", envName(f.name), err)
-			}
+		v, ok := env.lookup(envName(f.name))
+		if _, str := f.ptr.(*string); !ok || (v == "" && !str) {
+			continue
+		}
+		if err := setFromString(f.ptr, v); err != nil {
+			return cfg, fmt.Errorf("%s: %w", envName(f.name), err)
 		}
 	}
 	set := map[string]bool{}
@@ -325,7 +334,7 @@ func setFromString(ptr any, v string) error {
 	case *int64:
 		*p, err = strconv.ParseInt(v, 10, 64)
 	case *bool:
-		*p, err = strconv.ParseBool(v)
+		*p, err = parseBool(v)
 	case *time.Duration:
 		*p, err = time.ParseDuration(v)
 	}

@@ -4,6 +4,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,13 +21,13 @@ func writeConfig(t *testing.T, yaml string) string {
 	return p
 }
 
-func envMap(kv ...string) func(string) string {
-	m := map[string]string{}
+func envMap(kv ...string) environment {
+	m := environment{}
 	for _, s := range kv {
 		k, v, _ := strings.Cut(s, "=")
 		m[k] = v
 	}
-	return func(k string) string { return m[k] }
+	return m
 }
 
 // TestLoadConfigPrecedence checks defaults < file < environment < flags,
@@ -202,6 +204,73 @@ func TestStorageTrimInterval(t *testing.T) {
 		}
 		if got := trimAbove(cfg.StorageTrimAbove); got != tc.wantAbove {
 			t.Errorf("loadConfig(%q): ledger trim bound %d, want %d", tc.args, got, tc.wantAbove)
+		}
+	}
+}
+
+// TestLoadConfigEnvironment: an environment variable set to "" left its
+// setting as it was (ACCESSLEDGER_DIGEST_SCHEDULE= did not turn the
+// digest off, as --digest-schedule= does); a boolean the config file
+// takes (yes, off) was refused in the environment; and a misspelt
+// variable was ignored without a word.
+func TestLoadConfigEnvironment(t *testing.T) {
+	file := writeConfig(t, "gc_schedule: \"@every 1h\"\npprof_listen: 127.0.0.1:6060\npublic_tiles: yes\n")
+	cfg, err := loadConfig([]string{"--config", file}, envMap(
+		"ACCESSLEDGER_DIGEST_SCHEDULE=", "ACCESSLEDGER_SELF_AUDIT_SCHEDULE=", "ACCESSLEDGER_GC_SCHEDULE=",
+		"ACCESSLEDGER_PPROF_LISTEN=", "ACCESSLEDGER_CHECKPOINT_INTERVAL=",
+		"ACCESSLEDGER_PUBLIC_TILES=off", "ACCESSLEDGER_PUBLIC_METRICS=yes",
+		"ACCESSLEDGER_DIGEST_SCHEDUEL=@daily", "ACCESSLEDGER_API_KEY=k", "ACCESSLEDGER_AUDIT_API_KEY=k", "ACCESSLEDGER_WITNESS_DATA=w",
+	), io.Discard)
+	if err != nil {
+		t.Fatalf("loadConfig() = %v", err)
+	}
+	if cfg.DigestSchedule != "" || cfg.SelfAuditSchedule != "" || cfg.GCSchedule != "" || cfg.PprofListen != "" {
+		t.Errorf("schedules and pprof_listen set to \"\" in the environment = %q %q %q %q, want all empty (off)",
+			cfg.DigestSchedule, cfg.SelfAuditSchedule, cfg.GCSchedule, cfg.PprofListen)
+	}
+	if cfg.CheckpointInterval != time.Second {
+		t.Errorf("ACCESSLEDGER_CHECKPOINT_INTERVAL= gave checkpoint_interval %s, want the default (empty: unset)", cfg.CheckpointInterval)
+	}
+	if cfg.PublicTiles || !cfg.PublicMetrics {
+		t.Errorf("public_tiles, public_metrics = %v, %v from off and yes in the environment, want false, true", cfg.PublicTiles, cfg.PublicMetrics)
+	}
+	if want := []string{"ACCESSLEDGER_DIGEST_SCHEDUEL"}; !slices.Equal(cfg.UnknownEnv, want) {
+		t.Errorf("unknown variables = %q, want %q", cfg.UnknownEnv, want)
+	}
+	if _, err := loadConfig(nil, envMap("ACCESSLEDGER_PUBLIC_TILES=maybe"), io.Discard); err == nil || !strings.Contains(err.Error(), "ACCESSLEDGER_PUBLIC_TILES") {
+		t.Errorf("ACCESSLEDGER_PUBLIC_TILES=maybe: loadConfig() = %v, want an error naming it", err)
+	}
+
+	code, _, stderr := runCLI(t, []string{"ACCESSLEDGER_DIGEST_SCHEDUEL=@daily"}, "serve", "--data", t.TempDir(), "--origin", "my log")
+	if code != 1 || !strings.Contains(stderr, "level=WARN") || !strings.Contains(stderr, "ACCESSLEDGER_DIGEST_SCHEDUEL") {
+		t.Errorf("serve with a misspelt variable = exit %d, %q; want a warning naming it", code, stderr)
+	}
+}
+
+// TestEveryEnvironmentVariableIsKnown: every ACCESSLEDGER_* variable the
+// code names is a setting of serve or in otherEnv, so that serve does not
+// warn about a variable another command reads.
+func TestEveryEnvironmentVariableIsKnown(t *testing.T) {
+	name := regexp.MustCompile(`"(ACCESSLEDGER_[A-Z0-9_]+)"`)
+	cfg := defaultConfig()
+	fields := cfg.fields()
+	for _, dir := range []string{".", "../loadgen", "../../respond", "../../api"} {
+		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			for _, m := range name.FindAllStringSubmatch(string(mustRead(t, f)), -1) {
+				if m[1] == "ACCESSLEDGER_" || strings.HasPrefix(m[1], otherEnvPrefix) {
+					continue
+				}
+				if got := unknownEnv(environment{m[1]: ""}, fields); len(got) > 0 {
+					t.Errorf("%s reads %s, which serve would warn about: add it to otherEnv", f, m[1])
+				}
+			}
 		}
 	}
 }

@@ -50,10 +50,11 @@ Run "accessledger <command> -h" for a command's flags.
 `
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], processEnvironment(), os.Stdout, os.Stderr))
 }
 
-func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+func run(args []string, env environment, stdout, stderr io.Writer) int {
+	getenv := env.get
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -78,7 +79,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	switch args[0] {
 	case "serve":
 		var cfg Config
-		cfg, err = loadConfig(args[1:], getenv, stderr)
+		cfg, err = loadConfig(args[1:], env, stderr)
 		if err == nil {
 			err = serve(ctx, cfg, stdout, stderr)
 			if err != nil && cfg.LogFormat == "json" {

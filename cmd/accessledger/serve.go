@@ -72,6 +72,9 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 
 	// Check, without writing.
+	for _, name := range cfg.UnknownEnv {
+		log.Warn("ignoring an environment variable that names no setting: misspelt? (accessledger serve -h lists them)", "name", name)
+	}
 	warnReadableSecrets(cfg, log)
 	id, err := resolveIdentity(cfg)
 	if err != nil {

@@ -108,7 +108,7 @@ func witnessFlags(args []string, getenv func(string) string, stderr io.Writer) (
 	}
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "add-checkpoint body limit, in bytes")
 	if v := getenv(witnessEnv("public-metrics")); v != "" && envErr == nil {
-		c.PublicMetrics, envErr = strconv.ParseBool(v)
+		c.PublicMetrics, envErr = parseBool(v)
 	}
 	fs.BoolVar(&c.PublicMetrics, "public-metrics", c.PublicMetrics, "serve /metrics without an API key")
 	if v := getenv(witnessEnv("shutdown-timeout")); v != "" && envErr == nil {
