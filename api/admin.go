@@ -241,6 +241,20 @@ func (f *KeyFile) Revoke(name, by string, now time.Time, others []APIKey) (APIKe
 	return out, err
 }
 
+// MaxReplacedSecrets bounds how many earlier secrets of a key are
+// remembered (APIKey.ReplacedSHA256).
+const MaxReplacedSecrets = 8
+
+// retire adds the hash h (if any) to hashes, keeping the newest
+// MaxReplacedSecrets.
+func retire(hashes []string, h string) []string {
+	if h == "" {
+		return hashes
+	}
+	hashes = append(hashes, h)
+	return hashes[max(0, len(hashes)-MaxReplacedSecrets):]
+}
+
 func activeAdmins(keys []APIKey, now time.Time) int {
 	n := 0
 	for i := range keys {
@@ -288,9 +302,15 @@ func (f *KeyFile) Rotate(name string, spec RotateSpec, by string, now time.Time,
 			slices.Contains(k.Roles, RoleAdmin) && k.Active(now) && activeAdmins(keys, now)+activeAdmins(others, now) <= 1 {
 			return nil, refuse(ErrKeyConflict, "API key %q is the last active admin key; an expiry would leave nobody to administer keys once it passes: add another admin key first", name)
 		}
+		// Only the secret replaced now may stay valid: an earlier one,
+		// even inside its grace period, stops, and is remembered so
+		// that its holder is told to use the new secret.
+		k.ReplacedSHA256 = retire(k.ReplacedSHA256, k.PreviousSHA256)
 		k.PreviousSHA256, k.PreviousValidUntil = "", time.Time{}
 		if spec.Grace > 0 {
 			k.PreviousSHA256, k.PreviousValidUntil = k.SHA256, now.Add(spec.Grace).UTC()
+		} else {
+			k.ReplacedSHA256 = retire(k.ReplacedSHA256, k.SHA256)
 		}
 		k.SHA256 = fresh.SHA256
 		k.RotatedAt, k.RotatedBy = now.UTC(), by

@@ -314,6 +314,45 @@ func TestAdminRotate(t *testing.T) {
 	}
 }
 
+// TestRotateTwiceWithinGrace: a second rotation dropped the first one's
+// old secret, still inside its grace period, from the key: its holder got
+// "unknown API key" instead of being told to use the new secret. Only the
+// secret a rotation replaces may stay valid; earlier ones stop, and are
+// refused with that sentence.
+func TestRotateTwiceWithinGrace(t *testing.T) {
+	kf := newKeyFile(t)
+	ts := newTestServer(t, withKeyFile(t, kf))
+	first := ts.createKey(t, map[string]any{"name": "svc", "roles": []string{"submitter"}})
+	rotate := func(body any) keyAnswer {
+		return decodeKeyAnswer(t, "rotate", ts.adminCall(t, "POST", "/v1/admin/keys/svc/rotate", "", body), http.StatusOK)
+	}
+	second := rotate(map[string]any{"grace": "1h"})
+	third := rotate(nil)
+	post := func(token string, n int) response {
+		return call(t, ts.srv.URL, "POST", "/v1/events", token, "application/json", eventJSON(t, n))
+	}
+	for i, tok := range []string{first.Secret, second.Secret} {
+		eb := wantError(t, fmt.Sprintf("POST with secret %d after two rotations", i), post(tok, i), http.StatusUnauthorized)
+		if !strings.Contains(eb.Error, `"svc" was replaced`) || !strings.Contains(eb.Error, "use the new secret") {
+			t.Errorf("secret %d after two rotations: error %q, want it to say to use the new secret", i, eb.Error)
+		}
+	}
+	if r := post(third.Secret, 3); r.status != http.StatusCreated {
+		t.Errorf("POST with the newest secret = %v, want 201", r)
+	}
+	// The secrets remembered are bounded.
+	for range api.MaxReplacedSecrets + 2 {
+		rotate(nil)
+	}
+	keys, err := kf.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.IndexFunc(keys, func(k api.APIKey) bool { return k.Name == "svc" }); i < 0 || len(keys[i].ReplacedSHA256) != api.MaxReplacedSecrets {
+		t.Errorf("keys file = %+v, want svc with %d replaced secrets", keys, api.MaxReplacedSecrets)
+	}
+}
+
 func TestAdminExpiry(t *testing.T) {
 	clock := newTestClock()
 	ts := newTestServer(t, withKeyFile(t, nil), withClock(clock))

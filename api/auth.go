@@ -69,6 +69,11 @@ type APIKey struct {
 	RotatedBy          string    `yaml:"rotated_by,omitempty" json:"rotated_by,omitempty"`
 	PreviousSHA256     string    `yaml:"previous_sha256,omitempty" json:"previous_sha256,omitempty"`
 	PreviousValidUntil time.Time `yaml:"previous_valid_until,omitempty" json:"previous_valid_until,omitzero"`
+	// ReplacedSHA256 are the hashes of the key's earlier secrets that no
+	// longer work (at most MaxReplacedSecrets, the newest last), so that
+	// their holders are told to use the new secret rather than that the
+	// key is unknown.
+	ReplacedSHA256 []string `yaml:"replaced_sha256,omitempty" json:"replaced_sha256,omitempty"`
 	// RevokedAt and RevokedBy record the revocation. A revoked key stays
 	// in the file, so that its name is never reused and the log's
 	// records of it stay unambiguous; it is refused (401).
@@ -153,11 +158,13 @@ type Keyring struct {
 	byHash map[string]keyEntry
 }
 
-// keyEntry is what a token hash stands for: a key, by its current secret
-// or by the secret a rotation replaced.
+// keyEntry is what a token hash stands for: a key, by its current secret,
+// by the secret a rotation replaced (valid during its grace period), or by
+// an earlier secret that no longer works.
 type keyEntry struct {
 	key      *APIKey
 	previous bool
+	replaced bool
 }
 
 // NewKeyring validates keys and indexes them. Revoked and expired keys
@@ -204,6 +211,15 @@ func NewKeyring(keys []APIKey) (*Keyring, error) {
 			}
 			if err := kr.index(k.PreviousSHA256, keyEntry{key: k, previous: true}); err != nil {
 				return nil, err
+			}
+		}
+		for _, h := range k.ReplacedSHA256 {
+			if !isSHA256Hex(h) {
+				return nil, fmt.Errorf("api key %q: replaced_sha256 must hold hashes of 64 hex digits", k.Name)
+			}
+			// Only for the message: never in the way of a valid secret.
+			if _, taken := kr.byHash[strings.ToLower(h)]; !taken {
+				kr.byHash[strings.ToLower(h)] = keyEntry{key: k, replaced: true}
 			}
 		}
 	}
@@ -440,6 +456,8 @@ func refusal(e keyEntry, now time.Time) string {
 		return fmt.Sprintf("API key %q was revoked (%s); ask an admin for a new key", k.Name, k.RevokedAt.UTC().Format(time.RFC3339))
 	case e.previous && !now.Before(k.PreviousValidUntil):
 		return fmt.Sprintf("this secret of API key %q was replaced when the key was rotated, and stopped being valid at %s; use the new secret", k.Name, k.PreviousValidUntil.UTC().Format(time.RFC3339))
+	case e.replaced:
+		return fmt.Sprintf("this secret of API key %q was replaced when the key was rotated, and is no longer valid; use the new secret", k.Name)
 	case k.Expired(now):
 		return fmt.Sprintf("API key %q expired at %s; ask an admin to rotate it (accessledger apikey rotate) or for a new key", k.Name, k.ExpiresAt.UTC().Format(time.RFC3339))
 	}

@@ -113,7 +113,7 @@ revoke makes a key unusable; it stays listed, and its name is not reused.
 With --config, add also refuses a name the config file's api_keys use (the
 server would refuse a keys file repeating one).
 rotate gives a key a new secret (printed once), keeping its name and roles;
-with --grace the old secret stays valid that long.
+with --grace the old secret stays valid that long (a later rotation ends it).
 
 A running server sees every change within two seconds (it watches the keys
 file; SIGHUP reloads at once) and records it in the log as a leaf of kind
