@@ -240,6 +240,10 @@ func TestLoadConfigEnvironment(t *testing.T) {
 	if _, err := loadConfig(nil, envMap("ACCESSLEDGER_PUBLIC_TILES=maybe"), io.Discard); err == nil || !strings.Contains(err.Error(), "ACCESSLEDGER_PUBLIC_TILES") {
 		t.Errorf("ACCESSLEDGER_PUBLIC_TILES=maybe: loadConfig() = %v, want an error naming it", err)
 	}
+	// What the environment took before still parses.
+	if cfg, err := loadConfig(nil, envMap("ACCESSLEDGER_PUBLIC_TILES=1", "ACCESSLEDGER_DETECT=0"), io.Discard); err != nil || !cfg.PublicTiles || cfg.Detect.Enabled {
+		t.Errorf("ACCESSLEDGER_PUBLIC_TILES=1, ACCESSLEDGER_DETECT=0: loadConfig() = %v, public_tiles %v, detect %v; want true, false", err, cfg.PublicTiles, cfg.Detect.Enabled)
+	}
 
 	code, _, stderr := runCLI(t, []string{"ACCESSLEDGER_DIGEST_SCHEDUEL=@daily"}, "serve", "--data", t.TempDir(), "--origin", "my log")
 	if code != 1 || !strings.Contains(stderr, "level=WARN") || !strings.Contains(stderr, "ACCESSLEDGER_DIGEST_SCHEDUEL") {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/accessledger/accessledger/respond"
@@ -73,15 +74,20 @@ func unknownEnv(env environment, fields []configField) []string {
 	return unknown
 }
 
-// parseBool parses a boolean as the config file does (YAML): true or
-// false, yes or no, on or off, y or n, in lower, title or upper case, so
-// that a value means the same in the file and in the environment.
+// parseBool parses a boolean from the environment: what the config file
+// takes (YAML's true/false, yes/no, on/off, y/n, in lower, title or upper
+// case), so that a value means the same in both, and what the environment
+// took before (strconv.ParseBool's 1/0, t/f), so that no deployment's
+// setting stops parsing.
 func parseBool(s string) (bool, error) {
 	switch s {
-	case "true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON", "y", "Y":
+	case "yes", "Yes", "YES", "on", "On", "ON", "y", "Y":
 		return true, nil
-	case "false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF", "n", "N":
+	case "no", "No", "NO", "off", "Off", "OFF", "n", "N":
 		return false, nil
 	}
-	return false, fmt.Errorf("%q is not a boolean: want true or false (or yes/no, on/off, as in the config file)", s)
+	if b, err := strconv.ParseBool(s); err == nil {
+		return b, nil
+	}
+	return false, fmt.Errorf("%q is not a boolean: want true or false (or yes/no, on/off, 1/0)", s)
 }
