@@ -150,6 +150,9 @@ type Server struct {
 	// shutdowns ends the requests that wait when their server shuts
 	// down (api/respond.go).
 	shutdowns shutdowns
+	// startups bounds the decision startup answers built at once
+	// (api/decisions.go).
+	startups *semaphore.Weighted
 }
 
 // New returns the API server for cfg.
@@ -184,7 +187,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxServiceLabels <= 0 {
 		cfg.MaxServiceLabels = DefaultMaxServiceLabels
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, bodies: semaphore.NewWeighted(cfg.MaxInflightBodyBytes)}
+	s := &Server{cfg: cfg, log: cfg.Logger, bodies: semaphore.NewWeighted(cfg.MaxInflightBodyBytes), startups: newStartups()}
 	s.services = serviceLabels{max: cfg.MaxServiceLabels, seen: make(map[string]prometheus.Counter)}
 	if cfg.Keys == nil {
 		cfg.Keys = &Keyring{}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/accessledger/accessledger/event"
 	"github.com/accessledger/accessledger/respond"
@@ -87,19 +89,65 @@ type lapiStream struct {
 
 func lapiDecisions(ds []respond.DecisionInfo, now time.Time) []lapiDecision {
 	out := make([]lapiDecision, len(ds))
-	for i, d := range ds {
-		until := d.Until
-		if !d.Active() {
-			until = d.Ended // as CrowdSec, which ends a decision by moving its until
-		}
-		out[i] = lapiDecision{
-			Duration: until.Sub(now).Round(time.Second).String(),
-			ID:       d.ID, Origin: d.Origin, Scenario: d.Scenario, Scope: d.Scope, Type: d.Type,
-			Until: until.UTC().Format(time.RFC3339), UUID: d.UUID, Value: d.Value,
-		}
+	for i := range ds {
+		out[i] = lapiDecisionOf(&ds[i], now)
 	}
 	return out
 }
+
+func lapiDecisionOf(d *respond.DecisionInfo, now time.Time) lapiDecision {
+	until := d.Until
+	if !d.Active() {
+		until = d.Ended // as CrowdSec, which ends a decision by moving its until
+	}
+	return lapiDecision{
+		Duration: until.Sub(now).Round(time.Second).String(),
+		ID:       d.ID, Origin: d.Origin, Scenario: d.Scenario, Scope: d.Scope, Type: d.Type,
+		Until: until.UTC().Format(time.RFC3339), UUID: d.UUID, Value: d.Value,
+	}
+}
+
+// writeStream writes the answer of a pull to w as json.Marshal writes
+// lapiStream, byte for byte, one decision at a time: a startup answer
+// holds every active decision (up to max_active, a million, over 200 MB
+// as one body), and is not built whole in memory again.
+func writeStream(w io.Writer, ans respond.StreamAnswer) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	list := func(ds []respond.DecisionInfo) error {
+		bw.WriteByte('[')
+		for i := range ds {
+			if i > 0 {
+				bw.WriteByte(',')
+			}
+			b, err := json.Marshal(lapiDecisionOf(&ds[i], ans.Now))
+			if err != nil {
+				return err
+			}
+			if _, err := bw.Write(b); err != nil {
+				return err
+			}
+		}
+		return bw.WriteByte(']')
+	}
+	bw.WriteString(`{"new":`)
+	if err := list(ans.New); err != nil {
+		return err
+	}
+	bw.WriteString(`,"deleted":`)
+	if err := list(ans.Deleted); err != nil {
+		return err
+	}
+	bw.WriteByte('}')
+	return bw.Flush()
+}
+
+// maxStartupAnswers bounds the startup answers built at once: each holds
+// every active decision in memory while it is written, so a fleet of
+// bouncers restarting together (or one key repeating startup=true) waits
+// in turn instead of exhausting memory.
+const maxStartupAnswers = 2
+
+func newStartups() *semaphore.Weighted { return semaphore.NewWeighted(maxStartupAnswers) }
 
 // getDecisionStream answers a bouncer's pull: with ?startup=true (exactly
 // "true", as CrowdSec reads it) every active decision in "new" and the
@@ -118,21 +166,22 @@ func (s *Server) getDecisionStream(c *gin.Context) {
 		return
 	}
 	startup := len(vals["startup"]) > 0 && vals["startup"][0] == "true"
+	if startup {
+		if err := s.startups.Acquire(c, 1); err != nil {
+			return // the client went away while waiting
+		}
+		defer s.startups.Release(1)
+	}
 	bouncer := bouncerOf(c)
 	ans, err := s.cfg.Decisions.Stream(c, bouncer, startup, q)
 	if err != nil {
 		s.failDecision(c, err)
 		return
 	}
-	body, err := json.Marshal(lapiStream{New: lapiDecisions(ans.New, ans.Now), Deleted: lapiDecisions(ans.Deleted, ans.Now)})
-	if err != nil {
-		s.fail(c, err, "")
-		return
-	}
 	c.Header("Cache-Control", "no-store")
 	c.Header("Content-Type", "application/json; charset=utf-8")
 	c.Status(http.StatusOK)
-	if _, err := c.Writer.Write(body); err != nil {
+	if err := writeStream(c.Writer, ans); err != nil {
 		return // not delivered: the next pull sends it again
 	}
 	if err := http.NewResponseController(c.Writer).Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
