@@ -70,38 +70,31 @@ func logsToCopy(dir string) ([]logFile, int64, error) {
 		return nil, 0, err
 	}
 	var files []logFile
-	var lastVlog string
 	var total int64
-	for _, e := range entries {
-		name := e.Name()
-		switch {
-		case strings.HasSuffix(name, ".vlog"):
-			lastVlog = max(lastVlog, name) // the names are zero-padded numbers
-			continue
-		case !strings.HasSuffix(name, ".mem"):
-			continue
-		}
+	add := func(name string) error {
 		path := filepath.Join(dir, name)
 		n, err := dataLength(path)
-		if err != nil {
-			return nil, 0, err
-		}
 		if n > 0 {
 			files = append(files, logFile{path, n})
 			total += n
 		}
+		return err
 	}
-	if len(files) == 0 || lastVlog == "" {
-		return files, total, nil
+	var lastVlog string
+	for _, e := range entries {
+		switch name := e.Name(); {
+		case strings.HasSuffix(name, ".vlog"):
+			lastVlog = max(lastVlog, name) // the names are zero-padded numbers
+		case strings.HasSuffix(name, ".mem"):
+			if err := add(name); err != nil {
+				return nil, 0, err
+			}
+		}
 	}
-	path := filepath.Join(dir, lastVlog)
-	n, err := dataLength(path)
-	if err != nil {
-		return nil, 0, err
-	}
-	if n > 0 {
-		files = append(files, logFile{path, n})
-		total += n
+	if len(files) > 0 && lastVlog != "" {
+		if err := add(lastVlog); err != nil {
+			return nil, 0, err
+		}
 	}
 	return files, total, nil
 }
