@@ -776,10 +776,17 @@ func (e *Engine) windowCount(c *correlator, g *group, h *hit) *firing {
 		}
 		val = v
 	}
+	if !c.monotone {
+		// The group's windows that the watermark has passed close
+		// before the event is added (insertItem drops their events),
+		// whether or not a pass of closeDue has come yet.
+		e.closeGroup(c, g, e.watermark-c.lateness)
+	}
 	it := c.item(g, h)
 	it.val = val
 	e.insertItem(c, g, it)
 	if !c.monotone {
+		e.due = min(e.due, g.items[0].t+c.span)
 		return nil
 	}
 	// Every window of timespan that holds the new item starts at an item
@@ -827,38 +834,61 @@ func (e *Engine) windowCount(c *correlator, g *group, h *hit) *firing {
 	return nil
 }
 
+// closeDue closes the windows that end before closed, as closeWindows,
+// if one does and the previous pass was at least closeStep before.
+func (e *Engine) closeDue(closed int64) {
+	if closed > e.due && closed >= e.nextClose {
+		e.closeWindows(closed)
+	}
+}
+
 // closeWindows evaluates the windows of non-monotone event_count and
 // value_count correlations (conditions with an upper bound, such as lt)
-// that the watermark has passed: a window starts at the group's first
-// event not yet evaluated and spans timespan.
-func (e *Engine) closeWindows(c *correlator) {
-	closed := e.watermark - c.lateness
-	// In order of last activity, which makes the order of the alerts
-	// deterministic.
-	for g := range c.lru.all {
-		for len(g.items) > 0 && g.items[0].t+c.span < closed {
-			start := g.items[0].t
-			end := sort.Search(len(g.items), func(i int) bool { return g.items[i].t > start+c.span })
-			win := g.items[:end]
-			n := len(win)
-			if c.spec.Type == ValueCount {
-				d := map[uint64]bool{}
-				for _, it := range win {
-					d[it.val] = true
-				}
-				n = len(d)
-			}
-			if c.condMet(n) {
-				ev, cnt := c.itemEvidence(g, win)
-				last := win[len(win)-1]
-				e.fire(c, g, &firing{t: start + c.span, idx: last.idx, start: start, end: start + c.span, evidence: ev, count: cnt,
-					summary: fmt.Sprintf("%d events for %s in the %s from %s (condition %s)", n, c.groupString(g), spanString(c.spec.Timespan),
-						time.Unix(0, start).UTC().Format(time.RFC3339), c.condString())})
-			}
-			c.setItems(g, slices.Delete(g.items, 0, end))
-			g.firedUntil = start + c.span
-			c.markDirty(g)
+// that end before closed (the watermark less the lateness, or later),
+// and sets e.due to the end of the earliest window still open.
+func (e *Engine) closeWindows(closed int64) {
+	e.due = math.MaxInt64
+	for _, c := range e.corrs {
+		if c.monotone {
+			continue
 		}
+		// In order of last activity, which makes the order of the
+		// alerts deterministic.
+		for g := range c.lru.all {
+			e.closeGroup(c, g, closed)
+			if len(g.items) > 0 {
+				e.due = min(e.due, g.items[0].t+c.span)
+			}
+		}
+	}
+	e.nextClose = closed + e.closeStep
+}
+
+// closeGroup evaluates g's windows that end before closed: a window
+// starts at the group's first event not yet evaluated and spans timespan.
+func (e *Engine) closeGroup(c *correlator, g *group, closed int64) {
+	for len(g.items) > 0 && g.items[0].t+c.span < closed {
+		start := g.items[0].t
+		end := sort.Search(len(g.items), func(i int) bool { return g.items[i].t > start+c.span })
+		win := g.items[:end]
+		n := len(win)
+		if c.spec.Type == ValueCount {
+			d := map[uint64]bool{}
+			for _, it := range win {
+				d[it.val] = true
+			}
+			n = len(d)
+		}
+		if c.condMet(n) {
+			ev, cnt := c.itemEvidence(g, win)
+			last := win[len(win)-1]
+			e.fire(c, g, &firing{t: start + c.span, idx: last.idx, start: start, end: start + c.span, evidence: ev, count: cnt,
+				summary: fmt.Sprintf("%d events for %s in the %s from %s (condition %s)", n, c.groupString(g), spanString(c.spec.Timespan),
+					time.Unix(0, start).UTC().Format(time.RFC3339), c.condString())})
+		}
+		c.setItems(g, slices.Delete(g.items, 0, end))
+		g.firedUntil = start + c.span
+		c.markDirty(g)
 	}
 }
 
@@ -1191,10 +1221,8 @@ func mod(a, b int64) int64 {
 // sweep drops expired groups and suppressions and closes the windows of
 // correlations evaluated at their end.
 func (e *Engine) sweep() {
+	e.closeWindows(e.watermark - int64(e.cfg.Lateness))
 	for _, c := range e.corrs {
-		if !c.monotone {
-			e.closeWindows(c)
-		}
 		horizon := e.watermark - c.keep
 		for g := range c.lru.all {
 			if g.last >= horizon {

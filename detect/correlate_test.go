@@ -280,6 +280,79 @@ correlation:
 	}
 }
 
+// fewPerService is an absence rule: fewer than three failures of a
+// service in a minute.
+const fewPerService = failedLogin + `title: few
+id: few
+correlation:
+  type: event_count
+  rules: [failed_login]
+  group-by: [service]
+  timespan: 1m
+  condition: {lt: 3}
+`
+
+// TestUpperBoundClosesWithEventTime: a window of a condition with an
+// upper bound closes once the watermark has passed its end by the
+// lateness, whatever the log index, and before the group's next event.
+func TestUpperBoundClosesWithEventTime(t *testing.T) {
+	svc := func(d time.Duration, service string) *event.Event {
+		return mkEvent(t, map[string]any{"time": at(d), "service": service})
+	}
+	evs := []*event.Event{svc(0, "db")}
+	for i := range 30 {
+		evs = append(evs, svc(time.Duration(i+1)*20*time.Second, "web"))
+	}
+	e := compileYAML(t, fewPerService, Config{})
+	as := stream(e, evs)
+	if len(as) == 0 || as[0].Group[0].Value != "db" || !slices.Equal(as[0].Evidence, []uint64{0}) {
+		t.Fatalf("alerts %s, want one for db, on event 0, first", alertIDs(as))
+	}
+	if got := as[0].Time; got.Sub(time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)) != time.Minute {
+		t.Errorf("alert time %v, want the window's end", got)
+	}
+
+	// The group's next event comes before any pass: its first window
+	// is evaluated all the same, not dropped.
+	e = compileYAML(t, fewPerService, Config{})
+	as = stream(e, []*event.Event{svc(0, "db"), svc(10*time.Minute, "db")})
+	if len(as) != 1 || !slices.Equal(as[0].Evidence, []uint64{0}) {
+		t.Errorf("db at 0 and 10m: alerts %s, want one on event 0", alertIDs(as))
+	}
+
+	// A restart in between: the window still pending is due all the
+	// same, as events the rule does not count move the watermark.
+	e = compileYAML(t, fewPerService, Config{})
+	stream(e, evs[:1])
+	e = restarted(t, e, fewPerService, Config{})
+	var others []*event.Event
+	for i := range 30 {
+		others = append(others, success(t, time.Duration(i+1)*20*time.Second, "192.0.2.1", "alice"))
+	}
+	as = slices.DeleteFunc(stream(e, others), func(a *event.Alert) bool { return a.Rule.ID != "few" })
+	if len(as) != 1 || as[0].Group[0].Value != "db" {
+		t.Errorf("after a restart: alerts %s, want one for db", alertIDs(as))
+	}
+}
+
+// TestFlushIdle: while the log is idle, event time is taken to pass with
+// it, and windows close lateness after their end.
+func TestFlushIdle(t *testing.T) {
+	e := compileYAML(t, fewPerService, Config{})
+	if as := stream(e, []*event.Event{fail(t, 0, "192.0.2.1", "alice")}); len(as) != 0 {
+		t.Fatalf("alerts %s, want none yet", alertIDs(as))
+	}
+	if as := e.FlushIdle(2 * time.Minute); len(as) != 0 {
+		t.Fatalf("idle 2m (window end + 1m): alerts %s, want none", alertIDs(as))
+	}
+	if as := e.FlushIdle(3*time.Minute + time.Second); len(as) != 1 || as[0].Group[0].Value != "sso" {
+		t.Fatalf("idle 3m: alerts %s, want one for sso", alertIDs(as))
+	}
+	if as := e.Close(); len(as) != 0 {
+		t.Errorf("Close after the idle flush: alerts %s, want none again", alertIDs(as))
+	}
+}
+
 func TestNewTerm(t *testing.T) {
 	rules := failedLogin + `title: new country
 id: nc

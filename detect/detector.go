@@ -92,6 +92,9 @@ type Detector struct {
 	state   *stateStore
 	metrics *detectorMetrics
 	rec     Record // the record of the leaf being processed (decodeFollowed)
+	// lastEvent is when Run last processed an event (or started): how
+	// long the log has been idle (flushIdle). Run's alone.
+	lastEvent time.Time
 
 	cursor    atomic.Uint64 // next leaf to process (saved)
 	processed atomic.Uint64 // next leaf to process (in memory)
@@ -299,6 +302,7 @@ func (d *Detector) Run(ctx context.Context) error {
 	defer pub.close()
 	var pending []pendingAlert
 	next := d.cursor.Load()
+	d.lastEvent = time.Now()
 	sinceSave := 0
 	lastSave := time.Now()
 	ticker := time.NewTicker(min(d.cfg.SaveInterval, time.Second))
@@ -420,6 +424,7 @@ func (d *Detector) Run(ctx context.Context) error {
 				return perr
 			}
 		case <-ticker.C:
+			pending = d.flushIdle(next, pending)
 			st := d.engine.Stats()
 			d.stats.Store(&st)
 			d.updateLag()
@@ -599,6 +604,10 @@ func (d *Detector) process(lf ledger.Leaf, pending []pendingAlert) []pendingAler
 	switch {
 	case errors.Is(err, ErrNotEvent):
 		d.metrics.otherLeaves.Inc()
+		if lf.Index%1024 == 1023 {
+			// The sweep Process makes at this index (Engine.Flush).
+			pending = appendAlerts(pending, d.engine.Flush(), time.Time{})
+		}
 		return pending
 	case err != nil:
 		d.metrics.decodeErrors.Inc()
@@ -609,11 +618,30 @@ func (d *Detector) process(lf ledger.Leaf, pending []pendingAlert) []pendingAler
 		d.metrics.enriched.Inc()
 	}
 	d.lastSeen.Store(rec.ReceivedAt.UnixNano())
-	for _, a := range d.engine.Process(rec) {
-		pending = append(pending, pendingAlert{alert: a, received: rec.ReceivedAt})
-	}
+	d.lastEvent = time.Now()
+	pending = appendAlerts(pending, d.engine.Process(rec), rec.ReceivedAt)
 	d.metrics.events.Inc()
 	return pending
+}
+
+// appendAlerts appends alerts raised on an event received at received
+// (zero for alerts raised by time) to pending.
+func appendAlerts(pending []pendingAlert, alerts []*event.Alert, received time.Time) []pendingAlert {
+	for _, a := range alerts {
+		pending = append(pending, pendingAlert{alert: a, received: received})
+	}
+	return pending
+}
+
+// flushIdle closes, once the detector has processed the whole log, the
+// windows that event time would have closed had it gone on with the clock
+// since the last event (Engine.FlushIdle), and appends their alerts to
+// pending. next is the next leaf to process.
+func (d *Detector) flushIdle(next uint64, pending []pendingAlert) []pendingAlert {
+	if size, _ := d.cfg.Log.Size(); next < size {
+		return pending
+	}
+	return appendAlerts(pending, d.engine.FlushIdle(time.Since(d.lastEvent)), time.Time{})
 }
 
 // decodeFollowed decodes a leaf the log streamed: from what the API

@@ -397,3 +397,22 @@ func TestOpenDetectorRefusesALogBehindItsCursor(t *testing.T) {
 		t.Fatalf("OpenDetector on a log shorter than the cursor = %v, want ErrAheadOfLog saying what to restore", err)
 	}
 }
+
+// TestDetectorIdleClosesWindows: with no event after it, the window of a
+// condition with an upper bound closes as time passes, and its alert
+// reaches the log.
+func TestDetectorIdleClosesWindows(t *testing.T) {
+	l := newTestLedger(t)
+	rules := strings.Replace(fewPerService, "timespan: 1m", "timespan: 1s", 1)
+	e := compileYAML(t, rules, Config{Lateness: 100 * time.Millisecond})
+	_, stop := runDetectorWith(t, DetectorConfig{Log: l, Engine: e, Dir: t.TempDir()})
+	defer stop()
+	appendEvents(t, l, []*event.Event{mkEvent(t, map[string]any{"time": time.Now().UTC().Format(time.RFC3339Nano)})})
+	deadline := time.Now().Add(10 * time.Second)
+	for len(alertLeaves(t, l)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no alert 10s after the window's end")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -84,6 +85,14 @@ type Engine struct {
 	stale     []string // state keys to delete at the next SaveState
 	// keyBuf and valBuf are where a save encodes each group (setGroup).
 	keyBuf, valBuf []byte
+	// due is the earliest end of a window of a condition with an upper
+	// bound still open (math.MaxInt64 if none): the watermark less the
+	// lateness passing it closes windows (closeDue). A pass closes
+	// every window then due; the next waits until the watermark less
+	// the lateness reaches nextClose, closeStep of event time later, so
+	// that many groups closing at different times cost one pass, not one
+	// each.
+	due, nextClose, closeStep int64
 }
 
 // ruleStats are a rule's counters.
@@ -145,7 +154,8 @@ func categoryOf(category string) int {
 // returned as Errors naming file and line.
 func Compile(rs *RuleSet, cfg Config) (*Engine, error) {
 	cfg.setDefaults()
-	e := &Engine{cfg: cfg, byID: map[string]*ruleStats{}, set: rs}
+	e := &Engine{cfg: cfg, byID: map[string]*ruleStats{}, set: rs, due: math.MaxInt64,
+		closeStep: max(int64(cfg.Lateness)/8, int64(time.Second))}
 	cc := &compileCtx{lists: cfg.Lists, loc: cfg.Location}
 	var errs Errors
 	add := func(err error) {
@@ -430,6 +440,9 @@ func (e *Engine) Process(rec *Record) []*event.Alert {
 	if wm > e.watermark {
 		e.watermark = wm
 		e.dirtyMeta = true
+		// Before this event is counted: it may belong to the window
+		// after one that closes now.
+		e.closeDue(wm - int64(e.cfg.Lateness))
 	}
 	late := t < e.watermark-int64(e.cfg.Lateness)
 	if late {
@@ -460,11 +473,28 @@ func (e *Engine) Process(rec *Record) []*event.Alert {
 }
 
 // Flush closes every window whose end is before the watermark less the
-// lateness, as Process does periodically, and returns the alerts that
-// raises (for conditions evaluated at the window's end, such as lt).
+// lateness, and drops expired state, as Process does every 1024 leaves
+// (a detector calls it for a leaf that is not an event), and returns the
+// alerts that raises (for conditions evaluated at the window's end, such
+// as lt).
 func (e *Engine) Flush() []*event.Alert {
 	e.alerts = e.alerts[:0]
 	e.sweep()
+	return e.alerts
+}
+
+// FlushIdle closes the windows of conditions with an upper bound (lt,
+// lte, eq, neq) that the watermark would have closed had event time gone
+// on for idle past it, and returns the alerts that raises. Only events
+// move the watermark: a detector calls FlushIdle while the log is idle,
+// with how long it has been, so that such windows close lateness after
+// their end in any case. Like Process, it closes them in passes at most
+// lateness/8 (and at least a second) of event time apart.
+func (e *Engine) FlushIdle(idle time.Duration) []*event.Alert {
+	e.alerts = e.alerts[:0]
+	if e.watermark != 0 && idle > 0 {
+		e.closeDue(e.watermark + int64(idle) - int64(e.cfg.Lateness))
+	}
 	return e.alerts
 }
 

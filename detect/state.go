@@ -284,6 +284,9 @@ func (e *Engine) LoadState(entries iter.Seq2[[]byte, []byte]) error {
 		for k, ev := range evidence {
 			c.setEvidence(g, k, ev)
 		}
+		if !c.monotone && len(g.items) > 0 {
+			e.due = min(e.due, g.items[0].t+c.span)
+		}
 		loaded[c] = append(loaded[c], g)
 	}
 	// Rebuild each correlation's LRU in order of last activity.
