@@ -90,7 +90,7 @@ type group struct {
 	bucket     int64   // baseline
 	count      int64   // baseline
 	mean       float64 // baseline
-	firedUntil int64   // events up to this time belong to an alert already raised
+	firedUntil int64   // the end of the latest firing's window, in event time (consume)
 
 	bucketEvid []uint64   // baseline: the latest events of the bucket (see baselineEvidence)
 	terms      []term     // new_term
@@ -765,7 +765,7 @@ func spanString(d time.Duration) string {
 // otherwise windows start at a group's first event and are evaluated when
 // the watermark passes their end (see closeWindows).
 func (e *Engine) windowCount(c *correlator, g *group, h *hit) *firing {
-	if h.t <= g.firedUntil {
+	if c.consumed(g, h.t) {
 		return nil // part of an alert raised already
 	}
 	var val uint64
@@ -821,8 +821,7 @@ func (e *Engine) windowCount(c *correlator, g *group, h *hit) *firing {
 			}
 			f := &firing{rec: h.rec, t: h.t, idx: h.idx, start: win[0].t, end: last.t, evidence: ev, count: cnt,
 				summary: fmt.Sprintf("%d %s for %s within %s (condition %s)", n, what, c.groupString(g), spanString(c.spec.Timespan), c.condString())}
-			g.firedUntil = win[0].t + c.span
-			c.setItems(g, slices.DeleteFunc(g.items, func(x item) bool { return x.t <= g.firedUntil }))
+			c.consume(g, win[0].t+c.span)
 			return f
 		}
 		if distinct != nil {
@@ -832,6 +831,23 @@ func (e *Engine) windowCount(c *correlator, g *group, h *hit) *firing {
 		}
 	}
 	return nil
+}
+
+// consume records a firing whose window ended at until: its events, the
+// group's within timespan before until, are dropped, and consumed refuses
+// those dated in the window of the group's latest firing (in event time)
+// that come later, so that one burst raises one alert. Events dated
+// before that window still count: a burst from a clock hours fast must
+// not silence the group until then.
+func (c *correlator) consume(g *group, until int64) {
+	c.setItems(g, slices.DeleteFunc(g.items, func(x item) bool { return x.t <= until && x.t >= until-c.span }))
+	g.firedUntil = max(g.firedUntil, until)
+}
+
+// consumed reports whether an event at t falls within the window of g's
+// latest firing (see consume).
+func (c *correlator) consumed(g *group, t int64) bool {
+	return t <= g.firedUntil && t >= g.firedUntil-c.span
 }
 
 // closeDue closes the windows that end before closed, as closeWindows,
@@ -886,8 +902,7 @@ func (e *Engine) closeGroup(c *correlator, g *group, closed int64) {
 				summary: fmt.Sprintf("%d events for %s in the %s from %s (condition %s)", n, c.groupString(g), spanString(c.spec.Timespan),
 					time.Unix(0, start).UTC().Format(time.RFC3339), c.condString())})
 		}
-		c.setItems(g, slices.Delete(g.items, 0, end))
-		g.firedUntil = start + c.span
+		c.consume(g, start+c.span)
 		c.markDirty(g)
 	}
 }
@@ -896,7 +911,7 @@ func (e *Engine) closeGroup(c *correlator, g *group, closed int64) {
 // of the correlated rules (all of them, by default) fall within one
 // timespan.
 func (e *Engine) temporal(c *correlator, g *group, h *hit) *firing {
-	if h.t <= g.firedUntil {
+	if c.consumed(g, h.t) {
 		return nil
 	}
 	e.insertItem(c, g, c.item(g, h))
@@ -925,8 +940,7 @@ func (e *Engine) temporal(c *correlator, g *group, h *hit) *firing {
 			f := &firing{rec: h.rec, t: h.t, idx: h.idx, start: win[0].t, end: win[len(win)-1].t, evidence: ev, count: cnt,
 				summary: fmt.Sprintf("%d of %d correlated rules (%s) matched for %s within %s", distinct, c.nslots,
 					strings.Join(c.spec.Rules, ", "), c.groupString(g), spanString(c.spec.Timespan))}
-			g.firedUntil = win[len(win)-1].t
-			c.setItems(g, slices.DeleteFunc(g.items, func(x item) bool { return x.t <= g.firedUntil }))
+			c.consume(g, win[len(win)-1].t)
 			return f
 		}
 		if counts[items[s].slot]--; counts[items[s].slot] == 0 {
@@ -940,7 +954,7 @@ func (e *Engine) temporal(c *correlator, g *group, h *hit) *firing {
 // occur in the rules' order (by event time, then log index) within one
 // timespan.
 func (e *Engine) temporalOrdered(c *correlator, g *group, h *hit) *firing {
-	if h.t <= g.firedUntil {
+	if c.consumed(g, h.t) {
 		return nil
 	}
 	e.insertItem(c, g, c.item(g, h))
@@ -968,8 +982,7 @@ func (e *Engine) temporalOrdered(c *correlator, g *group, h *hit) *firing {
 			ev, cnt := c.itemEvidence(g, win)
 			f := &firing{rec: h.rec, t: h.t, idx: h.idx, start: win[0].t, end: win[len(win)-1].t, evidence: ev, count: cnt,
 				summary: fmt.Sprintf("%s in this order for %s within %s", strings.Join(c.spec.Rules, " then "), c.groupString(g), spanString(c.spec.Timespan))}
-			g.firedUntil = win[len(win)-1].t
-			c.setItems(g, slices.DeleteFunc(g.items, func(x item) bool { return x.t <= g.firedUntil }))
+			c.consume(g, win[len(win)-1].t)
 			return f
 		}
 	}
