@@ -29,7 +29,8 @@ const rulesUsage = `usage: accessledger rules <command> [flags] [DIR]
 
 commands:
   lint DIR                   check the Sigma rules under DIR: YAML, fields, modifiers, references, duplicate ids, tests' events
-  test DIR                   run every rule's inline tests and print a pass/fail table (exit status 1 on a failure)
+  test DIR                   run every rule's inline tests and print a pass/fail table (exit status 1 on a failure,
+                             or with lint's problems if the rules would not load)
   run DIR --events FILE      replay NDJSON events (or log leaves) from FILE ("-": stdin) through the rules and print the alerts as NDJSON
 
 Without DIR, the commands use the default rule pack built into accessledger.
@@ -86,10 +87,7 @@ func rulesCmd(args []string, stdout, stderr io.Writer) error {
 	case "lint":
 		return rulesLint(rs, err, cfg, stdout)
 	case "test":
-		if err != nil {
-			return err
-		}
-		return rulesTest(rs, cfg, stdout)
+		return rulesTest(rs, err, cfg, stdout)
 	case "run":
 		if err != nil {
 			return err
@@ -192,34 +190,8 @@ func openEnricher(city, asn string) (*detect.Enricher, error) {
 // rulesLint reports every problem of the rules: loading, compiling
 // (fields, modifiers, lists, references) and the tests' events.
 func rulesLint(rs *detect.RuleSet, loadErr error, cfg detect.Config, stdout io.Writer) error {
-	var errs detect.Errors
-	if loadErr != nil && !errors.As(loadErr, &errs) {
-		return loadErr
-	}
-	if rs != nil && len(errs) == 0 {
-		if _, err := detect.Compile(rs, cfg); err != nil {
-			var es detect.Errors
-			if !errors.As(err, &es) {
-				return err
-			}
-			errs = append(errs, es...)
-		}
-		if err := rs.CheckTests(); err != nil {
-			var es detect.Errors
-			if errors.As(err, &es) {
-				errs = append(errs, es...)
-			}
-		}
-	}
-	for _, e := range errs {
-		fmt.Fprintln(stdout, e)
-	}
-	n := 0
-	if rs != nil {
-		n = len(rs.Rules)
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%d %s in %d %s", len(errs), plural(len(errs), "problem", "problems"), n, plural(n, "rule", "rules"))
+	if err := printProblems(rs, loadErr, cfg, stdout); err != nil {
+		return err
 	}
 	var enrich []string
 	for _, r := range rs.Rules {
@@ -227,6 +199,7 @@ func rulesLint(rs *detect.RuleSet, loadErr error, cfg detect.Config, stdout io.W
 			enrich = append(enrich, r.ID)
 		}
 	}
+	n := len(rs.Rules)
 	fmt.Fprintf(stdout, "%d %s: ok\n", n, plural(n, "rule", "rules"))
 	if len(enrich) > 0 {
 		fmt.Fprintf(stdout, "note: %d rules read source.geo or source.asn, which events carry only if submitters send them or the server enriches them from MaxMind databases: %s\n",
@@ -235,8 +208,61 @@ func rulesLint(rs *detect.RuleSet, loadErr error, cfg detect.Config, stdout io.W
 	return nil
 }
 
-// rulesTest runs the inline tests and prints a table.
-func rulesTest(rs *detect.RuleSet, cfg detect.Config, stdout io.Writer) error {
+// printProblems prints every problem of the rules, as lint finds them
+// (loading, compiling as serve does, the tests' events), and returns an
+// error counting them if there is one.
+func printProblems(rs *detect.RuleSet, loadErr error, cfg detect.Config, stdout io.Writer) error {
+	errs, err := lintProblems(rs, loadErr, cfg)
+	if err != nil {
+		return err
+	}
+	for _, e := range errs {
+		fmt.Fprintln(stdout, e)
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	n := 0
+	if rs != nil {
+		n = len(rs.Rules)
+	}
+	return fmt.Errorf("%d %s in %d %s", len(errs), plural(len(errs), "problem", "problems"), n, plural(n, "rule", "rules"))
+}
+
+// lintProblems returns the problems of the rules: loadErr's, then, if
+// they loaded, those of compiling them and of their tests' events. An
+// error that names no rule is returned as the error.
+func lintProblems(rs *detect.RuleSet, loadErr error, cfg detect.Config) (detect.Errors, error) {
+	var errs detect.Errors
+	if loadErr != nil && !errors.As(loadErr, &errs) {
+		return nil, loadErr
+	}
+	if rs == nil || len(errs) > 0 {
+		return errs, nil
+	}
+	if _, err := detect.Compile(rs, cfg); err != nil {
+		var es detect.Errors
+		if !errors.As(err, &es) {
+			return nil, err
+		}
+		errs = append(errs, es...)
+	}
+	if err := rs.CheckTests(); err != nil {
+		var es detect.Errors
+		if errors.As(err, &es) {
+			errs = append(errs, es...)
+		}
+	}
+	return errs, nil
+}
+
+// rulesTest runs the inline tests and prints a table. Rules that lint
+// finds problems in (which serve would refuse) fail, with the problems,
+// whatever their tests.
+func rulesTest(rs *detect.RuleSet, loadErr error, cfg detect.Config, stdout io.Writer) error {
+	if err := printProblems(rs, loadErr, cfg, stdout); err != nil {
+		return fmt.Errorf("%w: the rules do not load (rules lint)", err)
+	}
 	results := rs.RunTests(cfg)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "RESULT\tRULE\tTEST\tWANT\tGOT\tWHERE")

@@ -107,6 +107,21 @@ func TestRulesTest(t *testing.T) {
 	}
 }
 
+// TestRulesTestRefusesWhatServeRefuses: rules that do not compile fail
+// rules test with lint's problems, whether or not they have tests.
+func TestRulesTestRefusesWhatServeRefuses(t *testing.T) {
+	untested := cliRule[:strings.Index(cliRule, "tests:")]
+	badGroup := strings.Replace(untested, "group-by: [source.ip]", "group-by: [user.name]", 1)
+	badField := strings.NewReplacer("type: event_count", "type: value_count", "condition: {gte: 3}", "condition: {field: user.name, gte: 3}").Replace(untested)
+	for name, rule := range map[string]string{"unknown group-by": badGroup, "unknown condition field": badField} {
+		dir := writeFiles(t, map[string]string{"r.yml": rule})
+		code, stdout, stderr := runCLI(t, nil, "rules", "test", "--default-pack", dir)
+		if code != 1 || !strings.Contains(stdout, `unknown field "user.name"`) || !strings.Contains(stderr, "do not load") {
+			t.Errorf("%s: rules test = exit %d, %q %q; want exit 1 naming the field", name, code, stdout, stderr)
+		}
+	}
+}
+
 func TestRulesRun(t *testing.T) {
 	var lines []string
 	for i := 0; i < 8; i++ {
