@@ -371,6 +371,9 @@ func compileCorrelation(cc *compileCtx, cfg *Config, r *Rule, rs *RuleSet) (*cor
 	if c.respond, err = responseRefs(r); err != nil {
 		return nil, err
 	}
+	if err := checkResponseTargets(r); err != nil {
+		return nil, err
+	}
 	for _, ex := range r.exceptions {
 		// Exceptions of a correlation apply to the events it counts;
 		// they are compiled into the referenced rules' matchers by the
@@ -382,6 +385,36 @@ func compileCorrelation(cc *compileCtx, cfg *Config, r *Rule, rs *RuleSet) (*cor
 		c.exceptions = append(c.exceptions, m)
 	}
 	return c, nil
+}
+
+// checkResponseTargets refuses a response of a counting correlation
+// (event_count, value_count, baseline) whose target is not one of its
+// group-by fields: its alert stands for many events, which may hold as
+// many values of the target, and would name the last event's alone (a
+// ban of one of the twenty addresses of a credential stuffing). Other
+// correlations take the target's value, when they do not group by it,
+// from the event that completed the detection.
+func checkResponseTargets(r *Rule) error {
+	spec := r.Correlation
+	switch spec.Type {
+	case EventCount, ValueCount, Baseline:
+	default:
+		return nil
+	}
+	for _, rs := range r.Response {
+		if rs.Target != "" && !slices.Contains(spec.GroupBy, rs.Target) {
+			return r.docPos.errorf("correlation %q: response %s on %s: a %s alert counts many events, which may hold as many values of %s; "+
+				"its response may act on its group-by fields only (%s)", r.ID, rs.Action, rs.Target, spec.Type, rs.Target, groupByList(spec.GroupBy))
+		}
+	}
+	return nil
+}
+
+func groupByList(fields []string) string {
+	if len(fields) == 0 {
+		return "it has none"
+	}
+	return strings.Join(fields, ", ")
 }
 
 // groupKeyOf computes the group key of a hit, or false if it lacks a

@@ -220,6 +220,8 @@ func TestLoadErrors(t *testing.T) {
 		{"cycle", map[string]string{"r/a.yml": "title: c\nid: c\ncorrelation: {type: event_count, rules: [d], timespan: 1m, condition: {gte: 2}}\n---\ntitle: d\nid: d\ncorrelation: {type: event_count, rules: [c], timespan: 1m, condition: {gte: 2}}\n"}, `reference cycle`},
 		{"unknown list", map[string]string{"r/a.yml": "title: t\nid: x\nlogsource: {product: accessledger}\ndetection:\n  sel:\n    actor.id|expand: '%nope%'\n  condition: sel\n"}, `r/a.yml:6:22: actor.id|expand: unknown named list %nope%`},
 		{"bad regexp", map[string]string{"r/a.yml": "title: t\nid: x\nlogsource: {product: accessledger}\ndetection:\n  sel:\n    actor.id|re: '(?<=a)b'\n  condition: sel\n"}, `r/a.yml:6:18: actor.id|re: regular expression`},
+		{"ban of a field the count does not group by", map[string]string{"r/a.yml": "title: c\nid: c\ncorrelation: {type: value_count, rules: [x], group-by: [service], timespan: 1m, condition: {field: actor.id, gte: 20}}\nresponse: [{action: ban, target: source.ip}]\n---\n" + rule("x", "x")},
+			`response ban on source.ip: a value_count alert counts many events, which may hold as many values of source.ip; its response may act on its group-by fields only (service)`},
 		{"group-by not in chained rule", map[string]string{"r/a.yml": "title: o\nid: o\ncorrelation: {type: event_count, rules: [i], group-by: [source.ip], timespan: 1m, condition: {gte: 2}}\n---\ntitle: i\nid: i\ncorrelation: {type: event_count, rules: [x], group-by: [actor.id], timespan: 1m, condition: {gte: 2}}\n---\n" + rule("x", "x")}, `does not group by it`},
 	}
 	for _, tt := range tests {
