@@ -2,6 +2,7 @@ package detect
 
 import (
 	"fmt"
+	"iter"
 	"math"
 	"slices"
 	"sort"
@@ -417,43 +418,59 @@ func groupByList(fields []string) string {
 	return strings.Join(fields, ", ")
 }
 
-// groupKeyOf computes the group key of a hit, or false if it lacks a
-// group-by field. With one group-by field the key is its value, without
-// allocating.
+// groupKeyOf returns the group key of a hit with at most one group-by
+// field, its value, without allocating; or false if it lacks it (but
+// tenant: see groupValue). appendGroupKey makes the key of more.
 func (c *correlator) groupKeyOf(h *hit) (string, bool) {
 	fields := c.groupBy[h.slot]
-	switch len(fields) {
-	case 0:
+	if len(fields) == 0 {
 		return "", true
-	case 1:
-		v, ok := c.fieldOf(h, fields[0])
-		return v, ok && v != ""
 	}
-	var b strings.Builder
-	for i, f := range fields {
-		v, ok := c.fieldOf(h, f)
-		if !ok || v == "" {
-			return "", false
+	return c.groupValue(h, fields[0])
+}
+
+// appendGroupKey appends the group key of a hit to b: its group-by
+// values, separated by 0x1f; or returns false if it lacks one (but
+// tenant: see groupValue).
+func (c *correlator) appendGroupKey(b []byte, h *hit) ([]byte, bool) {
+	for i, f := range c.groupBy[h.slot] {
+		v, ok := c.groupValue(h, f)
+		if !ok {
+			return b, false
 		}
 		if i > 0 {
-			b.WriteByte(0x1f)
+			b = append(b, 0x1f)
 		}
-		b.WriteString(v)
+		b = append(b, v...)
 	}
-	return b.String(), true
+	return b, true
+}
+
+// groupValue returns the hit's value of group-by field f, or false if it
+// has none. An event without a tenant (a log of one organisation) groups
+// as the empty tenant, so that rules grouping by tenant and account count
+// the accounts of such a log as they do without it.
+func (c *correlator) groupValue(h *hit, f fieldRef) (string, bool) {
+	v, ok := c.fieldOf(h, f)
+	if f.id == fTenant {
+		return v, true
+	}
+	return v, ok && v != ""
 }
 
 // groupVals returns the group-by values of a hit for a new group, in
 // groupNames order, as substrings of key, the group's entity key:
-// groupKeyOf joins the same values in the same order. The entity's key is
+// appendGroupKey joins the same values in the same order. The entity's key is
 // a copy (an event's strings share the memory of its whole leaf, which a
 // group that outlives the event must not keep), so no value needs one of
-// its own. A group of one field keeps none: its value is the key (valsOf).
-// Values are most of the objects of the detector's state, which every
-// garbage collection marks (BenchmarkStateGC).
+// its own. A group keeps none when its key gives them back (valsOf): a
+// group of one field, whose value is the key, and one of several whose
+// values hold no 0x1f, the separator. Values are most of the objects of
+// the detector's state, which every garbage collection marks
+// (BenchmarkStateGC).
 func (c *correlator) groupVals(h *hit, key string) []string {
 	fields := c.groupBy[h.slot]
-	if len(fields) <= 1 {
+	if len(fields) <= 1 || splits(key, len(fields)) {
 		return nil
 	}
 	vals := make([]string, len(fields))
@@ -464,8 +481,14 @@ func (c *correlator) groupVals(h *hit, key string) []string {
 	return vals
 }
 
+// splits reports whether key, which joins n values separated by 0x1f,
+// splits back into them: none of them holds a 0x1f.
+func splits(key string, n int) bool {
+	return strings.Count(key, "\x1f") == n-1
+}
+
 // inKey makes vals substrings of key, which joins them in order, separated
-// by 0x1f (groupKeyOf).
+// by 0x1f (appendGroupKey).
 func inKey(key string, vals []string) {
 	off := 0
 	for i, v := range vals {
@@ -474,12 +497,36 @@ func inKey(key string, vals []string) {
 	}
 }
 
+// values yields g's group-by fields and values, in groupNames order:
+// those it keeps, or its key's (groupVals).
+func (c *correlator) values(g *group) iter.Seq2[string, string] {
+	return func(yield func(string, string) bool) {
+		rest := g.key()
+		for i, name := range c.groupNames {
+			v := rest
+			switch {
+			case g.vals != nil:
+				v = g.vals[i]
+			case i < len(c.groupNames)-1:
+				v, rest, _ = strings.Cut(rest, "\x1f")
+			}
+			if !yield(name, v) {
+				return
+			}
+		}
+	}
+}
+
 // valsOf returns g's group-by values, in groupNames order.
 func (c *correlator) valsOf(g *group) []string {
-	if g.vals == nil && len(c.groupNames) == 1 {
-		return []string{g.key()}
+	if g.vals != nil {
+		return g.vals
 	}
-	return g.vals
+	var vals []string
+	for _, v := range c.values(g) {
+		vals = append(vals, v)
+	}
+	return vals
 }
 
 func (c *correlator) fieldOf(h *hit, f fieldRef) (string, bool) {
@@ -650,11 +697,7 @@ func (c *correlator) newGroup() *group {
 func (e *Engine) fire(c *correlator, g *group, f *firing) {
 	ev := normalizeEvidence(f.evidence)
 	count := max(f.count, len(ev))
-	vals := c.valsOf(g)
-	var groupVals []event.GroupValue
-	for i, name := range c.groupNames {
-		groupVals = append(groupVals, event.GroupValue{Field: name, Value: vals[i]})
-	}
+	groupVals := c.groupValues(g)
 	st := c.stats
 	if st.alerting {
 		if c.suppress != nil && c.suppress.suppressed(f.rec, groupVals, f.t) {
@@ -683,9 +726,11 @@ func (e *Engine) fire(c *correlator, g *group, f *firing) {
 	if len(c.consumers) == 0 {
 		return
 	}
-	inner := make(map[string]string, len(c.groupNames))
-	for i, name := range c.groupNames {
-		inner[name] = vals[i]
+	// A chained correlation reads them by name (fieldOf); an empty
+	// tenant, left out, reads as none (groupValue).
+	inner := make(map[string]string, len(groupVals))
+	for _, gv := range groupVals {
+		inner[gv.Field] = gv.Value
 	}
 	for _, cons := range c.consumers {
 		e.feed(cons.c, hit{rec: f.rec, t: f.t, idx: f.idx, slot: cons.slot, evidence: ev, inner: inner})
@@ -770,15 +815,26 @@ func (c *correlator) condString() string {
 }
 
 func (c *correlator) groupString(g *group) string {
-	if len(c.groupNames) == 0 {
+	var parts []string
+	for _, gv := range c.groupValues(g) {
+		parts = append(parts, gv.Field+"="+gv.Value)
+	}
+	if len(parts) == 0 {
 		return "all events"
 	}
-	vals := c.valsOf(g)
-	parts := make([]string, len(c.groupNames))
-	for i, n := range c.groupNames {
-		parts[i] = n + "=" + vals[i]
-	}
 	return strings.Join(parts, ", ")
+}
+
+// groupValues returns g's group-by fields and values, as alerts name
+// them: without a tenant the group has none (groupValue).
+func (c *correlator) groupValues(g *group) []event.GroupValue {
+	var out []event.GroupValue
+	for name, v := range c.values(g) {
+		if v != "" {
+			out = append(out, event.GroupValue{Field: name, Value: v})
+		}
+	}
+	return out
 }
 
 func spanString(d time.Duration) string {

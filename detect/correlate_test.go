@@ -353,6 +353,41 @@ func TestFlushIdle(t *testing.T) {
 	}
 }
 
+// TestTenantGroupSurvivesRestart: groups of tenant and account, with a
+// tenant or without, keep their values through a save and a load.
+func TestTenantGroupSurvivesRestart(t *testing.T) {
+	rules := failedLogin + `title: per account
+id: acct
+correlation:
+  type: event_count
+  rules: [failed_login]
+  group-by: [tenant, actor.id]
+  timespan: 1h
+  condition: {gte: 3}
+`
+	for _, tenant := range []string{"acme", ""} {
+		var evs []*event.Event
+		for i := range 3 {
+			over := map[string]any{"time": at(time.Duration(i) * time.Second), "tenant": tenant}
+			if tenant == "" {
+				over["tenant"] = nil
+			}
+			evs = append(evs, mkEvent(t, over))
+		}
+		e := compileYAML(t, rules, Config{})
+		stream(e, evs[:2])
+		e = restarted(t, e, rules, Config{})
+		as := cloneAlerts(e.Process(rec(evs[2], 2)))
+		want := []event.GroupValue{{Field: "tenant", Value: tenant}, {Field: "actor.id", Value: "alice"}}
+		if tenant == "" {
+			want = want[1:]
+		}
+		if len(as) != 1 || !slices.Equal(as[0].Group, want) || as[0].EvidenceCount != 3 {
+			t.Errorf("tenant %q: alerts %+v, want one for %v on 3 events", tenant, as, want)
+		}
+	}
+}
+
 func TestNewTerm(t *testing.T) {
 	rules := failedLogin + `title: new country
 id: nc
@@ -754,7 +789,7 @@ correlation:
 		want := c.valsOf(g)[0] + "\x1f" + c.valsOf(g)[1]
 		// Every group but zed's (its window went into the alert)
 		// holds its one event.
-		if g.key() != want || c.lookup(g.key()) != g || g.last == 0 || len(g.items) != 1 && g.vals[0] != "zed" {
+		if g.key() != want || c.lookup(g.key()) != g || g.last == 0 || len(g.items) != 1 && c.valsOf(g)[0] != "zed" {
 			t.Errorf("group %q: values %q, in the table %v, %d items, last %d", g.key(), c.valsOf(g), c.lookup(g.key()) == g, len(g.items), g.last)
 		}
 	}

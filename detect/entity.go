@@ -19,6 +19,8 @@ type entityTable struct {
 	// the lookup can be cached for the event being processed.
 	uniform bool
 
+	buf []byte // where entityOf joins the values of a key of several fields
+
 	// The lookup cache, for the event of Engine.seq.
 	seq uint64
 	key string
@@ -78,9 +80,21 @@ func (e *Engine) entityOf(c *correlator, h *hit) (*entity, string, bool) {
 	if cache && t.seq == e.seq {
 		return t.ent, t.key, t.ok
 	}
-	key, ok := c.groupKeyOf(h)
+	var key string
 	var ent *entity
-	if ok {
+	ok := true
+	if len(c.groupBy[h.slot]) > 1 {
+		// The values are joined in the table's buffer: looking the
+		// key up allocates nothing, and only a new entity's key is
+		// made a string.
+		if t.buf, ok = c.appendGroupKey(t.buf[:0], h); ok {
+			if ent = t.ents[string(t.buf)]; ent != nil {
+				key = ent.key
+			} else {
+				key = string(t.buf)
+			}
+		}
+	} else if key, ok = c.groupKeyOf(h); ok {
 		ent = t.ents[key]
 	}
 	if cache {

@@ -88,3 +88,44 @@ func TestFutureFiringConsumesOnlyItsWindow(t *testing.T) {
 		t.Errorf("second alert: window %v, evidence %v; want the real burst from %v", as[1].Window, as[1].Evidence, now)
 	}
 }
+
+// TestPackSeparatesTenants: the per-account rules count an account of
+// each tenant apart, and name the tenant; events without a tenant group
+// by account alone, as ever.
+func TestPackSeparatesTenants(t *testing.T) {
+	login := func(i int, tenant, outcome string) *Record {
+		over := map[string]any{"time": at(time.Duration(i) * 20 * time.Second), "tenant": tenant, "outcome": outcome,
+			"actor": map[string]any{"id": "admin"}, "source": map[string]any{"ip": fmt.Sprintf("45.83.66.%d", i)}}
+		if tenant == "" {
+			delete(over, "tenant")
+		}
+		if outcome == "success" {
+			over["reason"] = nil
+		}
+		return rec(mkEvent(t, over), uint64(i))
+	}
+	attack := func(failing, succeeding string) []*Record {
+		var recs []*Record
+		for i := range 10 {
+			recs = append(recs, login(i, failing, "failure"))
+		}
+		return append(recs, login(10, succeeding, "success"))
+	}
+	if as := packAlerts(t, "al-success-after-failures", attack("acme", "globex")); len(as) != 0 {
+		t.Errorf("failures in acme, success in globex: alerts %s, want none", alertIDs(as))
+	}
+	as := packAlerts(t, "al-bruteforce-account", attack("acme", "globex"))
+	want := []event.GroupValue{{Field: "tenant", Value: "acme"}, {Field: "actor.id", Value: "admin"}}
+	if len(as) != 1 || !slices.Equal(as[0].Group, want) {
+		t.Errorf("al-bruteforce-account: alerts %+v, want one for %v", as, want)
+	}
+	for _, tenant := range []string{"acme", ""} {
+		as := packAlerts(t, "al-success-after-failures", attack(tenant, tenant))
+		if len(as) != 1 || as[0].Response[0].Value != "admin" {
+			t.Errorf("tenant %q: alerts %+v, want one revoking admin's sessions", tenant, as)
+		}
+		if tenant == "" && len(as) == 1 && !slices.Equal(as[0].Group, want[1:]) {
+			t.Errorf("no tenant: group %v, want %v", as[0].Group, want[1:])
+		}
+	}
+}

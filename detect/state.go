@@ -278,6 +278,8 @@ func (e *Engine) LoadState(entries iter.Seq2[[]byte, []byte]) error {
 		switch {
 		case len(g.vals) == 1 && len(c.groupNames) == 1 && g.vals[0] == gkey:
 			g.vals = nil // the key (valsOf)
+		case len(g.vals) > 1 && strings.Join(g.vals, "\x1f") == gkey && splits(gkey, len(g.vals)):
+			g.vals = nil // in the key (valsOf)
 		case len(g.vals) > 1 && strings.Join(g.vals, "\x1f") == gkey:
 			inKey(g.ent.key, g.vals)
 		}
