@@ -642,7 +642,7 @@ type firing struct {
 	idx        uint64
 	start, end int64
 	evidence   []uint64
-	count      int // evidence count, when evidence is capped
+	count      int // how many events it counted, when evidence holds only some (baseline)
 	summary    string
 }
 
@@ -764,20 +764,20 @@ func (e *Engine) insertItem(c *correlator, g *group, it item) {
 	}
 }
 
-func (c *correlator) itemEvidence(g *group, items []item) ([]uint64, int) {
+// itemEvidence returns the leaves items stand for: their own, or an
+// inner correlation's evidence. One leaf may be there more than once (an
+// event matched by two rules of a temporal correlation): fire counts
+// them once.
+func (c *correlator) itemEvidence(g *group, items []item) []uint64 {
 	var ev []uint64
-	n := 0
 	for _, it := range items {
 		if it.hasEv {
-			inner := c.evidenceOf(g, it)
-			ev = append(ev, inner...)
-			n += len(inner)
+			ev = append(ev, c.evidenceOf(g, it)...)
 		} else {
 			ev = append(ev, it.idx)
-			n++
 		}
 	}
-	return ev, n
+	return ev
 }
 
 // condMet evaluates the correlation condition on n.
@@ -902,13 +902,13 @@ func (e *Engine) windowCount(c *correlator, g *group, h *hit) *firing {
 		}
 		if c.condMet(n) {
 			win := items[s:end]
-			ev, cnt := c.itemEvidence(g, win)
+			ev := c.itemEvidence(g, win)
 			last := win[len(win)-1]
 			what := "events"
 			if distinct != nil {
 				what = "distinct " + strings.Join(c.spec.Field, "+") + " values"
 			}
-			f := &firing{rec: h.rec, t: h.t, idx: h.idx, start: win[0].t, end: last.t, evidence: ev, count: cnt,
+			f := &firing{rec: h.rec, t: h.t, idx: h.idx, start: win[0].t, end: last.t, evidence: ev,
 				summary: fmt.Sprintf("%d %s for %s within %s (condition %s)", n, what, c.groupString(g), spanString(c.spec.Timespan), c.condString())}
 			c.consume(g, win[0].t+c.span)
 			return f
@@ -985,9 +985,9 @@ func (e *Engine) closeGroup(c *correlator, g *group, closed int64) {
 			n = len(d)
 		}
 		if c.condMet(n) {
-			ev, cnt := c.itemEvidence(g, win)
+			ev := c.itemEvidence(g, win)
 			last := win[len(win)-1]
-			e.fire(c, g, &firing{t: start + c.span, idx: last.idx, start: start, end: start + c.span, evidence: ev, count: cnt,
+			e.fire(c, g, &firing{t: start + c.span, idx: last.idx, start: start, end: start + c.span, evidence: ev,
 				summary: fmt.Sprintf("%d events for %s in the %s from %s (condition %s)", n, c.groupString(g), spanString(c.spec.Timespan),
 					time.Unix(0, start).UTC().Format(time.RFC3339), c.condString())})
 		}
@@ -1025,8 +1025,8 @@ func (e *Engine) temporal(c *correlator, g *group, h *hit) *firing {
 		}
 		if distinct >= need && c.condMet(distinct) {
 			win := items[s:end]
-			ev, cnt := c.itemEvidence(g, win)
-			f := &firing{rec: h.rec, t: h.t, idx: h.idx, start: win[0].t, end: win[len(win)-1].t, evidence: ev, count: cnt,
+			ev := c.itemEvidence(g, win)
+			f := &firing{rec: h.rec, t: h.t, idx: h.idx, start: win[0].t, end: win[len(win)-1].t, evidence: ev,
 				summary: fmt.Sprintf("%d of %d correlated rules (%s) matched for %s within %s", distinct, c.nslots,
 					strings.Join(c.spec.Rules, ", "), c.groupString(g), spanString(c.spec.Timespan))}
 			c.consume(g, win[len(win)-1].t)
@@ -1068,8 +1068,8 @@ func (e *Engine) temporalOrdered(c *correlator, g *group, h *hit) *firing {
 			for _, j := range chain {
 				win = append(win, items[j])
 			}
-			ev, cnt := c.itemEvidence(g, win)
-			f := &firing{rec: h.rec, t: h.t, idx: h.idx, start: win[0].t, end: win[len(win)-1].t, evidence: ev, count: cnt,
+			ev := c.itemEvidence(g, win)
+			f := &firing{rec: h.rec, t: h.t, idx: h.idx, start: win[0].t, end: win[len(win)-1].t, evidence: ev,
 				summary: fmt.Sprintf("%s in this order for %s within %s", strings.Join(c.spec.Rules, " then "), c.groupString(g), spanString(c.spec.Timespan))}
 			c.consume(g, win[len(win)-1].t)
 			return f

@@ -353,6 +353,31 @@ func TestFlushIdle(t *testing.T) {
 	}
 }
 
+// TestEvidenceCountsLeavesOnce: an event that fills two rules of a
+// temporal correlation is one leaf of evidence, and counted once.
+func TestEvidenceCountsLeavesOnce(t *testing.T) {
+	rules := failedLogin + `title: any login
+id: login
+name: any_login
+logsource: {product: accessledger, category: authentication}
+detection:
+  sel: {action: login}
+  condition: sel
+---
+title: both
+id: both
+correlation:
+  type: temporal
+  rules: [failed_login, any_login]
+  group-by: [actor.id]
+  timespan: 1m
+`
+	as := stream(compileYAML(t, rules, Config{}), []*event.Event{fail(t, 0, "192.0.2.1", "alice")})
+	if len(as) != 1 || !slices.Equal(as[0].Evidence, []uint64{0}) || as[0].EvidenceCount != 1 {
+		t.Fatalf("alerts %+v, want one on leaf 0, counting 1", as)
+	}
+}
+
 // TestTenantGroupSurvivesRestart: groups of tenant and account, with a
 // tenant or without, keep their values through a save and a load.
 func TestTenantGroupSurvivesRestart(t *testing.T) {
