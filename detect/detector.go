@@ -92,8 +92,9 @@ type Detector struct {
 	state   *stateStore
 	metrics *detectorMetrics
 	rec     Record // the record of the leaf being processed (decodeFollowed)
-	// lastEvent is when Run last processed an event (or started): how
-	// long the log has been idle (flushIdle). Run's alone.
+	// lastEvent is when the last event Run processed was received (or
+	// when Run started): how long the log has been idle (flushIdle).
+	// Run's alone.
 	lastEvent time.Time
 
 	cursor    atomic.Uint64 // next leaf to process (saved)
@@ -618,7 +619,9 @@ func (d *Detector) process(lf ledger.Leaf, pending []pendingAlert) []pendingAler
 		d.metrics.enriched.Inc()
 	}
 	d.lastSeen.Store(rec.ReceivedAt.UnixNano())
-	d.lastEvent = time.Now()
+	// Its receive time, not the clock: no clock read per event, and a
+	// log idle since before a restart is idle since then.
+	d.lastEvent = rec.ReceivedAt
 	pending = appendAlerts(pending, d.engine.Process(rec), rec.ReceivedAt)
 	d.metrics.events.Inc()
 	return pending
