@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
@@ -350,7 +349,7 @@ func (g readGroup) event() *event.Event {
 	ev := g.first.event()
 	if g.reads > 1 {
 		ev.Attributes["reads"] = strconv.Itoa(g.reads)
-		ev.Attributes["last_id"] = cleanText(g.last.id, event.MaxAttrValueLen)
+		ev.Attributes["last_id"] = event.FitText(g.last.id, event.MaxAttrValueLen)
 		ev.Attributes["last_time"] = g.last.time.UTC().Format(time.RFC3339Nano)
 	}
 	return ev
@@ -365,12 +364,12 @@ func (r readRecord) event() *event.Event {
 	ev := &event.Event{
 		Time:     r.time.UTC(),
 		Service:  ReadAuditService,
-		Actor:    event.Actor{ID: cleanText(r.key, event.MaxActorIDLen), Type: event.ActorService},
-		Source:   event.Source{IP: ip.Unmap().WithZone(""), UserAgent: cleanText(r.userAgent, event.MaxUserAgentLen)},
+		Actor:    event.Actor{ID: event.FitText(r.key, event.MaxActorIDLen), Type: event.ActorService},
+		Source:   event.Source{IP: ip.Unmap().WithZone(""), UserAgent: event.FitText(r.userAgent, event.MaxUserAgentLen)},
 		Action:   "read",
 		Category: event.CategoryDataAccess,
 		Outcome:  event.OutcomeSuccess,
-		Resource: &event.Resource{Type: r.kind, ID: cleanText(r.id, event.MaxResourceLen)},
+		Resource: &event.Resource{Type: r.kind, ID: event.FitText(r.id, event.MaxResourceLen)},
 		Attributes: map[string]string{
 			"status": strconv.Itoa(r.status),
 		},
@@ -383,36 +382,7 @@ func (r readRecord) event() *event.Event {
 		ev.Actor.ID = "unnamed"
 	}
 	if r.query != "" {
-		ev.Attributes["query"] = cleanText(r.query, event.MaxAttrValueLen)
+		ev.Attributes["query"] = event.FitText(r.query, event.MaxAttrValueLen)
 	}
 	return ev
-}
-
-// cleanText makes s a valid free-text value of at most max bytes: invalid
-// UTF-8 and control characters are replaced, and it is cut at a character
-// boundary.
-func cleanText(s string, max int) string {
-	clean := true
-	for _, r := range s {
-		if r == utf8.RuneError || r < 0x20 || r == 0x7f {
-			clean = false
-			break
-		}
-	}
-	if !clean {
-		s = strings.Map(func(r rune) rune {
-			if r == utf8.RuneError || r < 0x20 || r == 0x7f {
-				return '?'
-			}
-			return r
-		}, strings.ToValidUTF8(s, "?"))
-	}
-	if len(s) > max {
-		cut := max
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut]
-	}
-	return s
 }

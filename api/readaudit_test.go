@@ -158,6 +158,28 @@ func TestReadAuditRecordsReads(t *testing.T) {
 	}
 }
 
+// TestReadAuditCleansText: a reader's user agent is recorded as free text
+// the log accepts from clients: C1 controls and bidirectional overrides,
+// which a client's event may not hold, were stored as sent.
+func TestReadAuditCleansText(t *testing.T) {
+	ts := newTestServer(t, withAPI(func(c *api.Config) { c.ReadAudit = api.ReadAudit{Enabled: true, Interval: time.Hour} }))
+	ts.appendHTTP(t, 0, 2)
+	before := size(ts.l)
+	req, _ := http.NewRequest(http.MethodGet, ts.srv.URL+"/v1/entries/1", nil)
+	req.Header.Set("Authorization", "Bearer "+ts.auditor())
+	req.Header.Set("User-Agent", "curl\u202e-evil\u0085x")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	runAndStop(t, ts)
+	evs := readEvents(t, ts.l, before)
+	if len(evs) != 1 || evs[0].Source.UserAgent != "curl?-evil?x" {
+		t.Errorf("read events = %+v, want one with user agent %q", evs, "curl?-evil?x")
+	}
+}
+
 // TestReadAuditOff: with the setting off, reads append nothing.
 func TestReadAuditOff(t *testing.T) {
 	ts := newTestServer(t, withAPI(func(c *api.Config) { c.ReadAudit = api.ReadAudit{Enabled: false, Interval: time.Millisecond} }))

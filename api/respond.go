@@ -324,9 +324,10 @@ func (s *Server) respondAlert(action string) gin.HandlerFunc {
 		}
 		// A note is shown to analysts, in terminals too: line breaks and
 		// tabs, but no other control character (an escape sequence would
-		// act on the reader's terminal).
+		// act on the reader's terminal), nor a bidirectional override
+		// (which makes "evil\u202egnp.exe" read "evilexe.png").
 		if r, ok := controlRune(body.Note); ok {
-			writeError(c, http.StatusBadRequest, fmt.Sprintf("note must not contain control characters (found U+%04X); line breaks and tabs are fine", r))
+			writeError(c, http.StatusBadRequest, fmt.Sprintf("note must not contain control characters or bidirectional overrides (found U+%04X); line breaks and tabs are fine", r))
 			return
 		}
 		rec, err := s.cfg.Responses.Respond(c, id, action, c.GetString(ctxKeyName), body.Note)
@@ -979,10 +980,11 @@ func (w *sseWriter) flush() error {
 }
 
 // controlRune returns the first control character of s other than a line
-// feed, a carriage return or a tab: C0, DEL or C1.
+// feed, a carriage return or a tab (C0, DEL or C1), or bidirectional
+// override (event.IsBidiControl).
 func controlRune(s string) (rune, bool) {
 	for _, r := range s {
-		if unicode.IsControl(r) && r != '\n' && r != '\r' && r != '\t' {
+		if unicode.IsControl(r) && r != '\n' && r != '\r' && r != '\t' || event.IsBidiControl(r) {
 			return r, true
 		}
 	}

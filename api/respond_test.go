@@ -836,6 +836,8 @@ func TestAckResolve(t *testing.T) {
 		{ack, "application/json", `{"note":"hi\u001b[2J\u001b]0;pwned\u0007"}`, http.StatusBadRequest},
 		{ack, "application/json", `{"note":"a\u0000b"}`, http.StatusBadRequest},
 		{ack, "application/json", `{"note":"csi \u009b2J"}`, http.StatusBadRequest},
+		// So would a bidirectional override ("evilexe.png").
+		{ack, "application/json", `{"note":"evil\u202egnp.exe"}`, http.StatusBadRequest},
 	} {
 		r := call(t, ts.srv.URL, http.MethodPost, tt.path, ts.responder(), tt.contentType, []byte(tt.body))
 		wantError(t, fmt.Sprintf("POST %s %.40s", tt.path, tt.body), r, tt.status)
