@@ -52,10 +52,11 @@ type Config struct {
 	// MaxBodyBytes bounds request bodies (default 8 MiB).
 	MaxBodyBytes int64
 	// MaxInflightBodyBytes bounds the bytes of all request bodies being
-	// read or held at once (default 64 MiB, at least MaxBodyBytes). A
-	// request reserves its Content-Length (MaxBodyBytes if unknown)
-	// before reading its body; one that cannot within a second is
-	// answered 503 with Retry-After.
+	// read or held at once (default 64 MiB, at least MaxBodyBytes), and
+	// a quarter of it (at least MaxBodyBytes) those of one API key. A
+	// request reserves its bytes as they arrive, 64 KiB ahead; one that
+	// cannot within a second (at once, past its key's share) is answered
+	// 503 with Retry-After.
 	MaxInflightBodyBytes int64
 	// MaxServiceLabels bounds the service label values of the
 	// per-service append counter (default 100): the first services seen
@@ -132,7 +133,7 @@ type Server struct {
 	cfg    Config
 	log    *slog.Logger
 	engine *gin.Engine
-	bodies *semaphore.Weighted // bytes of request bodies in flight
+	bodies *bodyBudget // bytes of request bodies in flight (api/budget.go)
 
 	events          *prometheus.CounterVec
 	appendedEvents  prometheus.Counter // children of events, resolved once
@@ -187,7 +188,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxServiceLabels <= 0 {
 		cfg.MaxServiceLabels = DefaultMaxServiceLabels
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, bodies: semaphore.NewWeighted(cfg.MaxInflightBodyBytes), startups: newStartups()}
+	s := &Server{cfg: cfg, log: cfg.Logger, bodies: newBodyBudget(cfg.MaxInflightBodyBytes, cfg.MaxBodyBytes), startups: newStartups()}
 	s.services = serviceLabels{max: cfg.MaxServiceLabels, seen: make(map[string]prometheus.Counter)}
 	if cfg.Keys == nil {
 		cfg.Keys = &Keyring{}

@@ -2,7 +2,6 @@ package api
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -84,7 +83,7 @@ func (s *Server) postEvents(c *gin.Context) {
 		writeError(c, status, msg)
 		return
 	}
-	defer s.bodies.Release(body.reserved)
+	defer s.bodies.release(c.GetString(ctxKeyName), body.reserved)
 	raws, single, fast, status, msg := s.splitEvents(body.data, body.ndjson)
 	if status != 0 {
 		s.rejectedEvents.Inc()
@@ -381,12 +380,16 @@ func (s *Server) readBody(c *gin.Context) (requestBody, int, string) {
 		return b, http.StatusRequestEntityTooLarge, tooLarge()
 	}
 	body := http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes)
-	data, reserved, ok, err := s.readReserving(c, body, n)
-	if !ok {
+	data, reserved, refused, err := s.readReserving(c, body, n)
+	switch {
+	case errors.Is(refused, errKeyShare):
+		return b, http.StatusServiceUnavailable, fmt.Sprintf("API key %q already has its share of the server's request-body budget in flight "+
+			"(requests still being sent); retry after the number of seconds in Retry-After", c.GetString(ctxKeyName))
+	case refused != nil:
 		return b, http.StatusServiceUnavailable, busy
 	}
 	if err != nil {
-		s.bodies.Release(reserved)
+		s.bodies.release(c.GetString(ctxKeyName), reserved)
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return b, http.StatusRequestEntityTooLarge, tooLarge()
@@ -397,15 +400,10 @@ func (s *Server) readBody(c *gin.Context) (requestBody, int, string) {
 	return b, 0, ""
 }
 
-// reserveBody reserves n bytes of MaxInflightBodyBytes, waiting at most
-// bodyWait; it reports whether it did.
-func (s *Server) reserveBody(c *gin.Context, n int64) bool {
-	if s.bodies.TryAcquire(n) {
-		return true
-	}
-	ctx, cancel := context.WithTimeout(c, bodyWait)
-	defer cancel()
-	return s.bodies.Acquire(ctx, n) == nil
+// reserveBody reserves n bytes of MaxInflightBodyBytes for the caller's
+// key (bodyBudget), waiting at most bodyWait.
+func (s *Server) reserveBody(c *gin.Context, n int64) error {
+	return s.bodies.reserve(c, c.GetString(ctxKeyName), n, bodyWait)
 }
 
 // bodyChunk is how much of a body is reserved ahead of what has arrived.
@@ -416,9 +414,9 @@ const bodyChunk = 64 << 10
 // rather than its whole length at once: nine clients declaring
 // max_body_bytes (or sending chunked bodies) and sending slowly held the
 // whole budget, and every other request got 503 until the read timeout. It
-// returns the bytes and how many are reserved; ok is false if the budget
+// returns the bytes and how many are reserved; refused says why the budget
 // could not be had (nothing is left reserved then).
-func (s *Server) readReserving(c *gin.Context, body io.Reader, n int64) (data []byte, reserved int64, ok bool, err error) {
+func (s *Server) readReserving(c *gin.Context, body io.Reader, n int64) (data []byte, reserved int64, refused, err error) {
 	limit := s.cfg.MaxBodyBytes
 	if n >= 0 {
 		limit = n
@@ -431,7 +429,7 @@ func (s *Server) readReserving(c *gin.Context, body io.Reader, n int64) (data []
 	}
 	for {
 		if n >= 0 && int64(len(data)) == n {
-			return data, reserved, true, nil
+			return data, reserved, nil, nil
 		}
 		if int64(len(data)) == s.cfg.MaxBodyBytes {
 			// Full: one more byte is too many (body is a
@@ -440,18 +438,18 @@ func (s *Server) readReserving(c *gin.Context, body io.Reader, n int64) (data []
 			k, rerr := body.Read(one[:])
 			switch {
 			case rerr == io.EOF && k == 0:
-				return data, reserved, true, nil
+				return data, reserved, nil, nil
 			case rerr == nil && k == 0:
 				continue
 			case rerr == nil:
 				rerr = &http.MaxBytesError{Limit: s.cfg.MaxBodyBytes}
 			}
-			return data, reserved, true, rerr
+			return data, reserved, nil, rerr
 		}
 		if want := min(int64(len(data))+bodyChunk, limit); want > reserved {
-			if !s.reserveBody(c, want-reserved) {
-				s.bodies.Release(reserved)
-				return nil, 0, false, nil
+			if err := s.reserveBody(c, want-reserved); err != nil {
+				s.bodies.release(c.GetString(ctxKeyName), reserved)
+				return nil, 0, err, nil
 			}
 			reserved = want
 		}
@@ -464,11 +462,11 @@ func (s *Server) readReserving(c *gin.Context, body io.Reader, n int64) (data []
 			if n >= 0 && int64(len(data)) < n {
 				rerr = io.ErrUnexpectedEOF // shorter than it said
 			} else {
-				return data, reserved, true, nil
+				return data, reserved, nil, nil
 			}
 		}
 		if rerr != nil {
-			return data, reserved, true, rerr
+			return data, reserved, nil, rerr
 		}
 	}
 }

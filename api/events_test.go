@@ -705,6 +705,32 @@ func TestSlowBodyHoldsLittle(t *testing.T) {
 	}
 }
 
+// TestOneKeyHoldsAQuarterOfTheBodyBudget: bodies reserve 64 KiB before
+// their first byte, so a thousand connections of one submitter key that
+// send headers and nothing else held the whole in-flight budget, and
+// every other client got 503. One key now holds at most a quarter of it.
+func TestOneKeyHoldsAQuarterOfTheBodyBudget(t *testing.T) {
+	ts := newTestServer(t, withAPI(func(c *api.Config) {
+		c.MaxBodyBytes = 128 << 10
+		c.MaxInflightBodyBytes = 1 << 20 // a key's share: 256 KiB, four stalled bodies
+	}))
+	for range 20 { // more than the whole budget holds (16)
+		conn, err := net.Dial("tcp", ts.srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", ts.submitter(), 100<<10)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if r := ts.post(t, "application/json", eventJSON(t, 1)); r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), "its share") {
+		t.Errorf("POST with the key that holds its share = %v, want 503 saying so", r)
+	}
+	if r := call(t, ts.srv.URL, http.MethodPost, "/v1/events", ts.admin(), "application/json", eventJSON(t, 2)); r.status != http.StatusCreated {
+		t.Errorf("POST with another key = %v, want 201", r)
+	}
+}
+
 // TestSlowChunkedBodyHoldsLittle: a body sent without a Content-Length
 // (chunked) reserves the in-flight budget as its bytes arrive. It
 // reserved the whole max_body_bytes at once, so a few slow senders held
