@@ -154,6 +154,8 @@ type Server struct {
 	// startups bounds the decision startup answers built at once
 	// (api/decisions.go).
 	startups *semaphore.Weighted
+	// exports and alertStreams bound the answers that last (api/limits.go).
+	exports, alertStreams *slots
 }
 
 // New returns the API server for cfg.
@@ -188,7 +190,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxServiceLabels <= 0 {
 		cfg.MaxServiceLabels = DefaultMaxServiceLabels
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, bodies: newBodyBudget(cfg.MaxInflightBodyBytes, cfg.MaxBodyBytes), startups: newStartups()}
+	s := &Server{cfg: cfg, log: cfg.Logger, bodies: newBodyBudget(cfg.MaxInflightBodyBytes, cfg.MaxBodyBytes), startups: newStartups(),
+		exports: newSlots("exports", maxExports, maxExportsPerKey), alertStreams: newSlots("alert streams", maxAlertStreams, maxAlertStreamsPerKey)}
 	s.services = serviceLabels{max: cfg.MaxServiceLabels, seen: make(map[string]prometheus.Counter)}
 	if cfg.Keys == nil {
 		cfg.Keys = &Keyring{}

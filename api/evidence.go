@@ -64,12 +64,18 @@ func (s *Server) getEvidence(c *gin.Context) {
 		writeError(c, http.StatusBadRequest, fmt.Sprintf("the query matches more than %d entries; narrow it (since, until, ...) or raise limit (at most %d)", limit, maxEvidenceLimit))
 		return
 	}
+	if !s.exports.take(c) {
+		return
+	}
+	defer s.exports.done(c)
 	c.Header(headerIndexedSize, strconv.FormatUint(indexed, 10))
 	c.Header("Cache-Control", "private, no-store")
 	c.Header("Content-Type", "application/json")
 	c.Header("Content-Disposition", fmt.Sprintf(`attachment; filename="evidence-%d.json"`, cp.Size))
 	c.Status(http.StatusOK)
-	bw := bufio.NewWriterSize(c.Writer, 64<<10)
+	tw := newTimedWriter(c)
+	defer tw.end()
+	bw := bufio.NewWriterSize(tw, 64<<10)
 	w, err := evidence.NewWriter(bw, evidence.Header{
 		Origin: s.cfg.Ledger.Origin(), VerifierKey: s.cfg.Ledger.VerifierKey(), WitnessKeys: witnesses,
 		Checkpoint: cpNote, Query: strings.ToValidUTF8(f.canonical, "\uFFFD"), IndexedSize: indexed, Created: s.cfg.Clock(),

@@ -437,6 +437,10 @@ func leafHash(entry []byte) [32]byte {
 // failure once the answer has begun aborts the connection, so that a
 // client never takes a cut stream for a whole one.
 func (s *Server) eventsStream(c *gin.Context, f filters, p pageParams, size uint64, format string) {
+	if !s.exports.take(c) {
+		return
+	}
+	defer s.exports.done(c)
 	switch format {
 	case formatNDJSON, formatOCSF:
 		c.Header("Content-Type", "application/x-ndjson")
@@ -445,7 +449,9 @@ func (s *Server) eventsStream(c *gin.Context, f filters, p pageParams, size uint
 		c.Header("Content-Disposition", `attachment; filename="events.csv"`)
 	}
 	c.Status(http.StatusOK)
-	w := bufio.NewWriterSize(c.Writer, exportFlushBytes)
+	tw := newTimedWriter(c)
+	defer tw.end()
+	w := bufio.NewWriterSize(tw, exportFlushBytes)
 	var err error
 	if format == formatCSV {
 		err = newCSVEncoder(w).flush() // the header: the workers write rows only

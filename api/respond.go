@@ -874,6 +874,10 @@ func (s *Server) streamAlerts(c *gin.Context, h *feedHub) {
 	if !ok {
 		return
 	}
+	if !s.alertStreams.take(c) {
+		return
+	}
+	defer s.alertStreams.done(c)
 	ctx := c.Request.Context()
 	stop := s.shutdowns.of(c)
 	h.join()

@@ -650,6 +650,24 @@ func TestRevokedKeyEndsItsWaits(t *testing.T) {
 	}
 }
 
+// TestAlertStreamsPerKeyBounded: each alert stream holds a connection,
+// goroutines and buffers for as long as its client keeps it; one key
+// opened thousands. A key may hold 64 at once; another key still gets its
+// own.
+func TestAlertStreamsPerKeyBounded(t *testing.T) {
+	ts, _ := respondServer(t, nil)
+	for range 64 {
+		s := openStream(t, ts.srv.URL, "", ts.responder(), "")
+		<-s.msgs // served
+	}
+	r := ts.get(t, "/v1/alerts/stream", ts.responder())
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || !strings.Contains(string(r.body), "64 alert streams") {
+		t.Errorf("a 65th alert stream of one key = %v, want 503 naming the bound", r)
+	}
+	s := openStream(t, ts.srv.URL, "", ts.auditor(), "")
+	<-s.msgs
+}
+
 // TestAlertFeedLongPollShutdown: a long poll answers when the server
 // shuts down, instead of holding the shutdown and losing its connection.
 func TestAlertFeedLongPollShutdown(t *testing.T) {
