@@ -54,8 +54,14 @@ type Config struct {
 	// MaxInflightBodyBytes bounds the bytes of all request bodies being
 	// read or held at once; a request that cannot get its share within a
 	// second is answered 503 with Retry-After.
-	MaxInflightBodyBytes int64    `yaml:"max_inflight_body_bytes"`
-	TrustedProxies       []string `yaml:"trusted_proxies"`
+	MaxInflightBodyBytes int64 `yaml:"max_inflight_body_bytes"`
+	// MaxConnections bounds the connections open at once (0: the file
+	// descriptor limit less 1024), MaxConnectionsPerIP those from one
+	// address (0: no bound); beyond, a connection is closed as soon as
+	// accepted (connlimit.go).
+	MaxConnections      int      `yaml:"max_connections"`
+	MaxConnectionsPerIP int      `yaml:"max_connections_per_ip"`
+	TrustedProxies      []string `yaml:"trusted_proxies"`
 	// ConfigFile is the config file read (--config), if any.
 	ConfigFile string `yaml:"-"`
 	// UnknownEnv are the ACCESSLEDGER_* variables set that name no
@@ -162,6 +168,7 @@ func defaultConfig() Config {
 		SignTimeout:          10 * time.Second,
 		MaxBodyBytes:         8 << 20,
 		MaxInflightBodyBytes: api.DefaultMaxInflightBodyBytes,
+		MaxConnectionsPerIP:  1024,
 		GCSchedule:           "@every 10m",
 		MemoryLimit:          256,
 		StorageTrimInterval:  250 * time.Millisecond,
@@ -205,6 +212,8 @@ func (c *Config) fields() []configField {
 		{"sign-timeout", "longest wait for one checkpoint signature", &c.SignTimeout},
 		{"max-body-bytes", "request body limit, in bytes", &c.MaxBodyBytes},
 		{"max-inflight-body-bytes", "bound on the bytes of all request bodies read at once", &c.MaxInflightBodyBytes},
+		{"max-connections", "bound on the connections open at once (0: the open-file limit less 1024)", &c.MaxConnections},
+		{"max-connections-per-ip", "bound on the connections open from one address (0: none; a proxy counts as one)", &c.MaxConnectionsPerIP},
 		{"api-keys-file", "API keys file (default <data>/api_keys.yaml)", &c.APIKeysFile},
 		{"audit-reads", "record who read personal data (entries, bundles, queries, evidence) in the log", &c.AuditReads},
 		{"tls-cert", "TLS certificate file (PEM, chain after it): serve HTTPS; re-read on SIGHUP", &c.TLSCert},
@@ -383,6 +392,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("max_body_bytes %d is below 1024", c.MaxBodyBytes)
 	case c.MaxInflightBodyBytes < c.MaxBodyBytes:
 		return fmt.Errorf("max_inflight_body_bytes %d is below max_body_bytes %d: a request of the largest size could never be read", c.MaxInflightBodyBytes, c.MaxBodyBytes)
+	case c.MaxConnections < 0:
+		return fmt.Errorf("max_connections %d is negative (0: the open-file limit less 1024)", c.MaxConnections)
+	case c.MaxConnectionsPerIP < 0:
+		return fmt.Errorf("max_connections_per_ip %d is negative (0: no bound)", c.MaxConnectionsPerIP)
 	case c.WitnessTimeout < 100*time.Millisecond || c.WitnessTimeout > time.Minute:
 		return fmt.Errorf("witness_timeout %s outside 100ms..1m", c.WitnessTimeout)
 	case c.IndexMaxLag < 0:

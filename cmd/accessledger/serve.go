@@ -238,9 +238,15 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          serverErrorLog(log, reg),
 	}
-	log.Info("listening", "addr", lis.Addr().String(), "data", cfg.Data, "origin", l.Origin())
+	maxConns := cfg.MaxConnections
+	if maxConns == 0 {
+		maxConns = defaultMaxConnections()
+	}
+	log.Info("listening", "addr", lis.Addr().String(), "data", cfg.Data, "origin", l.Origin(),
+		"max_connections", maxConns, "max_connections_per_ip", cfg.MaxConnectionsPerIP)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- serveHTTP(hs, lis, certs, log) }()
+	limited := newLimitListener(lis, maxConns, cfg.MaxConnectionsPerIP, reg)
+	go func() { serveErr <- serveHTTP(hs, limited, certs, log) }()
 
 	select {
 	case <-ctx.Done():

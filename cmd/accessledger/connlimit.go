@@ -1,0 +1,110 @@
+package main
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// fdReserve is how many file descriptors the connections leave to the
+// storage (Badger's tables and logs), the key files and the rest.
+const fdReserve = 1024
+
+// defaultMaxConnections is max_connections when not set: what the file
+// descriptor limit leaves after fdReserve (Go raises the soft limit to the
+// hard one), at least 64.
+func defaultMaxConnections() int {
+	n, ok := fdLimit()
+	if !ok {
+		return 10_000
+	}
+	return int(max(min(n-fdReserve, 1<<20), 64))
+}
+
+// limitListener accepts at most total connections open at once, and
+// perIP (0: any number) from one remote address; a connection beyond is
+// closed as soon as it is accepted (the client sees it reset, and may
+// retry), so that the listener goes on draining the kernel's queue. Twenty
+// thousand idle keep-alive connections, without a key, had taken every
+// file descriptor: new clients could not connect, /readyz included, and
+// storage could not open files.
+type limitListener struct {
+	net.Listener
+	total, perIP int
+	refused      *prometheus.CounterVec
+
+	mu   sync.Mutex
+	n    int
+	byIP map[netip.Addr]int
+}
+
+func newLimitListener(lis net.Listener, total, perIP int, reg prometheus.Registerer) *limitListener {
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "accessledger_connections_refused_total",
+		Help: "Connections closed as soon as accepted: max_connections open (reason total), or max_connections_per_ip from one address (per_ip).",
+	}, []string{"reason"})
+	if reg != nil {
+		reg.MustRegister(refused)
+	}
+	return &limitListener{Listener: lis, total: total, perIP: perIP, refused: refused, byIP: make(map[netip.Addr]int)}
+}
+
+// Accept returns the next connection within the bounds.
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		var ip netip.Addr
+		if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+			ip = ap.Addr().Unmap()
+		}
+		reason := l.admit(ip)
+		if reason == "" {
+			return &limitedConn{Conn: c, l: l, ip: ip}, nil
+		}
+		l.refused.WithLabelValues(reason).Inc()
+		c.Close()
+	}
+}
+
+func (l *limitListener) admit(ip netip.Addr) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.n >= l.total:
+		return "total"
+	case l.perIP > 0 && l.byIP[ip] >= l.perIP:
+		return "per_ip"
+	}
+	l.n++
+	l.byIP[ip]++
+	return ""
+}
+
+func (l *limitListener) release(ip netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.n--
+	if l.byIP[ip]--; l.byIP[ip] <= 0 {
+		delete(l.byIP, ip)
+	}
+}
+
+// limitedConn gives its place back when it is closed (once, however often
+// Close is called).
+type limitedConn struct {
+	net.Conn
+	l    *limitListener
+	ip   netip.Addr
+	once sync.Once
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { c.l.release(c.ip) })
+	return err
+}
