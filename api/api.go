@@ -151,9 +151,8 @@ type Server struct {
 	// shutdowns ends the requests that wait when their server shuts
 	// down (api/respond.go).
 	shutdowns shutdowns
-	// startups bounds the decision startup answers built at once
-	// (api/decisions.go).
-	startups *semaphore.Weighted
+	// pulls bounds the decision answers built at once (api/decisions.go).
+	pulls *semaphore.Weighted
 	// exports and alertStreams bound the answers that last (api/limits.go).
 	exports, alertStreams *slots
 }
@@ -190,7 +189,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxServiceLabels <= 0 {
 		cfg.MaxServiceLabels = DefaultMaxServiceLabels
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, bodies: newBodyBudget(cfg.MaxInflightBodyBytes, cfg.MaxBodyBytes), startups: newStartups(),
+	s := &Server{cfg: cfg, log: cfg.Logger, bodies: newBodyBudget(cfg.MaxInflightBodyBytes, cfg.MaxBodyBytes), pulls: newPulls(),
 		exports: newSlots("exports", maxExports, maxExportsPerKey), alertStreams: newSlots("alert streams", maxAlertStreams, maxAlertStreamsPerKey)}
 	s.services = serviceLabels{max: cfg.MaxServiceLabels, seen: make(map[string]prometheus.Counter)}
 	if cfg.Keys == nil {

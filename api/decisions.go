@@ -141,13 +141,18 @@ func writeStream(w io.Writer, ans respond.StreamAnswer) error {
 	return bw.Flush()
 }
 
-// maxStartupAnswers bounds the startup answers built at once: each holds
-// every active decision in memory while it is written, so a fleet of
-// bouncers restarting together (or one key repeating startup=true) waits
-// in turn instead of exhausting memory.
-const maxStartupAnswers = 2
+// maxPulls bounds the decision answers built and written at once: a full
+// one holds every active decision in memory while it is written, so a
+// fleet of bouncers restarting together (or one key repeating
+// startup=true) waits in turn instead of exhausting memory. A pull waits
+// at most pullWait for its turn, then gets 503; each write of an answer
+// has streamWriteTimeout, so a client that stops reading loses its turn.
+const (
+	maxPulls = 2
+	pullWait = 10 * time.Second
+)
 
-func newStartups() *semaphore.Weighted { return semaphore.NewWeighted(maxStartupAnswers) }
+func newPulls() *semaphore.Weighted { return semaphore.NewWeighted(maxPulls) }
 
 // getDecisionStream answers a bouncer's pull: with ?startup=true (exactly
 // "true", as CrowdSec reads it) every active decision in "new" and the
@@ -166,12 +171,20 @@ func (s *Server) getDecisionStream(c *gin.Context) {
 		return
 	}
 	startup := len(vals["startup"]) > 0 && vals["startup"][0] == "true"
-	if startup {
-		if err := s.startups.Acquire(c, 1); err != nil {
-			return // the client went away while waiting
+	// Any pull may be answered in full (a bouncer without a position, or
+	// one older than the history), not only startup=true: every answer
+	// takes a turn.
+	ctx, cancel := context.WithTimeout(c, pullWait)
+	err := s.pulls.Acquire(ctx, 1)
+	cancel()
+	if err != nil {
+		if c.Request.Context().Err() == nil {
+			c.Header("Retry-After", "5")
+			writeError(c, http.StatusServiceUnavailable, fmt.Sprintf("%d decision answers are being written, the most at once: retry after the number of seconds in Retry-After", maxPulls))
 		}
-		defer s.startups.Release(1)
+		return
 	}
+	defer s.pulls.Release(1)
 	bouncer := bouncerOf(c)
 	ans, err := s.cfg.Decisions.Stream(c, bouncer, startup, q)
 	if err != nil {
@@ -181,7 +194,10 @@ func (s *Server) getDecisionStream(c *gin.Context) {
 	c.Header("Cache-Control", "no-store")
 	c.Header("Content-Type", "application/json; charset=utf-8")
 	c.Status(http.StatusOK)
-	if err := writeStream(c.Writer, ans); err != nil {
+	// A client that stops reading is dropped: it would hold its turn.
+	tw := newTimedWriter(c)
+	defer tw.end()
+	if err := writeStream(tw, ans); err != nil {
 		return // not delivered: the next pull sends it again
 	}
 	if err := http.NewResponseController(c.Writer).Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {

@@ -68,15 +68,15 @@ func (s *slowStartups) Stream(ctx context.Context, b respond.Bouncer, startup bo
 
 func (s *slowStartups) Ack(context.Context, respond.Bouncer, uint64) error { return nil }
 
-// TestStartupAnswersBounded: startup answers, each holding every active
-// decision in memory, are built maxStartupAnswers at a time; the others
-// wait their turn.
+// TestStartupAnswersBounded: decision answers, a full one holding every
+// active decision in memory, are built maxPulls at a time; the others wait
+// their turn.
 func TestStartupAnswersBounded(t *testing.T) {
 	gin.SetMode(gin.ReleaseMode)
 	store := &slowStartups{gate: make(chan struct{})}
-	s := &Server{cfg: Config{Decisions: store}, startups: newStartups()}
+	s := &Server{cfg: Config{Decisions: store}, pulls: newPulls()}
 	var wg sync.WaitGroup
-	codes := make([]int, 2*maxStartupAnswers+1)
+	codes := make([]int, 2*maxPulls+1)
 	for i := range codes {
 		wg.Go(func() {
 			w := httptest.NewRecorder()
@@ -89,8 +89,8 @@ func TestStartupAnswersBounded(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	close(store.gate)
 	wg.Wait()
-	if most := store.most.Load(); most != maxStartupAnswers {
-		t.Errorf("%d startup answers built at once, want %d", most, maxStartupAnswers)
+	if most := store.most.Load(); most != maxPulls {
+		t.Errorf("%d startup answers built at once, want %d", most, maxPulls)
 	}
 	for i, code := range codes {
 		if code != http.StatusOK {
