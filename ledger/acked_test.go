@@ -255,3 +255,29 @@ func TestDirectoryRemovedStopsAppends(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestFailedOpensKeepNoLogCopy: an open that fails without cutting
+// anything keeps no copy of the logs: one on a log another process has
+// open (a second server on the same data) copied the live logs at every
+// retry, and one with the wrong key kept a copy too.
+func TestFailedOpensKeepNoLogCopy(t *testing.T) {
+	l, cfg := newTestLedger(t)
+	appendN(t, l, 0, 20, 10)
+	if _, err := Open(bg, cfg); err == nil {
+		t.Fatal("a second Open of a log in use succeeded")
+	}
+	if copies, _ := filepath.Glob(cfg.Dir + LogCopyPrefix + "*"); len(copies) != 0 {
+		t.Errorf("copies of the logs %v after an Open refused for a log in use", copies)
+	}
+	crashed := filepath.Join(t.TempDir(), "crashed")
+	copyDir(t, cfg.Dir, crashed)
+	c := cfg
+	c.Dir = crashed
+	c.Signer = newTestSigner(t, testOrigin)
+	if _, err := Open(bg, c); !errors.Is(err, ErrWrongKey) {
+		t.Fatalf("Open() with another key = %v, want ErrWrongKey", err)
+	}
+	if copies, _ := filepath.Glob(crashed + LogCopyPrefix + "*"); len(copies) != 0 {
+		t.Errorf("copies of the logs %v after an Open refused for another key", copies)
+	}
+}

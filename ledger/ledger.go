@@ -429,12 +429,12 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	copied := copyLogsBeforeOpen(cfg.Dir, cfg.Clock(), cfg.MinFreeDisk, cfg.Logger)
 	db, err := openBadger(cfg, fault)
 	if err != nil {
-		return nil, keepLogCopy(err, copied)
+		return nil, keepLogCopy(err, copied, true, cfg.Logger)
 	}
 	l, err := openLedger(ctx, cfg, db, fault)
 	if err != nil {
 		db.Close()
-		return nil, keepLogCopy(err, copied)
+		return nil, keepLogCopy(err, copied, false, cfg.Logger)
 	}
 	dropLogCopy(copied, cfg.Logger)
 	l.start()

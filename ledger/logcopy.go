@@ -32,6 +32,11 @@ const LogCopyPrefix = ".before-open-"
 // open: a copy that fails, or that would leave less than minFree bytes
 // free, is skipped with a warning.
 func copyLogsBeforeOpen(dir string, now time.Time, minFree int64, log *slog.Logger) string {
+	if locked(dir) {
+		// Open by another process (a second server on the same data):
+		// this open fails, and cuts nothing.
+		return ""
+	}
 	files, total, err := logsToCopy(dir)
 	if err != nil || len(files) == 0 {
 		if err != nil {
@@ -39,7 +44,9 @@ func copyLogsBeforeOpen(dir string, now time.Time, minFree int64, log *slog.Logg
 		}
 		return ""
 	}
-	if free, err := freeSpace(dir); err == nil && int64(free)-total < max(minFree, 0) {
+	// The copy goes next to dir, maybe on another file system (dir a
+	// mount point).
+	if free, err := freeSpace(filepath.Dir(filepath.Clean(dir))); err == nil && int64(free)-total < max(minFree, 0) {
 		log.Warn("not copying the storage engine's logs before opening them after a crash: too little free space",
 			"dir", dir, "bytes", total, "free", free)
 		return ""
@@ -167,9 +174,17 @@ func copyPrefix(dst, src string, n int64) error {
 }
 
 // keepLogCopy adds to err, the reason an open failed, where the copy of
-// the logs is kept; without a copy it returns err.
-func keepLogCopy(err error, copied string) error {
+// the logs is kept, if the storage engine failed to open (damaged files)
+// or the open found the log damaged or short of acknowledged entries
+// (ErrCorrupt): what the storage engine cut may be needed. Any other
+// failure (a wrong key, a bad setting) cut nothing worth keeping: the copy
+// is removed, and err returned as it is.
+func keepLogCopy(err error, copied string, engineFailed bool, log *slog.Logger) error {
 	if copied == "" {
+		return err
+	}
+	if !engineFailed && !errors.Is(err, ErrCorrupt) {
+		dropLogCopy(copied, log)
 		return err
 	}
 	return fmt.Errorf("%w (the storage engine's logs as they were before this open, which cut them, are kept in %s)", err, copied)
