@@ -108,3 +108,13 @@ func (c *limitedConn) Close() error {
 	c.once.Do(func() { c.l.release(c.ip) })
 	return err
 }
+
+// CloseWrite half-closes a TCP connection, as net/http does after an
+// answer given before the request's body was read (413, 503), so that the
+// client reads the answer rather than a reset.
+func (c *limitedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}

@@ -83,3 +83,34 @@ func healthz(c net.Conn) error {
 	}
 	return nil
 }
+
+// TestLimitedConnHalfCloses: net/http half-closes a connection after an
+// answer given before the body was read; the limit's wrapper hid the
+// method, and a client still sending saw a reset instead of the answer.
+func TestLimitedConnHalfCloses(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ll := newLimitListener(lis, 10, 10, nil)
+	defer ll.Close()
+	go func() {
+		c, err := net.Dial("tcp", lis.Addr().String())
+		if err == nil {
+			defer c.Close()
+			io.Copy(io.Discard, c)
+		}
+	}()
+	c, err := ll.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cw, ok := c.(interface{ CloseWrite() error })
+	if !ok {
+		t.Fatalf("%T has no CloseWrite", c)
+	}
+	if err := cw.CloseWrite(); err != nil {
+		t.Errorf("CloseWrite() = %v", err)
+	}
+}
