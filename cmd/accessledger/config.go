@@ -299,7 +299,10 @@ func loadConfig(args []string, env environment, stderr io.Writer) (Config, error
 	cfg.UnknownEnv = unknownEnv(env, fields)
 	for _, f := range fields {
 		v, ok := env.lookup(envName(f.name))
-		if _, str := f.ptr.(*string); !ok || (v == "" && !str) {
+		if !ok || v == "" && !emptyMeansOff[f.name] {
+			// Empty is unset, but where it turns something off: a
+			// template's ${UNSET} must not empty the data directory,
+			// the rules or the TLS files.
 			continue
 		}
 		if err := setFromString(f.ptr, v); err != nil {
@@ -314,6 +317,12 @@ func loadConfig(args []string, env environment, stderr io.Writer) (Config, error
 		}
 	}
 	return cfg, cfg.validate()
+}
+
+// emptyMeansOff are the settings an environment variable set to "" turns
+// off, as the flag given "" does; for every other setting "" is unset.
+var emptyMeansOff = map[string]bool{
+	"gc-schedule": true, "self-audit-schedule": true, "digest-schedule": true, "pprof-listen": true,
 }
 
 // readConfigFile applies a YAML config file to cfg, rejecting unknown keys

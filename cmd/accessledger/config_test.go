@@ -240,6 +240,13 @@ func TestLoadConfigEnvironment(t *testing.T) {
 	if _, err := loadConfig(nil, envMap("ACCESSLEDGER_PUBLIC_TILES=maybe"), io.Discard); err == nil || !strings.Contains(err.Error(), "ACCESSLEDGER_PUBLIC_TILES") {
 		t.Errorf("ACCESSLEDGER_PUBLIC_TILES=maybe: loadConfig() = %v, want an error naming it", err)
 	}
+	// "" turns off only what empty turns off: a template's unset
+	// variable must not empty the data directory or the listen address.
+	dataFile := writeConfig(t, "data: /from/file\n")
+	if cfg, err := loadConfig([]string{"--config", dataFile}, envMap("ACCESSLEDGER_DATA=", "ACCESSLEDGER_LISTEN=", "ACCESSLEDGER_LOG_LEVEL="), io.Discard); err != nil ||
+		cfg.Data != "/from/file" || cfg.Listen != "127.0.0.1:8080" {
+		t.Errorf("ACCESSLEDGER_DATA= and _LISTEN=: loadConfig() = %v, data %q, listen %q; want the file's and the default", err, cfg.Data, cfg.Listen)
+	}
 	// What the environment took before still parses.
 	if cfg, err := loadConfig(nil, envMap("ACCESSLEDGER_PUBLIC_TILES=1", "ACCESSLEDGER_DETECT=0"), io.Discard); err != nil || !cfg.PublicTiles || cfg.Detect.Enabled {
 		t.Errorf("ACCESSLEDGER_PUBLIC_TILES=1, ACCESSLEDGER_DETECT=0: loadConfig() = %v, public_tiles %v, detect %v; want true, false", err, cfg.PublicTiles, cfg.Detect.Enabled)
