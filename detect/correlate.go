@@ -83,15 +83,19 @@ func (c *correlator) markDirty(g *group) {
 // one in their slab (newGroup). What every event reads, and a baseline's
 // counters, are in its first 64 bytes.
 type group struct {
-	stamp      uint64 // of its latest entry in the LRU queue; 0 once removed
-	first      int64  // first event time seen
-	last       int64  // latest event time seen
-	dirty      bool
-	fired      bool    // baseline: the current bucket has fired
+	stamp uint64 // of its latest entry in the LRU queue; 0 once removed
+	first int64  // first event time seen
+	last  int64  // latest event time seen
+	dirty bool
+	fired bool // baseline: the current bucket has fired
+	// firedGap is how far, in milliseconds, the end of the latest
+	// firing's window is before firedUntil (consume); in the padding
+	// after the bools, so the group stays 192 bytes. Not saved.
+	firedGap   uint32
 	bucket     int64   // baseline
 	count      int64   // baseline
 	mean       float64 // baseline
-	firedUntil int64   // the end of the latest firing's window, in event time (consume)
+	firedUntil int64   // the latest end of a firing's window, in event time (consume); saved
 
 	bucketEvid []uint64   // baseline: the latest events of the bucket (see baselineEvidence)
 	terms      []term     // new_term
@@ -924,19 +928,26 @@ func (e *Engine) windowCount(c *correlator, g *group, h *hit) *firing {
 
 // consume records a firing whose window ended at until: its events, the
 // group's within timespan before until, are dropped, and consumed refuses
-// those dated in the window of the group's latest firing (in event time)
-// that come later, so that one burst raises one alert. Events dated
-// before that window still count: a burst from a clock hours fast must
-// not silence the group until then.
+// those dated in the window of the group's latest firing, or of the one
+// that ends latest (in event time), that come later, so that one burst
+// raises one alert. Events dated outside those windows still count: a
+// burst from a clock hours fast must not silence the group until then, nor
+// may it leave a real burst after it unprotected (which then fired again
+// on its own later events).
 func (c *correlator) consume(g *group, until int64) {
 	c.setItems(g, slices.DeleteFunc(g.items, func(x item) bool { return x.t <= until && x.t >= until-c.span }))
 	g.firedUntil = max(g.firedUntil, until)
+	g.firedGap = 0
+	if gap := (g.firedUntil - until) / int64(time.Millisecond); gap <= math.MaxUint32 {
+		g.firedGap = uint32(gap) // else 49 days apart: only the later one is kept
+	}
 }
 
 // consumed reports whether an event at t falls within the window of g's
-// latest firing (see consume).
+// latest firing, or of the one that ends latest (see consume).
 func (c *correlator) consumed(g *group, t int64) bool {
-	return t <= g.firedUntil && t >= g.firedUntil-c.span
+	last := g.firedUntil - int64(g.firedGap)*int64(time.Millisecond)
+	return t <= g.firedUntil && t >= g.firedUntil-c.span || t <= last && t >= last-c.span
 }
 
 // closeDue closes the windows that end before closed, as closeWindows,

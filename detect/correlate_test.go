@@ -868,3 +868,35 @@ func TestBaselineEvidence(t *testing.T) {
 	}
 	check("saved and loaded at 150", as)
 }
+
+// TestFiringAfterAFutureOneConsumesItsWindow: after a burst dated hours
+// ahead fired, a real burst fired and then fired again on its own later
+// events: the group remembered the window that ends latest, the future
+// one, rather than the latest firing's. One burst, one alert.
+func TestFiringAfterAFutureOneConsumesItsWindow(t *testing.T) {
+	rules := failedLogin + `title: brute force
+id: bf
+correlation:
+  type: event_count
+  rules: [failed_login]
+  group-by: [source.ip]
+  timespan: 1m
+  condition: {gte: 6}
+`
+	e := compileYAML(t, rules, Config{})
+	var as []*event.Alert
+	n := 0
+	send := func(start time.Duration, k int) {
+		for i := range k {
+			r := rec(fail(t, start+time.Duration(i)*time.Second, "45.89.1.1", fmt.Sprintf("u%d", n)), uint64(n))
+			r.ReceivedAt = time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC).Add(time.Duration(n) * time.Second) // the server's clock: a future event time does not move the watermark
+			as = append(as, cloneAlerts(e.Process(r))...)
+			n++
+		}
+	}
+	send(5*time.Hour, 6) // a clock five hours fast
+	send(0, 18)          // a real burst of 18 within 18 s
+	if len(as) != 2 {
+		t.Fatalf("alerts %s, want two: the future burst's and the real one's", alertIDs(as))
+	}
+}
