@@ -951,11 +951,14 @@ func (c *correlator) consumed(g *group, t int64) bool {
 }
 
 // closeDue closes the windows that end before closed, as closeWindows,
-// if one does and the previous pass was at least closeStep before.
-func (e *Engine) closeDue(closed int64) {
+// if one does and the previous pass was at least closeStep before; it
+// reports whether it made the pass.
+func (e *Engine) closeDue(closed int64) bool {
 	if closed > e.due && closed >= e.nextClose {
 		e.closeWindows(closed)
+		return true
 	}
+	return false
 }
 
 // closeWindows evaluates the windows of non-monotone event_count and

@@ -351,6 +351,21 @@ func TestFlushIdle(t *testing.T) {
 	if as := e.Close(); len(as) != 0 {
 		t.Errorf("Close after the idle flush: alerts %s, want none again", alertIDs(as))
 	}
+
+	// An event arriving after the idle flush, dated within the window it
+	// closed, is too late for windows: it opened a new window over the
+	// closed one, which fired again.
+	e = compileYAML(t, fewPerService, Config{})
+	stream(e, []*event.Event{fail(t, 0, "192.0.2.1", "alice"), fail(t, 70*time.Second, "192.0.2.1", "carol")})
+	if as := e.FlushIdle(4 * time.Minute); len(as) != 2 {
+		t.Fatalf("idle 4m: alerts %s, want two (0s and 70s)", alertIDs(as))
+	}
+	late := rec(fail(t, 30*time.Second, "192.0.2.1", "bob"), 2)
+	late.ReceivedAt = late.ReceivedAt.Add(4 * time.Minute) // it arrives now
+	e.Process(late)
+	if as := e.Close(); len(as) != 0 {
+		t.Errorf("an event dated in a window the idle flush closed: alerts %s, want none", alertIDs(as))
+	}
 }
 
 // TestEvidenceCountsLeavesOnce: an event that fills two rules of a

@@ -93,6 +93,11 @@ type Engine struct {
 	// that many groups closing at different times cost one pass, not one
 	// each.
 	due, nextClose, closeStep int64
+	// idleClosed is where FlushIdle last closed windows (unix ns): an
+	// event dated before it arrives too late for any window, as one
+	// behind the watermark less the lateness does; else it opened a new
+	// window over one already closed, which fired again.
+	idleClosed int64
 }
 
 // ruleStats are a rule's counters.
@@ -444,7 +449,7 @@ func (e *Engine) Process(rec *Record) []*event.Alert {
 		// after one that closes now.
 		e.closeDue(wm - int64(e.cfg.Lateness))
 	}
-	late := t < e.watermark-int64(e.cfg.Lateness)
+	late := t < e.watermark-int64(e.cfg.Lateness) || t < e.idleClosed
 	if late {
 		e.late++
 	}
@@ -492,8 +497,8 @@ func (e *Engine) Flush() []*event.Alert {
 // lateness/8 (and at least a second) of event time apart.
 func (e *Engine) FlushIdle(idle time.Duration) []*event.Alert {
 	e.alerts = e.alerts[:0]
-	if e.watermark != 0 && idle > 0 {
-		e.closeDue(e.watermark + int64(idle) - int64(e.cfg.Lateness))
+	if closed := e.watermark + int64(idle) - int64(e.cfg.Lateness); e.watermark != 0 && idle > 0 && e.closeDue(closed) {
+		e.idleClosed = max(e.idleClosed, closed)
 	}
 	return e.alerts
 }
