@@ -96,6 +96,9 @@ type Detector struct {
 	// when Run started): how long the log has been idle (flushIdle).
 	// Run's alone.
 	lastEvent time.Time
+	// saturation raises an alert when a correlation's state turns over
+	// (saturation.go). Run's alone.
+	saturation *saturationWatch
 
 	cursor    atomic.Uint64 // next leaf to process (saved)
 	processed atomic.Uint64 // next leaf to process (in memory)
@@ -186,7 +189,8 @@ func OpenDetector(ctx context.Context, cfg DetectorConfig) (*Detector, error) {
 			return nil, fmt.Errorf("opening detector state %s: %w", cfg.Dir, err)
 		}
 	}
-	d := &Detector{cfg: cfg, db: db, log: cfg.Logger, engine: cfg.Engine, state: newStateStore(db, cfg.Dir)}
+	d := &Detector{cfg: cfg, db: db, log: cfg.Logger, engine: cfg.Engine, state: newStateStore(db, cfg.Dir),
+		saturation: newSaturationWatch(cfg.Engine.cfg.MaxGroups)}
 	cursor, state, err := d.state.load()
 	if damaged := (*damagedStateError)(nil); errors.As(err, &damaged) {
 		// As above: the state is derived from the log.
@@ -304,6 +308,8 @@ func (d *Detector) Run(ctx context.Context) error {
 	var pending []pendingAlert
 	next := d.cursor.Load()
 	d.lastEvent = time.Now()
+	start := d.engine.Stats()
+	d.saturation.check(&start, d.lastEvent) // the evictions counted from here
 	sinceSave := 0
 	lastSave := time.Now()
 	ticker := time.NewTicker(min(d.cfg.SaveInterval, time.Second))
@@ -428,6 +434,10 @@ func (d *Detector) Run(ctx context.Context) error {
 			pending = d.flushIdle(next, pending)
 			st := d.engine.Stats()
 			d.stats.Store(&st)
+			for _, a := range d.saturation.check(&st, time.Now()) {
+				d.log.Error("a correlation's state turned over: detections in progress were dropped", "rule", a.Group[0].Value, "summary", a.Summary)
+				pending = append(pending, pendingAlert{alert: a, received: a.Time})
+			}
 			d.updateLag()
 			var err error
 			if sinceSave > 0 && time.Since(lastSave) >= d.cfg.SaveInterval {
