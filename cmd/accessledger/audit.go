@@ -264,12 +264,12 @@ func auditCmd(ctx context.Context, args []string, getenv func(string) string, st
 		a.print(stdout, rep)
 		return rep.err()
 	}
-	var failed error
+	var failed error // the worst: a finding against the log outranks an incomplete run
 	for {
 		rep := a.audit(ctx)
 		a.print(stdout, rep)
 		if err := rep.err(); err != nil {
-			failed = err
+			failed = worse(failed, err)
 			a.notify(ctx, rep)
 			if rep.fatal() {
 				return err // a proven split view or inconsistency: stop
@@ -281,6 +281,17 @@ func auditCmd(ctx context.Context, args []string, getenv func(string) string, st
 		case <-time.After(c.Interval):
 		}
 	}
+}
+
+// worse returns the graver of two runs' errors (either may be nil): a
+// finding against the log (exit 1) outranks a run that could not check
+// everything (exit 3), so that --follow ends with the worst it saw.
+func worse(prev, next error) error {
+	var incomplete exitError
+	if prev == nil || next != nil && !errors.As(next, &incomplete) {
+		return next
+	}
+	return prev
 }
 
 func newAuditor(c auditConfig, stderr io.Writer) (*auditor, error) {
@@ -472,9 +483,11 @@ func (a *auditor) audit(ctx context.Context) *auditReport {
 // keyHint says what to do about a request the server refused for want of
 // an API key, or for the key given.
 func (a *auditor) keyHint(err error) string {
-	// The fetcher ends its error with the status code.
+	// The fetcher ends its error with the status code; get with the
+	// status line.
 	msg := err.Error()
-	if !strings.HasSuffix(msg, "): 401") && !strings.HasSuffix(msg, "): 403") {
+	if !strings.HasSuffix(msg, "): 401") && !strings.HasSuffix(msg, "): 403") &&
+		!strings.Contains(msg, ": 401 Unauthorized") && !strings.Contains(msg, ": 403 Forbidden") {
 		return ""
 	}
 	if a.cfg.APIKey == "" {
@@ -927,7 +940,7 @@ func (v *treeVerifier) checkPartials(ctx context.Context) uint64 {
 func (v *treeVerifier) compareTile(ctx context.Context, level, index uint64, width uint8, want [][]byte) {
 	served, err := v.a.fetcher.ReadTile(ctx, level, index, width)
 	if err != nil {
-		v.rep.add(findingUnavailable, "fetching tile %s: %v", layout.TilePath(level, index, width), err)
+		v.rep.add(findingUnavailable, "fetching tile %s: %v%s", layout.TilePath(level, index, width), err, v.a.keyHint(err))
 		return
 	}
 	served = firstHashes(served, width)
@@ -949,12 +962,13 @@ func firstHashes(tile []byte, width uint8) []byte {
 }
 
 // firstEntries returns the first n entries of an entry bundle read for a
-// partial width: the full bundle, if the fetcher read that (as for
-// firstHashes). A bundle whose framing breaks before n entries is returned
-// as served, to be reported.
+// partial width if the fetcher read the full bundle instead (as for
+// firstHashes): exactly 256 well-framed entries and nothing after them.
+// Anything else is returned as served, to be checked whole: a partial
+// bundle with more after its n entries is not one.
 func firstEntries(bundle []byte, n uint64) []byte {
-	off := 0
-	for range n {
+	off, cut := 0, 0
+	for i := range layout.EntryBundleWidth {
 		if off+2 > len(bundle) {
 			return bundle
 		}
@@ -962,8 +976,14 @@ func firstEntries(bundle []byte, n uint64) []byte {
 		if off > len(bundle) {
 			return bundle
 		}
+		if uint64(i+1) == n {
+			cut = off
+		}
 	}
-	return bundle[:off]
+	if off != len(bundle) || n == 0 || n >= layout.EntryBundleWidth {
+		return bundle
+	}
+	return bundle[:cut]
 }
 
 // compareHashes compares a served tile with the recomputed hashes.
@@ -1195,7 +1215,7 @@ func (w *bundleWorker) verify(ctx context.Context, index, size uint64) bundleRes
 			if w.conn != nil {
 				what += " and tile " + tilePath
 			}
-			r.kind, r.err = findingUnavailable, fmt.Errorf("fetching %s: %w", what, err)
+			r.kind, r.err = findingUnavailable, fmt.Errorf("fetching %s: %w%s", what, err, a.keyHint(err))
 			return r
 		}
 		raw = w.body.Bytes()
@@ -1211,7 +1231,7 @@ func (w *bundleWorker) verify(ctx context.Context, index, size uint64) bundleRes
 		// checkpoint (then the full one is read).
 		var err error
 		if raw, err = a.fetcher.ReadEntryBundle(ctx, index, width); err != nil {
-			r.kind, r.err = findingUnavailable, fmt.Errorf("fetching entry bundle %s: %w", path, err)
+			r.kind, r.err = findingUnavailable, fmt.Errorf("fetching entry bundle %s: %w%s", path, err, a.keyHint(err))
 			return r
 		}
 		raw = firstEntries(raw, n)
@@ -1236,7 +1256,7 @@ func (w *bundleWorker) verify(ctx context.Context, index, size uint64) bundleRes
 		}
 	}
 	if err != nil {
-		r.kind, r.err = findingUnavailable, fmt.Errorf("fetching tile %s: %w", tilePath, err)
+		r.kind, r.err = findingUnavailable, fmt.Errorf("fetching tile %s: %w%s", tilePath, err, a.keyHint(err))
 		return r
 	}
 	if err := compareLeafHashes(tile, hashes); err != nil {

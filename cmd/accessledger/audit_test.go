@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -514,13 +515,20 @@ func TestLimitedBody(t *testing.T) {
 // signed checkpoints as the latest, and answers 404 for the paths gone
 // matches: a view of the log as a mirror, or a misbehaving log, shows it.
 func logView(t *testing.T, s *server, size uint64, gone *regexp.Regexp) *server {
+	return logViewModified(t, s, size, gone, nil)
+}
+
+// logViewModified is logView with modify applied to the answers it
+// passes on.
+func logViewModified(t *testing.T, s *server, size uint64, gone *regexp.Regexp, modify func(*http.Response) error) *server {
 	t.Helper()
 	cp := s.get(fmt.Sprintf("/v1/checkpoints/%d", size), nil)
 	target, err := url.Parse(s.base)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(target) }, Transport: &http.Transport{DisableCompression: true}}
+	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(target) }, Transport: &http.Transport{DisableCompression: true},
+		ModifyResponse: modify}
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.URL.Path == "/checkpoint":
@@ -554,6 +562,37 @@ func TestAuditViews(t *testing.T) {
 		v := logView(t, s, 101, regexp.MustCompile(`\.p/`))
 		if code, r, stderr := runAudit(t, v, t.TempDir(), "--full"); code != 0 || !r.OK || r.Full == nil || r.Full.Leaves != 101 {
 			t.Errorf("audit --full of size 101 without partial tiles = %d, %+v (%s); want OK over 101 leaves", code, r, stderr)
+		}
+	})
+
+	// A partial bundle served with more after its entries is not the
+	// full bundle the fetcher falls back to: it is refused whole.
+	t.Run("partial bundle with more after it", func(t *testing.T) {
+		v := logViewModified(t, s, 101, nil, func(r *http.Response) error {
+			if r.Request.URL.Path != "/tile/entries/000.p/101" {
+				return nil
+			}
+			return rewriteBody(r, func(b []byte) []byte { return append(b, 0, 3, 'x', 'y', 'z') })
+		})
+		code, r, stderr := runAudit(t, v, t.TempDir(), "--full")
+		if code != 1 || findingKinds(r) != findingEntry {
+			t.Errorf("audit --full of a partial bundle with an extra item = %d, %+v (%s); want invalid_entry", code, r, stderr)
+		}
+	})
+
+	// A key that may read checkpoints but not entry bundles is told
+	// which role it needs.
+	t.Run("bundles refused", func(t *testing.T) {
+		status, body, err := s.do(t.Context(), http.MethodPost, "/v1/admin/keys", "", []byte(`{"name":"sub","roles":["submitter"]}`))
+		var created struct {
+			Secret string `json:"secret"`
+		}
+		if err != nil || status != http.StatusCreated || json.Unmarshal(body, &created) != nil {
+			t.Fatalf("POST /v1/admin/keys = %d %s, %v", status, body, err)
+		}
+		code, stdout, _ := runCLI(t, []string{"ACCESSLEDGER_AUDIT_API_KEY=" + created.Secret}, "audit", "--url", s.base, "--vkey", s.vkey, "--state", t.TempDir(), "--full", "--json")
+		if r := auditReportOf(t, stdout); code != exitIncomplete || len(r.Findings) == 0 || !strings.Contains(r.Findings[0].Message, "auditor role") {
+			t.Errorf("audit --full with a submitter key = %d, %+v; want the bundles' 403 naming the role needed", code, r)
 		}
 	})
 
@@ -599,4 +638,35 @@ func TestAuditViews(t *testing.T) {
 			t.Errorf("audit of an unprovable rollback = %d, %+v; want a rollback without evidence", code, r)
 		}
 	})
+}
+
+// TestAuditFollowKeepsTheWorst: --follow ended with the last failing
+// run's status: a finding against the log, then a run cut short by Ctrl-C,
+// exited 3 ("nothing found against the log").
+func TestAuditFollowKeepsTheWorst(t *testing.T) {
+	againstLog := (&auditReport{Findings: []finding{{Kind: findingTile}}}).err()
+	incomplete := (&auditReport{Findings: []finding{{Kind: findingUnavailable}}}).err()
+	code := func(err error) int {
+		var ec interface{ ExitCode() int }
+		if errors.As(err, &ec) {
+			return ec.ExitCode()
+		}
+		return 1
+	}
+	for _, tc := range []struct {
+		runs []error
+		want int
+	}{
+		{[]error{againstLog, incomplete}, 1},
+		{[]error{incomplete, againstLog, incomplete}, 1},
+		{[]error{incomplete, incomplete}, exitIncomplete},
+	} {
+		var failed error
+		for _, err := range tc.runs {
+			failed = worse(failed, err)
+		}
+		if got := code(failed); got != tc.want {
+			t.Errorf("runs %v: exit %d, want %d", tc.runs, got, tc.want)
+		}
+	}
 }
