@@ -463,7 +463,13 @@ func (a *auditor) audit(ctx context.Context) *auditReport {
 			// may be: check from the start before accusing the log.
 			fmt.Fprintf(a.stderr, "audit --full: a mismatch after resuming at leaf %d of the progress saved in %s; checking the whole tree again before reporting it\n", resumed, a.cfg.State)
 			rep.Findings = rep.Findings[:0]
+			// Forgotten now, not once the check from the start ends: a
+			// check cut short kept it, and every run resumed from it.
 			st.Full = nil
+			if err := saveAuditState(a.cfg.State, st); err != nil {
+				rep.add(findingUnavailable, "dropping the saved --full progress: %v", err)
+				return rep
+			}
 			a.full(ctx, rep, st, cp)
 			rep.Full.Discarded = resumed
 			if len(rep.Findings) == 0 {

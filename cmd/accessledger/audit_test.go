@@ -118,6 +118,20 @@ func TestAuditFullDamagedProgress(t *testing.T) {
 	}
 	postN(s, 600, 100)
 	s.waitCheckpoint(701, 10*time.Second)
+	// A check from the start cut short (the first bundle not served)
+	// forgets the damaged progress all the same: every run resumed from
+	// it. (On a copy of the state.)
+	cut := t.TempDir()
+	if err := os.WriteFile(filepath.Join(cut, stateFile), raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	v := logView(t, s, 701, regexp.MustCompile(`^/tile/entries/000$`))
+	if code, r, _ := runAudit(t, v, cut, "--full", "--workers", "1"); code != exitIncomplete || r.Full == nil || r.Full.Discarded != 512 {
+		t.Fatalf("audit --full with damaged progress, bundle 0 not served = %d, %+v %+v; want unavailable after discarding 512 leaves", code, r, r.Full)
+	}
+	if st, err := loadAuditState(cut); err != nil || st.Full != nil {
+		t.Fatalf("state after the check from the start was cut short: %+v, %v; want the damaged progress gone", st.Full, err)
+	}
 	code, r, stderr := runAudit(t, s, state, "--full")
 	if code != 0 || !r.OK || r.Full == nil || r.Full.Resumed != 0 || r.Full.Leaves != 701 || r.Full.Discarded != 512 {
 		t.Fatalf("audit --full with damaged progress = %d, %+v %+v (%s); want OK, the whole tree checked again, 512 leaves of progress discarded", code, r, r.Full, stderr)
