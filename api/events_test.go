@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -685,12 +684,8 @@ func TestSlowBodyHoldsLittle(t *testing.T) {
 		c.MaxBodyBytes = 1 << 20
 		c.MaxInflightBodyBytes = 1 << 20
 	}))
-	conn, err := net.Dial("tcp", ts.srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{", ts.submitter(), 1<<20)
+	conn := startPost(t, ts, ts.submitter(), 1<<20)
+	conn.Write([]byte("{"))
 	time.Sleep(100 * time.Millisecond)
 	if r := ts.post(t, "application/json", eventJSON(t, 2)); r.status != http.StatusCreated {
 		t.Errorf("POST beside a slow body declaring max_body_bytes = %v, want 201", r)
@@ -715,12 +710,7 @@ func TestOneKeyHoldsAQuarterOfTheBodyBudget(t *testing.T) {
 		c.MaxInflightBodyBytes = 1 << 20 // a key's share: 256 KiB, four stalled bodies
 	}))
 	for range 20 { // more than the whole budget holds (16)
-		conn, err := net.Dial("tcp", ts.srv.Listener.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		fmt.Fprintf(conn, "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", ts.submitter(), 100<<10)
+		startPost(t, ts, ts.submitter(), 100<<10)
 	}
 	time.Sleep(200 * time.Millisecond)
 	if r := ts.post(t, "application/json", eventJSON(t, 1)); r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), "its share") {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -501,4 +502,19 @@ func decodeHashes(t testing.TB, hs []string) [][]byte {
 		out[i] = b
 	}
 	return out
+}
+
+// startPost opens a connection to ts and sends the headers of POST
+// /v1/events with token and a declared Content-Length of n, and no body:
+// the caller sends what it will of it. The connection is closed when the
+// test ends.
+func startPost(t testing.TB, ts *testServer, token string, n int) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", ts.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatalf("net.Dial(%s) = %v", ts.srv.Listener.Addr(), err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "POST /v1/events HTTP/1.1\r\nHost: accessledger\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", token, n)
+	return conn
 }

@@ -3,9 +3,7 @@ package api_test
 import (
 	"bufio"
 	"bytes"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -121,12 +119,7 @@ func TestInflightBodyBytes(t *testing.T) {
 	// tested here is the whole of it (one key's share is
 	// TestOneKeyHoldsAQuarterOfTheBodyBudget's).
 	slow := padded(t, 30_000, eventJSON(t, 1))
-	conn, err := net.Dial("tcp", ts.srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatalf("net.Dial(%s) = %v", ts.srv.Listener.Addr(), err)
-	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "POST /v1/events HTTP/1.1\r\nHost: accessledger\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", ts.admin(), len(slow))
+	conn := startPost(t, ts, ts.admin(), len(slow))
 	if _, err := conn.Write(slow[:100]); err != nil {
 		t.Fatalf("writing the start of the slow body: %v", err)
 	}
