@@ -79,14 +79,6 @@ type lapiDecision struct {
 	Value     string `json:"value"`
 }
 
-// lapiStream is the answer of GET /v1/decisions/stream. Both lists are
-// arrays, empty rather than null, as CrowdSec's streaming answer has
-// them.
-type lapiStream struct {
-	New     []lapiDecision `json:"new"`
-	Deleted []lapiDecision `json:"deleted"`
-}
-
 func lapiDecisions(ds []respond.DecisionInfo, now time.Time) []lapiDecision {
 	out := make([]lapiDecision, len(ds))
 	for i := range ds {
@@ -107,8 +99,9 @@ func lapiDecisionOf(d *respond.DecisionInfo, now time.Time) lapiDecision {
 	}
 }
 
-// writeStream writes the answer of a pull to w as json.Marshal writes
-// lapiStream, byte for byte, one decision at a time: a startup answer
+// writeStream writes the answer of a pull to w, {"new":[...],"deleted":[...]}
+// (both lists arrays, empty rather than null, as CrowdSec's streaming
+// answer has them), one decision at a time: a startup answer
 // holds every active decision (up to max_active, a million, over 200 MB
 // as one body), and is not built whole in memory again.
 func writeStream(w io.Writer, ans respond.StreamAnswer) error {

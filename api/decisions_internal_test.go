@@ -18,6 +18,13 @@ import (
 	"github.com/accessledger/accessledger/respond"
 )
 
+// lapiStream is the answer of GET /v1/decisions/stream as it was built
+// whole and marshalled before writeStream.
+type lapiStream struct {
+	New     []lapiDecision `json:"new"`
+	Deleted []lapiDecision `json:"deleted"`
+}
+
 // TestWriteStreamBytes: a pull's answer, written a decision at a time, is
 // byte for byte what json.Marshal made of the whole answer.
 func TestWriteStreamBytes(t *testing.T) {
