@@ -4,10 +4,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/accessledger/accessledger/internal/bound"
 )
 
 // Bounds of the answers that last: an export holds up to
@@ -32,49 +33,31 @@ var streamWriteTimeout = 30 * time.Second
 type slots struct {
 	what          string // "exports", "alert streams"
 	total, perKey int
-
-	mu   sync.Mutex
-	n    int
-	keys map[string]int
+	count         *bound.Counter[string]
 }
 
 func newSlots(what string, total, perKey int) *slots {
-	return &slots{what: what, total: total, perKey: perKey, keys: make(map[string]int)}
+	return &slots{what: what, total: total, perKey: perKey, count: bound.New[string](total, perKey)}
 }
 
 // take takes a slot for c's key, or answers 503 with Retry-After and
 // returns false. The caller calls done once the answer has ended.
 func (s *slots) take(c *gin.Context) bool {
 	key := c.GetString(ctxKeyName)
-	s.mu.Lock()
-	var msg string
-	switch {
-	case s.keys[key] >= s.perKey:
-		msg = fmt.Sprintf("API key %q has %d %s in progress, the most one key may: retry once one has ended", key, s.keys[key], s.what)
-	case s.n >= s.total:
-		msg = fmt.Sprintf("the server has %d %s in progress, the most it serves at once: retry later", s.n, s.what)
-	default:
-		s.n++
-		s.keys[key]++
+	ok, n, nk := s.count.Take(key)
+	if ok {
+		return true
 	}
-	s.mu.Unlock()
-	if msg != "" {
-		c.Header("Retry-After", "5")
-		writeError(c, http.StatusServiceUnavailable, msg)
-		return false
+	msg := fmt.Sprintf("the server has %d %s in progress, the most it serves at once: retry later", n, s.what)
+	if nk >= s.perKey {
+		msg = fmt.Sprintf("API key %q has %d %s in progress, the most one key may: retry once one has ended", key, nk, s.what)
 	}
-	return true
+	c.Header("Retry-After", "5")
+	writeError(c, http.StatusServiceUnavailable, msg)
+	return false
 }
 
-func (s *slots) done(c *gin.Context) {
-	key := c.GetString(ctxKeyName)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.n--
-	if s.keys[key]--; s.keys[key] <= 0 {
-		delete(s.keys, key)
-	}
-}
+func (s *slots) done(c *gin.Context) { s.count.Done(c.GetString(ctxKeyName)) }
 
 // timedWriter writes to a response with a deadline for each write
 // (streamWriteTimeout), so that a client that stops reading is dropped.

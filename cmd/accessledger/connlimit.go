@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/accessledger/accessledger/internal/bound"
 )
 
 // fdReserve is how many file descriptors the connections leave to the
@@ -32,12 +34,9 @@ func defaultMaxConnections() int {
 // storage could not open files.
 type limitListener struct {
 	net.Listener
-	total, perIP int
-	refused      *prometheus.CounterVec
-
-	mu   sync.Mutex
-	n    int
-	byIP map[netip.Addr]int
+	total   int
+	count   *bound.Counter[netip.Addr]
+	refused *prometheus.CounterVec
 }
 
 func newLimitListener(lis net.Listener, total, perIP int, reg prometheus.Registerer) *limitListener {
@@ -48,7 +47,7 @@ func newLimitListener(lis net.Listener, total, perIP int, reg prometheus.Registe
 	if reg != nil {
 		reg.MustRegister(refused)
 	}
-	return &limitListener{Listener: lis, total: total, perIP: perIP, refused: refused, byIP: make(map[netip.Addr]int)}
+	return &limitListener{Listener: lis, total: total, count: bound.New[netip.Addr](total, perIP), refused: refused}
 }
 
 // Accept returns the next connection within the bounds.
@@ -62,35 +61,16 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
 			ip = ap.Addr().Unmap()
 		}
-		reason := l.admit(ip)
-		if reason == "" {
+		ok, n, _ := l.count.Take(ip)
+		if ok {
 			return &limitedConn{Conn: c, l: l, ip: ip}, nil
+		}
+		reason := "per_ip"
+		if n >= l.total {
+			reason = "total"
 		}
 		l.refused.WithLabelValues(reason).Inc()
 		c.Close()
-	}
-}
-
-func (l *limitListener) admit(ip netip.Addr) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	switch {
-	case l.n >= l.total:
-		return "total"
-	case l.perIP > 0 && l.byIP[ip] >= l.perIP:
-		return "per_ip"
-	}
-	l.n++
-	l.byIP[ip]++
-	return ""
-}
-
-func (l *limitListener) release(ip netip.Addr) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.n--
-	if l.byIP[ip]--; l.byIP[ip] <= 0 {
-		delete(l.byIP, ip)
 	}
 }
 
@@ -105,7 +85,7 @@ type limitedConn struct {
 
 func (c *limitedConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() { c.l.release(c.ip) })
+	c.once.Do(func() { c.l.count.Done(c.ip) })
 	return err
 }
 
