@@ -53,7 +53,7 @@ type correlator struct {
 	table   *entityTable // holds the groups, in column column
 	column  int
 	ngroups int
-	lru     lruQueue
+	lru     groupLRU
 	evicted uint64
 	deleted []string // keys of groups removed since the last save
 	dirty   []*group // groups changed since the last save
@@ -88,6 +88,8 @@ type group struct {
 	last  int64  // latest event time seen
 	dirty bool
 	fired bool // baseline: the current bucket has fired
+	// protected: in the LRU's protected segment (groupLRU); not saved.
+	protected bool
 	// firedGap is how far, in milliseconds, the end of the latest
 	// firing's window is before firedUntil (consume); in the padding
 	// after the bools, so the group stays 192 bytes. Not saved.
@@ -200,15 +202,111 @@ type geoPoint struct {
 	lat, lon float64
 }
 
-// lruQueue orders a correlation's groups by last activity, least recent
-// first. Touching a group appends it with a new stamp; its older entries
-// go stale, are skipped, and are dropped when the queue is compacted.
-// Unlike a linked list, a touch writes only the group and the queue's
-// end, not the group's neighbours, which are seldom in cache.
+// groupLRU orders a correlation's groups for eviction: a segmented LRU
+// (SLRU). A new group enters the probation segment; a group that gets a
+// second event moves to the protected segment, which holds at most
+// protectedShare of MaxGroups (its least recently active group goes back
+// to probation's most recent end when it overflows). Eviction takes
+// probation's least recently active group, and protected's only when
+// probation is empty.
+//
+// This makes eviction resist scans: a flood of distinct values (failed
+// logins for random accounts, one each) cycles through probation and
+// leaves the groups that have seen more than one event, such as a brute
+// force in progress, in place. A plain LRU evicted them after max_groups
+// distinct values.
+type groupLRU struct {
+	probation, protected lruQueue
+	nprot                int    // groups in protected
+	clock                uint64 // of the latest stamp: stamps are unique across both segments
+}
+
+// protectedShare is the share of MaxGroups (in tenths) the protected
+// segment may hold; the rest is for new groups.
+const protectedShare = 8
+
+// add puts new group g, of a correlation that holds n groups, at
+// probation's most recent end.
+func (l *groupLRU) add(g *group, n int) {
+	g.protected = false
+	l.clock++
+	l.probation.push(g, l.clock, n)
+}
+
+// touch makes g, which has a new event, the most recently active group of
+// protected, moving it there from probation if it is not in it yet; then,
+// if protected holds more than its share of maxGroups, its least recently
+// active group goes back to probation.
+func (l *groupLRU) touch(g *group, n, maxGroups int) {
+	if g.protected {
+		if l.protected.isLast(g) {
+			return // already the most recent
+		}
+		l.clock++
+		l.protected.push(g, l.clock, n)
+		return
+	}
+	g.protected = true
+	l.nprot++
+	l.clock++
+	l.protected.push(g, l.clock, n)
+	if l.nprot > max(1, maxGroups*protectedShare/10) {
+		if d := l.protected.front(); d != nil {
+			l.nprot--
+			l.add(d, n)
+		}
+	}
+}
+
+// victim returns the group to evict: probation's least recently active,
+// or protected's when probation is empty; nil if there is none.
+func (l *groupLRU) victim() *group {
+	if g := l.probation.front(); g != nil {
+		return g
+	}
+	return l.protected.front()
+}
+
+// remove takes g out of its segment (its entries go stale).
+func (l *groupLRU) remove(g *group) {
+	if g.protected {
+		l.nprot--
+	}
+	g.stamp, g.protected = 0, false
+}
+
+// all yields the groups of probation, then of protected, each from the
+// least to the most recently active.
+func (l *groupLRU) all(yield func(*group) bool) {
+	for _, q := range []*lruQueue{&l.probation, &l.protected} {
+		for g := range q.all {
+			if !yield(g) {
+				return
+			}
+		}
+	}
+}
+
+// segments yields probation, then protected: each is ordered by last
+// activity.
+func (l *groupLRU) segments(yield func(*lruQueue) bool) {
+	_ = yield(&l.probation) && yield(&l.protected)
+}
+
+// trim drops stale entries of both segments (see lruQueue.trim).
+func (l *groupLRU) trim(n int) {
+	l.probation.trim(n)
+	l.protected.trim(n)
+}
+
+// lruQueue orders groups by last activity, least recent first. Pushing a
+// group appends it with a new stamp; its older entries go stale, are
+// skipped, and are dropped when the queue is compacted. Unlike a linked
+// list, a push writes only the group and the queue's end, not the group's
+// neighbours, which are seldom in cache.
 type lruQueue struct {
-	q     []lruEntry
-	head  int // q[:head] are popped
-	clock uint64
+	q    []lruEntry
+	head int // q[:head] are popped
 }
 
 type lruEntry struct {
@@ -218,15 +316,17 @@ type lruEntry struct {
 
 func (en lruEntry) live() bool { return en.g.stamp == en.stamp }
 
-// touch makes g the most recently active of the groups; n is how many
-// groups the correlation holds.
-func (l *lruQueue) touch(g *group, n int) {
-	if k := len(l.q); k > l.head && l.q[k-1].g == g && g.stamp == l.q[k-1].stamp {
-		return // already the most recent
-	}
-	l.clock++
-	g.stamp = l.clock
-	l.q = append(l.q, lruEntry{g, l.clock})
+// isLast reports whether g is the queue's most recent group.
+func (l *lruQueue) isLast(g *group) bool {
+	k := len(l.q)
+	return k > l.head && l.q[k-1].g == g && g.stamp == l.q[k-1].stamp
+}
+
+// push makes g, with a new stamp, the most recently active of the
+// queue's groups; n bounds how many groups the queue holds.
+func (l *lruQueue) push(g *group, stamp uint64, n int) {
+	g.stamp = stamp
+	l.q = append(l.q, lruEntry{g, stamp})
 	if len(l.q) > 2*n+64 {
 		l.compact()
 	}
@@ -266,8 +366,8 @@ func (l *lruQueue) all(yield func(*group) bool) {
 	}
 }
 
-// trim drops the stale entries once they outnumber the live ones (n),
-// and otherwise those at the front.
+// trim drops the stale entries once they outnumber the live ones (at
+// most n), and otherwise those at the front.
 func (l *lruQueue) trim(n int) {
 	if len(l.q) > 2*n+64 {
 		l.compact()
@@ -275,9 +375,6 @@ func (l *lruQueue) trim(n int) {
 		l.front()
 	}
 }
-
-// remove takes g out of the queue (its entries go stale).
-func (l *lruQueue) remove(g *group) { g.stamp = 0 }
 
 func compileCorrelation(cc *compileCtx, cfg *Config, r *Rule, rs *RuleSet) (*correlator, error) {
 	spec := r.Correlation
@@ -604,13 +701,13 @@ func (e *Engine) feed(c *correlator, h hit) {
 		ent.groups[c.column] = g
 		ent.live++
 		c.ngroups++
-		c.lru.touch(g, c.ngroups)
+		c.lru.add(g, c.ngroups)
 		if c.ngroups > e.cfg.MaxGroups {
-			c.removeGroup(c.lru.front())
+			c.removeGroup(c.lru.victim())
 			c.evicted++
 		}
 	} else {
-		c.lru.touch(g, c.ngroups)
+		c.lru.touch(g, c.ngroups, e.cfg.MaxGroups)
 	}
 	c.markDirty(g)
 	if h.t < g.first {
@@ -971,8 +1068,9 @@ func (e *Engine) closeWindows(closed int64) {
 		if c.monotone {
 			continue
 		}
-		// In order of last activity, which makes the order of the
-		// alerts deterministic.
+		// In the LRU's order (probation, then protected, each by
+		// last activity), which makes the order of the alerts
+		// deterministic.
 		for g := range c.lru.all {
 			e.closeGroup(c, g, closed)
 			if len(g.items) > 0 {
@@ -1340,12 +1438,14 @@ func (e *Engine) sweep() {
 	e.closeWindows(e.watermark - int64(e.cfg.Lateness))
 	for _, c := range e.corrs {
 		horizon := e.watermark - c.keep
-		for g := range c.lru.all {
-			if g.last >= horizon {
-				break
-			}
-			if c.monotone || len(g.items) == 0 {
-				c.removeGroup(g)
+		for q := range c.lru.segments {
+			for g := range q.all {
+				if g.last >= horizon {
+					break
+				}
+				if c.monotone || len(g.items) == 0 {
+					c.removeGroup(g)
+				}
 			}
 		}
 		c.lru.trim(c.ngroups)

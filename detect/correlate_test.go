@@ -743,46 +743,115 @@ func TestStateRuleChanged(t *testing.T) {
 	}
 }
 
-// TestLRUQueue checks the LRU queue against a plain list under random
-// touches and removals, through compactions.
-func TestLRUQueue(t *testing.T) {
+// TestFloodKeepsAttackInProgress: a flood of failed logins for a
+// thousand distinct accounts, ten times max_groups, one each, does not
+// evict a brute force in progress (three of five failures), which still
+// raises its alert with its fourth and fifth failure; also when the
+// detector restarts between the first failures and the flood. A plain
+// LRU evicted it after max_groups distinct accounts, and with it the
+// attack's count.
+func TestFloodKeepsAttackInProgress(t *testing.T) {
+	rules := failedLogin + `title: brute force
+id: bf
+correlation:
+  type: event_count
+  rules: [failed_login]
+  group-by: [actor.id]
+  timespan: 1h
+  condition: {gte: 5}
+`
+	cfg := Config{MaxGroups: 100}
+	for _, restart := range []bool{false, true} {
+		e := compileYAML(t, rules, cfg)
+		var first []*event.Event
+		for i := range 3 {
+			first = append(first, fail(t, time.Duration(i)*time.Second, "198.51.100.7", "victim"))
+		}
+		as := stream(e, first)
+		if restart {
+			e = restarted(t, e, rules, cfg)
+		}
+		var rest []*event.Event
+		for i := range 1000 {
+			rest = append(rest, fail(t, 10*time.Second+time.Duration(i)*time.Millisecond, "203.0.113.9", fmt.Sprintf("random%d", i)))
+		}
+		for i := range 2 {
+			rest = append(rest, fail(t, 20*time.Second+time.Duration(i)*time.Second, "198.51.100.7", "victim"))
+		}
+		for i, ev := range rest {
+			as = append(as, cloneAlerts(e.Process(rec(ev, uint64(len(first)+i))))...)
+		}
+		if len(as) != 1 || as[0].Group[0].Value != "victim" || as[0].EvidenceCount != 5 {
+			t.Errorf("restart %v: alerts %s, want one for victim's five failures", restart, alertIDs(as))
+		}
+		if st := e.Stats(); st.Evicted < 900 {
+			t.Errorf("restart %v: %d groups evicted, want the flood's", restart, st.Evicted)
+		}
+	}
+}
+
+// TestGroupLRU checks the segmented LRU against two plain lists under
+// random additions, touches and removals, through compactions.
+func TestGroupLRU(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	var l lruQueue
-	var ref []*group // least recently active first
+	const maxGroups = 20 // protected holds at most 16
+	var l groupLRU
+	var prob, prot []*group // least recently active first
 	live := map[*group]bool{}
 	peak := 0
 	pool := make([]*group, 50)
 	for i := range pool {
 		pool[i] = &group{}
 	}
-	for step := 0; step < 20000; step++ {
+	without := func(s []*group, g *group) []*group {
+		return slices.DeleteFunc(s, func(x *group) bool { return x == g })
+	}
+	for step := 0; step < 40000; step++ {
 		g := pool[rng.IntN(len(pool))]
 		switch {
 		case rng.IntN(4) == 0 && live[g]:
 			l.remove(g)
-			ref = slices.DeleteFunc(ref, func(x *group) bool { return x == g })
+			prob, prot = without(prob, g), without(prot, g)
 			delete(live, g)
 			pool[slices.Index(pool, g)] = &group{} // a removed group is never reused
 		case rng.IntN(50) == 0:
 			l.trim(len(live))
-		default:
+		case !live[g]:
 			live[g] = true
-			ref = append(slices.DeleteFunc(ref, func(x *group) bool { return x == g }), g)
-			l.touch(g, len(live))
-			peak = max(peak, len(live))
-			if len(l.q) > 2*peak+64 {
-				t.Fatalf("step %d: %d entries for at most %d groups", step, len(l.q), peak)
+			l.add(g, len(live))
+			prob = append(prob, g)
+		default:
+			l.touch(g, len(live), maxGroups)
+			prob, prot = without(prob, g), append(without(prot, g), g)
+			if len(prot) > maxGroups*protectedShare/10 {
+				prob, prot = append(prob, prot[0]), prot[1:]
+			}
+		}
+		peak = max(peak, len(live))
+		for _, q := range []*lruQueue{&l.probation, &l.protected} {
+			if len(q.q) > 2*peak+64 {
+				t.Fatalf("step %d: %d entries for at most %d groups", step, len(q.q), peak)
 			}
 		}
 		var got []*group
 		for g := range l.all {
 			got = append(got, g)
 		}
-		if !slices.Equal(got, ref) {
-			t.Fatalf("step %d: queue order differs from the list's", step)
+		if want := slices.Concat(prob, prot); !slices.Equal(got, want) {
+			t.Fatalf("step %d: order differs from the lists'", step)
 		}
-		if f := l.front(); len(ref) > 0 && f != ref[0] || len(ref) == 0 && f != nil {
-			t.Fatalf("step %d: front = %v, want %v", step, f, ref)
+		want := (*group)(nil)
+		switch {
+		case len(prob) > 0:
+			want = prob[0]
+		case len(prot) > 0:
+			want = prot[0]
+		}
+		if v := l.victim(); v != want {
+			t.Fatalf("step %d: victim = %p, want %p", step, v, want)
+		}
+		if l.nprot != len(prot) {
+			t.Fatalf("step %d: nprot = %d, want %d", step, l.nprot, len(prot))
 		}
 	}
 }

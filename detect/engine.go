@@ -36,8 +36,9 @@ type Config struct {
 	// left out of correlations, and counted.
 	Lateness time.Duration
 	// MaxGroups bounds the groups each correlation keeps (default
-	// 200,000); beyond it the least recently active group is evicted,
-	// and counted.
+	// 200,000); beyond it a group is evicted, and counted: the least
+	// recently active of those that have seen one event, and only when
+	// there are none of those, of the others (groupLRU).
 	MaxGroups int
 	// MaxEventsPerGroup bounds the events a window keeps per group
 	// (default 1000); beyond it the oldest are dropped, and counted.

@@ -9,10 +9,12 @@ import (
 
 // SaturatedRuleID is the rule id of the alert the detector raises when a
 // correlation's state turns over: it evicted as many groups as it may
-// hold (MaxGroups) within saturationWindow. Eviction keeps memory bounded,
-// and drops the groups least recently active: a flood of distinct values
-// (failed logins with invented account names, say) evicts the state of a
-// brute force in progress and hides it. Analysts learn that detection is
+// hold (MaxGroups) within saturationWindow. Eviction keeps memory bounded;
+// it drops groups that have seen one event first (groupLRU), so a flood of
+// distinct values seen once each (failed logins with invented account
+// names, say) turns over only those, but a flood of values seen twice
+// each, or more traffic than MaxGroups fits, evicts the state of a brute
+// force in progress and hides it. Analysts learn that detection is
 // degraded, and when.
 const SaturatedRuleID = "accessledger-detect-saturated"
 
@@ -76,8 +78,8 @@ func saturatedAlert(rule string, n uint64, since, now time.Time, maxGroups int) 
 		Group:    []event.GroupValue{{Field: "rule.id", Value: rule}},
 		Window:   event.Window{Start: since.UTC(), End: now},
 		Evidence: []uint64{},
-		Summary: fmt.Sprintf("rule %s evicted %d groups since %s, as many as it holds (max_groups %d): the groups least recently active, "+
-			"such as an attack in progress, were dropped. A flood of distinct values does this; so does more traffic than max_groups fits.",
+		Summary: fmt.Sprintf("rule %s evicted %d groups since %s, as many as it holds (max_groups %d): groups seen once first, "+
+			"then the least recently active, were dropped, and with them perhaps an attack in progress. A flood of distinct values does this; so does more traffic than max_groups fits.",
 			rule, n, since.UTC().Format(time.RFC3339), maxGroups),
 	}
 }

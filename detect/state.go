@@ -291,12 +291,17 @@ func (e *Engine) LoadState(entries iter.Seq2[[]byte, []byte]) error {
 		}
 		loaded[c] = append(loaded[c], g)
 	}
-	// Rebuild each correlation's LRU in order of last activity.
+	// Rebuild each correlation's LRU in order of last activity; a group
+	// that has seen more than one event is protected, as it was before
+	// the save unless protected overflowed since.
 	for _, c := range e.corrs {
 		gs := loaded[c]
 		sortGroups(gs)
 		for _, g := range gs {
-			c.lru.touch(g, c.ngroups)
+			c.lru.add(g, c.ngroups)
+			if g.first < g.last || len(g.items) > 1 {
+				c.lru.touch(g, c.ngroups, e.cfg.MaxGroups)
+			}
 		}
 	}
 	for _, p := range sups {
