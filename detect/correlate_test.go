@@ -366,6 +366,19 @@ func TestFlushIdle(t *testing.T) {
 	if as := e.Close(); len(as) != 0 {
 		t.Errorf("an event dated in a window the idle flush closed: alerts %s, want none", alertIDs(as))
 	}
+
+	// Also after a restart: where the idle flush closed windows is saved
+	// state, as the windows it closed are.
+	e = compileYAML(t, fewPerService, Config{})
+	stream(e, []*event.Event{fail(t, 0, "192.0.2.1", "alice"), fail(t, 70*time.Second, "192.0.2.1", "carol")})
+	if as := e.FlushIdle(4 * time.Minute); len(as) != 2 {
+		t.Fatalf("idle 4m: alerts %s, want two (0s and 70s)", alertIDs(as))
+	}
+	e = restarted(t, e, fewPerService, Config{})
+	e.Process(late)
+	if as := e.Close(); len(as) != 0 {
+		t.Errorf("after a restart, an event dated in a window the idle flush closed: alerts %s, want none", alertIDs(as))
+	}
 }
 
 // TestEvidenceCountsLeavesOnce: an event that fills two rules of a

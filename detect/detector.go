@@ -432,6 +432,11 @@ func (d *Detector) Run(ctx context.Context) error {
 			}
 		case <-ticker.C:
 			pending = d.flushIdle(next, pending)
+			if d.engine.dirtyMeta && sinceSave == 0 {
+				// An idle flush closed windows: save that as a leaf's
+				// state is saved, or a restart would reopen them.
+				sinceSave = 1
+			}
 			st := d.engine.Stats()
 			d.stats.Store(&st)
 			for _, a := range d.saturation.check(&st, time.Now()) {

@@ -416,3 +416,52 @@ func TestDetectorIdleClosesWindows(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestDetectorSavesIdleFlush: an idle flush that closes a window without
+// an alert (so no leaf follows it) is saved, with where it closed windows:
+// a restart after a crash would otherwise reopen the window for late
+// events.
+func TestDetectorSavesIdleFlush(t *testing.T) {
+	l := newTestLedger(t)
+	rules := strings.Replace(fewPerService, "timespan: 1m", "timespan: 1s", 1)
+	e := compileYAML(t, rules, Config{Lateness: 100 * time.Millisecond})
+	dir := t.TempDir()
+	_, stop := runDetectorWith(t, DetectorConfig{Log: l, Engine: e, Dir: dir})
+	defer stop()
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	var evs []*event.Event
+	for range 3 { // lt 3 does not hold: the window closes without an alert
+		evs = append(evs, mkEvent(t, map[string]any{"time": now}))
+	}
+	appendEvents(t, l, evs)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		// What a crash would leave: the files as they are, read alone.
+		state := map[string][]byte{}
+		gen := fileName("", 0)[1:] // journal-0 comes before the first snapshot
+		for _, name := range stateFiles(t, dir) {
+			if g, ok := strings.CutPrefix(name, "snapshot-"); ok && len(g) == 16 {
+				gen = max(gen, g)
+			}
+		}
+		for _, name := range []string{"snapshot-" + gen, "journal-" + gen} {
+			if _, _, _, err := readRecords(filepath.Join(dir, stateDirName, name), state); err != nil && !errors.Is(err, os.ErrNotExist) {
+				t.Fatal(err)
+			}
+		}
+		e2 := compileYAML(t, rules, Config{Lateness: 100 * time.Millisecond})
+		if err := e2.LoadState(entries(state)); err != nil {
+			t.Fatal(err)
+		}
+		if e2.idleClosed != 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("10s after the window's end, the saved state has no idle flush")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := alertLeaves(t, l); len(got) != 0 {
+		t.Errorf("alerts %v, want none", got)
+	}
+}

@@ -496,10 +496,15 @@ func (e *Engine) Flush() []*event.Alert {
 // with how long it has been, so that such windows close lateness after
 // their end in any case. Like Process, it closes them in passes at most
 // lateness/8 (and at least a second) of event time apart.
+//
+// What it closes is state to save (it sets dirtyMeta): a restart that
+// lost it would count late events into the windows it closed, and fire
+// them again.
 func (e *Engine) FlushIdle(idle time.Duration) []*event.Alert {
 	e.alerts = e.alerts[:0]
 	if closed := e.watermark + int64(idle) - int64(e.cfg.Lateness); e.watermark != 0 && idle > 0 && e.closeDue(closed) {
 		e.idleClosed = max(e.idleClosed, closed)
+		e.dirtyMeta = true
 	}
 	return e.alerts
 }

@@ -126,10 +126,13 @@ func (e *Engine) SaveAll(w StateWriter) error {
 	return nil
 }
 
-// saveMeta writes the encoding version and the watermark.
+// saveMeta writes the encoding version, the watermark and where an idle
+// flush last closed windows (idleClosed; a version that does not know it
+// reads the first two and ignores it).
 func (e *Engine) saveMeta(w StateWriter) error {
 	b := binary.AppendUvarint(nil, stateVersion)
 	b = binary.AppendVarint(b, e.watermark)
+	b = binary.AppendVarint(b, e.idleClosed)
 	if err := w.Set([]byte(keyMeta), b); err != nil {
 		return err
 	}
@@ -212,6 +215,14 @@ func (e *Engine) LoadState(entries iter.Seq2[[]byte, []byte]) error {
 					return errors.New("detect: corrupt state meta")
 				}
 				e.watermark = wm
+				if rest := v[n+m:]; len(rest) > 0 {
+					// Saved by a version that notes idle flushes.
+					ic, k := binary.Varint(rest)
+					if k <= 0 {
+						return errors.New("detect: corrupt state meta")
+					}
+					e.idleClosed = ic
+				}
 			}
 		case strings.HasPrefix(key, keyFP):
 			fps[key[len(keyFP):]] = string(v)
