@@ -26,9 +26,10 @@ func defaultMaxConnections() int {
 }
 
 // limitListener accepts at most total connections open at once, and
-// perIP (0: any number) from one remote address; a connection beyond is
-// closed as soon as it is accepted (the client sees it reset, and may
-// retry), so that the listener goes on draining the kernel's queue. Twenty
+// perIP (0: any number) from one remote address (an IPv6 /64: perIPKey);
+// a connection beyond is closed as soon as it is accepted (the client sees
+// it reset, and may retry), so that the listener goes on draining the
+// kernel's queue. Twenty
 // thousand idle keep-alive connections, without a key, had taken every
 // file descriptor: new clients could not connect, /readyz included, and
 // storage could not open files.
@@ -59,7 +60,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		var ip netip.Addr
 		if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
-			ip = ap.Addr().Unmap()
+			ip = perIPKey(ap.Addr())
 		}
 		ok, n, _ := l.count.Take(ip)
 		if ok {
@@ -72,6 +73,18 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		l.refused.WithLabelValues(reason).Inc()
 		c.Close()
 	}
+}
+
+// perIPKey returns what max_connections_per_ip counts connections by: an
+// IPv4 address, or an IPv6 address's /64. One host (or one customer) is
+// given a /64, and picks any address in it at will: counted by address,
+// it had 2^64 times the bound.
+func perIPKey(a netip.Addr) netip.Addr {
+	a = a.Unmap().WithZone("")
+	if a.Is6() {
+		return netip.PrefixFrom(a, 64).Masked().Addr()
+	}
+	return a
 }
 
 // limitedConn gives its place back when it is closed (once, however often

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"testing"
 	"time"
@@ -112,5 +113,31 @@ func TestLimitedConnHalfCloses(t *testing.T) {
 	}
 	if err := cw.CloseWrite(); err != nil {
 		t.Errorf("CloseWrite() = %v", err)
+	}
+}
+
+// TestPerIPKey: max_connections_per_ip counts an IPv6 /64 as one address
+// (a host picks any address of its /64: counted by address, one client
+// could open the bound's worth of connections from each of them), and an
+// IPv4 address, mapped or not, as itself.
+func TestPerIPKey(t *testing.T) {
+	for _, tc := range []struct{ a, b string }{
+		{"2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:fffe"},
+		{"2001:db8:1:2::1", "2001:db8:1:2::"},
+		{"fe80::1%eth0", "fe80::2"},
+		{"192.0.2.1", "::ffff:192.0.2.1"},
+	} {
+		if ka, kb := perIPKey(netip.MustParseAddr(tc.a)), perIPKey(netip.MustParseAddr(tc.b)); ka != kb {
+			t.Errorf("perIPKey(%s) = %s, perIPKey(%s) = %s: want one key", tc.a, ka, tc.b, kb)
+		}
+	}
+	for _, tc := range []struct{ a, b string }{
+		{"2001:db8:1:2::1", "2001:db8:1:3::1"},
+		{"192.0.2.1", "192.0.2.2"},
+		{"::ffff:192.0.2.1", "::ffff:192.0.2.2"},
+	} {
+		if ka, kb := perIPKey(netip.MustParseAddr(tc.a)), perIPKey(netip.MustParseAddr(tc.b)); ka == kb {
+			t.Errorf("perIPKey(%s) = perIPKey(%s) = %s: want two keys", tc.a, tc.b, ka)
+		}
 	}
 }
