@@ -48,7 +48,7 @@ type correlator struct {
 	suppress   *suppressor
 	respond    []responseRef
 	exceptions []matcher
-	fp         string
+	fp         stateFP // of its groups and suppressions
 
 	table   *entityTable // holds the groups, in column column
 	column  int

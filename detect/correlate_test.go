@@ -729,7 +729,9 @@ correlation:
 func ptr[T any](v T) *T { return &v }
 
 // TestStateRuleChanged discards the state of a rule whose definition
-// changed.
+// changed in what the state depends on (its timespan; a change of its
+// threshold alone keeps it: TestThresholdEditKeepsWindow), and deletes
+// it at the next save.
 func TestStateRuleChanged(t *testing.T) {
 	rules := failedLogin + "title: bf\nid: bf\ncorrelation: {type: event_count, rules: [failed_login], group-by: [source.ip], timespan: 1h, condition: {gte: 3}}\n"
 	store := memState{}
@@ -738,7 +740,7 @@ func TestStateRuleChanged(t *testing.T) {
 	if err := e1.SaveState(store); err != nil {
 		t.Fatal(err)
 	}
-	changed := strings.Replace(rules, "gte: 3", "gte: 4", 1)
+	changed := strings.Replace(rules, "timespan: 1h", "timespan: 2h", 1)
 	e2 := compileYAML(t, changed, Config{})
 	if err := e2.LoadState(store.all()); err != nil {
 		t.Fatal(err)

@@ -119,7 +119,7 @@ type compiledRule struct {
 	consumers []consumer
 	suppress  *suppressor
 	respond   []responseRef
-	fp        string
+	fp        stateFP // of its suppressions
 }
 
 // consumer is a correlation fed by a rule, at one of its input slots.
@@ -290,31 +290,14 @@ func Compile(rs *RuleSet, cfg Config) (*Engine, error) {
 			}
 		}
 	}
-	// Fingerprints, for state saved by another version of a rule.
-	for _, cr := range e.rules {
-		cr.fp = fingerprint(cr.rule.source)
-	}
-	for _, c := range e.corrs {
-		h := sha256.New()
-		h.Write(c.rule.source)
-		for _, ref := range c.rule.Correlation.Rules {
-			if d := rs.lookup(ref); d != nil {
-				h.Write(d.source)
-			}
-		}
-		fmt.Fprintf(h, "%d/%d/%d", cfg.Lateness, cfg.MaxEventsPerGroup, stateVersion)
-		c.fp = hex.EncodeToString(h.Sum(nil)[:16])
-	}
+	// Fingerprints, for state saved by another version of a rule: of
+	// what the state depends on, not of the whole rule (fingerprint.go).
+	e.fingerprints(rs)
 	if len(errs) > 0 {
 		return nil, errs
 	}
 	e.buildTables()
 	return e, nil
-}
-
-func fingerprint(b []byte) string {
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:16])
 }
 
 // asError returns err as an *Error: itself if it is one.

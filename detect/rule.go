@@ -66,7 +66,11 @@ type Rule struct {
 	detection  *detectionAST
 	exceptions []*selectionAST
 	docPos     pos
-	source     []byte // the document, re-encoded: its fingerprint
+	// source is the document, re-encoded: the fingerprint of its state
+	// in earlier versions (legacyFP). stateSrc is what its saved state
+	// depends on, and suppressSrc its suppress settings, re-encoded
+	// (stateSource).
+	source, stateSrc, suppressSrc []byte
 }
 
 // IsCorrelation reports whether r is a correlation rule.
@@ -559,6 +563,7 @@ func parseDocument(el *errList, root *yaml.Node) *Rule {
 		el.at(root, "a rule must be a YAML mapping")
 		return nil
 	}
+	r.stateSrc, r.suppressSrc = stateSource(root)
 	var hasDetection, hasCorrelation bool
 	var detNode, corrNode, excNode, testsNode, lsNode *yaml.Node
 	for i := 0; i+1 < len(root.Content); i += 2 {

@@ -143,13 +143,13 @@ func (e *Engine) saveMeta(w StateWriter) error {
 // saveFingerprints writes the fingerprint of every rule with state.
 func (e *Engine) saveFingerprints(w StateWriter) error {
 	for _, c := range e.corrs {
-		if err := w.Set([]byte(keyFP+c.rule.ID), []byte(c.fp)); err != nil {
+		if err := w.Set([]byte(keyFP+c.rule.ID), []byte(c.fp.String())); err != nil {
 			return err
 		}
 	}
 	for _, cr := range e.rules {
 		if cr.suppress != nil {
-			if err := w.Set([]byte(keyFP+cr.rule.ID), []byte(cr.fp)); err != nil {
+			if err := w.Set([]byte(keyFP+cr.rule.ID), []byte(cr.fp.String())); err != nil {
 				return err
 			}
 		}
@@ -191,10 +191,17 @@ func saveSuppress(w StateWriter, ruleID string, s *suppressor) error {
 }
 
 // LoadState restores the state saved by SaveState from every entry of the
-// store. State of a rule whose definition changed (its fingerprint
-// differs), of a rule no longer loaded, or of another encoding version is
-// discarded, and deleted by the next SaveState. It must be called before
-// the first Process.
+// store. State of a rule changed in what that state depends on (its
+// fingerprint, of the rule less its presentation, responses and
+// thresholds, differs: an edit of the title, level or response, or of a
+// correlation's count threshold, keeps the state; one of its detection,
+// group-by or timespan does not), of a rule no longer loaded, or of
+// another encoding version is discarded, and deleted by the next
+// SaveState. A change of suppress alone discards the rule's suppressions
+// and keeps its groups. State saved by earlier versions, under a
+// fingerprint of the whole rule, is kept if the rule is unchanged, and
+// saved under the new fingerprint by the next save. It must be called
+// before the first Process.
 func (e *Engine) LoadState(entries iter.Seq2[[]byte, []byte]) error {
 	fps := map[string]string{}
 	type pending struct{ key, val []byte }
@@ -248,20 +255,32 @@ func (e *Engine) LoadState(entries iter.Seq2[[]byte, []byte]) error {
 		}
 		return nil
 	}
+	// Which state still holds: that saved under the rule's fingerprint
+	// (its groups' and its suppressions' apart), or under the
+	// whole-document fingerprint of earlier versions if the rule is
+	// unchanged (stateFP.accepts). The next save writes the fingerprints
+	// anew (savedOnce).
 	corrs := map[string]*correlator{}
-	for _, c := range e.corrs {
-		if fps[c.rule.ID] == c.fp {
-			corrs[c.rule.ID] = c
-		}
-	}
 	sup := map[string]*suppressor{}
 	for _, c := range e.corrs {
-		if c.suppress != nil && fps[c.rule.ID] == c.fp {
+		saved, ok := fps[c.rule.ID]
+		if !ok {
+			continue
+		}
+		groups, suppress := c.fp.accepts(saved)
+		if groups {
+			corrs[c.rule.ID] = c
+		}
+		if suppress && c.suppress != nil {
 			sup[c.rule.ID] = c.suppress
 		}
 	}
 	for _, cr := range e.rules {
-		if cr.suppress != nil && fps[cr.rule.ID] == cr.fp {
+		saved, ok := fps[cr.rule.ID]
+		if !ok || cr.suppress == nil {
+			continue
+		}
+		if _, suppress := cr.fp.accepts(saved); suppress {
 			sup[cr.rule.ID] = cr.suppress
 		}
 	}
