@@ -118,7 +118,7 @@ func (p *Policy) LogVerifiers(origin string) []note.Verifier {
 // signed note msg: the indexes into p.Witnesses whose signature line is
 // present and verifies. Signatures by other keys are ignored; a line with
 // a witness's name and key ID whose signature does not verify is an
-// error, as signed-note asks.
+// error, as signed-note asks, whichever line it is (VerifyKnownLines).
 func (p *Policy) Cosigners(msg []byte) ([]int, error) {
 	var out []int
 	for i, w := range p.Witnesses {
@@ -126,6 +126,9 @@ func (p *Policy) Cosigners(msg []byte) ([]int, error) {
 		var unverified *note.UnverifiedNoteError
 		switch {
 		case err == nil:
+			if err := VerifyKnownLines(msg, w.Verifier); err != nil {
+				return nil, fmt.Errorf("cosignature of witness %s: %w", w.Name, err)
+			}
 			out = append(out, i)
 		case errors.As(err, &unverified):
 		default:
@@ -133,6 +136,21 @@ func (p *Policy) Cosigners(msg []byte) ([]int, error) {
 		}
 	}
 	return out, nil
+}
+
+// VerifyKnownLines checks every signature line of the signed note msg
+// whose key name and ID are those of one of known: each must verify.
+// note.Open verifies the first line of each key and skips the others
+// unchecked, so a valid line followed by an invalid one of the same key
+// passed; signed-note says "If the key name and ID match a known key,
+// verifiers MUST verify the signature". Call it on a note note.Open
+// accepted.
+func VerifyKnownLines(msg []byte, known ...note.Verifier) error {
+	i := bytes.Index(msg, []byte("\n\n"))
+	if i < 0 {
+		return errors.New("malformed note: no blank line before the signatures")
+	}
+	return verifyEveryKnownSignature(msg, string(msg[:i+1]), known)
 }
 
 // ParsePolicy parses a C2SP tlog-policy file. It checks everything the

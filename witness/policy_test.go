@@ -1,6 +1,7 @@
 package witness
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -161,6 +162,26 @@ func TestPolicyCosigners(t *testing.T) {
 	// error, not an absent cosignature.
 	if _, err := p.Cosigners(corruptSig(signed, "w2.example")); err == nil {
 		t.Error("Cosigners(corrupted cosignature) succeeded, want an error")
+	}
+	// Also when it follows a valid line of the same witness: note.Open
+	// skips a key's later lines unchecked, and the order of the lines
+	// decided whether the note was accepted.
+	line := func(b []byte, name string) string {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "— "+name+" ") {
+				return l + "\n"
+			}
+		}
+		t.Fatalf("no line by %s", name)
+		return ""
+	}
+	good, bad := line(signed, "w2.example"), line(corruptSig(signed, "w2.example"), "w2.example")
+	without := bytes.Replace(signed, []byte(good), nil, 1)
+	for _, order := range [][2]string{{good, bad}, {bad, good}} {
+		twice := append(bytes.Clone(without), order[0]+order[1]...)
+		if got, err := p.Cosigners(twice); err == nil {
+			t.Errorf("lines %q: Cosigners() = %v, nil; want an error for the invalid line", twice[len(without):], got)
+		}
 	}
 }
 

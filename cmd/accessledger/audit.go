@@ -406,6 +406,10 @@ func (a *auditor) audit(ctx context.Context) *auditReport {
 		return rep
 	}
 	cp, _, _, err := log.ParseCheckpoint(raw, a.origin, a.verifier)
+	if err == nil {
+		// ParseCheckpoint checks the log key's first line only.
+		err = witness.VerifyKnownLines(raw, a.verifier)
+	}
 	if err != nil {
 		rep.add(findingSignature, "the served checkpoint does not verify with the log's key %s: %v\n%s", a.cfg.VKey, err, raw)
 		return rep

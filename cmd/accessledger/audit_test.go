@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -591,6 +592,46 @@ func TestAuditViews(t *testing.T) {
 		code, r, stderr := runAudit(t, v, t.TempDir(), "--full")
 		if code != 1 || findingKinds(r) != findingEntry {
 			t.Errorf("audit --full of a partial bundle with an extra item = %d, %+v (%s); want invalid_entry", code, r, stderr)
+		}
+	})
+
+	// A second line by the log's key that does not verify, after a valid
+	// one: signed-note says a verifier MUST verify every signature of a
+	// known key; the first line alone was checked, and the audit passed.
+	t.Run("second log signature invalid", func(t *testing.T) {
+		cp := s.get("/v1/checkpoints/601", nil)
+		var logLine string
+		for _, l := range strings.Split(string(cp), "\n") {
+			if strings.HasPrefix(l, "— ") {
+				logLine = l
+				break
+			}
+		}
+		name, b64, _ := strings.Cut(strings.TrimPrefix(logLine, "— "), " ")
+		sig, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig[len(sig)-1] ^= 1
+		twice := append(bytes.Clone(cp), "— "+name+" "+base64.StdEncoding.EncodeToString(sig)+"\n"...)
+		target, err := url.Parse(s.base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(target) }}
+		proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/checkpoint" {
+				w.Write(twice)
+				return
+			}
+			rp.ServeHTTP(w, r)
+		}))
+		defer proxy.Close()
+		via := *s
+		via.base = proxy.URL
+		code, r, stderr := runAudit(t, &via, t.TempDir())
+		if code != 1 || findingKinds(r) != findingSignature {
+			t.Errorf("audit of a checkpoint with a second, invalid log signature = %d, %+v (%s); want %s", code, r, stderr, findingSignature)
 		}
 	})
 
