@@ -24,6 +24,7 @@ import (
 	"github.com/accessledger/accessledger/event"
 	"github.com/accessledger/accessledger/ledger"
 	"github.com/accessledger/accessledger/ledger/index"
+	"github.com/accessledger/accessledger/witness"
 )
 
 // Defaults for Config's optional fields.
@@ -431,6 +432,9 @@ func (s *Server) fail(c *gin.Context, err error, notFound string) {
 	case errors.Is(err, index.ErrClosed):
 		c.Header("Retry-After", "5")
 		status, msg = http.StatusServiceUnavailable, msgClosed
+	case errors.Is(err, witness.ErrNoQuorum):
+		c.Header("Retry-After", "1")
+		status, msg = http.StatusServiceUnavailable, "no checkpoint has been cosigned by the witness quorum yet, and evidence is proved only against one (witness_fail_open is off); retry in a moment (GET /v1/log shows each witness's state)"
 	case errors.Is(err, ledger.ErrNotFound):
 		status, msg = http.StatusNotFound, notFound
 		if msg == "" {

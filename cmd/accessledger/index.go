@@ -69,8 +69,8 @@ func (r *runningIndex) searcher() api.Searcher {
 }
 
 // cosignedCheckpoint makes evidence bundles use the checkpoint witnessing
-// serves, with the cosignatures of the policy's witnesses; nil without
-// witnessing.
+// serves (GET /checkpoint), with the cosignatures of the policy's
+// witnesses; nil without witnessing.
 func cosignedCheckpoint(w api.Witnessing, p *witness.Policy, l *ledger.Ledger) api.CosignedCheckpoint {
 	if w == nil || p == nil {
 		return nil
@@ -82,9 +82,12 @@ func cosignedCheckpoint(w api.Witnessing, p *witness.Policy, l *ledger.Ledger) a
 	return func(ctx context.Context) ([]byte, []string, error) {
 		cp, err := w.Checkpoint()
 		if err != nil {
-			// No quorum yet: the log's own checkpoint, without
-			// cosignatures.
-			return l.Latest().Note, nil, nil
+			// No quorum yet (witness.ErrNoQuorum): no evidence, as no
+			// /checkpoint, unless witness_fail_open, with which
+			// Checkpoint serves the latest. Evidence proved against a
+			// checkpoint no witness saw is what witnessing is there
+			// to prevent.
+			return nil, nil, err
 		}
 		n, ks, err := evbundle.Cosigned(cp, l.VerifierKey(), keys)
 		if err != nil {

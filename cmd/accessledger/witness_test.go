@@ -7,10 +7,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -391,4 +393,54 @@ func TestWitnessShutdownBoundedWhenStorageFails(t *testing.T) {
 			code, time.Since(start), w.stderr)
 	}
 	t.Logf("exited %d %s after SIGTERM", code, time.Since(start).Round(time.Millisecond))
+}
+
+// TestEvidenceWaitsForQuorum: with witnessing on, evidence bundles are
+// proved against the checkpoint the quorum cosigned, as GET /checkpoint
+// serves. Until there is one, both answer 503 (evidence had used the log's
+// own checkpoint, which no witness saw: a split view witnessing is there
+// to catch); with witness_fail_open both use the latest.
+func TestEvidenceWaitsForQuorum(t *testing.T) {
+	// A witness that never cosigns our log: its policy trusts another.
+	other := newNoteLog(t, "other.example/log")
+	wpolicy := writeFile(t, filepath.Join(t.TempDir(), "policy"), "log "+other.vkey+"\nquorum none\n")
+	w := startWitness(t, filepath.Join(t.TempDir(), "w"), wpolicy, "--name", "w.example")
+	policy := writeFile(t, filepath.Join(t.TempDir(), "log-policy"), fmt.Sprintf("witness w %s %s\nquorum w\n", w.vkey, w.base))
+	for _, failOpen := range []bool{false, true} {
+		args := []string{"--witness-policy", policy, "--witness-fail-open=" + strconv.FormatBool(failOpen)}
+		s := startServer(t, t.TempDir(), args...)
+		postN(s, 0, 3)
+		want := http.StatusServiceUnavailable
+		if failOpen {
+			want = http.StatusOK
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			cpStatus, _, err := s.do(t.Context(), http.MethodGet, "/checkpoint", "", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			evStatus, body, err := s.do(t.Context(), http.MethodGet, "/v1/evidence?service=e2e", "", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cpStatus != want {
+				t.Fatalf("fail open %v: GET /checkpoint = %d, want %d", failOpen, cpStatus, want)
+			}
+			if failOpen && evStatus == http.StatusOK && strings.Count(string(body), `"index"`) == 3 {
+				break // the three events, once indexed
+			}
+			if !failOpen {
+				if evStatus != want || !strings.Contains(string(body), "witness quorum") {
+					t.Fatalf("GET /v1/evidence without a witnessed checkpoint = %d %s, want 503 naming the quorum", evStatus, body)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("fail open: GET /v1/evidence = %d %s, want the three events", evStatus, body)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		s.terminate(20 * time.Second)
+	}
 }
