@@ -390,7 +390,7 @@ func (s *Service) processResponse(ctx context.Context, b *batchState, lf ledger.
 		b.day(leafDay(lf.Data)).DeadLettered++
 	}
 	if r.Action == event.ActionDigest {
-		msg := &Message{ID: s.messageID(fmt.Sprintf("digest.%d", lf.Index)), Type: TypeDigest, Time: l.ReceivedAt, Count: 1, Digest: r.Digest}
+		msg := &Message{ID: s.messageID(fmt.Sprintf("digest_%d", lf.Index)), Type: TypeDigest, Time: l.ReceivedAt, Count: 1, Digest: r.Digest}
 		for _, rs := range s.responders {
 			if rs.cfg.Digest && rs.cfg.Type != TypePagerDuty {
 				if err := s.enqueue(b.txn, rs, msg); err != nil {
@@ -433,7 +433,7 @@ func (s *Service) processResponse(ctx context.Context, b *batchState, lf ledger.
 	if r.Action == event.ActionResolved {
 		typ = TypeAlertResolved
 	}
-	msg := &Message{ID: s.messageID(fmt.Sprintf("%s.%d", AlertID(alert), lf.Index)), Type: typ, Time: l.ReceivedAt,
+	msg := &Message{ID: s.messageID(fmt.Sprintf("%s_%d", AlertID(alert), lf.Index)), Type: typ, Time: l.ReceivedAt,
 		AlertIndex: alert, Alert: stored.Alert, Count: 1, By: r.By, Note: r.Note}
 	for _, rs := range s.responders {
 		if rs.lifecycle && rs.cfg.Filter.Match(stored.Alert) {

@@ -26,14 +26,14 @@ func newTestLedger(t testing.TB) *ledger.Ledger {
 
 // testAlert returns a valid alert of rule with the given group value.
 // wantMessageID is the id of a message of log l: the first 16 hex digits
-// of its first leaf's hash, a dot, and local.
+// of its first leaf's hash, an underscore, and local.
 func wantMessageID(t testing.TB, l *ledger.Ledger, local string) string {
 	t.Helper()
 	_, h, err := l.Entry(bg, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return hex.EncodeToString(h[:8]) + "." + local
+	return hex.EncodeToString(h[:8]) + "_" + local
 }
 
 func testAlert(rule, level, group string, n int) *event.Alert {

@@ -81,9 +81,11 @@ func (s *Service) loadLogTag(ctx context.Context) error {
 	return nil
 }
 
-// messageID returns the id of a message of this log: its tag, a dot and
-// local, which tells the message apart within the log.
-func (s *Service) messageID(local string) string { return s.logTag + "." + local }
+// messageID returns the id of a message of this log: its tag, an
+// underscore and local, which tells the message apart within the log.
+// No dot: Standard Webhooks signs "id.timestamp.body" and asks that an id
+// hold no "." ("to prevent certain attacks").
+func (s *Service) messageID(local string) string { return s.logTag + "_" + local }
 
 // Sender delivers messages to one responder. Send makes one attempt;
 // retrying, backoff and recording the outcome are the outbox's.

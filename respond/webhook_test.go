@@ -55,11 +55,11 @@ func senderTestMessage(t testing.TB, typ string, a *event.Alert) *Message {
 	m := &Message{ID: "42", Type: typ, Time: senderTestTime.Add(time.Second), AlertIndex: 42, Alert: a, Count: 1}
 	switch typ {
 	case TypeAlertAcknowledged:
-		m.ID, m.By, m.Note = "42.57", "alice-oncall", "looking into it"
+		m.ID, m.By, m.Note = "42_57", "alice-oncall", "looking into it"
 	case TypeAlertResolved:
-		m.ID, m.By, m.Note = "42.61", "alice-oncall", "password reset, IP banned"
+		m.ID, m.By, m.Note = "42_61", "alice-oncall", "password reset, IP banned"
 	case TypeDigest:
-		m.ID, m.AlertIndex, m.Alert, m.Count = "digest.99", 0, nil, 0
+		m.ID, m.AlertIndex, m.Alert, m.Count = "digest_99", 0, nil, 0
 		m.Digest = &event.Digest{
 			Start: senderTestTime.Add(-24 * time.Hour).Truncate(24 * time.Hour), End: senderTestTime.Truncate(24 * time.Hour),
 			Events: 1000, Alerts: 7,

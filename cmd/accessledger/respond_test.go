@@ -150,7 +150,7 @@ func (s *server) alertIDs() []string {
 }
 
 // messageID returns the webhook-id of a message of the server's log: the
-// first 16 hex digits of its first leaf's hash, a dot, and local (an
+// first 16 hex digits of its first leaf's hash, an underscore, and local (an
 // alert id, for alert.raised).
 func (s *server) messageID(local string) string {
 	s.t.Helper()
@@ -161,7 +161,7 @@ func (s *server) messageID(local string) string {
 	if len(e.LeafHash) != 32 {
 		s.t.Fatalf("GET /v1/entries/0: a %d-byte leaf hash", len(e.LeafHash))
 	}
-	return fmt.Sprintf("%x.%s", e.LeafHash[:8], local)
+	return fmt.Sprintf("%x_%s", e.LeafHash[:8], local)
 }
 
 // TestWebhookDeliverySurvivesSIGKILL drives real alerts to a real webhook
