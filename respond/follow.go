@@ -365,10 +365,21 @@ func (s *Service) processAlert(b *batchState, lf ledger.Leaf) error {
 		if !r.cfg.Filter.Match(a) {
 			continue
 		}
-		if r.cfg.Throttle > 0 && !s.admit(b.txn, r, msg) {
-			continue
+		m := msg
+		if r.cfg.Throttle > 0 {
+			held, ok := s.admit(b.txn, r, msg)
+			if !ok {
+				continue
+			}
+			if held > 0 {
+				// r's own copy: the responders after r were given r's
+				// held count too.
+				c := *msg
+				c.Count += held
+				m = &c
+			}
 		}
-		if err := s.enqueue(b.txn, r, msg); err != nil {
+		if err := s.enqueue(b.txn, r, m); err != nil {
 			return err
 		}
 		b.queued[r]++

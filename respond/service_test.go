@@ -249,6 +249,43 @@ func TestThrottleGroupsAlerts(t *testing.T) {
 	}
 }
 
+// TestThrottleCountIsTheResponders: when a throttled responder's period
+// has ended with alerts held back that the flusher has not sent yet, the
+// next alert's notification to it counts them; the responders after it in
+// the configuration, unthrottled, were given that count too (PagerDuty's
+// summary said "(2 alerts)" for one).
+func TestThrottleCountIsTheResponders(t *testing.T) {
+	var now atomic.Int64
+	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	now.Store(t0.UnixNano())
+	l := newTestLedger(t)
+	slack, hook := newFakeSender(), newFakeSender()
+	_, _ = runService(t, Config{Log: l, Dir: t.TempDir(), Delivery: fastDelivery(),
+		Clock: func() time.Time { return time.Unix(0, now.Load()) },
+		Responders: []ResponderConfig{
+			{Name: "slack", Type: TypeSlack, Throttle: time.Hour},
+			{Name: "hook", Type: TypeWebhook},
+		},
+		Senders: map[string]Sender{"slack": slack, "hook": hook}})
+	appendAlerts(t, l, testAlert("r1", "high", "203.0.113.7", 1), testAlert("r1", "high", "203.0.113.7", 2))
+	waitFor(t, "both alerts to the webhook, the first to Slack", func() bool {
+		return len(hook.delivered()) == 2 && len(slack.delivered()) == 1
+	})
+	// The period ends; the next alert comes before the flusher (which
+	// ticks every second) sends the held one.
+	now.Store(t0.Add(2 * time.Hour).UnixNano())
+	appendAlerts(t, l, testAlert("r1", "high", "203.0.113.7", 3))
+	waitFor(t, "the third alert to both", func() bool { return len(hook.delivered()) == 3 && len(slack.delivered()) == 2 })
+	for _, m := range hook.delivered() {
+		if m.Count != 1 {
+			t.Errorf("the unthrottled webhook got %s with count %d, want 1", m.ID, m.Count)
+		}
+	}
+	if m := slack.delivered()[1]; m.Count != 2 {
+		t.Errorf("Slack's notification after its period: count %d, want 2 (this alert and the one held back)", m.Count)
+	}
+}
+
 func TestRestartDeliversWhatWasOwed(t *testing.T) {
 	l := newTestLedger(t)
 	dir := t.TempDir()

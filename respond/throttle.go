@@ -37,20 +37,21 @@ func throttleKey(r *responder, m *Message) string {
 }
 
 // admit decides whether an alert is sent now (the first of its rule and
-// group in the period) or held back and counted. Called by the follower
-// with throttleMu held; changes are staged until the batch commits.
-func (s *Service) admit(txn *badger.Txn, r *responder, m *Message) bool {
+// group in the period) or held back and counted. Sent now, held is how
+// many alerts the previous period held back that the flusher has not sent
+// yet: r's notification of m counts them too (m itself, shared by every
+// responder, is not changed). Called by the follower with throttleMu
+// held; changes are staged until the batch commits.
+func (s *Service) admit(txn *badger.Txn, r *responder, m *Message) (held int, ok bool) {
 	k := throttleKey(r, m)
 	st := s.throttleStaged(k)
 	now := s.now()
 	if st == nil || !now.Before(st.Until) {
-		if st != nil && st.Held > 0 {
-			// The period ended with alerts held back: the flusher has not
-			// sent them yet; this alert's notification counts them.
-			m.Count += st.Held
+		if st != nil {
+			held = st.Held
 		}
 		s.stageThrottle(txn, k, &throttleState{Responder: r.cfg.Name, Until: now.Add(r.cfg.Throttle)})
-		return true
+		return held, true
 	}
 	n := *st
 	n.Held++
@@ -58,7 +59,7 @@ func (s *Service) admit(txn *badger.Txn, r *responder, m *Message) bool {
 	n.Latest = &latest
 	s.stageThrottle(txn, k, &n)
 	s.metrics.throttled.WithLabelValues(r.cfg.Name).Inc()
-	return false
+	return 0, false
 }
 
 // throttleStaged returns the staged state of k, or the committed one.
