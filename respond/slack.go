@@ -50,6 +50,12 @@ type slackText struct {
 	Type  string `json:"type"` // plain_text or mrkdwn
 	Text  string `json:"text"`
 	Emoji bool   `json:"emoji,omitzero"`
+	// Verbatim (mrkdwn only) stops Slack from turning URLs and channel
+	// names in the text into links and from parsing mentions such as
+	// @here: alert text holds what an attacker typed (an account name,
+	// a user agent), which would otherwise put a clickable link or a
+	// mention into the channel.
+	Verbatim bool `json:"verbatim,omitzero"`
 }
 
 // Send posts m once. Slack answers 200 "ok"; 429 carries Retry-After;
@@ -97,8 +103,8 @@ func slackMessageFor(m *Message) (*slackMessage, error) {
 		Text: slackClip(text, slackTextMax),
 		Blocks: []slackBlock{
 			{Type: "header", Text: &slackText{Type: "plain_text", Text: slackClip(header, slackHeaderMax), Emoji: true}},
-			{Type: "section", Text: &slackText{Type: "mrkdwn", Text: slackClip(section, slackSectionMax)}},
-			{Type: "context", Elements: []slackText{{Type: "mrkdwn", Text: slackClip(footer, slackTextMax)}}},
+			{Type: "section", Text: &slackText{Type: "mrkdwn", Text: slackClip(section, slackSectionMax), Verbatim: true}},
+			{Type: "context", Elements: []slackText{{Type: "mrkdwn", Text: slackClip(footer, slackTextMax), Verbatim: true}}},
 		},
 	}, nil
 }

@@ -23,12 +23,14 @@ type slackPost struct {
 	Blocks []struct {
 		Type string `json:"type"`
 		Text *struct {
-			Type string `json:"type"`
-			Text string `json:"text"`
+			Type     string `json:"type"`
+			Text     string `json:"text"`
+			Verbatim bool   `json:"verbatim"`
 		} `json:"text"`
 		Elements []struct {
-			Type string `json:"type"`
-			Text string `json:"text"`
+			Type     string `json:"type"`
+			Text     string `json:"text"`
+			Verbatim bool   `json:"verbatim"`
 		} `json:"elements"`
 	} `json:"blocks"`
 }
@@ -223,6 +225,18 @@ func TestSlackEscapesAlertText(t *testing.T) {
 	}
 	if h := p.block(t, "header"); !strings.Contains(h, "Login &lt;script&gt; &amp; co") {
 		t.Errorf("header = %q, want the title escaped", h)
+	}
+	// Escaping leaves what Slack finds in plain text: a URL or a channel
+	// name becomes a link, @here a mention, unless the text is verbatim.
+	for _, b := range p.Blocks {
+		if b.Text != nil && b.Text.Type == "mrkdwn" && !b.Text.Verbatim {
+			t.Errorf("%s block's mrkdwn text is not verbatim: Slack links URLs and parses mentions in it", b.Type)
+		}
+		for _, e := range b.Elements {
+			if e.Type == "mrkdwn" && !e.Verbatim {
+				t.Errorf("%s block's mrkdwn element is not verbatim", b.Type)
+			}
+		}
 	}
 	for _, s := range p.texts() {
 		if strings.ContainsAny(s, "<>") {
