@@ -43,8 +43,9 @@ const (
 	pagerDutyKeyLen     = 32
 )
 
-// minSenderTimeout is the shortest timeout a responder may set.
-const minSenderTimeout = 100 * time.Millisecond
+// MinTimeout is the shortest timeout a responder, or the delivery
+// default, may set: shorter, every request or command fails.
+const MinTimeout = 100 * time.Millisecond
 
 // ConfigError reports a responder configuration that cannot work. Its
 // message names the responder and the field; it never quotes a secret.
@@ -110,8 +111,8 @@ func resolveResponder(cfg ResponderConfig) (*resolvedResponder, error) {
 		return nil, bad("timeout", "timeout must not be negative")
 	}
 	// 1ns was accepted, and failed every delivery.
-	if cfg.Timeout > 0 && cfg.Timeout < minSenderTimeout {
-		return nil, bad("timeout", "timeout %s is too short for a request or a command: at least %s (0 or absent: the delivery default)", cfg.Timeout, minSenderTimeout)
+	if cfg.Timeout > 0 && cfg.Timeout < MinTimeout {
+		return nil, bad("timeout", "timeout %s is too short for a request or a command: at least %s (0 or absent: the delivery default)", cfg.Timeout, MinTimeout)
 	}
 	if cfg.Throttle < 0 {
 		return nil, bad("throttle", "throttle must not be negative (0 or absent: no throttling)")

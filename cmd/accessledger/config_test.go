@@ -165,6 +165,9 @@ func TestLoadConfigErrors(t *testing.T) {
 		{name: "file detect max_events_per_group negative", yaml: "detect: {max_events_per_group: -1}\n", want: "max_events_per_group"},
 		{name: "file decisions default_duration negative", yaml: "decisions: {enabled: true, default_duration: -4h}\n", want: "default_duration"},
 		{name: "file decisions history negative", yaml: "decisions: {enabled: true, history: -1h}\n", want: "history"},
+		// Accepted, it failed every delivery until each message was
+		// dead-lettered; a responder's own timeout was refused already.
+		{name: "file delivery timeout under 100ms", yaml: "delivery: {timeout: 1ms}\n", want: "delivery.timeout 1ms is too short"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := tc.args

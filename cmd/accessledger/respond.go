@@ -112,6 +112,9 @@ func checkRespondConfig(cfg Config) error {
 	if d.MaxAttempts < 0 || d.Timeout < 0 {
 		return errors.New("delivery: max_attempts and timeout must not be negative")
 	}
+	if d.Timeout > 0 && d.Timeout < respond.MinTimeout {
+		return fmt.Errorf("delivery.timeout %s is too short for a request or a command: at least %s (0 or absent: the default)", d.Timeout, respond.MinTimeout)
+	}
 	for _, s := range d.Schedule {
 		if s < 0 {
 			return errors.New("delivery.schedule: delays must not be negative")
