@@ -2,7 +2,9 @@
 // self-contained file holding log entries, each with a C2SP tlog-proof
 // (c2sp.org/tlog-proof@v1) against one signed checkpoint (with whatever
 // witness cosignatures it carries), and the keys to check them. A bundle
-// is checked offline, with nothing but the log's verifier key.
+// is checked offline, with nothing but the log's verifier key, and the
+// witnesses' keys to authenticate its cosignatures (VerifyWith): the
+// witness keys a bundle lists are its maker's say-so.
 //
 // A bundle is one JSON object, written one member (and one entry) per
 // line, in exactly this form (Verify accepts no other encoding):

@@ -36,7 +36,110 @@ var (
 	// ErrDigest means the closing digest does not match the file: it was
 	// altered or corrupted.
 	ErrDigest = errors.New("the file's digest does not match: it was altered or corrupted")
+	// ErrQuorum means the checkpoint, checked against the witnesses the
+	// caller trusts (VerifyOptions.Witnesses), does not meet their quorum,
+	// or carries a cosignature line in a trusted witness's name and key ID
+	// that its key does not verify. The error is a *QuorumError.
+	ErrQuorum = errors.New("the checkpoint does not meet the witness quorum")
 )
+
+// VerifyOptions are VerifyWith's options. The zero value verifies as
+// Verify does.
+type VerifyOptions struct {
+	// Witnesses, if not nil, are the witnesses the caller trusts, with
+	// keys it obtained itself, and the quorum of them that must have
+	// cosigned the bundle's checkpoint. Cosignatures are then checked
+	// against these keys, never the bundle's own witness_keys (which are
+	// still checked as the bundle's encoding requires, but trusted for
+	// nothing), and the quorum must be met: else VerifyWith fails with a
+	// *QuorumError.
+	//
+	// If nil, the witnesses are the bundle's own: Verify checks that each
+	// key the bundle lists cosigned, and reports them in
+	// Summary.Cosigners, but they are not authenticated. Anyone, the
+	// log's operator included, can make a key with a witness's name, and
+	// with little work its 32-bit key ID too.
+	Witnesses *WitnessPolicy
+}
+
+// WitnessPolicy is the witnesses a verifier trusts and the quorum of them
+// that a checkpoint needs: a C2SP tlog-policy's witness lines and quorum.
+// From a *witness.Policy p (package
+// github.com/accessledger/accessledger/witness, which parses tlog-policy
+// files) it is one TrustedWitness{Name: w.Name, VKey: w.VKey} for each
+// of p.Witnesses, in order, with Quorum p.Satisfied. (This package does
+// not import that one, to stay free of the server's dependencies.)
+type WitnessPolicy struct {
+	// Witnesses are the trusted witnesses.
+	Witnesses []TrustedWitness
+	// Quorum reports whether the witnesses for which cosigned(i) is true
+	// (i indexes Witnesses) are enough. Nil means all of Witnesses.
+	Quorum func(cosigned func(i int) bool) bool
+}
+
+// TrustedWitness is a witness whose key the caller trusts.
+type TrustedWitness struct {
+	// Name is what messages call the witness (a policy's name for it,
+	// which need not be its key's name).
+	Name string
+	// VKey is its cosignature verifier key (cosignature/v1, type 0x04,
+	// or ML-DSA-44, type 0x06), as obtained from the witness, not from
+	// a bundle.
+	VKey string
+}
+
+// QuorumError is the error VerifyWith returns when the checkpoint does not
+// meet the quorum of VerifyOptions.Witnesses. It wraps ErrQuorum.
+type QuorumError struct {
+	// Cosigned are the trusted witnesses whose cosignatures verified.
+	Cosigned []TrustedWitness
+	// Missing are the trusted witnesses that did not cosign.
+	Missing []TrustedWitness
+	// Invalid are the trusted witnesses whose name and key ID a
+	// cosignature line bears that their key does not verify: another
+	// key made to collide with theirs.
+	Invalid []TrustedWitness
+	// Untrusted are the verifier keys, as the bundle lists them, of the
+	// cosignatures by keys that are not trusted.
+	Untrusted []string
+}
+
+func (e *QuorumError) Error() string {
+	var b strings.Builder
+	b.WriteString(ErrQuorum.Error())
+	names := func(ws []TrustedWitness) string {
+		var s []string
+		for _, w := range ws {
+			s = append(s, fmt.Sprintf("%s (%s)", w.Name, w.VKey))
+		}
+		return strings.Join(s, ", ")
+	}
+	if len(e.Invalid) > 0 {
+		fmt.Fprintf(&b, ": a cosignature bears the name and key ID of %s but does not verify with its key", names(e.Invalid))
+	} else {
+		fmt.Fprintf(&b, ": %d trusted witness(es) cosigned", len(e.Cosigned))
+		if len(e.Cosigned) > 0 {
+			b.WriteString(" (")
+			for i, w := range e.Cosigned {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				b.WriteString(w.Name)
+			}
+			b.WriteString(")")
+		}
+		b.WriteString(", which is not enough")
+	}
+	if len(e.Missing) > 0 {
+		fmt.Fprintf(&b, "; no valid cosignature from %s", names(e.Missing))
+	}
+	if len(e.Untrusted) > 0 {
+		fmt.Fprintf(&b, "; cosigned by keys not trusted, whatever their names: %s", strings.Join(e.Untrusted, ", "))
+	}
+	return b.String()
+}
+
+func (e *QuorumError) Unwrap() error { return ErrQuorum }
 
 // EntryError reports the first entry of a bundle that fails.
 type EntryError struct {
@@ -63,6 +166,13 @@ type Summary struct {
 	// name+keyhash (the start of their verifier keys). Their keys are the
 	// bundle's own: compare them with the witnesses' published keys.
 	Witnesses []string
+	// Cosigners are the same witnesses with their full verifier keys,
+	// in the bundle's order.
+	Cosigners []Cosigner
+	// WitnessesTrusted reports whether the cosignatures were checked
+	// against VerifyOptions.Witnesses and met its quorum. If false, the
+	// witnesses are not authenticated: their keys are the bundle's own.
+	WitnessesTrusted bool
 	// Entries counts the entries, each proven in the tree of Size.
 	Entries uint64
 	// Query, IndexedSize and Created are what the bundle says of how it
@@ -74,6 +184,15 @@ type Summary struct {
 	last uint64 // the index of the last entry checked
 }
 
+// Cosigner is a witness whose cosignature on the checkpoint verified.
+type Cosigner struct {
+	// VKey is its verifier key as the bundle lists it.
+	VKey string
+	// Trusted is the name of the trusted witness (of
+	// VerifyOptions.Witnesses) whose key this is, empty if none.
+	Trusted string
+}
+
 // Verify checks a bundle offline against the log's verifier key vkey: the
 // bundle must be for that key, its checkpoint must carry a valid signature
 // by it and a valid cosignature by every witness key it lists (and no
@@ -81,8 +200,20 @@ type Summary struct {
 // checkpoint's tree, and the file must be exactly in the bundle encoding
 // with its digest intact. It stops at the first failure: an *EntryError
 // for an entry, else an error wrapping one of the errors above.
+//
+// The witness keys are the bundle's own, so the witnesses are not
+// authenticated: use VerifyWith and VerifyOptions.Witnesses to check the
+// cosignatures against keys you trust.
 func Verify(r io.Reader, vkey string) (*Summary, error) {
-	v := verifier{r: bufio.NewReaderSize(r, 64<<10), h: sha256.New()}
+	return VerifyWith(r, vkey, VerifyOptions{})
+}
+
+// VerifyWith is Verify with options. With opts.Witnesses, the checkpoint
+// must also meet that quorum of trusted witnesses; else it fails with a
+// *QuorumError (wrapping ErrQuorum), or another error if a trusted key is
+// not a cosignature verifier key.
+func VerifyWith(r io.Reader, vkey string, opts VerifyOptions) (*Summary, error) {
+	v := verifier{r: bufio.NewReaderSize(r, 64<<10), h: sha256.New(), opts: opts}
 	return v.run(strings.TrimSpace(vkey))
 }
 
@@ -90,6 +221,7 @@ type verifier struct {
 	r    *bufio.Reader
 	h    hash.Hash
 	line int
+	opts VerifyOptions
 }
 
 func (v *verifier) malformed(format string, args ...any) error {
@@ -222,6 +354,11 @@ func (v *verifier) run(vkey string) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	if v.opts.Witnesses != nil {
+		if err := checkQuorum(h.Checkpoint, v.opts.Witnesses, sum); err != nil {
+			return nil, err
+		}
+	}
 	sum.Query, sum.IndexedSize, sum.Created = h.Query, h.IndexedSize, h.Created
 
 	var buf []byte
@@ -328,8 +465,11 @@ func checkCheckpoint(h Header) (*Summary, error) {
 			return nil, fmt.Errorf("%w: the bundle lists witness %q, which did not cosign it", ErrCheckpoint, v.Name())
 		}
 		if i > 0 {
-			// Name and key hash: a name alone is anyone's to take.
+			// Name and key hash: a name alone is anyone's to take. And
+			// the whole key: a key hash is only 32 bits, and not much
+			// harder to take.
 			sum.Witnesses = append(sum.Witnesses, fmt.Sprintf("%s+%08x", v.Name(), v.KeyHash()))
+			sum.Cosigners = append(sum.Cosigners, Cosigner{VKey: h.WitnessKeys[i-1]})
 		}
 	}
 	var c log.Checkpoint
@@ -341,6 +481,62 @@ func checkCheckpoint(h Header) (*Summary, error) {
 	}
 	sum.Size, sum.RootHash = c.Size, c.Hash
 	return sum, nil
+}
+
+// checkQuorum checks the checkpoint cp against the trusted witnesses of
+// p, each key on its own: a witness cosigned if a line in its name and
+// key ID verifies with its key. A line in its name and key ID that does
+// not verify fails, as signed-note asks, whatever the quorum. It marks the
+// trusted cosigners in sum.
+func checkQuorum(cp []byte, p *WitnessPolicy, sum *Summary) error {
+	qe := &QuorumError{}
+	cosigned := make([]bool, len(p.Witnesses))
+	for i, w := range p.Witnesses {
+		v, err := witnessVerifier(w.VKey)
+		if err != nil {
+			return fmt.Errorf("trusted witness %s: key %q: %v", w.Name, w.VKey, err)
+		}
+		_, err = note.Open(cp, note.VerifierList(v))
+		var unverified *note.UnverifiedNoteError
+		switch {
+		case err == nil:
+			cosigned[i] = true
+			qe.Cosigned = append(qe.Cosigned, w)
+			// The bundle lists every key that signed (checkCheckpoint):
+			// the line this key verified is one of theirs.
+			for k := range sum.Cosigners {
+				if bv, err := witnessVerifier(sum.Cosigners[k].VKey); err == nil && bv.Name() == v.Name() && bv.KeyHash() == v.KeyHash() {
+					sum.Cosigners[k].Trusted = w.Name
+				}
+			}
+		case errors.As(err, &unverified):
+			qe.Missing = append(qe.Missing, w)
+		default:
+			qe.Invalid = append(qe.Invalid, w)
+		}
+	}
+	quorum := p.Quorum
+	if quorum == nil {
+		quorum = func(c func(int) bool) bool {
+			for i := range p.Witnesses {
+				if !c(i) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	met := quorum(func(i int) bool { return i >= 0 && i < len(cosigned) && cosigned[i] })
+	if !met || len(qe.Invalid) > 0 {
+		for _, c := range sum.Cosigners {
+			if c.Trusted == "" {
+				qe.Untrusted = append(qe.Untrusted, c.VKey)
+			}
+		}
+		return qe
+	}
+	sum.WitnessesTrusted = true
+	return nil
 }
 
 // witnessVerifier parses a cosignature/v1 verifier key (type 0x04 or
