@@ -9,7 +9,7 @@
 //	accessledger audit [flags]     verify a log without trusting its server
 //	accessledger query [flags]     search the log (table, json, ndjson, csv, ocsf)
 //	accessledger export [flags]    write an evidence bundle of the events a query matches
-//	accessledger verify FILE       check an evidence bundle offline
+//	accessledger verify FILE       check an evidence bundle offline (--policy: against trusted witnesses)
 //	accessledger submit FILE...    append existing logs (JSONL, nginx/Apache, sshd), optionally following them
 //	accessledger alerts list|watch|ack|resolve|incident   work the alert feed
 //	accessledger version           print the version
@@ -41,7 +41,7 @@ commands:
   audit     verify a log from its checkpoint, tiles and entry bundles, without trusting its server
   query     search the log's events: query --actor alice --since 24h [--format table|json|ndjson|csv|ocsf]
   export    write an evidence bundle (entries with C2SP tlog-proofs) of a query's events: export [filters] -o FILE
-  verify    check an evidence bundle offline: verify FILE --vkey KEY
+  verify    check an evidence bundle offline: verify FILE --vkey KEY [--policy FILE]
   submit    append existing logs as events (JSONL, nginx/Apache combined, sshd): submit [--follow --state FILE] FILE...
   alerts    work the alert feed: alerts list|watch|ack ID|resolve ID|incident ID [--verify --vkey KEY]
   version   print the version (also --version)
