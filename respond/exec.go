@@ -38,8 +38,9 @@ type execSender struct {
 }
 
 // Send runs the command once and waits for it, at most the attempt's
-// timeout; then it kills the command's whole process group, so that
-// whatever the command started dies with it. Exit status 0 is
+// timeout; then it kills the command's whole process group, whether the
+// command exited or timed out, so that whatever the command started in
+// it dies with it. Exit status 0 is
 // delivered; another is a failure with that Status; a command killed
 // (by the timeout or a signal) fails with Status -1. The Outcome's
 // Output holds what the command printed on stdout and stderr, at most
@@ -63,6 +64,7 @@ func (s *execSender) Send(ctx context.Context, m *Message) Outcome {
 
 	name := filepath.Base(s.program)
 	err = cmd.Run()
+	endProcessGroup(cmd)
 	o := Outcome{Output: out.String()}
 	switch {
 	case err == nil || (errors.Is(err, exec.ErrWaitDelay) && actx.Err() == nil):

@@ -8,3 +8,6 @@ import "os/exec"
 // command alone: without Unix process groups, what it started may
 // outlive it.
 func killProcessGroup(cmd *exec.Cmd) {}
+
+// endProcessGroup does nothing without Unix process groups.
+func endProcessGroup(cmd *exec.Cmd) {}

@@ -119,6 +119,35 @@ func TestExecTimeoutKillsProcessGroup(t *testing.T) {
 	}
 }
 
+// TestExecExitEndsProcessGroup: a command that exits 0 having started a
+// process in the background (and closed its output, so nothing waits for
+// it) is delivered, and the process dies with the group. It outlived the
+// command: each alert left one more behind.
+func TestExecExitEndsProcessGroup(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	s := newTestExecSender(t, 10*time.Second, "sh", "-c", `sleep 37 >/dev/null 2>&1 & echo $! > "$0"; echo started`, pidFile)
+	o := s.Send(context.Background(), senderTestMessage(t, TypeAlertRaised, senderTestAlert(t)))
+	if o.Err != nil || o.Output != "started\n" {
+		t.Fatalf("Send = %+v, want delivered with the output", o)
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !sleepGone(pid) {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("the background sleep (pid %d) outlived the command", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // sleepGone reports whether the sleep process pid is dead: gone, or a
 // zombie waiting for init to reap it (it was orphaned), or its pid
 // reused by another program.
