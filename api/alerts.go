@@ -113,6 +113,9 @@ func (s *Server) getAlerts(c *gin.Context) {
 	if page.Next != 0 {
 		out.Next = &page.Next
 	}
+	if len(out.Alerts) == 0 {
+		nothingRead(c)
+	}
 	setCache(c, cacheLatest)
 	c.JSON(http.StatusOK, out)
 }

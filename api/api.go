@@ -287,7 +287,7 @@ func New(cfg Config) (*Server, error) {
 	// Alerts and rules: for responders and auditors (api/alerts.go,
 	// api/rules.go).
 	detections := s.require(false, RoleResponder, RoleAuditor)
-	e.GET("/v1/alerts", detections, s.getAlerts)
+	e.GET("/v1/alerts", s.auditReads(detections), s.getAlerts)
 	e.GET("/v1/rules", detections, onlyParams(), s.getRules)
 
 	// IP decisions: pulled by bouncers (CrowdSec Local API), administered

@@ -97,7 +97,20 @@ var readKinds = map[string]string{
 	"/v1/events/top":     "events_top",
 	"/v1/evidence":       "evidence",
 	"/v1/incidents/:id":  "incident",
+	// Alerts name accounts and addresses (group values, summary,
+	// response targets).
+	"/v1/alerts":        "alerts",
+	"/v1/alerts/:id":    "alert",
+	"/v1/alerts/stream": "alerts_stream",
 }
+
+// ctxNothingRead marks an answer that gave no personal data (an empty
+// page of alerts, a long poll or a stream that ended without one): its
+// read is not recorded, or every responder's polling would fill the log.
+const ctxNothingRead = "accessledger.nothing_read"
+
+// nothingRead marks c's answer as holding no personal data (ctxNothingRead).
+func nothingRead(c *gin.Context) { c.Set(ctxNothingRead, true) }
 
 // newReadAuditor returns the auditor of cfg, or nil if it is off.
 func newReadAuditor(cfg ReadAudit, maxBatch int, l *ledger.Ledger) *readAuditor {
@@ -154,7 +167,7 @@ func (s *Server) auditReads(require gin.HandlerFunc) gin.HandlerFunc {
 func (s *Server) recordRead(c *gin.Context, start time.Time) {
 	name := c.GetString(ctxKeyName)
 	status := c.Writer.Status()
-	if name == "" || status == 429 {
+	if name == "" || status == 429 || status < 300 && c.GetBool(ctxNothingRead) {
 		return
 	}
 	r := readRecord{
@@ -170,7 +183,7 @@ func (s *Server) recordRead(c *gin.Context, start time.Time) {
 		r.id = c.Param("index")
 	case "entry_bundle":
 		r.id = strings.TrimPrefix(c.Param("path"), "/")
-	case "incident":
+	case "incident", "alert":
 		r.id = c.Param("id")
 	default:
 		r.query = c.Request.URL.RawQuery

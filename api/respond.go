@@ -75,8 +75,10 @@ func (s *Server) respondRoutes(e *gin.Engine) {
 		on        = s.needResponses
 		hub       = newFeedHub(s.cfg.Responses)
 	)
-	e.GET("/v1/alerts/stream", read, on, func(c *gin.Context) { s.streamAlerts(c, hub) })
-	e.GET("/v1/alerts/:id", read, on, s.getAlert)
+	// Alerts hold personal data: their reads are recorded, as those of
+	// entries (but not an answer without an alert: nothingRead).
+	e.GET("/v1/alerts/stream", s.auditReads(read), on, func(c *gin.Context) { s.streamAlerts(c, hub) })
+	e.GET("/v1/alerts/:id", s.auditReads(read), on, s.getAlert)
 	e.POST("/v1/alerts/:id/ack", responder, on, s.respondAlert(event.ActionAcknowledged))
 	e.POST("/v1/alerts/:id/resolve", responder, on, s.respondAlert(event.ActionResolved))
 	// An incident holds its evidence events (personal data): its reads
@@ -240,6 +242,9 @@ func (s *Server) getAlertFeed(c *gin.Context) {
 	b = append(b, `],"next":`...)
 	b = strconv.AppendInt(b, next, 10)
 	b = append(b, '}')
+	if len(fas) == 0 {
+		nothingRead(c)
+	}
 	c.Header("Cache-Control", "private, no-store")
 	c.Data(http.StatusOK, "application/json; charset=utf-8", b)
 }
@@ -882,6 +887,12 @@ func (s *Server) streamAlerts(c *gin.Context, h *feedHub) {
 	stop := s.shutdowns.of(c)
 	h.join()
 	defer h.leave()
+	sent := 0
+	defer func() {
+		if sent == 0 {
+			nothingRead(c) // heartbeats only: no read to record
+		}
+	}()
 
 	c.Header("Content-Type", "text/event-stream")
 	c.Header("Cache-Control", "no-store")
@@ -936,6 +947,7 @@ func (s *Server) streamAlerts(c *gin.Context, h *feedHub) {
 			for _, e := range evs {
 				w.bw.Write(e.frame)
 			}
+			sent += len(evs)
 			pos = int64(evs[len(evs)-1].index)
 			err = w.flush()
 			continue

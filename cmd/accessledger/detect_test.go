@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -239,5 +241,91 @@ func TestDetectorLagHoldsAppendsBack(t *testing.T) {
 	metrics := string(s.get("/metrics", nil))
 	if !strings.Contains(metrics, `accessledger_http_follower_pushback_total{follower="detector"}`) {
 		t.Errorf("/metrics has no accessledger_http_follower_pushback_total{follower=\"detector\"}")
+	}
+}
+
+// TestAlertReadsAudited: alerts name accounts and addresses, so their
+// reads are recorded in the log like those of entries (a list, one
+// alert, a stream); an answer without an alert (an empty page) is not,
+// or every responder's polling would fill the log. Alert reads went
+// unrecorded.
+func TestAlertReadsAudited(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	var evs []json.RawMessage
+	for i := range 6 {
+		evs = append(evs, json.RawMessage(fmt.Sprintf(`{"time":%q,"service":"sso","actor":{"id":"u%d"},"source":{"ip":"45.83.64.10"},"action":"login","category":"authentication","outcome":"failure","reason":"invalid_credentials"}`,
+			time.Now().UTC().Format(time.RFC3339Nano), i)))
+	}
+	s.mustPost(evs...)
+	var page struct {
+		Alerts []struct {
+			Index uint64 `json:"index"`
+		} `json:"alerts"`
+	}
+	for deadline := time.Now().Add(20 * time.Second); len(page.Alerts) == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no alert after 20s")
+		}
+		s.get("/v1/alerts?rule=al-bruteforce-fast", &page)
+	}
+	id := strconv.FormatUint(page.Alerts[0].Index, 10)
+	s.get("/v1/alerts/"+id, nil)
+	s.get("/v1/alerts?rule=no-such-rule", nil) // empty: not recorded
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.base+"/v1/alerts/stream", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() && !strings.HasPrefix(sc.Text(), "data:") {
+	}
+	cancel()
+	resp.Body.Close()
+
+	want := map[string]string{"alerts": "rule=al-bruteforce-fast", "alert": id, "alerts_stream": ""}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		got := map[string]string{}
+		empty := false
+		entries := s.queryEntries("service=accessledger&action=read")
+		for _, raw := range entries {
+			var leaf struct {
+				Body struct {
+					Resource   struct{ Type, ID string } `json:"resource"`
+					Attributes map[string]string         `json:"attributes"`
+				} `json:"body"`
+			}
+			if err := json.Unmarshal(raw, &leaf); err != nil {
+				t.Fatal(err)
+			}
+			ev := leaf.Body
+			switch q := ev.Attributes["query"]; ev.Resource.Type {
+			case "alerts":
+				if q == "rule=no-such-rule" {
+					empty = true
+				}
+				if q == want["alerts"] {
+					got["alerts"] = q
+				}
+			case "alert":
+				got["alert"] = ev.Resource.ID
+			case "alerts_stream":
+				got["alerts_stream"] = q
+			}
+		}
+		if empty {
+			t.Fatal("an empty page of alerts was recorded as a read")
+		}
+		if len(got) == len(want) && got["alert"] == want["alert"] && got["alerts_stream"] == want["alerts_stream"] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("alert reads recorded: %v, want %v (in %d read events)", got, want, len(entries))
+		}
 	}
 }
