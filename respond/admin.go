@@ -86,7 +86,8 @@ func (s *Service) DeadLetters(ctx context.Context, responder string, limit int) 
 // Redeliver moves dead letters of a responder back into its outbox for
 // delivery now, with fresh attempts: the one numbered id, or all of them
 // (up to maxRedeliver in one call) when id is 0. It returns how many it
-// moved.
+// moved. Their first attempt does not wait for the schedule's first
+// delay, as a new message's does: an operator asked for it.
 func (s *Service) Redeliver(ctx context.Context, responder string, id uint64) (int, error) {
 	r := s.byName[responder]
 	if r == nil {

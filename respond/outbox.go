@@ -32,11 +32,14 @@ type outboxRecord struct {
 }
 
 // enqueue adds a message to a responder's outbox within txn; it is
-// scheduled after the commit, and the responder's workers woken. The
-// caller holds throttleMu.
+// scheduled after the commit, and the responder's workers woken. Its
+// first attempt comes after the schedule's first delay (0 by default),
+// as the schedule says: the delay before each attempt. The caller holds
+// throttleMu.
 func (s *Service) enqueue(txn *badger.Txn, r *responder, m *Message) error {
 	now := s.now()
-	rec := outboxRecord{Message: *m, NextAt: now, EnqueuedAt: now}
+	at := now.Add(s.backoff(0))
+	rec := outboxRecord{Message: *m, NextAt: at, EnqueuedAt: now}
 	v, err := json.Marshal(&rec)
 	if err != nil {
 		return fmt.Errorf("respond: encoding message %s: %w", m.ID, err)
@@ -47,7 +50,7 @@ func (s *Service) enqueue(txn *badger.Txn, r *responder, m *Message) error {
 	}
 	// Scheduled once the transaction commits (commitThrottle), never
 	// before: a worker must not look for a message not yet stored.
-	s.stagedDue = append(s.stagedDue, stagedDue{r, seq, now})
+	s.stagedDue = append(s.stagedDue, stagedDue{r, seq, at})
 	return nil
 }
 
