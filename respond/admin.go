@@ -162,6 +162,11 @@ func (s *Service) redeliver(ctx context.Context, r *responder, keys [][]byte, mu
 			if err := txn.Set(responderKey(keyOutboxPfx, r.cfg.Name, seq), v); err != nil {
 				return err
 			}
+			if okey := orderKey(r.cfg.Name, &rec.Message, seq); okey != nil {
+				if err := txn.Set(okey, nil); err != nil {
+					return err
+				}
+			}
 			if err := txn.Delete(k); err != nil {
 				return err
 			}

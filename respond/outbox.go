@@ -1,6 +1,7 @@
 package respond
 
 import (
+	"bytes"
 	"container/heap"
 	"context"
 	"encoding/binary"
@@ -48,6 +49,11 @@ func (s *Service) enqueue(txn *badger.Txn, r *responder, m *Message) error {
 	if err := txn.Set(responderKey(keyOutboxPfx, r.cfg.Name, seq), v); err != nil {
 		return err
 	}
+	if k := orderKey(r.cfg.Name, m, seq); k != nil {
+		if err := txn.Set(k, nil); err != nil {
+			return err
+		}
+	}
 	// Scheduled once the transaction commits (commitThrottle), never
 	// before: a worker must not look for a message not yet stored.
 	s.stagedDue = append(s.stagedDue, stagedDue{r, seq, at})
@@ -61,8 +67,18 @@ type stagedDue struct {
 	at  time.Time
 }
 
-// loadOutbox schedules the messages stored in a responder's outbox.
-func (s *Service) loadOutbox(txn *badger.Txn, r *responder) error {
+// loadOutbox schedules the messages stored in a responder's outbox. It
+// appends to missing the order keys its alert messages lack (queued by
+// an earlier version), for the caller to write.
+func (s *Service) loadOutbox(txn *badger.Txn, r *responder, missing *[][]byte) error {
+	ordered := make(map[uint64]bool)
+	oprefix := responderPrefix(keyOrderPfx, r.cfg.Name)
+	oit := txn.NewIterator(badger.IteratorOptions{Prefix: oprefix})
+	for oit.Rewind(); oit.Valid(); oit.Next() {
+		k := oit.Item().Key()
+		ordered[binary.BigEndian.Uint64(k[len(k)-8:])] = true
+	}
+	oit.Close()
 	prefix := responderPrefix(keyOutboxPfx, r.cfg.Name)
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
 	defer it.Close()
@@ -73,10 +89,105 @@ func (s *Service) loadOutbox(txn *badger.Txn, r *responder) error {
 		if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
 			return fmt.Errorf("respond: outbox of %s, message %d: %w", r.cfg.Name, seq, err)
 		}
+		if okey := orderKey(r.cfg.Name, &rec.Message, seq); okey != nil && !ordered[seq] {
+			*missing = append(*missing, okey)
+		}
 		r.due.pushLater(seq, rec.NextAt)
 	}
 	r.due.wake()
 	return nil
+}
+
+// Delivery order. A responder has several workers, and each message is
+// retried on its own schedule: without more, an alert's resolution could
+// reach the receiver while its alert.raised waits for a retry, which
+// would then open the incident again (PagerDuty's dedup_key). So each
+// alert message in an outbox has an order key (keyOrderPfx): the alert,
+// the message's rank (alert.raised, then alert.acknowledged, then
+// alert.resolved) and its sequence number, written and removed in the
+// transactions that add the message to the outbox and take it out; the
+// order is what is stored, and survives a restart. An acknowledgement or
+// resolution is attempted only when no message of its alert sorts before
+// it in the responder's outbox; otherwise it is held, without counting
+// an attempt, until that message leaves the outbox (heldBack, released
+// by finish). A message dead-lettered leaves the outbox too: the later
+// ones then go on rather than wait for a redelivery no one may ask for.
+// Messages of other alerts, and digests, never wait.
+
+// messageRank orders the messages of one alert.
+func messageRank(typ string) byte {
+	switch typ {
+	case TypeAlertAcknowledged:
+		return 1
+	case TypeAlertResolved:
+		return 2
+	}
+	return 0
+}
+
+// orderPrefix is the prefix of the order keys of an alert's messages in
+// a responder's outbox.
+func orderPrefix(responder string, alert uint64) []byte {
+	return u64(responderPrefix(keyOrderPfx, responder), alert)
+}
+
+// orderKey returns the order key of message m, number seq, in a
+// responder's outbox: nil for a digest, which concerns no alert.
+func orderKey(responder string, m *Message, seq uint64) []byte {
+	if m.Type == TypeDigest {
+		return nil
+	}
+	return u64(append(orderPrefix(responder, m.AlertIndex), messageRank(m.Type)), seq)
+}
+
+// addOrderKeys writes order keys missing from the outbox (see loadOutbox).
+func (s *Service) addOrderKeys(keys [][]byte) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, k := range keys {
+		if err := wb.Set(k, []byte{}); err != nil {
+			return err
+		}
+	}
+	return wb.Flush()
+}
+
+// heldBack reports whether message seq of r's outbox, rec, must wait for
+// an earlier message of its alert still in the outbox; if so, it is held
+// until finish takes that one out.
+func (s *Service) heldBack(r *responder, seq uint64, rec *outboxRecord) (bool, error) {
+	if messageRank(rec.Message.Type) == 0 {
+		return false, nil // alert.raised comes first; digests have no alert
+	}
+	k := orderKey(r.cfg.Name, &rec.Message, seq)
+	r.orderMu.Lock()
+	defer r.orderMu.Unlock()
+	earlier := false
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: orderPrefix(r.cfg.Name, rec.Message.AlertIndex)})
+		defer it.Close()
+		for it.Rewind(); it.Valid() && bytes.Compare(it.Item().Key(), k) < 0; it.Next() {
+			okey := it.Item().Key()
+			_, err := txn.Get(responderKey(keyOutboxPfx, r.cfg.Name, binary.BigEndian.Uint64(okey[len(okey)-8:])))
+			if err == nil {
+				earlier = true
+				return nil
+			}
+			if !errors.Is(err, badger.ErrKeyNotFound) {
+				return err
+			}
+			// An order key whose message is gone holds nothing back.
+		}
+		return nil
+	})
+	if err != nil || !earlier {
+		return false, err
+	}
+	r.due.hold(rec.Message.AlertIndex, seq, rec.NextAt)
+	return true, nil
 }
 
 // deliver is one of a responder's workers: it takes the next message due,
@@ -112,6 +223,9 @@ func (s *Service) attempt(ctx context.Context, r *responder, seq uint64) error {
 		return nil // delivered or dead-lettered by another path
 	}
 	if err != nil {
+		return err
+	}
+	if held, err := s.heldBack(r, seq, &rec); held || err != nil {
 		return err
 	}
 	timeout := r.cfg.Timeout
@@ -198,9 +312,16 @@ func (s *Service) finish(ctx context.Context, r *responder, key []byte, rec *out
 	if rec.Redelivered > 0 {
 		dedup += fmt.Sprintf("\x00%d", rec.Redelivered)
 	}
+	seq := binary.BigEndian.Uint64(key[len(key)-8:])
+	okey := orderKey(r.cfg.Name, &rec.Message, seq)
 	err := s.db.Update(func(txn *badger.Txn) error {
 		if err := txn.Delete(key); err != nil {
 			return err
+		}
+		if okey != nil {
+			if err := txn.Delete(okey); err != nil {
+				return err
+			}
 		}
 		if action == event.ActionDeadLettered {
 			v, err := json.Marshal(rec)
@@ -215,6 +336,13 @@ func (s *Service) finish(ctx context.Context, r *responder, key []byte, rec *out
 	})
 	if err != nil {
 		return err
+	}
+	if okey != nil {
+		// The alert's later messages held for this one may go on (after
+		// the commit: see heldBack).
+		r.orderMu.Lock()
+		r.due.release(rec.Message.AlertIndex)
+		r.orderMu.Unlock()
 	}
 	if action == event.ActionDeadLettered {
 		s.metrics.deadLettered.WithLabelValues(r.cfg.Name).Inc()
@@ -253,6 +381,10 @@ type dueQueue struct {
 	h      dueHeap
 	queued map[uint64]bool
 	wakeCh chan struct{}
+	// held are the messages waiting for an earlier message of their
+	// alert, by alert (see heldBack); nheld counts them.
+	held  map[uint64][]dueItem
+	nheld int
 }
 
 type dueItem struct {
@@ -307,11 +439,41 @@ func (q *dueQueue) wake() {
 	}
 }
 
-// len returns the number of messages waiting.
+// hold sets seq aside until release(alert).
+func (q *dueQueue) hold(alert, seq uint64, at time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.held == nil {
+		q.held = make(map[uint64][]dueItem)
+	}
+	q.held[alert] = append(q.held[alert], dueItem{seq, at})
+	q.nheld++
+}
+
+// release schedules the messages held for alert again, and wakes a
+// worker.
+func (q *dueQueue) release(alert uint64) {
+	q.mu.Lock()
+	items := q.held[alert]
+	delete(q.held, alert)
+	q.nheld -= len(items)
+	for _, it := range items {
+		if !q.queued[it.seq] {
+			q.queued[it.seq] = true
+			heap.Push(&q.h, it)
+		}
+	}
+	q.mu.Unlock()
+	if len(items) > 0 {
+		q.wake()
+	}
+}
+
+// len returns the number of messages waiting, held ones included.
 func (q *dueQueue) len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.h)
+	return len(q.h) + q.nheld
 }
 
 // next waits for the next message due and takes it; false when ctx

@@ -64,6 +64,9 @@ type responder struct {
 	lifecycle bool
 	due       *dueQueue
 	disabled  atomic.Bool
+	// orderMu orders holding a message back for an earlier one of its
+	// alert against that one's leaving the outbox (heldBack, finish).
+	orderMu sync.Mutex
 }
 
 // Service follows the log and responds to its alerts. Open it, call Run
@@ -202,7 +205,8 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 // load restores the cursor, the sequence, the outbox's schedule, the
 // disabled responders and the throttling state.
 func (s *Service) load() error {
-	return s.db.View(func(txn *badger.Txn) error {
+	var missing [][]byte
+	err := s.db.View(func(txn *badger.Txn) error {
 		c, err := getUint64(txn, keyCursor)
 		if err != nil {
 			return err
@@ -217,12 +221,16 @@ func (s *Service) load() error {
 			} else if !errors.Is(err, badger.ErrKeyNotFound) {
 				return err
 			}
-			if err := s.loadOutbox(txn, r); err != nil {
+			if err := s.loadOutbox(txn, r, &missing); err != nil {
 				return err
 			}
 		}
 		return s.loadThrottle(txn)
 	})
+	if err != nil {
+		return err
+	}
+	return s.addOrderKeys(missing)
 }
 
 // nextSeq hands out sequence numbers for outbox entries and records; the

@@ -20,6 +20,7 @@ var (
 	keyLinkPfx    = []byte("r/")       // r/<alert>/<response index> → action
 	keyOutboxPfx  = []byte("o/")       // o/<responder>\x00<seq> → outboxRecord
 	keyDeadPfx    = []byte("x/")       // x/<responder>\x00<seq> → outboxRecord
+	keyOrderPfx   = []byte("q/")       // q/<responder>\x00<alert><rank><seq> → nothing: an alert's messages in the outbox, in delivery order
 	keyThrottlePf = []byte("t/")       // t/<responder>\x00<group> → throttleState
 	keyDisabled   = []byte("g/")       // g/<responder> → reason
 	keyRecordPfx  = []byte("L/")       // L/<seq> → pendingRecord (response leaves to append)
