@@ -23,9 +23,17 @@ type ResponderStatus struct {
 	Disabled bool   `json:"disabled"`
 	// DisabledReason says why (the endpoint answered 410 Gone).
 	DisabledReason string `json:"disabled_reason,omitempty"`
+	// Orphaned marks a responder no longer in the configuration (renamed
+	// or removed) whose queued messages, dead letters or alerts held back
+	// by throttling (Throttled) are still stored, as found at start:
+	// nothing delivers them until a responder of that name is configured
+	// again. Its Type and Filter are unknown, empty.
+	Orphaned  bool `json:"orphaned,omitempty"`
+	Throttled int  `json:"throttled_alerts,omitempty"`
 }
 
-// Responders returns every responder's state.
+// Responders returns every responder's state, then those of the
+// responders no longer configured that left messages (Orphaned).
 func (s *Service) Responders(ctx context.Context) ([]ResponderStatus, error) {
 	out := make([]ResponderStatus, 0, len(s.responders))
 	err := s.db.View(func(txn *badger.Txn) error {
@@ -45,6 +53,9 @@ func (s *Service) Responders(ctx context.Context) ([]ResponderStatus, error) {
 		}
 		return ctx.Err()
 	})
+	for _, o := range s.orphanList() {
+		out = append(out, ResponderStatus{Name: o.name, Queued: o.queued, Dead: o.dead, Throttled: o.held, Orphaned: true})
+	}
 	return out, err
 }
 

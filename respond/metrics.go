@@ -111,21 +111,29 @@ func (m *metrics) updateLag(s *Service) {
 }
 
 // queueCollector reports each responder's queue depth and whether it is
-// disabled.
+// disabled, and the messages responders no longer configured left.
 type queueCollector struct {
 	s        *Service
 	depth    *prometheus.Desc
 	disabled *prometheus.Desc
+	orphaned *prometheus.Desc
 }
 
 func newQueueCollector(s *Service) *queueCollector {
 	return &queueCollector{s: s,
 		depth:    prometheus.NewDesc("accessledger_delivery_responder_queue_depth", "Messages waiting in a responder's outbox.", []string{"responder"}, nil),
 		disabled: prometheus.NewDesc("accessledger_delivery_responder_disabled", "1 if the responder is disabled (its endpoint answered 410 Gone).", []string{"responder"}, nil),
+		orphaned: prometheus.NewDesc("accessledger_delivery_orphaned_messages",
+			"Messages kept undelivered for a responder no longer in the configuration (renamed or removed), as found at start, by state (queued, dead_letter, throttled: alerts held back by throttling).",
+			[]string{"responder", "state"}, nil),
 	}
 }
 
-func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.depth; ch <- c.disabled }
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.depth
+	ch <- c.disabled
+	ch <- c.orphaned
+}
 
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range c.s.responders {
@@ -135,5 +143,10 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 			d = 1
 		}
 		ch <- prometheus.MustNewConstMetric(c.disabled, prometheus.GaugeValue, d, r.cfg.Name)
+	}
+	for _, o := range c.s.orphanList() {
+		ch <- prometheus.MustNewConstMetric(c.orphaned, prometheus.GaugeValue, float64(o.queued), o.name, "queued")
+		ch <- prometheus.MustNewConstMetric(c.orphaned, prometheus.GaugeValue, float64(o.dead), o.name, "dead_letter")
+		ch <- prometheus.MustNewConstMetric(c.orphaned, prometheus.GaugeValue, float64(o.held), o.name, "throttled")
 	}
 }

@@ -110,6 +110,10 @@ type Service struct {
 	// after a clean stop).
 	stopped atomic.Pointer[string]
 	started atomic.Bool
+
+	// orphans is what responders no longer configured left stored,
+	// found at Open (see orphans.go).
+	orphans atomic.Pointer[[]*orphan]
 }
 
 // Open opens (or creates) the service's database in cfg.Dir, checks the
@@ -203,9 +207,11 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 }
 
 // load restores the cursor, the sequence, the outbox's schedule, the
-// disabled responders and the throttling state.
+// disabled responders and the throttling state, and reports what
+// responders no longer configured left stored.
 func (s *Service) load() error {
 	var missing [][]byte
+	var orphans []*orphan
 	err := s.db.View(func(txn *badger.Txn) error {
 		c, err := getUint64(txn, keyCursor)
 		if err != nil {
@@ -225,11 +231,16 @@ func (s *Service) load() error {
 				return err
 			}
 		}
-		return s.loadThrottle(txn)
+		if err := s.loadThrottle(txn); err != nil {
+			return err
+		}
+		orphans, err = s.findOrphans(txn)
+		return err
 	})
 	if err != nil {
 		return err
 	}
+	s.reportOrphans(orphans)
 	return s.addOrderKeys(missing)
 }
 
