@@ -22,9 +22,15 @@ type ResponderConfig struct {
 	// the Events API v2 endpoint (https://events.pagerduty.com/v2/enqueue).
 	URL string `yaml:"url" json:"url,omitempty"`
 	// Secret signs webhooks (Standard Webhooks, whsec_<base64>).
-	// SecretFile, if set instead, names a file holding it.
+	// SecretFile, if set instead, names a file holding it (and, on the
+	// lines after it, previous secrets).
 	Secret     string `yaml:"secret" json:"-"`
 	SecretFile string `yaml:"secret_file" json:"secret_file,omitempty"`
+	// PreviousSecrets are secrets being rotated out: each message is
+	// signed with every one of them too (Standard Webhooks: the
+	// signatures, space-delimited, in one header), so that receivers
+	// still holding one keep verifying until they have the new secret.
+	PreviousSecrets []string `yaml:"previous_secrets" json:"-"`
 	// RoutingKey is the PagerDuty integration key.
 	RoutingKey string `yaml:"routing_key" json:"-"`
 	// Command is the exec responder's program and arguments; it gets the

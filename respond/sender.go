@@ -77,10 +77,14 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // resolvedResponder is what checking a responder's configuration yields:
 // the values a sender is built from.
 type resolvedResponder struct {
-	url     string // webhook, slack, pagerduty
-	key     []byte // webhook: the decoded signing key
-	program string // exec: the program's path, from exec.LookPath
+	url     string   // webhook, slack, pagerduty
+	keys    [][]byte // webhook: the decoded signing keys, the current one first
+	program string   // exec: the program's path, from exec.LookPath
 }
+
+// maxWebhookSecrets bounds the secrets a webhook signs with: the current
+// one and those being rotated out.
+const maxWebhookSecrets = 4
 
 // ValidateResponder reports the first reason cfg cannot work, as a
 // *ConfigError naming the responder and the field; nil if it can. It
@@ -130,8 +134,8 @@ func resolveResponder(cfg ResponderConfig) (*resolvedResponder, error) {
 	}
 	// A field the type does not use is refused: it was set by mistake,
 	// and ignoring it would hide the mistake.
-	if cfg.Type != TypeWebhook && (cfg.Secret != "" || cfg.SecretFile != "") {
-		return nil, bad("secret", "type %s takes no secret or secret_file", cfg.Type)
+	if cfg.Type != TypeWebhook && (cfg.Secret != "" || cfg.SecretFile != "" || len(cfg.PreviousSecrets) > 0) {
+		return nil, bad("secret", "type %s takes no secret, secret_file or previous_secrets", cfg.Type)
 	}
 	if cfg.Type != TypePagerDuty && cfg.RoutingKey != "" {
 		return nil, bad("routing_key", "type %s takes no routing_key", cfg.Type)
@@ -155,28 +159,43 @@ func resolveResponder(cfg ResponderConfig) (*resolvedResponder, error) {
 		if cfg.Type == TypeSlack {
 			break
 		}
-		secret := cfg.Secret
+		secrets := append([]string{cfg.Secret}, cfg.PreviousSecrets...)
+		field := "secret"
 		switch {
 		case cfg.Secret != "" && cfg.SecretFile != "":
 			return nil, bad("secret", "set secret or secret_file, not both")
+		case cfg.SecretFile != "" && len(cfg.PreviousSecrets) > 0:
+			return nil, bad("previous_secrets", "with secret_file, put previous secrets on the file's lines after the current one")
 		case cfg.SecretFile != "":
 			b, err := os.ReadFile(cfg.SecretFile)
 			if err != nil {
 				return nil, &ConfigError{Responder: cfg.Name, Field: "secret_file", Reason: "reading secret_file", Err: err}
 			}
-			secret = strings.TrimSpace(string(b))
+			secrets = strings.Fields(string(b))
+			if len(secrets) == 0 {
+				secrets = []string{""}
+			}
+			field = "secret_file"
 		case cfg.Secret == "":
 			return nil, bad("secret", "type webhook needs a secret or secret_file (whsec_ and the base64 of %d to %d random bytes)", minWebhookKey, maxWebhookKey)
 		}
-		key, err := decodeWebhookSecret(secret)
-		if err != nil {
-			field := "secret"
-			if cfg.SecretFile != "" {
-				field = "secret_file"
-			}
-			return nil, bad(field, "%s", err)
+		if len(secrets) > maxWebhookSecrets {
+			return nil, bad(field, "%d secrets: at most %d (the current one and those being rotated out)", len(secrets), maxWebhookSecrets)
 		}
-		r.key = key
+		for i, secret := range secrets {
+			key, err := decodeWebhookSecret(secret)
+			if err != nil {
+				switch {
+				case i == 0:
+				case field == "secret_file":
+					err = fmt.Errorf("previous secret %d (line %d): %w", i, i+1, err)
+				default:
+					field, err = "previous_secrets", fmt.Errorf("previous_secrets[%d]: %w", i-1, err)
+				}
+				return nil, bad(field, "%s", err)
+			}
+			r.keys = append(r.keys, key)
+		}
 	case TypePagerDuty:
 		if cfg.RoutingKey == "" {
 			return nil, bad("routing_key", "type pagerduty needs a routing_key")
@@ -265,7 +284,7 @@ func NewSender(cfg ResponderConfig, delivery DeliveryConfig, client *http.Client
 	target := httpTarget{client: client, url: r.url, timeout: timeout, now: time.Now}
 	switch cfg.Type {
 	case TypeWebhook:
-		return &webhookSender{target: target, key: r.key}, nil
+		return &webhookSender{target: target, keys: r.keys}, nil
 	case TypeSlack:
 		return &slackSender{target: target}, nil
 	case TypePagerDuty:

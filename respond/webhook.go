@@ -22,7 +22,9 @@ const (
 // Standard Webhooks library verifies it. It is safe for concurrent use.
 type webhookSender struct {
 	target httpTarget
-	key    []byte // the signing key: the secret after whsec_, decoded
+	// keys are the signing keys (each secret after whsec_, decoded): the
+	// current one, then those being rotated out.
+	keys [][]byte
 }
 
 // Send posts m once. 2xx is delivered; 410 reports the endpoint gone; 429
@@ -35,7 +37,12 @@ func (s *webhookSender) Send(ctx context.Context, m *Message) Outcome {
 	}
 	now := s.target.now()
 	ts := strconv.FormatInt(now.Unix(), 10)
-	sig := webhookSignature(s.key, m.ID, ts, body)
+	sig := webhookSignature(s.keys[0], m.ID, ts, body)
+	for _, k := range s.keys[1:] {
+		// Standard Webhooks: signatures, space-delimited, one per key,
+		// so that receivers verify with whichever secret they hold.
+		sig += " " + webhookSignature(k, m.ID, ts, body)
+	}
 	a, err := s.target.post(ctx, body, func(h http.Header) {
 		h[headerWebhookID] = []string{m.ID}
 		h[headerWebhookTimestamp] = []string{ts}

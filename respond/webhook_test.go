@@ -488,6 +488,80 @@ func TestNewSenderValidates(t *testing.T) {
 	}
 }
 
+// TestWebhookSecretRotation: while a secret is rotated out, each message
+// carries one signature per secret, space-delimited in one header, as
+// Standard Webhooks specifies: a receiver holding the new secret and one
+// still holding the old both verify it with the reference library, and
+// one holding neither does not. previous_secrets, or a secret_file's
+// lines after the first, give the secrets being rotated out.
+func TestWebhookSecretRotation(t *testing.T) {
+	current, previous, unrelated := newTestSecret(t), newTestSecret(t), newTestSecret(t)
+	verifiers := map[string]string{"current": current, "previous": previous, "unrelated": unrelated}
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "secrets")
+	if err := os.WriteFile(secretFile, []byte(current+"\n"+previous+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  ResponderConfig
+	}{
+		{"previous_secrets", ResponderConfig{Secret: current, PreviousSecrets: []string{previous}}},
+		{"secret_file lines", ResponderConfig{SecretFile: secretFile}},
+	} {
+		got := make(chan *http.Request, 1)
+		bodies := make(chan []byte, 1)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			got <- r
+			bodies <- b
+			w.WriteHeader(http.StatusNoContent)
+		}))
+		cfg := tc.cfg
+		cfg.Name, cfg.Type, cfg.URL = "soc", TypeWebhook, srv.URL
+		s, err := NewSender(cfg, DefaultDelivery(), nil)
+		if err != nil {
+			t.Fatalf("%s: NewSender = %v", tc.name, err)
+		}
+		if o := s.Send(context.Background(), senderTestMessage(t, TypeAlertRaised, senderTestAlert(t))); o.Err != nil {
+			t.Fatalf("%s: Send = %+v", tc.name, o)
+		}
+		r, body := <-got, <-bodies
+		srv.Close()
+		if sigs := strings.Fields(r.Header.Get(headerWebhookSignature)); len(sigs) != 2 {
+			t.Errorf("%s: webhook-signature %q, want two signatures", tc.name, r.Header.Get(headerWebhookSignature))
+		}
+		for who, secret := range verifiers {
+			wh, err := standardwebhooks.NewWebhook(secret)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = wh.Verify(body, r.Header)
+			if ok := err == nil; ok != (who != "unrelated") {
+				t.Errorf("%s: a receiver holding the %s secret: Verify = %v", tc.name, who, err)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		cfg  ResponderConfig
+		want string
+	}{
+		{ResponderConfig{Secret: current, PreviousSecrets: []string{"whsec_%%%"}}, "previous_secrets[0]"},
+		{ResponderConfig{Secret: current, PreviousSecrets: []string{previous, previous, previous, previous}}, "at most 4"},
+		{ResponderConfig{SecretFile: secretFile, PreviousSecrets: []string{previous}}, "lines after the current one"},
+		{ResponderConfig{Type: TypeSlack, URL: "https://hooks.slack.com/x", PreviousSecrets: []string{previous}}, "takes no secret"},
+	} {
+		cfg := tc.cfg
+		cfg.Name = "soc"
+		if cfg.Type == "" {
+			cfg.Type, cfg.URL = TypeWebhook, "https://example.com"
+		}
+		if err := ValidateResponder(cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ValidateResponder(%+v) = %v, want an error with %q", cfg.PreviousSecrets, err, tc.want)
+		}
+	}
+}
+
 func TestNewSenderDefaults(t *testing.T) {
 	secret := newTestSecret(t)
 	dir := t.TempDir()
@@ -502,7 +576,7 @@ func TestNewSenderDefaults(t *testing.T) {
 	}
 	ws := s.(*webhookSender)
 	key, _ := decodeWebhookSecret(secret)
-	if !bytes.Equal(ws.key, key) {
+	if len(ws.keys) != 1 || !bytes.Equal(ws.keys[0], key) {
 		t.Errorf("key from secret_file differs from the secret's")
 	}
 	if ws.target.timeout != 3*time.Second {

@@ -45,7 +45,7 @@ func (c Config) holdsSecrets() bool {
 		return true
 	}
 	for _, rc := range c.Responders {
-		if rc.Secret != "" || rc.RoutingKey != "" || (rc.Type == respond.TypeSlack && rc.URL != "") {
+		if rc.Secret != "" || len(rc.PreviousSecrets) > 0 || rc.RoutingKey != "" || (rc.Type == respond.TypeSlack && rc.URL != "") {
 			return true
 		}
 	}
