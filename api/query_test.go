@@ -340,6 +340,103 @@ func TestQueryCursorWhileGrowing(t *testing.T) {
 	}
 }
 
+// TestQueryPageBoundedByBytes: a JSON page of 1000 entries of 64 KiB was
+// built whole, 64 MiB and more, for each client asking. A page now stops
+// taking entries once they fill about 4 MiB, short of its limit, and its
+// next continues after the last entry it holds: following next, in either
+// order, gets every match once, none skipped or repeated.
+func TestQueryPageBoundedByBytes(t *testing.T) {
+	qs := newQueryServer(t)
+	const n = 200 // 200 entries of 40 to 65 KB: about 11 MB, three pages
+	for first := 0; first < n; first += 10 {
+		var entries []ledger.Entry
+		for i := first; i < first+10; i++ {
+			pad := strings.Repeat("x", 40_000+i*125)
+			data := []byte(fmt.Sprintf(`{"n":%d,"pad":"%s"}`, i, pad))
+			if i%7 == 3 { // not JSON: sent as entry_base64, a third larger
+				data = []byte(fmt.Sprintf(`n=%d pad=%s`, i, pad))
+			}
+			entries = append(entries, ledger.Entry{Data: data})
+		}
+		if _, err := qs.l.Append(bg, entries...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(bg, 30*time.Second)
+	defer cancel()
+	if err := qs.x.Wait(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	// The bound: 4 MiB of entries, then one more entry (at most 64 KiB
+	// as base64) and the page's own fields.
+	const maxBody = 4<<20 + 88<<10
+	for _, order := range []string{"asc", "desc"} {
+		var got []uint64
+		pages, cursor := 0, ""
+		for {
+			pages++
+			if pages > 20 {
+				t.Fatalf("%s: more than 20 pages", order)
+			}
+			q := "/v1/events?limit=1000&order=" + order
+			if cursor != "" {
+				q += "&cursor=" + cursor
+			}
+			r := qs.get(t, q, qs.auditor())
+			if r.status != http.StatusOK {
+				t.Fatalf("GET %s = %v", q, r)
+			}
+			if len(r.body) > maxBody {
+				t.Errorf("%s page %d: %d bytes, want at most %d", order, pages, len(r.body), maxBody)
+			}
+			if cl := r.header.Get("Content-Length"); cl != strconv.Itoa(len(r.body)) {
+				t.Errorf("%s page %d: Content-Length %q, body %d bytes", order, pages, cl, len(r.body))
+			}
+			var p struct {
+				IndexedSize uint64 `json:"indexed_size"`
+				Events      []struct {
+					Index    uint64          `json:"index"`
+					LeafHash string          `json:"leaf_hash"`
+					Entry    json.RawMessage `json:"entry"`
+					Base64   []byte          `json:"entry_base64"`
+				} `json:"events"`
+				Next string `json:"next"`
+			}
+			decodeStrict(t, "events page", r.body, &p)
+			for _, e := range p.Events {
+				entry := []byte(e.Entry)
+				if e.Base64 != nil {
+					entry = e.Base64
+				}
+				if !bytes.HasPrefix(entry, fmt.Appendf(nil, `{"n":%d,`, e.Index)) && !bytes.HasPrefix(entry, fmt.Appendf(nil, `n=%d `, e.Index)) {
+					t.Errorf("%s: event %d holds another entry: %.20q", order, e.Index, entry)
+				}
+				got = append(got, e.Index)
+			}
+			if len(got) < n && p.Next == "" {
+				t.Errorf("%s page %d: %d events, %d of %d so far, without next", order, pages, len(p.Events), len(got), n)
+			}
+			if p.Next == "" || len(p.Events) == 0 {
+				break
+			}
+			cursor = p.Next
+		}
+		wantIdx := make([]uint64, n)
+		for i := range wantIdx {
+			wantIdx[i] = uint64(i)
+			if order == "desc" {
+				wantIdx[i] = uint64(n - 1 - i)
+			}
+		}
+		if !slices.Equal(got, wantIdx) {
+			t.Errorf("%s: pages hold %v, want every entry once, %v", order, got, wantIdx)
+		}
+		if pages < 3 {
+			t.Errorf("%s: %d pages for 11 MB of entries, want the pages cut by bytes", order, pages)
+		}
+	}
+}
+
 func TestQueryBadRequests(t *testing.T) {
 	qs := newQueryServer(t)
 	qs.post(t, 0, qevents(0, 10))

@@ -362,7 +362,10 @@ type queryEvent struct {
 }
 
 // queryPages follows the JSON pages up to limit events and prints them as
-// a table or as one JSON array.
+// a table or as one JSON array. A page may hold fewer events than it was
+// asked for and still have more after it (the server bounds a page's
+// bytes too): the pages end when one is empty or has no next, never
+// because one is short.
 func queryPages(ctx context.Context, c *apiClient, q url.Values, limit int, format string, w io.Writer) error {
 	var events []queryEvent
 	for len(events) < limit {
@@ -376,7 +379,7 @@ func queryPages(ctx context.Context, c *apiClient, q url.Values, limit int, form
 			return err
 		}
 		events = append(events, page.Events...)
-		if page.Next == "" || len(page.Events) < want {
+		if page.Next == "" || len(page.Events) == 0 {
 			break
 		}
 		q.Set("cursor", page.Next)

@@ -482,3 +482,80 @@ func TestQueryTableNeutralisesText(t *testing.T) {
 		t.Errorf("query printed the raw controls: %q", out)
 	}
 }
+
+// TestQueryFollowsShortPages: the server bounds a page's bytes as well as
+// its count, so a page may hold fewer events than asked for and have more
+// after it. query took a short page for the last one and printed the
+// first page alone; it follows next until a page is empty (or has no
+// next), asking each time for what it still needs.
+func TestQueryFollowsShortPages(t *testing.T) {
+	ev := func(i int) string {
+		return fmt.Sprintf(`{"index":%d,"leaf_hash":"AAAA","entry":{"kind":"event","body":{"service":"s","actor":{"id":"a%d"}}}}`, i, i)
+	}
+	pages := map[string][]int{"": {0, 1, 2}, "c1": {3, 4}, "c2": {}} // by cursor
+	nexts := map[string]string{"": "c1", "c1": "c2", "c2": "c3"}
+	var asked []string
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/events" {
+			http.NotFound(w, r)
+			return
+		}
+		cur := r.URL.Query().Get("cursor")
+		mu.Lock()
+		asked = append(asked, cur+"/"+r.URL.Query().Get("limit"))
+		mu.Unlock()
+		evs, ok := pages[cur]
+		if !ok {
+			http.Error(w, `{"error":"unexpected cursor"}`, http.StatusBadRequest)
+			return
+		}
+		if n, _ := strconv.Atoi(r.URL.Query().Get("limit")); n < len(evs) {
+			evs = evs[:n] // the next cursor is then wrong, but never used
+		}
+		var parts []string
+		for _, i := range evs {
+			parts = append(parts, ev(i))
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"indexed_size":5,"events":[%s],"next":%q}`, strings.Join(parts, ","), nexts[cur])
+	}))
+	defer srv.Close()
+	for _, tc := range []struct {
+		limit  string
+		want   int
+		asked  []string
+		format string
+	}{
+		{"10", 5, []string{"/10", "c1/7", "c2/5"}, "json"},
+		{"4", 4, []string{"/4", "c1/1"}, "json"},
+		{"10", 5, []string{"/10", "c1/7", "c2/5"}, "table"},
+	} {
+		asked = nil
+		code, out, errOut := runCLI(t, nil, "query", "--url", srv.URL, "--key", "k", "--limit", tc.limit, "--format", tc.format)
+		if code != 0 {
+			t.Fatalf("query --limit %s = exit %d %q", tc.limit, code, errOut)
+		}
+		var got []int
+		if tc.format == "json" {
+			var evs []struct{ Index int }
+			if err := json.Unmarshal([]byte(out), &evs); err != nil {
+				t.Fatalf("query --format json: %v\n%s", err, out)
+			}
+			for _, e := range evs {
+				got = append(got, e.Index)
+			}
+		} else {
+			for _, line := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+				n, _ := strconv.Atoi(strings.Fields(line)[0])
+				got = append(got, n)
+			}
+		}
+		if len(got) != tc.want || !slices.Equal(got, []int{0, 1, 2, 3, 4}[:tc.want]) {
+			t.Errorf("query --limit %s --format %s printed events %v, want the first %d of 0..4", tc.limit, tc.format, got, tc.want)
+		}
+		if !slices.Equal(asked, tc.asked) {
+			t.Errorf("query --limit %s asked for cursor/limit %v, want %v", tc.limit, asked, tc.asked)
+		}
+	}
+}
