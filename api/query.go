@@ -169,29 +169,39 @@ func (s *Server) parseFilters(c *gin.Context, extra ...string) (filters, bool) {
 		}
 		q.SourceIP = append(q.SourceIP, p)
 	}
-	for name, dst := range map[string]*time.Time{"since": &q.Since, "until": &q.Until} {
+	for _, b := range []struct {
+		name  string
+		t     *time.Time
+		given *bool
+	}{{"since", &q.Since, &q.HasSince}, {"until", &q.Until, &q.HasUntil}} {
+		name := b.name
 		if v := params.Get(name); v != "" {
 			if len(params[name]) > 1 {
 				writeError(c, http.StatusBadRequest, name+" may be given once")
 				return f, false
 			}
-			t, err := time.Parse(time.RFC3339Nano, v)
-			if err != nil {
-				writeError(c, http.StatusBadRequest, fmt.Sprintf("%s must be an RFC 3339 time such as 2026-11-24T10:00:00Z, got %q%s", name, truncate(v, 64), plusHint(v)))
-				return f, false
-			}
-			// Times are kept to the nanosecond: Parse cuts finer digits,
-			// and since=.1234000001 then matched events at .1234.
-			if fractionDigits(v) > 9 {
+			// Parsed as event times are (event.ParseTime): time.Parse
+			// also takes a ',' before the fraction, cuts digits finer
+			// than a nanosecond (since=,1234000001 then matched events
+			// at .1234) and takes offsets such as +24:00.
+			t, err := event.ParseTime(v)
+			if err != nil && fractionDigits(v) > 9 {
 				writeError(c, http.StatusBadRequest, fmt.Sprintf("%s %q has more than 9 fractional digits: times are kept to the nanosecond", name, truncate(v, 64)))
 				return f, false
 			}
-			*dst = t
+			if err != nil {
+				writeError(c, http.StatusBadRequest, fmt.Sprintf("%s must be an RFC 3339 time such as 2026-11-24T10:00:00.5Z (a '.' before at most 9 fractional digits; an offset from -23:59 to +23:59), got %q%s",
+					name, truncate(v, 64), plusHint(v)))
+				return f, false
+			}
+			// Given, even if it is the zero time (0001-01-01T00:00:00Z),
+			// which the index would otherwise take for no bound.
+			*b.t, *b.given = t, true
 		}
 	}
 	// since <= time < until: an empty or reversed range is a mistake,
 	// not a question whose answer is nothing.
-	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
+	if q.HasSince && q.HasUntil && !q.Since.Before(q.Until) {
 		writeError(c, http.StatusBadRequest, fmt.Sprintf("since (%s) must be before until (%s): the range is since <= time < until",
 			q.Since.UTC().Format(time.RFC3339Nano), q.Until.UTC().Format(time.RFC3339Nano)))
 		return f, false
@@ -201,7 +211,7 @@ func (s *Server) parseFilters(c *gin.Context, extra ...string) (filters, bool) {
 }
 
 // fractionDigits returns the digits of an RFC 3339 time's fraction of a
-// second.
+// second, for a message.
 func fractionDigits(v string) int {
 	_, frac, ok := strings.Cut(v, ".")
 	if !ok {

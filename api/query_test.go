@@ -493,6 +493,71 @@ func TestQueryBadRequests(t *testing.T) {
 	}
 }
 
+// TestQueryTimeFilters: since and until are parsed as event times are.
+// The zero time (0001-01-01T00:00:00Z, or that instant at an offset) was
+// taken for "not given", so until it counted every event, not none, and
+// since=until= it was not the empty range it is. time.Parse took a comma
+// before the fraction, and fractionDigits looked only after a '.', so
+// ,1234000001 was cut to .1234; it also took offsets such as +24:00. The
+// lower-case t and z RFC 3339 allows are taken, as in events.
+func TestQueryTimeFilters(t *testing.T) {
+	qs := newQueryServer(t)
+	evs := qevents(0, 30)
+	qs.post(t, 0, evs)
+	count := func(query string) uint64 {
+		t.Helper()
+		r := qs.get(t, "/v1/events/count?"+query, qs.auditor())
+		if r.status != http.StatusOK {
+			t.Errorf("GET /v1/events/count?%s = %v", query, r)
+			return 1 << 63
+		}
+		var c struct{ Count uint64 }
+		if err := json.Unmarshal(r.body, &c); err != nil {
+			t.Fatal(err)
+		}
+		return c.Count
+	}
+	sso := uint64(len(want(evs, func(e qevent) bool { return e.service == "sso" })))
+	for _, tc := range []struct {
+		query string
+		want  uint64
+	}{
+		{"service=sso&until=0001-01-01T00:00:00Z", 0},
+		{"service=sso&until=0001-01-01T01:00:00%2B01:00", 0},
+		{"service=sso&until=0001-01-01T00:00:00.000000001Z", 0},
+		{"service=sso&since=0001-01-01T00:00:00Z", sso},
+		{"service=sso&since=0001-01-01T00:00:00Z&until=9999-12-31T23:59:59Z", sso},
+		{"service=sso&since=2026-06-01t00:00:00z", sso},
+		{"service=sso&since=2026-06-01T00:00:00.000000000Z", sso},
+	} {
+		if got := count(tc.query); got != tc.want {
+			t.Errorf("count?%s = %d, want %d", tc.query, got, tc.want)
+		}
+	}
+	// qevents are 37 s apart from qt0: since the 2nd event's time, in
+	// lower case, counts the same as in upper case.
+	at := evs[1].time.Format(time.RFC3339Nano)
+	if lower, upper := count("since="+strings.ToLower(at)), count("since="+at); lower != upper || upper != 29 {
+		t.Errorf("since=%s counts %d, since=%s %d; want 29 both", strings.ToLower(at), lower, at, upper)
+	}
+	for _, q := range []string{
+		"/v1/events/count?since=0001-01-01T00:00:00Z&until=0001-01-01T00:00:00Z",
+		"/v1/events/count?since=0001-01-01T01:00:00%2B01:00&until=0001-01-01T00:00:00Z",
+		"/v1/events?since=0001-01-01T00:00:00Z&until=0001-01-01T00:00:00Z",
+		"/v1/events/count?since=2026-11-20T11:11:11,1234000001Z",
+		"/v1/events/count?since=2026-11-20T11:11:11,1234Z",
+		"/v1/events/count?until=2026-11-20T11:11:11,5Z",
+		"/v1/events/count?since=2026-11-20T11:11:11%2B24:00",
+		"/v1/events/count?since=2026-11-20T11:11:11%2B00:60",
+		"/v1/events/count?since=2026-11-20T11:11:11.Z",
+		"/v1/events/count?since=2026-11-20T11:11:11",
+		"/v1/events/count?since=2026-11-20 11:11:11Z",
+		"/v1/evidence?until=2026-11-20T11:11:11,5Z",
+	} {
+		wantError(t, "GET "+q, qs.get(t, strings.ReplaceAll(q, " ", "%20"), qs.auditor()), http.StatusBadRequest)
+	}
+}
+
 // TestOCSFLimitCountsEvents: OCSF carries events only, so the query asks
 // for events alone and limit counts the records sent. Alerts before the
 // events used the limit up and were then left out: limit=1 sent nothing.

@@ -830,6 +830,15 @@ func IsBidiControl(r rune) bool {
 
 var errNotRFC3339 = errors.New("not an RFC 3339 date-time")
 
+// ParseTime parses an RFC 3339 date-time as the log parses an event's
+// time: a fraction of at most nine digits after a '.', an offset from
+// -23:59 to +23:59, and the lower-case t and z that RFC 3339 allows.
+// Anything else is an error, where time.Parse would take a ',' before the
+// fraction, cut a fraction finer than a nanosecond, or move +24:00 to
+// another day. Query times use it, so that a time means the same in a
+// query as in an event.
+func ParseTime(s string) (time.Time, error) { return parseTime(s) }
+
 // parseTime parses an RFC 3339 date-time strictly: time.Parse also takes
 // a comma before the fraction and offsets such as +24:00 or +23:60, which
 // RFC 3339 does not (and +23:60 was stored as the previous day), and

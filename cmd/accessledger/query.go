@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/term"
+
+	"github.com/accessledger/accessledger/event"
 )
 
 const queryUsage = `usage: accessledger query [flags] [filters]
@@ -178,15 +180,21 @@ func (f *filterFlags) query(now time.Time) (url.Values, error) {
 	return q, nil
 }
 
-// parseWhen reads an RFC 3339 time, or a duration before now.
+// parseWhen reads an RFC 3339 time, parsed as the log parses event times
+// (event.ParseTime), or a duration before now. time.Parse took a ','
+// before the fraction and cut digits finer than a nanosecond, so that
+// --since ...,1234000001Z asked for ...,1234Z without a word.
 func parseWhen(v string, now time.Time) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+	if t, err := event.ParseTime(v); err == nil {
 		return t, nil
 	}
 	if d, err := time.ParseDuration(v); err == nil && d >= 0 {
 		return now.Add(-d), nil
 	}
-	return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time (2026-11-24T10:00:00Z) nor a duration (24h)", v)
+	if _, frac, ok := strings.Cut(v, "."); ok && len(frac) > 9 && strings.Trim(frac[:10], "0123456789") == "" {
+		return time.Time{}, fmt.Errorf("%q has more than 9 fractional digits: the log keeps times to the nanosecond", v)
+	}
+	return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time (2026-11-24T10:00:00.5Z: a '.' before at most 9 fractional digits, an offset from -23:59 to +23:59) nor a duration (24h)", v)
 }
 
 // parseArgs parses flags that may come after positional arguments, and

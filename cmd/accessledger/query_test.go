@@ -591,3 +591,60 @@ func TestQueryCSVRaw(t *testing.T) {
 		}
 	}
 }
+
+// TestParseWhenStrict: --since and --until are parsed as the log parses
+// event times. time.Parse took a ',' before the fraction and cut digits
+// finer than a nanosecond, so --since ...,1234000001Z asked the server
+// for ...,1234Z; it also took offsets such as +24:00.
+func TestParseWhenStrict(t *testing.T) {
+	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	for in, want := range map[string]time.Time{
+		"2026-11-20T11:11:11.123456789Z": time.Date(2026, 11, 20, 11, 11, 11, 123456789, time.UTC),
+		"2026-11-20t11:11:11z":           time.Date(2026, 11, 20, 11, 11, 11, 0, time.UTC),
+		"2026-11-20T12:11:11+01:00":      time.Date(2026, 11, 20, 11, 11, 11, 0, time.UTC),
+		"0001-01-01T00:00:00Z":           {},
+		"24h":                            now.Add(-24 * time.Hour),
+	} {
+		if got, err := parseWhen(in, now); err != nil || !got.Equal(want) {
+			t.Errorf("parseWhen(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for in, msg := range map[string]string{
+		"2026-11-20T11:11:11,1234000001Z": "neither",
+		"2026-11-20T11:11:11,1234Z":       "neither",
+		"2026-11-20T11:11:11.1234000001Z": "more than 9 fractional digits",
+		"2026-11-20T11:11:11+24:00":       "neither",
+		"2026-11-20T11:11:11+00:60":       "neither",
+		"-24h":                            "neither",
+	} {
+		if got, err := parseWhen(in, now); err == nil || !strings.Contains(err.Error(), msg) {
+			t.Errorf("parseWhen(%q) = %v, %v; want an error saying %q", in, got, err, msg)
+		}
+	}
+}
+
+// TestQueryRefusesInexactTimes: accessledger query --since with a time
+// the log cannot search by fails, naming the flag, and asks nothing.
+func TestQueryRefusesInexactTimes(t *testing.T) {
+	var mu sync.Mutex
+	asked := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		asked++
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"count":1,"indexed_size":1}`)
+	}))
+	defer srv.Close()
+	for _, v := range []string{"2026-11-20T11:11:11,1234000001Z", "2026-11-20T11:11:11.1234000001Z"} {
+		code, out, errOut := runCLI(t, nil, "query", "--url", srv.URL, "--key", "k", "--since", v, "--count")
+		if code == 0 || out != "" || !strings.Contains(errOut, "--since") || !strings.Contains(errOut, v) {
+			t.Errorf("query --since %s --count = exit %d %q %q, want an error naming --since and the value", v, code, out, errOut)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if asked != 0 {
+		t.Errorf("the server was asked %d times", asked)
+	}
+}

@@ -169,14 +169,15 @@ func matches(g genLeaf, q index.Query) bool {
 			return false
 		}
 	}
-	if !q.Since.IsZero() || !q.Until.IsZero() {
+	hasSince, hasUntil := q.HasSince || !q.Since.IsZero(), q.HasUntil || !q.Until.IsZero()
+	if hasSince || hasUntil {
 		if !g.hasT {
 			return false
 		}
-		if !q.Since.IsZero() && g.t.Before(q.Since) {
+		if hasSince && g.t.Before(q.Since) {
 			return false
 		}
-		if !q.Until.IsZero() && !g.t.Before(q.Until) {
+		if hasUntil && !g.t.Before(q.Until) {
 			return false
 		}
 	}

@@ -562,3 +562,46 @@ func TestIdleFollowerWakesOnCommit(t *testing.T) {
 		t.Errorf("Index.Run() = %v", err)
 	}
 }
+
+// TestZeroTimeBounds: the zero time (0001-01-01T00:00:00Z, or the same
+// instant at an offset) was taken for "no bound", so until that instant
+// matched every leaf instead of none. HasSince and HasUntil say a bound
+// was given; a zero time without them still does not bound, as before.
+func TestZeroTimeBounds(t *testing.T) {
+	const n = 3000 // "not json" leaves at 500 and 1497 and 2494 have no time
+	leaves := generate(n, 3)
+	l := newLedger(t)
+	appendAll(t, l, leaves)
+	x := startIndex(t, l, t.TempDir())
+	waitIndexed(t, x.Index, n)
+	zero := time.Time{}
+	zeroAtOffset := time.Date(1, 1, 1, 1, 0, 0, 0, time.FixedZone("+01:00", 3600)) // the same instant
+	if !zeroAtOffset.IsZero() {
+		t.Fatal("0001-01-01T01:00:00+01:00 is not the zero instant")
+	}
+	for _, tc := range []struct {
+		name string
+		q    index.Query
+		want int // -1: every leaf with a time
+	}{
+		{"UntilZero", index.Query{Until: zero, HasUntil: true}, 0},
+		{"UntilZeroAtOffset", index.Query{Until: zeroAtOffset, HasUntil: true}, 0},
+		{"UntilZeroAndService", index.Query{Service: []string{"vpn"}, Until: zero, HasUntil: true}, 0},
+		{"SinceZero", index.Query{Since: zero, HasSince: true}, -1},
+		{"SinceZeroUntilLater", index.Query{Since: zeroAtOffset, HasSince: true, Until: at(5 * day)}, -1},
+		{"ZeroNotGiven", index.Query{Until: zero}, n},
+	} {
+		want := bruteForce(leaves, n, tc.q)
+		got, _ := search(t, x.Index, tc.q, 0, ^uint64(0), false, 0)
+		checkSame(t, tc.name, got, want)
+		switch {
+		case tc.want >= 0 && len(got) != tc.want:
+			t.Errorf("%s: %d matches, want %d", tc.name, len(got), tc.want)
+		case tc.want < 0 && (len(got) == 0 || len(got) == n):
+			t.Errorf("%s: %d matches of %d leaves, want those with a time", tc.name, len(got), n)
+		}
+		if c, _, err := x.Count(bg, tc.q); err != nil || c != uint64(len(want)) {
+			t.Errorf("%s: Count() = %d, %v, want %d", tc.name, c, err, len(want))
+		}
+	}
+}

@@ -30,15 +30,26 @@ type Query struct {
 	// a leaf matches if its source.ip is in any of them. IPv4-mapped
 	// IPv6 prefixes are read as IPv4, as the log stores addresses.
 	SourceIP []netip.Prefix
-	// Since and Until bound the event time: Since <= time < Until. A
-	// zero time does not bound. A leaf without an event time matches no
+	// Since and Until bound the event time: Since <= time < Until. Each
+	// bounds if it is not the zero time, or if HasSince (HasUntil) says
+	// it was given: the zero time, 0001-01-01T00:00:00Z, is a time a
+	// query may give (until it, nothing matches), and callers that take
+	// times from users set them. A leaf without an event time matches no
 	// bounded query.
 	Since, Until time.Time
+	// HasSince and HasUntil say that Since and Until bound even if zero.
+	HasSince, HasUntil bool
+}
+
+// bounds reports whether Since and Until bound.
+func (q *Query) bounds() (since, until bool) {
+	return q.HasSince || !q.Since.IsZero(), q.HasUntil || !q.Until.IsZero()
 }
 
 // Empty reports whether q has no filter at all.
 func (q *Query) Empty() bool {
-	return len(q.equalities()) == 0 && len(q.SourceIP) == 0 && q.Since.IsZero() && q.Until.IsZero()
+	since, until := q.bounds()
+	return len(q.equalities()) == 0 && len(q.SourceIP) == 0 && !since && !until
 }
 
 type equality struct {
@@ -276,12 +287,12 @@ func (x *Index) chunkMatch(c uint32, q Query, size uint64) (*roaring.Bitmap, err
 				cand.And(t)
 			}
 		}
-		if !q.Since.IsZero() || !q.Until.IsZero() {
+		if hasSince, hasUntil := q.bounds(); hasSince || hasUntil {
 			if cand != nil && cand.IsEmpty() {
 				out = cand
 				return nil
 			}
-			t, err := timeRange(r, q.Since, q.Until, cand, base)
+			t, err := timeRange(r, q.Since, q.Until, hasSince, hasUntil, cand, base)
 			if err != nil {
 				return err
 			}
@@ -446,11 +457,10 @@ func lastAddr(p netip.Prefix) netip.Addr {
 }
 
 // timeRange returns the positions among cand (all if nil) whose event
-// time t satisfies since <= t < until (a zero bound does not bound). Whole
-// days and minutes inside the range come from their lists; the minutes at
-// its ends from the event times.
-func timeRange(r postings, since, until time.Time, cand *roaring.Bitmap, base uint64) (*roaring.Bitmap, error) {
-	hasSince, hasUntil := !since.IsZero(), !until.IsZero()
+// time t satisfies since <= t < until (each bound only if hasSince,
+// hasUntil). Whole days and minutes inside the range come from their
+// lists; the minutes at its ends from the event times.
+func timeRange(r postings, since, until time.Time, hasSince, hasUntil bool, cand *roaring.Bitmap, base uint64) (*roaring.Bitmap, error) {
 	s, u := int64(math.MinInt64), int64(math.MaxInt64)
 	mLo, dLo := int64(math.MinInt64), int64(math.MinInt64)
 	mHi, dHi := int64(math.MaxInt64), int64(math.MaxInt64)
