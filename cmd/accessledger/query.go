@@ -353,7 +353,10 @@ func runQuery(ctx context.Context, c *apiClient, q url.Values, count bool, top s
 		tw := tabwriter.NewWriter(bw, 0, 4, 2, ' ', 0)
 		fmt.Fprintf(tw, "%s\tCOUNT\n", strings.ToUpper(top))
 		for _, vc := range r.Top {
-			fmt.Fprintf(tw, "%s\t%d\n", vc.Value, vc.Count)
+			// Values are other people's text, as in the table of
+			// events: no escape sequences or bidirectional overrides
+			// on the terminal.
+			fmt.Fprintf(tw, "%s\t%d\n", oneLine(vc.Value), vc.Count)
 		}
 		return tw.Flush()
 	}

@@ -648,3 +648,30 @@ func TestQueryRefusesInexactTimes(t *testing.T) {
 		t.Errorf("the server was asked %d times", asked)
 	}
 }
+
+// TestQueryTopNeutralisesText: --top printed each value raw, where the
+// table of events neutralises C1 controls and bidirectional overrides: an
+// actor id evil\u202egnp.exe showed as evilexe.png, and U+009B began an
+// escape sequence on the analyst's terminal. The answer is served by a
+// stand-in for a log written before such values were refused.
+func TestQueryTopNeutralisesText(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/events/top" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"field":"actor.id","top":[{"value":"evil\u009b2J\u202egnp.exe","count":7},{"value":"tab\there\nnewline","count":2}],"indexed_size":9}`)
+	}))
+	defer srv.Close()
+	code, out, errOut := runCLI(t, nil, "query", "--url", srv.URL, "--key", "k", "--top", "actor.id")
+	if code != 0 || !strings.Contains(out, "evil") || !strings.Contains(out, "gnp.exe") {
+		t.Fatalf("query --top = %d %q %q", code, out, errOut)
+	}
+	if strings.ContainsAny(out, "\u009b\u202e\t") {
+		t.Errorf("query --top printed the raw controls: %q", out)
+	}
+	if lines := strings.Split(strings.TrimRight(out, "\n"), "\n"); len(lines) != 3 {
+		t.Errorf("query --top printed %d lines, want a header and 2 rows: %q", len(lines), out)
+	}
+}
