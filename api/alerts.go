@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/accessledger/accessledger/detect"
+	"github.com/accessledger/accessledger/event"
 )
 
 // Detections is what the alert and rule endpoints read, and what appends
@@ -71,7 +72,7 @@ func (s *Server) getAlerts(c *gin.Context) {
 	}
 	var q detect.AlertQuery
 	if v := c.Query("since"); v != "" {
-		t, err := time.Parse(time.RFC3339Nano, v)
+		t, err := event.ParseTime(v) // as the event queries and event times
 		if err != nil {
 			writeError(c, http.StatusBadRequest, fmt.Sprintf("since must be an RFC 3339 time such as 2026-01-02T15:04:05Z, got %q%s", truncate(v, 40), plusHint(v)))
 			return

@@ -144,7 +144,10 @@ func TestAlerts(t *testing.T) {
 	for _, q := range []string{"?level=severe", "?limit=0", "?limit=1001", "?since=yesterday", "?cursor=-1",
 		// What would widen the answer silently: a misspelt or repeated
 		// filter, a pair the query string drops, a signed number.
-		"?levl=critical", "?level=critical&level=high", "?rule=nonexistent;", "?rule=%zz", "?limit=%2B1"} {
+		"?levl=critical", "?level=critical&level=high", "?rule=nonexistent;", "?rule=%zz", "?limit=%2B1",
+		// What RFC 3339 does not allow, as event times and the event
+		// queries refuse it: a comma, a tenth fractional digit, +24:00.
+		"?since=2026-01-05T10:00:00,5Z", "?since=2026-01-05T10:00:00.1234567891Z", "?since=2026-01-05T10:00:00%2B24:00"} {
 		wantError(t, "GET /v1/alerts"+q, ts.get(t, "/v1/alerts"+q, ts.responder()), http.StatusBadRequest)
 	}
 	// The detector's message, not its sentinel's text.
