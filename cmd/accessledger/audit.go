@@ -323,6 +323,9 @@ func newAuditor(c auditConfig, stderr io.Writer) (*auditor, error) {
 		if a.policy, err = loadPolicy(c.Policy); err != nil {
 			return nil, err
 		}
+		if err := vkeyAgreesWithPolicy(strings.TrimSpace(c.VKey), a.policy, c.Policy); err != nil {
+			return nil, err
+		}
 	}
 	return a, nil
 }

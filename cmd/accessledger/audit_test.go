@@ -24,6 +24,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // auditReportOf decodes "audit --json" output (one report per line) and
@@ -632,6 +633,23 @@ func TestAuditViews(t *testing.T) {
 		code, r, stderr := runAudit(t, &via, t.TempDir())
 		if code != 1 || findingKinds(r) != findingSignature {
 			t.Errorf("audit of a checkpoint with a second, invalid log signature = %d, %+v (%s); want %s", code, r, stderr, findingSignature)
+		}
+	})
+
+	// A --vkey that the policy contradicts (its log line for the origin
+	// is another key) is refused before anything is fetched, as verify
+	// refuses it.
+	t.Run("vkey contradicts the policy", func(t *testing.T) {
+		v, err := note.NewVerifier(s.vkey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, otherKey := logKey(t, v.Name())
+		policy := writeFile(t, filepath.Join(t.TempDir(), "policy"), "log "+otherKey+"\nquorum none\n")
+		code, _, stderr := runCLI(t, []string{"ACCESSLEDGER_AUDIT_API_KEY=" + s.token},
+			"audit", "--url", s.base, "--vkey", s.vkey, "--state", t.TempDir(), "--policy", policy)
+		if code != 2 || !strings.Contains(stderr, "is not the key the policy") {
+			t.Errorf("audit --vkey with a policy naming another key = %d (%s), want 2 naming the policy's key", code, stderr)
 		}
 	})
 

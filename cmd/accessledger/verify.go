@@ -32,7 +32,8 @@ key, to compare with the witness's own. With --policy POLICY, a C2SP
 tlog-policy file (as "audit --policy" and "serve --witness-policy" read),
 the cosignatures are checked against the policy's witness keys only, and
 its quorum must be met. If --vkey is not given, the log key is the
-policy's, which must then have one log line.
+policy's, which must then have one log line; if it is, the policy's log
+lines for its origin, if any, must name it.
 
 It exits 0 if everything verifies, and otherwise 1, naming the first entry
 that fails and why, or the witnesses missing from the quorum.
@@ -70,6 +71,9 @@ func verifyCmd(args []string, stdout, stderr io.Writer) error {
 		if vkey, err = readVKeyArg(*vkeyArg); err != nil {
 			return err
 		}
+		if err := vkeyAgreesWithPolicy(vkey, policy, *policyArg); err != nil {
+			return err
+		}
 	case policy != nil && len(policy.Logs) == 1:
 		vkey = policy.Logs[0].VKey
 	case policy != nil && len(policy.Logs) > 1:
@@ -88,6 +92,35 @@ func verifyCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s: OK: %s\n", pos[0], summaryLine(sum))
 	return nil
+}
+
+// vkeyAgreesWithPolicy refuses a --vkey that the policy contradicts: the
+// policy has log lines for the key's origin and none of them is this key.
+// One of the two is wrong, and verifying with either would hide it. A
+// policy without a line for the origin (a policy of witnesses only, or of
+// other logs) says nothing of the key.
+func vkeyAgreesWithPolicy(vkey string, policy *witness.Policy, path string) error {
+	if policy == nil {
+		return nil
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		return nil // VerifyWith says what is wrong with it
+	}
+	var listed []string
+	for _, l := range policy.Logs {
+		if l.Origin != v.Name() {
+			continue
+		}
+		if l.Verifier.KeyHash() == v.KeyHash() && l.VKey == vkey {
+			return nil
+		}
+		listed = append(listed, l.VKey)
+	}
+	if len(listed) == 0 {
+		return nil
+	}
+	return fmt.Errorf("--vkey %s is not the key the policy %s gives the log %s (%s): check which is the log's key", vkey, path, v.Name(), strings.Join(listed, ", "))
 }
 
 // trustedWitnesses is a policy's witnesses and quorum, for the evidence

@@ -182,4 +182,15 @@ func TestVerifyPolicyCLI(t *testing.T) {
 			t.Errorf("verify --policy (another log) = %d %q %q, want exit 1, the wrong log key", code, out, errOut)
 		}
 	})
+	// A --vkey the policy contradicts (its log line for the origin is
+	// another key) is refused whatever the bundle: one of them is wrong,
+	// and verifying with either would hide it.
+	t.Run("VKeyContradictsPolicy", func(t *testing.T) {
+		other := newPolicyTestLog(t) // the same origin, another key
+		bundle := other.bundle(t, []note.Signer{w1, w2}, w1VKey, w2VKey)
+		code, out, errOut := runCLI(t, nil, "verify", bundle, "--vkey", other.vkey, "--policy", both)
+		if code != 1 || strings.Contains(out, "OK") || !strings.Contains(errOut, "is not the key the policy") || !strings.Contains(errOut, tl.vkey) {
+			t.Errorf("verify --vkey (another key) --policy = %d %q %q, want exit 1 naming the policy's key", code, out, errOut)
+		}
+	})
 }
