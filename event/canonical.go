@@ -64,12 +64,12 @@ func (e *Event) AppendCanonical(b []byte) []byte {
 		}
 		if g.Lat != nil {
 			b = appendKey(b, "lat", first)
-			b = strconv.AppendFloat(b, *g.Lat, 'f', -1, 64)
+			b = appendCoordinate(b, *g.Lat)
 			first = false
 		}
 		if g.Lon != nil {
 			b = appendKey(b, "lon", first)
-			b = strconv.AppendFloat(b, *g.Lon, 'f', -1, 64)
+			b = appendCoordinate(b, *g.Lon)
 		}
 		b = append(b, '}')
 	}
@@ -336,4 +336,15 @@ func appendString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// appendCoordinate appends a latitude or longitude in plain decimal, -0
+// as 0: they mean the same, and JavaScript's JSON.stringify writes 0
+// where Python writes -0.0, so a retry through another client's language
+// was another event (409) rather than a duplicate.
+func appendCoordinate(b []byte, v float64) []byte {
+	if v == 0 {
+		v = 0 // -0 == 0: this makes it +0
+	}
+	return strconv.AppendFloat(b, v, 'f', -1, 64)
 }

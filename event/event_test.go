@@ -129,6 +129,8 @@ func TestParseRejects(t *testing.T) {
 		{"ResourceTypeNumber", with("resource.type", 5), ParseOptions{}, []string{"resource.type"}},
 		{"AttributesArray", with("attributes", []string{"a"}), ParseOptions{}, []string{"attributes"}},
 		{"AttributeValueNumber", with("attributes", map[string]any{"k": 5}), ParseOptions{}, []string{"attributes.k"}},
+		// null was stored as "": an attribute is a string.
+		{"AttributeValueNull", with("attributes", map[string]any{"k": nil, "ok": "v"}), ParseOptions{}, []string{"attributes.k"}},
 
 		// Unknown fields, reported by their JSON path.
 		{"UnknownField", with("user", "bob"), ParseOptions{}, []string{"user"}},
@@ -447,7 +449,10 @@ func TestCanonicalNormalises(t *testing.T) {
 		{"NullOptionalOmitted", with("reason", nil), `"outcome":"success"}`},
 		{"MFAFalseKept", with("mfa", false), `"mfa":false}`},
 		{"ResourceIDOnly", with("resource", map[string]any{"id": "r"}), `"resource":{"id":"r"}`},
-		{"GeoCoordinatesOnly", with("source.geo", map[string]any{"lat": raw("1.50"), "lon": raw("-0.0")}), `"geo":{"lat":1.5,"lon":-0}`},
+		// -0 is 0: JavaScript writes 0 where Python writes -0.0, and a
+		// retry through another client was a 409 rather than a duplicate.
+		{"GeoCoordinatesOnly", with("source.geo", map[string]any{"lat": raw("1.50"), "lon": raw("-0.0")}), `"geo":{"lat":1.5,"lon":0}`},
+		{"GeoNegativeZero", with("source.geo", map[string]any{"lat": raw("-0"), "lon": raw("-0e5")}), `"geo":{"lat":0,"lon":0}`},
 		{"GeoExponent", with("source.geo", map[string]any{"lat": raw("1e1"), "lon": raw("1E-7")}), `"geo":{"lat":10,"lon":0.0000001}`},
 		{"Escapes", with("reason", "a \"quoted\" \\ path / é \u2028 \u2029"), `"reason":"a \"quoted\" \\ path / é \u2028 \u2029"`},
 		{"HTMLNotEscaped", with("reason", "<b>&</b>"), `"reason":"<b>&</b>"`},

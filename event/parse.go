@@ -221,6 +221,20 @@ type wireGeo struct {
 // the right range (no quoted numbers, no fractions for integers).
 var strict = json.JoinOptions(json.RejectUnknownMembers(true), json.MatchCaseInsensitiveNames(false))
 
+// errAttributeNull sends Parse to the member-by-member decoding, which
+// refuses an attribute given as null.
+var errAttributeNull = errors.New("an attribute may be null")
+
+// hasEmptyValue reports whether one of m's values is "".
+func hasEmptyValue(m map[string]string) bool {
+	for _, v := range m {
+		if v == "" {
+			return true
+		}
+	}
+	return false
+}
+
 // Parse decodes one JSON access event, validates it and normalises it. It
 // returns a *ValidationError naming every offending field, or the event.
 // Unknown fields are rejected: extra data belongs in attributes.
@@ -243,6 +257,12 @@ func Parse(data []byte, opts ParseOptions) (*Event, error) {
 			// The one document that is not an object and still
 			// decodes into one, as nothing.
 			return nil, &ValidationError{Fields: []FieldError{{Reason: "an event must be a JSON object"}}}
+		}
+		if err == nil && hasEmptyValue(w.Attributes) {
+			// An attribute given as null decodes into its string as "",
+			// without an error (it was stored so): the member-by-member
+			// decoding below tells null from "". Rare: an empty value.
+			err = errAttributeNull
 		}
 		if err != nil {
 			// Something does not decode: take the document apart member
@@ -514,7 +534,9 @@ func decodeEvent(v *ValidationError, doc jsontext.Value) *wireEvent {
 			attrs := map[string]string{}
 			if members(v, name, raw, nil, func(k string, raw jsontext.Value) {
 				var s string
-				if err := json.Unmarshal(raw, &s, strict); err != nil {
+				// null decodes into a string as nothing, without an
+				// error: it was stored as "".
+				if err := json.Unmarshal(raw, &s, strict); err != nil || raw.Kind() != '"' {
 					v.fail(joinPath(name, k), "must be a string")
 					return
 				}
