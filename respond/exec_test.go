@@ -99,6 +99,15 @@ func TestExecTimeoutKillsProcessGroup(t *testing.T) {
 	if o.Output != "started\n" {
 		t.Errorf("Output = %q, want what was printed before the kill", o.Output)
 	}
+	// The sleep was sent SIGKILL before Send returned; a loaded machine
+	// may still take a moment to reap it. Left alive, it lasts 30 s.
+	waitSleepGone(t, pidFile, "survived the timeout")
+}
+
+// waitSleepGone waits, at most 10 s, for the death of the sleep whose pid
+// the command wrote to pidFile; else it kills it and fails with what.
+func waitSleepGone(t *testing.T, pidFile, what string) {
+	t.Helper()
 	b, err := os.ReadFile(pidFile)
 	if err != nil {
 		t.Fatal(err)
@@ -107,13 +116,11 @@ func TestExecTimeoutKillsProcessGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The sleep was sent SIGKILL before Send returned; a loaded machine
-	// may still take a moment to reap it. Left alive, it lasts 30 s.
 	deadline := time.Now().Add(10 * time.Second)
 	for !sleepGone(pid) {
 		if time.Now().After(deadline) {
 			syscall.Kill(pid, syscall.SIGKILL)
-			t.Fatalf("the background sleep (pid %d) survived the timeout", pid)
+			t.Fatalf("the background sleep (pid %d) %s", pid, what)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -130,22 +137,7 @@ func TestExecExitEndsProcessGroup(t *testing.T) {
 	if o.Err != nil || o.Output != "started\n" {
 		t.Fatalf("Send = %+v, want delivered with the output", o)
 	}
-	b, err := os.ReadFile(pidFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !sleepGone(pid) {
-		if time.Now().After(deadline) {
-			syscall.Kill(pid, syscall.SIGKILL)
-			t.Fatalf("the background sleep (pid %d) outlived the command", pid)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitSleepGone(t, pidFile, "outlived the command")
 }
 
 // sleepGone reports whether the sleep process pid is dead: gone, or a
