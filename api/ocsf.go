@@ -250,11 +250,34 @@ type ocsfHTTPRequest struct {
 	UserAgent string `json:"user_agent"`
 }
 
+// ocsfUnmapped holds what OCSF has no place for, each event field under
+// its own name and in its own shape: category, attributes, mfa of an API
+// Activity, resource of an Authentication or one without an id, and
+// source.geo without a country (coordinates alone).
 type ocsfUnmapped struct {
-	LogIndex   uint64            `json:"log_index"`
-	LeafHash   string            `json:"leaf_hash"`
-	Category   string            `json:"category"`
-	Attributes map[string]string `json:"attributes,omitempty"`
+	LogIndex   uint64              `json:"log_index"`
+	LeafHash   string              `json:"leaf_hash"`
+	Category   string              `json:"category"`
+	Attributes map[string]string   `json:"attributes,omitempty"`
+	MFA        *bool               `json:"mfa,omitempty"`
+	Resource   *ocsfUnmappedRes    `json:"resource,omitempty"`
+	Source     *ocsfUnmappedSource `json:"source,omitempty"`
+}
+
+// ocsfUnmappedRes is an event's resource, as the event has it.
+type ocsfUnmappedRes struct {
+	Type string `json:"type,omitempty"`
+	ID   string `json:"id,omitempty"`
+}
+
+// ocsfUnmappedSource carries source.geo, as the event has it.
+type ocsfUnmappedSource struct {
+	Geo ocsfUnmappedGeo `json:"geo"`
+}
+
+type ocsfUnmappedGeo struct {
+	Lat *float64 `json:"lat,omitempty"`
+	Lon *float64 `json:"lon,omitempty"`
 }
 
 type ocsfEncoder struct {
@@ -332,8 +355,15 @@ func ocsfOf(index uint64, leafHash []byte, l *event.Leaf, ev *event.Event, origi
 	default:
 		o.StatusID, o.Status = 0, "Unknown"
 	}
+	// OCSF 1.3.0's location needs at least one of city, country,
+	// postal_code and region: coordinates alone would make the record
+	// invalid, so they go to unmapped.
 	if g := ev.Source.Geo; g != nil {
-		o.SrcEndpoint.Location = &ocsfLocation{Country: g.Country, Lat: g.Lat, Long: g.Lon}
+		if g.Country != "" {
+			o.SrcEndpoint.Location = &ocsfLocation{Country: g.Country, Lat: g.Lat, Long: g.Lon}
+		} else if g.Lat != nil || g.Lon != nil {
+			o.Unmapped.Source = &ocsfUnmappedSource{Geo: ocsfUnmappedGeo{Lat: g.Lat, Lon: g.Lon}}
+		}
 	}
 	if ev.Source.ASN != 0 {
 		o.SrcEndpoint.AutonomousSystem = &ocsfASN{Number: ev.Source.ASN}
@@ -357,6 +387,10 @@ func ocsfOf(index uint64, leafHash []byte, l *event.Leaf, ev *event.Event, origi
 		}
 		o.User, o.Session, o.IsMFA = &user, session, ev.MFA
 		o.Service = &ocsfNamed{Name: ev.Service}
+		// Authentication has no resources.
+		if r := ev.Resource; r != nil {
+			o.Unmapped.Resource = &ocsfUnmappedRes{Type: r.Type, ID: r.ID}
+		}
 	default:
 		o.ClassUID, o.ClassName = 6003, "API Activity"
 		o.CategoryUID, o.CategoryName = 6, "Application Activity"
@@ -376,9 +410,17 @@ func ocsfOf(index uint64, leafHash []byte, l *event.Leaf, ev *event.Event, origi
 		if ev.RequestID != "" {
 			o.API.Request = &ocsfAPIReqID{UID: ev.RequestID}
 		}
+		// OCSF 1.3.0's resource_details needs a name or a uid: a
+		// resource with a type alone goes to unmapped.
 		if r := ev.Resource; r != nil {
-			o.Resources = []ocsfResource{{Type: r.Type, UID: r.ID}}
+			if r.ID != "" {
+				o.Resources = []ocsfResource{{Type: r.Type, UID: r.ID}}
+			} else {
+				o.Unmapped.Resource = &ocsfUnmappedRes{Type: r.Type}
+			}
 		}
+		// API Activity has no is_mfa.
+		o.Unmapped.MFA = ev.MFA
 	}
 	o.TypeUID = o.ClassUID*100 + o.ActivityID
 	return o
