@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
@@ -157,6 +159,13 @@ func exportOCSF(t *testing.T, evs []map[string]any) [][]byte {
 			t.Fatalf("POST = %v", r)
 		}
 		bodies = bodies[k:]
+	}
+	// The export reads what is indexed: wait for the events to be.
+	size, _ := qs.l.Size()
+	ctx, cancel := context.WithTimeout(bg, 30*time.Second)
+	defer cancel()
+	if err := qs.x.Wait(ctx, size); err != nil {
+		t.Fatalf("Index.Wait(%d) = %v", size, err)
 	}
 	r := qs.get(t, "/v1/events?format=ocsf", qs.auditor())
 	if r.status != http.StatusOK {
