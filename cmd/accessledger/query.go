@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -42,6 +43,7 @@ flags:
 // serverFlags are the flags of the commands that talk to a server.
 type serverFlags struct {
 	url, key, keyFile string
+	envKey            string // ACCESSLEDGER_API_KEY
 }
 
 func (f *serverFlags) register(fs *flag.FlagSet, getenv func(string) string) {
@@ -50,7 +52,10 @@ func (f *serverFlags) register(fs *flag.FlagSet, getenv func(string) string) {
 		def = "http://127.0.0.1:8080"
 	}
 	fs.StringVar(&f.url, "url", def, "the server's base URL (env ACCESSLEDGER_URL)")
-	fs.StringVar(&f.key, "key", getenv("ACCESSLEDGER_API_KEY"), "API key with the auditor or admin role (env ACCESSLEDGER_API_KEY; prefer --api-key-file)")
+	// Not the flag's default: the flag package prints defaults in the
+	// usage text, and a mistyped flag or -h showed the key.
+	f.envKey = getenv("ACCESSLEDGER_API_KEY")
+	fs.StringVar(&f.key, "key", "", "API key (default: env ACCESSLEDGER_API_KEY; prefer --api-key-file)")
 	fs.StringVar(&f.keyFile, "api-key-file", "", "file holding the API key")
 }
 
@@ -60,7 +65,7 @@ func (f *serverFlags) client() (*apiClient, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("--url %q: want an http or https URL", f.url)
 	}
-	key := f.key
+	key := cmp.Or(f.key, f.envKey)
 	if f.keyFile != "" {
 		raw, err := os.ReadFile(f.keyFile)
 		if err != nil {

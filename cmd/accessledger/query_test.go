@@ -675,3 +675,33 @@ func TestQueryTopNeutralisesText(t *testing.T) {
 		t.Errorf("query --top printed %d lines, want a header and 2 rows: %q", len(lines), out)
 	}
 }
+
+// TestAPIKeyNotInUsage: the commands that talk to a server print their
+// flags' defaults in the usage text, on a mistyped flag or -h; the key
+// from ACCESSLEDGER_API_KEY was the --key flag's default, so it went to
+// terminals and CI logs.
+func TestAPIKeyNotInUsage(t *testing.T) {
+	const secret = "al_SECRETSECRETSECRET"
+	env := []string{"ACCESSLEDGER_API_KEY=" + secret}
+	for _, args := range [][]string{
+		{"submit", "--bogus", "x"}, {"query", "-h"}, {"export", "--bogus"}, {"alerts", "list", "--bogus"},
+	} {
+		_, out, errOut := runCLI(t, env, args...)
+		if strings.Contains(out+errOut, secret) {
+			t.Errorf("accessledger %v printed the API key:\n%s%s", args, out, errOut)
+		}
+	}
+	// The key is still read from the environment.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+secret {
+			http.Error(w, `{"error":"unauthorized"}`, http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"count":3,"indexed_size":3}`)
+	}))
+	defer srv.Close()
+	if code, out, errOut := runCLI(t, env, "query", "--url", srv.URL, "--count", "--service", "sso"); code != 0 || !strings.Contains(out, "3") {
+		t.Errorf("query --count with the key in the environment = %d %q %q, want 3", code, out, errOut)
+	}
+}
