@@ -261,18 +261,114 @@ func fingerprint(firstLine []byte) string {
 	return hex.EncodeToString(h[:8])
 }
 
-// firstLine reads a file's first complete line, nil if it has none yet.
+// maxLineBytes bounds a line (its newline excluded): a longer one is
+// reported and skipped, without being held in memory. The log stores an
+// event in at most event.MaxEntrySize (64 KiB) bytes, so no longer line
+// can be one; 16 times that leaves room for what parsing drops (JSON
+// whitespace and escapes, unknown access log fields) and still bounds
+// what a line without a newline in sight costs: a 300 MB one was read
+// whole before it was found not to be JSON.
+const maxLineBytes = 1 << 20
+
+// firstLine reads a file's first complete line, nil if it has none yet;
+// for a first line longer than maxLineBytes, its first maxLineBytes
+// bytes (which, unlike the line, can be read, and do not change as it
+// grows).
 func firstLine(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	l, err := bufio.NewReaderSize(f, 64<<10).ReadBytes('\n')
-	if err != nil {
-		return nil, nil
+	return readFirstLine(f), nil
+}
+
+// readFirstLine is firstLine of what r reads.
+func readFirstLine(r io.Reader) []byte {
+	l, err := bufio.NewReaderSize(io.LimitReader(r, maxLineBytes+1), 64<<10).ReadBytes('\n')
+	switch {
+	case err == nil:
+		return l
+	case len(l) > maxLineBytes: // no newline in maxLineBytes+1 bytes
+		return l[:maxLineBytes]
 	}
-	return l, nil
+	return nil
+}
+
+// lineReader reads lines, and holds at most maxLineBytes of one.
+type lineReader struct {
+	br      *bufio.Reader
+	pending []byte // the line being read, or the first maxLineBytes of a longer one
+	long    int64  // of a longer line, how many bytes were read; else 0
+	taken   bool   // next returned the line in pending
+}
+
+func newLineReader(r io.Reader) *lineReader {
+	return &lineReader{br: bufio.NewReaderSize(r, 256<<10)}
+}
+
+// next returns the next line, its newline included, and its length in
+// the input. A line longer than maxLineBytes comes back as long, with its
+// first maxLineBytes bytes; the rest was read and discarded. An error
+// (io.EOF: no newline yet) leaves what was read of the line for the next
+// call, or for rest. The line is valid until the next call.
+func (lr *lineReader) next() (line []byte, n int64, long bool, err error) {
+	if lr.taken {
+		lr.pending, lr.long, lr.taken = lr.pending[:0], 0, false
+	}
+	for {
+		chunk, err := lr.br.ReadSlice('\n')
+		if lr.long == 0 {
+			c := len(chunk)
+			if err == nil {
+				c-- // the newline is not counted
+			}
+			if len(lr.pending)+c > maxLineBytes {
+				lr.long = int64(len(lr.pending))
+				lr.pending = append(lr.pending, chunk[:maxLineBytes-len(lr.pending)]...)
+			}
+		}
+		if lr.long > 0 {
+			lr.long += int64(len(chunk))
+		} else {
+			lr.pending = append(lr.pending, chunk...)
+		}
+		switch err {
+		case bufio.ErrBufferFull:
+			continue
+		case nil:
+			lr.taken = true
+			return lr.pending, lr.read(), lr.long > 0, nil
+		}
+		return nil, 0, false, err
+	}
+}
+
+// read is how many bytes of the input the line being read (or returned)
+// spans.
+func (lr *lineReader) read() int64 {
+	if lr.long > 0 {
+		return lr.long
+	}
+	return int64(len(lr.pending))
+}
+
+// partial is how many bytes of a line without its newline yet were read.
+func (lr *lineReader) partial() int64 {
+	if lr.taken {
+		return 0
+	}
+	return lr.read()
+}
+
+// rest returns the line without a newline at the end of the input, as
+// next returns lines; n is 0 if there is none.
+func (lr *lineReader) rest() (line []byte, n int64, long bool) {
+	if lr.taken || lr.read() == 0 {
+		return nil, 0, false
+	}
+	lr.taken = true
+	return lr.pending, lr.read(), lr.long > 0
 }
 
 func (s *source) run(ctx context.Context) error {
@@ -347,47 +443,48 @@ var errReplaced = errors.New("file replaced")
 // (truncation).
 func (s *source) read(ctx context.Context, r io.Reader, fp string, offset int64, follow bool) error {
 	f, _ := r.(*os.File)
-	br := bufio.NewReaderSize(r, 256<<10)
+	lr := newLineReader(r)
 	lineNo := 1
 	if offset > 0 && f != nil {
 		lineNo = countLines(f.Name(), offset) + 1
 	}
-	var pending []byte // a line read without its newline yet
+	// one submits a line of n bytes at offset, and moves past it; false
+	// if interrupted (the line is read again next time).
+	one := func(l []byte, n int64, long bool) bool {
+		if fp == "" && offset == 0 {
+			fp = fingerprint(l)
+		}
+		if long {
+			s.stats.lines.Add(1)
+			s.stats.errors.Add(1)
+			fmt.Fprintf(s.stderr, "%s:%d: line longer than %d bytes\n", s.path, lineNo, maxLineBytes)
+		} else if !s.line(ctx, fp, offset, lineNo, bytes.TrimSuffix(l, []byte("\n"))) {
+			return false
+		}
+		offset += n
+		lineNo++
+		s.setAcked(fp, offset)
+		return true
+	}
+	// lines submits the complete lines there are; io.EOF at the end.
+	lines := func() error {
+		for {
+			l, n, long, err := lr.next()
+			if err != nil {
+				return err
+			}
+			if !one(l, n, long) {
+				return ctx.Err()
+			}
+		}
+	}
 	for {
-		chunk, err := br.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
-			pending = append(pending, chunk...)
-			continue
-		}
-		if len(chunk) > 0 {
-			pending = append(pending, chunk...)
-		}
-		if err == nil {
-			if fp == "" && offset == 0 {
-				fp = fingerprint(pending)
-			}
-			if !s.line(ctx, fp, offset, lineNo, bytes.TrimSuffix(pending, []byte("\n"))) {
-				return ctx.Err() // interrupted: this line is read again next time
-			}
-			offset += int64(len(pending))
-			lineNo++
-			pending = pending[:0]
-			s.setAcked(fp, offset)
-			continue
-		}
-		if err != io.EOF {
+		if err := lines(); err != io.EOF {
 			return err
 		}
 		if !follow {
-			if len(pending) > 0 {
-				if fp == "" && offset == 0 {
-					fp = fingerprint(pending)
-				}
-				if !s.line(ctx, fp, offset, lineNo, pending) {
-					return ctx.Err()
-				}
-				offset += int64(len(pending))
-				s.setAcked(fp, offset)
+			if l, n, long := lr.rest(); n > 0 && !one(l, n, long) {
+				return ctx.Err()
 			}
 			return nil
 		}
@@ -397,7 +494,7 @@ func (s *source) read(ctx context.Context, r io.Reader, fp string, offset int64,
 		if f == nil {
 			continue
 		}
-		switch replaced(f, s.path, fp, offset+int64(len(pending))) {
+		switch replaced(f, s.path, fp, offset+lr.partial()) {
 		case truncated:
 			// What the file holds now is new from its start; its
 			// bytes after the offset are not the old file's rest.
@@ -406,37 +503,26 @@ func (s *source) read(ctx context.Context, r io.Reader, fp string, offset int64,
 			// A writer may still append to the old file until it
 			// reopens the path: read it until it has stopped growing
 			// for a few polls, then move on.
-			for idle := 0; idle < 3; {
-				rest, _ := io.ReadAll(br)
-				if len(rest) == 0 {
+			for idle := 0; ; {
+				at := offset + lr.partial()
+				if err := lines(); err != io.EOF {
+					return err
+				}
+				if offset+lr.partial() == at {
 					idle++
 				} else {
 					idle = 0
-					pending = append(pending, rest...)
 				}
-				for {
-					i := bytes.IndexByte(pending, '\n')
-					last := i < 0 && idle == 3 && len(pending) > 0 // a last line without its newline
-					if i < 0 && !last {
-						break
-					}
-					l, n := pending, len(pending)
-					if !last {
-						l, n = pending[:i], i+1
-					}
-					if !s.line(ctx, fp, offset, lineNo, l) {
-						return ctx.Err()
-					}
-					offset += int64(n)
-					lineNo++
-					pending = pending[n:]
-					s.setAcked(fp, offset)
+				if idle == 3 {
+					break
 				}
-				if idle < 3 {
-					if err := pause(ctx, s.poll); err != nil {
-						return err
-					}
+				if err := pause(ctx, s.poll); err != nil {
+					return err
 				}
+			}
+			// A last line without its newline.
+			if l, n, long := lr.rest(); n > 0 && !one(l, n, long) {
+				return ctx.Err()
 			}
 			return errReplaced
 		}
@@ -473,8 +559,7 @@ func replaced(f *os.File, path, fp string, read int64) change {
 	}
 	// The first line of the file now; none while the writer has not
 	// finished it, which tells nothing yet.
-	first, err := bufio.NewReaderSize(io.NewSectionReader(f, 0, 1<<20), 64<<10).ReadBytes('\n')
-	if err == nil && fingerprint(first) != fp {
+	if first := readFirstLine(io.NewSectionReader(f, 0, maxLineBytes+1)); first != nil && fingerprint(first) != fp {
 		return truncated
 	}
 	return unchanged

@@ -6,9 +6,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -372,5 +374,130 @@ func TestSubmitFollowCopytruncate(t *testing.T) {
 		if len(counts) != want {
 			t.Fatalf("round %d: %d users in the log, want %d", round, len(counts), want)
 		}
+	}
+}
+
+// repeatReader reads n bytes of b, without holding them.
+type repeatReader struct {
+	b byte
+	n int64
+}
+
+func (r *repeatReader) Read(p []byte) (int, error) {
+	if r.n == 0 {
+		return 0, io.EOF
+	}
+	p = p[:min(int64(len(p)), r.n)]
+	for i := range p {
+		p[i] = r.b
+	}
+	r.n -= int64(len(p))
+	return len(p), nil
+}
+
+// TestSubmitLongLine reads a line of 16 MiB between short ones: it is
+// reported as too long with its line number, and skipped, without being
+// held in memory (a 300 MB line took 740 MB and 15 s only to be found
+// not to be JSON); the lines after it have their right numbers, and the
+// offset moves past it.
+func TestSubmitLongLine(t *testing.T) {
+	const long = 16 << 20
+	var errb bytes.Buffer
+	var stats submitStats
+	s := &source{path: "big.jsonl", format: "jsonl", stats: &stats, stderr: &errb}
+	in := io.MultiReader(strings.NewReader("not json\n"), &repeatReader{'a', long}, strings.NewReader("\n\nnot json either"))
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	if err := s.read(t.Context(), in, "", 0, false); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	// The reader's buffer and at most maxLineBytes of the line, as it
+	// grows.
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 6<<20 {
+		t.Errorf("reading a line of %d MiB allocated %d MiB, want at most 6", long>>20, alloc>>20)
+	}
+	got := errb.String()
+	for _, want := range []string{"big.jsonl:1: ", fmt.Sprintf("big.jsonl:2: line longer than %d bytes\n", maxLineBytes), "big.jsonl:4: "} {
+		if !strings.Contains(got, want) {
+			t.Errorf("stderr does not report %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "big.jsonl:3") || strings.Count(got, "\n") != 3 {
+		t.Errorf("stderr = %q, want lines 1, 2 and 4 reported, once each", got)
+	}
+	total := int64(len("not json\n") + long + len("\n\nnot json either"))
+	if fp, off, ok := s.acked(); !ok || off != total || fp != fingerprint([]byte("not json\n")) {
+		t.Errorf("acked = %q %d %v, want offset %d (past every line) and the first line's fingerprint", fp, off, ok, total)
+	}
+	if n, e, sk := stats.lines.Load(), stats.errors.Load(), stats.skipped.Load(); n != 4 || e != 3 || sk != 1 {
+		t.Errorf("%d lines, %d errors, %d skipped; want 4, 3, 1", n, e, sk)
+	}
+
+	// A file that is one long line without a newline: reported, its
+	// length the offset, and its fingerprint the one firstLine (which a
+	// restart compares with) gives it.
+	path := filepath.Join(t.TempDir(), "one.log")
+	writeLog(t, path, strings.Repeat("b", 3<<20))
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	errb.Reset()
+	s = &source{path: path, format: "auto", stats: &stats, stderr: &errb}
+	if err := s.read(t.Context(), f, "", 0, false); err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("%s:1: line longer than %d bytes\n", path, maxLineBytes); errb.String() != want {
+		t.Errorf("stderr = %q, want %q", errb.String(), want)
+	}
+	first, _ := firstLine(path)
+	if fp, off, _ := s.acked(); off != 3<<20 || first == nil || fp != fingerprint(first) {
+		t.Errorf("acked = %q %d, want offset %d and fingerprint %s (of firstLine)", fp, off, 3<<20, fingerprint(first))
+	}
+}
+
+// TestSubmitLongLineState submits a file with a 3 MiB line between two
+// events, with --state: the line is reported and skipped, the events
+// land, and the saved offset is past the whole file, so that a line
+// appended later is read alone, with its line number.
+func TestSubmitLongLineState(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, dir, "--detect=false")
+	key := filepath.Join(dir, "admin.key")
+	logs := t.TempDir()
+	path, state := filepath.Join(logs, "events.jsonl"), filepath.Join(logs, "submit.state")
+	ev := func(actor string) string {
+		return fmt.Sprintf(`{"time":"2026-11-27T03:00:00Z","service":"big","actor":{"id":"%s"},"source":{"ip":"198.51.100.1"},"action":"login","category":"authentication","outcome":"success"}`, actor)
+	}
+	writeLog(t, path, ev("alice")+"\n"+`{"pad":"`+strings.Repeat("x", 3<<20)+`"}`+"\n"+ev("bobby")+"\n")
+	code, out, errOut := runCLI(t, nil, "submit", "--url", s.base, "--api-key-file", key, "--state", state, path)
+	if code != 1 || !strings.Contains(errOut, fmt.Sprintf("%s:2: line longer than %d bytes\n", path, maxLineBytes)) ||
+		!strings.Contains(out, "3 lines: 2 events, 0 skipped (no access in them), 1 errors; the log acknowledged 2 (0 already there)") {
+		t.Fatalf("submit = %d %q %q, want the long line 2 reported and the 2 events acknowledged", code, out, errOut)
+	}
+	var st submitState
+	if raw, err := os.ReadFile(state); err != nil || json.Unmarshal(raw, &st) != nil {
+		t.Fatalf("--state: %s %v", raw, err)
+	}
+	fi, _ := os.Stat(path)
+	if first, _ := firstLine(path); st.Files[path].Offset != fi.Size() || st.Files[path].Fingerprint != fingerprint(first) {
+		t.Errorf("--state = %+v, want offset %d and fingerprint %s", st.Files[path], fi.Size(), fingerprint(first))
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(ev("carol") + "\n" + "not json\n")
+	f.Close()
+	code, out, errOut = runCLI(t, nil, "submit", "--url", s.base, "--api-key-file", key, "--state", state, path)
+	if code != 1 || !strings.Contains(errOut, path+":5: ") || strings.Contains(errOut, path+":2") ||
+		!strings.Contains(out, "2 lines: 1 events, 0 skipped (no access in them), 1 errors; the log acknowledged 1 (0 already there)") {
+		t.Fatalf("submit of the appended lines = %d %q %q, want carol's line acknowledged and line 5 reported", code, out, errOut)
+	}
+	if got, want := s.actorCounts(t, "big", 3), map[string]int{"alice": 1, "bobby": 1, "carol": 1}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("events by actor = %v, want %v", got, want)
 	}
 }
