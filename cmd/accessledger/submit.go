@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -41,7 +40,10 @@ that /var/log/auth.log can be read as it is.
 
 Each event without an id gets one derived from its file (its path and first
 line), the line's byte offset and the line itself, so a line submitted
-twice lands once, and lines of different files never share an id. --follow
+twice lands once, and lines of different files never share an id.
+Standard input is named stdin: the same input piped twice lands once,
+but lines at other offsets, or after another first line (overlapping
+"journalctl --since" windows), are new lines to it. --follow
 tails the files as tail -F does (a file renamed away and replaced, or
 truncated, even by logrotate's copytruncate with a writer that goes on at
 once, is followed), and --state keeps the offsets acknowledged by the
@@ -373,10 +375,11 @@ func (lr *lineReader) rest() (line []byte, n int64, long bool) {
 
 func (s *source) run(ctx context.Context) error {
 	if s.path == "-" {
-		// A name of its own for each run: 64 random bits.
-		var name [8]byte
-		rand.Read(name[:])
-		return s.read(ctx, os.Stdin, "stdin-"+hex.EncodeToString(name[:]), 0, false)
+		// Named "stdin" in the ids (lineID), and fingerprinted by its
+		// first line as a file is: the same input piped twice is
+		// recognised by the log. (With a random name for each run, it
+		// was appended twice.)
+		return s.read(ctx, os.Stdin, "", 0, false)
 	}
 	if r := s.resume; r != nil {
 		// A file rotated away since the last run: finish it first.
@@ -633,10 +636,15 @@ func (s *source) line(ctx context.Context, fp string, offset int64, lineNo int, 
 // or of a file that replaced this one with the same first line, does
 // not, even at the same offset (with the first line and offset alone it
 // did, and the log then kept one of them, or refused the batch).
+// Standard input's path is "stdin" (no absolute path is), so the same
+// input twice has the same ids; input that begins with another line, or
+// has the line at another offset, does not.
 func (s *source) lineID(fp string, offset int64, line []byte) string {
 	if s.absPath == "" {
 		s.absPath = s.path
-		if abs, err := filepath.Abs(s.path); err == nil && s.path != "-" {
+		if s.path == "-" {
+			s.absPath = "stdin"
+		} else if abs, err := filepath.Abs(s.path); err == nil {
 			s.absPath = abs
 		}
 	}

@@ -501,3 +501,60 @@ func TestSubmitLongLineState(t *testing.T) {
 		t.Errorf("events by actor = %v, want %v", got, want)
 	}
 }
+
+// runCLIStdin is runCLI with stdin as the command's standard input.
+func runCLIStdin(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binPath, args...)
+	cmd.Env = cleanEnv()
+	cmd.Dir = t.TempDir()
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil && cmd.ProcessState == nil {
+		t.Fatalf("running accessledger %v: %v", args, err)
+	}
+	return cmd.ProcessState.ExitCode(), out.String(), errb.String()
+}
+
+// TestSubmitStdinTwice pipes the same sshd lines into "submit -" twice,
+// as a retried "journalctl | accessledger submit -" does: the second run
+// appends nothing (standard input had a random name in the ids of each
+// run, and every line was appended again). The same input grown by more
+// lines appends only those.
+func TestSubmitStdinTwice(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, dir, "--detect=false")
+	key := filepath.Join(dir, "admin.key")
+	var lines []string
+	for n := range 30 {
+		lines = append(lines, sshdLine(n))
+	}
+	first := strings.Join(lines[:20], "")
+	args := []string{"submit", "--url", s.base, "--api-key-file", key, "--format", "sshd", "-"}
+	for run, want := range []string{"the log acknowledged 20 (0 already there)", "the log acknowledged 20 (20 already there)"} {
+		code, out, errOut := runCLIStdin(t, first, args...)
+		if code != 0 || !strings.Contains(out, "20 lines: 20 events") || !strings.Contains(out, want) {
+			t.Fatalf("run %d: submit - = %d %q %q, want %q", run+1, code, out, errOut, want)
+		}
+	}
+	code, out, errOut := runCLIStdin(t, strings.Join(lines, ""), args...)
+	if code != 0 || !strings.Contains(out, "the log acknowledged 30 (20 already there)") {
+		t.Fatalf("submit - of the same lines and 10 more = %d %q %q, want only the 10 appended", code, out, errOut)
+	}
+	counts := s.actorCounts(t, "sshd", 30)
+	for n := range 30 {
+		if c := counts[fmt.Sprintf("u%d", n)]; c != 1 {
+			t.Errorf("line %d is in the log %d times, want once", n, c)
+		}
+	}
+	if len(counts) != 30 {
+		t.Errorf("%d users in the log, want 30", len(counts))
+	}
+	var c struct{ Count int }
+	if s.get("/v1/events/count?service=sshd", &c); c.Count != 30 {
+		t.Errorf("%d sshd events in the log, want 30", c.Count)
+	}
+}
