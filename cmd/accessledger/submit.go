@@ -32,8 +32,9 @@ events: JSON Lines of events, nginx/Apache combined (or common) access logs,
 and OpenSSH sshd authentication messages (Failed password, Invalid user,
 Accepted password|publickey, Disconnected) in syslog or journald short and
 short-iso formats. The format of each file is detected from its first line
-unless --format says it. A line that cannot be read is reported with its
-file and line number and skipped; the run goes on, and ends with a summary.
+unless --format says it. A line that cannot be read, or whose event the log
+rejects, is reported with its file and line number and skipped; the run goes
+on, and ends with a summary. A line longer than 1 MiB is skipped unread.
 
 Syslog lines of other programs (CRON, sudo, systemd, ...) are skipped, so
 that /var/log/auth.log can be read as it is.
@@ -127,13 +128,24 @@ func submitCmd(ctx context.Context, args []string, getenv func(string) string, s
 		}
 	}
 	var stats submitStats
+	where := newLineIndex()
 	sub, err := client.NewSubmitter(client.SubmitterConfig{
 		URL: c.base, APIKey: c.key, BatchSize: *batch, BufferSize: 4 * *batch,
 		// Warnings only: a log it cannot reach, answers it cannot read.
-		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		// A rejected event is said once, by OnRejected, with its line.
+		Logger: slog.New(withoutRejected{slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})}),
 		OnRejected: func(ev event.Event, err error) {
 			stats.errors.Add(1)
-			fmt.Fprintf(stderr, "%s: rejected by the log: %v\n", ev.ID, err)
+			line, ok := where.take(ev)
+			if !ok {
+				line = fmt.Sprintf("event %q of service %q", ev.ID, ev.Service)
+			}
+			why := err.Error()
+			if re := (*client.RejectedError)(nil); errors.As(err, &re) {
+				// A reason of no field reads ": why".
+				why = fmt.Sprintf("(%d) %s", re.Status, strings.TrimPrefix(re.Reason, ": "))
+			}
+			fmt.Fprintf(stderr, "%s: rejected by the log: %s\n", line, strings.ReplaceAll(why, "\n", "; "))
 		},
 	})
 	if err != nil {
@@ -143,7 +155,7 @@ func submitCmd(ctx context.Context, args []string, getenv func(string) string, s
 	var wg sync.WaitGroup
 	var srcs []*source
 	for _, path := range files {
-		s := &source{path: path, format: *format, cfg: cfg, sub: sub, stats: &stats, stderr: stderr, follow: *follow, poll: *poll}
+		s := &source{path: path, format: *format, cfg: cfg, sub: sub, where: where, stats: &stats, stderr: stderr, follow: *follow, poll: *poll}
 		if prev, ok := st.Files[path]; ok && path != "-" {
 			s.resume = &prev
 		}
@@ -169,9 +181,11 @@ func submitCmd(ctx context.Context, args []string, getenv func(string) string, s
 				snap[s.path] = fileState{Fingerprint: fp, Offset: off}
 			}
 		}
+		where.mark()
 		if err := sub.Flush(ctx); err != nil {
 			return err
 		}
+		where.forget() // answered: a rejection of theirs has been said
 		if *statePath == "" {
 			return nil
 		}
@@ -203,7 +217,7 @@ loop:
 	stopReading()
 	<-done
 	// Send what was read and save its offsets, even when interrupted.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), submitFinalWait)
 	defer cancel()
 	err = save(fctx)
 	if cerr := sub.Close(fctx); err == nil {
@@ -212,9 +226,13 @@ loop:
 	p.add(stats.lines.Load() - last)
 	p.done()
 	ss := sub.Stats()
-	fmt.Fprintf(stdout, "%d lines: %d events, %d skipped (no access in them), %d errors; the log acknowledged %d (%d already there), rejected %d\n",
-		stats.lines.Load(), stats.events.Load(), stats.skipped.Load(), stats.errors.Load(), ss.Acknowledged, ss.Duplicates, ss.Rejected)
-	if err != nil {
+	fmt.Fprintf(stdout, "%d lines: %d events, %d skipped (no access in them), %d errors; the log acknowledged %d (%d already there), rejected %d, dropped %d\n",
+		stats.lines.Load(), stats.events.Load(), stats.skipped.Load(), stats.errors.Load(), ss.Acknowledged, ss.Duplicates, ss.Rejected, ss.Dropped)
+	switch {
+	case ss.Dropped > 0:
+		return fmt.Errorf("not every event was sent: %d dropped without an answer (they may be in the log or not; submitting the same input again sends them, and appends nothing twice): %v",
+			ss.Dropped, err)
+	case err != nil:
 		return fmt.Errorf("not every event was sent: %w", err)
 	}
 	if stats.errors.Load() > 0 {
@@ -223,12 +241,129 @@ loop:
 	return nil
 }
 
+// submitFinalWait bounds the wait for the log's answers once reading has
+// ended (or was interrupted); the events still unanswered are dropped.
+var submitFinalWait = 30 * time.Second
+
+// withoutRejected is a slog.Handler without the Submitter's record of a
+// rejected event: OnRejected says it, with the line it came from.
+type withoutRejected struct{ slog.Handler }
+
+func (h withoutRejected) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "accessledger: event rejected" {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h withoutRejected) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return withoutRejected{h.Handler.WithAttrs(attrs)}
+}
+
+func (h withoutRejected) WithGroup(name string) slog.Handler {
+	return withoutRejected{h.Handler.WithGroup(name)}
+}
+
+// lineIndex maps the events submitted and not yet answered to the lines
+// they were read from (FILE:LINE), so that a rejection names its line.
+// Every Flush forgets what was submitted before it began: the log has
+// answered it.
+type lineIndex struct {
+	// gate makes adding an event and submitting it one step for mark:
+	// what is added before the mark is submitted before the Flush.
+	gate      sync.RWMutex
+	mu        sync.Mutex
+	cur, prev map[string][]lineRef // by service and id
+}
+
+// lineRef is a line an event was read from, and the hash of the event.
+type lineRef struct {
+	sum  [8]byte
+	line string
+}
+
+func newLineIndex() *lineIndex {
+	return &lineIndex{cur: map[string][]lineRef{}}
+}
+
+func lineKey(ev *event.Event) string { return ev.Service + "\x00" + ev.ID }
+
+func eventSum(canonical []byte) (sum [8]byte) {
+	h := sha256.Sum256(canonical)
+	copy(sum[:], h[:])
+	return sum
+}
+
+// submit records that ev (of canonical form canonical) is line, and
+// submits it.
+func (x *lineIndex) submit(ctx context.Context, sub *client.Submitter, ev *event.Event, canonical []byte, line string) error {
+	x.gate.RLock()
+	defer x.gate.RUnlock()
+	k := lineKey(ev)
+	x.mu.Lock()
+	x.cur[k] = append(x.cur[k], lineRef{eventSum(canonical), line})
+	x.mu.Unlock()
+	return sub.Submit(ctx, *ev)
+}
+
+// take returns (and forgets) the line ev was read from: of the lines
+// with its service and id, the one of the same event, else the first.
+func (x *lineIndex) take(ev event.Event) (string, bool) {
+	k, sum := lineKey(&ev), eventSum(ev.Canonical())
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, m := range []map[string][]lineRef{x.prev, x.cur} {
+		refs := m[k]
+		for i, r := range refs {
+			if r.sum == sum {
+				m[k] = append(refs[:i:i], refs[i+1:]...)
+				if len(m[k]) == 0 {
+					delete(m, k)
+				}
+				return r.line, true
+			}
+		}
+	}
+	for _, m := range []map[string][]lineRef{x.prev, x.cur} {
+		if refs := m[k]; len(refs) > 0 {
+			return refs[0].line, true
+		}
+	}
+	return "", false
+}
+
+// mark is called before a Flush: what was submitted until now is
+// answered when it returns.
+func (x *lineIndex) mark() {
+	x.gate.Lock()
+	defer x.gate.Unlock()
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.prev == nil {
+		x.prev = x.cur
+	} else {
+		for k, v := range x.cur {
+			x.prev[k] = append(x.prev[k], v...)
+		}
+	}
+	x.cur = map[string][]lineRef{}
+}
+
+// forget is called after a Flush succeeded: it forgets what was submitted
+// before its mark.
+func (x *lineIndex) forget() {
+	x.mu.Lock()
+	x.prev = nil
+	x.mu.Unlock()
+}
+
 // source is one file (or standard input) being read. Its goroutine owns
 // every field but the acknowledged position (ackMu).
 type source struct {
 	path, format string
 	cfg          ingest.Config
 	sub          *client.Submitter
+	where        *lineIndex
 	stats        *submitStats
 	stderr       io.Writer
 	follow       bool
@@ -610,19 +745,21 @@ func (s *source) line(ctx context.Context, fp string, offset int64, lineNo int, 
 		s.stats.skipped.Add(1)
 		return true
 	}
+	var canonical []byte
 	if err == nil {
 		if ev.ID == "" {
 			ev.ID = s.lineID(fp, offset, line)
 		}
 		// Check it as the log will, to report the line here.
-		_, err = event.Parse(ev.Canonical(), event.ParseOptions{Now: time.Now(), Receiving: true})
+		canonical = ev.Canonical()
+		_, err = event.Parse(canonical, event.ParseOptions{Now: time.Now(), Receiving: true})
 	}
 	if err != nil {
 		s.stats.errors.Add(1)
 		fmt.Fprintf(s.stderr, "%s:%d: %s\n", s.path, lineNo, strings.ReplaceAll(err.Error(), "\n", "; "))
 		return true
 	}
-	if err := s.sub.Submit(ctx, *ev); err != nil {
+	if err := s.where.submit(ctx, s.sub, ev, canonical, fmt.Sprintf("%s:%d", s.path, lineNo)); err != nil {
 		return false
 	}
 	s.stats.events.Add(1)

@@ -558,3 +558,70 @@ func TestSubmitStdinTwice(t *testing.T) {
 		t.Errorf("%d sshd events in the log, want 30", c.Count)
 	}
 }
+
+// TestSubmitRejectedLine submits events the log rejects, one too large
+// to store (which submit cannot tell before sending) and one reusing
+// another event's id with other content: each is reported once, as
+// FILE:LINE (it was "ln-<hash>: rejected…", twice: a warning and
+// OnRejected's line).
+func TestSubmitRejectedLine(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, dir, "--detect=false")
+	key := filepath.Join(dir, "admin.key")
+	logs := t.TempDir()
+	ev := func(id, actor, attrs string) string {
+		if id != "" {
+			id = fmt.Sprintf(`"id":%q,`, id)
+		}
+		return fmt.Sprintf(`{%s"time":"2026-11-27T03:00:00Z","service":"rej","actor":{"id":"%s"},"source":{"ip":"198.51.100.1"},"action":"login","category":"authentication","outcome":"success"%s}`+"\n", id, actor, attrs)
+	}
+	// 64 attributes of the largest key and value: each within the
+	// schema's limits, together more than an entry holds.
+	var big strings.Builder
+	big.WriteString(`,"attributes":{`)
+	for i := range 64 {
+		if i > 0 {
+			big.WriteByte(',')
+		}
+		fmt.Fprintf(&big, `"%s%02d":"%s"`, strings.Repeat("k", 62), i, strings.Repeat("v", 1024))
+	}
+	big.WriteString("}")
+	a, b := filepath.Join(logs, "a.jsonl"), filepath.Join(logs, "b.jsonl")
+	writeLog(t, a, ev("", "alice", "")+"\n"+ev("", "huge", big.String())+ev("vpn-7", "dave", ""))
+	code, out, errOut := runCLI(t, nil, "submit", "--url", s.base, "--api-key-file", key, a)
+	if code != 1 || !strings.Contains(out, "4 lines: 3 events, 1 skipped (no access in them), 1 errors; the log acknowledged 2 (0 already there), rejected 1, dropped 0") {
+		t.Errorf("submit = %d %q %q, want the large event rejected", code, out, errOut)
+	}
+	if want := a + ":3: rejected by the log: (400) the stored event would exceed"; !strings.HasPrefix(errOut, want) || strings.Count(errOut, "\n") != 2 ||
+		strings.Contains(errOut, "ln-") || !strings.Contains(errOut, "1 lines could not be read or were rejected") {
+		t.Errorf("stderr = %q, want %q… said once, and the closing error", errOut, want)
+	}
+	writeLog(t, b, ev("", "bobby", "")+ev("vpn-7", "eve", ""))
+	code, out, errOut = runCLI(t, nil, "submit", "--url", s.base, "--api-key-file", key, b)
+	if code != 1 || !strings.Contains(out, "the log acknowledged 1 (0 already there), rejected 1, dropped 0") {
+		t.Errorf("submit = %d %q %q, want the event reusing vpn-7 rejected", code, out, errOut)
+	}
+	if want := b + ":2: rejected by the log: (409) "; !strings.HasPrefix(errOut, want) || strings.Count(errOut, "rejected") != 2 {
+		t.Errorf("stderr = %q, want %q… said once", errOut, want)
+	}
+}
+
+// TestSubmitSummaryDropped: events the log never answered are counted
+// as dropped in the summary and the error (which said only "not every
+// event was sent").
+func TestSubmitSummaryDropped(t *testing.T) {
+	old := submitFinalWait
+	submitFinalWait = 500 * time.Millisecond
+	t.Cleanup(func() { submitFinalWait = old })
+	events := filepath.Join(t.TempDir(), "events.jsonl")
+	line := `{"time":"2026-11-27T03:00:00Z","service":"vpn","actor":{"id":"carol"},"source":{"ip":"198.51.100.1"},"action":"login","category":"authentication","outcome":"success"}` + "\n"
+	writeLog(t, events, line+line+strings.Replace(line, "carol", "dave", 1))
+	var out, errb bytes.Buffer
+	err := submitCmd(t.Context(), []string{"--url", "http://" + freeAddr(t), "--key", "k", events}, func(string) string { return "" }, &out, &errb)
+	if !strings.Contains(out.String(), "rejected 0, dropped 3\n") {
+		t.Errorf("summary = %q, want 3 events dropped", out.String())
+	}
+	if err == nil || !strings.Contains(err.Error(), "3 dropped") {
+		t.Errorf("error = %v, want it to say 3 events were dropped", err)
+	}
+}
