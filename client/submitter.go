@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -113,9 +114,13 @@ type Stats struct {
 }
 
 // Submitter sends events to the log in batches from a bounded buffer, in
-// the background, retrying on 429, 503, other 5xx and network errors, and
-// on 401 (a key revoked, expired or past its rotation's grace: the events
-// are kept until the key is fixed).
+// the background, retrying on 429, 503, other 5xx and network errors, on
+// 401 (a key revoked, expired or past its rotation's grace: the events
+// are kept until the key is fixed), and on any answer that is not the
+// log's own (an ingress's or a proxy's error page, a 404 or 405 from a
+// wrong URL, the log's "send the request again"), which it logs at error
+// level now and again. Events are rejected only by the log's own JSON
+// refusal (400, 403, 409, 413, 415).
 // Each event without an id gets one (NewEventID) when it is submitted, so
 // a retry never appends it twice. Its methods are safe for concurrent use.
 //
@@ -524,6 +529,8 @@ func (s *Submitter) send(ctx context.Context, batch []event.Event) ([]Result, er
 		case retryable(status):
 			wait = retryAfter(header)
 			s.log.Debug("accessledger: server busy; retrying", "status", status, "retry_after", wait)
+		case isRefusal(status, header, resp):
+			return rejectedResults(resp, len(batch), status), nil
 		case status == http.StatusUnauthorized:
 			// The key, not the events: revoked, expired, or past its
 			// rotation's grace. The events are kept and retried until
@@ -535,7 +542,19 @@ func (s *Submitter) send(ctx context.Context, batch []event.Event) ([]Result, er
 			s.log.Log(ctx, lvl, "accessledger: the log refuses the API key; events are kept and retried until it is fixed",
 				"status", status, "reason", truncateReason(resp), "attempt", attempt+1)
 		default:
-			return rejectedResults(resp, len(batch), status), nil
+			// Not the log's refusal: an ingress's default backend during
+			// a deploy, a proxy's error page, a wrong URL, or the log's
+			// "send the request again". The events were refused by no
+			// one; they are kept and the batch is sent again, loudly,
+			// for someone must look at what answers in the log's place.
+			wait = retryAfter(header)
+			lvl := slog.LevelDebug
+			if attempt < 3 || attempt%10 == 0 {
+				lvl = slog.LevelError
+			}
+			s.log.Log(ctx, lvl, "accessledger: unexpected answer (not the log's own; a proxy, an ingress or a wrong URL?); events are kept and retried",
+				"status", status, "content_type", header.Get("Content-Type"), "body", truncateReason(resp),
+				"url", s.cfg.URL, "attempt", attempt+1)
 		}
 		if err := sleep(ctx, max(wait, s.backoff(attempt))); err != nil {
 			return nil, err
@@ -662,8 +681,6 @@ func parseResults(body []byte, n, status int) ([]Result, error) {
 	return out, nil
 }
 
-// rejectedResults turns a refusal of the whole batch into one result per
-// event, with the reasons the server gave for each.
 // truncateReason returns the server's message in an error answer: its
 // "error" member, else the start of the body.
 func truncateReason(body []byte) string {
@@ -676,6 +693,61 @@ func truncateReason(body []byte) string {
 	return strings.ToValidUTF8(strings.TrimSpace(string(body[:min(len(body), 200)])), "?")
 }
 
+// errorAnswer is the log's error answer (api.errorBody): a message and,
+// for rejected events, the reasons for each.
+type errorAnswer struct {
+	Error  *string `json:"error"`
+	Events []struct {
+		Index  *int   `json:"index"`
+		Field  string `json:"field"`
+		Reason string `json:"reason"`
+	} `json:"events"`
+}
+
+// isRefusal reports whether an answer is the log refusing the batch for
+// good: a status the log refuses events with (400 invalid or malformed,
+// 403 a key without the submitter role, 409 an id reused with other
+// content, 413 an event too large, 415), with the log's own JSON error
+// body: a JSON Content-Type, an object of an "error" message and, for
+// rejected events, "events" (always there for a 409), and nothing else.
+// Anything else (an HTML 404 of an ingress, a proxy's 403, a 405, a 421,
+// someone else's JSON) did not come from the log, and neither refused nor
+// accepted the events. The log's 400 "reading the request body failed;
+// send the request again" asks for a retry.
+func isRefusal(status int, header http.Header, body []byte) bool {
+	switch status {
+	case http.StatusBadRequest, http.StatusForbidden, http.StatusConflict,
+		http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType:
+	default:
+		return false
+	}
+	if mt, _, err := mime.ParseMediaType(header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return false
+	}
+	var e errorAnswer
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil || dec.More() || e.Error == nil || strings.TrimSpace(*e.Error) == "" {
+		return false
+	}
+	for _, ev := range e.Events {
+		if ev.Index == nil || ev.Reason == "" {
+			return false
+		}
+	}
+	switch status {
+	case http.StatusBadRequest:
+		// The log could not read the body (a client too slow, a
+		// connection cut): nothing is wrong with the events.
+		return !strings.Contains(*e.Error, "send the request again")
+	case http.StatusConflict:
+		return len(e.Events) > 0
+	}
+	return true
+}
+
+// rejectedResults turns a refusal of the whole batch into one result per
+// event, with the reasons the server gave for each.
 func rejectedResults(body []byte, n, status int) []Result {
 	var e struct {
 		Error  string `json:"error"`
