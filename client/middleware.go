@@ -206,8 +206,11 @@ type statusWriter struct {
 	status int
 }
 
+// WriteHeader records the first final status. An informational one (103
+// Early Hints, 100 Continue) precedes the answer and is not it: a 103 then
+// a 500 was recorded as a success. 101 Switching Protocols is final.
 func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
+	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		w.status = code
 	}
 	w.ResponseWriter.WriteHeader(code)

@@ -31,8 +31,19 @@ func Middleware(cfg client.RecorderConfig) (gin.HandlerFunc, error) {
 				rc.Record(c.Request, http.StatusInternalServerError, c.FullPath(), start)
 				panic(p)
 			}
-			rc.Record(c.Request, c.Writer.Status(), c.FullPath(), start)
+			rc.Record(c.Request, finalStatus(c.Writer.Status()), c.FullPath(), start)
 		}()
 		c.Next()
 	}, nil
+}
+
+// finalStatus is the status the client got. gin's writer keeps the last
+// status set before it writes, so a 103 then a 500 is a 500; but once a
+// handler forced the 103 out (WriteHeaderNow), gin ignores later statuses
+// and net/http ends the answer with a 200.
+func finalStatus(status int) int {
+	if status < 200 && status != http.StatusSwitchingProtocols {
+		return http.StatusOK
+	}
+	return status
 }
