@@ -186,3 +186,48 @@ func ExampleMiddleware() {
 	fmt.Println("recorded:", s.Stats().Acknowledged, "dropped:", s.Stats().Dropped)
 	// Output: recorded: 1 dropped: 0
 }
+
+// Authentication middleware between the recorder and the mux tells the
+// recorder who is calling with SetActor; RecordRoute around the mux tells
+// it the route pattern that matched, which the mux sets on the request
+// the authentication middleware derived.
+func ExampleSetActor() {
+	logURL, apiKey, _, stop := exampleLog()
+	defer stop()
+	s, err := client.NewSubmitter(client.SubmitterConfig{URL: logURL, APIKey: apiKey})
+	if err != nil {
+		panic(err)
+	}
+	mw, err := client.Middleware(client.RecorderConfig{Submitter: s, Service: "clinic"})
+	if err != nil {
+		panic(err)
+	}
+	type userKey struct{}
+	auth := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			user := r.Header.Get("X-User") // your session or token check
+			if user == "" {
+				http.Error(w, "unauthorized", http.StatusUnauthorized)
+				return
+			}
+			client.SetActor(r, event.Actor{ID: user, Type: event.ActorUser})
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, user)))
+		})
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /patients/{id}", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "patient") })
+	app := httptest.NewServer(mw(auth(client.RecordRoute(mux))))
+	defer app.Close()
+
+	req, _ := http.NewRequest("GET", app.URL+"/patients/17", nil)
+	req.Header.Set("X-User", "dr-grey")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		panic(err)
+	}
+	resp.Body.Close()
+
+	s.Close(context.Background()) // at shutdown: flush
+	fmt.Println("recorded:", s.Stats().Acknowledged)
+	// Output: recorded: 1
+}

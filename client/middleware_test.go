@@ -201,7 +201,9 @@ func TestMiddlewareRecordsWhatCallersChoose(t *testing.T) {
 			s := newSubmitter(t, tl.srv.URL, tl.token, func(c *client.SubmitterConfig) {
 				c.OnRejected = func(ev event.Event, err error) { rejected.Add(1); t.Logf("rejected: %v", err) }
 			})
-			app := httptest.NewServer(tc.serve(client.RecorderConfig{Submitter: s, Service: "shop"}))
+			// With the paths of unmatched requests recorded, to check
+			// that they are fitted to the log's limits.
+			app := httptest.NewServer(tc.serve(client.RecorderConfig{Submitter: s, Service: "shop", RecordRawPaths: true}))
 			defer app.Close()
 			for _, r := range []struct{ path, ua, id string }{
 				{"/users/1", "agent", strings.Repeat("r", 200)},

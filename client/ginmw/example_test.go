@@ -66,3 +66,37 @@ func ExampleMiddleware() {
 	fmt.Println(w.Code, "recorded:", s.Stats().Acknowledged)
 	// Output: 200 recorded: 1
 }
+
+// A gin application whose authentication middleware keeps the user in the
+// context's keys: ContextActor reads it from there once the handlers have
+// answered.
+func ExampleNew() {
+	logURL, apiKey, stop := exampleLog()
+	defer stop()
+	s, err := client.NewSubmitter(client.SubmitterConfig{URL: logURL, APIKey: apiKey})
+	if err != nil {
+		panic(err)
+	}
+	mw, err := ginmw.New(ginmw.Config{
+		RecorderConfig: client.RecorderConfig{Submitter: s, Service: "shop"},
+		ContextActor: func(c *gin.Context) event.Actor {
+			return event.Actor{ID: c.GetString("user"), Type: event.ActorUser}
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.Use(mw, func(c *gin.Context) { c.Set("user", c.GetHeader("X-User")) }) // your authentication
+	e.GET("/orders/:id", func(c *gin.Context) { c.String(http.StatusOK, "order") })
+
+	w := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "/orders/17", nil)
+	req.Header.Set("X-User", "erin")
+	e.ServeHTTP(w, req)
+
+	s.Close(context.Background()) // at shutdown: flush
+	fmt.Println(w.Code, "recorded:", s.Stats().Acknowledged)
+	// Output: 200 recorded: 1
+}
