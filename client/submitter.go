@@ -89,8 +89,11 @@ type SubmitterConfig struct {
 	// (default 200ms).
 	FlushInterval time.Duration
 	// MinBackoff and MaxBackoff bound the wait between retries (default
-	// 100ms and 10s): exponential, with full jitter, and never shorter
-	// than the server's Retry-After.
+	// 100ms and 10s). Before retry n (from 0) the bound is
+	// min(MinBackoff·2^n, MaxBackoff) and the wait is drawn uniformly
+	// from (0, bound] (full jitter); when the server sent Retry-After, the
+	// wait is Retry-After plus a jitter drawn from (0, min(Retry-After,
+	// bound)]: never sooner than asked, and spread.
 	MinBackoff, MaxBackoff time.Duration
 	// OnRejected, if set, is called (from the sending goroutine) with each
 	// event the server refused for good.
@@ -556,20 +559,28 @@ func (s *Submitter) send(ctx context.Context, batch []event.Event) ([]Result, er
 				"status", status, "content_type", header.Get("Content-Type"), "body", truncateReason(resp),
 				"url", s.cfg.URL, "attempt", attempt+1)
 		}
-		if err := sleep(ctx, max(wait, s.backoff(attempt))); err != nil {
+		if err := sleep(ctx, s.backoff(attempt, wait)); err != nil {
 			return nil, err
 		}
 	}
 }
 
-// backoff is the wait before retry attempt+1: exponential from MinBackoff
-// to MaxBackoff, with full jitter.
-func (s *Submitter) backoff(attempt int) time.Duration {
-	d := s.cfg.MinBackoff << min(attempt, 20)
-	if d <= 0 || d > s.cfg.MaxBackoff {
-		d = s.cfg.MaxBackoff
+// backoff is the wait before retry attempt+1. Its bound b is exponential,
+// MinBackoff·2^attempt capped at MaxBackoff, and the wait is drawn
+// uniformly from (0, b] (full jitter). When the server asked for
+// retryAfter (> 0), the wait is retryAfter plus a jitter drawn uniformly
+// from (0, min(retryAfter, b)]: never sooner than asked, and the clients
+// it pushed back do not all return at the same instant, as they did when
+// the wait was retryAfter exactly.
+func (s *Submitter) backoff(attempt int, retryAfter time.Duration) time.Duration {
+	b := s.cfg.MinBackoff << min(attempt, 20)
+	if b <= 0 || b > s.cfg.MaxBackoff {
+		b = s.cfg.MaxBackoff
 	}
-	return time.Duration(rand.Int64N(int64(d)) + 1)
+	if retryAfter > 0 {
+		return retryAfter + time.Duration(rand.Int64N(int64(min(retryAfter, b)))+1)
+	}
+	return time.Duration(rand.Int64N(int64(b)) + 1)
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
