@@ -41,6 +41,11 @@ var (
 	// an id reused with other content, a key without the submitter role);
 	// RejectedError says why.
 	ErrRejected = errors.New("client: event rejected")
+	// ErrDropped means buffered events were dropped, neither acknowledged
+	// nor rejected: Flush returns it (wrapped) when Close gave up before
+	// the events buffered ahead of it were answered. They may or may not
+	// be in the log.
+	ErrDropped = errors.New("client: events dropped")
 )
 
 // RejectedError is an event the server refused for good.
@@ -149,12 +154,20 @@ type Submitter struct {
 	mu sync.RWMutex
 
 	submitted, acknowledged, duplicates, rejected, dropped, retries atomic.Uint64
+	// lastDropWarn is when TrySubmit last logged a drop (Unix ns).
+	lastDropWarn atomic.Int64
 }
+
+// dropWarnEvery is how often, at most, TrySubmit logs that it drops
+// events.
+const dropWarnEvery = 10 * time.Second
 
 // item is an event waiting to be sent, or a flush marker.
 type item struct {
-	ev    event.Event
-	flush chan struct{} // a marker: closed once everything before it is answered
+	ev event.Event
+	// flush makes the item a marker: it is sent, once everything before
+	// it is answered, nil or an ErrDropped (it has room for one).
+	flush chan error
 }
 
 // NewSubmitter starts a Submitter. Close stops it.
@@ -297,24 +310,42 @@ func (s *Submitter) enqueue(it item) (bool, error) {
 
 // TrySubmit buffers ev if there is room, and never waits: with the buffer
 // full it drops the event, counts it in Stats.Dropped and returns
-// ErrBufferFull.
+// ErrBufferFull. Drops are logged at warn level, at most every ten
+// seconds, with the count so far.
 func (s *Submitter) TrySubmit(ev event.Event) error {
 	ok, err := s.enqueue(item{ev: prepare(ev)})
 	switch {
 	case err != nil:
-		s.dropped.Add(1)
+		s.drop(err)
 		return err
 	case !ok:
-		s.dropped.Add(1)
+		s.drop(ErrBufferFull)
 		return ErrBufferFull
 	}
 	return nil
 }
 
+// drop counts an event TrySubmit dropped, and says so now and again: an
+// outage dropped events without a word.
+func (s *Submitter) drop(why error) {
+	n := s.dropped.Add(1)
+	now := time.Now().UnixNano()
+	last := s.lastDropWarn.Load()
+	if (last == 0 || now-last >= int64(dropWarnEvery)) && s.lastDropWarn.CompareAndSwap(last, now) {
+		msg := "accessledger: dropping events: the buffer is full (the log is slow or unreachable)"
+		if errors.Is(why, ErrClosed) {
+			msg = "accessledger: dropping events: the submitter is closed"
+		}
+		s.log.Warn(msg, "dropped_total", n, "buffer_size", s.cfg.BufferSize)
+	}
+}
+
 // Flush returns once every event buffered before it was called has been
-// answered by the server (acknowledged or rejected), or when ctx ends.
+// answered by the server (acknowledged or rejected), or when ctx ends. If
+// Close gave up and dropped events buffered before it, it returns an
+// error wrapping ErrDropped.
 func (s *Submitter) Flush(ctx context.Context) error {
-	done := make(chan struct{})
+	done := make(chan error, 1)
 	for {
 		ok, err := s.enqueue(item{flush: done})
 		if err != nil {
@@ -332,12 +363,17 @@ func (s *Submitter) Flush(ctx context.Context) error {
 		}
 	}
 	select {
-	case <-done:
-		return nil
+	case err := <-done:
+		return err
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-s.stopped:
-		return ErrClosed
+		select {
+		case err := <-done:
+			return err
+		default:
+			return ErrClosed
+		}
 	}
 }
 
@@ -377,11 +413,14 @@ func (s *Submitter) run() {
 	defer close(s.stopped)
 	defer s.cancelSend()
 	var batch []event.Event
+	var lost int // events dropped when Close gave up
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	send := func() {
 		if len(batch) > 0 {
-			s.deliver(batch)
+			if !s.deliver(batch) {
+				lost += len(batch)
+			}
 			batch = batch[:0]
 		}
 		timer.Stop()
@@ -389,7 +428,14 @@ func (s *Submitter) run() {
 	handle := func(it item) {
 		if it.flush != nil {
 			send()
-			close(it.flush)
+			// Drops happen only once Close gave up, and from then on
+			// every batch is dropped: a marker after one has events
+			// before it that were dropped.
+			if lost > 0 {
+				it.flush <- fmt.Errorf("%w: Close gave up before %d buffered events were answered; they may or may not be in the log", ErrDropped, lost)
+			} else {
+				it.flush <- nil
+			}
 			return
 		}
 		if len(batch) == 0 {
@@ -426,18 +472,20 @@ func (s *Submitter) run() {
 	}
 }
 
-// deliver sends a batch until every event is answered, or Close gives up.
-func (s *Submitter) deliver(batch []event.Event) {
+// deliver sends a batch until every event is answered, or Close gives
+// up; it reports whether the events were answered.
+func (s *Submitter) deliver(batch []event.Event) bool {
 	results, err := s.send(s.sendCtx, batch)
 	if err != nil {
 		// Close gave up: these events may or may not be in the log.
 		s.dropped.Add(uint64(len(batch)))
 		s.log.Warn("accessledger: gave up sending events at close", "events", len(batch), "err", err)
-		return
+		return false
 	}
 	for i, r := range results {
 		s.count(batch[i], r)
 	}
+	return true
 }
 
 func (s *Submitter) count(ev event.Event, r Result) {
@@ -516,8 +564,14 @@ func (s *Submitter) send(ctx context.Context, batch []event.Event) ([]Result, er
 			if perr == nil {
 				return rs, nil
 			}
-			// An answer we cannot read: retrying is safe (ids).
-			s.log.Warn("accessledger: unreadable answer; retrying", "err", perr)
+			// An answer we cannot read: retrying is safe (ids). Said
+			// at the first ones and then now and again, as for a log
+			// that cannot be reached.
+			lvl := slog.LevelDebug
+			if attempt < 3 || attempt%10 == 0 {
+				lvl = slog.LevelWarn
+			}
+			s.log.Log(ctx, lvl, "accessledger: unreadable answer; retrying", "status", status, "err", perr, "attempt", attempt+1)
 		case status == http.StatusRequestEntityTooLarge && len(batch) > 1:
 			half := len(batch) / 2
 			a, err := s.send(ctx, batch[:half])

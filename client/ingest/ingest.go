@@ -124,7 +124,12 @@ func parseCombined(line string, cfg Config) (*event.Event, error) {
 		ev.Attributes["bytes"] = m[6]
 	}
 	if r := dash(m[7]); r != "" {
-		ev.Attributes["referer"] = event.FitText(unescape(r), event.MaxAttrValueLen)
+		// Without the query and the fragment, as for the path: they can
+		// hold personal data (a search, a token), which the log keeps
+		// for good.
+		r, _, _ = strings.Cut(unescape(r), "?")
+		r, _, _ = strings.Cut(r, "#")
+		ev.Attributes["referer"] = event.FitText(r, event.MaxAttrValueLen)
 	}
 	if status >= 400 {
 		ev.Outcome, ev.Reason = event.OutcomeFailure, "http_"+m[5]

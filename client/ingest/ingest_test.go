@@ -147,3 +147,24 @@ func TestParseCleansWhatClientsSend(t *testing.T) {
 		t.Errorf("Parse() = %s, want actor al?ice, path /a?b, user agent UA?", ev.Canonical())
 	}
 }
+
+// TestParseStripsRefererQuery: the referer is kept without its query and
+// fragment, as the path is: a referer's query can hold what a user
+// searched for or a token, and the log keeps it for good.
+func TestParseStripsRefererQuery(t *testing.T) {
+	for referer, want := range map[string]string{
+		"https://example.com/search?q=hiv+test&session=abc#results": "https://example.com/search",
+		"https://example.com/a#frag?x":                              "https://example.com/a",
+		"https://example.com/reset?token=s3cr3t":                    "https://example.com/reset",
+		"https://example.com/":                                      "https://example.com/",
+	} {
+		line := `203.0.113.7 - alice [27/Nov/2026:10:00:00 +0000] "GET /a HTTP/1.1" 200 5 "` + referer + `" "UA"`
+		ev, err := ingest.Parse(ingest.FormatCombined, []byte(line), cfg)
+		if err != nil {
+			t.Fatalf("Parse(%q) = %v", line, err)
+		}
+		if got := ev.Attributes["referer"]; got != want {
+			t.Errorf("referer %q recorded as %q, want %q", referer, got, want)
+		}
+	}
+}
