@@ -200,3 +200,36 @@ func TestSubmitterRejectsTheLogsRefusals(t *testing.T) {
 		srv.Close()
 	}
 }
+
+// TestSubmitterRejectsAProxys413: a 413 is about the size, whoever sends
+// it: a proxy in front of the log (nginx's client_max_body_size) that
+// refuses one event refuses it again at every retry. The batch is split
+// down to single events, and an event still refused is rejected rather
+// than retried for ever, holding up every event after it.
+func TestSubmitterRejectsAProxys413(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		io.WriteString(w, "<html><body><h1>413 Request Entity Too Large</h1><hr>nginx</body></html>")
+	}))
+	defer srv.Close()
+	var rejected atomic.Int64
+	s := newSubmitter(t, srv.URL, "k", func(c *client.SubmitterConfig) {
+		c.BatchSize = 4
+		c.OnRejected = func(event.Event, error) { rejected.Add(1) }
+	})
+	for i := range 4 {
+		if err := s.Submit(bg, testEvent(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(bg, 10*time.Second)
+	defer cancel()
+	if err := s.Flush(ctx); err != nil {
+		t.Fatalf("Flush() = %v: the events were retried for ever", err)
+	}
+	if st := s.Stats(); st.Rejected != 4 || rejected.Load() != 4 {
+		t.Errorf("Stats() = %+v, OnRejected %d times; want the 4 events rejected", st, rejected.Load())
+	}
+}

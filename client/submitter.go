@@ -588,6 +588,11 @@ func (s *Submitter) send(ctx context.Context, batch []event.Event) ([]Result, er
 			s.log.Debug("accessledger: server busy; retrying", "status", status, "retry_after", wait)
 		case isRefusal(status, header, resp):
 			return rejectedResults(resp, len(batch), status), nil
+		case status == http.StatusRequestEntityTooLarge:
+			// One event, too large for the log or for a proxy in front
+			// of it (nginx's client_max_body_size): sent again, it
+			// would be refused again, and hold up every event after it.
+			return rejectedResults(resp, len(batch), status), nil
 		case status == http.StatusUnauthorized:
 			// The key, not the events: revoked, expired, or past its
 			// rotation's grace. The events are kept and retried until
