@@ -22,8 +22,8 @@ type ResponderConfig struct {
 	// the Events API v2 endpoint (https://events.pagerduty.com/v2/enqueue).
 	URL string `yaml:"url" json:"url,omitempty"`
 	// Secret signs webhooks (Standard Webhooks, whsec_<base64>).
-	// SecretFile, if set instead, names a file holding it (and, on the
-	// lines after it, previous secrets).
+	// SecretFile, if set instead, names a file holding it and, after it
+	// (on the next lines, or after any whitespace), previous secrets.
 	Secret     string `yaml:"secret" json:"-"`
 	SecretFile string `yaml:"secret_file" json:"secret_file,omitempty"`
 	// PreviousSecrets are secrets being rotated out: each message is

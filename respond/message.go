@@ -24,11 +24,11 @@ const (
 type Message struct {
 	// ID is stable across redeliveries, so that receivers can
 	// deduplicate, and unique across logs: the log's tag (see
-	// Service.loadLogTag), a dot, then the alert id (its log index, in
-	// decimal) for alert.raised, "<alert id>.<response leaf index>" for
-	// acknowledgements and resolutions, "digest.<leaf index>" for a
-	// digest. Messages queued by earlier versions, which had no tag,
-	// keep their ids: the outbox stores them.
+	// Service.loadLogTag), an underscore, then the alert id (its log
+	// index, in decimal) for alert.raised, "<alert id>_<response leaf
+	// index>" for acknowledgements and resolutions, "digest_<leaf index>"
+	// for a digest. Messages queued by earlier versions (without a tag,
+	// or with a dot) keep their ids: the outbox stores them.
 	ID   string `json:"id"`
 	Type string `json:"type"`
 	// Time is when the thing notified happened (the alert leaf's

@@ -306,3 +306,28 @@ func TestOrderKeysForAnOlderOutbox(t *testing.T) {
 		t.Errorf("heldBack(a resolution of alert 7) = %v, %v; want held for the alert.raised queued before the upgrade", held, err)
 	}
 }
+
+// TestThrottledAlertResolvedWhileHeld: a throttled responder's second
+// alert of a group is held back; resolved meanwhile, its resolution goes
+// out, and the end of the period sends no alert.raised after it, which
+// would open the PagerDuty incident again, for good (found by review).
+func TestThrottledAlertResolvedWhileHeld(t *testing.T) {
+	l := newTestLedger(t)
+	pd := newOrderSender(nil)
+	s, _ := runService(t, Config{Log: l, Dir: t.TempDir(), Delivery: fastDelivery(),
+		Responders: []ResponderConfig{{Name: "pd", Type: TypePagerDuty, Throttle: time.Second}},
+		Senders:    map[string]Sender{"pd": pd}})
+	idx := appendAlerts(t, l, testAlert("r1", "high", "a", 1), testAlert("r1", "high", "a", 2))
+	second := idx[1]
+	waitFor(t, "the first alert raised", func() bool { _, d := pd.got(); return len(d) == 1 })
+	if _, err := s.Respond(bg, second, event.ActionResolved, "alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the resolution", func() bool { _, d := pd.got(); return position(d, second, TypeAlertResolved) >= 0 })
+	// The period (1 s) ends, and the flusher (every second) has run.
+	time.Sleep(2500 * time.Millisecond)
+	_, d := pd.got()
+	if a, r := position(d, second, TypeAlertRaised), position(d, second, TypeAlertResolved); a > r {
+		t.Errorf("delivered %v: alert %d raised after its resolution: the incident opens again", types(d), second)
+	}
+}

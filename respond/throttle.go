@@ -158,6 +158,23 @@ func (s *Service) flushThrottledOnce() error {
 			if r == nil {
 				continue
 			}
+			status, err := getStatus(txn, st.Latest.AlertIndex)
+			if err != nil {
+				return err
+			}
+			if status >= statusByte(StatusResolved) {
+				// Resolved while held back: its resolution has gone
+				// out, and an alert.raised after it would open the
+				// incident again (PagerDuty), for good. The period ends
+				// without a notification.
+				s.log.Info("alerts held back by throttling were resolved before the end of the period; not notified",
+					"responder", st.Responder, "alert", st.Latest.AlertIndex, "held", st.Held)
+				delete(s.throttle, k)
+				if err := txn.Delete(append([]byte(string(keyThrottlePf)), k...)); err != nil {
+					return err
+				}
+				continue
+			}
 			m := *st.Latest
 			m.Count = st.Held
 			if err := s.enqueue(txn, r, &m); err != nil {

@@ -146,7 +146,7 @@ func (p *Policy) Cosigners(msg []byte) ([]int, error) {
 // verifiers MUST verify the signature". Call it on a note note.Open
 // accepted.
 func VerifyKnownLines(msg []byte, known ...note.Verifier) error {
-	i := bytes.Index(msg, []byte("\n\n"))
+	i := bytes.LastIndex(msg, []byte("\n\n")) // as note.Open splits
 	if i < 0 {
 		return errors.New("malformed note: no blank line before the signatures")
 	}
