@@ -205,10 +205,13 @@ type geoPoint struct {
 // groupLRU orders a correlation's groups for eviction: a segmented LRU
 // (SLRU). A new group enters the probation segment; a group that gets a
 // second event moves to the protected segment, which holds at most
-// protectedShare of MaxGroups (its least recently active group goes back
-// to probation's most recent end when it overflows). Eviction takes
-// probation's least recently active group, and protected's only when
-// probation is empty.
+// protectedCap of MaxGroups; when it overflows, its least recently active
+// group is demoted (to a segment of its own, so that each segment stays
+// in order of last activity, which sweep relies on: demoted at
+// probation's most recent end, an expired group hid behind newer ones).
+// Eviction takes probation's least recently active group, then the
+// demoted segment's, and protected's only when both are empty. A demoted
+// or probation group that gets an event is protected again.
 //
 // This makes eviction resist scans: a flood of distinct values (failed
 // logins for random accounts, one each) cycles through probation and
@@ -216,14 +219,23 @@ type geoPoint struct {
 // force in progress, in place. A plain LRU evicted them after max_groups
 // distinct values.
 type groupLRU struct {
-	probation, protected lruQueue
-	nprot                int    // groups in protected
-	clock                uint64 // of the latest stamp: stamps are unique across both segments
+	probation, demoted, protected lruQueue
+	nprot                         int    // groups in protected
+	clock                         uint64 // of the latest stamp: stamps are unique across the segments
 }
 
 // protectedShare is the share of MaxGroups (in tenths) the protected
 // segment may hold; the rest is for new groups.
 const protectedShare = 8
+
+// protectedCap is how many groups the protected segment of a correlation
+// keeping maxGroups may hold: protectedShare of them, and always fewer
+// than maxGroups, so that there is always another group than a new one
+// to evict (with max_groups 1 a new group evicted itself, and the engine
+// went on writing to the freed slot; victim also never takes it).
+func protectedCap(maxGroups int) int {
+	return min(max(1, maxGroups*protectedShare/10), maxGroups-1)
+}
 
 // add puts new group g, of a correlation that holds n groups, at
 // probation's most recent end.
@@ -234,9 +246,9 @@ func (l *groupLRU) add(g *group, n int) {
 }
 
 // touch makes g, which has a new event, the most recently active group of
-// protected, moving it there from probation if it is not in it yet; then,
-// if protected holds more than its share of maxGroups, its least recently
-// active group goes back to probation.
+// protected, moving it there if it is not in it yet; then, if protected
+// holds more than protectedCap(maxGroups), its least recently active
+// group is demoted.
 func (l *groupLRU) touch(g *group, n, maxGroups int) {
 	if g.protected {
 		if l.protected.isLast(g) {
@@ -250,21 +262,29 @@ func (l *groupLRU) touch(g *group, n, maxGroups int) {
 	l.nprot++
 	l.clock++
 	l.protected.push(g, l.clock, n)
-	if l.nprot > max(1, maxGroups*protectedShare/10) {
+	if l.nprot > protectedCap(maxGroups) {
 		if d := l.protected.front(); d != nil {
 			l.nprot--
-			l.add(d, n)
+			d.protected = false
+			l.clock++
+			l.demoted.push(d, l.clock, n)
 		}
 	}
 }
 
-// victim returns the group to evict: probation's least recently active,
-// or protected's when probation is empty; nil if there is none.
-func (l *groupLRU) victim() *group {
-	if g := l.probation.front(); g != nil {
-		return g
+// victim returns the group to evict, other than except (the group just
+// added, which must stay: the engine goes on with it): probation's least
+// recently active, else the demoted segment's, else protected's; nil if
+// there is none.
+func (l *groupLRU) victim(except *group) *group {
+	for _, q := range []*lruQueue{&l.probation, &l.demoted, &l.protected} {
+		// The front is the least recently active: if it is except,
+		// the most recent, it is the segment's only group.
+		if g := q.front(); g != nil && g != except {
+			return g
+		}
 	}
-	return l.protected.front()
+	return nil
 }
 
 // remove takes g out of its segment (its entries go stale).
@@ -275,10 +295,10 @@ func (l *groupLRU) remove(g *group) {
 	g.stamp, g.protected = 0, false
 }
 
-// all yields the groups of probation, then of protected, each from the
-// least to the most recently active.
+// all yields the groups of probation, then demoted, then protected, each
+// from the least to the most recently active.
 func (l *groupLRU) all(yield func(*group) bool) {
-	for _, q := range []*lruQueue{&l.probation, &l.protected} {
+	for _, q := range []*lruQueue{&l.probation, &l.demoted, &l.protected} {
 		for g := range q.all {
 			if !yield(g) {
 				return
@@ -287,15 +307,16 @@ func (l *groupLRU) all(yield func(*group) bool) {
 	}
 }
 
-// segments yields probation, then protected: each is ordered by last
-// activity.
+// segments yields probation, demoted, then protected: each is ordered by
+// last activity.
 func (l *groupLRU) segments(yield func(*lruQueue) bool) {
-	_ = yield(&l.probation) && yield(&l.protected)
+	_ = yield(&l.probation) && yield(&l.demoted) && yield(&l.protected)
 }
 
-// trim drops stale entries of both segments (see lruQueue.trim).
+// trim drops stale entries of the segments (see lruQueue.trim).
 func (l *groupLRU) trim(n int) {
 	l.probation.trim(n)
+	l.demoted.trim(n)
 	l.protected.trim(n)
 }
 
@@ -703,7 +724,7 @@ func (e *Engine) feed(c *correlator, h hit) {
 		c.ngroups++
 		c.lru.add(g, c.ngroups)
 		if c.ngroups > e.cfg.MaxGroups {
-			c.removeGroup(c.lru.victim())
+			c.removeGroup(c.lru.victim(g))
 			c.evicted++
 		}
 	} else {
@@ -1068,7 +1089,7 @@ func (e *Engine) closeWindows(closed int64) {
 		if c.monotone {
 			continue
 		}
-		// In the LRU's order (probation, then protected, each by
+		// In the LRU's order (probation, demoted, protected, each by
 		// last activity), which makes the order of the alerts
 		// deterministic.
 		for g := range c.lru.all {

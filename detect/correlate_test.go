@@ -805,13 +805,70 @@ correlation:
 	}
 }
 
-// TestGroupLRU checks the segmented LRU against two plain lists under
+// TestMaxGroupsOne: with max_groups 1 (which the configuration allows),
+// the protected segment filled the whole bound: a new group was its own
+// victim, evicted while the engine went on writing to its freed slot, so
+// no other group could fire and the next save dereferenced a nil entity.
+func TestMaxGroupsOne(t *testing.T) {
+	rules := failedLogin + `title: brute force
+id: bf
+correlation:
+  type: event_count
+  rules: [failed_login]
+  group-by: [actor.id]
+  timespan: 1h
+  condition: {gte: 3}
+`
+	e := compileYAML(t, rules, Config{MaxGroups: 1})
+	evs := []*event.Event{fail(t, 0, "192.0.2.1", "a"), fail(t, time.Second, "192.0.2.1", "a")}
+	for i := range 3 {
+		evs = append(evs, fail(t, 2*time.Second+time.Duration(i)*time.Second, "192.0.2.2", "b"))
+	}
+	if as := stream(e, evs); len(as) != 1 || as[0].Group[0].Value != "b" {
+		t.Errorf("alerts %s, want one for b's three failures", alertIDs(as))
+	}
+	if err := e.SaveState(memState{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSweepDemotedGroup: a protected group demoted when the segment
+// overflowed is swept once idle past keep. Demoted to probation's most
+// recent end, it sat behind a newer group, and sweep, which stops at the
+// first group of a segment not yet expired, never reached it.
+func TestSweepDemotedGroup(t *testing.T) {
+	rules := failedLogin + `title: brute force
+id: bf
+correlation:
+  type: event_count
+  rules: [failed_login]
+  group-by: [actor.id]
+  timespan: 1m
+  condition: {gte: 100}
+`
+	e := compileYAML(t, rules, Config{MaxGroups: 20, Lateness: time.Second}) // protected holds 16
+	var evs []*event.Event
+	for i := range 16 { // d0..d15, protected, at 0s
+		evs = append(evs, fail(t, 0, "192.0.2.1", fmt.Sprintf("d%d", i)), fail(t, 0, "192.0.2.1", fmt.Sprintf("d%d", i)))
+	}
+	evs = append(evs, fail(t, 50*time.Second, "192.0.2.1", "fresh")) // on probation, at 50s
+	// A seventeenth promotion, at 50s, demotes d0 (idle since 0s).
+	evs = append(evs, fail(t, 50*time.Second, "192.0.2.1", "p"), fail(t, 50*time.Second, "192.0.2.1", "p"))
+	evs = append(evs, fail(t, 90*time.Second, "192.0.2.1", "late")) // watermark 90s: keep is 61s
+	stream(e, evs)
+	e.Flush()
+	if g := ruleStatus(t, e, "bf").Groups; g != 3 {
+		t.Errorf("groups after the sweep = %d, want 3 (fresh, p, late): the demoted d0, idle 90s, was left", g)
+	}
+}
+
+// TestGroupLRU checks the segmented LRU against three plain lists under
 // random additions, touches and removals, through compactions.
 func TestGroupLRU(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	const maxGroups = 20 // protected holds at most 16
 	var l groupLRU
-	var prob, prot []*group // least recently active first
+	var prob, dem, prot []*group // least recently active first
 	live := map[*group]bool{}
 	peak := 0
 	pool := make([]*group, 50)
@@ -826,7 +883,7 @@ func TestGroupLRU(t *testing.T) {
 		switch {
 		case rng.IntN(4) == 0 && live[g]:
 			l.remove(g)
-			prob, prot = without(prob, g), without(prot, g)
+			prob, dem, prot = without(prob, g), without(dem, g), without(prot, g)
 			delete(live, g)
 			pool[slices.Index(pool, g)] = &group{} // a removed group is never reused
 		case rng.IntN(50) == 0:
@@ -837,13 +894,13 @@ func TestGroupLRU(t *testing.T) {
 			prob = append(prob, g)
 		default:
 			l.touch(g, len(live), maxGroups)
-			prob, prot = without(prob, g), append(without(prot, g), g)
-			if len(prot) > maxGroups*protectedShare/10 {
-				prob, prot = append(prob, prot[0]), prot[1:]
+			prob, dem, prot = without(prob, g), without(dem, g), append(without(prot, g), g)
+			if len(prot) > protectedCap(maxGroups) {
+				dem, prot = append(dem, prot[0]), prot[1:]
 			}
 		}
 		peak = max(peak, len(live))
-		for _, q := range []*lruQueue{&l.probation, &l.protected} {
+		for _, q := range []*lruQueue{&l.probation, &l.demoted, &l.protected} {
 			if len(q.q) > 2*peak+64 {
 				t.Fatalf("step %d: %d entries for at most %d groups", step, len(q.q), peak)
 			}
@@ -852,17 +909,19 @@ func TestGroupLRU(t *testing.T) {
 		for g := range l.all {
 			got = append(got, g)
 		}
-		if want := slices.Concat(prob, prot); !slices.Equal(got, want) {
+		if want := slices.Concat(prob, dem, prot); !slices.Equal(got, want) {
 			t.Fatalf("step %d: order differs from the lists'", step)
 		}
 		want := (*group)(nil)
 		switch {
 		case len(prob) > 0:
 			want = prob[0]
+		case len(dem) > 0:
+			want = dem[0]
 		case len(prot) > 0:
 			want = prot[0]
 		}
-		if v := l.victim(); v != want {
+		if v := l.victim(nil); v != want {
 			t.Fatalf("step %d: victim = %p, want %p", step, v, want)
 		}
 		if l.nprot != len(prot) {
