@@ -284,6 +284,11 @@ func (s *Server) prepare(raws [][]byte) ([]ledger.Entry, []string, map[int][]eve
 		if ev.ID != "" {
 			entries[i].DedupKey = dedupKey(ev.Service, ev.ID)
 			entries[i].Fingerprint = sha256.Sum256(body)
+			if legacy := ev.NegativeZeroCanonical(); legacy != nil {
+				// Stored by a version that wrote -0 as -0: the same event.
+				fp := sha256.Sum256(legacy)
+				entries[i].LegacyFingerprint = &fp
+			}
 		}
 	}
 	return entries, services, bad

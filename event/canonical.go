@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -25,7 +26,24 @@ func (e *Event) Canonical() []byte {
 }
 
 // AppendCanonical appends the canonical JSON encoding of e to b.
-func (e *Event) AppendCanonical(b []byte) []byte {
+func (e *Event) AppendCanonical(b []byte) []byte { return e.appendCanonical(b, false) }
+
+// NegativeZeroCanonical returns e's canonical encoding as versions before
+// -0 was written 0 made it, if e has a coordinate of -0, and nil
+// otherwise: an event stored then is deduplicated against a resubmission
+// by the fingerprint of that encoding (ledger.Entry.LegacyFingerprint).
+func (e *Event) NegativeZeroCanonical() []byte {
+	g := e.Source.Geo
+	if g == nil || !(negativeZero(g.Lat) || negativeZero(g.Lon)) {
+		return nil
+	}
+	return e.appendCanonical(nil, true)
+}
+
+func negativeZero(v *float64) bool { return v != nil && *v == 0 && math.Signbit(*v) }
+
+// appendCanonical is AppendCanonical, with -0 kept as -0 if negZero.
+func (e *Event) appendCanonical(b []byte, negZero bool) []byte {
 	b = append(b, '{')
 	if e.ID != "" {
 		b = appendKey(b, "id", true)
@@ -64,12 +82,12 @@ func (e *Event) AppendCanonical(b []byte) []byte {
 		}
 		if g.Lat != nil {
 			b = appendKey(b, "lat", first)
-			b = appendCoordinate(b, *g.Lat)
+			b = appendCoordinate(b, *g.Lat, negZero)
 			first = false
 		}
 		if g.Lon != nil {
 			b = appendKey(b, "lon", first)
-			b = appendCoordinate(b, *g.Lon)
+			b = appendCoordinate(b, *g.Lon, negZero)
 		}
 		b = append(b, '}')
 	}
@@ -342,8 +360,9 @@ func appendString(b []byte, s string) []byte {
 // as 0: they mean the same, and JavaScript's JSON.stringify writes 0
 // where Python writes -0.0, so a retry through another client's language
 // was another event (409) rather than a duplicate.
-func appendCoordinate(b []byte, v float64) []byte {
-	if v == 0 {
+// (negZero keeps it, as NegativeZeroCanonical needs.)
+func appendCoordinate(b []byte, v float64, negZero bool) []byte {
+	if v == 0 && !negZero {
 		v = 0 // -0 == 0: this makes it +0
 	}
 	return strconv.AppendFloat(b, v, 'f', -1, 64)

@@ -473,6 +473,29 @@ func TestCanonicalNormalises(t *testing.T) {
 	}
 }
 
+// TestNegativeZeroCanonical: an event with a coordinate of -0 also has
+// the encoding versions before -0 was written 0 gave it, for the
+// deduplication of a resubmission of an event they stored; others have
+// none.
+func TestNegativeZeroCanonical(t *testing.T) {
+	e, err := Parse(with("source.geo", map[string]any{"lat": raw("51.5"), "lon": raw("-0.0")}), ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, l := e.Canonical(), e.NegativeZeroCanonical(); !bytes.Contains(c, []byte(`"lon":0}`)) || !bytes.Equal(l, bytes.Replace(c, []byte(`"lon":0}`), []byte(`"lon":-0}`), 1)) {
+		t.Errorf("Canonical() = %s, NegativeZeroCanonical() = %s: want lon 0 and -0, the rest the same", c, l)
+	}
+	for _, geo := range []map[string]any{{"lat": raw("0"), "lon": raw("1")}, {"country": "FR"}} {
+		e, err := Parse(with("source.geo", geo), ParseOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l := e.NegativeZeroCanonical(); l != nil {
+			t.Errorf("NegativeZeroCanonical() of %v = %s, want nil", geo, l)
+		}
+	}
+}
+
 // TestCanonicalIgnoresInputForm checks that key order, whitespace, string
 // escapes and number spelling do not change the canonical bytes.
 func TestCanonicalIgnoresInputForm(t *testing.T) {

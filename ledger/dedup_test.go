@@ -58,3 +58,26 @@ func TestDedupRecords(t *testing.T) {
 		t.Fatalf("Size() after duplicates = %d, want 300", size)
 	}
 }
+
+// TestDedupLegacyFingerprint: an entry stored under a fingerprint an
+// earlier version computed (an event with a coordinate of -0, which the
+// canonical form now writes 0) is a duplicate of a resubmission carrying
+// that fingerprint as LegacyFingerprint, not a conflict; a legacy
+// fingerprint of other content still conflicts.
+func TestDedupLegacyFingerprint(t *testing.T) {
+	l, _ := newTestLedger(t)
+	key := []byte("id-neg-zero")
+	old := [32]byte{1}
+	first, err := l.Append(bg, Entry{Data: entryData(0), DedupKey: key, Fingerprint: old})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := l.Append(bg, Entry{Data: entryData(1), DedupKey: key, Fingerprint: [32]byte{2}, LegacyFingerprint: &old})
+	if err != nil || !res[0].Duplicate || res[0].Index != first[0].Index {
+		t.Fatalf("Append(new fingerprint, the stored one as legacy) = %+v, %v; want a duplicate of %d", res, err, first[0].Index)
+	}
+	other := [32]byte{3}
+	if _, err := l.Append(bg, Entry{Data: entryData(2), DedupKey: key, Fingerprint: [32]byte{2}, LegacyFingerprint: &other}); !errors.Is(err, ErrIDConflict) {
+		t.Fatalf("Append(other content) = %v, want ErrIDConflict", err)
+	}
+}

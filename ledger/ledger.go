@@ -250,6 +250,12 @@ type Entry struct {
 	// events, a hash of the canonical event without the receive time).
 	// Reusing a key with another fingerprint fails with ErrIDConflict.
 	Fingerprint [32]byte
+	// LegacyFingerprint, if set, is another fingerprint of the same
+	// content, as an earlier version computed it: an entry stored then
+	// under the key is this content too (events with a coordinate of -0,
+	// which the canonical form now writes 0). New entries store
+	// Fingerprint.
+	LegacyFingerprint *[32]byte
 	// Decoded, if set, is what Data was encoded from (for an event
 	// leaf, an *event.Decoded). The ledger never reads or stores it: it
 	// hands it to followers with the entry while the entry is recent

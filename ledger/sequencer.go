@@ -466,7 +466,7 @@ func (s *sequencer) appendRequest(r *request, seen map[string]dedupRecord) {
 		}
 		if ok {
 			r.results[i] = Result{Index: rec.index, LeafHash: rec.leafHash, Duplicate: true}
-			if !rec.sameContent(e.Fingerprint) {
+			if !rec.sameContent(e.Fingerprint) && (e.LegacyFingerprint == nil || !rec.sameContent(*e.LegacyFingerprint)) {
 				r.results[i].Err = ErrIDConflict
 				conflicts++
 			}
