@@ -113,7 +113,10 @@ var thresholdKeys = map[string][]string{
 // writes the new one.
 func stateSource(root *yaml.Node) (state, suppress []byte) {
 	var doc map[string]any
-	if err := root.Decode(&doc); err != nil {
+	// Scalars as their text: detection matches a value's text, so 16 and
+	// 0x10, 1000 and 1e3 or 1_000 are other rules, which a decoded
+	// number made one (found by review).
+	if err := scalarsAsText(root).Decode(&doc); err != nil {
 		// Not a rule that loads (ParseRules reports why): all of it.
 		b, _ := yaml.Marshal(root)
 		return b, b
@@ -165,19 +168,33 @@ func stateSource(root *yaml.Node) (state, suppress []byte) {
 	return state, suppress
 }
 
-// isZero reports whether a decoded YAML number is 0.
+// isZero reports whether a scalar, as scalarsAsText leaves it, is the
+// number 0.
 func isZero(v any) bool {
-	switch v := v.(type) {
-	case int:
-		return v == 0
-	case int64:
-		return v == 0
-	case uint64:
-		return v == 0
-	case float64:
-		return v == 0
+	s, ok := v.(string)
+	if !ok {
+		return false
 	}
-	return false
+	var f float64
+	return yaml.Unmarshal([]byte(s), &f) == nil && f == 0
+}
+
+// scalarsAsText returns a copy of the tree of n whose scalars, but nulls,
+// are strings of their text, as written.
+func scalarsAsText(n *yaml.Node) *yaml.Node {
+	if n == nil {
+		return nil
+	}
+	c := *n
+	if c.Kind == yaml.ScalarNode && c.ShortTag() != "!!null" {
+		c.Tag, c.Style = "!!str", 0
+	}
+	c.Alias = scalarsAsText(n.Alias)
+	c.Content = make([]*yaml.Node, len(n.Content))
+	for i, k := range n.Content {
+		c.Content[i] = scalarsAsText(k)
+	}
+	return &c
 }
 
 // stateFP is what a rule's saved state is saved under, and what it is

@@ -838,3 +838,41 @@ func TestFingerprintKeys(t *testing.T) {
 		}
 	})
 }
+
+// TestFingerprintNumberSpelling: detection matches a value's text, so
+// actor.id: 16 and actor.id: 0x10 (or 1000, 1e3 and 1_000; 1 and 1.0)
+// are rules matching other events; their state fingerprints differ. The
+// fingerprint hashed decoded numbers, which made them one (found by
+// review).
+func TestFingerprintNumberSpelling(t *testing.T) {
+	rules := func(v string) string {
+		return `title: failed login
+id: failed
+name: failed_login
+logsource: {product: accessledger, category: authentication}
+detection:
+  sel: {action: login, outcome: failure, actor.id: ` + v + `}
+  condition: sel
+---
+title: bf
+id: bf
+correlation: {type: event_count, rules: [failed_login], group-by: [source.ip], timespan: 1h, condition: {gte: 2}}
+`
+	}
+	fp := func(v string) string {
+		w := mapWriter{}
+		if err := compileYAML(t, rules(v), Config{}).SaveAll(w); err != nil {
+			t.Fatal(err)
+		}
+		return w[keyFP+"bf"]
+	}
+	for _, pair := range [][2]string{{"0x10", "16"}, {"1.0", "1"}, {"1_000", "1000"}, {"1e3", "1000"}} {
+		if fp(pair[0]) == fp(pair[1]) {
+			t.Errorf("actor.id: %s and actor.id: %s have one state fingerprint, but match other events", pair[0], pair[1])
+		}
+	}
+	// Quoting a value does not change what it matches, nor the state.
+	if fp(`"alice"`) != fp("alice") {
+		t.Errorf(`actor.id: "alice" and actor.id: alice have other fingerprints`)
+	}
+}
