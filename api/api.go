@@ -377,6 +377,10 @@ type eventError struct {
 	Index  int    `json:"index"`
 	Field  string `json:"field,omitempty"`
 	Reason string `json:"reason"`
+	// Status is what the event alone would have got: 409 for an id
+	// reused with other content, else 400. A batch refused whole gives
+	// one status for all its events; a client reports each event's own.
+	Status int `json:"status,omitempty"`
 	// conflict marks an id reused with other content: the status of a
 	// partial answer's rejected event is then 409, else 400.
 	conflict bool

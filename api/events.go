@@ -329,7 +329,13 @@ func flatten(bad map[int][]eventError) []eventError {
 	slices.Sort(idx)
 	var out []eventError
 	for _, i := range idx {
-		out = append(out, bad[i]...)
+		for _, e := range bad[i] {
+			e.Status = http.StatusBadRequest
+			if e.conflict {
+				e.Status = http.StatusConflict
+			}
+			out = append(out, e)
+		}
 	}
 	return out
 }

@@ -276,6 +276,7 @@ type errorBody struct {
 		Index  int    `json:"index"`
 		Field  string `json:"field"`
 		Reason string `json:"reason"`
+		Status int    `json:"status"`
 	} `json:"events"`
 }
 

@@ -233,3 +233,36 @@ func TestSubmitterRejectsAProxys413(t *testing.T) {
 		t.Errorf("Stats() = %+v, OnRejected %d times; want the 4 events rejected", st, rejected.Load())
 	}
 }
+
+// TestRejectedStatusIsTheEvents: a batch the log refuses whole (an
+// invalid event and an event reusing an id with other content, nothing
+// left to append) gets one 409; each event's RejectedError.Status is
+// still its own, 400 for the invalid one and 409 for the reused id, as
+// the README says, from the statuses the log now gives per event. The
+// invalid event's status was the batch's 409.
+func TestRejectedStatusIsTheEvents(t *testing.T) {
+	tl := newTestLog(t, nil, nil)
+	s := newSubmitter(t, tl.srv.URL, tl.token, nil)
+	a := testEvent(1)
+	a.ID = "fixed-1"
+	if _, err := s.Send(bg, a); err != nil {
+		t.Fatal(err)
+	}
+	reused := a
+	reused.Action = "update" // the same id, other content
+	invalid := testEvent(2)
+	invalid.Outcome = "bogus"
+	rs, err := s.Send(bg, invalid, reused)
+	if len(rs) != 2 {
+		t.Fatalf("Send() = %+v, %v; want two results", rs, err)
+	}
+	for i, want := range []int{400, 409} {
+		var re *client.RejectedError
+		if !errors.As(rs[i].Err, &re) || re.Status != want {
+			t.Errorf("event %d: %v, want rejected with status %d", i, rs[i].Err, want)
+		}
+		if re != nil && strings.Contains(re.Reason, "(: ") {
+			t.Errorf("event %d: reason %q begins a reason without a field with \": \"", i, re.Reason)
+		}
+	}
+}

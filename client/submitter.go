@@ -7,6 +7,7 @@ package client
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	crand "crypto/rand"
 	"encoding/base64"
@@ -771,6 +772,7 @@ type errorAnswer struct {
 		Index  *int   `json:"index"`
 		Field  string `json:"field"`
 		Reason string `json:"reason"`
+		Status int    `json:"status"` // since the log gives each event's own
 	} `json:"events"`
 }
 
@@ -825,6 +827,7 @@ func rejectedResults(body []byte, n, status int) []Result {
 			Index  int    `json:"index"`
 			Field  string `json:"field"`
 			Reason string `json:"reason"`
+			Status int    `json:"status"`
 		} `json:"events"`
 	}
 	json.Unmarshal(body, &e)
@@ -832,9 +835,19 @@ func rejectedResults(body []byte, n, status int) []Result {
 		e.Error = strings.TrimSpace(string(body[:min(len(body), 200)]))
 	}
 	reasons := make([][]string, n)
+	statuses := make([]int, n)
 	for _, ev := range e.Events {
 		if ev.Index >= 0 && ev.Index < n {
-			reasons[ev.Index] = append(reasons[ev.Index], strings.TrimSpace(ev.Field+": "+ev.Reason))
+			r := ev.Reason
+			if ev.Field != "" {
+				r = ev.Field + ": " + r
+			}
+			reasons[ev.Index] = append(reasons[ev.Index], strings.TrimSpace(r))
+			if ev.Status >= 400 && ev.Status < 500 {
+				// The event's own status (400 invalid, 409 an id
+				// reused), where the answer's is the batch's.
+				statuses[ev.Index] = ev.Status
+			}
 		}
 	}
 	out := make([]Result, n)
@@ -843,7 +856,7 @@ func rejectedResults(body []byte, n, status int) []Result {
 		if len(reasons[i]) > 0 {
 			msg += " (" + strings.Join(reasons[i], "; ") + ")"
 		}
-		out[i].Err = &RejectedError{Status: status, Reason: msg}
+		out[i].Err = &RejectedError{Status: cmp.Or(statuses[i], status), Reason: msg}
 	}
 	return out
 }
