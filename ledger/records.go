@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -84,15 +85,7 @@ func loadRecordCheck(txn *badger.Txn, size, runs uint64, bits uint) (*recordChec
 			return nil, fmt.Errorf("dedup record %q: %v: %w", it.Item().Key()[1:], err, ErrCorrupt)
 		}
 	}
-	slices.SortFunc(rc.dedup, func(a, b dedupPair) int {
-		switch {
-		case a.index < b.index:
-			return -1
-		case a.index > b.index:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(rc.dedup, func(a, b dedupPair) int { return cmp.Compare(a.index, b.index) })
 	return rc, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/go-json-experiment/json"
@@ -66,15 +67,7 @@ func (s *Service) findOrphans(txn *badger.Txn) ([]*orphan, error) {
 			out = append(out, o)
 		}
 	}
-	slices.SortFunc(out, func(a, b *orphan) int {
-		switch {
-		case a.name < b.name:
-			return -1
-		case a.name > b.name:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b *orphan) int { return strings.Compare(a.name, b.name) })
 	return out, nil
 }
 
