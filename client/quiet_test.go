@@ -18,16 +18,7 @@ import (
 // returns an error, for what was buffered before it was dropped. It
 // returned nil, as though every event had been answered.
 func TestFlushReportsDropsAtClose(t *testing.T) {
-	hang := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.ReadAll(r.Body)
-		select {
-		case <-hang:
-		case <-r.Context().Done():
-		}
-	}))
-	defer srv.Close()
-	defer close(hang)
+	srv := hangingServer(t)
 	s := newSubmitter(t, srv.URL, "k", nil)
 	for i := range 5 {
 		if err := s.Submit(bg, testEvent(i)); err != nil {
@@ -70,16 +61,7 @@ func TestFlushAfterAnsweredIsNil(t *testing.T) {
 // TestTrySubmitLogsDrops: TrySubmit dropping events during an outage says
 // so, once in a while, with the count; it said nothing.
 func TestTrySubmitLogsDrops(t *testing.T) {
-	hang := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.ReadAll(r.Body)
-		select {
-		case <-hang:
-		case <-r.Context().Done():
-		}
-	}))
-	defer srv.Close()
-	defer close(hang)
+	srv := hangingServer(t)
 	logs := &logRecords{}
 	s := newSubmitter(t, srv.URL, "k", func(c *client.SubmitterConfig) {
 		c.BufferSize, c.BatchSize = 10, 5
@@ -141,4 +123,20 @@ func TestSubmitterUnreadableAnswerThrottled(t *testing.T) {
 	if w, all := logs.count(slog.LevelWarn, "unreadable answer"), logs.count(slog.LevelDebug, "unreadable answer"); w != 4 || all != 12 {
 		t.Errorf("12 unreadable answers: %d warnings of %d records, want 4 (attempts 1, 2, 3, 11)", w, all)
 	}
+}
+
+// hangingServer is a log that never answers: each request waits until
+// its client gives up or the test ends.
+func hangingServer(t *testing.T) *httptest.Server {
+	hang := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body)
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(hang) }) // first: lets the handlers return
+	return srv
 }
