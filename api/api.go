@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -406,6 +407,18 @@ const (
 	msgNoSpace  = "the log's disk is nearly full: it accepts no events until the operator frees space; retry after the number of seconds in Retry-After"
 	msgInternal = "internal error; the operator can find the details in the server log"
 )
+
+// bodyReadFailed returns the status and message for a request body whose
+// reading failed with err (other than for its size): 408 if the client
+// did not send it within the server's read timeout, 400 otherwise (the
+// connection broke, or its chunked framing did). Both ask for the request
+// again: nothing is wrong with what was in it, and clients retry a 408.
+func bodyReadFailed(err error) (int, string) {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return http.StatusRequestTimeout, "the request body did not arrive within the server's read timeout; send the request again"
+	}
+	return http.StatusBadRequest, "reading the request body failed; send the request again"
+}
 
 // fail answers an error from the ledger (or the request's context) with
 // its HTTP status and a sentence the caller can act on. It is the only

@@ -405,7 +405,8 @@ func (s *Server) readBody(c *gin.Context) (requestBody, int, string) {
 		if errors.As(err, &tooBig) {
 			return b, http.StatusRequestEntityTooLarge, tooLarge()
 		}
-		return b, http.StatusBadRequest, "reading the request body failed; send the request again"
+		status, msg := bodyReadFailed(err)
+		return b, status, msg
 	}
 	b.data, b.reserved = data, reserved
 	return b, 0, ""

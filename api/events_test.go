@@ -1,11 +1,14 @@
 package api_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -782,5 +785,43 @@ func TestPostRefusesFormatControls(t *testing.T) {
 		if len(eb.Events) != 1 || eb.Events[0].Field != "actor.id" {
 			t.Errorf("POST actor %q: errors %+v, want one on actor.id", actor, eb.Events)
 		}
+	}
+}
+
+// TestBodyReadTimeoutIs408: a body that does not arrive within the
+// server's read timeout is answered 408 Request Timeout, which clients
+// retry; it was a 400, which the client library could only tell from a
+// refusal by its text, and nothing is appended.
+func TestBodyReadTimeoutIs408(t *testing.T) {
+	ts := newTestServer(t)
+	srv := httptest.NewUnstartedServer(ts.api.Handler())
+	srv.Config.ReadTimeout = 300 * time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	before := size(ts.l)
+
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ev := eventJSON(t, 1)
+	fmt.Fprintf(conn, "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"+
+		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n", ts.submitter(), len(ev))
+	conn.Write(ev[:10]) // and no more
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("reading the answer to a stalled body: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	r := response{status: resp.StatusCode, header: resp.Header, body: body}
+	eb := wantError(t, "POST with a stalled body", r, http.StatusRequestTimeout)
+	if !strings.Contains(eb.Error, "send the request again") {
+		t.Errorf("408 message %q does not ask for the request again", eb.Error)
+	}
+	if got := size(ts.l); got != before {
+		t.Errorf("log size %d after a stalled body, want %d", got, before)
 	}
 }

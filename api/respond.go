@@ -383,7 +383,8 @@ func (s *Server) readSmallJSON(c *gin.Context, v any, shape string) bool {
 			writeError(c, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", maxRespondBody))
 			return false
 		}
-		writeError(c, http.StatusBadRequest, "reading the request body failed; send the request again")
+		status, msg := bodyReadFailed(err)
+		writeError(c, status, msg)
 		return false
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
