@@ -272,6 +272,23 @@ type auth struct {
 	limiters sync.Map
 	// clock tells the time for expiry and rate limits; nil: time.Now.
 	clock func() time.Time
+	// changedMu guards changed, which is closed and replaced each time
+	// the keyring is: requests that last wait on it to notice a key
+	// revoked while they run (keysChanged).
+	changedMu sync.Mutex
+	changed   chan struct{}
+}
+
+// keysChanged returns a channel closed when the keyring is next replaced.
+// Take it before checking a key (keyStillValid), so that no change in
+// between goes unseen.
+func (a *auth) keysChanged() <-chan struct{} {
+	a.changedMu.Lock()
+	defer a.changedMu.Unlock()
+	if a.changed == nil {
+		a.changed = make(chan struct{})
+	}
+	return a.changed
 }
 
 func (a *auth) now() time.Time {
@@ -330,7 +347,15 @@ func (a *auth) throttle(k *APIKey, now time.Time) (time.Duration, RateLimit) {
 }
 
 // SetKeyring replaces the API keys, for example on SIGHUP.
-func (s *Server) SetKeyring(kr *Keyring) { s.auth.keys.Store(kr) }
+func (s *Server) SetKeyring(kr *Keyring) {
+	s.auth.keys.Store(kr)
+	s.auth.changedMu.Lock()
+	if s.auth.changed != nil {
+		close(s.auth.changed)
+		s.auth.changed = nil
+	}
+	s.auth.changedMu.Unlock()
+}
 
 // Keys of the values require leaves in the gin context.
 const (

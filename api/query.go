@@ -528,6 +528,9 @@ func (s *Server) eventsStream(c *gin.Context, f filters, p pageParams, size uint
 	}
 	if err == nil {
 		err = x.run(c.Request.Context(), search, func(b []byte) error {
+			if !s.keyStillValid(c) {
+				return errKeyRevoked
+			}
 			_, err := w.Write(b)
 			return err
 		})
@@ -536,12 +539,18 @@ func (s *Server) eventsStream(c *gin.Context, f filters, p pageParams, size uint
 		err = w.Flush()
 	}
 	if err != nil {
-		if c.Request.Context().Err() == nil {
+		switch {
+		case errors.Is(err, errKeyRevoked):
+			s.log.WarnContext(c, "the API key of an export was revoked, expired or lost its role; the export is cut short", "route", route(c), "api_key", c.GetString(ctxKeyName))
+		case c.Request.Context().Err() == nil:
 			s.log.ErrorContext(c, "streaming query results failed; aborting the answer", "route", route(c), "err", err)
 		}
 		panic(http.ErrAbortHandler)
 	}
 }
+
+// errKeyRevoked stops an export whose key no longer admits it.
+var errKeyRevoked = errors.New("the API key was revoked, expired or lost its role during the export")
 
 // countEvents answers GET /v1/events/count: {"count","indexed_size"}.
 func (s *Server) countEvents(c *gin.Context) {

@@ -203,6 +203,10 @@ func (s *Server) getAlertFeed(c *gin.Context) {
 	stop := s.shutdowns.of(c)
 	for {
 		changed := s.cfg.Responses.AlertsChanged() // before reading: nothing added in between is missed
+		keysChanged := s.auth.keysChanged()
+		if deadline != nil && !s.keyStillValid(c) {
+			deadline = nil // revoked while waiting: answer now (401, below)
+		}
 		var err error
 		if fas, err = s.cfg.Responses.AlertsAfter(c, after, limit); err != nil {
 			s.failRespond(c, err, "")
@@ -213,6 +217,7 @@ func (s *Server) getAlertFeed(c *gin.Context) {
 		}
 		select {
 		case <-changed:
+		case <-keysChanged: // checked above
 		case <-deadline:
 			deadline = nil // one last read, then answer
 		case <-stop:
@@ -920,6 +925,7 @@ func (s *Server) streamAlerts(c *gin.Context, h *feedHub) {
 	heartbeat := time.NewTicker(every)
 	defer heartbeat.Stop()
 	for err == nil && !closed(stop) {
+		keysChanged := s.auth.keysChanged()
 		if !s.keyStillValid(c) {
 			// Revoked, expired or no longer allowed since the stream
 			// began: it ends, and reconnecting is refused with why.
@@ -958,6 +964,7 @@ func (s *Server) streamAlerts(c *gin.Context, h *feedHub) {
 			err = h.refresh(ctx)
 		case <-grown:
 		case <-changed:
+		case <-keysChanged: // checked at the top: a revoked key's stream ends now
 		case <-heartbeat.C:
 			w.begin()
 			w.bw.WriteString(": heartbeat\n\n")

@@ -650,6 +650,38 @@ func TestRevokedKeyEndsItsWaits(t *testing.T) {
 	}
 }
 
+// TestRevokedKeyEndsItsWaitsAtOnce: a key's revocation ends its alert
+// streams and long polls when the keys change, not at the stream's next
+// alert or heartbeat (15 s) or the poll's deadline (here 30 s), holding
+// the key's stream slots meanwhile.
+func TestRevokedKeyEndsItsWaitsAtOnce(t *testing.T) {
+	var kr *api.Keyring
+	ts, _ := respondServer(t, func(_ *respond.Config, c *api.Config) { kr = c.Keys })
+	s := openStream(t, ts.srv.URL, "?from=now", ts.responder(), "")
+	<-s.msgs // the first block: the stream is being served
+	poll := make(chan response, 1)
+	go func() {
+		r, _ := tryCall(ts.srv.URL, http.MethodGet, "/v1/alerts?after=-1&wait=30s", ts.responder(), "", nil)
+		poll <- r
+	}()
+	time.Sleep(200 * time.Millisecond)
+	revokeKey(t, ts, kr, api.RoleResponder) // and no alert comes
+	deadline := time.After(10 * time.Second)
+	select {
+	case r := <-poll:
+		if r.status != http.StatusUnauthorized || !strings.Contains(string(r.body), "revoked") {
+			t.Errorf("a long poll whose key was revoked while it waited = %v; want 401 saying it was revoked", r)
+		}
+	case <-deadline:
+		t.Errorf("a long poll whose key was revoked still waits 10 s later")
+	}
+	select {
+	case <-s.done:
+	case <-deadline:
+		t.Errorf("the stream of a revoked key is still open 10 s later")
+	}
+}
+
 // TestAlertStreamsPerKeyBounded: each alert stream holds a connection,
 // goroutines and buffers for as long as its client keeps it; one key
 // opened thousands. A key may hold 64 at once; another key still gets its
