@@ -514,5 +514,26 @@ func authHeaderProblem(scheme, token string) string {
 	case token == "":
 		return `the Authorization header must be "Bearer KEY": put "Bearer " before the key`
 	}
-	return fmt.Sprintf(`the Authorization header must be "Bearer KEY", not a %q credential`, truncate(scheme, 16))
+	if !isSchemeName(scheme) {
+		// A key sent with something after it ("KEY extra"): its
+		// scheme is the key itself, which a proxy logging error
+		// bodies would keep.
+		return `the Authorization header must be "Bearer KEY": put "Bearer " before the key, and nothing after it`
+	}
+	return fmt.Sprintf(`the Authorization header must be "Bearer KEY", not a %q credential`, scheme)
+}
+
+// isSchemeName reports whether s looks like an authentication scheme's
+// name (Basic, Token, Digest, ApiKey...), which is safe to repeat: up to
+// 16 letters. A key (al_... with digits and an underscore) is not.
+func isSchemeName(s string) bool {
+	if len(s) == 0 || len(s) > 16 {
+		return false
+	}
+	for _, r := range s {
+		if (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') {
+			return false
+		}
+	}
+	return true
 }
