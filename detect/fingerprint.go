@@ -182,19 +182,33 @@ func isZero(v any) bool {
 // scalarsAsText returns a copy of the tree of n whose scalars, but nulls,
 // are strings of their text, as written.
 func scalarsAsText(n *yaml.Node) *yaml.Node {
+	return copyScalarsAsText(n, make(map[*yaml.Node]*yaml.Node))
+}
+
+// copyScalarsAsText is scalarsAsText copying each node once (copies):
+// an alias refers to the copy of its anchor, as in the original. Copying
+// what an alias refers to at each alias expanded anchors of anchors, nine
+// to the power of their depth in a 600-byte rule ("billion laughs"), until
+// the process ran out of memory (found by review).
+func copyScalarsAsText(n *yaml.Node, copies map[*yaml.Node]*yaml.Node) *yaml.Node {
 	if n == nil {
 		return nil
 	}
-	c := *n
+	if c, ok := copies[n]; ok {
+		return c
+	}
+	c := new(yaml.Node)
+	copies[n] = c
+	*c = *n
 	if c.Kind == yaml.ScalarNode && c.ShortTag() != "!!null" {
 		c.Tag, c.Style = "!!str", 0
 	}
-	c.Alias = scalarsAsText(n.Alias)
+	c.Alias = copyScalarsAsText(n.Alias, copies)
 	c.Content = make([]*yaml.Node, len(n.Content))
 	for i, k := range n.Content {
-		c.Content[i] = scalarsAsText(k)
+		c.Content[i] = copyScalarsAsText(k, copies)
 	}
-	return &c
+	return c
 }
 
 // stateFP is what a rule's saved state is saved under, and what it is
