@@ -222,7 +222,7 @@ func TestLoadConfigEnvironment(t *testing.T) {
 		"ACCESSLEDGER_DIGEST_SCHEDULE=", "ACCESSLEDGER_SELF_AUDIT_SCHEDULE=", "ACCESSLEDGER_GC_SCHEDULE=",
 		"ACCESSLEDGER_PPROF_LISTEN=", "ACCESSLEDGER_CHECKPOINT_INTERVAL=",
 		"ACCESSLEDGER_PUBLIC_TILES=off", "ACCESSLEDGER_PUBLIC_METRICS=yes",
-		"ACCESSLEDGER_DIGEST_SCHEDUEL=@daily", "ACCESSLEDGER_API_KEY=k", "ACCESSLEDGER_AUDIT_API_KEY=k", "ACCESSLEDGER_WITNESS_DATA=w",
+		"ACCESSLEDGER_DIGEST_SCHEDUEL=@daily", "ACCESSLEDGER_API_KEY=k", "ACCESSLEDGER_AUDIT_API_KEY=k", "ACCESSLEDGER_WITNESSD_DATA=w",
 	), io.Discard)
 	if err != nil {
 		t.Fatalf("loadConfig() = %v", err)
@@ -286,5 +286,51 @@ func TestEveryEnvironmentVariableIsKnown(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestNoVariableMeansTwoThings: a variable another command reads is none
+// of serve's settings. ACCESSLEDGER_KEY was simulate's API key and
+// serve's signing-key path (serve wrote a new signing key to a file named
+// after the secret, and logged it); ACCESSLEDGER_WITNESS_POLICY was
+// serve's witnesses and the witness command's logs (found by review).
+func TestNoVariableMeansTwoThings(t *testing.T) {
+	cfg := defaultConfig()
+	serves := map[string]bool{}
+	for _, f := range cfg.fields() {
+		serves[envName(f.name)] = true
+	}
+	for _, v := range otherEnv {
+		if serves[v] {
+			t.Errorf("%s is in otherEnv (another command's) and a setting of serve", v)
+		}
+	}
+	var asked []string
+	getenv := func(k string) string { asked = append(asked, k); return "" }
+	if _, err := witnessFlags([]string{"--policy", "p"}, getenv, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, v := range asked {
+		if strings.HasPrefix(v, witnessEnvPrefix) {
+			n++
+			if serves[v] {
+				t.Errorf("the witness command reads %s, a setting of serve", v)
+			}
+		}
+	}
+	if n < 10 {
+		t.Errorf("the witness command read %d variables of its prefix (%q), want one per flag", n, asked)
+	}
+
+	// The earlier prefix is refused, naming the new variable; serve's
+	// own ACCESSLEDGER_WITNESS_POLICY is left to serve.
+	_, err := witnessFlags([]string{"--policy", "p"}, envMap("ACCESSLEDGER_WITNESS_DATA=/srv/w").get, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "ACCESSLEDGER_WITNESSD_DATA") {
+		t.Errorf("witness with ACCESSLEDGER_WITNESS_DATA set = %v, want an error naming ACCESSLEDGER_WITNESSD_DATA", err)
+	}
+	c, err := witnessFlags(nil, envMap("ACCESSLEDGER_WITNESS_POLICY=/etc/serve-witnesses", "ACCESSLEDGER_WITNESSD_POLICY=/etc/logs").get, io.Discard)
+	if err != nil || c.Policy != "/etc/logs" {
+		t.Errorf("witness with serve's ACCESSLEDGER_WITNESS_POLICY and its own = %v, policy %q; want its own", err, c.Policy)
 	}
 }

@@ -45,10 +45,9 @@ const envPrefix = "ACCESSLEDGER_"
 // beginning with otherEnvPrefix.
 var otherEnv = []string{
 	"ACCESSLEDGER_CONFIG",
-	"ACCESSLEDGER_API_KEY",       // query, export, submit, alerts
+	"ACCESSLEDGER_API_KEY",       // query, export, submit, alerts, simulate
 	"ACCESSLEDGER_URL",           // query, export, submit, alerts
 	"ACCESSLEDGER_AUDIT_API_KEY", // audit
-	"ACCESSLEDGER_KEY",           // simulate
 	respond.EnvMessageID,
 	respond.EnvMessageType,
 	"ACCESSLEDGER_UNSAFE_NO_SYNC_FOR_TESTING",
@@ -56,7 +55,7 @@ var otherEnv = []string{
 }
 
 // otherEnvPrefix begins the witness command's variables.
-const otherEnvPrefix = "ACCESSLEDGER_WITNESS_"
+const otherEnvPrefix = witnessEnvPrefix
 
 // unknownEnv returns the names of the ACCESSLEDGER_* variables of env
 // that are neither a setting of fields nor in otherEnv, sorted: misspelt

@@ -50,7 +50,7 @@ func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	out := fs.String("out", "", `NDJSON events file ("-" for standard output; the default unless --server or --evaluate)`)
 	labels := fs.String("labels", "", "file to write the attack labels to (JSON)")
 	server := fs.String("server", "", "post the events to this accessledger (http://127.0.0.1:8080)")
-	keyFile := fs.String("key-file", "", "file holding a submitter API key for --server (or env ACCESSLEDGER_KEY)")
+	keyFile := fs.String("key-file", "", "file holding a submitter API key for --server (or env ACCESSLEDGER_API_KEY)")
 	batch := fs.Int("batch", 500, "events per request to --server")
 	rate := fs.Int("rate", 0, "with --server: events per second to sustain (0: as fast as the server takes them)")
 	evaluate := fs.Bool("evaluate", false, "run the rules in-process and print the detection quality")
@@ -133,7 +133,7 @@ func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		flushes = append(flushes, bw.Flush)
 	}
 	if *server != "" {
-		key := os.Getenv("ACCESSLEDGER_KEY")
+		key := os.Getenv("ACCESSLEDGER_API_KEY")
 		if *keyFile != "" {
 			raw, err := os.ReadFile(*keyFile)
 			if err != nil {
@@ -142,7 +142,7 @@ func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			key = strings.TrimSpace(string(raw))
 		}
 		if key == "" {
-			return errors.New("--server needs a submitter key: --key-file FILE or env ACCESSLEDGER_KEY")
+			return errors.New("--server needs a submitter key: --key-file FILE or env ACCESSLEDGER_API_KEY")
 		}
 		p := &poster{ctx: ctx, url: strings.TrimRight(*server, "/") + "/v1/events", key: key, size: *batch, rate: *rate, client: &http.Client{Timeout: 60 * time.Second}}
 		sinks = append(sinks, p.add)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -46,7 +47,8 @@ On first start it generates its key (<data>/witness.key, mode 0600) unless
 --key names one, and an admin API key (<data>/admin.key) if there is none.
 SIGHUP reloads the policy file and the API keys.
 
-Every flag can also be set as ACCESSLEDGER_WITNESS_<FLAG> (upper case, - as _).
+Every flag can also be set as ACCESSLEDGER_WITNESSD_<FLAG> (upper case, - as _;
+ACCESSLEDGER_WITNESS_* are serve's witnessing settings).
 
 flags:
 `
@@ -66,13 +68,29 @@ type witnessConfig struct {
 	LogFormat       string
 }
 
+// witnessEnvPrefix begins the witness command's variables. It was
+// ACCESSLEDGER_WITNESS_, which serve's witnessing settings also begin
+// with: ACCESSLEDGER_WITNESS_POLICY was serve's list of witnesses to ask
+// and the witness's list of logs to witness (found by review).
+const witnessEnvPrefix = "ACCESSLEDGER_WITNESSD_"
+
 // witnessEnv is the environment variable of a witness flag.
 func witnessEnv(flagName string) string {
-	return "ACCESSLEDGER_WITNESS_" + envName(flagName)[len("ACCESSLEDGER_"):]
+	return witnessEnvPrefix + envName(flagName)[len(envPrefix):]
+}
+
+// oldWitnessEnv is the variable a witness flag was read from before
+// witnessEnvPrefix, if that is not one of serve's settings.
+func oldWitnessEnv(flagName string) (string, bool) {
+	v := envPrefix + "WITNESS_" + envName(flagName)[len(envPrefix):]
+	cfg := defaultConfig()
+	return v, !slices.ContainsFunc(cfg.fields(), func(f configField) bool { return envName(f.name) == v })
 }
 
 // witnessFlags parses the witness command's flags over defaults and
-// ACCESSLEDGER_WITNESS_* variables.
+// ACCESSLEDGER_WITNESSD_* variables. A variable of the earlier prefix is
+// refused rather than ignored: a witness started on the default data
+// directory instead of its own would have no memory of what it cosigned.
 func witnessFlags(args []string, getenv func(string) string, stderr io.Writer) (witnessConfig, error) {
 	c := witnessConfig{
 		Data:            "./witness-data",
@@ -117,6 +135,15 @@ func witnessFlags(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "graceful shutdown bound")
 	if envErr != nil {
 		return c, fmt.Errorf("environment: %w", envErr)
+	}
+	fs.VisitAll(func(f *flag.Flag) {
+		if old, ok := oldWitnessEnv(f.Name); ok && getenv(old) != "" && envErr == nil {
+			envErr = fmt.Errorf("environment: %s is no longer read: the witness command's variables begin with %s (set %s)",
+				old, witnessEnvPrefix, witnessEnv(f.Name))
+		}
+	})
+	if envErr != nil {
+		return c, envErr
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
