@@ -38,17 +38,12 @@ func (s *Service) Responders(ctx context.Context) ([]ResponderStatus, error) {
 	out := make([]ResponderStatus, 0, len(s.responders))
 	err := s.db.View(func(txn *badger.Txn) error {
 		for _, r := range s.responders {
-			st := ResponderStatus{Name: r.cfg.Name, Type: r.cfg.Type, Filter: r.cfg.Filter, Queued: r.due.len(), Disabled: r.disabled.Load()}
+			st := ResponderStatus{Name: r.cfg.Name, Type: r.cfg.Type, Filter: r.cfg.Filter,
+				Queued: int(r.queued.Load()), Dead: int(r.dead.Load()), Disabled: r.disabled.Load()}
 			if item, err := txn.Get(append(slices.Clone(keyDisabled), r.cfg.Name...)); err == nil {
 				v, _ := item.ValueCopy(nil)
 				st.DisabledReason = string(v)
 			}
-			prefix := responderPrefix(keyDeadPfx, r.cfg.Name)
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
-			for it.Rewind(); it.Valid(); it.Next() {
-				st.Dead++
-			}
-			it.Close()
 			out = append(out, st)
 		}
 		return ctx.Err()
@@ -146,6 +141,8 @@ const (
 func (s *Service) redeliver(ctx context.Context, r *responder, keys [][]byte, must bool) (int, error) {
 	now := s.now()
 	var moved []uint64
+	r.deadMu.Lock()
+	defer r.deadMu.Unlock()
 	err := s.db.Update(func(txn *badger.Txn) error {
 		moved = moved[:0]
 		for _, k := range keys {
@@ -188,6 +185,8 @@ func (s *Service) redeliver(ctx context.Context, r *responder, keys [][]byte, mu
 	if err != nil {
 		return 0, err
 	}
+	r.dead.Add(-int64(len(moved)))
+	r.queued.Add(int64(len(moved)))
 	for _, seq := range moved {
 		r.due.pushLater(seq, now)
 	}

@@ -61,7 +61,7 @@ func newMetrics(reg prometheus.Registerer, s *Service) (*metrics, error) {
 		func() float64 {
 			n := 0
 			for _, r := range s.responders {
-				n += r.due.len()
+				n += int(r.queued.Load())
 			}
 			return float64(n)
 		})
@@ -110,11 +110,13 @@ func (m *metrics) updateLag(s *Service) {
 	}
 }
 
-// queueCollector reports each responder's queue depth and whether it is
-// disabled, and the messages responders no longer configured left.
+// queueCollector reports each responder's queue depth, dead letters and
+// whether it is disabled, and the messages responders no longer
+// configured left.
 type queueCollector struct {
 	s        *Service
 	depth    *prometheus.Desc
+	dead     *prometheus.Desc
 	disabled *prometheus.Desc
 	orphaned *prometheus.Desc
 }
@@ -122,6 +124,7 @@ type queueCollector struct {
 func newQueueCollector(s *Service) *queueCollector {
 	return &queueCollector{s: s,
 		depth:    prometheus.NewDesc("accessledger_delivery_responder_queue_depth", "Messages waiting in a responder's outbox.", []string{"responder"}, nil),
+		dead:     prometheus.NewDesc("accessledger_delivery_responder_dead_letters", "Messages in a responder's dead-letter list.", []string{"responder"}, nil),
 		disabled: prometheus.NewDesc("accessledger_delivery_responder_disabled", "1 if the responder is disabled (its endpoint answered 410 Gone).", []string{"responder"}, nil),
 		orphaned: prometheus.NewDesc("accessledger_delivery_orphaned_messages",
 			"Messages kept undelivered for a responder no longer in the configuration (renamed or removed), as found at start, by state (queued, dead_letter, throttled: alerts held back by throttling).",
@@ -131,13 +134,15 @@ func newQueueCollector(s *Service) *queueCollector {
 
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.depth
+	ch <- c.dead
 	ch <- c.disabled
 	ch <- c.orphaned
 }
 
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range c.s.responders {
-		ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(r.due.len()), r.cfg.Name)
+		ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(r.queued.Load()), r.cfg.Name)
+		ch <- prometheus.MustNewConstMetric(c.dead, prometheus.GaugeValue, float64(r.dead.Load()), r.cfg.Name)
 		d := 0.0
 		if r.disabled.Load() {
 			d = 1

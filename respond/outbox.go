@@ -54,9 +54,11 @@ func (s *Service) enqueue(txn *badger.Txn, r *responder, m *Message) error {
 			return err
 		}
 	}
-	// Scheduled once the transaction commits (commitThrottle), never
-	// before: a worker must not look for a message not yet stored.
+	// Scheduled and counted once the transaction commits
+	// (commitThrottle), never before: a worker must not look for a
+	// message not yet stored.
 	s.stagedDue = append(s.stagedDue, stagedDue{r, seq, at})
+	r.staged++
 	return nil
 }
 
@@ -67,9 +69,9 @@ type stagedDue struct {
 	at  time.Time
 }
 
-// loadOutbox schedules the messages stored in a responder's outbox. It
-// appends to missing the order keys its alert messages lack (queued by
-// an earlier version), for the caller to write.
+// loadOutbox schedules the messages stored in a responder's outbox and
+// counts them. It appends to missing the order keys its alert messages
+// lack (queued by an earlier version), for the caller to write.
 func (s *Service) loadOutbox(txn *badger.Txn, r *responder, missing *[][]byte) error {
 	ordered := make(map[uint64]bool)
 	oprefix := responderPrefix(keyOrderPfx, r.cfg.Name)
@@ -82,7 +84,9 @@ func (s *Service) loadOutbox(txn *badger.Txn, r *responder, missing *[][]byte) e
 	prefix := responderPrefix(keyOutboxPfx, r.cfg.Name)
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
 	defer it.Close()
+	n := 0
 	for it.Rewind(); it.Valid(); it.Next() {
+		n++
 		k := it.Item().Key()
 		seq := binary.BigEndian.Uint64(k[len(prefix):])
 		var rec outboxRecord
@@ -94,8 +98,20 @@ func (s *Service) loadOutbox(txn *badger.Txn, r *responder, missing *[][]byte) e
 		}
 		r.due.pushLater(seq, rec.NextAt)
 	}
+	r.queued.Store(int64(n))
 	r.due.wake()
 	return nil
+}
+
+// loadDeadLetters counts a responder's dead letters.
+func (s *Service) loadDeadLetters(txn *badger.Txn, r *responder) {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: responderPrefix(keyDeadPfx, r.cfg.Name)})
+	defer it.Close()
+	n := 0
+	for it.Rewind(); it.Valid(); it.Next() {
+		n++
+	}
+	r.dead.Store(int64(n))
 }
 
 // Delivery order. A responder has several workers, and each message is
@@ -337,6 +353,12 @@ func (s *Service) finish(ctx context.Context, r *responder, key []byte, rec *out
 	if err != nil {
 		return err
 	}
+	r.queued.Add(-1)
+	if action == event.ActionDeadLettered {
+		r.deadMu.Lock()
+		r.dead.Add(1)
+		r.deadMu.Unlock()
+	}
 	if okey != nil {
 		// The alert's later messages held for this one may go on (after
 		// the commit: see heldBack).
@@ -382,9 +404,8 @@ type dueQueue struct {
 	queued map[uint64]bool
 	wakeCh chan struct{}
 	// held are the messages waiting for an earlier message of their
-	// alert, by alert (see heldBack); nheld counts them.
-	held  map[uint64][]dueItem
-	nheld int
+	// alert, by alert (see heldBack).
+	held map[uint64][]dueItem
 }
 
 type dueItem struct {
@@ -447,7 +468,6 @@ func (q *dueQueue) hold(alert, seq uint64, at time.Time) {
 		q.held = make(map[uint64][]dueItem)
 	}
 	q.held[alert] = append(q.held[alert], dueItem{seq, at})
-	q.nheld++
 }
 
 // release schedules the messages held for alert again, and wakes a
@@ -456,7 +476,6 @@ func (q *dueQueue) release(alert uint64) {
 	q.mu.Lock()
 	items := q.held[alert]
 	delete(q.held, alert)
-	q.nheld -= len(items)
 	for _, it := range items {
 		if !q.queued[it.seq] {
 			q.queued[it.seq] = true
@@ -467,13 +486,6 @@ func (q *dueQueue) release(alert uint64) {
 	if len(items) > 0 {
 		q.wake()
 	}
-}
-
-// len returns the number of messages waiting, held ones included.
-func (q *dueQueue) len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.h) + q.nheld
 }
 
 // next waits for the next message due and takes it; false when ctx

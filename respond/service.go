@@ -67,6 +67,19 @@ type responder struct {
 	// orderMu orders holding a message back for an earlier one of its
 	// alert against that one's leaving the outbox (heldBack, finish).
 	orderMu sync.Mutex
+
+	// queued and dead count the messages in the outbox (those attempted
+	// right now included) and the dead letters, as committed: counted at
+	// Open, then changed after each commit that adds or removes some.
+	queued atomic.Int64
+	dead   atomic.Int64
+	// staged counts the messages the transaction being saved by the
+	// follower (or the throttling flusher) queued; guarded by
+	// Service.throttleMu, added to queued once it commits.
+	staged int
+	// deadMu orders the changes to dead with the transactions that remove
+	// dead letters (Redeliver).
+	deadMu sync.Mutex
 }
 
 // Service follows the log and responds to its alerts. Open it, call Run
@@ -207,7 +220,8 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 }
 
 // load restores the cursor, the sequence, the outbox's schedule, the
-// disabled responders and the throttling state, and reports what
+// counts of queued messages and dead letters, the disabled responders
+// and the throttling state, and reports what
 // responders no longer configured left stored.
 func (s *Service) load() error {
 	var missing [][]byte
@@ -230,6 +244,7 @@ func (s *Service) load() error {
 			if err := s.loadOutbox(txn, r, &missing); err != nil {
 				return err
 			}
+			s.loadDeadLetters(txn, r)
 		}
 		if err := s.loadThrottle(txn); err != nil {
 			return err

@@ -96,6 +96,10 @@ func (s *Service) commitThrottle() {
 		d.r.due.pushLater(d.seq, d.at)
 	}
 	s.stagedDue = s.stagedDue[:0]
+	for _, r := range s.responders {
+		r.queued.Add(int64(r.staged))
+		r.staged = 0
+	}
 }
 
 // rollbackThrottle forgets what a failed transaction staged.
@@ -103,6 +107,9 @@ func (s *Service) rollbackThrottle() {
 	clear(s.throttlePending)
 	s.throttleErr = nil
 	s.stagedDue = s.stagedDue[:0]
+	for _, r := range s.responders {
+		r.staged = 0
+	}
 }
 
 // loadThrottle restores the throttling state.
