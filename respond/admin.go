@@ -30,6 +30,12 @@ type ResponderStatus struct {
 	// again. Its Type and Filter are unknown, empty.
 	Orphaned  bool `json:"orphaned,omitempty"`
 	Throttled int  `json:"throttled_alerts,omitempty"`
+	// MaxQueued is the bound of the outbox (delivery.max_queued); 0 for
+	// an orphaned responder. QueueFull counts the messages put straight
+	// into the dead-letter list since start because the outbox held that
+	// many.
+	MaxQueued int   `json:"max_queued,omitempty"`
+	QueueFull int64 `json:"dead_lettered_queue_full"`
 }
 
 // Responders returns every responder's state, then those of the
@@ -39,7 +45,8 @@ func (s *Service) Responders(ctx context.Context) ([]ResponderStatus, error) {
 	err := s.db.View(func(txn *badger.Txn) error {
 		for _, r := range s.responders {
 			st := ResponderStatus{Name: r.cfg.Name, Type: r.cfg.Type, Filter: r.cfg.Filter,
-				Queued: int(r.queued.Load()), Dead: int(r.dead.Load()), Disabled: r.disabled.Load()}
+				Queued: int(r.queued.Load()), Dead: int(r.dead.Load()), Disabled: r.disabled.Load(),
+				MaxQueued: s.cfg.Delivery.MaxQueued, QueueFull: r.fullTotal.Load()}
 			if item, err := txn.Get(append(slices.Clone(keyDisabled), r.cfg.Name...)); err == nil {
 				v, _ := item.ValueCopy(nil)
 				st.DisabledReason = string(v)

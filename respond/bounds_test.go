@@ -1,15 +1,24 @@
 package respond
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/accessledger/accessledger/event"
 )
 
 // metricValue returns the value of the gauge or counter name with the
-// given responder label in reg, and whether there is one.
+// given responder label in reg (none if responder is ""), and whether
+// there is one.
 func metricValue(t *testing.T, reg *prometheus.Registry, name, responder string) (float64, bool) {
 	t.Helper()
 	mfs, err := reg.Gather()
@@ -21,15 +30,19 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name, responder string)
 			continue
 		}
 		for _, m := range mf.GetMetric() {
+			label := ""
 			for _, lp := range m.GetLabel() {
-				if lp.GetName() != "responder" || lp.GetValue() != responder {
-					continue
+				if lp.GetName() == "responder" {
+					label = lp.GetValue()
 				}
-				if g := m.GetGauge(); g != nil {
-					return g.GetValue(), true
-				}
-				return m.GetCounter().GetValue(), true
 			}
+			if label != responder {
+				continue
+			}
+			if g := m.GetGauge(); g != nil {
+				return g.GetValue(), true
+			}
+			return m.GetCounter().GetValue(), true
 		}
 	}
 	return 0, false
@@ -90,4 +103,202 @@ func TestDeliveryCountsAcrossRestart(t *testing.T) {
 		t.Fatalf("Redeliver = %d, %v", n, err)
 	}
 	check("after the redelivery", 2, 0)
+}
+
+// heldSender answers 429, retry in 3 hours, to every message: each stays
+// in the outbox.
+func heldSender() *orderSender {
+	return newOrderSender(func(*Message, int) Outcome {
+		return Outcome{Err: errors.New("429"), Status: 429, RetryAfter: 3 * time.Hour}
+	})
+}
+
+// TestQueueFullDeadLettersAtOnce: with delivery.max_queued messages in a
+// responder's outbox, a new message goes straight to its dead-letter
+// list, unsent, given up for a full queue: recorded as dead_lettered in
+// the log, counted, shown by Responders, and logged once a minute at
+// most. The outbox grew without bound while the responder was down.
+func TestQueueFullDeadLettersAtOnce(t *testing.T) {
+	l := newTestLedger(t)
+	d := fastDelivery()
+	d.Schedule = []time.Duration{0, time.Hour}
+	d.MaxQueued = 2
+	reg := prometheus.NewRegistry()
+	var logged bytes.Buffer
+	down := heldSender()
+	s, stop := runService(t, Config{Log: l, Dir: t.TempDir(), Delivery: d, Registerer: reg,
+		Logger:     slog.New(slog.NewTextHandler(&logged, nil)),
+		Responders: []ResponderConfig{{Name: "hook", Type: TypeWebhook}}, Senders: map[string]Sender{"hook": down}})
+	status := func() ResponderStatus {
+		st, err := s.Responders(bg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st[0]
+	}
+	idx := appendAlerts(t, l, testAlert("r1", "high", "a", 1), testAlert("r1", "high", "b", 2))
+	waitFor(t, "the outbox full", func() bool { return status().Queued == 2 })
+	// One at a time: each is dead-lettered by a commit of its own.
+	for i := range 4 {
+		idx = append(idx, appendAlerts(t, l, testAlert("r1", "high", fmt.Sprintf("c%d", i), 3+i))...)
+		waitFor(t, "a dead letter", func() bool { return status().Dead == i+1 })
+	}
+	if st := status(); st.Queued != 2 || st.Dead != 4 || st.MaxQueued != 2 || st.QueueFull != 4 {
+		t.Errorf("Responders() = %+v; want 2 queued of at most 2, 4 dead letters, 4 dead-lettered for a full queue", st)
+	}
+	dead, err := s.DeadLetters(bg, "hook", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, dl := range dead {
+		if dl.Message.AlertIndex != idx[2+i] || dl.Attempts != 0 || !strings.HasPrefix(dl.LastError, "queue full: 2 messages wait") {
+			t.Errorf("dead letter %d = alert %d, %d attempts, error %q; want alert %d, unsent, given up for a full queue",
+				i, dl.Message.AlertIndex, dl.Attempts, dl.LastError, idx[2+i])
+		}
+	}
+	if sent, _ := down.got(); len(sent) != 2 {
+		t.Errorf("sent %d messages, want only the 2 queued", len(sent))
+	}
+	waitFor(t, "the dead-letterings recorded in the log", func() bool {
+		n := 0
+		for _, r := range responseLeaves(t, l) {
+			if r.Action == event.ActionDeadLettered && r.Responder == "hook" && r.Attempts == 0 && strings.HasPrefix(r.Error, "queue full") {
+				n++
+			}
+		}
+		return n == 4
+	})
+	wantMetric(t, reg, "accessledger_delivery_queue_full_total", "hook", 4)
+	wantMetric(t, reg, "accessledger_delivery_dead_lettered_total", "hook", 4)
+	wantMetric(t, reg, "accessledger_delivery_responder_queue_depth", "hook", 2)
+	wantMetric(t, reg, "accessledger_delivery_max_queued", "", 2)
+	stop()
+	if n := strings.Count(logged.String(), "outbox is full"); n != 1 {
+		t.Errorf("%d log lines about the full outbox in 4 commits, want 1 (at most one a minute):\n%s", n, logged.String())
+	}
+}
+
+// TestQueueFullAcrossRestart: the outbox's count is restored at Open:
+// after a restart, a full outbox still sends a new message to the
+// dead-letter list.
+func TestQueueFullAcrossRestart(t *testing.T) {
+	l := newTestLedger(t)
+	dir := t.TempDir()
+	d := fastDelivery()
+	d.Schedule = []time.Duration{0, time.Hour}
+	d.MaxQueued = 2
+	cfg := Config{Log: l, Dir: dir, Delivery: d,
+		Responders: []ResponderConfig{{Name: "hook", Type: TypeWebhook}}, Senders: map[string]Sender{"hook": heldSender()}}
+	s, stop := runService(t, cfg)
+	appendAlerts(t, l, testAlert("r1", "high", "a", 1), testAlert("r1", "high", "b", 2), testAlert("r1", "high", "c", 3))
+	waitFor(t, "2 queued, 1 dead letter", func() bool {
+		st, err := s.Responders(bg)
+		return err == nil && st[0].Queued == 2 && st[0].Dead == 1
+	})
+	stop()
+
+	s, _ = runService(t, cfg)
+	if st, err := s.Responders(bg); err != nil || st[0].Queued != 2 || st[0].Dead != 1 {
+		t.Errorf("after the restart, Responders() = %+v, %v; want the 2 queued and the dead letter counted", st, err)
+	}
+	last := appendAlerts(t, l, testAlert("r1", "high", "d", 4))[0]
+	waitFor(t, "the new alert dead-lettered", func() bool {
+		dead, err := s.DeadLetters(bg, "hook", 10)
+		return err == nil && len(dead) == 2 && dead[1].Message.AlertIndex == last
+	})
+	if st, err := s.Responders(bg); err != nil || st[0].Queued != 2 || st[0].Dead != 2 {
+		t.Errorf("Responders() = %+v, %v; want 2 queued, 2 dead letters", st, err)
+	}
+}
+
+// gatedSender fails the alert.raised of group a's alerts while open is
+// false, and delivers everything else.
+func gatedSender(open *atomic.Bool) *orderSender {
+	return newOrderSender(func(m *Message, _ int) Outcome {
+		if m.Type == TypeAlertRaised && m.Alert.Group[0].Value == "a" && !open.Load() {
+			return Outcome{Err: errors.New("503"), Status: 503}
+		}
+		return Outcome{Status: 202}
+	})
+}
+
+// retrying retries every 50 ms, for long.
+func retrying(maxQueued int) DeliveryConfig {
+	return DeliveryConfig{Schedule: []time.Duration{0, 50 * time.Millisecond}, MaxAttempts: 1000, Timeout: time.Second, MaxQueued: maxQueued}
+}
+
+// TestQueueFullResolutionQueuedBehindItsAlert: with the outbox full, an
+// alert's resolution is still queued when the alert's alert.raised waits
+// in it (a dead-lettered resolution would leave the receiver's incident
+// open once the alert.raised went through), and goes after it; a new
+// alert's alert.raised is not.
+func TestQueueFullResolutionQueuedBehindItsAlert(t *testing.T) {
+	l := newTestLedger(t)
+	var open atomic.Bool
+	pd := gatedSender(&open)
+	s, _ := runService(t, Config{Log: l, Dir: t.TempDir(), Delivery: retrying(1),
+		Responders: []ResponderConfig{{Name: "pd", Type: TypePagerDuty}}, Senders: map[string]Sender{"pd": pd}})
+	x := appendAlerts(t, l, testAlert("r1", "high", "a", 1))[0]
+	raisedID := wantMessageID(t, l, AlertID(x))
+	waitFor(t, "the alert.raised failing", func() bool { return pd.attempts(raisedID) >= 2 })
+	if _, err := s.Respond(bg, x, event.ActionResolved, "alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	w := appendAlerts(t, l, testAlert("r1", "high", "b", 2))[0]
+	waitFor(t, "the resolution queued and the new alert dead-lettered", func() bool {
+		st, err := s.Responders(bg)
+		return err == nil && st[0].Queued == 2 && st[0].Dead == 1
+	})
+	if dead, err := s.DeadLetters(bg, "pd", 10); err != nil || len(dead) != 1 || dead[0].Message.AlertIndex != w || dead[0].Message.Type != TypeAlertRaised {
+		t.Errorf("dead letters %+v, %v; want alert %d's alert.raised", dead, err, w)
+	}
+	open.Store(true)
+	waitFor(t, "the alert raised and resolved", func() bool { _, delivered := pd.got(); return len(delivered) == 2 })
+	sent, delivered := pd.got()
+	if want := []string{TypeAlertRaised, TypeAlertResolved}; !slices.Equal(types(delivered), want) {
+		t.Errorf("delivered %s, want %s", types(delivered), want)
+	}
+	if n := len(sent) - 1; position(sent, x, TypeAlertResolved) != n {
+		t.Errorf("sent %s: the resolution before the alert.raised was delivered", types(sent))
+	}
+}
+
+// TestQueueFullDeadLetterHoldsNothingBack: an alert.raised dead-lettered
+// for a full queue holds back none of its alert's later messages: once
+// the outbox has room, the alert's resolution is delivered (as after any
+// dead-lettering), not held for ever for a message never queued.
+func TestQueueFullDeadLetterHoldsNothingBack(t *testing.T) {
+	l := newTestLedger(t)
+	var open atomic.Bool
+	pd := gatedSender(&open)
+	s, _ := runService(t, Config{Log: l, Dir: t.TempDir(), Delivery: retrying(1),
+		Responders: []ResponderConfig{{Name: "pd", Type: TypePagerDuty}}, Senders: map[string]Sender{"pd": pd}})
+	x := appendAlerts(t, l, testAlert("r1", "high", "a", 1))[0]
+	waitFor(t, "the alert.raised failing", func() bool { return pd.attempts(wantMessageID(t, l, AlertID(x))) >= 1 })
+	y := appendAlerts(t, l, testAlert("r1", "high", "b", 2))[0]
+	waitFor(t, "the second alert dead-lettered", func() bool {
+		st, err := s.Responders(bg)
+		return err == nil && st[0].Dead == 1
+	})
+	open.Store(true)
+	waitFor(t, "the outbox emptied", func() bool {
+		st, err := s.Responders(bg)
+		return err == nil && st[0].Queued == 0
+	})
+	for _, action := range []string{event.ActionAcknowledged, event.ActionResolved} {
+		if _, err := s.Respond(bg, y, action, "alice", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the second alert's acknowledgement and resolution delivered", func() bool {
+		_, delivered := pd.got()
+		return position(delivered, y, TypeAlertResolved) >= 0
+	})
+	sent, delivered := pd.got()
+	if position(sent, y, TypeAlertRaised) >= 0 {
+		t.Errorf("sent %s: the dead-lettered alert.raised went out", types(sent))
+	}
+	if a, r := position(delivered, y, TypeAlertAcknowledged), position(delivered, y, TypeAlertResolved); a < 0 || a > r {
+		t.Errorf("delivered %s: want the acknowledgement, then the resolution", types(delivered))
+	}
 }

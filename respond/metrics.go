@@ -18,6 +18,7 @@ type metrics struct {
 	attempts     *prometheus.CounterVec // responder, result
 	failures     *prometheus.CounterVec // responder
 	deadLettered *prometheus.CounterVec // responder
+	queueFull    *prometheus.CounterVec // responder
 	throttled    *prometheus.CounterVec // responder
 	latency      *prometheus.HistogramVec
 	attemptTime  *prometheus.HistogramVec
@@ -40,6 +41,10 @@ func newMetrics(reg prometheus.Registerer, s *Service) (*metrics, error) {
 			Name: "accessledger_delivery_failures_total", Help: "Failed delivery attempts, by responder and status (0: no answer)."}, []string{"responder", "status"}),
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "accessledger_delivery_dead_lettered_total", Help: "Messages given up on and put in the dead-letter list, by responder."}, []string{"responder"}),
+		queueFull: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "accessledger_delivery_queue_full_total",
+			Help: "Messages put straight into the dead-letter list, without an attempt, because the responder's outbox held delivery.max_queued messages (counted in accessledger_delivery_dead_lettered_total too), by responder."},
+			[]string{"responder"}),
 		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "accessledger_delivery_throttled_total", Help: "Alerts held back by throttling (sent later as one counted notification), by responder."}, []string{"responder"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -73,9 +78,18 @@ func newMetrics(reg prometheus.Registerer, s *Service) (*metrics, error) {
 			}
 			return 0
 		})
+	// Each configured responder's counters exist from the start, at 0,
+	// so that a rule on their rate sees the first one.
+	for _, r := range s.responders {
+		m.deadLettered.WithLabelValues(r.cfg.Name)
+		m.queueFull.WithLabelValues(r.cfg.Name)
+	}
+	maxQueued := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "accessledger_delivery_max_queued", Help: "The bound of each responder's outbox (delivery.max_queued)."},
+		func() float64 { return float64(s.cfg.Delivery.MaxQueued) })
 	perResponder := newQueueCollector(s)
 	for _, c := range []prometheus.Collector{m.alerts, m.badLeaves, m.recorded, m.followErrors, m.attempts, m.failures,
-		m.deadLettered, m.throttled, m.latency, m.attemptTime, m.lag, depth, running, perResponder} {
+		m.deadLettered, m.queueFull, m.throttled, m.latency, m.attemptTime, m.lag, depth, maxQueued, running, perResponder} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

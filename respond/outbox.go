@@ -35,10 +35,21 @@ type outboxRecord struct {
 // enqueue adds a message to a responder's outbox within txn; it is
 // scheduled after the commit, and the responder's workers woken. Its
 // first attempt comes after the schedule's first delay (0 by default),
-// as the schedule says: the delay before each attempt. The caller holds
-// throttleMu.
+// as the schedule says: the delay before each attempt. When the outbox
+// holds delivery.max_queued messages the message goes to the dead-letter
+// list instead (queueFull), unless an earlier message of its alert is
+// queued (behindQueued). The caller holds throttleMu.
 func (s *Service) enqueue(txn *badger.Txn, r *responder, m *Message) error {
 	now := s.now()
+	if r.queued.Load()+int64(r.staged) >= int64(s.cfg.Delivery.MaxQueued) {
+		behind, err := s.behindQueued(txn, r, m)
+		if err != nil {
+			return err
+		}
+		if !behind {
+			return s.queueFull(txn, r, m, now)
+		}
+	}
 	at := now.Add(s.backoff(0))
 	rec := outboxRecord{Message: *m, NextAt: at, EnqueuedAt: now}
 	v, err := json.Marshal(&rec)
@@ -308,26 +319,7 @@ func (s *Service) backoff(attempts int) time.Duration {
 // finish removes a message from the outbox (into the dead-letter list if
 // it was given up) and records the outcome in the log.
 func (s *Service) finish(ctx context.Context, r *responder, key []byte, rec *outboxRecord, action, output string) error {
-	resp := &event.Response{Action: action, Time: s.now(), By: r.cfg.Name, Responder: r.cfg.Name,
-		Message: rec.Message.ID, Attempts: rec.Attempts, Status: rec.LastStatus, Error: rec.LastError,
-		Output: truncateUTF8(output, event.MaxResponseOutput)}
-	if rec.Message.Type != TypeDigest {
-		idx := rec.Message.AlertIndex
-		resp.Alert = &idx
-		if rec.Message.Alert != nil {
-			resp.DedupKey = rec.Message.Alert.DedupKey
-		}
-	}
-	if action == event.ActionDelivered {
-		resp.Error = ""
-	}
-	// The record's dedup key makes the outcome appear once in the log,
-	// even when it is recorded again after a crash; once per round of
-	// redelivery.
-	dedup := fmt.Sprintf("%s\x00%s\x00%s", action, r.cfg.Name, rec.Message.ID)
-	if rec.Redelivered > 0 {
-		dedup += fmt.Sprintf("\x00%d", rec.Redelivered)
-	}
+	resp, dedup := s.outcome(r, rec, action, output)
 	seq := binary.BigEndian.Uint64(key[len(key)-8:])
 	okey := orderKey(r.cfg.Name, &rec.Message, seq)
 	err := s.db.Update(func(txn *badger.Txn) error {
@@ -372,6 +364,31 @@ func (s *Service) finish(ctx context.Context, r *responder, key []byte, rec *out
 	}
 	s.wakeRecorder()
 	return nil
+}
+
+// outcome returns the response leaf recording the final outcome of
+// rec's delivery to r, and its dedup key, which makes the outcome appear
+// once in the log, even when it is recorded again after a crash; once
+// per round of redelivery.
+func (s *Service) outcome(r *responder, rec *outboxRecord, action, output string) (*event.Response, string) {
+	resp := &event.Response{Action: action, Time: s.now(), By: r.cfg.Name, Responder: r.cfg.Name,
+		Message: rec.Message.ID, Attempts: rec.Attempts, Status: rec.LastStatus, Error: rec.LastError,
+		Output: truncateUTF8(output, event.MaxResponseOutput)}
+	if rec.Message.Type != TypeDigest {
+		idx := rec.Message.AlertIndex
+		resp.Alert = &idx
+		if rec.Message.Alert != nil {
+			resp.DedupKey = rec.Message.Alert.DedupKey
+		}
+	}
+	if action == event.ActionDelivered {
+		resp.Error = ""
+	}
+	dedup := fmt.Sprintf("%s\x00%s\x00%s", action, r.cfg.Name, rec.Message.ID)
+	if rec.Redelivered > 0 {
+		dedup += fmt.Sprintf("\x00%d", rec.Redelivered)
+	}
+	return resp, dedup
 }
 
 // disable stops deliveries to a responder until an admin enables it.

@@ -80,6 +80,16 @@ type responder struct {
 	// deadMu orders the changes to dead with the transactions that remove
 	// dead letters (Redeliver).
 	deadMu sync.Mutex
+
+	// stagedFull counts the messages the transaction being saved
+	// dead-lettered for a full queue, stagedFullID the last one's id;
+	// guarded by Service.throttleMu (see queueFull).
+	stagedFull   int
+	stagedFullID string
+	// fullTotal counts them since start, once committed; fullLog limits
+	// the log lines about them.
+	fullTotal atomic.Int64
+	fullLog   logEvery
 }
 
 // Service follows the log and responds to its alerts. Open it, call Run
@@ -153,6 +163,9 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	if cfg.Delivery.Timeout <= 0 {
 		cfg.Delivery.Timeout = def.Timeout
+	}
+	if cfg.Delivery.MaxQueued <= 0 {
+		cfg.Delivery.MaxQueued = def.MaxQueued
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger, byName: make(map[string]*responder),
 		records: make(chan struct{}, 1), throttle: make(map[string]*throttleState)}

@@ -85,7 +85,8 @@ func (s *Service) stageThrottle(txn *badger.Txn, k string, st *throttleState) {
 }
 
 // commitThrottle applies what a committed transaction staged: the
-// throttling state and the messages it enqueued.
+// throttling state, the messages it enqueued and those it dead-lettered
+// for a full queue.
 func (s *Service) commitThrottle() {
 	for k, st := range s.throttlePending {
 		s.throttle[k] = st
@@ -96,9 +97,17 @@ func (s *Service) commitThrottle() {
 		d.r.due.pushLater(d.seq, d.at)
 	}
 	s.stagedDue = s.stagedDue[:0]
+	full := false
 	for _, r := range s.responders {
 		r.queued.Add(int64(r.staged))
 		r.staged = 0
+		if r.stagedFull > 0 {
+			s.committedFull(r)
+			full = true
+		}
+	}
+	if full {
+		s.wakeRecorder()
 	}
 }
 
@@ -108,7 +117,7 @@ func (s *Service) rollbackThrottle() {
 	s.throttleErr = nil
 	s.stagedDue = s.stagedDue[:0]
 	for _, r := range s.responders {
-		r.staged = 0
+		r.staged, r.stagedFull, r.stagedFullID = 0, 0, ""
 	}
 }
 

@@ -168,6 +168,9 @@ func TestLoadConfigErrors(t *testing.T) {
 		// Accepted, it failed every delivery until each message was
 		// dead-lettered; a responder's own timeout was refused already.
 		{name: "file delivery timeout under 100ms", yaml: "delivery: {timeout: 1ms}\n", want: "delivery.timeout 1ms is too short"},
+		{name: "file delivery max_queued 0", yaml: "delivery: {max_queued: 0}\n", want: "delivery.max_queued 0: want 1 to 10000000"},
+		{name: "file delivery max_queued negative", yaml: "delivery: {max_queued: -5}\n", want: "delivery.max_queued -5"},
+		{name: "file delivery max_queued huge", yaml: "delivery: {max_queued: 10000000000}\n", want: "delivery.max_queued 10000000000"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := tc.args

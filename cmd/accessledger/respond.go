@@ -120,6 +120,11 @@ func checkRespondConfig(cfg Config) error {
 			return errors.New("delivery.schedule: delays must not be negative")
 		}
 	}
+	// 0 would dead-letter every message unsent; a bound is on by default.
+	if d.MaxQueued < 1 || d.MaxQueued > respond.MaxBound {
+		return fmt.Errorf("delivery.max_queued %d: want 1 to %d messages per responder (absent: the default, %d)",
+			d.MaxQueued, respond.MaxBound, respond.DefaultDelivery().MaxQueued)
+	}
 	for name, spec := range map[string]string{"self_audit_schedule": cfg.SelfAuditSchedule, "digest_schedule": cfg.DigestSchedule} {
 		if spec == "" {
 			continue

@@ -519,3 +519,28 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestDeliveryBoundsDefault: the outbox's bound is on by default, kept
+// when the delivery section sets other fields, and taken as written.
+func TestDeliveryBoundsDefault(t *testing.T) {
+	for _, tc := range []struct {
+		yaml       string
+		wantQueued int
+	}{
+		{"", 100_000},
+		{"delivery: {timeout: 20s}\n", 100_000},
+		{"delivery: {max_queued: 5000}\n", 5000},
+	} {
+		var args []string
+		if tc.yaml != "" {
+			args = []string{"--config", writeConfig(t, tc.yaml)}
+		}
+		cfg, err := loadConfig(args, envMap(), io.Discard)
+		if err != nil {
+			t.Fatalf("loadConfig(%q): %v", tc.yaml, err)
+		}
+		if cfg.Delivery.MaxQueued != tc.wantQueued {
+			t.Errorf("loadConfig(%q): delivery.max_queued = %d, want %d", tc.yaml, cfg.Delivery.MaxQueued, tc.wantQueued)
+		}
+	}
+}
