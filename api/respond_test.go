@@ -1059,6 +1059,44 @@ func (failingSender) Send(context.Context, *respond.Message) respond.Outcome {
 	return respond.Outcome{Err: fmt.Errorf("refused"), Status: http.StatusBadRequest, Permanent: true}
 }
 
+// TestRespondersShowBounds: GET /v1/responders shows each responder's
+// bounds and how often they were hit: a responder that refuses every
+// message, with room for one dead letter, lost the older one.
+func TestRespondersShowBounds(t *testing.T) {
+	ts, _ := respondServer(t, func(rc *respond.Config, _ *api.Config) {
+		rc.Responders = []respond.ResponderConfig{{Name: "hook", Type: respond.TypeWebhook, URL: "http://192.0.2.1/hook"}}
+		rc.Senders = map[string]respond.Sender{"hook": failingSender{}}
+		rc.Delivery = respond.DeliveryConfig{MaxQueued: 50, MaxDeadLetters: 1}
+	})
+	appendAlerts(t, ts.l, 0, 2)
+	ts.waitFeed(t, 2)
+	var rs struct {
+		Responders []map[string]any `json:"responders"`
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := ts.get(t, "/v1/responders", ts.responder())
+		if r.status != http.StatusOK {
+			t.Fatalf("GET /v1/responders = %v", r)
+		}
+		if err := json.Unmarshal(r.body, &rs); err != nil {
+			t.Fatal(err)
+		}
+		if len(rs.Responders) == 1 && rs.Responders[0]["dead_letters_dropped"] == 1.0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /v1/responders = %s, want hook with 1 dead letter deleted", r.body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for field, want := range map[string]float64{"max_queued": 50, "max_dead_letters": 1, "dead_letters": 1, "dead_lettered_queue_full": 0, "queued": 0} {
+		if got := rs.Responders[0][field]; got != want {
+			t.Errorf("GET /v1/responders: %s = %v, want %v", field, got, want)
+		}
+	}
+}
+
 func TestResponderAdmin(t *testing.T) {
 	ts, _ := respondServer(t, func(rc *respond.Config, _ *api.Config) {
 		rc.Responders = []respond.ResponderConfig{{Name: "hook", Type: respond.TypeWebhook, URL: "http://192.0.2.1/hook"}}

@@ -36,6 +36,12 @@ type ResponderStatus struct {
 	// many.
 	MaxQueued int   `json:"max_queued,omitempty"`
 	QueueFull int64 `json:"dead_lettered_queue_full"`
+	// MaxDeadLetters is the bound of the dead-letter list
+	// (delivery.max_dead_letters); 0 for an orphaned responder.
+	// DeadDropped counts the oldest dead letters deleted since start
+	// because the list held that many.
+	MaxDeadLetters int   `json:"max_dead_letters,omitempty"`
+	DeadDropped    int64 `json:"dead_letters_dropped"`
 }
 
 // Responders returns every responder's state, then those of the
@@ -46,7 +52,8 @@ func (s *Service) Responders(ctx context.Context) ([]ResponderStatus, error) {
 		for _, r := range s.responders {
 			st := ResponderStatus{Name: r.cfg.Name, Type: r.cfg.Type, Filter: r.cfg.Filter,
 				Queued: int(r.queued.Load()), Dead: int(r.dead.Load()), Disabled: r.disabled.Load(),
-				MaxQueued: s.cfg.Delivery.MaxQueued, QueueFull: r.fullTotal.Load()}
+				MaxQueued: s.cfg.Delivery.MaxQueued, QueueFull: r.fullTotal.Load(),
+				MaxDeadLetters: s.cfg.Delivery.MaxDeadLetters, DeadDropped: r.droppedTotal.Load()}
 			if item, err := txn.Get(append(slices.Clone(keyDisabled), r.cfg.Name...)); err == nil {
 				v, _ := item.ValueCopy(nil)
 				st.DisabledReason = string(v)

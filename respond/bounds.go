@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -21,8 +22,12 @@ import (
 // a message that would make it hold more goes straight to the
 // dead-letter list (queueFull), given up for a full queue and recorded
 // as such in the log like any other dead-lettering, without an attempt.
-// The counts compared are kept in memory (responder.queued), counted at
-// Open and changed after each commit.
+// And each responder's dead-letter list holds at most
+// delivery.max_dead_letters: past it, its oldest dead letters (lowest
+// numbers) are deleted (trimDead), right after the commit that added
+// the new ones; the log's dead_lettered leaves still record them. The
+// counts compared are kept in memory (responder.queued and dead),
+// counted at Open and changed with each commit, never by a scan.
 //
 // Delivery order. A message dead-lettered for a full queue never enters
 // the outbox and has no order key, so it holds back none of its alert's
@@ -63,7 +68,9 @@ func (s *Service) behindQueued(txn *badger.Txn, r *responder, m *Message) (bool,
 // queueFull puts m straight into r's dead-letter list within txn, and
 // records it in the log as given up, with no attempt, for a full queue.
 // It is counted, logged and the recorder woken once txn commits
-// (committedFull). The caller holds throttleMu.
+// (committedFull). The caller holds throttleMu; the first call for r in
+// a transaction takes r.deadMu, which commitThrottle or rollbackThrottle
+// releases.
 func (s *Service) queueFull(txn *badger.Txn, r *responder, m *Message, now time.Time) error {
 	rec := outboxRecord{Message: *m, NextAt: now, EnqueuedAt: now,
 		LastError: fmt.Sprintf("queue full: %d messages wait for this responder (delivery.max_queued)", s.cfg.Delivery.MaxQueued)}
@@ -71,25 +78,28 @@ func (s *Service) queueFull(txn *badger.Txn, r *responder, m *Message, now time.
 	if err != nil {
 		return fmt.Errorf("respond: encoding message %s: %w", m.ID, err)
 	}
-	if err := txn.Set(responderKey(keyDeadPfx, r.cfg.Name, s.nextSeq()), v); err != nil {
-		return err
-	}
-	resp, dedup := s.outcome(r, &rec, event.ActionDeadLettered, "")
-	if err := s.queueRecord(txn, resp, dedup); err != nil {
-		return err
+	seq := s.nextSeq()
+	if r.stagedFull == 0 {
+		r.deadMu.Lock()
+		r.stagedFullFrom = seq
 	}
 	r.stagedFull++
 	r.stagedFullID = m.ID
-	return nil
+	if err := txn.Set(responderKey(keyDeadPfx, r.cfg.Name, seq), v); err != nil {
+		return err
+	}
+	resp, dedup := s.outcome(r, &rec, event.ActionDeadLettered, "")
+	return s.queueRecord(txn, resp, dedup)
 }
 
 // committedFull counts the messages r's committed transaction
-// dead-lettered for a full queue, and logs them, at most once a minute.
-// The caller holds throttleMu.
+// dead-lettered for a full queue, releases r.deadMu, and logs them, at
+// most once a minute. The caller holds throttleMu; it trims r's
+// dead-letter list next.
 func (s *Service) committedFull(r *responder) {
 	n := r.stagedFull
-	r.deadMu.Lock()
 	r.dead.Add(int64(n))
+	r.deadFrom = min(r.deadFrom, r.stagedFullFrom)
 	r.deadMu.Unlock()
 	r.fullTotal.Add(int64(n))
 	s.metrics.deadLettered.WithLabelValues(r.cfg.Name).Add(float64(n))
@@ -100,6 +110,68 @@ func (s *Service) committedFull(r *responder) {
 			"responder", r.cfg.Name, "max_queued", s.cfg.Delivery.MaxQueued, "dead_lettered", total, "last_message", r.stagedFullID)
 	}
 	r.stagedFull, r.stagedFullID = 0, ""
+}
+
+// trimPerTxn bounds the dead letters one transaction of trimDead
+// deletes.
+const trimPerTxn = 1000
+
+// trimDead deletes r's oldest dead letters while it has more than
+// delivery.max_dead_letters. It holds r.deadMu, as every transaction
+// that adds or removes dead letters does from before it starts until
+// r.dead and r.deadFrom say what it did: so the letters it sees are
+// those counted, and it seeks from deadFrom rather than from the start
+// of the list, where the letters it deleted before lie until compacted.
+func (s *Service) trimDead(r *responder) error {
+	r.deadMu.Lock()
+	defer r.deadMu.Unlock()
+	bound := int64(s.cfg.Delivery.MaxDeadLetters)
+	prefix := responderPrefix(keyDeadPfx, r.cfg.Name)
+	for r.dead.Load() > bound {
+		n := min(r.dead.Load()-bound, trimPerTxn)
+		from := r.deadFrom
+		var keys [][]byte
+		err := s.db.Update(func(txn *badger.Txn) error {
+			keys = keys[:0]
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+			for it.Seek(u64(slices.Clone(prefix), from)); it.Valid() && int64(len(keys)) < n; it.Next() {
+				keys = append(keys, it.Item().KeyCopy(nil))
+			}
+			it.Close()
+			for _, k := range keys {
+				if err := txn.Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("respond: deleting the oldest dead letters of %s: %w", r.cfg.Name, err)
+		}
+		if len(keys) > 0 {
+			r.deadFrom = binary.BigEndian.Uint64(keys[len(keys)-1][len(prefix):]) + 1
+			r.dead.Add(-int64(len(keys)))
+			r.droppedTotal.Add(int64(len(keys)))
+			s.metrics.deadDropped.WithLabelValues(r.cfg.Name).Add(float64(len(keys)))
+			if total, ok := r.dropLog.note(s.now(), len(keys)); ok {
+				s.log.Warn("the responder's dead-letter list is full: its oldest dead letters were deleted; "+
+					"the log's dead_lettered leaves still record them (delivery.max_dead_letters)",
+					"responder", r.cfg.Name, "max_dead_letters", bound, "deleted", total)
+			}
+		}
+		if int64(len(keys)) < n {
+			// Fewer stored from deadFrom than counted: a broken
+			// invariant. Look from the start of the list once; if
+			// there are fewer still, the count was wrong.
+			if from > 0 {
+				r.deadFrom = 0
+				continue
+			}
+			r.dead.Add(-(n - int64(len(keys))))
+			return fmt.Errorf("respond: %s's dead letters were counted %d more than stored", r.cfg.Name, n-int64(len(keys)))
+		}
+	}
+	return nil
 }
 
 // logEveryInterval is the least time between two log lines of a kind

@@ -302,3 +302,181 @@ func TestQueueFullDeadLetterHoldsNothingBack(t *testing.T) {
 		t.Errorf("delivered %s: want the acknowledgement, then the resolution", types(delivered))
 	}
 }
+
+// refusingSender refuses every message for good: each is dead-lettered
+// at its first attempt.
+func refusingSender() *orderSender {
+	return newOrderSender(func(*Message, int) Outcome {
+		return Outcome{Err: errors.New("400"), Status: 400, Permanent: true}
+	})
+}
+
+// deadAlerts returns the alerts of r's dead letters, oldest first.
+func deadAlerts(t *testing.T, s *Service, r string) []uint64 {
+	t.Helper()
+	dead, err := s.DeadLetters(bg, r, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []uint64
+	for _, dl := range dead {
+		out = append(out, dl.Message.AlertIndex)
+	}
+	return out
+}
+
+// countDeadLettered counts the dead_lettered leaves of responder r.
+func countDeadLettered(leaves []*event.Response, r string) int {
+	n := 0
+	for _, resp := range leaves {
+		if resp.Action == event.ActionDeadLettered && resp.Responder == r {
+			n++
+		}
+	}
+	return n
+}
+
+// TestDeadLettersBoundDropsOldest: past delivery.max_dead_letters, a new
+// dead letter deletes the oldest; each dead-lettering stays a leaf of
+// the log; the deletions are counted, shown by Responders and logged
+// once a minute at most. The list grew without bound.
+func TestDeadLettersBoundDropsOldest(t *testing.T) {
+	l := newTestLedger(t)
+	d := fastDelivery()
+	d.MaxDeadLetters = 2
+	reg := prometheus.NewRegistry()
+	var logged bytes.Buffer
+	// One worker: each dead-lettering, and each deletion, comes after
+	// the one before.
+	s, stop := runService(t, Config{Log: l, Dir: t.TempDir(), Delivery: d, Registerer: reg, Workers: 1,
+		Logger:     slog.New(slog.NewTextHandler(&logged, nil)),
+		Responders: []ResponderConfig{{Name: "hook", Type: TypeWebhook}}, Senders: map[string]Sender{"hook": refusingSender()}})
+	var alerts []*event.Alert
+	for i := range 5 {
+		alerts = append(alerts, testAlert("r1", "high", fmt.Sprintf("g%d", i), i))
+	}
+	idx := appendAlerts(t, l, alerts...)
+	waitFor(t, "5 dead-letterings", func() bool {
+		st, err := s.Responders(bg)
+		return err == nil && st[0].DeadDropped == 3
+	})
+	if st, _ := s.Responders(bg); st[0].Dead != 2 || st[0].DeadDropped != 3 || st[0].MaxDeadLetters != 2 {
+		t.Errorf("Responders() = %+v; want 2 dead letters of at most 2, 3 deleted", st[0])
+	}
+	if got, want := deadAlerts(t, s, "hook"), idx[3:]; !slices.Equal(got, want) {
+		t.Errorf("dead letters of alerts %v, want the newest, %v", got, want)
+	}
+	waitFor(t, "the 5 dead-letterings recorded in the log", func() bool {
+		return countDeadLettered(responseLeaves(t, l), "hook") == 5
+	})
+	wantMetric(t, reg, "accessledger_delivery_dead_letters_dropped_total", "hook", 3)
+	wantMetric(t, reg, "accessledger_delivery_dead_lettered_total", "hook", 5)
+	wantMetric(t, reg, "accessledger_delivery_responder_dead_letters", "hook", 2)
+	wantMetric(t, reg, "accessledger_delivery_max_dead_letters", "", 2)
+	stop()
+	if n := strings.Count(logged.String(), "dead-letter list is full"); n != 1 {
+		t.Errorf("%d log lines about the full dead-letter list for 3 deletions, want 1 (at most one a minute):\n%s", n, logged.String())
+	}
+}
+
+// TestDeadLettersBoundAcrossRestart: the dead letters are counted at
+// Open, and a list over the bound (lowered since) loses its oldest
+// then; the bound holds for the dead letters that follow.
+func TestDeadLettersBoundAcrossRestart(t *testing.T) {
+	l := newTestLedger(t)
+	dir := t.TempDir()
+	d := fastDelivery()
+	d.MaxDeadLetters = 5
+	cfg := Config{Log: l, Dir: dir, Delivery: d,
+		Responders: []ResponderConfig{{Name: "hook", Type: TypeWebhook}}, Senders: map[string]Sender{"hook": refusingSender()}}
+	s, stop := runService(t, cfg)
+	idx := appendAlerts(t, l, testAlert("r1", "high", "a", 1), testAlert("r1", "high", "b", 2), testAlert("r1", "high", "c", 3))
+	waitFor(t, "3 dead letters", func() bool { return len(deadAlerts(t, s, "hook")) == 3 })
+	stop()
+
+	cfg.Delivery.MaxDeadLetters = 1
+	s, _ = runService(t, cfg)
+	if st, err := s.Responders(bg); err != nil || st[0].Dead != 1 || st[0].DeadDropped != 2 {
+		t.Errorf("after a restart with max_dead_letters 1, Responders() = %+v, %v; want 1 dead letter, 2 deleted", st, err)
+	}
+	if got := deadAlerts(t, s, "hook"); !slices.Equal(got, idx[2:]) {
+		t.Errorf("dead letters of alerts %v, want the newest, %v", got, idx[2:])
+	}
+	last := appendAlerts(t, l, testAlert("r1", "high", "d", 4))[0]
+	waitFor(t, "the new dead letter, in place of the old", func() bool {
+		got := deadAlerts(t, s, "hook")
+		return len(got) == 1 && got[0] == last
+	})
+	if st, err := s.Responders(bg); err != nil || st[0].Dead != 1 || st[0].DeadDropped != 3 {
+		t.Errorf("Responders() = %+v, %v; want 1 dead letter, 3 deleted", st, err)
+	}
+}
+
+// TestDeliveryBoundsUnderLoad: a responder whose outbox is full and
+// whose every attempt fails for good, with messages dead-lettered both
+// by its workers and for a full queue, ends with its dead letters at the
+// bound, counted as stored, the newest kept, and every dead-lettering in
+// the log.
+func TestDeliveryBoundsUnderLoad(t *testing.T) {
+	l := newTestLedger(t)
+	d := fastDelivery()
+	d.MaxQueued, d.MaxDeadLetters = 3, 5
+	refuse := refusingSender()
+	slow := refuse.answer
+	refuse.answer = func(m *Message, attempt int) Outcome {
+		time.Sleep(20 * time.Millisecond)
+		return slow(m, attempt)
+	}
+	s, _ := runService(t, Config{Log: l, Dir: t.TempDir(), Delivery: d,
+		Responders: []ResponderConfig{{Name: "hook", Type: TypeWebhook}}, Senders: map[string]Sender{"hook": refuse}})
+	var idx []uint64
+	for i := range 50 {
+		idx = append(idx, appendAlerts(t, l, testAlert("r1", "high", fmt.Sprintf("g%d", i), i))...)
+	}
+	// Each deletion follows the commit that added the dead letters: the
+	// list is over its bound for that moment.
+	waitFor(t, "every alert dead-lettered, the oldest deleted", func() bool {
+		st, err := s.Responders(bg)
+		return err == nil && st[0].Queued == 0 && st[0].Dead == 5 && st[0].DeadDropped == 45
+	})
+	st, _ := s.Responders(bg)
+	if stored := countKeys(t, s.db, "x/hook\x00"); st[0].Dead != 5 || stored != 5 || st[0].QueueFull == 0 {
+		t.Errorf("Responders() = %+v with %d dead letters stored; want 5 counted and stored, some dead-lettered for a full queue", st[0], stored)
+	}
+	if got := deadAlerts(t, s, "hook"); !slices.Equal(got, idx[45:]) {
+		t.Errorf("dead letters of alerts %v, want the newest, %v", got, idx[45:])
+	}
+	waitFor(t, "the 50 dead-letterings recorded in the log", func() bool {
+		return countDeadLettered(responseLeaves(t, l), "hook") == 50
+	})
+}
+
+// TestQueueFullBoundsDeadLettersToo: the messages dead-lettered for a
+// full queue count against delivery.max_dead_letters like the others,
+// with no delivery attempt to trim after.
+func TestQueueFullBoundsDeadLettersToo(t *testing.T) {
+	l := newTestLedger(t)
+	d := fastDelivery()
+	d.Schedule = []time.Duration{0, time.Hour}
+	d.MaxQueued, d.MaxDeadLetters = 1, 2
+	s, _ := runService(t, Config{Log: l, Dir: t.TempDir(), Delivery: d,
+		Responders: []ResponderConfig{{Name: "hook", Type: TypeWebhook}}, Senders: map[string]Sender{"hook": heldSender()}})
+	var idx []uint64
+	for i := range 5 {
+		idx = append(idx, appendAlerts(t, l, testAlert("r1", "high", fmt.Sprintf("g%d", i), i))...)
+	}
+	waitFor(t, "4 dead-lettered for a full queue", func() bool {
+		st, err := s.Responders(bg)
+		return err == nil && st[0].QueueFull == 4
+	})
+	waitFor(t, "the oldest 2 deleted", func() bool {
+		st, err := s.Responders(bg)
+		return err == nil && st[0].DeadDropped == 2
+	})
+	if st, _ := s.Responders(bg); st[0].Queued != 1 || st[0].Dead != 2 {
+		t.Errorf("Responders() = %+v; want 1 queued, 2 dead letters", st[0])
+	}
+	if got := deadAlerts(t, s, "hook"); !slices.Equal(got, idx[3:]) {
+		t.Errorf("dead letters of alerts %v, want the newest, %v", got, idx[3:])
+	}
+}

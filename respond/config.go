@@ -79,22 +79,27 @@ type DeliveryConfig struct {
 	// as given up for a full queue (but see queueFull in bounds.go for
 	// an alert's later messages). 0 means the default.
 	MaxQueued int `yaml:"max_queued" json:"max_queued"`
+	// MaxDeadLetters bounds each responder's dead-letter list: a dead
+	// letter that would make it hold more deletes the oldest (the log's
+	// dead_lettered leaves still record them). 0 means the default.
+	MaxDeadLetters int `yaml:"max_dead_letters" json:"max_dead_letters"`
 }
 
-// MaxBound is the largest bound of a responder's outbox a configuration
-// may set: more is a typo rather than a choice (ten million messages of
-// a few KiB each are tens of GiB, per responder).
+// MaxBound is the largest bound of a responder's outbox or dead-letter
+// list a configuration may set: more is a typo rather than a choice (ten
+// million messages of a few KiB each are tens of GiB, per responder).
 const MaxBound = 10_000_000
 
 // DefaultDelivery returns the Standard Webhooks retry schedule: immediately,
 // 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h; and at most
-// 100,000 messages queued per responder.
+// 100,000 messages queued and 100,000 dead letters per responder.
 func DefaultDelivery() DeliveryConfig {
 	return DeliveryConfig{
 		Schedule: []time.Duration{0, 5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour,
 			5 * time.Hour, 10 * time.Hour, 14 * time.Hour, 20 * time.Hour, 24 * time.Hour},
-		MaxAttempts: 10,
-		Timeout:     15 * time.Second,
-		MaxQueued:   100_000,
+		MaxAttempts:    10,
+		Timeout:        15 * time.Second,
+		MaxQueued:      100_000,
+		MaxDeadLetters: 100_000,
 	}
 }

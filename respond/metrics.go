@@ -19,6 +19,7 @@ type metrics struct {
 	failures     *prometheus.CounterVec // responder
 	deadLettered *prometheus.CounterVec // responder
 	queueFull    *prometheus.CounterVec // responder
+	deadDropped  *prometheus.CounterVec // responder
 	throttled    *prometheus.CounterVec // responder
 	latency      *prometheus.HistogramVec
 	attemptTime  *prometheus.HistogramVec
@@ -44,6 +45,10 @@ func newMetrics(reg prometheus.Registerer, s *Service) (*metrics, error) {
 		queueFull: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "accessledger_delivery_queue_full_total",
 			Help: "Messages put straight into the dead-letter list, without an attempt, because the responder's outbox held delivery.max_queued messages (counted in accessledger_delivery_dead_lettered_total too), by responder."},
+			[]string{"responder"}),
+		deadDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "accessledger_delivery_dead_letters_dropped_total",
+			Help: "Oldest dead letters deleted because the responder's dead-letter list held delivery.max_dead_letters (their dead_lettered leaves stay in the log), by responder."},
 			[]string{"responder"}),
 		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "accessledger_delivery_throttled_total", Help: "Alerts held back by throttling (sent later as one counted notification), by responder."}, []string{"responder"}),
@@ -83,13 +88,18 @@ func newMetrics(reg prometheus.Registerer, s *Service) (*metrics, error) {
 	for _, r := range s.responders {
 		m.deadLettered.WithLabelValues(r.cfg.Name)
 		m.queueFull.WithLabelValues(r.cfg.Name)
+		m.deadDropped.WithLabelValues(r.cfg.Name)
 	}
 	maxQueued := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "accessledger_delivery_max_queued", Help: "The bound of each responder's outbox (delivery.max_queued)."},
 		func() float64 { return float64(s.cfg.Delivery.MaxQueued) })
+	maxDead := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "accessledger_delivery_max_dead_letters", Help: "The bound of each responder's dead-letter list (delivery.max_dead_letters)."},
+		func() float64 { return float64(s.cfg.Delivery.MaxDeadLetters) })
 	perResponder := newQueueCollector(s)
 	for _, c := range []prometheus.Collector{m.alerts, m.badLeaves, m.recorded, m.followErrors, m.attempts, m.failures,
-		m.deadLettered, m.queueFull, m.throttled, m.latency, m.attemptTime, m.lag, depth, maxQueued, running, perResponder} {
+		m.deadLettered, m.queueFull, m.deadDropped, m.throttled, m.latency, m.attemptTime, m.lag, depth, maxQueued, maxDead,
+		running, perResponder} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

@@ -114,12 +114,17 @@ func (s *Service) loadOutbox(txn *badger.Txn, r *responder, missing *[][]byte) e
 	return nil
 }
 
-// loadDeadLetters counts a responder's dead letters.
+// loadDeadLetters counts a responder's dead letters and notes the
+// oldest's number.
 func (s *Service) loadDeadLetters(txn *badger.Txn, r *responder) {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: responderPrefix(keyDeadPfx, r.cfg.Name)})
+	prefix := responderPrefix(keyDeadPfx, r.cfg.Name)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 	defer it.Close()
 	n := 0
 	for it.Rewind(); it.Valid(); it.Next() {
+		if n == 0 {
+			r.deadFrom = binary.BigEndian.Uint64(it.Item().Key()[len(prefix):])
+		}
 		n++
 	}
 	r.dead.Store(int64(n))
@@ -322,6 +327,10 @@ func (s *Service) finish(ctx context.Context, r *responder, key []byte, rec *out
 	resp, dedup := s.outcome(r, rec, action, output)
 	seq := binary.BigEndian.Uint64(key[len(key)-8:])
 	okey := orderKey(r.cfg.Name, &rec.Message, seq)
+	dead := action == event.ActionDeadLettered
+	if dead {
+		r.deadMu.Lock()
+	}
 	err := s.db.Update(func(txn *badger.Txn) error {
 		if err := txn.Delete(key); err != nil {
 			return err
@@ -342,15 +351,17 @@ func (s *Service) finish(ctx context.Context, r *responder, key []byte, rec *out
 		}
 		return s.queueRecord(txn, resp, dedup)
 	})
+	if dead {
+		if err == nil {
+			r.dead.Add(1)
+			r.deadFrom = min(r.deadFrom, seq)
+		}
+		r.deadMu.Unlock()
+	}
 	if err != nil {
 		return err
 	}
 	r.queued.Add(-1)
-	if action == event.ActionDeadLettered {
-		r.deadMu.Lock()
-		r.dead.Add(1)
-		r.deadMu.Unlock()
-	}
 	if okey != nil {
 		// The alert's later messages held for this one may go on (after
 		// the commit: see heldBack).
@@ -358,9 +369,13 @@ func (s *Service) finish(ctx context.Context, r *responder, key []byte, rec *out
 		r.due.release(rec.Message.AlertIndex)
 		r.orderMu.Unlock()
 	}
-	if action == event.ActionDeadLettered {
+	if dead {
 		s.metrics.deadLettered.WithLabelValues(r.cfg.Name).Inc()
 		s.log.Error("delivery given up; the message is in the dead-letter list", "responder", r.cfg.Name, "message", rec.Message.ID, "attempts", rec.Attempts)
+		if err := s.trimDead(r); err != nil {
+			// The outcome is saved; the next dead letter trims again.
+			s.log.Error("deleting the oldest dead letters over delivery.max_dead_letters failed", "responder", r.cfg.Name, "err", err)
+		}
 	}
 	s.wakeRecorder()
 	return nil

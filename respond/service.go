@@ -77,19 +77,28 @@ type responder struct {
 	// follower (or the throttling flusher) queued; guarded by
 	// Service.throttleMu, added to queued once it commits.
 	staged int
-	// deadMu orders the changes to dead with the transactions that remove
-	// dead letters (Redeliver).
+	// deadMu is held by every transaction that adds or removes dead
+	// letters, from before it starts until dead and deadFrom say what it
+	// did (see trimDead).
 	deadMu sync.Mutex
+	// deadFrom: no dead letter has a lower number; guarded by deadMu.
+	deadFrom uint64
 
 	// stagedFull counts the messages the transaction being saved
-	// dead-lettered for a full queue, stagedFullID the last one's id;
-	// guarded by Service.throttleMu (see queueFull).
-	stagedFull   int
-	stagedFullID string
-	// fullTotal counts them since start, once committed; fullLog limits
+	// dead-lettered for a full queue, stagedFullFrom the first one's
+	// number, stagedFullID the last one's id; guarded by
+	// Service.throttleMu, with deadMu held while stagedFull > 0 (see
+	// queueFull).
+	stagedFull     int
+	stagedFullFrom uint64
+	stagedFullID   string
+	// fullTotal counts them since start, once committed; droppedTotal
+	// the dead letters deleted for a full list. fullLog and dropLog limit
 	// the log lines about them.
-	fullTotal atomic.Int64
-	fullLog   logEvery
+	fullTotal    atomic.Int64
+	droppedTotal atomic.Int64
+	fullLog      logEvery
+	dropLog      logEvery
 }
 
 // Service follows the log and responds to its alerts. Open it, call Run
@@ -166,6 +175,9 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	if cfg.Delivery.MaxQueued <= 0 {
 		cfg.Delivery.MaxQueued = def.MaxQueued
+	}
+	if cfg.Delivery.MaxDeadLetters <= 0 {
+		cfg.Delivery.MaxDeadLetters = def.MaxDeadLetters
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger, byName: make(map[string]*responder),
 		records: make(chan struct{}, 1), throttle: make(map[string]*throttleState)}
@@ -269,7 +281,17 @@ func (s *Service) load() error {
 		return err
 	}
 	s.reportOrphans(orphans)
-	return s.addOrderKeys(missing)
+	if err := s.addOrderKeys(missing); err != nil {
+		return err
+	}
+	// More dead letters than the bound: it was lowered, or the responder
+	// is configured again after a rename.
+	for _, r := range s.responders {
+		if err := s.trimDead(r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // nextSeq hands out sequence numbers for outbox entries and records; the

@@ -97,17 +97,22 @@ func (s *Service) commitThrottle() {
 		d.r.due.pushLater(d.seq, d.at)
 	}
 	s.stagedDue = s.stagedDue[:0]
-	full := false
+	var full []*responder
 	for _, r := range s.responders {
 		r.queued.Add(int64(r.staged))
 		r.staged = 0
 		if r.stagedFull > 0 {
 			s.committedFull(r)
-			full = true
+			full = append(full, r)
 		}
 	}
-	if full {
+	if len(full) > 0 {
 		s.wakeRecorder()
+	}
+	for _, r := range full {
+		if err := s.trimDead(r); err != nil {
+			s.log.Error("deleting the oldest dead letters over delivery.max_dead_letters failed", "responder", r.cfg.Name, "err", err)
+		}
 	}
 }
 
@@ -117,6 +122,9 @@ func (s *Service) rollbackThrottle() {
 	s.throttleErr = nil
 	s.stagedDue = s.stagedDue[:0]
 	for _, r := range s.responders {
+		if r.stagedFull > 0 {
+			r.deadMu.Unlock() // locked by queueFull
+		}
 		r.staged, r.stagedFull, r.stagedFullID = 0, 0, ""
 	}
 }

@@ -171,6 +171,9 @@ func TestLoadConfigErrors(t *testing.T) {
 		{name: "file delivery max_queued 0", yaml: "delivery: {max_queued: 0}\n", want: "delivery.max_queued 0: want 1 to 10000000"},
 		{name: "file delivery max_queued negative", yaml: "delivery: {max_queued: -5}\n", want: "delivery.max_queued -5"},
 		{name: "file delivery max_queued huge", yaml: "delivery: {max_queued: 10000000000}\n", want: "delivery.max_queued 10000000000"},
+		{name: "file delivery max_dead_letters 0", yaml: "delivery: {max_dead_letters: 0}\n", want: "delivery.max_dead_letters 0: want 1 to 10000000"},
+		{name: "file delivery max_dead_letters negative", yaml: "delivery: {max_dead_letters: -1}\n", want: "delivery.max_dead_letters -1"},
+		{name: "file delivery max_dead_letters huge", yaml: "delivery: {max_dead_letters: 20000000}\n", want: "delivery.max_dead_letters 20000000"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := tc.args

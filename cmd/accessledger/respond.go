@@ -120,10 +120,17 @@ func checkRespondConfig(cfg Config) error {
 			return errors.New("delivery.schedule: delays must not be negative")
 		}
 	}
-	// 0 would dead-letter every message unsent; a bound is on by default.
-	if d.MaxQueued < 1 || d.MaxQueued > respond.MaxBound {
-		return fmt.Errorf("delivery.max_queued %d: want 1 to %d messages per responder (absent: the default, %d)",
-			d.MaxQueued, respond.MaxBound, respond.DefaultDelivery().MaxQueued)
+	// 0 would dead-letter every message unsent, or keep no dead letter;
+	// the bounds are on by default.
+	def := respond.DefaultDelivery()
+	for _, b := range []struct {
+		field    string
+		n, deflt int
+	}{{"max_queued", d.MaxQueued, def.MaxQueued}, {"max_dead_letters", d.MaxDeadLetters, def.MaxDeadLetters}} {
+		if b.n < 1 || b.n > respond.MaxBound {
+			return fmt.Errorf("delivery.%s %d: want 1 to %d messages per responder (absent: the default, %d)",
+				b.field, b.n, respond.MaxBound, b.deflt)
+		}
 	}
 	for name, spec := range map[string]string{"self_audit_schedule": cfg.SelfAuditSchedule, "digest_schedule": cfg.DigestSchedule} {
 		if spec == "" {

@@ -520,16 +520,17 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// TestDeliveryBoundsDefault: the outbox's bound is on by default, kept
-// when the delivery section sets other fields, and taken as written.
+// TestDeliveryBoundsDefault: the bounds of the outbox and the dead
+// letters are on by default, kept when the delivery section sets other
+// fields, and taken as written.
 func TestDeliveryBoundsDefault(t *testing.T) {
 	for _, tc := range []struct {
-		yaml       string
-		wantQueued int
+		yaml                 string
+		wantQueued, wantDead int
 	}{
-		{"", 100_000},
-		{"delivery: {timeout: 20s}\n", 100_000},
-		{"delivery: {max_queued: 5000}\n", 5000},
+		{"", 100_000, 100_000},
+		{"delivery: {timeout: 20s}\n", 100_000, 100_000},
+		{"delivery: {max_queued: 5000, max_dead_letters: 7}\n", 5000, 7},
 	} {
 		var args []string
 		if tc.yaml != "" {
@@ -539,8 +540,9 @@ func TestDeliveryBoundsDefault(t *testing.T) {
 		if err != nil {
 			t.Fatalf("loadConfig(%q): %v", tc.yaml, err)
 		}
-		if cfg.Delivery.MaxQueued != tc.wantQueued {
-			t.Errorf("loadConfig(%q): delivery.max_queued = %d, want %d", tc.yaml, cfg.Delivery.MaxQueued, tc.wantQueued)
+		if cfg.Delivery.MaxQueued != tc.wantQueued || cfg.Delivery.MaxDeadLetters != tc.wantDead {
+			t.Errorf("loadConfig(%q): delivery.max_queued = %d, max_dead_letters = %d; want %d, %d",
+				tc.yaml, cfg.Delivery.MaxQueued, cfg.Delivery.MaxDeadLetters, tc.wantQueued, tc.wantDead)
 		}
 	}
 }
