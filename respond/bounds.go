@@ -2,7 +2,6 @@ package respond
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -41,28 +40,41 @@ import (
 // this admits at most two more messages per queued alert.
 
 // behindQueued reports whether m, an acknowledgement or a resolution, has
-// an earlier message of its alert in r's outbox, as txn sees it (the
-// messages txn queued included).
-func (s *Service) behindQueued(txn *badger.Txn, r *responder, m *Message) (bool, error) {
+// an earlier message of its alert in r's outbox: queued by the
+// transaction being saved (stagedRanks), or stored. The stored ones are
+// read in a transaction of their own, as heldBack reads them: read in the
+// follower's, a delivery attempt's update of one of them would make that
+// conflict, and it is done again. The caller holds throttleMu.
+func (s *Service) behindQueued(r *responder, m *Message) (bool, error) {
 	rank := messageRank(m.Type)
 	if m.Type == TypeDigest || rank == 0 {
 		return false, nil
 	}
-	prefix := orderPrefix(r.cfg.Name, m.AlertIndex)
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
-	defer it.Close()
-	// An order key is <prefix><rank><seq>: the earlier ranks come first.
-	for it.Rewind(); it.Valid() && it.Item().Key()[len(prefix)] < rank; it.Next() {
-		okey := it.Item().Key()
-		_, err := txn.Get(responderKey(keyOutboxPfx, r.cfg.Name, binary.BigEndian.Uint64(okey[len(okey)-8:])))
-		if err == nil {
-			return true, nil
-		}
-		if !errors.Is(err, badger.ErrKeyNotFound) {
-			return false, err
-		}
+	if staged, ok := s.stagedRanks[stagedAlert{r, m.AlertIndex}]; ok && staged < rank {
+		return true, nil
 	}
-	return false, nil
+	// An order key is <prefix><rank><seq>: the earlier ranks sort first.
+	return s.inOutboxBefore(r, m.AlertIndex, append(orderPrefix(r.cfg.Name, m.AlertIndex), rank))
+}
+
+// stagedAlert is an alert with a message queued to a responder by the
+// transaction being saved.
+type stagedAlert struct {
+	r     *responder
+	alert uint64
+}
+
+// stageRank notes that m was queued to r by the transaction being saved,
+// for behindQueued; commitThrottle and rollbackThrottle forget it. The
+// caller holds throttleMu.
+func (s *Service) stageRank(r *responder, m *Message) {
+	if s.stagedRanks == nil {
+		s.stagedRanks = make(map[stagedAlert]byte)
+	}
+	k := stagedAlert{r, m.AlertIndex}
+	if staged, ok := s.stagedRanks[k]; !ok || messageRank(m.Type) < staged {
+		s.stagedRanks[k] = messageRank(m.Type)
+	}
 }
 
 // queueFull puts m straight into r's dead-letter list within txn, and

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/accessledger/accessledger/event"
+	"github.com/accessledger/accessledger/ledger"
 )
 
 // metricValue returns the value of the gauge or counter name with the
@@ -478,5 +479,38 @@ func TestQueueFullBoundsDeadLettersToo(t *testing.T) {
 	}
 	if got := deadAlerts(t, s, "hook"); !slices.Equal(got, idx[3:]) {
 		t.Errorf("dead letters of alerts %v, want the newest, %v", got, idx[3:])
+	}
+}
+
+// TestQueueFullResolutionInTheSameBatch: an alert and its resolution
+// processed in one transaction, with room for the alert only: the
+// resolution is queued behind the alert.raised that transaction queued.
+func TestQueueFullResolutionInTheSameBatch(t *testing.T) {
+	l := newTestLedger(t)
+	// Both leaves are in the log before the service starts: its first
+	// batch holds them.
+	x := appendAlerts(t, l, testAlert("r1", "high", "a", 1))[0]
+	leaf, err := event.EncodeResponseLeaf(&event.Response{Action: event.ActionResolved, Time: time.Now(), Alert: &x, By: "alice"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(bg, ledger.Entry{Data: leaf}); err != nil {
+		t.Fatal(err)
+	}
+	var open atomic.Bool
+	pd := gatedSender(&open)
+	s, _ := runService(t, Config{Log: l, Dir: t.TempDir(), Delivery: retrying(1),
+		Responders: []ResponderConfig{{Name: "pd", Type: TypePagerDuty}}, Senders: map[string]Sender{"pd": pd}})
+	waitFor(t, "the alert.raised and its resolution queued", func() bool {
+		st, err := s.Responders(bg)
+		return err == nil && st[0].Queued == 2
+	})
+	if st, _ := s.Responders(bg); st[0].Dead != 0 {
+		t.Errorf("Responders() = %+v; want nothing dead-lettered", st[0])
+	}
+	open.Store(true)
+	waitFor(t, "the alert raised and resolved", func() bool { _, delivered := pd.got(); return len(delivered) == 2 })
+	if _, delivered := pd.got(); !slices.Equal(types(delivered), []string{TypeAlertRaised, TypeAlertResolved}) {
+		t.Errorf("delivered %s", types(delivered))
 	}
 }

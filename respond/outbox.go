@@ -42,7 +42,7 @@ type outboxRecord struct {
 func (s *Service) enqueue(txn *badger.Txn, r *responder, m *Message) error {
 	now := s.now()
 	if r.queued.Load()+int64(r.staged) >= int64(s.cfg.Delivery.MaxQueued) {
-		behind, err := s.behindQueued(txn, r, m)
+		behind, err := s.behindQueued(r, m)
 		if err != nil {
 			return err
 		}
@@ -64,6 +64,7 @@ func (s *Service) enqueue(txn *badger.Txn, r *responder, m *Message) error {
 		if err := txn.Set(k, nil); err != nil {
 			return err
 		}
+		s.stageRank(r, m)
 	}
 	// Scheduled and counted once the transaction commits
 	// (commitThrottle), never before: a worker must not look for a
@@ -197,11 +198,22 @@ func (s *Service) heldBack(r *responder, seq uint64, rec *outboxRecord) (bool, e
 	k := orderKey(r.cfg.Name, &rec.Message, seq)
 	r.orderMu.Lock()
 	defer r.orderMu.Unlock()
+	earlier, err := s.inOutboxBefore(r, rec.Message.AlertIndex, k)
+	if err != nil || !earlier {
+		return false, err
+	}
+	r.due.hold(rec.Message.AlertIndex, seq, rec.NextAt)
+	return true, nil
+}
+
+// inOutboxBefore reports whether a message of alert whose order key
+// sorts before the key before is in r's outbox.
+func (s *Service) inOutboxBefore(r *responder, alert uint64, before []byte) (bool, error) {
 	earlier := false
 	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: orderPrefix(r.cfg.Name, rec.Message.AlertIndex)})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: orderPrefix(r.cfg.Name, alert)})
 		defer it.Close()
-		for it.Rewind(); it.Valid() && bytes.Compare(it.Item().Key(), k) < 0; it.Next() {
+		for it.Rewind(); it.Valid() && bytes.Compare(it.Item().Key(), before) < 0; it.Next() {
 			okey := it.Item().Key()
 			_, err := txn.Get(responderKey(keyOutboxPfx, r.cfg.Name, binary.BigEndian.Uint64(okey[len(okey)-8:])))
 			if err == nil {
@@ -215,11 +227,7 @@ func (s *Service) heldBack(r *responder, seq uint64, rec *outboxRecord) (bool, e
 		}
 		return nil
 	})
-	if err != nil || !earlier {
-		return false, err
-	}
-	r.due.hold(rec.Message.AlertIndex, seq, rec.NextAt)
-	return true, nil
+	return earlier, err
 }
 
 // deliver is one of a responder's workers: it takes the next message due,

@@ -131,6 +131,7 @@ type Service struct {
 	throttlePending map[string]*throttleState // staged by the batch being saved
 	throttleErr     error                     // the first staging error of the batch
 	stagedDue       []stagedDue               // messages enqueued by the batch being saved
+	stagedRanks     map[stagedAlert]byte      // the lowest rank of each alert's messages among them, by responder
 
 	// respondMu serialises Respond; responded holds the statuses it
 	// recorded that the follower has not processed yet, by alert.

@@ -97,6 +97,7 @@ func (s *Service) commitThrottle() {
 		d.r.due.pushLater(d.seq, d.at)
 	}
 	s.stagedDue = s.stagedDue[:0]
+	clear(s.stagedRanks)
 	var full []*responder
 	for _, r := range s.responders {
 		r.queued.Add(int64(r.staged))
@@ -121,6 +122,7 @@ func (s *Service) rollbackThrottle() {
 	clear(s.throttlePending)
 	s.throttleErr = nil
 	s.stagedDue = s.stagedDue[:0]
+	clear(s.stagedRanks)
 	for _, r := range s.responders {
 		if r.stagedFull > 0 {
 			r.deadMu.Unlock() // locked by queueFull
