@@ -520,10 +520,10 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// TestDeliveryBoundsDefault: the bounds of the outbox and the dead
+// TestDeliveryConfigBounds: the bounds of the outbox and the dead
 // letters are on by default, kept when the delivery section sets other
 // fields, and taken as written.
-func TestDeliveryBoundsDefault(t *testing.T) {
+func TestDeliveryConfigBounds(t *testing.T) {
 	for _, tc := range []struct {
 		yaml                 string
 		wantQueued, wantDead int
