@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -59,11 +60,15 @@ func waitSize(t testing.TB, l *ledger.Ledger, n uint64) {
 
 // auditingServer serves qs's log and index with read auditing on, its
 // background work running until the test ends.
-func auditingServer(t *testing.T, qs *queryServer) *httptest.Server {
+func auditingServer(t *testing.T, qs *queryServer, adjust ...func(*api.Config)) *httptest.Server {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	s, err := api.New(api.Config{Ledger: qs.l, Keys: mustKeyring(t, qs.tokens), Index: qs.x, Gatherer: reg, Registerer: reg,
-		ReadAudit: api.ReadAudit{Enabled: true, Interval: 10 * time.Millisecond}})
+	cfg := api.Config{Ledger: qs.l, Keys: mustKeyring(t, qs.tokens), Index: qs.x, Gatherer: reg, Registerer: reg,
+		ReadAudit: api.ReadAudit{Enabled: true, Interval: 10 * time.Millisecond}}
+	for _, a := range adjust {
+		a(&cfg)
+	}
+	s, err := api.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +132,9 @@ func TestReadAuditRecordsReads(t *testing.T) {
 	waitSize(t, qs.l, before+uint64(len(reads)))
 	time.Sleep(50 * time.Millisecond) // anything recorded too much would land by now
 	got := readEvents(t, qs.l, before)
+	// The clients connect from the listener's loopback address (::1 when
+	// httptest fell back to it).
+	loopback := srv.Listener.Addr().(*net.TCPAddr).AddrPort().Addr().Unmap()
 	if len(got) != len(reads) {
 		t.Fatalf("%d read events in the log, want %d: %+v", len(got), len(reads), got)
 	}
@@ -145,8 +153,8 @@ func TestReadAuditRecordsReads(t *testing.T) {
 		if ev.Attributes["query"] != r.qry || ev.Attributes["status"] != strconv.Itoa(r.status) {
 			t.Errorf("%s: attributes = %v, want query %q and status %d", what, ev.Attributes, r.qry, r.status)
 		}
-		if ev.Source.IP.String() != "127.0.0.1" || !strings.HasPrefix(ev.Source.UserAgent, "Go-http-client") {
-			t.Errorf("%s: source = %+v, want 127.0.0.1 and the Go client", what, ev.Source)
+		if ev.Source.IP != loopback || !strings.HasPrefix(ev.Source.UserAgent, "Go-http-client") {
+			t.Errorf("%s: source = %+v, want %s and the Go client", what, ev.Source, loopback)
 		}
 		if time.Since(ev.Time) > time.Minute || ev.Time.After(time.Now()) {
 			t.Errorf("%s: time %s, want the time of the read", what, ev.Time)
@@ -340,5 +348,37 @@ func TestReadAuditRecordsCutStreams(t *testing.T) {
 	got := readEvents(t, qs.l, before)
 	if len(got) != 1 || got[0].Resource == nil || got[0].Resource.Type != "events_query" || got[0].Actor.ID != "k-auditor" {
 		t.Fatalf("read events after a cut stream = %+v, want one events_query by k-auditor", got)
+	}
+}
+
+// TestClientAddressFromXForwardedForOnly: behind a trusted proxy the
+// reader's address recorded is the one the proxy puts in
+// X-Forwarded-For, and never one from X-Real-IP, which gin believed too
+// when X-Forwarded-For was absent: an operator whose proxy sets X-Real-IP
+// alone believed the address safe, while a client's own X-Forwarded-For,
+// read first, chose it (found by review). Only X-Forwarded-For is read
+// now, and the README says the proxy must set it.
+func TestClientAddressFromXForwardedForOnly(t *testing.T) {
+	qs := newQueryServer(t)
+	qs.post(t, 0, qevents(0, 2))
+	srv := auditingServer(t, qs, func(c *api.Config) { c.TrustedProxies = []string{"127.0.0.0/8", "::1"} })
+	loopback := srv.Listener.Addr().(*net.TCPAddr).AddrPort().Addr().Unmap()
+	for _, c := range []struct {
+		name   string
+		header http.Header
+		want   netip.Addr
+	}{
+		{"X-Forwarded-For", http.Header{"X-Forwarded-For": {"192.0.2.7"}}, netip.MustParseAddr("192.0.2.7")},
+		{"X-Real-IP alone", http.Header{"X-Real-Ip": {"192.0.2.99"}}, loopback},
+	} {
+		before := size(qs.l)
+		if r := callAPIKeyWith(t, srv.URL, http.MethodGet, "/v1/entries/1", qs.auditor(), c.header, nil); r.status != http.StatusOK {
+			t.Fatalf("%s: GET /v1/entries/1 = %v", c.name, r)
+		}
+		waitSize(t, qs.l, before+1)
+		got := readEvents(t, qs.l, before)
+		if len(got) != 1 || got[0].Source.IP != c.want {
+			t.Errorf("%s: recorded reader %+v, want source %s", c.name, got, c.want)
+		}
 	}
 }

@@ -104,7 +104,7 @@ func NewWitness(cfg WitnessConfig) (*WitnessServer, error) {
 	e.RedirectFixedPath = false
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
-	if err := e.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+	if err := trustProxies(e, cfg.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("api: trusted proxies: %w", err)
 	}
 	e.Use(s.recoverPanics, s.logRequests)
