@@ -244,6 +244,7 @@ func New(cfg Config) (*Server, error) {
 		writeError(c, http.StatusNotFound, "no such endpoint; see the HTTP API in the README")
 	})
 	e.NoMethod(func(c *gin.Context) {
+		allowHead(c)
 		writeError(c, http.StatusMethodNotAllowed, "this endpoint does not accept the method "+c.Request.Method)
 	})
 
@@ -365,6 +366,17 @@ func headAsGet(e *gin.Engine) http.Handler {
 		}
 		e.ServeHTTP(w, r)
 	})
+}
+
+// allowHead adds HEAD to the Allow header gin set for a 405 where it
+// lists GET: headAsGet answers HEAD wherever GET is (RFC 9110, section
+// 15.5.6: Allow lists the methods the resource supports).
+func allowHead(c *gin.Context) {
+	h := c.Writer.Header()
+	methods := strings.Split(h.Get("Allow"), ", ")
+	if slices.Contains(methods, http.MethodGet) && !slices.Contains(methods, http.MethodHead) {
+		h.Set("Allow", strings.Join(append(methods, http.MethodHead), ", "))
+	}
 }
 
 // errorBody is every error response: a message, and for rejected events the

@@ -508,4 +508,8 @@ func TestHeadAnswersAsGet(t *testing.T) {
 	if resp, _ := head("/v1/admin/digest", ts.admin()); resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "POST" {
 		t.Errorf("HEAD /v1/admin/digest = %d, Allow %q; want 405, POST", resp.StatusCode, resp.Header.Get("Allow"))
 	}
+	// A GET endpoint answers HEAD too, and its 405 says so.
+	if r := call(t, ts.srv.URL, http.MethodDelete, "/v1/entries/0", ts.auditor(), "", nil); r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") != "GET, HEAD" {
+		t.Errorf("DELETE /v1/entries/0 = %d, Allow %q; want 405, GET, HEAD", r.status, r.header.Get("Allow"))
+	}
 }
