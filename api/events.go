@@ -266,6 +266,11 @@ func (s *Server) prepare(raws [][]byte) ([]ledger.Entry, []string, map[int][]eve
 			}
 			continue
 		}
+		if reservedService(ev.Service) {
+			bad[i] = []eventError{{Index: i, Field: "service", Reason: fmt.Sprintf(
+				"%q is reserved for the records the server writes itself (who read the log), which a submitted event could pass for; name your service otherwise", ev.Service)}}
+			continue
+		}
 		var leaf, body []byte
 		buf, leaf, body, err = event.AppendEventLeaf(buf, now, ev)
 		if err != nil {
@@ -292,6 +297,14 @@ func (s *Server) prepare(raws [][]byte) ([]ledger.Entry, []string, map[int][]eve
 		}
 	}
 	return entries, services, bad
+}
+
+// reservedService reports whether service is the log's own
+// (ReadAuditService), in any case and with any spaces around it: events
+// of that service are written by the server alone (api/readaudit.go), and
+// one submitted through the API could pass for them.
+func reservedService(service string) bool {
+	return strings.EqualFold(strings.TrimSpace(service), ReadAuditService)
 }
 
 // identityPositions is 0, 1, 2, ...: the positions of a request's

@@ -825,3 +825,54 @@ func TestBodyReadTimeoutIs408(t *testing.T) {
 		t.Errorf("log size %d after a stalled body, want %d", got, before)
 	}
 }
+
+// TestPostRefusesReservedService: any submitter could append an event of
+// exactly the shape of the server's own records of who read the log
+// (service "accessledger", actor type service, action read), and so
+// forge them. Such an event is refused, naming the field and why; the
+// server's own records are still written (TestReadAuditRecordsReads).
+func TestPostRefusesReservedService(t *testing.T) {
+	ts := newTestServer(t)
+	forged := func(service string) []byte {
+		return fmt.Appendf(nil, `{"time":"2026-01-02T15:04:05Z","service":%q,"actor":{"id":"test-auditor","type":"service"},"source":{"ip":"192.0.2.1"},"action":"read","category":"data_access","outcome":"success","resource":{"type":"entry","id":"0"},"attributes":{"status":"200"}}`, service)
+	}
+	before := size(ts.l)
+	for _, service := range []string{api.ReadAuditService, "AccessLedger", " accessledger"} {
+		eb := wantError(t, "POST service "+service, ts.post(t, "application/json", forged(service)), http.StatusBadRequest)
+		if len(eb.Events) != 1 || eb.Events[0].Field != "service" || !strings.Contains(eb.Events[0].Reason, "reserved") {
+			t.Errorf("POST service %q: errors %+v, want one on service saying it is reserved", service, eb.Events)
+		}
+	}
+	if got := size(ts.l); got != before {
+		t.Errorf("Size() = %d after forged reads, want %d", got, before)
+	}
+	// With partial acceptance the others are appended, the forged one
+	// reported.
+	r := call(t, ts.srv.URL, "POST", "/v1/events?partial=true", ts.submitter(), "application/json",
+		batchJSON(eventJSON(t, 1), forged(api.ReadAuditService)))
+	var ans struct {
+		Results []struct {
+			Index    *uint64 `json:"index"`
+			LeafHash string  `json:"leaf_hash"`
+			Status   int     `json:"status"`
+			Errors   []struct {
+				Index  int    `json:"index"`
+				Field  string `json:"field"`
+				Reason string `json:"reason"`
+			} `json:"errors"`
+		} `json:"results"`
+		Rejected int `json:"rejected"`
+	}
+	if r.status != http.StatusCreated {
+		t.Fatalf("POST ?partial=true with a forged read = %v, want 201", r)
+	}
+	decodeStrict(t, "partial answer", r.body, &ans)
+	if ans.Rejected != 1 || len(ans.Results) != 2 || ans.Results[0].Index == nil || ans.Results[1].Status != http.StatusBadRequest ||
+		len(ans.Results[1].Errors) != 1 || ans.Results[1].Errors[0].Field != "service" {
+		t.Errorf("POST ?partial=true with a forged read = %s, want the first appended, the second refused on service", r.body)
+	}
+	// Another service whose name merely contains it is anyone's.
+	if r := ts.post(t, "application/json", forged("accessledger-proxy")); r.status != http.StatusCreated {
+		t.Errorf("POST service accessledger-proxy = %v, want 201", r)
+	}
+}

@@ -25,7 +25,8 @@ const (
 )
 
 // ReadAuditService is the service of the access events that record reads
-// of the log's personal data.
+// of the log's personal data. Only the server writes events of it: POST
+// /v1/events refuses them (reservedService).
 const ReadAuditService = "accessledger"
 
 // ReadAudit configures the auditing of reads of personal data (PCI DSS
