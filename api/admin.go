@@ -351,6 +351,10 @@ type adminState struct {
 	// inUse is set once keys were loaded: later loads must not take
 	// them all away (checkKeysKept).
 	inUse bool
+	// records is what the log was last told of each key (keyChanges),
+	// as saved in the records file; nil until the first recording if
+	// there was none (the keys as loaded then count as told).
+	records *keyRecords
 }
 
 // initAdmin sets up what api/admin.go and api/readaudit.go add to a
@@ -370,6 +374,7 @@ func (s *Server) initAdmin() error {
 			return fmt.Errorf("api: %w", err)
 		}
 		s.admin.pending = true // recorded by ReloadKeys, or by Run
+		s.admin.records = s.readRecords()
 	}
 	s.reads = newReadAuditor(s.cfg.ReadAudit, s.cfg.MaxBatchEvents, s.cfg.Ledger)
 	if s.reads != nil {
@@ -437,16 +442,22 @@ func (s *Server) reloadLocked(ctx context.Context) (map[string]ledger.Result, er
 	return s.recordLocked(ctx)
 }
 
-// recordLocked records the admin actions of the keys as last loaded, and
-// the removals not recorded yet. s.admin.mu must be held.
+// recordLocked records the admin actions of the keys as last loaded, the
+// removals not recorded yet, and the changes no other action records
+// (keyChanges), then saves what the log now holds of each key.
+// s.admin.mu must be held.
 func (s *Server) recordLocked(ctx context.Context) (map[string]ledger.Result, error) {
-	acts := append(adminActions(s.cfg.ConfigKeys, s.admin.fileKeys, s.cfg.Clock()), s.admin.removed...)
+	now := s.cfg.Clock()
+	acts := append(adminActions(s.cfg.ConfigKeys, s.admin.fileKeys, now), s.admin.removed...)
+	changes, records := keyChanges(s.admin.records, s.cfg.ConfigKeys, s.admin.fileKeys, now)
+	acts = append(acts, changes...)
 	results, err := s.recordAdmin(ctx, acts)
 	s.admin.pending = err != nil
 	if err != nil {
 		return nil, fmt.Errorf("recording administrative actions in the log: %w", err)
 	}
 	s.admin.removed = nil
+	s.keepRecordsLocked(records, acts, results)
 	return results, nil
 }
 

@@ -3,8 +3,11 @@ package event
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-json-experiment/json"
@@ -15,7 +18,26 @@ const (
 	AdminKeyCreated = "key_created"
 	AdminKeyRevoked = "key_revoked"
 	AdminKeyRotated = "key_rotated"
+	// AdminKeyChanged is a change to a key that no other action
+	// records: its roles, expiry or rate limit, its secret without a
+	// rotation, or its revocation undone, as an edit of the keys file
+	// by hand makes them. Changed says which.
+	AdminKeyChanged = "key_changed"
 )
+
+// What a key_changed action changed (Admin.Changed).
+const (
+	AdminChangedRoles     = "roles"
+	AdminChangedExpiry    = "expires_at"
+	AdminChangedRateLimit = "rate_limit"
+	// AdminChangedSecret is a new secret (or a previous one made valid
+	// again) without a rotation: the leaf never says which.
+	AdminChangedSecret = "secret"
+	// AdminChangedRevocation is a revocation undone.
+	AdminChangedRevocation = "revoked_at"
+)
+
+var adminChanges = []string{AdminChangedRoles, AdminChangedExpiry, AdminChangedRateLimit, AdminChangedSecret, AdminChangedRevocation}
 
 // Who did an administrative action, besides the name of an admin API key.
 const (
@@ -47,7 +69,8 @@ func ValidName(s string) bool { return nameRE.MatchString(s) }
 //
 //	{"kind":"admin","received_at":"...","body":{"action":"key_created","time":"...","by":"ops","key":"billing-svc","roles":["submitter"]}}
 //
-// It names the key, never its secret nor the secret's hash. Canonical
+// It names the key, never its secret nor the secret's hash (a key_changed
+// action says that the secret changed, not what it became). Canonical
 // encodes it; ParseAdmin reads one back.
 type Admin struct {
 	// Action is one of the Admin constants.
@@ -66,9 +89,23 @@ type Admin struct {
 	// PreviousValidUntil, for a rotation, is until when the replaced
 	// secret stays valid (a grace period); zero if it stopped at once.
 	PreviousValidUntil time.Time `json:"previous_valid_until,omitzero"`
+	// Changed, for a key_changed action only, lists what changed (the
+	// AdminChanged constants, in their order); Roles, ExpiresAt and
+	// RateLimit are then the key's new ones.
+	Changed []string `json:"changed,omitempty"`
+	// RateLimit, for a key_changed action only, is the key's own rate
+	// limit; nil if it has none (the server's default applies).
+	RateLimit *AdminRateLimit `json:"rate_limit,omitempty"`
 }
 
-var adminActions = []string{AdminKeyCreated, AdminKeyRevoked, AdminKeyRotated}
+// AdminRateLimit is a key's own rate limit: PerSecond requests a second
+// on average (0: none), bursts of Burst.
+type AdminRateLimit struct {
+	PerSecond float64 `json:"per_second"`
+	Burst     int     `json:"burst"`
+}
+
+var adminActions = []string{AdminKeyCreated, AdminKeyRevoked, AdminKeyRotated, AdminKeyChanged}
 
 // Canonical returns the canonical JSON encoding of a: fields in a fixed
 // order, empty optional fields omitted, times in TimeFormat. Two admin
@@ -101,6 +138,25 @@ func (a *Admin) Canonical() []byte {
 		b = appendKey(b, "previous_valid_until", false)
 		b = appendTime(b, a.PreviousValidUntil)
 	}
+	if len(a.Changed) > 0 {
+		b = appendKey(b, "changed", false)
+		b = append(b, '[')
+		for i, c := range a.Changed {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, c)
+		}
+		b = append(b, ']')
+	}
+	if r := a.RateLimit; r != nil {
+		b = appendKey(b, "rate_limit", false)
+		b = append(b, `{"per_second":`...)
+		b = appendCoordinate(b, r.PerSecond, false)
+		b = append(b, `,"burst":`...)
+		b = strconv.AppendInt(b, int64(r.Burst), 10)
+		b = append(b, '}')
+	}
 	return append(b, '}')
 }
 
@@ -115,7 +171,7 @@ func (a *Admin) Validate() error {
 	}
 	switch {
 	case !slices.Contains(adminActions, a.Action):
-		return bad("action", "must be one of key_created, key_revoked, key_rotated")
+		return bad("action", "must be one of "+strings.Join(adminActions, ", "))
 	case a.Time.IsZero():
 		return bad("time", "required")
 	case a.By == "" || len(a.By) > MaxActorIDLen:
@@ -126,6 +182,23 @@ func (a *Admin) Validate() error {
 		return bad("roles", fmt.Sprintf("must list 1 to %d roles", MaxAdminRoles))
 	case !a.PreviousValidUntil.IsZero() && a.Action != AdminKeyRotated:
 		return bad("previous_valid_until", "only a rotation has one")
+	case a.Action == AdminKeyChanged && len(a.Changed) == 0:
+		return bad("changed", "a key_changed action says what changed")
+	case a.Action != AdminKeyChanged && len(a.Changed) > 0:
+		return bad("changed", "only a key_changed action has one")
+	case a.Action != AdminKeyChanged && a.RateLimit != nil:
+		return bad("rate_limit", "only a key_changed action has one")
+	case a.RateLimit != nil && (math.IsNaN(a.RateLimit.PerSecond) || math.IsInf(a.RateLimit.PerSecond, 0) || a.RateLimit.PerSecond < 0 || a.RateLimit.Burst < 0):
+		return bad("rate_limit", "per_second and burst must be 0 or more")
+	}
+	// In the constants' order, each once: one change has one encoding.
+	last := -1
+	for _, c := range a.Changed {
+		i := slices.Index(adminChanges, c)
+		if i <= last {
+			return bad("changed", fmt.Sprintf("must list, in this order and each once, some of %s", strings.Join(adminChanges, ", ")))
+		}
+		last = i
 	}
 	for _, r := range a.Roles {
 		if !isVerb(r) {

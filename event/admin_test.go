@@ -57,6 +57,20 @@ func TestAdminCanonical(t *testing.T) {
 	if err != nil || l.Kind != KindAdmin || c.Key != a.Key || !c.PreviousValidUntil.Equal(a.PreviousValidUntil) {
 		t.Errorf("DecodeAdminLeaf() = %v, %+v, %v", l, c, err)
 	}
+
+	// A change says what changed, and the new rate limit; never the
+	// secret.
+	changed := &Admin{Action: AdminKeyChanged, Time: a.Time, By: AdminByCLI, Key: "k", Roles: []string{"submitter", "admin"},
+		Changed: []string{AdminChangedRoles, AdminChangedRateLimit, AdminChangedSecret}, RateLimit: &AdminRateLimit{PerSecond: 2.5, Burst: 10}}
+	wantChanged := `{"action":"key_changed","time":"2026-03-01T08:30:00.000000000Z","by":"cli","key":"k","roles":["submitter","admin"],` +
+		`"changed":["roles","rate_limit","secret"],"rate_limit":{"per_second":2.5,"burst":10}}`
+	if got := string(changed.Canonical()); got != wantChanged {
+		t.Errorf("Canonical() = %s, want %s", got, wantChanged)
+	}
+	if c, err := ParseAdmin([]byte(wantChanged)); err != nil || string(c.Canonical()) != wantChanged {
+		t.Errorf("ParseAdmin(%s) = %v; Canonical() = %s", wantChanged, err, c.Canonical())
+	}
+
 	evLeaf, _ := EncodeLeaf(KindEvent, time.Now(), []byte(`{}`))
 	if _, _, err := DecodeAdminLeaf(evLeaf); err == nil {
 		t.Error("DecodeAdminLeaf(event leaf) = nil error")
@@ -78,6 +92,22 @@ func TestAdminValidate(t *testing.T) {
 		{"bad role", func(a *Admin) { a.Roles = []string{"Admin"} }, "roles"},
 		{"grace on a creation", func(a *Admin) { a.Action = AdminKeyCreated }, "previous_valid_until"},
 		{"invalid UTF-8", func(a *Admin) { a.Key = "k\xff" }, "key"},
+		{"changed on a rotation", func(a *Admin) { a.Changed = []string{AdminChangedRoles} }, "changed"},
+		{"rate limit on a rotation", func(a *Admin) { a.RateLimit = &AdminRateLimit{PerSecond: 1} }, "rate_limit"},
+		{"a change of nothing", func(a *Admin) { a.Action, a.PreviousValidUntil = AdminKeyChanged, time.Time{} }, "changed"},
+		{"an unknown change", func(a *Admin) {
+			a.Action, a.PreviousValidUntil, a.Changed = AdminKeyChanged, time.Time{}, []string{"sha256"}
+		}, "changed"},
+		{"changes out of order", func(a *Admin) {
+			a.Action, a.PreviousValidUntil, a.Changed = AdminKeyChanged, time.Time{}, []string{AdminChangedSecret, AdminChangedRoles}
+		}, "changed"},
+		{"a change twice", func(a *Admin) {
+			a.Action, a.PreviousValidUntil, a.Changed = AdminKeyChanged, time.Time{}, []string{AdminChangedRoles, AdminChangedRoles}
+		}, "changed"},
+		{"a negative rate", func(a *Admin) {
+			a.Action, a.PreviousValidUntil, a.Changed = AdminKeyChanged, time.Time{}, []string{AdminChangedRateLimit}
+			a.RateLimit = &AdminRateLimit{PerSecond: -1}
+		}, "rate_limit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -154,7 +154,7 @@ const (
 	KindEvent    Kind = "event"
 	KindAlert    Kind = "alert"
 	KindResponse Kind = "response"
-	KindAdmin    Kind = "admin" // an API key created, revoked or rotated (admin.go)
+	KindAdmin    Kind = "admin" // an API key created, revoked, rotated or changed (admin.go)
 )
 
 // Leaf is the envelope of every entry in the log:

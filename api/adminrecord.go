@@ -1,0 +1,256 @@
+package api
+
+// What the log was last told of each API key, kept beside the keys file,
+// so that a change the admin leaves of creation, rotation and revocation
+// do not record (an edit of the keys file by hand: new roles, a new
+// secret, a later expiry) is recorded as a key_changed leaf, even when it
+// was made while the server was stopped.
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/accessledger/accessledger/event"
+	"github.com/accessledger/accessledger/ledger"
+)
+
+// keyRecord is what the log was last told of one key: enough to tell
+// which of its fields changed since, never its secret nor the secret's
+// hash (only a hash of the hashes, to tell that they changed).
+type keyRecord struct {
+	Source string `json:"source"` // file or config
+	Name   string `json:"name"`
+	// Identity is the hex SHA-256 of keyIdentity: a key made anew under
+	// the same name is another key.
+	Identity  string     `json:"identity"`
+	Roles     []Role     `json:"roles"` // sorted, each once
+	ExpiresAt time.Time  `json:"expires_at,omitzero"`
+	RateLimit *RateLimit `json:"rate_limit,omitempty"`
+	// Secret is the hex SHA-256 of the hashes of the secrets the key
+	// accepts (its own, and the one a rotation replaced, with the end of
+	// its grace period).
+	Secret    string    `json:"secret"`
+	RotatedAt time.Time `json:"rotated_at,omitzero"`
+	Revoked   bool      `json:"revoked,omitempty"`
+	// Removed is set once the key is no longer loaded: its name stays
+	// taken (KeyFile.Create).
+	Removed bool `json:"removed,omitempty"`
+	// Changes counts the key_changed leaves recorded for the key; the
+	// next one's dedup key holds it, so that a change undone and made
+	// again is recorded again.
+	Changes int `json:"changes,omitempty"`
+}
+
+// keyRecords is the content of the records file (KeyFile.recordsPath).
+type keyRecords struct {
+	Keys []keyRecord `json:"keys"`
+}
+
+// recordsPath is the file in which the server keeps what the log was last
+// told of each key: beside the keys file, so that accessledger apikey
+// finds the names it must not reuse.
+func (f *KeyFile) recordsPath() string { return f.path + ".recorded" }
+
+// readKeyRecords reads the records file at path; nil (and no error) if
+// there is none.
+func readKeyRecords(path string) (*keyRecords, error) {
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var r keyRecords
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("parsing %s: %w", path, err)
+	}
+	return &r, nil
+}
+
+// save writes r to path, atomically, mode 0600.
+func (r *keyRecords) save(path string) error {
+	raw, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return ledger.WriteFileAtomic(path, append(raw, '\n'), 0o600)
+}
+
+// find returns the record of the key of source named name, or nil.
+func (r *keyRecords) find(source, name string) *keyRecord {
+	if r == nil {
+		return nil
+	}
+	for i := range r.Keys {
+		if r.Keys[i].Source == source && r.Keys[i].Name == name {
+			return &r.Keys[i]
+		}
+	}
+	return nil
+}
+
+// newKeyRecord returns what recording k, of source, tells the log.
+func newKeyRecord(k *APIKey, source string) keyRecord {
+	roles := slices.Clone(k.Roles)
+	slices.Sort(roles)
+	id := sha256.Sum256([]byte(keyIdentity(k, source)))
+	secret := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%s", lowerHex(k.SHA256), lowerHex(k.PreviousSHA256),
+		k.PreviousValidUntil.UTC().Format(time.RFC3339Nano)))
+	rec := keyRecord{
+		Source: source, Name: k.Name, Identity: hex.EncodeToString(id[:]),
+		Roles: slices.Compact(roles), ExpiresAt: k.ExpiresAt.UTC(), Secret: hex.EncodeToString(secret[:]),
+		RotatedAt: k.RotatedAt.UTC(), Revoked: k.Revoked(),
+	}
+	if k.RateLimit != nil {
+		rl := *k.RateLimit
+		rec.RateLimit = &rl
+	}
+	return rec
+}
+
+func lowerHex(s string) string {
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return s
+	}
+	return hex.EncodeToString(b)
+}
+
+// digest identifies the state rec records: the dedup key of a change
+// holds it.
+func (rec *keyRecord) digest() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%q\x00%s\x00%s\x00%t\x00", rec.Roles, rec.ExpiresAt.Format(time.RFC3339Nano), rec.Secret, rec.Revoked)
+	if rec.RateLimit != nil {
+		fmt.Fprintf(h, "%v/%d", rec.RateLimit.PerSecond, rec.RateLimit.Burst)
+	}
+	return string(h.Sum(nil))
+}
+
+// changed lists what changed from was to now that no other admin action
+// records: roles, the rate limit, and, unless the key was rotated since
+// (a key_rotated leaf records the new secret and expiry), the expiry and
+// the secret; and a revocation undone.
+func changed(was, now *keyRecord) []string {
+	var out []string
+	rotated := !now.RotatedAt.Equal(was.RotatedAt)
+	if !slices.Equal(was.Roles, now.Roles) {
+		out = append(out, event.AdminChangedRoles)
+	}
+	if !rotated && !was.ExpiresAt.Equal(now.ExpiresAt) {
+		out = append(out, event.AdminChangedExpiry)
+	}
+	if (was.RateLimit == nil) != (now.RateLimit == nil) || was.RateLimit != nil && *was.RateLimit != *now.RateLimit {
+		out = append(out, event.AdminChangedRateLimit)
+	}
+	if !rotated && was.Secret != now.Secret {
+		out = append(out, event.AdminChangedSecret)
+	}
+	if (was.Revoked || was.Removed) && !now.Revoked {
+		out = append(out, event.AdminChangedRevocation)
+	}
+	return out
+}
+
+// keyChanges compares the keys loaded (those of the configuration and of
+// the keys file) with what the log was last told of them (was; nil: no
+// record, the keys as they are count as told) and returns the key_changed
+// actions of what changed, made at now, and the records once they are
+// recorded. A key whose record has another identity (or none) is new: its
+// creation records it. Records of keys no longer loaded are kept, marked
+// removed.
+func keyChanges(was *keyRecords, configKeys, fileKeys []APIKey, now time.Time) ([]adminAction, *keyRecords) {
+	next := &keyRecords{Keys: make([]keyRecord, 0, len(configKeys)+len(fileKeys))}
+	var acts []adminAction
+	add := func(keys []APIKey, source, by string) {
+		for i := range keys {
+			k := &keys[i]
+			rec := newKeyRecord(k, source)
+			old := was.find(source, k.Name)
+			if old == nil || old.Identity != rec.Identity {
+				next.Keys = append(next.Keys, rec)
+				continue
+			}
+			rec.Changes = old.Changes
+			if what := changed(old, &rec); len(what) > 0 {
+				rec.Changes++
+				a := event.Admin{Action: event.AdminKeyChanged, Time: now, By: by, Key: k.Name,
+					Roles: roleNames(k.Roles), ExpiresAt: k.ExpiresAt, Changed: what}
+				if k.RateLimit != nil {
+					a.RateLimit = &event.AdminRateLimit{PerSecond: k.RateLimit.PerSecond, Burst: k.RateLimit.Burst}
+				}
+				acts = append(acts, adminAction{leaf: a,
+					dedup: adminDedup(event.AdminKeyChanged, keyIdentity(k, source), strconv.Itoa(rec.Changes), rec.digest())})
+			}
+			next.Keys = append(next.Keys, rec)
+		}
+	}
+	add(configKeys, sourceConfig, event.AdminByConfig)
+	add(fileKeys, sourceFile, event.AdminByCLI)
+	if was != nil {
+		for _, old := range was.Keys {
+			if next.find(old.Source, old.Name) == nil {
+				old.Removed = true
+				next.Keys = append(next.Keys, old)
+			}
+		}
+	}
+	return acts, next
+}
+
+// readRecords returns the records file's records; nil if there is none,
+// or if it cannot be read (reported: it is written by the server alone,
+// so that is an edit gone wrong).
+func (s *Server) readRecords() *keyRecords {
+	path := s.cfg.KeyFile.recordsPath()
+	recs, err := readKeyRecords(path)
+	if err != nil {
+		s.log.Error("what the log was told of the API keys cannot be read: the keys as they are now count as recorded, and changes made to them while the server was stopped, if any, are not recorded",
+			"path", path, "err", err)
+		return nil
+	}
+	return recs
+}
+
+// keepRecordsLocked makes records, those of the actions acts recorded
+// with results, what the log was last told of the keys, and saves them if
+// they changed. A failure to save is reported: the log holds the actions,
+// the next start compares with older records, and the dedup keys keep it
+// from recording a change twice. s.admin.mu must be held.
+func (s *Server) keepRecordsLocked(records *keyRecords, acts []adminAction, results map[string]ledger.Result) {
+	path := s.cfg.KeyFile.recordsPath()
+	if s.admin.records == nil && recordedBefore(acts, results) {
+		s.log.Warn("there is no record of what the log was told of each API key: the keys as they are now count as recorded, and changes made to them while the server was stopped, if any, are not recorded (expected at the first start of a version that keeps one)",
+			"path", path)
+	}
+	if s.admin.records != nil && reflect.DeepEqual(records, s.admin.records) {
+		return
+	}
+	s.admin.records = records
+	if err := records.save(path); err != nil {
+		s.log.Error("saving what the log was told of the API keys failed", "path", path, "err", err)
+	}
+}
+
+// recordedBefore reports whether one of the creations in acts was in the
+// log before results recorded it.
+func recordedBefore(acts []adminAction, results map[string]ledger.Result) bool {
+	for _, a := range acts {
+		if r, ok := results[string(a.dedup)]; ok && r.Duplicate && a.leaf.Action == event.AdminKeyCreated {
+			return true
+		}
+	}
+	return false
+}

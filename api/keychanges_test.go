@@ -1,0 +1,176 @@
+package api_test
+
+import (
+	"net/http"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/accessledger/accessledger/api"
+	evt "github.com/accessledger/accessledger/event"
+)
+
+// editKey changes the key named name in kf as an edit by hand does: the
+// file rewritten, nothing else told.
+func editKey(t testing.TB, kf *api.KeyFile, name string, change func(k *api.APIKey)) {
+	t.Helper()
+	keys, err := kf.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(keys, func(k api.APIKey) bool { return k.Name == name })
+	if i < 0 {
+		t.Fatalf("no key %q in %s", name, kf.Path())
+	}
+	change(&keys[i])
+	if err := kf.Write(keys); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitChanges waits until the log holds n key_changed leaves of key and
+// returns them.
+func waitChanges(t testing.TB, ts *testServer, key string, n int, secrets ...string) []*evt.Admin {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := findAdmin(adminLeaves(t, ts.l, secrets...), evt.AdminKeyChanged, key)
+		if len(got) >= n {
+			if len(got) > n {
+				t.Fatalf("key_changed leaves of %s = %+v, want %d", key, got, n)
+			}
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("key_changed leaves of %s = %+v after 5s, want %d", key, got, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestHandEditsAreRecorded: an edit of the keys file by hand that gave a
+// key the admin role, or a secret of the editor's choosing, took effect
+// live and was never recorded in the log, whose admin leaves recorded
+// only creations, rotations and revocations. Each such change is now a
+// key_changed leaf saying what changed (never the secret), once, and
+// again if it is undone and made again.
+func TestHandEditsAreRecorded(t *testing.T) {
+	kf := newKeyFile(t)
+	ts := newTestServer(t, withKeyFile(t, kf), withAPI(func(c *api.Config) { c.KeyPollInterval = 20 * time.Millisecond }))
+	ts.run(t)
+	svc := ts.createKey(t, map[string]any{"name": "svc", "roles": []string{"submitter"}})
+	adminOf := func(token string) int { return ts.adminCall(t, "GET", "/v1/admin/keys", token, nil).status }
+
+	// A role added by hand: the key is an admin at once, and the log
+	// says so.
+	editKey(t, kf, "svc", func(k *api.APIKey) { k.Roles = append(k.Roles, api.RoleAdmin) })
+	waitFor(t, "svc to become an admin", func() bool { return adminOf(svc.Secret) == http.StatusOK })
+	got := waitChanges(t, ts, "svc", 1, svc.Secret)
+	if a := got[0]; !slices.Equal(a.Changed, []string{evt.AdminChangedRoles}) || !slices.Equal(a.Roles, []string{"submitter", "admin"}) || a.By != evt.AdminByCLI {
+		t.Errorf("key_changed leaf = %+v, want roles changed to submitter, admin, by cli", a)
+	}
+
+	// A secret of the editor's choosing: recorded as changed, never
+	// shown.
+	const chosen = "al_chosen-by-hand"
+	editKey(t, kf, "svc", func(k *api.APIKey) { k.SHA256 = api.HashToken(chosen) })
+	waitFor(t, "the chosen secret to work", func() bool { return adminOf(chosen) == http.StatusOK })
+	got = waitChanges(t, ts, "svc", 2, svc.Secret, chosen)
+	if a := got[1]; !slices.Equal(a.Changed, []string{evt.AdminChangedSecret}) {
+		t.Errorf("key_changed leaf = %+v, want the secret changed", a)
+	}
+
+	// Expiry and rate limit, in one edit: one leaf, with the new ones.
+	expires := time.Now().Add(48 * time.Hour).UTC().Truncate(time.Second)
+	editKey(t, kf, "svc", func(k *api.APIKey) {
+		k.ExpiresAt, k.RateLimit = expires, &api.RateLimit{PerSecond: 50, Burst: 100}
+	})
+	got = waitChanges(t, ts, "svc", 3, chosen)
+	if a := got[2]; !slices.Equal(a.Changed, []string{evt.AdminChangedExpiry, evt.AdminChangedRateLimit}) ||
+		!a.ExpiresAt.Equal(expires) || a.RateLimit == nil || *a.RateLimit != (evt.AdminRateLimit{PerSecond: 50, Burst: 100}) {
+		t.Errorf("key_changed leaf = %+v (rate limit %+v), want expiry %s and rate limit 50/100", a, a.RateLimit, expires)
+	}
+
+	// Undone, then made again: each is recorded.
+	editKey(t, kf, "svc", func(k *api.APIKey) { k.Roles = []api.Role{api.RoleSubmitter} })
+	waitChanges(t, ts, "svc", 4, chosen)
+	editKey(t, kf, "svc", func(k *api.APIKey) { k.Roles = []api.Role{api.RoleSubmitter, api.RoleAdmin} })
+	waitChanges(t, ts, "svc", 5, chosen)
+
+	// A revocation undone by hand.
+	gone := ts.createKey(t, map[string]any{"name": "gone", "roles": []string{"auditor"}})
+	decodeKeyAnswer(t, "revoke", ts.adminCall(t, "POST", "/v1/admin/keys/gone/revoke", "", nil), http.StatusOK)
+	editKey(t, kf, "gone", func(k *api.APIKey) { k.RevokedAt, k.RevokedBy = time.Time{}, "" })
+	waitStatus(t, ts, gone.Secret, http.StatusOK) // accepted again
+	if got := waitChanges(t, ts, "gone", 1, gone.Secret); !slices.Equal(got[0].Changed, []string{evt.AdminChangedRevocation}) {
+		t.Errorf("key_changed leaf = %+v, want the revocation undone", got[0])
+	}
+
+	// What other leaves record is not a change: a rotation (its new
+	// secret and expiry), nor a role order.
+	decodeKeyAnswer(t, "rotate", ts.adminCall(t, "POST", "/v1/admin/keys/svc/rotate", "", map[string]any{"expires_in": "30d"}), http.StatusOK)
+	editKey(t, kf, "svc", func(k *api.APIKey) { k.Roles = []api.Role{api.RoleAdmin, api.RoleSubmitter} })
+	time.Sleep(200 * time.Millisecond)
+	before := size(ts.l)
+	if err := ts.api.ReloadKeys(bg); err != nil {
+		t.Fatal(err)
+	}
+	if got := size(ts.l); got != before {
+		t.Errorf("Size() after ReloadKeys = %d, want %d (nothing new)", got, before)
+	}
+	waitChanges(t, ts, "svc", 5, chosen)
+}
+
+// TestKeyChangesWhileStoppedAreRecorded: a change made by hand while the
+// server was stopped is recorded at its next start, as a creation is;
+// once, however often it starts again, even if it stopped before saving
+// what it had recorded.
+func TestKeyChangesWhileStoppedAreRecorded(t *testing.T) {
+	kf := newKeyFile(t)
+	ts := newTestServer(t, withKeyFile(t, kf))
+	svc := ts.createKey(t, map[string]any{"name": "svc", "roles": []string{"submitter"}})
+	start := func() *api.Server {
+		s, _ := newAPI(t, ts.l, api.Config{KeyFile: kf})
+		if err := s.ReloadKeys(bg); err != nil {
+			t.Fatalf("ReloadKeys() at start = %v", err)
+		}
+		return s
+	}
+	records := kf.Path() + ".recorded"
+	saved, savedErr := os.ReadFile(records) // to stop before saving, below
+
+	editKey(t, kf, "svc", func(k *api.APIKey) { k.Roles = append(k.Roles, api.RoleAdmin) })
+	start()
+	got := findAdmin(adminLeaves(t, ts.l, svc.Secret), evt.AdminKeyChanged, "svc")
+	if len(got) != 1 || !slices.Equal(got[0].Changed, []string{evt.AdminChangedRoles}) {
+		t.Fatalf("key_changed leaves after a start = %+v, want svc's roles", got)
+	}
+
+	// Started again, or after a stop before the records were saved:
+	// nothing new.
+	if savedErr != nil {
+		t.Fatalf("the records of the keys: %v", savedErr)
+	}
+	before := size(ts.l)
+	start()
+	if err := os.WriteFile(records, saved, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start()
+	if got := size(ts.l); got != before {
+		t.Errorf("Size() after two more starts = %d, want %d (nothing new)", got, before)
+	}
+}
+
+// waitFor waits up to 5 seconds for cond.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 5s for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
