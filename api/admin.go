@@ -177,8 +177,10 @@ func configured(others []APIKey, name string) error {
 // Create adds a key made from spec to the file, recording that by created
 // it at now, and returns its secret (shown only this once) and the key as
 // stored. others are the keys of the server's configuration, whose names
-// are taken too. Names are never reused, not even a revoked key's, so
-// that the log's records of a key stay unambiguous.
+// are taken too. Names are never reused, not even a revoked key's, nor
+// that of a key removed from the file by hand that the log recorded (the
+// server's records file, beside the keys file, keeps them), so that the
+// log's records of a key stay unambiguous.
 func (f *KeyFile) Create(spec KeySpec, by string, now time.Time, others []APIKey) (string, APIKey, error) {
 	if err := spec.check(now); err != nil {
 		return "", APIKey{}, err
@@ -203,6 +205,9 @@ func (f *KeyFile) Create(spec KeySpec, by string, now time.Time, others []APIKey
 				return nil, refuse(ErrKeyConflict, "an API key named %q existed and was revoked; names are not reused, so that the log's records of a key stay unambiguous: choose another name", spec.Name)
 			}
 			return nil, refuse(ErrKeyConflict, "an API key named %q already exists; choose another name, or rotate that key", spec.Name)
+		}
+		if err := f.checkNameUnrecorded(spec.Name); err != nil {
+			return nil, err
 		}
 		return append(keys, key), nil
 	})

@@ -210,6 +210,30 @@ func keyChanges(was *keyRecords, configKeys, fileKeys []APIKey, now time.Time) (
 	return acts, next
 }
 
+// checkNameUnrecorded refuses name if the log records a key of that name
+// that is no longer in the keys file (removed by hand, as the server's
+// records file says). Call it under the file's lock, for a name the file
+// does not hold.
+func (f *KeyFile) checkNameUnrecorded(name string) error {
+	recs, err := readKeyRecords(f.recordsPath())
+	if err != nil {
+		return fmt.Errorf("checking that the name %q was never used: %w", name, err)
+	}
+	if recs == nil {
+		return nil
+	}
+	for _, rec := range recs.Keys {
+		if rec.Name == name {
+			from := "the keys file"
+			if rec.Source == sourceConfig {
+				from = "the server's configuration (api_keys)"
+			}
+			return refuse(ErrKeyConflict, "an API key named %q existed (the log records it) and was removed from %s; names are not reused, so that the log's records of a key stay unambiguous: choose another name", name, from)
+		}
+	}
+	return nil
+}
+
 // readRecords returns the records file's records; nil if there is none,
 // or if it cannot be read (reported: it is written by the server alone,
 // so that is an edit gone wrong).

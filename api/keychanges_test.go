@@ -1,9 +1,11 @@
 package api_test
 
 import (
+	"errors"
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -173,4 +175,41 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestNameOfARemovedKeyIsNotReused: a revoked key deleted from the keys
+// file by hand freed its name, which the admin API and the apikey command
+// then gave to a new key: the log's records of the name then spoke of
+// two keys. The name stays taken.
+func TestNameOfARemovedKeyIsNotReused(t *testing.T) {
+	kf := newKeyFile(t)
+	ts := newTestServer(t, withKeyFile(t, kf))
+	ts.createKey(t, map[string]any{"name": "dup", "roles": []string{"auditor"}})
+	decodeKeyAnswer(t, "revoke", ts.adminCall(t, "POST", "/v1/admin/keys/dup/revoke", "", nil), http.StatusOK)
+	keys, err := kf.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kf.Write(slices.DeleteFunc(keys, func(k api.APIKey) bool { return k.Name == "dup" })); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.api.ReloadKeys(bg); err != nil {
+		t.Fatal(err)
+	}
+
+	before := size(ts.l)
+	r := ts.adminCall(t, "POST", "/v1/admin/keys", "", map[string]any{"name": "dup", "roles": []string{"auditor"}})
+	if eb := wantError(t, "create dup again", r, http.StatusConflict); !strings.Contains(eb.Error, "not reused") {
+		t.Errorf("create dup again: error %q, want it to say names are not reused", eb.Error)
+	}
+	// The command, too (another KeyFile on the same path).
+	_, _, err = api.NewKeyFile(kf.Path()).Create(api.KeySpec{Name: "dup", Roles: []api.Role{api.RoleAuditor}}, evt.AdminByCLI, time.Now(), nil)
+	if !errors.Is(err, api.ErrKeyConflict) || !strings.Contains(err.Error(), "not reused") {
+		t.Errorf("KeyFile.Create(dup) = %v, want ErrKeyConflict saying names are not reused", err)
+	}
+	if got := size(ts.l); got != before {
+		t.Errorf("Size() = %d, want %d (nothing recorded)", got, before)
+	}
+	// A name the log never recorded is free.
+	ts.createKey(t, map[string]any{"name": "fresh", "roles": []string{"auditor"}})
 }
