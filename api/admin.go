@@ -747,7 +747,8 @@ func (s *Server) recordAdmin(ctx context.Context, acts []adminAction) (map[strin
 
 // adminRoutes registers the admin endpoints: admin keys only.
 func (s *Server) adminRoutes(e *gin.Engine) {
-	admin := s.require(false)
+	// Refusals and listings are recorded (api/adminaudit.go).
+	admin := s.auditAdmin(s.require(false))
 	e.GET("/v1/admin/keys", admin, s.keyAdminOn, s.listKeys)
 	e.POST("/v1/admin/keys", admin, s.keyAdminOn, s.keyFileKept, s.createKey)
 	e.POST("/v1/admin/keys/:name/revoke", admin, s.keyAdminOn, s.keyFileKept, s.revokeKey)

@@ -91,7 +91,8 @@ type Config struct {
 	// zero: none. Over it, requests get 429 with Retry-After.
 	RateLimit RateLimit
 	// ReadAudit records reads of personal data in the log as access
-	// events (api/readaudit.go).
+	// events (api/readaudit.go), and refused requests to the admin
+	// endpoints (api/adminaudit.go).
 	ReadAudit ReadAudit
 	// PublicTiles serves /checkpoint, hash tiles and proofs without a key
 	// (entry bundles still need one: they hold personal data).

@@ -363,6 +363,10 @@ const (
 	ctxKeyHash  = "api_key_hash" // the SHA-256 of the caller's secret, for keyStillValid
 	ctxKeyRoles = "api_roles"    // the roles the endpoint admits, for keyStillValid
 	ctxPublic   = "public"       // true if the endpoint was served without a key
+	// ctxRefusedKey is the name of a known key refused (401: revoked,
+	// expired, a replaced secret), for the records of the admin
+	// endpoints (api/adminaudit.go); ctxKeyName is not set then.
+	ctxRefusedKey = "api_key_refused"
 )
 
 // keyStillValid reports whether the key that opened c's request may still
@@ -449,6 +453,7 @@ func (s *Server) require(public bool, roles ...Role) gin.HandlerFunc {
 		}
 		key, now := entry.key, s.auth.now()
 		if msg := refusal(entry, now); msg != "" {
+			c.Set(ctxRefusedKey, key.Name)
 			c.Header("WWW-Authenticate", `Bearer realm="accessledger", error="invalid_token"`)
 			writeError(c, http.StatusUnauthorized, msg)
 			return

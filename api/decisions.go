@@ -58,8 +58,8 @@ func (s *Server) decisionRoutes(e *gin.Engine) {
 	e.HEAD("/v1/decisions", bouncer, s.headDecisions)
 	e.POST("/v1/usage-metrics", bouncer, s.postUsageMetrics)
 	e.DELETE("/v1/decisions/:id", admin, s.deleteDecision)
-	e.GET("/v1/admin/decisions", admin, s.listDecisions)
-	e.GET("/v1/admin/decisions/:id", admin, s.getDecision)
+	e.GET("/v1/admin/decisions", s.auditAdmin(admin), s.listDecisions)
+	e.GET("/v1/admin/decisions/:id", s.auditAdmin(admin), s.getDecision)
 }
 
 // lapiDecision is a decision as the CrowdSec Local API serves it to

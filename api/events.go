@@ -268,7 +268,7 @@ func (s *Server) prepare(raws [][]byte) ([]ledger.Entry, []string, map[int][]eve
 		}
 		if reservedService(ev.Service) {
 			bad[i] = []eventError{{Index: i, Field: "service", Reason: fmt.Sprintf(
-				"%q is reserved for the records the server writes itself (who read the log), which a submitted event could pass for; name your service otherwise", ev.Service)}}
+				"%q is reserved for the records the server writes itself (who read the log, who tried its admin endpoints), which a submitted event could pass for; name your service otherwise", ev.Service)}}
 			continue
 		}
 		var leaf, body []byte

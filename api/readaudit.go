@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,7 +35,9 @@ const ReadAuditService = "accessledger"
 // authenticated request for entries, entry bundles, queries and evidence
 // is recorded in the log as an access event: service "accessledger", the
 // API key's name as the actor, action "read", category data_access, the
-// route's kind as the resource type, success or failure.
+// route's kind as the resource type, success or failure. So are the
+// requests to the admin endpoints that a known key made and was refused,
+// and the listings of the keys (api/adminaudit.go).
 //
 // Reads of entries and entry bundles by one key, from one client, with
 // one status, in one batch are recorded by one event that says how many
@@ -72,6 +75,14 @@ type readRecord struct {
 	status    int
 	ip        string
 	userAgent string
+	// action and category, if set, replace read and data_access: the
+	// records of the admin endpoints (api/adminaudit.go).
+	action, category string
+	// attempts, if more than 1, is how many refused requests the record
+	// stands for: this one, the first, and more until lastTime
+	// (api/adminaudit.go).
+	attempts int
+	lastTime time.Time
 }
 
 // readAuditor queues reads and appends them. The queue is its only shared
@@ -86,6 +97,9 @@ type readAuditor struct {
 	// when the last report was made (Unix nanoseconds).
 	unwarned atomic.Int64
 	lastWarn atomic.Int64
+	// refused bounds the records of refused requests to the admin
+	// endpoints (api/adminaudit.go); run flushes it.
+	refused refusals
 }
 
 // readKinds maps the routes holding personal data to the resource type
@@ -229,12 +243,15 @@ func (a *readAuditor) run(ctx context.Context, s *Server) error {
 				batch = batch[:0]
 			}
 		case <-tick.C:
+			a.refused.flush(s.cfg.Clock(), false, func(r readRecord) { a.enqueue(r, s) })
 			if len(batch) > 0 {
 				a.flush(actx, s, batch)
 				batch = batch[:0]
 			}
 		case <-ctx.Done():
-			// The HTTP server has stopped (see Run): drain what is left.
+			// The HTTP server has stopped (see Run): drain what is left,
+			// the refusals not recorded yet included.
+			a.refused.flush(s.cfg.Clock(), true, func(r readRecord) { a.enqueue(r, s) })
 			fctx, cancel := context.WithTimeout(actx, 10*time.Second)
 			defer cancel()
 			lost := 0
@@ -380,8 +397,8 @@ func (r readRecord) event() *event.Event {
 		Service:  ReadAuditService,
 		Actor:    event.Actor{ID: event.FitText(r.key, event.MaxActorIDLen), Type: event.ActorService},
 		Source:   event.Source{IP: ip.Unmap().WithZone(""), UserAgent: event.FitText(r.userAgent, event.MaxUserAgentLen)},
-		Action:   "read",
-		Category: event.CategoryDataAccess,
+		Action:   cmp.Or(r.action, "read"),
+		Category: cmp.Or(r.category, event.CategoryDataAccess),
 		Outcome:  event.OutcomeSuccess,
 		Resource: &event.Resource{Type: r.kind, ID: event.FitText(r.id, event.MaxResourceLen)},
 		Attributes: map[string]string{
@@ -397,6 +414,10 @@ func (r readRecord) event() *event.Event {
 	}
 	if r.query != "" {
 		ev.Attributes["query"] = event.FitText(r.query, event.MaxAttrValueLen)
+	}
+	if r.attempts > 1 {
+		ev.Attributes["attempts"] = strconv.Itoa(r.attempts)
+		ev.Attributes["last_time"] = r.lastTime.UTC().Format(time.RFC3339Nano)
 	}
 	return ev
 }

@@ -88,7 +88,7 @@ func (s *Server) respondRoutes(e *gin.Engine) {
 	e.GET("/v1/responders/:name/dead-letters", admin, on, s.getDeadLetters)
 	e.POST("/v1/responders/:name/redeliver", admin, on, s.redeliver)
 	e.POST("/v1/responders/:name/enable", admin, on, s.enableResponder)
-	e.POST("/v1/admin/digest", admin, on, s.postDigest)
+	e.POST("/v1/admin/digest", s.auditAdmin(admin), on, s.postDigest)
 }
 
 // needResponses answers 404 when the server has no respond service.
