@@ -96,8 +96,10 @@ type Digest struct {
 	// AlertsByLevel per level.
 	AlertsByRule  map[string]uint64 `json:"alerts_by_rule,omitempty"`
 	AlertsByLevel map[string]uint64 `json:"alerts_by_level,omitempty"`
-	// OpenAlerts counts alerts neither resolved nor acknowledged, at the
-	// end of the period; Acknowledged those acknowledged, not resolved.
+	// OpenAlerts counts alerts neither resolved nor acknowledged when the
+	// digest was made (the response's Time: a scheduled digest is made
+	// just after the period's end); Acknowledged those acknowledged, not
+	// resolved.
 	OpenAlerts   uint64 `json:"open_alerts"`
 	Acknowledged uint64 `json:"acknowledged_alerts"`
 	// DeliveryFailures counts failed delivery attempts in the period,

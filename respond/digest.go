@@ -17,7 +17,9 @@ import (
 // as a response leaf of action digest, and returns it. The responders
 // with digest: true get it once the service processes that leaf. A day's
 // digest is recorded once: running it again returns the one in the log.
-// The counts are those of the leaves processed so far. by names who asked
+// The counts are those of the leaves processed so far; the open and
+// acknowledged alerts are those of now, not of the day's end (the status
+// history is not kept). by names who asked
 // for it (an admin key; "" for the server's own schedule).
 func (s *Service) Digest(ctx context.Context, day time.Time, by string) (*Recorded, error) {
 	if by == "" {
