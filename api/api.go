@@ -218,6 +218,9 @@ func New(cfg Config) (*Server, error) {
 		Name: "accessledger_http_follower_pushback_total",
 		Help: "Appends answered 503 because a follower of the log (index, detector) lagged it by more than its max_lag.",
 	}, []string{"follower"})
+	for _, f := range []string{"index", "detector"} {
+		s.followerPushbacks.WithLabelValues(f) // at 0 from the start, for rate rules
+	}
 	s.requests = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "accessledger_http_request_duration_seconds",
 		Help:    "HTTP request latency, by route and status code.",

@@ -357,6 +357,9 @@ func TestMetrics(t *testing.T) {
 		{`accessledger_http_request_duration_seconds_count{code="401",route="/metrics"}`, 1, 1},
 		{`accessledger_http_request_duration_seconds_count{code="403",route="/metrics"}`, 2, 2},
 		{`accessledger_http_request_duration_seconds_count{code="201",route="/v1/events"}`, 1, 10},
+		// At 0 before the first, so that a rule on their rate sees it.
+		{`accessledger_http_follower_pushback_total{follower="index"}`, 0, 0},
+		{`accessledger_http_follower_pushback_total{follower="detector"}`, 0, 0},
 	} {
 		v, ok := metricValue(t, r.body, tc.series)
 		if !ok {

@@ -89,6 +89,9 @@ func newMetrics(reg prometheus.Registerer, s *Service) (*metrics, error) {
 		m.deadLettered.WithLabelValues(r.cfg.Name)
 		m.queueFull.WithLabelValues(r.cfg.Name)
 		m.deadDropped.WithLabelValues(r.cfg.Name)
+		m.throttled.WithLabelValues(r.cfg.Name)
+		m.attempts.WithLabelValues(r.cfg.Name, "delivered")
+		m.attempts.WithLabelValues(r.cfg.Name, "failed")
 	}
 	maxQueued := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "accessledger_delivery_max_queued", Help: "The bound of each responder's outbox (delivery.max_queued)."},

@@ -48,6 +48,10 @@ func newLimitListener(lis net.Listener, total, perIP int, reg prometheus.Registe
 	if reg != nil {
 		reg.MustRegister(refused)
 	}
+	// Both series exist from the start, at 0, so that a rule on their
+	// rate sees the first refusal.
+	refused.WithLabelValues("total")
+	refused.WithLabelValues("per_ip")
 	return &limitListener{Listener: lis, total: total, count: bound.New[netip.Addr](total, perIP), refused: refused}
 }
 

@@ -66,6 +66,9 @@ func TestServeBoundsConnections(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^accessledger_connections_refused_total\{reason="per_ip"\} [1-9]`).Match(body) {
 		t.Errorf("the refused connection is not counted in accessledger_connections_refused_total{reason=\"per_ip\"}")
 	}
+	if !regexp.MustCompile(`(?m)^accessledger_connections_refused_total\{reason="total"\} 0$`).Match(body) {
+		t.Errorf("accessledger_connections_refused_total{reason=\"total\"} is not at 0 before the first such refusal")
+	}
 }
 
 // healthz sends GET /healthz on c and reads the answer: nil if it is 200.
