@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -119,7 +120,7 @@ type Config struct {
 // before it left). Checking the old size and storing the new checkpoint is
 // thus a compare-and-swap: concurrent submissions can never roll a log's
 // state back. A checkpoint is answered only after its transaction is
-// synced; one sync covers the whole batch.
+// synced, and then CosignedFile; one sync of each covers the whole batch.
 type Witness struct {
 	cfg     Config
 	db      *badger.DB
@@ -128,6 +129,13 @@ type Witness struct {
 	evSeq   *badger.Sequence
 	evMu    sync.Mutex // serialises evidence writes (deduplication)
 	metrics *metrics
+
+	// The committer owns these once the witness is open: what the stored
+	// states add up to (counted again after a failed commit, when tallied
+	// is false) and CosignedFile.
+	tally    tally
+	tallied  bool
+	cosigned *cosignedRecord
 
 	// ops feeds the committer; closeMu makes Close wait for senders.
 	closeMu sync.RWMutex
@@ -186,6 +194,12 @@ type logState struct {
 	Hash   []byte    `json:"hash"`
 	Note   []byte    `json:"note"` // the checkpoint, its verified log signatures and our cosignature
 	Time   time.Time `json:"time"`
+	// Seq numbers the states the witness stored, of all its logs (1 for
+	// the first); Digest is the digest of every log's state once this one
+	// was stored (see CosignedFile). Both are absent from states stored
+	// before they existed.
+	Seq    uint64 `json:"seq,omitempty"`
+	Digest []byte `json:"digest,omitempty"`
 }
 
 func stateKey(originHash [32]byte) []byte {
@@ -219,6 +233,13 @@ func Create(ctx context.Context, cfg Config) (*Witness, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
+	if seq, ok, err := readCosigned(cfg.Dir); err != nil {
+		return nil, err
+	} else if ok {
+		return nil, fmt.Errorf("creating witness state in %s: %s records that the witness stored %d states here, "+
+			"so its storage was lost or replaced; starting over would let it cosign forks of what it cosigned: %w",
+			cfg.Dir, filepath.Join(cfg.Dir, CosignedFile), seq, ErrExists)
+	}
 	db, err := openBadger(cfg)
 	if err != nil {
 		return nil, err
@@ -237,11 +258,13 @@ func Create(ctx context.Context, cfg Config) (*Witness, error) {
 		return nil, err
 	}
 	cfg.Logger.InfoContext(ctx, "created witness state", "dir", cfg.Dir)
-	return newWitness(cfg, db)
+	return newWitness(ctx, cfg, db)
 }
 
 // Open opens the witness state in cfg.Dir, failing with ErrNoState if
-// there is none.
+// there is none, and with ErrCorrupt if the storage lost states it had
+// stored (see CosignedFile) or that file is damaged. Storage without the
+// file (made before it existed) is opened, and the file written.
 func Open(ctx context.Context, cfg Config) (*Witness, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
@@ -264,7 +287,7 @@ func Open(ctx context.Context, cfg Config) (*Witness, error) {
 		db.Close()
 		return nil, err
 	}
-	return newWitness(cfg, db)
+	return newWitness(ctx, cfg, db)
 }
 
 func openBadger(cfg Config) (*badger.DB, error) {
@@ -294,17 +317,34 @@ func openBadger(cfg Config) (*badger.DB, error) {
 	return db, nil
 }
 
-func newWitness(cfg Config, db *badger.DB) (*Witness, error) {
+// newWitness checks the storage against CosignedFile, records in it the
+// states stored and starts the committer.
+func newWitness(ctx context.Context, cfg Config, db *badger.DB) (*Witness, error) {
+	counted, hadRecord, err := checkStorage(cfg.Dir, db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	cosigned, err := openCosigned(cfg.Dir, counted.seq)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if !hadRecord && counted.seq > 0 {
+		cfg.Logger.WarnContext(ctx, "the record of the states stored was missing: recorded those the storage holds", "file", cosigned.path, "states", counted.seq)
+	}
 	seq, err := db.GetSequence(keyEvidenceSeq, 16)
 	if err != nil {
+		cosigned.close()
 		db.Close()
 		return nil, fmt.Errorf("witness: evidence sequence: %w", err)
 	}
-	w := &Witness{cfg: cfg, db: db, log: cfg.Logger, evSeq: seq,
+	w := &Witness{cfg: cfg, db: db, log: cfg.Logger, evSeq: seq, tally: counted, tallied: true, cosigned: cosigned,
 		ops: make(chan *op, 4*maxBatch), stop: make(chan struct{}), done: make(chan struct{})}
 	w.logs.Store(ptr(newTrusted(cfg.Logs)))
 	if w.metrics, err = newMetrics(w, cfg.Registerer); err != nil {
 		seq.Release()
+		cosigned.close()
 		db.Close()
 		return nil, err
 	}
@@ -346,13 +386,24 @@ func (w *Witness) committer() {
 }
 
 // commit decides and stores a batch in one transaction and answers each
-// submission once it is synced.
+// submission once it is synced and CosignedFile records it.
 func (w *Witness) commit(batch []*op) {
 	txn := w.db.NewTransaction(true)
 	defer func() { txn.Discard() }()
-	var inTxn []*op // decided in txn, answered once it commits
+	pending := w.tally // with the states stored in txn
+	var inTxn []*op    // decided in txn, answered once it commits
 	flush := func() {
 		err := txn.Commit()
+		if err != nil {
+			w.tallied = false // the storage may hold some of it: count again
+		} else {
+			w.tally = pending
+			if w.cosigned.seq != w.tally.seq {
+				// Also after a commit that stored nothing, if an
+				// earlier write of the record failed.
+				err = w.cosigned.record(w.tally.seq)
+			}
+		}
 		for _, o := range inTxn {
 			if err != nil && o.err == nil {
 				o.err = err
@@ -362,23 +413,53 @@ func (w *Witness) commit(batch []*op) {
 		inTxn = inTxn[:0]
 		txn = w.db.NewTransaction(true)
 	}
+	// counted makes pending what the storage holds after a failed commit,
+	// or answers o with the error if it cannot.
+	counted := func(o *op) bool {
+		if w.tallied {
+			return true
+		}
+		if err := w.recount(); err != nil {
+			o.err = err
+			close(o.done)
+			return false
+		}
+		pending = w.tally
+		return true
+	}
 	for _, o := range batch {
 		if err := o.ctx.Err(); err != nil {
 			o.err = err // the caller is gone: store nothing for it
 			close(o.done)
 			continue
 		}
-		o.err = w.decide(o.ctx, txn, o.originHash, o.req, o.n, o.cp, &o.out)
+		if !counted(o) {
+			continue
+		}
+		o.err = w.decide(o.ctx, txn, o.originHash, o.req, o.n, o.cp, &o.out, &pending)
 		if errors.Is(o.err, badger.ErrTxnTooBig) && len(inTxn) > 0 {
 			// The transaction is full: store what it holds, and decide
 			// this one again in the next.
 			flush()
+			if !counted(o) {
+				continue
+			}
 			o.out = outcome{}
-			o.err = w.decide(o.ctx, txn, o.originHash, o.req, o.n, o.cp, &o.out)
+			o.err = w.decide(o.ctx, txn, o.originHash, o.req, o.n, o.cp, &o.out, &pending)
 		}
 		inTxn = append(inTxn, o)
 	}
 	flush()
+}
+
+// recount counts the stored states again, after a failed commit.
+func (w *Witness) recount() error {
+	counted, _, _, err := countStates(w.db)
+	if err != nil {
+		return fmt.Errorf("counting the states stored after a failed commit: %w", err)
+	}
+	w.tally, w.tallied = counted, true
+	return nil
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -410,7 +491,7 @@ func (w *Witness) Close() error {
 	w.metrics.unregister()
 	w.evMu.Lock()
 	defer w.evMu.Unlock()
-	return errors.Join(w.evSeq.Release(), w.db.Close())
+	return errors.Join(w.evSeq.Release(), w.db.Close(), w.cosigned.close())
 }
 
 // emptyRoot is the RFC 6962 root of the empty tree.
@@ -508,8 +589,9 @@ func (w *Witness) addCheckpoint(ctx context.Context, req AddRequest) ([]byte, er
 }
 
 // decide checks a verified checkpoint against the stored state of its log
-// and, if it is consistent, cosigns it and stores it, all in txn.
-func (w *Witness) decide(ctx context.Context, txn *badger.Txn, originHash [32]byte, req AddRequest, n *note.Note, cp log.Checkpoint, out *outcome) error {
+// and, if it is consistent, cosigns it and stores it, all in txn; t is what
+// the states in txn add up to, updated if it stores one.
+func (w *Witness) decide(ctx context.Context, txn *badger.Txn, originHash [32]byte, req AddRequest, n *note.Note, cp log.Checkpoint, out *outcome, t *tally) error {
 	st, err := getState(txn, originHash)
 	if err != nil {
 		return err
@@ -558,7 +640,14 @@ func (w *Witness) decide(ctx context.Context, txn *badger.Txn, originHash [32]by
 		fmt.Fprintf(&stored, "— %s %s\n", s.Name, s.Base64)
 	}
 	stored.Write(line)
-	ns := logState{Origin: cp.Origin, Size: cp.Size, Hash: cp.Hash, Note: stored.Bytes(), Time: w.cfg.Clock().UTC()}
+	next := *t
+	next.seq++
+	if st.Note != nil { // a stored state, not getState's empty one
+		next.toggle(originHash, st.Size, st.Hash)
+	}
+	next.toggle(originHash, cp.Size, cp.Hash)
+	ns := logState{Origin: cp.Origin, Size: cp.Size, Hash: cp.Hash, Note: stored.Bytes(), Time: w.cfg.Clock().UTC(),
+		Seq: next.seq, Digest: next.digest[:]}
 	raw, err := json.Marshal(ns)
 	if err != nil {
 		return err
@@ -569,6 +658,7 @@ func (w *Witness) decide(ctx context.Context, txn *badger.Txn, originHash [32]by
 	if err := txn.Set(stateKey(originHash), raw); err != nil {
 		return err
 	}
+	*t = next
 	out.cosig = line
 	return nil
 }

@@ -1,0 +1,355 @@
+package witness
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// copyStorage copies the files of a witness's storage directory, as a
+// SIGKILL leaves them when the witness is open (every commit is synced,
+// and nothing is being written): what a restart finds.
+func copyStorage(t *testing.T, dir string) string {
+	t.Helper()
+	out := t.TempDir()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.Name() == "LOCK" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(out, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// memFile returns the path of the one memtable file (write-ahead log) in
+// dir.
+func memFile(t *testing.T, dir string) string {
+	t.Helper()
+	mems, _ := filepath.Glob(filepath.Join(dir, "*.mem"))
+	if len(mems) != 1 {
+		t.Fatalf("%d memtable files in %s, want 1", len(mems), dir)
+	}
+	return mems[0]
+}
+
+// TestOpenRefusesStorageThatLostStates: Badger keeps what precedes a
+// damaged record of its write-ahead log and drops the rest, saying
+// nothing, and a MANIFEST cut short makes it delete the tables it no
+// longer lists. The witness had opened such storage with older states
+// (size 9 where it had cosigned 20) and cosigned a fork; Open must refuse
+// it, naming what was lost.
+func TestOpenRefusesStorageThatLostStates(t *testing.T) {
+	ctx := context.Background()
+	signer := testCosigner(t, "witness.example/w1")
+	lg := newTestLog(t, "log.example/a")
+	lg.append(21, "a")
+	other := newTestLog(t, "log.example/b")
+	other.append(3, "b")
+	logs := []PolicyLog{lg.policyLog(), other.policyLog()}
+
+	// cosigned20 cosigns lg at sizes 1 to 20, one commit each, and
+	// returns a copy of the storage as a SIGKILL leaves it.
+	cosigned20 := func(t *testing.T) string {
+		dir := t.TempDir()
+		w, err := Create(ctx, Config{Dir: dir, Signer: signer, Logs: logs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		for n := int64(1); n <= 20; n++ {
+			if _, err := w.AddCheckpoint(ctx, lg.request(n-1, n)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return copyStorage(t, dir)
+	}
+	// atSize10 is the offset in the write-ahead log of the commit that
+	// stored size 10.
+	atSize10 := func(t *testing.T, b []byte) int {
+		i := bytes.Index(b, []byte(`"size":10,`))
+		if i < 0 {
+			t.Fatal("the state of size 10 is not in the write-ahead log")
+		}
+		return i
+	}
+
+	for _, tc := range []struct {
+		name   string
+		damage func(t *testing.T) string // returns the damaged storage
+		want   string                    // in the error
+	}{
+		{"a flipped bit in the write-ahead log", func(t *testing.T) string {
+			dir := cosigned20(t)
+			mem := memFile(t, dir)
+			b, _ := os.ReadFile(mem)
+			b[atSize10(t, b)+200] ^= 1
+			os.WriteFile(mem, b, 0o644)
+			return dir
+		}, "had stored 20 states (of all its logs) when it last answered, but the storage in "},
+		{"the write-ahead log cut short", func(t *testing.T) string {
+			dir := cosigned20(t)
+			mem := memFile(t, dir)
+			b, _ := os.ReadFile(mem)
+			os.WriteFile(mem, b[:atSize10(t, b)+200], 0o644)
+			return dir
+		}, "had stored 20 states"},
+		{"the MANIFEST cut short", func(t *testing.T) string {
+			// Three runs: the first leaves a table with the witness's
+			// metadata, the second one with lg's states, the third
+			// stores other's in its write-ahead log. The MANIFEST cut
+			// back to what the first run left drops the second table:
+			// lg's states are lost, and the latest ones are all there.
+			dir := t.TempDir()
+			cfg := Config{Dir: dir, Signer: signer, Logs: logs}
+			w, err := Create(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Close()
+			manifest, _ := os.ReadFile(filepath.Join(dir, "MANIFEST"))
+			for _, run := range []struct {
+				l    *testLog
+				size int64
+			}{{lg, 20}, {other, 3}} {
+				if w, err = Open(ctx, cfg); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := w.AddCheckpoint(ctx, run.l.request(0, run.size)); err != nil {
+					t.Fatal(err)
+				}
+				if run.l == lg {
+					w.Close()
+				}
+			}
+			defer w.Close()
+			dir = copyStorage(t, dir)
+			os.WriteFile(filepath.Join(dir, "MANIFEST"), manifest, 0o644)
+			return dir
+		}, "do not add up to the digest stored with the latest"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := tc.damage(t)
+			w, err := Open(ctx, Config{Dir: dir, Signer: signer, Logs: logs})
+			if err == nil {
+				defer w.Close()
+				_, err := w.AddCheckpoint(ctx, lg.request(0, 21))
+				t.Fatalf("Open(damaged storage) = nil, want ErrCorrupt; it answers a checkpoint of size 21 from 0 with %v, having cosigned 20", err)
+			}
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "never restore them from an older backup") {
+				t.Errorf("Open(damaged storage) = %v, want ErrCorrupt saying %q and what to do", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestCosignedRecordDamaged: a CosignedFile that does not hold a valid
+// record (a byte damaged, the file cut short) is refused, naming it and
+// what to do; once removed, Open records the states the storage holds.
+// Left alone in a directory whose storage is gone, it stops Create.
+func TestCosignedRecordDamaged(t *testing.T) {
+	ctx := context.Background()
+	lg := newTestLog(t, "log.example/a")
+	lg.append(5, "a")
+	dir := t.TempDir()
+	cfg := Config{Dir: dir, Signer: testCosigner(t, "witness.example/w1"), Logs: []PolicyLog{lg.policyLog()}}
+	w, err := Create(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := int64(1); n <= 5; n++ {
+		if _, err := w.AddCheckpoint(ctx, lg.request(n-1, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	path := filepath.Join(dir, CosignedFile)
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq, err := decodeCosigned(good); err != nil || seq != 5 {
+		t.Fatalf("decodeCosigned(%s) = %d, %v; want 5 states stored", CosignedFile, seq, err)
+	}
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"a flipped bit", flipBit(good, 5), "checksum mismatch"},
+		{"cut short", good[:8], "8 bytes, want 16"},
+		{"empty", nil, "0 bytes, want 16"},
+	} {
+		if err := os.WriteFile(path, tc.data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		w, err := Open(ctx, cfg)
+		if err == nil {
+			w.Close()
+			t.Errorf("%s: Open() = nil, want ErrCorrupt", tc.name)
+			continue
+		}
+		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), path+" is damaged ("+tc.want+")") ||
+			!strings.Contains(err.Error(), "remove the file") {
+			t.Errorf("%s: Open() = %v, want ErrCorrupt naming %s, saying %q and what to do", tc.name, err, path, tc.want)
+		}
+	}
+	// Removed: recorded again from the storage.
+	os.Remove(path)
+	if w, err = Open(ctx, cfg); err != nil {
+		t.Fatalf("Open() without %s = %v", CosignedFile, err)
+	}
+	w.Close()
+	if b, _ := os.ReadFile(path); !bytes.Equal(b, good) {
+		t.Errorf("%s written again = %x, want %x (5 states stored)", CosignedFile, b, good)
+	}
+	// The storage gone but for the record: Create refuses to start over.
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if e.Name() != CosignedFile {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+	if w, err := Create(ctx, cfg); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), path+" records that the witness stored 5 states here") {
+		if err == nil {
+			w.Close()
+		}
+		t.Errorf("Create() with only %s left = %v, want ErrExists naming it", CosignedFile, err)
+	}
+}
+
+// flipBit returns a copy of b with a bit of byte i flipped.
+func flipBit(b []byte, i int) []byte {
+	out := bytes.Clone(b)
+	out[i] ^= 0x10
+	return out
+}
+
+// TestOpenStorageWithoutCosignedRecord: a witness made before
+// CosignedFile existed (no file, states without Seq or Digest) opens, goes
+// on cosigning, and is checked from then on.
+func TestOpenStorageWithoutCosignedRecord(t *testing.T) {
+	ctx := context.Background()
+	a := newTestLog(t, "log.example/a")
+	a.append(6, "a")
+	b := newTestLog(t, "log.example/b")
+	b.append(2, "b")
+	dir := t.TempDir()
+	cfg := Config{Dir: dir, Signer: testCosigner(t, "witness.example/w1"), Logs: []PolicyLog{a.policyLog(), b.policyLog()}}
+	w, err := Create(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range []AddRequest{a.request(0, 4), b.request(0, 2)} {
+		if _, err := w.AddCheckpoint(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	// What the witness stored before: states without seq or digest.
+	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixState}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var st map[string]any
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &st) }); err != nil {
+				return err
+			}
+			delete(st, "seq")
+			delete(st, "digest")
+			raw, _ := json.Marshal(st)
+			if err := txn.Set(it.Item().KeyCopy(nil), raw); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, CosignedFile)); err != nil {
+		t.Fatal(err)
+	}
+
+	for run := range 2 {
+		w, err := Open(ctx, cfg)
+		if err != nil {
+			t.Fatalf("run %d: Open() = %v, want the witness open", run, err)
+		}
+		var c *ConflictError
+		if _, err := w.AddCheckpoint(ctx, b.request(0, 2)); !errors.As(err, &c) || c.Size != 2 {
+			t.Errorf("run %d: AddCheckpoint(b, 0 → 2) = %v, want 409 at 2", run, err)
+		}
+		if _, err := w.AddCheckpoint(ctx, a.request(int64(4+run), int64(5+run))); err != nil {
+			t.Errorf("run %d: AddCheckpoint(a, %d → %d) = %v", run, 4+run, 5+run, err)
+		}
+		w.Close()
+		if seq, _, err := readCosigned(dir); err != nil || seq != uint64(run+1) {
+			t.Errorf("run %d: %s records %d, %v; want %d", run, CosignedFile, seq, err, run+1)
+		}
+	}
+}
+
+// TestNoCosignatureBeforeTheRecord: a checkpoint is answered only once
+// CosignedFile records its state. When the record cannot be written, the
+// submission fails (its state is stored, and the record stays behind the
+// storage, which a restart accepts and catches up).
+func TestNoCosignatureBeforeTheRecord(t *testing.T) {
+	ctx := context.Background()
+	lg := newTestLog(t, "log.example/a")
+	lg.append(3, "a")
+	dir := t.TempDir()
+	cfg := Config{Dir: dir, Signer: testCosigner(t, "witness.example/w1"), Logs: []PolicyLog{lg.policyLog()}}
+	w, err := Create(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.AddCheckpoint(ctx, lg.request(0, 1)); err != nil {
+		t.Fatal(err)
+	}
+	w.cosigned.f.Close() // every write of the record fails from now on
+	for _, req := range []AddRequest{lg.request(1, 2), lg.request(0, 2)} {
+		if cosig, err := w.AddCheckpoint(ctx, req); err == nil || !strings.Contains(err.Error(), "recording the states stored in "+filepath.Join(dir, CosignedFile)) {
+			t.Errorf("AddCheckpoint(%d → 2) with the record failing = %q, %v; want an error naming the record", req.OldSize, cosig, err)
+		}
+	}
+	w.Close()
+	if seq, _, err := readCosigned(dir); err != nil || seq != 1 {
+		t.Fatalf("%s records %d, %v; want 1", CosignedFile, seq, err)
+	}
+	w, err = Open(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Open() with the record behind the storage = %v", err)
+	}
+	defer w.Close()
+	if seq, _, err := readCosigned(dir); err != nil || seq != 2 {
+		t.Errorf("%s after Open records %d, %v; want 2", CosignedFile, seq, err)
+	}
+	var c *ConflictError
+	if _, err := w.AddCheckpoint(ctx, lg.request(0, 3)); !errors.As(err, &c) || c.Size != 2 {
+		t.Errorf("AddCheckpoint(0 → 3) after reopening = %v, want 409 at 2", err)
+	}
+}
