@@ -7,6 +7,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
+	mrand "math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,12 +16,16 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/accessledger/accessledger/internal/powerfs"
 )
 
 var witnessKeyLine = regexp.MustCompile(`(?m)^witness verifier key: (\S+)$`)
@@ -443,4 +449,190 @@ func TestEvidenceWaitsForQuorum(t *testing.T) {
 		}
 		s.terminate(20 * time.Second)
 	}
+}
+
+// TestWitnessSurvivesCrashes submits checkpoints of three logs
+// concurrently to a witness, kills it at a random moment (SIGKILL; on a
+// powerfs mount, a power cut first), restarts it on the same data, and
+// checks that it starts (its record of the states stored, badger/COSIGNED,
+// is never ahead of the storage after a crash) and still holds, for each
+// log, at least the largest checkpoint it cosigned before, with that
+// log's root. It repeats this on the same witness.
+func TestWitnessSurvivesCrashes(t *testing.T) {
+	for _, mode := range []string{"kill", "power"} {
+		t.Run(mode, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "w")
+			var fs *powerfs.FS
+			var mnt *powerfs.Mount
+			if mode == "power" {
+				if err := powerfs.Available(); err != nil {
+					t.Skipf("power cuts need a FUSE mount: %v", err)
+				}
+				fs = powerfs.New()
+				mntDir := filepath.Join(t.TempDir(), "powerfs")
+				var err error
+				if mnt, err = fs.Mount(mntDir); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { mnt.Unmount() })
+				dir = filepath.Join(mntDir, "w")
+			}
+			var logs []*crashLog
+			var policy strings.Builder
+			for i := range 3 {
+				l := &crashLog{noteLog: newNoteLog(t, fmt.Sprintf("log.example/crash%d", i))}
+				logs = append(logs, l)
+				fmt.Fprintf(&policy, "log %s\n", l.vkey)
+			}
+			policy.WriteString("quorum none\n")
+			policyPath := writeFile(t, filepath.Join(t.TempDir(), "policy"), policy.String())
+			rng := mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), 0))
+			for cycle := range 4 {
+				w := startWitness(t, dir, policyPath, "--name", "witness.example/crash")
+				for _, l := range logs {
+					l.check(t, w, cycle)
+				}
+				var cut atomic.Bool
+				var wg sync.WaitGroup
+				for _, l := range logs {
+					wg.Go(func() { l.load(w, &cut) })
+				}
+				time.Sleep(time.Duration(100+rng.IntN(300)) * time.Millisecond)
+				cut.Store(true) // what is answered from now on is not checked
+				if mode == "power" {
+					fs.PowerCut()
+				}
+				w.kill()
+				wg.Wait()
+				if mode == "power" {
+					if err := mnt.Unmount(); err != nil {
+						t.Fatal(err)
+					}
+					var err error
+					if mnt, err = fs.Mount(mnt.Dir()); err != nil {
+						t.Fatal(err)
+					}
+				}
+				t.Logf("%s %d: cosigned sizes %d, %d, %d", mode, cycle, logs[0].acked, logs[1].acked, logs[2].acked)
+			}
+			w := startWitness(t, dir, policyPath)
+			for _, l := range logs {
+				l.check(t, w, 4)
+			}
+			if code := w.terminate(15 * time.Second); code != 0 {
+				t.Errorf("after the crashes, SIGTERM: exit code %d, want 0", code)
+			}
+		})
+	}
+}
+
+// crashLog is a log of TestWitnessSurvivesCrashes: its entries ("r0",
+// "r1", …), the size it believes the witness holds and the largest size
+// the witness cosigned before the last crash. Its fields belong to its
+// load goroutine while it runs.
+type crashLog struct {
+	*noteLog
+	hashes   hashList
+	n        int64
+	believed int64
+	acked    int64
+}
+
+func (l *crashLog) grow(n int64) {
+	for ; l.n < n; l.n++ {
+		hs, err := tlog.StoredHashes(l.n, fmt.Appendf(nil, "r%d", l.n), l.hashes)
+		if err != nil {
+			panic(err)
+		}
+		l.hashes = append(l.hashes, hs...)
+	}
+}
+
+func (l *crashLog) root(size int64) tlog.Hash {
+	h, err := tlog.TreeHash(size, l.hashes)
+	if err != nil {
+		panic(err)
+	}
+	return h
+}
+
+// request is the add-checkpoint body from the believed size to the
+// current one.
+func (l *crashLog) request() []byte {
+	text := fmt.Sprintf("%s\n%d\n%s\n", l.origin, l.n, l.root(l.n))
+	signed, err := note.Sign(&note.Note{Text: text}, l.signer)
+	if err != nil {
+		panic(err)
+	}
+	body := fmt.Appendf(nil, "old %d\n", l.believed)
+	if l.believed > 0 && l.believed < l.n {
+		p, err := tlog.ProveTree(l.n, l.believed, l.hashes)
+		if err != nil {
+			panic(err)
+		}
+		for _, h := range p {
+			body = fmt.Appendf(body, "%s\n", h)
+		}
+	}
+	return append(append(body, '\n'), signed...)
+}
+
+// load grows the log and submits its checkpoints until the witness dies.
+func (l *crashLog) load(w *witnessProc, cut *atomic.Bool) {
+	for {
+		l.grow(l.n + 1 + int64(len(l.hashes)%7))
+		resp, err := w.client.Post(w.base+"/add-checkpoint", "", bytes.NewReader(l.request()))
+		if err != nil {
+			return
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		switch {
+		case err != nil:
+			return
+		case resp.StatusCode == http.StatusOK:
+			l.believed = l.n
+			if !cut.Load() {
+				l.acked = l.n
+			}
+		case resp.StatusCode == http.StatusConflict:
+			size, err := strconv.ParseInt(strings.TrimSpace(string(body)), 10, 64)
+			if err != nil {
+				return
+			}
+			l.believed = size
+		default:
+			if !cut.Load() {
+				w.t.Errorf("%s: add-checkpoint = %d %q", l.origin, resp.StatusCode, body)
+			}
+			return
+		}
+	}
+}
+
+// check reads the witness's latest checkpoint of the log: it must be at
+// least the largest cosigned before the crash, with the log's root.
+func (l *crashLog) check(t *testing.T, w *witnessProc, cycle int) {
+	t.Helper()
+	sum := sha256.Sum256([]byte(l.origin))
+	resp, err := w.client.Get(w.base + "/" + hex.EncodeToString(sum[:]) + "/checkpoint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound && l.acked == 0 {
+		l.believed = 0
+		return
+	}
+	lines := strings.Split(string(body), "\n")
+	if resp.StatusCode != http.StatusOK || len(lines) < 3 {
+		t.Fatalf("start %d: %s: GET monitoring checkpoint = %d %q, want its checkpoint", cycle, l.origin, resp.StatusCode, body)
+	}
+	size, err := strconv.ParseInt(lines[1], 10, 64)
+	if err != nil || size < l.acked || size > l.n || lines[2] != l.root(size).String() {
+		t.Fatalf("start %d: %s: the witness holds %q, having cosigned size %d (root %s); want it or a later one of this log",
+			cycle, l.origin, body, l.acked, l.root(l.acked))
+	}
+	l.believed = size
 }
