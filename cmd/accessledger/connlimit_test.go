@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -142,5 +144,78 @@ func TestPerIPKey(t *testing.T) {
 		if ka, kb := perIPKey(netip.MustParseAddr(tc.a)), perIPKey(netip.MustParseAddr(tc.b)); ka == kb {
 			t.Errorf("perIPKey(%s) = perIPKey(%s) = %s: want two keys", tc.a, tc.b, ka)
 		}
+	}
+}
+
+// TestWitnessBoundsConnections: the witness bounds connections as serve
+// does. Two local clients holding idle connections had taken its 20,000
+// file descriptors ("accept: too many open files"), and add-checkpoint
+// timed out. Beyond --max-connections-per-ip from one address, a
+// connection is closed as soon as accepted; another address is served.
+func TestWitnessBoundsConnections(t *testing.T) {
+	lg := newNoteLog(t, "log.example/conns")
+	policy := writeFile(t, filepath.Join(t.TempDir(), "policy"), "log "+lg.vkey+"\nquorum none\n")
+	w := startWitness(t, filepath.Join(t.TempDir(), "w"), policy, "--name", "witness.example/conns",
+		"--max-connections-per-ip", "3", "--public-metrics")
+	// Another loopback address (Linux answers all of 127/8).
+	other := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext,
+	}}
+	defer other.CloseIdleConnections()
+	if resp, err := other.Get(w.base + "/healthz"); err != nil {
+		t.Skipf("cannot connect from 127.0.0.2: %v", err)
+	} else {
+		resp.Body.Close()
+	}
+
+	// Three connections from 127.0.0.1, each served once and kept open.
+	// (One may be refused while the witness has yet to see the readiness
+	// probe's connection closed: it is dialled again.)
+	var held []net.Conn
+	for tries := 0; len(held) < 3; tries++ {
+		if tries == 20 {
+			t.Fatalf("only %d connections served in 20 tries", len(held))
+		}
+		c, err := net.Dial("tcp", w.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if healthz(c) != nil {
+			c.Close()
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		defer c.Close()
+		held = append(held, c)
+	}
+	extra, err := net.Dial("tcp", w.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	if err := healthz(extra); err == nil {
+		t.Errorf("a fourth connection from 127.0.0.1 was served, want it closed")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Errorf("a fourth connection from 127.0.0.1 was neither served nor closed in 10s")
+	}
+
+	// From another address, add-checkpoint is served, and the refusal
+	// counted.
+	resp, err := other.Post(w.base+"/add-checkpoint", "", strings.NewReader("old 0\n\n"+string(lg.checkpoint(t, 3))))
+	if err != nil {
+		t.Fatalf("POST /add-checkpoint from 127.0.0.2: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /add-checkpoint from 127.0.0.2 = %d %q, want 200", resp.StatusCode, body)
+	}
+	if resp, err = other.Get(w.base + "/metrics"); err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !regexp.MustCompile(`(?m)^accessledger_connections_refused_total\{reason="per_ip"\} [1-9]`).Match(body) {
+		t.Errorf("the refused connection is not counted in accessledger_connections_refused_total{reason=\"per_ip\"}")
 	}
 }

@@ -66,6 +66,13 @@ type witnessConfig struct {
 	ShutdownTimeout time.Duration
 	LogLevel        string
 	LogFormat       string
+
+	// MaxConnections bounds the connections open at once (0: the file
+	// descriptor limit less 1024), MaxConnectionsPerIP those from one
+	// address (0: none), as serve's max_connections and
+	// max_connections_per_ip do.
+	MaxConnections      int
+	MaxConnectionsPerIP int
 }
 
 // witnessEnvPrefix begins the witness command's variables. It was
@@ -93,12 +100,13 @@ func oldWitnessEnv(flagName string) (string, bool) {
 // directory instead of its own would have no memory of what it cosigned.
 func witnessFlags(args []string, getenv func(string) string, stderr io.Writer) (witnessConfig, error) {
 	c := witnessConfig{
-		Data:            "./witness-data",
-		Listen:          "127.0.0.1:7380",
-		MaxBodyBytes:    api.DefaultWitnessMaxBodyBytes,
-		ShutdownTimeout: 15 * time.Second,
-		LogLevel:        "info",
-		LogFormat:       "text",
+		Data:                "./witness-data",
+		Listen:              "127.0.0.1:7380",
+		MaxBodyBytes:        api.DefaultWitnessMaxBodyBytes,
+		MaxConnectionsPerIP: 1024,
+		ShutdownTimeout:     15 * time.Second,
+		LogLevel:            "info",
+		LogFormat:           "text",
 	}
 	fs := flag.NewFlagSet("witness", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -125,6 +133,18 @@ func witnessFlags(args []string, getenv func(string) string, stderr io.Writer) (
 		c.MaxBodyBytes, envErr = strconv.ParseInt(v, 10, 64)
 	}
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "add-checkpoint body limit, in bytes")
+	for _, f := range []struct {
+		name, usage string
+		p           *int
+	}{
+		{"max-connections", "bound on the connections open at once (0: the open-file limit less 1024)", &c.MaxConnections},
+		{"max-connections-per-ip", "bound on the connections open from one address, an IPv6 /64 (0: none; a proxy counts as one)", &c.MaxConnectionsPerIP},
+	} {
+		if v := getenv(witnessEnv(f.name)); v != "" && envErr == nil {
+			*f.p, envErr = strconv.Atoi(v)
+		}
+		fs.IntVar(f.p, f.name, *f.p, f.usage)
+	}
 	if v := getenv(witnessEnv("public-metrics")); v != "" && envErr == nil {
 		c.PublicMetrics, envErr = parseBool(v)
 	}
@@ -158,6 +178,10 @@ func witnessFlags(args []string, getenv func(string) string, stderr io.Writer) (
 		return c, errors.New("--data must not be empty")
 	case c.MaxBodyBytes < 1024:
 		return c, fmt.Errorf("--max-body-bytes %d is below 1024", c.MaxBodyBytes)
+	case c.MaxConnections < 0:
+		return c, fmt.Errorf("--max-connections %d is negative (0: the open-file limit less 1024)", c.MaxConnections)
+	case c.MaxConnectionsPerIP < 0:
+		return c, fmt.Errorf("--max-connections-per-ip %d is negative (0: no bound)", c.MaxConnectionsPerIP)
 	case c.LogFormat != "text" && c.LogFormat != "json":
 		return c, fmt.Errorf("--log-format %q: want text or json", c.LogFormat)
 	}
@@ -357,9 +381,15 @@ func runWitness(ctx context.Context, c witnessConfig, stdout, stderr io.Writer) 
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          serverErrorLog(log, reg),
 	}
-	log.Info("witness listening", "addr", lis.Addr().String(), "data", c.Data, "name", name, "logs", len(policy.Logs))
+	maxConns := c.MaxConnections
+	if maxConns == 0 {
+		maxConns = defaultMaxConnections()
+	}
+	log.Info("witness listening", "addr", lis.Addr().String(), "data", c.Data, "name", name, "logs", len(policy.Logs),
+		"max_connections", maxConns, "max_connections_per_ip", c.MaxConnectionsPerIP)
+	limited := newLimitListener(lis, maxConns, c.MaxConnectionsPerIP, reg)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- hs.Serve(lis) }()
+	go func() { serveErr <- hs.Serve(limited) }()
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
