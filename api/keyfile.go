@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"sync"
 
 	"gopkg.in/yaml.v3"
@@ -27,7 +30,10 @@ import (
 // Every change is a read-modify-write under an exclusive lock on
 // <path>.lock (flock, so the command and the server exclude each other),
 // written atomically: a temporary file, synced, renamed over the old one.
-// A KeyFile is safe for concurrent use.
+// The new file keeps the old one's owner and group (root's changes made
+// for a server that runs as another user stay readable by it), and a
+// change by another user than root or the owner is refused
+// (ErrKeyFileOwner). A KeyFile is safe for concurrent use.
 type KeyFile struct {
 	path string
 	mu   sync.Mutex // serialises the changes of this process
@@ -71,7 +77,11 @@ func (f *KeyFile) read() ([]APIKey, error) {
 	return doc.Keys, nil
 }
 
-// Write replaces the file's keys with keys, atomically, with mode 0600.
+// Write replaces the file's keys with keys, atomically. A new file has
+// mode 0600 and, if root writes it, the directory's owner and group; a
+// replaced one keeps its owner, its group and its read permissions
+// (never write permission for group or others). It refuses
+// (ErrKeyFileOwner) to replace another user's file unless run as root.
 // It does not take the lock: use Update to change what is there.
 func (f *KeyFile) Write(keys []APIKey) error {
 	raw, err := yaml.Marshal(keysDoc{Keys: keys})
@@ -81,10 +91,98 @@ func (f *KeyFile) Write(keys []APIKey) error {
 	if err := os.MkdirAll(filepath.Dir(f.path), 0o700); err != nil {
 		return fmt.Errorf("creating the directory of %s: %w", f.path, err)
 	}
-	if err := ledger.WriteFileAtomic(f.path, raw, 0o600); err != nil {
+	r, err := replacementOf(f.path)
+	if err != nil {
+		return err
+	}
+	if err := ledger.WriteFileAtomicOwned(f.path, raw, r.perm, r.uid, r.gid); err != nil {
 		return fmt.Errorf("writing %s: %w", f.path, err)
 	}
 	return nil
+}
+
+// ErrKeyFileOwner means the keys file belongs to another user than the
+// one changing it, who is not root: the file written in its place would
+// belong to the wrong user, whom the server may not be.
+var ErrKeyFileOwner = errors.New("the keys file belongs to another user")
+
+// replacement is how the file written in place of the keys file is made.
+type replacement struct {
+	uid, gid int // its owner and group, as os.Chown (-1: the writer's)
+	perm     os.FileMode
+}
+
+// replacementOf says how to make the file that replaces the one at path
+// (or the one created there, if there is none), or refuses to.
+func replacementOf(path string) (replacement, error) {
+	r := replacement{uid: -1, gid: -1, perm: 0o600}
+	fi, err := os.Stat(path)
+	exists := err == nil
+	if errors.Is(err, os.ErrNotExist) {
+		fi, err = os.Stat(filepath.Dir(path))
+	}
+	if err != nil {
+		return r, fmt.Errorf("writing %s: %w", path, err)
+	}
+	if exists {
+		// A server that reads the file through its group keeps reading
+		// it; write permission is never passed on.
+		r.perm |= fi.Mode().Perm() & 0o044
+	}
+	uid, gid, ok := fileOwner(fi)
+	if !ok {
+		return r, nil // no owners to keep on this system
+	}
+	r.uid, r.gid, err = chownFor(path, os.Geteuid(), inGroup, uid, gid, exists)
+	return r, err
+}
+
+// chownFor decides the owner and group (as os.Chown) to give the file a
+// process of euid writes in place of path, which belongs to uid and gid
+// (if !exists, the directory does, and there is no file yet). Root gives
+// it those, so that a server running as that user can still read it;
+// the owner keeps the group if it is one of its own (inGroup); anyone
+// else would leave the server a file it cannot read, and is refused. A
+// new file made by another user than root is that user's, as any file.
+func chownFor(path string, euid int, inGroup func(gid int) bool, uid, gid int, exists bool) (int, int, error) {
+	switch {
+	case euid == 0:
+		return uid, gid, nil
+	case !exists:
+		return -1, -1, nil
+	case euid == uid && inGroup(gid):
+		return -1, gid, nil
+	case euid == uid:
+		return -1, -1, nil
+	}
+	return -1, -1, fmt.Errorf("%s belongs to %s, and this runs as %s: a file written in its place would belong to %s, and a server running as %s could no longer read it; "+
+		"run this as the server's user (sudo -u %s ...) or as root, which keeps the file's owner (%w)",
+		path, userName(uid), userName(euid), lookupName(euid), lookupName(uid), lookupName(uid), ErrKeyFileOwner)
+}
+
+// userName names the user uid for a message: "name (uid N)", or "uid N".
+func userName(uid int) string {
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		return fmt.Sprintf("%s (uid %d)", u.Username, uid)
+	}
+	return fmt.Sprintf("uid %d", uid)
+}
+
+// lookupName is the user name of uid, or "#uid" (as sudo -u takes it).
+func lookupName(uid int) string {
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		return u.Username
+	}
+	return "#" + strconv.Itoa(uid)
+}
+
+// inGroup reports whether this process is in group gid.
+func inGroup(gid int) bool {
+	if gid == os.Getegid() {
+		return true
+	}
+	groups, _ := os.Getgroups()
+	return slices.Contains(groups, gid)
 }
 
 // Update reads the keys under the file's lock, passes them to change and
@@ -97,7 +195,13 @@ func (f *KeyFile) Update(change func(keys []APIKey) ([]APIKey, error)) ([]APIKey
 	if err := os.MkdirAll(filepath.Dir(f.path), 0o700); err != nil {
 		return nil, fmt.Errorf("creating the directory of %s: %w", f.path, err)
 	}
-	unlock, err := lockFile(f.path + ".lock")
+	// Refused before the lock file is made: it, too, must be the
+	// owner's, or the server could no longer take the lock.
+	r, err := replacementOf(f.path)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := lockFile(f.path+".lock", r.uid, r.gid)
 	if err != nil {
 		return nil, fmt.Errorf("locking %s: %w", f.path, err)
 	}

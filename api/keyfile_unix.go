@@ -9,11 +9,19 @@ import (
 
 // lockFile takes an exclusive advisory lock on path (created, mode 0600,
 // if missing) and returns its release. The lock is the open file's: it
-// excludes other processes and other opens in this one.
-func lockFile(path string) (unlock func(), err error) {
+// excludes other processes and other opens in this one. uid and gid, as
+// os.Chown (-1: leave), are given to the file: the keys file's owner and
+// group, so that a lock file root made stays usable by the server.
+func lockFile(path string, uid, gid int) (unlock func(), err error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
+	}
+	if uid != -1 || gid != -1 {
+		if err := f.Chown(uid, gid); err != nil {
+			f.Close()
+			return nil, err
+		}
 	}
 	for {
 		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
@@ -29,4 +37,13 @@ func lockFile(path string) (unlock func(), err error) {
 		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		f.Close()
 	}, nil
+}
+
+// fileOwner returns the owner and group of the file fi describes.
+func fileOwner(fi os.FileInfo) (uid, gid int, ok bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, 0, false
+	}
+	return int(st.Uid), int(st.Gid), true
 }

@@ -134,6 +134,13 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode, replace bool) e
 }
 
 func writeFileAtomicFunc(path string, mode os.FileMode, replace bool, fill func(io.Writer) error) error {
+	return writeFileAtomicOwned(path, mode, replace, -1, -1, fill)
+}
+
+// writeFileAtomicOwned is writeFileAtomicFunc giving the temporary file
+// the owner uid and group gid (as os.Chown: -1 keeps the creator's)
+// before it takes the place of path.
+func writeFileAtomicOwned(path string, mode os.FileMode, replace bool, uid, gid int, fill func(io.Writer) error) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -141,6 +148,12 @@ func writeFileAtomicFunc(path string, mode os.FileMode, replace bool, fill func(
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp)
+	if uid != -1 || gid != -1 {
+		if err := f.Chown(uid, gid); err != nil {
+			f.Close()
+			return err
+		}
+	}
 	if err := f.Chmod(mode); err != nil {
 		f.Close()
 		return err
@@ -185,6 +198,17 @@ func SyncDir(dir string) error {
 // leaves either the old or the new content, never a torn file.
 func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
 	return writeFileAtomic(path, data, mode, true)
+}
+
+// WriteFileAtomicOwned is WriteFileAtomic for a file shared with another
+// user: the new file gets the owner uid and group gid (as os.Chown: -1
+// keeps the creator's) before it replaces the old one, so that whoever
+// read the old file can read the new. Only root can give a file away.
+func WriteFileAtomicOwned(path string, data []byte, mode os.FileMode, uid, gid int) error {
+	return writeFileAtomicOwned(path, mode, true, uid, gid, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
 }
 
 // WriteFileAtomicFunc is WriteFileAtomic for content that fill writes, too

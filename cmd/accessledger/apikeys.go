@@ -115,6 +115,9 @@ server would refuse a keys file repeating one).
 rotate gives a key a new secret (printed once), keeping its name and roles;
 with --grace the old secret stays valid that long (a later rotation ends it).
 
+Run it as the server's user or as root: the keys file keeps its owner and
+group, so that the server can still read it; another user is refused.
+
 A running server sees every change within two seconds (it watches the keys
 file; SIGHUP reloads at once) and records it in the log as a leaf of kind
 admin, by "cli". Through the server's admin API (POST /v1/admin/keys...)
