@@ -493,9 +493,11 @@ func (s *Server) loadKeysLocked() ([]adminAction, error) {
 
 // readKeysLocked reads the keys file and builds the keyring it makes with
 // ConfigKeys, refusing (with the keys in use left as they are) a file
-// that does not parse or holds an invalid key, and one that would take
-// every key away (checkKeysKept). It returns the version of the file
-// read (nil if it is absent). s.admin.mu must be held.
+// that others than this process's user and root can change
+// (KeyFile.Check), one that does not parse or holds an invalid key, and
+// one that would take every key away (checkKeysKept). It returns the
+// version of the file read (nil if it is absent). s.admin.mu must be
+// held.
 func (s *Server) readKeysLocked() (os.FileInfo, []APIKey, *Keyring, error) {
 	kf := s.cfg.KeyFile
 	// Stat before reading: a change in between is seen again by the
@@ -504,7 +506,11 @@ func (s *Server) readKeysLocked() (os.FileInfo, []APIKey, *Keyring, error) {
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("reading %s: %w", kf.Path(), err)
 	}
-	keys, err := kf.Read()
+	err = kf.Check()
+	var keys []APIKey
+	if err == nil {
+		keys, err = kf.Read()
+	}
 	var kr *Keyring
 	if err == nil {
 		kr, err = NewKeyringOf(s.cfg.ConfigKeys, cmp.Or(s.cfg.ConfigKeysFrom, configKeysFrom), keys, kf.Path())

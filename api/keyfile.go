@@ -101,6 +101,57 @@ func (f *KeyFile) Write(keys []APIKey) error {
 	return nil
 }
 
+// ErrKeyFileUnsafe means the keys file can be changed by others than the
+// server's user and root: it is writable by group or others, or belongs
+// to another user. Whoever can change it can give themselves an admin
+// key, so the server refuses it (at start, and keeps the keys in use on a
+// reload), as it refuses a file that does not parse.
+var ErrKeyFileUnsafe = errors.New("the keys file must be writable only by the server's user or root: whoever can change it can give themselves an admin key")
+
+// Check reports why this process must not use the keys in the file
+// (ErrKeyFileUnsafe, naming the file and what to do): group or others
+// may write it, or it belongs to another user than this process's, root
+// and the owner of its directory (who can replace it anyway). A file that
+// does not exist is not refused. Where files have no Unix owner and
+// mode, it refuses nothing.
+func (f *KeyFile) Check() error {
+	fi, err := os.Stat(f.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", f.path, err)
+	}
+	uid, _, ok := fileOwner(fi)
+	if !ok {
+		return nil
+	}
+	if err := checkMode(f.path, fi); err != nil {
+		return err
+	}
+	euid := os.Geteuid()
+	if uid == euid || uid == 0 {
+		return nil
+	}
+	if di, err := os.Stat(filepath.Dir(f.path)); err == nil {
+		if duid, _, _ := fileOwner(di); duid == uid {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s belongs to %s, but only this server's user (%s), root or the owner of its directory may own it: %w; check its keys (accessledger apikey list), then chown it to %s",
+		f.path, userName(uid), userName(euid), ErrKeyFileUnsafe, lookupName(euid))
+}
+
+// checkMode refuses a keys file fi (at path) that group or others may
+// write.
+func checkMode(path string, fi os.FileInfo) error {
+	if _, _, ok := fileOwner(fi); !ok || fi.Mode().Perm()&0o022 == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s has mode %04o: %w; check its keys (accessledger apikey list), then chmod 600 it",
+		path, fi.Mode().Perm(), ErrKeyFileUnsafe)
+}
+
 // ErrKeyFileOwner means the keys file belongs to another user than the
 // one changing it, who is not root: the file written in its place would
 // belong to the wrong user, whom the server may not be.
@@ -206,6 +257,13 @@ func (f *KeyFile) Update(change func(keys []APIKey) ([]APIKey, error)) ([]APIKey
 		return nil, fmt.Errorf("locking %s: %w", f.path, err)
 	}
 	defer unlock()
+	// A file others may write may hold keys they added: they are not
+	// written back as the owner's.
+	if fi, err := os.Stat(f.path); err == nil {
+		if err := checkMode(f.path, fi); err != nil {
+			return nil, err
+		}
+	}
 	keys, err := f.Read()
 	if err != nil {
 		return nil, err
@@ -235,10 +293,14 @@ func (f *KeyFile) stat() (os.FileInfo, error) {
 }
 
 // sameVersion reports whether two results of stat are the same version
-// of the file.
+// of the file. A change of mode or owner is a new version: a file refused
+// for them (Check) is loaded once they are fixed.
 func sameVersion(a, b os.FileInfo) bool {
 	if a == nil || b == nil {
 		return a == nil && b == nil
 	}
-	return os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
+	aUID, aGID, _ := fileOwner(a)
+	bUID, bGID, _ := fileOwner(b)
+	return os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime()) &&
+		a.Mode() == b.Mode() && aUID == bUID && aGID == bGID
 }

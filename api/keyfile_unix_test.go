@@ -3,9 +3,13 @@
 package api_test
 
 import (
+	"errors"
+	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -118,4 +122,103 @@ func TestKeyFileKeepsOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantOwned(t, path, serverUID, 0o640)
+}
+
+// withKey returns the content of a keys file holding keys and one more,
+// named name with role, and the new key's secret.
+func withKey(t *testing.T, keys []api.APIKey, name string, role api.Role) ([]byte, string) {
+	t.Helper()
+	token, key, err := api.NewAPIKey(name, role)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scratch := api.NewKeyFile(filepath.Join(t.TempDir(), "scratch.yaml"))
+	if err := scratch.Write(append(keys, key)); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(scratch.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw, token
+}
+
+// TestKeyFileOthersMayWriteIsRefused: a keys file that group or others
+// may write was loaded without a word, so any local user could add an
+// admin key to it and use it two seconds later. The server refuses it now,
+// keeping the keys in use, as for a file that does not parse; the admin
+// API and the apikey command refuse to change it (which would write the
+// added key back as the owner's); and once the mode is fixed (a chmod
+// alone) the watch loads the file.
+func TestKeyFileOthersMayWriteIsRefused(t *testing.T) {
+	kf := newKeyFile(t)
+	ts := newTestServer(t, withKeyFile(t, kf), withAPI(func(c *api.Config) { c.KeyPollInterval = 20 * time.Millisecond }))
+	ts.run(t)
+	keys, err := kf.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []os.FileMode{0o666, 0o620, 0o602} {
+		if err := os.Chmod(kf.Path(), mode); err != nil {
+			t.Fatal(err)
+		}
+		raw, token := withKey(t, keys, fmt.Sprintf("intruder-%04o", mode), api.RoleAdmin)
+		if err := os.WriteFile(kf.Path(), raw, mode); err != nil { // in place: the mode stays
+			t.Fatal(err)
+		}
+		err := ts.api.ReloadKeys(bg)
+		if msg := fmt.Sprint(err); !errors.Is(err, api.ErrKeyFileUnsafe) || !strings.Contains(msg, kf.Path()) ||
+			!strings.Contains(msg, fmt.Sprintf("mode %04o", mode)) || !strings.Contains(msg, "chmod 600") {
+			t.Errorf("mode %04o: ReloadKeys() = %v; want ErrKeyFileUnsafe naming the file, its mode and the fix", mode, err)
+		}
+		if r := ts.get(t, "/v1/entries/0", token); r.status != http.StatusUnauthorized {
+			t.Errorf("mode %04o: GET with the key added to the file = %v, want 401", mode, r)
+		}
+		if r := ts.get(t, "/v1/log", ts.admin()); r.status != http.StatusOK {
+			t.Errorf("mode %04o: GET with a key loaded before = %v, want 200 (the old keys stay)", mode, r)
+		}
+		_, _, err = api.NewKeyFile(kf.Path()).Create(api.KeySpec{Name: "by-cli", Roles: []api.Role{api.RoleAuditor}}, evt.AdminByCLI, time.Now(), nil)
+		if !errors.Is(err, api.ErrKeyFileUnsafe) {
+			t.Errorf("mode %04o: KeyFile.Create() = %v, want ErrKeyFileUnsafe", mode, err)
+		}
+		if r := ts.adminCall(t, "POST", "/v1/admin/keys", "", map[string]any{"name": "http", "roles": []string{"auditor"}}); r.status < 500 {
+			t.Errorf("mode %04o: POST /v1/admin/keys = %v, want it refused", mode, r)
+		}
+		if got, err := os.ReadFile(kf.Path()); err != nil || string(got) != string(raw) {
+			t.Errorf("mode %04o: the keys file was changed (%v)", mode, err)
+		}
+
+		// Fixed by the operator (who checked its keys): a chmod alone
+		// is seen.
+		if err := os.Chmod(kf.Path(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		waitStatus(t, ts, token, http.StatusOK)
+		if keys, err = kf.Read(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestKeyFileOfAnotherUserIsRefused (as root): a keys file of another
+// user than the server's and root (who can change it at will) is
+// refused, naming the owner; the owner of its directory, who can replace
+// it anyway, is trusted.
+func TestKeyFileOfAnotherUserIsRefused(t *testing.T) {
+	needRoot(t)
+	kf := newKeyFile(t)
+	ts := newTestServer(t, withKeyFile(t, kf))
+	if err := os.Chown(kf.Path(), serverUID, serverUID); err != nil {
+		t.Fatal(err)
+	}
+	err := ts.api.ReloadKeys(bg)
+	if msg := fmt.Sprint(err); !errors.Is(err, api.ErrKeyFileUnsafe) || !strings.Contains(msg, kf.Path()) || !strings.Contains(msg, "uid 65534") {
+		t.Errorf("ReloadKeys() of uid 65534's keys file = %v; want ErrKeyFileUnsafe naming the file and its owner", err)
+	}
+	if err := os.Chown(filepath.Dir(kf.Path()), serverUID, serverUID); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.api.ReloadKeys(bg); err != nil {
+		t.Errorf("ReloadKeys() of a keys file of its directory's owner = %v", err)
+	}
 }

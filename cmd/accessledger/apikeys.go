@@ -39,9 +39,15 @@ func (c Config) configKeysFrom() string {
 }
 
 // readKeys gathers the configured keys and those in the keys file, and
-// checks that they make a keyring. It writes nothing.
+// checks that they make a keyring. It refuses a keys file that others
+// than this process's user and root can change (api.KeyFile.Check). It
+// writes nothing.
 func readKeys(cfg Config) ([]api.APIKey, error) {
-	fileKeys, err := api.NewKeyFile(cfg.keysPath()).Read()
+	kf := api.NewKeyFile(cfg.keysPath())
+	if err := kf.Check(); err != nil {
+		return nil, err
+	}
+	fileKeys, err := kf.Read()
 	if err != nil {
 		return nil, err
 	}

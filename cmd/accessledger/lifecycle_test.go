@@ -340,6 +340,18 @@ func TestServeWritesNothingBeforeItCanStart(t *testing.T) {
 	if err := os.WriteFile(emptyKeys, []byte("keys: []\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Any local user could have added an admin key to these.
+	writableKeys := func(mode os.FileMode) string {
+		p := filepath.Join(t.TempDir(), "keys.yaml")
+		if err := os.WriteFile(p, []byte("keys: []\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	worldWritable, groupWritable := writableKeys(0o666), writableKeys(0o620)
 	for _, tc := range []struct {
 		name string
 		yaml string // a config file, if set
@@ -356,6 +368,8 @@ func TestServeWritesNothingBeforeItCanStart(t *testing.T) {
 		// It was checked after the log was created, whose origin then
 		// refused the corrected command's --origin.
 		{name: "keys file with no key", args: []string{"--api-keys-file", emptyKeys}, want: "holds no API key"},
+		{name: "keys file others may write", args: []string{"--api-keys-file", worldWritable}, want: worldWritable + " has mode 0666"},
+		{name: "keys file its group may write", args: []string{"--api-keys-file", groupWritable}, want: groupWritable + " has mode 0620"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			data := filepath.Join(t.TempDir(), "data")

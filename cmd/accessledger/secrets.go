@@ -22,11 +22,21 @@ func warnIfReadable(log *slog.Logger, what, path string, mask os.FileMode, fix s
 // warnReadableSecrets warns, as for the TLS key, about the files holding
 // secrets that others than their owner may read: <data>/admin.key (the
 // generated admin secret), the responders' secret_file files, and a
-// config file with secrets in it. (The signing key is refused instead:
-// ledger.LoadKeyFile.)
+// config file with secrets in it; and about the keys file (hashes only,
+// but which keys exist and what they may do is nobody else's business),
+// if others may read it or its directory is writable by others, who can
+// then remove or replace it. (The signing key is refused instead:
+// ledger.LoadKeyFile; so is a keys file others may write:
+// api.KeyFile.Check.)
 func warnReadableSecrets(cfg Config, log *slog.Logger) {
 	secret := func(what, path string) { warnIfReadable(log, what, path, 0o077, "chmod 600") }
 	secret("the admin key", filepath.Join(cfg.Data, adminKeyFile))
+	secret("the keys file", cfg.keysPath())
+	dir := filepath.Dir(cfg.keysPath())
+	if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o022 != 0 {
+		log.Warn("the directory of the keys file is writable by others, who can remove or replace the keys file: chmod go-w it",
+			"path", dir, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
+	}
 	for _, rc := range cfg.Responders {
 		if rc.SecretFile != "" {
 			secret(fmt.Sprintf("the secret_file of responder %q", rc.Name), rc.SecretFile)
