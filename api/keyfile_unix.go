@@ -3,6 +3,7 @@
 package api
 
 import (
+	"fmt"
 	"os"
 	"syscall"
 )
@@ -11,14 +12,25 @@ import (
 // if missing) and returns its release. The lock is the open file's: it
 // excludes other processes and other opens in this one. uid and gid, as
 // os.Chown (-1: leave), are given to the file: the keys file's owner and
-// group, so that a lock file root made stays usable by the server.
+// group, so that a lock file root made stays usable by the server. A
+// symbolic link, or a file with other names (a hard link), is refused
+// there: whoever can write the directory (the server's user) could
+// otherwise have root give them any file.
 func lockFile(path string, uid, gid int) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	if uid != -1 || gid != -1 {
-		if err := f.Chown(uid, gid); err != nil {
+		var st syscall.Stat_t
+		err := syscall.Fstat(int(f.Fd()), &st)
+		if err == nil && (st.Mode&syscall.S_IFMT != syscall.S_IFREG || st.Nlink != 1) {
+			err = fmt.Errorf("%s is not a plain file of its own (a hard link?): remove it", path)
+		}
+		if err == nil {
+			err = f.Chown(uid, gid)
+		}
+		if err != nil {
 			f.Close()
 			return nil, err
 		}

@@ -222,3 +222,45 @@ func TestKeyFileOfAnotherUserIsRefused(t *testing.T) {
 		t.Errorf("ReloadKeys() of a keys file of its directory's owner = %v", err)
 	}
 }
+
+// TestKeyFileLockIsNotFollowed (as root): root gives the lock file to the
+// keys file's owner, so a lock file that the server's user (who may write
+// the directory) made a symbolic or hard link to another file would have
+// had root give that file away. Such a lock file is refused, and the file
+// keeps its owner.
+func TestKeyFileLockIsNotFollowed(t *testing.T) {
+	needRoot(t)
+	for _, link := range []struct {
+		name string
+		make func(oldname, newname string) error
+	}{{"symbolic link", os.Symlink}, {"hard link", os.Link}} {
+		t.Run(link.name, func(t *testing.T) {
+			dir := sharedDir(t, serverUID)
+			path := filepath.Join(dir, "api_keys.yaml")
+			if _, _, err := api.NewKeyFile(path).Create(api.KeySpec{Name: "first", Roles: []api.Role{api.RoleAdmin}}, evt.AdminByCLI, time.Now(), nil); err != nil {
+				t.Fatal(err)
+			}
+			precious := filepath.Join(t.TempDir(), "shadow")
+			if err := os.WriteFile(precious, []byte("root's\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(path + ".lock"); err != nil {
+				t.Fatal(err)
+			}
+			if err := link.make(precious, path+".lock"); err != nil {
+				t.Fatal(err)
+			}
+			_, _, err := api.NewKeyFile(path).Create(api.KeySpec{Name: "second", Roles: []api.Role{api.RoleAuditor}}, evt.AdminByCLI, time.Now(), nil)
+			if err == nil {
+				t.Errorf("KeyFile.Create() with the lock file a %s to another file = nil, want an error", link.name)
+			}
+			fi, err := os.Stat(precious)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st := fi.Sys().(*syscall.Stat_t); st.Uid != 0 || st.Gid != 0 {
+				t.Errorf("the file the lock file linked to now belongs to %d:%d, want 0:0", st.Uid, st.Gid)
+			}
+		})
+	}
+}
