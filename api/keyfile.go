@@ -33,7 +33,8 @@ import (
 // The new file keeps the old one's owner and group (root's changes made
 // for a server that runs as another user stay readable by it), and a
 // change by another user than root or the owner is refused
-// (ErrKeyFileOwner). A KeyFile is safe for concurrent use.
+// (ErrKeyFileOwner), as is one to a keys file that is a symbolic link
+// (it is read through it). A KeyFile is safe for concurrent use.
 type KeyFile struct {
 	path string
 	mu   sync.Mutex // serialises the changes of this process
@@ -81,7 +82,8 @@ func (f *KeyFile) read() ([]APIKey, error) {
 // mode 0600 and, if root writes it, the directory's owner and group; a
 // replaced one keeps its owner, its group and its read permissions
 // (never write permission for group or others). It refuses
-// (ErrKeyFileOwner) to replace another user's file unless run as root.
+// (ErrKeyFileOwner) to replace another user's file unless run as root,
+// and to replace a symbolic link.
 // It does not take the lock: use Update to change what is there.
 func (f *KeyFile) Write(keys []APIKey) error {
 	raw, err := yaml.Marshal(keysDoc{Keys: keys})
@@ -167,6 +169,9 @@ type replacement struct {
 // (or the one created there, if there is none), or refuses to.
 func replacementOf(path string) (replacement, error) {
 	r := replacement{uid: -1, gid: -1, perm: 0o600}
+	if err := checkNotLink(path); err != nil {
+		return r, err
+	}
 	fi, err := os.Stat(path)
 	exists := err == nil
 	if errors.Is(err, os.ErrNotExist) {
@@ -186,6 +191,24 @@ func replacementOf(path string) (replacement, error) {
 	}
 	r.uid, r.gid, err = chownFor(path, os.Geteuid(), inGroup, uid, gid, exists)
 	return r, err
+}
+
+// checkNotLink refuses to change a keys file that is a symbolic link: a
+// change would replace the link with a file, and whatever keeps the file
+// it points to (configuration management) would go unheard; following
+// it would let whoever can write the link's directory (the server's
+// user) have root write wherever they point it.
+func checkNotLink(path string) error {
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		return nil // a missing file is created; other errors are Stat's
+	}
+	dest, err := os.Readlink(path)
+	if err != nil {
+		return fmt.Errorf("reading the link %s: %w", path, err)
+	}
+	return fmt.Errorf("%s is a symbolic link to %s, and is not changed through a link: change the keys where %s is kept, "+
+		"or name that file itself as the keys file (api_keys_file; apikey --file)", path, dest, dest)
 }
 
 // chownFor decides the owner and group (as os.Chown) to give the file a

@@ -264,3 +264,59 @@ func TestKeyFileLockIsNotFollowed(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyFileSymlinkIsNotReplaced: a keys file that is a symbolic link
+// (to a file configuration management keeps) was replaced by a plain file
+// at the first change, after which the server no longer saw what was
+// written to the managed file. The server reads through the link; changes
+// through it are refused, naming the file it points to, and the link
+// stays.
+func TestKeyFileSymlinkIsNotReplaced(t *testing.T) {
+	managed := filepath.Join(t.TempDir(), "keys.yaml")
+	link := filepath.Join(t.TempDir(), "api_keys.yaml")
+	ts := newTestServer(t, withAPI(func(c *api.Config) {
+		if err := api.NewKeyFile(managed).Write(c.Keys.Keys()); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(managed, link); err != nil {
+			t.Fatal(err)
+		}
+		c.KeyFile = api.NewKeyFile(link)
+	}))
+	if err := ts.api.ReloadKeys(bg); err != nil {
+		t.Fatalf("ReloadKeys() through a link = %v", err)
+	}
+	before, err := os.ReadFile(managed)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	_, _, err = api.NewKeyFile(link).Create(api.KeySpec{Name: "by-cli", Roles: []api.Role{api.RoleAuditor}}, evt.AdminByCLI, time.Now(), nil)
+	if msg := fmt.Sprint(err); !strings.Contains(msg, link+" is a symbolic link to "+managed) || !strings.Contains(msg, "api_keys_file") {
+		t.Errorf("KeyFile.Create() through a link = %v; want it refused, naming the link, the file it points to and api_keys_file", err)
+	}
+	if r := ts.adminCall(t, "POST", "/v1/admin/keys", "", map[string]any{"name": "by-http", "roles": []string{"auditor"}}); r.status == http.StatusCreated {
+		t.Errorf("POST /v1/admin/keys through a link = %v, want it refused", r)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the keys file is no longer a link: %v, %v", fi.Mode(), err)
+	}
+	if after, err := os.ReadFile(managed); err != nil || string(after) != string(before) {
+		t.Errorf("the managed file changed (%v)", err)
+	}
+	if err := ts.api.ReloadKeys(bg); err != nil {
+		t.Errorf("ReloadKeys() after the refused changes = %v", err)
+	}
+
+	// What is written where the file is kept takes effect.
+	token, _, err := api.NewKeyFile(managed).Create(api.KeySpec{Name: "managed", Roles: []api.Role{api.RoleAuditor}}, evt.AdminByCLI, time.Now(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.api.ReloadKeys(bg); err != nil {
+		t.Fatalf("ReloadKeys() = %v", err)
+	}
+	if r := ts.get(t, "/v1/entries/0", token); r.status != http.StatusOK {
+		t.Errorf("GET with the key added to the managed file = %v, want 200", r)
+	}
+}

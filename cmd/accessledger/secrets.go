@@ -25,7 +25,8 @@ func warnIfReadable(log *slog.Logger, what, path string, mask os.FileMode, fix s
 // config file with secrets in it; and about the keys file (hashes only,
 // but which keys exist and what they may do is nobody else's business),
 // if others may read it or its directory is writable by others, who can
-// then remove or replace it. (The signing key is refused instead:
+// then remove or replace it, or if it is a symbolic link, which key
+// administration refuses to change. (The signing key is refused instead:
 // ledger.LoadKeyFile; so is a keys file others may write:
 // api.KeyFile.Check.)
 func warnReadableSecrets(cfg Config, log *slog.Logger) {
@@ -36,6 +37,10 @@ func warnReadableSecrets(cfg Config, log *slog.Logger) {
 	if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o022 != 0 {
 		log.Warn("the directory of the keys file is writable by others, who can remove or replace the keys file: chmod go-w it",
 			"path", dir, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
+	}
+	if dest, err := os.Readlink(cfg.keysPath()); err == nil {
+		log.Warn("the keys file is a symbolic link: it is read through it, but accessledger apikey and the admin API refuse to change it; to change keys with them, name the file it points to in api_keys_file",
+			"path", cfg.keysPath(), "target", dest)
 	}
 	for _, rc := range cfg.Responders {
 		if rc.SecretFile != "" {

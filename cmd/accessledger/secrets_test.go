@@ -74,3 +74,29 @@ func TestWarnWritableKeysDir(t *testing.T) {
 		}
 	}
 }
+
+// TestWarnSymlinkedKeysFile: a keys file that is a symbolic link, which
+// key administration refuses to change, is warned about at start, naming
+// the file it points to.
+func TestWarnSymlinkedKeysFile(t *testing.T) {
+	dir := t.TempDir()
+	managed := filepath.Join(t.TempDir(), "keys.yaml")
+	if err := os.WriteFile(managed, []byte("keys: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := defaultConfig()
+	cfg.Data = dir
+	var buf bytes.Buffer
+	warnReadableSecrets(cfg, newLogger(cfg, &buf))
+	if strings.Contains(buf.String(), "symbolic link") {
+		t.Errorf("warned about a keys file that is no link:\n%s", &buf)
+	}
+	if err := os.Symlink(managed, cfg.keysPath()); err != nil {
+		t.Fatal(err)
+	}
+	buf.Reset()
+	warnReadableSecrets(cfg, newLogger(cfg, &buf))
+	if !strings.Contains(buf.String(), "level=WARN") || !strings.Contains(buf.String(), "symbolic link") || !strings.Contains(buf.String(), "target="+managed) {
+		t.Errorf("a keys file linked to %s: log\n%s\nwant a warning naming it", managed, &buf)
+	}
+}
