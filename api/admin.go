@@ -553,18 +553,47 @@ func (s *Server) checkKeysKept(exists bool, keys []APIKey, kr *Keyring) error {
 	return nil
 }
 
+// keyWatch decides, at each check of the keys file, whether to reload
+// it. It is watchKeys's.
+type keyWatch struct {
+	seen    os.FileInfo // the changed version seen at the last check,
+	seenSet bool        // if any (nil: the file was absent)
+}
+
+// reload reports whether to reload the keys file, found at version fi
+// (nil: absent), loaded being the version last loaded. A file put in
+// place by a rename (another file than the one loaded, or one where there
+// was none) is whole, as the apikey command and the admin API write it:
+// it is reloaded at once. A file changed in place, or removed, is
+// reloaded once the change has stayed the same for a whole check, so
+// that a file being written in place is not read half way.
+func (w *keyWatch) reload(fi, loaded os.FileInfo) bool {
+	switch {
+	case sameVersion(fi, loaded):
+		w.seenSet = false
+		return false
+	case fi != nil && (loaded == nil || !os.SameFile(fi, loaded)):
+		w.seenSet = false
+		return true
+	case !w.seenSet || !sameVersion(fi, w.seen):
+		w.seen, w.seenSet = fi, true
+		return false
+	}
+	w.seenSet = false
+	return true
+}
+
 // watchKeys checks the keys file every KeyPollInterval until ctx ends.
-// It reloads a changed file (a removed one included) once the change has
-// stayed the same for a whole interval, so that a file being written in
-// place is not read half way; it retries recording admin actions that
+// It reloads a changed file (a removed one included) when keyWatch says
+// so: a file replaced at once, one changed in place once the change has
+// held for a whole interval. It retries recording admin actions that
 // failed.
 func (s *Server) watchKeys(ctx context.Context) {
 	tick := time.NewTicker(s.cfg.KeyPollInterval)
 	defer tick.Stop()
 	var (
-		seen    os.FileInfo // the changed version seen at the last check,
-		seenSet bool        // if any (nil: the file was absent)
-		failing bool        // the last retry of a recording failed
+		watch   keyWatch
+		failing bool // the last retry of a recording failed
 	)
 	for {
 		select {
@@ -580,14 +609,8 @@ func (s *Server) watchKeys(ctx context.Context) {
 		s.admin.mu.Lock()
 		loaded, pending := s.admin.loaded, s.admin.pending
 		s.admin.mu.Unlock()
-		changed := !sameVersion(fi, loaded)
-		if changed && (!seenSet || !sameVersion(fi, seen)) {
-			seen, seenSet = fi, true
-			continue
-		}
-		seenSet = false
 		switch {
-		case changed:
+		case watch.reload(fi, loaded):
 			if err := s.ReloadKeys(ctx); err != nil {
 				s.log.Error("reloading API keys failed", "err", err)
 				continue

@@ -2,6 +2,8 @@ package api
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -50,4 +52,93 @@ func errStr(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// TestKeyWatchReloadsAReplacedFileAtOnce: a change made with the apikey
+// command took up to two seconds to take effect (a revoked key kept
+// working that long), as the watch held every change for a whole check
+// before reloading, lest a file written in place be read half way. A file
+// replaced by a rename, as the command and the admin API write it, is
+// whole: it is reloaded at the first check that sees it. A change in
+// place, and a removal, still wait a check.
+func TestKeyWatchReloadsAReplacedFileAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	kf := NewKeyFile(filepath.Join(dir, "api_keys.yaml"))
+	stat := func() os.FileInfo {
+		t.Helper()
+		fi, err := kf.stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi
+	}
+	key := func(name string) APIKey {
+		_, k, err := NewAPIKey(name, RoleAdmin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	var w keyWatch
+	check := func(what string, loaded os.FileInfo, want ...bool) {
+		t.Helper()
+		for i, want := range want {
+			if got := w.reload(stat(), loaded); got != want {
+				t.Errorf("%s: keyWatch.reload() at check %d = %v, want %v", what, i+1, got, want)
+			}
+		}
+	}
+
+	// Created where there was none, by a rename.
+	if err := kf.Write([]APIKey{key("a")}); err != nil {
+		t.Fatal(err)
+	}
+	check("a keys file created", nil, true)
+	loaded := stat()
+	check("no change", loaded, false, false)
+
+	// Replaced as the command and the admin API do.
+	if err := NewKeyFile(kf.Path()).Write([]APIKey{key("a"), key("b")}); err != nil {
+		t.Fatal(err)
+	}
+	check("a keys file replaced by a rename", loaded, true)
+	loaded = stat()
+
+	// Edited in place: reloaded once the change has held for a check.
+	raw, err := os.ReadFile(kf.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(kf.Path(), os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(raw[:len(raw)/2]); err != nil {
+		t.Fatal(err)
+	}
+	check("a keys file half written in place", loaded, false)
+	if _, err := f.Write(raw[len(raw)/2:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The size, or the modification time, moved on since.
+	if fi := stat(); !sameVersion(fi, loaded) {
+		check("a keys file written in place", loaded, false, true)
+	} else {
+		t.Logf("the edit in place left size and modification time as they were")
+	}
+
+	// Removed: reloaded (and refused, by readKeysLocked) a check later.
+	loaded = stat()
+	if err := os.Remove(kf.Path()); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []bool{false, true} {
+		if got := w.reload(nil, loaded); got != want {
+			t.Errorf("a keys file removed: keyWatch.reload() at check %d = %v, want %v", i+1, got, want)
+		}
+	}
 }

@@ -124,10 +124,11 @@ with --grace the old secret stays valid that long (a later rotation ends it).
 Run it as the server's user or as root: the keys file keeps its owner and
 group, so that the server can still read it; another user is refused.
 
-A running server sees every change within two seconds (it watches the keys
-file; SIGHUP reloads at once) and records it in the log as a leaf of kind
-admin, by "cli". Through the server's admin API (POST /v1/admin/keys...)
-a change takes effect at once and is recorded by the acting admin key.
+A running server sees every change within a second (it checks the keys
+file every second; SIGHUP reloads at once) and records it in the log as a
+leaf of kind admin, by "cli". Through the server's admin API (POST
+/v1/admin/keys...) a change takes effect at once and is recorded by the
+acting admin key.
 
 Run "accessledger apikey add -h" for the flags.
 `
@@ -237,7 +238,7 @@ func apikey(args []string, getenv func(string) string, stdout, stderr io.Writer)
 			return err
 		}
 		fmt.Fprintln(stdout, token)
-		fmt.Fprintf(stderr, "key %q added to %s; this secret is shown only once. A running server loads it within two seconds (SIGHUP: at once).\n", *name, kf.Path())
+		fmt.Fprintf(stderr, "key %q added to %s; this secret is shown only once. A running server loads it within a second (SIGHUP: at once).\n", *name, kf.Path())
 		if cfg.ConfigFile == "" {
 			// The server refuses a keys file that repeats a name of
 			// its config file's api_keys; only --config lets us check.
@@ -252,7 +253,7 @@ func apikey(args []string, getenv func(string) string, stdout, stderr io.Writer)
 		if _, err := kf.Revoke(*name, event.AdminByCLI, now, cfg.APIKeys); err != nil {
 			return err
 		}
-		fmt.Fprintf(stderr, "key %q revoked in %s. A running server refuses it within two seconds (SIGHUP: at once).\n", *name, kf.Path())
+		fmt.Fprintf(stderr, "key %q revoked in %s. A running server refuses it within a second (SIGHUP: at once).\n", *name, kf.Path())
 		return nil
 
 	default: // rotate
@@ -276,7 +277,7 @@ func apikey(args []string, getenv func(string) string, stdout, stderr io.Writer)
 		if key.PreviousSHA256 != "" {
 			old = "the old secret stays valid until " + key.PreviousValidUntil.Format(time.RFC3339)
 		}
-		fmt.Fprintf(stderr, "key %q rotated in %s; this secret is shown only once, and %s. A running server loads it within two seconds (SIGHUP: at once).\n", *name, kf.Path(), old)
+		fmt.Fprintf(stderr, "key %q rotated in %s; this secret is shown only once, and %s. A running server loads it within a second (SIGHUP: at once).\n", *name, kf.Path(), old)
 		return nil
 	}
 }
