@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +18,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/accessledger/accessledger/api"
@@ -31,7 +34,8 @@ commands:
   lint DIR                   check the Sigma rules under DIR: YAML, fields, modifiers, references, duplicate ids, tests' events
   test DIR                   run every rule's inline tests and print a pass/fail table (exit status 1 on a failure,
                              or with lint's problems if the rules would not load)
-  run DIR --events FILE      replay NDJSON events (or log leaves) from FILE ("-": stdin) through the rules and print the alerts as NDJSON
+  run DIR --events FILE      replay NDJSON events (or log leaves, or entries as GET /v1/entries/N and query --format ndjson
+                             give them) from FILE ("-": stdin) through the rules and print the alerts as NDJSON
 
 Without DIR, the commands use the default rule pack built into accessledger.
 
@@ -40,7 +44,8 @@ flags (every command):
   --lists DIR                named lists (<name>.txt) that replace the starter lists of the same name
   --timezone ZONE            time zone of hour and weekday matching (default UTC)
 flags (run):
-  --events FILE              the events, one JSON object per line
+  --events FILE              the events, one JSON object per line: an event, a leaf {"kind",...} or an entry
+                             {"index","leaf_hash","entry"} (which keeps its log index; other lines count from 0)
   --lateness DURATION        how late an event may arrive and still count in windows (default 2m)
   --geoip-city FILE          MaxMind City (or Country) database to enrich source.geo
   --geoip-asn FILE           MaxMind ASN database to enrich source.asn
@@ -291,9 +296,12 @@ func rulesTest(rs *detect.RuleSet, loadErr error, cfg detect.Config, stdout io.W
 }
 
 // rulesRun replays NDJSON events through the rules and prints each alert
-// as one JSON line. A line is an event, or a leaf of the log
-// ({"kind":"event",...}); events get log indexes from 0 in file order, and
-// are received at their event time unless the leaf says otherwise.
+// as one JSON line. A line is an event, a leaf of the log
+// ({"kind":"event",...}), or an entry as the API gives it
+// ({"index","leaf_hash","entry"}: GET /v1/entries/N, query's NDJSON). An
+// entry keeps its log index; other lines take the index after the line
+// before (from 0), and are received at their event time unless the leaf
+// says otherwise.
 func rulesRun(rs *detect.RuleSet, cfg detect.Config, enr *detect.Enricher, file string, stdout, stderr io.Writer) error {
 	e, err := detect.Compile(rs, cfg)
 	if err != nil {
@@ -320,36 +328,27 @@ func rulesRun(rs *detect.RuleSet, cfg detect.Config, enr *detect.Enricher, file 
 	}
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 1<<20), event.MaxEntrySize*2)
-	var index uint64
-	line := 0
+	var index uint64 // the next line's, unless it gives its own
+	records, line := 0, 0
 	for sc.Scan() {
 		line++
 		b := bytes.TrimSpace(sc.Bytes())
 		if len(b) == 0 {
 			continue
 		}
-		var rec *detect.Record
-		if bytes.HasPrefix(b, []byte(`{"kind"`)) {
-			rec, err = detect.DecodeLeaf(index, b)
-			if errors.Is(err, detect.ErrNotEvent) {
-				index++
-				continue
-			}
-		} else {
-			var ev *event.Event
-			ev, err = event.Parse(b, event.ParseOptions{})
-			if err == nil {
-				rec = &detect.Record{Index: index, ReceivedAt: ev.Time, Event: ev}
-			}
-		}
-		if err != nil {
+		rec, i, err := replayRecord(b, index)
+		if err != nil && !errors.Is(err, detect.ErrNotEvent) {
 			return fmt.Errorf("%s:%d: %w", file, line, err)
+		}
+		records++
+		index = i + 1
+		if rec == nil {
+			continue // an alert, a response, an admin action
 		}
 		if enr != nil {
 			enr.Enrich(rec.Event)
 		}
 		emit(e.Process(rec))
-		index++
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("reading %s: %w", file, err)
@@ -364,7 +363,7 @@ func rulesRun(rs *detect.RuleSet, cfg detect.Config, enr *detect.Enricher, file 
 	}
 	sort.Strings(ids)
 	st := e.Stats()
-	fmt.Fprintf(stderr, "%d events, %d alerts", index, total)
+	fmt.Fprintf(stderr, "%d events, %d alerts", records, total)
 	if len(ids) > 0 {
 		fmt.Fprintf(stderr, " (%s)", strings.Join(ids, ", "))
 	}
@@ -373,6 +372,78 @@ func rulesRun(rs *detect.RuleSet, cfg detect.Config, enr *detect.Enricher, file 
 	}
 	fmt.Fprintln(stderr)
 	return nil
+}
+
+// replayRecord decodes one line of rules run's input, whose log index is
+// index unless the line gives its own: an event, a leaf of the log, or an
+// entry as the API answers it, {"index","leaf_hash","entry"} (or
+// "entry_base64" for an entry that is not JSON). It returns the record
+// (nil, with detect.ErrNotEvent, for a leaf of another kind) and its
+// index. Each shape is decoded strictly: a member it does not have is an
+// error, as is an entry without its index. The leaf hash is not checked
+// (accessledger verify proves entries; a rule author may edit one).
+func replayRecord(b []byte, index uint64) (*detect.Record, uint64, error) {
+	switch firstMember(b) {
+	case "kind", "received_at", "body":
+		rec, err := detect.DecodeLeaf(index, b)
+		return rec, index, err
+	case "index", "leaf_hash", "entry", "entry_base64":
+		var w struct {
+			Index       *uint64        `json:"index"`
+			LeafHash    *string        `json:"leaf_hash"`
+			Entry       jsontext.Value `json:"entry"`
+			EntryBase64 *string        `json:"entry_base64"`
+		}
+		if err := jsonv2.Unmarshal(b, &w, jsonv2.RejectUnknownMembers(true)); err != nil {
+			return nil, index, fmt.Errorf("decoding an entry {\"index\",\"leaf_hash\",\"entry\"}: %w", err)
+		}
+		if w.Index == nil {
+			return nil, index, errors.New(`an entry {"index","leaf_hash","entry"} without its index`)
+		}
+		leaf := []byte(w.Entry)
+		switch {
+		case (w.Entry == nil) == (w.EntryBase64 == nil):
+			return nil, *w.Index, fmt.Errorf("entry %d: want one of entry and entry_base64", *w.Index)
+		case w.EntryBase64 != nil:
+			var err error
+			if leaf, err = base64.StdEncoding.DecodeString(*w.EntryBase64); err != nil {
+				return nil, *w.Index, fmt.Errorf("entry %d: entry_base64: %w", *w.Index, err)
+			}
+		}
+		rec, err := detect.DecodeLeaf(*w.Index, leaf)
+		if err != nil && !errors.Is(err, detect.ErrNotEvent) {
+			err = fmt.Errorf("entry %d: %w", *w.Index, err)
+		}
+		return rec, *w.Index, err
+	}
+	if b[0] == '[' {
+		return nil, index, errors.New("a JSON array, not one JSON object a line (for query's output, use query --format ndjson)")
+	}
+	ev, err := event.Parse(b, event.ParseOptions{})
+	if err != nil {
+		return nil, index, err
+	}
+	return &detect.Record{Index: index, ReceivedAt: ev.Time, Event: ev}, index, nil
+}
+
+// firstMember returns the name of the first member of the JSON object b,
+// or "" if b does not start as an object with a member.
+func firstMember(b []byte) string {
+	// What the log and the API write, without a decoder.
+	for _, k := range []string{"kind", "index"} {
+		if len(b) > len(k)+3 && b[0] == '{' && b[1] == '"' && string(b[2:2+len(k)]) == k && b[2+len(k)] == '"' {
+			return k
+		}
+	}
+	d := jsontext.NewDecoder(bytes.NewReader(b))
+	if t, err := d.ReadToken(); err != nil || t.Kind() != '{' {
+		return ""
+	}
+	t, err := d.ReadToken()
+	if err != nil || t.Kind() != '"' {
+		return ""
+	}
+	return t.String()
 }
 
 // DetectConfig is the detect: section of the serve configuration.

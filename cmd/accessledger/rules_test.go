@@ -1,10 +1,16 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/accessledger/accessledger/event"
 )
@@ -169,5 +175,125 @@ func TestServeRejectsBadRules(t *testing.T) {
 	}
 	if _, err := os.Stat(data); err == nil {
 		t.Errorf("serve created %s before failing on its rules", data)
+	}
+}
+
+// TestRulesRunTakesWhatTheAPIGives: the README has rules run replay log
+// leaves "as GET /v1/entries gives them", and a query's NDJSON; both wrap
+// the leaf in {"index","leaf_hash","entry"}, which rules run refused
+// ("index: unknown field; leaf_hash: unknown field; entry: unknown
+// field"). It takes them now, with their log indexes: the replay of a
+// real server's log raises the server's alert on the same evidence, and
+// skips the log's other leaves (its admin key, the alert, the ban).
+func TestRulesRunTakesWhatTheAPIGives(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	res := s.mustPost(bruteForce(time.Now().UTC().Add(-time.Minute), 0, 1)...)
+	s.caughtUp(30 * time.Second)
+	var alerts struct {
+		Alerts []struct {
+			Alert json.RawMessage `json:"alert"`
+		} `json:"alerts"`
+	}
+	s.get("/v1/alerts?rule=al-bruteforce-fast", &alerts)
+	if len(alerts.Alerts) != 1 {
+		t.Fatalf("the server raised %d al-bruteforce-fast alerts, want 1", len(alerts.Alerts))
+	}
+	served, err := event.ParseAlert(alerts.Alerts[0].Alert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var size struct {
+		Size uint64 `json:"size"`
+	}
+	s.get("/v1/log", &size)
+	s.waitIndexed(size.Size, 30*time.Second)
+
+	dir := t.TempDir()
+	all := filepath.Join(dir, "all.ndjson")
+	if code, _, errOut := runCLI(t, nil, "query", "--url", s.base, "--key", s.token, "--format", "ndjson", "-o", all); code != 0 {
+		t.Fatalf("query --format ndjson = exit %d %s", code, errOut)
+	}
+	ndjson, _ := os.ReadFile(all)
+	if !strings.HasPrefix(string(ndjson), `{"index":0,"leaf_hash":`) || !strings.Contains(string(ndjson), `"kind":"alert"`) {
+		t.Fatalf("query --format ndjson wrote %.300s..., want every entry of the log, from its admin key to the alert", ndjson)
+	}
+	// accessledger query --format ndjson | accessledger rules run --events -
+	code, out, errOut := runCLIStdin(t, string(ndjson), "rules", "run", "--events", "-")
+	if code != 0 {
+		t.Fatalf("rules run --events - (the query's NDJSON) = exit %d %s", code, errOut)
+	}
+	var got []*event.Alert
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		a, err := event.ParseAlert([]byte(line))
+		if err != nil {
+			t.Fatalf("rules run printed %q: %v", line, err)
+		}
+		if a.Rule.ID == "al-bruteforce-fast" {
+			got = append(got, a)
+		}
+	}
+	if len(got) != 1 || !slices.Equal(got[0].Evidence, served.Evidence) || got[0].DedupKey != served.DedupKey {
+		t.Errorf("rules run on the query's NDJSON raised %+v, want the server's alert on %v (%s)", got, served.Evidence, served.DedupKey)
+	}
+
+	// curl .../v1/entries/N > leaf.json; rules run --events leaf.json
+	leaf := writeFile(t, filepath.Join(dir, "leaf.json"), string(s.get(fmt.Sprintf("/v1/entries/%d", res[0].Index), nil)))
+	if code, _, errOut := runCLI(t, nil, "rules", "run", "--events", leaf); code != 0 || !strings.Contains(errOut, "1 events, 0 alerts") {
+		t.Errorf("rules run --events (GET /v1/entries/%d) = exit %d %q, want one event and no alert", res[0].Index, code, errOut)
+	}
+	admin := writeFile(t, filepath.Join(dir, "admin.json"), string(s.get("/v1/entries/0", nil)))
+	if code, _, errOut := runCLI(t, nil, "rules", "run", "--events", admin); code != 0 {
+		t.Errorf("rules run --events (GET /v1/entries/0, the admin key) = exit %d %q, want it skipped", code, errOut)
+	}
+}
+
+// TestRulesRunEntryShapes: the entries rules run takes are read as
+// strictly as events and leaves: entry_base64 as the API sends an entry
+// that is not JSON, and no member besides index, leaf_hash and one of
+// entry and entry_base64. A plain event still refuses unknown fields.
+func TestRulesRunEntryShapes(t *testing.T) {
+	evs := bruteForce(time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC), 0, 1)
+	var lines []string
+	for i, raw := range evs {
+		ev, err := event.Parse(raw, event.ParseOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf, _ := event.EncodeLeaf(event.KindEvent, ev.Time, ev.Canonical())
+		h := sha256.Sum256(append([]byte{0}, leaf...))
+		entry := fmt.Sprintf(`"entry":%s`, leaf)
+		if i == 2 {
+			entry = fmt.Sprintf(`"entry_base64":%q`, base64.StdEncoding.EncodeToString(leaf))
+		}
+		if i == 4 { // whitespace and another order, as a person may write it
+			lines = append(lines, fmt.Sprintf(`{ %s, "index": %d }`, entry, 100+i))
+			continue
+		}
+		lines = append(lines, fmt.Sprintf(`{"index":%d,"leaf_hash":%q,%s}`, 100+i, base64.StdEncoding.EncodeToString(h[:]), entry))
+	}
+	dir := t.TempDir()
+	good := writeFile(t, filepath.Join(dir, "good.ndjson"), strings.Join(lines, "\n")+"\n")
+	code, out, errOut := runCLI(t, nil, "rules", "run", "--events", good)
+	if code != 0 {
+		t.Fatalf("rules run = exit %d %s", code, errOut)
+	}
+	a, err := event.ParseAlert([]byte(strings.TrimSpace(out)))
+	if err != nil || a.Rule.ID != "al-bruteforce-fast" || !slices.Equal(a.Evidence, []uint64{100, 101, 102, 103, 104, 105}) {
+		t.Errorf("rules run printed %q (%v), want al-bruteforce-fast on entries 100 to 105", out, err)
+	}
+	leaf := lines[0][strings.Index(lines[0], `"entry":`)+len(`"entry":`) : len(lines[0])-1]
+	for name, bad := range map[string]struct{ line, want string }{
+		"unknown member":   {`{"index":1,"leaf_hash":"AA==","entry":` + leaf + `,"duplicate":true}`, "duplicate"},
+		"no index":         {`{"leaf_hash":"AA==","entry":` + leaf + `}`, "without its index"},
+		"entry twice":      {`{"index":1,"entry":` + leaf + `,"entry_base64":"AA=="}`, "one of entry and entry_base64"},
+		"no entry":         {`{"index":1,"leaf_hash":"AA=="}`, "one of entry and entry_base64"},
+		"bad base64":       {`{"index":1,"entry_base64":"!!"}`, "entry_base64"},
+		"event with index": {`{"indexx":1,` + string(evs[0][1:]), "indexx"},
+		"a JSON array":     {"[", "query --format ndjson"},
+	} {
+		f := writeFile(t, filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".ndjson"), bad.line+"\n")
+		if code, _, errOut := runCLI(t, nil, "rules", "run", "--events", f); code != 1 || !strings.Contains(errOut, bad.want) || !strings.Contains(errOut, ":1: ") {
+			t.Errorf("%s: rules run = exit %d %q, want exit 1 naming line 1 and %q", name, code, errOut, bad.want)
+		}
 	}
 }
