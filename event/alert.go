@@ -100,7 +100,7 @@ type ResponseAction struct {
 	Target string `json:"target,omitempty"`
 	Value  string `json:"value,omitempty"`
 	// DurationSeconds is how long the action lasts; 0 for no limit.
-	DurationSeconds int64 `json:"duration_seconds,omitempty"`
+	DurationSeconds int64 `json:"duration_seconds,omitzero"`
 }
 
 // Canonical returns the canonical JSON encoding of a: fields in a fixed

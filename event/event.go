@@ -75,10 +75,10 @@ type Actor struct {
 // Source is where the access came from.
 type Source struct {
 	IP        netip.Addr `json:"ip"`
-	Port      uint16     `json:"port,omitempty"`
+	Port      uint16     `json:"port,omitzero"`
 	UserAgent string     `json:"user_agent,omitempty"`
 	Geo       *Geo       `json:"geo,omitempty"`
-	ASN       uint32     `json:"asn,omitempty"`
+	ASN       uint32     `json:"asn,omitzero"`
 }
 
 // Geo is the geographic location of a source, as resolved by the submitter.

@@ -59,12 +59,16 @@ type Response struct {
 	Note string `json:"note,omitempty"`
 	// Responder, Message, Attempts, Status, Error and Output describe a
 	// delivery: to which responder, which message (its id), after how
-	// many attempts, the last HTTP status (or exit status of a command),
-	// the last error, and a command's captured output.
+	// many attempts, the last HTTP status (or exit status of a command;
+	// absent, as 0, when there was none or the command exited 0), the
+	// last error, and a command's captured output.
+	//
+	// Numbers are omitzero: this package's json omits with omitempty
+	// only what encodes as "", null, [] or {}, never a 0.
 	Responder string `json:"responder,omitempty"`
 	Message   string `json:"message,omitempty"`
-	Attempts  int    `json:"attempts,omitempty"`
-	Status    int    `json:"status,omitempty"`
+	Attempts  int    `json:"attempts,omitzero"`
+	Status    int    `json:"status,omitzero"`
 	Error     string `json:"error,omitempty"`
 	Output    string `json:"output,omitempty"`
 	// Decision is the decision added or deleted.

@@ -3,9 +3,14 @@ package event
 import (
 	"errors"
 	"fmt"
+	"net/netip"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-json-experiment/json"
 )
 
 // TestResponseValidate checks what each action needs: an alert for an
@@ -109,5 +114,123 @@ func TestReceivingRefusesFormatControls(t *testing.T) {
 	// Other scripts and symbols are fine.
 	if _, err := Parse([]byte(`{"time":"2026-11-29T10:00:00Z","service":"s","actor":{"id":"Élodie עברית 日本"},"source":{"ip":"192.0.2.1"},"action":"login","category":"authentication","outcome":"success"}`), ParseOptions{Receiving: true}); err != nil {
 		t.Errorf("Parse(accented, Hebrew and Japanese actor) = %v", err)
+	}
+}
+
+// TestZeroNumbersOmitted: the comments and README say empty optional
+// members are left out, but go-json-experiment's omitempty omits only
+// what encodes as "", null, [] or {}: every response leaf carried
+// "attempts":0,"status":0. They are omitzero now, in every struct of this
+// package that the library encodes by its tags; numbers that a leaf
+// always carries (a digest's counts) stay.
+func TestZeroNumbersOmitted(t *testing.T) {
+	at := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	alert := uint64(42)
+	enc := func(v any) string {
+		b, err := json.Marshal(v, canonicalOpts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	for _, tc := range []struct{ name, got, want string }{
+		{"acknowledgement", string((&Response{Action: ActionAcknowledged, Time: at, Alert: &alert, DedupKey: "k", By: "alice"}).Canonical()),
+			`{"action":"acknowledged","time":"2026-11-29T10:00:00Z","alert":42,"dedup_key":"k","by":"alice"}`},
+		{"delivery refused", string((&Response{Action: ActionDeadLettered, Time: at, Alert: &alert, By: "hook", Responder: "hook", Message: "m", Attempts: 5, Error: "connection refused"}).Canonical()),
+			`{"action":"dead_lettered","time":"2026-11-29T10:00:00Z","alert":42,"by":"hook","responder":"hook","message":"m","attempts":5,"error":"connection refused"}`},
+		{"delivery answered", string((&Response{Action: ActionDelivered, Time: at, Alert: &alert, By: "hook", Responder: "hook", Message: "m", Attempts: 1, Status: 200}).Canonical()),
+			`{"action":"delivered","time":"2026-11-29T10:00:00Z","alert":42,"by":"hook","responder":"hook","message":"m","attempts":1,"status":200}`},
+		{"alert 0 is an alert", string((&Response{Action: ActionResolved, Time: at, Alert: new(uint64), By: "alice"}).Canonical()),
+			`{"action":"resolved","time":"2026-11-29T10:00:00Z","alert":0,"by":"alice"}`},
+		{"empty digest", string((&Response{Action: ActionDigest, Time: at, By: "accessledger", Digest: &Digest{Start: at, End: at}}).Canonical()),
+			`{"action":"digest","time":"2026-11-29T10:00:00Z","by":"accessledger","digest":{"start":"2026-11-29T10:00:00Z","end":"2026-11-29T10:00:00Z",` +
+				`"events":0,"alerts":0,"open_alerts":0,"acknowledged_alerts":0,"delivery_failures":0,"dead_lettered":0}}`},
+		{"response action without duration", enc(ResponseAction{Action: "notify"}), `{"action":"notify"}`},
+		{"source without port or asn", enc(Source{IP: netip.MustParseAddr("192.0.2.1")}), `{"ip":"192.0.2.1"}`},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s: encoded %s, want %s", tc.name, tc.got, tc.want)
+		}
+	}
+}
+
+// TestResponseWithZerosStillParses: leaves written before the zeros were
+// omitted carry "attempts":0,"status":0; they parse, as the same response.
+func TestResponseWithZerosStillParses(t *testing.T) {
+	old := `{"action":"acknowledged","time":"2026-11-29T10:00:00Z","alert":42,"dedup_key":"k","by":"alice","note":"seen","attempts":0,"status":0}`
+	r, err := ParseResponse([]byte(old))
+	if err != nil {
+		t.Fatalf("ParseResponse(%s) = %v", old, err)
+	}
+	if got, want := string(r.Canonical()), `{"action":"acknowledged","time":"2026-11-29T10:00:00Z","alert":42,"dedup_key":"k","by":"alice","note":"seen"}`; got != want {
+		t.Errorf("ParseResponse(%s).Canonical() = %s, want %s", old, got, want)
+	}
+}
+
+// TestREADMELeaves: the leaves README.md shows are what Canonical writes,
+// member for member (a "…" or "..." time stands for any). Its response
+// example showed no zeros while every leaf had "attempts":0,"status":0.
+func TestREADMELeaves(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Leaves in ```json blocks, a continuation line starting with a space.
+	var leaves []string
+	inJSON := false
+	for _, line := range strings.Split(string(readme), "\n") {
+		switch {
+		case strings.HasPrefix(line, "```"):
+			inJSON = line == "```json"
+		case inJSON && strings.HasPrefix(line, `{"kind":"`):
+			leaves = append(leaves, line)
+		case inJSON && strings.HasPrefix(line, " ") && len(leaves) > 0:
+			leaves[len(leaves)-1] += strings.TrimPrefix(line, " ")
+		}
+	}
+	placeholder := regexp.MustCompile(`"(received_at|time)":"(…|\.\.\.)"`)
+	envelope := regexp.MustCompile(`^\{"kind":"(\w+)","received_at":"[^"]*","body":(.*)\}$`)
+	seen := map[string]int{}
+	for _, leaf := range leaves {
+		leaf = placeholder.ReplaceAllString(leaf, `"$1":"2026-01-05T10:01:00Z"`)
+		m := envelope.FindStringSubmatch(leaf)
+		if m == nil {
+			t.Errorf("README leaf %s: not {kind, received_at, body}", leaf)
+			continue
+		}
+		kind, body := m[1], m[2]
+		var canonical []byte
+		switch Kind(kind) {
+		case KindResponse:
+			r, err := ParseResponse([]byte(body))
+			if err != nil {
+				t.Errorf("README response %s: %v", body, err)
+				continue
+			}
+			canonical = r.Canonical()
+		case KindAlert:
+			a, err := ParseAlert([]byte(body))
+			if err != nil {
+				t.Errorf("README alert %s: %v", body, err)
+				continue
+			}
+			canonical = a.Canonical()
+		case KindAdmin:
+			a, err := ParseAdmin([]byte(body))
+			if err != nil {
+				t.Errorf("README admin action %s: %v", body, err)
+				continue
+			}
+			canonical = a.Canonical()
+		default:
+			continue
+		}
+		seen[kind]++
+		if string(canonical) != body {
+			t.Errorf("README %s leaf body\n %s\nis written\n %s", kind, body, canonical)
+		}
+	}
+	if seen["response"] < 2 || seen["alert"] < 1 || seen["admin"] < 1 {
+		t.Errorf("README leaves checked: %v, want its responses (2), alert and admin action", seen)
 	}
 }
