@@ -282,7 +282,7 @@ func queryCmd(ctx context.Context, args []string, getenv func(string) string, st
 	var ff filterFlags
 	ff.register(fs)
 	format := fs.String("format", "table", "table, json, ndjson, csv or ocsf")
-	limit := fs.Int("limit", 0, "at most this many events (default: 100 for table and json, all for ndjson, csv and ocsf)")
+	limit := fs.Int("limit", 0, "at most this many events (default: 100 for table and json, with a note on standard error if more match; all for ndjson, csv and ocsf)")
 	order := fs.String("order", "asc", "asc (oldest first) or desc (newest first)")
 	out := fs.String("o", "", "write to this file instead of standard output (- for standard output)")
 	count := fs.Bool("count", false, "print only how many events match")
@@ -323,15 +323,20 @@ func queryCmd(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
-	err = runQuery(ctx, c, q, *count, *top, *topN, *format, *order, *limit, bw, stderr)
+	note, err := runQuery(ctx, c, q, *count, *top, *topN, *format, *order, *limit, bw, stderr)
 	if ferr := bw.Flush(); err == nil && ferr != nil {
 		err = fmt.Errorf("writing the output: %w", ferr)
 	}
-	return commit(err)
+	if err = commit(err); err == nil && note != "" {
+		fmt.Fprintln(stderr, note) // after the table, not above it
+	}
+	return err
 }
 
-// runQuery asks the server and writes the answer to bw.
-func runQuery(ctx context.Context, c *apiClient, q url.Values, count bool, top string, topN int, format, order string, limit int, bw io.Writer, stderr io.Writer) error {
+// runQuery asks the server and writes the answer to bw. It returns a
+// note for standard error when the answer is cut short (the table and
+// json stop at their limit).
+func runQuery(ctx context.Context, c *apiClient, q url.Values, count bool, top string, topN int, format, order string, limit int, bw io.Writer, stderr io.Writer) (string, error) {
 	switch {
 	case count:
 		var r struct {
@@ -339,10 +344,10 @@ func runQuery(ctx context.Context, c *apiClient, q url.Values, count bool, top s
 			IndexedSize uint64 `json:"indexed_size"`
 		}
 		if err := c.getJSON(ctx, "/v1/events/count", q, &r); err != nil {
-			return err
+			return "", err
 		}
 		fmt.Fprintln(bw, r.Count)
-		return nil
+		return "", nil
 	case top != "":
 		q.Set("field", top)
 		q.Set("n", strconv.Itoa(topN))
@@ -353,7 +358,7 @@ func runQuery(ctx context.Context, c *apiClient, q url.Values, count bool, top s
 			} `json:"top"`
 		}
 		if err := c.getJSON(ctx, "/v1/events/top", q, &r); err != nil {
-			return err
+			return "", err
 		}
 		tw := tabwriter.NewWriter(bw, 0, 4, 2, ' ', 0)
 		fmt.Fprintf(tw, "%s\tCOUNT\n", strings.ToUpper(top))
@@ -363,18 +368,22 @@ func runQuery(ctx context.Context, c *apiClient, q url.Values, count bool, top s
 			// on the terminal.
 			fmt.Fprintf(tw, "%s\t%d\n", oneLine(vc.Value), vc.Count)
 		}
-		return tw.Flush()
+		return "", tw.Flush()
 	}
 	q.Set("order", order)
 	switch format {
 	case "table", "json":
 		if limit <= 0 {
-			limit = 100
+			limit = defaultPageLimit
 		}
 		return queryPages(ctx, c, q, limit, format, bw)
 	}
-	return queryStream(ctx, c, q, limit, format, bw, stderr)
+	return "", queryStream(ctx, c, q, limit, format, bw, stderr)
 }
+
+// defaultPageLimit is how many events the table and json show without
+// --limit.
+const defaultPageLimit = 100
 
 // queryEvent is one event of a page.
 type queryEvent struct {
@@ -388,9 +397,11 @@ type queryEvent struct {
 // a table or as one JSON array. A page may hold fewer events than it was
 // asked for and still have more after it (the server bounds a page's
 // bytes too): the pages end when one is empty or has no next, never
-// because one is short.
-func queryPages(ctx context.Context, c *apiClient, q url.Values, limit int, format string, w io.Writer) error {
+// because one is short. When they stop at limit with a next page, it
+// returns a note saying how many more match (cutNote).
+func queryPages(ctx context.Context, c *apiClient, q url.Values, limit int, format string, w io.Writer) (string, error) {
 	var events []queryEvent
+	more := false // the last page has a next: there may be more matches
 	for len(events) < limit {
 		want := min(1000, limit-len(events))
 		q.Set("limit", strconv.Itoa(want))
@@ -399,13 +410,18 @@ func queryPages(ctx context.Context, c *apiClient, q url.Values, limit int, form
 			Next   string       `json:"next"`
 		}
 		if err := c.getJSON(ctx, "/v1/events", q, &page); err != nil {
-			return err
+			return "", err
 		}
 		events = append(events, page.Events...)
-		if page.Next == "" || len(page.Events) == 0 {
+		more = page.Next != "" && len(page.Events) > 0
+		if !more {
 			break
 		}
 		q.Set("cursor", page.Next)
+	}
+	note := ""
+	if more && len(events) >= limit {
+		note = cutNote(ctx, c, q, len(events), format)
 	}
 	if format == "json" {
 		if events == nil {
@@ -413,7 +429,7 @@ func queryPages(ctx context.Context, c *apiClient, q url.Values, limit int, form
 		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		return enc.Encode(events)
+		return note, enc.Encode(events)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "INDEX\tTIME\tSERVICE\tACTOR\tSOURCE\tACTION\tOUTCOME\tRESOURCE")
@@ -452,7 +468,29 @@ func queryPages(ctx context.Context, c *apiClient, q url.Values, limit int, form
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Index, oneLine(b.Time), oneLine(b.Service), oneLine(b.Actor.ID), oneLine(b.Source.IP),
 			oneLine(b.Action), oneLine(b.Outcome), oneLine(res))
 	}
-	return tw.Flush()
+	return note, tw.Flush()
+}
+
+// cutNote says what a table (or json) of shown events, stopped at its
+// limit, leaves out: how many more match, by the count of the same
+// filters, or, if the count fails, that more may. In log order the last
+// page always has a next (the log grows), so the count is also what tells
+// a query with exactly limit matches from a cut one: nothing is said then.
+func cutNote(ctx context.Context, c *apiClient, q url.Values, shown int, format string) string {
+	what := "the table"
+	if format == "json" {
+		what = "the JSON"
+	}
+	var r struct {
+		Count uint64 `json:"count"`
+	}
+	if err := c.getJSON(ctx, "/v1/events/count", q2filters(q), &r); err != nil {
+		return fmt.Sprintf("query: %s stops at %d events, and more may match: use --limit N, or --format ndjson or csv for every match", what, shown)
+	}
+	if r.Count <= uint64(shown) {
+		return ""
+	}
+	return fmt.Sprintf("query: %s stops at %d events; %d more match: use --limit N, or --format ndjson or csv for every match", what, shown, r.Count-uint64(shown))
 }
 
 // queryStream copies a stream (ndjson, csv, ocsf) to w, with a progress

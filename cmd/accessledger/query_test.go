@@ -705,3 +705,89 @@ func TestAPIKeyNotInUsage(t *testing.T) {
 		t.Errorf("query --count with the key in the environment = %d %q %q, want 3", code, out, errOut)
 	}
 }
+
+// TestQueryTableSaysWhenCut: the table (and json) stop at 100 events
+// unless --limit; query --service sso printed 100 rows of 450 matches
+// without a word. When the pages stop at the limit with a next one, a
+// note on standard error says how many more match (by the count of the
+// same filters), or that more may if the count fails; nothing when the
+// matches end there.
+func TestQueryTableSaysWhenCut(t *testing.T) {
+	var total atomic.Int64 // the matches; -1: the count fails
+	var counted atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		n := int(total.Load())
+		switch r.URL.Path {
+		case "/v1/events/count":
+			counted.Add(1)
+			if n < 0 || q.Get("cursor") != "" || q.Get("limit") != "" || q.Get("service") != "sso" {
+				http.Error(w, `{"error":"no"}`, http.StatusBadRequest)
+				return
+			}
+			fmt.Fprintf(w, `{"count":%d,"indexed_size":%d}`, n, n)
+		case "/v1/events":
+			if n < 0 {
+				n = 450
+			}
+			from, _ := strconv.Atoi(q.Get("cursor"))
+			limit, _ := strconv.Atoi(q.Get("limit"))
+			var parts []string
+			for i := from; i < min(n, from+limit); i++ {
+				parts = append(parts, fmt.Sprintf(`{"index":%d,"leaf_hash":"AAAA","entry":{"kind":"event","body":{"service":"sso","actor":{"id":"a%d"}}}}`, i, i))
+			}
+			next := from + len(parts)
+			if q.Get("order") == "desc" && next >= n {
+				fmt.Fprintf(w, `{"indexed_size":%d,"events":[%s]}`, n, strings.Join(parts, ","))
+				return
+			}
+			fmt.Fprintf(w, `{"indexed_size":%d,"events":[%s],"next":"%d"}`, n, strings.Join(parts, ","), next)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	for _, tc := range []struct {
+		name    string
+		matches int64
+		args    []string
+		rows    int
+		note    string // "" for none
+		counts  bool   // asks for the count
+	}{
+		{"cut", 450, nil, 100, "the table stops at 100 events; 350 more match: use --limit N, or --format ndjson or csv", true},
+		{"cut by --limit", 450, []string{"--limit", "400"}, 400, "the table stops at 400 events; 50 more match", true},
+		{"json", 450, []string{"--format", "json"}, 100, "the JSON stops at 100 events; 350 more match", true},
+		// In log order the last page has a next: only the count tells.
+		{"exactly the limit", 100, nil, 100, "", true},
+		{"fewer", 30, nil, 30, "", false},
+		{"newest first, exactly the limit", 100, []string{"--order", "desc"}, 100, "", false},
+		{"the count fails", -1, nil, 100, "the table stops at 100 events, and more may match: use --limit N", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			total.Store(tc.matches)
+			counted.Store(0)
+			code, out, errOut := runCLI(t, nil, append([]string{"query", "--url", srv.URL, "--key", "k", "--service", "sso"}, tc.args...)...)
+			if code != 0 {
+				t.Fatalf("query = exit %d %q", code, errOut)
+			}
+			rows := strings.Count(out, "\n") - 1 // the header
+			if slices.Contains(tc.args, "json") {
+				var evs []json.RawMessage
+				if err := json.Unmarshal([]byte(out), &evs); err != nil {
+					t.Fatal(err)
+				}
+				rows = len(evs)
+			}
+			if rows != tc.rows {
+				t.Errorf("query %v printed %d events, want %d", tc.args, rows, tc.rows)
+			}
+			if tc.note == "" && errOut != "" || !strings.Contains(errOut, tc.note) {
+				t.Errorf("query %v (%d matches) wrote %q on standard error, want %q", tc.args, tc.matches, errOut, tc.note)
+			}
+			if got := counted.Load() > 0; got != tc.counts {
+				t.Errorf("query %v (%d matches) asked for the count: %v, want %v", tc.args, tc.matches, got, tc.counts)
+			}
+		})
+	}
+}
