@@ -150,7 +150,7 @@ var filterFlagNames = []struct{ flag, param, usage string }{
 	{"resource-type", "resource_type", "resource.type"},
 	{"resource-id", "resource_id", "resource.id"},
 	{"tenant", "tenant", "tenant"},
-	{"kind", "kind", "leaf kind (event, alert, response)"},
+	{"kind", "kind", "leaf kind (event, alert, response, admin)"},
 }
 
 func (f *filterFlags) register(fs *flag.FlagSet) {
@@ -434,41 +434,149 @@ func queryPages(ctx context.Context, c *apiClient, q url.Values, limit int, form
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "INDEX\tTIME\tSERVICE\tACTOR\tSOURCE\tACTION\tOUTCOME\tRESOURCE")
 	for _, e := range events {
-		var leaf struct {
-			Kind string `json:"kind"`
-			Body struct {
-				Time    string `json:"time"`
-				Service string `json:"service"`
-				Actor   struct {
-					ID string `json:"id"`
-				} `json:"actor"`
-				Source struct {
-					IP string `json:"ip"`
-				} `json:"source"`
-				Action   string `json:"action"`
-				Outcome  string `json:"outcome"`
-				Resource *struct {
-					Type string `json:"type"`
-					ID   string `json:"id"`
-				} `json:"resource"`
-			} `json:"body"`
-		}
-		json.Unmarshal(e.Entry, &leaf)
-		b := leaf.Body
-		res := ""
-		if b.Resource != nil {
-			res = strings.Trim(b.Resource.Type+"/"+b.Resource.ID, "/")
-		}
-		if leaf.Kind != "" && leaf.Kind != "event" {
-			b.Action = "(" + leaf.Kind + ")"
-		}
 		// The log keeps C1 controls and bidirectional overrides a
 		// client sent (evil\u202egnp.exe shows as evilexe.png):
 		// neutralised here, for the terminal.
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Index, oneLine(b.Time), oneLine(b.Service), oneLine(b.Actor.ID), oneLine(b.Source.IP),
-			oneLine(b.Action), oneLine(b.Outcome), oneLine(res))
+		r := tableRow(e.Entry)
+		fmt.Fprintf(tw, "%d", e.Index)
+		for _, cell := range r {
+			fmt.Fprintf(tw, "\t%s", oneLine(cell))
+		}
+		fmt.Fprintln(tw)
 	}
 	return note, tw.Flush()
+}
+
+// tableRow returns the cells of an entry in the table, after its index:
+// time, service, actor, source, action, outcome and resource. An event
+// fills them as named. The other kinds put "(kind)" in the service
+// column and what says most about them in the others:
+//
+//	alert     the rule in action, its level in outcome, the group's
+//	          actor.id and source.ip in actor and source, the rest of the
+//	          group (field=value) in resource
+//	response  who in actor ("by": an API key's name, a responder, the
+//	          server), the action (" to " the responder of a delivery, the
+//	          decision's type for a decision) in action, a delivery's last
+//	          status in outcome, a decision's address or range in source,
+//	          the alert (alert/N), decision (decision/N) or digest
+//	          (digest/DAY) in resource
+//	admin     "by" in actor, the action in action, the key (key/NAME) in
+//	          resource
+//
+// The entry is decoded leniently: a member missing or of another shape
+// leaves its cell empty, as for leaves an earlier version wrote.
+func tableRow(entry json.RawMessage) [7]string {
+	var leaf struct {
+		Kind string          `json:"kind"`
+		Body json.RawMessage `json:"body"`
+	}
+	json.Unmarshal(entry, &leaf)
+	kind := cmp.Or(leaf.Kind, "event")
+	var r [7]string // time, service, actor, source, action, outcome, resource
+	switch kind {
+	case "event":
+		var b struct {
+			Time    string `json:"time"`
+			Service string `json:"service"`
+			Actor   struct {
+				ID string `json:"id"`
+			} `json:"actor"`
+			Source struct {
+				IP string `json:"ip"`
+			} `json:"source"`
+			Action   string `json:"action"`
+			Outcome  string `json:"outcome"`
+			Resource *struct {
+				Type string `json:"type"`
+				ID   string `json:"id"`
+			} `json:"resource"`
+		}
+		json.Unmarshal(leaf.Body, &b)
+		r = [7]string{b.Time, b.Service, b.Actor.ID, b.Source.IP, b.Action, b.Outcome, ""}
+		if b.Resource != nil {
+			r[6] = strings.Trim(b.Resource.Type+"/"+b.Resource.ID, "/")
+		}
+		return r
+	case "alert":
+		var b struct {
+			Time string `json:"time"`
+			Rule struct {
+				ID    string `json:"id"`
+				Level string `json:"level"`
+			} `json:"rule"`
+			Group []struct {
+				Field string `json:"field"`
+				Value string `json:"value"`
+			} `json:"group"`
+		}
+		json.Unmarshal(leaf.Body, &b)
+		r[0], r[4], r[5] = b.Time, b.Rule.ID, b.Rule.Level
+		var rest []string
+		for _, g := range b.Group {
+			switch {
+			case g.Field == "actor.id" && r[2] == "":
+				r[2] = g.Value
+			case g.Field == "source.ip" && r[3] == "":
+				r[3] = g.Value
+			default:
+				rest = append(rest, g.Field+"="+g.Value)
+			}
+		}
+		r[6] = strings.Join(rest, ",")
+	case "response":
+		var b struct {
+			Action    string  `json:"action"`
+			Time      string  `json:"time"`
+			Alert     *uint64 `json:"alert"`
+			By        string  `json:"by"`
+			Responder string  `json:"responder"`
+			Status    int     `json:"status"`
+			Decision  *struct {
+				ID    uint64 `json:"id"`
+				Type  string `json:"type"`
+				Value string `json:"value"`
+			} `json:"decision"`
+			Digest *struct {
+				Start string `json:"start"`
+			} `json:"digest"`
+		}
+		json.Unmarshal(leaf.Body, &b)
+		r[0], r[2], r[4] = b.Time, b.By, b.Action
+		if b.Responder != "" {
+			r[4] += " to " + b.Responder
+		}
+		if b.Status != 0 {
+			r[5] = "status " + strconv.Itoa(b.Status)
+		}
+		switch {
+		case b.Alert != nil:
+			r[6] = "alert/" + strconv.FormatUint(*b.Alert, 10)
+		case b.Decision != nil:
+			r[6] = "decision/" + strconv.FormatUint(b.Decision.ID, 10)
+		case b.Digest != nil:
+			day, _, _ := strings.Cut(b.Digest.Start, "T")
+			r[6] = "digest/" + day
+		}
+		if b.Decision != nil {
+			r[3] = b.Decision.Value
+			r[4] = strings.TrimSpace(r[4] + " " + b.Decision.Type)
+		}
+	case "admin":
+		var b struct {
+			Action string `json:"action"`
+			Time   string `json:"time"`
+			By     string `json:"by"`
+			Key    string `json:"key"`
+		}
+		json.Unmarshal(leaf.Body, &b)
+		r[0], r[2], r[4] = b.Time, b.By, b.Action
+		if b.Key != "" {
+			r[6] = "key/" + b.Key
+		}
+	}
+	r[1] = "(" + kind + ")"
+	return r
 }
 
 // cutNote says what a table (or json) of shown events, stopped at its

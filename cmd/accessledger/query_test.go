@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/accessledger/accessledger/event"
 )
 
 // qdoc is what the brute-force scan reads of an entry.
@@ -789,5 +791,87 @@ func TestQueryTableSaysWhenCut(t *testing.T) {
 				t.Errorf("query %v (%d matches) asked for the count: %v, want %v", tc.args, tc.matches, got, tc.counts)
 			}
 		})
+	}
+}
+
+// TestQueryTableShowsEveryKind: the table showed only "(admin)" for an
+// admin leaf, "(response)" for a response, "(alert)" for an alert, every
+// other column empty; query -h listed no admin kind. Each kind now fills
+// the columns with what says most about it. The leaves are encoded as the
+// server encodes them.
+func TestQueryTableShowsEveryKind(t *testing.T) {
+	at := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	must := func(b []byte, err error) json.RawMessage {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	alertIdx := uint64(2)
+	a := &event.Alert{DedupKey: "al-bruteforce-fast:k", Time: at, Rule: event.AlertRule{ID: "al-bruteforce-fast", Title: "Fast brute force", Level: event.LevelHigh},
+		Group: []event.GroupValue{{Field: "source.ip", Value: "45.83.64.1"}, {Field: "service", Value: "sso"}}, Window: event.Window{Start: at, End: at},
+		Evidence: []uint64{1}, EvidenceCount: 6, Summary: "s"}
+	ev, err := event.Parse([]byte(`{"time":"2026-11-29T09:59:00Z","service":"sso","actor":{"id":"root"},"source":{"ip":"45.83.64.1"},"action":"login","category":"authentication","outcome":"failure"}`), event.ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaves := []json.RawMessage{
+		must(event.EncodeAdminLeaf(&event.Admin{Action: event.AdminKeyCreated, Time: at, By: event.AdminByServer, Key: "admin", Roles: []string{"admin"}}, at)),
+		must(event.EncodeLeaf(event.KindEvent, at, ev.Canonical())),
+		must(event.EncodeAlertLeaf(a, at)),
+		must(event.EncodeResponseLeaf(&event.Response{Action: event.ActionDecisionAdded, Time: at, By: "accessledger", DedupKey: a.DedupKey,
+			Decision: &event.Decision{ID: 7, Origin: "accessledger", Type: "ban", Scope: "Ip", Value: "45.83.64.1", Scenario: "al-bruteforce-fast", Until: at.Add(4 * time.Hour)}}, at)),
+		must(event.EncodeResponseLeaf(&event.Response{Action: event.ActionDelivered, Time: at, Alert: &alertIdx, By: "soc-webhook", Responder: "soc-webhook", Message: "m", Attempts: 2, Status: 200}, at)),
+		must(event.EncodeResponseLeaf(&event.Response{Action: event.ActionAcknowledged, Time: at, Alert: &alertIdx, By: "soc-analyst", Note: "mine"}, at)),
+		must(event.EncodeResponseLeaf(&event.Response{Action: event.ActionDigest, Time: at, By: "accessledger", Digest: &event.Digest{Start: at.Add(-24 * time.Hour), End: at}}, at)),
+		must(event.EncodeAdminLeaf(&event.Admin{Action: event.AdminKeyRevoked, Time: at, By: "ops", Key: "billing-svc", Roles: []string{"submitter"}}, at)),
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/events" {
+			http.NotFound(w, r)
+			return
+		}
+		var parts []string
+		for i, l := range leaves {
+			parts = append(parts, fmt.Sprintf(`{"index":%d,"leaf_hash":"AAAA","entry":%s}`, i, l))
+		}
+		fmt.Fprintf(w, `{"indexed_size":%d,"events":[%s]}`, len(leaves), strings.Join(parts, ","))
+	}))
+	defer srv.Close()
+	code, out, errOut := runCLI(t, nil, "query", "--url", srv.URL, "--key", "k")
+	if code != 0 {
+		t.Fatalf("query = exit %d %q", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	t.Logf("query:\n%s", out)
+	if len(lines) != 1+len(leaves) {
+		t.Fatalf("query printed %d lines, want a header and %d rows:\n%s", len(lines), len(leaves), out)
+	}
+	const ts = "2026-11-29T10:00:00"
+	for i, want := range [][]string{
+		{"0", ts, "(admin)", "accessledger", "key_created", "key/admin"},
+		{"1", "2026-11-29T09:59:00", "sso", "root", "45.83.64.1", "login", "failure"},
+		{"2", ts, "(alert)", "45.83.64.1", "al-bruteforce-fast", "high", "service=sso"},
+		{"3", ts, "(response)", "accessledger", "45.83.64.1", "decision_added", "ban", "decision/7"},
+		{"4", ts, "(response)", "soc-webhook", "delivered", "to", "soc-webhook", "status", "200", "alert/2"},
+		{"5", ts, "(response)", "soc-analyst", "acknowledged", "alert/2"},
+		{"6", ts, "(response)", "accessledger", "digest", "digest/2026-11-28"},
+		{"7", ts, "(admin)", "ops", "key_revoked", "key/billing-svc"},
+	} {
+		got := strings.Fields(lines[1+i])
+		if len(got) != len(want) {
+			t.Errorf("row %d = %q, want %q", i, got, want)
+			continue
+		}
+		for j := range want {
+			if !strings.HasPrefix(got[j], want[j]) { // times carry their fraction
+				t.Errorf("row %d = %q, want %q", i, got, want)
+				break
+			}
+		}
+	}
+	if _, _, usage := runCLI(t, nil, "query", "-h"); !strings.Contains(usage, "(event, alert, response, admin)") {
+		t.Errorf("query -h = %q, want the kinds event, alert, response, admin", usage)
 	}
 }
