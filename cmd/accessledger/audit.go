@@ -628,15 +628,22 @@ func (a *auditor) compare(ctx context.Context, rep *auditReport, raw []byte, cp 
 }
 
 // checkAhead checks a checkpoint larger than the served one: the served
-// tiles must prove it consistent; a log that cannot show it is showing
-// this auditor a different tree than the other view saw.
+// tiles must prove it consistent. A proof built from them that does not
+// verify shows this auditor a different tree than the other view saw: a
+// split view, with the proof. Tiles that could not be read prove nothing
+// (a mirror or a cache that lags behind the other view does not serve
+// them yet, a server may fail to answer): the check is left undone, as
+// checkConsistent leaves it.
 func (a *auditor) checkAhead(ctx context.Context, rep *auditReport, raw []byte, cp *log.Checkpoint, other []byte, oc *log.Checkpoint, what string) {
 	p, err := a.proveConsistency(ctx, cp.Size, oc.Size)
-	if err == nil {
-		err = proof.VerifyConsistency(rfc6962.DefaultHasher, cp.Size, oc.Size, p, cp.Hash, oc.Hash)
-	}
 	if err != nil {
-		f := rep.add(findingSplitView, "%s (size %d) is not proven to extend the served checkpoint (size %d): %v", what, oc.Size, cp.Size, evbundle.ProofError(err))
+		rep.add(findingUnavailable, "building the consistency proof from the served checkpoint (size %d) to %s (size %d) from the served tiles: %v%s",
+			cp.Size, what, oc.Size, err, a.keyHint(err))
+		return
+	}
+	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, cp.Size, oc.Size, p, cp.Hash, oc.Hash); err != nil {
+		f := rep.add(findingSplitView, "%s (size %d) does not extend the served checkpoint (size %d): the consistency proof built from the served tiles does not verify: %v",
+			what, oc.Size, cp.Size, evbundle.ProofError(err))
 		f.Evidence = &evidence{Old: string(raw), New: string(other), Proof: b64List(p)}
 	}
 }

@@ -711,6 +711,68 @@ func TestAuditViews(t *testing.T) {
 			t.Errorf("audit of an unprovable rollback = %d, %+v; want a rollback without evidence", code, r)
 		}
 	})
+
+	// --compare with another view ahead of the served checkpoint: the
+	// served tiles must prove that it extends the served one. Tiles not
+	// served (a 503, a mirror that lags behind the other view and 404s)
+	// prove nothing: the run is incomplete (exit 3), not a split view,
+	// which stops --follow. A proof built from the tiles that does not
+	// verify is a split view, with the proof.
+	t.Run("compare ahead", func(t *testing.T) {
+		// At 601, or more: "bundles refused" made a key, an admin leaf.
+		ahead := t.TempDir()
+		code, r, stderr := runAudit(t, s, ahead)
+		if code != 0 || !r.OK || r.Size < 601 {
+			t.Fatalf("audit = %d, %+v (%s); want OK", code, r, stderr)
+		}
+		aheadSize := r.Size
+		hashTiles := regexp.MustCompile(`^/tile/[0-9]`)
+		onHashTiles := func(edit func(r *http.Response) error) func(*http.Response) error {
+			return func(r *http.Response) error {
+				if hashTiles.MatchString(r.Request.URL.Path) {
+					return edit(r)
+				}
+				return nil
+			}
+		}
+		for _, tc := range []struct {
+			name   string
+			gone   *regexp.Regexp
+			modify func(*http.Response) error
+			code   int
+			kind   string
+		}{
+			{"tiles 503", nil, onHashTiles(func(r *http.Response) error {
+				r.StatusCode, r.Status = http.StatusServiceUnavailable, "503 Service Unavailable"
+				return nil
+			}), exitIncomplete, findingUnavailable},
+			{"tiles 404", hashTiles, nil, exitIncomplete, findingUnavailable},
+			{"tiles altered", nil, onHashTiles(func(r *http.Response) error {
+				return rewriteBody(r, func(b []byte) []byte {
+					for i := 7; i < len(b); i += 32 {
+						b[i] ^= 0x01
+					}
+					return b
+				})
+			}), 1, findingSplitView},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				v := logViewModified(t, s, 101, tc.gone, tc.modify)
+				code, r, stderr := runAudit(t, v, t.TempDir(), "--compare", ahead)
+				if code != tc.code || findingKinds(r) != tc.kind {
+					t.Fatalf("audit --compare (other view at %d, served 101, %s) = %d, %s: %+v (%s); want %d, %s", aheadSize, tc.name, code, findingKinds(r), r.Findings, stderr, tc.code, tc.kind)
+				}
+				f := r.Findings[0]
+				switch {
+				case tc.kind == findingSplitView && (f.Evidence == nil || len(f.Evidence.Proof) == 0 ||
+					!strings.HasPrefix(f.Evidence.Old, s.origin+"\n101\n") || !strings.HasPrefix(f.Evidence.New, fmt.Sprintf("%s\n%d\n", s.origin, aheadSize))):
+					t.Errorf("split view evidence = %+v; want both checkpoints and the proof that fails", f.Evidence)
+				case tc.kind != findingSplitView && f.Evidence != nil:
+					t.Errorf("finding %+v carries evidence; nothing was proven", f)
+				}
+			})
+		}
+	})
 }
 
 // TestAuditFollowKeepsTheWorst: --follow ended with the last failing
