@@ -415,6 +415,26 @@ func TestProofBuilderMatchesLedger(t *testing.T) {
 	}
 }
 
+// paddedTiles is a TileReader whose tiles have 32 bytes more than asked
+// for.
+type paddedTiles struct{ evidence.TileReader }
+
+func (p paddedTiles) ReadTile(ctx context.Context, level uint8, index uint64, width int) ([]byte, error) {
+	t, err := p.TileReader.ReadTile(ctx, level, index, width)
+	return append(t, make([]byte, 32)...), err
+}
+
+// TestProofBuilderChecksTileSize: a tile that is not 32 bytes for each
+// hash asked for is refused, not read as far as the proof needs.
+func TestProofBuilderChecksTileSize(t *testing.T) {
+	tl := newTestLog(t, testEntries(300))
+	for _, size := range []uint64{100, 256, 300} {
+		if p, err := evidence.NewProofBuilder(paddedTiles{tl.l}, size).Inclusion(bg, 7); err == nil || !strings.Contains(err.Error(), "want") {
+			t.Errorf("Inclusion(7) in size %d from tiles 32 bytes too long = %d hashes, %v; want an error", size, len(p), err)
+		}
+	}
+}
+
 // TestRepeatedOrReorderedEntriesFail: a bundle whose entries are repeated
 // or out of index order does not verify, even with its count and digest
 // recomputed as a forger would: a repeated entry would inflate what the

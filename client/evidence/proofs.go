@@ -1,6 +1,7 @@
 package evidence
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 
@@ -120,6 +121,11 @@ func (b *ProofBuilder) tile(ctx context.Context, level uint8, index uint64) ([]b
 	t, err := b.tiles.ReadTile(ctx, level, index, width)
 	if err != nil {
 		return nil, fmt.Errorf("reading tile %d/%d: %w", level, index, err)
+	}
+	// A tile is 32 bytes for each of its hashes, nothing more: one of
+	// another size is not the tile asked for.
+	if want := cmp.Or(width, 256); len(t) != 32*want {
+		return nil, fmt.Errorf("reading tile %d/%d: it has %d bytes, want %d hashes of 32 bytes", level, index, len(t), want)
 	}
 	b.cache[k] = t
 	return t, nil

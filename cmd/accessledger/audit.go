@@ -138,7 +138,7 @@ const (
 	findingRollback       = "rollback"        // the log serves a smaller checkpoint than one it served before
 	findingSignature      = "bad_signature"   // the checkpoint does not verify with the log's key
 	findingQuorum         = "witness_quorum"  // the witness policy's quorum is not met
-	findingTile           = "tile_mismatch"   // a served hash tile differs from the one recomputed
+	findingTile           = "tile_mismatch"   // a served hash tile differs from the one recomputed, or is not a tile (checkTileSize)
 	findingEntry          = "invalid_entry"   // an entry is not a valid leaf
 	findingRoot           = "root_mismatch"   // the recomputed root differs from the checkpoint's
 	findingUnavailable    = "unavailable"     // the server did not serve what the audit needs
@@ -554,6 +554,9 @@ func (a *auditor) checkConsistent(ctx context.Context, rep *auditReport, oldRaw 
 			// Tiles of the larger tree not served: a rollback, neither
 			// proven consistent nor proven not.
 			f.Message += fmt.Sprintf("; whether it is a prefix of it could not be checked: building the consistency proof from the served tiles: %v", err)
+			if mt := (*malformedTileError)(nil); errors.As(err, &mt) {
+				a.proofNotBuilt(rep, err, cp.Size, old.Size, what)
+			}
 			return
 		}
 		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, cp.Size, old.Size, p, cp.Hash, old.Hash); err != nil {
@@ -566,7 +569,7 @@ func (a *auditor) checkConsistent(ctx context.Context, rep *auditReport, oldRaw 
 	}
 	p, err := a.proveConsistency(ctx, old.Size, cp.Size)
 	if err != nil {
-		rep.add(findingUnavailable, "building the consistency proof from size %d to %d from the served tiles: %v", old.Size, cp.Size, err)
+		a.proofNotBuilt(rep, err, old.Size, cp.Size, what)
 		return
 	}
 	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, old.Size, cp.Size, p, old.Hash, cp.Hash); err != nil {
@@ -576,12 +579,72 @@ func (a *auditor) checkConsistent(ctx context.Context, rep *auditReport, oldRaw 
 	}
 }
 
+// proveConsistency builds the consistency proof from size from to size to
+// from the served tiles of the tree of size to. A served tile that is not
+// one (not 32 bytes for each of its hashes) is a *malformedTileError.
 func (a *auditor) proveConsistency(ctx context.Context, from, to uint64) ([][]byte, error) {
-	pb, err := client.NewProofBuilder(ctx, to, a.fetcher.ReadTile)
+	var malformed error
+	read := func(ctx context.Context, level, index uint64, width uint8) ([]byte, error) {
+		tile, err := a.fetcher.ReadTile(ctx, level, index, width)
+		if err != nil {
+			return nil, err
+		}
+		tile = firstHashes(tile, width)
+		if err := checkTileSize(tile, width); err != nil {
+			malformed = &malformedTileError{path: layout.TilePath(level, index, width), err: err}
+			return nil, malformed
+		}
+		return tile, nil
+	}
+	pb, err := client.NewProofBuilder(ctx, to, read)
 	if err != nil {
 		return nil, err
 	}
-	return pb.ConsistencyProof(ctx, from, to)
+	p, err := pb.ConsistencyProof(ctx, from, to)
+	if malformed != nil {
+		// The builder keeps only the text of its fetcher's errors.
+		return nil, malformed
+	}
+	return p, err
+}
+
+// malformedTileError is a served hash tile that is not one.
+type malformedTileError struct {
+	path string
+	err  error
+}
+
+func (e *malformedTileError) Error() string {
+	return fmt.Sprintf("hash tile %s is malformed: %v", e.path, e.err)
+}
+
+// checkTileSize checks that tile is a hash tile of width hashes (0: a
+// full tile of 256), as tlog-tiles defines it: 32 bytes for each, and
+// nothing more. Every tile the audit reads is checked so, whether it
+// builds a proof or is compared with the recomputed tree: a tile the log
+// serves that is not one is the log's fault (tile_mismatch). A body cut
+// short in transit is not this: it fails to read (unavailable).
+func checkTileSize(tile []byte, width uint8) error {
+	n := int(width)
+	if n == 0 {
+		n = layout.TileWidth
+	}
+	if len(tile) != 32*n {
+		return fmt.Errorf("it has %d bytes, want %d hashes of 32 bytes (%d bytes)", len(tile), n, 32*n)
+	}
+	return nil
+}
+
+// proofNotBuilt reports why the consistency proof from size from to size
+// to, between the served checkpoint and what, could not be built from the
+// served tiles: a malformed tile is a finding against the log, as --full
+// finds it; any other failure to read them leaves the check undone.
+func (a *auditor) proofNotBuilt(rep *auditReport, err error, from, to uint64, what string) {
+	if mt := (*malformedTileError)(nil); errors.As(err, &mt) {
+		rep.add(findingTile, "%v (read to build the consistency proof from size %d to %d, between the served checkpoint and %s)", mt, from, to, what)
+		return
+	}
+	rep.add(findingUnavailable, "building the consistency proof from size %d to %d, between the served checkpoint and %s, from the served tiles: %v%s", from, to, what, err, a.keyHint(err))
 }
 
 func b64List(hs [][]byte) []string {
@@ -637,8 +700,7 @@ func (a *auditor) compare(ctx context.Context, rep *auditReport, raw []byte, cp 
 func (a *auditor) checkAhead(ctx context.Context, rep *auditReport, raw []byte, cp *log.Checkpoint, other []byte, oc *log.Checkpoint, what string) {
 	p, err := a.proveConsistency(ctx, cp.Size, oc.Size)
 	if err != nil {
-		rep.add(findingUnavailable, "building the consistency proof from the served checkpoint (size %d) to %s (size %d) from the served tiles: %v%s",
-			cp.Size, what, oc.Size, err, a.keyHint(err))
+		a.proofNotBuilt(rep, err, cp.Size, oc.Size, what)
 		return
 	}
 	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, cp.Size, oc.Size, p, cp.Hash, oc.Hash); err != nil {
@@ -964,6 +1026,10 @@ func (v *treeVerifier) compareTile(ctx context.Context, level, index uint64, wid
 		return
 	}
 	served = firstHashes(served, width)
+	if err := checkTileSize(served, width); err != nil {
+		v.rep.add(findingTile, "%v", &malformedTileError{path: layout.TilePath(level, index, width), err: err})
+		return
+	}
 	if err := compareHashes(served, want); err != nil {
 		v.rep.add(findingTile, "hash tile %s differs from the tile recomputed from the entry bundles: %v", layout.TilePath(level, index, width), err)
 	}
@@ -1277,6 +1343,10 @@ func (w *bundleWorker) verify(ctx context.Context, index, size uint64) bundleRes
 	}
 	if err != nil {
 		r.kind, r.err = findingUnavailable, fmt.Errorf("fetching tile %s: %w%s", tilePath, err, a.keyHint(err))
+		return r
+	}
+	if err := checkTileSize(tile, width); err != nil {
+		r.kind, r.err = findingTile, &malformedTileError{path: tilePath, err: err}
 		return r
 	}
 	if err := compareLeafHashes(tile, hashes); err != nil {

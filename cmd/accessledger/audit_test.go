@@ -775,6 +775,67 @@ func TestAuditViews(t *testing.T) {
 	})
 }
 
+// TestAuditMalformedTiles: a hash tile that is not 32 bytes for each of
+// its hashes is the log's fault (tile_mismatch, exit 1) whichever check
+// reads it. The consistency check took a tile with 32 extra bytes and
+// called a short one unavailable (exit 3), while --full called both
+// tile_mismatch.
+func TestAuditMalformedTiles(t *testing.T) {
+	s := startServer(t, t.TempDir(), "--audit-reads=false")
+	postN(s, 0, 100)
+	s.waitCheckpoint(101, 10*time.Second)
+	postN(s, 100, 500)
+	s.waitCheckpoint(601, 10*time.Second)
+	at101 := t.TempDir()
+	if code, r, stderr := runAudit(t, logView(t, s, 101, nil), at101); code != 0 || !r.OK {
+		t.Fatalf("audit at 101 = %d, %+v (%s)", code, r, stderr)
+	}
+	at601 := t.TempDir()
+	if code, r, stderr := runAudit(t, s, at601); code != 0 || !r.OK {
+		t.Fatalf("audit at 601 = %d, %+v (%s)", code, r, stderr)
+	}
+	hashTiles := regexp.MustCompile(`^/tile/[0-9]`)
+	for _, mangle := range []struct {
+		name string
+		edit func([]byte) []byte
+	}{
+		{"32 extra bytes", func(b []byte) []byte { return append(b, make([]byte, 32)...) }},
+		{"a hash short", func(b []byte) []byte { return b[:len(b)-32] }},
+		{"odd length", func(b []byte) []byte { return append(b, 1, 2, 3) }},
+	} {
+		for _, path := range []struct {
+			name  string
+			size  uint64 // the served checkpoint
+			state string // copied for the run; "": a fresh one
+			args  []string
+			kinds string
+		}{
+			{"consistency", 601, at101, nil, findingTile},
+			{"compare ahead", 101, "", []string{"--compare", at601}, findingTile},
+			{"full", 601, "", []string{"--full"}, findingTile},
+			// The tiles of the larger tree, read to check the rollback.
+			{"rollback", 101, at601, nil, findingRollback + "," + findingTile},
+		} {
+			t.Run(mangle.name+"/"+path.name, func(t *testing.T) {
+				v := logViewModified(t, s, path.size, nil, func(r *http.Response) error {
+					if !hashTiles.MatchString(r.Request.URL.Path) {
+						return nil
+					}
+					return rewriteBody(r, mangle.edit)
+				})
+				state := t.TempDir()
+				if path.state != "" {
+					writeFile(t, filepath.Join(state, stateFile), string(mustRead(t, filepath.Join(path.state, stateFile))))
+				}
+				code, r, stderr := runAudit(t, v, state, path.args...)
+				if code != 1 || findingKinds(r) != path.kinds || !strings.Contains(r.Findings[len(r.Findings)-1].Message, "is malformed: it has") {
+					t.Errorf("audit %v (%s) of a log serving hash tiles with %s = %d, %s: %+v (%s); want 1, %s: ... is malformed", path.args, path.name, mangle.name, code, findingKinds(r), r.Findings, stderr, path.kinds)
+				}
+			})
+		}
+	}
+}
+
 // TestAuditFollowKeepsTheWorst: --follow ended with the last failing
 // run's status: a finding against the log, then a run cut short by Ctrl-C,
 // exited 3 ("nothing found against the log").
