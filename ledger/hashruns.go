@@ -270,7 +270,7 @@ func (l *Ledger) indexOf(ctx context.Context, leafHash []byte, size uint64) (uin
 		}
 		// The entries past the runs, one level-0 tile at a time.
 		first := min(runs<<bits, size)
-		end := (size + TileWidth - 1) / TileWidth
+		end := bundleCount(size)
 		scan := func(tile uint64, t []byte) (bool, error) {
 			if err := ctx.Err(); err != nil {
 				return false, err

@@ -68,6 +68,13 @@ func (l *Ledger) ReadEntryBundle(ctx context.Context, index uint64, width int) (
 	return out, nil
 }
 
+// bundleCount returns the number of entry bundles (and level-0 tiles) of
+// a tree of size leaves, the last one partial: size/256 rounded up,
+// without the overflow of (size+255)/256 near 2^64.
+func bundleCount(size uint64) uint64 {
+	return size/TileWidth + min(size%TileWidth, 1)
+}
+
 // durableWidth reports whether the tree of the given size has width nodes
 // (a full tile's worth if width is 0) in tile index at tree level
 // treeLevel.

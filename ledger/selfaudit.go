@@ -258,7 +258,7 @@ func (l *Ledger) selfAudit(ctx context.Context, rep *SelfAuditReport) error {
 		return err
 	}
 
-	bundles := (a.size + TileWidth - 1) / TileWidth
+	bundles := bundleCount(a.size)
 	for b := uint64(0); b < bundles; {
 		if err := l.pauseAudit(ctx); err != nil {
 			return err

@@ -869,7 +869,7 @@ func (a *auditor) full(ctx context.Context, rep *auditReport, st *auditState, cp
 			rep.add(findingUnavailable, "saving --full progress: %v", err)
 		}
 	}
-	bundles := (cp.Size + layout.EntryBundleWidth - 1) / layout.EntryBundleWidth
+	bundles := bundlesOf(cp.Size)
 	for res := range a.verifyBundles(ctx, from/layout.EntryBundleWidth, bundles, cp.Size) {
 		if res.err != nil {
 			rep.add(res.kind, "%v", res.err)
@@ -950,6 +950,13 @@ func (a *auditor) full(ctx context.Context, rep *auditReport, st *auditState, cp
 	}
 	fr.Tiles += v.fullTiles
 	st.Full = snap // saved with the checkpoint by audit
+}
+
+// bundlesOf returns the number of entry bundles of a tree of size leaves,
+// the last one partial: size/256 rounded up, without the overflow of
+// (size+255)/256 for a size the log signs but cannot hold.
+func bundlesOf(size uint64) uint64 {
+	return size/layout.EntryBundleWidth + min(size%layout.EntryBundleWidth, 1)
 }
 
 // onlyUnavailable reports whether every finding of rep is that the server
@@ -1187,7 +1194,7 @@ func (a *auditor) verifyBundles(ctx context.Context, first, end, size uint64) <-
 						case j, ok := <-jobs:
 							if ok {
 								next, haveNext = j, true
-								if (j+1)*layout.EntryBundleWidth <= size {
+								if j < size/layout.EntryBundleWidth { // a full bundle
 									w.conn.sendPair(ctx, bundlePair(j))
 								}
 							}

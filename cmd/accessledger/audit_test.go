@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -25,6 +27,8 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/accessledger/accessledger/ledger"
 )
 
 // auditReportOf decodes "audit --json" output (one report per line) and
@@ -538,7 +542,12 @@ func logView(t *testing.T, s *server, size uint64, gone *regexp.Regexp) *server 
 // passes on.
 func logViewModified(t *testing.T, s *server, size uint64, gone *regexp.Regexp, modify func(*http.Response) error) *server {
 	t.Helper()
-	cp := s.get(fmt.Sprintf("/v1/checkpoints/%d", size), nil)
+	return logViewOf(t, s, s.get(fmt.Sprintf("/v1/checkpoints/%d", size), nil), gone, modify)
+}
+
+// logViewOf is logViewModified serving checkpoint cp.
+func logViewOf(t *testing.T, s *server, cp []byte, gone *regexp.Regexp, modify func(*http.Response) error) *server {
+	t.Helper()
 	target, err := url.Parse(s.base)
 	if err != nil {
 		t.Fatal(err)
@@ -675,6 +684,33 @@ func TestAuditViews(t *testing.T) {
 		v := logView(t, s, 0, nil)
 		if code, r, stderr := runAudit(t, v, t.TempDir(), "--full"); code != 0 || !r.OK || r.Full == nil || r.Full.Leaves != 0 {
 			t.Errorf("audit --full of size 0 = %d, %+v (%s); want OK", code, r, stderr)
+		}
+	})
+
+	// A checkpoint of size 2^64-1, signed by the log's key: the number of
+	// entry bundles, (size+255)/256, wrapped to 0, and --full checked
+	// nothing and said "recomputed 0 leaves, want 18446744073709551615".
+	// It checks them from the first, here up to the third, which the
+	// log does not hold full.
+	t.Run("size 2^64-1", func(t *testing.T) {
+		sv, err := ledger.LoadKeyFile(filepath.Join(s.dir, "log.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		signer, err := ledger.NewNoteSigner(s.origin, sv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		root := sha256.Sum256([]byte("not the root"))
+		cp, err := note.Sign(&note.Note{Text: fmt.Sprintf("%s\n%d\n%s\n", s.origin, uint64(math.MaxUint64), base64.StdEncoding.EncodeToString(root[:]))}, signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := logViewOf(t, s, cp, nil, nil)
+		code, r, stderr := runAudit(t, v, t.TempDir(), "--full", "--workers", "1")
+		if code != exitIncomplete || findingKinds(r) != findingUnavailable || r.Full == nil || r.Full.Leaves != 512 ||
+			!strings.Contains(r.Findings[0].Message, "fetching entry bundle tile/entries/002") {
+			t.Errorf("audit --full of a checkpoint of size 2^64-1 = %d, %+v %+v (%s); want 512 leaves checked, then bundle 2 not served", code, r, r.Full, stderr)
 		}
 	})
 
@@ -832,6 +868,19 @@ func TestAuditMalformedTiles(t *testing.T) {
 					t.Errorf("audit %v (%s) of a log serving hash tiles with %s = %d, %s: %+v (%s); want 1, %s: ... is malformed", path.args, path.name, mangle.name, code, findingKinds(r), r.Findings, stderr, path.kinds)
 				}
 			})
+		}
+	}
+}
+
+// TestBundlesOf: size/256 rounded up, also where (size+255)/256
+// overflows.
+func TestBundlesOf(t *testing.T) {
+	for _, tc := range []struct{ size, want uint64 }{
+		{0, 0}, {1, 1}, {255, 1}, {256, 1}, {257, 2},
+		{math.MaxUint64 - 255, 1<<56 - 1}, {math.MaxUint64 - 254, 1 << 56}, {math.MaxUint64, 1 << 56},
+	} {
+		if got := bundlesOf(tc.size); got != tc.want {
+			t.Errorf("bundlesOf(%d) = %d, want %d", tc.size, got, tc.want)
 		}
 	}
 }
