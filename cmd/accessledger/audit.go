@@ -207,6 +207,8 @@ type fullState struct {
 
 const stateFile = "state.json"
 
+// loadAuditState reads the state in dir: empty if there is none yet, an
+// error if there is one but it is damaged or holds no checkpoint.
 func loadAuditState(dir string) (*auditState, error) {
 	raw, err := os.ReadFile(filepath.Join(dir, stateFile))
 	if errors.Is(err, os.ErrNotExist) {
@@ -218,6 +220,12 @@ func loadAuditState(dir string) (*auditState, error) {
 	var st auditState
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return nil, fmt.Errorf("audit state %s: %w", filepath.Join(dir, stateFile), err)
+	}
+	if st.Checkpoint == "" {
+		// Every state the auditor writes holds the checkpoint it
+		// verified. Taken for a first run, an emptied one would pin
+		// whatever the log serves now: a rollback it would not see.
+		return nil, fmt.Errorf("audit state %s holds no checkpoint: it was emptied or damaged; restore it, or remove it to start again, trusting the log's checkpoint anew", filepath.Join(dir, stateFile))
 	}
 	return &st, nil
 }

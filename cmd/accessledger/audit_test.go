@@ -885,6 +885,27 @@ func TestBundlesOf(t *testing.T) {
 	}
 }
 
+// TestAuditEmptiedState: a state file that parses but holds no
+// checkpoint was taken for a first run, and the checkpoint the log serves
+// now pinned: a rollback the auditor would not notice. It is refused, as
+// a truncated one is (exit 3), and left as it is.
+func TestAuditEmptiedState(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	postN(s, 0, 10)
+	s.waitCheckpoint(11, 10*time.Second)
+	for _, content := range []string{`{}`, `null`, fmt.Sprintf(`{"origin":%q,"checkpoint":""}`, s.origin), `{`} {
+		state := t.TempDir()
+		path := writeFile(t, filepath.Join(state, stateFile), content)
+		code, r, stderr := runAudit(t, s, state)
+		if code != exitIncomplete || findingKinds(r) != findingUnavailable || !strings.Contains(r.Findings[0].Message, "audit state "+path) {
+			t.Errorf("audit with the state %s = %d, %+v (%s); want 3, the state refused", content, code, r, stderr)
+		}
+		if got := string(mustRead(t, path)); got != content {
+			t.Errorf("audit with the state %s rewrote it: %s", content, got)
+		}
+	}
+}
+
 // TestAuditFollowKeepsTheWorst: --follow ended with the last failing
 // run's status: a finding against the log, then a run cut short by Ctrl-C,
 // exited 3 ("nothing found against the log").
