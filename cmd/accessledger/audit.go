@@ -80,7 +80,7 @@ func auditFlags(args []string, getenv func(string) string, stderr io.Writer) (au
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), auditUsage); fs.PrintDefaults() }
 	fs.StringVar(&c.URL, "url", "", "the log's base URL (where /checkpoint and /tile/ are served)")
-	fs.StringVar(&c.VKey, "vkey", "", "the log's verifier key (<origin>+<hex key ID>+<base64 key>)")
+	fs.StringVar(&c.VKey, "vkey", "", "the log's verifier key (<origin>+<hex key ID>+<base64 key>), or a file holding it (such as <data>/log.vkey)")
 	fs.StringVar(&c.State, "state", "", "directory keeping the last verified checkpoint and --full progress")
 	fs.StringVar(&c.Policy, "policy", "", "C2SP tlog-policy file: the checkpoint must meet its witness quorum")
 	keyFile := fs.String("api-key-file", "", "file holding the API key (default: env ACCESSLEDGER_AUDIT_API_KEY)")
@@ -303,6 +303,11 @@ func worse(prev, next error) error {
 }
 
 func newAuditor(c auditConfig, stderr io.Writer) (*auditor, error) {
+	vkey, err := readVKeyArg(c.VKey)
+	if err != nil {
+		return nil, err
+	}
+	c.VKey = vkey
 	v, err := note.NewVerifier(c.VKey)
 	if err != nil {
 		return nil, fmt.Errorf("--vkey %q: %w", c.VKey, err)

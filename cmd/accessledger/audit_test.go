@@ -662,6 +662,19 @@ func TestAuditViews(t *testing.T) {
 		}
 	})
 
+	// --vkey takes the key or a file holding it, as verify's does.
+	t.Run("vkey from a file", func(t *testing.T) {
+		file := writeFile(t, filepath.Join(t.TempDir(), "log.vkey"), s.vkey+"\n")
+		if code, r, stderr := runAudit(t, s, t.TempDir(), "--vkey", file); code != 0 || !r.OK {
+			t.Errorf("audit --vkey %s = %d, %+v (%s); want OK", file, code, r, stderr)
+		}
+		missing := filepath.Join(t.TempDir(), "log.vkey")
+		code, stdout, stderr := runCLI(t, nil, "audit", "--url", s.base, "--vkey", missing, "--state", t.TempDir())
+		if code != exitUsage || stdout != "" || !strings.Contains(stderr, "is neither a verifier key") || !strings.Contains(stderr, "nor a readable file") {
+			t.Errorf("audit --vkey %s (no such file) = %d, %q, %q; want 2, saying it is neither a key nor a file", missing, code, stdout, stderr)
+		}
+	})
+
 	// A key that may read checkpoints but not entry bundles is told
 	// which role it needs.
 	t.Run("bundles refused", func(t *testing.T) {
