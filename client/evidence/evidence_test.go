@@ -248,6 +248,16 @@ func TestVerifyNamesTheFailingEntry(t *testing.T) {
 	if !strings.Contains(err.Error(), "entry 1 of the bundle (log index 17)") {
 		t.Errorf("error %q does not name the entry", err)
 	}
+	// An entry line that cannot be read claims no index: the error says
+	// so, rather than naming log index 0.
+	c = bytes.Replace(b, []byte(`{"index":17,`), []byte(`{"index":"17",`), 1)
+	_, err = evidence.Verify(bytes.NewReader(redigest(c)), tl.vkey)
+	if !errors.As(err, &ee) || ee.Position != 1 || ee.HasIndex || !errors.Is(err, evidence.ErrMalformed) {
+		t.Fatalf("Verify(entry line 1 unreadable) = %v, want an EntryError for position 1 without an index, wrapping ErrMalformed", err)
+	}
+	if !strings.Contains(err.Error(), "entry 1 of the bundle (log index unknown)") {
+		t.Errorf("error %q does not say the entry's index is unknown", err)
+	}
 }
 
 // TestOtherLogKeyFails proves entries against a checkpoint signed by

@@ -145,12 +145,17 @@ func (e *QuorumError) Unwrap() error { return ErrQuorum }
 type EntryError struct {
 	// Position is the entry's place in the bundle, from 0.
 	Position uint64
-	// Index is the log index the entry claims (0 if unreadable).
-	Index uint64
-	Err   error
+	// Index is the log index the entry claims, if HasIndex. An entry
+	// line that cannot be read claims none (HasIndex false, Index 0).
+	Index    uint64
+	HasIndex bool
+	Err      error
 }
 
 func (e *EntryError) Error() string {
+	if !e.HasIndex {
+		return fmt.Sprintf("entry %d of the bundle (log index unknown): %v", e.Position, e.Err)
+	}
 	return fmt.Sprintf("entry %d of the bundle (log index %d): %v", e.Position, e.Index, e.Err)
 }
 
@@ -579,7 +584,7 @@ func checkEntry(line []byte, h Header, sum *Summary, buf []byte) ([]byte, error)
 	if err := dec.Decode(&e); err != nil || e.Index == nil || dec.More() {
 		return buf, &EntryError{Err: fmt.Errorf("%w: not an entry object", ErrMalformed)}
 	}
-	fail := func(err error) ([]byte, error) { return buf, &EntryError{Index: *e.Index, Err: err} }
+	fail := func(err error) ([]byte, error) { return buf, &EntryError{Index: *e.Index, HasIndex: true, Err: err} }
 	// One encoding for given contents: entries in increasing index
 	// order, each once. An entry repeated would inflate what the bundle
 	// seems to prove (twice the evidence of an incident).
