@@ -48,7 +48,10 @@ hash tiles. --full also downloads every entry bundle and hash tile,
 recomputes every tile and the root, and checks that every entry is a valid
 leaf (resumable: an interrupted run continues where it stopped). On a split
 view or an inconsistency it prints both signed checkpoints and the proof
-and exits 1; so does every other failure, with a precise report.
+and exits 1, as for every other finding against the log, with a precise
+report. A run that found nothing against the log but could not check
+everything (a request not served, the other view of --compare not read)
+exits 3, and a wrong command line 2.
 
 The API key (an auditor key; entry bundles need it) comes from
 ACCESSLEDGER_AUDIT_API_KEY or --api-key-file.
@@ -368,7 +371,8 @@ func (r *auditReport) err() error {
 // Exit statuses of audit besides 0 (verified) and 1 (the log is found at
 // fault: a bad signature, an inconsistency, a tile or entry that does not
 // verify, the witness quorum not met), so that a scheduler can tell a
-// misbehaving log from a server it could not read.
+// misbehaving log from a server it could not read. verify exits
+// exitUsage too, and 1 for a bundle that does not verify.
 const (
 	exitUsage      = 2 // the command line is wrong
 	exitIncomplete = 3 // only unavailable or compare_failure: nothing found against the log, but not all was checked

@@ -283,8 +283,8 @@ func TestCLIRejectsBadValues(t *testing.T) {
 	} {
 		code, stdout, stderr := runCLI(t, nil, tc.args...)
 		wantCode := 1
-		if tc.args[0] == "audit" {
-			wantCode = exitUsage // audit's statuses tell usage from findings
+		if tc.args[0] == "audit" || tc.args[0] == "verify" {
+			wantCode = exitUsage // their statuses tell usage from findings
 		}
 		if code != wantCode || stdout != "" || !strings.Contains(stderr, tc.want) {
 			t.Errorf("accessledger %s = exit %d, stdout %.100q, stderr %q; want %d and %q", strings.Join(tc.args, " "), code, stdout, stderr, wantCode, tc.want)

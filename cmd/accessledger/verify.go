@@ -35,31 +35,40 @@ its quorum must be met. If --vkey is not given, the log key is the
 policy's, which must then have one log line; if it is, the policy's log
 lines for its origin, if any, must name it.
 
-It exits 0 if everything verifies, and otherwise 1, naming the first entry
-that fails and why, or the witnesses missing from the quorum.
+It exits 0 if everything verifies; 1 if the bundle does not, naming the
+first entry that fails and why, or the witnesses missing from the quorum;
+and 2 if the command line is wrong (an unknown flag, no or a bad --vkey, a
+policy that cannot be read or contradicts --vkey, a FILE that cannot be
+opened).
 
 flags:
 `
 
-// verifyCmd runs "accessledger verify".
+// verifyCmd runs "accessledger verify". A wrong command line exits 2
+// (exitUsage), as for audit, so that a bundle that does not verify (exit
+// 1) is told from a mistyped command.
 func verifyCmd(args []string, stdout, stderr io.Writer) error {
+	usage := func(err error) error { return exitError{err, exitUsage} }
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), verifyUsage); fs.PrintDefaults() }
 	vkeyArg := fs.String("vkey", "", "the log's verifier key, or a file holding it (required unless --policy names the log)")
 	policyArg := fs.String("policy", "", "C2SP tlog-policy file: check the cosignatures against its witness keys only and require its quorum")
 	pos, err := parseArgs(fs, args)
-	if err != nil {
+	if errors.Is(err, flag.ErrHelp) {
 		return err
 	}
+	if err != nil {
+		return usage(err)
+	}
 	if len(pos) != 1 {
-		return errors.New("give one bundle FILE to verify")
+		return usage(errors.New("give one bundle FILE to verify"))
 	}
 	var opts evbundle.VerifyOptions
 	var policy *witness.Policy
 	if *policyArg != "" {
 		if policy, err = loadPolicy(*policyArg); err != nil {
-			return err
+			return usage(err)
 		}
 		opts.Witnesses = trustedWitnesses(policy)
 	}
@@ -69,21 +78,21 @@ func verifyCmd(args []string, stdout, stderr io.Writer) error {
 		// As audit: --vkey is the log key; the policy's log lines are
 		// only a default.
 		if vkey, err = readVKeyArg(*vkeyArg); err != nil {
-			return err
+			return usage(err)
 		}
 		if err := vkeyAgreesWithPolicy(vkey, policy, *policyArg); err != nil {
-			return err
+			return usage(err)
 		}
 	case policy != nil && len(policy.Logs) == 1:
 		vkey = policy.Logs[0].VKey
 	case policy != nil && len(policy.Logs) > 1:
-		return fmt.Errorf("--vkey is required: the policy %s lists %d logs", *policyArg, len(policy.Logs))
+		return usage(fmt.Errorf("--vkey is required: the policy %s lists %d logs", *policyArg, len(policy.Logs)))
 	default:
-		return errors.New("--vkey is required: the log's verifier key, as the operator publishes it (GET /v1/log, <data>/log.vkey), or a --policy with its log line")
+		return usage(errors.New("--vkey is required: the log's verifier key, as the operator publishes it (GET /v1/log, <data>/log.vkey), or a --policy with its log line"))
 	}
 	f, err := os.Open(pos[0])
 	if err != nil {
-		return err
+		return usage(err)
 	}
 	defer f.Close()
 	sum, err := evbundle.VerifyWith(bufio.NewReaderSize(f, 1<<20), vkey, opts)

@@ -189,8 +189,51 @@ func TestVerifyPolicyCLI(t *testing.T) {
 		other := newPolicyTestLog(t) // the same origin, another key
 		bundle := other.bundle(t, []note.Signer{w1, w2}, w1VKey, w2VKey)
 		code, out, errOut := runCLI(t, nil, "verify", bundle, "--vkey", other.vkey, "--policy", both)
-		if code != 1 || strings.Contains(out, "OK") || !strings.Contains(errOut, "is not the key the policy") || !strings.Contains(errOut, tl.vkey) {
-			t.Errorf("verify --vkey (another key) --policy = %d %q %q, want exit 1 naming the policy's key", code, out, errOut)
+		if code != exitUsage || strings.Contains(out, "OK") || !strings.Contains(errOut, "is not the key the policy") || !strings.Contains(errOut, tl.vkey) {
+			t.Errorf("verify --vkey (another key) --policy = %d %q %q, want exit 2 naming the policy's key", code, out, errOut)
 		}
 	})
+}
+
+// TestVerifyExitCodes: verify exits 0 for a bundle that verifies, 1 for
+// one that does not, and 2 for a wrong command line, as audit does: a
+// missing or unreadable --vkey exited 1, as a forged bundle does.
+func TestVerifyExitCodes(t *testing.T) {
+	tl := newPolicyTestLog(t)
+	vkeyFile := writeTestFile(t, "log.vkey", tl.vkey+"\n")
+	w1, w1VKey := prooftest.WitnessKey(t, "w1.example")
+	bundle := tl.bundle(t, []note.Signer{w1}, w1VKey)
+	raw, err := os.ReadFile(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := writeTestFile(t, "forged.json", strings.Replace(string(raw), `"id":"e1"`, `"id":"e9"`, 1))
+	unreadable := writeTestFile(t, "unreadable.json", strings.Replace(string(raw), `{"index":2,`, `{"index":"2",`, 1))
+	missing := filepath.Join(t.TempDir(), "missing")
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string // in stdout if code is 0, else in stderr
+	}{
+		{[]string{bundle, "--vkey", vkeyFile}, 0, "OK: 2 entries"},
+		{[]string{forged, "--vkey", vkeyFile}, 1, "entry 0 of the bundle (log index 1)"},
+		{[]string{unreadable, "--vkey", vkeyFile}, 1, "entry 1 of the bundle (log index unknown)"},
+		{[]string{bundle}, exitUsage, "--vkey is required"},
+		{[]string{"--vkey", vkeyFile}, exitUsage, "give one bundle FILE"},
+		{[]string{bundle, bundle, "--vkey", vkeyFile}, exitUsage, "give one bundle FILE"},
+		{[]string{bundle, "--vkey", vkeyFile, "--frobnicate"}, exitUsage, "flag provided but not defined"},
+		{[]string{bundle, "--vkey", missing}, exitUsage, "is neither a verifier key"},
+		{[]string{bundle, "--vkey", writeTestFile(t, "junk.vkey", "not a key\n")}, exitUsage, "does not hold a verifier key"},
+		{[]string{bundle, "--vkey", vkeyFile, "--policy", missing}, exitUsage, "reading policy"},
+		{[]string{missing, "--vkey", vkeyFile}, exitUsage, "no such file"},
+	} {
+		code, out, errOut := runCLI(t, nil, append([]string{"verify"}, tc.args...)...)
+		got := errOut
+		if tc.code == 0 {
+			got = out
+		}
+		if code != tc.code || !strings.Contains(got, tc.want) {
+			t.Errorf("verify %q = %d, stdout %q, stderr %q; want %d and %q", tc.args, code, out, errOut, tc.code, tc.want)
+		}
+	}
 }
