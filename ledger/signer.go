@@ -95,7 +95,9 @@ func CheckOrigin(name string) error {
 // GenerateKeyFile writes a new Ed25519 private key to path as PKCS#8 PEM
 // with mode 0600, creating its directory (0700) if needed, and the public
 // key next to it as path+".pub". It refuses to overwrite an existing key.
-// The key appears at path complete or not at all, even across a crash.
+// The key appears at path complete or not at all, even across a crash;
+// if the public key cannot be written, the key is removed again, so that
+// a rerun is not refused for a key nobody has.
 func GenerateKeyFile(path string) (signature.SignerVerifier, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("creating key directory: %w", err)
@@ -119,6 +121,9 @@ func GenerateKeyFile(path string) (signature.SignerVerifier, error) {
 		return nil, fmt.Errorf("writing key file: %w", err)
 	}
 	if err := writeFileAtomic(path+".pub", pubPEM, 0o644, true); err != nil {
+		if rerr := os.Remove(path); rerr != nil {
+			return nil, fmt.Errorf("writing public key: %w (and removing the key %s: %v)", err, path, rerr)
+		}
 		return nil, fmt.Errorf("writing public key: %w", err)
 	}
 	return sv, nil

@@ -237,3 +237,19 @@ func TestGenerateKeyFileIsUsableAsLedgerSigner(t *testing.T) {
 		t.Errorf("public key file: %v", err)
 	}
 }
+
+// TestGenerateKeyFileLeavesNoKeyWithoutItsPub: a public key that cannot
+// be written (here a directory has its name) leaves no private key behind,
+// which a rerun would refuse to overwrite.
+func TestGenerateKeyFileLeavesNoKeyWithoutItsPub(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log.key")
+	if err := os.MkdirAll(filepath.Join(path+".pub", "in-the-way"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := GenerateKeyFile(path); err == nil {
+		t.Fatalf("GenerateKeyFile(%s) with %s.pub a directory = nil error", path, path)
+	}
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("GenerateKeyFile failed on its public key and left %s (Lstat: %v)", path, err)
+	}
+}

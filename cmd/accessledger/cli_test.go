@@ -219,6 +219,53 @@ func TestKeygenInvalidOriginLeavesNoKey(t *testing.T) {
 	}
 }
 
+// TestKeygenLeavesNoOrphanKey: keygen and witness keygen wrote the
+// private key, then failed on <out>.vkey (a directory there): the key was
+// left without its verifier key, and the rerun refused to overwrite it.
+// Every destination is checked first; nothing is written over, and the
+// command succeeds once the obstacle is gone.
+func TestKeygenLeavesNoOrphanKey(t *testing.T) {
+	for _, cmd := range [][]string{{"keygen", "--origin", "example.com/log"}, {"witness", "keygen", "--name", "witness.example/w1"}} {
+		for _, suffix := range []string{".vkey", ".pub"} {
+			for _, dir := range []bool{true, false} {
+				out := filepath.Join(t.TempDir(), "k.key")
+				obstacle := out + suffix
+				if dir {
+					if err := os.Mkdir(obstacle, 0o700); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					writeFile(t, obstacle, "kept\n")
+				}
+				args := append(slices.Clone(cmd), "--out", out)
+				code, stdout, stderr := runCLI(t, nil, args...)
+				if code != 1 || stdout != "" || !strings.Contains(stderr, obstacle+" already exists") {
+					t.Errorf("%s with %s in the way (directory: %v) = exit %d, stdout %q, stderr %q; want 1 naming it", strings.Join(args, " "), obstacle, dir, code, stdout, stderr)
+				}
+				for _, p := range []string{out, out + ".pub", out + ".vkey"} {
+					if p == obstacle {
+						continue
+					}
+					if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+						t.Errorf("%s with %s in the way left %s (Lstat: %v)", strings.Join(args, " "), obstacle, p, err)
+					}
+				}
+				if !dir {
+					if got := string(mustRead(t, obstacle)); got != "kept\n" {
+						t.Errorf("%s wrote over %s: %q", strings.Join(args, " "), obstacle, got)
+					}
+				}
+				if err := os.RemoveAll(obstacle); err != nil {
+					t.Fatal(err)
+				}
+				if code, _, stderr := runCLI(t, nil, args...); code != 0 {
+					t.Errorf("%s once %s is removed = exit %d, stderr %q; want 0", strings.Join(args, " "), obstacle, code, stderr)
+				}
+			}
+		}
+	}
+}
+
 // TestUsage checks the exit codes of the command line itself.
 func TestUsage(t *testing.T) {
 	for _, tc := range []struct {

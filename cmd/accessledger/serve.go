@@ -569,19 +569,53 @@ func keygen(args []string, stdout, stderr io.Writer) error {
 	if err := ledger.CheckOrigin(*origin); err != nil {
 		return err
 	}
-	sv, err := ledger.GenerateKeyFile(*out)
+	vkey, err := generateKeyFiles(*out, func(sv signature.SignerVerifier) (string, error) {
+		signer, err := ledger.NewNoteSigner(*origin, sv)
+		if err != nil {
+			return "", err
+		}
+		return signer.VerifierKey(), nil
+	})
 	if err != nil {
 		return err
 	}
-	signer, err := ledger.NewNoteSigner(*origin, sv)
-	if err != nil {
-		return err
-	}
-	if err := ledger.WriteFileAtomic(*out+".vkey", []byte(signer.VerifierKey()+"\n"), 0o644); err != nil {
-		return fmt.Errorf("writing verifier key: %w", err)
-	}
-	fmt.Fprintln(stdout, signer.VerifierKey())
+	fmt.Fprintln(stdout, vkey)
 	return nil
+}
+
+// generateKeyFiles writes a new signing key to out, its public key to
+// out.pub and its verifier key, as vkey makes it, to out.vkey: all three
+// or none. Each destination is checked before the key is made, and what
+// was written is removed if a later step fails, so that the command can
+// be run again with the same out; it never replaces a file.
+func generateKeyFiles(out string, vkey func(signature.SignerVerifier) (string, error)) (string, error) {
+	for _, p := range []string{out, out + ".pub", out + ".vkey"} {
+		switch _, err := os.Lstat(p); {
+		case err == nil:
+			return "", fmt.Errorf("%s already exists: remove it or choose another --out (keygen writes over no file)", p)
+		case !errors.Is(err, os.ErrNotExist):
+			return "", fmt.Errorf("checking %s: %w", p, err)
+		}
+	}
+	sv, err := ledger.GenerateKeyFile(out)
+	if err != nil {
+		return "", err
+	}
+	vk, err := vkey(sv)
+	if err == nil {
+		if err = ledger.WriteFileAtomic(out+".vkey", []byte(vk+"\n"), 0o644); err != nil {
+			err = fmt.Errorf("writing verifier key: %w", err)
+		}
+	}
+	if err != nil {
+		for _, p := range []string{out, out + ".pub"} {
+			if rerr := os.Remove(p); rerr != nil {
+				err = fmt.Errorf("%w (and removing %s: %v)", err, p, rerr)
+			}
+		}
+		return "", err
+	}
+	return vk, nil
 }
 
 // cronLogger adapts robfig/cron's logger to slog.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/sigstore/sigstore/pkg/signature"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/accessledger/accessledger/api"
@@ -486,18 +487,17 @@ func witnessKeygen(args []string, stdout, stderr io.Writer) error {
 	if err := witness.CheckName(*name); err != nil {
 		return err
 	}
-	sv, err := ledger.GenerateKeyFile(*out)
+	vkey, err := generateKeyFiles(*out, func(sv signature.SignerVerifier) (string, error) {
+		cs, err := witness.NewCosigner(*name, sv, nil)
+		if err != nil {
+			return "", err
+		}
+		return cs.VerifierKey(), nil
+	})
 	if err != nil {
 		return err
 	}
-	cs, err := witness.NewCosigner(*name, sv, nil)
-	if err != nil {
-		return err
-	}
-	if err := ledger.WriteFileAtomic(*out+".vkey", []byte(cs.VerifierKey()+"\n"), 0o644); err != nil {
-		return fmt.Errorf("writing verifier key: %w", err)
-	}
-	fmt.Fprintln(stdout, cs.VerifierKey())
+	fmt.Fprintln(stdout, vkey)
 	return nil
 }
 
