@@ -100,8 +100,8 @@ func (l *Ledger) parseCheckpoint(raw []byte) (*Checkpoint, error) {
 // (synced) and makes it the latest, unless the latest already covers the
 // durable size, in which case it returns that one. It is safe to call
 // concurrently with appends: it only ever signs data already committed.
-// After a failed commit it signs nothing and returns ErrFailed. One
-// signature is bounded by Config.SignTimeout.
+// After a failed commit or a halt it signs nothing and returns ErrFailed
+// (ErrHalted). One signature is bounded by Config.SignTimeout.
 func (l *Ledger) SignCheckpoint(ctx context.Context) (*Checkpoint, error) {
 	l.cpMu.Lock()
 	defer l.cpMu.Unlock()

@@ -41,8 +41,14 @@ var (
 	// ErrFailed means a storage commit failed and the ledger has stopped
 	// accepting appends (fail-stop). Nothing unstored was acknowledged or
 	// signed; the process must be restarted, and Open then recovers the
-	// log from storage. Reads go on.
+	// log from storage. Reads go on. A halted ledger (Halt) has stopped
+	// the same way, and its errors match ErrFailed too, so that whoever
+	// stops appending on ErrFailed stops on a halt.
 	ErrFailed = errors.New("ledger: stopped after a storage failure")
+	// ErrHalted means the ledger was halted (Halt) for a reason outside
+	// it, which the wrapping error carries: it takes no more appends and
+	// signs no more checkpoints until the process restarts. Reads go on.
+	ErrHalted = errors.New("ledger: halted")
 	// ErrNotFound means the requested entry, tile, hash or checkpoint does
 	// not exist (yet).
 	ErrNotFound = errors.New("ledger: not found")
@@ -620,10 +626,10 @@ func (l *Ledger) queueDepth() (entries int, bytes int64) {
 
 // Healthy returns nil if the ledger accepts appends and signs
 // checkpoints, and no self-audit found its storage inconsistent, else
-// why not: a failed commit (ErrFailed), Close, checkpoint signing that
-// failed several times in a row, a failed SelfAudit (ErrIntegrity,
-// reported until restart even though appends go on), or too little free
-// disk space (ErrNoSpace, until space is freed).
+// why not: a failed commit (ErrFailed), a halt (ErrHalted), Close,
+// checkpoint signing that failed several times in a row, a failed
+// SelfAudit (ErrIntegrity, reported until restart even though appends go
+// on), or too little free disk space (ErrNoSpace, until space is freed).
 func (l *Ledger) Healthy() error {
 	failed := l.failure()
 	l.qmu.Lock()
@@ -672,6 +678,38 @@ func (l *Ledger) failStorage(err error) {
 	default:
 	}
 }
+
+// Halt stops the ledger as a failed commit does, for a reason outside it
+// (err): a witness holds a checkpoint of the log that the log's storage
+// does not contain, so that whatever it appended now would fork the log.
+// When Halt returns, Append, the requests still queued and every later
+// call fail with an error that wraps ErrHalted, ErrFailed and err; no
+// checkpoint is signed after the one under way, if any (Close signs no
+// final one), so that what the log took since its latest checkpoint is
+// not signed; Healthy reports it; reads go on. A batch whose commit is
+// under way when Halt is called is still acknowledged. The halt lasts
+// until the process stops: a caller whose reason outlives it records it
+// itself. After a storage failure Halt does nothing; only the first halt
+// is kept. It is safe for concurrent use.
+func (l *Ledger) Halt(err error) {
+	l.qmu.Lock()
+	if l.failed == nil {
+		l.failed = &haltError{cause: err}
+		l.log.Error("ledger halted: it accepts no more appends and signs no more checkpoints until restarted", "err", err)
+	}
+	l.qmu.Unlock()
+	select {
+	case l.qnotify <- struct{}{}:
+	default:
+	}
+}
+
+// haltError is the error of a halted ledger: it matches ErrHalted,
+// ErrFailed and its cause.
+type haltError struct{ cause error }
+
+func (e *haltError) Error() string   { return "ledger: halted: " + e.cause.Error() }
+func (e *haltError) Unwrap() []error { return []error{ErrHalted, ErrFailed, e.cause} }
 
 // MaxCallBytes bounds the total size of the entries (and dedup keys) of
 // one Append call.
@@ -807,8 +845,11 @@ func (l *Ledger) Close(ctx context.Context) error {
 	l.waitSigner(l.cfg.SignTimeout)
 	if err := l.failure(); err != nil {
 		// Nothing more is signed after a failure; the next Open
-		// recovers from storage.
-		errs = append(errs, err)
+		// recovers from storage. A halt is no failure of the close:
+		// its storage is sound, and whoever halted it said why.
+		if !errors.Is(err, ErrHalted) {
+			errs = append(errs, err)
+		}
 	} else if _, err := l.SignCheckpoint(context.WithoutCancel(ctx)); err != nil {
 		errs = append(errs, fmt.Errorf("signing final checkpoint: %w", err))
 	}
