@@ -3,6 +3,7 @@ package witness
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +29,42 @@ import (
 // ErrNoQuorum means no checkpoint of the log has met the policy's witness
 // quorum yet (and fail-open is off).
 var ErrNoQuorum = errors.New("witness: no checkpoint has met the witness quorum yet")
+
+// ErrLogBehind means a witness holds a checkpoint of the log that the log
+// does not contain: the log lost entries it had published (it was
+// restored from an older backup, or lost data), and what it appended now
+// would fork it. Errors that match it are *BehindError.
+var ErrLogBehind = errors.New("witness: the log is behind a checkpoint its witnesses cosigned")
+
+// BehindError says who holds a checkpoint of the log that the log does
+// not contain. It matches ErrLogBehind.
+type BehindError struct {
+	// Witness is the policy's name of the witness that said so, or ""
+	// for the quorum-met checkpoint saved in StateFile.
+	Witness string `json:"witness,omitempty"`
+	// Size is the size the witness has cosigned (0 if it did not say).
+	Size uint64 `json:"witness_size"`
+	// LogSize is the size of the log's latest checkpoint then.
+	LogSize uint64 `json:"log_size"`
+	// Inconsistent means the witness refused the log's checkpoint as
+	// inconsistent with the one it cosigned (a 422, or a 409 naming the
+	// very size sent): the log holds other entries than those it
+	// cosigned, so it was appended to after it lost them.
+	Inconsistent bool `json:"inconsistent,omitempty"`
+}
+
+func (e *BehindError) Error() string {
+	who := "witness " + e.Witness
+	if e.Witness == "" {
+		who = "the witness quorum"
+	}
+	if e.Inconsistent {
+		return fmt.Sprintf("%s refused the log's checkpoint of size %d as inconsistent with the checkpoint it cosigned (size %d): the log lost entries it had published and took others in their place", who, e.LogSize, e.Size)
+	}
+	return fmt.Sprintf("%s has cosigned the log at size %d, beyond its latest checkpoint (size %d): the log lost entries it had published", who, e.Size, e.LogSize)
+}
+
+func (e *BehindError) Unwrap() error { return ErrLogBehind }
 
 // Log is what a Distributor needs of the log it distributes: its latest
 // signed checkpoint and consistency proofs between signed sizes.
@@ -71,9 +108,31 @@ type DistributorConfig struct {
 	Logger *slog.Logger
 	// Registerer receives the distributor's metrics; nil skips them.
 	Registerer prometheus.Registerer
-	// WriteFile writes StateFile atomically; nil uses a temporary file
-	// and a rename.
+	// WriteFile writes StateFile and BehindFile atomically; nil uses a
+	// temporary file and a rename.
 	WriteFile func(path string, data []byte) error
+	// OnBehind, if set, is called once, with a *BehindError, when the
+	// distributor learns that a witness holds a checkpoint of the log
+	// that the log does not contain: a witness of the policy answers 409
+	// with a size beyond the log's latest checkpoint, or refuses that
+	// checkpoint as inconsistent with the one it cosigned, or the
+	// quorum-met checkpoint saved in StateFile is beyond it. The log then
+	// lost entries it had published, and whatever it appended would fork
+	// it: OnBehind must stop the log's appends before it returns
+	// (ledger.Halt). One witness's word is enough (the policy's witnesses
+	// are trusted not to lie about their size). It is called from a
+	// witness's goroutine, or from NewDistributor for what StateFile or
+	// BehindFile hold.
+	OnBehind func(error)
+	// BehindFile, if set, records the first BehindError, so that the log
+	// stays stopped across restarts even when no witness answers then:
+	// NewDistributor reports a recorded one again, unless the log's
+	// latest checkpoint has since reached the size the witness had
+	// cosigned (the log was restored from a copy that holds it; the
+	// witnesses then check that it holds the same entries), in which case
+	// it removes the file. A file it cannot read makes NewDistributor
+	// fail.
+	BehindFile string
 }
 
 // Distributor is the log's side of witnessing: one goroutine per witness
@@ -84,7 +143,9 @@ type DistributorConfig struct {
 // checkpoint whose cosignatures meet the policy's quorum becomes the
 // witnessed checkpoint. A slow or failing witness holds up no other and
 // never the log: it is retried with backoff, always with the newest
-// checkpoint. Its methods are safe for concurrent use.
+// checkpoint. A witness that holds a checkpoint the log does not contain
+// stops the log (OnBehind): appending then would fork it. Its methods are
+// safe for concurrent use.
 type Distributor struct {
 	cfg       DistributorConfig
 	log       *slog.Logger
@@ -95,6 +156,7 @@ type Distributor struct {
 	cosigs    map[uint64]*cosigned // recent checkpoints by size
 	witnessed *cosigned            // newest quorum-met checkpoint, nil if none
 	latest    *cosigned            // newest checkpoint seen
+	behind    *BehindError         // the first one learnt, nil if none
 }
 
 // cosigned is a checkpoint and the verified cosignature lines gathered
@@ -116,6 +178,10 @@ type witnessClient struct {
 	idx      int
 	pw       PolicyWitness
 	endpoint string
+
+	// first is closed once the first push since Run began has ended.
+	first     chan struct{}
+	firstOnce sync.Once
 
 	mu           sync.Mutex
 	size         uint64 // the size the witness is believed to have cosigned
@@ -183,7 +249,7 @@ func NewDistributor(cfg DistributorConfig) (*Distributor, error) {
 		if err != nil {
 			return nil, fmt.Errorf("witness: witness %s URL: %w", pw.Name, err)
 		}
-		d.witnesses = append(d.witnesses, &witnessClient{idx: i, pw: pw, endpoint: u.JoinPath("add-checkpoint").String()})
+		d.witnesses = append(d.witnesses, &witnessClient{idx: i, pw: pw, endpoint: u.JoinPath("add-checkpoint").String(), first: make(chan struct{})})
 	}
 	var err error
 	if d.metrics, err = newDistributorMetrics(cfg.Registerer, d); err != nil {
@@ -192,7 +258,103 @@ func NewDistributor(cfg DistributorConfig) (*Distributor, error) {
 	if cfg.StateFile != "" {
 		d.loadState()
 	}
+	if err := d.checkSaved(); err != nil {
+		d.metrics.unregister()
+		return nil, err
+	}
 	return d, nil
+}
+
+// checkSaved reports, before any witness is asked, what BehindFile
+// recorded and a saved witnessed checkpoint beyond the log's latest.
+func (d *Distributor) checkSaved() error {
+	size, _, _ := d.cfg.Log.LatestCheckpoint()
+	if d.cfg.BehindFile != "" {
+		raw, err := os.ReadFile(d.cfg.BehindFile)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+		case err != nil:
+			return fmt.Errorf("witness: reading %s, which records that a witness had cosigned the log beyond its size: %w", d.cfg.BehindFile, err)
+		default:
+			var rec BehindError
+			if err := json.Unmarshal(raw, &rec); err != nil {
+				return fmt.Errorf("witness: %s, which records that a witness had cosigned the log beyond its size, does not parse (%w); see README, Restoring from a backup", d.cfg.BehindFile, err)
+			}
+			if !rec.Inconsistent && rec.Size <= size {
+				d.log.Info("the log now holds the size a witness had cosigned beyond it; the witnesses will check that it holds the same entries",
+					"witness", rec.Witness, "witness_size", rec.Size, "log_size", size, "removing", d.cfg.BehindFile)
+				if err := os.Remove(d.cfg.BehindFile); err != nil {
+					return fmt.Errorf("witness: removing %s: %w", d.cfg.BehindFile, err)
+				}
+			} else {
+				d.setBehind(&rec, false)
+			}
+		}
+	}
+	if d.witnessed != nil && d.witnessed.size > size {
+		d.setBehind(&BehindError{Size: d.witnessed.size, LogSize: size}, true)
+	}
+	return nil
+}
+
+// setBehind keeps e, if it is the first BehindError learnt: it stops the
+// log's appends (OnBehind), records e in BehindFile (if record) and says
+// what to do.
+func (d *Distributor) setBehind(e *BehindError, record bool) {
+	d.mu.Lock()
+	first := d.behind == nil
+	if first {
+		d.behind = e
+	}
+	d.mu.Unlock()
+	if !first {
+		d.log.Debug("the log is behind a checkpoint a witness cosigned (said already)", "err", e)
+		return
+	}
+	if d.cfg.OnBehind != nil {
+		d.cfg.OnBehind(e)
+	}
+	d.metrics.behind.Set(1)
+	if record && d.cfg.BehindFile != "" {
+		raw, _ := json.Marshal(e)
+		if err := d.cfg.WriteFile(d.cfg.BehindFile, append(raw, '\n')); err != nil {
+			d.log.Error("recording that the log is behind a checkpoint a witness cosigned failed: after a restart the log takes appends until a witness says so again", "path", d.cfg.BehindFile, "err", err)
+		}
+	}
+	d.log.Error("the log is behind a checkpoint its witnesses cosigned: it lost entries it had published (restored from an older backup, or lost data), and it takes no more appends, which would fork it. "+
+		"Restore a copy that holds every entry the witness cosigned, or keep this log read-only and start a new log under a new origin (README: Restoring from a backup)",
+		"witness", e.Witness, "witness_size", e.Size, "log_size", e.LogSize, "inconsistent", e.Inconsistent, "record", d.cfg.BehindFile)
+}
+
+// Behind returns the *BehindError learnt (from a witness, BehindFile or
+// StateFile), or nil.
+func (d *Distributor) Behind() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.behind == nil {
+		return nil
+	}
+	return d.behind
+}
+
+// WaitFirstRound waits until every witness's first push since Run began
+// has ended (cosigned, refused, or failed: each request is bounded by
+// Timeout), or until ctx ends. It then returns Behind(), if set, else
+// ctx's error if some witness had not answered. serve calls it before it
+// takes appends, so that a log restored behind what its witnesses
+// cosigned is stopped before it appends anything.
+func (d *Distributor) WaitFirstRound(ctx context.Context) error {
+	for _, w := range d.witnesses {
+		select {
+		case <-w.first:
+		case <-ctx.Done():
+			if err := d.Behind(); err != nil {
+				return err
+			}
+			return ctx.Err()
+		}
+	}
+	return d.Behind()
 }
 
 // Run pushes checkpoints to every witness until ctx ends. It returns once
@@ -280,6 +442,7 @@ func (d *Distributor) runWitness(ctx context.Context, w *witnessClient) {
 		if ctx.Err() != nil {
 			return
 		}
+		w.firstOnce.Do(func() { close(w.first) })
 		w.mu.Lock()
 		if err != nil {
 			w.failures++
@@ -325,18 +488,6 @@ func (d *Distributor) push(ctx context.Context, w *witnessClient, c *cosigned) e
 		w.mu.Lock()
 		old := w.size
 		w.mu.Unlock()
-		if old > c.size {
-			// The witness said it cosigned a larger checkpoint than the
-			// log's latest: the log lost data, another log uses its
-			// key, or the answer was wrong. Forget the size, so that the
-			// next attempt (after the backoff) asks the witness again
-			// with old 0: one bad 409 stopped every push to it until
-			// the log restarted.
-			w.mu.Lock()
-			w.size = 0
-			w.mu.Unlock()
-			return fmt.Errorf("the witness has cosigned size %d, larger than the log's latest checkpoint %d", old, c.size)
-		}
 		var proof [][]byte
 		if old > 0 && old < c.size {
 			var err error
@@ -371,14 +522,49 @@ func (d *Distributor) push(ctx context.Context, w *witnessClient, c *cosigned) e
 			if mt != "text/x.tlog.size" || perr != nil {
 				return fmt.Errorf("409 without a tree size (Content-Type %q, body %q)", ctype, truncate(resp))
 			}
+			d.metrics.sizes.WithLabelValues(w.pw.Name).Set(float64(n))
+			latest, _, _ := d.cfg.Log.LatestCheckpoint()
+			if n > latest {
+				// The witness cosigned a larger checkpoint than the
+				// log's latest: the log lost entries it published (or
+				// another log uses its key). It stops (OnBehind). Forget
+				// the size, so that the next attempt asks the witness
+				// again with old 0.
+				w.mu.Lock()
+				w.size = 0
+				w.mu.Unlock()
+				d.setBehind(&BehindError{Witness: w.pw.Name, Size: n, LogSize: latest}, true)
+				return fmt.Errorf("the witness has cosigned size %d, larger than the log's latest checkpoint %d", n, latest)
+			}
+			if n > c.size {
+				// A newer checkpoint than c, which the log signed
+				// meanwhile (another distributor of the log pushed it):
+				// the next attempt sends the newest.
+				w.mu.Lock()
+				w.size = n
+				w.mu.Unlock()
+				return fmt.Errorf("409: the witness has cosigned size %d, newer than the checkpoint sent (%d)", n, c.size)
+			}
 			w.mu.Lock()
 			w.size = n
 			w.mu.Unlock()
-			d.metrics.sizes.WithLabelValues(w.pw.Name).Set(float64(n))
+			if n == old && old == c.size {
+				// tlog-witness answers 409 with the old size for the
+				// size it cosigned with another root: a fork.
+				d.setBehind(&BehindError{Witness: w.pw.Name, Size: n, LogSize: c.size, Inconsistent: true}, true)
+				return fmt.Errorf("409: the witness cosigned another tree of size %d", n)
+			}
 			if n == old || attempt+1 >= maxConflicts {
 				return fmt.Errorf("409: the witness keeps answering a size (%d) other than the old size sent", n)
 			}
 			d.log.DebugContext(ctx, "witness is at another size", "witness", w.pw.Name, "sent_old", old, "witness_size", n)
+		case http.StatusUnprocessableEntity:
+			// The checkpoint is inconsistent with the one the witness
+			// cosigned (a bad proof, or another root at its size): the
+			// log is a fork of what it published.
+			d.metrics.requests.WithLabelValues(w.pw.Name, strconv.Itoa(status)).Inc()
+			d.setBehind(&BehindError{Witness: w.pw.Name, Size: old, LogSize: c.size, Inconsistent: true}, true)
+			return fmt.Errorf("status %d: %s", status, truncate(resp))
 		default:
 			d.metrics.requests.WithLabelValues(w.pw.Name, strconv.Itoa(status)).Inc()
 			return fmt.Errorf("status %d: %s", status, truncate(resp))
@@ -597,6 +783,7 @@ type distributorMetrics struct {
 	quorumSize  prometheus.Gauge
 	quorumDelay prometheus.Histogram
 	failing     prometheus.Collector
+	behind      prometheus.Gauge
 }
 
 func newDistributorMetrics(reg prometheus.Registerer, d *Distributor) (*distributorMetrics, error) {
@@ -619,6 +806,10 @@ func newDistributorMetrics(reg prometheus.Registerer, d *Distributor) (*distribu
 			Help:    "Time from signing a checkpoint to meeting the quorum for it.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
+		behind: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "accessledger_witness_log_behind",
+			Help: "1 once a witness holds a checkpoint of the log that the log does not contain (restored from an older backup, or lost data): the log then takes no appends (README: Restoring from a backup); else 0.",
+		}),
 	}
 	f := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "accessledger_witness_failing",
@@ -634,7 +825,7 @@ func newDistributorMetrics(reg prometheus.Registerer, d *Distributor) (*distribu
 	})
 	m.failing = f
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.requests, m.sizes, m.quorumSize, m.quorumDelay, f} {
+		for _, c := range []prometheus.Collector{m.requests, m.sizes, m.quorumSize, m.quorumDelay, f, m.behind} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("witness: registering metrics: %w", err)
 			}
@@ -647,7 +838,7 @@ func (m *distributorMetrics) unregister() {
 	if m.reg == nil {
 		return
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.sizes, m.quorumSize, m.quorumDelay, m.failing} {
+	for _, c := range []prometheus.Collector{m.requests, m.sizes, m.quorumSize, m.quorumDelay, m.failing, m.behind} {
 		m.reg.Unregister(c)
 	}
 }

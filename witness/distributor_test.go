@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -141,6 +142,14 @@ func (o *ourWitness) stop() {
 // the test ends.
 func newDistributor(t *testing.T, l *ledger.Ledger, policy string, adjust ...func(*witness.DistributorConfig)) (*witness.Distributor, *prometheus.Registry) {
 	t.Helper()
+	d, reg, _ := runDistributor(t, l, policy, adjust...)
+	return d, reg
+}
+
+// runDistributor starts a distributor for l under policy; stop (which
+// also runs when the test ends) stops it and waits for Run to return.
+func runDistributor(t *testing.T, l *ledger.Ledger, policy string, adjust ...func(*witness.DistributorConfig)) (d *witness.Distributor, reg *prometheus.Registry, stop func()) {
+	t.Helper()
 	p, err := witness.ParsePolicy([]byte(policy))
 	if err != nil {
 		t.Fatal(err)
@@ -149,7 +158,7 @@ func newDistributor(t *testing.T, l *ledger.Ledger, policy string, adjust ...fun
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewRegistry()
+	reg = prometheus.NewRegistry()
 	cfg := witness.DistributorConfig{
 		Policy: p, Log: ledgerLog{l}, LogVerifier: v, Registerer: reg,
 		Poll: 5 * time.Millisecond, Timeout: time.Second, MaxBackoff: 100 * time.Millisecond,
@@ -157,7 +166,7 @@ func newDistributor(t *testing.T, l *ledger.Ledger, policy string, adjust ...fun
 	for _, f := range adjust {
 		f(&cfg)
 	}
-	d, err := witness.NewDistributor(cfg)
+	d, err = witness.NewDistributor(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,15 +176,16 @@ func newDistributor(t *testing.T, l *ledger.Ledger, policy string, adjust ...fun
 		d.Run(ctx)
 		close(done)
 	}()
-	t.Cleanup(func() {
+	stop = func() {
 		cancel()
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
 			t.Error("Distributor.Run did not return within 10s of cancel")
 		}
-	})
-	return d, reg
+	}
+	t.Cleanup(stop)
+	return d, reg, stop
 }
 
 // waitWitnessed waits until the distributor serves a checkpoint of size
@@ -383,7 +393,8 @@ func TestWitnessAnswerWithAnExtraLine(t *testing.T) {
 // TestWitnessAskedAgainAfterABadSize: a witness that once answers 409
 // with a size beyond the log's is asked again (with old 0) and, once it
 // answers right, cosigns. The log stopped sending to it at all, until it
-// restarted.
+// restarted. Its word that the log is behind stands (Behind): the log
+// cannot tell a lie from a loss.
 func TestWitnessAskedAgainAfterABadSize(t *testing.T) {
 	l := newLedger(t)
 	fs, cvkey := prooftest.WitnessKey(t, "flaky.example/w")
@@ -402,6 +413,9 @@ func TestWitnessAskedAgainAfterABadSize(t *testing.T) {
 	waitWitnessed(t, d, l, size, cvkey)
 	if n := calls.Load(); n < 2 {
 		t.Errorf("the witness got %d requests, want it asked again", n)
+	}
+	if err := d.Behind(); !errors.Is(err, witness.ErrLogBehind) {
+		t.Errorf("Behind() = %v, want ErrLogBehind", err)
 	}
 }
 
@@ -469,5 +483,265 @@ func TestWitnessedCheckpointSurvivesRestart(t *testing.T) {
 	d3, _ := newDistributor(t, l, policyOf(l, "quorum w1", other), withState)
 	if got, err := d3.Checkpoint(); !errors.Is(err, witness.ErrNoQuorum) {
 		t.Errorf("Checkpoint() under another policy = %q, %v; want ErrNoQuorum", got, err)
+	}
+}
+
+// openLedger opens (or, with create, creates) the ledger in dir, signed by
+// s, and closes it when the test ends unless the test closed it first.
+func openLedger(t *testing.T, dir string, s ledger.Signer, create bool) *ledger.Ledger {
+	t.Helper()
+	cfg := ledger.Config{
+		Dir: dir, Origin: s.Name(), Signer: s, CheckpointInterval: time.Hour,
+		BadgerOptions: func(o badger.Options) badger.Options {
+			return o.WithMemTableSize(8 << 20).WithBlockCacheSize(8 << 20).WithIndexCacheSize(4 << 20)
+		},
+	}
+	open := ledger.Open
+	if create {
+		open = ledger.Create
+	}
+	l, err := open(bg, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close(bg) })
+	return l
+}
+
+// withHalt makes the distributor stop l's appends and record it in file.
+func withHalt(l *ledger.Ledger, file string) func(*witness.DistributorConfig) {
+	return func(c *witness.DistributorConfig) { c.OnBehind, c.BehindFile = l.Halt, file }
+}
+
+// startFirstRound starts a distributor, as runDistributor does, and
+// waits for its first round.
+func startFirstRound(t *testing.T, l *ledger.Ledger, policy string, adjust ...func(*witness.DistributorConfig)) (*witness.Distributor, *prometheus.Registry, func(), error) {
+	t.Helper()
+	d, reg, stop := runDistributor(t, l, policy, adjust...)
+	ctx, cancel := context.WithTimeout(bg, 10*time.Second)
+	defer cancel()
+	return d, reg, stop, d.WaitFirstRound(ctx)
+}
+
+// closeAfter stops the distributor, then closes the ledger.
+func closeAfter(t *testing.T, stop func(), l *ledger.Ledger) {
+	t.Helper()
+	stop()
+	if err := l.Close(bg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRestoredBackupRefusesAppends is the reviewer's reproduction: a log
+// copied while stopped (a backup), then appended to and cosigned by its
+// witness beyond the copy, is restored from the copy. It used to start,
+// take the next event at the index of the acknowledged one it lost, and
+// fork under its own key. Now the witness's 409 stops its appends before
+// it takes any, and the record of it keeps them stopped after a restart
+// even with the witness down.
+func TestRestoredBackupRefusesAppends(t *testing.T) {
+	sv, _, err := signature.NewED25519SignerVerifier(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ledger.NewNoteSigner("log.example/restore", sv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, backup := t.TempDir(), filepath.Join(t.TempDir(), "backup")
+	record := filepath.Join(t.TempDir(), "witness.behind")
+	l := openLedger(t, dir, s, true)
+	w1 := newOurWitness(t, "w1.example", l)
+	policy := policyOf(l, "quorum w1", w1)
+	d, _, stop := runDistributor(t, l, policy, withHalt(l, record))
+	size := grow(t, l, 5)
+	waitWitnessed(t, d, l, size, w1.vkey)
+	closeAfter(t, stop, l)
+	if err := os.CopyFS(backup, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+
+	// The acknowledged event the restore loses, cosigned.
+	l = openLedger(t, dir, s, false)
+	d, _, stop = runDistributor(t, l, policy, withHalt(l, record))
+	lost := grow(t, l, 1)
+	waitWitnessed(t, d, l, lost, w1.vkey)
+	closeAfter(t, stop, l)
+
+	// Restored from the backup.
+	l = openLedger(t, backup, s, false)
+	d, reg, stop, err := startFirstRound(t, l, policy, withHalt(l, record))
+	var be *witness.BehindError
+	if !errors.As(err, &be) || be.Witness != "w1" || be.Size != lost || be.LogSize != size || be.Inconsistent {
+		t.Fatalf("WaitFirstRound() after the restore = %v, want w1 behind at %d (log at %d)", err, lost, size)
+	}
+	_, err = l.Append(bg, ledger.Entry{Data: []byte("another event at the lost index")})
+	if !errors.Is(err, ledger.ErrHalted) || !errors.Is(err, witness.ErrLogBehind) {
+		t.Fatalf("Append() after the restore = %v, want ErrHalted with ErrLogBehind", err)
+	}
+	if got, _ := l.Size(); got != size {
+		t.Errorf("Size() = %d, want %d: the restored log took an event at the lost index", got, size)
+	}
+	if got := sumMetric(t, reg, "accessledger_witness_log_behind"); got != 1 {
+		t.Errorf("accessledger_witness_log_behind = %v, want 1", got)
+	}
+	if err := d.Behind(); !errors.Is(err, witness.ErrLogBehind) {
+		t.Errorf("Behind() = %v, want ErrLogBehind", err)
+	}
+
+	// Restarted with the witness down: the record stops it at once.
+	closeAfter(t, stop, l)
+	w1.stop()
+	l = openLedger(t, backup, s, false)
+	if _, _, _, err := startFirstRound(t, l, policy, withHalt(l, record)); !errors.As(err, &be) || be.Size != lost {
+		t.Errorf("WaitFirstRound() after a restart with the witness down = %v, want w1 behind at %d", err, lost)
+	}
+	if _, err := l.Append(bg, ledger.Entry{Data: []byte("another event at the lost index")}); !errors.Is(err, ledger.ErrHalted) {
+		t.Errorf("Append() after a restart with the witness down = %v, want ErrHalted", err)
+	}
+
+	// The copy that holds the lost event is restored instead: the record
+	// no longer applies, and the log appends under the witness again.
+	closeAfter(t, stop, l)
+	w1.start()
+	l = openLedger(t, dir, s, false)
+	d, _, _, err = startFirstRound(t, l, policy, withHalt(l, record))
+	if err != nil {
+		t.Fatalf("WaitFirstRound() with the lost event restored = %v, want nil", err)
+	}
+	if _, err := os.Stat(record); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Stat(%s) with the lost event restored = %v, want the record removed", record, err)
+	}
+	waitWitnessed(t, d, l, grow(t, l, 1), w1.vkey)
+}
+
+// TestForkedRestoreStopsAppends: a restored log that took events before
+// its witness was asked (it grew past the size the witness cosigned, with
+// other entries) is refused by the witness (422 for our witness, 409
+// naming the size sent for a witness that finds another root at it, as
+// C2SP tlog-witness has it), and that stops its appends too.
+func TestForkedRestoreStopsAppends(t *testing.T) {
+	sv, _, err := signature.NewED25519SignerVerifier(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ledger.NewNoteSigner("log.example/fork", sv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := openLedger(t, t.TempDir(), s, true)
+	w1 := newOurWitness(t, "w1.example", l)
+	d, _, stop := runDistributor(t, l, policyOf(l, "quorum w1", w1))
+	waitWitnessed(t, d, l, grow(t, l, 5), w1.vkey)
+	closeAfter(t, stop, l)
+
+	// Another log under the same key (what a restored backup that took
+	// events becomes): 6 other entries; and the same at 5 entries.
+	for _, n := range []int{6, 5} {
+		fork := openLedger(t, t.TempDir(), s, true)
+		es := make([]ledger.Entry, n)
+		for i := range es {
+			es[i].Data = fmt.Appendf(nil, "other entry %d", i)
+		}
+		if _, err := fork.Append(bg, es...); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fork.SignCheckpoint(bg); err != nil {
+			t.Fatal(err)
+		}
+		_, _, stop, err := startFirstRound(t, fork, policyOf(fork, "quorum w1", w1), withHalt(fork, filepath.Join(t.TempDir(), "behind")))
+		var be *witness.BehindError
+		if !errors.As(err, &be) || !be.Inconsistent || be.Size != 5 || be.LogSize != uint64(n) {
+			t.Errorf("WaitFirstRound() for a fork of size %d = %v, want w1 refusing it as inconsistent with size 5", n, err)
+		}
+		if _, err := fork.Append(bg, ledger.Entry{Data: []byte("more")}); !errors.Is(err, ledger.ErrHalted) {
+			t.Errorf("Append() to a fork of size %d = %v, want ErrHalted", n, err)
+		}
+		closeAfter(t, stop, fork)
+	}
+
+	// A tlog-witness that answers 409 with the size sent for another
+	// root at that size.
+	fork := openLedger(t, t.TempDir(), s, true)
+	grow(t, fork, 5)
+	_, cvkey := prooftest.WitnessKey(t, "spec.example/w")
+	spec := fakeWitness(t, func(req witness.AddRequest) (int, string, []byte) {
+		return 409, "text/x.tlog.size", []byte("5\n")
+	})
+	_, _, _, err = startFirstRound(t, fork, fmt.Sprintf("witness spec %s %s\nquorum spec\n", cvkey, spec.URL), withHalt(fork, ""))
+	if be := (*witness.BehindError)(nil); !errors.As(err, &be) || !be.Inconsistent || be.Size != 5 {
+		t.Errorf("WaitFirstRound() with a 409 naming the size sent = %v, want the witness refusing it as inconsistent", err)
+	}
+}
+
+// TestSavedWitnessedCheckpointBeyondTheLog: a log whose storage was
+// restored without the saved witnessed checkpoint (the README restores
+// badger/ alone) is stopped before any witness is asked: the checkpoint
+// carries the log's signature and the quorum's cosignatures at a size
+// the log does not reach.
+func TestSavedWitnessedCheckpointBeyondTheLog(t *testing.T) {
+	sv, _, err := signature.NewED25519SignerVerifier(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ledger.NewNoteSigner("log.example/saved", sv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, backup := t.TempDir(), filepath.Join(t.TempDir(), "backup")
+	state := filepath.Join(t.TempDir(), "witnessed.checkpoint")
+	withState := func(c *witness.DistributorConfig) { c.StateFile = state }
+	l := openLedger(t, dir, s, true)
+	grow(t, l, 3)
+	if err := l.Close(bg); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(backup, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	l = openLedger(t, dir, s, false)
+	w1 := newOurWitness(t, "w1.example", l)
+	policy := policyOf(l, "quorum w1", w1)
+	d, _, stop := runDistributor(t, l, policy, withState)
+	waitWitnessed(t, d, l, grow(t, l, 2), w1.vkey)
+	closeAfter(t, stop, l)
+	w1.stop()
+
+	l = openLedger(t, backup, s, false)
+	var halted error
+	d, _, _ = runDistributor(t, l, policy, withState, func(c *witness.DistributorConfig) { c.OnBehind = func(err error) { halted = err } })
+	var be *witness.BehindError
+	if !errors.As(halted, &be) || be.Witness != "" || be.Size != 5 || be.LogSize != 3 {
+		t.Errorf("OnBehind from NewDistributor got %v, want the saved checkpoint of size 5 beyond the log's 3", halted)
+	}
+	if !errors.Is(d.Behind(), witness.ErrLogBehind) {
+		t.Errorf("Behind() = %v, want ErrLogBehind", d.Behind())
+	}
+}
+
+// TestRestartAtTheWitnessSizeAppends: a log restarted at the size its
+// witness cosigned (the witness's 409 names the log's own size) is not
+// behind, and appends and is cosigned as before.
+func TestRestartAtTheWitnessSizeAppends(t *testing.T) {
+	l := newLedger(t)
+	w1 := newOurWitness(t, "w1.example", l)
+	policy := policyOf(l, "quorum w1", w1)
+	record := filepath.Join(t.TempDir(), "witness.behind")
+	d, _, stop := runDistributor(t, l, policy, withHalt(l, record))
+	size := grow(t, l, 5)
+	waitWitnessed(t, d, l, size, w1.vkey)
+	stop()
+
+	d, reg, _, err := startFirstRound(t, l, policy, withHalt(l, record))
+	if err != nil {
+		t.Fatalf("WaitFirstRound() after a restart at the witness's size = %v, want nil", err)
+	}
+	size = grow(t, l, 2)
+	waitWitnessed(t, d, l, size, w1.vkey)
+	if got := sumMetric(t, reg, "accessledger_witness_log_behind"); got != 0 {
+		t.Errorf("accessledger_witness_log_behind = %v, want 0", got)
+	}
+	if _, err := os.Stat(record); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Stat(%s) = %v, want no record", record, err)
 	}
 }
