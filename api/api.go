@@ -435,6 +435,20 @@ func trustProxies(e *gin.Engine, proxies []string) error {
 	return e.SetTrustedProxies(proxies)
 }
 
+// msgHalted phrases why a halted ledger takes no events: a witness holds
+// a checkpoint the log does not contain (see README, Restoring from a
+// backup).
+func msgHalted(err error) string {
+	var be *witness.BehindError
+	switch {
+	case errors.As(err, &be) && be.Inconsistent:
+		return fmt.Sprintf("the log disagrees with a checkpoint its witnesses cosigned (size %d): it was restored from a backup or lost data, and took other events in place of those; it takes no events, which would fork it further; the operator must act (README: Restoring from a backup)", be.Size)
+	case be != nil:
+		return fmt.Sprintf("the log is behind a checkpoint its witnesses cosigned (size %d): it was restored from a backup or lost data; it takes no events, which would fork it; the operator must act (README: Restoring from a backup)", be.Size)
+	}
+	return "the log was halted and takes no events; the operator can find why in the server log"
+}
+
 // bodyReadFailed returns the status and message for a request body whose
 // reading failed with err (other than for its size): 408 if the client
 // did not send it within the server's read timeout, 400 otherwise (the
@@ -456,6 +470,8 @@ func (s *Server) fail(c *gin.Context, err error, notFound string) {
 	var status int
 	var msg string
 	switch {
+	case errors.Is(err, ledger.ErrHalted): // before ErrFailed, which it matches too
+		status, msg = http.StatusServiceUnavailable, msgHalted(err)
 	case errors.Is(err, ledger.ErrFailed):
 		status, msg = http.StatusServiceUnavailable, msgFailed
 	case errors.Is(err, ledger.ErrPushback):
@@ -494,9 +510,9 @@ func (s *Server) fail(c *gin.Context, err error, notFound string) {
 		status, msg = http.StatusInternalServerError, msgInternal
 	}
 	level := slog.LevelDebug
-	if status >= 500 && !errors.Is(err, ledger.ErrPushback) && !errors.Is(err, ledger.ErrNoSpace) {
-		// A full queue or disk is a state of the server, which the
-		// ledger logs once when it begins and a metric counts: one
+	if status >= 500 && !errors.Is(err, ledger.ErrPushback) && !errors.Is(err, ledger.ErrNoSpace) && !errors.Is(err, ledger.ErrHalted) {
+		// A full queue or disk, or a halt, is a state of the server,
+		// which is logged once when it begins and a metric shows: one
 		// error line per refused request would bury the rest.
 		level = slog.LevelError
 	}
@@ -508,6 +524,8 @@ func (s *Server) fail(c *gin.Context, err error, notFound string) {
 // /readyz.
 func unavailable(err error) string {
 	switch {
+	case errors.Is(err, ledger.ErrHalted):
+		return msgHalted(err)
 	case errors.Is(err, ledger.ErrFailed):
 		return msgFailed
 	case errors.Is(err, ledger.ErrClosed):

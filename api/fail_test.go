@@ -15,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/accessledger/accessledger/ledger"
+	"github.com/accessledger/accessledger/witness"
 )
 
 // TestFailMapsLedgerErrors checks the one place where ledger errors become
@@ -35,6 +36,10 @@ func TestFailMapsLedgerErrors(t *testing.T) {
 			"the log stopped accepting events after a storage failure; the operator must restart it", true},
 		{"failed and closed", errors.Join(ledger.ErrClosed, fmt.Errorf("%w: %s", ledger.ErrFailed, storage)), 503, false,
 			"the log stopped accepting events after a storage failure", true},
+		{"halted behind", fmt.Errorf("%w: %w", ledger.ErrHalted, &witness.BehindError{Witness: "w1", Size: 16109, LogSize: 16108}), 503, false,
+			"the log is behind a checkpoint its witnesses cosigned (size 16109): it was restored from a backup or lost data", false},
+		{"halted inconsistent", fmt.Errorf("%w: %w", ledger.ErrHalted, &witness.BehindError{Witness: "w1", Size: 16109, LogSize: 16110, Inconsistent: true}), 503, false,
+			"the log disagrees with a checkpoint its witnesses cosigned (size 16109)", false},
 		{"pushback", ledger.ErrPushback, 503, true, "retry after the number of seconds in Retry-After", false},
 		{"no space", fmt.Errorf("100 MiB free on the file system of /data/badger, appends need 256 MiB: %w", ledger.ErrNoSpace), 503, true,
 			"disk is nearly full: it accepts no events until the operator frees space", false},
@@ -78,8 +83,9 @@ func TestFailMapsLedgerErrors(t *testing.T) {
 			if tc.logged && (!strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), tc.err.Error()[:10])) {
 				t.Errorf("fail(%v) logged %q, want the error at error level", tc.err, logs.String())
 			}
-			// A full queue or disk is logged by the ledger, once.
-			if quiet := tc.name == "pushback" || tc.name == "no space"; quiet && strings.Contains(logs.String(), "level=ERROR") {
+			// A full queue or disk is logged by the ledger, once; a halt
+			// by whoever halted it.
+			if quiet := tc.name == "pushback" || tc.name == "no space" || strings.HasPrefix(tc.name, "halted"); quiet && strings.Contains(logs.String(), "level=ERROR") {
 				t.Errorf("fail(%v) logged %q at error level, want it at debug level", tc.err, logs.String())
 			}
 		})
