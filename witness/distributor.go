@@ -270,31 +270,49 @@ func NewDistributor(cfg DistributorConfig) (*Distributor, error) {
 func (d *Distributor) checkSaved() error {
 	size, _, _ := d.cfg.Log.LatestCheckpoint()
 	if d.cfg.BehindFile != "" {
-		raw, err := os.ReadFile(d.cfg.BehindFile)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-		case err != nil:
-			return fmt.Errorf("witness: reading %s, which records that a witness had cosigned the log beyond its size: %w", d.cfg.BehindFile, err)
-		default:
-			var rec BehindError
-			if err := json.Unmarshal(raw, &rec); err != nil {
-				return fmt.Errorf("witness: %s, which records that a witness had cosigned the log beyond its size, does not parse (%w); see README, Restoring from a backup", d.cfg.BehindFile, err)
-			}
-			if !rec.Inconsistent && rec.Size <= size {
-				d.log.Info("the log now holds the size a witness had cosigned beyond it; the witnesses will check that it holds the same entries",
-					"witness", rec.Witness, "witness_size", rec.Size, "log_size", size, "removing", d.cfg.BehindFile)
-				if err := os.Remove(d.cfg.BehindFile); err != nil {
-					return fmt.Errorf("witness: removing %s: %w", d.cfg.BehindFile, err)
-				}
-			} else {
-				d.setBehind(&rec, false)
-			}
+		rec, err := LoadBehind(d.cfg.BehindFile, size, d.log)
+		if err != nil {
+			return err
+		}
+		if rec != nil {
+			d.setBehind(rec, false)
 		}
 	}
 	if d.witnessed != nil && d.witnessed.size > size {
 		d.setBehind(&BehindError{Size: d.witnessed.size, LogSize: size}, true)
 	}
 	return nil
+}
+
+// LoadBehind returns the BehindError recorded in path (a BehindFile), or
+// nil if there is none. A record of a size that the log's latest
+// checkpoint (logSize) now reaches no longer applies: the log was
+// restored from a copy that holds it (the witnesses then check that it
+// holds the same entries); LoadBehind removes it, logs it and returns
+// nil. A record of an inconsistent checkpoint always applies. A record it
+// cannot read is an error. serve reads it even without a witness policy,
+// so that dropping the policy does not let the log fork.
+func LoadBehind(path string, logSize uint64, log *slog.Logger) (*BehindError, error) {
+	raw, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("witness: reading %s, which records that a witness had cosigned the log beyond its size: %w", path, err)
+	}
+	var rec BehindError
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return nil, fmt.Errorf("witness: %s, which records that a witness had cosigned the log beyond its size, does not parse (%w); see README, Restoring from a backup", path, err)
+	}
+	if rec.Inconsistent || rec.Size > logSize {
+		return &rec, nil
+	}
+	log.Info("the log now holds the size a witness had cosigned beyond it; the witnesses will check that it holds the same entries",
+		"witness", rec.Witness, "witness_size", rec.Size, "log_size", logSize, "removing", path)
+	if err := os.Remove(path); err != nil {
+		return nil, fmt.Errorf("witness: removing %s: %w", path, err)
+	}
+	return nil, nil
 }
 
 // setBehind keeps e, if it is the first BehindError learnt: it stops the
