@@ -549,7 +549,7 @@ func TestRestoredBackupRefusesAppends(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir, backup := t.TempDir(), filepath.Join(t.TempDir(), "backup")
-	record := filepath.Join(t.TempDir(), "witness.behind")
+	record := filepath.Join(t.TempDir(), "log.behind")
 	l := openLedger(t, dir, s, true)
 	w1 := newOurWitness(t, "w1.example", l)
 	policy := policyOf(l, "quorum w1", w1)
@@ -726,7 +726,7 @@ func TestRestartAtTheWitnessSizeAppends(t *testing.T) {
 	l := newLedger(t)
 	w1 := newOurWitness(t, "w1.example", l)
 	policy := policyOf(l, "quorum w1", w1)
-	record := filepath.Join(t.TempDir(), "witness.behind")
+	record := filepath.Join(t.TempDir(), "log.behind")
 	d, _, stop := runDistributor(t, l, policy, withHalt(l, record))
 	size := grow(t, l, 5)
 	waitWitnessed(t, d, l, size, w1.vkey)

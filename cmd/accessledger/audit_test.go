@@ -249,11 +249,16 @@ func TestForkDetected(t *testing.T) {
 	}
 	a.terminate(20 * time.Second)
 
-	// The fork, at the same size: fail-open so that it serves its
-	// checkpoint although the witness refuses it.
-	b := startServer(t, t.TempDir(), append(args, "--witness-fail-open")...)
+	// The fork, at the same size, grown without the witness (which would
+	// stop it taking events: it is behind what the witness cosigned),
+	// then pushing to it, fail-open so that it serves its checkpoint
+	// although the witness refuses it.
+	bDir := t.TempDir()
+	b := startServer(t, bDir, "--key", keyPath)
 	postN(b, 5000, 300)
 	b.waitCheckpoint(301, 10*time.Second)
+	b.terminate(20 * time.Second)
+	b = startServer(t, bDir, append(args, "--witness-fail-open")...)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		st := witnessStates(t, b)
@@ -285,7 +290,14 @@ func TestForkDetected(t *testing.T) {
 	if code != 1 || findingKinds(r) != findingSplitView {
 		t.Errorf("audit --compare <witness> of the fork = %d, %+v; want a split view", code, r)
 	}
-	// And the fork grown: an inconsistency, with the proof.
+	// And the fork grown (the witness's refusal stopped its events: it
+	// is grown without the witness again): an inconsistency, with the
+	// proof.
+	b.terminate(20 * time.Second)
+	if err := os.Remove(filepath.Join(bDir, behindFile)); err != nil {
+		t.Fatal(err)
+	}
+	b = startServer(t, bDir, "--key", keyPath)
 	postN(b, 6000, 50)
 	b.waitCheckpoint(351, 10*time.Second)
 	code, r, _ = runAudit(t, b, stateA)

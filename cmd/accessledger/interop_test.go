@@ -126,7 +126,9 @@ func postN(s *server, from, n int) {
 // checkLogWithWitness runs our log against one witness: it cosigns our
 // checkpoints; after a restart of the log (which then starts from size 0)
 // the log learns the witness's size from its 409 and is cosigned again;
-// and a fork of our log (same key and origin, other entries) is refused.
+// and a fork of our log (same key and origin, other entries) is refused,
+// and takes no events: neither empty (behind the witness) nor grown past
+// the witness's size without it (refused with 422).
 func checkLogWithWitness(t *testing.T, origin, keyPath string, w witnessUnderTest) {
 	t.Helper()
 	policy := writeFile(t, filepath.Join(t.TempDir(), "witness-policy"), fmt.Sprintf("witness w %s %s\nquorum w\n", w.vkey, w.url))
@@ -152,10 +154,25 @@ func checkLogWithWitness(t *testing.T, origin, keyPath string, w witnessUnderTes
 	}
 	final := waitCosigned(t, s, size+5, 20*time.Second, w.vkey)
 
-	// A fork: another log with the same key and origin but other
-	// entries, larger than what the witness cosigned.
-	fork := startServer(t, t.TempDir(), args...)
+	// A fork: another log with the same key and origin. Empty, it is
+	// behind what the witness cosigned, and takes no events.
+	forkDir := t.TempDir()
+	fork := startServer(t, forkDir, args...)
+	status, _, body, err := fork.postEvents(t.Context(), "", []json.RawMessage{testEvent("", 1000)})
+	if err != nil || status != http.StatusServiceUnavailable || !strings.Contains(string(body), "the log is behind a checkpoint its witnesses cosigned") {
+		t.Errorf("POST /v1/events to an empty fork = %d %s, %v; want 503, the log behind its witnesses", status, body, err)
+	}
+	fork.terminate(20 * time.Second)
+	// Grown without the witness to other entries beyond what it
+	// cosigned, the fork is refused by it (422), and then takes no
+	// events either.
+	if err := os.Remove(filepath.Join(forkDir, behindFile)); err != nil {
+		t.Fatal(err)
+	}
+	fork = startServer(t, forkDir, "--key", keyPath)
 	postN(fork, 1000, int(final)+7)
+	fork.terminate(20 * time.Second)
+	fork = startServer(t, forkDir, args...)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		st := witnessStates(t, fork)
@@ -169,6 +186,10 @@ func checkLogWithWitness(t *testing.T, origin, keyPath string, w witnessUnderTes
 	}
 	if status, body, _ := fork.do(t.Context(), http.MethodGet, "/checkpoint", "", nil); status != http.StatusServiceUnavailable {
 		t.Errorf("fork's GET /checkpoint = %d %s, want 503 (no quorum)", status, body)
+	}
+	status, _, body, err = fork.postEvents(t.Context(), "", []json.RawMessage{testEvent("", 2000)})
+	if err != nil || status != http.StatusServiceUnavailable || !strings.Contains(string(body), "the log disagrees with a checkpoint its witnesses cosigned") {
+		t.Errorf("POST /v1/events to a fork the witness refused = %d %s, %v; want 503, the log disagreeing with its witnesses", status, body, err)
 	}
 	// The original is unaffected.
 	postN(s, 20, 1)

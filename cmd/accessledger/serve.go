@@ -135,15 +135,18 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		l.Close(ctx)
 		return err
 	}
-	det, err := startDetector(ctx, cfg.Data, cfg.Detect.MaxLag, engine, enricher, l, log, reg)
+	// Witnessing pushes checkpoints to the policy's witnesses (witness.go).
+	// It starts before anything that appends, and returns once every
+	// witness answered (or after a bounded wait): a log restored behind
+	// what its witnesses cosigned is halted before it appends anything.
+	witnessing, stopWitnessing, err := startWitnessing(ctx, cfg, witnessPolicy, l, log, reg)
 	if err != nil {
 		l.Close(ctx)
 		return err
 	}
-	// Witnessing pushes checkpoints to the policy's witnesses (witness.go).
-	witnessing, stopWitnessing, err := startWitnessing(cfg, witnessPolicy, l, log, reg)
+	det, err := startDetector(ctx, cfg.Data, cfg.Detect.MaxLag, engine, enricher, l, log, reg)
 	if err != nil {
-		det.stop()
+		stopWitnessing()
 		l.Close(ctx)
 		return err
 	}

@@ -504,6 +504,11 @@ func witnessKeygen(args []string, stdout, stderr io.Writer) error {
 // witnessedFile keeps the newest witnessed checkpoint across restarts.
 const witnessedFile = "witnessed.checkpoint"
 
+// behindFile records that a witness holds a checkpoint the log does not
+// contain: the log takes no appends while it applies (README: Restoring
+// from a backup).
+const behindFile = "log.behind"
+
 // loadWitnessPolicy reads serve's witness_policy, writing nothing; nil if
 // none is set. Every witness needs a URL: the log pushes to it.
 func loadWitnessPolicy(path string) (*witness.Policy, error) {
@@ -534,8 +539,27 @@ func (l ledgerLog) LatestCheckpoint() (uint64, []byte, time.Time) {
 // witnesses. It returns what the API serves (nil without a policy) and a
 // stop function that waits for the pushers to end; serve calls it after
 // the HTTP server stopped and before the ledger closes.
-func startWitnessing(cfg Config, p *witness.Policy, l *ledger.Ledger, log *slog.Logger, reg prometheus.Registerer) (api.Witnessing, func(), error) {
+//
+// A witness that holds a checkpoint the log does not contain halts the
+// ledger (ledger.Halt): the log lost entries it published, and whatever
+// it appended would fork it. So that nothing is appended before the
+// witnesses are heard, serve calls startWitnessing before it starts
+// anything that appends (the detector, the responders, the API), and
+// startWitnessing waits for every witness's first answer, or at most
+// twice witness_timeout (until ctx ends), whatever witness_fail_open
+// says: a witness that does not answer delays the start, never stops it.
+// The record in behindFile halts the ledger at once, with or without a
+// policy.
+func startWitnessing(ctx context.Context, cfg Config, p *witness.Policy, l *ledger.Ledger, log *slog.Logger, reg prometheus.Registerer) (api.Witnessing, func(), error) {
 	if p == nil {
+		rec, err := witness.LoadBehind(filepath.Join(cfg.Data, behindFile), l.Latest().Size, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		if rec != nil {
+			l.Halt(rec)
+			log.Error("the log is behind a checkpoint its witnesses cosigned, as recorded (with no witness policy now): it takes no appends (README: Restoring from a backup)", "err", rec, "record", filepath.Join(cfg.Data, behindFile))
+		}
 		return nil, func() {}, nil
 	}
 	v, err := note.NewVerifier(l.VerifierKey())
@@ -552,16 +576,30 @@ func startWitnessing(cfg Config, p *witness.Policy, l *ledger.Ledger, log *slog.
 		Timeout:     cfg.WitnessTimeout,
 		Logger:      log.With("component", "witnessing"),
 		Registerer:  reg,
+		OnBehind:    l.Halt,
+		BehindFile:  filepath.Join(cfg.Data, behindFile),
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	rctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		d.Run(ctx)
+		d.Run(rctx)
 	}()
 	log.Info("witnessing", "witnesses", len(p.Witnesses), "quorum_none", p.QuorumNone(), "fail_open", cfg.WitnessFailOpen)
+	wctx, wcancel := context.WithTimeout(ctx, 2*cfg.WitnessTimeout)
+	defer wcancel()
+	if err := d.WaitFirstRound(wctx); errors.Is(err, context.DeadlineExceeded) {
+		var silent []string
+		for _, st := range d.Status() {
+			if st.CosignedSize == 0 && st.LastError == "" {
+				silent = append(silent, st.Name)
+			}
+		}
+		log.Warn("taking events before every witness answered: a log restored behind what a silent witness cosigned is stopped only once it answers (README: Restoring from a backup)",
+			"waited", 2*cfg.WitnessTimeout, "witnesses", silent)
+	}
 	return d, func() { cancel(); <-done }, nil
 }

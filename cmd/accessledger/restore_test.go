@@ -1,0 +1,192 @@
+package main
+
+// The log restored from a backup behind what its witnesses cosigned:
+// serve must not take events at the indexes it lost (README: Restoring
+// from a backup).
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// logSize returns the size of the log's latest checkpoint (GET /v1/log).
+func logSize(t *testing.T, s *server) uint64 {
+	t.Helper()
+	var info struct {
+		Size uint64 `json:"size"`
+	}
+	s.get("/v1/log", &info)
+	return info.Size
+}
+
+// witnessedLog makes a log key and starts our witness for it. It returns
+// the witness and the serve flags of the key and a policy with that
+// witness alone (quorum 1), reached at url (the witness's if "").
+func witnessedLog(t *testing.T, origin string) (w *witnessProc, flags func(url string) []string) {
+	t.Helper()
+	keyPath, vkey := logKey(t, origin)
+	wpolicy := writeFile(t, filepath.Join(t.TempDir(), "policy"), "log "+vkey+"\nquorum none\n")
+	w = startWitness(t, filepath.Join(t.TempDir(), "w"), wpolicy, "--name", "w1.example")
+	return w, func(url string) []string {
+		if url == "" {
+			url = w.base
+		}
+		policy := writeFile(t, filepath.Join(t.TempDir(), "log-policy"), fmt.Sprintf("witness w1 %s %s\nquorum w1\n", w.vkey, url))
+		return []string{"--key", keyPath, "--witness-policy", policy, "--witness-timeout", "3s"}
+	}
+}
+
+// slowProxy forwards to target after a delay: a witness that answers
+// late.
+func slowProxy(t *testing.T, target string, delay time.Duration) string {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(delay)
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// copyTree copies a stopped server's data directory as a backup does.
+func copyTree(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.RemoveAll(to); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("cp", "-a", from, to).CombinedOutput(); err != nil {
+		t.Fatalf("cp -a %s %s: %v: %s", from, to, err, out)
+	}
+}
+
+// wantBehind checks that the server refuses events as a log behind its
+// witnessed size lost, says so on /readyz and in its metrics, and took
+// nothing.
+func wantBehind(t *testing.T, s *server, lost, size uint64, when string) {
+	t.Helper()
+	status, _, body, err := s.postEvents(t.Context(), "", []json.RawMessage{testEvent("", 99)})
+	want := fmt.Sprintf("the log is behind a checkpoint its witnesses cosigned (size %d)", lost)
+	if err != nil || status != http.StatusServiceUnavailable || !strings.Contains(string(body), want) {
+		t.Fatalf("%s: POST /v1/events = %d %s, %v; want 503 saying %q\nstderr:\n%s", when, status, body, err, want, s.stderr)
+	}
+	if status, body, _ := s.do(t.Context(), http.MethodGet, "/readyz", "", nil); status != http.StatusServiceUnavailable || !strings.Contains(string(body), want) {
+		t.Errorf("%s: GET /readyz = %d %s, want 503 saying %q", when, status, body, want)
+	}
+	if got := metricSum(t, s, "accessledger_witness_log_behind"); got != 1 {
+		t.Errorf("%s: accessledger_witness_log_behind = %v, want 1", when, got)
+	}
+	if got := logSize(t, s); got != size {
+		t.Errorf("%s: the log's size = %d, want %d (the restored size)", when, got, size)
+	}
+	if !strings.Contains(s.stderr.String(), "level=ERROR") || !strings.Contains(s.stderr.String(), "Restoring from a backup") {
+		t.Errorf("%s: stderr has no error line saying what to do:\n%s", when, s.stderr)
+	}
+}
+
+// TestRestoredBackupRefusesEvents is the reviewer's reproduction, on the
+// real binaries: a backup of the stopped server; an event appended and
+// cosigned by the witness; the backup restored. The server used to start,
+// log a warning and take the next event at the index of the acknowledged
+// one it lost: a fork under its own key. Now it refuses events from its
+// first request (it asks the witness before it takes any), also after a
+// restart with the witness down (the record) and after a restart without
+// the record (the witness says it again).
+func TestRestoredBackupRefusesEvents(t *testing.T) {
+	w, flags := witnessedLog(t, "restore.example/log")
+	args := flags("")
+	dir := filepath.Join(t.TempDir(), "data")
+	backup := filepath.Join(t.TempDir(), "backup")
+
+	s := startServer(t, dir, args...)
+	postN(s, 0, 3)
+	waitCosigned(t, s, 3, 20*time.Second, w.vkey)
+	if code := s.terminate(20 * time.Second); code != 0 {
+		t.Fatalf("serve exit code %d", code)
+	}
+	copyTree(t, dir, backup)
+
+	s = startServer(t, dir, args...)
+	acked := s.mustPost(testEvent("", 3))[0].Index
+	lost := waitCosigned(t, s, acked+1, 20*time.Second, w.vkey)
+	if code := s.terminate(20 * time.Second); code != 0 {
+		t.Fatalf("serve exit code %d", code)
+	}
+
+	// The backup put back.
+	copyTree(t, backup, dir)
+	s = startServer(t, dir, args...)
+	size := logSize(t, s)
+	if size >= lost {
+		t.Fatalf("the restored log's size %d is not behind the witnessed %d", size, lost)
+	}
+	wantBehind(t, s, lost, size, "restored")
+	if code := s.terminate(20 * time.Second); code != 0 {
+		t.Errorf("serve exit code %d after the halt, want 0", code)
+	}
+
+	// Restarted without the record, the witness answering late (1.5 s):
+	// the server asks it before it takes the first event.
+	if err := os.Remove(filepath.Join(dir, behindFile)); err != nil {
+		t.Fatalf("the halt was not recorded: %v", err)
+	}
+	s = startServer(t, dir, flags(slowProxy(t, w.base, 1500*time.Millisecond))...)
+	wantBehind(t, s, lost, size, "restarted, without the record, the witness slow")
+	s.terminate(20 * time.Second)
+
+	// Restarted with the witness down: the record says it.
+	w.terminate(20 * time.Second)
+	s = startServer(t, dir, args...)
+	wantBehind(t, s, lost, size, "restarted, the witness down")
+}
+
+// TestRestartAtTheWitnessSizeTakesEvents: a server restarted at the very
+// size its witness cosigned (the witness's 409 names the log's own size)
+// takes events, and they are cosigned.
+func TestRestartAtTheWitnessSizeTakesEvents(t *testing.T) {
+	w, flags := witnessedLog(t, "restart.example/log")
+	args := flags("")
+	dir := t.TempDir()
+	s := startServer(t, dir, args...)
+	postN(s, 0, 3)
+	var size uint64
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		size = waitCosigned(t, s, 3, 20*time.Second, w.vkey)
+		if size == logSize(t, s) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the witness did not cosign the log's latest checkpoint within 20s: %d, the log at %d", size, logSize(t, s))
+		}
+	}
+	if code := s.terminate(20 * time.Second); code != 0 {
+		t.Fatalf("serve exit code %d", code)
+	}
+
+	s = startServer(t, dir, args...)
+	if got := logSize(t, s); got != size {
+		t.Fatalf("the restarted log's size = %d, want the witnessed %d", got, size)
+	}
+	next := s.mustPost(testEvent("", 3))[0].Index
+	waitCosigned(t, s, next+1, 20*time.Second, w.vkey)
+	if got := metricSum(t, s, "accessledger_witness_log_behind"); got != 0 {
+		t.Errorf("accessledger_witness_log_behind = %v, want 0", got)
+	}
+	if status, body, _ := s.do(t.Context(), http.MethodGet, "/readyz", "", nil); status != http.StatusOK {
+		t.Errorf("GET /readyz = %d %s, want 200", status, body)
+	}
+}
