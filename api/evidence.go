@@ -3,6 +3,7 @@ package api
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -85,6 +86,10 @@ func (s *Server) getEvidence(c *gin.Context) {
 	var failure error
 	if err == nil {
 		_, err = s.cfg.Index.Search(c, f.q, 0, size, false, func(i uint64) bool {
+			if !s.keyStillValid(c) {
+				failure = errKeyRevoked
+				return false
+			}
 			entry, err := r.read(c, i)
 			if err == nil {
 				var hashes [][]byte
@@ -106,7 +111,10 @@ func (s *Server) getEvidence(c *gin.Context) {
 		err = bw.Flush()
 	}
 	if err != nil {
-		if c.Request.Context().Err() == nil {
+		switch {
+		case errors.Is(err, errKeyRevoked):
+			s.log.WarnContext(c, "the API key of an evidence bundle was revoked, expired or lost its role; the bundle is cut short", "route", route(c), "api_key", c.GetString(ctxKeyName))
+		case c.Request.Context().Err() == nil:
 			s.log.ErrorContext(c, "writing an evidence bundle failed; aborting the answer", "err", err)
 		}
 		panic(http.ErrAbortHandler)

@@ -361,24 +361,47 @@ func (w *discardWriter) Write(b []byte) (int, error) {
 }
 func (w *discardWriter) Flush() {}
 
-// TestExportEndsWhenKeyRevoked: an export checks its key as it goes. A
-// key revoked while its export ran went on receiving the log to the end
-// (39 s and 12.7 MB after the revocation, in the reviewer's run).
+// TestExportEndsWhenKeyRevoked: an export and an evidence bundle check
+// their key as they go. A key revoked while its export ran went on
+// receiving the log to the end (39 s and 12.7 MB after the revocation, in
+// the reviewer's run); an evidence bundle went on too.
 func TestExportEndsWhenKeyRevoked(t *testing.T) {
 	qs := newExportServer(t, 0)
 	const n = 20_000 // about 10 MB of NDJSON: more than the sockets' buffers hold
 	qs.post(t, 0, qevents(0, n))
+	if _, err := qs.l.SignCheckpoint(bg); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/v1/events?format=ndjson", fmt.Sprintf("/v1/evidence?limit=%d", n)} {
+		t.Run(path, func(t *testing.T) {
+			tokens := maps.Clone(qs.tokens)
+			qs.api.SetKeyring(mustKeyring(t, tokens))
+			lines, err := readRevokedMidway(t, qs, path, func() {
+				delete(tokens, api.RoleAuditor) // the auditor's key removed: revoked
+				qs.api.SetKeyring(mustKeyring(t, tokens))
+			})
+			if err == nil || lines >= n {
+				t.Errorf("GET %s after its key was revoked: %d lines of %d events, then %v; want it cut short with an error", path, lines, n, err)
+			}
+		})
+	}
+}
 
+// readRevokedMidway GETs path as the auditor through a slow reader, reads
+// 4 KiB, calls revoke, then reads the rest: it returns the lines read and
+// how the answer ended.
+func readRevokedMidway(t *testing.T, qs *queryServer, path string, revoke func()) (int, error) {
+	t.Helper()
 	conn, err := net.Dial("tcp", qs.srv.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	conn.(*net.TCPConn).SetReadBuffer(16 << 10) // a slow reader
-	fmt.Fprintf(conn, "GET /v1/events?format=ndjson HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", qs.auditor())
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", path, qs.auditor())
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /v1/events?format=ndjson = %v, %v", resp, err)
+		t.Fatalf("GET %s = %v, %v", path, resp, err)
 	}
 	defer resp.Body.Close()
 	first := make([]byte, 4096)
@@ -386,16 +409,8 @@ func TestExportEndsWhenKeyRevoked(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(100 * time.Millisecond) // the server now waits for the reader
-
-	tokens := maps.Clone(qs.tokens)
-	delete(tokens, api.RoleAuditor) // the auditor's key removed: revoked
-	qs.api.SetKeyring(mustKeyring(t, tokens))
-
+	revoke()
 	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
 	rest, err := io.ReadAll(resp.Body)
-	lines := bytes.Count(first, []byte("\n")) + bytes.Count(rest, []byte("\n"))
-	if err == nil || lines >= n {
-		t.Errorf("export after its key was revoked: %d of %d events, %d bytes, then %v; want it cut short with an error",
-			lines, n, len(first)+len(rest), err)
-	}
+	return bytes.Count(first, []byte("\n")) + bytes.Count(rest, []byte("\n")), err
 }
