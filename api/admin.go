@@ -1042,6 +1042,11 @@ func (s *Server) keyFail(c *gin.Context, err error) {
 // returns false on failure.
 func decodeAdminBody(c *gin.Context, v any, optional bool, fields string) bool {
 	data, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxAdminBody))
+	if tooBig := (*http.MaxBytesError)(nil); err != nil && !errors.As(err, &tooBig) {
+		status, msg := bodyReadFailed(err) // not the JSON's fault: a timeout, a broken connection
+		writeError(c, status, msg)
+		return false
+	}
 	if err == nil {
 		dec := json.NewDecoder(bytes.NewReader(data))
 		dec.DisallowUnknownFields()

@@ -262,8 +262,12 @@ func (s *Server) postUsageMetrics(c *gin.Context) {
 	}
 	body := http.MaxBytesReader(c.Writer, c.Request.Body, maxUsageMetricsBytes)
 	data, err := io.ReadAll(body)
-	if err != nil {
+	if maxErr := (*http.MaxBytesError)(nil); errors.As(err, &maxErr) {
 		writeError(c, http.StatusRequestEntityTooLarge, fmt.Sprintf("usage metrics larger than %d bytes", maxUsageMetricsBytes))
+		return
+	} else if err != nil {
+		status, msg := bodyReadFailed(err)
+		writeError(c, status, msg)
 		return
 	}
 	if t := bytes.TrimLeft(data, " \t\r\n"); !json.Valid(data) || len(t) == 0 || t[0] != '{' {

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -529,4 +530,16 @@ func (c *decisionClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
+}
+
+// TestUsageMetricsStalledBodyIs408: a bouncer's usage metrics that do not
+// arrive within the read timeout are a 408, not a 413 saying they were too
+// large (found by review).
+func TestUsageMetricsStalledBodyIs408(t *testing.T) {
+	ds := newDecisionServer(t, nil)
+	srv := httptest.NewUnstartedServer(ds.api.Handler())
+	srv.Config.ReadTimeout = 300 * time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	postStalled(t, srv, "/v1/usage-metrics", "X-Api-Key: "+ds.bouncers["fw-1"], []byte(`{"remediation_components":[]}`))
 }

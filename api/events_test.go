@@ -793,36 +793,46 @@ func TestPostRefusesFormatControls(t *testing.T) {
 // retry; it was a 400, which the client library could only tell from a
 // refusal by its text, and nothing is appended.
 func TestBodyReadTimeoutIs408(t *testing.T) {
-	ts := newTestServer(t)
+	ts := newTestServer(t, withKeyFile(t, newKeyFile(t)))
 	srv := httptest.NewUnstartedServer(ts.api.Handler())
 	srv.Config.ReadTimeout = 300 * time.Millisecond
 	srv.Start()
 	t.Cleanup(srv.Close)
 	before := size(ts.l)
 
+	// The admin API's bodies too: it answered 400 "must be one JSON
+	// object" (found by review).
+	postStalled(t, srv, "/v1/events", "Authorization: Bearer "+ts.submitter(), eventJSON(t, 1))
+	postStalled(t, srv, "/v1/admin/keys", "Authorization: Bearer "+ts.admin(), []byte(`{"name":"svc","roles":["submitter"]}`))
+	if got := size(ts.l); got != before {
+		t.Errorf("log size %d after stalled bodies, want %d", got, before)
+	}
+}
+
+// postStalled POSTs to path on srv (whose ReadTimeout is short) the first
+// 10 bytes of body, with its whole length declared, and the header line
+// auth; it wants 408 asking for the request again.
+func postStalled(t *testing.T, srv *httptest.Server, path, auth string, body []byte) {
+	t.Helper()
 	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	ev := eventJSON(t, 1)
-	fmt.Fprintf(conn, "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"+
-		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n", ts.submitter(), len(ev))
-	conn.Write(ev[:10]) // and no more
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\n%s\r\n"+
+		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n", path, auth, len(body))
+	conn.Write(body[:10]) // and no more
 	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
-		t.Fatalf("reading the answer to a stalled body: %v", err)
+		t.Fatalf("POST %s: reading the answer to a stalled body: %v", path, err)
 	}
-	body, _ := io.ReadAll(resp.Body)
+	answer, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	r := response{status: resp.StatusCode, header: resp.Header, body: body}
-	eb := wantError(t, "POST with a stalled body", r, http.StatusRequestTimeout)
+	r := response{status: resp.StatusCode, header: resp.Header, body: answer}
+	eb := wantError(t, "POST "+path+" with a stalled body", r, http.StatusRequestTimeout)
 	if !strings.Contains(eb.Error, "send the request again") {
-		t.Errorf("408 message %q does not ask for the request again", eb.Error)
-	}
-	if got := size(ts.l); got != before {
-		t.Errorf("log size %d after a stalled body, want %d", got, before)
+		t.Errorf("POST %s: 408 message %q does not ask for the request again", path, eb.Error)
 	}
 }
 
