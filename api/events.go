@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/gin-gonic/gin"
 	"github.com/go-json-experiment/json/jsontext"
@@ -300,11 +301,19 @@ func (s *Server) prepare(raws [][]byte) ([]ledger.Entry, []string, map[int][]eve
 }
 
 // reservedService reports whether service is the log's own
-// (ReadAuditService), in any case and with any spaces around it: events
-// of that service are written by the server alone (api/readaudit.go), and
-// one submitted through the API could pass for them.
+// (ReadAuditService), in any case, with any spaces around it and any
+// invisible format characters in it (a zero-width space, a soft hyphen, a
+// word joiner: found by review): events of that service are written by
+// the server alone (api/readaudit.go), and one submitted through the API
+// could pass for them.
 func reservedService(service string) bool {
-	return strings.EqualFold(strings.TrimSpace(service), ReadAuditService)
+	visible := strings.Map(func(r rune) rune {
+		if unicode.Is(unicode.Cf, r) {
+			return -1
+		}
+		return r
+	}, service)
+	return strings.EqualFold(strings.TrimSpace(visible), ReadAuditService)
 }
 
 // identityPositions is 0, 1, 2, ...: the positions of a request's

@@ -847,7 +847,8 @@ func TestPostRefusesReservedService(t *testing.T) {
 		return fmt.Appendf(nil, `{"time":"2026-01-02T15:04:05Z","service":%q,"actor":{"id":"test-auditor","type":"service"},"source":{"ip":"192.0.2.1"},"action":"read","category":"data_access","outcome":"success","resource":{"type":"entry","id":"0"},"attributes":{"status":"200"}}`, service)
 	}
 	before := size(ts.l)
-	for _, service := range []string{api.ReadAuditService, "AccessLedger", " accessledger"} {
+	for _, service := range []string{api.ReadAuditService, "AccessLedger", " accessledger",
+		"access\u200bledger", "accessledger\u00ad", "accessledger\u2060"} {
 		eb := wantError(t, "POST service "+service, ts.post(t, "application/json", forged(service)), http.StatusBadRequest)
 		if len(eb.Events) != 1 || eb.Events[0].Field != "service" || !strings.Contains(eb.Events[0].Reason, "reserved") {
 			t.Errorf("POST service %q: errors %+v, want one on service saying it is reserved", service, eb.Events)
