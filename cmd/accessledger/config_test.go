@@ -339,4 +339,9 @@ func TestNoVariableMeansTwoThings(t *testing.T) {
 	if err != nil || c.Policy != "/etc/logs" {
 		t.Errorf("witness with serve's ACCESSLEDGER_WITNESS_POLICY and its own = %v, policy %q; want its own", err, c.Policy)
 	}
+	// serve's alone: the error says which variable the witness reads.
+	_, err = witnessFlags(nil, envMap("ACCESSLEDGER_WITNESS_POLICY=/etc/serve-witnesses").get, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "ACCESSLEDGER_WITNESSD_POLICY") {
+		t.Errorf("witness with serve's ACCESSLEDGER_WITNESS_POLICY alone = %v, want the error to name ACCESSLEDGER_WITNESSD_POLICY", err)
+	}
 }

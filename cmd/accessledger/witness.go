@@ -173,6 +173,8 @@ func witnessFlags(args []string, getenv func(string) string, stderr io.Writer) (
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	switch {
+	case c.Policy == "" && getenv(envPrefix+"WITNESS_POLICY") != "":
+		return c, fmt.Errorf("--policy is required: a C2SP tlog-policy file listing the logs to witness (%s; %sWITNESS_POLICY, which is set, is serve's list of witnesses)", witnessEnv("policy"), envPrefix)
 	case c.Policy == "":
 		return c, errors.New("--policy is required: a C2SP tlog-policy file listing the logs to witness (\"log <vkey>\" lines and a quorum line)")
 	case c.Data == "":
