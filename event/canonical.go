@@ -159,13 +159,17 @@ const (
 
 // Leaf is the envelope of every entry in the log:
 //
-//	{"kind":"event","received_at":"2026-01-02T15:04:05.000000000Z","body":{...}}
+//	{"kind":"event","received_at":"2026-01-02T15:04:05.000000000Z","submitted_by":"billing-svc","body":{...}}
 //
-// Body is the canonical encoding of the recorded object.
+// Body is the canonical encoding of the recorded object. SubmittedBy, in
+// an event appended over the API, names the API key that submitted it
+// (never its secret); leaves written before it was recorded, and leaves
+// the server writes itself, have none.
 type Leaf struct {
-	Kind       Kind            `json:"kind"`
-	ReceivedAt time.Time       `json:"received_at"`
-	Body       json.RawMessage `json:"body"`
+	Kind        Kind            `json:"kind"`
+	ReceivedAt  time.Time       `json:"received_at"`
+	SubmittedBy string          `json:"submitted_by,omitempty"`
+	Body        json.RawMessage `json:"body"`
 }
 
 // ErrEntryTooLarge reports a leaf above MaxEntrySize.
@@ -190,7 +194,8 @@ func EncodeLeaf(kind Kind, receivedAt time.Time, body []byte) ([]byte, error) {
 
 // EncodeEventLeaf returns the leaf of kind event for e, received at
 // receivedAt, as EncodeLeaf(KindEvent, receivedAt, e.Canonical()) would,
-// in one allocation, and the canonical body within it.
+// in one allocation, and the canonical body within it. The leaf names no
+// submitter: see AppendSubmittedEventLeaf.
 func EncodeEventLeaf(receivedAt time.Time, e *Event) (leaf, body []byte, err error) {
 	_, leaf, body, err = AppendEventLeaf(make([]byte, 0, 640), receivedAt, e)
 	return leaf, body, err
@@ -199,12 +204,29 @@ func EncodeEventLeaf(receivedAt time.Time, e *Event) (leaf, body []byte, err err
 // AppendEventLeaf appends to dst the leaf EncodeEventLeaf returns, and
 // returns the extended buffer with the leaf and its canonical body within
 // it (capped: appending to dst again never changes them). On error dst is
-// returned as it was. The API encodes the events of a request into one
-// buffer this way.
+// returned as it was.
 func AppendEventLeaf(dst []byte, receivedAt time.Time, e *Event) (out, leaf, body []byte, err error) {
+	return AppendSubmittedEventLeaf(dst, receivedAt, "", e)
+}
+
+// AppendSubmittedEventLeaf is AppendEventLeaf for an event submitted by
+// the API key named submittedBy, which the leaf records after received_at:
+//
+//	{"kind":"event","received_at":"...","submitted_by":"billing-svc","body":{...}}
+//
+// An empty submittedBy writes no member, as AppendEventLeaf does. The
+// member is part of the leaf, hence of its hash, but not of the body: the
+// body alone is the event (its dedup fingerprint), so the same event
+// submitted again with another key is a duplicate, not a conflict. The
+// API encodes the events of a request into one buffer this way.
+func AppendSubmittedEventLeaf(dst []byte, receivedAt time.Time, submittedBy string, e *Event) (out, leaf, body []byte, err error) {
 	first := len(dst)
 	b := append(dst, `{"kind":"event","received_at":`...)
 	b = appendTime(b, receivedAt)
+	if submittedBy != "" {
+		b = append(b, `,"submitted_by":`...)
+		b = appendString(b, submittedBy)
+	}
 	b = append(b, `,"body":`...)
 	start := len(b)
 	b = e.AppendCanonical(b)
@@ -223,10 +245,14 @@ func AppendEventLeaf(dst []byte, receivedAt time.Time, e *Event) (out, leaf, bod
 // leaf again. Nothing may modify it once appended.
 type Decoded struct {
 	ReceivedAt time.Time
-	Event      *Event
+	// SubmittedBy is the leaf's submitted_by: the name of the API key
+	// that submitted the event, or "" for none.
+	SubmittedBy string
+	Event       *Event
 }
 
-// DecodeLeaf parses leaf bytes as written by EncodeLeaf.
+// DecodeLeaf parses leaf bytes as written by EncodeLeaf or
+// AppendSubmittedEventLeaf, with or without submitted_by.
 func DecodeLeaf(data []byte) (*Leaf, error) {
 	var l Leaf
 	dec := json.NewDecoder(bytes.NewReader(data))

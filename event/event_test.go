@@ -573,12 +573,13 @@ func TestEncodeLeafSizeLimit(t *testing.T) {
 
 func TestDecodeLeafRejects(t *testing.T) {
 	tests := map[string]string{
-		"Empty":        ``,
-		"NotJSON":      `kind=event`,
-		"MissingKind":  `{"received_at":"2026-01-02T15:00:00.000000000Z","body":{}}`,
-		"MissingBody":  `{"kind":"event","received_at":"2026-01-02T15:00:00.000000000Z"}`,
-		"UnknownField": `{"kind":"event","received_at":"2026-01-02T15:00:00.000000000Z","body":{},"extra":1}`,
-		"BadTime":      `{"kind":"event","received_at":"yesterday","body":{}}`,
+		"Empty":                 ``,
+		"NotJSON":               `kind=event`,
+		"MissingKind":           `{"received_at":"2026-01-02T15:00:00.000000000Z","body":{}}`,
+		"MissingBody":           `{"kind":"event","received_at":"2026-01-02T15:00:00.000000000Z"}`,
+		"UnknownField":          `{"kind":"event","received_at":"2026-01-02T15:00:00.000000000Z","body":{},"extra":1}`,
+		"BadTime":               `{"kind":"event","received_at":"yesterday","body":{}}`,
+		"SubmittedByNotAString": `{"kind":"event","received_at":"2026-01-02T15:00:00.000000000Z","submitted_by":1,"body":{}}`,
 	}
 	for _, name := range slices.Sorted(maps.Keys(tests)) {
 		t.Run(name, func(t *testing.T) {

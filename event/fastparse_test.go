@@ -237,3 +237,62 @@ func TestLeafKind(t *testing.T) {
 		t.Errorf("LeafKind of an event leaf allocates %v times, want 0", n)
 	}
 }
+
+// TestSubmittedEventLeaf: an event submitted over the API names the API
+// key in submitted_by, after received_at and before the body, and the
+// leaf decodes with it; without a key the leaf is the one written before
+// submitted_by was recorded, and such leaves decode as they did.
+func TestSubmittedEventLeaf(t *testing.T) {
+	e, err := Parse([]byte(`{"time":"2026-11-24T10:00:00Z","service":"billing","actor":{"id":"alice"},"source":{"ip":"203.0.113.7"},"action":"read","category":"data_access","outcome":"success"}`), ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 24, 10, 0, 0, 123456789, time.UTC)
+	const body = `{"time":"2026-11-24T10:00:00.000000000Z","service":"billing","actor":{"id":"alice"},"source":{"ip":"203.0.113.7"},"action":"read","category":"data_access","outcome":"success"}`
+	tests := []struct {
+		name, key, want string
+	}{
+		{"Key", "billing-svc", `{"kind":"event","received_at":"2026-11-24T10:00:00.123456789Z","submitted_by":"billing-svc","body":` + body + `}`},
+		{"KeyOfEveryCharacter", "a.B-9_x@eu", `{"kind":"event","received_at":"2026-11-24T10:00:00.123456789Z","submitted_by":"a.B-9_x@eu","body":` + body + `}`},
+		{"NoKey", "", `{"kind":"event","received_at":"2026-11-24T10:00:00.123456789Z","body":` + body + `}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, leaf, gotBody, err := AppendSubmittedEventLeaf(nil, at, tc.key, e)
+			if err != nil || string(leaf) != tc.want || string(gotBody) != body {
+				t.Fatalf("AppendSubmittedEventLeaf(%q) = %s, %s, %v\nwant %s", tc.key, leaf, gotBody, err, tc.want)
+			}
+			l, err := DecodeLeaf(leaf)
+			if err != nil || l.Kind != KindEvent || !l.ReceivedAt.Equal(at) || l.SubmittedBy != tc.key || string(l.Body) != body {
+				t.Fatalf("DecodeLeaf(%s) = %+v, %v; want submitted_by %q", leaf, l, err, tc.key)
+			}
+		})
+	}
+	// Without a key, the leaf is what AppendEventLeaf and EncodeLeaf write.
+	old, err := EncodeLeaf(KindEvent, at, e.Canonical())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, leaf, _, _ := AppendEventLeaf(nil, at, e); !bytes.Equal(leaf, old) || string(old) != tests[2].want {
+		t.Errorf("AppendEventLeaf = %s, EncodeLeaf = %s; want both %s", leaf, old, tests[2].want)
+	}
+	// The key's name costs no allocation: the buffer holds it.
+	buf := make([]byte, 0, 4096)
+	if n := testing.AllocsPerRun(100, func() { AppendSubmittedEventLeaf(buf, at, "billing-svc", e) }); n != 0 {
+		t.Errorf("AppendSubmittedEventLeaf into a large enough buffer: %v allocations, want 0", n)
+	}
+	// The member is counted in the leaf's size.
+	big := *e
+	big.Attributes = map[string]string{"a": ""}
+	_, leaf, _, err := AppendSubmittedEventLeaf(nil, at, "", &big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big.Attributes["a"] = strings.Repeat("x", MaxEntrySize-len(leaf)-len(`,"submitted_by":"k"`)+1)
+	if _, _, _, err := AppendSubmittedEventLeaf(nil, at, "", &big); err != nil {
+		t.Fatalf("AppendSubmittedEventLeaf(no key, %d bytes) = %v", MaxEntrySize, err)
+	}
+	if _, _, _, err := AppendSubmittedEventLeaf(nil, at, "k", &big); !errors.Is(err, ErrEntryTooLarge) {
+		t.Fatalf("AppendSubmittedEventLeaf(key making it %d bytes) = %v, want ErrEntryTooLarge", MaxEntrySize+1, err)
+	}
+}
