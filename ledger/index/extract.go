@@ -21,6 +21,7 @@ type fields struct {
 	resourceType []byte
 	resourceID   []byte
 	tenant       []byte
+	submittedBy  []byte
 	ip           []byte
 	time         []byte
 }
@@ -28,7 +29,7 @@ type fields struct {
 var errSyntax = errors.New("index: leaf is not the JSON the log writes")
 
 // extract reads the indexed fields of a leaf without decoding all of it:
-// the envelope's kind and, in its body, time, service, actor.id,
+// the envelope's kind and submitted_by and, in its body, time, service, actor.id,
 // source.ip, action, category, outcome, resource.type, resource.id and
 // tenant. Every leaf the log writes is JSON (event.EncodeLeaf); the
 // scanner accepts any JSON, in any member order, and skips what it does
@@ -40,6 +41,8 @@ func extract(data []byte) (fields, error) {
 		switch string(key) {
 		case "kind":
 			return s.str(&f.kind)
+		case "submitted_by":
+			return s.str(&f.submittedBy)
 		case "body":
 			if s.peek() != '{' {
 				return s.skip()

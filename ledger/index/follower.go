@@ -324,6 +324,7 @@ func (f *follower) add(index uint64, data []byte) {
 	f.put(fieldResourceType, fl.resourceType, pos)
 	f.put(fieldResourceID, fl.resourceID, pos)
 	f.put(fieldTenant, fl.tenant, pos)
+	f.put(fieldSubmittedBy, fl.submittedBy, pos)
 	if fl.ip != nil {
 		if a, err := netip.ParseAddr(string(fl.ip)); err == nil {
 			f.putAddr(a, pos)
@@ -373,6 +374,7 @@ func (f *follower) addDecoded(index uint64, d *event.Decoded) {
 		f.put(fieldResourceID, bytesOf(r.ID), pos)
 	}
 	f.put(fieldTenant, bytesOf(ev.Tenant), pos)
+	f.put(fieldSubmittedBy, bytesOf(d.SubmittedBy), pos)
 	if a := ev.Source.IP; a.IsValid() {
 		f.putAddr(a, pos)
 	}

@@ -34,6 +34,7 @@ type genLeaf struct {
 	t      time.Time // event time (alerts have one too)
 	actor  string
 	ipAddr netip.Addr
+	by     string // for events: submitted_by, "" for none (as written before it was recorded)
 }
 
 // genTime0 is the start of the generated events' times.
@@ -47,6 +48,9 @@ var (
 	genOutcomes   = []string{event.OutcomeSuccess, event.OutcomeFailure, event.OutcomeUnknown}
 	genResTypes   = []string{"document", "invoice", "repo", "user"}
 	genTenants    = []string{"acme", "globex", "initech"}
+	// genSubmitters are the API keys that submit events; "" is an event
+	// without submitted_by, as written before it was recorded.
+	genSubmitters = []string{"", "billing-svc", "crm.sync@eu-1", "sso"}
 )
 
 // genActor returns actor number i; a few have names that need escaping
@@ -131,11 +135,12 @@ func generate(n int, seed uint64) []genLeaf {
 		if r.IntN(2) == 0 {
 			ev.Tenant = genTenants[r.IntN(len(genTenants))]
 		}
-		data, err := event.EncodeLeaf(event.KindEvent, recv, ev.Canonical())
+		by := genSubmitters[i%len(genSubmitters)]
+		_, data, _, err := event.AppendSubmittedEventLeaf(nil, recv, by, ev)
 		if err != nil {
 			panic(err)
 		}
-		out[i] = genLeaf{data: data, kind: "event", ev: ev, recv: recv, hasT: true, t: ev.Time, actor: ev.Actor.ID, ipAddr: ev.Source.IP}
+		out[i] = genLeaf{data: data, kind: "event", ev: ev, recv: recv, hasT: true, t: ev.Time, actor: ev.Actor.ID, ipAddr: ev.Source.IP, by: by}
 	}
 	return out
 }
@@ -153,7 +158,7 @@ func matches(g genLeaf, q index.Query) bool {
 	}
 	if !in(q.Kind, g.kind) || !in(q.Service, ev.Service) || !in(q.Actor, ev.Actor.ID) ||
 		!in(q.Action, ev.Action) || !in(q.Category, ev.Category) || !in(q.Outcome, ev.Outcome) ||
-		!in(q.ResourceType, rt) || !in(q.ResourceID, rid) || !in(q.Tenant, ev.Tenant) {
+		!in(q.ResourceType, rt) || !in(q.ResourceID, rid) || !in(q.Tenant, ev.Tenant) || !in(q.SubmittedBy, g.by) {
 		return false
 	}
 	if len(q.SourceIP) > 0 {
@@ -234,7 +239,7 @@ func appendAll(t testing.TB, l *ledger.Ledger, leaves []genLeaf) {
 		for _, g := range leaves[i:min(i+2000, len(leaves))] {
 			e := ledger.Entry{Data: g.data}
 			if g.ev != nil {
-				e.Decoded = &event.Decoded{ReceivedAt: g.recv, Event: g.ev}
+				e.Decoded = &event.Decoded{ReceivedAt: g.recv, SubmittedBy: g.by, Event: g.ev}
 			}
 			batch = append(batch, e)
 		}

@@ -5,7 +5,8 @@
 // entry bundles in order and keeps a posting list per indexed value
 // (actor id, source IP and its /8, /16, /24 or /16, /32, /48, /64
 // prefixes, action, category, outcome, service, resource type and id,
-// tenant, leaf kind, event minute and day) and the event time of every
+// tenant, leaf kind, the API key that submitted an event, event minute and
+// day) and the event time of every
 // leaf. Posting lists are roaring bitmaps, one per value and per chunk of
 // 65,536 leaves. The newest chunk lives in memory, where queries read it
 // as soon as the follower has indexed a bundle; a full chunk is written,

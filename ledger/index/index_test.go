@@ -81,6 +81,10 @@ func queryCases(leaves []genLeaf) []struct {
 		{"ResourceID", index.Query{ResourceID: []string{"res-7"}}},
 		{"ResourceTypeAndID", index.Query{ResourceType: []string{"repo"}, ResourceID: []string{"res-7", "res-8"}}},
 		{"Tenant", index.Query{Tenant: []string{"globex"}}},
+		{"SubmittedBy", index.Query{SubmittedBy: []string{"billing-svc"}}},
+		{"SubmittedByOr", index.Query{SubmittedBy: []string{"sso", "crm.sync@eu-1", "revoked-svc"}}},
+		{"SubmittedByNone", index.Query{SubmittedBy: []string{"revoked-svc"}}},
+		{"SubmittedByAndKind", index.Query{SubmittedBy: []string{"billing-svc"}, Kind: []string{"event", "alert"}, Action: []string{"login"}}},
 		{"SourceIPExact4", index.Query{SourceIP: prefixes(leaves[3].ipAddr.String())}},
 		{"SourceIPExact6", index.Query{SourceIP: prefixes("2001:db8:0:1:0:3::17", leaves[11].ipAddr.String())}},
 		{"SourceIPMapped", index.Query{SourceIP: prefixes("::ffff:203.0.113.9/128")}},
@@ -270,6 +274,8 @@ func TestTopMatchesBruteForce(t *testing.T) {
 			return g.ev.Action
 		case "tenant":
 			return g.ev.Tenant
+		case "submitted_by":
+			return g.by
 		case "kind":
 			return g.kind
 		case "resource.id":
@@ -279,7 +285,7 @@ func TestTopMatchesBruteForce(t *testing.T) {
 		}
 		return ""
 	}
-	for _, f := range []string{"source.ip", "actor.id", "service", "action", "tenant", "kind", "resource.id"} {
+	for _, f := range []string{"source.ip", "actor.id", "service", "action", "tenant", "kind", "resource.id", "submitted_by"} {
 		for _, q := range []index.Query{{}, {Outcome: []string{"failure"}, Since: at(2 * day), Until: at(6 * day)}, {SourceIP: prefixes("10.0.0.0/8")}} {
 			t.Run(fmt.Sprintf("%s/%+v", f, q), func(t *testing.T) {
 				counts := map[string]uint64{}

@@ -68,6 +68,10 @@ const (
 	fieldMinute
 	fieldDay
 	fieldIP4
+	// fieldSubmittedBy is the leaf's submitted_by, the API key that
+	// submitted an event. Chunks written before it was indexed have no
+	// list of it, nor had their leaves one: no rebuild is needed.
+	fieldSubmittedBy
 	numFields // one more than the last field
 )
 

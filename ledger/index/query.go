@@ -26,6 +26,9 @@ type Query struct {
 	ResourceType []string
 	ResourceID   []string
 	Tenant       []string
+	// SubmittedBy names API keys: a leaf matches if its submitted_by is
+	// one of them (events written before it was recorded have none).
+	SubmittedBy []string
 	// SourceIP holds addresses (as /32 or /128 prefixes) and prefixes;
 	// a leaf matches if its source.ip is in any of them. IPv4-mapped
 	// IPv6 prefixes are read as IPv4, as the log stores addresses.
@@ -63,6 +66,7 @@ func (q *Query) equalities() []equality {
 		{fieldKind, q.Kind}, {fieldService, q.Service}, {fieldActor, q.Actor},
 		{fieldAction, q.Action}, {fieldCategory, q.Category}, {fieldOutcome, q.Outcome},
 		{fieldResourceType, q.ResourceType}, {fieldResourceID, q.ResourceID}, {fieldTenant, q.Tenant},
+		{fieldSubmittedBy, q.SubmittedBy},
 	} {
 		if len(e.values) > 0 {
 			eqs = append(eqs, e)
@@ -182,12 +186,13 @@ type ValueCount struct {
 }
 
 // TopFields are the fields Top counts by.
-var TopFields = []string{"source.ip", "actor.id", "service", "action", "category", "outcome", "resource.type", "resource.id", "tenant", "kind"}
+var TopFields = []string{"source.ip", "actor.id", "service", "action", "category", "outcome", "resource.type", "resource.id", "tenant", "kind", "submitted_by"}
 
 var topField = map[string]field{
 	"source.ip": fieldIP, "actor.id": fieldActor, "service": fieldService, "action": fieldAction,
 	"category": fieldCategory, "outcome": fieldOutcome, "resource.type": fieldResourceType,
 	"resource.id": fieldResourceID, "tenant": fieldTenant, "kind": fieldKind,
+	"submitted_by": fieldSubmittedBy,
 }
 
 // Top returns the n values of a field (one of TopFields) found most often
