@@ -343,19 +343,27 @@ func (s *scanner) skipValue() ([]byte, error) {
 	return nil, errScan
 }
 
-// Canonical envelopes of events, as event.EncodeLeaf writes them.
+// Canonical envelopes of events, as event.EncodeLeaf and
+// event.AppendSubmittedEventLeaf write them.
 const (
-	envelopeHead = `{"kind":"event","received_at":`
-	envelopeBody = `,"body":{`
+	envelopeHead      = `{"kind":"event","received_at":`
+	envelopeSubmitted = `,"submitted_by":`
+	envelopeBody      = `,"body":{`
 )
 
-// envelope reads {"kind":...,"received_at":...,"body":...}.
+// envelope reads {"kind":...,"received_at":...,"submitted_by":...,"body":...}
+// (submitted_by is optional: leaves written before it have none, and it
+// is not returned).
 func (s *scanner) envelope() (kind []byte, receivedAt time.Time, body []byte, err error) {
 	// The envelope of an event as event.EncodeLeaf writes it, without
 	// going member by member: what the general case below returns.
 	if n := len(s.b); bytes.HasPrefix(s.b, []byte(envelopeHead)) && s.b[n-1] == '}' {
 		s.i = len(envelopeHead)
 		t, err := s.time()
+		if err == nil && bytes.HasPrefix(s.b[s.i:], []byte(envelopeSubmitted)) {
+			s.i += len(envelopeSubmitted)
+			_, err = s.rawStr()
+		}
 		if err == nil && bytes.HasPrefix(s.b[s.i:], []byte(envelopeBody)) {
 			body := s.b[s.i+len(envelopeBody)-1 : n-1]
 			s.i = n
@@ -370,6 +378,8 @@ func (s *scanner) envelope() (kind []byte, receivedAt time.Time, body []byte, er
 			kind, err = s.rawStr()
 		case "received_at":
 			receivedAt, err = s.time()
+		case "submitted_by":
+			_, err = s.rawStr()
 		case "body":
 			// Canonical leaves end with the body: take the rest, which
 			// the event decoder then checks.

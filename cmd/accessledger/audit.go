@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/klauspost/compress/zstd"
 	"github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/compact"
@@ -1522,7 +1523,9 @@ func compareLeafHashes(served []byte, want [][32]byte) error {
 }
 
 // validLeaf checks the leaf envelope, as the log writes it:
-// {"kind":"<kind>","received_at":"<RFC 3339 UTC, nanoseconds>","body":<JSON object>}.
+// {"kind":"<kind>","received_at":"<RFC 3339 UTC, nanoseconds>","body":<JSON object>},
+// an event submitted over the API with "submitted_by":"<key name>" before
+// "body" (leaves written before have none).
 func validLeaf(sc *event.JSONValidator, e []byte) error {
 	rest, ok := bytes.CutPrefix(e, []byte(`{"kind":"`))
 	if !ok {
@@ -1547,7 +1550,15 @@ func validLeaf(sc *event.JSONValidator, e []byte) error {
 			return fmt.Errorf("received_at: %v", err)
 		}
 	}
-	body, ok := bytes.CutPrefix(rest[30:], []byte(`","body":`))
+	rest = rest[30:]
+	if by, ok := bytes.CutPrefix(rest, []byte(`","submitted_by":`)); ok && isEvent {
+		n := jsonStringLen(by)
+		if n == 0 {
+			return errors.New("submitted_by is not a non-empty JSON string")
+		}
+		rest = by[n-1:] // from its closing quote, as after received_at
+	}
+	body, ok := bytes.CutPrefix(rest, []byte(`","body":`))
 	if !ok || len(body) < 3 || body[0] != '{' || body[len(body)-1] != '}' {
 		return errors.New("no body object after received_at")
 	}
@@ -1556,6 +1567,26 @@ func validLeaf(sc *event.JSONValidator, e []byte) error {
 		return errors.New("the body is not valid JSON")
 	}
 	return nil
+}
+
+// jsonStringLen returns the length of the non-empty JSON string (quotes
+// included) that b starts with, or 0 if it starts with none.
+func jsonStringLen(b []byte) int {
+	if len(b) < 3 || b[0] != '"' {
+		return 0
+	}
+	for i := 1; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			if i == 1 || !jsontext.Value(b[:i+1]).IsValid() {
+				return 0
+			}
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // validTimestamp reports whether t is a valid time in the layout

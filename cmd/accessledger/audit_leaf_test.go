@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -27,6 +28,7 @@ func oldValidLeaf(e []byte) bool {
 	if i == 0 {
 		return false
 	}
+	isEvent := rest[:i] == "event"
 	rest, ok = strings.CutPrefix(rest[i:], `","received_at":"`)
 	if !ok || len(rest) < 30 {
 		return false
@@ -34,7 +36,17 @@ func oldValidLeaf(e []byte) bool {
 	if _, err := time.Parse("2006-01-02T15:04:05.000000000Z", rest[:30]); err != nil {
 		return false
 	}
-	body, ok := strings.CutPrefix(rest[30:], `","body":`)
+	rest = rest[30:]
+	// An event may name the key that submitted it: a non-empty string.
+	if by, ok := strings.CutPrefix(rest, `","submitted_by":`); ok && isEvent {
+		dec := jsontext.NewDecoder(strings.NewReader(by))
+		tok, err := dec.ReadToken()
+		if err != nil || tok.Kind() != '"' || tok.String() == "" {
+			return false
+		}
+		rest = by[dec.InputOffset()-1:]
+	}
+	body, ok := strings.CutPrefix(rest, `","body":`)
 	if !ok || len(body) < 3 || body[0] != '{' || body[len(body)-1] != '}' {
 		return false
 	}
@@ -74,6 +86,25 @@ var leafCases = []string{
 	`!{"kind":"event","body":{},"received_at":"2026-11-27T07:00:00.123456789Z"}`,
 	`! {"kind":"event","received_at":"2026-11-27T07:00:00.123456789Z","body":{}}`,
 	`!`,
+	`!{"kind":"event","received_at":"2026-11-27T07:00:00.123456789Z","submitted_by":"billing-svc","body":{}}`,
+	`!{"kind":"event","received_at":"2026-11-27T07:00:00.123456789Z","submitted_by":"a.B-9_x@eu","body":{"a":1}}`,
+	`!{"kind":"event","received_at":"2026-11-27T07:00:00.123456789Z","submitted_by":"a\"b\\c\u00e9","body":{}}`,
+	`!{"kind":"event","received_at":"2026-11-27T07:00:00.123456789Z","submitted_by":"é","body":{}}`,
+	`!{"kind":"event","received_at":"2026-11-27T07:00:00.123456789Z","submitted_by":"","body":{}}`,
+	`!{"kind":"event","received_at":"2026-11-27T07:00:00.123456789Z","submitted_by":1,"body":{}}`,
+	`!{"kind":"event","received_at":"2026-11-27T07:00:00.123456789Z","submitted_by":null,"body":{}}`,
+	`!{"kind":"event","received_at":"2026-11-27T07:00:00.123456789Z","submitted_by":"x","body":{}`,
+	`!{"kind":"event","received_at":"2026-11-27T07:00:00.123456789Z","submitted_by":"x,"body":{}}`,
+	`!{"kind":"event","received_at":"2026-11-27T07:00:00.123456789Z","submitted_by":"x\","body":{}}`,
+	`!{"kind":"event","received_at":"2026-11-27T07:00:00.123456789Z","submitted_by":"x\q","body":{}}`,
+	`!{"kind":"event","received_at":"2026-11-27T07:00:00.123456789Z","submitted_by":"x\ud800","body":{}}`,
+	"!{\"kind\":\"event\",\"received_at\":\"2026-11-27T07:00:00.123456789Z\",\"submitted_by\":\"x\x01\",\"body\":{}}",
+	"!{\"kind\":\"event\",\"received_at\":\"2026-11-27T07:00:00.123456789Z\",\"submitted_by\":\"x\xff\",\"body\":{}}",
+	`!{"kind":"event","received_at":"2026-11-27T07:00:00.123456789Z","submitted_by":"x","submitted_by":"y","body":{}}`,
+	`!{"kind":"event","received_at":"2026-11-27T07:00:00.123456789Z","body":{},"submitted_by":"x"}`,
+	`!{"kind":"event","submitted_by":"x","received_at":"2026-11-27T07:00:00.123456789Z","body":{}}`,
+	`!{"kind":"alert","received_at":"2026-11-27T07:00:00.123456789Z","submitted_by":"x","body":{}}`,
+	`!{"kind":"event","received_at":"2026-11-27T07:00:00.123456789Z", "submitted_by":"x","body":{}}`,
 }
 
 func manyMembers(n int, dup bool) string {
@@ -182,6 +213,26 @@ func TestValidLeaf(t *testing.T) {
 				t.Fatalf("event.ValidJSON(%q) = %v, jsontext says %v", b, got, want)
 			}
 			checkLeaf(t, leafHead+string(b)+"}")
+		}
+	}
+}
+
+// TestValidLeafSubmittedBy: the auditor takes the leaves the API writes,
+// which name the key that submitted an event, and those written before,
+// which do not.
+func TestValidLeafSubmittedBy(t *testing.T) {
+	at := time.Date(2026, 11, 27, 7, 0, 0, 123456789, time.UTC)
+	for i, by := range []string{"", "billing-svc", "a.B-9_x@eu", "crm.sync@eu-1"} {
+		ev, err := event.Parse(testEvent(fmt.Sprint("e", i), i), event.ParseOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, leaf, _, err := event.AppendSubmittedEventLeaf(nil, at, by, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := validLeaf(&leafJSON, leaf); err != nil {
+			t.Errorf("validLeaf(%s) = %v, want nil", leaf, err)
 		}
 	}
 }
