@@ -91,7 +91,7 @@ func (s *Server) postEvents(c *gin.Context) {
 		writeError(c, status, msg)
 		return
 	}
-	entries, services, bad := s.prepare(raws)
+	entries, services, bad := s.prepare(raws, c.GetString(ctxKeyName))
 	if len(bad) > 0 && fast {
 		// The fast split certified only the envelope: a batch with a
 		// bad event is judged by the strict one, which may find the
@@ -238,20 +238,25 @@ func appendResultJSON(b []byte, r ledger.Result) []byte {
 	return append(b, '}')
 }
 
-// prepare validates and encodes each raw event. It returns the entries,
-// the service of each, and bad, which maps the position of every invalid
-// event to its errors.
-func (s *Server) prepare(raws [][]byte) ([]ledger.Entry, []string, map[int][]eventError) {
+// prepare validates and encodes each raw event, submitted with the API
+// key named keyName, which each leaf records (submitted_by). It returns
+// the entries, the service of each, and bad, which maps the position of
+// every invalid event to its errors.
+func (s *Server) prepare(raws [][]byte, keyName string) ([]ledger.Entry, []string, map[int][]eventError) {
 	now := s.cfg.Clock().UTC()
 	entries := make([]ledger.Entry, len(raws))
 	services := make([]string, len(raws))
 	decoded := make([]event.Decoded, len(raws)) // one allocation, not one per event
 	bad := make(map[int][]eventError)
 	// The leaves, one after the other in one buffer: a leaf is about its
-	// event's bytes plus the envelope (kind, received_at).
+	// event's bytes plus the envelope (kind, received_at, submitted_by).
 	n := 0
+	envelope := leafEnvelope
+	if keyName != "" {
+		envelope += len(`,"submitted_by":""`) + len(keyName)
+	}
 	for _, raw := range raws {
-		n += len(raw) + leafEnvelope
+		n += len(raw) + envelope
 	}
 	buf := make([]byte, 0, n)
 	for i, raw := range raws {
@@ -273,7 +278,7 @@ func (s *Server) prepare(raws [][]byte) ([]ledger.Entry, []string, map[int][]eve
 			continue
 		}
 		var leaf, body []byte
-		buf, leaf, body, err = event.AppendEventLeaf(buf, now, ev)
+		buf, leaf, body, err = event.AppendSubmittedEventLeaf(buf, now, keyName, ev)
 		if err != nil {
 			reason := "the event cannot be stored"
 			if errors.Is(err, event.ErrEntryTooLarge) {
@@ -284,7 +289,7 @@ func (s *Server) prepare(raws [][]byte) ([]ledger.Entry, []string, map[int][]eve
 		}
 		entries[i].Data = leaf
 		// Parse returns times in UTC, as decoding the leaf would.
-		decoded[i] = event.Decoded{ReceivedAt: now, Event: ev}
+		decoded[i] = event.Decoded{ReceivedAt: now, SubmittedBy: keyName, Event: ev}
 		entries[i].Decoded = &decoded[i]
 		services[i] = ev.Service
 		if ev.ID != "" {

@@ -61,7 +61,7 @@ func TestPostSingleEventStoresCanonicalLeaf(t *testing.T) {
 				t.Errorf("POST /v1/events = index %d duplicate %v, want index %d duplicate false", *res.Index, res.Duplicate, i)
 			}
 			e := ts.getEntry(t, *res.Index)
-			want := `{"kind":"event","received_at":"2026-03-01T12:00:00.000000123Z","body":` + tc.canonical + `}`
+			want := `{"kind":"event","received_at":"2026-03-01T12:00:00.000000123Z","submitted_by":"test-submitter","body":` + tc.canonical + `}`
 			if string(e.Entry) != want {
 				t.Errorf("GET /v1/entries/%d entry =\n%s\nwant\n%s", i, e.Entry, want)
 			}

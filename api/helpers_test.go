@@ -410,9 +410,10 @@ func (ts *testServer) getEntry(t testing.TB, i uint64) storedEntry {
 func leafBody(t testing.TB, entry []byte) map[string]any {
 	t.Helper()
 	var leaf struct {
-		Kind       string         `json:"kind"`
-		ReceivedAt string         `json:"received_at"`
-		Body       map[string]any `json:"body"`
+		Kind        string         `json:"kind"`
+		ReceivedAt  string         `json:"received_at"`
+		SubmittedBy string         `json:"submitted_by"`
+		Body        map[string]any `json:"body"`
 	}
 	decodeStrict(t, "leaf", entry, &leaf)
 	if leaf.Kind != "event" {

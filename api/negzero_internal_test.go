@@ -19,7 +19,7 @@ import (
 func TestResubmitNegativeZeroStoredBefore(t *testing.T) {
 	raw := []byte(`{"id":"evt-1","time":"2026-11-24T10:00:00Z","service":"sso","actor":{"id":"alice"},"source":{"ip":"192.0.2.10","geo":{"lat":51.5,"lon":-0.0}},"action":"login","category":"authentication","outcome":"success"}`)
 	s := &Server{cfg: Config{Clock: time.Now, MaxFuture: time.Hour}}
-	entries, _, bad := s.prepare([][]byte{raw})
+	entries, _, bad := s.prepare([][]byte{raw}, "")
 	if len(bad) != 0 {
 		t.Fatalf("prepare: %v", bad)
 	}

@@ -37,10 +37,13 @@ func decodeEntry(entry []byte) (*event.Leaf, *event.Event) {
 }
 
 // csvColumns are the columns of format=csv, one row per entry. Leaves that
-// are not events fill the first four only.
+// are not events fill the first four only; submitted_by is empty for
+// events written before it was recorded.
 var csvColumns = []string{"index", "leaf_hash", "kind", "received_at", "id", "time", "service",
 	"actor_id", "actor_type", "actor_session", "source_ip", "source_port", "user_agent", "country", "asn",
-	"action", "category", "outcome", "reason", "resource_type", "resource_id", "mfa", "request_id", "tenant", "attributes"}
+	"action", "category", "outcome", "reason", "resource_type", "resource_id", "mfa", "request_id", "tenant", "attributes",
+	// Columns added later go at the end, so that existing positions stay.
+	"submitted_by"}
 
 type csvEncoder struct {
 	w      *csv.Writer
@@ -81,6 +84,7 @@ func (e *csvEncoder) encode(index uint64, entry []byte) error {
 	l, ev := decodeEntry(entry)
 	if l != nil {
 		e.row[2], e.row[3] = string(l.Kind), l.ReceivedAt.UTC().Format(event.TimeFormat)
+		e.row[25] = l.SubmittedBy
 	}
 	if ev != nil {
 		r := e.row[4:]
@@ -262,6 +266,11 @@ type ocsfUnmapped struct {
 	MFA        *bool               `json:"mfa,omitempty"`
 	Resource   *ocsfUnmappedRes    `json:"resource,omitempty"`
 	Source     *ocsfUnmappedSource `json:"source,omitempty"`
+	// SubmittedBy is the API key that submitted the event: OCSF 1.3.0
+	// has no place for the principal that reported an event to a log
+	// (metadata.loggers and log_provider describe logging products, and
+	// actor is the event's own actor).
+	SubmittedBy string `json:"submitted_by,omitempty"`
 }
 
 // ocsfUnmappedRes is an event's resource, as the event has it.
@@ -345,7 +354,7 @@ func ocsfOf(index uint64, leafHash []byte, l *event.Leaf, ev *event.Event, origi
 		},
 		SrcEndpoint: ocsfEndpoint{IP: ev.Source.IP.String(), Port: ev.Source.Port},
 		Unmapped: ocsfUnmapped{LogIndex: index, LeafHash: base64.StdEncoding.EncodeToString(leafHash),
-			Category: ev.Category, Attributes: ev.Attributes},
+			Category: ev.Category, Attributes: ev.Attributes, SubmittedBy: l.SubmittedBy},
 	}
 	switch ev.Outcome {
 	case event.OutcomeSuccess:

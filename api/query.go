@@ -87,7 +87,7 @@ var msgFollowerBehind = map[string]string{
 
 // filterParams are the query parameters that filter events, by field.
 var filterParams = []string{"kind", "service", "actor", "source_ip", "cidr", "action", "category", "outcome",
-	"resource_type", "resource_id", "tenant", "since", "until"}
+	"resource_type", "resource_id", "tenant", "submitted_by", "since", "until"}
 
 // filters are a request's parsed filters and their canonical form (which
 // binds a cursor to its query).
@@ -138,6 +138,7 @@ func (s *Server) parseFilters(c *gin.Context, extra ...string) (filters, bool) {
 	q := &f.q
 	q.Service, q.Actor, q.Action = params["service"], params["actor"], params["action"]
 	q.ResourceType, q.ResourceID, q.Tenant = params["resource_type"], params["resource_id"], params["tenant"]
+	q.SubmittedBy = params["submitted_by"]
 	for name, dst := range map[string]*[]string{"category": &q.Category, "outcome": &q.Outcome, "kind": &q.Kind} {
 		allowed := map[string][]string{
 			"category": {event.CategoryAuthentication, event.CategoryAuthorization, event.CategoryDataAccess, event.CategoryAdmin, event.CategorySystem},
