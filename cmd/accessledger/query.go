@@ -150,6 +150,7 @@ var filterFlagNames = []struct{ flag, param, usage string }{
 	{"resource-type", "resource_type", "resource.type"},
 	{"resource-id", "resource_id", "resource.id"},
 	{"tenant", "tenant", "tenant"},
+	{"submitted-by", "submitted_by", "the name of the API key that submitted an event"},
 	{"kind", "kind", "leaf kind (event, alert, response, admin)"},
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/binary"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -377,6 +378,78 @@ func TestQueryExportVerifyCLI(t *testing.T) {
 	code, _, errOut = runCLI(t, nil, "verify", bundle, "--vkey", s.vkey)
 	if code != 1 || !strings.Contains(errOut, "entry 0 of the bundle (log index 8)") {
 		t.Errorf("verify(changed) = %d %q, want exit 1 naming entry 0 (log index 8)", code, errOut)
+	}
+}
+
+// TestQuerySubmittedByCLI: after a submitter key is revoked, query
+// --submitted-by lists what it wrote (and only that), in every format;
+// export --submitted-by takes it into an evidence bundle that verify
+// proves.
+func TestQuerySubmittedByCLI(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, dir, "--detect=false")
+	status, resp, err := s.do(t.Context(), http.MethodPost, "/v1/admin/keys", "", []byte(`{"name":"billing-svc","roles":["submitter"]}`))
+	var created struct {
+		Secret string `json:"secret"`
+	}
+	if err != nil || status != http.StatusCreated || json.Unmarshal(resp, &created) != nil {
+		t.Fatalf("POST /v1/admin/keys = %d %s, %v", status, resp, err)
+	}
+	var evs []json.RawMessage
+	for n := range 50 {
+		evs = append(evs, queryEventJSON(n))
+	}
+	s.mustPost(evs[:30]...) // with the admin key, "admin"
+	if status, _, body, err := s.postEvents(t.Context(), created.Secret, evs[30:]); err != nil || status != http.StatusCreated {
+		t.Fatalf("POST /v1/events as billing-svc = %d %s, %v", status, body, err)
+	}
+	if status, resp, err := s.do(t.Context(), http.MethodPost, "/v1/admin/keys/billing-svc/revoke", "", nil); err != nil || status != http.StatusOK {
+		t.Fatalf("revoking billing-svc = %d %s, %v", status, resp, err)
+	}
+	s.waitCheckpoint(53, 10*time.Second) // the generated key, billing-svc created and revoked, 50 events
+	s.waitIndexed(53, 10*time.Second)
+	common := []string{"--url", s.base, "--api-key-file", filepath.Join(dir, "admin.key")}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--submitted-by", "billing-svc"}, "20"},
+		{[]string{"--submitted-by", "admin"}, "30"},
+		{[]string{"--submitted-by", "billing-svc", "--submitted-by", "admin"}, "50"},
+		{[]string{"--submitted-by", "nobody"}, "0"},
+	} {
+		code, out, errOut := runCLI(t, nil, append(append([]string{"query", "--count"}, tc.args...), common...)...)
+		if code != 0 || strings.TrimSpace(out) != tc.want {
+			t.Errorf("query --count %v = %d %q %q, want %s", tc.args, code, out, errOut, tc.want)
+		}
+	}
+	code, out, errOut := runCLI(t, nil, append([]string{"query", "--submitted-by", "billing-svc", "--format", "ndjson"}, common...)...)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 20 {
+		t.Fatalf("query --submitted-by billing-svc --format ndjson = %d, %d lines, %q; want 20", code, len(lines), errOut)
+	}
+	for _, l := range lines {
+		var e struct {
+			Entry struct {
+				SubmittedBy string `json:"submitted_by"`
+			} `json:"entry"`
+		}
+		if err := json.Unmarshal([]byte(l), &e); err != nil || e.Entry.SubmittedBy != "billing-svc" {
+			t.Errorf("query --submitted-by billing-svc printed %s (%v), want an entry submitted by billing-svc", l, err)
+		}
+	}
+	code, out, errOut = runCLI(t, nil, append([]string{"query", "--submitted-by", "billing-svc", "--format", "csv", "--limit", "2"}, common...)...)
+	rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if code != 0 || err != nil || len(rows) != 3 || rows[0][len(rows[0])-1] != "submitted_by" || rows[1][len(rows[1])-1] != "billing-svc" {
+		t.Errorf("query --submitted-by billing-svc --format csv = %d %q %q, %v; want submitted_by last", code, out, errOut, err)
+	}
+	bundle := filepath.Join(t.TempDir(), "billing-svc.json")
+	code, out, errOut = runCLI(t, nil, append([]string{"export", "--submitted-by", "billing-svc", "-o", bundle, "--vkey", filepath.Join(dir, "log.vkey")}, common...)...)
+	if code != 0 || !strings.Contains(out, "verified: 20 entries") {
+		t.Fatalf("export --submitted-by billing-svc = %d %q %q", code, out, errOut)
+	}
+	if code, out, errOut := runCLI(t, nil, "verify", bundle, "--vkey", s.vkey); code != 0 || !strings.Contains(out, "OK: 20 entries") {
+		t.Errorf("verify = %d %q %q", code, out, errOut)
 	}
 }
 
