@@ -189,16 +189,23 @@ func TestREADMELeaves(t *testing.T) {
 		}
 	}
 	placeholder := regexp.MustCompile(`"(received_at|time)":"(…|\.\.\.)"`)
-	envelope := regexp.MustCompile(`^\{"kind":"(\w+)","received_at":"[^"]*","body":(.*)\}$`)
+	envelope := regexp.MustCompile(`^\{"kind":"(\w+)","received_at":"[^"]*"(,"submitted_by":"[^"]*")?,"body":(.*)\}$`)
 	seen := map[string]int{}
 	for _, leaf := range leaves {
 		leaf = placeholder.ReplaceAllString(leaf, `"$1":"2026-01-05T10:01:00Z"`)
 		m := envelope.FindStringSubmatch(leaf)
 		if m == nil {
-			t.Errorf("README leaf %s: not {kind, received_at, body}", leaf)
+			t.Errorf("README leaf %s: not {kind, received_at, [submitted_by,] body}", leaf)
 			continue
 		}
-		kind, body := m[1], m[2]
+		kind, body := m[1], m[3]
+		if m[2] != "" {
+			// Only an event names the key that submitted it.
+			if Kind(kind) != KindEvent {
+				t.Errorf("README %s leaf %s has submitted_by", kind, leaf)
+			}
+			seen["submitted_by"]++
+		}
 		var canonical []byte
 		switch Kind(kind) {
 		case KindResponse:
@@ -230,7 +237,7 @@ func TestREADMELeaves(t *testing.T) {
 			t.Errorf("README %s leaf body\n %s\nis written\n %s", kind, body, canonical)
 		}
 	}
-	if seen["response"] < 2 || seen["alert"] < 1 || seen["admin"] < 1 {
-		t.Errorf("README leaves checked: %v, want its responses (2), alert and admin action", seen)
+	if seen["response"] < 2 || seen["alert"] < 1 || seen["admin"] < 1 || seen["submitted_by"] < 1 {
+		t.Errorf("README leaves checked: %v, want its responses (2), alert and admin action, and an event naming its key", seen)
 	}
 }
