@@ -82,7 +82,7 @@ type stagedDue struct {
 }
 
 // loadOutbox schedules the messages stored in a responder's outbox and
-// counts them. It appends to missing the order keys its alert messages
+// counts them, and raises the sequence to their numbers (see load). It appends to missing the order keys its alert messages
 // lack (queued by an earlier version), for the caller to write.
 func (s *Service) loadOutbox(txn *badger.Txn, r *responder, missing *[][]byte) error {
 	ordered := make(map[uint64]bool)
@@ -109,23 +109,26 @@ func (s *Service) loadOutbox(txn *badger.Txn, r *responder, missing *[][]byte) e
 			*missing = append(*missing, okey)
 		}
 		r.due.pushLater(seq, rec.NextAt)
+		s.seq = max(s.seq, seq)
 	}
 	r.queued.Store(int64(n))
 	r.due.wake()
 	return nil
 }
 
-// loadDeadLetters counts a responder's dead letters and notes the
-// oldest's number.
+// loadDeadLetters counts a responder's dead letters, notes the oldest's
+// number, and raises the sequence to their numbers (see load).
 func (s *Service) loadDeadLetters(txn *badger.Txn, r *responder) {
 	prefix := responderPrefix(keyDeadPfx, r.cfg.Name)
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 	defer it.Close()
 	n := 0
 	for it.Rewind(); it.Valid(); it.Next() {
+		seq := binary.BigEndian.Uint64(it.Item().Key()[len(prefix):])
 		if n == 0 {
-			r.deadFrom = binary.BigEndian.Uint64(it.Item().Key()[len(prefix):])
+			r.deadFrom = seq
 		}
+		s.seq = max(s.seq, seq)
 		n++
 	}
 	r.dead.Store(int64(n))

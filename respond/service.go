@@ -2,6 +2,7 @@ package respond
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"iter"
@@ -249,6 +250,15 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 // counts of queued messages and dead letters, the disabled responders
 // and the throttling state, and reports what
 // responders no longer configured left stored.
+//
+// The sequence is the highest of keySeq and the numbers stored: of the
+// pending records, and of the configured responders' outbox messages and
+// dead letters (their order keys carry their messages' numbers). keySeq
+// alone may be behind them: the outcome of a delivery (finish) queues a
+// record without saving it, and a record still pending at a stop was
+// overwritten by the first one after the restart. A responder no longer
+// configured needs none: its keys are under its own name, and taken into
+// account at the start that configures it again.
 func (s *Service) load() error {
 	var missing [][]byte
 	var orphans []*orphan
@@ -261,6 +271,7 @@ func (s *Service) load() error {
 		if s.seq, err = getUint64(txn, keySeq); err != nil {
 			return err
 		}
+		s.seq = max(s.seq, lastRecordSeq(txn, s.seq))
 		for _, r := range s.responders {
 			if _, err := txn.Get(append(slices.Clone(keyDisabled), r.cfg.Name...)); err == nil {
 				r.disabled.Store(true)
@@ -293,6 +304,20 @@ func (s *Service) load() error {
 		}
 	}
 	return nil
+}
+
+// lastRecordSeq returns the highest number of a pending record above
+// from, 0 if there is none. It seeks past from rather than from the
+// end: the records below it are mostly appended and deleted, and a
+// reverse walk would step over each deletion not yet compacted.
+func lastRecordSeq(txn *badger.Txn, from uint64) uint64 {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: keyRecordPfx})
+	defer it.Close()
+	var last uint64
+	for it.Seek(indexKey(keyRecordPfx, from+1)); it.Valid(); it.Next() {
+		last = binary.BigEndian.Uint64(it.Item().Key()[len(keyRecordPfx):])
+	}
+	return last
 }
 
 // nextSeq hands out sequence numbers for outbox entries and records; the
