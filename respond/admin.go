@@ -157,7 +157,7 @@ func (s *Service) redeliver(ctx context.Context, r *responder, keys [][]byte, mu
 	var moved []uint64
 	r.deadMu.Lock()
 	defer r.deadMu.Unlock()
-	err := s.db.Update(func(txn *badger.Txn) error {
+	err := s.update(func(txn *badger.Txn) error {
 		moved = moved[:0]
 		for _, k := range keys {
 			item, err := txn.Get(k)
@@ -194,7 +194,7 @@ func (s *Service) redeliver(ctx context.Context, r *responder, keys [][]byte, mu
 			}
 			moved = append(moved, seq)
 		}
-		return s.saveSeq(txn)
+		return nil
 	})
 	if err != nil {
 		return 0, err

@@ -209,7 +209,7 @@ func (s *Service) processTxn(ctx context.Context, leaves []ledger.Leaf, days map
 	b := &batchState{queued: make(map[*responder]int), days: make(map[string]*dayStats), statuses: make(map[uint64]byte)}
 	s.throttleMu.Lock()
 	defer s.throttleMu.Unlock()
-	err := s.db.Update(func(txn *badger.Txn) error {
+	err := s.update(func(txn *badger.Txn) error {
 		b.txn = txn
 		b.alerts, b.decisions = 0, b.decisions[:0]
 		clear(b.queued)
@@ -236,9 +236,6 @@ func (s *Service) processTxn(ctx context.Context, leaves []ledger.Leaf, days map
 			if err := addDayStats(txn, day, st); err != nil {
 				return err
 			}
-		}
-		if err := s.saveSeq(txn); err != nil {
-			return err
 		}
 		return txn.Set(keyCursor, u64(nil, next))
 	})

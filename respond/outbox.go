@@ -342,7 +342,7 @@ func (s *Service) finish(ctx context.Context, r *responder, key []byte, rec *out
 	if dead {
 		r.deadMu.Lock()
 	}
-	err := s.db.Update(func(txn *badger.Txn) error {
+	err := s.update(func(txn *badger.Txn) error {
 		if err := txn.Delete(key); err != nil {
 			return err
 		}

@@ -23,7 +23,8 @@ type pendingRecord struct {
 	DedupKey string         `json:"dedup_key"`
 }
 
-// queueRecord stores a response to be appended to the log, in txn. The
+// queueRecord stores a response to be appended to the log, in txn,
+// which commits through update (it takes a sequence number). The
 // recorder appends it after the commit; its dedup key makes an append
 // repeated after a crash a no-op. An empty dedup key gets a random one.
 func (s *Service) queueRecord(txn *badger.Txn, r *event.Response, dedup string) error {
@@ -50,7 +51,7 @@ func (s *Service) Record(ctx context.Context, rs ...*event.Response) error {
 	if len(rs) == 0 {
 		return nil
 	}
-	err := s.db.Update(func(txn *badger.Txn) error {
+	err := s.update(func(txn *badger.Txn) error {
 		for _, r := range rs {
 			dedup := ""
 			if r.Decision != nil {
@@ -60,7 +61,7 @@ func (s *Service) Record(ctx context.Context, rs ...*event.Response) error {
 				return err
 			}
 		}
-		return s.saveSeq(txn)
+		return nil
 	})
 	if err != nil {
 		return err

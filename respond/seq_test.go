@@ -103,3 +103,45 @@ func TestSeqAboveStoredKeysAfterRestart(t *testing.T) {
 		}
 	}
 }
+
+// storedSeq reads keySeq.
+func storedSeq(t *testing.T, s *Service) uint64 {
+	t.Helper()
+	var n uint64
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		n, err = getUint64(txn, keySeq)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestSeqSavedInCommitOrder: a transaction that took its number first
+// but commits last saves the last number handed out, not its own: the
+// sequence stored never goes back. It saved the sequence before its
+// commit, and lowered it below the number of a record committed by
+// another transaction in between.
+func TestSeqSavedInCommitOrder(t *testing.T) {
+	s, err := Open(bg, Config{Log: newTestLedger(t), Dir: t.TempDir(), BadgerOptions: smallBadger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	first := s.db.NewTransaction(true)
+	defer first.Discard()
+	if err := s.queueRecord(first, testResponse(1), ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Record(bg, testResponse(2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.commit(first); err != nil {
+		t.Fatal(err)
+	}
+	if got := storedSeq(t, s); got != 2 {
+		t.Errorf("stored sequence %d after records 1 and 2 committed in the order 2, 1; want 2", got)
+	}
+}

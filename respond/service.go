@@ -121,7 +121,8 @@ type Service struct {
 	cursor  atomic.Uint64
 	logTag  string // the log's tag in message ids; the follower's (loadLogTag)
 	seqMu   sync.Mutex
-	seq     uint64 // last sequence number handed out
+	seq     uint64     // last sequence number handed out
+	saveMu  sync.Mutex // orders the commits that save seq (commit)
 	feed    broadcast
 	records chan struct{} // wakes the recorder
 
@@ -254,11 +255,13 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 // The sequence is the highest of keySeq and the numbers stored: of the
 // pending records, and of the configured responders' outbox messages and
 // dead letters (their order keys carry their messages' numbers). keySeq
-// alone may be behind them: the outcome of a delivery (finish) queues a
-// record without saving it, and a record still pending at a stop was
-// overwritten by the first one after the restart. A responder no longer
-// configured needs none: its keys are under its own name, and taken into
-// account at the start that configures it again.
+// alone may be behind them in a store written before commit saved it in
+// commit order: the outcome of a delivery (finish) saved none, and a
+// transaction that committed last could save a lower number; a record
+// still pending at a stop was then overwritten by the first one after the
+// restart, an outbox message or dead letter by a new one. A responder
+// no longer configured needs none: its keys are under its own name, and
+// taken into account at the start that configures it again.
 func (s *Service) load() error {
 	var missing [][]byte
 	var orphans []*orphan
@@ -320,8 +323,9 @@ func lastRecordSeq(txn *badger.Txn, from uint64) uint64 {
 	return last
 }
 
-// nextSeq hands out sequence numbers for outbox entries and records; the
-// caller saves the last one in the same transaction (saveSeq).
+// nextSeq hands out sequence numbers for outbox entries, dead letters
+// and records; a transaction that takes some commits through update
+// (or commit), which saves the sequence.
 func (s *Service) nextSeq() uint64 {
 	s.seqMu.Lock()
 	defer s.seqMu.Unlock()
@@ -329,11 +333,44 @@ func (s *Service) nextSeq() uint64 {
 	return s.seq
 }
 
-func (s *Service) saveSeq(txn *badger.Txn) error {
+// update runs fn in a read-write transaction and commits it with the
+// sequence saved (commit). Every transaction that takes sequence numbers
+// commits through it.
+func (s *Service) update(fn func(txn *badger.Txn) error) error {
+	if s.db.IsClosed() {
+		return badger.ErrDBClosed
+	}
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	if err := fn(txn); err != nil {
+		return err
+	}
+	return s.commit(txn)
+}
+
+// commit saves the sequence in txn and commits it, returning once it is
+// durable (or failed). The sequence saved is the last number handed out
+// when txn takes its place in the commit order, under saveMu: so a
+// transaction committed later never saves a lower one. Saved before
+// (within fn), a transaction that took its numbers first and committed
+// last lowered keySeq below the numbers of the others. Only the handing
+// of txn to Badger's writer is serialised, not the write: concurrent
+// commits still share a sync.
+func (s *Service) commit(txn *badger.Txn) error {
+	done := make(chan error, 1)
+	s.saveMu.Lock()
 	s.seqMu.Lock()
 	seq := s.seq
 	s.seqMu.Unlock()
-	return txn.Set(keySeq, u64(nil, seq))
+	err := txn.Set(keySeq, u64(nil, seq))
+	if err == nil {
+		txn.CommitWith(func(err error) { done <- err })
+	}
+	s.saveMu.Unlock()
+	if err != nil {
+		return err
+	}
+	return <-done
 }
 
 // Decisions returns the decision store, nil when decisions are off.

@@ -168,7 +168,7 @@ func (s *Service) flushThrottledOnce() error {
 	defer s.throttleMu.Unlock()
 	now := s.now()
 	var woke []*responder
-	err := s.db.Update(func(txn *badger.Txn) error {
+	err := s.update(func(txn *badger.Txn) error {
 		for k, st := range s.throttle {
 			if now.Before(st.Until) {
 				continue
@@ -210,10 +210,7 @@ func (s *Service) flushThrottledOnce() error {
 			// A new period starts: alerts in it are held back again.
 			s.stageThrottle(txn, k, &throttleState{Responder: st.Responder, Until: now.Add(r.cfg.Throttle)})
 		}
-		if s.throttleErr != nil {
-			return s.throttleErr
-		}
-		return s.saveSeq(txn)
+		return s.throttleErr
 	})
 	if err != nil {
 		s.rollbackThrottle()
