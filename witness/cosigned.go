@@ -2,6 +2,7 @@ package witness
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
@@ -10,6 +11,9 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -40,6 +44,21 @@ const CosignedFile = "COSIGNED"
 // cosigned), or CosignedFile is damaged: Open refuses it, since the
 // witness would cosign forks of checkpoints it cosigned before.
 var ErrCorrupt = errors.New("witness: storage lost cosigned state")
+
+// ErrEarlierVersion means an earlier version of the witness, which keeps
+// no CosignedFile, ran on the storage after this one and stored states
+// there: the storage no longer adds up to the record, and cannot be told
+// from storage that lost states. Open refuses it until the operator
+// accepts it (AcceptFile).
+var ErrEarlierVersion = errors.New("witness: an earlier version stored states after this one; storage not checked")
+
+// AcceptFile is the file, in the witness's storage directory, by which
+// the operator accepts the storage as it is, unchecked: Open then numbers
+// its states anew, records them in CosignedFile and removes AcceptFile.
+// It is for storage that an earlier version wrote to (ErrEarlierVersion),
+// or whose CosignedFile alone was damaged, never for storage that lost
+// states: it would cosign forks.
+const AcceptFile = "COSIGNED.accept"
 
 // cosignedRecordSize is the record's length: a magic, the Seq and a
 // CRC-32C of both. It fits in one disk sector, so a write of it in place
@@ -164,7 +183,11 @@ func createFileSynced(path string, data []byte) error {
 		os.Remove(tmp)
 		return err
 	}
-	d, err := os.Open(filepath.Dir(path))
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
@@ -193,11 +216,31 @@ func (t *tally) toggle(originHash [32]byte, size uint64, root []byte) {
 	}
 }
 
-// countStates reads every log's state and returns what they add up to,
-// the digest stored with the latest (nil if it has none: stored before
-// states had one, or no state) and how many logs have a state.
-func countStates(db *badger.DB) (counted tally, storedDigest []byte, logs int, err error) {
-	err = db.View(func(txn *badger.Txn) error {
+// storedStates is what the states in the storage add up to, and what
+// else checkStorage needs of them.
+type storedStates struct {
+	tally         // what they add up to, and the latest Seq
+	digest []byte // stored with the latest (nil: no state has a Seq)
+	latest []byte // the key of the latest (nil: no state has a Seq)
+	// newest is the Time of the newest state that has a Seq.
+	newest time.Time
+	logs   int
+	// unsequenced are the states without a Seq, oldest first: stored by
+	// an earlier version, before this one first ran or after it ran.
+	unsequenced []unsequenced
+}
+
+type unsequenced struct {
+	key    []byte
+	origin string
+	size   uint64
+	time   time.Time
+}
+
+// countStates reads every log's state and returns what they add up to.
+func countStates(db *badger.DB) (storedStates, error) {
+	var s storedStates
+	err := db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixState}, PrefetchValues: true, PrefetchSize: 64})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -210,25 +253,65 @@ func countStates(db *badger.DB) (counted tally, storedDigest []byte, logs int, e
 			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &st) }); err != nil {
 				return fmt.Errorf("witness storage: the state of a log: %w", err)
 			}
-			counted.toggle([32]byte(key[1:]), st.Size, st.Hash)
-			if logs == 0 || st.Seq > counted.seq {
-				counted.seq, storedDigest = st.Seq, st.Digest
+			s.toggle([32]byte(key[1:]), st.Size, st.Hash)
+			s.logs++
+			switch {
+			case st.Seq == 0:
+				s.unsequenced = append(s.unsequenced, unsequenced{item.KeyCopy(nil), st.Origin, st.Size, st.Time})
+			case st.Seq > s.seq:
+				s.seq, s.digest, s.latest = st.Seq, st.Digest, item.KeyCopy(nil)
 			}
-			logs++
+			if st.Seq > 0 && st.Time.After(s.newest) {
+				s.newest = st.Time
+			}
 		}
 		return nil
 	})
-	return counted, storedDigest, logs, err
+	slices.SortStableFunc(s.unsequenced, func(a, b unsequenced) int { return a.time.Compare(b.time) })
+	return s, err
+}
+
+// storedAfter returns the states without a Seq stored after this version
+// last stored one: after the newest state with a Seq or, if none is left,
+// after it last wrote CosignedFile (its modification time). Lost states
+// cannot explain them: storage that loses states brings back ones stored
+// before, and those without a Seq it can bring back were stored before
+// this version first ran. An earlier version, run on the storage after
+// this one, stored them. It also returns the time they are after. (A copy
+// of the directory that did not keep modification times moves that of
+// CosignedFile later: such states are then taken for lost ones, which
+// errs on the side of refusing.)
+func (s *storedStates) storedAfter(dir string) ([]unsequenced, time.Time) {
+	since := s.newest
+	if since.IsZero() {
+		fi, err := os.Stat(filepath.Join(dir, CosignedFile))
+		if err != nil {
+			return nil, since
+		}
+		since = fi.ModTime()
+	}
+	i := sort.Search(len(s.unsequenced), func(i int) bool { return s.unsequenced[i].time.After(since) })
+	return s.unsequenced[i:], since
 }
 
 // checkStorage refuses storage in dir that lost states it had stored: its
 // latest Seq is below what CosignedFile records, or its states do not add
-// up to the digest stored with the latest. It returns what they add up to,
-// and whether there is a CosignedFile.
-func checkStorage(dir string, db *badger.DB) (tally, bool, error) {
-	counted, storedDigest, logs, err := countStates(db)
+// up to the digest stored with the latest (ErrCorrupt); or that cannot be
+// checked so because an earlier version stored states after this one ran
+// (ErrEarlierVersion). With AcceptFile in dir, it accepts the storage as
+// it is instead (acceptStorage). It returns what the states add up to, and
+// whether there is a CosignedFile.
+func checkStorage(ctx context.Context, cfg Config, db *badger.DB) (tally, bool, error) {
+	dir := cfg.Dir
+	s, err := countStates(db)
 	if err != nil {
 		return tally{}, false, err
+	}
+	if _, err := os.Stat(filepath.Join(dir, AcceptFile)); err == nil {
+		t, err := acceptStorage(ctx, cfg, db, s)
+		return t, err == nil, err
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return tally{}, false, fmt.Errorf("looking for %s: %w", AcceptFile, err)
 	}
 	const what = "Refusing to open it: the witness would cosign checkpoints inconsistent with ones it cosigned before (forks), under the same key. " +
 		"If a disk or file-system fault damaged the files and they can be repaired to hold every state stored, do that; " +
@@ -239,17 +322,99 @@ func checkStorage(dir string, db *badger.DB) (tally, bool, error) {
 	if err != nil {
 		return tally{}, false, err
 	}
-	if ok && recorded > counted.seq {
-		return tally{}, false, fmt.Errorf("%s records that the witness had stored %d states (of all its logs) when it last answered, "+
-			"but the storage in %s holds only the first %d: it lost the latest, as a damaged write-ahead log or table file does, "+
-			"which the storage engine cuts at the damage when it opens, saying nothing. "+what+": %w",
-			filepath.Join(dir, CosignedFile), recorded, dir, counted.seq, ErrCorrupt)
+	var wrong string
+	switch {
+	case ok && recorded > s.seq:
+		wrong = fmt.Sprintf("%s records that the witness had stored %d states (of all its logs) when it last answered, but the storage in %s holds only the first %d",
+			filepath.Join(dir, CosignedFile), recorded, dir, s.seq)
+	case s.digest != nil && !bytes.Equal(s.digest, s.tally.digest[:]):
+		wrong = fmt.Sprintf("the states of the %d logs in %s do not add up to the digest stored with the latest (state %d)", s.logs, dir, s.seq)
+	default:
+		return s.tally, ok, nil
 	}
-	if storedDigest != nil && !bytes.Equal(storedDigest, counted.digest[:]) {
-		return tally{}, false, fmt.Errorf("the states of the %d logs in %s are not those the witness stored: they do not add up to the digest "+
-			"stored with the latest (state %d), so the state of a log was lost or rolled back, as when the storage engine's MANIFEST "+
-			"is cut short (it then deletes the newest tables) or a table file is damaged. "+what+": %w",
-			logs, dir, counted.seq, ErrCorrupt)
+	if later, since := s.storedAfter(dir); len(later) > 0 {
+		last := later[len(later)-1]
+		more := ""
+		if len(later) > 1 {
+			more = fmt.Sprintf(" (and the states of %d more logs)", len(later)-1)
+		}
+		return tally{}, false, fmt.Errorf("%s; and the state of %s (size %d) was stored at %s without a sequence number%s, "+
+			"after this version last stored one (%s). An earlier version of the witness, which keeps no such record, ran on this storage after this one: "+
+			"it opened the storage without checking it and replaced states that the record vouches for, so it cannot be checked any more "+
+			"(states lost before or while the earlier version ran cannot be told from states it replaced). Refusing to open it. "+
+			"If an earlier version did run here (never run one on data a later version wrote), and this storage was neither damaged nor restored from a backup, "+
+			"accept the storage as it is: create %s and start the witness again; it records the states the storage holds, once. "+
+			"If no earlier version ran here, the storage lost states: do not accept it (README, A witness whose state went back): %w",
+			wrong, last.origin, last.size, last.time.UTC().Format(time.RFC3339Nano), more, since.UTC().Format(time.RFC3339Nano),
+			filepath.Join(dir, AcceptFile), ErrEarlierVersion)
 	}
-	return counted, ok, nil
+	if ok && recorded > s.seq {
+		return tally{}, false, fmt.Errorf("%s: it lost the latest, as a damaged write-ahead log or table file does, "+
+			"which the storage engine cuts at the damage when it opens, saying nothing. "+what+": %w", wrong, ErrCorrupt)
+	}
+	return tally{}, false, fmt.Errorf("the states of the %d logs in %s are not those the witness stored: they do not add up to the digest "+
+		"stored with the latest (state %d), so the state of a log was lost or rolled back, as when the storage engine's MANIFEST "+
+		"is cut short (it then deletes the newest tables) or a table file is damaged. "+what+": %w",
+		s.logs, dir, s.seq, ErrCorrupt)
+}
+
+// acceptStorage accepts the storage in cfg.Dir as it is, as the operator
+// asked by creating AcceptFile there: it gives each state without a Seq
+// one, in the order they were stored, after the latest state (which it
+// stores again), all with the digest of every state; records the latest
+// Seq in CosignedFile (replacing a damaged one) and removes AcceptFile.
+// The storage is then checked at each Open as before. A crash on the way
+// leaves AcceptFile, and the next Open accepts the storage again.
+func acceptStorage(ctx context.Context, cfg Config, db *badger.DB, s storedStates) (tally, error) {
+	recorded, _, _ := readCosigned(cfg.Dir) // a damaged record is accepted too
+	keys := make([][]byte, 0, 1+len(s.unsequenced))
+	if s.latest != nil {
+		keys = append(keys, s.latest)
+	}
+	for _, u := range s.unsequenced {
+		keys = append(keys, u.key)
+	}
+	t := s.tally
+	if len(keys) > 0 {
+		t.seq = max(recorded, s.seq)
+	}
+	txn := db.NewTransaction(true)
+	defer func() { txn.Discard() }()
+	for _, key := range keys {
+		st, err := getState(txn, [32]byte(key[1:]))
+		if err != nil {
+			return tally{}, fmt.Errorf("accepting the storage: %w", err)
+		}
+		t.seq++
+		st.Seq, st.Digest = t.seq, t.digest[:]
+		raw, err := json.Marshal(st)
+		if err != nil {
+			return tally{}, err
+		}
+		if err = txn.Set(key, raw); errors.Is(err, badger.ErrTxnTooBig) {
+			if err = txn.Commit(); err == nil {
+				txn = db.NewTransaction(true)
+				err = txn.Set(key, raw)
+			}
+		}
+		if err != nil {
+			return tally{}, fmt.Errorf("accepting the storage: %w", err)
+		}
+	}
+	if err := txn.Commit(); err != nil {
+		return tally{}, fmt.Errorf("accepting the storage: %w", err)
+	}
+	if err := createFileSynced(filepath.Join(cfg.Dir, CosignedFile), encodeCosigned(t.seq)); err != nil {
+		return tally{}, fmt.Errorf("recording the states stored: %w", err)
+	}
+	accept := filepath.Join(cfg.Dir, AcceptFile)
+	if err := os.Remove(accept); err != nil {
+		return tally{}, fmt.Errorf("removing %s once the storage is accepted: %w", accept, err)
+	}
+	if err := syncDir(cfg.Dir); err != nil {
+		return tally{}, fmt.Errorf("removing %s once the storage is accepted: %w", accept, err)
+	}
+	cfg.Logger.WarnContext(ctx, "accepted the storage as it is, as "+AcceptFile+" asked, without checking it: numbered its states and recorded them",
+		"dir", cfg.Dir, "states", t.seq, "renumbered", len(keys), "recorded_before", recorded)
+	return t, nil
 }

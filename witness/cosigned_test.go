@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -351,5 +352,244 @@ func TestNoCosignatureBeforeTheRecord(t *testing.T) {
 	var c *ConflictError
 	if _, err := w.AddCheckpoint(ctx, lg.request(0, 3)); !errors.As(err, &c) || c.Size != 2 {
 		t.Errorf("AddCheckpoint(0 → 3) after reopening = %v, want 409 at 2", err)
+	}
+}
+
+// rewriteStates rewrites, in the witness storage in dir (closed), the
+// state of each log for which edit returns true, as edit leaves it.
+func rewriteStates(t *testing.T, dir string, edit func(st map[string]any) bool) {
+	t.Helper()
+	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixState}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var st map[string]any
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &st) }); err != nil {
+				return err
+			}
+			if !edit(st) {
+				continue
+			}
+			raw, _ := json.Marshal(st)
+			if err := txn.Set(it.Item().KeyCopy(nil), raw); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOpenAfterAnEarlierVersionRan: an earlier version of the witness
+// (without CosignedFile) run on storage this one wrote opens it without
+// a check, cosigns, stores states without Seq or Digest and leaves the
+// record as it was. Open had then said the storage lost cosigned state
+// and told the operator to retire the witness (found by review). It
+// refuses it with ErrEarlierVersion, saying what happened and how to
+// accept the storage (AcceptFile); accepted, the storage is re-sequenced
+// once, opens where the earlier version left each log, and is checked
+// from then on.
+func TestOpenAfterAnEarlierVersionRan(t *testing.T) {
+	ctx := context.Background()
+	a := newTestLog(t, "log.example/a")
+	a.append(8, "a")
+	b := newTestLog(t, "log.example/b")
+	b.append(8, "b")
+	signer := testCosigner(t, "witness.example/w1")
+	for _, tc := range []struct {
+		name    string
+		current []AddRequest // cosigned by this version
+		earlier []AddRequest // then by an earlier one
+		later   *testLog     // the log whose state the earlier one stored
+		want    string
+	}{
+		{"one log", []AddRequest{a.request(0, 2), a.request(2, 3)}, []AddRequest{a.request(3, 4), a.request(4, 5)}, a,
+			"holds only the first 0"},
+		{"the latest state replaced", []AddRequest{a.request(0, 3), b.request(0, 2)}, []AddRequest{b.request(2, 5)}, b,
+			"holds only the first 1"},
+		{"another state replaced", []AddRequest{b.request(0, 2), a.request(0, 3)}, []AddRequest{b.request(2, 5)}, b,
+			"do not add up to the digest stored with the latest (state 2)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := Config{Dir: dir, Signer: signer, Logs: []PolicyLog{a.policyLog(), b.policyLog()}}
+			w, err := Create(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, req := range tc.current {
+				if _, err := w.AddCheckpoint(ctx, req); err != nil {
+					t.Fatal(err)
+				}
+			}
+			w.Close()
+			path := filepath.Join(dir, CosignedFile)
+			record, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The earlier version: it cosigns (this version stands in for
+			// it), stores states without seq or digest and leaves the
+			// record as this version wrote it.
+			if w, err = Open(ctx, cfg); err != nil {
+				t.Fatal(err)
+			}
+			for _, req := range tc.earlier {
+				if _, err := w.AddCheckpoint(ctx, req); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := w.Logs(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Close()
+			rewriteStates(t, dir, func(st map[string]any) bool {
+				if st["origin"] != tc.later.origin {
+					return false
+				}
+				delete(st, "seq")
+				delete(st, "digest")
+				return true
+			})
+			if err := os.WriteFile(path, record, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chtimes(path, fi.ModTime(), fi.ModTime()); err != nil {
+				t.Fatal(err)
+			}
+
+			w, err = Open(ctx, cfg)
+			if err == nil {
+				w.Close()
+				t.Fatalf("Open() after an earlier version ran = nil, want ErrEarlierVersion")
+			}
+			accept := filepath.Join(dir, AcceptFile)
+			if msg := err.Error(); !errors.Is(err, ErrEarlierVersion) || errors.Is(err, ErrCorrupt) || strings.Contains(msg, "retire this witness") ||
+				!strings.Contains(msg, tc.want) || !strings.Contains(msg, "An earlier version of the witness") || !strings.Contains(msg, "create "+accept) {
+				t.Fatalf("Open() after an earlier version ran = %v, want ErrEarlierVersion saying %q, that an earlier version ran and to create %s",
+					err, tc.want, accept)
+			}
+
+			// Accepted: re-sequenced once, then checked as before.
+			if err := os.WriteFile(accept, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			for run := range 2 {
+				w, err := Open(ctx, cfg)
+				if err != nil {
+					t.Fatalf("run %d: Open() = %v, want the storage accepted (run 0, with %s) and checked", run, err, AcceptFile)
+				}
+				if _, err := os.Stat(accept); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("run %d: %s after Open: %v, want it removed", run, AcceptFile, err)
+				}
+				got, err := w.Logs(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var size uint64 // of tc.later
+				for i := range want {
+					if got[i].Origin != want[i].Origin || got[i].Size != want[i].Size || !bytes.Equal(got[i].RootHash, want[i].RootHash) {
+						t.Errorf("run %d: Logs() holds %s at %d, want %s at %d", run, got[i].Origin, got[i].Size, want[i].Origin, want[i].Size)
+					}
+					if want[i].Origin == tc.later.origin {
+						size = want[i].Size
+					}
+				}
+				if _, err := w.AddCheckpoint(ctx, tc.later.request(int64(size), int64(size+1))); err != nil {
+					t.Errorf("run %d: AddCheckpoint(%s, %d → %d) = %v", run, tc.later.origin, size, size+1, err)
+				}
+				want, _ = w.Logs(ctx)
+				w.Close()
+			}
+		})
+	}
+}
+
+// TestOpenRefusesStorageBackToStatesBeforeTheUpgrade: storage that lost
+// the states this version stored, back to those an earlier version had
+// stored before the upgrade (without Seq), is refused as storage that
+// lost states: states stored before this version first ran are no sign
+// that an earlier version ran after it.
+func TestOpenRefusesStorageBackToStatesBeforeTheUpgrade(t *testing.T) {
+	ctx := context.Background()
+	a := newTestLog(t, "log.example/a")
+	a.append(8, "a")
+	b := newTestLog(t, "log.example/b")
+	b.append(8, "b")
+	signer := testCosigner(t, "witness.example/w1")
+	for _, tc := range []struct {
+		name  string
+		after []AddRequest // cosigned by this version; a's state is then lost
+		want  string
+	}{
+		{"no state with a sequence number left", []AddRequest{a.request(4, 5)}, "holds only the first 0"},
+		{"another log's state left", []AddRequest{a.request(4, 5), b.request(2, 3)}, "do not add up to the digest stored with the latest (state 2)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := Config{Dir: dir, Signer: signer, Logs: []PolicyLog{a.policyLog(), b.policyLog()}}
+			w, err := Create(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, req := range []AddRequest{a.request(0, 4), b.request(0, 2)} {
+				if _, err := w.AddCheckpoint(ctx, req); err != nil {
+					t.Fatal(err)
+				}
+			}
+			w.Close()
+			// Stored before the upgrade: no seq, no digest, no record.
+			var before map[string]any
+			rewriteStates(t, dir, func(st map[string]any) bool {
+				delete(st, "seq")
+				delete(st, "digest")
+				if st["origin"] == a.origin {
+					before = maps.Clone(st)
+				}
+				return true
+			})
+			if err := os.Remove(filepath.Join(dir, CosignedFile)); err != nil {
+				t.Fatal(err)
+			}
+			if w, err = Open(ctx, cfg); err != nil {
+				t.Fatal(err)
+			}
+			for _, req := range tc.after {
+				if _, err := w.AddCheckpoint(ctx, req); err != nil {
+					t.Fatal(err)
+				}
+			}
+			w.Close()
+			rewriteStates(t, dir, func(st map[string]any) bool {
+				if st["origin"] != a.origin {
+					return false
+				}
+				clear(st)
+				maps.Copy(st, before)
+				return true
+			})
+			w, err = Open(ctx, cfg)
+			if err == nil {
+				w.Close()
+				t.Fatal("Open() with a's state back at size 4 = nil, want ErrCorrupt")
+			}
+			if !errors.Is(err, ErrCorrupt) || errors.Is(err, ErrEarlierVersion) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Open() with a's state back at size 4 = %v, want ErrCorrupt saying %q", err, tc.want)
+			}
+		})
 	}
 }

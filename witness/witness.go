@@ -262,9 +262,11 @@ func Create(ctx context.Context, cfg Config) (*Witness, error) {
 }
 
 // Open opens the witness state in cfg.Dir, failing with ErrNoState if
-// there is none, and with ErrCorrupt if the storage lost states it had
-// stored (see CosignedFile) or that file is damaged. Storage without the
-// file (made before it existed) is opened, and the file written.
+// there is none, with ErrCorrupt if the storage lost states it had stored
+// (see CosignedFile) or that file is damaged, and with ErrEarlierVersion
+// if an earlier version stored states there after this one ran. Storage
+// without the file (made before it existed) is opened, and the file
+// written; so is storage that AcceptFile says to accept as it is.
 func Open(ctx context.Context, cfg Config) (*Witness, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
@@ -320,7 +322,7 @@ func openBadger(cfg Config) (*badger.DB, error) {
 // newWitness checks the storage against CosignedFile, records in it the
 // states stored and starts the committer.
 func newWitness(ctx context.Context, cfg Config, db *badger.DB) (*Witness, error) {
-	counted, hadRecord, err := checkStorage(cfg.Dir, db)
+	counted, hadRecord, err := checkStorage(ctx, cfg, db)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -454,11 +456,11 @@ func (w *Witness) commit(batch []*op) {
 
 // recount counts the stored states again, after a failed commit.
 func (w *Witness) recount() error {
-	counted, _, _, err := countStates(w.db)
+	s, err := countStates(w.db)
 	if err != nil {
 		return fmt.Errorf("counting the states stored after a failed commit: %w", err)
 	}
-	w.tally, w.tallied = counted, true
+	w.tally, w.tallied = s.tally, true
 	return nil
 }
 
