@@ -114,8 +114,8 @@ func readCosigned(dir string) (uint64, bool, error) {
 	if err != nil {
 		return 0, false, fmt.Errorf("%s is damaged (%v). It records how many states the witness had stored when it last answered, "+
 			"to detect storage that lost some; without it, that cannot be checked. If the storage in %s is known to be intact "+
-			"(only this file was damaged), remove the file: the witness then records the states the storage holds. "+
-			"Never restore the storage from an older backup: %w", path, err, dir, ErrCorrupt)
+			"(only this file was damaged), create %s and start the witness again: it records the states the storage holds. "+
+			"Never restore the storage from an older backup: %w", path, err, dir, filepath.Join(dir, AcceptFile), ErrCorrupt)
 	}
 	return seq, true, nil
 }
@@ -296,22 +296,23 @@ func (s *storedStates) storedAfter(dir string) ([]unsequenced, time.Time) {
 
 // checkStorage refuses storage in dir that lost states it had stored: its
 // latest Seq is below what CosignedFile records, or its states do not add
-// up to the digest stored with the latest (ErrCorrupt); or that cannot be
+// up to the digest stored with the latest (ErrCorrupt); that cannot be
 // checked so because an earlier version stored states after this one ran
-// (ErrEarlierVersion). With AcceptFile in dir, it accepts the storage as
-// it is instead (acceptStorage). It returns what the states add up to, and
-// whether there is a CosignedFile.
-func checkStorage(ctx context.Context, cfg Config, db *badger.DB) (tally, bool, error) {
+// (ErrEarlierVersion); or whose CosignedFile is missing although its
+// states have a Seq, so were stored by a version that wrote the file
+// before it stored any (ErrCorrupt: the file was removed, or lost, maybe
+// with states). With AcceptFile in dir, it accepts the storage as it is
+// instead (acceptStorage). It returns what the states add up to.
+func checkStorage(ctx context.Context, cfg Config, db *badger.DB) (tally, error) {
 	dir := cfg.Dir
 	s, err := countStates(db)
 	if err != nil {
-		return tally{}, false, err
+		return tally{}, err
 	}
 	if _, err := os.Stat(filepath.Join(dir, AcceptFile)); err == nil {
-		t, err := acceptStorage(ctx, cfg, db, s)
-		return t, err == nil, err
+		return acceptStorage(ctx, cfg, db, s)
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return tally{}, false, fmt.Errorf("looking for %s: %w", AcceptFile, err)
+		return tally{}, fmt.Errorf("looking for %s: %w", AcceptFile, err)
 	}
 	const what = "Refusing to open it: the witness would cosign checkpoints inconsistent with ones it cosigned before (forks), under the same key. " +
 		"If a disk or file-system fault damaged the files and they can be repaired to hold every state stored, do that; " +
@@ -320,7 +321,7 @@ func checkStorage(ctx context.Context, cfg Config, db *badger.DB) (tally, bool, 
 		"and have the operators of the logs it witnessed replace it in their policies"
 	recorded, ok, err := readCosigned(dir)
 	if err != nil {
-		return tally{}, false, err
+		return tally{}, err
 	}
 	var wrong string
 	switch {
@@ -329,8 +330,17 @@ func checkStorage(ctx context.Context, cfg Config, db *badger.DB) (tally, bool, 
 			filepath.Join(dir, CosignedFile), recorded, dir, s.seq)
 	case s.digest != nil && !bytes.Equal(s.digest, s.tally.digest[:]):
 		wrong = fmt.Sprintf("the states of the %d logs in %s do not add up to the digest stored with the latest (state %d)", s.logs, dir, s.seq)
+	case !ok && s.seq > 0:
+		return tally{}, fmt.Errorf("%s is missing, but the states in %s were stored by a witness that writes it before it stores any "+
+			"(the latest is state %d): it was removed, or lost to a disk or file-system fault, which may have cost the storage states too; "+
+			"without it, the witness cannot tell. Refusing to open it: on storage that lost states, the witness would cosign checkpoints "+
+			"inconsistent with ones it cosigned before (forks), under the same key. If only the file was removed or lost, and the storage "+
+			"was neither damaged nor restored from a backup, create %s and start the witness again: it records the states the storage holds. "+
+			"Otherwise retire this witness: start a new one, with a new key and name, in a new data directory, "+
+			"and have the operators of the logs it witnessed replace it in their policies: %w",
+			filepath.Join(dir, CosignedFile), dir, s.seq, filepath.Join(dir, AcceptFile), ErrCorrupt)
 	default:
-		return s.tally, ok, nil
+		return s.tally, nil
 	}
 	if later, since := s.storedAfter(dir); len(later) > 0 {
 		last := later[len(later)-1]
@@ -338,7 +348,7 @@ func checkStorage(ctx context.Context, cfg Config, db *badger.DB) (tally, bool, 
 		if len(later) > 1 {
 			more = fmt.Sprintf(" (and the states of %d more logs)", len(later)-1)
 		}
-		return tally{}, false, fmt.Errorf("%s; and the state of %s (size %d) was stored at %s without a sequence number%s, "+
+		return tally{}, fmt.Errorf("%s; and the state of %s (size %d) was stored at %s without a sequence number%s, "+
 			"after this version last stored one (%s). An earlier version of the witness, which keeps no such record, ran on this storage after this one: "+
 			"it opened the storage without checking it and replaced states that the record vouches for, so it cannot be checked any more "+
 			"(states lost before or while the earlier version ran cannot be told from states it replaced). Refusing to open it. "+
@@ -349,10 +359,10 @@ func checkStorage(ctx context.Context, cfg Config, db *badger.DB) (tally, bool, 
 			filepath.Join(dir, AcceptFile), ErrEarlierVersion)
 	}
 	if ok && recorded > s.seq {
-		return tally{}, false, fmt.Errorf("%s: it lost the latest, as a damaged write-ahead log or table file does, "+
+		return tally{}, fmt.Errorf("%s: it lost the latest, as a damaged write-ahead log or table file does, "+
 			"which the storage engine cuts at the damage when it opens, saying nothing. "+what+": %w", wrong, ErrCorrupt)
 	}
-	return tally{}, false, fmt.Errorf("the states of the %d logs in %s are not those the witness stored: they do not add up to the digest "+
+	return tally{}, fmt.Errorf("the states of the %d logs in %s are not those the witness stored: they do not add up to the digest "+
 		"stored with the latest (state %d), so the state of a log was lost or rolled back, as when the storage engine's MANIFEST "+
 		"is cut short (it then deletes the newest tables) or a table file is damaged. "+what+": %w",
 		s.logs, dir, s.seq, ErrCorrupt)

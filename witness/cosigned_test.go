@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -162,8 +163,10 @@ func TestOpenRefusesStorageThatLostStates(t *testing.T) {
 
 // TestCosignedRecordDamaged: a CosignedFile that does not hold a valid
 // record (a byte damaged, the file cut short) is refused, naming it and
-// what to do; once removed, Open records the states the storage holds.
-// Left alone in a directory whose storage is gone, it stops Create.
+// what to do; so is one removed, while the states have a Seq (it had been
+// removed and written again, without a word but a warning). With
+// AcceptFile, Open records the states the storage holds, once. Left alone
+// in a directory whose storage is gone, the record stops Create.
 func TestCosignedRecordDamaged(t *testing.T) {
 	ctx := context.Background()
 	lg := newTestLog(t, "log.example/a")
@@ -180,7 +183,7 @@ func TestCosignedRecordDamaged(t *testing.T) {
 		}
 	}
 	w.Close()
-	path := filepath.Join(dir, CosignedFile)
+	path, accept := filepath.Join(dir, CosignedFile), filepath.Join(dir, AcceptFile)
 	good, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -207,19 +210,47 @@ func TestCosignedRecordDamaged(t *testing.T) {
 			continue
 		}
 		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), path+" is damaged ("+tc.want+")") ||
-			!strings.Contains(err.Error(), "remove the file") {
+			!strings.Contains(err.Error(), "create "+accept) {
 			t.Errorf("%s: Open() = %v, want ErrCorrupt naming %s, saying %q and what to do", tc.name, err, path, tc.want)
 		}
 	}
-	// Removed: recorded again from the storage.
 	os.Remove(path)
-	if w, err = Open(ctx, cfg); err != nil {
-		t.Fatalf("Open() without %s = %v", CosignedFile, err)
+	w, err = Open(ctx, cfg)
+	if err == nil {
+		w.Close()
+		t.Fatalf("Open() without %s = nil, want ErrCorrupt", CosignedFile)
 	}
-	w.Close()
-	if b, _ := os.ReadFile(path); !bytes.Equal(b, good) {
-		t.Errorf("%s written again = %x, want %x (5 states stored)", CosignedFile, b, good)
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), path+" is missing") || !strings.Contains(err.Error(), "(the latest is state 5)") ||
+		!strings.Contains(err.Error(), "create "+accept) {
+		t.Errorf("Open() without %s = %v, want ErrCorrupt saying it is missing and what to do", CosignedFile, err)
 	}
+	// Accepted: recorded again from the storage (renumbered), once.
+	for _, damaged := range [][]byte{nil, flipBit(good, 5)} {
+		if damaged != nil {
+			os.WriteFile(path, damaged, 0o644)
+		}
+		if err := os.WriteFile(accept, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		seq := uint64(0)
+		for run := range 2 {
+			if w, err = Open(ctx, cfg); err != nil {
+				t.Fatalf("Open() with %s, run %d = %v", AcceptFile, run, err)
+			}
+			if _, err := os.Stat(accept); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s after Open: %v, want it removed", AcceptFile, err)
+			}
+			w.Close()
+			got, _, err := readCosigned(dir)
+			if run == 0 {
+				seq = got
+			}
+			if err != nil || got <= 5 || got != seq {
+				t.Errorf("%s after run %d = %d, %v; want the states numbered anew after 5, and kept", CosignedFile, run, got, err)
+			}
+		}
+	}
+	stored, _, _ := readCosigned(dir)
 	// The storage gone but for the record: Create refuses to start over.
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
@@ -227,7 +258,7 @@ func TestCosignedRecordDamaged(t *testing.T) {
 			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
-	if w, err := Create(ctx, cfg); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), path+" records that the witness stored 5 states here") {
+	if w, err := Create(ctx, cfg); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), fmt.Sprintf("%s records that the witness stored %d states here", path, stored)) {
 		if err == nil {
 			w.Close()
 		}

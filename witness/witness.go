@@ -263,9 +263,10 @@ func Create(ctx context.Context, cfg Config) (*Witness, error) {
 
 // Open opens the witness state in cfg.Dir, failing with ErrNoState if
 // there is none, with ErrCorrupt if the storage lost states it had stored
-// (see CosignedFile) or that file is damaged, and with ErrEarlierVersion
-// if an earlier version stored states there after this one ran. Storage
-// without the file (made before it existed) is opened, and the file
+// (see CosignedFile) or that file is damaged, or missing while states
+// have a Seq, and with ErrEarlierVersion if an earlier version stored
+// states there after this one ran. Storage without the file and states
+// without a Seq (made before they existed) is opened, and the file
 // written; so is storage that AcceptFile says to accept as it is.
 func Open(ctx context.Context, cfg Config) (*Witness, error) {
 	if err := cfg.setDefaults(); err != nil {
@@ -322,7 +323,7 @@ func openBadger(cfg Config) (*badger.DB, error) {
 // newWitness checks the storage against CosignedFile, records in it the
 // states stored and starts the committer.
 func newWitness(ctx context.Context, cfg Config, db *badger.DB) (*Witness, error) {
-	counted, hadRecord, err := checkStorage(ctx, cfg, db)
+	counted, err := checkStorage(ctx, cfg, db)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -331,9 +332,6 @@ func newWitness(ctx context.Context, cfg Config, db *badger.DB) (*Witness, error
 	if err != nil {
 		db.Close()
 		return nil, err
-	}
-	if !hadRecord && counted.seq > 0 {
-		cfg.Logger.WarnContext(ctx, "the record of the states stored was missing: recorded those the storage holds", "file", cosigned.path, "states", counted.seq)
 	}
 	seq, err := db.GetSequence(keyEvidenceSeq, 16)
 	if err != nil {
