@@ -157,6 +157,7 @@ type Distributor struct {
 	witnessed *cosigned            // newest quorum-met checkpoint, nil if none
 	latest    *cosigned            // newest checkpoint seen
 	behind    *BehindError         // the first one learnt, nil if none
+	behindSet chan struct{}        // closed when behind is set
 }
 
 // cosigned is a checkpoint and the verified cosignature lines gathered
@@ -179,7 +180,9 @@ type witnessClient struct {
 	pw       PolicyWitness
 	endpoint string
 
-	// first is closed once the first push since Run began has ended.
+	// first is closed once the witness has answered since Run began
+	// with a status it decided on (answered): until then it is asked
+	// again soon after each transient failure.
 	first     chan struct{}
 	firstOnce sync.Once
 
@@ -240,7 +243,7 @@ func NewDistributor(cfg DistributorConfig) (*Distributor, error) {
 	if cfg.WriteFile == nil {
 		cfg.WriteFile = writeFileRename
 	}
-	d := &Distributor{cfg: cfg, log: cfg.Logger, cosigs: map[uint64]*cosigned{}}
+	d := &Distributor{cfg: cfg, log: cfg.Logger, cosigs: map[uint64]*cosigned{}, behindSet: make(chan struct{})}
 	for i, pw := range cfg.Policy.Witnesses {
 		if pw.URL == "" {
 			return nil, fmt.Errorf("witness: policy witness %s has no URL: a log needs each witness's submission prefix", pw.Name)
@@ -323,6 +326,7 @@ func (d *Distributor) setBehind(e *BehindError, record bool) {
 	first := d.behind == nil
 	if first {
 		d.behind = e
+		close(d.behindSet)
 	}
 	d.mu.Unlock()
 	if !first {
@@ -355,16 +359,21 @@ func (d *Distributor) Behind() error {
 	return d.behind
 }
 
-// WaitFirstRound waits until every witness's first push since Run began
-// has ended (cosigned, refused, or failed: each request is bounded by
-// Timeout), or until ctx ends. It then returns Behind(), if set, else
-// ctx's error if some witness had not answered. serve calls it before it
-// takes appends, so that a log restored behind what its witnesses
-// cosigned is stopped before it appends anything.
+// WaitFirstRound waits until every witness has answered since Run began
+// with a status it decided on (C2SP tlog-witness: 200, 400, 403, 404,
+// 409 or 422), until one says the log is behind, or until ctx ends. A
+// failure that is no such answer (no connection, a timeout, a 5xx from
+// the witness or a proxy, a 429) is retried meanwhile, every
+// quarter-second or so. It returns Behind(), if set, else ctx's error if
+// some witness has not answered (Unanswered names them). serve calls it
+// before it takes appends, so that a log restored behind what its
+// witnesses cosigned is stopped before it appends anything.
 func (d *Distributor) WaitFirstRound(ctx context.Context) error {
 	for _, w := range d.witnesses {
 		select {
 		case <-w.first:
+		case <-d.behindSet:
+			return d.Behind()
 		case <-ctx.Done():
 			if err := d.Behind(); err != nil {
 				return err
@@ -373,6 +382,21 @@ func (d *Distributor) WaitFirstRound(ctx context.Context) error {
 		}
 	}
 	return d.Behind()
+}
+
+// Unanswered returns the names of the witnesses that have not answered
+// since Run began with a status they decided on (see WaitFirstRound), in
+// policy order.
+func (d *Distributor) Unanswered() []string {
+	var out []string
+	for _, w := range d.witnesses {
+		select {
+		case <-w.first:
+		default:
+			out = append(out, w.pw.Name)
+		}
+	}
+	return out
 }
 
 // Run pushes checkpoints to every witness until ctx ends. It returns once
@@ -456,11 +480,19 @@ func (d *Distributor) runWitness(ctx context.Context, w *witnessClient) {
 			}
 			continue
 		}
-		err := d.push(ctx, w, c)
+		answered, err := d.push(ctx, w, c)
 		if ctx.Err() != nil {
 			return
 		}
-		w.firstOnce.Do(func() { close(w.first) })
+		firstRound := true
+		select {
+		case <-w.first:
+			firstRound = false
+		default:
+		}
+		if answered {
+			w.firstOnce.Do(func() { close(w.first) })
+		}
 		w.mu.Lock()
 		if err != nil {
 			w.failures++
@@ -468,6 +500,11 @@ func (d *Distributor) runWitness(ctx context.Context, w *witnessClient) {
 			n := w.failures
 			w.mu.Unlock()
 			backoff = backoffFor(n, d.cfg.MaxBackoff)
+			if firstRound && !answered {
+				// Until the witness has answered, serve waits for it
+				// (WaitFirstRound): ask again soon.
+				backoff = backoffFor(1, min(firstRoundBackoff, d.cfg.MaxBackoff))
+			}
 			level := slog.LevelWarn
 			if n > 1 {
 				level = slog.LevelDebug // said once; metrics and /v1/log keep count
@@ -483,6 +520,10 @@ func (d *Distributor) runWitness(ctx context.Context, w *witnessClient) {
 		backoff = 0
 	}
 }
+
+// firstRoundBackoff is the wait after a transient failure before the
+// witness has answered for the first time.
+const firstRoundBackoff = 250 * time.Millisecond
 
 // backoffFor is the wait after n consecutive failures: 250ms doubling up
 // to max, with ±25% jitter.
@@ -500,8 +541,11 @@ func backoffFor(n int, max time.Duration) time.Duration {
 // retried later.
 const maxConflicts = 3
 
-// push sends checkpoint c to witness w until it cosigns, or fails.
-func (d *Distributor) push(ctx context.Context, w *witnessClient, c *cosigned) error {
+// push sends checkpoint c to witness w until it cosigns, or fails. It
+// reports whether the witness answered with a status it decided on
+// (decided), even if push fails: what such an answer says about the log
+// is acted on (OnBehind); a transient failure says nothing.
+func (d *Distributor) push(ctx context.Context, w *witnessClient, c *cosigned) (answered bool, err error) {
 	for attempt := 0; ; attempt++ {
 		w.mu.Lock()
 		old := w.size
@@ -510,21 +554,22 @@ func (d *Distributor) push(ctx context.Context, w *witnessClient, c *cosigned) e
 		if old > 0 && old < c.size {
 			var err error
 			if proof, err = d.cfg.Log.ConsistencyProof(ctx, old, c.size); err != nil {
-				return fmt.Errorf("building the consistency proof %d → %d: %w", old, c.size, err)
+				return answered, fmt.Errorf("building the consistency proof %d → %d: %w", old, c.size, err)
 			}
 		}
 		body := AddRequest{OldSize: old, Proof: proof, Checkpoint: c.note}.Marshal()
 		status, ctype, resp, err := d.post(ctx, w.endpoint, body)
 		if err != nil {
 			d.metrics.requests.WithLabelValues(w.pw.Name, "unreachable").Inc()
-			return err
+			return answered, err
 		}
+		answered = answered || decided(status)
 		switch status {
 		case http.StatusOK:
 			line, err := d.verifyCosignature(w, c, resp)
 			if err != nil {
 				d.metrics.requests.WithLabelValues(w.pw.Name, "bad_cosignature").Inc()
-				return err
+				return answered, err
 			}
 			d.metrics.requests.WithLabelValues(w.pw.Name, "cosigned").Inc()
 			w.mu.Lock()
@@ -532,13 +577,13 @@ func (d *Distributor) push(ctx context.Context, w *witnessClient, c *cosigned) e
 			w.mu.Unlock()
 			d.metrics.sizes.WithLabelValues(w.pw.Name).Set(float64(c.size))
 			d.addCosignature(c, w.idx, line)
-			return nil
+			return answered, nil
 		case http.StatusConflict:
 			d.metrics.requests.WithLabelValues(w.pw.Name, "conflict").Inc()
 			mt, _, _ := mime.ParseMediaType(ctype)
 			n, perr := strconv.ParseUint(strings.TrimSuffix(string(resp), "\n"), 10, 64)
 			if mt != "text/x.tlog.size" || perr != nil {
-				return fmt.Errorf("409 without a tree size (Content-Type %q, body %q)", ctype, truncate(resp))
+				return answered, fmt.Errorf("409 without a tree size (Content-Type %q, body %q)", ctype, truncate(resp))
 			}
 			d.metrics.sizes.WithLabelValues(w.pw.Name).Set(float64(n))
 			latest, _, _ := d.cfg.Log.LatestCheckpoint()
@@ -552,7 +597,7 @@ func (d *Distributor) push(ctx context.Context, w *witnessClient, c *cosigned) e
 				w.size = 0
 				w.mu.Unlock()
 				d.setBehind(&BehindError{Witness: w.pw.Name, Size: n, LogSize: latest}, true)
-				return fmt.Errorf("the witness has cosigned size %d, larger than the log's latest checkpoint %d", n, latest)
+				return answered, fmt.Errorf("the witness has cosigned size %d, larger than the log's latest checkpoint %d", n, latest)
 			}
 			if n > c.size {
 				// A newer checkpoint than c, which the log signed
@@ -561,7 +606,7 @@ func (d *Distributor) push(ctx context.Context, w *witnessClient, c *cosigned) e
 				w.mu.Lock()
 				w.size = n
 				w.mu.Unlock()
-				return fmt.Errorf("409: the witness has cosigned size %d, newer than the checkpoint sent (%d)", n, c.size)
+				return answered, fmt.Errorf("409: the witness has cosigned size %d, newer than the checkpoint sent (%d)", n, c.size)
 			}
 			w.mu.Lock()
 			w.size = n
@@ -570,10 +615,10 @@ func (d *Distributor) push(ctx context.Context, w *witnessClient, c *cosigned) e
 				// tlog-witness answers 409 with the old size for the
 				// size it cosigned with another root: a fork.
 				d.setBehind(&BehindError{Witness: w.pw.Name, Size: n, LogSize: c.size, Inconsistent: true}, true)
-				return fmt.Errorf("409: the witness cosigned another tree of size %d", n)
+				return answered, fmt.Errorf("409: the witness cosigned another tree of size %d", n)
 			}
 			if n == old || attempt+1 >= maxConflicts {
-				return fmt.Errorf("409: the witness keeps answering a size (%d) other than the old size sent", n)
+				return answered, fmt.Errorf("409: the witness keeps answering a size (%d) other than the old size sent", n)
 			}
 			d.log.DebugContext(ctx, "witness is at another size", "witness", w.pw.Name, "sent_old", old, "witness_size", n)
 		case http.StatusUnprocessableEntity:
@@ -582,12 +627,26 @@ func (d *Distributor) push(ctx context.Context, w *witnessClient, c *cosigned) e
 			// log is a fork of what it published.
 			d.metrics.requests.WithLabelValues(w.pw.Name, strconv.Itoa(status)).Inc()
 			d.setBehind(&BehindError{Witness: w.pw.Name, Size: old, LogSize: c.size, Inconsistent: true}, true)
-			return fmt.Errorf("status %d: %s", status, truncate(resp))
+			return answered, fmt.Errorf("status %d: %s", status, truncate(resp))
 		default:
 			d.metrics.requests.WithLabelValues(w.pw.Name, strconv.Itoa(status)).Inc()
-			return fmt.Errorf("status %d: %s", status, truncate(resp))
+			return answered, fmt.Errorf("status %d: %s", status, truncate(resp))
 		}
 	}
+}
+
+// decided reports whether a witness's status is one it decided on, as C2SP
+// tlog-witness has them: cosigned (200), a malformed request (400), no
+// trusted signature (403), an unknown origin (404), another size (409) or
+// a bad proof (422). A 5xx (the witness's or a proxy's), a 429 and any
+// other status are no answer about the log.
+func decided(status int) bool {
+	switch status {
+	case http.StatusOK, http.StatusBadRequest, http.StatusForbidden, http.StatusNotFound,
+		http.StatusConflict, http.StatusUnprocessableEntity:
+		return true
+	}
+	return false
 }
 
 func truncate(b []byte) string {

@@ -745,3 +745,84 @@ func TestRestartAtTheWitnessSizeAppends(t *testing.T) {
 		t.Errorf("Stat(%s) = %v, want no record", record, err)
 	}
 }
+
+// TestFirstRoundWaitsForAnAnswer is the reviewer's reproduction: the
+// first round ended with the first push, failed or not, so that a
+// witness behind a proxy answering 503 (or down, or a 429) let the log
+// take events at once, before the witness said the log was behind. Now
+// only an answer the witness decided on ends its first round; the
+// transient failures are retried meanwhile.
+func TestFirstRoundWaitsForAnAnswer(t *testing.T) {
+	l := newLedger(t)
+	grow(t, l, 3)
+	_, cvkey := prooftest.WitnessKey(t, "restarting.example/w")
+	up := time.Now().Add(time.Second)
+	w := fakeWitness(t, func(req witness.AddRequest) (int, string, []byte) {
+		if time.Now().Before(up) {
+			return 503, "text/plain", []byte("backend restarting\n")
+		}
+		return 409, "text/x.tlog.size", []byte("100\n")
+	})
+	d, _, _ := runDistributor(t, l, fmt.Sprintf("witness w %s %s\nquorum w\n", cvkey, w.URL),
+		withHalt(l, filepath.Join(t.TempDir(), "log.behind")),
+		func(c *witness.DistributorConfig) { c.Timeout = 2 * time.Second })
+	ctx, cancel := context.WithTimeout(bg, 4*time.Second)
+	defer cancel()
+	err := d.WaitFirstRound(ctx)
+	if _, aerr := l.Append(bg, ledger.Entry{Data: []byte("x")}); aerr == nil {
+		t.Errorf("the log took an event (WaitFirstRound() = %v)", err)
+	}
+	if !errors.Is(err, witness.ErrLogBehind) {
+		t.Errorf("WaitFirstRound() = %v, want ErrLogBehind", err)
+	}
+}
+
+// TestFirstRoundUnanswered: a witness that never answers (black-holed,
+// refusing connections, or always 5xx or 429) keeps WaitFirstRound
+// waiting until its ctx ends, which it then returns, and Unanswered
+// names it; a witness that answered is not named.
+func TestFirstRoundUnanswered(t *testing.T) {
+	block := make(chan struct{})
+	hung := fakeWitness(t, func(req witness.AddRequest) (int, string, []byte) {
+		<-block
+		return 500, "text/plain", nil
+	})
+	defer close(block) // before hung.Close, which waits for its handlers
+	overloaded := fakeWitness(t, func(req witness.AddRequest) (int, string, []byte) {
+		return 429, "text/plain", []byte("slow down\n")
+	})
+	bad := fakeWitness(t, func(req witness.AddRequest) (int, string, []byte) {
+		return 502, "text/html", []byte("<html>Bad Gateway</html>")
+	})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedURL := "http://" + lis.Addr().String()
+	lis.Close()
+	for _, tc := range []struct{ name, url string }{
+		{"black-holed", hung.URL},
+		{"refused", closedURL},
+		{"429", overloaded.URL},
+		{"502", bad.URL},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLedger(t)
+			grow(t, l, 3)
+			w1 := newOurWitness(t, "w1.example", l)
+			_, cvkey := prooftest.WitnessKey(t, "silent.example/w")
+			policy := fmt.Sprintf("witness w1 %s %s\nwitness silent %s %s\nquorum w1\n", w1.vkey, w1.url(), cvkey, tc.url)
+			d, _, _ := runDistributor(t, l, policy, func(c *witness.DistributorConfig) { c.Timeout = time.Second })
+			ctx, cancel := context.WithTimeout(bg, 2*time.Second)
+			defer cancel()
+			start := time.Now()
+			err := d.WaitFirstRound(ctx)
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("WaitFirstRound() = %v after %v, want context.DeadlineExceeded", err, time.Since(start).Round(time.Millisecond))
+			}
+			if got := d.Unanswered(); len(got) != 1 || got[0] != "silent" {
+				t.Errorf("Unanswered() = %q, want [silent]", got)
+			}
+		})
+	}
+}

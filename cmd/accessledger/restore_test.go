@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/accessledger/accessledger/internal/prooftest"
 )
 
 // logSize returns the size of the log's latest checkpoint (GET /v1/log).
@@ -189,4 +191,30 @@ func TestRestartAtTheWitnessSizeTakesEvents(t *testing.T) {
 	if status, body, _ := s.do(t.Context(), http.MethodGet, "/readyz", "", nil); status != http.StatusOK {
 		t.Errorf("GET /readyz = %d %s, want 200", status, body)
 	}
+}
+
+// TestDownWitnessDelaysTheStart: serve waits for a witness that refuses
+// connections (twice witness_timeout) before it takes events, and then
+// names it in its warning. The first round used to end with the first
+// failed request: serve took events a millisecond after it asked, and
+// said nothing.
+func TestDownWitnessDelaysTheStart(t *testing.T) {
+	keyPath, _ := logKey(t, "down.example/log")
+	_, cvkey := prooftest.WitnessKey(t, "down.example/w")
+	policy := writeFile(t, filepath.Join(t.TempDir(), "log-policy"), fmt.Sprintf("witness down %s http://%s\nquorum none\n", cvkey, freeAddr(t)))
+	start := time.Now()
+	s := startServer(t, filepath.Join(t.TempDir(), "data"), "--key", keyPath, "--witness-policy", policy, "--witness-timeout", "1s")
+	if took := time.Since(start); took < 1800*time.Millisecond {
+		t.Errorf("serve was ready %v after it started, want about 2s (twice witness_timeout) with the witness down", took.Round(time.Millisecond))
+	}
+	var warning string
+	for line := range strings.Lines(s.stderr.String()) {
+		if strings.Contains(line, "taking events before every witness answered") {
+			warning = line
+		}
+	}
+	if !strings.Contains(warning, "level=WARN") || !strings.Contains(warning, "down") {
+		t.Errorf("stderr has no warning naming the witness down:\n%s", s.stderr)
+	}
+	s.mustPost(testEvent("", 0))
 }

@@ -550,6 +550,9 @@ func (l ledgerLog) LatestCheckpoint() (uint64, []byte, time.Time) {
 // startWitnessing waits for every witness's first answer, or at most
 // twice witness_timeout (until ctx ends), whatever witness_fail_open
 // says: a witness that does not answer delays the start, never stops it.
+// An answer is a status the witness decided on: no connection, a timeout,
+// a 5xx or a 429 is none (witness.Distributor.WaitFirstRound), and the
+// warning after the wait names every witness without one.
 // The record in behindFile halts the ledger at once, with or without a
 // policy.
 func startWitnessing(ctx context.Context, cfg Config, p *witness.Policy, l *ledger.Ledger, log *slog.Logger, reg prometheus.Registerer) (api.Witnessing, func(), error) {
@@ -594,14 +597,10 @@ func startWitnessing(ctx context.Context, cfg Config, p *witness.Policy, l *ledg
 	wctx, wcancel := context.WithTimeout(ctx, 2*cfg.WitnessTimeout)
 	defer wcancel()
 	if err := d.WaitFirstRound(wctx); errors.Is(err, context.DeadlineExceeded) {
-		var silent []string
-		for _, st := range d.Status() {
-			if st.CosignedSize == 0 && st.LastError == "" {
-				silent = append(silent, st.Name)
-			}
-		}
+		// Down, black-holed, or behind a proxy answering 5xx or 429:
+		// each is still asked every quarter-second or so.
 		log.Warn("taking events before every witness answered: a log restored behind what a silent witness cosigned is stopped only once it answers (README: Restoring from a backup)",
-			"waited", 2*cfg.WitnessTimeout, "witnesses", silent)
+			"waited", 2*cfg.WitnessTimeout, "witnesses", d.Unanswered())
 	}
 	return d, func() { cancel(); <-done }, nil
 }
