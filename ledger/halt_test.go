@@ -3,6 +3,7 @@ package ledger
 import (
 	"errors"
 	"testing"
+	"time"
 )
 
 // TestHaltStopsAppendsAndSigning: after Halt, appends fail with an error
@@ -48,4 +49,46 @@ func TestHaltStopsAppendsAndSigning(t *testing.T) {
 		t.Errorf("Latest().Size after reopening = %d, want %d: Close signed a final checkpoint over the halted log", got.Size, cp.Size)
 	}
 	appendN(t, l, 7, 1, 1)
+}
+
+// TestHaltAtOpen: a ledger halted by Config.HaltAtOpen signs nothing, not
+// even at the signer's first tick right after Open, and takes no appends:
+// a halt applied once Open has returned could come after that tick,
+// which signs the entries stored since the latest checkpoint (what a
+// restored log recorded as behind its witnesses must not do).
+func TestHaltAtOpen(t *testing.T) {
+	l, cfg := newTestLedger(t)
+	appendN(t, l, 0, 3, 3)
+	cp, err := l.SignCheckpoint(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 3, 2, 2) // durable, not yet signed
+	l.Halt(errors.New("halted before the close"))
+	closeLedger(t, l) // signs no final checkpoint
+
+	cause := errors.New("recorded: a witness has cosigned size 9")
+	var seen uint64
+	cfg.CheckpointInterval = time.Millisecond
+	cfg.HaltAtOpen = func(latest *Checkpoint) error {
+		seen = latest.Size
+		return cause
+	}
+	l = openTestLedger(t, cfg)
+	time.Sleep(50 * time.Millisecond) // fifty ticks of the signer
+	if seen != cp.Size {
+		t.Errorf("HaltAtOpen got the latest checkpoint of size %d, want %d", seen, cp.Size)
+	}
+	if got := l.Latest(); got.Size != cp.Size {
+		t.Errorf("Latest().Size after HaltAtOpen = %d, want %d: the signer signed the halted log", got.Size, cp.Size)
+	}
+	_, err = l.Append(bg, Entry{Data: []byte("after the halt")})
+	mustErrIs(t, "Append() after HaltAtOpen", err, ErrHalted)
+	mustErrIs(t, "Append() after HaltAtOpen", err, cause)
+
+	// A nil error leaves it running.
+	closeLedger(t, l)
+	cfg.HaltAtOpen = func(*Checkpoint) error { return nil }
+	l = openTestLedger(t, cfg)
+	appendN(t, l, 5, 1, 1)
 }

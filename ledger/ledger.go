@@ -157,6 +157,15 @@ type Config struct {
 	CommitInterval time.Duration
 	// CheckpointInterval is the signing cadence (default 1s).
 	CheckpointInterval time.Duration
+	// HaltAtOpen, if set, is called by Open and Create with the log's
+	// latest checkpoint, once the log is recovered and before the
+	// sequencer and the checkpoint signer start: an error it returns
+	// halts the ledger (Halt) before it appends or signs anything. A
+	// halt recorded by a previous process (serve's log.behind) is
+	// applied this way: a halt after Open returns could come after the
+	// signer's first tick, which signs the entries stored since the
+	// latest checkpoint.
+	HaltAtOpen func(latest *Checkpoint) error
 	// MinFreeDisk is the free space, in bytes, below which the file
 	// system holding Dir refuses appends (ErrNoSpace; Healthy reports
 	// it) until space is freed: DefaultMinFreeDisk if zero; no check if
@@ -422,6 +431,7 @@ func Create(ctx context.Context, cfg Config) (*Ledger, error) {
 		db.Close()
 		return nil, fmt.Errorf("creating log: %w", err)
 	}
+	l.haltAtOpen()
 	l.start()
 	cfg.Logger.InfoContext(ctx, "created log", "origin", cfg.Origin, "dir", cfg.Dir)
 	return l, nil
@@ -449,8 +459,20 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		return nil, keepLogCopy(err, copied, false, cfg.Logger)
 	}
 	dropLogCopy(copied, cfg.Logger)
+	l.haltAtOpen()
 	l.start()
 	return l, nil
+}
+
+// haltAtOpen halts the ledger if Config.HaltAtOpen says so. The ledger
+// has not started.
+func (l *Ledger) haltAtOpen() {
+	if l.cfg.HaltAtOpen == nil {
+		return
+	}
+	if err := l.cfg.HaltAtOpen(l.latest.Load()); err != nil {
+		l.Halt(err)
+	}
 }
 
 func openLedger(ctx context.Context, cfg Config, db *badger.DB, fault *storageFault) (*Ledger, error) {
