@@ -6,7 +6,9 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -18,7 +20,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/accessledger/accessledger/internal/prooftest"
+	"github.com/accessledger/accessledger/ledger"
 )
 
 // logSize returns the size of the log's latest checkpoint (GET /v1/log).
@@ -217,4 +222,100 @@ func TestDownWitnessDelaysTheStart(t *testing.T) {
 		t.Errorf("stderr has no warning naming the witness down:\n%s", s.stderr)
 	}
 	s.mustPost(testEvent("", 0))
+}
+
+// TestSnapshotWithAnUnsignedTailTakesEvents is the reviewer's
+// reproduction of a false alarm: a crash-consistent copy (a file-system
+// snapshot) holds entries durable but not yet signed; the log, started
+// again, signs them and its witness cosigns them. Restored, the copy
+// holds every entry the witness cosigned, but its latest checkpoint is
+// smaller: serve asked the witness before its signer's first tick, took
+// the 409 for a loss, and halted for good (a halted log never signs).
+// Now serve signs what the copy holds before it asks, and the witness
+// finds it the same tree.
+func TestSnapshotWithAnUnsignedTailTakesEvents(t *testing.T) {
+	w, flags := witnessedLog(t, "snapshot.example/log")
+	args := flags("")
+	dir := filepath.Join(t.TempDir(), "data")
+	snapshot := filepath.Join(t.TempDir(), "snapshot")
+
+	s := startServer(t, dir, append(args, "--checkpoint-interval", "1h")...)
+	postN(s, 0, 3)
+	time.Sleep(500 * time.Millisecond)
+	s.kill()
+	copyTree(t, dir, snapshot)
+
+	s = startServer(t, dir, args...)
+	cosigned := waitCosigned(t, s, 4, 20*time.Second, w.vkey)
+	if code := s.terminate(20 * time.Second); code != 0 {
+		t.Fatalf("serve exit code %d", code)
+	}
+
+	copyTree(t, snapshot, dir)
+	s = startServer(t, dir, args...)
+	status, _, body, err := s.postEvents(t.Context(), "", []json.RawMessage{testEvent("", 3)})
+	if err != nil || status != http.StatusCreated {
+		t.Fatalf("POST /v1/events on the restored snapshot = %d %s, %v; want 201\nstderr:\n%s", status, body, err, s.stderr)
+	}
+	for i := range cosigned {
+		if _, _, err := s.entry(t.Context(), i); err != nil {
+			t.Errorf("entry %d of the restored snapshot: %v", i, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, behindFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Stat(%s) = %v, want no record", behindFile, err)
+	}
+}
+
+// behindSetup makes a log in a new data directory holding two entries
+// its latest checkpoint (size 0) does not cover, closed without signing
+// them, and a log.behind record beyond it; it returns the configuration
+// to open it with, the signer ticking every 10ms.
+func behindSetup(t *testing.T) (Config, identity) {
+	t.Helper()
+	cfg := defaultConfig()
+	cfg.Data = t.TempDir()
+	cfg.CheckpointInterval = time.Hour
+	id, err := resolveIdentity(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	l, err := openOrCreate(t.Context(), cfg, id, log, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(t.Context(), ledger.Entry{Data: []byte("a")}, ledger.Entry{Data: []byte("b")}); err != nil {
+		t.Fatal(err)
+	}
+	l.Halt(errors.New("closing without a final checkpoint"))
+	if err := l.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(cfg.Data, behindFile), `{"witness":"w1","witness_size":9,"log_size":0}`+"\n")
+	cfg.CheckpointInterval = 10 * time.Millisecond
+	if id, err = resolveIdentity(cfg); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, id
+}
+
+// TestBehindRecordHaltsAtOpen: the log.behind record halts the log as
+// it opens, before its signer's first tick, which would sign the entries
+// stored since its latest checkpoint. serve used to halt it only later,
+// when it started witnessing.
+func TestBehindRecordHaltsAtOpen(t *testing.T) {
+	cfg, id := behindSetup(t)
+	l, err := openOrCreate(t.Context(), cfg, id, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close(t.Context())
+	if err := l.Healthy(); !errors.Is(err, ledger.ErrHalted) {
+		t.Errorf("Healthy() once opened with a log.behind record = %v, want ErrHalted", err)
+	}
+	time.Sleep(100 * time.Millisecond) // ten ticks of the signer
+	if got := l.Latest().Size; got != 0 {
+		t.Errorf("Latest().Size = %d, want 0: the halted log signed the entries stored since", got)
+	}
 }

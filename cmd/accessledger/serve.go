@@ -28,6 +28,7 @@ import (
 
 	"github.com/accessledger/accessledger/api"
 	"github.com/accessledger/accessledger/ledger"
+	"github.com/accessledger/accessledger/witness"
 )
 
 // Files in the data directory.
@@ -128,6 +129,17 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		log.Info("accessledger started", "version", version, "origin", l.Origin(), "verifier_key", l.VerifierKey())
 	} else {
 		fmt.Fprintf(stdout, "accessledger %s: origin %s\nverifier key: %s\n", version, l.Origin(), l.VerifierKey())
+	}
+
+	// Sign what the previous process stored, as its Close would have,
+	// before any witness is asked: a crash-consistent copy (a snapshot)
+	// holds entries durable but unsigned, which the witnesses may have
+	// cosigned since; asked before the signer's first tick, a witness
+	// would answer with a size beyond the latest checkpoint, and the log
+	// would halt although it lost nothing. A log halted at Open (the
+	// record in log.behind) signs nothing.
+	if _, err := l.SignCheckpoint(ctx); err != nil && !errors.Is(err, ledger.ErrHalted) {
+		log.Error("signing a checkpoint over the stored entries at start failed: a witness that cosigned more than the latest checkpoint will take the log for behind", "err", err)
 	}
 
 	keys, err := loadKeyring(cfg, configured, log)
@@ -483,6 +495,22 @@ func openOrCreate(ctx context.Context, cfg Config, id identity, log *slog.Logger
 		// writes by running the server with syncing off.
 		UnsafeNoSyncForTesting: os.Getenv("ACCESSLEDGER_UNSAFE_NO_SYNC_FOR_TESTING") == "1",
 	}
+	// A log recorded as behind its witnesses (log.behind) is halted
+	// before its signer starts: the signer's first tick would sign the
+	// entries stored since its latest checkpoint, and then that
+	// checkpoint could reach the size in the record, which would void it.
+	var recordErr error
+	lc.HaltAtOpen = func(latest *ledger.Checkpoint) error {
+		rec, err := witness.LoadBehind(filepath.Join(cfg.Data, behindFile), latest.Size, log)
+		switch {
+		case err != nil:
+			recordErr = err
+			return err
+		case rec != nil:
+			return rec
+		}
+		return nil
+	}
 	createdPath := filepath.Join(cfg.Data, createdFile)
 	l, err := ledger.Open(ctx, lc)
 	if errors.Is(err, ledger.ErrNoLog) {
@@ -503,6 +531,10 @@ func openOrCreate(ctx context.Context, cfg Config, id identity, log *slog.Logger
 	}
 	if err != nil {
 		return nil, err
+	}
+	if recordErr != nil {
+		l.Close(ctx)
+		return nil, recordErr
 	}
 	if err := writeVerifierKey(id.vkeyPath, signer.VerifierKey()); err != nil {
 		l.Close(ctx)
