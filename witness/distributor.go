@@ -883,10 +883,7 @@ func newDistributorMetrics(reg prometheus.Registerer, d *Distributor) (*distribu
 			Help:    "Time from signing a checkpoint to meeting the quorum for it.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
-		behind: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "accessledger_witness_log_behind",
-			Help: "1 once a witness holds a checkpoint of the log that the log does not contain (restored from an older backup, or lost data): the log then takes no appends (README: Restoring from a backup); else 0.",
-		}),
+		behind: newBehindGauge(),
 	}
 	f := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "accessledger_witness_failing",
@@ -909,6 +906,26 @@ func newDistributorMetrics(reg prometheus.Registerer, d *Distributor) (*distribu
 		}
 	}
 	return m, nil
+}
+
+// newBehindGauge returns accessledger_witness_log_behind, at 0.
+func newBehindGauge() prometheus.Gauge {
+	return prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "accessledger_witness_log_behind",
+		Help: "1 once a witness holds a checkpoint of the log that the log does not contain (restored from an older backup, or lost data): the log then takes no appends (README: Restoring from a backup); else 0.",
+	})
+}
+
+// RegisterLogBehind registers accessledger_witness_log_behind at 1 with
+// reg, for a log that has no distributor but is recorded as behind its
+// witnesses (LoadBehind): serve without a witness policy.
+func RegisterLogBehind(reg prometheus.Registerer) error {
+	g := newBehindGauge()
+	g.Set(1)
+	if err := reg.Register(g); err != nil {
+		return fmt.Errorf("witness: registering metrics: %w", err)
+	}
+	return nil
 }
 
 func (m *distributorMetrics) unregister() {

@@ -319,3 +319,35 @@ func TestBehindRecordHaltsAtOpen(t *testing.T) {
 		t.Errorf("Latest().Size = %d, want 0: the halted log signed the entries stored since", got)
 	}
 }
+
+// TestBehindRecordWithoutPolicyMetric: with the record and no witness
+// policy, accessledger_witness_log_behind is 1, as README says; it was
+// not there at all.
+func TestBehindRecordWithoutPolicyMetric(t *testing.T) {
+	cfg, id := behindSetup(t)
+	log := slog.New(slog.DiscardHandler)
+	reg := prometheus.NewRegistry()
+	l, err := openOrCreate(t.Context(), cfg, id, log, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close(t.Context())
+	if _, stop, err := startWitnessing(t.Context(), cfg, nil, l, log, reg); err != nil {
+		t.Fatal(err)
+	} else {
+		defer stop()
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := -1.0
+	for _, mf := range mfs {
+		if mf.GetName() == "accessledger_witness_log_behind" {
+			got = mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	if got != 1 {
+		t.Errorf("accessledger_witness_log_behind = %v (-1: absent), want 1", got)
+	}
+}

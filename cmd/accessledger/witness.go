@@ -562,7 +562,10 @@ func startWitnessing(ctx context.Context, cfg Config, p *witness.Policy, l *ledg
 			return nil, nil, err
 		}
 		if rec != nil {
-			l.Halt(rec)
+			l.Halt(rec) // done at Open (openOrCreate); kept for whoever calls it otherwise
+			if err := witness.RegisterLogBehind(reg); err != nil {
+				return nil, nil, err
+			}
 			log.Error("the log is behind a checkpoint its witnesses cosigned, as recorded (with no witness policy now): it takes no appends (README: Restoring from a backup)", "err", rec, "record", filepath.Join(cfg.Data, behindFile))
 		}
 		return nil, func() {}, nil
