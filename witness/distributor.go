@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -158,6 +159,8 @@ type Distributor struct {
 	latest    *cosigned            // newest checkpoint seen
 	behind    *BehindError         // the first one learnt, nil if none
 	behindSet chan struct{}        // closed when behind is set
+
+	waiting atomic.Int32 // WaitFirstRound calls under way
 }
 
 // cosigned is a checkpoint and the verified cosignature lines gathered
@@ -363,12 +366,14 @@ func (d *Distributor) Behind() error {
 // with a status it decided on (C2SP tlog-witness: 200, 400, 403, 404,
 // 409 or 422), until one says the log is behind, or until ctx ends. A
 // failure that is no such answer (no connection, a timeout, a 5xx from
-// the witness or a proxy, a 429) is retried meanwhile, every
-// quarter-second or so. It returns Behind(), if set, else ctx's error if
+// the witness or a proxy, a 429) is retried while it waits every
+// quarter-second or so, not with the growing backoff. It returns Behind(), if set, else ctx's error if
 // some witness has not answered (Unanswered names them). serve calls it
 // before it takes appends, so that a log restored behind what its
 // witnesses cosigned is stopped before it appends anything.
 func (d *Distributor) WaitFirstRound(ctx context.Context) error {
+	d.waiting.Add(1)
+	defer d.waiting.Add(-1)
 	for _, w := range d.witnesses {
 		select {
 		case <-w.first:
@@ -500,8 +505,8 @@ func (d *Distributor) runWitness(ctx context.Context, w *witnessClient) {
 			n := w.failures
 			w.mu.Unlock()
 			backoff = backoffFor(n, d.cfg.MaxBackoff)
-			if firstRound && !answered {
-				// Until the witness has answered, serve waits for it
+			if firstRound && !answered && d.waiting.Load() > 0 {
+				// serve waits for the witness's first answer
 				// (WaitFirstRound): ask again soon.
 				backoff = backoffFor(1, min(firstRoundBackoff, d.cfg.MaxBackoff))
 			}

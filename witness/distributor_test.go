@@ -826,3 +826,33 @@ func TestFirstRoundUnanswered(t *testing.T) {
 		})
 	}
 }
+
+// TestFirstRoundRetriesOnlyWhileWaited: a witness that answers 503 is
+// asked again every quarter-second or so while WaitFirstRound waits for
+// it, and with the growing backoff once nobody waits: a witness down for
+// hours is not asked four times a second.
+func TestFirstRoundRetriesOnlyWhileWaited(t *testing.T) {
+	l := newLedger(t)
+	grow(t, l, 3)
+	var calls atomic.Int64
+	down := fakeWitness(t, func(req witness.AddRequest) (int, string, []byte) {
+		calls.Add(1)
+		return 503, "text/plain", []byte("down\n")
+	})
+	_, cvkey := prooftest.WitnessKey(t, "down.example/w")
+	d, _, _ := runDistributor(t, l, fmt.Sprintf("witness down %s %s\nquorum down\n", cvkey, down.URL),
+		func(c *witness.DistributorConfig) { c.MaxBackoff = time.Minute })
+	ctx, cancel := context.WithTimeout(bg, 1500*time.Millisecond)
+	defer cancel()
+	if err := d.WaitFirstRound(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("WaitFirstRound() = %v, want context.DeadlineExceeded", err)
+	}
+	waited := calls.Load()
+	if waited < 4 {
+		t.Errorf("%d requests while WaitFirstRound waited 1.5s, want one every quarter-second or so", waited)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if after := calls.Load() - waited; after > 1 {
+		t.Errorf("%d requests in the 1.5s after the wait (after %d failures), want at most 1: the backoff grows once nobody waits", after, waited)
+	}
+}
