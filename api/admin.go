@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path"
@@ -360,6 +361,11 @@ type adminState struct {
 	// as saved in the records file; nil until the first recording if
 	// there was none (the keys as loaded then count as told).
 	records *keyRecords
+	// rotations holds the dedup keys of the rotations this process
+	// appended to the log since records were last kept: a rotation
+	// records the key's new secret and expiry (keyChanges) only if the
+	// log did not hold it before, and a retry must still know that.
+	rotations map[string]bool
 }
 
 // initAdmin sets up what api/admin.go and api/readaudit.go add to a
@@ -375,6 +381,7 @@ func (s *Server) initAdmin() error {
 		s.cfg.KeyPollInterval = DefaultKeyPollInterval
 	}
 	if s.cfg.KeyFile != nil {
+		s.admin.rotations = make(map[string]bool)
 		if _, err := s.loadKeysLocked(); err != nil {
 			return fmt.Errorf("api: %w", err)
 		}
@@ -454,15 +461,30 @@ func (s *Server) reloadLocked(ctx context.Context) (map[string]ledger.Result, er
 func (s *Server) recordLocked(ctx context.Context) (map[string]ledger.Result, error) {
 	now := s.cfg.Clock()
 	acts := append(adminActions(s.cfg.ConfigKeys, s.admin.fileKeys, now), s.admin.removed...)
-	changes, records := keyChanges(s.admin.records, s.cfg.ConfigKeys, s.admin.fileKeys, now)
-	acts = append(acts, changes...)
 	results, err := s.recordAdmin(ctx, acts)
+	if err == nil {
+		// The changes are told after the rotations: a key's secret and
+		// expiry are a change unless a rotation the log did not hold
+		// records them.
+		for _, a := range acts {
+			if r, ok := results[string(a.dedup)]; ok && !r.Duplicate && a.leaf.Action == event.AdminKeyRotated {
+				s.admin.rotations[string(a.dedup)] = true
+			}
+		}
+		changes, records := keyChanges(s.admin.records, s.cfg.ConfigKeys, s.admin.fileKeys, now,
+			func(k *APIKey, source string) bool { return s.admin.rotations[string(rotatedDedup(k, source))] })
+		var more map[string]ledger.Result
+		if more, err = s.recordAdmin(ctx, changes); err == nil {
+			maps.Copy(results, more)
+			s.admin.removed = nil
+			s.keepRecordsLocked(records, append(acts, changes...), results)
+			clear(s.admin.rotations)
+		}
+	}
 	s.admin.pending = err != nil
 	if err != nil {
 		return nil, fmt.Errorf("recording administrative actions in the log: %w", err)
 	}
-	s.admin.removed = nil
-	s.keepRecordsLocked(records, acts, results)
 	return results, nil
 }
 

@@ -140,12 +140,14 @@ func (rec *keyRecord) digest() string {
 }
 
 // changed lists what changed from was to now that no other admin action
-// records: roles, the rate limit, and, unless the key was rotated since
-// (a key_rotated leaf records the new secret and expiry), the expiry and
-// the secret; and a revocation undone.
-func changed(was, now *keyRecord) []string {
+// records: roles, the rate limit, and, unless rotated (the key's
+// rotation moved on to one the log did not hold: its key_rotated leaf
+// records the new secret and expiry), the expiry and the secret; and a
+// revocation undone. A rotated_at cleared, or set back to an earlier
+// rotation, records nothing: the secret and expiry are then a change.
+func changed(was, now *keyRecord, rotated bool) []string {
 	var out []string
-	rotated := !now.RotatedAt.Equal(was.RotatedAt)
+	rotated = rotated && now.RotatedAt.After(was.RotatedAt)
 	if !slices.Equal(was.Roles, now.Roles) {
 		out = append(out, event.AdminChangedRoles)
 	}
@@ -170,8 +172,10 @@ func changed(was, now *keyRecord) []string {
 // actions of what changed, made at now, and the records once they are
 // recorded. A key whose record has another identity (or none) is new: its
 // creation records it. Records of keys no longer loaded are kept, marked
-// removed.
-func keyChanges(was *keyRecords, configKeys, fileKeys []APIKey, now time.Time) ([]adminAction, *keyRecords) {
+// removed. rotated reports whether the log was told of a key's rotation
+// (its rotated_at) only now: that rotation's leaf records its secret and
+// expiry.
+func keyChanges(was *keyRecords, configKeys, fileKeys []APIKey, now time.Time, rotated func(k *APIKey, source string) bool) ([]adminAction, *keyRecords) {
 	next := &keyRecords{Keys: make([]keyRecord, 0, len(configKeys)+len(fileKeys))}
 	var acts []adminAction
 	add := func(keys []APIKey, source, by string) {
@@ -184,7 +188,7 @@ func keyChanges(was *keyRecords, configKeys, fileKeys []APIKey, now time.Time) (
 				continue
 			}
 			rec.Changes = old.Changes
-			if what := changed(old, &rec); len(what) > 0 {
+			if what := changed(old, &rec, !k.RotatedAt.IsZero() && rotated(k, source)); len(what) > 0 {
 				rec.Changes++
 				a := event.Admin{Action: event.AdminKeyChanged, Time: now, By: by, Key: k.Name,
 					Roles: roleNames(k.Roles), ExpiresAt: k.ExpiresAt, Changed: what}

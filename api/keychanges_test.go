@@ -213,3 +213,48 @@ func TestNameOfARemovedKeyIsNotReused(t *testing.T) {
 	// A name the log never recorded is free.
 	ts.createKey(t, map[string]any{"name": "fresh", "roles": []string{"auditor"}})
 }
+
+// TestHandEditedSecretWithRotationUndone: an edit by hand that chose a
+// key's secret and expiry went unrecorded when it also cleared the key's
+// rotated_at (no rotation to record) or set it back to an earlier
+// rotation the log already held (its leaf a duplicate): a change of
+// rotated_at was taken for a rotation that records them. Only a rotation
+// the log did not hold yet does; otherwise secret and expiry are a change.
+func TestHandEditedSecretWithRotationUndone(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(k *api.APIKey, earlier time.Time)
+	}{
+		{"RotatedAtCleared", func(k *api.APIKey, _ time.Time) { k.RotatedAt, k.RotatedBy = time.Time{}, "" }},
+		{"RotatedAtSetBack", func(k *api.APIKey, earlier time.Time) { k.RotatedAt = earlier }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kf := newKeyFile(t)
+			ts := newTestServer(t, withKeyFile(t, kf), withAPI(func(c *api.Config) { c.KeyPollInterval = 20 * time.Millisecond }))
+			ts.run(t)
+			ts.createKey(t, map[string]any{"name": "svc", "roles": []string{"submitter"}})
+			decodeKeyAnswer(t, "rotate", ts.adminCall(t, "POST", "/v1/admin/keys/svc/rotate", "", map[string]any{}), http.StatusOK)
+			keys, err := kf.Read()
+			if err != nil {
+				t.Fatal(err)
+			}
+			first := keys[slices.IndexFunc(keys, func(k api.APIKey) bool { return k.Name == "svc" })].RotatedAt
+			time.Sleep(5 * time.Millisecond)
+			decodeKeyAnswer(t, "rotate", ts.adminCall(t, "POST", "/v1/admin/keys/svc/rotate", "", map[string]any{}), http.StatusOK)
+
+			const chosen = "al_chosen-by-hand"
+			expires := time.Now().Add(10 * 365 * 24 * time.Hour).UTC().Truncate(time.Second)
+			editKey(t, kf, "svc", func(k *api.APIKey) {
+				k.SHA256 = api.HashToken(chosen)
+				k.PreviousSHA256, k.PreviousValidUntil = "", time.Time{}
+				k.ExpiresAt = expires
+				tc.edit(k, first)
+			})
+			waitStatus(t, ts, chosen, http.StatusForbidden) // loaded: a submitter may not read
+			got := waitChanges(t, ts, "svc", 1, chosen)
+			if a := got[0]; !slices.Equal(a.Changed, []string{evt.AdminChangedExpiry, evt.AdminChangedSecret}) || !a.ExpiresAt.Equal(expires) || a.By != evt.AdminByCLI {
+				t.Errorf("key_changed leaf = %+v, want the expiry (%s) and the secret changed, by cli", a, expires)
+			}
+		})
+	}
+}
