@@ -366,6 +366,11 @@ type adminState struct {
 	// records the key's new secret and expiry (keyChanges) only if the
 	// log did not hold it before, and a retry must still know that.
 	rotations map[string]bool
+	// actors names who made the changes this server made itself (over
+	// the admin API, or the admin key serve generated), by the dedup
+	// key of their action, until they are recorded; any other action
+	// is recorded by cli or config (adminActions).
+	actors map[string]string
 }
 
 // initAdmin sets up what api/admin.go and api/readaudit.go add to a
@@ -382,6 +387,10 @@ func (s *Server) initAdmin() error {
 	}
 	if s.cfg.KeyFile != nil {
 		s.admin.rotations = make(map[string]bool)
+		s.admin.actors = make(map[string]string)
+		if k := s.cfg.GeneratedKey; k != nil {
+			s.admin.actors[string(createdDedup(k, sourceFile))] = event.AdminByServer
+		}
 		if _, err := s.loadKeysLocked(); err != nil {
 			return fmt.Errorf("api: %w", err)
 		}
@@ -461,14 +470,23 @@ func (s *Server) reloadLocked(ctx context.Context) (map[string]ledger.Result, er
 func (s *Server) recordLocked(ctx context.Context) (map[string]ledger.Result, error) {
 	now := s.cfg.Clock()
 	acts := append(adminActions(s.cfg.ConfigKeys, s.admin.fileKeys, now), s.admin.removed...)
+	for i := range acts {
+		if by, ok := s.admin.actors[string(acts[i].dedup)]; ok {
+			acts[i].leaf.By = by
+		}
+	}
 	results, err := s.recordAdmin(ctx, acts)
 	if err == nil {
 		// The changes are told after the rotations: a key's secret and
 		// expiry are a change unless a rotation the log did not hold
 		// records them.
 		for _, a := range acts {
-			if r, ok := results[string(a.dedup)]; ok && !r.Duplicate && a.leaf.Action == event.AdminKeyRotated {
+			r, ok := results[string(a.dedup)]
+			if ok && !r.Duplicate && a.leaf.Action == event.AdminKeyRotated {
 				s.admin.rotations[string(a.dedup)] = true
+			}
+			if ok {
+				delete(s.admin.actors, string(a.dedup))
 			}
 		}
 		changes, records := keyChanges(s.admin.records, s.cfg.ConfigKeys, s.admin.fileKeys, now,
@@ -712,27 +730,26 @@ func revokedDedup(k *APIKey, source string) []byte {
 }
 
 // adminActions derives the actions the keys record: each key's creation,
-// its last rotation and its revocation, oldest first. Keys that do not
-// say when or by whom they were made are recorded as made at now, by
-// "config" or "cli".
+// its last rotation and its revocation, oldest first, at the times the
+// keys give (a creation without one at now). Who acted is "config" for a
+// key of the configuration and "cli" for one of the keys file, whatever
+// the file says (its created_by, rotated_by, revoked_by are an editor's
+// to write): the server names the actors it knows itself (recordLocked).
 func adminActions(configKeys, fileKeys []APIKey, now time.Time) []adminAction {
 	var acts []adminAction
-	add := func(keys []APIKey, source, defaultBy string) {
+	add := func(keys []APIKey, source, by string) {
 		for i := range keys {
 			k := &keys[i]
-			base := event.Admin{Key: k.Name, Roles: roleNames(k.Roles), ExpiresAt: k.ExpiresAt}
+			base := event.Admin{Key: k.Name, Roles: roleNames(k.Roles), ExpiresAt: k.ExpiresAt, By: by}
 			created := base
-			created.Action, created.Time, created.By = event.AdminKeyCreated, k.CreatedAt, k.CreatedBy
+			created.Action, created.Time = event.AdminKeyCreated, k.CreatedAt
 			if created.Time.IsZero() {
 				created.Time = now
-			}
-			if created.By == "" {
-				created.By = defaultBy
 			}
 			acts = append(acts, adminAction{leaf: created, dedup: createdDedup(k, source)})
 			if !k.RotatedAt.IsZero() {
 				rotated := base
-				rotated.Action, rotated.Time, rotated.By = event.AdminKeyRotated, k.RotatedAt, cmp.Or(k.RotatedBy, defaultBy)
+				rotated.Action, rotated.Time = event.AdminKeyRotated, k.RotatedAt
 				if k.PreviousSHA256 != "" {
 					rotated.PreviousValidUntil = k.PreviousValidUntil
 				}
@@ -740,7 +757,7 @@ func adminActions(configKeys, fileKeys []APIKey, now time.Time) []adminAction {
 			}
 			if k.Revoked() {
 				revoked := base
-				revoked.Action, revoked.Time, revoked.By = event.AdminKeyRevoked, k.RevokedAt, cmp.Or(k.RevokedBy, defaultBy)
+				revoked.Action, revoked.Time = event.AdminKeyRevoked, k.RevokedAt
 				acts = append(acts, adminAction{leaf: revoked, dedup: revokedDedup(k, source)})
 			}
 		}
@@ -961,7 +978,7 @@ func (s *Server) createKey(c *gin.Context) {
 		s.keyFail(c, err)
 		return
 	}
-	s.answerChange(c, http.StatusCreated, &key, token, createdDedup(&key, sourceFile))
+	s.answerChange(c, http.StatusCreated, &key, token, createdDedup(&key, sourceFile), c.GetString(ctxKeyName))
 }
 
 func (s *Server) revokeKey(c *gin.Context) {
@@ -973,7 +990,7 @@ func (s *Server) revokeKey(c *gin.Context) {
 		s.keyFail(c, err)
 		return
 	}
-	s.answerChange(c, http.StatusOK, &key, "", revokedDedup(&key, sourceFile))
+	s.answerChange(c, http.StatusOK, &key, "", revokedDedup(&key, sourceFile), c.GetString(ctxKeyName))
 }
 
 func (s *Server) rotateKey(c *gin.Context) {
@@ -1001,15 +1018,17 @@ func (s *Server) rotateKey(c *gin.Context) {
 		s.keyFail(c, err)
 		return
 	}
-	s.answerChange(c, http.StatusOK, &key, token, rotatedDedup(&key, sourceFile))
+	s.answerChange(c, http.StatusOK, &key, token, rotatedDedup(&key, sourceFile), c.GetString(ctxKeyName))
 }
 
 // answerChange makes a change of the keys file take effect at once (the
-// keyring is swapped before the answer), records it in the log, and
-// answers. If recording fails the change stands: the answer says so, and
-// the watch of the keys file retries. s.admin.mu must be held.
-func (s *Server) answerChange(c *gin.Context, status int, key *APIKey, secret string, dedup []byte) {
+// keyring is swapped before the answer), records it in the log as made
+// by by (the action of dedup), and answers. If recording fails the
+// change stands: the answer says so, and the watch of the keys file
+// retries. s.admin.mu must be held.
+func (s *Server) answerChange(c *gin.Context, status int, key *APIKey, secret string, dedup []byte, by string) {
 	ans := adminAnswer{Key: newKeyInfo(key, sourceFile, s.cfg.Clock()), Secret: secret}
+	s.admin.actors[string(dedup)] = by
 	removed, err := s.loadKeysLocked()
 	if err != nil {
 		// The file was written and checked a moment ago: this is not

@@ -84,6 +84,11 @@ type Config struct {
 	// "the config file /etc/accessledger.yaml" (default: "the server's
 	// configuration").
 	ConfigKeysFrom string
+	// GeneratedKey is the admin key serve generated into KeyFile at this
+	// start, if it did: its creation is recorded by "accessledger". Any
+	// other key found in the file is recorded as made by "cli", whatever
+	// its created_by says.
+	GeneratedKey *APIKey
 	// KeyPollInterval is how often Run checks KeyFile for changes
 	// (default 1s).
 	KeyPollInterval time.Duration

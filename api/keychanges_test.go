@@ -258,3 +258,56 @@ func TestHandEditedSecretWithRotationUndone(t *testing.T) {
 		})
 	}
 }
+
+// TestHandEditsNameNoActor: the admin leaves of actions found in the keys
+// file took their actor from it (created_by, rotated_by, revoked_by), so
+// an edit by hand could have the log say that the server made a key
+// (created_by: accessledger) or that an admin rotated one. An action the
+// server did not make itself is recorded by cli, whatever the file says;
+// one it made, by the actor it knows.
+func TestHandEditsNameNoActor(t *testing.T) {
+	kf := newKeyFile(t)
+	ts := newTestServer(t, withKeyFile(t, kf), withAPI(func(c *api.Config) { c.KeyPollInterval = 20 * time.Millisecond }))
+	ts.run(t)
+	ts.createKey(t, map[string]any{"name": "svc", "roles": []string{"submitter"}})
+	decodeKeyAnswer(t, "rotate", ts.adminCall(t, "POST", "/v1/admin/keys/svc/rotate", "", map[string]any{}), http.StatusOK)
+
+	// A key added by hand, claiming to be the server's.
+	const backdoor = "al_backdoor-by-hand"
+	keys, err := kf.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bd := api.APIKey{Name: "backdoor", SHA256: api.HashToken(backdoor), Roles: []api.Role{api.RoleAdmin},
+		CreatedAt: time.Now().UTC(), CreatedBy: evt.AdminByServer}
+	if err := kf.Write(append(keys, bd)); err != nil {
+		t.Fatal(err)
+	}
+	// A secret rotated by hand, claiming an admin did it.
+	const chosen = "al_rotated-by-hand"
+	editKey(t, kf, "svc", func(k *api.APIKey) {
+		k.SHA256, k.RotatedAt, k.RotatedBy = api.HashToken(chosen), time.Now().UTC(), "test-admin"
+	})
+	waitStatus(t, ts, chosen, http.StatusForbidden)
+	waitStatus(t, ts, backdoor, http.StatusOK)
+	leaves := adminLeaves(t, ts.l, chosen, backdoor)
+	if got := findAdmin(leaves, evt.AdminKeyCreated, "backdoor"); len(got) != 1 || got[0].By != evt.AdminByCLI {
+		t.Errorf("key_created leaves of a key added by hand = %+v, want one by cli", values(got))
+	}
+	rotations := findAdmin(leaves, evt.AdminKeyRotated, "svc")
+	if len(rotations) != 2 || rotations[0].By != "test-admin" || rotations[1].By != evt.AdminByCLI {
+		t.Errorf("key_rotated leaves of svc = %+v, want one by test-admin (over HTTP), then one by cli (by hand)", values(rotations))
+	}
+	if got := findAdmin(leaves, evt.AdminKeyCreated, "svc"); len(got) != 1 || got[0].By != "test-admin" {
+		t.Errorf("key_created leaves of svc = %+v, want one by test-admin", values(got))
+	}
+}
+
+// values returns the leaves themselves, for a message.
+func values(leaves []*evt.Admin) []evt.Admin {
+	out := make([]evt.Admin, len(leaves))
+	for i, a := range leaves {
+		out[i] = *a
+	}
+	return out
+}

@@ -79,28 +79,33 @@ func checkKeysHeld(cfg Config, keys []api.APIKey) error {
 // loadKeyring builds the keyring of keys (from readKeys, checked by
 // checkKeysHeld). If there are none at all, it generates an admin key,
 // writes its secret to <data>/admin.key (0600) and records its hash, so
-// that a fresh start is usable and still secure.
-func loadKeyring(cfg Config, keys []api.APIKey, log *slog.Logger) (*api.Keyring, error) {
+// that a fresh start is usable and still secure; it returns that key too
+// (nil if it made none), whose creation the log records by accessledger
+// (api.Config.GeneratedKey).
+func loadKeyring(cfg Config, keys []api.APIKey, log *slog.Logger) (*api.Keyring, *api.APIKey, error) {
 	if err := checkKeysHeld(cfg, keys); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	var generated *api.APIKey
 	if len(keys) == 0 {
 		token, key, err := api.NewAPIKey("admin", api.RoleAdmin)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		key.CreatedAt, key.CreatedBy = time.Now().UTC(), event.AdminByServer
 		adminPath := filepath.Join(cfg.Data, adminKeyFile)
 		if err := ledger.WriteFileAtomic(adminPath, []byte(token+"\n"), 0o600); err != nil {
-			return nil, fmt.Errorf("writing admin key: %w", err)
+			return nil, nil, fmt.Errorf("writing admin key: %w", err)
 		}
 		if err := api.NewKeyFile(cfg.keysPath()).Write([]api.APIKey{key}); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		log.Info("no API keys configured: generated an admin key", "secret_in", adminPath)
 		keys = append(keys, key)
+		generated = &key
 	}
-	return api.NewKeyring(keys)
+	kr, err := api.NewKeyring(keys)
+	return kr, generated, err
 }
 
 const apikeyUsage = `usage: accessledger apikey add --name NAME --role ROLE[,ROLE] [--expires WHEN] [--rate-per-second N [--rate-burst N]]

@@ -142,7 +142,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		log.Error("signing a checkpoint over the stored entries at start failed: a witness that cosigned more than the latest checkpoint will take the log for behind", "err", err)
 	}
 
-	keys, err := loadKeyring(cfg, configured, log)
+	keys, generated, err := loadKeyring(cfg, configured, log)
 	if err != nil {
 		l.Close(ctx)
 		return err
@@ -190,6 +190,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		KeyFile:              api.NewKeyFile(cfg.keysPath()), // watched and administered (apikeys.go)
 		ConfigKeys:           cfg.APIKeys,
 		ConfigKeysFrom:       cfg.configKeysFrom(),
+		GeneratedKey:         generated,
 		RateLimit:            cfg.RateLimit,
 		ReadAudit:            api.ReadAudit{Enabled: cfg.AuditReads},
 		PublicTiles:          cfg.PublicTiles,

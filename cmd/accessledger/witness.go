@@ -344,7 +344,7 @@ func runWitness(ctx context.Context, c witnessConfig, stdout, stderr io.Writer) 
 	if err := writeVerifierKey(vkeyPath, key.VerifierKey()); err != nil {
 		return err
 	}
-	keys, err := loadKeyring(keysCfg, configured, log)
+	keys, _, err := loadKeyring(keysCfg, configured, log)
 	if err != nil {
 		return err
 	}
@@ -459,7 +459,7 @@ func reloadWitness(c witnessConfig, keysCfg Config, log *slog.Logger, w *witness
 	keys, err := readKeys(keysCfg)
 	var kr *api.Keyring
 	if err == nil {
-		kr, err = loadKeyring(keysCfg, keys, log)
+		kr, _, err = loadKeyring(keysCfg, keys, log)
 	}
 	if err != nil {
 		log.Error("reloading API keys failed; keeping the old ones", "err", err)
