@@ -61,11 +61,17 @@ type keyRecords struct {
 func (f *KeyFile) recordsPath() string { return f.path + ".recorded" }
 
 // readKeyRecords reads the records file at path; nil (and no error) if
-// there is none.
+// there is none. The server alone writes it, a plain file: a symbolic
+// link, a FIFO, a device or a file larger than MaxKeyFileSize is refused
+// (root reads it too, for accessledger apikey add, in a directory the
+// server's user may write), and an error never shows what it holds.
 func readKeyRecords(path string) (*keyRecords, error) {
-	raw, err := os.ReadFile(path)
+	raw, _, err := readPlain(path, true)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
+	}
+	if isLinkRefused(err) {
+		return nil, fmt.Errorf("%s is a symbolic link: the server writes it as a plain file; remove it", path)
 	}
 	if err != nil {
 		return nil, err
@@ -74,7 +80,8 @@ func readKeyRecords(path string) (*keyRecords, error) {
 	dec.DisallowUnknownFields()
 	var r keyRecords
 	if err := dec.Decode(&r); err != nil {
-		return nil, fmt.Errorf("parsing %s: %w", path, err)
+		// Neither a syntax error nor an unknown field is quoted.
+		return nil, fmt.Errorf("parsing %s: not the records the server writes (at byte %d)", path, dec.InputOffset())
 	}
 	return &r, nil
 }

@@ -3,11 +3,13 @@ package api
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"gopkg.in/yaml.v3"
@@ -57,7 +59,12 @@ var ErrKeyFileInvalid = errors.New("the keys file is not valid")
 
 // Read returns the keys in the file; none if it does not exist. It
 // rejects unknown fields, but does not validate the keys (NewKeyring
-// does).
+// does). It reads a plain file of at most MaxKeyFileSize bytes (a FIFO or
+// a device is refused, not waited on), through a symbolic link; as root,
+// only through links that belong to root or to the file's owner, since
+// whoever owns the link (the server's user, who may write the data
+// directory) could point it at any file root may read. Errors name lines
+// and fields of the file, never what it holds.
 func (f *KeyFile) Read() ([]APIKey, error) {
 	keys, err := f.read()
 	if errors.Is(err, os.ErrNotExist) {
@@ -66,16 +73,125 @@ func (f *KeyFile) Read() ([]APIKey, error) {
 	return keys, err
 }
 
+// MaxKeyFileSize bounds the size of the keys file, and of the records
+// kept beside it.
+const MaxKeyFileSize = 16 << 20
+
 func (f *KeyFile) read() ([]APIKey, error) {
-	raw, err := os.ReadFile(f.path)
+	raw, err := readThroughLinks(f.path, os.Geteuid() == 0)
 	if err != nil {
 		return nil, err
 	}
+	return f.decode(raw)
+}
+
+// decode parses raw, the file's content. Its errors say where the file
+// is wrong, never what it holds: the file may be another than a keys
+// file, one root may read and its reader not (apikey list).
+func (f *KeyFile) decode(raw []byte) ([]APIKey, error) {
 	var doc keysDoc
 	if err := strictyaml.Decode(raw, &doc); err != nil {
+		err = strictyaml.Redact(err)
+		if strings.Contains(err.Error(), "unknown field") {
+			err = fmt.Errorf("%w (the file holds keys:, a list of keys with name, sha256, roles, created_at, created_by, expires_at, rotated_at, rotated_by, "+
+				"previous_sha256, previous_valid_until, replaced_sha256, revoked_at, revoked_by and rate_limit: per_second, burst)", err)
+		}
 		return nil, fmt.Errorf("parsing %s: %w (%w)", f.path, err, ErrKeyFileInvalid)
 	}
 	return doc.Keys, nil
+}
+
+// readPlain reads the plain file at path through one open file, refusing
+// a FIFO, a device or a directory (opened without blocking), and a file
+// larger than MaxKeyFileSize; with noFollow, a symbolic link too
+// (isLinkRefused). It returns what it read and the file's FileInfo.
+func readPlain(path string, noFollow bool) ([]byte, os.FileInfo, error) {
+	flags := os.O_RDONLY | oNonBlock
+	if noFollow {
+		flags |= oNoFollow
+	}
+	file, err := os.OpenFile(path, flags, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer file.Close()
+	fi, err := file.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, nil, fmt.Errorf("%s is not a plain file (%s)", path, fi.Mode().Type())
+	}
+	if fi.Size() > MaxKeyFileSize {
+		return nil, nil, fmt.Errorf("%s is larger than %d bytes", path, MaxKeyFileSize)
+	}
+	raw, err := io.ReadAll(io.LimitReader(file, MaxKeyFileSize+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if len(raw) > MaxKeyFileSize {
+		return nil, nil, fmt.Errorf("%s is larger than %d bytes", path, MaxKeyFileSize)
+	}
+	return raw, fi, nil
+}
+
+// maxLinks bounds the symbolic links followed to the keys file.
+const maxLinks = 40
+
+// readThroughLinks reads the plain file at path (readPlain), following
+// symbolic links. asRoot, it follows only links that belong to root or
+// to the owner of the file they lead to: another user's link would have
+// root read, and show in its errors, a file that user may not read.
+func readThroughLinks(path string, asRoot bool) ([]byte, error) {
+	if !asRoot {
+		raw, _, err := readPlain(path, false)
+		return raw, err
+	}
+	type link struct {
+		path string
+		uid  int
+	}
+	var links []link
+	p := path
+	for {
+		fi, err := os.Lstat(p)
+		if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			break // a missing file, or another error, is readPlain's to report
+		}
+		uid, _, ok := fileOwner(fi)
+		if !ok {
+			break
+		}
+		if len(links) == maxLinks {
+			return nil, fmt.Errorf("reading %s: more than %d symbolic links", path, maxLinks)
+		}
+		dest, err := os.Readlink(p)
+		if err != nil {
+			return nil, fmt.Errorf("reading the link %s: %w", p, err)
+		}
+		links = append(links, link{p, uid})
+		if !filepath.IsAbs(dest) {
+			dest = filepath.Join(filepath.Dir(p), dest)
+		}
+		p = dest
+	}
+	// The file the links lead to, read without following another link
+	// put there since.
+	raw, fi, err := readPlain(p, len(links) > 0)
+	if err != nil {
+		if isLinkRefused(err) {
+			return nil, fmt.Errorf("reading %s: %s changed while it was read: try again", path, p)
+		}
+		return nil, err
+	}
+	owner, _, _ := fileOwner(fi)
+	for _, l := range links {
+		if l.uid != 0 && l.uid != owner {
+			return nil, fmt.Errorf("%s is a symbolic link that belongs to %s, leading to %s, which belongs to %s: root reads no file through a link another user may change, "+
+				"since that user could point it at any file; name the file itself (api_keys_file; apikey --file), or have root own the link", l.path, userName(l.uid), p, userName(owner))
+		}
+	}
+	return raw, nil
 }
 
 // Write replaces the file's keys with keys, atomically. A new file has
@@ -280,14 +396,10 @@ func (f *KeyFile) Update(change func(keys []APIKey) ([]APIKey, error)) ([]APIKey
 		return nil, fmt.Errorf("locking %s: %w", f.path, err)
 	}
 	defer unlock()
-	// A file others may write may hold keys they added: they are not
-	// written back as the owner's.
-	if fi, err := os.Stat(f.path); err == nil {
-		if err := checkMode(f.path, fi); err != nil {
-			return nil, err
-		}
-	}
-	keys, err := f.Read()
+	// Read under the lock, refusing a link made since replacementOf
+	// looked; a file others may write may hold keys they added: they
+	// are not written back as the owner's.
+	keys, err := f.readForUpdate()
 	if err != nil {
 		return nil, err
 	}
@@ -302,6 +414,28 @@ func (f *KeyFile) Update(change func(keys []APIKey) ([]APIKey, error)) ([]APIKey
 		return nil, err
 	}
 	return keys, nil
+}
+
+// readForUpdate reads the keys as Update changes them: the file itself,
+// never through a link (checkNotLink), and refused if group or others may
+// write it (checkMode); none if it does not exist.
+func (f *KeyFile) readForUpdate() ([]APIKey, error) {
+	raw, fi, err := readPlain(f.path, true)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil, nil
+	case isLinkRefused(err):
+		if lerr := checkNotLink(f.path); lerr != nil {
+			return nil, lerr
+		}
+		return nil, err
+	case err != nil:
+		return nil, err
+	}
+	if err := checkMode(f.path, fi); err != nil {
+		return nil, err
+	}
+	return f.decode(raw)
 }
 
 // stat returns what identifies the file's current version (nil if it

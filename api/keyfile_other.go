@@ -4,6 +4,15 @@ package api
 
 import "os"
 
+// Flags of readPlain, none here.
+const (
+	oNonBlock = 0
+	oNoFollow = 0
+)
+
+// isLinkRefused reports that no link is refused here.
+func isLinkRefused(err error) bool { return false }
+
 // lockFile only creates the lock file where flock is not available:
 // changes of one process are still serialised by KeyFile.mu. Files have
 // no owner to keep here: uid and gid are ignored.

@@ -3,10 +3,22 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"syscall"
 )
+
+// Flags of readPlain: a FIFO or a device is not waited on, and a
+// symbolic link is refused where it must not be followed.
+const (
+	oNonBlock = syscall.O_NONBLOCK
+	oNoFollow = syscall.O_NOFOLLOW
+)
+
+// isLinkRefused reports whether err is that of opening a symbolic link
+// with oNoFollow.
+func isLinkRefused(err error) bool { return errors.Is(err, syscall.ELOOP) }
 
 // lockFile takes an exclusive advisory lock on path (created, mode 0600,
 // if missing) and returns its release. The lock is the open file's: it

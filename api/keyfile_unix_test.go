@@ -320,3 +320,106 @@ func TestKeyFileSymlinkIsNotReplaced(t *testing.T) {
 		t.Errorf("GET with the key added to the managed file = %v, want 200", r)
 	}
 }
+
+// TestKeyFilesAreNotReadThroughTheServersLinks (as root): root (apikey
+// add, apikey list) read the records file, and the keys file, through
+// links that the server's user, who may write the data directory, could
+// plant: a records file linked to /dev/zero had apikey add read until
+// memory ran out, and one linked to a file only root may read, or a keys
+// file linked to it, had the error quote that file. The records file is
+// read only as a plain file of bounded size; the keys file through a
+// link only if it is root's or the file's owner's; and no error quotes
+// what a file holds.
+func TestKeyFilesAreNotReadThroughTheServersLinks(t *testing.T) {
+	needRoot(t)
+	const secret = "hunter2-s3cr3t"
+	rootOnly := filepath.Join(t.TempDir(), "shadow")
+	if err := os.WriteFile(rootOnly, []byte("keys: []\n"+secret+": {\""+secret+"\": 1}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rootJSON := filepath.Join(t.TempDir(), "secrets.json")
+	if err := os.WriteFile(rootJSON, []byte(`{"`+secret+`": "`+secret+`"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// within fails the test unless f returns within 5 seconds.
+	within := func(t *testing.T, what string, f func() error) error {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() { done <- f() }()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s did not return within 5s", what)
+			return nil
+		}
+	}
+	plant := func(t *testing.T, target, link string) {
+		t.Helper()
+		os.Remove(link)
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Lchown(link, serverUID, serverUID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, target := range []string{"/dev/zero", rootOnly, rootJSON} {
+		t.Run("RecordsTo"+filepath.Base(target), func(t *testing.T) {
+			dir := sharedDir(t, serverUID)
+			path := filepath.Join(dir, "api_keys.yaml")
+			if _, _, err := api.NewKeyFile(path).Create(api.KeySpec{Name: "first", Roles: []api.Role{api.RoleAdmin}}, evt.AdminByCLI, time.Now(), nil); err != nil {
+				t.Fatal(err)
+			}
+			plant(t, target, path+".recorded")
+			err := within(t, "KeyFile.Create()", func() error {
+				_, _, err := api.NewKeyFile(path).Create(api.KeySpec{Name: "second", Roles: []api.Role{api.RoleAuditor}}, evt.AdminByCLI, time.Now(), nil)
+				return err
+			})
+			if err == nil || strings.Contains(err.Error(), secret) {
+				t.Errorf("KeyFile.Create() with the records file a link to %s = %v, want an error that does not quote the file", target, err)
+			}
+		})
+	}
+	t.Run("KeysFileToRootsFile", func(t *testing.T) {
+		dir := sharedDir(t, serverUID)
+		path := filepath.Join(dir, "api_keys.yaml")
+		plant(t, rootOnly, path)
+		var keys []api.APIKey
+		err := within(t, "KeyFile.Read()", func() (err error) {
+			keys, err = api.NewKeyFile(path).Read()
+			return err
+		})
+		if err == nil || strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), "symbolic link") {
+			t.Errorf("KeyFile.Read() of a link the server's user made to root's file = %v, %v; want it refused, saying why, not quoting the file", keys, err)
+		}
+		// Root's own link, or one to the link owner's file, is followed.
+		mine := filepath.Join(dir, "managed.yaml")
+		if err := api.NewKeyFile(mine).Write(nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(mine, serverUID, serverUID); err != nil {
+			t.Fatal(err)
+		}
+		plant(t, mine, path)
+		if _, err := api.NewKeyFile(path).Read(); err != nil {
+			t.Errorf("KeyFile.Read() through the server's link to its own file = %v", err)
+		}
+	})
+	t.Run("KeysFileQuotesNothing", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "api_keys.yaml")
+		for _, tc := range []struct{ content, want string }{
+			{"keys: []\n" + secret + ": 1\n", "line 2: an unknown field"},
+			{"root:" + secret + ":19000:0:99999:7:::\n", "line 1: "},
+			{"keys:\n  - name: a\n    created_at: " + secret + "\n", "not valid"}, // yaml.v3 gives no line
+			{"keys: [*" + secret + "]\n", "unknown anchor"},
+		} {
+			if err := os.WriteFile(path, []byte(tc.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := api.NewKeyFile(path).Read(); err == nil || strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("KeyFile.Read() of %q = %v, want an error saying %q, not quoting the file", tc.content, err, tc.want)
+			}
+		}
+	})
+}
