@@ -396,6 +396,9 @@ func (s *Server) initAdmin() error {
 		}
 		s.admin.pending = true // recorded by ReloadKeys, or by Run
 		s.admin.records = s.readRecords()
+		if err := checkConfigNames(s.cfg.ConfigKeys, cmp.Or(s.cfg.ConfigKeysFrom, configKeysFrom), s.admin.records); err != nil {
+			return fmt.Errorf("api: %w", err)
+		}
 	}
 	s.reads = newReadAuditor(s.cfg.ReadAudit, s.cfg.MaxBatchEvents, s.cfg.Ledger)
 	if s.reads != nil {
@@ -491,6 +494,13 @@ func (s *Server) recordLocked(ctx context.Context) (map[string]ledger.Result, er
 		}
 		changes, records := keyChanges(s.admin.records, s.cfg.ConfigKeys, s.admin.fileKeys, now,
 			func(k *APIKey, source string) bool { return s.admin.rotations[string(rotatedDedup(k, source))] })
+		if s.admin.records == nil {
+			// No records yet: the names of keys the log recorded
+			// and that are gone stay taken.
+			records.Keys = append(records.Keys, s.removedInLog(ctx, func(name string) bool {
+				return records.find(sourceFile, name) != nil || records.find(sourceConfig, name) != nil
+			})...)
+		}
 		var more map[string]ledger.Result
 		if more, err = s.recordAdmin(ctx, changes); err == nil {
 			maps.Copy(results, more)

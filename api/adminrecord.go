@@ -8,11 +8,14 @@ package api
 
 import (
 	"bytes"
+	"cmp"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"reflect"
 	"slices"
@@ -21,6 +24,7 @@ import (
 
 	"github.com/accessledger/accessledger/event"
 	"github.com/accessledger/accessledger/ledger"
+	"github.com/accessledger/accessledger/ledger/index"
 )
 
 // keyRecord is what the log was last told of one key: enough to tell
@@ -288,4 +292,78 @@ func recordedBefore(acts []adminAction, results map[string]ledger.Result) bool {
 		}
 	}
 	return false
+}
+
+// Bounds of removedInLog: the admin leaves it reads through the index,
+// and the leaves it reads one by one past what the index has reached.
+const (
+	maxSeedLeaves   = 100_000
+	maxUnindexedRun = 10_000
+)
+
+// removedInLog returns records, marked removed, of the keys the log's
+// admin leaves name that are not loaded now (loaded), so that a start
+// without a records file (the first of a version that keeps one) still
+// refuses the names of keys deleted before. It reads only what the
+// query index finds (kind admin) and at most maxUnindexedRun leaves the
+// index has not reached yet; without an index, none (the server log
+// says so).
+func (s *Server) removedInLog(ctx context.Context, loaded func(name string) bool) []keyRecord {
+	path := s.cfg.KeyFile.recordsPath()
+	if s.cfg.Index == nil {
+		s.log.Warn("there is no record of what the log was told of each API key, and no query index to find the keys it recorded: the names of keys deleted from the keys file before are not refused",
+			"path", path)
+		return nil
+	}
+	names := map[string]bool{}
+	add := func(i uint64) error {
+		data, _, err := s.cfg.Ledger.Entry(ctx, i)
+		if err != nil {
+			return err
+		}
+		if event.LeafKind(data) != event.KindAdmin {
+			return nil
+		}
+		if _, a, err := event.DecodeAdminLeaf(data); err == nil && !loaded(a.Key) {
+			names[a.Key] = true
+		}
+		return nil
+	}
+	var failed error
+	n := 0
+	indexed, err := s.cfg.Index.Search(ctx, index.Query{Kind: []string{string(event.KindAdmin)}}, 0, s.cfg.Index.Size(), false, func(i uint64) bool {
+		n++
+		failed = add(i)
+		return failed == nil && n < maxSeedLeaves
+	})
+	err = cmp.Or(err, failed)
+	if size, _ := s.cfg.Ledger.Size(); err == nil && n < maxSeedLeaves && size-indexed <= maxUnindexedRun {
+		for i := indexed; i < size && err == nil; i++ {
+			err = add(i)
+		}
+	} else if err == nil {
+		err = fmt.Errorf("more than %d admin leaves, or the index %d leaves behind the log", maxSeedLeaves, size-indexed)
+	}
+	if err != nil {
+		s.log.Warn("there is no record of what the log was told of each API key, and finding the keys it recorded failed: the names of keys deleted from the keys file before may not be refused",
+			"path", path, "err", err)
+	}
+	out := make([]keyRecord, 0, len(names))
+	for _, name := range slices.Sorted(maps.Keys(names)) {
+		out = append(out, keyRecord{Source: sourceFile, Name: name, Removed: true})
+	}
+	return out
+}
+
+// checkConfigNames refuses config keys named as a key the records say
+// was removed from the keys file: the log's records of that name would
+// speak of two keys.
+func checkConfigNames(configKeys []APIKey, from string, recs *keyRecords) error {
+	for i := range configKeys {
+		if rec := recs.find(sourceFile, configKeys[i].Name); rec != nil && rec.Removed {
+			return fmt.Errorf("%s has an API key named %q, the name of a key removed from the keys file that the log records; names are not reused, so that the log's records of a key stay unambiguous: rename it",
+				from, configKeys[i].Name)
+		}
+	}
+	return nil
 }

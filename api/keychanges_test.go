@@ -9,8 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/accessledger/accessledger/api"
 	evt "github.com/accessledger/accessledger/event"
+	"github.com/accessledger/accessledger/ledger"
 )
 
 // editKey changes the key named name in kf as an edit by hand does: the
@@ -310,4 +313,60 @@ func values(leaves []*evt.Admin) []evt.Admin {
 		out[i] = *a
 	}
 	return out
+}
+
+// TestNamesRecordedBeforeTheRecordsFileAreNotReused: at the first start
+// of the version that keeps the records file, the names of keys deleted
+// from the keys file before were free again, though the log recorded
+// those keys; and a key of the configuration could take the name of one
+// removed from the keys file. The admin leaves the index finds keep
+// those names taken, and the configuration's keys are checked against
+// the records.
+func TestNamesRecordedBeforeTheRecordsFileAreNotReused(t *testing.T) {
+	qs := newQueryServer(t)
+	at := time.Now().UTC().Add(-time.Hour)
+	for _, a := range []*evt.Admin{
+		{Action: evt.AdminKeyCreated, Time: at, By: evt.AdminByCLI, Key: "gone", Roles: []string{"auditor"}},
+		{Action: evt.AdminKeyRevoked, Time: at, By: evt.AdminByCLI, Key: "gone", Roles: []string{"auditor"}},
+	} {
+		leaf, err := evt.EncodeAdminLeaf(a, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := qs.l.Append(bg, ledger.Entry{Data: leaf}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the index to reach the log", func() bool { return qs.x.Size() == size(qs.l) })
+
+	kf := newKeyFile(t)
+	token, boss, err := api.NewAPIKey("boss", api.RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kf.Write([]api.APIKey{boss}); err != nil {
+		t.Fatal(err)
+	}
+	s, srv := newAPI(t, qs.l, api.Config{KeyFile: kf, Index: qs.x})
+	if err := s.ReloadKeys(bg); err != nil {
+		t.Fatal(err)
+	}
+	r := call(t, srv.URL, "POST", "/v1/admin/keys", token, "application/json", []byte(`{"name":"gone","roles":["auditor"]}`))
+	if eb := wantError(t, "create gone", r, http.StatusConflict); !strings.Contains(eb.Error, "not reused") {
+		t.Errorf("create gone: error %q, want it to say names are not reused", eb.Error)
+	}
+	if r := call(t, srv.URL, "POST", "/v1/admin/keys", token, "application/json", []byte(`{"name":"fresh","roles":["auditor"]}`)); r.status != http.StatusCreated {
+		t.Errorf("create fresh = %v, want 201", r)
+	}
+
+	// A key of the configuration named as the removed one is refused at
+	// start.
+	_, cfgKey, err := api.NewAPIKey("gone", api.RoleAuditor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = api.New(api.Config{Ledger: qs.l, KeyFile: kf, ConfigKeys: []api.APIKey{cfgKey}, Gatherer: prometheus.NewRegistry()})
+	if err == nil || !strings.Contains(err.Error(), `"gone"`) || !strings.Contains(err.Error(), "not reused") {
+		t.Errorf("api.New() with a config key named as a removed key = %v, want an error naming it", err)
+	}
 }
