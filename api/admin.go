@@ -526,8 +526,24 @@ func (s *Server) loadKeysLocked() ([]adminAction, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.useKeysLocked(keys, kr), nil
+}
+
+// useKeysLocked swaps in kr, made of ConfigKeys and keys, the keys
+// file's, and returns the removals of keys (removalsLocked).
+// s.admin.mu must be held.
+func (s *Server) useKeysLocked(keys []APIKey, kr *Keyring) []adminAction {
 	s.SetKeyring(kr)
 	s.admin.inUse = true
+	removed := s.removalsLocked(keys)
+	s.admin.fileKeys = keys
+	return removed
+}
+
+// removalsLocked returns the removals of keys that loading keys makes:
+// those the file held when it was last loaded, unrevoked, and no longer
+// holds. s.admin.mu must be held.
+func (s *Server) removalsLocked(keys []APIKey) []adminAction {
 	var removed []adminAction
 	now := s.cfg.Clock()
 	for _, old := range s.admin.fileKeys {
@@ -537,8 +553,26 @@ func (s *Server) loadKeysLocked() ([]adminAction, error) {
 			removed = append(removed, removal(old, now))
 		}
 	}
-	s.admin.fileKeys = keys
-	return removed, nil
+	return removed
+}
+
+// reloadNewLocked loads a keys file put in place since the last check
+// (another file than the one loaded) at once, if it can be loaded and
+// removes no key, and records what it shows; it reports whether it did.
+// A file that would remove keys, or is refused, may be one still being
+// written (an editor that moved the old file aside): it is left as it
+// is, for the watch to load once it has held for a check, so that no
+// removal is recorded, nor refusal reported, from a file half written.
+// s.admin.mu must be held.
+func (s *Server) reloadNewLocked(ctx context.Context) (bool, error) {
+	fi, keys, kr, err := s.readKeysLocked()
+	if err != nil || len(s.removalsLocked(keys)) > 0 {
+		return false, nil
+	}
+	s.admin.loaded = fi
+	s.useKeysLocked(keys, kr)
+	_, err = s.recordLocked(ctx)
+	return true, err
 }
 
 // readKeysLocked reads the keys file and builds the keyring it makes with
@@ -610,27 +644,36 @@ type keyWatch struct {
 	seenSet bool        // if any (nil: the file was absent)
 }
 
-// reload reports whether to reload the keys file, found at version fi
-// (nil: absent), loaded being the version last loaded. A file put in
-// place by a rename (another file than the one loaded, or one where there
-// was none) is whole, as the apikey command and the admin API write it:
-// it is reloaded at once. A file changed in place, or removed, is
-// reloaded once the change has stayed the same for a whole check, so
-// that a file being written in place is not read half way.
-func (w *keyWatch) reload(fi, loaded os.FileInfo) bool {
+// Decisions of keyWatch.reload.
+const (
+	keepKeys    = iota // the file is as loaded, or its change has not held yet
+	loadNew            // a new file: load it now if it removes nothing (reloadNewLocked)
+	loadSettled        // the change has held for a whole check: load it
+)
+
+// reload says whether to reload the keys file, found at version fi (nil:
+// absent), loaded being the version last loaded. A file put in place by
+// a rename (another file than the one loaded, or one where there was
+// none), as the apikey command and the admin API write it, is loaded at
+// once (loadNew) unless it would remove keys or be refused: an editor
+// that moves the old file aside and writes a new one in its place makes
+// a new file too, read half way at first. Any change, a removal or an
+// edit in place included, is loaded once it has stayed the same for a
+// whole check (loadSettled).
+func (w *keyWatch) reload(fi, loaded os.FileInfo) int {
 	switch {
 	case sameVersion(fi, loaded):
 		w.seenSet = false
-		return false
-	case fi != nil && (loaded == nil || !os.SameFile(fi, loaded)):
+		return keepKeys
+	case w.seenSet && sameVersion(fi, w.seen):
 		w.seenSet = false
-		return true
-	case !w.seenSet || !sameVersion(fi, w.seen):
-		w.seen, w.seenSet = fi, true
-		return false
+		return loadSettled
 	}
-	w.seenSet = false
-	return true
+	w.seen, w.seenSet = fi, true
+	if fi != nil && (loaded == nil || !os.SameFile(fi, loaded)) {
+		return loadNew
+	}
+	return keepKeys
 }
 
 // watchKeys checks the keys file every KeyPollInterval until ctx ends.
@@ -659,8 +702,22 @@ func (s *Server) watchKeys(ctx context.Context) {
 		s.admin.mu.Lock()
 		loaded, pending := s.admin.loaded, s.admin.pending
 		s.admin.mu.Unlock()
+		decision := watch.reload(fi, loaded)
+		if decision == loadNew {
+			s.admin.mu.Lock()
+			done, err := s.reloadNewLocked(ctx)
+			s.admin.mu.Unlock()
+			if done {
+				if err != nil {
+					s.log.Error("reloading API keys failed", "err", err)
+				} else {
+					s.log.Info("reloaded API keys: the keys file changed", "path", s.cfg.KeyFile.Path(), "count", s.auth.keys.Load().Len())
+				}
+				continue
+			}
+		}
 		switch {
-		case watch.reload(fi, loaded):
+		case decision == loadSettled:
 			if err := s.ReloadKeys(ctx); err != nil {
 				s.log.Error("reloading API keys failed", "err", err)
 				continue

@@ -80,7 +80,7 @@ func TestKeyWatchReloadsAReplacedFileAtOnce(t *testing.T) {
 		return k
 	}
 	var w keyWatch
-	check := func(what string, loaded os.FileInfo, want ...bool) {
+	check := func(what string, loaded os.FileInfo, want ...int) {
 		t.Helper()
 		for i, want := range want {
 			if got := w.reload(stat(), loaded); got != want {
@@ -93,15 +93,15 @@ func TestKeyWatchReloadsAReplacedFileAtOnce(t *testing.T) {
 	if err := kf.Write([]APIKey{key("a")}); err != nil {
 		t.Fatal(err)
 	}
-	check("a keys file created", nil, true)
+	check("a keys file created", nil, loadNew)
 	loaded := stat()
-	check("no change", loaded, false, false)
+	check("no change", loaded, keepKeys, keepKeys)
 
 	// Replaced as the command and the admin API do.
 	if err := NewKeyFile(kf.Path()).Write([]APIKey{key("a"), key("b")}); err != nil {
 		t.Fatal(err)
 	}
-	check("a keys file replaced by a rename", loaded, true)
+	check("a keys file replaced by a rename", loaded, loadNew)
 	loaded = stat()
 
 	// Edited in place: reloaded once the change has held for a check.
@@ -117,7 +117,7 @@ func TestKeyWatchReloadsAReplacedFileAtOnce(t *testing.T) {
 	if _, err := f.Write(raw[:len(raw)/2]); err != nil {
 		t.Fatal(err)
 	}
-	check("a keys file half written in place", loaded, false)
+	check("a keys file half written in place", loaded, keepKeys)
 	if _, err := f.Write(raw[len(raw)/2:]); err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func TestKeyWatchReloadsAReplacedFileAtOnce(t *testing.T) {
 	}
 	// The size, or the modification time, moved on since.
 	if fi := stat(); !sameVersion(fi, loaded) {
-		check("a keys file written in place", loaded, false, true)
+		check("a keys file written in place", loaded, keepKeys, loadSettled)
 	} else {
 		t.Logf("the edit in place left size and modification time as they were")
 	}
@@ -136,9 +136,72 @@ func TestKeyWatchReloadsAReplacedFileAtOnce(t *testing.T) {
 	if err := os.Remove(kf.Path()); err != nil {
 		t.Fatal(err)
 	}
-	for i, want := range []bool{false, true} {
+	for i, want := range []int{keepKeys, loadSettled} {
 		if got := w.reload(nil, loaded); got != want {
 			t.Errorf("a keys file removed: keyWatch.reload() at check %d = %v, want %v", i+1, got, want)
 		}
+	}
+}
+
+// TestKeyWatchSettlesANewFileNotLoaded: a new file was taken as whole
+// because it was a new file, but an editor that moves the old file aside
+// and writes a new one in its place (vim with backupcopy=auto, cp onto a
+// removed file) makes a new file too, read half written: its removals
+// were recorded for good. A new file is loaded at once only if it removes
+// nothing (reloadNewLocked); one left as it was is loaded, and what it
+// removes recorded, once it has held for a check, or at once if it
+// changes again into one that removes nothing.
+func TestKeyWatchSettlesANewFileNotLoaded(t *testing.T) {
+	dir := t.TempDir()
+	kf := NewKeyFile(filepath.Join(dir, "api_keys.yaml"))
+	stat := func() os.FileInfo {
+		t.Helper()
+		fi, err := kf.stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi
+	}
+	if err := kf.Write(nil); err != nil {
+		t.Fatal(err)
+	}
+	loaded := stat()
+	var w keyWatch
+	// Moved aside, and a new file written in its place, half way.
+	if err := os.Rename(kf.Path(), kf.Path()+"~"); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(kf.Path(), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString("keys:\n"); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.reload(stat(), loaded); got != loadNew {
+		t.Errorf("keyWatch.reload() of a new file = %d, want loadNew (%d)", got, loadNew)
+	}
+	// Not loaded (it would remove keys): the same version a check later
+	// is settled.
+	if got := w.reload(stat(), loaded); got != loadSettled {
+		t.Errorf("keyWatch.reload() of a new file not loaded, a check later = %d, want loadSettled (%d)", got, loadSettled)
+	}
+	// Written on: new again, then settled.
+	if _, err := f.WriteString("  - name: a\n"); err != nil {
+		t.Fatal(err)
+	}
+	fi := stat()
+	if sameVersion(fi, w.seen) {
+		t.Skip("the write left size and modification time as they were")
+	}
+	for i, want := range []int{loadNew, loadSettled} {
+		if got := w.reload(fi, loaded); got != want {
+			t.Errorf("keyWatch.reload() of a file written on, at check %d = %d, want %d", i+1, got, want)
+		}
+	}
+	// Loaded: nothing more.
+	if got := w.reload(fi, fi); got != keepKeys {
+		t.Errorf("keyWatch.reload() of the file loaded = %d, want keepKeys (%d)", got, keepKeys)
 	}
 }
