@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/go-json-experiment/json/jsontext"
@@ -312,13 +313,28 @@ func (s *Server) prepare(raws [][]byte, keyName string) ([]ledger.Entry, []strin
 // the server alone (api/readaudit.go), and one submitted through the API
 // could pass for them.
 func reservedService(service string) bool {
-	visible := strings.Map(func(r rune) rune {
+	if len(service) < len(ReadAuditService) {
+		return false
+	}
+	visible := service
+	for i := 0; i < len(service); i++ {
+		if service[i] >= utf8.RuneSelf {
+			visible = withoutFormatChars(service)
+			break
+		}
+	}
+	return strings.EqualFold(strings.TrimSpace(visible), ReadAuditService)
+}
+
+// withoutFormatChars returns s without its invisible format characters
+// (Unicode category Cf).
+func withoutFormatChars(s string) string {
+	return strings.Map(func(r rune) rune {
 		if unicode.Is(unicode.Cf, r) {
 			return -1
 		}
 		return r
-	}, service)
-	return strings.EqualFold(strings.TrimSpace(visible), ReadAuditService)
+	}, s)
 }
 
 // identityPositions is 0, 1, 2, ...: the positions of a request's

@@ -10,9 +10,10 @@ import (
 	"github.com/accessledger/accessledger/ledger"
 )
 
-// loadgenLeaves returns n leaves shaped like cmd/loadgen's events: a
-// skewed population of 20,000 actors with stable addresses, unique
-// resource ids on data access, times within seconds of each other.
+// loadgenLeaves returns n leaves shaped like cmd/loadgen's events, as the
+// API writes them (with the key that submitted them): a skewed population
+// of 20,000 actors with stable addresses, unique resource ids on data
+// access, times within seconds of each other.
 func loadgenLeaves(n int) []ledger.Leaf {
 	r := mrand.New(mrand.NewPCG(1, 2))
 	actions := []string{"login", "logout", "read", "update", "create", "delete"}
@@ -25,7 +26,7 @@ func loadgenLeaves(n int) []ledger.Leaf {
 		if r.IntN(2) == 0 {
 			res = fmt.Sprintf(`,"resource":{"type":"invoice","id":"inv-%d"}`, r.IntN(1_000_000))
 		}
-		data := fmt.Sprintf(`{"kind":"event","received_at":"2026-11-27T05:00:00.000000000Z","body":{"time":%q,"service":"svc-%d","actor":{"id":"user-%d","type":"user","session":"s1"},"source":{"ip":%q,"port":1234,"user_agent":"Mozilla/5.0"},"action":%q,"category":"data_access","outcome":"success"%s,"request_id":"%x","tenant":"t%d"}}`,
+		data := fmt.Sprintf(`{"kind":"event","received_at":"2026-11-27T05:00:00.000000000Z","submitted_by":"ingest","body":{"time":%q,"service":"svc-%d","actor":{"id":"user-%d","type":"user","session":"s1"},"source":{"ip":%q,"port":1234,"user_agent":"Mozilla/5.0"},"action":%q,"category":"data_access","outcome":"success"%s,"request_id":"%x","tenant":"t%d"}}`,
 			t0.Add(time.Duration(i)*20*time.Microsecond).Format("2006-01-02T15:04:05.000000000Z"), a%12, a, ip, actions[r.IntN(len(actions))], res, r.Uint64(), a%5)
 		out[i] = ledger.Leaf{Index: uint64(i), Data: []byte(data)}
 	}
@@ -69,7 +70,7 @@ func BenchmarkFollowerAddDecoded(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		decoded[i] = &event.Decoded{ReceivedAt: l.ReceivedAt, Event: ev}
+		decoded[i] = &event.Decoded{ReceivedAt: l.ReceivedAt, SubmittedBy: l.SubmittedBy, Event: ev}
 	}
 	benchAdd(b, len(leaves), func(f *follower, j int) { f.addDecoded(leaves[j].Index, decoded[j]) })
 }
