@@ -38,6 +38,13 @@ type queryServer struct {
 // changes the ledger's configuration.
 func newQueryServer(t testing.TB, adjust ...func(*ledger.Config)) *queryServer {
 	t.Helper()
+	return newQueryServerAPI(t, nil, adjust...)
+}
+
+// newQueryServerAPI is newQueryServer with the API's configuration
+// adjusted by adjustAPI (its keys, its clock), if not nil.
+func newQueryServerAPI(t testing.TB, adjustAPI func(*api.Config), adjust ...func(*ledger.Config)) *queryServer {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	kr, tokens := newKeys(t)
 	l, _ := newTestLedger(t, func(c *ledger.Config) {
@@ -53,7 +60,11 @@ func newQueryServer(t testing.TB, adjust ...func(*ledger.Config)) *queryServer {
 	ctx, cancel := context.WithCancel(bg)
 	done := make(chan error, 1)
 	go func() { done <- x.Run(ctx) }()
-	s, err := api.New(api.Config{Ledger: l, Keys: kr, Gatherer: reg, Registerer: reg, Index: x})
+	acfg := api.Config{Ledger: l, Keys: kr, Gatherer: reg, Registerer: reg, Index: x}
+	if adjustAPI != nil {
+		adjustAPI(&acfg)
+	}
+	s, err := api.New(acfg)
 	if err != nil {
 		t.Fatalf("api.New() = %v", err)
 	}

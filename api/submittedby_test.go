@@ -7,13 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/accessledger/accessledger/api"
 	evpkg "github.com/accessledger/accessledger/event"
@@ -49,29 +46,12 @@ func newSubmitterServer(t *testing.T) *submitterServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewRegistry()
-	l, _ := newTestLedger(t, func(c *ledger.Config) { c.Registerer = reg })
-	x, err := index.Open(bg, index.Config{Dir: t.TempDir(), Log: l, Registerer: reg})
-	if err != nil {
-		t.Fatalf("index.Open() = %v", err)
-	}
-	ctx, cancel := context.WithCancel(bg)
-	done := make(chan error, 1)
-	go func() { done <- x.Run(ctx) }()
-	s, err := api.New(api.Config{Ledger: l, Keys: kr, Gatherer: reg, Registerer: reg, Index: x,
-		Clock: func() time.Time { return submitterClock }})
-	if err != nil {
-		t.Fatalf("api.New() = %v", err)
-	}
-	srv := httptest.NewServer(s.Handler())
-	t.Cleanup(func() {
-		srv.Close()
-		cancel()
-		<-done
-		x.Close()
+	qs := newQueryServerAPI(t, func(c *api.Config) {
+		c.Keys = kr
+		c.Clock = func() time.Time { return submitterClock }
 	})
-	ts := &testServer{l: l, api: s, srv: srv, tokens: map[api.Role]string{api.RoleAuditor: tokens["soc"]}}
-	return &submitterServer{queryServer: &queryServer{testServer: ts, x: x, reg: reg}, billing: tokens["billing-svc"], crm: tokens["crm-svc"]}
+	qs.tokens = map[api.Role]string{api.RoleAuditor: tokens["soc"]}
+	return &submitterServer{queryServer: qs, billing: tokens["billing-svc"], crm: tokens["crm-svc"]}
 }
 
 // postAs posts body with token and returns the answer's results.
