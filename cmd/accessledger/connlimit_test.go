@@ -21,36 +21,7 @@ import (
 func TestServeBoundsConnections(t *testing.T) {
 	s := startServer(t, t.TempDir(), "--max-connections-per-ip", "3")
 	s.client.CloseIdleConnections()
-	// Three connections, each served once and kept open. (One may be
-	// refused while the server has yet to see the client's earlier
-	// connections closed: it is dialled again.)
-	var held []net.Conn
-	for tries := 0; len(held) < 3; tries++ {
-		if tries == 20 {
-			t.Fatalf("only %d connections served in 20 tries", len(held))
-		}
-		c, err := net.Dial("tcp", s.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if healthz(c) != nil {
-			c.Close()
-			time.Sleep(50 * time.Millisecond)
-			continue
-		}
-		defer c.Close()
-		held = append(held, c)
-	}
-	extra, err := net.Dial("tcp", s.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer extra.Close()
-	if err := healthz(extra); err == nil {
-		t.Errorf("a fourth connection from one address was served, want it closed")
-	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
-		t.Errorf("a fourth connection from one address was neither served nor closed in 10s")
-	}
+	held := holdConnections(t, s.addr, 3)
 	// Once one of the three closes, the server has room again (once it
 	// has seen it closed).
 	held[0].Close()
@@ -168,36 +139,7 @@ func TestWitnessBoundsConnections(t *testing.T) {
 		resp.Body.Close()
 	}
 
-	// Three connections from 127.0.0.1, each served once and kept open.
-	// (One may be refused while the witness has yet to see the readiness
-	// probe's connection closed: it is dialled again.)
-	var held []net.Conn
-	for tries := 0; len(held) < 3; tries++ {
-		if tries == 20 {
-			t.Fatalf("only %d connections served in 20 tries", len(held))
-		}
-		c, err := net.Dial("tcp", w.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if healthz(c) != nil {
-			c.Close()
-			time.Sleep(50 * time.Millisecond)
-			continue
-		}
-		defer c.Close()
-		held = append(held, c)
-	}
-	extra, err := net.Dial("tcp", w.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer extra.Close()
-	if err := healthz(extra); err == nil {
-		t.Errorf("a fourth connection from 127.0.0.1 was served, want it closed")
-	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
-		t.Errorf("a fourth connection from 127.0.0.1 was neither served nor closed in 10s")
-	}
+	holdConnections(t, w.addr, 3) // from 127.0.0.1
 
 	// From another address, add-checkpoint is served, and the refusal
 	// counted.
@@ -218,4 +160,41 @@ func TestWitnessBoundsConnections(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^accessledger_connections_refused_total\{reason="per_ip"\} [1-9]`).Match(body) {
 		t.Errorf("the refused connection is not counted in accessledger_connections_refused_total{reason=\"per_ip\"}")
 	}
+}
+
+// holdConnections opens n connections to addr (a server whose
+// max_connections_per_ip is n), each served once and kept open until the
+// test ends, and checks that one more from the same address is closed
+// unserved. (One may be refused while the server has yet to see the
+// client's earlier connections closed: it is dialled again.)
+func holdConnections(t *testing.T, addr string, n int) []net.Conn {
+	t.Helper()
+	var held []net.Conn
+	for tries := 0; len(held) < n; tries++ {
+		if tries == 20 {
+			t.Fatalf("only %d connections served in 20 tries", len(held))
+		}
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if healthz(c) != nil {
+			c.Close()
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		t.Cleanup(func() { c.Close() })
+		held = append(held, c)
+	}
+	extra, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	if err := healthz(extra); err == nil {
+		t.Errorf("connection %d from one address was served, want it closed", n+1)
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Errorf("connection %d from one address was neither served nor closed in 10s", n+1)
+	}
+	return held
 }
