@@ -78,12 +78,37 @@ type Log interface {
 	ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, error)
 }
 
+// signDurable is asked when a witness has cosigned size n, beyond the
+// log's latest checkpoint latest: if the log holds n entries or more,
+// durable but not yet signed (a file-system snapshot restored, taken
+// between a commit and the checkpoint over it), SignDurable signs them
+// and signDurable returns the new latest size, so that the log is not
+// taken for one behind the witness (whether the tree is the one the
+// witness cosigned, the witness judges from the proof sent next).
+// Otherwise it returns latest.
+func (d *Distributor) signDurable(ctx context.Context, n, latest uint64) uint64 {
+	if d.cfg.SignDurable == nil {
+		return latest
+	}
+	size, err := d.cfg.SignDurable(ctx, n)
+	if err != nil {
+		d.log.Warn("signing the entries the log holds beyond its latest checkpoint failed", "err", err)
+		return latest
+	}
+	return max(latest, size)
+}
+
 // DistributorConfig holds what a Distributor needs. Policy, Log and
 // LogVerifier are required.
 type DistributorConfig struct {
 	// Policy lists the witnesses (each with the URL of its submission
 	// prefix) and the quorum.
 	Policy *Policy
+	// SignDurable, if set, signs a checkpoint over every entry the log
+	// holds if they are atLeast or more, and returns the size of the
+	// latest checkpoint then (0 if it signed nothing). It is asked before
+	// the log is taken for one behind a witness (see signDurable).
+	SignDurable func(ctx context.Context, atLeast uint64) (uint64, error)
 	// Log is the log whose checkpoints are distributed.
 	Log Log
 	// LogVerifier verifies the log's own checkpoint signature (checkpoints
@@ -592,6 +617,9 @@ func (d *Distributor) push(ctx context.Context, w *witnessClient, c *cosigned) (
 			}
 			d.metrics.sizes.WithLabelValues(w.pw.Name).Set(float64(n))
 			latest, _, _ := d.cfg.Log.LatestCheckpoint()
+			if n > latest {
+				latest = d.signDurable(ctx, n, latest)
+			}
 			if n > latest {
 				// The witness cosigned a larger checkpoint than the
 				// log's latest: the log lost entries it published (or

@@ -856,3 +856,43 @@ func TestFirstRoundRetriesOnlyWhileWaited(t *testing.T) {
 		t.Errorf("%d requests in the 1.5s after the wait (after %d failures), want at most 1: the backoff grows once nobody waits", after, waited)
 	}
 }
+
+// TestWitnessAheadOfTheCheckpointNotOfTheLog: a witness that cosigned a
+// size beyond the log's latest checkpoint but within the entries the log
+// holds (a snapshot restored between a commit and the checkpoint over it,
+// when serve's signature at start failed) does not halt the log: the
+// distributor signs what the log holds (SignDurable) and sends that, and
+// the witness judges the tree. It took the log for one behind it, halted
+// for good (found by review).
+func TestWitnessAheadOfTheCheckpointNotOfTheLog(t *testing.T) {
+	l := newLedger(t)
+	grow(t, l, 3) // signed at 3
+	if _, err := l.Append(bg, ledger.Entry{Data: []byte("d")}, ledger.Entry{Data: []byte("e")}); err != nil {
+		t.Fatal(err) // durable at 5, not signed
+	}
+	ws, wvkey := prooftest.WitnessKey(t, "ahead.example/w")
+	w := fakeWitness(t, func(req witness.AddRequest) (int, string, []byte) {
+		if !bytes.Contains(req.Checkpoint, []byte("\n5\n")) {
+			return 409, "text/x.tlog.size", []byte("5\n") // it cosigned 5 before
+		}
+		return 200, "text/plain", cosignWith(t, ws, req.Checkpoint)
+	})
+	var halted atomic.Pointer[error]
+	d, _, _ := runDistributor(t, l, fmt.Sprintf("witness w %s %s\nquorum w\n", wvkey, w.URL), func(c *witness.DistributorConfig) {
+		c.OnBehind = func(err error) { halted.Store(&err) }
+		c.SignDurable = func(ctx context.Context, atLeast uint64) (uint64, error) {
+			if size, _ := l.Size(); size < atLeast {
+				return 0, nil
+			}
+			cp, err := l.SignCheckpoint(ctx)
+			if err != nil {
+				return 0, err
+			}
+			return cp.Size, nil
+		}
+	})
+	waitWitnessed(t, d, l, 5, wvkey)
+	if err := halted.Load(); err != nil {
+		t.Errorf("the log was halted: %v", *err)
+	}
+}
