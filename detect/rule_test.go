@@ -240,3 +240,53 @@ func TestLoadErrors(t *testing.T) {
 		})
 	}
 }
+
+// aliasFanOut is a rule whose selections s0 to s<sels-1> are each an alias
+// of a list of refs aliases of a map of three fields of vals values: a
+// few kilobytes that resolve to sels*refs*3*vals values.
+func aliasFanOut(vals, refs, sels int) []byte {
+	var b strings.Builder
+	b.WriteString("title: t\nid: 44444444-4444-4444-4444-444444444444\nlogsource: {product: accessledger, category: authentication}\ndetection:\n")
+	v := make([]string, vals)
+	for i := range v {
+		v[i] = fmt.Sprintf("v%d", i)
+	}
+	l := "[" + strings.Join(v, ", ") + "]"
+	fmt.Fprintf(&b, "  _l: &L {actor.id|contains: %s, reason|contains: %s, resource.id|contains: %s}\n", l, l, l)
+	b.WriteString("  _m: &M [" + strings.TrimSuffix(strings.Repeat("*L, ", refs), ", ") + "]\n")
+	for i := range sels {
+		fmt.Fprintf(&b, "  s%d: *M\n", i)
+	}
+	b.WriteString("  condition: 1 of s*\n")
+	return []byte(b.String())
+}
+
+// TestRuleAliasFanOut: the detector parses and compiles what an alias
+// refers to at each use, so a 22 KB rule of aliases of aliases (60
+// million values once resolved) took 17 GB and 52 s to load (found by
+// review). Past maxDetectionNodes a rule is refused, at the detection's
+// line, before anything is parsed; a rule that resolves to fewer loads.
+func TestRuleAliasFanOut(t *testing.T) {
+	small := aliasFanOut(10, 10, 3) // 900 values
+	if _, err := ParseRules("fan.yml", small); err != nil {
+		t.Fatalf("ParseRules(%d values through aliases) = %v, want it loaded", 900, err)
+	}
+	// 600,000 values: without the bound, parsed in a tenth of a second.
+	_, err := ParseRules("fan.yml", aliasFanOut(100, 100, 20))
+	if err == nil || !strings.Contains(err.Error(), "fan.yml:4:") || !strings.Contains(err.Error(), "more than 100000 field conditions and values") {
+		t.Fatalf("ParseRules(600,000 values through aliases) = %v, want refused at fan.yml:4", err)
+	}
+	// The reviewer's rule, refused with a few allocations per node written.
+	doc := aliasFanOut(1000, 1000, 20)
+	if allocs := testing.AllocsPerRun(1, func() {
+		if _, err := ParseRules("fan.yml", doc); err == nil {
+			t.Fatal("ParseRules(60 million values through aliases) = nil, want refused")
+		}
+	}); allocs > 100_000 {
+		t.Errorf("refusing a %d-byte rule of aliases made %.0f allocations, want fewer than 100,000", len(doc), allocs)
+	}
+	fsys := fstest.MapFS{"r/fan.yml": {Data: doc}}
+	if _, err := LoadRules(fsys, "r"); err == nil || !strings.Contains(err.Error(), "YAML aliases") {
+		t.Errorf("LoadRules(60 million values through aliases) = %v, want refused", err)
+	}
+}
