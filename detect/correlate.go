@@ -417,6 +417,13 @@ func compileCorrelation(cc *compileCtx, cfg *Config, r *Rule, rs *RuleSet) (*cor
 		return nil, &Error{File: r.File, Line: r.Line, Feature: spec.Type + " condition " + spec.Condition[0].Op,
 			Msg: "temporal correlations take gt or gte conditions only (they fire as soon as the rules have matched)", kind: ErrUnsupported}
 	}
+	// A window keeps at most MaxEventsPerGroup events (insertItem), so
+	// it counts no more events, nor distinct values: a condition that
+	// needs more never fired, and lint said the rule was fine.
+	if lo, _, ok := spec.countRange(); ok && (spec.Type == EventCount || spec.Type == ValueCount) && lo > float64(cfg.MaxEventsPerGroup) {
+		return nil, errorf("the condition can never be met: it needs %v or more, and a window keeps at most max_events_per_group (%d) events; raise the setting or lower the condition",
+			lo, cfg.MaxEventsPerGroup)
+	}
 	c.keep = c.span + c.lateness
 	switch spec.Type {
 	case Baseline:

@@ -222,6 +222,12 @@ func TestLoadErrors(t *testing.T) {
 		{"bad regexp", map[string]string{"r/a.yml": "title: t\nid: x\nlogsource: {product: accessledger}\ndetection:\n  sel:\n    actor.id|re: '(?<=a)b'\n  condition: sel\n"}, `r/a.yml:6:18: actor.id|re: regular expression`},
 		{"ban of a field the count does not group by", map[string]string{"r/a.yml": "title: c\nid: c\ncorrelation: {type: value_count, rules: [x], group-by: [service], timespan: 1m, condition: {field: actor.id, gte: 20}}\nresponse: [{action: ban, target: source.ip}]\n---\n" + rule("x", "x")},
 			`response ban on source.ip: a value_count alert counts many events, which may hold as many values of source.ip; its response may act on its group-by fields only (service)`},
+		// Found by review: a window keeps at most max_events_per_group
+		// events, so these never fired, and lint said they were fine.
+		{"event_count above max_events_per_group", map[string]string{"r/a.yml": "title: c\nid: c\ncorrelation: {type: event_count, rules: [x], group-by: [source.ip], timespan: 1h, condition: {gte: 1001}}\n---\n" + rule("x", "x")},
+			`r/a.yml:1:1: correlation "c": the condition can never be met: it needs 1001 or more, and a window keeps at most max_events_per_group (1000) events`},
+		{"value_count above max_events_per_group", map[string]string{"r/a.yml": "title: c\nid: c\ncorrelation: {type: value_count, rules: [x], group-by: [source.ip], timespan: 1h, condition: {field: actor.id, gt: 1000}}\n---\n" + rule("x", "x")},
+			`max_events_per_group (1000)`},
 		{"group-by not in chained rule", map[string]string{"r/a.yml": "title: o\nid: o\ncorrelation: {type: event_count, rules: [i], group-by: [source.ip], timespan: 1m, condition: {gte: 2}}\n---\ntitle: i\nid: i\ncorrelation: {type: event_count, rules: [x], group-by: [actor.id], timespan: 1m, condition: {gte: 2}}\n---\n" + rule("x", "x")}, `does not group by it`},
 	}
 	for _, tt := range tests {
@@ -238,6 +244,23 @@ func TestLoadErrors(t *testing.T) {
 				t.Errorf("LoadRules+Compile = %v, want an error containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestCountAboveConfiguredMax: the bound on a count condition is the
+// configured max_events_per_group, not the default.
+func TestCountAboveConfiguredMax(t *testing.T) {
+	src := "title: c\nid: c\ncorrelation: {type: event_count, rules: [x], group-by: [source.ip], timespan: 1h, condition: {gte: 1500}}\n---\n" +
+		"title: t\nid: x\nlogsource: {product: accessledger}\ndetection: {sel: {action: login}, condition: sel}\n"
+	rs, err := LoadRules(fstest.MapFS{"r/a.yml": {Data: []byte(src)}}, "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Compile(rs, Config{MaxEventsPerGroup: 2000}); err != nil {
+		t.Errorf("Compile(gte 1500, MaxEventsPerGroup 2000) = %v, want it compiled", err)
+	}
+	if _, err := Compile(rs, Config{MaxEventsPerGroup: 1200}); err == nil || !strings.Contains(err.Error(), "max_events_per_group (1200)") {
+		t.Errorf("Compile(gte 1500, MaxEventsPerGroup 1200) = %v, want refused naming max_events_per_group (1200)", err)
 	}
 }
 
