@@ -90,6 +90,10 @@ type group struct {
 	fired bool // baseline: the current bucket has fired
 	// protected: in the LRU's protected segment (groupLRU); not saved.
 	protected bool
+	// truncated: insertItem dropped the oldest events of the group's
+	// window beyond MaxEventsPerGroup; closeGroup knows its count only
+	// from below. Not saved.
+	truncated bool
 	// firedGap is how far, in milliseconds, the end of the latest
 	// firing's window is before firedUntil (consume); in the padding
 	// after the bools, so the group stays 192 bytes. Not saved.
@@ -887,6 +891,7 @@ func (e *Engine) insertItem(c *correlator, g *group, it item) {
 	if n := len(g.items) - drop; n > e.cfg.MaxEventsPerGroup {
 		c.evicted += uint64(n - e.cfg.MaxEventsPerGroup)
 		drop = len(g.items) - e.cfg.MaxEventsPerGroup
+		g.truncated = true
 	}
 	if drop > 0 {
 		c.setItems(g, slices.Delete(g.items, 0, drop))
@@ -927,6 +932,29 @@ func (c *correlator) condMet(n int) bool {
 			ok = v == cond.Value
 		case "neq":
 			ok = v != cond.Value
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// condMetFrom reports whether the correlation condition holds for every
+// count of at least lo: what is known of a window whose count is only
+// known from below (group.truncated). An upper bound (lt, lte, eq) never
+// does.
+func (c *correlator) condMetFrom(lo int) bool {
+	for _, cond := range c.spec.Condition {
+		v := float64(lo)
+		ok := false
+		switch cond.Op {
+		case "gt":
+			ok = v > cond.Value
+		case "gte":
+			ok = v >= cond.Value
+		case "neq":
+			ok = v > cond.Value
 		}
 		if !ok {
 			return false
@@ -1124,11 +1152,20 @@ func (e *Engine) closeGroup(c *correlator, g *group, closed int64) {
 			}
 			n = len(d)
 		}
-		if c.condMet(n) {
+		// A window whose oldest events were dropped (insertItem) held
+		// more than it keeps: it fires only if the condition holds for
+		// any count above what it kept. Counting what it kept made lt
+		// 2000 fire on a window of 5,000 events (found by review).
+		met, more := c.condMet(n), ""
+		if g.truncated {
+			met, more = c.condMetFrom(n+1), "more than "
+			g.truncated = false
+		}
+		if met {
 			ev := c.itemEvidence(g, win)
 			last := win[len(win)-1]
 			e.fire(c, g, &firing{t: start + c.span, idx: last.idx, start: start, end: start + c.span, evidence: ev,
-				summary: fmt.Sprintf("%d events for %s in the %s from %s (condition %s)", n, c.groupString(g), spanString(c.spec.Timespan),
+				summary: fmt.Sprintf("%s%d events for %s in the %s from %s (condition %s)", more, n, c.groupString(g), spanString(c.spec.Timespan),
 					time.Unix(0, start).UTC().Format(time.RFC3339), c.condString())})
 		}
 		c.consume(g, start+c.span)

@@ -1058,3 +1058,36 @@ correlation:
 		t.Fatalf("alerts %s, want two: the future burst's and the real one's", alertIDs(as))
 	}
 }
+
+// TestUpperBoundTruncatedWindow: a window keeps at most
+// max_events_per_group events; one of 5,000 was counted as the 1,000 it
+// kept, and lt 2000 fired (found by review). A window that dropped events
+// fires only if the condition holds for more than it kept.
+func TestUpperBoundTruncatedWindow(t *testing.T) {
+	for _, tt := range []struct {
+		cond  string
+		n     int
+		alert bool
+	}{
+		{"{lt: 2000}", 5000, false},
+		{"{lte: 5000}", 5000, false},
+		{"{eq: 1000}", 5000, false},
+		{"{lt: 2000}", 500, true}, // not truncated
+		{"{gte: 10, neq: 100}", 5000, true},
+	} {
+		t.Run(fmt.Sprintf("%s/%d", tt.cond, tt.n), func(t *testing.T) {
+			rules := failedLogin + "title: few\nid: few\ncorrelation:\n  type: event_count\n  rules: [failed_login]\n  group-by: [actor.id]\n  timespan: 1h\n  condition: " + tt.cond + "\n"
+			e := compileYAML(t, rules, Config{Lateness: time.Minute})
+			var as []*event.Alert
+			for i := range tt.n {
+				as = append(as, cloneAlerts(e.Process(rec(fail(t, time.Duration(i)*time.Second/2, "192.0.2.1", "alice"), uint64(i))))...)
+			}
+			for i := range 1024 {
+				as = append(as, cloneAlerts(e.Process(rec(mkEvent(t, map[string]any{"time": at(3 * time.Hour), "action": "read"}), uint64(tt.n+i))))...)
+			}
+			if got := len(as) > 0; got != tt.alert {
+				t.Errorf("%d failures in one window, condition %s: alerts %d, want alert %v", tt.n, tt.cond, len(as), tt.alert)
+			}
+		})
+	}
+}
