@@ -597,8 +597,8 @@ func (m strAnyMatcher) match(r *Record) bool {
 	return false
 }
 
-// strNeqMatcher is field|neq: the field is absent or equals none of the
-// values.
+// strNeqMatcher is field|neq: the field equals none of the values, or is
+// absent and none of them is the empty string.
 type strNeqMatcher struct {
 	f     fieldRef
 	cased bool
@@ -614,6 +614,15 @@ func (m strNeqMatcher) match(r *Record) bool {
 		v, ok = r.lowerStr(m.f)
 	}
 	if !ok {
+		// The negation of strAnyMatcher: an absent optional field is
+		// '' (the canonical event omits empty strings), so neq '' is
+		// false for it; it was true, and reason|neq: '' matched the
+		// events without a reason (found by review).
+		for i := range m.pats {
+			if m.pats[i].op == opEq && m.pats[i].lit == "" {
+				return false
+			}
+		}
 		return true
 	}
 	for i := range m.pats {

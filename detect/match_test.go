@@ -60,6 +60,12 @@ func TestMatch(t *testing.T) {
 		{"neq", "sel:\n  outcome|neq: success\ncondition: sel", nil, true},
 		{"neq equal", "sel:\n  outcome|neq: failure\ncondition: sel", nil, false},
 		{"neq on absent field", "sel:\n  tenant|neq: acme\ncondition: sel", nil, true},
+		// Found by review: '' matches an absent field, so neq '' must not.
+		{"neq '' on absent field", "sel:\n  reason|neq: ''\ncondition: sel", map[string]any{"reason": nil}, false},
+		{"neq '' on present field", "sel:\n  reason|neq: ''\ncondition: sel", nil, true},
+		{"neq of values with '' on absent field", "sel:\n  reason|neq: [x, '']\ncondition: sel", map[string]any{"reason": nil}, false},
+		{"not '' on absent field", "sel:\n  reason: ''\ncondition: not sel", map[string]any{"reason": nil}, false},
+		{"not '' on present field", "sel:\n  reason: ''\ncondition: not sel", nil, true},
 		{"neq number", "sel:\n  source.port|neq: 443\ncondition: sel", map[string]any{"source": map[string]any{"port": 443}}, false},
 		{"bool", "sel:\n  mfa: false\ncondition: sel", map[string]any{"mfa": false}, true},
 		{"bool absent", "sel:\n  mfa: false\ncondition: sel", nil, false},
