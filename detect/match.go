@@ -217,6 +217,11 @@ func compileFieldCond(cc *compileCtx, fc *fieldCondAST) (matcher, error) {
 				if aerr != nil {
 					return nil, errAt(v, "%q is not a CIDR range", v.text)
 				}
+				if a.Zone() != "" {
+					// fe80::1%eth0/64 parsed as fe80::1 in zone
+					// "eth0/64": a /128 (found by review).
+					return nil, errAt(v, "%q: zones are not allowed (events' addresses have none)", v.text)
+				}
 				p = netip.PrefixFrom(a, a.BitLen())
 			}
 			if a := p.Addr(); a.Is4In6() {
@@ -258,6 +263,9 @@ func compileFieldCond(cc *compileCtx, fc *fieldCondAST) (matcher, error) {
 		text := v.text
 		if f.kind == kindIP && mt == "" && !strings.ContainsAny(text, "*?\\") {
 			if a, err := netip.ParseAddr(text); err == nil {
+				if a.Zone() != "" {
+					return nil, errAt(v, "%q: zones are not allowed (events' addresses have none)", v.text)
+				}
 				text = a.Unmap().String()
 			}
 		}

@@ -228,6 +228,9 @@ func TestLoadErrors(t *testing.T) {
 			`r/a.yml:1:1: correlation "c": the condition can never be met: it needs 1001 or more, and a window keeps at most max_events_per_group (1000) events`},
 		{"value_count above max_events_per_group", map[string]string{"r/a.yml": "title: c\nid: c\ncorrelation: {type: value_count, rules: [x], group-by: [source.ip], timespan: 1h, condition: {field: actor.id, gt: 1000}}\n---\n" + rule("x", "x")},
 			`max_events_per_group (1000)`},
+		// Found by review: the zone swallowed the prefix length, a /128.
+		{"zoned cidr", map[string]string{"r/a.yml": "title: t\nid: x\nlogsource: {product: accessledger}\ndetection:\n  sel:\n    source.ip|cidr: 'fe80::1%eth0/64'\n  condition: sel\n"}, `r/a.yml:6:21: source.ip|cidr: "fe80::1%eth0/64": zones are not allowed`},
+		{"zoned address", map[string]string{"r/a.yml": "title: t\nid: x\nlogsource: {product: accessledger}\ndetection:\n  sel:\n    source.ip: 'fe80::1%eth0'\n  condition: sel\n"}, `"fe80::1%eth0": zones are not allowed`},
 		{"group-by not in chained rule", map[string]string{"r/a.yml": "title: o\nid: o\ncorrelation: {type: event_count, rules: [i], group-by: [source.ip], timespan: 1m, condition: {gte: 2}}\n---\ntitle: i\nid: i\ncorrelation: {type: event_count, rules: [x], group-by: [actor.id], timespan: 1m, condition: {gte: 2}}\n---\n" + rule("x", "x")}, `does not group by it`},
 	}
 	for _, tt := range tests {
