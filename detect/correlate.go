@@ -771,7 +771,7 @@ func (e *Engine) feed(c *correlator, h hit) {
 // firing is a correlation's detection, before suppression.
 type firing struct {
 	rec        *Record
-	t          int64 // event time of the firing
+	t          int64 // event time of the firing: when its window met the condition, or closed
 	idx        uint64
 	start, end int64
 	evidence   []uint64
@@ -1065,7 +1065,8 @@ func (e *Engine) windowCount(c *correlator, g *group, h *hit) *firing {
 			if distinct != nil {
 				what = "distinct " + strings.Join(c.spec.Field, "+") + " values"
 			}
-			f := &firing{rec: h.rec, t: h.t, idx: h.idx, start: win[0].t, end: last.t, evidence: ev,
+			met := c.countMetAt(win)
+			f := &firing{rec: h.rec, t: met.t, idx: met.idx, start: win[0].t, end: last.t, evidence: ev,
 				summary: fmt.Sprintf("%d %s for %s within %s (condition %s)", n, what, c.groupString(g), spanString(c.spec.Timespan), c.condString())}
 			c.consume(g, win[0].t+c.span)
 			return f
@@ -1077,6 +1078,51 @@ func (e *Engine) windowCount(c *correlator, g *group, h *hit) *firing {
 		}
 	}
 	return nil
+}
+
+// countMetAt returns the item of a window (in time, then index, order)
+// at which its count, of events or of distinct values (value_count),
+// first meets a lower-bound condition: the time of the firing. It is
+// not the time of the event that arrived last, which for one that
+// arrived late is earlier than the window's completion, and made a
+// chained correlation see the firing before an event that preceded
+// it (found by review).
+func (c *correlator) countMetAt(win []item) item {
+	var seen map[uint64]bool
+	if c.spec.Type == ValueCount {
+		seen = map[uint64]bool{}
+	}
+	n := 0
+	for _, it := range win {
+		if seen != nil {
+			if seen[it.val] {
+				continue
+			}
+			seen[it.val] = true
+		}
+		if n++; c.condMet(n) {
+			return it
+		}
+	}
+	return win[len(win)-1]
+}
+
+// slotsMetAt returns the item of a temporal window (in time, then index,
+// order) at which the window first holds need of the rules and meets the
+// condition: the time of the firing (see countMetAt).
+func (c *correlator) slotsMetAt(win []item, need int) item {
+	seen := make([]bool, c.nslots)
+	n := 0
+	for _, it := range win {
+		if seen[it.slot] {
+			continue
+		}
+		seen[it.slot] = true
+		if n++; n >= need && c.condMet(n) {
+			return it
+		}
+	}
+	return win[len(win)-1]
 }
 
 // consume records a firing whose window ended at until: its events, the
@@ -1203,7 +1249,8 @@ func (e *Engine) temporal(c *correlator, g *group, h *hit) *firing {
 		if distinct >= need && c.condMet(distinct) {
 			win := items[s:end]
 			ev := c.itemEvidence(g, win)
-			f := &firing{rec: h.rec, t: h.t, idx: h.idx, start: win[0].t, end: win[len(win)-1].t, evidence: ev,
+			met := c.slotsMetAt(win, need)
+			f := &firing{rec: h.rec, t: met.t, idx: met.idx, start: win[0].t, end: win[len(win)-1].t, evidence: ev,
 				summary: fmt.Sprintf("%d of %d correlated rules (%s) matched for %s within %s", distinct, c.nslots,
 					strings.Join(c.spec.Rules, ", "), c.groupString(g), spanString(c.spec.Timespan))}
 			c.consume(g, win[len(win)-1].t)
@@ -1246,7 +1293,10 @@ func (e *Engine) temporalOrdered(c *correlator, g *group, h *hit) *firing {
 				win = append(win, items[j])
 			}
 			ev := c.itemEvidence(g, win)
-			f := &firing{rec: h.rec, t: h.t, idx: h.idx, start: win[0].t, end: win[len(win)-1].t, evidence: ev,
+			// The chain is complete at its last step, whichever of its
+			// events the log received last.
+			last := win[len(win)-1]
+			f := &firing{rec: h.rec, t: last.t, idx: last.idx, start: win[0].t, end: last.t, evidence: ev,
 				summary: fmt.Sprintf("%s in this order for %s within %s", strings.Join(c.spec.Rules, " then "), c.groupString(g), spanString(c.spec.Timespan))}
 			c.consume(g, win[len(win)-1].t)
 			return f
