@@ -33,6 +33,17 @@ import (
 // looks (any call), which logs it as deleted for bouncers. Ended decisions
 // and the change log are kept for DecisionsConfig.History, then pruned.
 //
+// Time is the clock's, as CrowdSec's time.Now, never held at a later time
+// seen before: Add's start and Until, the refusal of a decision already
+// ended (ErrEnded), expiry and the time an answer counts durations from.
+// Bouncers follow changes by sequence number, not by time. If the clock steps back
+// (an NTP correction after a jump ahead), a decision that expired under
+// the fast clock stays ended, as bouncers were told (in Deleted): the next
+// alert on its value bans again. A decision made while the clock was ahead
+// keeps its Until. The times of changes and ended decisions that are
+// ahead of the clock count as now, so that History prunes them from the
+// correction on, not from when real time reaches them.
+//
 // Its methods are safe for concurrent use; one mutex guards the state,
 // and the Recorder is called outside it.
 type Decisions struct {
@@ -46,7 +57,6 @@ type Decisions struct {
 	// broken is set when a failed commit could not be undone by reloading
 	// the state from Badger; every call then fails.
 	broken  error
-	last    time.Time // the latest time seen: the store's clock never goes back
 	nextID  uint64
 	nextSeq uint64
 	// floor is the sequence number of the last change pruned (0 if none):
@@ -955,15 +965,30 @@ func (s *Decisions) advance(ctx context.Context) (time.Time, error) {
 	return now, nil
 }
 
-// now returns the store's time: the clock's, but never before the latest
-// time seen.
+// now returns the clock's time, which may go back (see Decisions), and
+// settles the state to it. Every call that changes the state takes its
+// time from now.
 func (s *Decisions) now() time.Time {
 	now := s.clock().UTC()
-	if now.Before(s.last) {
-		now = s.last
-	}
-	s.last = now
+	s.settle(now)
 	return now
+}
+
+// settle brings the times ahead of now (the clock stepped back) to now:
+// the changes' and the ended decisions' times, which pruning reads in
+// order, and the last sweep of positions. The change log and s.ended are
+// in order of time, each time at most the now of its call (load keeps
+// that for what it reads); only a tail can be ahead.
+func (s *Decisions) settle(now time.Time) {
+	for i := len(s.changes) - 1; i >= 0 && s.changes[i].at.After(now); i-- {
+		s.changes[i].at = now
+	}
+	for i := len(s.ended) - 1; i >= 0 && s.ended[i].removed.After(now); i-- {
+		s.ended[i].removed = now
+	}
+	if s.swept.After(now) {
+		s.swept = time.Time{}
+	}
 }
 
 // commit writes b. If that fails, the state in memory (already changed)
@@ -1069,6 +1094,14 @@ func (s *Decisions) load(ctx context.Context) error {
 		g.effective = g.best()
 	}
 	slices.SortStableFunc(s.ended, func(a, b *decEntry) int { return a.removed.Compare(b.removed) })
+	// Changes stored after the clock stepped back may follow later times:
+	// each counts from the earliest time at or after it (pruned no later
+	// than the changes after it, which settle needs).
+	for i := len(s.changes) - 2; i >= 0; i-- {
+		if next := s.changes[i+1].at; s.changes[i].at.After(next) {
+			s.changes[i].at = next
+		}
+	}
 	if len(s.changes) > 0 {
 		s.floor = s.changes[0].seq - 1
 		for i, c := range s.changes {
@@ -1119,11 +1152,6 @@ func (s *Decisions) loadRecord(_, v []byte) error {
 	d.setGroupKey()
 	s.byID[d.ID] = d
 	s.byKey[d.Key] = d
-	for _, t := range []time.Time{d.Created, d.removed} {
-		if t.After(s.last) {
-			s.last = t
-		}
-	}
 	if !d.Active() {
 		s.ended = append(s.ended, d)
 		return nil

@@ -1014,3 +1014,67 @@ func TestDecisionsAllowListEndsExisting(t *testing.T) {
 		t.Errorf("after reopening, the recorder has %d responses, want 7 (nothing recorded twice)", n)
 	}
 }
+
+// TestDecisionsClockStepsBack: after the clock jumped ahead and was set
+// back (an NTP correction), decisions count from the clock again, across
+// a restart; the one that expired under the fast clock stays ended, as
+// bouncers were told; what it logged ahead is pruned from the correction.
+func TestDecisionsClockStepsBack(t *testing.T) {
+	f := newDecFixture(t, respond.DefaultDecisionsConfig())
+	f.pull("A", true)
+	d1 := f.add(1, "192.0.2.1", 4*time.Hour)
+	wantPull(t, "A before the jump", f.pull("A", false), []string{id(d1, "192.0.2.1")}, []string{})
+
+	f.clock.Advance(30 * 24 * time.Hour)
+	list, err := f.store.List(decCtx, respond.DecisionQuery{})
+	if err != nil || len(list.Decisions) != 0 {
+		t.Fatalf("List() 30 days ahead = %v, %v; want no active decision", values(list.Decisions), err)
+	}
+	wantPull(t, "A 30 days ahead", f.pull("A", false), []string{}, []string{id(d1, "192.0.2.1")})
+
+	f.clock.Advance(-30*24*time.Hour + time.Minute)
+	ban := func(n uint64, value string, since bool) event.Decision {
+		t.Helper()
+		now := f.clock.Now()
+		in := respond.DecisionInput{Key: fmt.Sprintf("%d/%s", n, value), AlertIndex: n, Scenario: "ssh-bruteforce",
+			Value: value, Duration: 4 * time.Hour}
+		if since {
+			in.Since = now
+		}
+		dec, created, err := f.store.Add(decCtx, in)
+		if err != nil || !created || !dec.Until.Equal(now.Add(4*time.Hour)) {
+			t.Fatalf("Add(%s for 4h, since %v) after the clock stepped back = %+v, %v, %v; want a decision until %s",
+				value, since, dec, created, err, now.Add(4*time.Hour))
+		}
+		return dec
+	}
+	d2 := ban(2, "192.0.2.1", true)
+	ans := f.pull("A", false)
+	wantPull(t, "A after the clock stepped back", ans, []string{id(d2, "192.0.2.1")}, []string{})
+	if len(ans.New) == 1 {
+		if left := ans.New[0].Until.Sub(ans.Now); left != 4*time.Hour {
+			t.Errorf("time left of %d shown = %s, want 4h0m0s", d2.ID, left)
+		}
+	}
+	if got, err := f.store.Get(decCtx, d1.ID); err != nil || got.Active() {
+		t.Errorf("Get(%d), expired under the fast clock = %+v, %v; want it ended", d1.ID, got, err)
+	}
+
+	f.reopen()
+	d3 := ban(3, "192.0.2.3", true)
+	d4 := ban(4, "192.0.2.4", false)
+	wantPull(t, "A after reopening", f.pull("A", false), []string{id(d3, "192.0.2.3"), id(d4, "192.0.2.4")}, []string{})
+	ans = f.pull("B", true)
+	wantPull(t, "startup after reopening", ans, []string{id(d2, "192.0.2.1"), id(d3, "192.0.2.3"), id(d4, "192.0.2.4")}, []string{})
+	if !ans.Now.Equal(f.clock.Now()) {
+		t.Errorf("answer time = %v, want the clock's %v", ans.Now, f.clock.Now())
+	}
+
+	// History counts from the correction for what was logged ahead: a day
+	// later, d1 and its changes are pruned.
+	f.clock.Advance(25 * time.Hour)
+	wantPull(t, "A a day later", f.pull("A", false), []string{}, []string{id(d2, "192.0.2.1"), id(d3, "192.0.2.3"), id(d4, "192.0.2.4")})
+	if _, err := f.store.Get(decCtx, d1.ID); !errors.Is(err, respond.ErrNotFound) {
+		t.Errorf("Get(%d) a day after the correction = %v, want ErrNotFound (pruned)", d1.ID, err)
+	}
+}
