@@ -115,6 +115,21 @@ func (l *Ledger) SignCheckpoint(ctx context.Context) (*Checkpoint, error) {
 	return l.signLocked(ctx, size, root, nil)
 }
 
+// SignDurable signs a checkpoint over every entry the log holds, as
+// SignCheckpoint, if they are atLeast or more, and returns the size of
+// the latest checkpoint then; 0, and nothing signed, if the log holds
+// fewer. It is witness.DistributorConfig.SignDurable for this log.
+func (l *Ledger) SignDurable(ctx context.Context, atLeast uint64) (uint64, error) {
+	if size, _ := l.Size(); size < atLeast {
+		return 0, nil
+	}
+	cp, err := l.SignCheckpoint(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return cp.Size, nil
+}
+
 // signLocked signs and stores a checkpoint, in one synced transaction with
 // whatever also writes. l.cpMu must be held.
 func (l *Ledger) signLocked(ctx context.Context, size uint64, root []byte, also func(*badger.Txn) error) (*Checkpoint, error) {

@@ -880,16 +880,7 @@ func TestWitnessAheadOfTheCheckpointNotOfTheLog(t *testing.T) {
 	var halted atomic.Pointer[error]
 	d, _, _ := runDistributor(t, l, fmt.Sprintf("witness w %s %s\nquorum w\n", wvkey, w.URL), func(c *witness.DistributorConfig) {
 		c.OnBehind = func(err error) { halted.Store(&err) }
-		c.SignDurable = func(ctx context.Context, atLeast uint64) (uint64, error) {
-			if size, _ := l.Size(); size < atLeast {
-				return 0, nil
-			}
-			cp, err := l.SignCheckpoint(ctx)
-			if err != nil {
-				return 0, err
-			}
-			return cp.Size, nil
-		}
+		c.SignDurable = l.SignDurable
 	})
 	waitWitnessed(t, d, l, 5, wvkey)
 	if err := halted.Load(); err != nil {

@@ -586,16 +586,7 @@ func startWitnessing(ctx context.Context, cfg Config, p *witness.Policy, l *ledg
 		Registerer:  reg,
 		OnBehind:    l.Halt,
 		BehindFile:  filepath.Join(cfg.Data, behindFile),
-		SignDurable: func(ctx context.Context, atLeast uint64) (uint64, error) {
-			if size, _ := l.Size(); size < atLeast {
-				return 0, nil
-			}
-			cp, err := l.SignCheckpoint(ctx)
-			if err != nil {
-				return 0, err
-			}
-			return cp.Size, nil
-		},
+		SignDurable: l.SignDurable,
 	})
 	if err != nil {
 		return nil, nil, err
