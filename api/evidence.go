@@ -3,7 +3,6 @@ package api
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -111,13 +110,7 @@ func (s *Server) getEvidence(c *gin.Context) {
 		err = bw.Flush()
 	}
 	if err != nil {
-		switch {
-		case errors.Is(err, errKeyRevoked):
-			s.log.WarnContext(c, "the API key of an evidence bundle was revoked, expired or lost its role; the bundle is cut short", "route", route(c), "api_key", c.GetString(ctxKeyName))
-		case c.Request.Context().Err() == nil:
-			s.log.ErrorContext(c, "writing an evidence bundle failed; aborting the answer", "err", err)
-		}
-		panic(http.ErrAbortHandler)
+		s.abortAnswer(c, "an evidence bundle", err)
 	}
 }
 

@@ -540,18 +540,25 @@ func (s *Server) eventsStream(c *gin.Context, f filters, p pageParams, size uint
 		err = w.Flush()
 	}
 	if err != nil {
-		switch {
-		case errors.Is(err, errKeyRevoked):
-			s.log.WarnContext(c, "the API key of an export was revoked, expired or lost its role; the export is cut short", "route", route(c), "api_key", c.GetString(ctxKeyName))
-		case c.Request.Context().Err() == nil:
-			s.log.ErrorContext(c, "streaming query results failed; aborting the answer", "route", route(c), "err", err)
-		}
-		panic(http.ErrAbortHandler)
+		s.abortAnswer(c, "an export", err)
 	}
 }
 
 // errKeyRevoked stops an export whose key no longer admits it.
 var errKeyRevoked = errors.New("the API key was revoked, expired or lost its role during the export")
+
+// abortAnswer ends an answer that has begun (what: "an export") after
+// err, by aborting its connection, so that a client never takes a cut
+// answer for a whole one; it logs why, unless the client went away.
+func (s *Server) abortAnswer(c *gin.Context, what string, err error) {
+	switch {
+	case errors.Is(err, errKeyRevoked):
+		s.log.WarnContext(c, "the API key of "+what+" was revoked, expired or lost its role; the answer is cut short", "route", route(c), "api_key", c.GetString(ctxKeyName))
+	case c.Request.Context().Err() == nil:
+		s.log.ErrorContext(c, "writing "+what+" failed; aborting the answer", "route", route(c), "err", err)
+	}
+	panic(http.ErrAbortHandler)
+}
 
 // countEvents answers GET /v1/events/count: {"count","indexed_size"}.
 func (s *Server) countEvents(c *gin.Context) {
