@@ -49,17 +49,7 @@ var adminKinds = map[string]adminKind{
 // and are not recorded (anyone could send them, and fill the log), nor
 // are those refused by the rate limit (429), which bounds them already.
 func (s *Server) auditAdmin(require gin.HandlerFunc) gin.HandlerFunc {
-	if s.reads == nil {
-		return require
-	}
-	return func(c *gin.Context) {
-		start := s.cfg.Clock()
-		require(c)
-		defer s.recordAdminRequest(c, start)
-		if !c.IsAborted() {
-			c.Next()
-		}
-	}
+	return s.recordAfter(require, s.recordAdminRequest)
 }
 
 // recordAdminRequest records the request to an admin endpoint that c

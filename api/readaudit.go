@@ -162,6 +162,13 @@ func (a *readAuditor) metrics() prometheus.Collector {
 // are not recorded (unknown keys must not be able to fill the log), nor
 // are those refused by the rate limit.
 func (s *Server) auditReads(require gin.HandlerFunc) gin.HandlerFunc {
+	return s.recordAfter(require, s.recordRead)
+}
+
+// recordAfter wraps require, an endpoint's access check, so that record
+// is called with the request's start once the request is answered,
+// refused or served; without read auditing it is require alone.
+func (s *Server) recordAfter(require gin.HandlerFunc, record func(*gin.Context, time.Time)) gin.HandlerFunc {
 	if s.reads == nil {
 		return require
 	}
@@ -170,7 +177,7 @@ func (s *Server) auditReads(require gin.HandlerFunc) gin.HandlerFunc {
 		require(c)
 		// Deferred: a stream the client cut short ends its handler with
 		// panic(http.ErrAbortHandler), and what it read is still a read.
-		defer s.recordRead(c, start)
+		defer record(c, start)
 		if !c.IsAborted() {
 			c.Next()
 		}
